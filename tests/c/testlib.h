@@ -1,0 +1,68 @@
+/* Minimal test harness for tests/c/test_*.c. Each file is one executable and one CTest test.
+ * CHECK records a failure and continues; REQUIRE stops the test function. Exit code 77 means
+ * "skipped" (e.g. ../shared absent), which CTest reports as skipped. */
+#ifndef MP_TESTLIB_H
+#define MP_TESTLIB_H
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+extern int mp_test_failures;
+extern int mp_test_checks;
+
+#define CHECK(cond)                                                                                \
+  do {                                                                                             \
+    mp_test_checks++;                                                                              \
+    if (!(cond)) {                                                                                 \
+      mp_test_failures++;                                                                          \
+      fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond);                     \
+    }                                                                                              \
+  } while (0)
+#define CHECKF(cond, ...)                                                                          \
+  do {                                                                                             \
+    mp_test_checks++;                                                                              \
+    if (!(cond)) {                                                                                 \
+      mp_test_failures++;                                                                          \
+      fprintf(stderr, "%s:%d: CHECK failed: %s: ", __FILE__, __LINE__, #cond);                     \
+      fprintf(stderr, __VA_ARGS__);                                                                \
+      fputc('\n', stderr);                                                                         \
+    }                                                                                              \
+  } while (0)
+#define REQUIRE(cond)                                                                              \
+  do {                                                                                             \
+    mp_test_checks++;                                                                              \
+    if (!(cond)) {                                                                                 \
+      mp_test_failures++;                                                                          \
+      fprintf(stderr, "%s:%d: REQUIRE failed: %s\n", __FILE__, __LINE__, #cond);                   \
+      return;                                                                                      \
+    }                                                                                              \
+  } while (0)
+#define CHECK_OK(expr)                                                                             \
+  do {                                                                                             \
+    mp_status s_ = (expr);                                                                         \
+    mp_test_checks++;                                                                              \
+    if (s_ != MP_OK) {                                                                             \
+      mp_test_failures++;                                                                          \
+      fprintf(stderr, "%s:%d: %s failed: %s\n", __FILE__, __LINE__, #expr, mp_last_error());       \
+    }                                                                                              \
+  } while (0)
+#define CHECK_STREQ(a, b) CHECKF(strcmp((a), (b)) == 0, "'%s' != '%s'", (a), (b))
+
+#define RUN(fn)                                                                                    \
+  do {                                                                                             \
+    int before_ = mp_test_failures;                                                                \
+    fn();                                                                                          \
+    fprintf(stderr, "%s %s\n", mp_test_failures == before_ ? "ok  " : "FAIL", #fn);                \
+  } while (0)
+
+/* Exit status for main: 0 when all checks passed. */
+int mp_test_done(void);
+/* Source tree root (MP_SOURCE_DIR) and the shared data folder (MP_SHARED_DIR, default
+ * <source>/../shared); NULL when the shared folder is absent. */
+const char *mp_test_source_dir(void);
+const char *mp_test_shared_dir(void);
+/* A fresh empty temporary folder for this test (removed by mp_test_done when all passed). */
+const char *mp_test_tmpdir(void);
+/* Skips the whole test with a message (exit 77). */
+void mp_test_skip(const char *why) __attribute__((noreturn));
+#endif
