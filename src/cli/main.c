@@ -20,13 +20,30 @@ static const command k_commands[] = {
 };
 static const size_t k_ncommands = sizeof k_commands / sizeof k_commands[0];
 
+/* Command names come from file names (cmd_verify_weights.c); users type dashes (verify-weights). */
+static int name_eq(const char *typed, const char *name) {
+  for (; *typed && *name; typed++, name++)
+    if (*typed != (*name == '_' ? '-' : *name)) return 0;
+  return *typed == 0 && *name == 0;
+}
+static void print_name(FILE *f, const char *name) {
+  char buf[64];
+  size_t i = 0;
+  for (; name[i] && i < sizeof buf - 1; i++) buf[i] = name[i] == '_' ? '-' : name[i];
+  buf[i] = 0;
+  fprintf(f, "  %-16s", buf);
+}
+
 static void print_help(FILE *f) {
   fprintf(f,
           "mlxport %s: convert Hugging Face models to MLX format, run and evaluate them anywhere.\n\n"
           "usage: mlxport <command> [options]      (mlxport <command> --help for details)\n\n"
           "commands:\n",
           MP_VERSION_STRING);
-  for (size_t i = 0; i < k_ncommands; i++) fprintf(f, "  %-16s %s\n", k_commands[i].name, k_commands[i].summary);
+  for (size_t i = 0; i < k_ncommands; i++) {
+    print_name(f, k_commands[i].name);
+    fprintf(f, " %s\n", k_commands[i].summary);
+  }
   fprintf(f,
           "\nexit status: 0 success, 1 a quality gate failed, 2 usage error, 3 any other error.\n"
           "environment: HF_HUB_CACHE / HF_HOME locate the Hugging Face cache; NO_COLOR disables color;\n"
@@ -57,7 +74,7 @@ int main(int argc, char **argv) {
   if (!strcmp(c, "--help") || !strcmp(c, "-h") || !strcmp(c, "help")) {
     if (argc >= 3 && strcmp(c, "help") == 0) {
       for (size_t i = 0; i < k_ncommands; i++)
-        if (!strcmp(argv[2], k_commands[i].name)) {
+        if (name_eq(argv[2], k_commands[i].name)) {
           char *hv[] = {(char *)k_commands[i].name, "--help", NULL};
           return k_commands[i].fn(2, hv);
         }
@@ -70,7 +87,7 @@ int main(int argc, char **argv) {
     return MP_EXIT_OK;
   }
   for (size_t i = 0; i < k_ncommands; i++)
-    if (!strcmp(c, k_commands[i].name)) return k_commands[i].fn(argc - 1, argv + 1);
+    if (name_eq(c, k_commands[i].name)) return k_commands[i].fn(argc - 1, argv + 1);
   fprintf(stderr, "mlxport: unknown command '%s'\n", c);
   /* did-you-mean on a shared prefix */
   for (size_t i = 0; i < k_ncommands; i++)
