@@ -25,10 +25,21 @@ size_t mp_safetensors_metadata_count(const mp_safetensors *st);
 void mp_safetensors_metadata_at(const mp_safetensors *st, size_t i, const char **key, const char **value);
 const char *mp_safetensors_metadata(const mp_safetensors *st, const char *key); /* NULL if absent */
 const char *mp_safetensors_path(const mp_safetensors *st);
+/* Byte offset of the data block in the file (8 + header length); tensor data of a view t lives
+ * at file offset data_offset + ((const uint8_t *)t->data - data_block_start). */
+uint64_t mp_safetensors_data_offset(const mp_safetensors *st);
+/* Size of the file (or buffer) in bytes. */
+uint64_t mp_safetensors_file_size(const mp_safetensors *st);
+/* Note: the format does not align tensors; files written by other tools may place a tensor at
+ * any byte offset, so view data is only guaranteed 1-byte aligned (use memcpy or unaligned
+ * loads). Files written by mp_st_writer are aligned to the element size (see below). */
 
 /* Writer: add tensors (data copied or referenced until finish), then finish writes the file
- * atomically (temp + fsync + rename). Data is laid out in insertion order, each tensor aligned
- * to 8 bytes as the reference implementation pads the header. */
+ * atomically (temp + fsync + rename). The header is padded with spaces to a multiple of 8 bytes
+ * as the reference implementation does. The format forbids gaps between tensors, so data is laid
+ * out in insertion order within each element size, larger element sizes first (8, 4, 2, 1
+ * bytes): every tensor then starts at a multiple of its element size. Header entries follow the
+ * data order, "__metadata__" (if any) first. */
 typedef struct mp_st_writer mp_st_writer;
 mp_status mp_st_writer_create(mp_st_writer **out);
 mp_status mp_st_writer_set_metadata(mp_st_writer *w, const char *key, const char *value);

@@ -29,6 +29,8 @@ const mp_tensor *mp_weights_find(const mp_weights *w, const char *name);
 /* The weight files the table was read from (for hashing and size on disk). */
 size_t mp_weights_file_count(const mp_weights *w);
 const char *mp_weights_file(const mp_weights *w, size_t i);
+/* The file that holds table entry i (one of mp_weights_file). */
+const char *mp_weights_file_of(const mp_weights *w, size_t i);
 /* safetensors __metadata__ of the first file (NULL if absent). */
 const char *mp_weights_metadata(const mp_weights *w, const char *key);
 #endif
