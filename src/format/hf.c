@@ -1,0 +1,186 @@
+#include "format/hf.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/error.h"
+#include "core/fs.h"
+#include "core/strbuf.h"
+
+char *mp_hf_cache_dir(void) {
+  const char *e = getenv("HF_HUB_CACHE");
+  if (e && *e) return strdup(e);
+  e = getenv("HUGGINGFACE_HUB_CACHE");
+  if (e && *e) return strdup(e);
+  e = getenv("HF_HOME");
+  if (e && *e) return mp_path_join(e, "hub");
+  e = getenv("XDG_CACHE_HOME");
+  if (e && *e) return mp_path_join(e, "huggingface/hub");
+  e = getenv("HOME");
+  return mp_path_join(e && *e ? e : "/", ".cache/huggingface/hub");
+}
+
+/* A repo id is "name" or "org/name" of [A-Za-z0-9._-], with no "..", plus optional @revision. */
+static int valid_repo_part(const char *s, size_t n) {
+  if (n == 0 || n > 96) return 0;
+  if (n >= 2 && strstr(s, "..") && (size_t)(strstr(s, "..") - s) < n) return 0;
+  for (size_t i = 0; i < n; i++) {
+    char c = s[i];
+    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '_' ||
+          c == '.'))
+      return 0;
+  }
+  return s[0] != '.' && s[0] != '-';
+}
+
+mp_status mp_hf_resolve(const char *ref, char **out_path) {
+  *out_path = NULL;
+  if (!ref || !*ref) return mp_err(MP_ERR_INVALID_ARG, "empty model reference");
+  if (mp_path_exists(ref)) {
+    *out_path = strdup(ref);
+    return *out_path ? MP_OK : mp_err(MP_ERR_NOMEM, "out of memory");
+  }
+  /* split revision */
+  const char *at = strchr(ref, '@');
+  size_t idlen = at ? (size_t)(at - ref) : strlen(ref);
+  const char *rev = at ? at + 1 : "main";
+  const char *slash = memchr(ref, '/', idlen);
+  int looks_like_id = slash ? valid_repo_part(ref, (size_t)(slash - ref)) &&
+                                  valid_repo_part(slash + 1, idlen - (size_t)(slash - ref) - 1) &&
+                                  !memchr(slash + 1, '/', idlen - (size_t)(slash - ref) - 1)
+                            : valid_repo_part(ref, idlen);
+  if (!looks_like_id || (at && !valid_repo_part(rev, strlen(rev))))
+    return mp_err(MP_ERR_NOT_FOUND, "%s: no such file or folder (and not a Hugging Face repo id)", ref);
+  char *cache = mp_hf_cache_dir();
+  if (!cache) return mp_err(MP_ERR_NOMEM, "out of memory");
+  mp_sb sb;
+  mp_sb_init(&sb);
+  mp_sb_printf(&sb, "%s/models--", cache);
+  for (size_t i = 0; i < idlen; i++) {
+    if (ref[i] == '/') mp_sb_puts(&sb, "--");
+    else mp_sb_putc(&sb, ref[i]);
+  }
+  char *repo_dir = mp_sb_steal(&sb);
+  mp_status st = MP_OK;
+  char *commit = NULL;
+  /* refs/<rev> holds the commit; a revision may also be a commit hash directly */
+  mp_sb_printf(&sb, "%s/refs/%s", repo_dir, rev);
+  char *refs_path = mp_sb_steal(&sb);
+  char *buf = NULL;
+  size_t n = 0;
+  if (mp_read_file(refs_path, &buf, &n, 4096) == MP_OK) {
+    while (n && (buf[n - 1] == '\n' || buf[n - 1] == '\r' || buf[n - 1] == ' ')) buf[--n] = 0;
+    commit = buf;
+  } else {
+    commit = strdup(rev);
+  }
+  mp_err_clear();
+  mp_sb_printf(&sb, "%s/snapshots/%s", repo_dir, commit ? commit : "");
+  char *snap = mp_sb_steal(&sb);
+  if (commit && valid_repo_part(commit, strlen(commit)) && mp_is_dir(snap)) {
+    *out_path = snap;
+    snap = NULL;
+  } else if (mp_is_dir(repo_dir)) {
+    st = mp_err(MP_ERR_NOT_FOUND,
+                "model '%.*s' is in the Hugging Face cache (%s) but revision '%s' has no snapshot there; "
+                "download it with: huggingface-cli download %.*s --revision %s",
+                (int)idlen, ref, repo_dir, rev, (int)idlen, ref, rev);
+  } else {
+    st = mp_err(MP_ERR_NOT_FOUND,
+                "model '%.*s' is not a local folder and not in the Hugging Face cache (looked in %s; set "
+                "HF_HUB_CACHE or HF_HOME to use another cache). Get it with: huggingface-cli download %.*s "
+                "(or pass the path of a local model folder)",
+                (int)idlen, ref, cache, (int)idlen, ref);
+  }
+  free(snap);
+  free(refs_path);
+  free(commit);
+  free(repo_dir);
+  free(cache);
+  return st;
+}
+
+static int file_in(const char *dir, const char *name) {
+  char *p = mp_path_join(dir, name);
+  int ok = p && mp_is_file(p);
+  free(p);
+  return ok;
+}
+
+/* Reads "model": {"type": ...} from tokenizer.json without parsing the whole (large) file:
+ * tokenizer.json files are written by serde with "model" last, so a full parse is the only
+ * reliable way; we do that but only keep the type. */
+static void tokenizer_json_model_type(const char *path, char *out, size_t cap) {
+  mp_arena a;
+  mp_arena_init(&a, 1 << 20);
+  mp_json *j = NULL;
+  if (mp_json_parse_file(path, &a, &j) == MP_OK) {
+    const mp_json *m = mp_json_get(j, "model");
+    const char *t = mp_json_get_str(m, "type", NULL);
+    if (!t && m) {
+      /* older files omit "type": infer from the keys */
+      if (mp_json_get(m, "merges")) t = "BPE";
+      else if (mp_json_get(m, "continuing_subword_prefix")) t = "WordPiece";
+      else if (mp_json_get(m, "vocab") && mp_json_get(m, "vocab")->type == MP_JSON_ARRAY) t = "Unigram";
+    }
+    snprintf(out, cap, "%s", t ? t : "unknown");
+  } else {
+    snprintf(out, cap, "invalid (%s)", mp_last_error());
+    mp_err_clear();
+  }
+  mp_arena_free(&a);
+}
+
+void mp_hf_tokenizer_info(const char *dir, mp_tokenizer_info *out) {
+  memset(out, 0, sizeof *out);
+  if (!mp_is_dir(dir)) return;
+  if (file_in(dir, "tokenizer.json")) {
+    out->kind = MP_TOK_JSON;
+    snprintf(out->file, sizeof out->file, "tokenizer.json");
+    char *p = mp_path_join(dir, "tokenizer.json");
+    if (p) tokenizer_json_model_type(p, out->model_type, sizeof out->model_type);
+    free(p);
+  } else if (file_in(dir, "spm.model") || file_in(dir, "sentencepiece.bpe.model") || file_in(dir, "tokenizer.model")) {
+    out->kind = MP_TOK_SPM;
+    snprintf(out->file, sizeof out->file, "%s",
+             file_in(dir, "spm.model") ? "spm.model"
+             : file_in(dir, "sentencepiece.bpe.model") ? "sentencepiece.bpe.model"
+                                                      : "tokenizer.model");
+    snprintf(out->model_type, sizeof out->model_type, "SentencePiece");
+  } else if (file_in(dir, "vocab.json") && file_in(dir, "merges.txt")) {
+    out->kind = MP_TOK_BPE_VOCAB;
+    snprintf(out->file, sizeof out->file, "vocab.json + merges.txt");
+    snprintf(out->model_type, sizeof out->model_type, "BPE");
+  } else if (file_in(dir, "vocab.txt")) {
+    out->kind = MP_TOK_WORDPIECE_VOCAB;
+    snprintf(out->file, sizeof out->file, "vocab.txt");
+    snprintf(out->model_type, sizeof out->model_type, "WordPiece");
+  }
+  if (file_in(dir, "tokenizer_config.json")) {
+    char *p = mp_path_join(dir, "tokenizer_config.json");
+    mp_arena a;
+    mp_arena_init(&a, 0);
+    mp_json *j = NULL;
+    if (p && mp_json_parse_file(p, &a, &j) == MP_OK)
+      snprintf(out->tokenizer_class, sizeof out->tokenizer_class, "%s", mp_json_get_str(j, "tokenizer_class", ""));
+    mp_err_clear();
+    mp_arena_free(&a);
+    free(p);
+  }
+}
+
+mp_status mp_hf_load_config(const char *dir, mp_arena *arena, mp_json **out) {
+  *out = NULL;
+  char *p = mp_path_join(dir, "config.json");
+  if (!p) return mp_err(MP_ERR_NOMEM, "out of memory");
+  if (!mp_is_file(p)) {
+    mp_status s = mp_err(MP_ERR_NOT_FOUND, "%s: no config.json in this folder (is it a Hugging Face model folder?)", dir);
+    free(p);
+    return s;
+  }
+  mp_status s = mp_json_parse_file(p, arena, out);
+  if (!s && (*out)->type != MP_JSON_OBJECT) s = mp_err(MP_ERR_FORMAT, "%s: config.json is not a JSON object", p);
+  free(p);
+  return s;
+}

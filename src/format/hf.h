@@ -1,0 +1,41 @@
+/* Hugging Face model folders: resolving a user's model reference and reading config.json.
+ *
+ * A reference is a local folder or file, or a hub repo id ("org/name", optionally
+ * "org/name@revision") looked up in the local Hugging Face cache exactly as huggingface_hub
+ * lays it out: $HF_HUB_CACHE, else $HF_HOME/hub, else $XDG_CACHE_HOME/huggingface/hub, else
+ * ~/.cache/huggingface/hub; then models--ORG--NAME/snapshots/<commit>/ where the commit is
+ * refs/<revision> (default "main") or the revision itself when it names a snapshot. */
+#ifndef MP_FORMAT_HF_H
+#define MP_FORMAT_HF_H
+#include "core/arena.h"
+#include "core/json.h"
+#include "mlxport.h"
+
+/* Resolves `ref` to a malloc'd path (folder or file). MP_ERR_NOT_FOUND with a message listing
+ * where it looked and how to get the model. */
+mp_status mp_hf_resolve(const char *ref, char **out_path);
+/* The hub cache folder that would be searched (malloc'd). */
+char *mp_hf_cache_dir(void);
+
+/* What kind of tokenizer files a folder holds. */
+typedef enum mp_tokenizer_kind {
+  MP_TOK_NONE = 0,
+  MP_TOK_JSON,           /* tokenizer.json (kind of model in `model_type` below) */
+  MP_TOK_WORDPIECE_VOCAB, /* vocab.txt only */
+  MP_TOK_BPE_VOCAB,       /* vocab.json + merges.txt */
+  MP_TOK_SPM,             /* spm.model / sentencepiece.bpe.model / tokenizer.model */
+} mp_tokenizer_kind;
+
+typedef struct mp_tokenizer_info {
+  mp_tokenizer_kind kind;
+  char model_type[32]; /* WordPiece / BPE / Unigram / WordLevel (from tokenizer.json or implied) */
+  char file[64];       /* the main tokenizer file name */
+  char tokenizer_class[64]; /* tokenizer_config.json "tokenizer_class", if any */
+} mp_tokenizer_info;
+
+/* Inspects the tokenizer files of a model folder (never fails: kind NONE when nothing found). */
+void mp_hf_tokenizer_info(const char *dir, mp_tokenizer_info *out);
+
+/* Loads <dir>/config.json into the arena (MP_ERR_NOT_FOUND if absent). */
+mp_status mp_hf_load_config(const char *dir, mp_arena *arena, mp_json **out);
+#endif
