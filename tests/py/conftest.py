@@ -1,0 +1,47 @@
+"""Shared pytest fixtures: where the CLI, the sources, the shared data and the real model are."""
+import glob
+import os
+import subprocess
+
+import pytest
+
+SOURCE_DIR = os.environ.get("MP_SOURCE_DIR", os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..")))
+BIN = os.environ.get("MP_BIN", os.path.join(SOURCE_DIR, "build", "mlxport"))
+SHARED = os.environ.get("MP_SHARED_DIR", os.path.join(SOURCE_DIR, "..", "shared"))
+
+
+def hub_cache():
+    return os.environ.get("HF_HUB_CACHE") or os.path.join(
+        os.environ.get("MP_CACHE", os.path.join(SOURCE_DIR, ".cache")), "huggingface", "hub")
+
+
+def minilm_dir():
+    snaps = glob.glob(os.path.join(hub_cache(), "models--sentence-transformers--all-MiniLM-L6-v2", "snapshots", "*"))
+    return snaps[0] if snaps else None
+
+
+@pytest.fixture
+def shared_dir():
+    if not os.path.isdir(SHARED):
+        pytest.skip(f"shared data folder {SHARED} is absent")
+    return SHARED
+
+
+@pytest.fixture
+def minilm():
+    d = minilm_dir()
+    if not d:
+        pytest.skip("all-MiniLM-L6-v2 is not in the hub cache: run scripts/setup.sh models")
+    return d
+
+
+def run_cli(*args, input=None, check=True, env=None):
+    """Runs mlxport; returns CompletedProcess (text mode)."""
+    e = dict(os.environ)
+    e.setdefault("HF_HUB_CACHE", hub_cache())
+    if env:
+        e.update(env)
+    p = subprocess.run([BIN, *args], input=input, capture_output=True, text=True, env=e)
+    if check and p.returncode != 0:
+        raise AssertionError(f"mlxport {' '.join(args)} exited {p.returncode}:\n{p.stderr}")
+    return p

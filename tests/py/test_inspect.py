@@ -1,0 +1,78 @@
+"""mlxport inspect against independent references: the `safetensors` package for tensors and
+bytes, transformers for parameter counts, the files themselves for configuration."""
+import hashlib
+import json
+import os
+
+import numpy as np
+import pytest
+from conftest import run_cli
+
+
+def test_minilm_tensors_match_safetensors(minilm):
+    from safetensors.numpy import load_file
+    ref = load_file(os.path.join(minilm, "model.safetensors"))
+    out = json.loads(run_cli("inspect", minilm, "--checksums", "--json").stdout)
+    ours = {t["name"]: t for t in out["tensors"]}
+    assert set(ours) == set(ref)
+    dt = {np.dtype("float32"): "F32", np.dtype("float16"): "F16", np.dtype("int64"): "I64"}
+    for name, arr in ref.items():
+        t = ours[name]
+        assert t["dtype"] == dt[arr.dtype], name
+        assert t["shape"] == list(arr.shape), name
+        assert t["bytes"] == arr.nbytes, name
+        assert t["sha256"] == hashlib.sha256(np.ascontiguousarray(arr).tobytes()).hexdigest(), name
+    assert out["weights"]["parameters"] == sum(a.size for a in ref.values())
+    assert out["weights"]["tensor_count"] == len(ref)
+
+
+def test_minilm_summary(minilm):
+    from transformers import AutoConfig, AutoModel
+    out = json.loads(run_cli("inspect", "sentence-transformers/all-MiniLM-L6-v2", "--json").stdout)
+    assert out["path"].rstrip("/") == minilm.rstrip("/")
+    cfg = AutoConfig.from_pretrained(minilm)
+    assert out["model_type"] == cfg.model_type
+    assert out["architecture"] == cfg.architectures[0]
+    model = AutoModel.from_pretrained(minilm)
+    # transformers' BertModel has the same tensors as the file (no tied extras for this model)
+    n_tf = sum(p.numel() for p in model.state_dict().values())
+    assert out["weights"]["parameters"] == n_tf
+    assert out["tokenizer"]["model"] == "WordPiece"
+    st = out["sentence_transformers"]
+    pool = json.load(open(os.path.join(minilm, "1_Pooling", "config.json")))
+    assert (st["pooling"] == "mean") == pool["pooling_mode_mean_tokens"]
+    mods = json.load(open(os.path.join(minilm, "modules.json")))
+    assert st["normalize"] == any("Normalize" in m["type"] for m in mods)
+    assert out["weights"]["bytes"] == os.path.getsize(os.path.join(minilm, "model.safetensors"))
+    text = run_cli("inspect", minilm).stdout
+    assert "BertModel" in text and "parameters:" in text and "pooling:     mean" in text
+
+
+def test_shared_configs_without_weights(shared_dir):
+    for name in sorted(os.listdir(os.path.join(shared_dir, "models"))):
+        d = os.path.join(shared_dir, "models", name)
+        if not os.path.isfile(os.path.join(d, "config.json")):
+            continue
+        out = json.loads(run_cli("inspect", d, "--json").stdout)
+        cfg = json.load(open(os.path.join(d, "config.json")))
+        assert out["model_type"] == cfg["model_type"], name
+        assert out["weights"] is None, name
+        assert out["tokenizer"] is not None, name
+
+
+def test_errors():
+    p = run_cli("inspect", "no-such-org/no-such-model", check=False)
+    assert p.returncode == 3
+    assert "not in the Hugging Face cache" in p.stderr and "huggingface-cli download" in p.stderr
+    p = run_cli("inspect", check=False)
+    assert p.returncode == 2
+    p = run_cli("inspect", "--bogus", "x", check=False)
+    assert p.returncode == 2 and "unknown option" in p.stderr
+
+
+def test_bad_weights_file(tmp_path):
+    bad = tmp_path / "model.safetensors"
+    bad.write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not json}      ")
+    p = run_cli("inspect", str(bad), check=False)
+    assert p.returncode == 3
+    assert str(bad) in p.stderr
