@@ -18,7 +18,8 @@ static const char *k_help =
     "usage: mlxport inspect PATH|REPO_ID [--tensors] [--checksums] [--json]\n"
     "\n"
     "Prints what a model folder (Hugging Face or MLX) or a weights file is: architecture and\n"
-    "model_type from config.json, parameter count, tensor count and dtypes, size on disk,\n"
+    "model_type from config.json, parameter count (floating-point and MLX-packed weights;\n"
+    "integer buffers such as position_ids are not parameters), tensor count and dtypes, size on disk,\n"
     "the MLX quantization block if present, the tokenizer kind, and for sentence-transformers\n"
     "folders the pooling configuration.\n"
     "\n"
@@ -60,7 +61,8 @@ static int quant_bits_for(const mp_json *q, const char *prefix, int *group) {
  * their scales/biases are bookkeeping and count zero. */
 static int64_t logical_params(const mp_weights *w, const mp_tensor *t, const mp_json *quant) {
   int64_t n = mp_tensor_numel(t);
-  if (!quant) return n;
+  int is_float = t->dtype == MP_F32 || t->dtype == MP_F16 || t->dtype == MP_BF16 || t->dtype == MP_F64;
+  if (!quant) return is_float ? n : 0; /* integer tensors are buffers (position_ids), not parameters */
   const char *name = t->name;
   size_t len = strlen(name);
   char prefix[512];
@@ -82,7 +84,7 @@ static int64_t logical_params(const mp_weights *w, const mp_tensor *t, const mp_
     int bits = quant_bits_for(quant, prefix, &group);
     if (bits > 0) return n * 32 / bits;
   }
-  return n;
+  return is_float ? n : 0;
 }
 
 typedef struct {
