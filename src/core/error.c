@@ -26,7 +26,17 @@ mp_status mp_err_errno(mp_status s, const char *fmt, ...) {
   va_start(ap, fmt);
   int n = vsnprintf(g_err, sizeof g_err, fmt, ap);
   va_end(ap);
-  if (n >= 0 && (size_t)n < sizeof g_err) snprintf(g_err + n, sizeof g_err - (size_t)n, ": %s", strerror(e));
+  if (n >= 0 && (size_t)n < sizeof g_err - 1) {
+    const char *es = strerror(e);
+    size_t used = (size_t)n, room = sizeof g_err - 1 - used, el = strlen(es);
+    if (room >= 2) {
+      memcpy(g_err + used, ": ", 2);
+      used += 2, room -= 2;
+      if (el > room) el = room;
+      memcpy(g_err + used, es, el);
+      g_err[used + el] = 0;
+    }
+  }
   return s;
 }
 
@@ -37,7 +47,16 @@ mp_status mp_err_prefix(mp_status s, const char *fmt, ...) {
   va_start(ap, fmt);
   int n = vsnprintf(g_err, sizeof g_err, fmt, ap);
   va_end(ap);
-  if (n >= 0 && (size_t)n < sizeof g_err) snprintf(g_err + n, sizeof g_err - (size_t)n, ": %s", old);
+  size_t used = n < 0 ? 0 : (size_t)n < sizeof g_err ? (size_t)n : sizeof g_err - 1;
+  size_t room = sizeof g_err - 1 - used, ol = strlen(old);
+  if (room >= 2) {
+    memcpy(g_err + used, ": ", 2);
+    used += 2, room -= 2;
+    if (ol > room) ol = room;
+    memcpy(g_err + used, old, ol);
+    used += ol;
+  }
+  g_err[used] = 0;
   return s;
 }
 
