@@ -21,6 +21,10 @@
 #include "format/name_index.h"
 
 #define ST_MAX_HEADER 100000000ull /* same cap as the reference implementation */
+/* Cap on JSON values in a header. A parsed value costs ~100 bytes while "0," costs 2 bytes of
+ * text, so a 100 MB header of tiny values would need ~5 GB of DOM. 2M values is ~150k tensors
+ * (a real checkpoint file has at most a few thousand) and bounds the DOM to ~200 MB. */
+#define ST_MAX_JSON_VALUES 2000000u
 
 struct mp_safetensors {
   char *what; /* path or caller's label, for messages */
@@ -219,6 +223,27 @@ static mp_status parse_file(mp_safetensors *st) {
   st->header_len = n;
   uint64_t data_size = st->size - 8 - n;
 
+  /* bound the DOM before building it: count value separators/openers outside strings */
+  {
+    const uint8_t *h = st->base + 8;
+    size_t values = 1;
+    int in_str = 0;
+    for (uint64_t i = 0; i < n; i++) {
+      uint8_t c = h[i];
+      if (in_str) {
+        if (c == '\\') i++;
+        else if (c == '"') in_str = 0;
+      } else if (c == '"') {
+        in_str = 1;
+      } else if (c == ',' || c == '[' || c == '{') {
+        values++;
+      }
+    }
+    if (values > ST_MAX_JSON_VALUES)
+      return st_fail(MP_ERR_UNSUPPORTED, what, "header holds more than %u JSON values (about %zu): too large to "
+                     "load safely (a real checkpoint has at most a few thousand tensors per file)",
+                     ST_MAX_JSON_VALUES, values);
+  }
   mp_arena dom;
   mp_arena_init(&dom, 0);
   char hwhat[600];

@@ -474,6 +474,21 @@ static void test_malformed_headers(void) {
   expect_reject("empty_file", buf, 0, MP_ERR_FORMAT, "file is 0 bytes, too short");
   expect_reject("seven_bytes", buf, 7, MP_ERR_FORMAT, "file is 7 bytes, too short");
 
+  /* a header made of millions of tiny values is refused before any DOM is built */
+  {
+    mp_sb h;
+    mp_sb_init(&h);
+    mp_sb_puts(&h, "{\"a\":{\"dtype\":\"U8\",\"data_offsets\":[0,0],\"shape\":[");
+    for (int i = 0; i < 2100000; i++) mp_sb_puts(&h, "0,");
+    mp_sb_puts(&h, "0]}}");
+    REQUIRE(!h.oom);
+    uint8_t *big = malloc(h.len + 8);
+    for (int i = 0; i < 8; i++) big[i] = (uint8_t)((uint64_t)h.len >> (8 * i));
+    memcpy(big + 8, h.buf, h.len);
+    expect_reject("many_values", big, h.len + 8, MP_ERR_UNSUPPORTED, "more than 2000000 JSON values");
+    free(big);
+    mp_sb_free(&h);
+  }
   /* valid corner cases the reference accepts */
   const char *ok[] = {"{}", "  {}  ", "{\"__metadata__\":null}", "{\"__metadata__\":{}}",
                       "{\"z\":{\"dtype\":\"U8\",\"shape\":[0],\"data_offsets\":[0,0]}}",
