@@ -8,6 +8,7 @@
  * unknown keys in a tensor entry, duplicate names and NUL bytes in names are refused. */
 #include "format/safetensors.h"
 
+#include <dirent.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -685,6 +686,61 @@ mp_status mp_st_writer_finish(mp_st_writer *w, const char *path) {
   return s;
 }
 
+/* 1 when `name` is "<stem>-DDDDD-of-DDDDD.safetensors" (5 or more digits each). */
+static int is_shard_name(const char *name, const char *stem) {
+  size_t ls = strlen(stem);
+  if (strncmp(name, stem, ls) != 0 || name[ls] != '-') return 0;
+  const char *p = name + ls + 1;
+  for (int part = 0; part < 2; part++) {
+    size_t d = 0;
+    while (p[d] >= '0' && p[d] <= '9') d++;
+    if (d < 5) return 0;
+    p += d;
+    const char *sep = part == 0 ? "-of-" : ".safetensors";
+    if (strncmp(p, sep, strlen(sep)) != 0) return 0;
+    p += strlen(sep);
+  }
+  return *p == 0;
+}
+
+/* After a successful write, removes what an earlier write with the same stem left in `dir` and
+ * the new output does not contain (as transformers' save_pretrained does): otherwise a stale
+ * <stem>.safetensors would shadow a new sharded set (the weights table prefers it), or stale
+ * shards would linger. `keep_single`: the new output is <stem>.safetensors. */
+static void remove_stale(const char *dir, const char *stem, int keep_single, size_t nshards) {
+  char single[512], index[512];
+  snprintf(single, sizeof single, "%s.safetensors", stem);
+  snprintf(index, sizeof index, "%s.safetensors.index.json", stem);
+  DIR *d = opendir(dir);
+  if (!d) return;
+  struct dirent *e;
+  while ((e = readdir(d)) != NULL) {
+    const char *n = e->d_name;
+    int stale = 0;
+    if (strcmp(n, single) == 0) stale = !keep_single;
+    else if (strcmp(n, index) == 0) stale = keep_single;
+    else if (is_shard_name(n, stem)) {
+      char want[64];
+      snprintf(want, sizeof want, "-of-%05zu.safetensors", nshards);
+      size_t ln = strlen(n), lw = strlen(want);
+      stale = keep_single || ln < lw || strcmp(n + ln - lw, want) != 0;
+      if (!stale) { /* same total: stale only if its number is beyond the new count */
+        unsigned long k = strtoul(n + strlen(stem) + 1, NULL, 10);
+        stale = k < 1 || k > nshards;
+      }
+    }
+    if (!stale) continue;
+    char *p = mp_path_join(dir, n);
+    if (p && mp_is_file(p)) {
+      if (remove(p) == 0) mp_log(MP_LOG_INFO, "%s: removed stale weight file from an earlier write", p);
+      else mp_log(MP_LOG_WARN, "%s: could not remove stale weight file", p);
+    }
+    free(p);
+  }
+  closedir(d);
+  mp_fsync_dir(dir);
+}
+
 typedef struct {
   const char *name;
   size_t idx;
@@ -767,6 +823,7 @@ mp_status mp_st_writer_finish_sharded(mp_st_writer *w, const char *dir, const ch
     }
     s = write_one(w, order, n, path);
     free(path);
+    if (s == MP_OK) remove_stale(dir, stem, 1, 0);
     if (s == MP_OK && out_files) *out_files = 1;
     goto out;
   }
@@ -817,6 +874,7 @@ mp_status mp_st_writer_finish_sharded(mp_st_writer *w, const char *dir, const ch
       free(names);
     }
   }
+  if (s == MP_OK) remove_stale(dir, stem, 0, nshards);
   if (s == MP_OK && out_files) *out_files = (int)nshards;
   for (size_t k = 0; k < nshards; k++) free(fname[k]);
   free(fname);

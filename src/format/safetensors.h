@@ -53,7 +53,11 @@ mp_status mp_st_writer_finish(mp_st_writer *w, const char *path);
 /* Sharded output: when the total exceeds max_shard_bytes (0 = never shard), writes
  * <stem>-00001-of-0000N.safetensors ... and <stem>.safetensors.index.json
  * ({"metadata": {"total_size": N}, "weight_map": {name: file}}) into dir; otherwise a single
- * <stem>.safetensors. out_files (optional) receives the number of weight files written. */
+ * <stem>.safetensors. out_files (optional) receives the number of weight files written.
+ * Shards are split exactly as huggingface_hub does (insertion order, a tensor larger than the
+ * limit alone in its shard); every shard carries the metadata. After success, weight files of an
+ * earlier write with the same stem that the new output does not contain (<stem>.safetensors,
+ * the index, <stem>-DDDDD-of-DDDDD.safetensors) are removed from dir. */
 mp_status mp_st_writer_finish_sharded(mp_st_writer *w, const char *dir, const char *stem, uint64_t max_shard_bytes,
                                       int *out_files);
 uint64_t mp_st_writer_total_bytes(const mp_st_writer *w);

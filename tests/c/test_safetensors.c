@@ -12,6 +12,12 @@
 #include "format/weights.h"
 #include "testlib.h"
 
+static void put_file_raw(const char *dir, const char *name, const char *text) {
+  char *p = mp_path_join(dir, name);
+  CHECK_OK(mp_write_file_atomic(p, text, strlen(text)));
+  free(p);
+}
+
 static uint64_t g_rng = 0x9E3779B97F4A7C15ull;
 static uint8_t rnd8(void) {
   g_rng ^= g_rng << 13;
@@ -328,6 +334,62 @@ static void test_sharding(void) {
     free(dir);
   }
   for (int i = 0; i < NT; i++) free(refs[i].data);
+}
+
+static int count_files(const char *dir, const char *suffix) {
+  int n = 0;
+  for (int k = 1; k <= 9; k++) {
+    for (int of = 1; of <= 9; of++) {
+      char fn[64];
+      snprintf(fn, sizeof fn, "model-%05d-of-%05d%s", k, of, suffix);
+      char *p = mp_path_join(dir, fn);
+      n += mp_is_file(p);
+      free(p);
+    }
+  }
+  return n;
+}
+
+/* Re-writing into the same folder with another shard size leaves no stale weight files behind
+ * (a stale model.safetensors would shadow the new index), and leaves other files alone. */
+static void test_rewrite_cleans_stale(void) {
+  char *dir = tmp_path("rewrite");
+  CHECK_OK(mp_mkdirs(dir));
+  put_file_raw(dir, "config.json", "{}");
+  put_file_raw(dir, "other-00001-of-00002.safetensors", "x");
+  static float data[64];
+  static const uint64_t limits[] = {50, 100, 0, 50, 30};
+  static const int want_files[] = {4, 2, 1, 4, 7};
+  for (size_t li = 0; li < sizeof limits / sizeof *limits; li++) {
+    mp_st_writer *w;
+    CHECK_OK(mp_st_writer_create(&w));
+    static const int64_t n4[] = {10, 2, 8, 4, 4, 0, 4, 6, 2};
+    for (int i = 0; i < 9; i++) {
+      char name[16];
+      snprintf(name, sizeof name, "t%d", i);
+      CHECK_OK(mp_st_writer_add(w, name, MP_F32, 1, &n4[i], data, (size_t)n4[i] * 4));
+    }
+    int nfiles = 0;
+    CHECK_OK(mp_st_writer_finish_sharded(w, dir, "model", limits[li], &nfiles));
+    mp_st_writer_free(w);
+    CHECKF(nfiles == want_files[li], "limit %llu: %d files", (unsigned long long)limits[li], nfiles);
+    char *single = mp_path_join(dir, "model.safetensors"), *idx = mp_path_join(dir, "model.safetensors.index.json");
+    CHECK(mp_is_file(single) == (nfiles == 1));
+    CHECK(mp_is_file(idx) == (nfiles > 1));
+    CHECKF(count_files(dir, ".safetensors") == (nfiles > 1 ? nfiles : 0), "limit %llu: %d shard files",
+           (unsigned long long)limits[li], count_files(dir, ".safetensors"));
+    mp_weights *wt = NULL;
+    CHECK_OK(mp_weights_open(dir, &wt));
+    CHECK(mp_weights_count(wt) == 9 && mp_weights_file_count(wt) == (size_t)nfiles);
+    mp_weights_close(wt);
+    free(single);
+    free(idx);
+  }
+  char *p = mp_path_join(dir, "config.json"), *q = mp_path_join(dir, "other-00001-of-00002.safetensors");
+  CHECK(mp_is_file(p) && mp_is_file(q));
+  free(p);
+  free(q);
+  free(dir);
 }
 
 /* ---- malformed files ---- */
@@ -693,6 +755,7 @@ int main(void) {
   RUN(test_empty_and_memory);
   RUN(test_many_tensors);
   RUN(test_sharding);
+  RUN(test_rewrite_cleans_stale);
   RUN(test_malformed_headers);
   RUN(test_truncation_and_corruption);
   RUN(test_weights_folders);

@@ -99,6 +99,9 @@ def test_real_minilm_matches_reference():
         assert t["shape"] == list(a.shape), name
         assert t["nbytes"] == a.nbytes, name
         assert t["sha256"] == sha(le_bytes(a)), name
+    # the model folder resolves to the same file and the same table
+    head2, ours2 = c_dump(os.path.dirname(path))
+    assert head2["files"] == [path] and ours2 == ours
     # metadata as the reference reads it
     r = run_tool("metadata", path)
     assert json.loads(r.stdout) == (meta or {})
