@@ -35,6 +35,23 @@ int mp_mlx_affine_supported(int bits, int group_size) {
 
 int mp_mlx_is_float(mp_dtype dt) { return dt == MP_F32 || dt == MP_F16 || dt == MP_BF16; }
 
+mp_status mp_mlx_dtype_parse(const char *v, mp_dtype *out) {
+  if (!strcmp(v, "float16") || !strcmp(v, "f16") || !strcmp(v, "F16") || !strcmp(v, "half")) *out = MP_F16;
+  else if (!strcmp(v, "bfloat16") || !strcmp(v, "bf16") || !strcmp(v, "BF16")) *out = MP_BF16;
+  else if (!strcmp(v, "float32") || !strcmp(v, "f32") || !strcmp(v, "F32") || !strcmp(v, "float")) *out = MP_F32;
+  else return MP_ERR_INVALID_ARG;
+  return MP_OK;
+}
+
+const char *mp_mlx_dtype_name(mp_dtype dt) {
+  switch (dt) {
+  case MP_F16: return "float16";
+  case MP_BF16: return "bfloat16";
+  case MP_F32: return "float32";
+  default: return mp_dtype_name(dt);
+  }
+}
+
 /* ---- casts */
 
 float mp_mlx_f16_to_f32(uint16_t h) {

@@ -23,6 +23,11 @@ typedef enum mp_qcompat { MP_QCOMPAT_CPU = 0, MP_QCOMPAT_METAL = 1 } mp_qcompat;
 int mp_mlx_affine_supported(int bits, int group_size);
 /* 1 for F32, F16, BF16. */
 int mp_mlx_is_float(mp_dtype dt);
+/* "float16"/"bfloat16"/"float32" (also "f16", "bf16", "f32", "F16", ...) -> dtype; else
+ * MP_ERR_INVALID_ARG (no message set). */
+mp_status mp_mlx_dtype_parse(const char *name, mp_dtype *out);
+/* MLX / torch spelling: "float16", "bfloat16", "float32" (else the safetensors spelling). */
+const char *mp_mlx_dtype_name(mp_dtype dt);
 
 /* ---- casts exactly as MLX's astype (CPU): round to nearest even; NaN: f32->f16 gives
  * sign|0x7D00, f32->bf16 gives 0x7FC0, f16->f32 quiets (sets bit 22), bf16->f32 is exact;
