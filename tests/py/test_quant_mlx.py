@@ -96,18 +96,18 @@ def check_quant_file(src, tmp, dtype_name, bits, gs, names):
 
 @pytest.fixture(scope="module")
 def real_weights(tmp_path_factory):
-    """Real all-MiniLM-L6-v2 matrices: every 2-D float tensor of the embeddings, of layers 0, 1
-    and 5 and of the pooler (the 30522-row word embedding cut to its first 2048 rows), to keep
-    54 combinations x 2 builds quick. The whole model is compared in test_convert.py."""
+    """Real all-MiniLM-L6-v2 matrices: every 2-D float tensor of the embeddings, of layer 0 and of
+    the pooler (the 30522-row word embedding cut to its first 1024 rows), to keep 54 combinations
+    x 2 builds quick. The whole model is compared in test_convert.py."""
     w = mx.load(minilm_weights())
     sel = {}
     for k, v in w.items():
         if v.ndim != 2 or v.dtype != mx.float32:
             continue
-        if k.startswith("encoder.layer.") and k.split(".")[2] not in ("0", "1", "5"):
+        if k.startswith("encoder.layer.") and k.split(".")[2] != "0":
             continue
-        sel[k] = v[:2048] if v.shape[0] > 2048 else v
-    assert len(sel) >= 22
+        sel[k] = v[:1024] if v.shape[0] > 1024 else v
+    assert len(sel) >= 10
     path = str(tmp_path_factory.mktemp("real") / "minilm-2d.safetensors")
     mx.save_safetensors(path, sel)
     return path, sel
