@@ -20,6 +20,12 @@ size_t mp_torch_count(const mp_torch_file *tf);
 const mp_tensor *mp_torch_at(const mp_torch_file *tf, size_t i);
 const mp_tensor *mp_torch_find(const mp_torch_file *tf, const char *name);
 
+/* Same over a buffer the caller keeps alive until mp_torch_close (tests, fuzzing); `what`
+ * names it in error messages. */
+mp_status mp_torch_open_memory(const void *data, size_t size, const char *what, mp_torch_file **out);
+/* The path (or `what`) the file was opened from. */
+const char *mp_torch_path(const mp_torch_file *tf);
+
 /* Unpickle a state dict from a raw pickle stream (for the fuzzer): validates opcodes and
  * globals, resolves storages through `storage_lookup` = NULL (metadata only). */
 mp_status mp_torch_check_pickle(const void *data, size_t size, const char *what);

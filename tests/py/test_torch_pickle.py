@@ -1,0 +1,137 @@
+"""pytorch_model.bin reader against torch / safetensors / transformers.
+
+tools/make_torch_fixtures.py writes real torch.save checkpoints (zip, zip protocol 4, legacy
+non-zip, DEFLATE re-zip, ZIP64 re-zip), the same weights as safetensors, and malicious or
+broken files. Our reader (through `test_torch_pickle --dump FILE`, the C test binary) must give
+the names, dtypes, shapes and bytes torch and safetensors give, refuse every bad file with the
+right status and a clear message, and never run a payload.
+"""
+import hashlib
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+SRC = os.environ.get("MP_SOURCE_DIR", os.path.join(os.path.dirname(__file__), "..", ".."))
+BUILD = os.environ.get("MP_BUILD_DIR", os.path.join(SRC, "build"))
+DUMP = os.path.join(BUILD, "test_torch_pickle")
+
+STATUS = {"security": 17, "format": 13, "unsupported": 14}
+
+
+def dump(path):
+    r = subprocess.run([DUMP, "--dump", str(path)], capture_output=True, text=True, timeout=120)
+    return r.returncode, json.loads(r.stdout) if r.stdout.strip() else None
+
+
+def st_reference(path):
+    """name -> (dtype, shape, sha256) through the safetensors package (numpy)."""
+    from safetensors import safe_open
+
+    out = {}
+    with safe_open(str(path), framework="np") as f:
+        for k in f.keys():
+            try:
+                a = f.get_tensor(k)
+                data = np.ascontiguousarray(a).tobytes()
+                shape = list(a.shape)
+            except TypeError:  # bf16 has no numpy dtype: read through torch
+                import torch
+                from safetensors.torch import load_file
+
+                t = load_file(str(path))[k]
+                data = t.view(torch.int16).numpy().tobytes()
+                shape = list(t.shape)
+            out[k] = shape, hashlib.sha256(data).hexdigest()
+    with open(path, "rb") as f:
+        n = int.from_bytes(f.read(8), "little")
+        header = json.loads(f.read(n))
+    return {k: (header[k]["dtype"], shape, h) for k, (shape, h) in out.items()}
+
+
+@pytest.fixture(scope="module")
+def fx(tmp_path_factory):
+    if not os.path.exists(DUMP):
+        pytest.skip("test_torch_pickle binary not built (%s)" % DUMP)
+    d = tmp_path_factory.mktemp("torch_fixtures")
+    marker = d / "PWNED"
+    subprocess.run([sys.executable, os.path.join(SRC, "tools", "make_torch_fixtures.py"), str(d),
+                    "--marker", str(marker)], check=True, timeout=300)
+    return d
+
+
+@pytest.mark.parametrize("name", ["zip.bin", "zip_proto4.bin", "legacy.bin", "zip_deflate.bin", "zip64.bin"])
+def test_reads_like_torch_and_safetensors(fx, name):
+    manifest = json.load(open(fx / "manifest.json"))
+    rc, got = dump(fx / name)
+    assert rc == 0, got
+    # state-dict order, names, dtypes, shapes and bytes exactly as torch gives them
+    assert [t["name"] for t in got] == list(manifest)
+    ref = st_reference(fx / "ref.safetensors")
+    for t in got:
+        m = manifest[t["name"]]
+        assert t["dtype"] == m["dtype"], t["name"]
+        assert t["shape"] == m["shape"], t["name"]
+        assert t["sha256"] == m["sha256"], t["name"]
+        assert t["contiguous"] == 1 and t["found"] == 1
+        assert ref[t["name"]] == (t["dtype"], t["shape"], t["sha256"]), t["name"]
+
+
+def test_refused_files(fx):
+    refused = json.load(open(fx / "refused.json"))
+    assert len(refused) >= 15
+    for name, (status, needle) in refused.items():
+        rc, got = dump(fx / name)
+        assert rc == 10 + {"security": 7, "format": 3, "unsupported": 4}[status], (name, got)
+        assert got and got["error"].startswith(str(fx / name)) and needle in got["error"], (name, got)
+        if status == "security":
+            assert "safetensors" in got["error"]
+    assert not (fx / "PWNED").exists(), "a payload ran"
+
+
+def test_payload_really_is_live(fx, tmp_path):
+    """Guard against a test that cannot fail: torch.load of the same file does run the payload."""
+    import torch
+
+    marker = tmp_path / "ran"
+    code = ("import torch, os, sys; sys.path.insert(0, %r); import make_torch_fixtures as m;"
+            "torch.save({'x': m.SystemPayload(%r)}, %r)") % (os.path.join(SRC, "tools"), str(marker),
+                                                            str(tmp_path / "e.bin"))
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+    rc, got = dump(tmp_path / "e.bin")
+    assert rc == 17 and not marker.exists()
+    torch.load(tmp_path / "e.bin")  # the reference loader executes it
+    assert marker.exists()
+
+
+def test_transformers_bert_bin_equals_safetensors(tmp_path):
+    if not os.path.exists(DUMP):
+        pytest.skip("test_torch_pickle binary not built")
+    import torch
+    from transformers import BertConfig, BertModel
+
+    torch.manual_seed(0)
+    cfg = BertConfig(vocab_size=99, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                     intermediate_size=37, max_position_embeddings=64)
+    model = BertModel(cfg)
+    model.save_pretrained(tmp_path / "bin", safe_serialization=False)
+    model.save_pretrained(tmp_path / "st", safe_serialization=True)
+    rc, got = dump(tmp_path / "bin" / "pytorch_model.bin")
+    assert rc == 0, got
+    ref = st_reference(tmp_path / "st" / "model.safetensors")
+    assert sorted(t["name"] for t in got) == sorted(ref)
+    for t in got:
+        assert ref[t["name"]] == (t["dtype"], t["shape"], t["sha256"]), t["name"]
+    # and a half-precision legacy save of the same state dict
+    sd = {k: v.half() for k, v in model.state_dict().items() if v.is_floating_point()}
+    torch.save(sd, tmp_path / "legacy_half.bin", _use_new_zipfile_serialization=False)
+    rc, got = dump(tmp_path / "legacy_half.bin")
+    assert rc == 0, got
+    assert [t["name"] for t in got] == list(sd)
+    for t in got:
+        v = sd[t["name"]]
+        assert t["dtype"] == "F16" and t["shape"] == list(v.shape)
+        assert t["sha256"] == hashlib.sha256(v.contiguous().numpy().tobytes()).hexdigest()
