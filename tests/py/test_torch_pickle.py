@@ -97,10 +97,10 @@ def test_payload_really_is_live(fx, tmp_path):
     import torch
 
     marker = tmp_path / "ran"
-    code = ("import torch, os, sys; sys.path.insert(0, %r); import make_torch_fixtures as m;"
-            "torch.save({'x': m.SystemPayload(%r)}, %r)") % (os.path.join(SRC, "tools"), str(marker),
-                                                            str(tmp_path / "e.bin"))
-    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+    sys.path.insert(0, os.path.join(SRC, "tools"))
+    import make_torch_fixtures as m
+
+    torch.save({"x": m.SystemPayload(str(marker))}, tmp_path / "e.bin")
     rc, got = dump(tmp_path / "e.bin")
     assert rc == 17 and not marker.exists()
     torch.load(tmp_path / "e.bin")  # the reference loader executes it
@@ -135,3 +135,72 @@ def test_transformers_bert_bin_equals_safetensors(tmp_path):
         v = sd[t["name"]]
         assert t["dtype"] == "F16" and t["shape"] == list(v.shape)
         assert t["sha256"] == hashlib.sha256(v.contiguous().numpy().tobytes()).hexdigest()
+
+
+ST_DUMP = os.path.join(BUILD, "st_dump")
+
+
+def weights_table(path):
+    """Our weights table (src/format/weights.c) through tools/c/st_dump: (format, {name: (dtype, shape, sha)})."""
+    r = subprocess.run([ST_DUMP, "dump", str(path)], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    lines = [json.loads(x) for x in r.stdout.splitlines()]
+    return lines[0]["format"], [(t["name"], (t["dtype"], t["shape"], t["sha256"])) for t in lines[1:]]
+
+
+def test_weights_table_reads_bin_folders_and_shards(tmp_path):
+    """mp_weights_open on folders holding only pytorch_model.bin (single and sharded with
+    pytorch_model.bin.index.json) gives what the safetensors save of the same model gives."""
+    if not os.path.exists(ST_DUMP):
+        pytest.skip("st_dump not built")
+    import torch
+    from transformers import BertConfig, BertModel
+
+    torch.manual_seed(1)
+    cfg = BertConfig(vocab_size=99, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                     intermediate_size=37, max_position_embeddings=64)
+    model = BertModel(cfg)
+    model.save_pretrained(tmp_path / "st", safe_serialization=True)
+    model.save_pretrained(tmp_path / "bin", safe_serialization=False)
+    model.save_pretrained(tmp_path / "shard", safe_serialization=False, max_shard_size="20KB")
+    assert (tmp_path / "shard" / "pytorch_model.bin.index.json").exists()
+    ref = st_reference(tmp_path / "st" / "model.safetensors")
+    for sub, fmt in (("bin", 3), ("shard", 4)):
+        got_fmt, got = weights_table(tmp_path / sub)
+        assert got_fmt == fmt, sub
+        assert dict(got) == ref, sub
+    # the CLI sees the same model either way
+    if os.path.exists(os.environ.get("MP_BIN", "")):
+        def insp(d):
+            r = subprocess.run([os.environ["MP_BIN"], "inspect", str(d), "--json"], capture_output=True, text=True,
+                               timeout=120)
+            assert r.returncode == 0, r.stderr
+            w = json.loads(r.stdout)["weights"]
+            return w["tensor_count"], w["parameters"], w["dtypes"]
+        assert insp(tmp_path / "bin") == insp(tmp_path / "st") == insp(tmp_path / "shard")
+
+
+def test_legacy_distilbert_from_real_config(tmp_path):
+    """typeform/distilbert-base-uncased-mnli (2020) ships a legacy (non-zip) pytorch_model.bin: a
+    DistilBERT built from that model's real config (shrunk), saved in the legacy layout, reads
+    like its safetensors save."""
+    cfg_path = os.path.join(SRC, "..", "shared", "models", "distilbert-base-uncased-mnli", "config.json")
+    if not os.path.exists(cfg_path) or not os.path.exists(ST_DUMP):
+        pytest.skip("shared model configs (../shared/models) or st_dump absent")
+    import torch
+    from transformers import AutoConfig, AutoModelForSequenceClassification
+
+    cfg = AutoConfig.from_pretrained(os.path.dirname(cfg_path))
+    cfg.n_layers, cfg.dim, cfg.hidden_dim, cfg.n_heads, cfg.vocab_size = 2, 32, 37, 4, 200
+    torch.manual_seed(2)
+    model = AutoModelForSequenceClassification.from_config(cfg)
+    (tmp_path / "legacy").mkdir()
+    torch.save(model.state_dict(), tmp_path / "legacy" / "pytorch_model.bin", _use_new_zipfile_serialization=False)
+    with open(tmp_path / "legacy" / "pytorch_model.bin", "rb") as f:
+        assert f.read(2) == b"\x80\x02"  # really the legacy stream, not a zip
+    model.save_pretrained(tmp_path / "st", safe_serialization=True)
+    ref = st_reference(tmp_path / "st" / "model.safetensors")
+    fmt, got = weights_table(tmp_path / "legacy")
+    assert fmt == 3
+    assert dict(got) == ref
+    assert [n for n, _ in got] == list(model.state_dict())
