@@ -1,0 +1,42 @@
+/* Internal interfaces between the kernel driver and its per-ISA implementations. */
+#ifndef MP_KERNELS_INTERNAL_H
+#define MP_KERNELS_INTERNAL_H
+#include "kernels/kernels.h"
+
+/* GEMM blocking shared by every vector path (see linear.c). */
+#define MP_KC 128
+
+/* Micro-kernel: c[r*ldc + j] (+)= sum_k a[k*mr + r] * b[k*nr + j] for the ISA's full MR x NR
+ * tile; a and b are packed panels of kc steps. accumulate = 0 overwrites c. */
+typedef void (*mp_ukr_fn)(int64_t kc, const float *a, const float *b, float *c, int64_t ldc,
+                          int accumulate);
+
+typedef struct mp_isa_impl {
+  int mr, nr;
+  mp_ukr_fn ukr;
+  /* Decodes w row o, inputs [k0, k0+n), to f32 (bit-exact with the scalar decoder). */
+  void (*decode_row)(const mp_linear_weight *w, int64_t o, int64_t k0, int64_t n, float *dst);
+  /* x[i] = act(x[i]) */
+  void (*act_row)(mp_act act, float *x, int64_t n);
+  void (*f16_row)(const uint16_t *src, int64_t n, float *dst);
+  void (*bf16_row)(const uint16_t *src, int64_t n, float *dst);
+  /* LayerNorm of one row (see mp_layernorm). */
+  void (*layernorm_row)(const float *x, const float *res, int64_t dim, const float *gamma,
+                        const float *beta, float eps, float *out);
+  /* softmax of one row in place with optional additive mask */
+  void (*softmax_row)(float *x, int64_t n, const float *mask);
+  /* dot product and axpy (y += a*x) used by attention */
+  float (*dot)(const float *a, const float *b, int64_t n);
+  void (*axpy)(float a, const float *x, float *y, int64_t n);
+  void (*scale)(float a, float *y, int64_t n);
+} mp_isa_impl;
+
+const mp_isa_impl *mp_impl_scalar(void);
+const mp_isa_impl *mp_impl_avx2(void);   /* NULL when not compiled for x86 */
+const mp_isa_impl *mp_impl_avx512(void); /* NULL when not compiled for x86 */
+const mp_isa_impl *mp_impl_current(void);
+
+/* Scalar reference pieces shared by every ISA (exact semantics live here). */
+void mp_decode_row_scalar(const mp_linear_weight *w, int64_t o, int64_t k0, int64_t n, float *dst);
+float mp_act_scalar(mp_act act, float x);
+#endif

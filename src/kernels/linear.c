@@ -1,0 +1,247 @@
+/* y = x·Wᵀ + b for float and MLX affine-quantized weights; weight row decoding; embeddings.
+ *
+ * Scalar path: for each output element a plain dot product in input order (the reference).
+ * Vector paths: a packed GEMM (GotoBLAS-style): tasks are (row block, column block) tiles of y;
+ * inside a task, for each K block of MP_KC inputs, the weight tile is decoded/transposed into
+ * NR-wide panels and the activation rows into MR-tall panels (per-thread scratch), and an
+ * MR x NR register-blocked micro-kernel accumulates into y. Every y element is produced by the
+ * same sequence of FMAs in K order whatever the tiling or thread count, so results do not
+ * depend on the number of threads. */
+#include <math.h>
+#include <string.h>
+
+#include "core/error.h"
+#include "core/tensor.h"
+#include "kernels/kernels_internal.h"
+
+static const char *wname(const mp_linear_weight *w) { return w && w->name ? w->name : "(weight)"; }
+
+mp_status mp_linear_weight_check(const mp_linear_weight *w) {
+  if (!w) return mp_err(MP_ERR_INVALID_ARG, "linear: weight descriptor is NULL");
+  if (w->out <= 0 || w->in <= 0 || w->out > ((int64_t)1 << 40) / w->in)
+    return mp_err(MP_ERR_INVALID_ARG, "%s: bad weight shape [%lld, %lld]", wname(w),
+                  (long long)w->out, (long long)w->in);
+  if (!w->data) return mp_err(MP_ERR_INVALID_ARG, "%s: weight data is NULL", wname(w));
+  if (w->bits == 0) {
+    if (w->dtype != MP_F32 && w->dtype != MP_F16 && w->dtype != MP_BF16)
+      return mp_err(MP_ERR_UNSUPPORTED, "%s: weight dtype %s is not F32, F16 or BF16", wname(w),
+                    mp_dtype_name(w->dtype));
+    return MP_OK;
+  }
+  int b = w->bits;
+  if (b != 2 && b != 3 && b != 4 && b != 5 && b != 6 && b != 8)
+    return mp_err(MP_ERR_UNSUPPORTED, "%s: %d-bit quantization is not supported (2,3,4,5,6,8)",
+                  wname(w), b);
+  if (w->dtype != MP_U32)
+    return mp_err(MP_ERR_FORMAT, "%s: quantized weight must be U32, got %s", wname(w),
+                  mp_dtype_name(w->dtype));
+  int g = w->group_size;
+  if (g != 32 && g != 64 && g != 128)
+    return mp_err(MP_ERR_UNSUPPORTED, "%s: group size %d is not supported (32, 64, 128)", wname(w), g);
+  if (w->in % g != 0)
+    return mp_err(MP_ERR_FORMAT, "%s: input size %lld is not a multiple of the group size %d",
+                  wname(w), (long long)w->in, g);
+  if (!w->scales || !w->biases)
+    return mp_err(MP_ERR_INVALID_ARG, "%s: quantized weight needs scales and biases", wname(w));
+  if (w->scale_dtype != MP_F32 && w->scale_dtype != MP_F16 && w->scale_dtype != MP_BF16)
+    return mp_err(MP_ERR_UNSUPPORTED, "%s: scales dtype %s is not F32, F16 or BF16", wname(w),
+                  mp_dtype_name(w->scale_dtype));
+  return MP_OK;
+}
+
+static float bias_at(const void *bias, mp_dtype dt, int64_t i) {
+  switch (dt) {
+  case MP_F16: return mp_f16_to_f32(((const uint16_t *)bias)[i]);
+  case MP_BF16: return mp_bf16_to_f32(((const uint16_t *)bias)[i]);
+  default: return ((const float *)bias)[i];
+  }
+}
+
+typedef struct lin_ctx {
+  const mp_isa_impl *impl;
+  mp_pool *pool;
+  const float *x;
+  int64_t M, N, K;
+  const mp_linear_weight *w;
+  const void *bias;
+  mp_dtype bias_dtype;
+  mp_act act;
+  float *y;
+  int64_t mb, nb;       /* tile sizes of a task */
+  int64_t n_mtiles;     /* tasks = n_mtiles * n_ntiles */
+  int oom;              /* set when scratch could not be allocated */
+} lin_ctx;
+
+/* bias + activation on a tile of y */
+static void epilogue(const lin_ctx *c, int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
+  for (int64_t m = m0; m < m1; m++) {
+    float *yr = c->y + m * c->N;
+    if (c->bias)
+      for (int64_t n = n0; n < n1; n++) yr[n] += bias_at(c->bias, c->bias_dtype, n);
+    c->impl->act_row(c->act, yr + n0, n1 - n0);
+  }
+}
+
+/* ---- scalar reference: tasks are column blocks of 16 outputs x a row block */
+#define REF_NB 16
+static void ref_task(void *vctx, int64_t task, int thread) {
+  lin_ctx *c = vctx;
+  int64_t mt = task % c->n_mtiles, nt = task / c->n_mtiles;
+  int64_t m0 = mt * c->mb, m1 = m0 + c->mb < c->M ? m0 + c->mb : c->M;
+  int64_t n0 = nt * c->nb, n1 = n0 + c->nb < c->N ? n0 + c->nb : c->N;
+  float *wrow = mp_pool_scratch(c->pool, thread, (size_t)c->K * sizeof(float));
+  if (!wrow) {
+    c->oom = 1;
+    return;
+  }
+  for (int64_t n = n0; n < n1; n++) {
+    mp_decode_row_scalar(c->w, n, 0, c->K, wrow);
+    for (int64_t m = m0; m < m1; m++) {
+      const float *xr = c->x + m * c->K;
+      float s = 0.0f;
+      for (int64_t k = 0; k < c->K; k++) s += xr[k] * wrow[k];
+      c->y[m * c->N + n] = s;
+    }
+  }
+  epilogue(c, m0, m1, n0, n1);
+}
+
+/* ---- vector GEMM driver */
+static void gemm_task(void *vctx, int64_t task, int thread) {
+  lin_ctx *c = vctx;
+  const mp_isa_impl *im = c->impl;
+  const int MR = im->mr, NR = im->nr;
+  int64_t mt = task % c->n_mtiles, nt = task / c->n_mtiles;
+  int64_t m0 = mt * c->mb, m1 = m0 + c->mb < c->M ? m0 + c->mb : c->M;
+  int64_t n0 = nt * c->nb, n1 = n0 + c->nb < c->N ? n0 + c->nb : c->N;
+  int64_t mlen = m1 - m0, nlen = n1 - n0;
+  int64_t mpan = (mlen + MR - 1) / MR, npan = (nlen + NR - 1) / NR;
+  size_t bsz = (size_t)(npan * NR) * MP_KC, asz = (size_t)(mpan * MR) * MP_KC;
+  size_t tsz = (size_t)MP_KC + (size_t)MR * NR;
+  float *buf = mp_pool_scratch(c->pool, thread, (bsz + asz + tsz) * sizeof(float) + 64);
+  if (!buf) {
+    c->oom = 1;
+    return;
+  }
+  float *bp = buf, *ap = buf + bsz, *row = ap + asz, *tile = row + MP_KC;
+  const mp_linear_weight *w = c->w;
+  for (int64_t k0 = 0; k0 < c->K; k0 += MP_KC) {
+    int64_t kc = c->K - k0 < MP_KC ? c->K - k0 : MP_KC;
+    /* pack weight rows n0..n1 (columns of y) into NR-wide panels: bp[p][k][j] */
+    for (int64_t j = 0; j < npan * NR; j++) {
+      float *dst = bp + (j / NR) * (kc * NR) + (j % NR);
+      if (j < nlen) {
+        const float *src;
+        if (w->bits == 0 && w->dtype == MP_F32) {
+          src = (const float *)w->data + (n0 + j) * c->K + k0;
+        } else {
+          im->decode_row(w, n0 + j, k0, kc, row);
+          src = row;
+        }
+        for (int64_t k = 0; k < kc; k++) dst[k * NR] = src[k];
+      } else {
+        for (int64_t k = 0; k < kc; k++) dst[k * NR] = 0.0f;
+      }
+    }
+    /* pack activation rows m0..m1 into MR-tall panels: ap[p][k][r] */
+    for (int64_t r = 0; r < mpan * MR; r++) {
+      float *dst = ap + (r / MR) * (kc * MR) + (r % MR);
+      if (r < mlen) {
+        const float *src = c->x + (m0 + r) * c->K + k0;
+        for (int64_t k = 0; k < kc; k++) dst[k * MR] = src[k];
+      } else {
+        for (int64_t k = 0; k < kc; k++) dst[k * MR] = 0.0f;
+      }
+    }
+    int acc = k0 > 0;
+    for (int64_t jp = 0; jp < npan; jp++) {
+      int64_t nn = nlen - jp * NR < NR ? nlen - jp * NR : NR;
+      for (int64_t ip = 0; ip < mpan; ip++) {
+        int64_t mm = mlen - ip * MR < MR ? mlen - ip * MR : MR;
+        float *cy = c->y + (m0 + ip * MR) * c->N + n0 + jp * NR;
+        if (mm == MR && nn == NR) {
+          im->ukr(kc, ap + ip * kc * MR, bp + jp * kc * NR, cy, c->N, acc);
+        } else {
+          if (acc)
+            for (int64_t r = 0; r < mm; r++) memcpy(tile + r * NR, cy + r * c->N, (size_t)nn * 4);
+          im->ukr(kc, ap + ip * kc * MR, bp + jp * kc * NR, tile, NR, acc);
+          for (int64_t r = 0; r < mm; r++) memcpy(cy + r * c->N, tile + r * NR, (size_t)nn * 4);
+        }
+      }
+    }
+  }
+  epilogue(c, m0, m1, n0, n1);
+}
+
+static int64_t cdiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+mp_status mp_linear_act(mp_pool *pool, const float *x, int64_t rows, const mp_linear_weight *w,
+                        const void *bias, mp_dtype bias_dtype, mp_act act, float *y) {
+  MP_TRY(mp_linear_weight_check(w));
+  if (rows < 0) return mp_err(MP_ERR_INVALID_ARG, "%s: negative row count", wname(w));
+  if (rows == 0) return MP_OK;
+  if (!x || !y) return mp_err(MP_ERR_INVALID_ARG, "%s: NULL input or output", wname(w));
+  if (bias && bias_dtype != MP_F32 && bias_dtype != MP_F16 && bias_dtype != MP_BF16)
+    return mp_err(MP_ERR_UNSUPPORTED, "%s: bias dtype %s is not F32, F16 or BF16", wname(w),
+                  mp_dtype_name(bias_dtype));
+  mp_pool *tmp = NULL;
+  if (!pool) {
+    MP_TRY(mp_pool_create(1, &tmp));
+    pool = tmp;
+  }
+  lin_ctx c = {.impl = mp_impl_current(), .pool = pool, .x = x, .M = rows, .N = w->out,
+               .K = w->in, .w = w, .bias = bias, .bias_dtype = bias_dtype, .act = act, .y = y};
+  int threads = mp_pool_threads(pool);
+  if (!c.impl->ukr) {
+    c.nb = REF_NB;
+    c.mb = rows < 64 ? rows : 64;
+    c.n_mtiles = cdiv(rows, c.mb);
+    mp_pool_run(pool, c.n_mtiles * cdiv(c.N, c.nb), ref_task, &c);
+  } else {
+    const int MR = c.impl->mr, NR = c.impl->nr;
+    /* Tiles: up to 32 row panels x 4 column panels; smaller column tiles when there would be
+     * too few tasks to keep every thread busy. (Tiling never changes the results.) */
+    int64_t mb = (int64_t)MR * 32;
+    if (mb > rows) mb = cdiv(rows, MR) * MR;
+    int64_t nb = (int64_t)NR * 4;
+    while (nb > NR && cdiv(rows, mb) * cdiv(c.N, nb) < 4 * threads) nb -= NR;
+    c.mb = mb;
+    c.nb = nb;
+    c.n_mtiles = cdiv(rows, mb);
+    mp_pool_run(pool, c.n_mtiles * cdiv(c.N, nb), gemm_task, &c);
+  }
+  mp_pool_free(tmp);
+  if (c.oom) return mp_err(MP_ERR_NOMEM, "%s: out of memory for kernel scratch", wname(w));
+  return MP_OK;
+}
+
+mp_status mp_linear(mp_pool *pool, const float *x, int64_t rows, const mp_linear_weight *w,
+                    const void *bias, mp_dtype bias_dtype, float *y) {
+  return mp_linear_act(pool, x, rows, w, bias, bias_dtype, MP_ACT_NONE, y);
+}
+
+mp_status mp_weight_rows_f32(const mp_linear_weight *w, int64_t row0, int64_t n, float *out) {
+  MP_TRY(mp_linear_weight_check(w));
+  if (row0 < 0 || n < 0 || row0 > w->out - n)
+    return mp_err(MP_ERR_INVALID_ARG, "%s: rows [%lld, %lld) outside [0, %lld)", wname(w),
+                  (long long)row0, (long long)(row0 + n), (long long)w->out);
+  const mp_isa_impl *im = mp_impl_current();
+  for (int64_t r = 0; r < n; r++) im->decode_row(w, row0 + r, 0, w->in, out + r * w->in);
+  return MP_OK;
+}
+
+mp_status mp_embedding_rows(const mp_linear_weight *t, const int32_t *ids, int64_t n, float *out) {
+  MP_TRY(mp_linear_weight_check(t));
+  if (n < 0 || (n > 0 && (!ids || !out)))
+    return mp_err(MP_ERR_INVALID_ARG, "%s: bad embedding lookup arguments", wname(t));
+  const mp_isa_impl *im = mp_impl_current();
+  for (int64_t i = 0; i < n; i++) {
+    if (ids[i] < 0 || ids[i] >= t->out)
+      return mp_err(MP_ERR_INVALID_ARG,
+                    "%s: token id %d at position %lld is outside the vocabulary [0, %lld); the "
+                    "tokenizer does not match the model",
+                    wname(t), ids[i], (long long)i, (long long)t->out);
+    im->decode_row(t, ids[i], 0, t->in, out + i * t->in);
+  }
+  return MP_OK;
+}
