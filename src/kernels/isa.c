@@ -1,4 +1,5 @@
 /* Run-time CPU feature detection and ISA selection. */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,8 +13,7 @@ static int g_detected = -1; /* best ISA the CPU supports */
 static int g_cap = -1;      /* cap from MP_ISA / mp_kernels_set_isa */
 static char g_features[256];
 
-static void detect(void) {
-  if (g_detected >= 0) return;
+static void detect_once(void) {
   int best = MP_ISA_SCALAR;
   g_features[0] = 0;
 #if defined(__x86_64__) || defined(__i386__)
@@ -49,6 +49,9 @@ static void detect(void) {
     }
   }
 }
+
+static pthread_once_t g_once = PTHREAD_ONCE_INIT;
+static void detect(void) { pthread_once(&g_once, detect_once); }
 
 mp_isa mp_kernels_isa(void) {
   detect();

@@ -48,7 +48,7 @@ static void *worker_main(void *arg) {
   mp_pool *p = ((worker_arg *)arg)->pool;
   int id = ((worker_arg *)arg)->id;
   free(arg);
-  uint_fast64_t seen = atomic_load(&p->gen);
+  uint_fast64_t seen = 0; /* workers start before the first run (gen 0) */
   for (;;) {
     /* Spin briefly (kernels are launched back to back), then sleep on the condition. */
     int spins = 0;
