@@ -356,7 +356,7 @@ static void list_parquet(const char *dir, const char *prefix, strlist *out) {
       free(p);
   }
   closedir(d);
-  qsort(out->v, out->n, sizeof(char *), cmp_str);
+  if (out->n > 1) qsort(out->v, out->n, sizeof(char *), cmp_str);
 }
 
 static char *join3(const char *a, const char *b, const char *c) {
@@ -1248,7 +1248,23 @@ static val pq_val(const mp_pq_values *v, size_t r) {
     x.kind = V_INT;
     x.i = v->i64[r];
     break;
-  case MP_PQ_FLOAT:
+  case MP_PQ_FLOAT: {
+    /* float32 scores (HF glue/stsb): the shortest decimal that round-trips the float, so 2.4f
+     * reads as 2.4 like the TSV copy (what Python prints for numpy.float32) */
+    x.kind = V_NUM;
+    x.d = v->f64[r];
+    float f = (float)v->f64[r];
+    for (int prec = 1; prec <= 9 && isfinite(f); prec++) {
+      char b[40];
+      snprintf(b, sizeof b, "%.*g", prec, (double)f);
+      double d = strtod(b, NULL);
+      if ((float)d == f) {
+        x.d = d;
+        break;
+      }
+    }
+    break;
+  }
   case MP_PQ_DOUBLE:
     x.kind = V_NUM;
     x.d = v->f64[r];

@@ -81,6 +81,9 @@ int main(void) {
     mp_cls_metrics m;
     if (mp_cls_metrics_compute(g, p, n, k, &m) != MP_OK) {
       fprintf(stderr, "%s\n", mp_last_error());
+      free(g);
+      free(p);
+      mp_sb_free(&sb);
       return 3;
     }
     num(&sb, "accuracy", m.accuracy);
