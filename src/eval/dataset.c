@@ -530,7 +530,17 @@ mp_status mp_hf_dataset_snapshot(const char *org_name, char **out_dir) {
 /* Known file names of a split inside a dataset folder. */
 static mp_status resolve_folder(const char *dir, const mp_dataset_def *d, strlist *files) {
   const char *split = d->split ? d->split : "validation";
-  /* Parquet layouts first (HF hub snapshots) */
+  /* key-specific file names first: the STS Benchmark copy sits in GLUE STS-B's original/ */
+  if (d->key && find_builtin(d->key) == &builtins[2]) {
+    static const char *const sts[] = {"original/sts-dev.tsv", "sts-dev.tsv", "sts-dev.csv", "stsbenchmark/sts-dev.csv",
+                                      NULL};
+    for (int k = 0; sts[k]; k++) {
+      char *p = mp_path_join(dir, sts[k]);
+      if (p && mp_is_file(p)) return sl_push(files, p) == 0 ? MP_OK : mp_err(MP_ERR_NOMEM, "out of memory");
+      free(p);
+    }
+  }
+  /* Parquet layouts (HF hub snapshots) */
   find_parquet_split(dir, d->config, split, files);
   if (files->n) return MP_OK;
   static const char *const dev_names[] = {"dev.tsv",  "dev.jsonl", "val.jsonl",  "validation.jsonl",

@@ -136,6 +136,10 @@ def test_folder_resolution():
     assert info["path"].endswith("sst2/dev.tsv")
     info, _ = dump("--key", "rte", "--path", os.path.join(DS, "rte"))
     assert info["path"].endswith("rte/val.jsonl")
+    info, _ = dump("--key", "stsb_original", "--path", os.path.join(DS, "stsb"))
+    assert info["path"].endswith("stsb/original/sts-dev.tsv") and info["n"] == 1500
+    info, _ = dump("--key", "stsb", "--path", os.path.join(DS, "stsb"))
+    assert info["path"].endswith("stsb/dev.tsv")
 
 
 def test_sampling_is_seeded_and_reproducible():
