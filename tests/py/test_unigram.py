@@ -1,0 +1,417 @@
+"""Unigram / Precompiled / SentencePiece parity against the independent references.
+
+build/spm_check (tools/c/spm_check.c) drives src/tokenizer/{precompiled,unigram,spm_model}.c.
+References:
+  - HF `tokenizers` (Rust): `Precompiled.normalize_str`, `Tokenizer.model.tokenize` on the
+    pre-tokenized pieces, for the DeBERTa-v3 tokenizer and the sentencepiece test model, both as
+    transformers 4.46 converts them from their .model files (DebertaV2TokenizerFast);
+  - transformers' slow->fast converter (the tokenizer.json we generate from spm.model);
+  - the `sentencepiece` package (its own normalizer and encoder);
+  - the `protobuf` package (ModelProto fields).
+Texts: every text of every dataset in ../shared/datasets, a torture list, random strings and a
+sweep over every Unicode code point. Counts are printed (run pytest with -s to see them).
+"""
+import base64
+import csv
+import json
+import os
+import random
+import subprocess
+import sys
+import unicodedata
+
+import pytest
+
+SRC = os.environ.get("MP_SOURCE_DIR", os.path.join(os.path.dirname(__file__), "..", ".."))
+BUILD = os.environ.get("MP_BUILD_DIR", os.path.join(SRC, "build"))
+SHARED = os.environ.get("MP_SHARED_DIR", os.path.join(SRC, "..", "shared"))
+TOOL = os.path.join(BUILD, "spm_check")
+
+DEBERTA_DIRS = ["deberta-v3-base-mnli-fever-anli", "deberta-v3-xsmall-mnli-binary"]
+TEST_MODEL = os.path.join(SHARED, "models", "_spm-fixtures", "sentencepiece_test_model.model")
+
+if not os.path.isdir(SHARED):
+    pytest.skip("../shared (real models and datasets) is absent", allow_module_level=True)
+if not os.path.exists(TOOL):
+    pytest.skip(f"{TOOL} not built", allow_module_level=True)
+
+tokenizers = pytest.importorskip("tokenizers")
+spm = pytest.importorskip("sentencepiece")
+transformers = pytest.importorskip("transformers")
+
+
+def log(*a):
+    print(*a, file=sys.stderr)
+
+
+# ---------------------------------------------------------------------------------------------
+# inputs
+
+
+def dataset_texts():
+    d = os.path.join(SHARED, "datasets")
+    out = []
+
+    def jsonl(path, keys):
+        with open(path, encoding="utf-8") as f:
+            for line in f:
+                if line.strip():
+                    r = json.loads(line)
+                    out.extend(r[k] for k in keys if isinstance(r.get(k), str))
+
+    def tsv(path, cols):
+        with open(path, encoding="utf-8-sig", newline="") as f:
+            rd = csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE)
+            header = next(rd)
+            idx = [header.index(c) for c in cols]
+            for row in rd:
+                out.extend(row[i] for i in idx if i < len(row))
+
+    jsonl(os.path.join(d, "mnli/validation_matched/dev.jsonl"), ["premise", "hypothesis"])
+    jsonl(os.path.join(d, "snli/validation/dev.jsonl"), ["premise", "hypothesis"])
+    jsonl(os.path.join(d, "rte/val.jsonl"), ["premise", "hypothesis"])
+    tsv(os.path.join(d, "sst2/dev.tsv"), ["sentence"])
+    tsv(os.path.join(d, "stsb/dev.tsv"), ["sentence1", "sentence2"])
+    tsv(os.path.join(d, "qnli/dev.tsv"), ["question", "sentence"])
+    tsv(os.path.join(d, "mrpc/dev.tsv"), ["#1 String", "#2 String"])
+    return out
+
+
+TORTURE = [
+    "", " ", "   ", "a", "Hello world!", "  leading and trailing  ", "multiple   spaces\t\ttabs",
+    "line\nbreak\r\nwindows\rold mac", "a\r\nb", "\r\n", "\r\r\n\n",
+    "caf\u00e9 cafe\u0301 \u0041\u030a\u0301 Ａ\u0301 ａ\u0308\u0301x",  # combining marks
+    "\uff21\uff22\uff23 \uff41\uff42\uff43 \uff10\uff11\uff12 \uff01\uff1f\uff08\uff09",  # full width
+    "\ufb01 \ufb02 \u2460\u2461\u2462 \u3392 \u216b \u00bd \u2153 \u33a1 \u2122 \u00aa \u00b2",  # NFKC
+    "\uff76\uff9e \uff8a\uff9f \uff73\uff9e\uff9e \u30ab\u3099 \u304b\u3099",  # half-width kana + voicing
+    "\U0001F600\U0001F601 \U0001F44D\U0001F3FD \U0001F468\u200d\U0001F469\u200d\U0001F467\u200d\U0001F466",
+    "\U0001F1FA\U0001F1F8\U0001F1EC\U0001F1E7\U0001F1EB \u2764\ufe0f \u0031\ufe0f\u20e3 \U0001F3F4\U000E0067\U000E0062\U000E0065\U000E006E\U000E0067\U000E007F",
+    "\x00\x01\x02\x07\x08\x0b\x0c\x0e\x1b\x1f\x7f \x80\x85\x9f",  # C0/C1 controls
+    "\u00a0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a\u202f\u205f\u3000",
+    "zero\u200bwidth\u200cjoin\u200dnon\u2060word\ufeffbom",
+    "\u1100\u1161\u11a8 \u1100\u1161 \uac00\u11a8 \ud55c\uad6d\uc5b4",  # Hangul jamo clusters
+    "\u0915\u094d\u0937 \u0928\u092e\u0938\u094d\u0924\u0947 \u0915\u094d\u200d\u0937",  # Devanagari
+    "\u0e01\u0e33 \u0e20\u0e32\u0e29\u0e32\u0e44\u0e17\u0e22",  # Thai (SpacingMark)
+    "\u0645\u0631\u062d\u0628\u0627 \u05e9\u05b8\u05c1\u05dc\u05d5\u05b9\u05dd \u200f\u200e",  # RTL
+    "\u4e2d\u6587\u6d4b\u8bd5 \u65e5\u672c\u8a9e\u306e\u30c6\u30ad\u30b9\u30c8 \u3002\u3001",
+    "\ufffd \ufffe \uffff \ue000 \U0010fffd \U0001d400\U0001d4d0 \U0001d7d8",
+    "\u0600\u0661 \u0605x \u110bd \u08e2 prepend",  # Prepend characters
+    "x" * 300, "\u00e9" * 100, "\U0001F600" * 50, "a\u0301" * 40,
+    "[CLS] [SEP] [UNK] [PAD] [MASK] <unk> <s> </s> <0x41>",
+    "\u2581 \u2581\u2581x \u2581",  # the Metaspace replacement itself
+    "Mr. O'Neil's 12,345.67 $5 #tag @user e-mail@example.com http://x.y/z?q=1&r=2",
+    "\u00df \u0130 \u0131 \u03a3\u03c3\u03c2 \u1e9e \ufb00\ufb03",
+    "\u2028\u2029\u0085\u000b\u000c",
+    "\U000e0001\U000e0020 tag \ufe00\ufe0f\U000e0100 variation",
+]
+
+
+def random_texts(n, seed=1234):
+    rng = random.Random(seed)
+    pools = [
+        (0x20, 0x7E), (0x00, 0x1F), (0xA0, 0x24F), (0x300, 0x36F), (0x370, 0x3FF), (0x400, 0x4FF),
+        (0x590, 0x6FF), (0x900, 0x97F), (0xE00, 0xE7F), (0x1100, 0x11FF), (0x2000, 0x206F),
+        (0x2100, 0x24FF), (0x3000, 0x30FF), (0x3200, 0x33FF), (0x4E00, 0x4E80), (0xAC00, 0xAC40),
+        (0xFE00, 0xFE0F), (0xFF00, 0xFFEF), (0x1F1E6, 0x1F1FF), (0x1F300, 0x1F6FF), (0x1F900, 0x1F9FF),
+        (0xE0000, 0xE007F),
+    ]
+    out = []
+    for _ in range(n):
+        k = rng.randint(1, 24)
+        s = []
+        for _ in range(k):
+            lo, hi = rng.choice(pools)
+            cp = rng.randint(lo, hi)
+            if 0xD800 <= cp <= 0xDFFF:
+                continue
+            s.append(chr(cp))
+            if rng.random() < 0.15:
+                s.append(" " * rng.randint(1, 3))
+        out.append("".join(s))
+    return out
+
+
+def codepoint_sweep():
+    """Every scalar value, in runs of 8 consecutive code points and alone between letters."""
+    cps = [c for c in range(0x110000) if not 0xD800 <= c <= 0xDFFF]
+    runs = ["".join(chr(c) for c in cps[i:i + 8]) for i in range(0, len(cps), 8)]
+    return runs
+
+
+# ---------------------------------------------------------------------------------------------
+# helpers
+
+
+def run_tool(args, lines):
+    data = "".join(json.dumps(s, ensure_ascii=True) + "\n" for s in lines)
+    p = subprocess.run([TOOL] + args, input=data.encode(), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert p.returncode == 0, p.stderr.decode(errors="replace")
+    out = [json.loads(x) for x in p.stdout.decode().split("\n")[:-1]]
+    assert len(out) == len(lines)
+    return out
+
+
+def compare(name, inputs, ours, ref, limit=5):
+    bad = [(i, o, r) for i, (o, r) in enumerate(zip(ours, ref)) if o != r]
+    log(f"{name}: {len(inputs) - len(bad)}/{len(inputs)} identical")
+    for i, o, r in bad[:limit]:
+        log(f"  input {inputs[i]!r}\n    ours {o!r}\n    ref  {r!r}")
+    assert not bad, f"{name}: {len(bad)} of {len(inputs)} differ"
+
+
+@pytest.fixture(scope="module")
+def texts():
+    t = dataset_texts()
+    assert len(t) > 50000, len(t)
+    return t
+
+
+def hf_fast_from_model(model_file, tmp, **kw):
+    """transformers' own conversion of a .model file (what AutoTokenizer builds)."""
+    from transformers import DebertaV2TokenizerFast
+
+    tok = DebertaV2TokenizerFast(vocab_file=model_file, **kw)
+    path = os.path.join(tmp, "tokenizer.json")
+    tok.backend_tokenizer.save(path)
+    return path
+
+
+def _unique_models():
+    """The DeBERTa-v3 spm.model files (each distinct file once) and the sentencepiece fixture."""
+    import hashlib
+
+    seen, out = set(), []
+    for m in [os.path.join(SHARED, "models", d, "spm.model") for d in DEBERTA_DIRS] + [TEST_MODEL]:
+        if not os.path.exists(m):
+            continue
+        with open(m, "rb") as f:
+            h = hashlib.sha256(f.read()).hexdigest()
+        if h in seen:
+            log(f"{m}: same bytes as a model already tested (sha256 {h[:12]}), not repeated")
+            continue
+        seen.add(h)
+        out.append(m)
+    return out
+
+
+MODELS = _unique_models()
+
+
+@pytest.fixture(scope="module", params=MODELS, ids=lambda p: os.path.basename(os.path.dirname(p)))
+def model_file(request):
+    return request.param
+
+
+@pytest.fixture(scope="module")
+def hf_json(model_file, tmp_path_factory):
+    return hf_fast_from_model(model_file, str(tmp_path_factory.mktemp("hf")))
+
+
+# ---------------------------------------------------------------------------------------------
+# protobuf reader
+
+
+def test_modelproto_fields(model_file):
+    from sentencepiece import sentencepiece_model_pb2 as pb
+
+    m = pb.ModelProto()
+    with open(model_file, "rb") as f:
+        m.ParseFromString(f.read())
+    p = subprocess.run([TOOL, "info", model_file], stdout=subprocess.PIPE, check=True)
+    info = json.loads(p.stdout)
+    ts, ns = m.trainer_spec, m.normalizer_spec
+    assert info["n_pieces"] == len(m.pieces)
+    assert info["model_type"] == ts.model_type and info["vocab_size"] == ts.vocab_size
+    assert info["byte_fallback"] == int(ts.byte_fallback)
+    assert (info["unk_id"], info["bos_id"], info["eos_id"], info["pad_id"]) == (ts.unk_id, ts.bos_id, ts.eos_id, ts.pad_id)
+    assert info["unk_piece"] == ts.unk_piece
+    n = info["normalizer"]
+    assert n["name"] == ns.name and n["charsmap_len"] == len(ns.precompiled_charsmap)
+    assert (n["add_dummy_prefix"], n["remove_extra_whitespaces"], n["escape_whitespaces"]) == (
+        int(ns.add_dummy_prefix), int(ns.remove_extra_whitespaces), int(ns.escape_whitespaces))
+    ref = [[x.piece, x.score, x.type] for x in m.pieces]
+    assert info["pieces"] == ref
+    log(f"{os.path.basename(model_file)}: {len(ref)} pieces identical to protobuf")
+
+
+def test_malformed_models(tmp_path, model_file):
+    with open(model_file, "rb") as f:
+        data = f.read()
+    cases = {
+        "truncated": data[: len(data) // 2],
+        "empty": b"",
+        "garbage": b"\xff" * 64,
+        "bad-wiretype": b"\x0b" + data[1:],  # field 1 with wire type 3 (group)
+        "huge-length": b"\x0a\xff\xff\xff\xff\x0f" + data[6:],
+        "text": b"this is not a protobuf\n",
+    }
+    for name, blob in cases.items():
+        p = tmp_path / (name + ".model")
+        p.write_bytes(blob)
+        r = subprocess.run([TOOL, "info", str(p)], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        assert r.returncode == 3, (name, r.returncode, r.stderr)
+        msg = r.stderr.decode()
+        assert str(p) in msg, msg
+        if name not in ("empty",):
+            assert "offset" in msg or "no pieces" in msg, msg
+
+
+# ---------------------------------------------------------------------------------------------
+# conversion to tokenizer.json
+
+
+def canon(j):
+    j = dict(j)
+    j["added_tokens"] = [t for t in j["added_tokens"]]
+    return j
+
+
+@pytest.mark.parametrize("opts", [{}, {"do_lower_case": True}, {"split_by_punct": True}])
+def test_converted_json_equals_transformers(model_file, tmp_path, opts):
+    ref_path = hf_fast_from_model(model_file, str(tmp_path), **opts)
+    with open(ref_path, encoding="utf-8") as f:
+        ref = json.load(f)
+    flags = (["--lower"] if opts.get("do_lower_case") else []) + (["--split-by-punct"] if opts.get("split_by_punct") else [])
+    p = subprocess.run([TOOL, "to-json", model_file] + flags, stdout=subprocess.PIPE, check=True)
+    ours = json.loads(p.stdout)
+    # transformers adds the special tokens of the tokenizer *class* ([UNK]/[MASK] ...) on top of
+    # the converter's output; those are the tokenizer loader's business (tokenizer_config.json).
+    conv_ids = {t["id"] for t in ours["added_tokens"]}
+    ref_added = [t for t in ref["added_tokens"] if t["id"] in conv_ids]
+    assert ours["added_tokens"] == ref_added
+    has_cls = any(p == "[CLS]" for p, _ in ours["model"]["vocab"])
+    for k in ("normalizer", "pre_tokenizer", "post_processor", "decoder", "model"):
+        if k == "post_processor" and not has_cls:
+            # DebertaV2Tokenizer on a model without [CLS]/[SEP] pieces appends them as new added
+            # tokens; only the template itself can be compared
+            assert ours[k]["single"] == ref[k]["single"] and ours[k]["pair"] == ref[k]["pair"]
+            continue
+        assert ours[k] == ref[k], k
+    # and HF executes both identically (with transformers' extra special tokens on both)
+    ours["added_tokens"] = ref["added_tokens"]
+    ours["post_processor"] = ref["post_processor"]
+    a = tokenizers.Tokenizer.from_str(json.dumps(ours))
+    b = tokenizers.Tokenizer.from_str(json.dumps(ref))
+    sample = TORTURE + dataset_texts()[::50]
+    ea = [e.ids for e in a.encode_batch(sample)]
+    eb = [e.ids for e in b.encode_batch(sample)]
+    compare(f"converted tokenizer.json {os.path.basename(model_file)} {opts}", sample, ea, eb)
+
+
+# ---------------------------------------------------------------------------------------------
+# HF Precompiled normalizer
+
+
+def precompiled_ref(json_path):
+    with open(json_path, encoding="utf-8") as f:
+        j = json.load(f)
+    for n in j["normalizer"]["normalizers"]:
+        if n["type"] == "Precompiled":
+            return tokenizers.normalizers.Precompiled(base64.b64decode(n["precompiled_charsmap"]))
+    raise AssertionError("no Precompiled normalizer")
+
+
+def test_precompiled_normalizer(model_file, hf_json, texts):
+    ref = precompiled_ref(hf_json)
+    inputs = TORTURE + texts + random_texts(5000)
+    ours = run_tool(["normalize", hf_json], inputs)
+    compare(f"Precompiled.normalize_str {os.path.basename(model_file)} (datasets+torture+random)", inputs, ours,
+            [ref.normalize_str(s) for s in inputs])
+    # the same charsmap read from the .model file
+    ours2 = run_tool(["normalize", model_file], inputs[:3000])
+    assert ours2 == ours[:3000]
+
+
+def test_precompiled_codepoint_sweep(hf_json):
+    ref = precompiled_ref(hf_json)
+    inputs = codepoint_sweep()
+    ours = run_tool(["normalize", hf_json], inputs)
+    compare("Precompiled.normalize_str every code point (runs of 8)", inputs, ours, [ref.normalize_str(s) for s in inputs])
+
+
+# ---------------------------------------------------------------------------------------------
+# HF Unigram model
+
+
+def hf_pieces(tok, inputs):
+    pieces = set()
+    for s in inputs:
+        n = tok.normalizer.normalize_str(s)
+        for p, _ in tok.pre_tokenizer.pre_tokenize_str(n):
+            pieces.add(p)
+    return sorted(pieces)
+
+
+def test_unigram_model(model_file, hf_json, texts):
+    tok = tokenizers.Tokenizer.from_file(hf_json)
+    inputs = TORTURE + texts + random_texts(5000)
+    pieces = hf_pieces(tok, inputs)
+    # whole normalized texts (spaces replaced) too: long pieces, many unknowns
+    pieces += ["\u2581" + tok.normalizer.normalize_str(s).replace(" ", "\u2581") for s in random_texts(500, seed=7)]
+    ref = [[t.id for t in tok.model.tokenize(p)] for p in pieces]
+    compare(f"Unigram.tokenize {os.path.basename(model_file)} (unique pre-tokenized pieces)", pieces,
+            run_tool(["unigram", hf_json], pieces), ref)
+    # the .model read directly gives the same model
+    assert run_tool(["unigram", model_file], pieces[:3000]) == ref[:3000]
+
+
+def test_unigram_byte_fallback(hf_json, tmp_path, texts):
+    with open(hf_json, encoding="utf-8") as f:
+        j = json.load(f)
+    if not any(p == "<0x41>" for p, _ in j["model"]["vocab"]):
+        pytest.skip("model has no byte pieces")
+    j["model"]["byte_fallback"] = True
+    path = tmp_path / "bf.json"
+    path.write_text(json.dumps(j))
+    tok = tokenizers.Tokenizer.from_file(str(path))
+    pieces = hf_pieces(tok, TORTURE + random_texts(3000, seed=99) + texts[:3000])
+    ref = [[t.id for t in tok.model.tokenize(p)] for p in pieces]
+    compare("Unigram.tokenize byte_fallback=true", pieces, run_tool(["unigram", str(path)], pieces), ref)
+
+
+def test_unigram_synthetic_vocabs(tmp_path):
+    """Small vocabularies that reach the corner cases: duplicates, unk_id null, ties, unk fusing,
+    byte fallback with missing byte pieces, pieces equal to the unk string."""
+    rng = random.Random(5)
+    alphabet = ["a", "b", "c", "\u00e9", "\u2581", "\U0001F600"]
+    for case in range(40):
+        vocab = [["<unk>", 0.0]]
+        for _ in range(rng.randint(3, 40)):
+            p = "".join(rng.choice(alphabet) for _ in range(rng.randint(1, 4)))
+            score = rng.choice([-1.0, -2.0, -2.5, -3.0, float(-rng.randint(1, 80)) / 7])
+            vocab.append([p, score])
+        if case % 3 == 0:
+            vocab.append([vocab[1][0], -0.5])  # duplicate string, different score
+        if case % 4 == 1:
+            for b in rng.sample(range(256), 200):
+                vocab.append([f"<0x{b:02X}>", -5.0])
+        unk = None if case % 5 == 2 else 0
+        model = {"type": "Unigram", "unk_id": unk, "vocab": vocab, "byte_fallback": case % 4 == 1}
+        tj = {"version": "1.0", "truncation": None, "padding": None, "added_tokens": [], "normalizer": None,
+              "pre_tokenizer": None, "post_processor": None, "decoder": None, "model": model}
+        path = tmp_path / f"v{case}.json"
+        path.write_text(json.dumps(tj))
+        tok = tokenizers.Tokenizer.from_file(str(path))
+        inputs = ["".join(rng.choice(alphabet + ["x", "y", "<unk>"]) for _ in range(rng.randint(1, 12)))
+                  for _ in range(200)]
+        ref = []
+        for s in inputs:
+            try:
+                ref.append([t.id for t in tok.model.tokenize(s)])
+            except Exception:
+                ref.append("error")
+        ours = [o if isinstance(o, list) else "error" for o in run_tool(["unigram", str(path)], inputs)]
+        compare(f"synthetic vocab {case}", inputs, ours, ref)
+
+
+# ---------------------------------------------------------------------------------------------
+# SentencePiece's own pipeline
+
+
+def test_sentencepiece_encode(model_file, texts):
+    sp = spm.SentencePieceProcessor(model_file=model_file)
+    inputs = TORTURE + texts + random_texts(5000)
+    compare(f"sentencepiece normalize {os.path.basename(model_file)}", inputs,
+            run_tool(["spm-normalize", model_file], inputs), [sp.normalize(s) for s in inputs])
+    compare(f"sentencepiece encode {os.path.basename(model_file)}", inputs, run_tool(["spm", model_file], inputs),
+            sp.encode(inputs))
