@@ -106,6 +106,7 @@ typedef struct loader {
   size_t arena_limit;
   lmode mode;
   int allow_pid; /* the current pickle may contain persistent ids */
+  uint64_t copy_budget; /* bytes left for contiguous copies of views */
   /* storage table + open-addressing hash over keys */
   pstorage *st;
   size_t nst, capst;
@@ -1277,6 +1278,9 @@ static mp_status build_table(mp_torch_file *tf, loader *L, pval *root, int with_
                     L->what, kp, mp_dtype_name(t->dtype), mp_shape_str(t->shape, t->ndim, sh, sizeof sh),
                     (long long)t->offset, (unsigned long long)need, st->key, (unsigned long long)avail);
     }
+    if ((uint64_t)numel > (uint64_t)(SIZE_MAX / 4) / es)
+      return mp_err(MP_ERR_FORMAT, "%s: tensor '%s' has %lld elements, too many to hold in memory", L->what, kp,
+                    (long long)numel);
     mp_tensor *mt = &tf->tensors[c];
     mt->name = mp_arena_strndup(&tf->arena, (const char *)key->s, key->len);
     if (!mt->name) return oom(L);
@@ -1292,6 +1296,14 @@ static mp_status build_table(mp_torch_file *tf, loader *L, pval *root, int with_
       if (mp_tensor_is_contiguous(mt) && (uintptr_t)src % es == 0) {
         mt->data = src;
       } else {
+        /* copies are bounded: a view can address more elements than its storage holds only
+         * through stride 0 or overlap (expand()), which no real state dict does at scale */
+        if (mt->nbytes > L->copy_budget)
+          return mp_err(MP_ERR_FORMAT,
+                        "%s: tensor '%s' would take %zu bytes once made contiguous, more than the checkpoint could "
+                        "justify (%llu bytes left of the budget); refusing it",
+                        L->what, kp, mt->nbytes, (unsigned long long)L->copy_budget);
+        L->copy_budget -= mt->nbytes;
         uint8_t *dst = mp_arena_alloc_aligned(&tf->arena, mt->nbytes, 64);
         if (!dst) return mp_err(MP_ERR_NOMEM, "%s: tensor '%s': cannot allocate %zu bytes", L->what, kp, mt->nbytes);
         gather(dst, base, t, es);
@@ -1348,6 +1360,7 @@ static void loader_init(loader *L, const char *what, mp_arena *arena, size_t inp
   /* a state dict pickle needs far less than this: a few hundred bytes per tensor */
   L->arena_limit = (size_t)256 << 20;
   if (input_size < ((size_t)1 << 28)) L->arena_limit += input_size * 32;
+  L->copy_budget = ((uint64_t)256 << 20) + 2 * (uint64_t)input_size;
 }
 
 static const uint8_t k_legacy_magic[10] = {0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19};

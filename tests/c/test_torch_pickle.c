@@ -368,6 +368,89 @@ static void test_torch_zip_views(void) {
   mp_sb_free(&b);
 }
 
+
+/* {"w": _rebuild_tensor_v2(FloatStorage '0' of numel, offset, shape, stride)} in a zip with `nfloats` of data */
+static void one_tensor_zip(mp_sb *b, int64_t numel, int64_t offset, int nd, const int64_t *shape,
+                           const int64_t *stride, size_t nfloats) {
+  mp_sb pk;
+  mp_sb_init(&pk);
+  mp_sb_append(&pk, PK("\x80\x02}X\x01\x00\x00\x00wctorch._utils\n_rebuild_tensor_v2\n(("
+                       "X\x07\x00\x00\x00storagectorch\nFloatStorage\nX\x01\x00\x00\x00" "0X\x03\x00\x00\x00" "cpu"));
+  /* LONG1 with 8 bytes for every integer */
+#define PUT_I64(v)                                                                                                     \
+  do {                                                                                                                 \
+    int64_t v_ = (v);                                                                                                  \
+    mp_sb_append(&pk, "\x8a\x08", 2);                                                                                  \
+    mp_sb_append(&pk, &v_, 8);                                                                                         \
+  } while (0)
+  PUT_I64(numel);
+  mp_sb_append(&pk, PK("tQ"));
+  PUT_I64(offset);
+  mp_sb_putc(&pk, '(');
+  for (int d = 0; d < nd; d++) PUT_I64(shape[d]);
+  mp_sb_append(&pk, PK("t("));
+  for (int d = 0; d < nd; d++) PUT_I64(stride[d]);
+  mp_sb_append(&pk, PK("t\x89" "ccollections\nOrderedDict\n)RtRs."));
+#undef PUT_I64
+  float *data = calloc(nfloats + 1, sizeof *data);
+  for (size_t i = 0; i < nfloats; i++) data[i] = (float)i;
+  zent e[] = {{"archive/data.pkl", pk.buf, pk.len, 0}, {"archive/data/0", data, nfloats * sizeof *data, 0}};
+  build_zip(b, e, 2);
+  free(data);
+  mp_sb_free(&pk);
+}
+
+static void test_torch_hostile_views(void) {
+  mp_torch_file *tf;
+  mp_sb b;
+  /* stride 0 (expand) of a 1-float storage to 2^40 elements: bounds pass, the copy is refused */
+  int64_t sh[2] = {1 << 20, 1 << 20}, st0[2] = {0, 0};
+  mp_sb_init(&b);
+  one_tensor_zip(&b, 1, 0, 2, sh, st0, 1);
+  expect("expand bomb", mp_torch_open_memory(b.buf, b.len, "bomb.bin", &tf), MP_ERR_FORMAT, "contiguous");
+  mp_sb_free(&b);
+  /* element count overflowing int64 */
+  int64_t sh3[3] = {(int64_t)1 << 31, (int64_t)1 << 31, (int64_t)1 << 31}, st3[3] = {0, 0, 0};
+  mp_sb_init(&b);
+  one_tensor_zip(&b, 1, 0, 3, sh3, st3, 1);
+  expect("numel overflow", mp_torch_open_memory(b.buf, b.len, "ovf.bin", &tf), MP_ERR_FORMAT, "overflow");
+  mp_sb_free(&b);
+  /* stride overflow */
+  int64_t sh2[2] = {3, 3}, stbig[2] = {INT64_MAX / 2, 1};
+  mp_sb_init(&b);
+  one_tensor_zip(&b, 9, 0, 2, sh2, stbig, 9);
+  expect("stride overflow", mp_torch_open_memory(b.buf, b.len, "ovf.bin", &tf), MP_ERR_FORMAT, "overflow");
+  mp_sb_free(&b);
+  /* offset past the storage, with a zero-size tensor it is harmless; with one element it is refused */
+  int64_t sh1[1] = {1}, st1[1] = {1}, sh0[1] = {0};
+  mp_sb_init(&b);
+  one_tensor_zip(&b, 4, 4, 1, sh1, st1, 4);
+  expect("offset past end", mp_torch_open_memory(b.buf, b.len, "off.bin", &tf), MP_ERR_FORMAT, "needs 20 bytes");
+  mp_sb_free(&b);
+  mp_sb_init(&b);
+  one_tensor_zip(&b, 4, 1000, 1, sh0, st1, 4);
+  CHECK_OK(mp_torch_open_memory(b.buf, b.len, "empty.bin", &tf));
+  if (tf) CHECK(mp_torch_count(tf) == 1 && mp_torch_at(tf, 0)->nbytes == 0);
+  mp_torch_close(tf);
+  mp_sb_free(&b);
+  /* negative numel in the persistent id */
+  mp_sb_init(&b);
+  one_tensor_zip(&b, -1, 0, 1, sh1, st1, 4);
+  expect("negative numel", mp_torch_open_memory(b.buf, b.len, "neg.bin", &tf), MP_ERR_FORMAT, "element count");
+  mp_sb_free(&b);
+  /* a legitimate small expand: copied, values repeated */
+  int64_t she[2] = {3, 2}, ste[2] = {0, 1};
+  mp_sb_init(&b);
+  one_tensor_zip(&b, 2, 0, 2, she, ste, 2);
+  CHECK_OK(mp_torch_open_memory(b.buf, b.len, "expand.bin", &tf));
+  if (tf) {
+    const float *v = mp_torch_at(tf, 0)->data;
+    CHECK(v[0] == 0 && v[1] == 1 && v[2] == 0 && v[3] == 1 && v[4] == 0 && v[5] == 1);
+  }
+  mp_torch_close(tf);
+  mp_sb_free(&b);
+}
+
 static void test_torch_legacy_by_hand(void) {
   /* magic, 1001, sys_info, data pickle (6-field pids), keys, storages */
   mp_sb b;
@@ -413,6 +496,7 @@ int main(int argc, char **argv) {
   RUN(test_pickle_resource_bounds);
   RUN(test_zip_reader);
   RUN(test_torch_zip_views);
+  RUN(test_torch_hostile_views);
   RUN(test_torch_legacy_by_hand);
   return mp_test_done();
 }
