@@ -76,6 +76,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   mp_torch_file *tf = NULL;
   if (mp_torch_open_memory(data, size, "fuzz.bin", &tf) == MP_OK) {
     touch_all(tf);
+    (void)mp_torch_verify(tf);
     mp_torch_close(tf);
   }
   mp_zip *z = NULL;
@@ -84,7 +85,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
       const uint8_t *d;
       size_t n;
       void *own;
-      if (mp_zip_read(z, mp_zip_at(z, i), 1u << 24, &d, &n, &own) == MP_OK) free(own);
+      if (mp_zip_read(z, mp_zip_at(z, i), 1u << 24, 1, &d, &n, &own) == MP_OK) free(own);
     }
     mp_zip_close(z);
   }

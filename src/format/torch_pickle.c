@@ -391,7 +391,7 @@ static mp_status zip_load_storage(loader *L, pstorage *p) {
   const uint8_t *d;
   size_t sz;
   void *own;
-  MP_TRY(mp_zip_read(L->zip, e, 0, &d, &sz, &own));
+  MP_TRY(mp_zip_read(L->zip, e, 0, 0, &d, &sz, &own));
   if (own) MP_TRY(owned_push(L, own));
   uint64_t want = (uint64_t)p->numel * mp_dtype_size(p->dtype);
   if (sz < want)
@@ -1453,7 +1453,7 @@ static mp_status load_zip(mp_torch_file *tf, loader *L) {
   size_t sz;
   void *own;
   if (bo) {
-    MP_TRY(mp_zip_read(z, bo, 64, &d, &sz, &own));
+    MP_TRY(mp_zip_read(z, bo, 64, 1, &d, &sz, &own));
     int big = sz == 3 && memcmp(d, "big", 3) == 0, little = sz == 6 && memcmp(d, "little", 6) == 0;
     free(own);
     if (big)
@@ -1471,7 +1471,7 @@ static mp_status load_zip(mp_torch_file *tf, loader *L) {
                   "%s: zip archive has no '%s'; it is not a torch.save checkpoint (a TorchScript archive? Use a "
                   "state dict saved with torch.save)",
                   L->what, name);
-  MP_TRY(mp_zip_read(z, pk, PK_MAX_PICKLE, &d, &sz, &own));
+  MP_TRY(mp_zip_read(z, pk, PK_MAX_PICKLE, 1, &d, &sz, &own));
   if (own) MP_TRY(owned_push(L, own));
   pval *root;
   size_t used;
@@ -1558,6 +1558,12 @@ mp_status mp_torch_open_memory(const void *data, size_t size, const char *what, 
     return s;
   }
   *out = tf;
+  return MP_OK;
+}
+
+mp_status mp_torch_verify(const mp_torch_file *tf) {
+  if (!tf || !tf->zip) return MP_OK; /* the legacy layout has no checksums */
+  for (size_t i = 0; i < mp_zip_count(tf->zip); i++) MP_TRY(mp_zip_verify(tf->zip, mp_zip_at(tf->zip, i)));
   return MP_OK;
 }
 

@@ -23,6 +23,10 @@ const mp_tensor *mp_torch_find(const mp_torch_file *tf, const char *name);
 /* Same over a buffer the caller keeps alive until mp_torch_close (tests, fuzzing); `what`
  * names it in error messages. */
 mp_status mp_torch_open_memory(const void *data, size_t size, const char *what, mp_torch_file **out);
+/* Checks the CRC-32 of every record of a zip checkpoint (reads the whole file). Opening checks
+ * only data.pkl and the small records, so that tensor data stays a lazy view of the mapping;
+ * the legacy layout has no checksums (MP_OK). */
+mp_status mp_torch_verify(const mp_torch_file *tf);
 /* The path (or `what`) the file was opened from. */
 const char *mp_torch_path(const mp_torch_file *tf);
 

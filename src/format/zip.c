@@ -18,7 +18,6 @@
 #define ZIP_LFH_SIG 0x04034b50u
 #define ZIP_LFH_LEN 30
 #define ZIP_MAX_ENTRIES (1u << 20)
-#define ZIP_CRC_CHECK_MAX ((uint64_t)64 << 20)
 
 struct mp_zip {
   char *what;
@@ -306,7 +305,7 @@ static uint32_t crc_of(const uint8_t *p, uint64_t n) {
   return (uint32_t)c;
 }
 
-mp_status mp_zip_read(const mp_zip *z, const mp_zip_entry *e, uint64_t max_size, const uint8_t **data,
+mp_status mp_zip_read(const mp_zip *z, const mp_zip_entry *e, uint64_t max_size, int verify, const uint8_t **data,
                       size_t *size, void **owned) {
   *data = NULL;
   *size = 0;
@@ -317,7 +316,7 @@ mp_status mp_zip_read(const mp_zip *z, const mp_zip_entry *e, uint64_t max_size,
   if (e->size > SIZE_MAX / 2) return mp_err(MP_ERR_NOMEM, "%s: entry '%s' is too large", z->what, e->name);
   const uint8_t *src = z->data + e->data_offset;
   if (e->method == 0) {
-    if (e->size <= ZIP_CRC_CHECK_MAX && crc_of(src, e->size) != e->crc32)
+    if (verify && crc_of(src, e->size) != e->crc32)
       return mp_err(MP_ERR_FORMAT, "%s: entry '%s': CRC-32 mismatch (corrupt archive); re-download the file", z->what,
                     e->name);
     *data = e->size ? src : (const uint8_t *)"";
@@ -385,5 +384,14 @@ mp_status mp_zip_read(const mp_zip *z, const mp_zip_entry *e, uint64_t max_size,
   *data = buf;
   *size = (size_t)e->size;
   *owned = buf;
+  return MP_OK;
+}
+
+mp_status mp_zip_verify(const mp_zip *z, const mp_zip_entry *e) {
+  const uint8_t *d;
+  size_t n;
+  void *own;
+  MP_TRY(mp_zip_read(z, e, 0, 1, &d, &n, &own));
+  free(own);
   return MP_OK;
 }

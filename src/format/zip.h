@@ -36,9 +36,11 @@ const mp_zip_entry *mp_zip_find(const mp_zip *z, const char *name); /* NULL if a
 
 /* The bytes of an entry. STORED: *data points into the archive and *owned is NULL; DEFLATE:
  * the entry is inflated into a malloc'd buffer returned in *owned (free() it) and *data ==
- * *owned. Entries larger than max_size are refused (0 = no limit). The CRC-32 is verified
- * for inflated entries and for stored entries up to 64 MiB (larger stored entries, i.e.
- * tensor data, are only bound-checked so that opening stays lazy). */
-mp_status mp_zip_read(const mp_zip *z, const mp_zip_entry *e, uint64_t max_size, const uint8_t **data,
+ * *owned. Entries larger than max_size are refused (0 = no limit). Inflated entries are always
+ * CRC-32 checked; stored entries only when `verify` is set (so that tensor data stays a lazy
+ * view of the mapping: pass verify for small records, call mp_zip_verify later for the rest). */
+mp_status mp_zip_read(const mp_zip *z, const mp_zip_entry *e, uint64_t max_size, int verify, const uint8_t **data,
                       size_t *size, void **owned);
+/* Checks an entry's CRC-32 (reads all of it; inflates DEFLATE entries into a temporary). */
+mp_status mp_zip_verify(const mp_zip *z, const mp_zip_entry *e);
 #endif

@@ -226,17 +226,17 @@ static void test_zip_reader(void) {
     void *own;
     const mp_zip_entry *e = mp_zip_find(z, "a/one");
     REQUIRE(e);
-    CHECK_OK(mp_zip_read(z, e, 0, &d, &n, &own));
+    CHECK_OK(mp_zip_read(z, e, 0, 1, &d, &n, &own));
     CHECK(n == 5 && memcmp(d, "hello", 5) == 0 && own == NULL);
     e = mp_zip_find(z, "a/two");
     REQUIRE(e && e->method == 8);
-    CHECK_OK(mp_zip_read(z, e, 0, &d, &n, &own));
+    CHECK_OK(mp_zip_read(z, e, 0, 1, &d, &n, &own));
     CHECK(n == sizeof big && memcmp(d, big, n) == 0 && own != NULL);
     free(own);
-    expect("max_size", mp_zip_read(z, e, 100, &d, &n, &own), MP_ERR_FORMAT, "a/two");
+    expect("max_size", mp_zip_read(z, e, 100, 1, &d, &n, &own), MP_ERR_FORMAT, "a/two");
     CHECK(mp_zip_find(z, "a/three") == NULL);
     e = mp_zip_find(z, "a/empty");
-    CHECK(e && mp_zip_read(z, e, 0, &d, &n, &own) == MP_OK && n == 0);
+    CHECK(e && mp_zip_read(z, e, 0, 1, &d, &n, &own) == MP_OK && n == 0);
     mp_zip_close(z);
   }
   /* every truncation fails cleanly (and names the archive) */
@@ -255,7 +255,7 @@ static void test_zip_reader(void) {
         const uint8_t *d;
         size_t n;
         void *own;
-        if (mp_zip_read(z, mp_zip_at(z, k), 0, &d, &n, &own) == MP_OK) free(own);
+        if (mp_zip_read(z, mp_zip_at(z, k), 0, 1, &d, &n, &own) == MP_OK) free(own);
       }
       mp_zip_close(z);
     }
@@ -270,7 +270,7 @@ static void test_zip_reader(void) {
     const uint8_t *d;
     size_t n;
     void *own;
-    expect("crc", mp_zip_read(z, mp_zip_find(z, "a/one"), 0, &d, &n, &own), MP_ERR_FORMAT, "CRC");
+    expect("crc", mp_zip_read(z, mp_zip_find(z, "a/one"), 0, 1, &d, &n, &own), MP_ERR_FORMAT, "CRC");
     mp_zip_close(z);
   }
   free(c);
@@ -329,7 +329,20 @@ static void test_torch_zip_views(void) {
     float want_t[6] = {0, 3, 1, 4, 2, 5}, want_c[6] = {0, 1, 2, 3, 4, 5};
     CHECK(memcmp(tv, want_t, 24) == 0);
     CHECK(memcmp(cv, want_c, 24) == 0);
+    CHECK_OK(mp_torch_verify(tf));
     mp_torch_close(tf);
+  }
+  /* a flipped bit in tensor data: opening stays lazy, mp_torch_verify finds it */
+  {
+    uint8_t *bad = malloc(b.len);
+    memcpy(bad, b.buf, b.len);
+    uint8_t *hit = memmem(bad, b.len, st, sizeof st);
+    REQUIRE(hit);
+    hit[9] ^= 0x10;
+    CHECK_OK(mp_torch_open_memory(bad, b.len, "bitflip.bin", &tf));
+    if (tf) expect("verify", mp_torch_verify(tf), MP_ERR_FORMAT, "CRC");
+    mp_torch_close(tf);
+    free(bad);
   }
   /* every truncation and single-byte corruption is refused or read, never a crash */
   for (size_t n = 0; n < b.len; n++) {
