@@ -40,7 +40,7 @@ static void mode_model(const uint8_t *d, size_t n) {
   if (mp_spm_model_parse(d, n, "fuzz.model", &m) != MP_OK) return;
   mp_sb sb;
   mp_sb_init(&sb);
-  mp_spm_hf_opts o = {1, 1, 1};
+  mp_spm_hf_opts o = {1, 1, 1, NULL, 0, -1, -1};
   (void)mp_spm_to_hf_json(m, &o, &sb);
   mp_sb_free(&sb);
   mp_spm_processor *p;

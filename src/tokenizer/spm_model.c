@@ -7,6 +7,7 @@
 
 #include "core/error.h"
 #include "core/fs.h"
+#include "core/json.h"
 
 /* ---- protobuf wire format ------------------------------------------------------------------ */
 
@@ -372,11 +373,20 @@ mp_status mp_spm_to_hf_json(const mp_spm_model *m, const mp_spm_hf_opts *o, mp_s
     return mp_err(MP_ERR_UNSUPPORTED,
                   "spm.model: SentencePiece model_type %d is not Unigram (1); only Unigram models are supported",
                   m->model_type);
-  mp_spm_hf_opts dflt = {0, 0, 1};
+  mp_spm_hf_opts dflt = {0, 0, 1, NULL, 0, -1, -1};
   if (!o) o = &dflt;
   mp_sb_puts(sb, "{\"version\":\"1.0\",\"truncation\":null,\"padding\":null,\"added_tokens\":[");
   int first = 1;
-  for (size_t i = 0; i < m->n_pieces; i++) {
+  for (size_t i = 0; o->added && i < o->n_added; i++) {
+    const mp_spm_added *a = &o->added[i];
+    if (i) mp_sb_putc(sb, ',');
+    mp_sb_printf(sb, "{\"id\":%lld,\"content\":", (long long)a->id);
+    mp_sb_json_str(sb, a->content, a->len);
+    mp_sb_printf(sb, ",\"single_word\":%s,\"lstrip\":%s,\"rstrip\":%s,\"normalized\":%s,\"special\":%s}",
+                 a->single_word ? "true" : "false", a->lstrip ? "true" : "false", a->rstrip ? "true" : "false",
+                 a->normalized ? "true" : "false", a->special ? "true" : "false");
+  }
+  for (size_t i = 0; !o->added && i < m->n_pieces; i++) {
     int t = m->pieces[i].type;
     if (t != MP_SPM_CONTROL && t != MP_SPM_USER_DEFINED) continue;
     if (!first) mp_sb_putc(sb, ',');
@@ -409,6 +419,8 @@ mp_status mp_spm_to_hf_json(const mp_spm_model *m, const mp_spm_hf_opts *o, mp_s
     /* the slow tokenizer's PieceToId falls back to the unk id */
     if (cls < 0) cls = m->unk_id;
     if (sep < 0) sep = m->unk_id;
+    if (o->cls_id >= 0) cls = o->cls_id;
+    if (o->sep_id >= 0) sep = o->sep_id;
     mp_sb_printf(sb,
                  "\"post_processor\":{\"type\":\"TemplateProcessing\","
                  "\"single\":[{\"SpecialToken\":{\"id\":\"[CLS]\",\"type_id\":0}},{\"Sequence\":{\"id\":\"A\",\"type_id\":0}},"
@@ -581,5 +593,265 @@ mp_status mp_spm_encode(const mp_spm_processor *p, mp_unigram_scratch *scratch, 
   mp_status st = mp_spm_normalize(p, in, n, nb);
   if (st == MP_OK) st = mp_unigram_encode(p->model, scratch, nb->buf ? nb->buf : "", nb->len, out);
   if (!normalized) mp_sb_free(&local);
+  return st;
+}
+
+/* ---- model folder -> tokenizer.json (transformers' AutoTokenizer) --------------------------- */
+
+typedef struct added_set {
+  mp_spm_added *v;
+  size_t n, cap;
+  const mp_spm_model *m;
+} added_set;
+
+/* Last piece with this string (HF Unigram token_to_id), or -1. */
+static int64_t piece_id(const mp_spm_model *m, const char *s, size_t n) {
+  for (size_t i = m->n_pieces; i-- > 0;)
+    if (m->pieces[i].len == n && memcmp(m->pieces[i].piece, s, n) == 0) return (int64_t)i;
+  return -1;
+}
+
+static int64_t added_id(const added_set *a, const char *s, size_t n) {
+  for (size_t i = 0; i < a->n; i++)
+    if (a->v[i].len == n && memcmp(a->v[i].content, s, n) == 0) return a->v[i].id;
+  return -1;
+}
+
+/* HF AddedVocabulary::add_tokens for one token. */
+static mp_status added_add(added_set *a, mp_spm_added t) {
+  if (t.len == 0) return MP_OK;
+  for (size_t i = 0; i < a->n; i++) {
+    mp_spm_added *e = &a->v[i];
+    if (e->len == t.len && memcmp(e->content, t.content, t.len) == 0) {
+      /* same content: the flags are replaced, the id kept */
+      t.id = e->id;
+      *e = t;
+      return MP_OK;
+    }
+  }
+  int64_t id = piece_id(a->m, t.content, t.len);
+  if (id < 0) {
+    int64_t vs = (int64_t)a->m->n_pieces, mx = -1;
+    for (size_t i = 0; i < a->n; i++)
+      if (a->v[i].id > mx) mx = a->v[i].id;
+    id = mx < 0 ? vs : (mx >= vs || vs == 0) ? mx + 1 : vs;
+  }
+  t.id = id;
+  if (a->n == a->cap) {
+    size_t nc = a->cap ? a->cap * 2 : 16;
+    mp_spm_added *v = realloc(a->v, nc * sizeof *v);
+    if (!v) return mp_err(MP_ERR_NOMEM, "out of memory");
+    a->v = v;
+    a->cap = nc;
+  }
+  a->v[a->n++] = t;
+  return MP_OK;
+}
+
+static int jbool(const mp_json *o, const char *k, int dflt) {
+  const mp_json *v = mp_json_get(o, k);
+  return v && v->type == MP_JSON_BOOL ? v->boolean : dflt;
+}
+
+/* A special-token value of a config file: "text" or {"content": ..., flags}. `dict_special` is the
+ * special flag transformers gives dicts from that file (AddedToken(**value, special=True) for
+ * special_tokens_map.json). Returns 0 when the value is unusable. */
+static int token_value(const mp_json *v, int dict_special, int *is_str, mp_spm_added *t) {
+  memset(t, 0, sizeof *t);
+  t->id = -1;
+  if (!v) return 0;
+  if (v->type == MP_JSON_STRING) {
+    *is_str = 1;
+    t->content = v->str, t->len = v->len;
+    return 1;
+  }
+  if (v->type != MP_JSON_OBJECT) return 0;
+  const mp_json *c = mp_json_get(v, "content");
+  if (!c || c->type != MP_JSON_STRING) return 0;
+  *is_str = 0;
+  t->content = c->str, t->len = c->len;
+  t->special = jbool(v, "special", dict_special);
+  if (dict_special) t->special = 1;
+  t->single_word = jbool(v, "single_word", 0);
+  t->lstrip = jbool(v, "lstrip", 0);
+  t->rstrip = jbool(v, "rstrip", 0);
+  t->normalized = jbool(v, "normalized", !t->special);
+  return 1;
+}
+
+static int cmp_added(const void *a, const void *b) {
+  int64_t x = ((const mp_spm_added *)a)->id, y = ((const mp_spm_added *)b)->id;
+  return x < y ? -1 : x > y;
+}
+
+typedef struct special_tok {
+  int set, is_str;
+  mp_spm_added t;
+} special_tok;
+
+mp_status mp_spm_folder_to_hf_json(const char *spm_path, const char *dir, mp_sb *out) {
+  static const char *const keys[] = {"bos_token", "eos_token", "unk_token", "sep_token",
+                                     "pad_token", "cls_token", "mask_token"};
+  static const char *const dflts[] = {"[CLS]", "[SEP]", "[UNK]", "[SEP]", "[PAD]", "[CLS]", "[MASK]"};
+  enum { NK = 7 };
+  mp_spm_model *m = NULL;
+  mp_arena ar;
+  mp_arena_init(&ar, 0);
+  added_set A = {0};
+  const mp_json *cfg = NULL, *smap = NULL, *atok = NULL;
+  mp_status st = mp_spm_model_load(spm_path, &m);
+  char *p_cfg = mp_path_join(dir, "tokenizer_config.json"), *p_map = mp_path_join(dir, "special_tokens_map.json"),
+       *p_add = mp_path_join(dir, "added_tokens.json");
+  if (st == MP_OK && (!p_cfg || !p_map || !p_add)) st = mp_err(MP_ERR_NOMEM, "out of memory");
+  mp_json *j;
+  if (st == MP_OK && mp_is_file(p_cfg) && (st = mp_json_parse_file(p_cfg, &ar, &j)) == MP_OK) cfg = j;
+  if (st == MP_OK && mp_is_file(p_map) && (st = mp_json_parse_file(p_map, &ar, &j)) == MP_OK) smap = j;
+  if (st == MP_OK && mp_is_file(p_add) && (st = mp_json_parse_file(p_add, &ar, &j)) == MP_OK) atok = j;
+  if (st != MP_OK) goto done;
+  if (cfg && cfg->type != MP_JSON_OBJECT) cfg = NULL;
+  if (smap && smap->type != MP_JSON_OBJECT) smap = NULL;
+  if (atok && atok->type != MP_JSON_OBJECT) atok = NULL;
+  const char *cls_name = cfg ? mp_json_get_str(cfg, "tokenizer_class", "DebertaV2Tokenizer") : "DebertaV2Tokenizer";
+  if (strcmp(cls_name, "DebertaV2Tokenizer") && strcmp(cls_name, "DebertaV2TokenizerFast")) {
+    st = mp_err(MP_ERR_UNSUPPORTED,
+                "%s: tokenizer_class \"%s\" with an spm.model is not supported (only DebertaV2Tokenizer); "
+                "save the tokenizer with transformers to get a tokenizer.json",
+                p_cfg, cls_name);
+    goto done;
+  }
+  A.m = m;
+  /* 1. the converter: CONTROL (special) and USER_DEFINED pieces, normalized false */
+  for (size_t i = 0; i < m->n_pieces && st == MP_OK; i++) {
+    int t = m->pieces[i].type;
+    if (t != MP_SPM_CONTROL && t != MP_SPM_USER_DEFINED) continue;
+    mp_spm_added a = {m->pieces[i].piece, m->pieces[i].len, -1, 0, 0, 0, 0, t == MP_SPM_CONTROL};
+    st = added_add(&A, a);
+  }
+  /* 2. special tokens: class defaults < tokenizer_config.json < special_tokens_map.json (the
+   *    latter only when the config has no added_tokens_decoder, as transformers' legacy path) */
+  special_tok sp[NK];
+  const mp_json *decoder = cfg ? mp_json_get(cfg, "added_tokens_decoder") : NULL;
+  if (decoder && decoder->type != MP_JSON_OBJECT) decoder = NULL;
+  for (int k = 0; k < NK; k++) {
+    sp[k].set = 1, sp[k].is_str = 1;
+    memset(&sp[k].t, 0, sizeof sp[k].t);
+    sp[k].t.content = dflts[k], sp[k].t.len = strlen(dflts[k]);
+    const mp_json *v = cfg ? mp_json_get(cfg, keys[k]) : NULL;
+    if (v && v->type == MP_JSON_NULL) sp[k].set = 0;
+    else if (v) token_value(v, 0, &sp[k].is_str, &sp[k].t);
+    if (!decoder && smap) {
+      v = mp_json_get(smap, keys[k]);
+      if (v && v->type != MP_JSON_NULL) {
+        special_tok s2;
+        if (token_value(v, 1, &s2.is_str, &s2.t)) sp[k].set = 1, sp[k].is_str = s2.is_str, sp[k].t = s2.t;
+      }
+    }
+  }
+  /* DebertaV2Tokenizer.__init__ turns a plain unk_token into AddedToken(normalized=True,
+   * special=True), and the fast tokenizer inherits the slow one's init kwargs */
+  if (sp[2].set && sp[2].is_str) sp[2].is_str = 0, sp[2].t.normalized = 1, sp[2].t.special = 1;
+  /* 3. added_tokens_decoder (or the legacy added_tokens.json), sorted by id */
+  added_set D = {0};
+  D.m = m;
+  if (decoder) {
+    for (size_t i = 0; i < decoder->len; i++) {
+      const mp_json *v = decoder->items[i];
+      mp_spm_added t;
+      int is_str;
+      if (!token_value(v, 0, &is_str, &t) || is_str) continue;
+      t.id = strtoll(decoder->keys[i], NULL, 10);
+      if (D.n == D.cap) {
+        size_t nc = D.cap ? D.cap * 2 : 16;
+        mp_spm_added *nv = realloc(D.v, nc * sizeof *nv);
+        if (!nv) { st = mp_err(MP_ERR_NOMEM, "out of memory"); break; }
+        D.v = nv, D.cap = nc;
+      }
+      D.v[D.n++] = t;
+    }
+  } else if (atok) {
+    for (size_t i = 0; i < atok->len; i++) {
+      const mp_json *v = atok->items[i];
+      if (v->type != MP_JSON_NUMBER || !v->is_int) continue;
+      mp_spm_added t = {atok->keys[i], atok->key_lens[i], v->i, 0, 0, 0, 0, 0};
+      for (int k = 0; k < NK; k++)
+        if (sp[k].set && sp[k].t.len == t.len && memcmp(sp[k].t.content, t.content, t.len) == 0) t.special = 1;
+      t.normalized = !t.special;
+      if (D.n == D.cap) {
+        size_t nc = D.cap ? D.cap * 2 : 16;
+        mp_spm_added *nv = realloc(D.v, nc * sizeof *nv);
+        if (!nv) { st = mp_err(MP_ERR_NOMEM, "out of memory"); break; }
+        D.v = nv, D.cap = nc;
+      }
+      D.v[D.n++] = t;
+    }
+    /* (transformers 4.46 means to swap these AddedTokens in for the special tokens of the same
+     * text, but files the map under a stale key, so the special tokens stay as they are) */
+  }
+  if (D.n) qsort(D.v, D.n, sizeof *D.v, cmp_added);
+  /* tokens_to_add: decoder entries not already present with identical flags */
+  size_t base_n = A.n;
+  for (size_t i = 0; i < D.n && st == MP_OK; i++) {
+    int same = 0;
+    for (size_t q = 0; q < base_n; q++) {
+      const mp_spm_added *e = &A.v[q];
+      if (e->len == D.v[i].len && !memcmp(e->content, D.v[i].content, e->len) && e->single_word == D.v[i].single_word &&
+          e->lstrip == D.v[i].lstrip && e->rstrip == D.v[i].rstrip && e->normalized == D.v[i].normalized &&
+          e->special == D.v[i].special)
+        same = 1;
+    }
+    if (!same) {
+      mp_spm_added t = D.v[i];
+      for (int k = 0; k < NK; k++)
+        if (sp[k].set && sp[k].t.len == t.len && !memcmp(sp[k].t.content, t.content, t.len)) t.special = 1;
+      st = added_add(&A, t);
+    }
+  }
+  /* special tokens not yet added (a plain string counts as present when its text is) */
+  for (int k = 0; k < NK && st == MP_OK; k++) {
+    if (!sp[k].set) continue;
+    int dup = 0;
+    for (int q = 0; q < k; q++)
+      if (sp[q].set && sp[q].t.len == sp[k].t.len && !memcmp(sp[q].t.content, sp[k].t.content, sp[k].t.len)) dup = 1;
+    if (dup) continue;
+    if (sp[k].is_str && added_id(&A, sp[k].t.content, sp[k].t.len) >= 0) continue;
+    if (!sp[k].is_str) {
+      /* an AddedToken equal (text and every flag) to one of step 3 is not added again */
+      int same = 0;
+      for (size_t i = 0; i < D.n; i++) {
+        const mp_spm_added *e = &D.v[i], *t = &sp[k].t;
+        if (e->len == t->len && !memcmp(e->content, t->content, t->len) && e->single_word == t->single_word &&
+            e->lstrip == t->lstrip && e->rstrip == t->rstrip && e->normalized == t->normalized && e->special == t->special)
+          same = 1;
+      }
+      if (same) continue;
+    }
+    mp_spm_added t = sp[k].t;
+    if (sp[k].is_str) t.normalized = 0;
+    t.special = 1;
+    st = added_add(&A, t);
+  }
+  if (st != MP_OK) {
+    free(D.v);
+    goto done;
+  }
+  qsort(A.v, A.n, sizeof *A.v, cmp_added);
+  mp_spm_hf_opts o = {0, 0, 1, A.v, A.n, -1, -1};
+  if (cfg) {
+    o.do_lower_case = jbool(cfg, "do_lower_case", 0);
+    o.split_by_punct = jbool(cfg, "split_by_punct", 0);
+  }
+  /* the template's ids: the slow tokenizer's convert_tokens_to_ids("[CLS]" / "[SEP]") */
+  o.cls_id = added_id(&A, "[CLS]", 5);
+  if (o.cls_id < 0) o.cls_id = piece_id(m, "[CLS]", 5);
+  o.sep_id = added_id(&A, "[SEP]", 5);
+  if (o.sep_id < 0) o.sep_id = piece_id(m, "[SEP]", 5);
+  st = mp_spm_to_hf_json(m, &o, out);
+  if (st != MP_OK) mp_err_prefix(st, "%s", spm_path);
+  free(D.v);
+done:
+  free(A.v);
+  free(p_cfg), free(p_map), free(p_add);
+  mp_arena_free(&ar);
+  mp_spm_model_free(m);
   return st;
 }

@@ -73,12 +73,25 @@ mp_status mp_spm_unigram(const mp_spm_model *m, mp_unigram_flavor flavor, int hf
 
 /* Options of transformers' DebertaV2Tokenizer that change the converted tokenizer
  * (tokenizer_config.json: do_lower_case, split_by_punct; add_prefix_space is always true there). */
+/* One added token of tokenizer.json. */
+typedef struct mp_spm_added {
+  const char *content;
+  size_t len;
+  int64_t id;
+  int single_word, lstrip, rstrip, normalized, special;
+} mp_spm_added;
+
 typedef struct mp_spm_hf_opts {
   int do_lower_case;
   int split_by_punct;
   int deberta; /* 1: DebertaV2Converter (Strip, Precompiled, Replace " {2,}"->" ", [CLS]/[SEP]
                 * template); 0: plain SpmConverter (Precompiled, Strip right, Replace " {2,}"->"▁",
                 * no post-processor) */
+  /* When `added` is not NULL it replaces the converter's own added tokens (written sorted by
+   * id as given) and cls_id / sep_id (>= 0) the template's [CLS] / [SEP] ids. */
+  const mp_spm_added *added;
+  size_t n_added;
+  int64_t cls_id, sep_id;
 } mp_spm_hf_opts;
 
 /* Appends to `out` a tokenizer.json (HF `tokenizers` 0.20 serialization) equivalent to what
@@ -87,6 +100,14 @@ typedef struct mp_spm_hf_opts {
  * CONTROL / USER_DEFINED pieces as added tokens (normalized false; CONTROL ones special).
  * Special tokens from tokenizer_config.json / added_tokens.json are the caller's business. */
 mp_status mp_spm_to_hf_json(const mp_spm_model *m, const mp_spm_hf_opts *o, mp_sb *out);
+
+/* The tokenizer.json transformers 4.46 AutoTokenizer builds for a model folder whose tokenizer
+ * is `spm_path` (DebertaV2TokenizerFast converted from the slow tokenizer): the converter's
+ * output plus the special tokens and added tokens of tokenizer_config.json (do_lower_case,
+ * split_by_punct, added_tokens_decoder, *_token), special_tokens_map.json and
+ * added_tokens.json in `dir`, resolved the way transformers does (ids from the vocabulary, new
+ * ids after it). A tokenizer_class other than DebertaV2Tokenizer(Fast) is MP_ERR_UNSUPPORTED. */
+mp_status mp_spm_folder_to_hf_json(const char *spm_path, const char *dir, mp_sb *out);
 
 /* SentencePiece's own encoder (sentencepiece Python `encode(text, out_type=int/str)`). */
 typedef struct mp_spm_processor mp_spm_processor;

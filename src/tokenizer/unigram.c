@@ -361,10 +361,13 @@ int mp_unigram_byte_fallback(const mp_unigram *m) { return m ? m->byte_fallback 
 
 void mp_unigram_scratch_free(mp_unigram_scratch *s) {
   if (!s) return;
-  free(s->nodes);
+  if (!s->borrowed) free(s->nodes);
   s->nodes = NULL;
   s->cap = 0;
+  s->borrowed = 0;
 }
+
+size_t mp_unigram_scratch_need(size_t n) { return (n + 1) * sizeof(vnode) + (n + 1) * sizeof(int32_t); }
 
 /* ---- encode -------------------------------------------------------------------------------- */
 
@@ -385,7 +388,8 @@ static inline size_t char_len_spm(const uint8_t *s, size_t n) {
   return l < n ? l : n;
 }
 
-static int push_tok(mp_unigram_tokens *out, int32_t id, size_t a, size_t b) {
+static int push_tok_cb(void *user, int32_t id, uint32_t a, uint32_t b) {
+  mp_unigram_tokens *out = user;
   if (out->n == out->cap) {
     size_t nc = out->cap ? out->cap * 2 : 32;
     mp_unigram_token *v = realloc(out->v, nc * sizeof *v);
@@ -393,13 +397,23 @@ static int push_tok(mp_unigram_tokens *out, int32_t id, size_t a, size_t b) {
     out->v = v;
     out->cap = nc;
   }
-  out->v[out->n++] = (mp_unigram_token){id, (uint32_t)a, (uint32_t)b};
+  out->v[out->n++] = (mp_unigram_token){id, a, b};
   return 0;
 }
 
+typedef struct emitter {
+  mp_unigram_emit_fn fn;
+  void *user;
+} emitter;
+
+static int push_tok(const emitter *out, int32_t id, size_t a, size_t b) {
+  return out->fn(out->user, id, (uint32_t)a, (uint32_t)b);
+}
+
+
 /* HF: a token string `s[a..b)` from the best path; fused unknown runs are looked up again. */
 static mp_status emit_hf(const mp_unigram *m, const char *s, size_t a, size_t b, int lookup,
-                         int32_t id, mp_unigram_tokens *out) {
+                         int32_t id, const emitter *out) {
   if (lookup) {
     int64_t f = hash_find(m, s + a, b - a);
     if (f >= 0) id = (int32_t)f;
@@ -425,18 +439,25 @@ oom:
   return mp_err(MP_ERR_NOMEM, "Unigram: out of memory for the output tokens");
 }
 
-mp_status mp_unigram_encode(const mp_unigram *m, mp_unigram_scratch *scratch, const char *str,
+mp_status mp_unigram_encode(const mp_unigram *m, mp_unigram_scratch *scratch, const char *s,
                             size_t n, mp_unigram_tokens *out) {
+  return mp_unigram_encode_fn(m, scratch, s, n, push_tok_cb, out);
+}
+
+mp_status mp_unigram_encode_fn(const mp_unigram *m, mp_unigram_scratch *scratch, const char *str,
+                               size_t n, mp_unigram_emit_fn emit_fn, void *user) {
   if (n == 0) return MP_OK;
+  const emitter em = {emit_fn, user}, *out = &em;
   if (n >= INT32_MAX) return mp_err(MP_ERR_INVALID_ARG, "Unigram: a %zu-byte piece is too long to encode", n);
   const uint8_t *s = (const uint8_t *)str;
   size_t need = (n + 1) * sizeof(vnode) + (n + 1) * sizeof(int32_t);
   if (scratch->cap < need) {
     size_t nc = need < 4096 ? 4096 : need + need / 2;
-    void *p = realloc(scratch->nodes, nc);
+    void *p = scratch->borrowed ? malloc(nc) : realloc(scratch->nodes, nc);
     if (!p) return mp_err(MP_ERR_NOMEM, "Unigram: out of memory for a %zu-byte piece", n);
     scratch->nodes = p;
     scratch->cap = nc;
+    scratch->borrowed = 0;
   }
   vnode *best = scratch->nodes;
   int32_t *path = (int32_t *)(best + n + 1);
@@ -541,7 +562,9 @@ mp_status mp_unigram_encode(const mp_unigram *m, mp_unigram_scratch *scratch, co
     }
     if (in_run) MP_TRY(emit_hf(m, str, run_a, start, 1, 0, out));
   } else {
-    int prev_unk = 0;
+    /* an unknown piece is held back until the next piece, which may extend it */
+    int prev_unk = 0, pending = 0;
+    size_t pend_a = 0, pend_b = 0;
     for (size_t i = np; i-- > 0;) {
       size_t end = (size_t)path[i];
       int32_t id = best[end].id;
@@ -549,14 +572,18 @@ mp_status mp_unigram_encode(const mp_unigram *m, mp_unigram_scratch *scratch, co
       if (is_unk && m->byte_fallback) {
         for (size_t j = start; j < end; j++)
           if (push_tok(out, m->byte_ids[s[j]], start, end)) goto oom;
-      } else if (is_unk && prev_unk && out->n > 0) {
-        out->v[out->n - 1].end = (uint32_t)end;
-      } else if (push_tok(out, id, start, end)) {
-        goto oom;
+      } else if (is_unk && prev_unk && pending) {
+        pend_b = end;
+      } else {
+        if (pending && push_tok(out, (int32_t)m->unk_id, pend_a, pend_b)) goto oom;
+        pending = 0;
+        if (is_unk) pending = 1, pend_a = start, pend_b = end;
+        else if (push_tok(out, id, start, end)) goto oom;
       }
       prev_unk = is_unk;
       start = end;
     }
+    if (pending && push_tok(out, (int32_t)m->unk_id, pend_a, pend_b)) goto oom;
   }
   return MP_OK;
 oom:

@@ -77,8 +77,12 @@ int mp_unigram_byte_fallback(const mp_unigram *m);
  * mp_unigram_scratch_free. */
 typedef struct mp_unigram_scratch {
   void *nodes;
-  size_t cap;
+  size_t cap;   /* bytes at nodes */
+  int borrowed; /* 1: nodes is caller memory (e.g. a stack buffer): never realloc'd or freed;
+                 * a longer input switches to a malloc'd buffer (then freed by _scratch_free) */
 } mp_unigram_scratch;
+/* Bytes of scratch an input of n bytes needs (to size a borrowed buffer). */
+size_t mp_unigram_scratch_need(size_t n);
 void mp_unigram_scratch_free(mp_unigram_scratch *s);
 
 /* One output token: its id and the byte span [start, end) of the input it covers (byte-fallback
@@ -99,5 +103,12 @@ typedef struct mp_unigram_tokens {
  * (HF: "Encountered an unknown token but `unk_id` is missing"), MP_ERR_NOMEM on OOM. */
 mp_status mp_unigram_encode(const mp_unigram *m, mp_unigram_scratch *scratch, const char *s,
                             size_t n, mp_unigram_tokens *out);
+
+/* Same, handing each token to emit(user, id, start, end) in order instead of a vector; a non-zero
+ * return from emit stops the encoding with MP_ERR_NOMEM (its message set by the callback or
+ * here). */
+typedef int (*mp_unigram_emit_fn)(void *user, int32_t id, uint32_t start, uint32_t end);
+mp_status mp_unigram_encode_fn(const mp_unigram *m, mp_unigram_scratch *scratch, const char *s,
+                               size_t n, mp_unigram_emit_fn emit, void *user);
 
 #endif

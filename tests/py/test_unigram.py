@@ -257,48 +257,6 @@ def test_malformed_models(tmp_path, model_file):
 
 
 # ---------------------------------------------------------------------------------------------
-# conversion to tokenizer.json
-
-
-def canon(j):
-    j = dict(j)
-    j["added_tokens"] = [t for t in j["added_tokens"]]
-    return j
-
-
-@pytest.mark.parametrize("opts", [{}, {"do_lower_case": True}, {"split_by_punct": True}])
-def test_converted_json_equals_transformers(model_file, tmp_path, opts):
-    ref_path = hf_fast_from_model(model_file, str(tmp_path), **opts)
-    with open(ref_path, encoding="utf-8") as f:
-        ref = json.load(f)
-    flags = (["--lower"] if opts.get("do_lower_case") else []) + (["--split-by-punct"] if opts.get("split_by_punct") else [])
-    p = subprocess.run([TOOL, "to-json", model_file] + flags, stdout=subprocess.PIPE, check=True)
-    ours = json.loads(p.stdout)
-    # transformers adds the special tokens of the tokenizer *class* ([UNK]/[MASK] ...) on top of
-    # the converter's output; those are the tokenizer loader's business (tokenizer_config.json).
-    conv_ids = {t["id"] for t in ours["added_tokens"]}
-    ref_added = [t for t in ref["added_tokens"] if t["id"] in conv_ids]
-    assert ours["added_tokens"] == ref_added
-    has_cls = any(p == "[CLS]" for p, _ in ours["model"]["vocab"])
-    for k in ("normalizer", "pre_tokenizer", "post_processor", "decoder", "model"):
-        if k == "post_processor" and not has_cls:
-            # DebertaV2Tokenizer on a model without [CLS]/[SEP] pieces appends them as new added
-            # tokens; only the template itself can be compared
-            assert ours[k]["single"] == ref[k]["single"] and ours[k]["pair"] == ref[k]["pair"]
-            continue
-        assert ours[k] == ref[k], k
-    # and HF executes both identically (with transformers' extra special tokens on both)
-    ours["added_tokens"] = ref["added_tokens"]
-    ours["post_processor"] = ref["post_processor"]
-    a = tokenizers.Tokenizer.from_str(json.dumps(ours))
-    b = tokenizers.Tokenizer.from_str(json.dumps(ref))
-    sample = TORTURE + dataset_texts()[::50]
-    ea = [e.ids for e in a.encode_batch(sample)]
-    eb = [e.ids for e in b.encode_batch(sample)]
-    compare(f"converted tokenizer.json {os.path.basename(model_file)} {opts}", sample, ea, eb)
-
-
-# ---------------------------------------------------------------------------------------------
 # HF Precompiled normalizer
 
 
@@ -415,3 +373,79 @@ def test_sentencepiece_encode(model_file, texts):
             run_tool(["spm-normalize", model_file], inputs), [sp.normalize(s) for s in inputs])
     compare(f"sentencepiece encode {os.path.basename(model_file)}", inputs, run_tool(["spm", model_file], inputs),
             sp.encode(inputs))
+
+
+# ---------------------------------------------------------------------------------------------
+# model folder with spm.model only (the legacy path): what AutoTokenizer builds
+
+
+def folder_variants(tmp_path):
+    deb = os.path.join(SHARED, "models", DEBERTA_DIRS[0])
+    spm_file = os.path.join(deb, "spm.model")
+    out = {}
+    seen = set()
+    for d in DEBERTA_DIRS:
+        p = os.path.join(SHARED, "models", d)
+        if not os.path.exists(os.path.join(p, "spm.model")):
+            continue
+        key = tuple(open(os.path.join(p, f), "rb").read() if os.path.exists(os.path.join(p, f)) else None
+                    for f in ("spm.model", "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json"))
+        if key in seen:
+            log(f"{d}: same tokenizer files as a folder already tested, not repeated")
+            continue
+        seen.add(key)
+        out[d] = p
+
+    def make(name, model, files):
+        p = tmp_path / name
+        p.mkdir()
+        os.symlink(model, p / "spm.model")
+        (p / "config.json").write_text(json.dumps({"model_type": "deberta-v2"}))  # for AutoTokenizer
+        for fn, content in files.items():
+            (p / fn).write_text(json.dumps(content))
+        out[name] = str(p)
+
+    if os.path.exists(spm_file):
+        make("spm-only", spm_file, {})
+        make("lower-punct", spm_file, {"tokenizer_config.json": {"do_lower_case": True, "split_by_punct": True,
+                                                                 "tokenizer_class": "DebertaV2Tokenizer"}})
+        make("special-dicts", spm_file, {
+            "tokenizer_config.json": {"tokenizer_class": "DebertaV2Tokenizer", "mask_token": "[MASK]",
+                                      "cls_token": "[CLS]"},
+            "special_tokens_map.json": {"unk_token": {"content": "[UNK]", "lstrip": False, "normalized": True,
+                                                      "rstrip": False, "single_word": False},
+                                        "mask_token": {"content": "[MASK]", "lstrip": True, "normalized": False,
+                                                       "rstrip": False, "single_word": False}},
+            "added_tokens.json": {"[MASK]": 128000, "<extra>": 128001}})
+        with open(os.path.join(deb, "tokenizer_config.json")) as f:
+            base_cfg = json.load(f)
+        saved = dict(base_cfg)
+        saved["added_tokens_decoder"] = {
+            "0": {"content": "[PAD]", "lstrip": False, "normalized": False, "rstrip": False, "single_word": False, "special": True},
+            "3": {"content": "[UNK]", "lstrip": False, "normalized": True, "rstrip": False, "single_word": False, "special": True},
+            "128000": {"content": "[MASK]", "lstrip": False, "normalized": False, "rstrip": False, "single_word": False, "special": True},
+            "128001": {"content": "<new>", "lstrip": False, "normalized": True, "rstrip": True, "single_word": False, "special": False},
+        }
+        make("added-tokens-decoder", spm_file, {"tokenizer_config.json": saved})
+    if os.path.exists(TEST_MODEL):
+        make("fixture-no-cls", TEST_MODEL, {"tokenizer_config.json": {"tokenizer_class": "DebertaV2Tokenizer"}})
+    return out
+
+
+def test_folder_json_equals_autotokenizer(tmp_path):
+    from transformers import AutoTokenizer
+
+    variants = folder_variants(tmp_path)
+    sample = TORTURE + dataset_texts()[::200] + ["a <new> b [MASK] c <extra> [UNK] [CLS]"]
+    for name, d in variants.items():
+        tok = AutoTokenizer.from_pretrained(d)
+        ref = json.loads(tok.backend_tokenizer.to_str())
+        p = subprocess.run([TOOL, "folder-json", d], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        assert p.returncode == 0, p.stderr.decode()
+        ours = json.loads(p.stdout)
+        for k in ("added_tokens", "normalizer", "pre_tokenizer", "post_processor", "decoder", "model"):
+            assert ours[k] == ref[k], (name, k, json.dumps(ours[k])[:400], json.dumps(ref[k])[:400])
+        a = tokenizers.Tokenizer.from_str(json.dumps(ours))
+        ea = [e.ids for e in a.encode_batch(sample)]
+        eb = [tok(s)["input_ids"] for s in sample]
+        compare(f"folder {name}: our tokenizer.json under HF vs AutoTokenizer", sample, ea, eb)

@@ -11,6 +11,8 @@
  *   spm_check to-json FILE.model [--lower] [--split-by-punct] [--plain]
  *                                 prints the tokenizer.json transformers' converter would build
  *   spm_check info FILE.model     prints the parsed ModelProto fields as JSON
+ *   spm_check folder-json DIR     the tokenizer.json AutoTokenizer builds for DIR/spm.model and
+ *                                 DIR's tokenizer_config / special_tokens_map / added_tokens
  *
  * Exit status: 0 ok, 2 usage, 3 error (message on stderr). */
 #include <stdio.h>
@@ -127,6 +129,18 @@ int main(int argc, char **argv) {
   }
   const char *cmd = argv[1], *path = argv[2];
   int is_spm = !strcmp(cmd, "spm") || !strcmp(cmd, "spm-normalize");
+  if (!strcmp(cmd, "folder-json")) {
+    /* spm_check folder-json DIR: what AutoTokenizer builds for DIR/spm.model + config files */
+    char *spm = mp_path_join(path, "spm.model");
+    mp_sb sb;
+    mp_sb_init(&sb);
+    int rc = 0;
+    if (mp_spm_folder_to_hf_json(spm, path, &sb) != MP_OK) rc = fail();
+    else fwrite(sb.buf, 1, sb.len, stdout), putchar('\n');
+    mp_sb_free(&sb);
+    free(spm);
+    return rc;
+  }
   if (!strcmp(cmd, "to-json") || !strcmp(cmd, "info")) {
     mp_spm_model *m;
     if (mp_spm_model_load(path, &m) != MP_OK) return fail();
@@ -134,7 +148,7 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "info")) {
       rc = info(m);
     } else {
-      mp_spm_hf_opts o = {0, 0, 1};
+      mp_spm_hf_opts o = {0, 0, 1, NULL, 0, -1, -1};
       for (int i = 3; i < argc; i++) {
         if (!strcmp(argv[i], "--lower")) o.do_lower_case = 1;
         else if (!strcmp(argv[i], "--split-by-punct")) o.split_by_punct = 1;
