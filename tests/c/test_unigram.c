@@ -81,6 +81,40 @@ static void test_hf_examples(void) {
   mp_unigram_free(m);
 }
 
+static int collect(void *user, int32_t id, uint32_t a, uint32_t b) {
+  mp_unigram_tokens *t = user;
+  if (t->n == t->cap) return 1;
+  t->v[t->n++] = (mp_unigram_token){id, a, b};
+  return 0;
+}
+
+/* the callback interface and a borrowed (stack) scratch give the same tokens as the vector API */
+static void test_callback_and_borrowed_scratch(void) {
+  const char *p2[] = {"<unk>", "ab", "cd", "abc", "a", "b", "c", "ABC", "abcdabcd", "q", "r", "qr"};
+  const double s2[] = {0, 0, -0.1, -0.2, -0.3, -0.4, -0.5, -0.5, 20.0, 20.5, 20.5, -0.5};
+  mp_unigram *m = make(p2, s2, 12, 0, 0);
+  REQUIRE(m);
+  const char *texts[] = {"xabcabaabcdd", "abqrcd", "xyzxyzabABCcdxyz", "ababcdabcdcdababcdabcdcdababcdabcdcd"};
+  for (size_t k = 0; k < 4; k++) {
+    mp_unigram_scratch sc = {0};
+    mp_unigram_tokens ref = {0};
+    CHECK_OK(mp_unigram_encode(m, &sc, texts[k], strlen(texts[k]), &ref));
+    unsigned char stackbuf[256];
+    mp_unigram_scratch bs = {stackbuf, sizeof stackbuf, 1};
+    CHECK(mp_unigram_scratch_need(8) <= sizeof stackbuf);
+    mp_unigram_token buf[64];
+    mp_unigram_tokens got = {buf, 0, 64};
+    CHECK_OK(mp_unigram_encode_fn(m, &bs, texts[k], strlen(texts[k]), collect, &got));
+    CHECK(got.n == ref.n && memcmp(got.v, ref.v, ref.n * sizeof *ref.v) == 0);
+    /* a long text outgrew the borrowed buffer: now malloc'd and owned */
+    if (strlen(texts[k]) > 12) CHECK(bs.borrowed == 0 && bs.nodes != stackbuf);
+    mp_unigram_scratch_free(&bs);
+    mp_unigram_scratch_free(&sc);
+    free(ref.v);
+  }
+  mp_unigram_free(m);
+}
+
 static void test_byte_fallback(void) {
   /* test_unigram_bytefallback: "é" -> <0xC3> <0xA9> both spanning (0, 2); "?é" -> unk first */
   const char *p[] = {"<unk>", "<0xC3>", "<0xA9>"};
@@ -278,6 +312,7 @@ static void test_protobuf_errors(void) {
 
 int main(void) {
   RUN(test_hf_examples);
+  RUN(test_callback_and_borrowed_scratch);
   RUN(test_byte_fallback);
   RUN(test_errors);
   RUN(test_base64);
