@@ -19,7 +19,8 @@ static void touch_all(mp_torch_file *tf) {
   for (size_t i = 0; i < mp_torch_count(tf); i++) {
     const mp_tensor *t = mp_torch_at(tf, i);
     const uint8_t *p = t->data;
-    for (size_t k = 0; k < t->nbytes; k++) sink ^= p[k];
+    for (size_t k = 0; k < t->nbytes; k++)
+      sink ^= p[k];
     (void)mp_torch_find(tf, t->name);
   }
   (void)sink;
@@ -38,7 +39,8 @@ static uint8_t *put32(uint8_t *p, uint32_t v) {
 static uint8_t *make_zip(const char *const *names, const uint8_t *const *data, const size_t *lens, int n,
                          size_t *out_len) {
   size_t cap = 22;
-  for (int i = 0; i < n; i++) cap += 30 + 46 + 2 * strlen(names[i]) + lens[i];
+  for (int i = 0; i < n; i++)
+    cap += 30 + 46 + 2 * strlen(names[i]) + lens[i];
   uint8_t *buf = malloc(cap), *p = buf;
   uint32_t off[8], crc[8];
   if (!buf) return NULL;
@@ -91,7 +93,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   }
   /* the input as the pickle of a valid archive; storages of 0, 7, 64 and 256 bytes */
   static uint8_t storage[256];
-  for (size_t i = 0; i < sizeof storage; i++) storage[i] = (uint8_t)(i * 37 + 11);
+  for (size_t i = 0; i < sizeof storage; i++)
+    storage[i] = (uint8_t)(i * 37 + 11);
   const char *names[] = {"archive/data.pkl", "archive/data/0", "archive/data/1", "archive/data/2", "archive/data/3"};
   const uint8_t *bufs[] = {data, storage, storage, storage, storage};
   size_t lens[] = {size, 0, 7, 64, 256};

@@ -48,10 +48,10 @@ typedef enum {
 
 typedef enum {
   G_ORDERED_DICT = 1,
-  G_REBUILD_TENSOR,    /* torch._utils._rebuild_tensor(storage, offset, size, stride) */
-  G_REBUILD_TENSOR_V2, /* (storage, offset, size, stride, requires_grad, hooks[, metadata]) */
-  G_REBUILD_TENSOR_V3, /* (storage, offset, size, stride, requires_grad, hooks, dtype[, metadata]) */
-  G_REBUILD_PARAMETER, /* (tensor, requires_grad, hooks) */
+  G_REBUILD_TENSOR,          /* torch._utils._rebuild_tensor(storage, offset, size, stride) */
+  G_REBUILD_TENSOR_V2,       /* (storage, offset, size, stride, requires_grad, hooks[, metadata]) */
+  G_REBUILD_TENSOR_V3,       /* (storage, offset, size, stride, requires_grad, hooks, dtype[, metadata]) */
+  G_REBUILD_PARAMETER,       /* (tensor, requires_grad, hooks) */
   G_REBUILD_PARAMETER_STATE, /* (tensor, requires_grad, hooks, state) */
   G_REBUILD_FROM_TYPE_V2,    /* torch._tensor._rebuild_from_type_v2(func, type, args, state) */
   G_TYPE_TENSOR,             /* torch.Tensor: only as the `type` argument above */
@@ -63,7 +63,7 @@ typedef enum {
 } gid;
 
 typedef struct ptensor {
-  int64_t storage; /* index in the loader's storage table */
+  int64_t storage;              /* index in the loader's storage table */
   int64_t view_off, view_numel; /* legacy storage views (elements of the storage's dtype); numel -1: whole */
   mp_dtype storage_dtype;
   mp_dtype dtype;
@@ -76,8 +76,8 @@ typedef struct pval pval;
 struct pval {
   uint8_t kind;
   uint8_t g;
-  mp_dtype dtype; /* GLOBAL storage type / dtype; STORAGE */
-  int64_t i;      /* INT, BOOL; STORAGE: storage index */
+  mp_dtype dtype;               /* GLOBAL storage type / dtype; STORAGE */
+  int64_t i;                    /* INT, BOOL; STORAGE: storage index */
   int64_t view_off, view_numel; /* STORAGE (legacy views) */
   double f;
   const uint8_t *s; /* STR, BYTES, BIGINT; GLOBAL: "module.name" */
@@ -92,9 +92,9 @@ typedef struct pstorage {
   size_t key_len;
   uint64_t hash;
   mp_dtype dtype;
-  int64_t numel;        /* from the persistent id */
-  const uint8_t *data;  /* NULL until known */
-  uint64_t nbytes;      /* bytes usable */
+  int64_t numel;       /* from the persistent id */
+  const uint8_t *data; /* NULL until known */
+  uint64_t nbytes;     /* bytes usable */
   int have_data;
 } pstorage;
 
@@ -105,7 +105,7 @@ typedef struct loader {
   mp_arena *arena; /* parse-time values */
   size_t arena_limit;
   lmode mode;
-  int allow_pid; /* the current pickle may contain persistent ids */
+  int allow_pid;        /* the current pickle may contain persistent ids */
   uint64_t copy_budget; /* bytes left for contiguous copies of views */
   /* storage table + open-addressing hash over keys */
   pstorage *st;
@@ -251,8 +251,10 @@ static void printable(char *dst, size_t cap, const uint8_t *s, size_t n) {
   size_t o = 0;
   for (size_t i = 0; i < n && o + 5 < cap; i++) {
     uint8_t c = s[i];
-    if (c >= 0x20 && c < 0x7f && c != '\'') dst[o++] = (char)c;
-    else o += (size_t)snprintf(dst + o, cap - o, "\\x%02x", c);
+    if (c >= 0x20 && c < 0x7f && c != '\'')
+      dst[o++] = (char)c;
+    else
+      o += (size_t)snprintf(dst + o, cap - o, "\\x%02x", c);
   }
   if (n && o + 5 >= cap && o + 3 < cap) {
     memcpy(dst + o, "...", 3);
@@ -302,7 +304,8 @@ static mp_status resolve_global(loader *L, const uint8_t *mod, size_t mlen, cons
 static uint64_t hash_bytes(const void *p, size_t n) {
   const uint8_t *s = p;
   uint64_t h = 1469598103934665603ull;
-  for (size_t i = 0; i < n; i++) h = (h ^ s[i]) * 1099511628211ull;
+  for (size_t i = 0; i < n; i++)
+    h = (h ^ s[i]) * 1099511628211ull;
   return h;
 }
 
@@ -329,10 +332,12 @@ static mp_status storage_add(loader *L, const uint8_t *key, size_t klen, uint64_
     size_t nn = L->nslots ? L->nslots * 2 : 128;
     int64_t *sl = malloc(nn * sizeof *sl);
     if (!sl) return oom(L);
-    for (size_t i = 0; i < nn; i++) sl[i] = -1;
+    for (size_t i = 0; i < nn; i++)
+      sl[i] = -1;
     for (size_t s = 0; s < L->nst; s++) {
       size_t i = L->st[s].hash & (nn - 1);
-      while (sl[i] >= 0) i = (i + 1) & (nn - 1);
+      while (sl[i] >= 0)
+        i = (i + 1) & (nn - 1);
       sl[i] = (int64_t)s;
     }
     free(L->slots);
@@ -349,7 +354,8 @@ static mp_status storage_add(loader *L, const uint8_t *key, size_t klen, uint64_
   p->dtype = dtype;
   p->numel = numel;
   size_t i = h & (L->nslots - 1);
-  while (L->slots[i] >= 0) i = (i + 1) & (L->nslots - 1);
+  while (L->slots[i] >= 0)
+    i = (i + 1) & (L->nslots - 1);
   L->slots[i] = (int64_t)L->nst;
   *out = (int64_t)L->nst++;
   return MP_OK;
@@ -386,8 +392,9 @@ static mp_status zip_load_storage(loader *L, pstorage *p) {
   const mp_zip_entry *e = mp_zip_find(L->zip, name);
   free(name);
   if (!e)
-    return mp_err(MP_ERR_FORMAT, "%s: storage '%s' is referenced by the pickle but the archive has no record '%.*s/data/%s'",
-                  L->what, kp, (int)L->prefix_len, L->prefix, kp);
+    return mp_err(MP_ERR_FORMAT,
+                  "%s: storage '%s' is referenced by the pickle but the archive has no record '%.*s/data/%s'", L->what,
+                  kp, (int)L->prefix_len, L->prefix, kp);
   const uint8_t *d;
   size_t sz;
   void *own;
@@ -418,7 +425,8 @@ static int as_int(const pval *v, int64_t *out) {
 static mp_status persistent_load(loader *L, pval *pid, pval **out) {
   if (!L->allow_pid)
     return mp_err(MP_ERR_FORMAT, "%s: unexpected persistent id in a pickle that cannot reference storages", L->what);
-  if (pid->kind != V_TUPLE || pid->n < 5 || pid->n > 6 || !(pid->items[0]->kind == V_STR || pid->items[0]->kind == V_BYTES) ||
+  if (pid->kind != V_TUPLE || pid->n < 5 || pid->n > 6 ||
+      !(pid->items[0]->kind == V_STR || pid->items[0]->kind == V_BYTES) ||
       !streq(pid->items[0]->s, pid->items[0]->len, "storage"))
     return mp_err(MP_ERR_FORMAT,
                   "%s: malformed persistent id (expected ('storage', <storage type>, key, location, numel)); the "
@@ -481,7 +489,8 @@ static mp_status int_tuple(loader *L, const pval *v, const char *what_arg, int64
   for (size_t i = 0; i < v->n; i++)
     if (v->items[i]->kind != V_INT || v->items[i]->i < 0)
       return mp_err(MP_ERR_FORMAT, "%s: tensor %s[%zu] is not a non-negative int", L->what, what_arg, i);
-    else dst[i] = v->items[i]->i;
+    else
+      dst[i] = v->items[i]->i;
   *ndim = (int)v->n;
   return MP_OK;
 }
@@ -637,7 +646,8 @@ static mp_status memo_put(loader *L, uint64_t idx, size_t pos) {
                   (unsigned long long)idx, pos, PK_MAX_MEMO);
   if (idx >= L->memo_cap) {
     size_t nc = L->memo_cap ? L->memo_cap : 256;
-    while (nc <= idx) nc *= 2;
+    while (nc <= idx)
+      nc *= 2;
     pval **nm = realloc(L->memo, nc * sizeof *nm);
     if (!nm) return oom(L);
     memset(nm + L->memo_cap, 0, (nc - L->memo_cap) * sizeof *nm);
@@ -658,7 +668,8 @@ static mp_status memo_get(loader *L, uint64_t idx, size_t pos) {
 
 static uint64_t le(const uint8_t *p, int n) {
   uint64_t v = 0;
-  for (int i = n - 1; i >= 0; i--) v = (v << 8) | p[i];
+  for (int i = n - 1; i >= 0; i--)
+    v = (v << 8) | p[i];
   return v;
 }
 
@@ -725,7 +736,8 @@ static mp_status build_tuple(loader *L, size_t from, pval **out) {
 #define NEED(k)                                                                                                        \
   do {                                                                                                                 \
     if (n - i < (size_t)(k))                                                                                           \
-      return mp_err(MP_ERR_FORMAT, "%s: pickle truncated at byte %zu (opcode 0x%02x needs %zu more bytes); the file is " \
+      return mp_err(MP_ERR_FORMAT,                                                                                     \
+                    "%s: pickle truncated at byte %zu (opcode 0x%02x needs %zu more bytes); the file is "              \
                     "incomplete",                                                                                      \
                     L->what, i, op, (size_t)(k));                                                                      \
   } while (0)
@@ -779,9 +791,12 @@ static mp_status unpickle(loader *L, const uint8_t *p, size_t n, size_t *consume
       L->marks[L->nmarks++] = L->sp;
       break;
     case '0': /* POP: the top item, or the mark itself when nothing follows it */
-      if (L->sp > floor_sp(L)) L->sp--;
-      else if (L->nmarks) L->nmarks--;
-      else return underflow(L, "POP", pos);
+      if (L->sp > floor_sp(L))
+        L->sp--;
+      else if (L->nmarks)
+        L->nmarks--;
+      else
+        return underflow(L, "POP", pos);
       break;
     case '1': { /* POP_MARK */
       size_t m = 0;
@@ -794,7 +809,7 @@ static mp_status unpickle(loader *L, const uint8_t *p, size_t n, size_t *consume
       s = push(L, L->stack[L->sp - 1]);
       break;
     case 'N': s = push(L, &g_none); break;
-    case 0x88: /* NEWTRUE */
+    case 0x88:   /* NEWTRUE */
     case 0x89: { /* NEWFALSE */
       pval *v = new_val(L, V_BOOL);
       if (v) v->i = op == 0x88;
@@ -865,7 +880,8 @@ static mp_status unpickle(loader *L, const uint8_t *p, size_t n, size_t *consume
     case 'G': { /* BINFLOAT: big-endian double */
       NEED(8);
       uint64_t u = 0;
-      for (int k = 0; k < 8; k++) u = (u << 8) | p[i + k];
+      for (int k = 0; k < 8; k++)
+        u = (u << 8) | p[i + k];
       i += 8;
       pval *v = new_val(L, V_FLOAT);
       if (v) memcpy(&v->f, &u, 8);
@@ -930,8 +946,8 @@ static mp_status unpickle(loader *L, const uint8_t *p, size_t n, size_t *consume
       s = push(L, v);
       break;
     }
-    case 0x85: /* TUPLE1 */
-    case 0x86: /* TUPLE2 */
+    case 0x85:   /* TUPLE1 */
+    case 0x86:   /* TUPLE2 */
     case 0x87: { /* TUPLE3 */
       size_t k = (size_t)(op - 0x84);
       NEED_STACK(k, "TUPLEn");
@@ -949,13 +965,11 @@ static mp_status unpickle(loader *L, const uint8_t *p, size_t n, size_t *consume
       break;
     }
     case ']': /* EMPTY_LIST */
-    case 0x8f: /* EMPTY_SET (kept as a list) */
-      s = push(L, new_val(L, V_LIST));
-      break;
+    case 0x8f: /* EMPTY_SET (kept as a list) */ s = push(L, new_val(L, V_LIST)); break;
     case '}': s = push(L, new_val(L, V_DICT)); break; /* EMPTY_DICT */
-    case 'l':   /* LIST */
-    case 0x91:  /* FROZENSET */
-    case 'd': { /* DICT */
+    case 'l':                                         /* LIST */
+    case 0x91:                                        /* FROZENSET */
+    case 'd': {                                       /* DICT */
       size_t m = 0;
       MP_TRY(pop_mark(L, op == 'd' ? "DICT" : "LIST", pos, &m));
       if (op == 'd' && (L->sp - m) % 2)
@@ -984,7 +998,8 @@ static mp_status unpickle(loader *L, const uint8_t *p, size_t n, size_t *consume
       pval *lst = L->stack[m - 1];
       if (lst->kind != V_LIST)
         return mp_err(MP_ERR_FORMAT, "%s: APPENDS at byte %zu to a %s", L->what, pos, kind_name(lst->kind));
-      for (size_t k = m; k < L->sp && s == MP_OK; k++) s = items_push(L, lst, L->stack[k]);
+      for (size_t k = m; k < L->sp && s == MP_OK; k++)
+        s = items_push(L, lst, L->stack[k]);
       L->sp = m;
       break;
     }
@@ -1014,7 +1029,8 @@ static mp_status unpickle(loader *L, const uint8_t *p, size_t n, size_t *consume
         return mp_err(MP_ERR_FORMAT, "%s: SETITEMS at byte %zu on a %s", L->what, pos, kind_name(d->kind));
       d->n *= 2;
       d->cap *= 2;
-      for (size_t k = m; k < L->sp && s == MP_OK; k++) s = items_push(L, d, L->stack[k]);
+      for (size_t k = m; k < L->sp && s == MP_OK; k++)
+        s = items_push(L, d, L->stack[k]);
       d->n /= 2;
       d->cap /= 2;
       L->sp = m;
@@ -1030,9 +1046,7 @@ static mp_status unpickle(loader *L, const uint8_t *p, size_t n, size_t *consume
       s = memo_put(L, le(p + i, 4), pos);
       i += 4;
       break;
-    case 0x94: /* MEMOIZE */
-      s = memo_put(L, L->memo_count, pos);
-      break;
+    case 0x94: /* MEMOIZE */ s = memo_put(L, L->memo_count, pos); break;
     case 'h': /* BINGET */
       NEED(1);
       s = memo_get(L, p[i], pos);
@@ -1199,10 +1213,12 @@ static void gather(uint8_t *dst, const uint8_t *base, const ptensor *t, size_t e
   int nd = t->ndim;
   int64_t inner = nd ? t->shape[nd - 1] : 1, istride = nd ? t->stride[nd - 1] : 1;
   int64_t outer = 1;
-  for (int d = 0; d < nd - 1; d++) outer *= t->shape[d];
+  for (int d = 0; d < nd - 1; d++)
+    outer *= t->shape[d];
   for (int64_t o = 0; o < outer; o++) {
     int64_t off = t->offset;
-    for (int d = 0; d < nd - 1; d++) off += idx[d] * t->stride[d];
+    for (int d = 0; d < nd - 1; d++)
+      off += idx[d] * t->stride[d];
     if (istride == 1) {
       memcpy(dst, base + (size_t)off * es, (size_t)inner * es);
       dst += (size_t)inner * es;
@@ -1232,7 +1248,8 @@ static mp_status build_table(mp_torch_file *tf, loader *L, pval *root, int with_
     for (size_t k = 0; k < root->n; k++) {
       pval *key = root->items[2 * k], *val = root->items[2 * k + 1];
       if (val->kind != V_TENSOR) continue;
-      if (key->kind != V_STR) return mp_err(MP_ERR_FORMAT, "%s: a tensor is stored under a %s key", L->what, kind_name(key->kind));
+      if (key->kind != V_STR)
+        return mp_err(MP_ERR_FORMAT, "%s: a tensor is stored under a %s key", L->what, kind_name(key->kind));
       int64_t numel, hi;
       if (!view_extent(val->t, &numel, &hi)) return mp_err(MP_ERR_FORMAT, "%s: tensor shape overflows", L->what);
     }
@@ -1246,7 +1263,8 @@ static mp_status build_table(mp_torch_file *tf, loader *L, pval *root, int with_
     pval *key = root->items[2 * k], *val = root->items[2 * k + 1];
     if (val->kind != V_TENSOR) continue;
     char kp[256];
-    if (key->kind != V_STR) return mp_err(MP_ERR_FORMAT, "%s: a tensor is stored under a %s key", L->what, kind_name(key->kind));
+    if (key->kind != V_STR)
+      return mp_err(MP_ERR_FORMAT, "%s: a tensor is stored under a %s key", L->what, kind_name(key->kind));
     printable(kp, sizeof kp, key->s, key->len);
     if (key->len == 0 || memchr(key->s, 0, key->len))
       return mp_err(MP_ERR_FORMAT, "%s: tensor name '%s' is empty or contains a NUL byte", L->what, kp);
@@ -1272,11 +1290,12 @@ static mp_status build_table(mp_torch_file *tf, loader *L, pval *root, int with_
     uint64_t need = (uint64_t)hi * es;
     if (need > avail) {
       char sh[128];
-      return mp_err(MP_ERR_FORMAT,
-                    "%s: tensor '%s' (%s %s, offset %lld) needs %llu bytes of storage '%s' but it has %llu; the file is "
-                    "corrupt",
-                    L->what, kp, mp_dtype_name(t->dtype), mp_shape_str(t->shape, t->ndim, sh, sizeof sh),
-                    (long long)t->offset, (unsigned long long)need, st->key, (unsigned long long)avail);
+      return mp_err(
+          MP_ERR_FORMAT,
+          "%s: tensor '%s' (%s %s, offset %lld) needs %llu bytes of storage '%s' but it has %llu; the file is "
+          "corrupt",
+          L->what, kp, mp_dtype_name(t->dtype), mp_shape_str(t->shape, t->ndim, sh, sizeof sh), (long long)t->offset,
+          (unsigned long long)need, st->key, (unsigned long long)avail);
     }
     if ((uint64_t)numel > (uint64_t)(SIZE_MAX / 4) / es)
       return mp_err(MP_ERR_FORMAT, "%s: tensor '%s' has %lld elements, too many to hold in memory", L->what, kp,
@@ -1343,7 +1362,8 @@ static mp_status build_table(mp_torch_file *tf, loader *L, pval *root, int with_
     for (size_t k = 0; k < c; k++)
       if (tf->tensors[k].name) tf->tensors[o++] = tf->tensors[k];
     c = o;
-    for (size_t k = 0; k < c; k++) keep[k] = &tf->tensors[k];
+    for (size_t k = 0; k < c; k++)
+      keep[k] = &tf->tensors[k];
     memcpy(tf->sorted, keep, c * sizeof *keep);
     free(keep);
     qsort(tf->sorted, c, sizeof *tf->sorted, cmp_tensor_name);
@@ -1415,10 +1435,8 @@ static mp_status load_legacy(mp_torch_file *tf, loader *L, const uint8_t *d, siz
     if (si < 0)
       return mp_err(MP_ERR_FORMAT, "%s: legacy checkpoint lists storage '%s' that no tensor references", L->what, kp);
     pstorage *st = &L->st[si];
-    if (st->have_data)
-      return mp_err(MP_ERR_FORMAT, "%s: legacy checkpoint lists storage '%s' twice", L->what, kp);
-    if (n - pos < 8)
-      return mp_err(MP_ERR_FORMAT, "%s: legacy checkpoint truncated before storage '%s'", L->what, kp);
+    if (st->have_data) return mp_err(MP_ERR_FORMAT, "%s: legacy checkpoint lists storage '%s' twice", L->what, kp);
+    if (n - pos < 8) return mp_err(MP_ERR_FORMAT, "%s: legacy checkpoint truncated before storage '%s'", L->what, kp);
     int64_t cnt = (int64_t)le(d + pos, 8);
     pos += 8;
     size_t es = mp_dtype_size(st->dtype);
@@ -1445,8 +1463,7 @@ static mp_status load_zip(mp_torch_file *tf, loader *L) {
   L->prefix = first->name;
   L->prefix_len = (size_t)(slash - first->name);
   char name[512];
-  if (L->prefix_len > sizeof name - 32)
-    return mp_err(MP_ERR_FORMAT, "%s: zip top folder name is too long", L->what);
+  if (L->prefix_len > sizeof name - 32) return mp_err(MP_ERR_FORMAT, "%s: zip top folder name is too long", L->what);
   snprintf(name, sizeof name, "%.*s/byteorder", (int)L->prefix_len, L->prefix);
   const mp_zip_entry *bo = mp_zip_find(z, name);
   const uint8_t *d;
@@ -1483,7 +1500,8 @@ static mp_status load_zip(mp_torch_file *tf, loader *L) {
 
 void mp_torch_close(mp_torch_file *tf) {
   if (!tf) return;
-  for (size_t i = 0; i < tf->n_owned; i++) free(tf->owned[i]);
+  for (size_t i = 0; i < tf->n_owned; i++)
+    free(tf->owned[i]);
   free(tf->owned);
   mp_zip_close(tf->zip);
   if (tf->map.data) mp_mmap_close(&tf->map);
@@ -1563,14 +1581,13 @@ mp_status mp_torch_open_memory(const void *data, size_t size, const char *what, 
 
 mp_status mp_torch_verify(const mp_torch_file *tf) {
   if (!tf || !tf->zip) return MP_OK; /* the legacy layout has no checksums */
-  for (size_t i = 0; i < mp_zip_count(tf->zip); i++) MP_TRY(mp_zip_verify(tf->zip, mp_zip_at(tf->zip, i)));
+  for (size_t i = 0; i < mp_zip_count(tf->zip); i++)
+    MP_TRY(mp_zip_verify(tf->zip, mp_zip_at(tf->zip, i)));
   return MP_OK;
 }
 
 size_t mp_torch_count(const mp_torch_file *tf) { return tf ? tf->count : 0; }
-const mp_tensor *mp_torch_at(const mp_torch_file *tf, size_t i) {
-  return tf && i < tf->count ? &tf->tensors[i] : NULL;
-}
+const mp_tensor *mp_torch_at(const mp_torch_file *tf, size_t i) { return tf && i < tf->count ? &tf->tensors[i] : NULL; }
 const char *mp_torch_path(const mp_torch_file *tf) { return tf ? tf->path : NULL; }
 
 const mp_tensor *mp_torch_find(const mp_torch_file *tf, const char *name) {
@@ -1580,8 +1597,10 @@ const mp_tensor *mp_torch_find(const mp_torch_file *tf, const char *name) {
     size_t mid = lo + (hi - lo) / 2;
     int c = strcmp(tf->sorted[mid]->name, name);
     if (c == 0) return tf->sorted[mid];
-    if (c < 0) lo = mid + 1;
-    else hi = mid;
+    if (c < 0)
+      lo = mid + 1;
+    else
+      hi = mid;
   }
   return NULL;
 }

@@ -27,7 +27,7 @@ struct mp_zip {
   mp_zip_entry *entries;
   size_t count;
   const mp_zip_entry **sorted; /* entries sorted by name */
-  char *names;    /* all names, NUL-terminated, back to back */
+  char *names;                 /* all names, NUL-terminated, back to back */
 };
 
 static uint16_t rd16(const uint8_t *p) { return (uint16_t)(p[0] | (p[1] << 8)); }
@@ -57,8 +57,8 @@ static mp_status read_zip64_extra(const mp_zip *z, const char *ename, const uint
   while (p + 4 <= extra_len) {
     uint16_t id = rd16(extra + p), len = rd16(extra + p + 2);
     if (len > extra_len - p - 4)
-      return mp_err(MP_ERR_FORMAT, "%s: entry '%s': extra field overruns its header; the archive is corrupt",
-                    z->what, ename);
+      return mp_err(MP_ERR_FORMAT, "%s: entry '%s': extra field overruns its header; the archive is corrupt", z->what,
+                    ename);
     if (id == 1) {
       size_t q = p + 4, end = p + 4 + len;
       if (need_size) {
@@ -117,8 +117,9 @@ static mp_status parse(mp_zip *z) {
     if (rd32(loc + 4) != 0 || rd32(loc + 16) > 1)
       return mp_err(MP_ERR_UNSUPPORTED, "%s: multi-disk ZIP64 archives are not supported", z->what);
     if (!in_bounds(z64, ZIP64_EOCD_LEN, eocd - ZIP64_LOC_LEN) || rd32(d + z64) != ZIP64_EOCD_SIG)
-      return mp_err(MP_ERR_FORMAT, "%s: ZIP64 end-of-central-directory record out of place (offset %llu); the archive "
-                                   "is corrupt or truncated",
+      return mp_err(MP_ERR_FORMAT,
+                    "%s: ZIP64 end-of-central-directory record out of place (offset %llu); the archive "
+                    "is corrupt or truncated",
                     z->what, (unsigned long long)z64);
     const uint8_t *r = d + z64;
     disk = rd32(r + 16);
@@ -178,8 +179,8 @@ static mp_status parse(mp_zip *z) {
                     name);
     if (method != 0 && method != 8)
       return mp_err(MP_ERR_UNSUPPORTED,
-                    "%s: entry '%s' uses compression method %u; only stored (0) and deflate (8) are supported",
-                    z->what, name, method);
+                    "%s: entry '%s' uses compression method %u; only stored (0) and deflate (8) are supported", z->what,
+                    name, method);
     if (method == 0 && comp != size)
       return mp_err(MP_ERR_FORMAT, "%s: stored entry '%s' has compressed size %llu != size %llu", z->what, name,
                     (unsigned long long)comp, (unsigned long long)size);
@@ -196,8 +197,8 @@ static mp_status parse(mp_zip *z) {
       return mp_err(MP_ERR_FORMAT, "%s: entry '%s': local header names a different file; the archive is corrupt",
                     z->what, name);
     if (rd16(l + 8) != method)
-      return mp_err(MP_ERR_FORMAT, "%s: entry '%s': local header and central directory disagree on the method",
-                    z->what, name);
+      return mp_err(MP_ERR_FORMAT, "%s: entry '%s': local header and central directory disagree on the method", z->what,
+                    name);
     uint64_t data_off = lho + ZIP_LFH_LEN + lnlen + lxlen;
     if (!in_bounds(data_off, comp, cd_off))
       return mp_err(MP_ERR_FORMAT,
@@ -288,8 +289,10 @@ const mp_zip_entry *mp_zip_find(const mp_zip *z, const char *name) {
     int c = memcmp(e->name, name, n);
     if (!c) c = e->name_len < nlen ? -1 : e->name_len > nlen;
     if (c == 0) return e;
-    if (c < 0) lo = mid + 1;
-    else hi = mid;
+    if (c < 0)
+      lo = mid + 1;
+    else
+      hi = mid;
   }
   return NULL;
 }
@@ -328,8 +331,9 @@ mp_status mp_zip_read(const mp_zip *z, const mp_zip_entry *e, uint64_t max_size,
     return mp_err(MP_ERR_FORMAT, "%s: entry '%s' claims %llu bytes from %llu compressed bytes; corrupt archive",
                   z->what, e->name, (unsigned long long)e->size, (unsigned long long)e->comp_size);
   uint8_t *buf = malloc(e->size ? (size_t)e->size : 1);
-  if (!buf) return mp_err(MP_ERR_NOMEM, "%s: entry '%s': cannot allocate %llu bytes", z->what, e->name,
-                          (unsigned long long)e->size);
+  if (!buf)
+    return mp_err(MP_ERR_NOMEM, "%s: entry '%s': cannot allocate %llu bytes", z->what, e->name,
+                  (unsigned long long)e->size);
   z_stream zs;
   memset(&zs, 0, sizeof zs);
   if (inflateInit2(&zs, -MAX_WBITS) != Z_OK) {
@@ -378,8 +382,7 @@ mp_status mp_zip_read(const mp_zip *z, const mp_zip_entry *e, uint64_t max_size,
   }
   if (crc_of(buf, e->size) != e->crc32) {
     free(buf);
-    return mp_err(MP_ERR_FORMAT, "%s: entry '%s': CRC-32 mismatch after inflating (corrupt archive)", z->what,
-                  e->name);
+    return mp_err(MP_ERR_FORMAT, "%s: entry '%s': CRC-32 mismatch after inflating (corrupt archive)", z->what, e->name);
   }
   *data = buf;
   *size = (size_t)e->size;

@@ -13,12 +13,12 @@
 typedef struct mp_zip mp_zip;
 
 typedef struct mp_zip_entry {
-  const char *name;    /* NUL-terminated (entries with a NUL inside the name are refused) */
+  const char *name; /* NUL-terminated (entries with a NUL inside the name are refused) */
   size_t name_len;
-  uint16_t method;     /* 0 = stored, 8 = deflate */
+  uint16_t method; /* 0 = stored, 8 = deflate */
   uint32_t crc32;
-  uint64_t comp_size;  /* bytes in the archive */
-  uint64_t size;       /* bytes once extracted */
+  uint64_t comp_size;     /* bytes in the archive */
+  uint64_t size;          /* bytes once extracted */
   uint64_t header_offset; /* local file header */
   uint64_t data_offset;   /* first byte of the (compressed) data */
 } mp_zip_entry;
@@ -31,7 +31,7 @@ void mp_zip_close(mp_zip *z);
 
 const char *mp_zip_name(const mp_zip *z); /* the archive's path or `what` */
 size_t mp_zip_count(const mp_zip *z);
-const mp_zip_entry *mp_zip_at(const mp_zip *z, size_t i); /* central directory order */
+const mp_zip_entry *mp_zip_at(const mp_zip *z, size_t i);           /* central directory order */
 const mp_zip_entry *mp_zip_find(const mp_zip *z, const char *name); /* NULL if absent */
 
 /* The bytes of an entry. STORED: *data points into the archive and *owned is NULL; DEFLATE:

@@ -39,7 +39,8 @@ static int dump(const char *path) {
     mp_sb_puts(&sb, i ? ",\n {\"name\": " : "\n {\"name\": ");
     mp_sb_json_str(&sb, t->name, strlen(t->name));
     mp_sb_printf(&sb, ", \"dtype\": \"%s\", \"shape\": [", mp_dtype_name(t->dtype));
-    for (int d = 0; d < t->ndim; d++) mp_sb_printf(&sb, d ? ", %lld" : "%lld", (long long)t->shape[d]);
+    for (int d = 0; d < t->ndim; d++)
+      mp_sb_printf(&sb, d ? ", %lld" : "%lld", (long long)t->shape[d]);
     mp_sb_printf(&sb, "], \"nbytes\": %zu, \"contiguous\": %d, \"found\": %d, \"sha256\": \"%s\"}", t->nbytes,
                  mp_tensor_is_contiguous(t), mp_torch_find(tf, t->name) == t, hex);
   }
@@ -59,33 +60,57 @@ static void test_pickle_state_dict_ok(void) {
   /* {'w': _rebuild_tensor_v2(pid('storage', FloatStorage, '0', 'cpu', 4), 0, (2, 2), (2, 1), False, OrderedDict())} */
   static const char ok[] = "\x80\x02}q\x00X\x01\x00\x00\x00wctorch._utils\n_rebuild_tensor_v2\n("
                            "(X\x07\x00\x00\x00storagectorch\nFloatStorage\nX\x01\x00\x00\x00"
-                           "0X\x03\x00\x00\x00" "cpuK\x04tQ"
-                           "K\x00K\x02K\x02\x86K\x02K\x01\x86\x89" "ccollections\nOrderedDict\n)RtRs.";
+                           "0X\x03\x00\x00\x00"
+                           "cpuK\x04tQ"
+                           "K\x00K\x02K\x02\x86K\x02K\x01\x86\x89"
+                           "ccollections\nOrderedDict\n)RtRs.";
   CHECK_OK(check(PK(ok)));
   /* every truncation fails cleanly */
-  for (size_t n = 0; n + 1 < sizeof ok - 1; n++) CHECK(check((const uint8_t *)ok, n) != MP_OK);
+  for (size_t n = 0; n + 1 < sizeof ok - 1; n++)
+    CHECK(check((const uint8_t *)ok, n) != MP_OK);
 }
 
 static void expect(const char *what, mp_status got, mp_status want, const char *needle) {
   CHECKF(got == want, "%s: got %s (%s), want %s", what, mp_status_name(got), mp_last_error(), mp_status_name(want));
-  if (needle) CHECKF(strstr(mp_last_error(), needle) != NULL, "%s: message '%s' lacks '%s'", what, mp_last_error(), needle);
+  if (needle)
+    CHECKF(strstr(mp_last_error(), needle) != NULL, "%s: message '%s' lacks '%s'", what, mp_last_error(), needle);
 }
 
 static void test_pickle_malicious(void) {
   expect("os.system", check(PK("cos\nsystem\n(S'touch /tmp/x'\ntR.")), MP_ERR_SECURITY, "'os.system'");
-  expect("posix.system", check(PK("\x80\x02" "cposix\nsystem\nX\x02\x00\x00\x00ls\x85R.")), MP_ERR_SECURITY,
-         "'posix.system'");
+  expect("posix.system",
+         check(PK("\x80\x02"
+                  "cposix\nsystem\nX\x02\x00\x00\x00ls\x85R.")),
+         MP_ERR_SECURITY, "'posix.system'");
   expect("builtins.eval",
-         check(PK("\x80\x04\x95\x1d\x00\x00\x00\x00\x00\x00\x00\x8c\x08" "builtins\x94\x8c\x04" "eval\x94\x93\x94"
-                  "\x8c\x01" "1\x94\x85\x94R\x94.")),
+         check(PK("\x80\x04\x95\x1d\x00\x00\x00\x00\x00\x00\x00\x8c\x08"
+                  "builtins\x94\x8c\x04"
+                  "eval\x94\x93\x94"
+                  "\x8c\x01"
+                  "1\x94\x85\x94R\x94.")),
          MP_ERR_SECURITY, "'builtins.eval'");
-  expect("subprocess", check(PK("\x80\x02" "csubprocess\nPopen\n.")), MP_ERR_SECURITY, "subprocess.Popen");
+  expect("subprocess",
+         check(PK("\x80\x02"
+                  "csubprocess\nPopen\n.")),
+         MP_ERR_SECURITY, "subprocess.Popen");
   expect("INST", check(PK("(S'ls'\nios\nsystem\n.")), MP_ERR_SECURITY, "os.system");
   expect("EXT1", check(PK("\x80\x02\x82\x01.")), MP_ERR_SECURITY, "extension registry");
-  expect("torch.load itself", check(PK("\x80\x02" "ctorch\nload\n.")), MP_ERR_SECURITY, "'torch.load'");
-  expect("storage module spoof", check(PK("\x80\x02" "cos\nFloatStorage\n.")), MP_ERR_SECURITY, "os.FloatStorage");
-  expect("message names safetensors", check(PK("\x80\x02" "cos\nsystem\n.")), MP_ERR_SECURITY, "safetensors");
-  expect("quantized", check(PK("\x80\x02" "ctorch._utils\n_rebuild_qtensor\n.")), MP_ERR_UNSUPPORTED, "quantized");
+  expect("torch.load itself",
+         check(PK("\x80\x02"
+                  "ctorch\nload\n.")),
+         MP_ERR_SECURITY, "'torch.load'");
+  expect("storage module spoof",
+         check(PK("\x80\x02"
+                  "cos\nFloatStorage\n.")),
+         MP_ERR_SECURITY, "os.FloatStorage");
+  expect("message names safetensors",
+         check(PK("\x80\x02"
+                  "cos\nsystem\n.")),
+         MP_ERR_SECURITY, "safetensors");
+  expect("quantized",
+         check(PK("\x80\x02"
+                  "ctorch._utils\n_rebuild_qtensor\n.")),
+         MP_ERR_UNSUPPORTED, "quantized");
 }
 
 static void test_pickle_malformed(void) {
@@ -94,7 +119,10 @@ static void test_pickle_malformed(void) {
   expect("underflow", check(PK("\x80\x02R.")), MP_ERR_FORMAT, "REDUCE");
   expect("memo miss", check(PK("\x80\x02h\x05.")), MP_ERR_FORMAT, "memo");
   expect("memo huge", check(PK("\x80\x02}r\xff\xff\xff\xff.")), MP_ERR_FORMAT, "memo");
-  expect("string past end", check(PK("\x80\x02X\xff\xff\xff\x7f" "abc.")), MP_ERR_FORMAT, "past the end");
+  expect("string past end",
+         check(PK("\x80\x02X\xff\xff\xff\x7f"
+                  "abc.")),
+         MP_ERR_FORMAT, "past the end");
   expect("bytes8 huge", check(PK("\x80\x04\x8e\xff\xff\xff\xff\xff\xff\xff\xff.")), MP_ERR_FORMAT, "past the end");
   expect("frame huge", check(PK("\x80\x04\x95\xff\xff\xff\xff\xff\xff\xff\x7f.")), MP_ERR_FORMAT, "frame");
   expect("protocol 6", check(PK("\x80\x06}.")), MP_ERR_UNSUPPORTED, "protocol");
@@ -103,21 +131,32 @@ static void test_pickle_malformed(void) {
   expect("pid not tuple", check(PK("\x80\x02}X\x01\x00\x00\x00wX\x01\x00\x00\x00xQs.")), MP_ERR_FORMAT,
          "persistent id");
   expect("pid bad type",
-         check(PK("\x80\x02(X\x07\x00\x00\x00storageK\x01X\x01\x00\x00\x00" "0X\x03\x00\x00\x00" "cpuK\x04tQ.")),
+         check(PK("\x80\x02(X\x07\x00\x00\x00storageK\x01X\x01\x00\x00\x00"
+                  "0X\x03\x00\x00\x00"
+                  "cpuK\x04tQ.")),
          MP_ERR_FORMAT, "storage type");
   expect("setitem on list", check(PK("\x80\x02]K\x01K\x02s.")), MP_ERR_FORMAT, "SETITEM");
-  expect("appends no mark", check(PK("\x80\x02]K\x01" "e.")), MP_ERR_FORMAT, "MARK");
+  expect("appends no mark",
+         check(PK("\x80\x02]K\x01"
+                  "e.")),
+         MP_ERR_FORMAT, "MARK");
   expect("reduce non-global", check(PK("\x80\x02K\x01)R.")), MP_ERR_FORMAT, "calls a int");
-  expect("odict args", check(PK("\x80\x02" "ccollections\nOrderedDict\nK\x01\x85R.")), MP_ERR_FORMAT, "OrderedDict");
+  expect("odict args",
+         check(PK("\x80\x02"
+                  "ccollections\nOrderedDict\nK\x01\x85R.")),
+         MP_ERR_FORMAT, "OrderedDict");
   /* rebuild with a shape of 9 dimensions */
   static const char nine[] = "\x80\x02}X\x01\x00\x00\x00wctorch._utils\n_rebuild_tensor_v2\n("
                              "(X\x07\x00\x00\x00storagectorch\nFloatStorage\nX\x01\x00\x00\x00"
-                             "0X\x03\x00\x00\x00" "cpuK\x04tQ"
+                             "0X\x03\x00\x00\x00"
+                             "cpuK\x04tQ"
                              "K\x00(K\x01K\x01K\x01K\x01K\x01K\x01K\x01K\x01K\x01t(K\x01K\x01K\x01K\x01K\x01K\x01K\x01K"
-                             "\x01K\x01t\x89" "ccollections\nOrderedDict\n)RtRs.";
+                             "\x01K\x01t\x89"
+                             "ccollections\nOrderedDict\n)RtRs.";
   expect("9 dims", check(PK(nine)), MP_ERR_UNSUPPORTED, "dimensions");
   /* self-referencing list via memo: harmless */
-  CHECK(check(PK("\x80\x02]q\x00h\x00" "a}q\x01h\x01h\x00s0h\x01.")) == MP_OK);
+  CHECK(check(PK("\x80\x02]q\x00h\x00"
+                 "a}q\x01h\x01h\x00s0h\x01.")) == MP_OK);
 }
 
 static void test_pickle_resource_bounds(void) {
@@ -131,7 +170,8 @@ static void test_pickle_resource_bounds(void) {
   CHECK(check(p, n + 2) == MP_ERR_FORMAT);
   /* a list grown by DUP/APPEND pairs (each a byte): linear work */
   p[2] = ']';
-  for (size_t i = 3; i + 1 < n + 2; i += 2) p[i] = '2', p[i + 1] = 'a';
+  for (size_t i = 3; i + 1 < n + 2; i += 2)
+    p[i] = '2', p[i + 1] = 'a';
   CHECK(check(p, n + 2) == MP_ERR_FORMAT); /* no STOP */
   free(p);
   /* more than PK_MAX_STACK pushes of None */
@@ -212,7 +252,8 @@ static void build_zip(mp_sb *b, const zent *e, size_t n) {
 
 static void test_zip_reader(void) {
   char big[5000];
-  for (size_t i = 0; i < sizeof big; i++) big[i] = (char)('a' + i % 7);
+  for (size_t i = 0; i < sizeof big; i++)
+    big[i] = (char)('a' + i % 7);
   zent ents[] = {{"a/one", "hello", 5, 0}, {"a/two", big, sizeof big, 1}, {"a/empty", "", 0, 0}};
   mp_sb b;
   mp_sb_init(&b);
@@ -284,7 +325,7 @@ static void test_zip_reader(void) {
   zent one[] = {{"x/a", "1", 1, 0}};
   mp_sb_init(&b);
   build_zip(&b, one, 1);
-  b.buf[8] = 12; /* local method bzip2 */
+  b.buf[8] = 12;       /* local method bzip2 */
   b.buf[34 + 10] = 12; /* central directory method */
   expect("method", mp_zip_open_memory(b.buf, b.len, "m.zip", &z), MP_ERR_UNSUPPORTED, "method 12");
   b.buf[8] = 0;
@@ -296,14 +337,18 @@ static void test_zip_reader(void) {
 
 /* ---------------------------------------------------------------- torch files built by hand */
 /* state dict {"t": transposed view of a [2, 3] float storage, offset 1} and {"c": contiguous} */
-static const char k_pkl[] = "\x80\x02" "ccollections\nOrderedDict\nq\x00)Rq\x01("
+static const char k_pkl[] = "\x80\x02"
+                            "ccollections\nOrderedDict\nq\x00)Rq\x01("
                             "X\x01\x00\x00\x00tctorch._utils\n_rebuild_tensor_v2\n("
                             "(X\x07\x00\x00\x00storagectorch\nFloatStorage\nX\x01\x00\x00\x00"
-                            "0X\x03\x00\x00\x00" "cpuK\x07tQ"
+                            "0X\x03\x00\x00\x00"
+                            "cpuK\x07tQ"
                             "K\x01K\x03K\x02\x86K\x01K\x03\x86\x89h\x00)RtR"
-                            "X\x01\x00\x00\x00" "cctorch._utils\n_rebuild_tensor_v2\n("
+                            "X\x01\x00\x00\x00"
+                            "cctorch._utils\n_rebuild_tensor_v2\n("
                             "(X\x07\x00\x00\x00storagectorch\nFloatStorage\nX\x01\x00\x00\x00"
-                            "0X\x03\x00\x00\x00" "cpuK\x07tQ"
+                            "0X\x03\x00\x00\x00"
+                            "cpuK\x07tQ"
                             "K\x01K\x02K\x03\x86K\x03K\x01\x86\x89h\x00)RtR"
                             "u}X\t\x00\x00\x00_metadata}sb.";
 
@@ -357,7 +402,8 @@ static void test_torch_zip_views(void) {
       for (size_t k = 0; k < mp_torch_count(tf); k++) {
         const mp_tensor *t = mp_torch_at(tf, k);
         volatile uint8_t sink = 0;
-        for (size_t j = 0; j < t->nbytes; j++) sink ^= ((const uint8_t *)t->data)[j];
+        for (size_t j = 0; j < t->nbytes; j++)
+          sink ^= ((const uint8_t *)t->data)[j];
         (void)sink;
       }
       mp_torch_close(tf);
@@ -381,14 +427,15 @@ static void test_torch_zip_views(void) {
   mp_sb_free(&b);
 }
 
-
 /* {"w": _rebuild_tensor_v2(FloatStorage '0' of numel, offset, shape, stride)} in a zip with `nfloats` of data */
-static void one_tensor_zip(mp_sb *b, int64_t numel, int64_t offset, int nd, const int64_t *shape,
-                           const int64_t *stride, size_t nfloats) {
+static void one_tensor_zip(mp_sb *b, int64_t numel, int64_t offset, int nd, const int64_t *shape, const int64_t *stride,
+                           size_t nfloats) {
   mp_sb pk;
   mp_sb_init(&pk);
   mp_sb_append(&pk, PK("\x80\x02}X\x01\x00\x00\x00wctorch._utils\n_rebuild_tensor_v2\n(("
-                       "X\x07\x00\x00\x00storagectorch\nFloatStorage\nX\x01\x00\x00\x00" "0X\x03\x00\x00\x00" "cpu"));
+                       "X\x07\x00\x00\x00storagectorch\nFloatStorage\nX\x01\x00\x00\x00"
+                       "0X\x03\x00\x00\x00"
+                       "cpu"));
   /* LONG1 with 8 bytes for every integer */
 #define PUT_I64(v)                                                                                                     \
   do {                                                                                                                 \
@@ -400,13 +447,17 @@ static void one_tensor_zip(mp_sb *b, int64_t numel, int64_t offset, int nd, cons
   mp_sb_append(&pk, PK("tQ"));
   PUT_I64(offset);
   mp_sb_putc(&pk, '(');
-  for (int d = 0; d < nd; d++) PUT_I64(shape[d]);
+  for (int d = 0; d < nd; d++)
+    PUT_I64(shape[d]);
   mp_sb_append(&pk, PK("t("));
-  for (int d = 0; d < nd; d++) PUT_I64(stride[d]);
-  mp_sb_append(&pk, PK("t\x89" "ccollections\nOrderedDict\n)RtRs."));
+  for (int d = 0; d < nd; d++)
+    PUT_I64(stride[d]);
+  mp_sb_append(&pk, PK("t\x89"
+                       "ccollections\nOrderedDict\n)RtRs."));
 #undef PUT_I64
   float *data = calloc(nfloats + 1, sizeof *data);
-  for (size_t i = 0; i < nfloats; i++) data[i] = (float)i;
+  for (size_t i = 0; i < nfloats; i++)
+    data[i] = (float)i;
   zent e[] = {{"archive/data.pkl", pk.buf, pk.len, 0}, {"archive/data/0", data, nfloats * sizeof *data, 0}};
   build_zip(b, e, 2);
   free(data);
@@ -472,9 +523,12 @@ static void test_torch_legacy_by_hand(void) {
   mp_sb_append(&b, PK("\x80\x02M\xe9\x03."));
   mp_sb_append(&b, PK("\x80\x02}(X\r\x00\x00\x00little_endian\x88u."));
   mp_sb_append(&b, PK("\x80\x02}X\x01\x00\x00\x00wctorch._utils\n_rebuild_tensor_v2\n("
-                      "(X\x07\x00\x00\x00storagectorch\nLongStorage\nX\x03\x00\x00\x00" "123X\x03\x00\x00\x00"
-                      "cpuK\x03NtQK\x01K\x02\x85K\x01\x85\x89" "ccollections\nOrderedDict\n)RtRs."));
-  mp_sb_append(&b, PK("\x80\x02]X\x03\x00\x00\x00" "123a."));
+                      "(X\x07\x00\x00\x00storagectorch\nLongStorage\nX\x03\x00\x00\x00"
+                      "123X\x03\x00\x00\x00"
+                      "cpuK\x03NtQK\x01K\x02\x85K\x01\x85\x89"
+                      "ccollections\nOrderedDict\n)RtRs."));
+  mp_sb_append(&b, PK("\x80\x02]X\x03\x00\x00\x00"
+                      "123a."));
   int64_t cnt = 3, vals[3] = {7, -8, 9};
   mp_sb_append(&b, &cnt, 8);
   mp_sb_append(&b, vals, sizeof vals);
@@ -489,7 +543,8 @@ static void test_torch_legacy_by_hand(void) {
     CHECK((uintptr_t)t->data % 8 == 0);
     mp_torch_close(tf);
   }
-  for (size_t n = 0; n < b.len; n++) CHECK(mp_torch_open_memory(b.buf, n, "trunc.bin", &tf) != MP_OK);
+  for (size_t n = 0; n < b.len; n++)
+    CHECK(mp_torch_open_memory(b.buf, n, "trunc.bin", &tf) != MP_OK);
   /* big-endian sys_info */
   char *c = malloc(b.len);
   memcpy(c, b.buf, b.len);

@@ -39,7 +39,8 @@ int main(int argc, char **argv) {
       memcpy(&w, p + k, 8);
       sum += w;
     }
-    for (; k < n; k++) sum += p[k];
+    for (; k < n; k++)
+      sum += p[k];
     bytes += n;
   }
   double t2 = now();
