@@ -6,10 +6,11 @@
 /* GEMM blocking shared by every vector path (see linear.c). */
 #define MP_KC 128
 
-/* Micro-kernel: c[r*ldc + j] (+)= sum_k a[k*mr + r] * b[k*nr + j] for the ISA's full MR x NR
- * tile; a and b are packed panels of kc steps. accumulate = 0 overwrites c. */
-typedef void (*mp_ukr_fn)(int64_t kc, const float *a, const float *b, float *c, int64_t ldc,
-                          int accumulate);
+/* Micro-kernel: c[r*ldc + j] (+)= sum_k a[r*lda + k] * b[k*nr + j] for the ISA's full MR x NR
+ * tile; a is MR rows of activations, b a packed weight panel of kc steps. accumulate = 0
+ * overwrites c. */
+typedef void (*mp_ukr_fn)(int64_t kc, const float *a, int64_t lda, const float *b, float *c,
+                          int64_t ldc, int accumulate);
 
 typedef struct mp_isa_impl {
   int mr, nr;

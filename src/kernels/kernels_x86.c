@@ -179,7 +179,8 @@ T2 static void decode_row_avx2(const mp_linear_weight *w, int64_t o, int64_t k0,
 }
 
 /* 6 x 16 micro-kernel */
-T2 static void ukr_avx2(int64_t kc, const float *a, const float *b, float *c, int64_t ldc, int accumulate) {
+T2 static void ukr_avx2(int64_t kc, const float *a, int64_t lda, const float *b, float *c, int64_t ldc, int accumulate) {
+  const float *a0 = a, *a3 = a + 3 * lda;
   __m256 c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51;
   if (accumulate) {
 #define L2(r) c##r##0 = _mm256_loadu_ps(c + r * ldc); c##r##1 = _mm256_loadu_ps(c + r * ldc + 8);
@@ -190,10 +191,11 @@ T2 static void ukr_avx2(int64_t kc, const float *a, const float *b, float *c, in
   }
   for (int64_t k = 0; k < kc; k++) {
     __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8), av;
-#define F2(r) av = _mm256_broadcast_ss(a + r); c##r##0 = _mm256_fmadd_ps(av, b0, c##r##0); c##r##1 = _mm256_fmadd_ps(av, b1, c##r##1);
+#define F2(r) av = _mm256_broadcast_ss(r < 3 ? a0 + r * lda : a3 + (r - 3) * lda); c##r##0 = _mm256_fmadd_ps(av, b0, c##r##0); c##r##1 = _mm256_fmadd_ps(av, b1, c##r##1);
     F2(0) F2(1) F2(2) F2(3) F2(4) F2(5)
 #undef F2
-    a += 6;
+    a0++;
+    a3++;
     b += 16;
   }
 #define S2(r) _mm256_storeu_ps(c + r * ldc, c##r##0); _mm256_storeu_ps(c + r * ldc + 8, c##r##1);
@@ -418,7 +420,8 @@ T5 static void decode_row_avx512(const mp_linear_weight *w, int64_t o, int64_t k
 }
 
 /* 12 x 32 micro-kernel */
-T5 static void ukr_avx512(int64_t kc, const float *a, const float *b, float *c, int64_t ldc, int accumulate) {
+T5 static void ukr_avx512(int64_t kc, const float *a, int64_t lda, const float *b, float *c, int64_t ldc, int accumulate) {
+  const float *a0 = a, *a4 = a + 4 * lda, *a8 = a + 8 * lda;
   __m512 c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51, c60, c61, c70, c71, c80, c81,
       c90, c91, ca0, ca1, cb0, cb1;
 #define ALL(M) M(0, 0) M(1, 1) M(2, 2) M(3, 3) M(4, 4) M(5, 5) M(6, 6) M(7, 7) M(8, 8) M(9, 9) M(a, 10) M(b, 11)
@@ -433,10 +436,12 @@ T5 static void ukr_avx512(int64_t kc, const float *a, const float *b, float *c, 
   }
   for (int64_t k = 0; k < kc; k++) {
     __m512 b0 = _mm512_loadu_ps(b), b1 = _mm512_loadu_ps(b + 16), av;
-#define F5(r, i) av = _mm512_set1_ps(a[i]); c##r##0 = _mm512_fmadd_ps(av, b0, c##r##0); c##r##1 = _mm512_fmadd_ps(av, b1, c##r##1);
+#define F5(r, i) av = _mm512_set1_ps(i < 4 ? a0[i * lda] : i < 8 ? a4[(i - 4) * lda] : a8[(i - 8) * lda]); c##r##0 = _mm512_fmadd_ps(av, b0, c##r##0); c##r##1 = _mm512_fmadd_ps(av, b1, c##r##1);
     ALL(F5)
 #undef F5
-    a += 12;
+    a0++;
+    a4++;
+    a8++;
     b += 32;
   }
 #define S5(r, i) _mm512_storeu_ps(c + i * ldc, c##r##0); _mm512_storeu_ps(c + i * ldc + 16, c##r##1);

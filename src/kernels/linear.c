@@ -116,41 +116,37 @@ static void gemm_task(void *vctx, int64_t task, int thread) {
   int64_t n0 = nt * c->nb, n1 = n0 + c->nb < c->N ? n0 + c->nb : c->N;
   int64_t mlen = m1 - m0, nlen = n1 - n0;
   int64_t mpan = (mlen + MR - 1) / MR, npan = (nlen + NR - 1) / NR;
-  size_t bsz = (size_t)(npan * NR) * MP_KC, asz = (size_t)(mpan * MR) * MP_KC;
-  size_t tsz = (size_t)MP_KC + (size_t)MR * NR;
+  size_t bsz = (size_t)(npan * NR) * MP_KC, asz = (size_t)MR * MP_KC;
+  size_t tsz = (size_t)MP_KC * NR + (size_t)MR * NR;
   float *buf = mp_pool_scratch(c->pool, thread, (bsz + asz + tsz) * sizeof(float) + 64);
   if (!buf) {
     c->oom = 1;
     return;
   }
-  float *bp = buf, *ap = buf + bsz, *row = ap + asz, *tile = row + MP_KC;
+  float *bp = buf, *ap = buf + bsz, *rows = ap + asz, *tile = rows + MP_KC * NR;
   const mp_linear_weight *w = c->w;
   for (int64_t k0 = 0; k0 < c->K; k0 += MP_KC) {
     int64_t kc = c->K - k0 < MP_KC ? c->K - k0 : MP_KC;
-    /* pack weight rows n0..n1 (columns of y) into NR-wide panels: bp[p][k][j] */
-    for (int64_t j = 0; j < npan * NR; j++) {
-      float *dst = bp + (j / NR) * (kc * NR) + (j % NR);
-      if (j < nlen) {
-        const float *src;
+    /* pack weight rows n0..n1 (columns of y) into NR-wide panels bp[p][k][j]; rows are
+     * decoded NR at a time into `rows` and then interleaved with contiguous writes */
+    for (int64_t p = 0; p < npan; p++) {
+      const float *src[64];
+      int64_t nn = nlen - p * NR < NR ? nlen - p * NR : NR;
+      for (int64_t j = 0; j < nn; j++) {
         if (w->bits == 0 && w->dtype == MP_F32) {
-          src = (const float *)w->data + (n0 + j) * c->K + k0;
+          src[j] = (const float *)w->data + (n0 + p * NR + j) * c->K + k0;
         } else {
-          im->decode_row(w, n0 + j, k0, kc, row);
-          src = row;
+          im->decode_row(w, n0 + p * NR + j, k0, kc, rows + j * MP_KC);
+          src[j] = rows + j * MP_KC;
         }
-        for (int64_t k = 0; k < kc; k++) dst[k * NR] = src[k];
-      } else {
-        for (int64_t k = 0; k < kc; k++) dst[k * NR] = 0.0f;
       }
-    }
-    /* pack activation rows m0..m1 into MR-tall panels: ap[p][k][r] */
-    for (int64_t r = 0; r < mpan * MR; r++) {
-      float *dst = ap + (r / MR) * (kc * MR) + (r % MR);
-      if (r < mlen) {
-        const float *src = c->x + (m0 + r) * c->K + k0;
-        for (int64_t k = 0; k < kc; k++) dst[k * MR] = src[k];
+      float *dst = bp + p * (kc * NR);
+      if (nn == NR) {
+        for (int64_t k = 0; k < kc; k++)
+          for (int64_t j = 0; j < NR; j++) dst[k * NR + j] = src[j][k];
       } else {
-        for (int64_t k = 0; k < kc; k++) dst[k * MR] = 0.0f;
+        for (int64_t k = 0; k < kc; k++)
+          for (int64_t j = 0; j < NR; j++) dst[k * NR + j] = j < nn ? src[j][k] : 0.0f;
       }
     }
     int acc = k0 > 0;
@@ -159,12 +155,22 @@ static void gemm_task(void *vctx, int64_t task, int thread) {
       for (int64_t ip = 0; ip < mpan; ip++) {
         int64_t mm = mlen - ip * MR < MR ? mlen - ip * MR : MR;
         float *cy = c->y + (m0 + ip * MR) * c->N + n0 + jp * NR;
+        const float *xa = c->x + (m0 + ip * MR) * c->K + k0;
+        int64_t lda = c->K;
+        if (mm < MR) { /* edge rows: copy into a zero-padded MR-row block */
+          for (int64_t r = 0; r < MR; r++) {
+            if (r < mm) memcpy(ap + r * kc, xa + r * c->K, (size_t)kc * 4);
+            else memset(ap + r * kc, 0, (size_t)kc * 4);
+          }
+          xa = ap;
+          lda = kc;
+        }
         if (mm == MR && nn == NR) {
-          im->ukr(kc, ap + ip * kc * MR, bp + jp * kc * NR, cy, c->N, acc);
+          im->ukr(kc, xa, lda, bp + jp * kc * NR, cy, c->N, acc);
         } else {
           if (acc)
             for (int64_t r = 0; r < mm; r++) memcpy(tile + r * NR, cy + r * c->N, (size_t)nn * 4);
-          im->ukr(kc, ap + ip * kc * MR, bp + jp * kc * NR, tile, NR, acc);
+          im->ukr(kc, xa, lda, bp + jp * kc * NR, tile, NR, acc);
           for (int64_t r = 0; r < mm; r++) memcpy(cy + r * c->N, tile + r * NR, (size_t)nn * 4);
         }
       }

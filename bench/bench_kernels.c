@@ -1,0 +1,165 @@
+/* Kernel benchmark: GFLOP/s of mp_linear for f32 / bf16 / q8 / q4 weights at BERT-like shapes
+ * on 1 and 2 threads, and the machine's measured fp32 FMA peak (per core).
+ * Usage: bench_kernels [--threads 1,2] [--isa scalar|avx2|avx512] [--quick]
+ * Output: one JSON object per line (bench/bench_kernels.py turns it into a table). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
+
+#include "core/tensor.h"
+#include "kernels/kernels.h"
+
+static double now(void) {
+  struct timespec ts;
+  clock_gettime(getenv("MP_BENCH_CPUTIME") ? CLOCK_PROCESS_CPUTIME_ID : CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+#if defined(__x86_64__)
+/* 12 independent FMA chains, enough to cover latency x throughput on current x86 cores. */
+#define PEAK_BODY(V, FMA, SET1)                                                                    \
+  V a0 = SET1(1.0f), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0, a8 = a0,       \
+    a9 = a0, a10 = a0, a11 = a0;                                                                   \
+  const V m = SET1(0.999999f), c = SET1(1e-7f);                                                    \
+  for (long i = 0; i < iters; i++) {                                                               \
+    a0 = FMA(a0, m, c); a1 = FMA(a1, m, c); a2 = FMA(a2, m, c); a3 = FMA(a3, m, c);                \
+    a4 = FMA(a4, m, c); a5 = FMA(a5, m, c); a6 = FMA(a6, m, c); a7 = FMA(a7, m, c);                \
+    a8 = FMA(a8, m, c); a9 = FMA(a9, m, c); a10 = FMA(a10, m, c); a11 = FMA(a11, m, c);            \
+  }                                                                                                \
+  V s = a0 + a1 + a2 + a3 + a4 + a5 + a6 + a7 + a8 + a9 + a10 + a11;                               \
+  float out[sizeof(V) / 4];                                                                        \
+  memcpy(out, &s, sizeof out);                                                                     \
+  return out[0];
+
+__attribute__((target("avx2,fma"))) static float peak_avx2(long iters) {
+  PEAK_BODY(__m256, _mm256_fmadd_ps, _mm256_set1_ps)
+}
+__attribute__((target("avx512f"))) static float peak_avx512(long iters) {
+  PEAK_BODY(__m512, _mm512_fmadd_ps, _mm512_set1_ps)
+}
+#endif
+
+static double measure_peak(mp_isa isa) {
+#if defined(__x86_64__)
+  long iters = 20000000;
+  double best = 0;
+  for (int rep = 0; rep < 3; rep++) {
+    double t0 = now();
+    volatile float sink = isa == MP_ISA_AVX512 ? peak_avx512(iters) : peak_avx2(iters);
+    (void)sink;
+    double t = now() - t0;
+    double flops = (double)iters * 12 * 2 * (isa == MP_ISA_AVX512 ? 16 : 8);
+    if (flops / t > best) best = flops / t;
+  }
+  return best / 1e9;
+#else
+  (void)isa;
+  return 0;
+#endif
+}
+
+typedef struct enc {
+  const char *name;
+  int bits; /* 0 float */
+  mp_dtype dtype;
+} enc;
+
+int main(int argc, char **argv) {
+  int threads[4] = {1, 2}, nthr = 2, quick = 0;
+  for (int i = 1; i < argc; i++) {
+    if (!strcmp(argv[i], "--threads") && i + 1 < argc) {
+      nthr = 0;
+      for (char *s = argv[++i]; *s && nthr < 4;) {
+        threads[nthr++] = (int)strtol(s, &s, 10);
+        if (*s == ',') s++;
+      }
+    } else if (!strcmp(argv[i], "--isa") && i + 1 < argc) {
+      const char *v = argv[++i];
+      mp_kernels_set_isa(!strcmp(v, "scalar") ? MP_ISA_SCALAR : !strcmp(v, "avx2") ? MP_ISA_AVX2 : MP_ISA_AVX512);
+    } else if (!strcmp(argv[i], "--quick")) {
+      quick = 1;
+    } else {
+      fprintf(stderr, "usage: bench_kernels [--threads 1,2] [--isa scalar|avx2|avx512] [--quick]\n");
+      return 2;
+    }
+  }
+  mp_isa isa = mp_kernels_isa();
+  printf("{\"kind\":\"peak\",\"isa\":\"%s\",\"features\":\"%s\",\"gflops_per_core\":%.2f}\n",
+         mp_isa_name(isa), mp_kernels_features(), measure_peak(isa == MP_ISA_SCALAR ? MP_ISA_AVX2 : isa));
+  fflush(stdout);
+  /* BERT-like: 32 sentences x 128 tokens; MiniLM (384) attention out / FFN up / FFN down */
+  const int64_t shapes[][3] = {{4096, 384, 1536}, {4096, 1536, 384}, {4096, 384, 384}, {128, 384, 1536}};
+  int nshapes = quick ? 1 : 4;
+  const enc encs[] = {{"f32", 0, MP_F32}, {"bf16", 0, MP_BF16}, {"q8", 8, MP_F32}, {"q4", 4, MP_F32}};
+  srand(1);
+  for (int si = 0; si < nshapes; si++) {
+    int64_t M = shapes[si][0], K = shapes[si][1], N = shapes[si][2];
+    float *x = malloc((size_t)(M * K) * 4), *y = malloc((size_t)(M * N) * 4);
+    for (int64_t i = 0; i < M * K; i++) x[i] = (float)rand() / RAND_MAX - 0.5f;
+    for (size_t ei = 0; ei < sizeof encs / sizeof encs[0]; ei++) {
+      const enc *e = &encs[ei];
+      mp_linear_weight w = {.name = e->name, .out = N, .in = K, .bits = e->bits};
+      void *data, *sc = NULL, *bi = NULL;
+      if (e->bits == 0) {
+        w.dtype = e->dtype;
+        size_t es = mp_dtype_size(e->dtype);
+        data = malloc((size_t)(N * K) * es);
+        for (int64_t i = 0; i < N * K; i++) {
+          float v = (float)rand() / RAND_MAX - 0.5f;
+          if (es == 4) ((float *)data)[i] = v;
+          else ((uint16_t *)data)[i] = mp_f32_to_bf16(v);
+        }
+      } else {
+        w.dtype = MP_U32;
+        w.group_size = 64;
+        w.scale_dtype = MP_F32;
+        size_t nb = (size_t)(N * K * e->bits / 8);
+        data = malloc(nb);
+        for (size_t i = 0; i < nb; i++) ((uint8_t *)data)[i] = (uint8_t)rand();
+        sc = malloc((size_t)(N * K / 64) * 4);
+        bi = malloc((size_t)(N * K / 64) * 4);
+        for (int64_t i = 0; i < N * K / 64; i++) {
+          ((float *)sc)[i] = 0.01f;
+          ((float *)bi)[i] = -0.05f;
+        }
+      }
+      w.data = data;
+      w.scales = sc;
+      w.biases = bi;
+      for (int ti = 0; ti < nthr; ti++) {
+        mp_pool *pool;
+        if (mp_pool_create(threads[ti], &pool) != MP_OK) return 3;
+        if (mp_linear(pool, x, M, &w, NULL, MP_F32, y) != MP_OK) {
+          fprintf(stderr, "%s\n", mp_last_error());
+          return 3;
+        }
+        double flops = 2.0 * M * N * K, best = 1e30, total = 0;
+        int reps = 0;
+        while ((total < (quick ? 0.3 : 1.0) || reps < 3) && reps < 50) {
+          double t0 = now();
+          mp_linear(pool, x, M, &w, NULL, MP_F32, y);
+          double t = now() - t0;
+          total += t;
+          reps++;
+          if (t < best) best = t;
+        }
+        printf("{\"kind\":\"linear\",\"isa\":\"%s\",\"enc\":\"%s\",\"M\":%lld,\"K\":%lld,\"N\":%lld,"
+               "\"threads\":%d,\"best_s\":%.6f,\"gflops\":%.2f}\n",
+               mp_isa_name(isa), e->name, (long long)M, (long long)K, (long long)N, threads[ti], best,
+               flops / best / 1e9);
+        fflush(stdout);
+        mp_pool_free(pool);
+      }
+      free(data);
+      free(sc);
+      free(bi);
+    }
+    free(x);
+    free(y);
+  }
+  return 0;
+}

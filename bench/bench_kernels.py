@@ -1,0 +1,98 @@
+#!/usr/bin/env python3
+"""Kernel benchmark table: mlxport mp_linear (f32 / bf16 / q8 / q4 weights) beside numpy and
+torch matmul on the same shapes and thread counts, and against the measured fp32 FMA peak.
+
+Usage: bench/bench_kernels.py [--bin build/bench_kernels] [--threads 1,2] [--quick]
+Runs the C benchmark (JSON lines), then numpy (x @ W.T) and torch (F.linear, f32 and bf16) in a
+subprocess per thread count (BLAS thread counts are fixed at import). One run, ratios printed.
+Timings are best-of-N wall clock; on a shared machine they are noisy."""
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+
+REF_SNIPPET = r"""
+import json, sys, time
+import numpy as np
+shapes = json.loads(sys.argv[1]); t = int(sys.argv[2])
+out = []
+def best(fn, budget=1.0):
+    fn(); b = 1e30; tot = 0; n = 0
+    while (tot < budget or n < 3) and n < 50:
+        t0 = time.perf_counter(); fn(); d = time.perf_counter() - t0
+        tot += d; n += 1; b = min(b, d)
+    return b
+rng = np.random.default_rng(0)
+for M, K, N in shapes:
+    x = rng.standard_normal((M, K), dtype=np.float32); w = rng.standard_normal((N, K), dtype=np.float32)
+    out.append(dict(lib="numpy", enc="f32", M=M, K=K, N=N, threads=t, best_s=best(lambda: x @ w.T)))
+    try:
+        import torch
+        torch.set_num_threads(t)
+        tx, tw = torch.from_numpy(x), torch.from_numpy(w)
+        with torch.no_grad():
+            out.append(dict(lib="torch", enc="f32", M=M, K=K, N=N, threads=t,
+                            best_s=best(lambda: torch.nn.functional.linear(tx, tw))))
+            bx, bw = tx.bfloat16(), tw.bfloat16()
+            out.append(dict(lib="torch", enc="bf16", M=M, K=K, N=N, threads=t,
+                            best_s=best(lambda: torch.nn.functional.linear(bx, bw))))
+    except ImportError:
+        pass
+print(json.dumps(out))
+"""
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    here = os.path.dirname(os.path.abspath(__file__))
+    ap.add_argument("--bin", default=os.path.join(here, "..", "build", "bench_kernels"))
+    ap.add_argument("--threads", default="1,2")
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--python", default=sys.executable, help="interpreter with numpy/torch")
+    a = ap.parse_args()
+    cmd = [a.bin, "--threads", a.threads] + (["--quick"] if a.quick else [])
+    res = [json.loads(l) for l in subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.splitlines()]
+    peak = next(r for r in res if r["kind"] == "peak")
+    ours = [r for r in res if r["kind"] == "linear"]
+    shapes = sorted({(r["M"], r["K"], r["N"]) for r in ours}, key=lambda s: [r["M"] for r in ours].index(s[0]))
+    shapes = []
+    for r in ours:
+        s = (r["M"], r["K"], r["N"])
+        if s not in shapes:
+            shapes.append(s)
+    refs = []
+    for t in a.threads.split(","):
+        env = dict(os.environ, OMP_NUM_THREADS=t, OPENBLAS_NUM_THREADS=t, MKL_NUM_THREADS=t)
+        p = subprocess.run([a.python, "-c", REF_SNIPPET, json.dumps(shapes), t], env=env,
+                           capture_output=True, text=True)
+        if p.returncode == 0:
+            refs += json.loads(p.stdout)
+        else:
+            print("reference run failed:", p.stderr.strip().splitlines()[-1:], file=sys.stderr)
+
+    def ref(lib, enc, M, K, N, t):
+        for r in refs:
+            if (r["lib"], r["enc"], r["M"], r["K"], r["N"], r["threads"]) == (lib, enc, M, K, N, t):
+                return r["best_s"]
+        return None
+
+    pk = peak["gflops_per_core"]
+    print(f"ISA {peak['isa']} ({peak['features']}); measured fp32 FMA peak {pk:.1f} GFLOP/s per core")
+    print(f"{'shape MxK->N':>20} {'w':>5} {'thr':>3} {'mlxport':>9} {'%peak':>6} {'numpy f32':>10} {'torch f32':>10} "
+          f"{'torch bf16':>10} {'x numpy':>8} {'x torch32':>9}")
+    for r in ours:
+        M, K, N, t = r["M"], r["K"], r["N"], r["threads"]
+        fl = 2.0 * M * K * N
+        g = fl / r["best_s"] / 1e9
+        nn, tf, tb = ref("numpy", "f32", M, K, N, t), ref("torch", "f32", M, K, N, t), ref("torch", "bf16", M, K, N, t)
+        f = lambda s: f"{fl / s / 1e9:10.1f}" if s else f"{'-':>10}"
+        rr = lambda s: f"{s / r['best_s']:8.2f}x" if s else f"{'-':>9}"
+        print(f"{M:>8}x{K:<5}->{N:<5} {r['enc']:>5} {t:>3} {g:9.1f} {100 * g / (pk * t):5.0f}% {f(nn)} {f(tf)} {f(tb)} "
+              f"{rr(nn)} {rr(tf)}")
+    print("GFLOP/s = 2*M*K*N / best wall time; 'x numpy'/'x torch32' = mlxport speed / theirs (>1: mlxport faster).")
+
+
+if __name__ == "__main__":
+    main()
