@@ -32,6 +32,14 @@ int mp_cli_color(void);
 /* Human-readable byte size ("87.3 MB"). */
 const char *mp_cli_human_bytes(double bytes, char *buf, size_t cap);
 
+/* Reads all lines of f (without their "\n" / "\r\n") into a malloc'd array of malloc'd
+ * strings. Returns 0, or prints an error and returns -1. Free with mp_cli_free_lines. */
+int mp_cli_read_lines(const char *cmd, FILE *f, char ***lines, size_t *n);
+void mp_cli_free_lines(char **lines, size_t n);
+/* Splits each line at its first TAB into (a, b) in place; a line without TAB is an error
+ * naming the line. Returns 0 or prints and returns -1. */
+int mp_cli_split_pairs(const char *cmd, char **lines, size_t n, const char ***a, const char ***b);
+
 #define MP_COMMAND(n)                                                                              \
   int mp_cmd_##n(int argc, char **argv);                                                           \
   extern const char mp_cmd_##n##_summary[];

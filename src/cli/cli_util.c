@@ -62,3 +62,60 @@ const char *mp_cli_human_bytes(double b, char *buf, size_t cap) {
   snprintf(buf, cap, i ? "%.1f %s" : "%.0f %s", b, u[i]);
   return buf;
 }
+
+int mp_cli_read_lines(const char *cmd, FILE *f, char ***lines, size_t *n) {
+  *lines = NULL;
+  *n = 0;
+  size_t cap = 0;
+  char *line = NULL;
+  size_t lcap = 0;
+  ssize_t r;
+  while ((r = getline(&line, &lcap, f)) >= 0) {
+    while (r > 0 && (line[r - 1] == '\n' || line[r - 1] == '\r')) line[--r] = 0;
+    if (*n == cap) {
+      cap = cap ? cap * 2 : 256;
+      char **nl = realloc(*lines, cap * sizeof *nl);
+      if (!nl) goto oom;
+      *lines = nl;
+    }
+    (*lines)[*n] = strndup(line, (size_t)r);
+    if (!(*lines)[*n]) goto oom;
+    (*n)++;
+  }
+  free(line);
+  return 0;
+oom:
+  free(line);
+  mp_cli_free_lines(*lines, *n);
+  *lines = NULL;
+  *n = 0;
+  fprintf(stderr, "mlxport %s: error: out of memory reading input\n", cmd);
+  return -1;
+}
+
+void mp_cli_free_lines(char **lines, size_t n) {
+  for (size_t i = 0; i < n; i++) free(lines[i]);
+  free(lines);
+}
+
+int mp_cli_split_pairs(const char *cmd, char **lines, size_t n, const char ***a, const char ***b) {
+  *a = calloc(n ? n : 1, sizeof **a);
+  *b = calloc(n ? n : 1, sizeof **b);
+  if (!*a || !*b) {
+    free(*a), free(*b);
+    fprintf(stderr, "mlxport %s: error: out of memory\n", cmd);
+    return -1;
+  }
+  for (size_t i = 0; i < n; i++) {
+    char *tab = strchr(lines[i], '\t');
+    if (!tab) {
+      fprintf(stderr, "mlxport %s: error: <stdin>:%zu: expected 'premise<TAB>hypothesis' (no TAB found)\n", cmd, i + 1);
+      free(*a), free(*b);
+      return -1;
+    }
+    *tab = 0;
+    (*a)[i] = lines[i];
+    (*b)[i] = tab + 1;
+  }
+  return 0;
+}

@@ -1,0 +1,58 @@
+/* mlxport embed: sentence embeddings, one JSON object per input line. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/cli.h"
+#include "cli/run_opts.h"
+#include "core/strbuf.h"
+#include "model/model.h"
+
+const char mp_cmd_embed_summary[] = "sentence embeddings for lines on stdin (JSON lines out)";
+
+static const char *k_help =
+    "usage: mlxport embed --model DIR|REPO_ID [--batch-size N] [--max-length N] [--threads N]\n"
+    "\n"
+    "Reads one text per line on stdin and writes one JSON object per line, in input order:\n"
+    "  {\"embedding\": [f1, f2, ...]}\n"
+    "Pooling and normalization follow the folder's sentence-transformers configuration\n"
+    "(modules.json, 1_Pooling/config.json, Normalize); without one, mean pooling.\n"
+    "Works on Hugging Face folders and on MLX conversions (float or quantized) alike.\n"
+    "\n" MP_RUN_OPTS_HELP;
+
+int mp_cmd_embed(int argc, char **argv) {
+  mp_cli_run_opts ro;
+  int rc = mp_cli_run_opts_parse("embed", argc, argv, &ro, k_help, 0);
+  if (rc >= 0) return rc;
+  char **lines;
+  size_t n;
+  if (mp_cli_read_lines("embed", stdin, &lines, &n)) return MP_EXIT_ERROR;
+  mp_model *m;
+  mp_model_options mo = {.threads = ro.threads};
+  mp_status st = mp_model_open(ro.model, &mo, &m);
+  if (st) {
+    mp_cli_free_lines(lines, n);
+    return mp_cli_fail("embed", st);
+  }
+  size_t H = mp_model_hidden(m);
+  float *emb = malloc((n ? n : 1) * H * sizeof(float));
+  st = emb ? mp_model_embed(m, n, (const char *const *)lines, &ro.run, emb, NULL) : MP_ERR_NOMEM;
+  if (!st) {
+    mp_sb sb;
+    mp_sb_init(&sb);
+    for (size_t i = 0; i < n; i++) {
+      mp_sb_clear(&sb);
+      mp_sb_puts(&sb, "{\"embedding\":[");
+      for (size_t d = 0; d < H; d++) {
+        if (d) mp_sb_putc(&sb, ',');
+        mp_sb_json_f32(&sb, emb[i * H + d]);
+      }
+      mp_sb_puts(&sb, "]}\n");
+      fwrite(sb.buf, 1, sb.len, stdout);
+    }
+    mp_sb_free(&sb);
+  }
+  free(emb);
+  mp_model_close(m);
+  mp_cli_free_lines(lines, n);
+  return st ? mp_cli_fail("embed", st) : MP_EXIT_OK;
+}

@@ -1,0 +1,30 @@
+/* Options shared by the commands that run a model (embed, classify, zero-shot). */
+#ifndef MP_CLI_RUN_OPTS_H
+#define MP_CLI_RUN_OPTS_H
+#include "model/model.h"
+
+typedef struct mp_cli_run_opts {
+  const char *model;
+  int threads;
+  int json;
+  int pair;
+  mp_run_options run;
+  /* zero-shot */
+  const char *labels;
+  const char *template_;
+  int multi_label;
+} mp_cli_run_opts;
+
+#define MP_RUN_OPTS_HELP                                                                           \
+  "common options:\n"                                                                              \
+  "  --model DIR|REPO_ID   model folder (HF or MLX) or a repo id in the Hugging Face cache\n"      \
+  "  --batch-size N        texts per forward pass (default 32; inputs are sorted by length)\n"    \
+  "  --max-length N        truncate inputs to N tokens (default: the model's limit, or the\n"     \
+  "                        sentence-transformers max_seq_length)\n"                               \
+  "  --truncation S        longest_first (default), only_first, only_second, none\n"              \
+  "  --threads N           compute threads (default: all cores)\n"
+
+/* Parses argv. Returns -1 to continue, or an exit code (help printed, usage error).
+ * kind: 0 embed, 1 classify, 2 zero-shot. */
+int mp_cli_run_opts_parse(const char *cmd, int argc, char **argv, mp_cli_run_opts *o, const char *help, int kind);
+#endif

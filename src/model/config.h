@@ -1,0 +1,64 @@
+/* Model configuration: config.json (+ sentence-transformers files) -> one struct every family
+ * reads. Field names follow transformers' BERT config; other families' spellings (DistilBERT's
+ * dim/n_layers/hidden_dim/activation, ...) are mapped onto them. */
+#ifndef MP_MODEL_CONFIG_H
+#define MP_MODEL_CONFIG_H
+#include <stddef.h>
+#include <stdint.h>
+
+#include "kernels/kernels.h"
+#include "mlxport.h"
+
+typedef enum mp_family {
+  MP_FAMILY_UNKNOWN = 0,
+  MP_FAMILY_BERT,       /* bert (MiniLM, xtremedistil, bge, ...) */
+  MP_FAMILY_ROBERTA,    /* roberta, xlm-roberta, camembert */
+  MP_FAMILY_DISTILBERT, /* distilbert */
+} mp_family;
+
+typedef enum mp_head {
+  MP_HEAD_NONE = 0,      /* bare encoder (embeddings) */
+  MP_HEAD_SEQ_CLS,       /* *ForSequenceClassification */
+} mp_head;
+
+typedef enum mp_pooling {
+  MP_POOL_NONE = 0,
+  MP_POOL_CLS,
+  MP_POOL_MEAN,
+  MP_POOL_MAX,
+  MP_POOL_MEAN_SQRT_LEN,
+} mp_pooling;
+
+#define MP_MAX_LABELS 64
+
+typedef struct mp_model_config {
+  char model_type[32];
+  char architecture[96];
+  mp_family family;
+  mp_head head;
+  int64_t vocab_size, hidden, layers, heads, intermediate, max_positions, type_vocab_size;
+  int64_t pad_token_id;
+  float layer_norm_eps;
+  mp_act act;
+  /* labels (head == SEQ_CLS) */
+  int num_labels;
+  char *id2label[MP_MAX_LABELS];
+  /* sentence-transformers (present when modules.json exists) */
+  int has_st;
+  mp_pooling pooling;
+  int normalize;
+  int64_t st_max_seq_length; /* 0 when unknown */
+  /* MLX quantization block (bits == 0: none) */
+  int q_bits, q_group_size;
+} mp_model_config;
+
+/* Reads <dir>/config.json (and modules.json, 1_Pooling/config.json, sentence_bert_config.json
+ * when present). Unknown model_type or missing required fields: MP_ERR_UNSUPPORTED /
+ * MP_ERR_FORMAT naming config.json and the field. */
+mp_status mp_model_config_load(const char *dir, mp_model_config *cfg);
+void mp_model_config_free(mp_model_config *cfg);
+const char *mp_family_name(mp_family f);
+const char *mp_pooling_name(mp_pooling p);
+/* Index of the label whose name starts with "entail" (case-insensitive), else -1. */
+int mp_model_config_entailment_id(const mp_model_config *cfg);
+#endif

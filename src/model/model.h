@@ -1,0 +1,70 @@
+/* Models: config.json -> family -> weights bound from an HF folder (safetensors, shards,
+ * pytorch_model.bin) or an MLX folder (float or affine-quantized), one code path for all.
+ * The forward pass never knows how a weight is encoded (kernels/kernels.h does). */
+#ifndef MP_MODEL_MODEL_H
+#define MP_MODEL_MODEL_H
+#include <stddef.h>
+#include <stdint.h>
+
+#include "model/config.h"
+#include "mlxport.h"
+#include "tokenizer/tokenizer.h"
+
+typedef struct mp_model mp_model;
+
+typedef struct mp_model_options {
+  int threads; /* 0 = all cores */
+} mp_model_options;
+
+/* `ref`: folder or repo id in the HF cache (see format/hf.h). Loads config, weights (memory
+ * mapped), tokenizer; checks every tensor the family needs (name, shape) with errors naming
+ * the tensor. */
+mp_status mp_model_open(const char *ref, const mp_model_options *opt, mp_model **out);
+void mp_model_close(mp_model *m);
+const mp_model_config *mp_model_get_config(const mp_model *m);
+const mp_tokenizer *mp_model_get_tokenizer(const mp_model *m);
+const char *mp_model_path(const mp_model *m);
+/* Longest input the model accepts (position table size; RoBERTa: minus padding_idx + 1). */
+size_t mp_model_max_positions(const mp_model *m);
+/* Default max_length for encoding: sentence-transformers max_seq_length, else min(tokenizer
+ * model_max_length, max positions). */
+size_t mp_model_default_max_length(const mp_model *m);
+
+/* One padded batch of token ids [n, seq] (row-major). types may be NULL (all 0). */
+typedef struct mp_model_batch {
+  size_t n, seq;
+  const int32_t *ids, *mask, *types;
+} mp_model_batch;
+
+/* Called after the embeddings (layer 0) and after each encoder layer l (1..layers) with the
+ * hidden states [n, seq, hidden]. For layer-level comparisons. */
+typedef void (*mp_layer_hook)(void *user, int layer, const float *hidden, size_t n, size_t seq, size_t dim);
+
+typedef struct mp_forward_out {
+  float *hidden;    /* optional [n, seq, hidden]: last hidden states */
+  float *embedding; /* optional [n, hidden]: pooled sentence embedding (ST pooling + Normalize) */
+  float *logits;    /* optional [n, num_labels] (needs a classification head) */
+  mp_layer_hook hook;
+  void *hook_user;
+} mp_forward_out;
+
+mp_status mp_model_forward(mp_model *m, const mp_model_batch *b, const mp_forward_out *out);
+
+/* High level: encode texts (pairs when b != NULL), run in length-sorted batches, results in
+ * input order. max_length 0 = mp_model_default_max_length. */
+typedef struct mp_run_options {
+  size_t batch_size;            /* default 32 */
+  size_t max_length;            /* 0 = default */
+  mp_trunc_strategy truncation; /* default longest_first */
+} mp_run_options;
+void mp_run_options_init(mp_run_options *o);
+
+/* emb: [n, hidden]. n_tokens (optional): real tokens processed in total. */
+mp_status mp_model_embed(mp_model *m, size_t n, const char *const *texts, const mp_run_options *o, float *emb,
+                         uint64_t *n_tokens);
+/* logits: [n, num_labels]. */
+mp_status mp_model_classify(mp_model *m, size_t n, const char *const *a, const char *const *b,
+                            const mp_run_options *o, float *logits, uint64_t *n_tokens);
+/* Hidden size (embedding dimension). */
+size_t mp_model_hidden(const mp_model *m);
+#endif
