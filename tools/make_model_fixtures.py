@@ -1,0 +1,128 @@
+#!/usr/bin/env python3
+"""Builds random-weight checkpoints of the BERT-family models from the real configs and
+tokenizers in ../shared/models (shrunk in layers and width, real vocabulary), with their
+classification heads and id2label, saved both as safetensors and as pytorch_model.bin, and
+records transformers' outputs on real dataset inputs as the reference for mlxport.
+
+    python tools/make_model_fixtures.py OUT_DIR [--shared ../shared]
+
+Writes OUT_DIR/<fixture>-{st,bin}/ model folders and OUT_DIR/<fixture>/reference.json with
+{"pairs": [[premise, hypothesis], ...], "logits": [...], "texts": [...],
+ "hidden": [[...]] (last hidden state of real tokens per text), "embeddings": [...]}.
+Deterministic: fixed seeds; run inside the tests (nothing binary is committed).
+"""
+import argparse
+import json
+import os
+import shutil
+
+import torch
+
+FIXTURES = {
+    # name: (shared model folder, transformers class, id2label)
+    "bert-cls": ("all-MiniLM-L6-v2", "BertForSequenceClassification",
+                 {0: "entailment", 1: "neutral", 2: "contradiction"}),
+    "bert-embed": ("all-MiniLM-L12-v2", "BertModel", None),
+    "roberta-cls": ("roberta-large-mnli", "RobertaForSequenceClassification", None),
+    "distilbert-cls": ("distilbert-base-uncased-mnli", "DistilBertForSequenceClassification", None),
+}
+TOKENIZER_FILES = ["tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt",
+                   "vocab.json", "merges.txt", "modules.json", "sentence_bert_config.json"]
+
+
+def shrink(cfg):
+    d = cfg.to_dict()
+    if cfg.model_type == "distilbert":
+        cfg.dim, cfg.hidden_dim, cfg.n_layers, cfg.n_heads = 128, 256, 2, 4
+    else:
+        cfg.hidden_size, cfg.intermediate_size, cfg.num_hidden_layers, cfg.num_attention_heads = 128, 256, 2, 4
+    return d
+
+
+def load_inputs(shared, n_pairs=24, n_texts=24):
+    pairs = []
+    with open(os.path.join(shared, "datasets", "mnli", "validation_matched", "dev.jsonl")) as f:
+        for line in f:
+            r = json.loads(line)
+            pairs.append([r["premise"], r["hypothesis"]])
+            if len(pairs) == n_pairs:
+                break
+    texts = []
+    with open(os.path.join(shared, "datasets", "sst2", "dev.tsv")) as f:
+        next(f)
+        for line in f:
+            texts.append(line.rstrip("\n").split("\t")[0])
+            if len(texts) == n_texts:
+                break
+    # a long input (truncated at 128 tokens by both sides) and a one-word input
+    texts.append(" ".join(t for t, _ in pairs))
+    texts.append("hello")
+    return pairs, texts
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("out")
+    ap.add_argument("--shared", default=os.path.join(os.path.dirname(__file__), "..", "..", "shared"))
+    ap.add_argument("--only", default=None)
+    a = ap.parse_args()
+    import transformers
+    from transformers import AutoConfig, AutoTokenizer
+    torch.manual_seed(0)
+    pairs, texts = load_inputs(a.shared)
+    for name, (src, cls_name, id2label) in FIXTURES.items():
+        if a.only and name not in a.only.split(","):
+            continue
+        src_dir = os.path.join(a.shared, "models", src)
+        cfg = AutoConfig.from_pretrained(src_dir)
+        shrink(cfg)
+        cfg.architectures = [cls_name]
+        if id2label:
+            cfg.id2label = id2label
+            cfg.label2id = {v: k for k, v in id2label.items()}
+        torch.manual_seed(1234)
+        model = getattr(transformers, cls_name)(cfg).eval()
+        # make LayerNorm and biases non-trivial so a missing term shows
+        with torch.no_grad():
+            for n, p in model.named_parameters():
+                if n.endswith("bias") or "LayerNorm" in n or "layer_norm" in n:
+                    p.add_(torch.randn_like(p) * 0.1)
+        dirs = {}
+        for kind, safe in (("st", True), ("bin", False)):
+            d = os.path.join(a.out, f"{name}-{kind}")
+            shutil.rmtree(d, ignore_errors=True)
+            model.save_pretrained(d, safe_serialization=safe)
+            for fn in TOKENIZER_FILES:
+                if os.path.exists(os.path.join(src_dir, fn)):
+                    shutil.copy(os.path.join(src_dir, fn), d)
+            if os.path.isdir(os.path.join(src_dir, "1_Pooling")):
+                shutil.copytree(os.path.join(src_dir, "1_Pooling"), os.path.join(d, "1_Pooling"))
+            dirs[kind] = d
+        tok = AutoTokenizer.from_pretrained(dirs["st"])
+        ref = {"model_type": cfg.model_type, "architecture": cls_name, "pairs": pairs, "texts": texts}
+        with torch.no_grad():
+            if cls_name.endswith("ForSequenceClassification"):
+                enc = tok([p for p, _ in pairs], [h for _, h in pairs], padding=True, truncation=True,
+                          max_length=128, return_tensors="pt")
+                ref["logits"] = model(**enc).logits.tolist()
+                base = getattr(model, model.base_model_prefix)
+            else:
+                base = model
+            enc = tok(texts, padding=True, truncation=True, max_length=128, return_tensors="pt")
+            kw = {k: v for k, v in enc.items() if k in ("input_ids", "attention_mask", "token_type_ids")}
+            if cfg.model_type == "distilbert":
+                kw.pop("token_type_ids", None)
+            hs = base(**kw).last_hidden_state
+            mask = enc["attention_mask"]
+            ref["hidden"] = [hs[i, : int(mask[i].sum())].tolist() for i in range(len(texts))]
+            m = mask.unsqueeze(-1).float()
+            mean = (hs * m).sum(1) / m.sum(1).clamp(min=1e-9)
+            ref["mean_pooled"] = mean.tolist()
+        os.makedirs(os.path.join(a.out, name), exist_ok=True)
+        with open(os.path.join(a.out, name, "reference.json"), "w") as f:
+            json.dump(ref, f)
+        print(name, "->", dirs["st"], dirs["bin"])
+
+
+if __name__ == "__main__":
+    main()
