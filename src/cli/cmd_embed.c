@@ -10,13 +10,15 @@
 const char mp_cmd_embed_summary[] = "sentence embeddings for lines on stdin (JSON lines out)";
 
 static const char *k_help =
-    "usage: mlxport embed --model DIR|REPO_ID [--batch-size N] [--max-length N] [--threads N]\n"
+    "usage: mlxport embed --model DIR|REPO_ID [--token-embeddings] [--batch-size N] [--max-length N] [--threads N]\n"
     "\n"
     "Reads one text per line on stdin and writes one JSON object per line, in input order:\n"
     "  {\"embedding\": [f1, f2, ...]}\n"
     "Pooling and normalization follow the folder's sentence-transformers configuration\n"
     "(modules.json, 1_Pooling/config.json, Normalize); without one, mean pooling.\n"
     "Works on Hugging Face folders and on MLX conversions (float or quantized) alike.\n"
+    "  --token-embeddings   instead, the last hidden state of every real token:\n"
+    "                       {\"token_embeddings\": [[...], ...]}\n"
     "\n" MP_RUN_OPTS_HELP;
 
 int mp_cmd_embed(int argc, char **argv) {
@@ -34,6 +36,34 @@ int mp_cmd_embed(int argc, char **argv) {
     return mp_cli_fail("embed", st);
   }
   size_t H = mp_model_hidden(m);
+  if (ro.token_embeddings) {
+    float **tok = calloc(n ? n : 1, sizeof *tok);
+    size_t *lens = calloc(n ? n : 1, sizeof *lens);
+    st = tok && lens ? mp_model_token_embeddings(m, n, (const char *const *)lines, &ro.run, tok, lens) : MP_ERR_NOMEM;
+    mp_sb sb;
+    mp_sb_init(&sb);
+    for (size_t i = 0; !st && i < n; i++) {
+      mp_sb_clear(&sb);
+      mp_sb_puts(&sb, "{\"token_embeddings\":[");
+      for (size_t t = 0; t < lens[i]; t++) {
+        mp_sb_puts(&sb, t ? ",[" : "[");
+        for (size_t d = 0; d < H; d++) {
+          if (d) mp_sb_putc(&sb, ',');
+          mp_sb_json_f32(&sb, tok[i][t * H + d]);
+        }
+        mp_sb_putc(&sb, ']');
+      }
+      mp_sb_puts(&sb, "]}\n");
+      fwrite(sb.buf, 1, sb.len, stdout);
+    }
+    mp_sb_free(&sb);
+    for (size_t i = 0; tok && i < n; i++) free(tok[i]);
+    free(tok);
+    free(lens);
+    mp_model_close(m);
+    mp_cli_free_lines(lines, n);
+    return st ? mp_cli_fail("embed", st) : MP_EXIT_OK;
+  }
   float *emb = malloc((n ? n : 1) * H * sizeof(float));
   st = emb ? mp_model_embed(m, n, (const char *const *)lines, &ro.run, emb, NULL) : MP_ERR_NOMEM;
   if (!st) {

@@ -31,6 +31,8 @@ int mp_cli_run_opts_parse(const char *cmd, int argc, char **argv, mp_cli_run_opt
       if (!v) return MP_EXIT_USAGE;
       if (mp_trunc_strategy_parse(v, &o->run.truncation))
         return mp_cli_usage_error(cmd, "--truncation must be longest_first, only_first, only_second or none");
+    } else if (kind == 0 && !strcmp(a, "--token-embeddings")) {
+      o->token_embeddings = 1;
     } else if (kind >= 1 && !strcmp(a, "--json")) {
       o->json = 1;
     } else if (kind == 1 && !strcmp(a, "--pair")) {

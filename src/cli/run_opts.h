@@ -13,6 +13,8 @@ typedef struct mp_cli_run_opts {
   const char *labels;
   const char *template_;
   int multi_label;
+  /* embed */
+  int token_embeddings;
 } mp_cli_run_opts;
 
 #define MP_RUN_OPTS_HELP                                                                           \

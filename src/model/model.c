@@ -440,7 +440,7 @@ static int cmp_len(const void *a, const void *b) {
 }
 
 static mp_status run_texts(mp_model *m, size_t n, const char *const *a, const char *const *bb, const mp_run_options *o,
-                           float *emb, float *logits, uint64_t *n_tokens) {
+                           float *emb, float *logits, uint64_t *n_tokens, float **tok_out, size_t *tok_lens) {
   mp_run_options def;
   if (!o) mp_run_options_init(&def), o = &def;
   size_t bs = o->batch_size ? o->batch_size : 32;
@@ -467,13 +467,15 @@ static mp_status run_texts(mp_model *m, size_t n, const char *const *a, const ch
   if (!st) qsort(order, n, sizeof *order, cmp_len);
   size_t H = (size_t)m->cfg.hidden, L = (size_t)m->cfg.num_labels;
   int32_t *ids = NULL, *mask = NULL, *types = NULL;
-  float *e_tmp = NULL, *l_tmp = NULL;
+  float *e_tmp = NULL, *l_tmp = NULL, *h_tmp = NULL;
   if (!st) {
     size_t maxlen = order[0].len ? order[0].len : 1;
     ids = malloc(bs * maxlen * 4), mask = malloc(bs * maxlen * 4), types = malloc(bs * maxlen * 4);
     e_tmp = emb ? malloc(bs * H * 4) : NULL;
     l_tmp = logits ? malloc(bs * (L ? L : 1) * 4) : NULL;
-    if (!ids || !mask || !types || (emb && !e_tmp) || (logits && !l_tmp)) st = mp_err(MP_ERR_NOMEM, "out of memory");
+    h_tmp = tok_out ? malloc(bs * maxlen * H * 4) : NULL;
+    if (!ids || !mask || !types || (emb && !e_tmp) || (logits && !l_tmp) || (tok_out && !h_tmp))
+      st = mp_err(MP_ERR_NOMEM, "out of memory");
   }
   for (size_t s = 0; !st && s < n; s += bs) {
     size_t cnt = n - s < bs ? n - s : bs;
@@ -491,10 +493,20 @@ static mp_status run_texts(mp_model *m, size_t n, const char *const *a, const ch
       if (n_tokens) *n_tokens += e->n_real;
     }
     mp_model_batch mb = {.n = cnt, .seq = T, .ids = ids, .mask = mask, .types = types};
-    mp_forward_out fo = {.embedding = e_tmp, .logits = l_tmp};
+    mp_forward_out fo = {.embedding = e_tmp, .logits = l_tmp, .hidden = h_tmp};
     st = mp_model_forward(m, &mb, &fo);
     for (size_t r = 0; !st && r < cnt; r++) {
       size_t i = order[s + r].idx;
+      if (tok_out) {
+        size_t nr = enc[i].n_real;
+        tok_lens[i] = nr;
+        tok_out[i] = malloc((nr ? nr : 1) * H * 4);
+        if (!tok_out[i]) {
+          st = mp_err(MP_ERR_NOMEM, "out of memory");
+          break;
+        }
+        memcpy(tok_out[i], h_tmp + r * T * H, nr * H * 4);
+      }
       if (emb) memcpy(emb + i * H, e_tmp + r * H, H * 4);
       if (logits) memcpy(logits + i * L, l_tmp + r * L, L * 4);
     }
@@ -502,13 +514,13 @@ static mp_status run_texts(mp_model *m, size_t n, const char *const *a, const ch
   for (size_t i = 0; enc && i < n; i++) mp_tok_encoding_free(&enc[i]);
   free(enc);
   free(order);
-  free(ids), free(mask), free(types), free(e_tmp), free(l_tmp);
+  free(ids), free(mask), free(types), free(e_tmp), free(l_tmp), free(h_tmp);
   return st;
 }
 
 mp_status mp_model_embed(mp_model *m, size_t n, const char *const *texts, const mp_run_options *o, float *emb,
                          uint64_t *n_tokens) {
-  return run_texts(m, n, texts, NULL, o, emb, NULL, n_tokens);
+  return run_texts(m, n, texts, NULL, o, emb, NULL, n_tokens, NULL, NULL);
 }
 
 mp_status mp_model_classify(mp_model *m, size_t n, const char *const *a, const char *const *b,
@@ -516,5 +528,14 @@ mp_status mp_model_classify(mp_model *m, size_t n, const char *const *a, const c
   if (m->hk == HK_NONE)
     return mp_err(MP_ERR_INVALID_ARG, "%s: this model has no classification head (architecture %s); use embed instead",
                   m->path, m->cfg.architecture[0] ? m->cfg.architecture : "?");
-  return run_texts(m, n, a, b, o, NULL, logits, n_tokens);
+  return run_texts(m, n, a, b, o, NULL, logits, n_tokens, NULL, NULL);
+}
+
+mp_status mp_model_token_embeddings(mp_model *m, size_t n, const char *const *texts, const mp_run_options *o,
+                                    float **out, size_t *lens) {
+  memset(out, 0, n * sizeof *out);
+  mp_status st = run_texts(m, n, texts, NULL, o, NULL, NULL, NULL, out, lens);
+  if (st)
+    for (size_t i = 0; i < n; i++) free(out[i]), out[i] = NULL;
+  return st;
 }

@@ -65,6 +65,10 @@ mp_status mp_model_embed(mp_model *m, size_t n, const char *const *texts, const 
 /* logits: [n, num_labels]. */
 mp_status mp_model_classify(mp_model *m, size_t n, const char *const *a, const char *const *b,
                             const mp_run_options *o, float *logits, uint64_t *n_tokens);
+/* Last hidden states of the real (non-padding) tokens of each text: out[i] is malloc'd
+ * [lens[i], hidden] (caller frees each). */
+mp_status mp_model_token_embeddings(mp_model *m, size_t n, const char *const *texts, const mp_run_options *o,
+                                    float **out, size_t *lens);
 /* Hidden size (embedding dimension). */
 size_t mp_model_hidden(const mp_model *m);
 #endif
