@@ -1,0 +1,266 @@
+/* mlxport eval: evaluate a (converted) model on a dataset, optionally against its original. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/cli.h"
+#include "core/error.h"
+#include "core/fs.h"
+#include "core/strbuf.h"
+#include "eval/data_dirs.h"
+#include "eval/dataset.h"
+#include "eval/evaluate.h"
+#include "eval/report.h"
+#include "format/hf.h"
+
+const char mp_cmd_eval_summary[] = "evaluate a model on a dataset, compare with its original, apply quality gates";
+
+static const char *k_help =
+    "usage: mlxport eval --model CONVERTED --dataset KEY|FILE [--baseline ORIGINAL] [options]\n"
+    "\n"
+    "Runs the model (and the baseline, on the same examples) over the dataset and reports the task\n"
+    "metric with a 95% bootstrap interval and six performance metrics: accuracy (or Spearman),\n"
+    "queries per minute, size on disk, tokens per second, memory (sampled average and peak, and the\n"
+    "OS peak RSS), latency p50/p95/p99 at batch size 1. Load time is reported apart; warm-up runs\n"
+    "are excluded. Each model runs in its own process so its memory figures are its own.\n"
+    "\n"
+    "  --model REF           model to evaluate (folder or HF cache repo id; HF or MLX)\n"
+    "  --baseline REF        original model to compare against (same examples)\n"
+    "  --dataset KEY|FILE    built-in key (sst2 stsb stsb_original qnli mrpc rte mnli snli anli fever_nli)\n"
+    "                        found under --data-dir / $MLXPORT_DATA / the shared folder beside the\n"
+    "                        checkout, or a dataset file (.tsv .csv .jsonl .parquet)\n"
+    "  --data-dir DIR        folder holding the built-in datasets\n"
+    "  --task T              nli | binary-nli | zero-shot-classification | text-classification |\n"
+    "                        semantic-similarity | auto (default: from the model and the data)\n"
+    "  --template T          zero-shot hypothesis template (default \"This example is {}.\")\n"
+    "  --max-samples N|all   seeded sample of N examples (default all)\n"
+    "  --seed S              sampling and bootstrap seed (default 42)\n"
+    "  --batch-size B        batch size of the throughput run (default 32)\n"
+    "  --max-length N        truncate inputs to N tokens (default: model's)\n"
+    "  --latency-requests N  batch-1 requests timed for latency (default 100; 0 = skip)\n"
+    "  --threads N           compute threads (default: all cores)\n"
+    "  --max-accuracy-drop X gate: metric drop (baseline - converted) <= X (e.g. 0.02)\n"
+    "  --min-speedup X       gate: converted/baseline throughput >= X (default 1.2; 0 = no gate)\n"
+    "  --target-size-mb X    gate: converted weights <= 1.1 x X MiB\n"
+    "  --name NAME           model name used in file names (default: folder name)\n"
+    "  --report-dir DIR      write comparisons/, test_results/, testing_summary.json, summary.md,\n"
+    "                        report.html there (atomically)\n"
+    "  --json                print the comparison as JSON on stdout\n"
+    "\n"
+    "Exit status: 0 every gate passed, 1 a gate failed, 2 usage error, 3 other error.\n";
+
+static int write_doc(const char *dir, const char *rel, const mp_sb *sb) {
+  char *p = mp_path_join(dir, rel);
+  char *d = p ? mp_path_dirname(p) : NULL;
+  mp_status st = !p || !d ? MP_ERR_NOMEM : mp_mkdirs(d);
+  if (!st) st = mp_write_file_atomic(p, sb->buf ? sb->buf : "", sb->len);
+  free(p), free(d);
+  return st ? mp_cli_fail("eval", st) : 0;
+}
+
+static int bits_of(const char *model_path) {
+  mp_arena a;
+  mp_arena_init(&a, 0);
+  mp_json *cfg;
+  int bits = 0;
+  if (mp_hf_load_config(model_path, &a, &cfg) == MP_OK) bits = (int)mp_json_get_int(mp_json_get(cfg, "quantization"), "bits", 0);
+  mp_err_clear();
+  mp_arena_free(&a);
+  return bits;
+}
+
+int mp_cmd_eval(int argc, char **argv) {
+  const char *model = NULL, *baseline = NULL, *dataset = NULL, *data_dir = NULL, *report_dir = NULL, *name = NULL;
+  mp_eval_options eo;
+  mp_eval_options_init(&eo);
+  mp_gate_options go;
+  mp_gate_options_init(&go);
+  long long max_samples = 0;
+  int json = 0;
+  for (int i = 1; i < argc; i++) {
+    const char *a = argv[i], *v;
+    long long x;
+    if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+      fputs(k_help, stdout);
+      return MP_EXIT_OK;
+    }
+#define STR_OPT(flag, var)                                                                                            \
+  else if (mp_cli_opt(argc, argv, &i, flag, &v)) {                                                                    \
+    if (!v) return MP_EXIT_USAGE;                                                                                     \
+    var = v;                                                                                                          \
+  }
+#define INT_OPT(flag, lo, hi, stmt)                                                                                   \
+  else if (mp_cli_opt(argc, argv, &i, flag, &v)) {                                                                    \
+    if (!v || mp_cli_parse_int("eval", flag, v, lo, hi, &x)) return MP_EXIT_USAGE;                                    \
+    stmt;                                                                                                             \
+  }
+#define NUM_OPT(flag, var)                                                                                            \
+  else if (mp_cli_opt(argc, argv, &i, flag, &v)) {                                                                    \
+    char *end;                                                                                                        \
+    if (!v) return MP_EXIT_USAGE;                                                                                     \
+    var = strtod(v, &end);                                                                                            \
+    if (*end || end == v || !(var >= 0)) return mp_cli_usage_error("eval", "%s expects a number >= 0", flag);         \
+  }
+    STR_OPT("--model", model)
+    STR_OPT("--baseline", baseline)
+    STR_OPT("--dataset", dataset)
+    STR_OPT("--data-dir", data_dir)
+    STR_OPT("--report-dir", report_dir)
+    STR_OPT("--name", name)
+    STR_OPT("--template", eo.template_)
+    INT_OPT("--seed", 0, (1LL << 62), eo.seed = (uint64_t)x)
+    INT_OPT("--batch-size", 1, 1 << 16, eo.batch_size = (size_t)x)
+    INT_OPT("--max-length", 1, 1 << 20, eo.max_length = (size_t)x)
+    INT_OPT("--latency-requests", 0, 1 << 20, eo.latency_requests = (size_t)x)
+    INT_OPT("--threads", 0, 1024, eo.threads = (int)x)
+    NUM_OPT("--max-accuracy-drop", go.max_accuracy_drop)
+    NUM_OPT("--min-speedup", go.min_speedup)
+    NUM_OPT("--target-size-mb", go.target_size_mb)
+    else if (mp_cli_opt(argc, argv, &i, "--max-samples", &v)) {
+      if (!v) return MP_EXIT_USAGE;
+      if (!strcmp(v, "all")) max_samples = 0;
+      else if (mp_cli_parse_int("eval", "--max-samples", v, 1, 1LL << 40, &max_samples)) return MP_EXIT_USAGE;
+    }
+    else if (mp_cli_opt(argc, argv, &i, "--task", &v)) {
+      if (!v) return MP_EXIT_USAGE;
+      if (mp_task_parse(v, &eo.task)) return mp_cli_usage_error("eval", "%s", mp_last_error());
+    }
+    else if (!strcmp(a, "--json")) json = 1;
+    else if (!strcmp(a, "--in-process")) eo.in_process = 1;
+    else return mp_cli_usage_error("eval", "unknown option or argument '%s'", a);
+#undef STR_OPT
+#undef INT_OPT
+#undef NUM_OPT
+  }
+  if (!model) return mp_cli_usage_error("eval", "--model is required");
+  if (!dataset) return mp_cli_usage_error("eval", "--dataset is required");
+  if (go.min_speedup == 0) go.min_speedup = NAN;
+  if (!baseline) go.min_speedup = NAN, go.max_accuracy_drop = NAN;
+  if (!strchr(eo.template_, '{') || !strstr(eo.template_, "{}"))
+    return mp_cli_usage_error("eval", "--template must contain {}");
+
+  /* dataset */
+  mp_dataset_def def;
+  mp_dataset_def_init(&def);
+  char *found = NULL;
+  mp_status st = MP_OK;
+  if (mp_path_exists(dataset)) {
+    def.path = dataset;
+  } else {
+    def.key = dataset;
+    st = mp_data_find(dataset, data_dir, &found);
+    def.path = found;
+  }
+  mp_dataset *ds = NULL;
+  if (!st) st = mp_dataset_load(&def, &ds);
+  if (!st) st = mp_dataset_sample(ds, (size_t)max_samples, eo.seed);
+  if (st) {
+    free(found);
+    mp_dataset_free(ds);
+    return mp_cli_fail("eval", st);
+  }
+  fprintf(stderr, "mlxport eval: %s: %zu examples%s (of %zu) from %s\n", ds->name, ds->n,
+          ds->n < ds->n_total ? " sampled" : "", ds->n_total, ds->path);
+  mp_eval_result base, conv;
+  memset(&base, 0, sizeof base);
+  memset(&conv, 0, sizeof conv);
+  int have_base = 0;
+  if (baseline) {
+    fprintf(stderr, "mlxport eval: running baseline %s\n", baseline);
+    st = mp_eval_run(baseline, ds, &eo, &base);
+    if (st) mp_err_prefix(st, "baseline %s", baseline);
+    have_base = !st;
+  }
+  if (!st) {
+    fprintf(stderr, "mlxport eval: running %s\n", model);
+    st = mp_eval_run(model, ds, &eo, &conv);
+    if (st) mp_err_prefix(st, "model %s", model);
+  }
+  if (st) {
+    mp_eval_result_free(&base);
+    free(found);
+    mp_dataset_free(ds);
+    return mp_cli_fail("eval", st);
+  }
+  mp_comparison cmp;
+  memset(&cmp, 0, sizeof cmp);
+  if (have_base) st = mp_eval_compare(&base, &conv, &cmp);
+  mp_gate gates[4];
+  int all_passed = 1;
+  size_t ng = st ? 0 : mp_eval_gates(have_base ? &base : NULL, &conv, &cmp, &go, gates, &all_passed);
+  char mname[256];
+  snprintf(mname, sizeof mname, "%s", name ? name : mp_path_basename(conv.model));
+  int bits = bits_of(conv.model);
+  int rc = st ? mp_cli_fail("eval", st) : MP_EXIT_OK;
+  if (!st) {
+    mp_sb doc;
+    mp_sb_init(&doc);
+    mp_report_comparison_json(&doc, mname, ds->name, bits, have_base ? &base : NULL, &conv, &cmp, gates, ng, all_passed);
+    mp_sb_putc(&doc, '\n');
+    if (json) fwrite(doc.buf, 1, doc.len, stdout);
+    else {
+      printf("%-22s %-14s %-12s %10s %10s\n", "", "metric", "", "original", "converted");
+      printf("%-22s %-14s %-12s %10s %10.4f\n", mname, mp_eval_main_metric_name(&conv), ds->name,
+             have_base ? "" : "-", mp_eval_main_metric(&conv));
+      if (have_base) {
+        printf("  %-36s %10.4f %10.4f   (drop %+.4f)\n", mp_eval_main_metric_name(&conv), mp_eval_main_metric(&base),
+               mp_eval_main_metric(&conv), cmp.metric_drop);
+        printf("  %-36s %10.0f %10.0f   (speedup %.2fx)\n", "queries per minute", base.qpm, conv.qpm,
+               cmp.speedup_throughput);
+        printf("  %-36s %10.0f %10.0f\n", "tokens per second", base.tokens_per_sec, conv.tokens_per_sec);
+        printf("  %-36s %10.2f %10.2f\n", "latency p50 ms (batch 1)", base.latency_ms.p50, conv.latency_ms.p50);
+        printf("  %-36s %10.2f %10.2f\n", "latency p95 ms", base.latency_ms.p95, conv.latency_ms.p95);
+        printf("  %-36s %10.1f %10.1f   (ratio %.3f)\n", "weights MiB", base.weights_mb, conv.weights_mb, cmp.size_ratio);
+        printf("  %-36s %10.1f %10.1f\n", "memory peak MiB (sampled)", base.mem_peak_mb, conv.mem_peak_mb);
+        printf("  %-36s %10.2f %10.2f\n", "load time s", base.load_s, conv.load_s);
+        if (conv.task != MP_TASK_SIMILARITY)
+          printf("  agreement %.4f, mean KL %.3g, max |dlogit| %.3g\n", cmp.agreement, cmp.mean_kl,
+                 cmp.max_abs_logit_diff);
+        else
+          printf("  max |dcos| %.3g\n", cmp.max_abs_logit_diff);
+      } else {
+        printf("  qpm %.0f, tokens/s %.0f, p50 %.2f ms, weights %.1f MiB, peak %.1f MiB\n", conv.qpm,
+               conv.tokens_per_sec, conv.latency_ms.p50, conv.weights_mb, conv.mem_peak_mb);
+      }
+      for (size_t g = 0; g < ng; g++)
+        printf("  gate %-14s %s  (value %.4f, %s)\n", gates[g].name, gates[g].passed ? "pass" : "FAIL", gates[g].value,
+               gates[g].rule);
+    }
+    if (report_dir) {
+      char rel[600];
+      mp_sb r;
+      mp_sb_init(&r);
+      if (bits) snprintf(rel, sizeof rel, "comparisons/%s_q%d_%s_comparison.json", mname, bits, ds->name);
+      else snprintf(rel, sizeof rel, "comparisons/%s_%s_comparison.json", mname, ds->name);
+      int bad = write_doc(report_dir, rel, &doc);
+      mp_report_result_json(&r, mname, &conv, 1);
+      mp_sb_putc(&r, '\n');
+      snprintf(rel, sizeof rel, "test_results/%s_results.json", mname);
+      bad |= write_doc(report_dir, rel, &r);
+      mp_sb_clear(&r);
+      mp_sb_printf(&r, "{\"models\":1,\"evaluations\":1,\"all_gates_passed\":%s,\"results\":[", all_passed ? "true" : "false");
+      mp_sb_append(&r, doc.buf, doc.len - 1);
+      mp_sb_puts(&r, "]}\n");
+      bad |= write_doc(report_dir, "testing_summary.json", &r);
+      mp_report_row row = {.model = mname, .dataset = ds->name, .bits = bits, .base = have_base ? &base : NULL,
+                           .conv = &conv, .cmp = cmp, .n_gates = ng, .all_passed = all_passed, .status = "ok"};
+      memcpy(row.gates, gates, ng * sizeof *gates);
+      mp_sb_clear(&r);
+      mp_report_markdown(&r, "mlxport evaluation", &row, 1);
+      bad |= write_doc(report_dir, "summary.md", &r);
+      mp_sb_clear(&r);
+      mp_report_html(&r, "mlxport evaluation", &row, 1);
+      bad |= write_doc(report_dir, "report.html", &r);
+      mp_sb_free(&r);
+      if (bad) rc = MP_EXIT_ERROR;
+      else fprintf(stderr, "mlxport eval: report written to %s/report.html\n", report_dir);
+    }
+    mp_sb_free(&doc);
+    if (rc == MP_EXIT_OK && !all_passed) rc = MP_EXIT_GATE;
+  }
+  mp_eval_result_free(&base);
+  mp_eval_result_free(&conv);
+  free(found);
+  mp_dataset_free(ds);
+  return rc;
+}
