@@ -192,31 +192,31 @@ static mp_status bind_all(mp_model *m) {
     char base[128];
     if (c->family == MP_FAMILY_DISTILBERT) {
       snprintf(base, sizeof base, "%stransformer.layer.%lld.", P, (long long)l);
-      snprintf(n, sizeof n, "%sattention.q_lin", base), MP_TRY(bind_dense(m, n, H, H, &L->q));
-      snprintf(n, sizeof n, "%sattention.k_lin", base), MP_TRY(bind_dense(m, n, H, H, &L->k));
-      snprintf(n, sizeof n, "%sattention.v_lin", base), MP_TRY(bind_dense(m, n, H, H, &L->v));
-      snprintf(n, sizeof n, "%sattention.out_lin", base), MP_TRY(bind_dense(m, n, H, H, &L->o));
-      snprintf(n, sizeof n, "%ssa_layer_norm", base), MP_TRY(bind_ln(m, n, H, &L->ln_attn));
-      snprintf(n, sizeof n, "%sffn.lin1", base), MP_TRY(bind_dense(m, n, I, H, &L->inter));
-      snprintf(n, sizeof n, "%sffn.lin2", base), MP_TRY(bind_dense(m, n, H, I, &L->out));
-      snprintf(n, sizeof n, "%soutput_layer_norm", base), MP_TRY(bind_ln(m, n, H, &L->ln_out));
+      snprintf(n, sizeof n, "%sattention.q_lin", base); MP_TRY(bind_dense(m, n, H, H, &L->q));
+      snprintf(n, sizeof n, "%sattention.k_lin", base); MP_TRY(bind_dense(m, n, H, H, &L->k));
+      snprintf(n, sizeof n, "%sattention.v_lin", base); MP_TRY(bind_dense(m, n, H, H, &L->v));
+      snprintf(n, sizeof n, "%sattention.out_lin", base); MP_TRY(bind_dense(m, n, H, H, &L->o));
+      snprintf(n, sizeof n, "%ssa_layer_norm", base); MP_TRY(bind_ln(m, n, H, &L->ln_attn));
+      snprintf(n, sizeof n, "%sffn.lin1", base); MP_TRY(bind_dense(m, n, I, H, &L->inter));
+      snprintf(n, sizeof n, "%sffn.lin2", base); MP_TRY(bind_dense(m, n, H, I, &L->out));
+      snprintf(n, sizeof n, "%soutput_layer_norm", base); MP_TRY(bind_ln(m, n, H, &L->ln_out));
     } else {
       snprintf(base, sizeof base, "%sencoder.layer.%lld.", P, (long long)l);
-      snprintf(n, sizeof n, "%sattention.self.query", base), MP_TRY(bind_dense(m, n, H, H, &L->q));
-      snprintf(n, sizeof n, "%sattention.self.key", base), MP_TRY(bind_dense(m, n, H, H, &L->k));
-      snprintf(n, sizeof n, "%sattention.self.value", base), MP_TRY(bind_dense(m, n, H, H, &L->v));
-      snprintf(n, sizeof n, "%sattention.output.dense", base), MP_TRY(bind_dense(m, n, H, H, &L->o));
-      snprintf(n, sizeof n, "%sattention.output.LayerNorm", base), MP_TRY(bind_ln(m, n, H, &L->ln_attn));
-      snprintf(n, sizeof n, "%sintermediate.dense", base), MP_TRY(bind_dense(m, n, I, H, &L->inter));
-      snprintf(n, sizeof n, "%soutput.dense", base), MP_TRY(bind_dense(m, n, H, I, &L->out));
-      snprintf(n, sizeof n, "%soutput.LayerNorm", base), MP_TRY(bind_ln(m, n, H, &L->ln_out));
+      snprintf(n, sizeof n, "%sattention.self.query", base); MP_TRY(bind_dense(m, n, H, H, &L->q));
+      snprintf(n, sizeof n, "%sattention.self.key", base); MP_TRY(bind_dense(m, n, H, H, &L->k));
+      snprintf(n, sizeof n, "%sattention.self.value", base); MP_TRY(bind_dense(m, n, H, H, &L->v));
+      snprintf(n, sizeof n, "%sattention.output.dense", base); MP_TRY(bind_dense(m, n, H, H, &L->o));
+      snprintf(n, sizeof n, "%sattention.output.LayerNorm", base); MP_TRY(bind_ln(m, n, H, &L->ln_attn));
+      snprintf(n, sizeof n, "%sintermediate.dense", base); MP_TRY(bind_dense(m, n, I, H, &L->inter));
+      snprintf(n, sizeof n, "%soutput.dense", base); MP_TRY(bind_dense(m, n, H, I, &L->out));
+      snprintf(n, sizeof n, "%soutput.LayerNorm", base); MP_TRY(bind_ln(m, n, H, &L->ln_out));
     }
   }
   if (c->head == MP_HEAD_SEQ_CLS) {
     int64_t L = c->num_labels;
     if (c->family == MP_FAMILY_BERT) {
       m->hk = HK_BERT_POOLER;
-      snprintf(n, sizeof n, "%spooler.dense", P), MP_TRY(bind_dense(m, n, H, H, &m->head1));
+      snprintf(n, sizeof n, "%spooler.dense", P); MP_TRY(bind_dense(m, n, H, H, &m->head1));
       MP_TRY(bind_dense(m, "classifier", L, H, &m->head2));
     } else if (c->family == MP_FAMILY_ROBERTA) {
       m->hk = HK_ROBERTA;
