@@ -30,6 +30,11 @@ static const char *k_help =
     "                        found under --data-dir / $MLXPORT_DATA / the shared folder beside the\n"
     "                        checkout, or a dataset file (.tsv .csv .jsonl .parquet)\n"
     "  --data-dir DIR        folder holding the built-in datasets\n"
+    "  --data-file PATH      with a built-in KEY: read its layout from PATH instead of the default place\n"
+    "  --format F            glue_tsv | tsv | csv | jsonl | parquet (default: by key / extension)\n"
+    "  --text-fields A[,B]   text field(s) (column names / JSON keys)\n"
+    "  --label-field L       label field;  --label-names a,b,c  the labels in the dataset's order\n"
+    "  --score-field S       similarity score field (semantic-similarity datasets)\n"
     "  --task T              nli | binary-nli | zero-shot-classification | text-classification |\n"
     "                        semantic-similarity | auto (default: from the model and the data)\n"
     "  --template T          zero-shot hypothesis template (default \"This example is {}.\")\n"
@@ -71,6 +76,8 @@ static int bits_of(const char *model_path) {
 
 int mp_cmd_eval(int argc, char **argv) {
   const char *model = NULL, *baseline = NULL, *dataset = NULL, *data_dir = NULL, *report_dir = NULL, *name = NULL;
+  const char *data_file = NULL, *format = NULL, *text_fields = NULL, *label_field = NULL, *label_names = NULL,
+             *score_field = NULL;
   mp_eval_options eo;
   mp_eval_options_init(&eo);
   mp_gate_options go;
@@ -105,6 +112,12 @@ int mp_cmd_eval(int argc, char **argv) {
     STR_OPT("--baseline", baseline)
     STR_OPT("--dataset", dataset)
     STR_OPT("--data-dir", data_dir)
+    STR_OPT("--data-file", data_file)
+    STR_OPT("--format", format)
+    STR_OPT("--text-fields", text_fields)
+    STR_OPT("--label-field", label_field)
+    STR_OPT("--label-names", label_names)
+    STR_OPT("--score-field", score_field)
     STR_OPT("--report-dir", report_dir)
     STR_OPT("--name", name)
     STR_OPT("--template", eo.template_)
@@ -144,12 +157,37 @@ int mp_cmd_eval(int argc, char **argv) {
   mp_dataset_def_init(&def);
   char *found = NULL;
   mp_status st = MP_OK;
-  if (mp_path_exists(dataset)) {
+  char tf_buf[512] = "", ln_buf[1024] = "";
+  const char *lnames[16];
+  if (data_file) {
+    def.key = dataset;
+    def.path = data_file;
+  } else if (mp_path_exists(dataset)) {
     def.path = dataset;
   } else {
     def.key = dataset;
     st = mp_data_find(dataset, data_dir, &found);
     def.path = found;
+  }
+  if (!st && format && mp_ds_format_parse(format, &def.format)) {
+    free(found);
+    return mp_cli_usage_error("eval", "%s", mp_last_error());
+  }
+  if (text_fields) {
+    snprintf(tf_buf, sizeof tf_buf, "%s", text_fields);
+    char *comma = strchr(tf_buf, ',');
+    if (comma) *comma = 0, def.text_b = comma + 1;
+    def.text_a = tf_buf;
+  }
+  if (label_field) def.label = label_field;
+  if (score_field) def.score = score_field;
+  if (label_names) {
+    snprintf(ln_buf, sizeof ln_buf, "%s", label_names);
+    size_t nl = 0;
+    for (char *save = NULL, *t = strtok_r(ln_buf, ",", &save); t && nl < 16; t = strtok_r(NULL, ",", &save))
+      lnames[nl++] = t;
+    def.label_names = lnames;
+    def.n_label_names = nl;
   }
   mp_dataset *ds = NULL;
   if (!st) st = mp_dataset_load(&def, &ds);
