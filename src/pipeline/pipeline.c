@@ -1,0 +1,916 @@
+#include "pipeline/pipeline.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/error.h"
+#include "core/fs.h"
+#include "core/json.h"
+#include "core/sha256.h"
+#include "core/strbuf.h"
+#include "eval/data_dirs.h"
+#include "eval/evaluate.h"
+#include "eval/report.h"
+#include "format/hf.h"
+
+struct mp_pipeline {
+  const mp_pl_config *cfg;
+  mp_pipeline_options o;
+  char *workdir;
+  mp_job *jobs;
+  size_t n;
+  int lock_fd;
+};
+
+const char *mp_job_state_name(mp_job_state s) {
+  static const char *n[] = {"pending", "running", "done", "gate failed", "failed", "skipped"};
+  return (unsigned)s < 6 ? n[s] : "?";
+}
+
+size_t mp_pipeline_job_count(const mp_pipeline *p) { return p->n; }
+mp_job *mp_pipeline_job(mp_pipeline *p, size_t i) { return &p->jobs[i]; }
+const char *mp_pipeline_workdir(const mp_pipeline *p) { return p->workdir; }
+
+char *mp_pipeline_default_workdir(void) {
+  const char *e = getenv("MLX_TEMP_DIR");
+  if (e && *e) return mp_path_join(e, "mlx_conversion");
+  e = getenv("TMPDIR");
+  return mp_path_join(e && *e ? e : "/tmp", "mlx_conversion");
+}
+
+static double now_s(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static int in_filter(const char *filter, const char *name) {
+  if (!filter) return 1;
+  size_t n = strlen(name);
+  for (const char *s = filter; *s;) {
+    const char *e = strchr(s, ',');
+    size_t l = e ? (size_t)(e - s) : strlen(s);
+    if (l == n && !strncmp(s, name, n)) return 1;
+    if (!e) break;
+    s = e + 1;
+  }
+  return 0;
+}
+
+/* Original-schema dataset names -> built-in keys. */
+static const char *builtin_key_for(const mp_pl_dataset *d) {
+  static const struct {
+    const char *name, *subset, *key;
+  } map[] = {{"glue", "sst2", "sst2"}, {"glue", "stsb", "stsb"},   {"glue", "mnli", "mnli"}, {"glue", "qnli", "qnli"},
+             {"glue", "mrpc", "mrpc"}, {"glue", "rte", "rte"},     {"super_glue", "rte", "rte"},
+             {"multi_nli", NULL, "mnli"}, {"nyu-mll/multi_nli", NULL, "mnli"}, {"snli", NULL, "snli"},
+             {"stanfordnlp/snli", NULL, "snli"}, {"sst2", NULL, "sst2"}, {"stanfordnlp/sst2", NULL, "sst2"},
+             {"anli", NULL, "anli"}, {"facebook/anli", NULL, "anli"}, {"fever", NULL, "fever_nli"},
+             {"pietrolesci/nli_fever", NULL, "fever_nli"}, {"nli_fever", NULL, "fever_nli"},
+             {"mteb/stsbenchmark-sts", NULL, "stsb"}, {"stsb_multi_mt", NULL, "stsb"}, {"sentence-transformers/stsb", NULL, "stsb"}};
+  if (!d->name) return mp_data_relpath(d->key) ? d->key : NULL;
+  for (size_t i = 0; i < sizeof map / sizeof *map; i++)
+    if (!strcmp(map[i].name, d->name) && (!map[i].subset || (d->subset && !strcmp(map[i].subset, d->subset))))
+      return map[i].key;
+  return mp_data_relpath(d->key) ? d->key : NULL;
+}
+
+static void q_suffix(const mp_pl_model *m, char *buf, size_t cap) {
+  snprintf(buf, cap, "q%dg%d%s%s", m->quant.bits, m->quant.group_size, m->quant.dtype ? "-" : "",
+           m->quant.dtype ? m->quant.dtype : "");
+}
+
+static double dir_weights_mb(const char *dir) {
+  static const char *names[] = {"model.safetensors", "pytorch_model.bin"};
+  double mb = 0;
+  for (size_t i = 0; i < 2; i++) {
+    char *p = mp_path_join(dir, names[i]);
+    int64_t s = p ? mp_file_size(p) : -1;
+    if (s > 0) mb += (double)s / (1024.0 * 1024.0);
+    free(p);
+  }
+  if (mb == 0) mb = (double)mp_tree_size(dir) / (1024.0 * 1024.0);
+  return mb;
+}
+
+mp_status mp_pipeline_plan(const mp_pl_config *cfg, const mp_pipeline_options *o, mp_pipeline **out) {
+  *out = NULL;
+  mp_pipeline *p = calloc(1, sizeof *p);
+  if (!p) return mp_err(MP_ERR_NOMEM, "out of memory");
+  p->cfg = cfg;
+  p->o = *o;
+  p->lock_fd = -1;
+  p->workdir = o->workdir ? strdup(o->workdir) : mp_pipeline_default_workdir();
+  size_t cap = 16;
+  p->jobs = calloc(cap, sizeof *p->jobs);
+  if (!p->workdir || !p->jobs) {
+    mp_pipeline_free(p);
+    return mp_err(MP_ERR_NOMEM, "out of memory");
+  }
+  if (o->models_filter)
+    for (const char *s = o->models_filter; *s;) {
+      const char *e = strchr(s, ',');
+      char name[256];
+      snprintf(name, sizeof name, "%.*s", (int)(e ? (size_t)(e - s) : strlen(s)), s);
+      if (!mp_pl_config_model(cfg, name)) {
+        mp_pipeline_free(p);
+        return mp_err(MP_ERR_INVALID_ARG, "--models: no model named \"%s\" in the configuration", name);
+      }
+      if (!e) break;
+      s = e + 1;
+    }
+  for (size_t mi = 0; mi < cfg->n_models; mi++) {
+    const mp_pl_model *m = &cfg->models[mi];
+    if (!in_filter(o->models_filter, m->name)) continue;
+    /* a model whose source+quant equals an earlier one's is converted/evaluated under that one */
+    int alias_of_other = 0;
+    for (size_t k = 0; k < mi; k++)
+      for (size_t a = 0; a < cfg->models[k].n_aliases; a++)
+        if (!strcmp(cfg->models[k].aliases[a], m->name) && in_filter(o->models_filter, cfg->models[k].name))
+          alias_of_other = 1;
+    if (alias_of_other) continue;
+    if (p->n + 2 + m->n_benchmarks >= cap) {
+      cap = (p->n + 2 + m->n_benchmarks) * 2;
+      mp_job *nj = realloc(p->jobs, cap * sizeof *nj);
+      if (!nj) {
+        mp_pipeline_free(p);
+        return mp_err(MP_ERR_NOMEM, "out of memory");
+      }
+      p->jobs = nj;
+    }
+    char qs[64];
+    q_suffix(m, qs, sizeof qs);
+    size_t ci = p->n++;
+    mp_job *cj = &p->jobs[ci];
+    memset(cj, 0, sizeof *cj);
+    cj->kind = MP_JOB_CONVERT;
+    cj->model = m;
+    cj->dep = -1;
+    snprintf(cj->id, sizeof cj->id, "convert-%s-%s", m->name, qs);
+    snprintf(cj->out_dir, sizeof cj->out_dir, "%s/models/%s-%s", p->workdir, m->name, qs);
+    char *src = NULL;
+    char ref[600];
+    snprintf(ref, sizeof ref, "%s%s%s", m->hf_name, m->revision ? "@" : "", m->revision ? m->revision : "");
+    if (mp_hf_resolve(ref, &src) != MP_OK) {
+      cj->state = MP_JOB_SKIPPED;
+      snprintf(cj->reason, sizeof cj->reason, "not available locally: %s", mp_last_error());
+      mp_err_clear();
+    } else {
+      snprintf(cj->source, sizeof cj->source, "%s", src);
+      cj->est_mb = 2.5 * dir_weights_mb(src) + 150;
+    }
+    free(src);
+    for (size_t b = 0; b < m->n_benchmarks; b++) {
+      const mp_pl_dataset *d = mp_pl_config_dataset(cfg, m->benchmarks[b]);
+      if (!d || !in_filter(o->datasets_filter, d->key)) continue;
+      /* same data under another key: evaluated once (under the first key) */
+      if (d->same_as) {
+        int dup = 0;
+        for (size_t b2 = 0; b2 < m->n_benchmarks; b2++)
+          if (!strcmp(m->benchmarks[b2], d->same_as) && in_filter(o->datasets_filter, d->same_as)) dup = 1;
+        if (dup) continue;
+      }
+      mp_job *ej = &p->jobs[p->n++];
+      memset(ej, 0, sizeof *ej);
+      ej->kind = MP_JOB_EVAL;
+      ej->model = m;
+      ej->dataset = d;
+      ej->dep = (int)ci;
+      snprintf(ej->id, sizeof ej->id, "eval-%s-%s-%s", m->name, qs, d->key);
+      snprintf(ej->out_dir, sizeof ej->out_dir, "%s", cj->out_dir);
+      snprintf(ej->source, sizeof ej->source, "%s", cj->source);
+      ej->est_mb = 2 * cj->est_mb;
+      /* dataset file */
+      char *path = NULL;
+      mp_status ds_st;
+      if (d->path) {
+        if (d->path[0] == '/' || !d->where.file) {
+          path = strdup(d->path);
+        } else {
+          char *dir = mp_path_dirname(d->where.file);
+          path = dir ? mp_path_join(dir, d->path) : NULL;
+          free(dir);
+        }
+        ds_st = path && mp_path_exists(path) ? MP_OK
+                                             : mp_err(MP_ERR_NOT_FOUND, "dataset \"%s\": %s does not exist", d->key,
+                                                      path ? path : d->path);
+      } else {
+        const char *key = builtin_key_for(d);
+        ds_st = key ? mp_data_find(key, o->data_dir, &path)
+                    : mp_err(MP_ERR_NOT_FOUND,
+                             "dataset \"%s\" (%s%s%s) has no local copy: add `path:` to its definition, or place the "
+                             "file where --data-dir points",
+                             d->key, d->name ? d->name : "?", d->subset ? "/" : "", d->subset ? d->subset : "");
+      }
+      if (ds_st) {
+        ej->state = MP_JOB_SKIPPED;
+        snprintf(ej->reason, sizeof ej->reason, "not available locally: %s", mp_last_error());
+        mp_err_clear();
+      } else {
+        snprintf(ej->data_path, sizeof ej->data_path, "%s", path);
+      }
+      free(path);
+      if (cj->state == MP_JOB_SKIPPED && ej->state != MP_JOB_SKIPPED) {
+        ej->state = MP_JOB_SKIPPED;
+        snprintf(ej->reason, sizeof ej->reason, "model not available locally");
+      }
+    }
+  }
+  *out = p;
+  return MP_OK;
+}
+
+void mp_pipeline_free(mp_pipeline *p) {
+  if (!p) return;
+  if (p->lock_fd >= 0) close(p->lock_fd);
+  free(p->jobs);
+  free(p->workdir);
+  free(p);
+}
+
+/* ---------------------------------------------------------------- execution */
+
+static volatile sig_atomic_t g_stop;
+static void on_signal(int sig) {
+  (void)sig;
+  g_stop = 1;
+}
+
+static mp_status take_lock(mp_pipeline *p) {
+  char *lp = mp_path_join(p->workdir, ".lock");
+  if (!lp) return mp_err(MP_ERR_NOMEM, "out of memory");
+  int fd = open(lp, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (fd < 0) {
+    mp_status s = mp_err_errno(MP_ERR_IO, "%s: cannot open the lock file", lp);
+    free(lp);
+    return s;
+  }
+  if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    char buf[32] = "";
+    ssize_t r = pread(fd, buf, sizeof buf - 1, 0);
+    buf[r > 0 ? r : 0] = 0;
+    close(fd);
+    mp_status s = mp_err(MP_ERR_IO,
+                         "another mlxport pipeline (pid %s) is running on the work folder %s; wait for it to finish or "
+                         "use another --workdir",
+                         buf[0] ? buf : "?", p->workdir);
+    free(lp);
+    return s;
+  }
+  char pid[32];
+  int l = snprintf(pid, sizeof pid, "%d\n", (int)getpid());
+  if (ftruncate(fd, 0) == 0 && pwrite(fd, pid, (size_t)l, 0) < 0) { /* best effort */
+  }
+  free(lp);
+  p->lock_fd = fd;
+  return MP_OK;
+}
+
+static void job_state_write(mp_pipeline *p, const mp_job *j) {
+  mp_sb sb;
+  mp_sb_init(&sb);
+  mp_sb_puts(&sb, "{\"id\":");
+  mp_sb_json_str(&sb, j->id, strlen(j->id));
+  mp_sb_printf(&sb, ",\"kind\":\"%s\",\"state\":\"%s\",\"model\":", j->kind == MP_JOB_CONVERT ? "convert" : "eval",
+               mp_job_state_name(j->state));
+  mp_sb_json_str(&sb, j->model->name, strlen(j->model->name));
+  mp_sb_puts(&sb, ",\"dataset\":");
+  if (j->dataset) mp_sb_json_str(&sb, j->dataset->key, strlen(j->dataset->key));
+  else mp_sb_puts(&sb, "null");
+  mp_sb_puts(&sb, ",\"reason\":");
+  mp_sb_json_str(&sb, j->reason, strlen(j->reason));
+  mp_sb_printf(&sb, ",\"seconds\":%.3f,\"exit_code\":%d,\"finished_at\":%lld}\n", j->seconds, j->exit_code,
+               (long long)time(NULL));
+  char rel[300];
+  snprintf(rel, sizeof rel, "jobs/%s.json", j->id);
+  char *path = mp_path_join(p->workdir, rel);
+  if (path && !sb.oom) mp_write_file_atomic(path, sb.buf, sb.len);
+  mp_err_clear();
+  free(path);
+  mp_sb_free(&sb);
+}
+
+/* Settings key of an eval job: what its result depends on. */
+static void eval_key(mp_pipeline *p, mp_job *j) {
+  mp_sb sb;
+  mp_sb_init(&sb);
+  const mp_pl_model *m = j->model;
+  mp_sb_printf(&sb, "v1|%s|%s|%s|%d|%d|%s|%g|%g|%g|%s|%s|%ld|%lu|", m->hf_name, m->revision ? m->revision : "",
+               m->task ? m->task : "", m->quant.bits, m->quant.group_size, m->quant.dtype ? m->quant.dtype : "",
+               m->quant.target_size_mb, m->quant.max_accuracy_drop, m->quant.min_speedup, j->dataset->key,
+               j->data_path, p->o.max_samples_override > 0 ? p->o.max_samples_override : j->dataset->max_samples,
+               p->o.seed);
+  /* the converted model's metadata (changes when the conversion does) and the data file */
+  char *meta = mp_path_join(j->out_dir, "conversion_metadata.json");
+  char hex[65];
+  if (meta && mp_sha256_file(meta, hex) == MP_OK) mp_sb_puts(&sb, hex);
+  free(meta);
+  if (mp_sha256_file(j->data_path, hex) == MP_OK) mp_sb_puts(&sb, hex);
+  mp_err_clear();
+  const mp_pl_dataset *d = j->dataset;
+  mp_sb_printf(&sb, "|%s|%s|%s|%s|%s|%s|%ld", d->task ? d->task : "", d->template_ ? d->template_ : "",
+               d->text_a ? d->text_a : "", d->text_b ? d->text_b : "", d->label_field ? d->label_field : "",
+               d->score_field ? d->score_field : "", d->max_length);
+  for (size_t i = 0; i < d->n_label_names; i++) mp_sb_printf(&sb, "|%s", d->label_names[i]);
+  mp_sha256_hex(sb.buf, sb.len, j->key);
+  mp_sb_free(&sb);
+}
+
+static int result_up_to_date(mp_pipeline *p, const mp_job *j) {
+  char rel[300];
+  snprintf(rel, sizeof rel, "results/%s.json", j->id);
+  char *path = mp_path_join(p->workdir, rel);
+  int ok = 0;
+  mp_arena a;
+  mp_arena_init(&a, 0);
+  mp_json *doc;
+  if (path && mp_is_file(path) && mp_json_parse_file(path, &a, &doc) == MP_OK) {
+    const char *k = mp_json_get_str(doc, "settings_key", "");
+    ok = !strcmp(k, j->key);
+  }
+  mp_err_clear();
+  mp_arena_free(&a);
+  free(path);
+  return ok;
+}
+
+static const char *task_for(const mp_job *j) {
+  const char *t = j->dataset->task ? j->dataset->task : j->model->task;
+  if (!t) return "auto";
+  mp_task x;
+  if (mp_task_parse(t, &x) != MP_OK) {
+    mp_err_clear();
+    return "auto";
+  }
+  return t;
+}
+
+/* Starts a job as a child process; stdout goes to `out_path` (eval JSON), stderr to the log. */
+static int spawn(mp_pipeline *p, mp_job *j, int threads) {
+  char logp[1200], outp[1200];
+  snprintf(logp, sizeof logp, "%s/logs/%s.log", p->workdir, j->id);
+  snprintf(outp, sizeof outp, "%s/results/.%s.json.tmp", p->workdir, j->id);
+  char th[16], bits[16], gs[16], ms[32], seed[32], drop[32], sp[32], size[32];
+  snprintf(th, sizeof th, "%d", threads);
+  snprintf(bits, sizeof bits, "%d", j->model->quant.bits);
+  snprintf(gs, sizeof gs, "%d", j->model->quant.group_size);
+  const char *argv[64];
+  int a = 0;
+  argv[a++] = p->o.self_exe;
+  if (j->kind == MP_JOB_CONVERT) {
+    argv[a++] = "convert";
+    argv[a++] = "--hf-path", argv[a++] = j->source;
+    argv[a++] = "--mlx-path", argv[a++] = j->out_dir;
+    argv[a++] = "-q";
+    argv[a++] = "--q-bits", argv[a++] = bits;
+    argv[a++] = "--q-group-size", argv[a++] = gs;
+    if (j->model->quant.dtype) argv[a++] = "--dtype", argv[a++] = j->model->quant.dtype;
+    if (p->o.no_skip) argv[a++] = "--no-skip";
+  } else {
+    const mp_pl_dataset *d = j->dataset;
+    long msamp = p->o.max_samples_override > 0 ? p->o.max_samples_override : d->max_samples;
+    argv[a++] = "eval";
+    argv[a++] = "--model", argv[a++] = j->out_dir;
+    argv[a++] = "--baseline", argv[a++] = j->source;
+    const char *bk = builtin_key_for(d);
+    if (bk && !d->path) argv[a++] = "--dataset", argv[a++] = bk, argv[a++] = "--data-file", argv[a++] = j->data_path;
+    else argv[a++] = "--dataset", argv[a++] = j->data_path;
+    argv[a++] = "--task", argv[a++] = task_for(j);
+    argv[a++] = "--name", argv[a++] = j->model->name;
+    argv[a++] = "--threads", argv[a++] = th;
+    if (msamp > 0) snprintf(ms, sizeof ms, "%ld", msamp), argv[a++] = "--max-samples", argv[a++] = ms;
+    snprintf(seed, sizeof seed, "%lu", p->o.seed);
+    argv[a++] = "--seed", argv[a++] = seed;
+    if (j->model->quant.max_accuracy_drop >= 0)
+      snprintf(drop, sizeof drop, "%g", j->model->quant.max_accuracy_drop), argv[a++] = "--max-accuracy-drop",
+                                                                         argv[a++] = drop;
+    snprintf(sp, sizeof sp, "%g", j->model->quant.min_speedup);
+    argv[a++] = "--min-speedup", argv[a++] = sp;
+    if (j->model->quant.target_size_mb > 0)
+      snprintf(size, sizeof size, "%g", j->model->quant.target_size_mb), argv[a++] = "--target-size-mb",
+                                                                        argv[a++] = size;
+    if (d->template_) argv[a++] = "--template", argv[a++] = d->template_;
+    if (d->max_length > 0) {
+      static _Thread_local char ml[32];
+      snprintf(ml, sizeof ml, "%ld", d->max_length);
+      argv[a++] = "--max-length", argv[a++] = ml;
+    }
+    static _Thread_local char tf[600], ln[1024];
+    if (d->text_a) {
+      snprintf(tf, sizeof tf, "%s%s%s", d->text_a, d->text_b ? "," : "", d->text_b ? d->text_b : "");
+      argv[a++] = "--text-fields", argv[a++] = tf;
+    }
+    if (d->label_field) argv[a++] = "--label-field", argv[a++] = d->label_field;
+    if (d->score_field) argv[a++] = "--score-field", argv[a++] = d->score_field;
+    if (d->format) argv[a++] = "--format", argv[a++] = d->format;
+    if (d->n_label_names) {
+      size_t o = 0;
+      ln[0] = 0;
+      for (size_t i = 0; i < d->n_label_names && o < sizeof ln; i++)
+        o += (size_t)snprintf(ln + o, sizeof ln - o, "%s%s", i ? "," : "", d->label_names[i]);
+      argv[a++] = "--label-names", argv[a++] = ln;
+    }
+    argv[a++] = "--json";
+  }
+  argv[a] = NULL;
+  pid_t pid = fork();
+  if (pid < 0) return -1;
+  if (pid == 0) {
+    setpgid(0, 0);
+    int lf = open(logp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    int of = j->kind == MP_JOB_EVAL ? open(outp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644) : lf;
+    if (lf < 0 || of < 0) _exit(3);
+    dup2(of, 1);
+    dup2(lf, 2);
+    int nul = open("/dev/null", O_RDONLY);
+    if (nul >= 0) dup2(nul, 0);
+    /* the log starts with the command */
+    for (int i = 0; argv[i]; i++) dprintf(2, "%s%s", i ? " " : "$ ", argv[i]);
+    dprintf(2, "\n");
+    signal(SIGINT, SIG_DFL);
+    signal(SIGTERM, SIG_DFL);
+    execv(p->o.self_exe, (char *const *)argv);
+    dprintf(2, "exec %s failed: %s\n", p->o.self_exe, strerror(errno));
+    _exit(3);
+  }
+  setpgid(pid, pid);
+  j->pid = (int)pid;
+  return 0;
+}
+
+static void last_log_line(mp_pipeline *p, const mp_job *j, char *out, size_t cap) {
+  char path[1200];
+  snprintf(path, sizeof path, "%s/logs/%s.log", p->workdir, j->id);
+  char *buf = NULL;
+  size_t n = 0;
+  out[0] = 0;
+  if (mp_read_file(path, &buf, &n, 64 << 20) != MP_OK) {
+    mp_err_clear();
+    return;
+  }
+  while (n && (buf[n - 1] == '\n' || buf[n - 1] == ' ')) buf[--n] = 0;
+  char *s = strrchr(buf, '\n');
+  snprintf(out, cap, "%s", s ? s + 1 : buf);
+  free(buf);
+}
+
+/* Finalizes an eval's JSON: adds the settings key and moves it into place atomically. */
+static mp_status finish_result(mp_pipeline *p, const mp_job *j) {
+  char tmp[1200], fin[1200];
+  snprintf(tmp, sizeof tmp, "%s/results/.%s.json.tmp", p->workdir, j->id);
+  snprintf(fin, sizeof fin, "%s/results/%s.json", p->workdir, j->id);
+  char *buf = NULL;
+  size_t n = 0;
+  MP_TRY(mp_read_file(tmp, &buf, &n, 256 << 20));
+  while (n && (buf[n - 1] == '\n' || buf[n - 1] == ' ')) buf[--n] = 0;
+  mp_status st = MP_OK;
+  if (n < 2 || buf[0] != '{' || buf[n - 1] != '}') {
+    st = mp_err(MP_ERR_FORMAT, "%s: the evaluation printed no JSON document", j->id);
+  } else {
+    mp_sb sb;
+    mp_sb_init(&sb);
+    mp_sb_printf(&sb, "{\"settings_key\":\"%s\",\"job\":", j->key);
+    mp_sb_json_str(&sb, j->id, strlen(j->id));
+    mp_sb_puts(&sb, ",\"evaluation\":");
+    mp_sb_append(&sb, buf, n);
+    mp_sb_puts(&sb, "}\n");
+    st = sb.oom ? mp_err(MP_ERR_NOMEM, "out of memory") : mp_write_file_atomic(fin, sb.buf, sb.len);
+    mp_sb_free(&sb);
+  }
+  free(buf);
+  unlink(tmp);
+  return st;
+}
+
+static double mem_available_mb(void) {
+  FILE *f = fopen("/proc/meminfo", "r");
+  if (!f) return 1e12;
+  char line[256];
+  double kb = -1;
+  while (fgets(line, sizeof line, f))
+    if (sscanf(line, "MemAvailable: %lf kB", &kb) == 1) break;
+  fclose(f);
+  return kb > 0 ? kb / 1024.0 : 1e12;
+}
+
+static void remove_temp_leftovers(mp_pipeline *p) {
+  size_t n = 0;
+  mp_pipeline_clean(p->workdir, &n);
+  mp_err_clear();
+}
+
+mp_status mp_pipeline_run(mp_pipeline *p, mp_pipeline_cb cb, void *user) {
+  static const char *subdirs[] = {"", "models", "logs", "jobs", "results", "comparisons", "test_results", "reports"};
+  for (size_t i = 0; i < sizeof subdirs / sizeof *subdirs; i++) {
+    char *d = *subdirs[i] ? mp_path_join(p->workdir, subdirs[i]) : strdup(p->workdir);
+    mp_status s = d ? mp_mkdirs(d) : MP_ERR_NOMEM;
+    free(d);
+    if (s) return s;
+  }
+  MP_TRY(take_lock(p));
+  remove_temp_leftovers(p);
+  g_stop = 0;
+  struct sigaction sa, old_int, old_term;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = on_signal;
+  sigaction(SIGINT, &sa, &old_int);
+  sigaction(SIGTERM, &sa, &old_term);
+  int J = p->o.jobs > 0 ? p->o.jobs : 1;
+  int total_threads = p->o.threads > 0 ? p->o.threads : (int)sysconf(_SC_NPROCESSORS_ONLN);
+  int per_job = total_threads / J > 0 ? total_threads / J : 1;
+  for (size_t i = 0; i < p->n; i++)
+    if (p->jobs[i].state == MP_JOB_SKIPPED) job_state_write(p, &p->jobs[i]);
+  int running = 0;
+  double last_tick = now_s();
+  for (;;) {
+    if (g_stop) break;
+    /* start what can start */
+    for (size_t i = 0; i < p->n && running < J && !g_stop; i++) {
+      mp_job *j = &p->jobs[i];
+      if (j->state != MP_JOB_PENDING) continue;
+      if (j->dep >= 0) {
+        mp_job_state ds = p->jobs[j->dep].state;
+        if (ds == MP_JOB_PENDING || ds == MP_JOB_RUNNING) continue;
+        if (ds == MP_JOB_FAILED || ds == MP_JOB_SKIPPED) {
+          j->state = MP_JOB_SKIPPED;
+          snprintf(j->reason, sizeof j->reason, "its conversion %s", ds == MP_JOB_FAILED ? "failed" : "was skipped");
+          job_state_write(p, j);
+          if (cb) cb(user, MP_EV_END, p, j);
+          continue;
+        }
+      }
+      if (j->kind == MP_JOB_EVAL) {
+        eval_key(p, j);
+        if (!p->o.no_skip && result_up_to_date(p, j)) {
+          j->state = MP_JOB_SKIPPED;
+          snprintf(j->reason, sizeof j->reason, "up to date (results/%s.json)", j->id);
+          job_state_write(p, j);
+          if (cb) cb(user, MP_EV_END, p, j);
+          continue;
+        }
+      }
+      /* memory check against what is available now */
+      double avail = mem_available_mb();
+      if (j->est_mb > avail) {
+        if (running > 0) continue; /* wait for memory to free up */
+        j->state = MP_JOB_FAILED;
+        snprintf(j->reason, sizeof j->reason, "needs about %.0f MB of memory, only %.0f MB available", j->est_mb, avail);
+        job_state_write(p, j);
+        if (cb) cb(user, MP_EV_END, p, j);
+        continue;
+      }
+      j->state = MP_JOB_RUNNING;
+      j->started = now_s();
+      if (spawn(p, j, per_job) != 0) {
+        j->state = MP_JOB_FAILED;
+        snprintf(j->reason, sizeof j->reason, "could not start: %s", strerror(errno));
+        job_state_write(p, j);
+        if (cb) cb(user, MP_EV_END, p, j);
+        continue;
+      }
+      running++;
+      job_state_write(p, j);
+      if (cb) cb(user, MP_EV_START, p, j);
+    }
+    if (running == 0) {
+      int pending = 0;
+      for (size_t i = 0; i < p->n; i++) pending |= p->jobs[i].state == MP_JOB_PENDING;
+      if (!pending) break;
+      continue; /* dependencies resolved this round; loop to start more */
+    }
+    int wst;
+    pid_t pid = waitpid(-1, &wst, WNOHANG);
+    if (pid == 0) {
+      struct timespec ts = {0, 50 * 1000 * 1000};
+      nanosleep(&ts, NULL);
+      if (cb && now_s() - last_tick > 0.5) {
+        last_tick = now_s();
+        cb(user, MP_EV_TICK, p, NULL);
+      }
+      continue;
+    }
+    if (pid < 0) {
+      if (errno == EINTR) continue;
+      break;
+    }
+    for (size_t i = 0; i < p->n; i++) {
+      mp_job *j = &p->jobs[i];
+      if (j->state != MP_JOB_RUNNING || j->pid != pid) continue;
+      running--;
+      j->seconds = now_s() - j->started;
+      j->exit_code = WIFEXITED(wst) ? WEXITSTATUS(wst) : 128 + (WIFSIGNALED(wst) ? WTERMSIG(wst) : 0);
+      if (j->exit_code == 0 || (j->kind == MP_JOB_EVAL && j->exit_code == 1)) {
+        mp_status s = j->kind == MP_JOB_EVAL ? finish_result(p, j) : MP_OK;
+        if (s) {
+          j->state = MP_JOB_FAILED;
+          snprintf(j->reason, sizeof j->reason, "%s", mp_last_error());
+        } else {
+          j->state = j->exit_code == 1 ? MP_JOB_GATE_FAILED : MP_JOB_DONE;
+          if (j->kind == MP_JOB_CONVERT) {
+            char last[400];
+            last_log_line(p, j, last, sizeof last);
+            snprintf(j->reason, sizeof j->reason, "%s", strstr(last, "skipped") ? "already converted (skipped)" : "converted");
+          }
+        }
+      } else {
+        j->state = MP_JOB_FAILED;
+        char last[400];
+        last_log_line(p, j, last, sizeof last);
+        snprintf(j->reason, sizeof j->reason, "exit %d: %s (log: logs/%s.log)", j->exit_code, last, j->id);
+        char tmp[1200];
+        snprintf(tmp, sizeof tmp, "%s/results/.%s.json.tmp", p->workdir, j->id);
+        unlink(tmp);
+      }
+      job_state_write(p, j);
+      if (cb) cb(user, MP_EV_END, p, j);
+    }
+  }
+  mp_status st = MP_OK;
+  if (g_stop) {
+    /* stop the children, remove their temporary outputs, keep finished results */
+    for (size_t i = 0; i < p->n; i++)
+      if (p->jobs[i].state == MP_JOB_RUNNING && p->jobs[i].pid > 0) kill(-p->jobs[i].pid, SIGTERM);
+    for (size_t i = 0; i < p->n; i++) {
+      mp_job *j = &p->jobs[i];
+      if (j->state != MP_JOB_RUNNING) continue;
+      int wst;
+      while (waitpid(j->pid, &wst, 0) < 0 && errno == EINTR) {
+      }
+      j->state = MP_JOB_FAILED;
+      snprintf(j->reason, sizeof j->reason, "interrupted");
+      job_state_write(p, j);
+    }
+    remove_temp_leftovers(p);
+    st = mp_err(MP_ERR_CANCELLED, "interrupted: finished results are kept in %s; rerun to continue", p->workdir);
+  }
+  sigaction(SIGINT, &old_int, NULL);
+  sigaction(SIGTERM, &old_term, NULL);
+  return st;
+}
+
+/* ---------------------------------------------------------------- reports */
+
+/* Rebuilds the parts of an mp_eval_result the reports need from its JSON. */
+static void result_from_json(const mp_json *j, mp_eval_result *r) {
+  memset(r, 0, sizeof *r);
+  const char *task = mp_json_get_str(j, "task", "auto");
+  mp_task t = MP_TASK_AUTO;
+  if (mp_task_parse(task, &t) != MP_OK) mp_err_clear();
+  r->task = t;
+  snprintf(r->model, sizeof r->model, "%s", mp_json_get_str(j, "model_path", ""));
+  snprintf(r->dataset, sizeof r->dataset, "%s", mp_json_get_str(j, "dataset", ""));
+  r->n = (size_t)mp_json_get_num(j, "n_examples", 0);
+  r->accuracy = mp_json_get_num(j, "accuracy", NAN);
+  r->spearman = mp_json_get_num(j, "spearman", NAN);
+  r->pearson = mp_json_get_num(j, "pearson", NAN);
+  r->qpm = mp_json_get_num(j, "qpm", 0);
+  r->weights_mb = mp_json_get_num(j, "size_mb", 0);
+  r->folder_mb = mp_json_get_num(j, "folder_size_mb", 0);
+  r->tokens_per_sec = mp_json_get_num(j, "tokens_per_sec", 0);
+  r->mem_avg_mb = mp_json_get_num(j, "memory_avg_mb", 0);
+  r->mem_peak_mb = mp_json_get_num(j, "memory_peak_mb", 0);
+  r->latency_ms.p50 = mp_json_get_num(j, "latency_p50_ms", 0);
+  r->latency_ms.p95 = mp_json_get_num(j, "latency_p95_ms", 0);
+  r->latency_ms.p99 = mp_json_get_num(j, "latency_p99_ms", 0);
+}
+
+static mp_status write_rel(mp_pipeline *p, const char *rel, const mp_sb *sb) {
+  char *path = mp_path_join(p->workdir, rel);
+  char *dir = path ? mp_path_dirname(path) : NULL;
+  mp_status st = !path || !dir ? mp_err(MP_ERR_NOMEM, "out of memory") : mp_mkdirs(dir);
+  if (!st) st = mp_write_file_atomic(path, sb->buf ? sb->buf : "", sb->len);
+  free(path), free(dir);
+  return st;
+}
+
+mp_status mp_pipeline_report(mp_pipeline *p, int *gates_failed, int *errors) {
+  *gates_failed = 0;
+  *errors = 0;
+  mp_arena a;
+  mp_arena_init(&a, 1 << 16);
+  size_t cap = p->n * 4 + 4;
+  mp_report_row *rows = calloc(cap, sizeof *rows);
+  mp_eval_result *res = calloc(cap * 2, sizeof *res);
+  if (!rows || !res) {
+    free(rows), free(res);
+    return mp_err(MP_ERR_NOMEM, "out of memory");
+  }
+  size_t nr = 0;
+  mp_sb summary, sb;
+  mp_sb_init(&summary);
+  mp_sb_init(&sb);
+  mp_sb_puts(&summary, "{\"results\":[");
+  int first = 1;
+  mp_status st = MP_OK;
+  for (size_t i = 0; i < p->n && !st; i++) {
+    mp_job *j = &p->jobs[i];
+    if (j->state == MP_JOB_FAILED) (*errors)++;
+    if (j->kind != MP_JOB_EVAL) continue;
+    char rel[300];
+    snprintf(rel, sizeof rel, "results/%s.json", j->id);
+    char *path = mp_path_join(p->workdir, rel);
+    mp_json *doc = NULL;
+    const mp_json *ev = NULL;
+    if (path && mp_is_file(path) && mp_json_parse_file(path, &a, &doc) == MP_OK) ev = mp_json_get(doc, "evaluation");
+    mp_err_clear();
+    free(path);
+    /* every name the model and dataset are reported under */
+    const char *mnames[17];
+    size_t nm = 0;
+    mnames[nm++] = j->model->name;
+    for (size_t k = 0; k < j->model->n_aliases && nm < 17; k++)
+      if (in_filter(p->o.models_filter, j->model->aliases[k]) || !p->o.models_filter) mnames[nm++] = j->model->aliases[k];
+    const char *dnames[17];
+    size_t nd = 0;
+    dnames[nd++] = j->dataset->key;
+    for (size_t k = 0; k < p->cfg->n_datasets && nd < 17; k++)
+      if (p->cfg->datasets[k].same_as && !strcmp(p->cfg->datasets[k].same_as, j->dataset->key)) {
+        for (size_t b = 0; b < j->model->n_benchmarks; b++)
+          if (!strcmp(j->model->benchmarks[b], p->cfg->datasets[k].key)) dnames[nd++] = p->cfg->datasets[k].key;
+      }
+    for (size_t mi = 0; mi < nm; mi++)
+      for (size_t di = 0; di < nd; di++) {
+        if (nr == cap) break;
+        mp_report_row *r = &rows[nr];
+        memset(r, 0, sizeof *r);
+        r->model = mnames[mi];
+        r->dataset = dnames[di];
+        r->bits = j->model->quant.bits;
+        if (!ev) {
+          r->status = j->state == MP_JOB_SKIPPED ? j->reason : j->state == MP_JOB_FAILED ? j->reason : "no result";
+          nr++;
+          continue;
+        }
+        const mp_json *conv = mp_json_get(ev, "converted"), *orig = mp_json_get(ev, "original");
+        const mp_json *cmp = mp_json_get(ev, "comparison"), *qg = mp_json_get(ev, "quality_gates");
+        result_from_json(conv, &res[2 * nr + 1]);
+        r->conv = &res[2 * nr + 1];
+        if (orig) result_from_json(orig, &res[2 * nr]), r->base = &res[2 * nr];
+        r->cmp.metric_drop = mp_json_get_num(cmp, "accuracy_drop", NAN);
+        r->cmp.speedup_throughput = mp_json_get_num(cmp, "speedup", NAN);
+        r->cmp.speedup_p50 = mp_json_get_num(cmp, "speedup_p50", NAN);
+        r->cmp.size_ratio = mp_json_get_num(cmp, "size_ratio", NAN);
+        r->cmp.agreement = mp_json_get_num(cmp, "agreement", NAN);
+        r->cmp.mean_kl = mp_json_get_num(cmp, "mean_kl", NAN);
+        r->cmp.max_abs_logit_diff = mp_json_get_num(cmp, "max_abs_logit_diff", NAN);
+        r->all_passed = mp_json_get_bool(qg, "passed", 1);
+        const mp_json *gl = mp_json_get(qg, "gates");
+        for (size_t g = 0; gl && gl->type == MP_JSON_ARRAY && g < gl->len && g < 4; g++) {
+          mp_gate *x = &r->gates[r->n_gates++];
+          snprintf(x->name, sizeof x->name, "%s", mp_json_get_str(gl->items[g], "name", "?"));
+          x->value = mp_json_get_num(gl->items[g], "value", NAN);
+          x->threshold = mp_json_get_num(gl->items[g], "threshold", NAN);
+          x->passed = mp_json_get_bool(gl->items[g], "passed", 0);
+          snprintf(x->rule, sizeof x->rule, "%s", mp_json_get_str(gl->items[g], "rule", ""));
+        }
+        r->status = r->all_passed ? "ok" : "gate failed";
+        if (!r->all_passed) (*gates_failed)++;
+        nr++;
+      }
+  }
+  /* comparison files: the job's result document, under every name it is reported under */
+  for (size_t i = 0; i < p->n && !st; i++) {
+    mp_job *j = &p->jobs[i];
+    if (j->kind != MP_JOB_EVAL) continue;
+    char rel[300];
+    snprintf(rel, sizeof rel, "results/%s.json", j->id);
+    char *path = mp_path_join(p->workdir, rel);
+    char *buf = NULL;
+    size_t n = 0;
+    if (path && mp_is_file(path) && mp_read_file(path, &buf, &n, 256 << 20) == MP_OK) {
+      while (n && (buf[n - 1] == '\n')) buf[--n] = 0;
+      /* comparisons/<model>_q<bits>_<dataset>_comparison.json under every reported name */
+      for (size_t r = 0; r < nr; r++) {
+        if (!rows[r].conv) continue;
+        int mine = !strcmp(rows[r].model, j->model->name) && !strcmp(rows[r].dataset, j->dataset->key);
+        for (size_t k = 0; k < j->model->n_aliases; k++) mine |= !strcmp(rows[r].model, j->model->aliases[k]);
+        if (!mine) continue;
+        int dataset_match = !strcmp(rows[r].dataset, j->dataset->key);
+        for (size_t k = 0; k < p->cfg->n_datasets; k++)
+          if (p->cfg->datasets[k].same_as && !strcmp(p->cfg->datasets[k].same_as, j->dataset->key) &&
+              !strcmp(rows[r].dataset, p->cfg->datasets[k].key))
+            dataset_match = 1;
+        if (!dataset_match) continue;
+        mp_sb_clear(&sb);
+        mp_sb_puts(&sb, "{\"model\":");
+        mp_sb_json_str(&sb, rows[r].model, strlen(rows[r].model));
+        mp_sb_puts(&sb, ",\"dataset\":");
+        mp_sb_json_str(&sb, rows[r].dataset, strlen(rows[r].dataset));
+        mp_sb_printf(&sb, ",\"bits\":%d,\"result\":", rows[r].bits);
+        mp_sb_append(&sb, buf, n);
+        mp_sb_puts(&sb, "}\n");
+        char crel[700];
+        snprintf(crel, sizeof crel, "comparisons/%s_q%d_%s_comparison.json", rows[r].model, rows[r].bits, rows[r].dataset);
+        st = write_rel(p, crel, &sb);
+        if (!first) mp_sb_putc(&summary, ',');
+        first = 0;
+        mp_sb_append(&summary, sb.buf, sb.len - 1);
+      }
+      free(buf);
+    }
+    mp_err_clear();
+    free(path);
+  }
+  /* test_results/<model>_results.json: every comparison of a model */
+  for (size_t r = 0; r < nr && !st; r++) {
+    int seen = 0;
+    for (size_t q = 0; q < r; q++) seen |= !strcmp(rows[q].model, rows[r].model);
+    if (seen) continue;
+    mp_sb_clear(&sb);
+    mp_sb_puts(&sb, "{\"model\":");
+    mp_sb_json_str(&sb, rows[r].model, strlen(rows[r].model));
+    mp_sb_puts(&sb, ",\"results\":[");
+    int f2 = 1;
+    for (size_t q = r; q < nr; q++) {
+      if (strcmp(rows[q].model, rows[r].model)) continue;
+      const mp_report_row *x = &rows[q];
+      mp_sb_puts(&sb, f2 ? "{" : ",{");
+      f2 = 0;
+      mp_sb_puts(&sb, "\"dataset\":");
+      mp_sb_json_str(&sb, x->dataset, strlen(x->dataset));
+      mp_sb_puts(&sb, ",\"status\":");
+      mp_sb_json_str(&sb, x->status ? x->status : "", strlen(x->status ? x->status : ""));
+      if (x->conv) {
+        mp_sb_printf(&sb, ",\"metric\":\"%s\",\"original\":", mp_eval_main_metric_name(x->conv));
+        mp_sb_json_f64(&sb, x->base ? mp_eval_main_metric(x->base) : NAN);
+        mp_sb_puts(&sb, ",\"converted\":");
+        mp_sb_json_f64(&sb, mp_eval_main_metric(x->conv));
+        mp_sb_puts(&sb, ",\"speedup\":");
+        mp_sb_json_f64(&sb, x->cmp.speedup_throughput);
+        mp_sb_printf(&sb, ",\"quality_gates_passed\":%s", x->all_passed ? "true" : "false");
+      }
+      mp_sb_putc(&sb, '}');
+    }
+    mp_sb_puts(&sb, "]}\n");
+    char trel[600];
+    snprintf(trel, sizeof trel, "test_results/%s_results.json", rows[r].model);
+    st = write_rel(p, trel, &sb);
+  }
+  if (!st) {
+    int passed = 0, failed = 0, missing = 0;
+    for (size_t r = 0; r < nr; r++) {
+      if (!rows[r].conv) missing++;
+      else if (rows[r].all_passed) passed++;
+      else failed++;
+    }
+    mp_sb_printf(&summary, "],\"rows\":%zu,\"passed\":%d,\"gate_failed\":%d,\"not_run\":%d,\"job_errors\":%d}\n", nr,
+                 passed, failed, missing, *errors);
+    st = write_rel(p, "testing_summary.json", &summary);
+  }
+  if (!st) {
+    mp_sb_clear(&sb);
+    mp_report_markdown(&sb, "mlxport pipeline summary", rows, nr);
+    st = write_rel(p, "summary.md", &sb);
+  }
+  if (!st) {
+    mp_sb_clear(&sb);
+    mp_report_html(&sb, "mlxport pipeline report", rows, nr);
+    st = write_rel(p, "reports/report.html", &sb);
+  }
+  mp_sb_free(&sb);
+  mp_sb_free(&summary);
+  free(rows);
+  free(res);
+  mp_arena_free(&a);
+  return st;
+}
+
+/* ---------------------------------------------------------------- clean */
+
+static int is_temp_name(const char *n) { return n[0] == '.' && (strstr(n, ".tmp-") || strstr(n, ".tmp")); }
+
+static void clean_dir(const char *dir, size_t *removed, int depth) {
+  DIR *d = opendir(dir);
+  if (!d) return;
+  struct dirent *e;
+  while ((e = readdir(d)) != NULL) {
+    if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..") || !strcmp(e->d_name, ".lock")) continue;
+    char *c = mp_path_join(dir, e->d_name);
+    if (!c) continue;
+    if (is_temp_name(e->d_name)) {
+      if (mp_remove_tree(c) == MP_OK) (*removed)++;
+    } else if (depth < 2 && mp_is_dir(c)) {
+      clean_dir(c, removed, depth + 1);
+    }
+    free(c);
+  }
+  closedir(d);
+}
+
+mp_status mp_pipeline_clean(const char *workdir, size_t *removed) {
+  *removed = 0;
+  if (!mp_is_dir(workdir)) return mp_err(MP_ERR_NOT_FOUND, "%s: no such work folder", workdir);
+  clean_dir(workdir, removed, 0);
+  return MP_OK;
+}

@@ -1,0 +1,85 @@
+/* The pipeline: configuration -> plan (a DAG of convert and eval jobs) -> parallel execution
+ * in a managed work folder, resumable and crash-safe, then one set of reports.
+ *
+ * Work folder layout:
+ *   .lock                      held (flock) while a pipeline runs on the folder
+ *   models/<name>-q<bits>g<group>[-<dtype>]/   converted models (written atomically by convert)
+ *   logs/<job>.log             one log per job (the job's stderr)
+ *   jobs/<job>.json            state of each job: pending/running/done/failed/skipped + why
+ *   results/<job>.json         an evaluation's comparison document (its presence = done)
+ *   comparisons/ test_results/ testing_summary.json summary.md reports/report.html
+ * Jobs run as child processes of the mlxport binary itself (`mlxport convert`, `mlxport eval`),
+ * so a crash or a kill of one job never corrupts another, and SIGKILL of the pipeline leaves
+ * only temporary files that the next run removes. */
+#ifndef MP_PIPELINE_PIPELINE_H
+#define MP_PIPELINE_PIPELINE_H
+#include <stddef.h>
+
+#include "mlxport.h"
+#include "pipeline/config.h"
+
+typedef enum mp_job_kind { MP_JOB_CONVERT, MP_JOB_EVAL } mp_job_kind;
+typedef enum mp_job_state {
+  MP_JOB_PENDING,
+  MP_JOB_RUNNING,
+  MP_JOB_DONE,       /* finished (eval: all gates passed) */
+  MP_JOB_GATE_FAILED,/* eval finished, a gate failed */
+  MP_JOB_FAILED,     /* error (see reason / log) */
+  MP_JOB_SKIPPED,    /* up to date, not available locally, or a dependency failed */
+} mp_job_state;
+const char *mp_job_state_name(mp_job_state s);
+
+typedef struct mp_job {
+  char id[200];
+  mp_job_kind kind;
+  const mp_pl_model *model;
+  const mp_pl_dataset *dataset; /* eval only */
+  int dep;                      /* index of the convert job an eval waits for, or -1 */
+  mp_job_state state;
+  char reason[512];
+  char source[1024];            /* resolved source model folder (convert) */
+  char out_dir[1024];           /* converted model folder */
+  char data_path[1024];         /* eval: dataset file */
+  char key[65];                 /* eval: settings hash */
+  double est_mb;                /* estimated peak memory */
+  double started, seconds;
+  int pid;
+  int exit_code;
+} mp_job;
+
+typedef struct mp_pipeline_options {
+  const char *workdir;
+  const char *models_filter;   /* comma-separated names, NULL = all */
+  const char *datasets_filter; /* comma-separated keys, NULL = all */
+  int dry_run, no_skip, jobs, threads; /* jobs: parallel jobs (-j); threads: total compute threads (0 = all) */
+  const char *data_dir;        /* where built-in datasets are looked up */
+  const char *self_exe;        /* the mlxport binary to run jobs with */
+  long max_samples_override;   /* > 0 replaces every dataset's max_samples */
+  unsigned long seed;
+  int json;
+} mp_pipeline_options;
+
+typedef struct mp_pipeline mp_pipeline;
+
+/* Builds the plan (resolving models and datasets; unavailable ones become skipped jobs with
+ * "not available locally: ..."). Touches nothing on disk. */
+mp_status mp_pipeline_plan(const mp_pl_config *cfg, const mp_pipeline_options *o, mp_pipeline **out);
+size_t mp_pipeline_job_count(const mp_pipeline *p);
+mp_job *mp_pipeline_job(mp_pipeline *p, size_t i);
+/* Work folder from options / $MLX_TEMP_DIR/mlx_conversion / $TMPDIR/mlx_conversion (malloc'd). */
+char *mp_pipeline_default_workdir(void);
+
+/* Events for progress display (called from the executing thread). */
+typedef enum { MP_EV_START, MP_EV_END, MP_EV_TICK } mp_pipeline_event;
+typedef void (*mp_pipeline_cb)(void *user, mp_pipeline_event ev, const mp_pipeline *p, const mp_job *job);
+/* Executes the plan. Returns MP_OK when every job ended (whatever its state), MP_ERR_CANCELLED
+ * after SIGINT/SIGTERM (children stopped, temporary outputs removed, finished results kept). */
+mp_status mp_pipeline_run(mp_pipeline *p, mp_pipeline_cb cb, void *user);
+/* Writes comparisons/, test_results/, testing_summary.json, summary.md, reports/report.html
+ * from the results of the plan's eval jobs. *gates_failed / *errors count outcomes. */
+mp_status mp_pipeline_report(mp_pipeline *p, int *gates_failed, int *errors);
+const char *mp_pipeline_workdir(const mp_pipeline *p);
+void mp_pipeline_free(mp_pipeline *p);
+/* Removes temporary leftovers (".*.tmp-*" files and folders) under the work folder. */
+mp_status mp_pipeline_clean(const char *workdir, size_t *removed);
+#endif
