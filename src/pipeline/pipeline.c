@@ -160,8 +160,16 @@ mp_status mp_pipeline_plan(const mp_pl_config *cfg, const mp_pipeline_options *o
     snprintf(cj->id, sizeof cj->id, "convert-%s-%s", m->name, qs);
     snprintf(cj->out_dir, sizeof cj->out_dir, "%s/models/%s-%s", p->workdir, m->name, qs);
     char *src = NULL;
-    char ref[600];
-    snprintf(ref, sizeof ref, "%s%s%s", m->hf_name, m->revision ? "@" : "", m->revision ? m->revision : "");
+    char ref[1200];
+    if ((m->hf_name[0] == '.' || strchr(m->hf_name, '/') == NULL || m->hf_name[0] == '/') && m->where.file &&
+        m->hf_name[0] != '/' && m->hf_name[0] == '.') {
+      /* a relative folder path is relative to the configuration file that names it */
+      char *dir = mp_path_dirname(m->where.file);
+      snprintf(ref, sizeof ref, "%s/%s", dir ? dir : ".", m->hf_name);
+      free(dir);
+    } else {
+      snprintf(ref, sizeof ref, "%s%s%s", m->hf_name, m->revision ? "@" : "", m->revision ? m->revision : "");
+    }
     if (mp_hf_resolve(ref, &src) != MP_OK) {
       cj->state = MP_JOB_SKIPPED;
       snprintf(cj->reason, sizeof cj->reason, "not available locally: %s", mp_last_error());
