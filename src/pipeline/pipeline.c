@@ -161,8 +161,7 @@ mp_status mp_pipeline_plan(const mp_pl_config *cfg, const mp_pipeline_options *o
     snprintf(cj->out_dir, sizeof cj->out_dir, "%s/models/%s-%s", p->workdir, m->name, qs);
     char *src = NULL;
     char ref[1200];
-    if ((m->hf_name[0] == '.' || strchr(m->hf_name, '/') == NULL || m->hf_name[0] == '/') && m->where.file &&
-        m->hf_name[0] != '/' && m->hf_name[0] == '.') {
+    if (m->hf_name[0] == '.' && m->where.file) {
       /* a relative folder path is relative to the configuration file that names it */
       char *dir = mp_path_dirname(m->where.file);
       snprintf(ref, sizeof ref, "%s/%s", dir ? dir : ".", m->hf_name);
