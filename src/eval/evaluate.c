@@ -141,10 +141,6 @@ static int find_label(const char *const *names, size_t n, const char *want) {
   return -1;
 }
 
-static int is_not_entailment(const char *s) {
-  return name_eq(s, "not_entailment") || name_eq(s, "not entailment") || name_eq(s, "non-entailment") ||
-         name_eq(s, "not_entail");
-}
 
 /* The task's evaluation label space and how model outputs map to it. */
 typedef struct plan {
