@@ -634,7 +634,7 @@ mp_status mp_pipeline_run(mp_pipeline *p, mp_pipeline_cb cb, void *user) {
         j->state = MP_JOB_FAILED;
         char last[400];
         last_log_line(p, j, last, sizeof last);
-        snprintf(j->reason, sizeof j->reason, "exit %d: %s (log: logs/%s.log)", j->exit_code, last, j->id);
+        snprintf(j->reason, sizeof j->reason, "exit %d: %.300s (log: logs/%.150s.log)", j->exit_code, last, j->id);
         char tmp[1200];
         snprintf(tmp, sizeof tmp, "%s/results/.%s.json.tmp", p->workdir, j->id);
         unlink(tmp);

@@ -36,7 +36,7 @@ typedef struct mp_job {
   const mp_pl_dataset *dataset; /* eval only */
   int dep;                      /* index of the convert job an eval waits for, or -1 */
   mp_job_state state;
-  char reason[512];
+  char reason[1024];
   char source[1024];            /* resolved source model folder (convert) */
   char out_dir[1024];           /* converted model folder */
   char data_path[1024];         /* eval: dataset file */
