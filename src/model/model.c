@@ -297,7 +297,7 @@ mp_status mp_model_forward(mp_model *m, const mp_model_batch *b, const mp_forwar
   const int64_t B = (int64_t)b->n, T = (int64_t)b->seq, H = c->hidden, I = c->intermediate, N = B * T;
   if (B <= 0 || T <= 0) return mp_err(MP_ERR_INVALID_ARG, "empty batch");
   if ((size_t)T > mp_model_max_positions(m))
-    return mp_err(MP_ERR_INVALID_ARG,
+    return mp_err(MP_ERR_UNSUPPORTED,
                   "%s: input of %lld tokens is longer than the model accepts (max_position_embeddings allows %zu); "
                   "enable truncation or lower --max-length",
                   m->path, (long long)T, mp_model_max_positions(m));
@@ -457,7 +457,7 @@ static mp_status run_texts(mp_model *m, size_t n, const char *const *a, const ch
     st = mp_tokenizer_encode(m->tok, a[i], strlen(a[i]), bb ? bb[i] : NULL, bb ? strlen(bb[i]) : 0, &to, &enc[i]);
     if (st) mp_err_prefix(st, "input %zu", i + 1);
     else if (enc[i].len > mp_model_max_positions(m))
-      st = mp_err(MP_ERR_INVALID_ARG,
+      st = mp_err(MP_ERR_UNSUPPORTED,
                   "input %zu has %zu tokens but the model accepts at most %zu (max_position_embeddings); enable "
                   "truncation or lower --max-length",
                   i + 1, enc[i].len, mp_model_max_positions(m));
