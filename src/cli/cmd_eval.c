@@ -227,7 +227,8 @@ int mp_cmd_eval(int argc, char **argv) {
   int all_passed = 1;
   size_t ng = st ? 0 : mp_eval_gates(have_base ? &base : NULL, &conv, &cmp, &go, gates, &all_passed);
   char mname[256];
-  snprintf(mname, sizeof mname, "%s", name ? name : mp_path_basename(conv.model));
+  /* default name: the repo's name for a hub id, else the folder's name */
+  snprintf(mname, sizeof mname, "%s", name ? name : mp_path_exists(model) ? mp_path_basename(conv.model) : mp_path_basename(model));
   int bits = bits_of(conv.model);
   int rc = st ? mp_cli_fail("eval", st) : MP_EXIT_OK;
   if (!st) {
