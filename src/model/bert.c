@@ -1,0 +1,206 @@
+/* BERT-family encoders (BERT, RoBERTa/XLM-R, DistilBERT) with their heads. The post-LayerNorm
+ * encoder layer is the same in all three; they differ in tensor names, position ids, token
+ * types and the classification head. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/error.h"
+#include "model/model_internal.h"
+
+typedef struct layer {
+  mp_dense q, k, v, o, inter, out;
+  mp_lnorm ln_attn, ln_out;
+} layer;
+
+typedef enum head_kind { HK_NONE, HK_BERT_POOLER, HK_ROBERTA, HK_DISTILBERT } head_kind;
+
+typedef struct bert {
+  char prefix[32]; /* "bert." / "roberta." / "distilbert." / "" */
+  mp_linear_weight word, pos, type;
+  int has_type;
+  mp_lnorm ln_emb;
+  layer *layers;
+  head_kind hk;
+  mp_dense head1, head2; /* BERT: pooler, classifier; RoBERTa: dense, out_proj; DistilBERT: pre_classifier, classifier */
+} bert;
+
+static mp_status bert_bind(mp_model *m) {
+  const mp_model_config *c = &m->cfg;
+  bert *f = calloc(1, sizeof *f);
+  if (!f) return mp_err(MP_ERR_NOMEM, "out of memory");
+  m->fam = f;
+  const char *root = c->family == MP_FAMILY_DISTILBERT ? "distilbert." : c->family == MP_FAMILY_ROBERTA ? "roberta." : "bert.";
+  /* a base model saved alone (sentence-transformers, BertModel) has no prefix */
+  char probe[128];
+  snprintf(probe, sizeof probe, "%sembeddings.word_embeddings.weight", root);
+  if (mp_model_tensor(m, probe)) snprintf(f->prefix, sizeof f->prefix, "%s", root);
+  const char *P = f->prefix;
+  char n[256];
+  int64_t H = c->hidden, I = c->intermediate;
+  snprintf(n, sizeof n, "%sembeddings.word_embeddings", P);
+  MP_TRY(mp_bind_matrix(m, n, c->vocab_size, H, &f->word));
+  snprintf(n, sizeof n, "%sembeddings.position_embeddings", P);
+  MP_TRY(mp_bind_matrix(m, n, c->max_positions, H, &f->pos));
+  if (c->family != MP_FAMILY_DISTILBERT && c->type_vocab_size > 0) {
+    snprintf(n, sizeof n, "%sembeddings.token_type_embeddings", P);
+    MP_TRY(mp_bind_matrix(m, n, c->type_vocab_size, H, &f->type));
+    f->has_type = 1;
+  }
+  snprintf(n, sizeof n, "%sembeddings.LayerNorm", P);
+  MP_TRY(mp_bind_ln(m, n, H, 0, &f->ln_emb));
+  f->layers = calloc((size_t)c->layers, sizeof *f->layers);
+  if (!f->layers) return mp_err(MP_ERR_NOMEM, "out of memory");
+  for (int64_t l = 0; l < c->layers; l++) {
+    layer *L = &f->layers[l];
+    char base[128];
+    if (c->family == MP_FAMILY_DISTILBERT) {
+      snprintf(base, sizeof base, "%stransformer.layer.%lld.", P, (long long)l);
+      snprintf(n, sizeof n, "%sattention.q_lin", base);
+      MP_TRY(mp_bind_dense(m, n, H, H, 0, &L->q));
+      snprintf(n, sizeof n, "%sattention.k_lin", base);
+      MP_TRY(mp_bind_dense(m, n, H, H, 0, &L->k));
+      snprintf(n, sizeof n, "%sattention.v_lin", base);
+      MP_TRY(mp_bind_dense(m, n, H, H, 0, &L->v));
+      snprintf(n, sizeof n, "%sattention.out_lin", base);
+      MP_TRY(mp_bind_dense(m, n, H, H, 0, &L->o));
+      snprintf(n, sizeof n, "%ssa_layer_norm", base);
+      MP_TRY(mp_bind_ln(m, n, H, 0, &L->ln_attn));
+      snprintf(n, sizeof n, "%sffn.lin1", base);
+      MP_TRY(mp_bind_dense(m, n, I, H, 0, &L->inter));
+      snprintf(n, sizeof n, "%sffn.lin2", base);
+      MP_TRY(mp_bind_dense(m, n, H, I, 0, &L->out));
+      snprintf(n, sizeof n, "%soutput_layer_norm", base);
+      MP_TRY(mp_bind_ln(m, n, H, 0, &L->ln_out));
+    } else {
+      snprintf(base, sizeof base, "%sencoder.layer.%lld.", P, (long long)l);
+      snprintf(n, sizeof n, "%sattention.self.query", base);
+      MP_TRY(mp_bind_dense(m, n, H, H, 0, &L->q));
+      snprintf(n, sizeof n, "%sattention.self.key", base);
+      MP_TRY(mp_bind_dense(m, n, H, H, 0, &L->k));
+      snprintf(n, sizeof n, "%sattention.self.value", base);
+      MP_TRY(mp_bind_dense(m, n, H, H, 0, &L->v));
+      snprintf(n, sizeof n, "%sattention.output.dense", base);
+      MP_TRY(mp_bind_dense(m, n, H, H, 0, &L->o));
+      snprintf(n, sizeof n, "%sattention.output.LayerNorm", base);
+      MP_TRY(mp_bind_ln(m, n, H, 0, &L->ln_attn));
+      snprintf(n, sizeof n, "%sintermediate.dense", base);
+      MP_TRY(mp_bind_dense(m, n, I, H, 0, &L->inter));
+      snprintf(n, sizeof n, "%soutput.dense", base);
+      MP_TRY(mp_bind_dense(m, n, H, I, 0, &L->out));
+      snprintf(n, sizeof n, "%soutput.LayerNorm", base);
+      MP_TRY(mp_bind_ln(m, n, H, 0, &L->ln_out));
+    }
+  }
+  if (c->head == MP_HEAD_SEQ_CLS) {
+    int64_t NL = c->num_labels;
+    if (c->family == MP_FAMILY_BERT) {
+      f->hk = HK_BERT_POOLER;
+      snprintf(n, sizeof n, "%spooler.dense", P);
+      MP_TRY(mp_bind_dense(m, n, H, H, 0, &f->head1));
+      MP_TRY(mp_bind_dense(m, "classifier", NL, H, 0, &f->head2));
+    } else if (c->family == MP_FAMILY_ROBERTA) {
+      f->hk = HK_ROBERTA;
+      MP_TRY(mp_bind_dense(m, "classifier.dense", H, H, 0, &f->head1));
+      MP_TRY(mp_bind_dense(m, "classifier.out_proj", NL, H, 0, &f->head2));
+    } else {
+      f->hk = HK_DISTILBERT;
+      MP_TRY(mp_bind_dense(m, "pre_classifier", H, H, 0, &f->head1));
+      MP_TRY(mp_bind_dense(m, "classifier", NL, H, 0, &f->head2));
+    }
+    m->has_head = 1;
+  }
+  return MP_OK;
+}
+
+static mp_status bert_encode(mp_model *m, const mp_model_batch *b, const mp_forward_out *out, float **hidden) {
+  bert *f = m->fam;
+  const mp_model_config *c = &m->cfg;
+  const int64_t B = (int64_t)b->n, T = (int64_t)b->seq, H = c->hidden, I = c->intermediate, N = B * T;
+  float *x = mp_act_alloc(m, (size_t)(N * H));
+  float *q = mp_act_alloc(m, (size_t)(N * H));
+  float *k = mp_act_alloc(m, (size_t)(N * H));
+  float *v = mp_act_alloc(m, (size_t)(N * H));
+  float *ctx = mp_act_alloc(m, (size_t)(N * H));
+  float *big = mp_act_alloc(m, (size_t)(N * (I > H ? I : H)));
+  int32_t *pos = mp_arena_alloc(&m->act, (size_t)N * 4);
+  int32_t *types = mp_arena_alloc(&m->act, (size_t)N * 4);
+  uint8_t *kmask = mp_arena_alloc(&m->act, (size_t)N);
+  if (!x || !q || !k || !v || !ctx || !big || !pos || !types || !kmask)
+    return mp_err(MP_ERR_NOMEM, "out of memory for a batch of %lld x %lld tokens", (long long)B, (long long)T);
+  for (int64_t i = 0; i < N; i++) {
+    kmask[i] = b->mask ? (b->mask[i] != 0) : 1;
+    types[i] = b->types ? b->types[i] : 0;
+    if (f->has_type && (types[i] < 0 || types[i] >= c->type_vocab_size))
+      return mp_err(MP_ERR_INVALID_ARG, "token type id %d out of range (type_vocab_size %lld)", types[i],
+                    (long long)c->type_vocab_size);
+  }
+  for (int64_t r = 0; r < B; r++) {
+    if (c->family == MP_FAMILY_ROBERTA) {
+      /* create_position_ids_from_input_ids: cumsum over non-pad tokens, offset by padding_idx */
+      int32_t run = 0;
+      for (int64_t t = 0; t < T; t++) {
+        int np = b->ids[r * T + t] != c->pad_token_id;
+        run += np;
+        pos[r * T + t] = np ? run + (int32_t)c->pad_token_id : (int32_t)c->pad_token_id;
+      }
+    } else {
+      for (int64_t t = 0; t < T; t++) pos[r * T + t] = (int32_t)t;
+    }
+  }
+  /* embeddings: (word + type) + position, then LayerNorm */
+  MP_TRY(mp_embedding_rows(&f->word, b->ids, N, x));
+  if (f->has_type) {
+    MP_TRY(mp_embedding_rows(&f->type, types, N, q));
+    mp_add_inplace(x, q, N * H);
+  }
+  MP_TRY(mp_embedding_rows(&f->pos, pos, N, q));
+  mp_add_inplace(x, q, N * H);
+  mp_layernorm(m->pool, x, NULL, N, H, f->ln_emb.g, f->ln_emb.b, c->layer_norm_eps, x);
+  if (out->hook) out->hook(out->hook_user, 0, x, (size_t)B, (size_t)T, (size_t)H);
+
+  mp_attention_args aa = {.batch = B, .seq_q = T, .seq_k = T, .heads = c->heads, .head_dim = H / c->heads,
+                          .k = k, .v = v, .out = ctx, .scale = 1.0f / sqrtf((float)(H / c->heads)), .key_mask = kmask};
+  for (int64_t l = 0; l < c->layers; l++) {
+    const layer *L = &f->layers[l];
+    aa.q = q;
+    MP_TRY(mp_dense_run(m, x, N, &L->q, MP_ACT_NONE, q));
+    MP_TRY(mp_dense_run(m, x, N, &L->k, MP_ACT_NONE, k));
+    MP_TRY(mp_dense_run(m, x, N, &L->v, MP_ACT_NONE, v));
+    MP_TRY(mp_attention(m->pool, &aa));
+    /* LayerNorm(sublayer + residual) written over the sublayer buffer, then the buffers swap */
+    float *t;
+    MP_TRY(mp_dense_run(m, ctx, N, &L->o, MP_ACT_NONE, q));
+    mp_layernorm(m->pool, q, x, N, H, L->ln_attn.g, L->ln_attn.b, c->layer_norm_eps, q);
+    t = x, x = q, q = t;
+    MP_TRY(mp_dense_run(m, x, N, &L->inter, c->act, big));
+    MP_TRY(mp_dense_run(m, big, N, &L->out, MP_ACT_NONE, q));
+    mp_layernorm(m->pool, q, x, N, H, L->ln_out.g, L->ln_out.b, c->layer_norm_eps, q);
+    t = x, x = q, q = t;
+    if (out->hook) out->hook(out->hook_user, (int)l + 1, x, (size_t)B, (size_t)T, (size_t)H);
+  }
+  *hidden = x;
+  return MP_OK;
+}
+
+static mp_status bert_classify(mp_model *m, const mp_model_batch *b, const float *hidden, float *logits) {
+  bert *f = m->fam;
+  const int64_t B = (int64_t)b->n, T = (int64_t)b->seq, H = m->cfg.hidden;
+  float *cls = mp_act_alloc(m, (size_t)(B * H)), *h1 = mp_act_alloc(m, (size_t)(B * H));
+  if (!cls || !h1) return mp_err(MP_ERR_NOMEM, "out of memory");
+  for (int64_t r = 0; r < B; r++) memcpy(cls + r * H, hidden + r * T * H, (size_t)H * 4); /* first token */
+  mp_act a1 = f->hk == HK_DISTILBERT ? MP_ACT_RELU : MP_ACT_TANH;
+  MP_TRY(mp_dense_run(m, cls, B, &f->head1, a1, h1));
+  return mp_dense_run(m, h1, B, &f->head2, MP_ACT_NONE, logits);
+}
+
+static void bert_release(mp_model *m) {
+  bert *f = m->fam;
+  if (!f) return;
+  free(f->layers);
+  free(f);
+  m->fam = NULL;
+}
+
+const mp_family_ops mp_family_bert = {"bert", bert_bind, bert_encode, bert_classify, bert_release};

@@ -1,0 +1,128 @@
+/* Binding checkpoint tensors to the runtime's weight descriptors. */
+#include <stdio.h>
+#include <string.h>
+
+#include "core/error.h"
+#include "core/tensor.h"
+#include "model/model_internal.h"
+
+
+const mp_tensor *mp_model_tensor(const mp_model *m, const char *name) { return mp_weights_find(m->w, name); }
+
+mp_status mp_model_missing(const mp_model *m, const char *name) {
+  return mp_err(MP_ERR_FORMAT, "%s: tensor \"%s\" is missing (model_type %s, architecture %s)", m->path, name,
+                m->cfg.model_type, m->cfg.architecture[0] ? m->cfg.architecture : "?");
+}
+
+static mp_status bad_shape(const mp_model *m, const mp_tensor *t, const char *expect) {
+  char shp[96];
+  mp_shape_str(t->shape, t->ndim, shp, sizeof shp);
+  return mp_err(MP_ERR_FORMAT, "%s: tensor \"%s\" has shape %s %s, expected %s", m->path, t->name, shp,
+                mp_dtype_name(t->dtype), expect);
+}
+
+/* Binds "<name>.weight" (+ .scales/.biases when MLX-quantized) as a [out, in] matrix. */
+mp_status mp_bind_matrix(mp_model *m, const char *name, int64_t out, int64_t in, mp_linear_weight *lw) {
+  char buf[256];
+  snprintf(buf, sizeof buf, "%s.weight", name);
+  const mp_tensor *t = mp_model_tensor(m, buf);
+  if (!t) return mp_model_missing(m, buf);
+  memset(lw, 0, sizeof *lw);
+  lw->name = t->name;
+  lw->out = out;
+  lw->in = in;
+  char expect[96];
+  snprintf(expect, sizeof expect, "[%lld, %lld]", (long long)out, (long long)in);
+  if (t->dtype == MP_U32) {
+    snprintf(buf, sizeof buf, "%s.scales", name);
+    const mp_tensor *s = mp_model_tensor(m, buf);
+    snprintf(buf, sizeof buf, "%s.biases", name);
+    const mp_tensor *b = mp_model_tensor(m, buf);
+    if (!s || !b)
+      return mp_err(MP_ERR_FORMAT, "%s: \"%s\" is packed (U32) but \"%s.scales\"/\"%s.biases\" are missing", m->path,
+                    t->name, name, name);
+    if (t->ndim != 2 || t->shape[0] != out || s->ndim != 2 || s->shape[0] != out || b->ndim != 2 ||
+        b->shape[0] != out || b->shape[1] != s->shape[1] || s->shape[1] <= 0 || in % s->shape[1] != 0)
+      return bad_shape(m, t, "an MLX-quantized matrix matching its scales/biases");
+    int64_t group = in / s->shape[1];
+    int64_t bits = t->shape[1] * 32 / in;
+    if (t->shape[1] * 32 != bits * in)
+      return bad_shape(m, t, "packed columns = in * bits / 32");
+    if (s->dtype != b->dtype) return mp_err(MP_ERR_FORMAT, "%s: scales and biases of \"%s\" differ in dtype", m->path, name);
+    lw->dtype = MP_U32;
+    lw->data = t->data;
+    lw->bits = (int)bits;
+    lw->group_size = (int)group;
+    lw->scale_dtype = s->dtype;
+    lw->scales = s->data;
+    lw->biases = b->data;
+  } else {
+    if (t->ndim != 2 || t->shape[0] != out || t->shape[1] != in) return bad_shape(m, t, expect);
+    if (t->dtype != MP_F32 && t->dtype != MP_F16 && t->dtype != MP_BF16)
+      return mp_err(MP_ERR_UNSUPPORTED, "%s: tensor \"%s\" has dtype %s (F32, F16, BF16 or MLX-quantized U32 expected)",
+                    m->path, t->name, mp_dtype_name(t->dtype));
+    lw->dtype = t->dtype;
+    lw->data = t->data;
+  }
+  mp_status st = mp_linear_weight_check(lw);
+  if (st) return mp_err_prefix(st, "%s", m->path);
+  return MP_OK;
+}
+
+mp_status mp_bind_vector(mp_model *m, const char *name, int64_t n, const void **data, mp_dtype *dt) {
+  const mp_tensor *t = mp_model_tensor(m, name);
+  if (!t) return mp_model_missing(m, name);
+  if (t->ndim != 1 || t->shape[0] != n || (t->dtype != MP_F32 && t->dtype != MP_F16 && t->dtype != MP_BF16)) {
+    char e[64];
+    snprintf(e, sizeof e, "[%lld] float", (long long)n);
+    return bad_shape(m, t, e);
+  }
+  *data = t->data;
+  *dt = t->dtype;
+  return MP_OK;
+}
+
+mp_status mp_bind_dense(mp_model *m, const char *name, int64_t out, int64_t in, int bias_optional, mp_dense *d) {
+  MP_TRY(mp_bind_matrix(m, name, out, in, &d->w));
+  char buf[256];
+  snprintf(buf, sizeof buf, "%s.bias", name);
+  d->b = NULL;
+  if (mp_model_tensor(m, buf)) return mp_bind_vector(m, buf, out, &d->b, &d->bdt);
+  return bias_optional ? MP_OK : mp_model_missing(m, buf);
+}
+
+mp_status mp_bind_f32(mp_model *m, const char *name, int64_t n, float **out) {
+  const void *d;
+  mp_dtype dt;
+  MP_TRY(mp_bind_vector(m, name, n, &d, &dt));
+  float *f = mp_arena_alloc_aligned(&m->params, (size_t)n * sizeof(float), 64);
+  if (!f) return mp_err(MP_ERR_NOMEM, "out of memory");
+  MP_TRY(mp_to_f32(dt, d, n, f));
+  *out = f;
+  return MP_OK;
+}
+
+/* LayerNorm "name.weight"/"name.bias" (old checkpoints: "name.gamma"/"name.beta"). */
+mp_status mp_bind_ln(mp_model *m, const char *name, int64_t n, int bias_optional, mp_lnorm *ln) {
+  char w[256], bb[256];
+  snprintf(w, sizeof w, "%s.weight", name);
+  snprintf(bb, sizeof bb, "%s.bias", name);
+  if (!mp_model_tensor(m, w)) {
+    char g[256];
+    snprintf(g, sizeof g, "%s.gamma", name);
+    if (mp_model_tensor(m, g)) {
+      snprintf(w, sizeof w, "%s.gamma", name);
+      snprintf(bb, sizeof bb, "%s.beta", name);
+    }
+  }
+  MP_TRY(mp_bind_f32(m, w, n, &ln->g));
+  ln->b = NULL;
+  if (bias_optional && !mp_model_tensor(m, bb)) return MP_OK;
+  return mp_bind_f32(m, bb, n, &ln->b);
+}
+
+mp_status mp_dense_run(mp_model *m, const float *x, int64_t rows, const mp_dense *d, mp_act act, float *y) {
+  return mp_linear_act(m->pool, x, rows, &d->w, d->b, d->bdt, act, y);
+}
+
+float *mp_act_alloc(mp_model *m, size_t n) { return mp_arena_alloc_aligned(&m->act, n * sizeof(float), 64); }

@@ -1,0 +1,67 @@
+/* Internals shared by the model families (src/model/<family>.c) and model.c.
+ * A family binds its tensors (bind), runs its encoder (encode: final hidden states [n*seq*H]
+ * in the model's activation arena, calling out->hook per layer) and its classification head
+ * (classify). Pooling, batching, tokenization and the commands are shared. */
+#ifndef MP_MODEL_INTERNAL_H
+#define MP_MODEL_INTERNAL_H
+#include "core/arena.h"
+#include "core/json.h"
+#include "format/weights.h"
+#include "kernels/kernels.h"
+#include "model/model.h"
+
+/* y = act(x W^T + b): a linear layer with its optional bias. */
+typedef struct mp_dense {
+  mp_linear_weight w;
+  const void *b; /* NULL = no bias */
+  mp_dtype bdt;
+} mp_dense;
+
+/* LayerNorm parameters converted to f32 (b may be NULL: no bias). */
+typedef struct mp_lnorm {
+  float *g, *b;
+} mp_lnorm;
+
+typedef struct mp_family_ops {
+  const char *name;
+  mp_status (*bind)(mp_model *m);
+  /* Runs the encoder; *hidden receives [n*seq*hidden] f32 in m->act (valid until the next call). */
+  mp_status (*encode)(mp_model *m, const mp_model_batch *b, const mp_forward_out *out, float **hidden);
+  /* Classification head over the final hidden states; NULL when the family has none. */
+  mp_status (*classify)(mp_model *m, const mp_model_batch *b, const float *hidden, float *logits);
+  void (*release)(mp_model *m); /* frees m->fam (may be NULL) */
+} mp_family_ops;
+
+struct mp_model {
+  char *path;
+  mp_model_config cfg;
+  mp_arena cfg_arena;
+  mp_json *cfg_json; /* the parsed config.json (family-specific fields) */
+  mp_weights *w;
+  mp_tokenizer *tok;
+  mp_pool *pool;
+  mp_arena params; /* f32 copies of small vectors (LayerNorm, ...) */
+  mp_arena act;    /* per-forward activations, reset at each forward */
+  const mp_family_ops *ops;
+  void *fam; /* family state */
+  int has_head;
+};
+
+extern const mp_family_ops mp_family_bert; /* bert, roberta/xlm-roberta/camembert, distilbert */
+
+/* ---- binding helpers (errors name the tensor and the model folder) */
+const mp_tensor *mp_model_tensor(const mp_model *m, const char *name);
+mp_status mp_model_missing(const mp_model *m, const char *name);
+/* "<name>.weight" (+ .scales/.biases when MLX-quantized) as an [out, in] matrix. */
+mp_status mp_bind_matrix(mp_model *m, const char *name, int64_t out, int64_t in, mp_linear_weight *lw);
+mp_status mp_bind_vector(mp_model *m, const char *name, int64_t n, const void **data, mp_dtype *dt);
+/* matrix + "<name>.bias" (required unless bias_optional) */
+mp_status mp_bind_dense(mp_model *m, const char *name, int64_t out, int64_t in, int bias_optional, mp_dense *d);
+mp_status mp_bind_f32(mp_model *m, const char *name, int64_t n, float **out);
+/* LayerNorm "name.weight"/"name.bias" (or .gamma/.beta); bias optional when bias_optional. */
+mp_status mp_bind_ln(mp_model *m, const char *name, int64_t n, int bias_optional, mp_lnorm *ln);
+/* Runs a dense layer on rows of x. */
+mp_status mp_dense_run(mp_model *m, const float *x, int64_t rows, const mp_dense *d, mp_act act, float *y);
+/* Allocates n floats (64-byte aligned) from the activation arena. */
+float *mp_act_alloc(mp_model *m, size_t n);
+#endif
