@@ -2,7 +2,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <time.h>
+
 #include "cli/cli.h"
+#include "eval/metrics.h"
 #include "cli/run_opts.h"
 #include "core/strbuf.h"
 #include "model/model.h"
@@ -17,6 +20,9 @@ static const char *k_help =
     "Pooling and normalization follow the folder's sentence-transformers configuration\n"
     "(modules.json, 1_Pooling/config.json, Normalize); without one, mean pooling.\n"
     "Works on Hugging Face folders and on MLX conversions (float or quantized) alike.\n"
+    "  --benchmark N        instead of embeddings, print timing as JSON: a warm-up batch, one timed\n"
+    "                       pass over all lines with --batch-size (sentences/s, tokens/s), then N\n"
+    "                       batch-1 requests (latency p50/p95/p99 ms). Model load time is excluded.\n"
     "  --token-embeddings   instead, the last hidden state of every real token:\n"
     "                       {\"token_embeddings\": [[...], ...]}\n"
     "\n" MP_RUN_OPTS_HELP;
@@ -36,6 +42,41 @@ int mp_cmd_embed(int argc, char **argv) {
     return mp_cli_fail("embed", st);
   }
   size_t H = mp_model_hidden(m);
+  if (ro.benchmark > 0) {
+    struct timespec t0, t1;
+    size_t bs = ro.run.batch_size ? ro.run.batch_size : 32;
+    float *emb = malloc((n ? n : 1) * H * sizeof(float));
+    double *ms = malloc((size_t)ro.benchmark * sizeof(double));
+    uint64_t tokens = 0;
+    double secs = 0;
+    st = emb && ms && n ? MP_OK : mp_err(MP_ERR_INVALID_ARG, "--benchmark needs input lines");
+    if (!st) st = mp_model_embed(m, n < bs ? n : bs, (const char *const *)lines, &ro.run, emb, NULL); /* warm-up */
+    if (!st) {
+      clock_gettime(CLOCK_MONOTONIC, &t0);
+      st = mp_model_embed(m, n, (const char *const *)lines, &ro.run, emb, &tokens);
+      clock_gettime(CLOCK_MONOTONIC, &t1);
+      secs = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) * 1e-9;
+    }
+    for (int i = 0; !st && i < ro.benchmark; i++) {
+      const char *one = lines[(size_t)i % n];
+      clock_gettime(CLOCK_MONOTONIC, &t0);
+      st = mp_model_embed(m, 1, &one, &ro.run, emb, NULL);
+      clock_gettime(CLOCK_MONOTONIC, &t1);
+      ms[i] = ((double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) * 1e-9) * 1e3;
+    }
+    mp_latency_stats ls;
+    if (!st) st = mp_latency_summary(ms, (size_t)ro.benchmark, &ls);
+    if (!st)
+      printf("{\"sentences\":%zu,\"batch_size\":%zu,\"seconds\":%.6f,\"sentences_per_sec\":%.3f,\"tokens\":%llu,"
+             "\"tokens_per_sec\":%.1f,\"latency_requests\":%d,\"latency_p50_ms\":%.4f,\"latency_p95_ms\":%.4f,"
+             "\"latency_p99_ms\":%.4f,\"latency_mean_ms\":%.4f}\n",
+             n, bs, secs, (double)n / secs, (unsigned long long)tokens, (double)tokens / secs, ro.benchmark, ls.p50,
+             ls.p95, ls.p99, ls.mean);
+    free(emb), free(ms);
+    mp_model_close(m);
+    mp_cli_free_lines(lines, n);
+    return st ? mp_cli_fail("embed", st) : MP_EXIT_OK;
+  }
   if (ro.token_embeddings) {
     float **tok = calloc(n ? n : 1, sizeof *tok);
     size_t *lens = calloc(n ? n : 1, sizeof *lens);

@@ -31,6 +31,9 @@ int mp_cli_run_opts_parse(const char *cmd, int argc, char **argv, mp_cli_run_opt
       if (!v) return MP_EXIT_USAGE;
       if (mp_trunc_strategy_parse(v, &o->run.truncation))
         return mp_cli_usage_error(cmd, "--truncation must be longest_first, only_first, only_second or none");
+    } else if (kind == 0 && mp_cli_opt(argc, argv, &i, "--benchmark", &v)) {
+      if (!v || mp_cli_parse_int(cmd, "--benchmark", v, 1, 1 << 20, &x)) return MP_EXIT_USAGE;
+      o->benchmark = (int)x;
     } else if (kind == 0 && !strcmp(a, "--token-embeddings")) {
       o->token_embeddings = 1;
     } else if (kind >= 1 && !strcmp(a, "--json")) {

@@ -15,6 +15,7 @@ typedef struct mp_cli_run_opts {
   int multi_label;
   /* embed */
   int token_embeddings;
+  int benchmark; /* batch-1 latency requests; 0 = off */
 } mp_cli_run_opts;
 
 #define MP_RUN_OPTS_HELP                                                                           \
