@@ -60,6 +60,8 @@ PY_PINS=(
   "scikit-learn==1.3.2"
   "pyarrow==17.0.0"
   "pytest==8.3.3"
+  "onnx==1.17.0"             # benchmarks only (bench/bench_runtime.py)
+  "onnxruntime==1.20.1"
 )
 py_env() {
   local stamp="$VENV/.mlxport-pins"

@@ -1,0 +1,189 @@
+#!/usr/bin/env python3
+"""Runtime benchmark: all-MiniLM-L6-v2 sentence embeddings on STS-B dev sentences.
+
+mlxport (fp32 HF checkpoint, MLX q8 and q4 conversions) beside PyTorch (fp32) and ONNX Runtime
+(fp32 and its dynamic int8 quantization), same inputs, same thread count, in one run:
+  - throughput: sentences/s at batch 32 over all sentences (tokenization included for everyone,
+    model loading excluded);
+  - latency: p50/p95 ms at batch size 1 over the first N sentences after a warm-up;
+  - mlxport's achieved GFLOP/s against the machine's measured fp32 peak (bench_kernels' FMA loop).
+Prints a Markdown table with ratios vs PyTorch. Usage:
+
+    python bench/bench_runtime.py [--threads 2] [--sentences 3000] [--latency 200]
+"""
+import argparse
+import glob
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
+BIN = os.environ.get("MP_BIN", os.path.join(ROOT, "build", "mlxport"))
+SHARED = os.environ.get("MP_SHARED_DIR", os.path.join(ROOT, "..", "shared"))
+
+
+def minilm():
+    hub = os.environ.get("HF_HUB_CACHE") or os.path.join(os.environ.get("MP_CACHE", os.path.join(ROOT, ".cache")),
+                                                         "huggingface", "hub")
+    return glob.glob(os.path.join(hub, "models--sentence-transformers--all-MiniLM-L6-v2", "snapshots", "*"))[0]
+
+
+def sentences(n):
+    out = []
+    with open(os.path.join(SHARED, "datasets", "stsb", "dev.tsv")) as f:
+        next(f)
+        for line in f:
+            c = line.rstrip("\n").split("\t")
+            out += [c[7], c[8]]
+    return out[:n]
+
+
+def pct(ms):
+    return float(np.percentile(ms, 50)), float(np.percentile(ms, 95))
+
+
+def bench_mlxport(model, sents, threads, n_lat):
+    p = subprocess.run([BIN, "embed", "--model", model, "--threads", str(threads), "--batch-size", "32",
+                        "--max-length", "256", "--benchmark", str(n_lat)], input="".join(s + "\n" for s in sents),
+                       capture_output=True, text=True, check=True)
+    r = json.loads(p.stdout)
+    return r["sentences_per_sec"], r["latency_p50_ms"], r["latency_p95_ms"], r["tokens"], r["seconds"]
+
+
+def bench_torch(model, sents, threads, n_lat):
+    import torch
+    from transformers import AutoModel, AutoTokenizer
+    torch.set_num_threads(threads)
+    tok = AutoTokenizer.from_pretrained(model)
+    m = AutoModel.from_pretrained(model).eval()
+
+    def run(batch):
+        enc = tok(batch, padding=True, truncation=True, max_length=256, return_tensors="pt")
+        with torch.no_grad():
+            h = m(**enc).last_hidden_state
+        mk = enc["attention_mask"].unsqueeze(-1).float()
+        e = (h * mk).sum(1) / mk.sum(1).clamp(min=1e-9)
+        return torch.nn.functional.normalize(e, dim=1)
+
+    run(sents[:32])
+    t = time.perf_counter()
+    for i in range(0, len(sents), 32):
+        run(sents[i:i + 32])
+    sps = len(sents) / (time.perf_counter() - t)
+    ms = []
+    for i in range(n_lat):
+        t = time.perf_counter()
+        run([sents[i % len(sents)]])
+        ms.append((time.perf_counter() - t) * 1e3)
+    return (sps, *pct(ms))
+
+
+def bench_onnx(model, sents, threads, n_lat, tmp, int8):
+    import onnxruntime as ort
+    import torch
+    from transformers import AutoModel, AutoTokenizer
+    tok = AutoTokenizer.from_pretrained(model)
+    path = os.path.join(tmp, "minilm.onnx")
+    if not os.path.exists(path):
+        m = AutoModel.from_pretrained(model).eval()
+        enc = tok(["hello world"], return_tensors="pt")
+        torch.onnx.export(m, (enc["input_ids"], enc["attention_mask"], enc["token_type_ids"]), path,
+                          input_names=["input_ids", "attention_mask", "token_type_ids"],
+                          output_names=["last_hidden_state"],
+                          dynamic_axes={k: {0: "b", 1: "t"} for k in ["input_ids", "attention_mask", "token_type_ids",
+                                                                     "last_hidden_state"]}, opset_version=14)
+    if int8:
+        from onnxruntime.quantization import QuantType, quantize_dynamic
+        q = os.path.join(tmp, "minilm-int8.onnx")
+        if not os.path.exists(q):
+            quantize_dynamic(path, q, weight_type=QuantType.QInt8)
+        path = q
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = threads
+    so.inter_op_num_threads = 1
+    sess = ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
+
+    def run(batch):
+        enc = tok(batch, padding=True, truncation=True, max_length=256, return_tensors="np")
+        h = sess.run(None, {k: enc[k].astype(np.int64) for k in ("input_ids", "attention_mask", "token_type_ids")})[0]
+        mk = enc["attention_mask"][..., None].astype(np.float32)
+        e = (h * mk).sum(1) / np.maximum(mk.sum(1), 1e-9)
+        return e / np.linalg.norm(e, axis=1, keepdims=True)
+
+    run(sents[:32])
+    t = time.perf_counter()
+    for i in range(0, len(sents), 32):
+        run(sents[i:i + 32])
+    sps = len(sents) / (time.perf_counter() - t)
+    ms = []
+    for i in range(n_lat):
+        t = time.perf_counter()
+        run([sents[i % len(sents)]])
+        ms.append((time.perf_counter() - t) * 1e3)
+    return (sps, *pct(ms))
+
+
+def fp32_peak_gflops(threads):
+    exe = os.path.join(ROOT, "build", "bench_kernels")
+    if not os.path.exists(exe):
+        return None
+    p = subprocess.run([exe, "--peak", "--threads", str(threads)], capture_output=True, text=True)
+    for line in p.stdout.splitlines():
+        if "peak" in line.lower():
+            for tok in line.replace("=", " ").split():
+                try:
+                    return float(tok)
+                except ValueError:
+                    pass
+    return None
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--sentences", type=int, default=3000)
+    ap.add_argument("--latency", type=int, default=200)
+    a = ap.parse_args()
+    os.environ["OMP_NUM_THREADS"] = str(a.threads)
+    model = minilm()
+    sents = sentences(a.sentences)
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for bits in (8, 4):
+            subprocess.run([BIN, "convert", "--hf-path", model, "--mlx-path", os.path.join(tmp, f"q{bits}"), "-q",
+                            "--q-bits", str(bits), "--q-group-size", "64", "--dtype", "float32"], check=True,
+                           capture_output=True)
+        sps, p50, p95, tokens, secs = bench_mlxport(model, sents, a.threads, a.latency)
+        rows.append(("mlxport fp32", sps, p50, p95))
+        # FLOPs of the timed pass: per real token ~ 2 * params_per_token_matmuls; attention extra ignored
+        L, H, I = 6, 384, 1536
+        flops = tokens * L * (2 * (4 * H * H + 2 * H * I))
+        gflops = flops / secs / 1e9
+        for bits in (8, 4):
+            r = bench_mlxport(os.path.join(tmp, f"q{bits}"), sents, a.threads, a.latency)
+            rows.append((f"mlxport MLX q{bits}", r[0], r[1], r[2]))
+        rows.append(("PyTorch fp32", *bench_torch(model, sents, a.threads, a.latency)))
+        try:
+            rows.append(("ONNX Runtime fp32", *bench_onnx(model, sents, a.threads, a.latency, tmp, False)))
+            rows.append(("ONNX Runtime int8 (dynamic)", *bench_onnx(model, sents, a.threads, a.latency, tmp, True)))
+        except ImportError as e:
+            print(f"ONNX Runtime not installed ({e}); skipping it", file=sys.stderr)
+    base = next(r for r in rows if r[0] == "PyTorch fp32")
+    print(f"all-MiniLM-L6-v2, {len(sents)} STS-B dev sentences, batch 32, {a.threads} threads; latency batch 1 "
+          f"over {a.latency} requests\n")
+    print("| runtime | sentences/s | vs PyTorch | p50 ms | p95 ms | p50 vs PyTorch |")
+    print("|---|---:|---:|---:|---:|---:|")
+    for name, sps, p50, p95 in rows:
+        print(f"| {name} | {sps:.1f} | {sps / base[1]:.2f}x | {p50:.2f} | {p95:.2f} | {base[2] / p50:.2f}x |")
+    peak = fp32_peak_gflops(a.threads)
+    print(f"\nmlxport fp32 achieved ~{gflops:.1f} GFLOP/s in the linear layers"
+          + (f" = {100 * gflops / peak:.0f}% of the measured fp32 peak {peak:.1f} GFLOP/s" if peak else ""))
+
+
+if __name__ == "__main__":
+    main()
