@@ -729,7 +729,9 @@ mp_status mp_spm_folder_to_hf_json(const char *spm_path, const char *dir, mp_sb 
   }
   /* 2. special tokens: class defaults < tokenizer_config.json < special_tokens_map.json (the
    *    latter only when the config has no added_tokens_decoder, as transformers' legacy path) */
-  special_tok sp[NK];
+  enum { MAXSP = NK + 64 };
+  special_tok sp[MAXSP];
+  int nsp = NK;
   const mp_json *decoder = cfg ? mp_json_get(cfg, "added_tokens_decoder") : NULL;
   if (decoder && decoder->type != MP_JSON_OBJECT) decoder = NULL;
   for (int k = 0; k < NK; k++) {
@@ -744,6 +746,29 @@ mp_status mp_spm_folder_to_hf_json(const char *spm_path, const char *dir, mp_sb 
       if (v && v->type != MP_JSON_NULL) {
         special_tok s2;
         if (token_value(v, 1, &s2.is_str, &s2.t)) sp[k].set = 1, sp[k].is_str = s2.is_str, sp[k].t = s2.t;
+      }
+    }
+  }
+  /* additional_special_tokens (after the seven, as transformers' special_tokens_map order) */
+  {
+    /* the config's list, then (legacy path) the map's entries not already in it */
+    for (int src = 0; src < 2; src++) {
+      const mp_json *extra = src == 0 ? (cfg ? mp_json_get(cfg, "additional_special_tokens") : NULL)
+                                      : (!decoder && smap ? mp_json_get(smap, "additional_special_tokens") : NULL);
+      if (!extra || extra->type != MP_JSON_ARRAY) continue;
+      for (size_t i = 0; i < extra->len && nsp < MAXSP; i++) {
+        special_tok *t = &sp[nsp];
+        t->set = 1;
+        if (!token_value(extra->items[i], src == 1, &t->is_str, &t->t)) continue;
+        int present = 0;
+        for (int q = NK; q < nsp && src == 1; q++) {
+          const special_tok *o = &sp[q];
+          if (o->is_str != t->is_str || o->t.len != t->t.len || memcmp(o->t.content, t->t.content, t->t.len)) continue;
+          if (t->is_str || (o->t.single_word == t->t.single_word && o->t.lstrip == t->t.lstrip &&
+                            o->t.rstrip == t->t.rstrip && o->t.normalized == t->t.normalized && o->t.special == t->t.special))
+            present = 1;
+        }
+        if (!present) nsp++;
       }
     }
   }
@@ -773,7 +798,7 @@ mp_status mp_spm_folder_to_hf_json(const char *spm_path, const char *dir, mp_sb 
       const mp_json *v = atok->items[i];
       if (v->type != MP_JSON_NUMBER || !v->is_int) continue;
       mp_spm_added t = {atok->keys[i], atok->key_lens[i], v->i, 0, 0, 0, 0, 0};
-      for (int k = 0; k < NK; k++)
+      for (int k = 0; k < nsp; k++)
         if (sp[k].set && sp[k].t.len == t.len && memcmp(sp[k].t.content, t.content, t.len) == 0) t.special = 1;
       t.normalized = !t.special;
       if (D.n == D.cap) {
@@ -801,13 +826,13 @@ mp_status mp_spm_folder_to_hf_json(const char *spm_path, const char *dir, mp_sb 
     }
     if (!same) {
       mp_spm_added t = D.v[i];
-      for (int k = 0; k < NK; k++)
+      for (int k = 0; k < nsp; k++)
         if (sp[k].set && sp[k].t.len == t.len && !memcmp(sp[k].t.content, t.content, t.len)) t.special = 1;
       st = added_add(&A, t);
     }
   }
   /* special tokens not yet added (a plain string counts as present when its text is) */
-  for (int k = 0; k < NK && st == MP_OK; k++) {
+  for (int k = 0; k < nsp && st == MP_OK; k++) {
     if (!sp[k].set) continue;
     int dup = 0;
     for (int q = 0; q < k; q++)

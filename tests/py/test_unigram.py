@@ -423,6 +423,12 @@ def folder_variants(tmp_path):
                                         "mask_token": {"content": "[MASK]", "lstrip": True, "normalized": False,
                                                        "rstrip": False, "single_word": False}},
             "added_tokens.json": {"[MASK]": 128000, "<extra>": 128001}})
+        make("additional-special", spm_file, {
+            "tokenizer_config.json": {"tokenizer_class": "DebertaV2Tokenizer",
+                                      "additional_special_tokens": ["<extra1>", "[SEP]"]},
+            "special_tokens_map.json": {"additional_special_tokens": [
+                {"content": "<extra2>", "lstrip": True, "normalized": False, "rstrip": False, "single_word": False},
+                "<extra3>"]}})
         with open(os.path.join(deb, "tokenizer_config.json")) as f:
             base_cfg = json.load(f)
         saved = dict(base_cfg)
@@ -444,7 +450,8 @@ def test_folder_json_equals_autotokenizer(tmp_path):
     variants = folder_variants(tmp_path)
     if QUICK:
         variants = {k: v for k, v in variants.items() if k in (DEBERTA_DIRS[0], "added-tokens-decoder", "fixture-no-cls")}
-    sample = TORTURE + dataset_texts()[::200] + ["a <new> b [MASK] c <extra> [UNK] [CLS]"]
+    sample = TORTURE + dataset_texts()[::200] + ["a <new> b [MASK] c <extra> [UNK] [CLS]",
+                                                  "x <extra1> y <extra2>z  <extra3> w"]
     for name, d in variants.items():
         tok = AutoTokenizer.from_pretrained(d)
         ref = json.loads(tok.backend_tokenizer.to_str())
