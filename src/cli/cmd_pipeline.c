@@ -34,6 +34,7 @@ static const char *k_help =
     "  --data-dir DIR      where built-in datasets are found (see mlxport eval --help)\n"
     "  --max-samples N     evaluate at most N examples per dataset (overrides the configs)\n"
     "  --seed S            sampling and bootstrap seed (default 42)\n"
+    "  --latency-requests N  batch-1 requests timed per evaluation (default: eval's, 100)\n"
     "  --json              print the summary as JSON on stdout\n"
     "\n"
     "Exit status: 0 all gates passed, 1 a quality gate failed, 2 usage error, 3 a job failed or other error.\n";
@@ -101,6 +102,7 @@ int mp_cmd_pipeline(int argc, char **argv) {
   memset(&o, 0, sizeof o);
   o.jobs = 1;
   o.seed = 42;
+  o.latency_requests = -1;
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i], *v;
     long long x;
@@ -132,6 +134,9 @@ int mp_cmd_pipeline(int argc, char **argv) {
     } else if (mp_cli_opt(argc, argv, &i, "--max-samples", &v)) {
       if (!v || mp_cli_parse_int("pipeline", "--max-samples", v, 1, 1LL << 40, &x)) return MP_EXIT_USAGE;
       o.max_samples_override = (long)x;
+    } else if (mp_cli_opt(argc, argv, &i, "--latency-requests", &v)) {
+      if (!v || mp_cli_parse_int("pipeline", "--latency-requests", v, 0, 1 << 20, &x)) return MP_EXIT_USAGE;
+      o.latency_requests = (long)x;
     } else if (mp_cli_opt(argc, argv, &i, "--seed", &v)) {
       if (!v || mp_cli_parse_int("pipeline", "--seed", v, 0, 1LL << 62, &x)) return MP_EXIT_USAGE;
       o.seed = (unsigned long)x;

@@ -313,7 +313,7 @@ static void eval_key(mp_pipeline *p, mp_job *j) {
   mp_sb sb;
   mp_sb_init(&sb);
   const mp_pl_model *m = j->model;
-  mp_sb_printf(&sb, "v1|%s|%s|%s|%d|%d|%s|%g|%g|%g|%s|%s|%ld|%lu|", m->hf_name, m->revision ? m->revision : "",
+  mp_sb_printf(&sb, "v1|%ld|%s|%s|%s|%d|%d|%s|%g|%g|%g|%s|%s|%ld|%lu|", p->o.latency_requests, m->hf_name, m->revision ? m->revision : "",
                m->task ? m->task : "", m->quant.bits, m->quant.group_size, m->quant.dtype ? m->quant.dtype : "",
                m->quant.target_size_mb, m->quant.max_accuracy_drop, m->quant.min_speedup, j->dataset->key,
                j->data_path, p->o.max_samples_override > 0 ? p->o.max_samples_override : j->dataset->max_samples,
@@ -399,6 +399,9 @@ static int spawn(mp_pipeline *p, mp_job *j, int threads) {
     if (msamp > 0) snprintf(ms, sizeof ms, "%ld", msamp), argv[a++] = "--max-samples", argv[a++] = ms;
     snprintf(seed, sizeof seed, "%lu", p->o.seed);
     argv[a++] = "--seed", argv[a++] = seed;
+    static _Thread_local char lat[32];
+    if (p->o.latency_requests >= 0)
+      snprintf(lat, sizeof lat, "%ld", p->o.latency_requests), argv[a++] = "--latency-requests", argv[a++] = lat;
     if (j->model->quant.max_accuracy_drop >= 0)
       snprintf(drop, sizeof drop, "%g", j->model->quant.max_accuracy_drop), argv[a++] = "--max-accuracy-drop",
                                                                          argv[a++] = drop;

@@ -56,6 +56,7 @@ typedef struct mp_pipeline_options {
   const char *self_exe;        /* the mlxport binary to run jobs with */
   long max_samples_override;   /* > 0 replaces every dataset's max_samples */
   unsigned long seed;
+  long latency_requests;       /* >= 0 passed to eval (-1 = eval's default) */
   int json;
 } mp_pipeline_options;
 
