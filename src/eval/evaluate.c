@@ -12,6 +12,9 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+#ifdef __linux__
+#include <sys/prctl.h>
+#endif
 
 #include "core/error.h"
 #include "core/fs.h"
@@ -499,6 +502,10 @@ mp_status mp_eval_run(const char *model_ref, const mp_dataset *ds, const mp_eval
   }
   if (pid == 0) {
     close(fds[0]);
+#ifdef __linux__
+    prctl(PR_SET_PDEATHSIG, SIGKILL); /* die with the parent, even when it is SIGKILLed */
+    if (getppid() == 1) _exit(3);
+#endif
     mp_eval_result r;
     int32_t s = (int32_t)eval_here(model_ref, ds, o, &r);
     int bad = write_all(fds[1], &s, sizeof s);

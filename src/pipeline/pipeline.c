@@ -13,6 +13,9 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+#ifdef __linux__
+#include <sys/prctl.h>
+#endif
 
 #include "core/error.h"
 #include "core/fs.h"
@@ -438,6 +441,10 @@ static int spawn(mp_pipeline *p, mp_job *j, int threads) {
   if (pid < 0) return -1;
   if (pid == 0) {
     setpgid(0, 0);
+#ifdef __linux__
+    prctl(PR_SET_PDEATHSIG, SIGKILL); /* die with the parent, even when it is SIGKILLed */
+    if (getppid() == 1) _exit(3);
+#endif
     int lf = open(logp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     int of = j->kind == MP_JOB_EVAL ? open(outp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644) : lf;
     if (lf < 0 || of < 0) _exit(3);
