@@ -495,6 +495,7 @@ mp_status mp_eval_run(const char *model_ref, const mp_dataset *ds, const mp_eval
   int fds[2];
   if (pipe(fds) != 0) return mp_err_errno(MP_ERR_IO, "pipe");
   fflush(NULL);
+  pid_t parent = getpid();
   pid_t pid = fork();
   if (pid < 0) {
     close(fds[0]), close(fds[1]);
@@ -504,7 +505,7 @@ mp_status mp_eval_run(const char *model_ref, const mp_dataset *ds, const mp_eval
     close(fds[0]);
 #ifdef __linux__
     prctl(PR_SET_PDEATHSIG, SIGKILL); /* die with the parent, even when it is SIGKILLed */
-    if (getppid() == 1) _exit(3);
+    if (getppid() != parent) _exit(3);
 #endif
     mp_eval_result r;
     int32_t s = (int32_t)eval_here(model_ref, ds, o, &r);

@@ -437,13 +437,14 @@ static int spawn(mp_pipeline *p, mp_job *j, int threads) {
     argv[a++] = "--json";
   }
   argv[a] = NULL;
+  pid_t parent = getpid();
   pid_t pid = fork();
   if (pid < 0) return -1;
   if (pid == 0) {
     setpgid(0, 0);
 #ifdef __linux__
     prctl(PR_SET_PDEATHSIG, SIGKILL); /* die with the parent, even when it is SIGKILLed */
-    if (getppid() == 1) _exit(3);
+    if (getppid() != parent) _exit(3);
 #endif
     int lf = open(logp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     int of = j->kind == MP_JOB_EVAL ? open(outp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644) : lf;
