@@ -811,7 +811,7 @@ mp_status mp_pipeline_report(mp_pipeline *p, int *gates_failed, int *errors) {
       /* comparisons/<model>_q<bits>_<dataset>_comparison.json under every reported name */
       for (size_t r = 0; r < nr; r++) {
         if (!rows[r].conv) continue;
-        int mine = !strcmp(rows[r].model, j->model->name) && !strcmp(rows[r].dataset, j->dataset->key);
+        int mine = !strcmp(rows[r].model, j->model->name);
         for (size_t k = 0; k < j->model->n_aliases; k++) mine |= !strcmp(rows[r].model, j->model->aliases[k]);
         if (!mine) continue;
         int dataset_match = !strcmp(rows[r].dataset, j->dataset->key);
