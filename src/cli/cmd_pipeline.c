@@ -180,10 +180,19 @@ int mp_cmd_pipeline(int argc, char **argv) {
   progress pr = {.tty = isatty(2) && !getenv("NO_COLOR") ? 1 : isatty(2), .total = mp_pipeline_job_count(p), .t0 = now()};
   st = mp_pipeline_run(p, on_event, &pr);
   if (pr.tty) fputs("\r\033[K", stderr);
+  if (st && st != MP_ERR_CANCELLED) { /* could not run at all (lock, folder): nothing to report */
+    int rc0 = mp_cli_fail("pipeline", st);
+    mp_pipeline_free(p);
+    mp_pl_config_free(cfg);
+    return rc0;
+  }
+  char run_msg[2048];
+  snprintf(run_msg, sizeof run_msg, "%s", mp_last_error());
   int gates_failed = 0, errors = 0;
-  mp_status rs = mp_pipeline_report(p, &gates_failed, &errors);
+  mp_status rs = mp_pipeline_report(p, &gates_failed, &errors); /* finished results are reported even when interrupted */
   int rc;
   if (st) {
+    mp_err(st, "%s", run_msg);
     rc = mp_cli_fail("pipeline", st);
   } else if (rs) {
     rc = mp_cli_fail("pipeline", rs);
