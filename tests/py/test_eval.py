@@ -88,4 +88,4 @@ def test_gates_and_errors(cls_fixture, tmp_path):
     p = run_cli("eval", "--model", str(q8), "--dataset", "mnli", "--data-file", str(bad), check=False)
     assert p.returncode == 3 and f"{bad}:2" in p.stderr
     p = run_cli("eval", "--model", str(q8), "--dataset", "no-such-key", check=False)
-    assert p.returncode == 3 and "not available locally" in p.stderr or "no built-in" in p.stderr
+    assert p.returncode == 3 and ("not available locally" in p.stderr or "no built-in" in p.stderr)
