@@ -12,9 +12,15 @@
 typedef void (*mp_ukr_fn)(int64_t kc, const float *a, int64_t lda, const float *b, float *c,
                           int64_t ldc, int accumulate);
 
+/* Small-M block: y[m*ldy + j] = sum_k x[m*ldx + k] * w[j*ldw + k] for m < mr, j < nr (both
+ * <= 4), lane-wise partial sums then a fixed reduction (used when few rows are multiplied). */
+typedef void (*mp_dotblk_fn)(int64_t K, const float *x, int64_t ldx, int mr, const float *w,
+                             int64_t ldw, int nr, float *y, int64_t ldy);
+
 typedef struct mp_isa_impl {
   int mr, nr;
   mp_ukr_fn ukr;
+  mp_dotblk_fn dotblk;
   /* Decodes w row o, inputs [k0, k0+n), to f32 (bit-exact with the scalar decoder). */
   void (*decode_row)(const mp_linear_weight *w, int64_t o, int64_t k0, int64_t n, float *dst);
   /* x[i] = act(x[i]) */

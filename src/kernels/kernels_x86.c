@@ -203,6 +203,42 @@ T2 static void ukr_avx2(int64_t kc, const float *a, int64_t lda, const float *b,
 #undef S2
 }
 
+/* Small-M path: 4 x 4 dot-product blocks, y[m*ldy + j] = sum_k x[m*ldx + k] * w[j*ldw + k]
+ * for m < mr (<= 4), j < nr (<= 4); lane-wise partial sums, then a fixed reduction. */
+#define DOT_ALL(M) M(0, 0) M(0, 1) M(0, 2) M(0, 3) M(1, 0) M(1, 1) M(1, 2) M(1, 3) M(2, 0) M(2, 1) M(2, 2) M(2, 3) M(3, 0) M(3, 1) M(3, 2) M(3, 3)
+
+T2 static void dotblk_avx2(int64_t K, const float *x, int64_t ldx, int mr, const float *w,
+                           int64_t ldw, int nr, float *y, int64_t ldy) {
+#define DZ(m, j) __m256 a##m##j = _mm256_setzero_ps();
+  DOT_ALL(DZ)
+#undef DZ
+  const float *x0 = x, *x1 = x + (mr > 1 ? 1 : 0) * ldx, *x2 = x + (mr > 2 ? 2 : 0) * ldx,
+              *x3 = x + (mr > 3 ? 3 : 0) * ldx;
+  const float *w0 = w, *w1 = w + (nr > 1 ? 1 : 0) * ldw, *w2 = w + (nr > 2 ? 2 : 0) * ldw,
+              *w3 = w + (nr > 3 ? 3 : 0) * ldw;
+  int64_t k = 0;
+  for (; k + 8 <= K; k += 8) {
+    __m256 v0 = _mm256_loadu_ps(w0 + k), v1 = _mm256_loadu_ps(w1 + k), v2 = _mm256_loadu_ps(w2 + k),
+           v3 = _mm256_loadu_ps(w3 + k);
+    __m256 u0 = _mm256_loadu_ps(x0 + k), u1 = _mm256_loadu_ps(x1 + k), u2 = _mm256_loadu_ps(x2 + k),
+           u3 = _mm256_loadu_ps(x3 + k);
+#define DF(m, j) a##m##j = _mm256_fmadd_ps(u##m, v##j, a##m##j);
+    DOT_ALL(DF)
+#undef DF
+  }
+  float r[16];
+#define DS(m, j) r[m * 4 + j] = hsum8(a##m##j);
+  DOT_ALL(DS)
+#undef DS
+  for (; k < K; k++) { /* scalar tail, same order for every element */
+    const float *xs[4] = {x0, x1, x2, x3}, *ws[4] = {w0, w1, w2, w3};
+    for (int m = 0; m < 4; m++)
+      for (int j = 0; j < 4; j++) r[m * 4 + j] += xs[m][k] * ws[j][k];
+  }
+  for (int m = 0; m < mr; m++)
+    for (int j = 0; j < nr; j++) y[m * ldy + j] = r[m * 4 + j];
+}
+
 T2 static void layernorm_row_avx2(const float *x, const float *res, int64_t dim, const float *gamma,
                                   const float *beta, float eps, float *out) {
   const float *v = x;
@@ -301,7 +337,7 @@ T2 static void scale_avx2(float al, float *y, int64_t n) {
 }
 
 static const mp_isa_impl impl_avx2 = {
-    .mr = 6, .nr = 16, .ukr = ukr_avx2, .decode_row = decode_row_avx2, .act_row = act_row_avx2,
+    .mr = 6, .nr = 16, .ukr = ukr_avx2, .dotblk = dotblk_avx2, .decode_row = decode_row_avx2, .act_row = act_row_avx2,
     .f16_row = f16_row_avx2, .bf16_row = bf16_row_avx2, .layernorm_row = layernorm_row_avx2,
     .softmax_row = softmax_row_avx2, .dot = dot_avx2, .axpy = axpy_avx2, .scale = scale_avx2,
 };
@@ -450,6 +486,34 @@ T5 static void ukr_avx512(int64_t kc, const float *a, int64_t lda, const float *
 #undef ALL
 }
 
+T5 static void dotblk_avx512(int64_t K, const float *x, int64_t ldx, int mr, const float *w,
+                             int64_t ldw, int nr, float *y, int64_t ldy) {
+#define DZ(m, j) __m512 a##m##j = _mm512_setzero_ps();
+  DOT_ALL(DZ)
+#undef DZ
+  const float *x0 = x, *x1 = x + (mr > 1 ? 1 : 0) * ldx, *x2 = x + (mr > 2 ? 2 : 0) * ldx,
+              *x3 = x + (mr > 3 ? 3 : 0) * ldx;
+  const float *w0 = w, *w1 = w + (nr > 1 ? 1 : 0) * ldw, *w2 = w + (nr > 2 ? 2 : 0) * ldw,
+              *w3 = w + (nr > 3 ? 3 : 0) * ldw;
+  for (int64_t k = 0; k < K; k += 16) {
+    __mmask16 mk = tailmask(K - k);
+    __m512 v0 = _mm512_maskz_loadu_ps(mk, w0 + k), v1 = _mm512_maskz_loadu_ps(mk, w1 + k),
+           v2 = _mm512_maskz_loadu_ps(mk, w2 + k), v3 = _mm512_maskz_loadu_ps(mk, w3 + k);
+    __m512 u0 = _mm512_maskz_loadu_ps(mk, x0 + k), u1 = _mm512_maskz_loadu_ps(mk, x1 + k),
+           u2 = _mm512_maskz_loadu_ps(mk, x2 + k), u3 = _mm512_maskz_loadu_ps(mk, x3 + k);
+#define DF(m, j) a##m##j = _mm512_fmadd_ps(u##m, v##j, a##m##j);
+    DOT_ALL(DF)
+#undef DF
+  }
+  float r[16];
+#define DS(m, j) r[m * 4 + j] = _mm512_reduce_add_ps(a##m##j);
+  DOT_ALL(DS)
+#undef DS
+  for (int m = 0; m < mr; m++)
+    for (int j = 0; j < nr; j++) y[m * ldy + j] = r[m * 4 + j];
+}
+
+
 T5 static void layernorm_row_avx512(const float *x, const float *res, int64_t dim, const float *gamma,
                                     const float *beta, float eps, float *out) {
   const float *v = x;
@@ -534,7 +598,7 @@ T5 static void scale_avx512(float al, float *y, int64_t n) {
 }
 
 static const mp_isa_impl impl_avx512 = {
-    .mr = 12, .nr = 32, .ukr = ukr_avx512, .decode_row = decode_row_avx512,
+    .mr = 12, .nr = 32, .ukr = ukr_avx512, .dotblk = dotblk_avx512, .decode_row = decode_row_avx512,
     .act_row = act_row_avx512, .f16_row = f16_row_avx512, .bf16_row = bf16_row_avx512,
     .layernorm_row = layernorm_row_avx512, .softmax_row = softmax_row_avx512, .dot = dot_avx512,
     .axpy = axpy_avx512, .scale = scale_avx512,

@@ -8,11 +8,16 @@
  * same sequence of FMAs in K order whatever the tiling or thread count, so results do not
  * depend on the number of threads. */
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "core/error.h"
 #include "core/tensor.h"
 #include "kernels/kernels_internal.h"
+
+#ifndef MP_SMALL_M_DEFAULT
+#define MP_SMALL_M_DEFAULT 16
+#endif
 
 static const char *wname(const mp_linear_weight *w) { return w && w->name ? w->name : "(weight)"; }
 
@@ -179,6 +184,47 @@ static void gemm_task(void *vctx, int64_t task, int thread) {
   epilogue(c, m0, m1, n0, n1);
 }
 
+/* ---- small-M path: tasks are blocks of DOT_NB weight rows (decoded once into scratch unless
+ * F32) against every activation row, in 4 x 4 dot-product blocks. */
+#define DOT_NB 16
+static void dot_task(void *vctx, int64_t task, int thread) {
+  lin_ctx *c = vctx;
+  const mp_isa_impl *im = c->impl;
+  const mp_linear_weight *w = c->w;
+  int64_t n0 = task * DOT_NB, n1 = n0 + DOT_NB < c->N ? n0 + DOT_NB : c->N, K = c->K;
+  const float *wr;
+  if (w->bits == 0 && w->dtype == MP_F32) {
+    wr = (const float *)w->data + n0 * K;
+  } else {
+    float *buf = mp_pool_scratch(c->pool, thread, (size_t)(DOT_NB * K) * sizeof(float));
+    if (!buf) {
+      c->oom = 1;
+      return;
+    }
+    for (int64_t n = n0; n < n1; n++) im->decode_row(w, n, 0, K, buf + (n - n0) * K);
+    wr = buf;
+  }
+  for (int64_t m = 0; m < c->M; m += 4) {
+    int mr = c->M - m < 4 ? (int)(c->M - m) : 4;
+    for (int64_t n = n0; n < n1; n += 4) {
+      int nr = n1 - n < 4 ? (int)(n1 - n) : 4;
+      im->dotblk(K, c->x + m * K, K, mr, wr + (n - n0) * K, K, nr, c->y + m * c->N + n, c->N);
+    }
+  }
+  epilogue(c, 0, c->M, n0, n1);
+}
+
+/* Rows up to which the small-M path is used (MP_SMALL_M in the environment overrides it, for
+ * benchmarks). The choice depends only on the row count, never on the thread count. */
+static int64_t small_m_limit(void) {
+  static int64_t lim = -1;
+  if (lim < 0) {
+    const char *e = getenv("MP_SMALL_M");
+    lim = e && *e ? atoll(e) : MP_SMALL_M_DEFAULT;
+  }
+  return lim;
+}
+
 static int64_t cdiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
 mp_status mp_linear_act(mp_pool *pool, const float *x, int64_t rows, const mp_linear_weight *w,
@@ -203,6 +249,8 @@ mp_status mp_linear_act(mp_pool *pool, const float *x, int64_t rows, const mp_li
     c.mb = rows < 64 ? rows : 64;
     c.n_mtiles = cdiv(rows, c.mb);
     mp_pool_run(pool, c.n_mtiles * cdiv(c.N, c.nb), ref_task, &c);
+  } else if (rows <= small_m_limit() && c.impl->dotblk) {
+    mp_pool_run(pool, cdiv(c.N, DOT_NB), dot_task, &c);
   } else {
     const int MR = c.impl->mr, NR = c.impl->nr;
     /* Tiles: up to 32 row panels x 4 column panels; smaller column tiles when there would be
