@@ -52,18 +52,28 @@ static int parse_size(const char *v, uint64_t *out) {
   char *end;
   double x = strtod(v, &end);
   if (end == v || x <= 0) return -1;
-  while (*end == ' ') end++;
+  while (*end == ' ')
+    end++;
   double mul = 1;
   char u[8] = {0};
-  for (int i = 0; end[i] && i < 7; i++) u[i] = (char)toupper((unsigned char)end[i]);
-  if (!*u || !strcmp(u, "B")) mul = 1;
-  else if (!strcmp(u, "KB")) mul = 1e3;
-  else if (!strcmp(u, "MB")) mul = 1e6;
-  else if (!strcmp(u, "GB")) mul = 1e9;
-  else if (!strcmp(u, "KIB")) mul = 1024.0;
-  else if (!strcmp(u, "MIB")) mul = 1024.0 * 1024;
-  else if (!strcmp(u, "GIB")) mul = 1024.0 * 1024 * 1024;
-  else return -1;
+  for (int i = 0; end[i] && i < 7; i++)
+    u[i] = (char)toupper((unsigned char)end[i]);
+  if (!*u || !strcmp(u, "B"))
+    mul = 1;
+  else if (!strcmp(u, "KB"))
+    mul = 1e3;
+  else if (!strcmp(u, "MB"))
+    mul = 1e6;
+  else if (!strcmp(u, "GB"))
+    mul = 1e9;
+  else if (!strcmp(u, "KIB"))
+    mul = 1024.0;
+  else if (!strcmp(u, "MIB"))
+    mul = 1024.0 * 1024;
+  else if (!strcmp(u, "GIB"))
+    mul = 1024.0 * 1024 * 1024;
+  else
+    return -1;
   *out = (uint64_t)(x * mul);
   return *out ? 0 : -1;
 }
@@ -122,8 +132,10 @@ int mp_cmd_convert(int argc, char **argv) {
       if (!(bad = !v)) skips[o.n_q_skip++] = v;
     } else if (mp_cli_opt(argc, argv, &i, "--q-compat", &v)) {
       if (!(bad = !v)) {
-        if (!strcmp(v, "cpu")) o.compat = MP_QCOMPAT_CPU;
-        else if (!strcmp(v, "metal")) o.compat = MP_QCOMPAT_METAL;
+        if (!strcmp(v, "cpu"))
+          o.compat = MP_QCOMPAT_CPU;
+        else if (!strcmp(v, "metal"))
+          o.compat = MP_QCOMPAT_METAL;
         else {
           free(skips);
           return mp_cli_usage_error(cmd, "--q-compat expects cpu or metal, got '%s'", v);
@@ -156,7 +168,8 @@ int mp_cmd_convert(int argc, char **argv) {
   }
   if (o.quantize && !mp_mlx_affine_supported(o.bits, o.group_size)) {
     free(skips);
-    return mp_cli_usage_error(cmd, "--q-bits %d --q-group-size %d: MLX supports bits 2,3,4,5,6,8 and group sizes 32,64,128",
+    return mp_cli_usage_error(cmd,
+                              "--q-bits %d --q-group-size %d: MLX supports bits 2,3,4,5,6,8 and group sizes 32,64,128",
                               o.bits, o.group_size);
   }
   struct sigaction sa, old_int, old_term;
@@ -186,8 +199,8 @@ int mp_cmd_convert(int argc, char **argv) {
            "weights %s -> %s%s, %.2fs\n",
            r.status, o.mlx_path, r.n_tensors, r.n_quantized, r.n_cast, r.n_copied, r.n_dropped, r.n_float_layers,
            mp_cli_human_bytes((double)r.source_bytes, a, sizeof a),
-           mp_cli_human_bytes((double)r.output_bytes, b, sizeof b),
-           !strcmp(r.status, "planned") ? " (planned)" : "", r.seconds);
+           mp_cli_human_bytes((double)r.output_bytes, b, sizeof b), !strcmp(r.status, "planned") ? " (planned)" : "",
+           r.seconds);
   }
   mp_convert_result_free(&r);
   return MP_EXIT_OK;

@@ -76,8 +76,8 @@ int mp_cmd_verify_weights(int argc, char **argv) {
     size_t show = top == 0 || (size_t)top > r.n ? r.n : (size_t)top;
     for (size_t i = 0; i < show; i++) {
       const mp_verify_tensor *t = &r.t[i];
-      printf("%-56s %-9s %11.4g %11.4g %9.4g %8.2f  %s\n", t->name, t->kind, t->max_abs, t->rms, t->rel_rms,
-             t->snr_db, t->pass ? "ok" : "FAIL");
+      printf("%-56s %-9s %11.4g %11.4g %9.4g %8.2f  %s\n", t->name, t->kind, t->max_abs, t->rms, t->rel_rms, t->snr_db,
+             t->pass ? "ok" : "FAIL");
     }
     if (show < r.n) printf("... %zu more (all listed with --top 0 or --json)\n", r.n - show);
     printf("%s: %zu tensors compared (%zu quantized), %zu failed; max relative RMS allowed %.3g\n",

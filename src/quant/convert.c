@@ -27,7 +27,7 @@
 #include "quant/st_stream.h"
 
 #define DEFAULT_SHARD_BYTES (5ull << 30) /* mlx-lm: MAX_FILE_SIZE_GB = 5 */
-#define ERR_CHUNK 65536                   /* values dequantized at a time for the error stats */
+#define ERR_CHUNK 65536                  /* values dequantized at a time for the error stats */
 
 void mp_convert_opts_init(mp_convert_opts *o) {
   memset(o, 0, sizeof *o);
@@ -77,7 +77,8 @@ static void json_num(mp_sb *sb, const mp_json *v) {
 
 static void indent(mp_sb *sb, int level) {
   mp_sb_putc(sb, '\n');
-  for (int i = 0; i < level * 4; i++) mp_sb_putc(sb, ' ');
+  for (int i = 0; i < level * 4; i++)
+    mp_sb_putc(sb, ' ');
 }
 
 static void json_write(mp_sb *sb, const mp_json *v, int level);
@@ -136,9 +137,9 @@ typedef struct cv_t {
   const mp_tensor *t;
   action_t act;
   mp_dtype out_dt;
-  int layer;          /* Linear/Embedding weight */
-  const char *why;    /* why a layer weight stays in float */
-  char *module;       /* layer path (name without ".weight") */
+  int layer;       /* Linear/Embedding weight */
+  const char *why; /* why a layer weight stays in float */
+  char *module;    /* layer path (name without ".weight") */
   char *sname, *bname;
   uint64_t out_bytes; /* all outputs of this tensor */
   int shard;
@@ -258,8 +259,10 @@ static mp_status build_plan(conv *c) {
   if (!c->shard_names) return mp_err(MP_ERR_NOMEM, "out of memory");
   for (int s = 0; s < c->n_shards; s++) {
     char buf[64];
-    if (c->n_shards == 1) snprintf(buf, sizeof buf, "model.safetensors");
-    else snprintf(buf, sizeof buf, "model-%05d-of-%05d.safetensors", s + 1, c->n_shards);
+    if (c->n_shards == 1)
+      snprintf(buf, sizeof buf, "model.safetensors");
+    else
+      snprintf(buf, sizeof buf, "model-%05d-of-%05d.safetensors", s + 1, c->n_shards);
     c->shard_names[s] = mp_arena_strdup(&c->arena, buf);
     if (!c->shard_names[s]) return mp_err(MP_ERR_NOMEM, "out of memory");
   }
@@ -272,7 +275,8 @@ static mp_status make_settings(conv *c) {
   const mp_convert_opts *o = c->o;
   mp_sb sb;
   mp_sb_init(&sb);
-  mp_sb_printf(&sb, "{\"dtype\": \"%s\", \"quantize\": %s", mp_mlx_dtype_name(c->dtype), o->quantize ? "true" : "false");
+  mp_sb_printf(&sb, "{\"dtype\": \"%s\", \"quantize\": %s", mp_mlx_dtype_name(c->dtype),
+               o->quantize ? "true" : "false");
   if (o->quantize) {
     mp_sb_printf(&sb, ", \"bits\": %d, \"group_size\": %d, \"mode\": \"affine\", \"q_compat\": \"%s\", \"q_skip\": [",
                  o->bits, o->group_size, o->compat == MP_QCOMPAT_METAL ? "metal" : "cpu");
@@ -347,8 +351,7 @@ static int already_converted(conv *c) {
     const mp_json *src = mp_json_get(m, "source");
     const mp_json *files = mp_json_get(src, "files");
     char *st = settings_of(mp_json_get(m, "settings"));
-    same = files && files->type == MP_JSON_ARRAY && files->len == c->n_files && st &&
-           strcmp(st, c->settings_json) == 0;
+    same = files && files->type == MP_JSON_ARRAY && files->len == c->n_files && st && strcmp(st, c->settings_json) == 0;
     for (size_t i = 0; same && i < c->n_files; i++)
       same = strcmp(mp_json_get_str(files->items[i], "sha256", ""), c->hashes[i]) == 0;
     free(st);
@@ -382,8 +385,10 @@ static void clean_stale(conv *c) {
   struct dirent *e;
   while ((e = readdir(d)) != NULL) {
     const char *rest = NULL;
-    if (strncmp(e->d_name, p1, strlen(p1)) == 0) rest = e->d_name + strlen(p1);
-    else if (strncmp(e->d_name, p2, strlen(p2)) == 0) rest = e->d_name + strlen(p2);
+    if (strncmp(e->d_name, p1, strlen(p1)) == 0)
+      rest = e->d_name + strlen(p1);
+    else if (strncmp(e->d_name, p2, strlen(p2)) == 0)
+      rest = e->d_name + strlen(p2);
     if (!rest) continue;
     long pid = strtol(rest, NULL, 10);
     if (pid_alive(pid)) continue;
@@ -424,114 +429,112 @@ static mp_status write_weights(conv *c, uint64_t *out_bytes) {
   if (!ws) return mp_err(MP_ERR_NOMEM, "out of memory");
   int release = mp_weights_get_format(c->w) == MP_WEIGHTS_SAFETENSORS ||
                 mp_weights_get_format(c->w) == MP_WEIGHTS_SAFETENSORS_SHARDED;
+  size_t dq_cap = 0;
+  *out_bytes = 0;
+  /* one shard at a time: declare its tensors (the header), then stream their data */
   for (int k = 0; k < c->n_shards && !s; k++) {
     s = mp_st_stream_create(&ws[k]);
     if (!s) s = mp_st_stream_set_metadata(ws[k], "format", "mlx");
-  }
-  for (size_t i = 0; i < c->n && !s; i++) {
-    cv_t *v = &c->cv[i];
-    const mp_tensor *t = v->t;
-    mp_st_stream *w = ws[v->shard];
-    if (v->act == A_DROP) continue;
-    if (v->act == A_QUANT) {
-      int64_t shp[2] = {t->shape[0], t->shape[1] * o->bits / 32};
-      s = mp_st_stream_add(w, t->name, MP_U32, 2, shp, &v->idx[0]);
-      shp[1] = t->shape[1] / o->group_size;
-      if (!s) s = mp_st_stream_add(w, v->sname, v->out_dt, 2, shp, &v->idx[1]);
-      if (!s) s = mp_st_stream_add(w, v->bname, v->out_dt, 2, shp, &v->idx[2]);
-    } else {
-      s = mp_st_stream_add(w, t->name, v->out_dt, t->ndim, t->shape, &v->idx[0]);
-    }
-  }
-  for (int k = 0; k < c->n_shards && !s; k++) {
-    char *p = mp_path_join(c->tmpdir, c->shard_names[k]);
-    s = p ? mp_st_stream_begin(ws[k], p) : mp_err(MP_ERR_NOMEM, "out of memory");
-    free(p);
-  }
-  size_t dq_cap = 0;
-  for (size_t i = 0; i < c->n && !s; i++) {
-    cv_t *v = &c->cv[i];
-    const mp_tensor *t = v->t;
-    mp_st_stream *w = ws[v->shard];
-    size_t numel = (size_t)mp_tensor_numel(t);
-    if (cancelled(c)) {
-      s = mp_err(MP_ERR_CANCELLED, "conversion interrupted");
-      break;
-    }
-    free(buf), free(sbuf), free(bbuf);
-    buf = sbuf = bbuf = NULL;
-    switch (v->act) {
-    case A_DROP: break;
-    case A_COPY:
-      s = mp_st_stream_put(w, v->idx[0], 0, t->data, t->nbytes);
-      if (mp_mlx_is_float(t->dtype)) {
-        mp_qerr_init(&v->err);
-        v->err.n = numel;
-        mp_qerr_finish(&v->err);
-        v->has_err = 1;
+    for (size_t i = 0; i < c->n && !s; i++) {
+      cv_t *v = &c->cv[i];
+      const mp_tensor *t = v->t;
+      if (v->act == A_DROP || v->shard != k) continue;
+      if (v->act == A_QUANT) {
+        int64_t shp[2] = {t->shape[0], t->shape[1] * o->bits / 32};
+        s = mp_st_stream_add(ws[k], t->name, MP_U32, 2, shp, &v->idx[0]);
+        shp[1] = t->shape[1] / o->group_size;
+        if (!s) s = mp_st_stream_add(ws[k], v->sname, v->out_dt, 2, shp, &v->idx[1]);
+        if (!s) s = mp_st_stream_add(ws[k], v->bname, v->out_dt, 2, shp, &v->idx[2]);
+      } else {
+        s = mp_st_stream_add(ws[k], t->name, v->out_dt, t->ndim, t->shape, &v->idx[0]);
       }
-      break;
-    case A_CAST: {
-      size_t nb = numel * mp_dtype_size(v->out_dt);
-      buf = malloc(nb + 1);
-      if (!buf) s = mp_err(MP_ERR_NOMEM, "%s: out of memory", t->name);
-      if (!s) s = mp_mlx_astype(t->data, t->dtype, buf, v->out_dt, numel);
-      if (!s) s = mp_st_stream_put(w, v->idx[0], 0, buf, nb);
-      if (!s) {
-        mp_qerr_init(&v->err);
-        mp_qerr_add(&v->err, t->data, t->dtype, buf, v->out_dt, numel);
-        mp_qerr_finish(&v->err);
-        v->has_err = 1;
-      }
-      break;
     }
-    case A_QUANT: {
-      size_t ng = mp_mlx_affine_groups(numel, o->group_size), es = mp_dtype_size(v->out_dt);
-      size_t pb = mp_mlx_affine_packed_bytes(numel, o->bits);
-      buf = malloc(pb + 1), sbuf = malloc(ng * es + 1), bbuf = malloc(ng * es + 1);
-      if (!buf || !sbuf || !bbuf) s = mp_err(MP_ERR_NOMEM, "%s: out of memory", t->name);
-      if (!s)
-        s = mp_mlx_affine_quantize(t->data, t->dtype, numel, v->out_dt, o->bits, o->group_size, o->compat, t->name,
-                                   buf, sbuf, bbuf);
-      if (!s) s = mp_st_stream_put(w, v->idx[0], 0, buf, pb);
-      if (!s) s = mp_st_stream_put(w, v->idx[1], 0, sbuf, ng * es);
-      if (!s) s = mp_st_stream_put(w, v->idx[2], 0, bbuf, ng * es);
-      if (s) break;
-      /* error of the dequantized weight against the source, a chunk of groups at a time */
-      size_t chunk = (ERR_CHUNK / (size_t)o->group_size) * (size_t)o->group_size;
-      if (dq_cap < chunk * es) {
-        free(dq);
-        dq = malloc(chunk * es);
-        dq_cap = dq ? chunk * es : 0;
-        if (!dq) {
-          s = mp_err(MP_ERR_NOMEM, "out of memory");
-          break;
+    char *shard_path = mp_path_join(c->tmpdir, c->shard_names[k]);
+    if (!s) s = shard_path ? mp_st_stream_begin(ws[k], shard_path) : mp_err(MP_ERR_NOMEM, "out of memory");
+    for (size_t i = 0; i < c->n && !s; i++) {
+      cv_t *v = &c->cv[i];
+      const mp_tensor *t = v->t;
+      mp_st_stream *w = ws[k];
+      size_t numel = (size_t)mp_tensor_numel(t);
+      if (v->shard != k) continue;
+      if (cancelled(c)) {
+        s = mp_err(MP_ERR_CANCELLED, "conversion interrupted");
+        break;
+      }
+      free(buf), free(sbuf), free(bbuf);
+      buf = sbuf = bbuf = NULL;
+      switch (v->act) {
+      case A_DROP: break;
+      case A_COPY:
+        s = mp_st_stream_put(w, v->idx[0], 0, t->data, t->nbytes);
+        if (mp_mlx_is_float(t->dtype)) {
+          mp_qerr_init(&v->err);
+          v->err.n = numel;
+          mp_qerr_finish(&v->err);
+          v->has_err = 1;
         }
+        break;
+      case A_CAST: {
+        size_t nb = numel * mp_dtype_size(v->out_dt);
+        buf = malloc(nb + 1);
+        if (!buf) s = mp_err(MP_ERR_NOMEM, "%s: out of memory", t->name);
+        if (!s) s = mp_mlx_astype(t->data, t->dtype, buf, v->out_dt, numel);
+        if (!s) s = mp_st_stream_put(w, v->idx[0], 0, buf, nb);
+        if (!s) {
+          mp_qerr_init(&v->err);
+          mp_qerr_add(&v->err, t->data, t->dtype, buf, v->out_dt, numel);
+          mp_qerr_finish(&v->err);
+          v->has_err = 1;
+        }
+        break;
       }
-      mp_qerr_init(&v->err);
-      size_t ssz = mp_dtype_size(t->dtype);
-      for (size_t off = 0; off < numel && !s; off += chunk) {
-        size_t m = numel - off < chunk ? numel - off : chunk;
-        size_t g0 = off / (size_t)o->group_size;
-        s = mp_mlx_affine_dequantize((const uint8_t *)buf + off / 8 * (size_t)o->bits, (uint8_t *)sbuf + g0 * es,
-                                     (uint8_t *)bbuf + g0 * es, v->out_dt, m, o->bits, o->group_size, dq);
-        if (!s) mp_qerr_add(&v->err, (const uint8_t *)t->data + off * ssz, t->dtype, dq, v->out_dt, m);
+      case A_QUANT: {
+        size_t ng = mp_mlx_affine_groups(numel, o->group_size), es = mp_dtype_size(v->out_dt);
+        size_t pb = mp_mlx_affine_packed_bytes(numel, o->bits);
+        buf = malloc(pb + 1), sbuf = malloc(ng * es + 1), bbuf = malloc(ng * es + 1);
+        if (!buf || !sbuf || !bbuf) s = mp_err(MP_ERR_NOMEM, "%s: out of memory", t->name);
+        if (!s)
+          s = mp_mlx_affine_quantize(t->data, t->dtype, numel, v->out_dt, o->bits, o->group_size, o->compat, t->name,
+                                     buf, sbuf, bbuf);
+        if (!s) s = mp_st_stream_put(w, v->idx[0], 0, buf, pb);
+        if (!s) s = mp_st_stream_put(w, v->idx[1], 0, sbuf, ng * es);
+        if (!s) s = mp_st_stream_put(w, v->idx[2], 0, bbuf, ng * es);
+        if (s) break;
+        /* error of the dequantized weight against the source, a chunk of groups at a time */
+        size_t chunk = (ERR_CHUNK / (size_t)o->group_size) * (size_t)o->group_size;
+        if (dq_cap < chunk * es) {
+          free(dq);
+          dq = malloc(chunk * es);
+          dq_cap = dq ? chunk * es : 0;
+          if (!dq) {
+            s = mp_err(MP_ERR_NOMEM, "out of memory");
+            break;
+          }
+        }
+        mp_qerr_init(&v->err);
+        size_t ssz = mp_dtype_size(t->dtype);
+        for (size_t off = 0; off < numel && !s; off += chunk) {
+          size_t m = numel - off < chunk ? numel - off : chunk;
+          size_t g0 = off / (size_t)o->group_size;
+          s = mp_mlx_affine_dequantize((const uint8_t *)buf + off / 8 * (size_t)o->bits, (uint8_t *)sbuf + g0 * es,
+                                       (uint8_t *)bbuf + g0 * es, v->out_dt, m, o->bits, o->group_size, dq);
+          if (!s) mp_qerr_add(&v->err, (const uint8_t *)t->data + off * ssz, t->dtype, dq, v->out_dt, m);
+        }
+        mp_qerr_finish(&v->err);
+        v->has_err = 1;
+        break;
       }
-      mp_qerr_finish(&v->err);
-      v->has_err = 1;
-      break;
+      }
+      if (!s && release) mp_quant_release_pages(t->data, t->nbytes);
     }
-    }
-    if (!s && release) mp_quant_release_pages(t->data, t->nbytes);
+    if (!s) s = mp_st_stream_finish(ws[k]);
+    if (!s) *out_bytes += (uint64_t)mp_file_size(shard_path);
+    free(shard_path);
+    mp_st_stream_free(ws[k]);
+    ws[k] = NULL;
   }
-  *out_bytes = 0;
-  for (int k = 0; k < c->n_shards && !s; k++) {
-    s = mp_st_stream_finish(ws[k]);
-    char *p = mp_path_join(c->tmpdir, c->shard_names[k]);
-    if (p) *out_bytes += (uint64_t)mp_file_size(p);
-    free(p);
-  }
-  for (int k = 0; k < c->n_shards; k++) mp_st_stream_free(ws[k]);
+  for (int k = 0; k < c->n_shards; k++)
+    mp_st_stream_free(ws[k]);
   free(ws);
   free(buf), free(sbuf), free(bbuf), free(dq);
   if (!s && c->n_shards > 1) {
@@ -648,8 +651,10 @@ static mp_status write_config(conv *c) {
     indent(&sb, 1);
     mp_sb_json_str(&sb, m[i].key, m[i].klen);
     mp_sb_puts(&sb, ": ");
-    if (m[i].val) json_write(&sb, m[i].val, 1);
-    else quant_block(c, &sb, 1);
+    if (m[i].val)
+      json_write(&sb, m[i].val, 1);
+    else
+      quant_block(c, &sb, 1);
   }
   mp_sb_puts(&sb, k ? "\n}" : "}");
   free(m);
@@ -663,9 +668,18 @@ static mp_status write_config(conv *c) {
 /* ---------------------------------------------------------------- other files */
 
 static const char *const k_copy_files[] = {
-    "tokenizer.json",     "tokenizer_config.json",     "special_tokens_map.json", "added_tokens.json",
-    "vocab.txt",          "vocab.json",                "merges.txt",              "spm.model",
-    "sentencepiece.bpe.model", "tokenizer.model",      "modules.json",            "sentence_bert_config.json",
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "added_tokens.json",
+    "vocab.txt",
+    "vocab.json",
+    "merges.txt",
+    "spm.model",
+    "sentencepiece.bpe.model",
+    "tokenizer.model",
+    "modules.json",
+    "sentence_bert_config.json",
     "config_sentence_transformers.json",
 };
 
@@ -691,7 +705,8 @@ static mp_status copy_side_files(conv *c, mp_sb *list) {
   for (size_t i = 0; i < sizeof k_copy_files / sizeof *k_copy_files; i++) {
     char *a = mp_path_join(c->src_dir, k_copy_files[i]), *b = mp_path_join(c->tmpdir, k_copy_files[i]);
     mp_status s = MP_OK;
-    if (!a || !b) s = mp_err(MP_ERR_NOMEM, "out of memory");
+    if (!a || !b)
+      s = mp_err(MP_ERR_NOMEM, "out of memory");
     else if (mp_is_file(a)) {
       s = mp_copy_file(a, b);
       if (!s) {
@@ -710,7 +725,8 @@ static mp_status copy_side_files(conv *c, mp_sb *list) {
   for (int i = 0; i < ne; i++) {
     const char *nm = ents[i]->d_name;
     size_t j = 0;
-    while (nm[j] >= '0' && nm[j] <= '9') j++;
+    while (nm[j] >= '0' && nm[j] <= '9')
+      j++;
     if (!s && j > 0 && nm[j] == '_') {
       char *a = mp_path_join(c->src_dir, nm), *b = mp_path_join(c->tmpdir, nm);
       if (a && b && mp_is_dir(a)) {
@@ -756,7 +772,9 @@ static mp_status write_card(conv *c, uint64_t out_bytes) {
   if (!strcmp(tag, "sentence-similarity")) mp_sb_puts(&sb, "- sentence-transformers\n");
   mp_sb_printf(&sb, "---\n\n# %s\n\n", c->base);
   if (c->repo_id)
-    mp_sb_printf(&sb, "This model was converted to MLX format from [`%s`](https://huggingface.co/%s) using mlxport version **%s**.\n\n",
+    mp_sb_printf(&sb,
+                 "This model was converted to MLX format from [`%s`](https://huggingface.co/%s) using mlxport version "
+                 "**%s**.\n\n",
                  src, src, MP_VERSION_STRING);
   else
     mp_sb_printf(&sb, "This model was converted to MLX format from `%s` using mlxport version **%s**.\n\n", src,
@@ -779,16 +797,17 @@ static mp_status write_card(conv *c, uint64_t out_bytes) {
   mp_sb_printf(&sb, "- Size: %s of weights (source: %s, %.2fx smaller).\n", ha, hb,
                out_bytes ? (double)c->source_bytes / (double)out_bytes : 0.0);
   mp_sb_puts(&sb, "- Conversion details and per-tensor quantization error: `conversion_metadata.json`.\n\n");
-  mp_sb_puts(&sb,
-             "## Use with mlx\n\n```bash\npip install mlx\n```\n\n```python\nimport json\nimport mlx.core as mx\nimport mlx.nn as nn\n\n"
-             "weights = mx.load(\"model.safetensors\")\nconfig = json.load(open(\"config.json\"))\n");
+  mp_sb_puts(&sb, "## Use with mlx\n\n```bash\npip install mlx\n```\n\n```python\nimport json\nimport mlx.core as "
+                  "mx\nimport mlx.nn as nn\n\n"
+                  "weights = mx.load(\"model.safetensors\")\nconfig = json.load(open(\"config.json\"))\n");
   if (o->quantize)
-    mp_sb_puts(&sb,
-               "q = config[\"quantization\"]\n\nmodel = ...  # an MLX module tree with the Hugging Face parameter names\n"
-               "nn.quantize(\n    model,\n    group_size=q[\"group_size\"],\n    bits=q[\"bits\"],\n"
-               "    mode=q.get(\"mode\", \"affine\"),\n"
-               "    class_predicate=lambda p, m: q[p] if p in q else hasattr(m, \"to_quantized\") and f\"{p}.scales\" in weights,\n)\n"
-               "model.load_weights(list(weights.items()), strict=True)\n```\n\n");
+    mp_sb_puts(
+        &sb, "q = config[\"quantization\"]\n\nmodel = ...  # an MLX module tree with the Hugging Face parameter names\n"
+             "nn.quantize(\n    model,\n    group_size=q[\"group_size\"],\n    bits=q[\"bits\"],\n"
+             "    mode=q.get(\"mode\", \"affine\"),\n"
+             "    class_predicate=lambda p, m: q[p] if p in q else hasattr(m, \"to_quantized\") and f\"{p}.scales\" in "
+             "weights,\n)\n"
+             "model.load_weights(list(weights.items()), strict=True)\n```\n\n");
   else
     mp_sb_puts(&sb, "model = ...  # an MLX module tree with the Hugging Face parameter names\n"
                     "model.load_weights(list(weights.items()), strict=True)\n```\n\n");
@@ -828,8 +847,7 @@ static void tensor_entry(mp_sb *sb, const conv *c, const cv_t *v, int with_err) 
   if (v->act == A_QUANT) mp_sb_printf(sb, ", \"bits\": %d, \"group_size\": %d", c->o->bits, c->o->group_size);
   if (v->why) mp_sb_printf(sb, ", \"kept_float\": \"%s\"", v->why);
   mp_sb_printf(sb, ", \"bytes\": %llu", (unsigned long long)v->out_bytes);
-  if (c->n_shards > 1 && v->act != A_DROP)
-    mp_sb_printf(sb, ", \"file\": \"%s\"", c->shard_names[v->shard]);
+  if (c->n_shards > 1 && v->act != A_DROP) mp_sb_printf(sb, ", \"file\": \"%s\"", c->shard_names[v->shard]);
   if (with_err && v->has_err) err_fields(sb, v);
   mp_sb_putc(sb, '}');
 }
@@ -843,8 +861,10 @@ static mp_status write_metadata(conv *c, uint64_t out_bytes, const char *copied)
   mp_sb_puts(&sb, ",\n    \"path\": ");
   mp_sb_json_str(&sb, c->src_path, strlen(c->src_path));
   mp_sb_puts(&sb, ",\n    \"repo_id\": ");
-  if (c->repo_id) mp_sb_json_str(&sb, c->repo_id, strlen(c->repo_id));
-  else mp_sb_puts(&sb, "null");
+  if (c->repo_id)
+    mp_sb_json_str(&sb, c->repo_id, strlen(c->repo_id));
+  else
+    mp_sb_puts(&sb, "null");
   mp_sb_puts(&sb, ",\n    \"files\": [");
   for (size_t i = 0; i < c->n_files; i++) {
     const char *f = mp_weights_file(c->w, i);
@@ -876,8 +896,10 @@ static mp_status write_metadata(conv *c, uint64_t out_bytes, const char *copied)
                "  \"sizes\": {\"source_weight_bytes\": %llu, \"output_weight_bytes\": %llu, \"compression_ratio\": ",
                (unsigned long long)c->source_bytes, (unsigned long long)out_bytes);
   mp_sb_json_f64(&sb, out_bytes ? (double)c->source_bytes / (double)out_bytes : 0.0);
-  mp_sb_printf(&sb, "},\n  \"counts\": {\"tensors\": %zu, \"quantized\": %zu, \"cast\": %zu, \"copied\": %zu, \"dropped\": %zu},\n",
-               c->n, nq, nc, ncp, nd);
+  mp_sb_printf(
+      &sb,
+      "},\n  \"counts\": {\"tensors\": %zu, \"quantized\": %zu, \"cast\": %zu, \"copied\": %zu, \"dropped\": %zu},\n",
+      c->n, nq, nc, ncp, nd);
   double t_end = now_s();
   mp_sb_printf(&sb, "  \"timings\": {\"hash_s\": %.3f, \"convert_s\": %.3f, \"total_s\": %.3f},\n", c->t_hash,
                c->t_convert, t_end - c->t_start);
@@ -919,7 +941,9 @@ static char *summary_json(conv *c, const char *status, uint64_t out_bytes, int w
                "\"compression_ratio\": ",
                c->n, nq, nc, ncp, nd, nf, (unsigned long long)c->source_bytes,
                (unsigned long long)(out_bytes ? out_bytes : planned));
-  mp_sb_json_f64(&sb, (out_bytes ? out_bytes : planned) ? (double)c->source_bytes / (double)(out_bytes ? out_bytes : planned) : 0.0);
+  mp_sb_json_f64(&sb, (out_bytes ? out_bytes : planned)
+                          ? (double)c->source_bytes / (double)(out_bytes ? out_bytes : planned)
+                          : 0.0);
   mp_sb_printf(&sb, ", \"files\": %d, \"seconds\": %.3f", c->n_shards, now_s() - c->t_start);
   if (with_plan) {
     mp_sb_puts(&sb, ", \"plan\": [");
@@ -1002,7 +1026,8 @@ mp_status mp_convert(const mp_convert_opts *o, mp_convert_result *r) {
   {
     char *oa = absolute(o->mlx_path);
     size_t l = oa ? strlen(oa) : 0;
-    while (l > 1 && oa[l - 1] == '/') oa[--l] = 0;
+    while (l > 1 && oa[l - 1] == '/')
+      oa[--l] = 0;
     c.out_abs = oa;
   }
   if (!c.src_dir || !c.out_abs) {
@@ -1101,7 +1126,8 @@ mp_status mp_convert(const mp_convert_opts *o, mp_convert_result *r) {
   if (!s) {
     mp_fsync_dir(c.tmpdir);
     if (!replace) {
-      if (rename(c.tmpdir, c.out_abs) != 0) s = mp_err_errno(MP_ERR_IO, "%s: cannot move the new folder into place", o->mlx_path);
+      if (rename(c.tmpdir, c.out_abs) != 0)
+        s = mp_err_errno(MP_ERR_IO, "%s: cannot move the new folder into place", o->mlx_path);
     } else {
       /* swap atomically with the earlier conversion, then delete it */
       if (renameat2(AT_FDCWD, c.tmpdir, AT_FDCWD, c.out_abs, RENAME_EXCHANGE) != 0) {
@@ -1139,7 +1165,8 @@ fill:
   }
   r->n_tensors = c.n;
   if (!r->output_bytes)
-    for (size_t i = 0; i < c.n; i++) r->output_bytes += c.cv[i].out_bytes;
+    for (size_t i = 0; i < c.n; i++)
+      r->output_bytes += c.cv[i].out_bytes;
   r->source_bytes = c.source_bytes;
   r->seconds = now_s() - c.t_start;
   if (!r->json) s = mp_err(MP_ERR_NOMEM, "out of memory");

@@ -16,16 +16,16 @@
 #include "quant/mlx_affine.h"
 
 typedef struct mp_convert_opts {
-  const char *hf_path;  /* folder, weights file, or repo id in the HF cache */
-  const char *mlx_path; /* output folder */
-  int quantize;         /* -q */
-  int bits;             /* default 4 */
-  int group_size;       /* default 64 */
-  mp_dtype dtype;       /* MP_DTYPE_INVALID: config torch_dtype, else float16 */
+  const char *hf_path;       /* folder, weights file, or repo id in the HF cache */
+  const char *mlx_path;      /* output folder */
+  int quantize;              /* -q */
+  int bits;                  /* default 4 */
+  int group_size;            /* default 64 */
+  mp_dtype dtype;            /* MP_DTYPE_INVALID: config torch_dtype, else float16 */
   const char *const *q_skip; /* glob patterns of layers (module paths or tensor names) kept in float */
   size_t n_q_skip;
-  int no_skip;          /* reconvert even when OUT already holds this conversion */
-  int dry_run;          /* plan only: nothing is written */
+  int no_skip;              /* reconvert even when OUT already holds this conversion */
+  int dry_run;              /* plan only: nothing is written */
   uint64_t max_shard_bytes; /* 0: 5 GiB like mlx-lm */
   mp_qcompat compat;
   volatile sig_atomic_t *cancel; /* optional: set to non-zero (e.g. by a signal) to stop cleanly */

@@ -19,7 +19,8 @@
 
 void mp_verify_report_free(mp_verify_report *r) {
   if (!r) return;
-  for (size_t i = 0; i < r->n; i++) free(r->t[i].name);
+  for (size_t i = 0; i < r->n; i++)
+    free(r->t[i].name);
   free(r->t);
   memset(r, 0, sizeof *r);
 }
@@ -157,7 +158,8 @@ mp_status mp_verify_weights(const mp_verify_opts *o, mp_verify_report *r) {
     } else {
       v->kind = "float";
       int ok = c->ndim == t->ndim && mp_mlx_is_float(c->dtype);
-      for (int d = 0; ok && d < t->ndim; d++) ok = c->shape[d] == t->shape[d];
+      for (int d = 0; ok && d < t->ndim; d++)
+        ok = c->shape[d] == t->shape[d];
       if (!ok) {
         v->kind = "shape mismatch";
         v->max_abs = v->rms = v->rel_rms = v->snr_db = NAN;
@@ -179,7 +181,8 @@ mp_status mp_verify_weights(const mp_verify_opts *o, mp_verify_report *r) {
   }
   if (!s) {
     qsort(r->t, r->n, sizeof *r->t, cmp_t);
-    for (size_t i = 0; i < r->n; i++) r->n_failed += !r->t[i].pass;
+    for (size_t i = 0; i < r->n; i++)
+      r->n_failed += !r->t[i].pass;
     r->pass = r->n_failed == 0 && r->n > 0;
   }
   free(buf);
@@ -201,10 +204,13 @@ char *mp_verify_report_json(const mp_verify_opts *o, const mp_verify_report *r) 
   mp_sb_puts(&sb, ", \"thresholds\": {\"max_rel_rms\": ");
   mp_sb_json_f64(&sb, o->max_rel_rms > 0 ? o->max_rel_rms : 0.2);
   mp_sb_puts(&sb, ", \"min_snr_db\": ");
-  if (o->min_snr_db != 0) mp_sb_json_f64(&sb, o->min_snr_db);
-  else mp_sb_puts(&sb, "null");
-  mp_sb_printf(&sb, "}, \"verdict\": \"%s\", \"tensors_compared\": %zu, \"quantized\": %zu, \"failed\": %zu, "
-                    "\"extra_in_converted\": %zu, \"tensors\": [",
+  if (o->min_snr_db != 0)
+    mp_sb_json_f64(&sb, o->min_snr_db);
+  else
+    mp_sb_puts(&sb, "null");
+  mp_sb_printf(&sb,
+               "}, \"verdict\": \"%s\", \"tensors_compared\": %zu, \"quantized\": %zu, \"failed\": %zu, "
+               "\"extra_in_converted\": %zu, \"tensors\": [",
                r->pass ? "pass" : "fail", r->n, r->n_quantized, r->n_failed, r->n_extra);
   for (size_t i = 0; i < r->n; i++) {
     const mp_verify_tensor *t = &r->t[i];
