@@ -399,3 +399,26 @@ def test_sigkill_leaves_no_output(work):
     assert len(shards) >= (2 if small else 5)
     for f in shards:
         mx.load(f)
+
+
+def test_real_configs_round_trip(shared_dir, tmp_path):
+    """config.json of the eleven target models (real files) survive conversion unchanged apart
+    from mlx-lm's edits: exercises the JSON writer on real numbers, nulls, nested label maps."""
+    from safetensors.numpy import save_file
+    cfgs = sorted(glob.glob(os.path.join(shared_dir, "models", "*", "config.json")))
+    assert len(cfgs) >= 10
+    for i, c in enumerate(cfgs):
+        src = tmp_path / f"src{i}"
+        src.mkdir()
+        shutil.copy(c, src / "config.json")
+        save_file({"dense.weight": np.linspace(-1, 1, 64 * 64, dtype=np.float32).reshape(64, 64)},
+                  str(src / "model.safetensors"))
+        out = tmp_path / f"out{i}"
+        convert("--hf-path", src, "--mlx-path", out, "-q")
+        ref = json.load(open(c))
+        got = json.load(open(out / "config.json"))
+        q = {"group_size": 64, "bits": 4, "mode": "affine"}
+        assert got.pop("quantization") == q and got.pop("quantization_config") == q, c
+        ref.pop("_name_or_path", None)
+        ref.pop("quantization_config", None)
+        assert got == ref, c
