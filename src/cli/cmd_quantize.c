@@ -56,9 +56,12 @@ int mp_cmd_quantize(int argc, char **argv) {
         return mp_cli_usage_error(cmd, "--dtype expects float16, bfloat16 or float32, got '%s'", v);
     } else if (mp_cli_opt(argc, argv, &i, "--q-compat", &v)) {
       if (!v) return MP_EXIT_USAGE;
-      if (!strcmp(v, "cpu")) o.compat = MP_QCOMPAT_CPU;
-      else if (!strcmp(v, "metal")) o.compat = MP_QCOMPAT_METAL;
-      else return mp_cli_usage_error(cmd, "--q-compat expects cpu or metal, got '%s'", v);
+      if (!strcmp(v, "cpu"))
+        o.compat = MP_QCOMPAT_CPU;
+      else if (!strcmp(v, "metal"))
+        o.compat = MP_QCOMPAT_METAL;
+      else
+        return mp_cli_usage_error(cmd, "--q-compat expects cpu or metal, got '%s'", v);
     } else if (!strcmp(argv[i], "--dequantize")) {
       o.mode = MP_QFILE_DEQUANTIZE;
     } else if (!strcmp(argv[i], "--cast-only")) {
@@ -91,8 +94,8 @@ int mp_cmd_quantize(int argc, char **argv) {
     mp_sb_printf(&sb,
                  ",\"tensors_in\":%zu,\"tensors_out\":%zu,\"quantized\":%zu,\"dequantized\":%zu,\"cast\":%zu,"
                  "\"copied\":%zu,\"bytes_in\":%llu,\"bytes_out\":%llu}\n",
-                 r.n_in, r.n_out, r.n_quantized, r.n_dequantized, r.n_cast, r.n_copied,
-                 (unsigned long long)r.in_bytes, (unsigned long long)r.out_bytes);
+                 r.n_in, r.n_out, r.n_quantized, r.n_dequantized, r.n_cast, r.n_copied, (unsigned long long)r.in_bytes,
+                 (unsigned long long)r.out_bytes);
     fputs(sb.buf ? sb.buf : "", stdout);
     mp_sb_free(&sb);
   } else {

@@ -36,10 +36,14 @@ int mp_mlx_affine_supported(int bits, int group_size) {
 int mp_mlx_is_float(mp_dtype dt) { return dt == MP_F32 || dt == MP_F16 || dt == MP_BF16; }
 
 mp_status mp_mlx_dtype_parse(const char *v, mp_dtype *out) {
-  if (!strcmp(v, "float16") || !strcmp(v, "f16") || !strcmp(v, "F16") || !strcmp(v, "half")) *out = MP_F16;
-  else if (!strcmp(v, "bfloat16") || !strcmp(v, "bf16") || !strcmp(v, "BF16")) *out = MP_BF16;
-  else if (!strcmp(v, "float32") || !strcmp(v, "f32") || !strcmp(v, "F32") || !strcmp(v, "float")) *out = MP_F32;
-  else return MP_ERR_INVALID_ARG;
+  if (!strcmp(v, "float16") || !strcmp(v, "f16") || !strcmp(v, "F16") || !strcmp(v, "half"))
+    *out = MP_F16;
+  else if (!strcmp(v, "bfloat16") || !strcmp(v, "bf16") || !strcmp(v, "BF16"))
+    *out = MP_BF16;
+  else if (!strcmp(v, "float32") || !strcmp(v, "f32") || !strcmp(v, "F32") || !strcmp(v, "float"))
+    *out = MP_F32;
+  else
+    return MP_ERR_INVALID_ARG;
   return MP_OK;
 }
 
@@ -128,7 +132,8 @@ mp_status mp_mlx_astype(const void *src, mp_dtype sdt, void *dst, mp_dtype ddt, 
     if (src != dst) memmove(dst, src, n * mp_dtype_size(sdt));
     return MP_OK;
   }
-  for (size_t i = 0; i < n; i++) store_f32(dst, ddt, i, mp_mlx_load_f32(src, sdt, i));
+  for (size_t i = 0; i < n; i++)
+    store_f32(dst, ddt, i, mp_mlx_load_f32(src, sdt, i));
   return MP_OK;
 }
 
@@ -172,8 +177,7 @@ mp_status mp_mlx_affine_quantize(const void *src, mp_dtype sdt, size_t numel, mp
           return mp_err(MP_ERR_FORMAT,
                         "%s: value %g at flat index %zu overflows %s (becomes %s): the weight cannot be "
                         "quantized in that dtype; choose --dtype float32 or bfloat16, or skip this tensor",
-                        name, (double)orig, base + j, dt == MP_F16 ? "float16" : "the output dtype",
-                        nonfinite_name(x));
+                        name, (double)orig, base + j, dt == MP_F16 ? "float16" : "the output dtype", nonfinite_name(x));
         return mp_err(MP_ERR_FORMAT,
                       "%s: %s at flat index %zu: tensors with NaN or infinite values cannot be quantized "
                       "(fix the checkpoint or keep this tensor in float with --q-skip)",
@@ -288,7 +292,10 @@ void mp_qerr_finish(mp_qerr *e) {
   e->rms = sqrt(e->sum_sq_err / (double)e->n);
   double ref_rms = sqrt(e->sum_sq_ref / (double)e->n);
   e->rel_rms = ref_rms > 0 ? e->rms / ref_rms : (e->rms > 0 ? INFINITY : 0.0);
-  if (e->sum_sq_err == 0) e->snr_db = 999.0;
-  else if (e->sum_sq_ref == 0) e->snr_db = -999.0;
-  else e->snr_db = 10.0 * log10(e->sum_sq_ref / e->sum_sq_err);
+  if (e->sum_sq_err == 0)
+    e->snr_db = 999.0;
+  else if (e->sum_sq_ref == 0)
+    e->snr_db = -999.0;
+  else
+    e->snr_db = 10.0 * log10(e->sum_sq_ref / e->sum_sq_err);
 }

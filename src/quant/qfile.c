@@ -132,8 +132,9 @@ mp_status mp_qfile_run(const char *in_path, const char *out_path, const mp_qfile
                  sc->ndim == t->ndim && q->bi->ndim == t->ndim;
         for (int d = 0; ok && d < t->ndim - 1; d++)
           ok = sc->shape[d] == t->shape[d] && q->bi->shape[d] == t->shape[d];
-        if (ok) ok = k * 32 / o->bits == sc->shape[t->ndim - 1] * o->group_size && (k * 32) % o->bits == 0 &&
-                     q->bi->shape[t->ndim - 1] == sc->shape[t->ndim - 1];
+        if (ok)
+          ok = k * 32 / o->bits == sc->shape[t->ndim - 1] * o->group_size && (k * 32) % o->bits == 0 &&
+               q->bi->shape[t->ndim - 1] == sc->shape[t->ndim - 1];
         if (!ok) {
           s = mp_err(MP_ERR_FORMAT,
                      "%s: %s: packed weight, scales and biases do not fit bits=%d group_size=%d (check --bits and "
@@ -181,8 +182,8 @@ mp_status mp_qfile_run(const char *in_path, const char *out_path, const mp_qfile
       buf = malloc(pb + 1), sbuf = malloc(ng * es + 1), bbuf = malloc(ng * es + 1);
       if (!buf || !sbuf || !bbuf) s = mp_err(MP_ERR_NOMEM, "%s: out of memory", t->name);
       if (!s)
-        s = mp_mlx_affine_quantize(t->data, t->dtype, numel, q->out_dt, o->bits, o->group_size, o->compat, t->name,
-                                   buf, sbuf, bbuf);
+        s = mp_mlx_affine_quantize(t->data, t->dtype, numel, q->out_dt, o->bits, o->group_size, o->compat, t->name, buf,
+                                   sbuf, bbuf);
       if (!s) s = mp_st_stream_put(ws, q->idx[0], 0, buf, pb);
       if (!s) s = mp_st_stream_put(ws, q->idx[1], 0, sbuf, ng * es);
       if (!s) s = mp_st_stream_put(ws, q->idx[2], 0, bbuf, ng * es);
@@ -196,8 +197,8 @@ mp_status mp_qfile_run(const char *in_path, const char *out_path, const mp_qfile
       buf = malloc(out_numel * es + 1);
       if (!buf) s = mp_err(MP_ERR_NOMEM, "%s: out of memory", t->name);
       if (!s) /* views may be unaligned: the quant code only does byte loads / memcpy */
-        s = mp_mlx_affine_dequantize(t->data, q->sc->data, q->bi->data, q->out_dt, out_numel, o->bits,
-                                     o->group_size, buf);
+        s = mp_mlx_affine_dequantize(t->data, q->sc->data, q->bi->data, q->out_dt, out_numel, o->bits, o->group_size,
+                                     buf);
       if (!s) s = mp_st_stream_put(ws, q->idx[0], 0, buf, out_numel * es);
       rep->n_dequantized++;
       break;

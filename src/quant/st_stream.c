@@ -41,9 +41,11 @@ mp_status mp_st_stream_create(mp_st_stream **out) {
 void mp_st_stream_free(mp_st_stream *s) {
   if (!s) return;
   if (s->begun && !s->finished) mp_afile_abort(&s->f);
-  for (size_t i = 0; i < s->n; i++) free(s->e[i].name);
+  for (size_t i = 0; i < s->n; i++)
+    free(s->e[i].name);
   free(s->e);
-  for (size_t i = 0; i < 2 * s->n_meta; i++) free(s->meta[i]);
+  for (size_t i = 0; i < 2 * s->n_meta; i++)
+    free(s->meta[i]);
   free(s->meta);
   mp_sb_free(&s->header);
   free(s);
@@ -75,7 +77,8 @@ mp_status mp_st_stream_add(mp_st_stream *s, const char *name, mp_dtype dtype, in
   if (ndim < 0 || ndim > MP_MAX_DIMS || mp_dtype_size(dtype) == 0 || !*name)
     return mp_err(MP_ERR_INVALID_ARG, "safetensors stream: bad tensor '%s'", name);
   for (size_t i = 0; i < s->n; i++)
-    if (strcmp(s->e[i].name, name) == 0) return mp_err(MP_ERR_INVALID_ARG, "safetensors stream: duplicate tensor name '%s'", name);
+    if (strcmp(s->e[i].name, name) == 0)
+      return mp_err(MP_ERR_INVALID_ARG, "safetensors stream: duplicate tensor name '%s'", name);
   uint64_t nb = mp_dtype_size(dtype);
   for (int d = 0; d < ndim; d++) {
     if (shape[d] < 0 || (shape[d] && nb > UINT64_MAX / 2 / (uint64_t)shape[d]))
@@ -139,12 +142,14 @@ static mp_status layout(mp_st_stream *s) {
     first = 0;
     mp_sb_json_str(h, e->name, strlen(e->name));
     mp_sb_printf(h, ":{\"dtype\":\"%s\",\"shape\":[", mp_dtype_name(e->dtype));
-    for (int d = 0; d < e->ndim; d++) mp_sb_printf(h, d ? ",%lld" : "%lld", (long long)e->shape[d]);
+    for (int d = 0; d < e->ndim; d++)
+      mp_sb_printf(h, d ? ",%lld" : "%lld", (long long)e->shape[d]);
     mp_sb_printf(h, "],\"data_offsets\":[%llu,%llu]}", (unsigned long long)e->offset,
                  (unsigned long long)(e->offset + e->nbytes));
   }
   mp_sb_putc(h, '}');
-  while (h->len % 8) mp_sb_putc(h, ' ');
+  while (h->len % 8)
+    mp_sb_putc(h, ' ');
   free(order);
   if (h->oom) return mp_err(MP_ERR_NOMEM, "out of memory");
   s->laid_out = 1;
@@ -154,7 +159,8 @@ static mp_status layout(mp_st_stream *s) {
 
 uint64_t mp_st_stream_data_bytes(const mp_st_stream *s) {
   uint64_t t = 0;
-  for (size_t i = 0; i < s->n; i++) t += s->e[i].nbytes;
+  for (size_t i = 0; i < s->n; i++)
+    t += s->e[i].nbytes;
   return t;
 }
 
@@ -170,7 +176,8 @@ mp_status mp_st_stream_begin(mp_st_stream *s, const char *path) {
   s->begun = 1;
   uint8_t len[8];
   uint64_t hl = s->header.len;
-  for (int i = 0; i < 8; i++) len[i] = (uint8_t)(hl >> (8 * i));
+  for (int i = 0; i < 8; i++)
+    len[i] = (uint8_t)(hl >> (8 * i));
   MP_TRY(mp_afile_write(&s->f, len, 8));
   MP_TRY(mp_afile_write(&s->f, s->header.buf, s->header.len));
   if (fflush(s->f.fp) != 0) return mp_err_errno(MP_ERR_IO, "%s: write failed", path);

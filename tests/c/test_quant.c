@@ -62,7 +62,8 @@ static void test_casts(void) {
  * scale = 31 / rint(31 / -(31/15)) = 31 / -15, bias = 31, q_j = 15 - j/2 rounded half-even. */
 static void test_hand_case(void) {
   float w[32];
-  for (int j = 0; j < 32; j++) w[j] = (float)j;
+  for (int j = 0; j < 32; j++)
+    w[j] = (float)j;
   uint8_t q[16];
   float s, b;
   CHECK_OK(mp_mlx_affine_quantize(w, MP_F32, 32, MP_F32, 4, 32, MP_QCOMPAT_CPU, "w", q, &s, &b));
@@ -78,7 +79,8 @@ static void test_hand_case(void) {
   CHECK((q[0] & 0xF) == 15);
 
   /* all-negative group: |min| > |max| -> min anchors, positive scale, bias = min */
-  for (int j = 0; j < 32; j++) w[j] = -1.0f - (float)j;
+  for (int j = 0; j < 32; j++)
+    w[j] = -1.0f - (float)j;
   CHECK_OK(mp_mlx_affine_quantize(w, MP_F32, 32, MP_F32, 4, 32, MP_QCOMPAT_CPU, "w", q, &s, &b));
   CHECK(b == -32.0f && s > 0);
   CHECK(mp_mlx_affine_q_at(q, 31, 4) == 0 && mp_mlx_affine_q_at(q, 0, 4) == 15);
@@ -89,11 +91,13 @@ static void test_hand_case(void) {
   CHECK(s == -1e-7f && b == 0.0f && !signbit(b));
 
   /* constant group c: edge = c, scale = c / q0, every q = 0 (at the anchor) */
-  for (int j = 0; j < 32; j++) w[j] = 0.75f;
+  for (int j = 0; j < 32; j++)
+    w[j] = 0.75f;
   uint8_t q8[32];
   CHECK_OK(mp_mlx_affine_quantize(w, MP_F32, 32, MP_F32, 8, 32, MP_QCOMPAT_CPU, "w", q8, &s, &b));
   CHECK(b == 0.75f);
-  for (int j = 0; j < 32; j++) CHECK(q8[j] == 0);
+  for (int j = 0; j < 32; j++)
+    CHECK(q8[j] == 0);
 }
 
 /* Packing: write a known pattern through the quantizer (values chosen so q_j = j mod 2^bits)
@@ -106,7 +110,8 @@ static void test_packing(void) {
     float w[64];
     /* bias anchored at min = 0 needs |min| > |max|: use negative values -(nb - q) so the
      * group is all-negative with min = -nb (q = 0 there) and max <= 0 */
-    for (int j = 0; j < 64; j++) w[j] = -(float)nb + (float)((unsigned)j % (nb + 1));
+    for (int j = 0; j < 64; j++)
+      w[j] = -(float)nb + (float)((unsigned)j % (nb + 1));
     w[0] = -(float)nb;
     w[1] = 0.0f; /* max = 0 -> range = nb -> scale = 1, bias = -nb */
     uint8_t q[64], ref[64];
@@ -132,8 +137,10 @@ static void test_roundtrip_bound(void) {
   static const mp_dtype dts[] = {MP_F32, MP_F16, MP_BF16};
   enum { ROWS = 6, K = 256, N = ROWS * K };
   float *w = malloc(N * 4);
-  for (int i = 0; i < N; i++) w[i] = frand() * (i < K ? 1e-3f : (i < 2 * K ? 10.0f : 0.1f));
-  for (int i = 3 * K; i < 4 * K; i++) w[i] = -fabsf(w[i]); /* an all-negative row */
+  for (int i = 0; i < N; i++)
+    w[i] = frand() * (i < K ? 1e-3f : (i < 2 * K ? 10.0f : 0.1f));
+  for (int i = 3 * K; i < 4 * K; i++)
+    w[i] = -fabsf(w[i]); /* an all-negative row */
   uint8_t *q = malloc(N);
   uint8_t *s = malloc(N), *b = malloc(N), *d = malloc(N * 4), *wc = malloc(N * 4);
   for (size_t di = 0; di < 3; di++)
@@ -162,8 +169,8 @@ static void test_roundtrip_bound(void) {
           }
         }
         CHECKF(bad == 0, "dt=%s bits=%d gs=%d: %d values beyond 2.5 steps", mp_dtype_name(dt), bits, gs, bad);
-        CHECKF(near <= N * (bits <= 3 ? 15 : 4) / 100, "dt=%s bits=%d gs=%d: %d values beyond half a step", mp_dtype_name(dt), bits, gs,
-               near);
+        CHECKF(near <= N * (bits <= 3 ? 15 : 4) / 100, "dt=%s bits=%d gs=%d: %d values beyond half a step",
+               mp_dtype_name(dt), bits, gs, near);
         mp_qerr e;
         mp_qerr_init(&e);
         mp_qerr_add(&e, w, MP_F32, d, dt, N);
@@ -175,7 +182,8 @@ static void test_roundtrip_bound(void) {
 
 static void test_rejects(void) {
   float w[64];
-  for (int j = 0; j < 64; j++) w[j] = (float)j * 0.01f;
+  for (int j = 0; j < 64; j++)
+    w[j] = (float)j * 0.01f;
   uint8_t q[64];
   float s[2], b[2];
   w[37] = INFINITY;
@@ -204,15 +212,17 @@ static void test_rejects(void) {
  * group and on exact ties the two differ. */
 static void test_metal_compat(void) {
   float w[32];
-  for (int j = 0; j < 32; j++) w[j] = -2.0f - 0.25f * (float)j; /* all negative, max = -2 */
+  for (int j = 0; j < 32; j++)
+    w[j] = -2.0f - 0.25f * (float)j; /* all negative, max = -2 */
   uint8_t qc[16], qm[16];
   float sc, bc, sm, bm;
   CHECK_OK(mp_mlx_affine_quantize(w, MP_F32, 32, MP_F32, 4, 32, MP_QCOMPAT_CPU, "w", qc, &sc, &bc));
   CHECK_OK(mp_mlx_affine_quantize(w, MP_F32, 32, MP_F32, 4, 32, MP_QCOMPAT_METAL, "w", qm, &sm, &bm));
-  CHECK(bc == bm);           /* both anchor at the min */
-  CHECK(sm > sc);            /* Metal's range reaches up to 0 */
+  CHECK(bc == bm); /* both anchor at the min */
+  CHECK(sm > sc);  /* Metal's range reaches up to 0 */
   /* tie: rint(2.5) = 2, round(2.5) = 3 */
-  for (int j = 0; j < 32; j++) w[j] = (j == 0) ? 0.0f : (j == 1 ? 15.0f : 2.5f);
+  for (int j = 0; j < 32; j++)
+    w[j] = (j == 0) ? 0.0f : (j == 1 ? 15.0f : 2.5f);
   CHECK_OK(mp_mlx_affine_quantize(w, MP_F32, 32, MP_F32, 4, 32, MP_QCOMPAT_CPU, "w", qc, &sc, &bc));
   CHECK_OK(mp_mlx_affine_quantize(w, MP_F32, 32, MP_F32, 4, 32, MP_QCOMPAT_METAL, "w", qm, &sm, &bm));
   CHECK(sc == -1.0f && bc == 15.0f && sm == sc && bm == bc);

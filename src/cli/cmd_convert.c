@@ -1,0 +1,207 @@
+/* mlxport convert: Hugging Face checkpoint -> MLX folder (flags follow mlx_lm.convert). */
+#include <ctype.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/cli.h"
+#include "core/arena.h"
+#include "core/error.h"
+#include "core/json.h"
+#include "quant/convert.h"
+
+const char mp_cmd_convert_summary[] = "convert a Hugging Face model to MLX format (optionally MLX-quantized)";
+
+static void usage(void) {
+  printf("usage: mlxport convert --hf-path SRC [--mlx-path OUT] [-q] [options]\n"
+         "\n"
+         "Converts a Hugging Face checkpoint (folder, or repo id in the local HF cache) into an MLX\n"
+         "model folder: model.safetensors (metadata format=mlx; shards + index above --max-shard-size),\n"
+         "config.json (with mlx-lm's \"quantization\" block when quantized), tokenizer and\n"
+         "sentence-transformers files, README.md and conversion_metadata.json. The folder is built\n"
+         "beside OUT and renamed into place at the end: it appears whole or not at all.\n"
+         "\n"
+         "options (as mlx_lm.convert):\n"
+         "  --hf-path SRC          model folder, weights file, or repo id (org/name[@revision])\n"
+         "  --mlx-path OUT         output folder (default: mlx_model)\n"
+         "  -q, --quantize         MLX affine quantization of Linear and Embedding weights\n"
+         "  --q-bits N             2, 3, 4, 5, 6, 8 (default 4)\n"
+         "  --q-group-size N       32, 64, 128 (default 64)\n"
+         "  --dtype T              float16 | bfloat16 | float32 for the float tensors, scales and\n"
+         "                         biases (default: config.json torch_dtype, else float16)\n"
+         "more options:\n"
+         "  --q-skip GLOB          keep matching layers in float (module path or tensor name,\n"
+         "                         e.g. 'classifier' or 'embeddings.*'); repeatable\n"
+         "  --q-compat K           cpu (default, bit-exact with MLX's CPU kernel) | metal\n"
+         "  --max-shard-size SIZE  shard the weights above SIZE (e.g. 2GB, 500MB; default 5GiB)\n"
+         "  --no-skip              reconvert even if OUT holds this very conversion\n"
+         "  --dry-run              print the plan; write nothing\n"
+         "  --json                 machine-readable summary on stdout\n"
+         "\n"
+         "Layers left in float are recorded as \"<path>\": false in the quantization block, as\n"
+         "mlx-lm's loader expects. Re-running with the same source and settings reports 'skipped'.\n");
+}
+
+static volatile sig_atomic_t g_cancel;
+static void on_signal(int sig) {
+  (void)sig;
+  g_cancel = 1;
+}
+
+static int parse_size(const char *v, uint64_t *out) {
+  char *end;
+  double x = strtod(v, &end);
+  if (end == v || x <= 0) return -1;
+  while (*end == ' ')
+    end++;
+  double mul = 1;
+  char u[8] = {0};
+  for (int i = 0; end[i] && i < 7; i++)
+    u[i] = (char)toupper((unsigned char)end[i]);
+  if (!*u || !strcmp(u, "B"))
+    mul = 1;
+  else if (!strcmp(u, "KB"))
+    mul = 1e3;
+  else if (!strcmp(u, "MB"))
+    mul = 1e6;
+  else if (!strcmp(u, "GB"))
+    mul = 1e9;
+  else if (!strcmp(u, "KIB"))
+    mul = 1024.0;
+  else if (!strcmp(u, "MIB"))
+    mul = 1024.0 * 1024;
+  else if (!strcmp(u, "GIB"))
+    mul = 1024.0 * 1024 * 1024;
+  else
+    return -1;
+  *out = (uint64_t)(x * mul);
+  return *out ? 0 : -1;
+}
+
+static void print_plan(const char *json) {
+  mp_arena a;
+  mp_arena_init(&a, 0);
+  mp_json *j;
+  if (mp_json_parse(json, strlen(json), "plan", &a, &j) == MP_OK) {
+    const mp_json *plan = mp_json_get(j, "plan");
+    for (size_t i = 0; plan && i < plan->len; i++) {
+      const mp_json *e = plan->items[i];
+      const char *why = mp_json_get_str(e, "kept_float", NULL);
+      printf("  %-9s %-56s %s -> %s%s%s%s\n", mp_json_get_str(e, "action", "?"), mp_json_get_str(e, "name", "?"),
+             mp_json_get_str(e, "source_dtype", "?"), mp_json_get_str(e, "dtype", "-"), why ? "  (kept float: " : "",
+             why ? why : "", why ? ")" : "");
+    }
+  }
+  mp_arena_free(&a);
+}
+
+int mp_cmd_convert(int argc, char **argv) {
+  const char *cmd = "convert";
+  mp_convert_opts o;
+  mp_convert_opts_init(&o);
+  o.mlx_path = "mlx_model";
+  int json = 0;
+  const char **skips = calloc((size_t)argc + 1, sizeof *skips);
+  if (!skips) return MP_EXIT_ERROR;
+  for (int i = 1; i < argc; i++) {
+    const char *v;
+    long long x;
+    int bad = 0;
+    if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+      usage();
+      free(skips);
+      return MP_EXIT_OK;
+    } else if (mp_cli_opt(argc, argv, &i, "--hf-path", &v) || mp_cli_opt(argc, argv, &i, "--model", &v)) {
+      if (!(bad = !v)) o.hf_path = v;
+    } else if (mp_cli_opt(argc, argv, &i, "--mlx-path", &v)) {
+      if (!(bad = !v)) o.mlx_path = v;
+    } else if (!strcmp(argv[i], "-q") || !strcmp(argv[i], "--quantize")) {
+      o.quantize = 1;
+    } else if (mp_cli_opt(argc, argv, &i, "--q-bits", &v)) {
+      bad = !v || mp_cli_parse_int(cmd, "--q-bits", v, 1, 16, &x);
+      if (!bad) o.bits = (int)x;
+    } else if (mp_cli_opt(argc, argv, &i, "--q-group-size", &v)) {
+      bad = !v || mp_cli_parse_int(cmd, "--q-group-size", v, 1, 4096, &x);
+      if (!bad) o.group_size = (int)x;
+    } else if (mp_cli_opt(argc, argv, &i, "--dtype", &v)) {
+      if (!(bad = !v) && mp_mlx_dtype_parse(v, &o.dtype)) {
+        free(skips);
+        return mp_cli_usage_error(cmd, "--dtype expects float16, bfloat16 or float32, got '%s'", v);
+      }
+    } else if (mp_cli_opt(argc, argv, &i, "--q-skip", &v)) {
+      if (!(bad = !v)) skips[o.n_q_skip++] = v;
+    } else if (mp_cli_opt(argc, argv, &i, "--q-compat", &v)) {
+      if (!(bad = !v)) {
+        if (!strcmp(v, "cpu"))
+          o.compat = MP_QCOMPAT_CPU;
+        else if (!strcmp(v, "metal"))
+          o.compat = MP_QCOMPAT_METAL;
+        else {
+          free(skips);
+          return mp_cli_usage_error(cmd, "--q-compat expects cpu or metal, got '%s'", v);
+        }
+      }
+    } else if (mp_cli_opt(argc, argv, &i, "--max-shard-size", &v)) {
+      if (!(bad = !v) && parse_size(v, &o.max_shard_bytes)) {
+        free(skips);
+        return mp_cli_usage_error(cmd, "--max-shard-size expects a size like 5GB or 500MB, got '%s'", v);
+      }
+    } else if (!strcmp(argv[i], "--no-skip")) {
+      o.no_skip = 1;
+    } else if (!strcmp(argv[i], "--dry-run")) {
+      o.dry_run = 1;
+    } else if (!strcmp(argv[i], "--json")) {
+      json = 1;
+    } else {
+      free(skips);
+      return mp_cli_usage_error(cmd, "unknown argument '%s'", argv[i]);
+    }
+    if (bad) {
+      free(skips);
+      return MP_EXIT_USAGE;
+    }
+  }
+  o.q_skip = skips;
+  if (!o.hf_path) {
+    free(skips);
+    return mp_cli_usage_error(cmd, "--hf-path is required");
+  }
+  if (o.quantize && !mp_mlx_affine_supported(o.bits, o.group_size)) {
+    free(skips);
+    return mp_cli_usage_error(cmd,
+                              "--q-bits %d --q-group-size %d: MLX supports bits 2,3,4,5,6,8 and group sizes 32,64,128",
+                              o.bits, o.group_size);
+  }
+  struct sigaction sa, old_int, old_term;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = on_signal;
+  sigaction(SIGINT, &sa, &old_int);
+  sigaction(SIGTERM, &sa, &old_term);
+  o.cancel = &g_cancel;
+  mp_convert_result r;
+  mp_status s = mp_convert(&o, &r);
+  sigaction(SIGINT, &old_int, NULL);
+  sigaction(SIGTERM, &old_term, NULL);
+  free(skips);
+  if (s) {
+    mp_convert_result_free(&r);
+    return mp_cli_fail(cmd, s);
+  }
+  if (json) {
+    fputs(r.json, stdout);
+  } else {
+    char a[32], b[32];
+    if (!strcmp(r.status, "planned")) {
+      printf("plan for %s (nothing written):\n", o.mlx_path);
+      print_plan(r.json);
+    }
+    printf("%s: %s: %zu tensors (%zu quantized, %zu cast, %zu copied, %zu dropped, %zu layers kept float), "
+           "weights %s -> %s%s, %.2fs\n",
+           r.status, o.mlx_path, r.n_tensors, r.n_quantized, r.n_cast, r.n_copied, r.n_dropped, r.n_float_layers,
+           mp_cli_human_bytes((double)r.source_bytes, a, sizeof a),
+           mp_cli_human_bytes((double)r.output_bytes, b, sizeof b), !strcmp(r.status, "planned") ? " (planned)" : "",
+           r.seconds);
+  }
+  mp_convert_result_free(&r);
+  return MP_EXIT_OK;
+}

@@ -1,0 +1,51 @@
+/* Hugging Face checkpoint -> MLX model folder (`mlxport convert`), see docs/convert.md.
+ *
+ * The output folder holds model.safetensors (or shards + model.safetensors.index.json) with
+ * metadata {"format": "mlx"}, config.json (with mlx-lm's "quantization" block and its
+ * "quantization_config" mirror when quantized), the tokenizer and sentence-transformers files,
+ * a README.md model card and conversion_metadata.json. It is assembled in a temporary folder
+ * beside the output and renamed into place at the end: the output appears whole or not at all.
+ * Tensors are converted one at a time and streamed into the output file. */
+#ifndef MP_QUANT_CONVERT_H
+#define MP_QUANT_CONVERT_H
+#include <signal.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "mlxport.h"
+#include "quant/mlx_affine.h"
+
+typedef struct mp_convert_opts {
+  const char *hf_path;       /* folder, weights file, or repo id in the HF cache */
+  const char *mlx_path;      /* output folder */
+  int quantize;              /* -q */
+  int bits;                  /* default 4 */
+  int group_size;            /* default 64 */
+  mp_dtype dtype;            /* MP_DTYPE_INVALID: config torch_dtype, else float16 */
+  const char *const *q_skip; /* glob patterns of layers (module paths or tensor names) kept in float */
+  size_t n_q_skip;
+  int no_skip;              /* reconvert even when OUT already holds this conversion */
+  int dry_run;              /* plan only: nothing is written */
+  uint64_t max_shard_bytes; /* 0: 5 GiB like mlx-lm */
+  mp_qcompat compat;
+  volatile sig_atomic_t *cancel; /* optional: set to non-zero (e.g. by a signal) to stop cleanly */
+} mp_convert_opts;
+
+void mp_convert_opts_init(mp_convert_opts *o);
+
+typedef struct mp_convert_result {
+  const char *status; /* "converted", "skipped" or "planned" */
+  size_t n_tensors, n_quantized, n_cast, n_copied, n_dropped, n_float_layers;
+  uint64_t source_bytes, output_bytes;
+  double seconds;
+  char *json; /* malloc'd summary (with the plan for a dry run), one JSON object */
+} mp_convert_result;
+
+mp_status mp_convert(const mp_convert_opts *o, mp_convert_result *r);
+void mp_convert_result_free(mp_convert_result *r);
+
+/* Is this tensor the weight of a Linear or Embedding layer (what mlx.nn.quantize quantizes)?
+ * Rule for Hugging Face checkpoints: a 2-D float tensor whose name ends in ".weight" (LayerNorm
+ * weights are 1-D, convolutions 3-D). Exposed for verify-weights and tests. */
+int mp_convert_is_layer_weight(const char *name, mp_dtype dt, int ndim);
+#endif
