@@ -433,7 +433,7 @@ mp_status mp_tmodel_tokenize(const mp_tmodel *m, mp_tok_ctx *c, const char *w, s
   switch (m->type) {
     case MP_M_WORDPIECE: return wordpiece(m, c, w, n, ids);
     case MP_M_BPE: return bpe(m, c, w, n, ids);
-    case MP_M_UNIGRAM: return mp_glue_unigram_tokenize(m, w, n, ids);
+    case MP_M_UNIGRAM: return mp_glue_unigram_tokenize(m, c, w, n, ids);
     case MP_M_WORDLEVEL: {
       int32_t id = mp_strmap_get(&m->vocab, w, n);
       if (id < 0) id = m->unk_id;
