@@ -7,7 +7,7 @@
 #include "core/error.h"
 #include "tokenizer/tok_internal.h"
 
-#define MP_MAX_VOCAB_ID (1 << 26) /* ids beyond 64M are certainly a broken file */
+#define MP_MAX_VOCAB_ID (1 << 24) /* ids beyond 16M are certainly a broken file */
 
 mp_status mp_tmodel_add_token(mp_tmodel *m, const char *tok, size_t n, int32_t id) {
   if (id < 0 || id >= MP_MAX_VOCAB_ID) return mp_err(MP_ERR_FORMAT, "token id %d out of range [0, %d)", (int)id, MP_MAX_VOCAB_ID);
