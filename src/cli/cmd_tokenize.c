@@ -2,6 +2,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "cli/cli.h"
 #include "core/error.h"
@@ -31,6 +32,9 @@ static void usage(void) {
       "  --threads N          encode with N threads (default 1; output order is unchanged)\n"
       "  --json               {\"input_ids\":[...],\"attention_mask\":[...],\"token_type_ids\":[...]}\n"
       "                       per line; without it, the input ids separated by spaces\n"
+      "  --stats              report on stderr the time of the encoding step alone (library batch\n"
+      "                       call: inputs, tokens, wall and CPU seconds, tokens/s); used by bench/\n"
+      "  --no-output          do not write the ids (with --stats, for benchmarks)\n"
       "\n"
       "Invalid UTF-8 is not an error: each ill-formed sequence is read as U+FFFD, exactly like\n"
       "Python's bytes.decode('utf-8', errors='replace'). An input that cannot be encoded (e.g.\n"
@@ -77,7 +81,7 @@ int mp_cmd_tokenize(int argc, char **argv) {
   const char *cmd = argv[0];
   const char *model = NULL, *trunc_s = NULL, *pad_s = NULL;
   long long max_len = 0, threads = 1;
-  int pair = 0, json = 0, no_special = 0;
+  int pair = 0, json = 0, no_special = 0, stats = 0, no_output = 0;
   for (int i = 1; i < argc; i++) {
     const char *v;
     if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
@@ -99,6 +103,8 @@ int mp_cmd_tokenize(int argc, char **argv) {
     } else if (!strcmp(argv[i], "--pair")) pair = 1;
     else if (!strcmp(argv[i], "--json")) json = 1;
     else if (!strcmp(argv[i], "--no-special-tokens")) no_special = 1;
+    else if (!strcmp(argv[i], "--stats")) stats = 1;
+    else if (!strcmp(argv[i], "--no-output")) no_output = 1;
     else return mp_cli_usage_error(cmd, "unknown argument '%s'", argv[i]);
   }
   if (!model) return mp_cli_usage_error(cmd, "--model DIR is required");
@@ -190,8 +196,23 @@ int mp_cmd_tokenize(int argc, char **argv) {
   int any_bad = 0;
   for (size_t i = 0; i < n; i++) any_bad |= bad[i];
   mp_tok_batch bt;
+  struct timespec t0, t1, c0, c1;
+  clock_gettime(CLOCK_MONOTONIC, &t0);
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &c0);
   st = any_bad ? MP_ERR_INVALID_ARG : mp_tokenizer_encode_batch_n(tok, n, a, al, pair ? b : NULL, pair ? bl : NULL, &o, (int)threads, &bt);
-  if (st == MP_OK) {
+  clock_gettime(CLOCK_MONOTONIC, &t1);
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &c1);
+  if (st == MP_OK && stats) {
+    double sec = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
+    double cpu = (double)(c1.tv_sec - c0.tv_sec) + 1e-9 * (double)(c1.tv_nsec - c0.tv_nsec);
+    size_t ntok = 0;
+    for (size_t i = 0; i < n; i++) ntok += bt.n_real[i];
+    fprintf(stderr, "{\"inputs\":%zu,\"tokens\":%zu,\"seconds\":%.6f,\"cpu_seconds\":%.6f,\"tokens_per_s\":%.1f,\"threads\":%lld}\n",
+            n, ntok, sec, cpu, sec > 0 ? (double)ntok / sec : 0.0, threads);
+  }
+  if (st == MP_OK && no_output) {
+    mp_tok_batch_free(&bt);
+  } else if (st == MP_OK) {
     for (size_t i = 0; i < n; i++) {
       size_t off = i * bt.seq_len;
       put_row(&out, json, bt.input_ids + off, bt.attention_mask + off, bt.token_type_ids + off, bt.lens[i]);

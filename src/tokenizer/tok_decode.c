@@ -156,9 +156,10 @@ static mp_status chain(const mp_tdecoder *d, toklist *t) {
       for (size_t i = 0; i < t->n; i++) {
         mp_sb *s = &t->v[i];
         if (i) {
-          if (s->len >= d->s_len && !memcmp(s->buf, d->s, d->s_len)) {
-            memmove(s->buf, s->buf + d->s_len, s->len - d->s_len + 1);
+          if (s->buf && s->len >= d->s_len && !memcmp(s->buf, d->s, d->s_len)) {
+            memmove(s->buf, s->buf + d->s_len, s->len - d->s_len);
             s->len -= d->s_len;
+            s->buf[s->len] = 0;
           } else {
             mp_sb r;
             mp_sb_init(&r);
@@ -177,6 +178,7 @@ static mp_status chain(const mp_tdecoder *d, toklist *t) {
       }
       return MP_OK;
     case D_BYTELEVEL: {
+      if (t->n == 0) return MP_OK;
       mp_sb bytes;
       mp_sb_init(&bytes);
       for (size_t i = 0; i < t->n; i++) {
@@ -256,11 +258,11 @@ static mp_status chain(const mp_tdecoder *d, toklist *t) {
       return st;
     }
     case D_FUSE: {
+      if (t->n == 0) return MP_OK;
       mp_sb all;
       mp_sb_init(&all);
       for (size_t i = 0; i < t->n; i++) mp_sb_append(&all, t->v[i].buf, t->v[i].len);
       for (size_t i = 0; i < t->n; i++) mp_sb_free(&t->v[i]);
-      if (!t->cap) MP_TRY(tl_push(t, "", 0));
       t->n = 1;
       t->v[0] = all;
       return MP_OK;

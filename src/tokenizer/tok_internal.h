@@ -191,6 +191,7 @@ typedef struct mp_tok_ctx {
   size_t sym_cap;
   struct mp_bpe_heap_item *heap;
   size_t heap_cap;
+  void *uni_scratch; /* Unigram scratch (tok_glue.c) */
 } mp_tok_ctx;
 void mp_tok_ctx_init(mp_tok_ctx *c);
 void mp_tok_ctx_free(mp_tok_ctx *c);
@@ -257,12 +258,10 @@ void mp_glue_precompiled_free(void *pc);
 /* Unigram model from tokenizer.json's "model" object (vocab [[piece, score], ...], unk_id,
  * byte_fallback); fills m->vocab / id_tok etc. through mp_tmodel_add_token. */
 mp_status mp_glue_unigram_from_json(mp_tmodel *m, const mp_json *j, const char *what);
-mp_status mp_glue_unigram_tokenize(const mp_tmodel *m, const char *w, size_t n, mp_i32v *ids);
+mp_status mp_glue_unigram_tokenize(const mp_tmodel *m, mp_tok_ctx *c, const char *w, size_t n, mp_i32v *ids);
+void mp_glue_scratch_free(void *scratch);
 void mp_glue_unigram_free(void *u);
 /* Registers token `tok` with id `id` in a model's vocab and reverse table. */
 mp_status mp_tmodel_add_token(mp_tmodel *m, const char *tok, size_t n, int32_t id);
-/* Builds a tokenizer.json text (in out) equivalent to what transformers' DebertaV2 /
- * SentencePiece converter makes from spm.model (legacy path). */
-mp_status mp_glue_spm_to_json(const char *spm_path, const char *dir, mp_sb *out);
 
 #endif

@@ -7,7 +7,7 @@
 #include "core/error.h"
 #include "tokenizer/tok_internal.h"
 
-#define MP_MAX_VOCAB_ID (1 << 26) /* ids beyond 64M are certainly a broken file */
+#define MP_MAX_VOCAB_ID (1 << 24) /* ids beyond 16M are certainly a broken file */
 
 mp_status mp_tmodel_add_token(mp_tmodel *m, const char *tok, size_t n, int32_t id) {
   if (id < 0 || id >= MP_MAX_VOCAB_ID) return mp_err(MP_ERR_FORMAT, "token id %d out of range [0, %d)", (int)id, MP_MAX_VOCAB_ID);
@@ -433,7 +433,7 @@ mp_status mp_tmodel_tokenize(const mp_tmodel *m, mp_tok_ctx *c, const char *w, s
   switch (m->type) {
     case MP_M_WORDPIECE: return wordpiece(m, c, w, n, ids);
     case MP_M_BPE: return bpe(m, c, w, n, ids);
-    case MP_M_UNIGRAM: return mp_glue_unigram_tokenize(m, w, n, ids);
+    case MP_M_UNIGRAM: return mp_glue_unigram_tokenize(m, c, w, n, ids);
     case MP_M_WORDLEVEL: {
       int32_t id = mp_strmap_get(&m->vocab, w, n);
       if (id < 0) id = m->unk_id;

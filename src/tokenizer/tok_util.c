@@ -511,5 +511,6 @@ void mp_tok_ctx_free(mp_tok_ctx *c) {
   free(c->sym_next);
   free(c->sym_len);
   free(c->heap);
+  mp_glue_scratch_free(c->uni_scratch);
   memset(c, 0, sizeof *c);
 }

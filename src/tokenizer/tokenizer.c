@@ -71,7 +71,16 @@ struct mp_tokenizer {
   uint32_t *added_by_id_len;
   int32_t special[MP_TOK_SPECIAL_COUNT];
   size_t model_max_length;
+  int needs_first; /* a Metaspace pre-tokenizer with prepend_scheme "first" */
 };
+
+static int pretok_needs_first(const mp_tpretok *p) {
+  if (!p) return 0;
+  if (p->type == MP_P_METASPACE && p->prepend == MP_PREPEND_FIRST) return 1;
+  for (size_t i = 0; i < p->n_kids; i++)
+    if (pretok_needs_first(p->kids[i])) return 1;
+  return 0;
+}
 
 void mp_tok_options_init(mp_tok_options *o) {
   memset(o, 0, sizeof *o);
@@ -252,6 +261,14 @@ static mp_status encode_seq(const mp_tokenizer *tok, mp_tok_ctx *c, const char *
     }
     const char *ns = ps;
     size_t nn = pn;
+    /* HF's "first" (Metaspace prepend_scheme first) is "the normalized piece starts at original
+     * offset 0": false when normalization deleted the first character (Strip, clean_text...) */
+    int first = raw.v[i].start == 0;
+    if (first && tok->needs_first && tok->norm && pn) {
+      st = mp_tnorm_apply(tok->norm, c, ps, (size_t)mp_u8_len((unsigned char)ps[0]) <= pn ? (size_t)mp_u8_len((unsigned char)ps[0]) : pn, &c->norm);
+      if (st != MP_OK) break;
+      if (c->norm.len == 0) first = 0;
+    }
     if (tok->norm) {
       st = mp_tnorm_apply(tok->norm, c, ps, pn, &c->norm);
       if (st != MP_OK) break;
@@ -266,7 +283,7 @@ static mp_status encode_seq(const mp_tokenizer *tok, mp_tok_ctx *c, const char *
         st = mp_err(MP_ERR_NOMEM, "text too long to tokenize (over 4 GiB)");
         break;
       }
-      mp_piece p = {(uint32_t)c->pool_a.len, (uint32_t)(b - a), sub_ids.v[k], raw.v[i].start == 0 && a == 0};
+      mp_piece p = {(uint32_t)c->pool_a.len, (uint32_t)(b - a), sub_ids.v[k], first && a == 0};
       mp_sb_append(&c->pool_a, ns + a, b - a);
       st = mp_piecev_push(&c->pa, p);
     }
@@ -947,6 +964,7 @@ mp_status mp_tokenizer_from_json(const char *json, size_t n, const char *what, m
     return st;
   }
   infer_specials(tok);
+  tok->needs_first = pretok_needs_first(tok->pretok);
   *out = tok;
   return MP_OK;
 }
