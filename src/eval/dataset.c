@@ -211,7 +211,10 @@ static const builtin builtins[] = {
      -1, -1, -1, nli3, N(nli3), mnli_alias, N(mnli_alias), 1, 0, 0},
     {"anli", MP_DS_JSONL, "validation", "context|premise", "hypothesis", "label", NULL, -1, -1, -1, -1, nli3,
      N(nli3), anli_alias, N(anli_alias), 1, 0, 0},
-    {"fever_nli", MP_DS_JSONL, "validation", "context|premise", "query|hypothesis", "label", NULL, -1, -1, -1, -1,
+    /* nli_fever: premise = context (evidence), hypothesis = query (claim). The HF copy
+     * pietrolesci/nli_fever renamed query->premise and context->hypothesis, so there the evidence
+     * is its "hypothesis" column: read in the same direction as the original. */
+    {"fever_nli", MP_DS_JSONL, "validation", "context|hypothesis", "query|premise", "label", NULL, -1, -1, -1, -1,
      nli3, N(nli3), fever_alias, N(fever_alias), 1, 0, 0},
 };
 
@@ -219,6 +222,30 @@ static const char *const builtin_keys[] = {"sst2", "stsb", "stsb_original", "qnl
                                            "mnli", "snli", "anli", "fever_nli", NULL};
 
 const char *const *mp_dataset_builtin_keys(void) { return builtin_keys; }
+
+static const builtin *find_builtin(const char *key);
+
+const char *mp_dataset_key_for(const char *name, const char *subset) {
+  if (!name) return NULL;
+  const char *base = strrchr(name, '/');
+  base = base ? base + 1 : name;
+  if (strcmp(base, "glue") == 0 || strcmp(base, "super_glue") == 0) {
+    if (!subset) return NULL;
+    if (strcmp(subset, "mnli") == 0 || strcmp(subset, "mnli_matched") == 0) return "mnli";
+    const builtin *b = find_builtin(subset);
+    return b ? b->key : NULL;
+  }
+  if (strcmp(base, "nli_fever") == 0 || strcmp(base, "fever_nli") == 0 || strcmp(base, "fever") == 0) return "fever_nli";
+  if (strcmp(base, "stsbenchmark-sts") == 0 || strcmp(base, "stsb_multi_mt") == 0) return "stsb";
+  if (strcmp(base, "multi_nli") == 0) return "mnli";
+  const builtin *b = find_builtin(base);
+  if (b) return b->key;
+  if (subset) {
+    b = find_builtin(subset);
+    if (b) return b->key;
+  }
+  return NULL;
+}
 
 void mp_dataset_def_init(mp_dataset_def *d) {
   memset(d, 0, sizeof *d);

@@ -94,6 +94,10 @@ void mp_dataset_def_init(mp_dataset_def *def);
 mp_status mp_dataset_builtin(const char *key, mp_dataset_def *def);
 /* NULL-terminated list of the built-in keys. */
 const char *const *mp_dataset_builtin_keys(void);
+/* Built-in key for a config's Hugging Face `name` / `subset` (e.g. "glue"/"sst2" -> "sst2",
+ * "super_glue"/"rte" -> "rte", "anli" -> "anli", "pietrolesci/nli_fever" -> "fever_nli",
+ * "mteb/stsbenchmark-sts" -> "stsb"); NULL when unknown. */
+const char *mp_dataset_key_for(const char *name, const char *subset);
 
 typedef struct mp_example {
   const char *text_a;  /* UTF-8, NUL-terminated (validated) */

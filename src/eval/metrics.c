@@ -301,30 +301,119 @@ typedef struct {
   const double *x, *y;
   mp_corr_stat which;
   double *a, *b;
+  /* Spearman: the examples sorted once by x and by y; per resample, the multiplicity of each
+   * example gives the average ranks of its copies in O(n) (same value as ranking the expanded
+   * resample, without sorting it) */
+  size_t *ox, *oy, *cnt;
+  double *rx, *ry;
 } corr_ctx;
+
+/* average ranks of the resampled copies, per original example (only where cnt > 0); returns
+ * the number of distinct values drawn */
+static size_t resample_ranks(const double *v, const size_t *order, const size_t *cnt, size_t n, double *r) {
+  size_t pos = 0, groups = 0, i = 0;
+  while (i < n) {
+    size_t j = i, c = 0;
+    while (j < n && v[order[j]] == v[order[i]]) c += cnt[order[j++]];
+    if (c) {
+      double avg = (double)pos + ((double)c + 1.0) / 2.0;
+      for (size_t t = i; t < j; t++) r[order[t]] = avg;
+      pos += c;
+      groups++;
+    }
+    i = j;
+  }
+  return groups;
+}
 
 static double corr_stat(const size_t *idx, size_t n, void *vctx) {
   corr_ctx *c = vctx;
+  if (c->which == MP_STAT_SPEARMAN) {
+    memset(c->cnt, 0, n * sizeof(size_t));
+    for (size_t t = 0; t < n; t++) c->cnt[idx[t]]++;
+    size_t gx = resample_ranks(c->x, c->ox, c->cnt, n, c->rx);
+    size_t gy = resample_ranks(c->y, c->oy, c->cnt, n, c->ry);
+    if (n < 2 || gx < 2 || gy < 2) return NAN;
+    double mx = 0, my = 0;
+    for (size_t i = 0; i < n; i++)
+      if (c->cnt[i]) {
+        mx += (double)c->cnt[i] * c->rx[i];
+        my += (double)c->cnt[i] * c->ry[i];
+      }
+    mx /= (double)n;
+    my /= (double)n;
+    double sxy = 0, sxx = 0, syy = 0;
+    for (size_t i = 0; i < n; i++)
+      if (c->cnt[i]) {
+        double w = (double)c->cnt[i], dx = c->rx[i] - mx, dy = c->ry[i] - my;
+        sxy += w * dx * dy;
+        sxx += w * dx * dx;
+        syy += w * dy * dy;
+      }
+    if (sxx == 0 || syy == 0) return NAN;
+    double r = sxy / (sqrt(sxx) * sqrt(syy));
+    return r > 1 ? 1 : r < -1 ? -1 : r;
+  }
   for (size_t t = 0; t < n; t++) {
     c->a[t] = c->x[idx[t]];
     c->b[t] = c->y[idx[t]];
   }
-  return c->which == MP_STAT_PEARSON ? mp_pearson(c->a, c->b, n) : mp_spearman(c->a, c->b, n);
+  return mp_pearson(c->a, c->b, n);
+}
+
+/* indices 0..n-1 ordered by v (ties by index); thread-safe (no global sort key) */
+static mp_status order_by(const double *v, size_t n, size_t *order) {
+  mp_vi *t = malloc((n ? n : 1) * sizeof *t);
+  if (!t) return mp_err(MP_ERR_NOMEM, "bootstrap: out of memory");
+  for (size_t i = 0; i < n; i++) {
+    t[i].v = v[i];
+    t[i].i = i;
+  }
+  qsort(t, n, sizeof *t, cmp_vi);
+  for (size_t i = 0; i < n; i++) order[i] = t[i].i;
+  free(t);
+  return MP_OK;
 }
 
 mp_status mp_bootstrap_corr(const double *x, const double *y, size_t n, mp_corr_stat which,
                             size_t n_resamples, double level, uint64_t seed, mp_ci *out) {
-  corr_ctx c = {x, y, which, NULL, NULL};
-  c.a = malloc((n ? n : 1) * sizeof(double));
-  c.b = malloc((n ? n : 1) * sizeof(double));
-  if (!c.a || !c.b) {
-    free(c.a);
-    free(c.b);
-    return mp_err(MP_ERR_NOMEM, "bootstrap: out of memory");
+  corr_ctx c;
+  memset(&c, 0, sizeof c);
+  c.x = x;
+  c.y = y;
+  c.which = which;
+  size_t m = n ? n : 1;
+  mp_status s = MP_OK;
+  if (which == MP_STAT_SPEARMAN) {
+    for (size_t i = 0; i < n; i++)
+      if (isnan(x[i]) || isnan(y[i])) return mp_err(MP_ERR_INVALID_ARG, "bootstrap: NaN at position %zu", i);
+    c.ox = malloc(m * sizeof(size_t));
+    c.oy = malloc(m * sizeof(size_t));
+    c.cnt = malloc(m * sizeof(size_t));
+    c.rx = malloc(m * sizeof(double));
+    c.ry = malloc(m * sizeof(double));
+    if (!c.ox || !c.oy || !c.cnt || !c.rx || !c.ry) {
+      s = mp_err(MP_ERR_NOMEM, "bootstrap: out of memory");
+      goto done;
+    }
+    if ((s = order_by(x, n, c.ox)) != MP_OK || (s = order_by(y, n, c.oy)) != MP_OK) goto done;
+  } else {
+    c.a = malloc(m * sizeof(double));
+    c.b = malloc(m * sizeof(double));
+    if (!c.a || !c.b) {
+      s = mp_err(MP_ERR_NOMEM, "bootstrap: out of memory");
+      goto done;
+    }
   }
-  mp_status s = mp_bootstrap_ci(n, corr_stat, &c, n_resamples, level, seed, out);
+  s = mp_bootstrap_ci(n, corr_stat, &c, n_resamples, level, seed, out);
+done:
   free(c.a);
   free(c.b);
+  free(c.ox);
+  free(c.oy);
+  free(c.cnt);
+  free(c.rx);
+  free(c.ry);
   return s;
 }
 

@@ -152,6 +152,15 @@ static void test_def_errors(void) {
   CHECK(f == MP_DS_GLUE_TSV);
   CHECK(mp_ds_format_parse("xml", &f) == MP_ERR_INVALID_ARG);
   mp_dataset_free(NULL);
+  CHECK_STREQ(mp_dataset_key_for("glue", "sst2"), "sst2");
+  CHECK_STREQ(mp_dataset_key_for("nyu-mll/glue", "mnli"), "mnli");
+  CHECK_STREQ(mp_dataset_key_for("super_glue", "rte"), "rte");
+  CHECK_STREQ(mp_dataset_key_for("snli", NULL), "snli");
+  CHECK_STREQ(mp_dataset_key_for("anli", NULL), "anli");
+  CHECK_STREQ(mp_dataset_key_for("pietrolesci/nli_fever", NULL), "fever_nli");
+  CHECK_STREQ(mp_dataset_key_for("glue", "stsb"), "stsb");
+  CHECK(mp_dataset_key_for("glue", "cola") == NULL);
+  CHECK(mp_dataset_key_for("imdb", NULL) == NULL);
 }
 
 int main(void) {

@@ -212,6 +212,14 @@ def test_fever_nli_schema(tmp_path):
     assert [(e["a"], e["b"]) for e in ex] == [(r["context"], r["query"]) for r in FEVER_ROWS[:3]]
     m = {"SUPPORTS": "entailment", "NOT ENOUGH INFO": "neutral", "REFUTES": "contradiction"}
     assert [info["labels"][e["label"]] for e in ex] == [m[r["label"]] for r in FEVER_ROWS[:3]]
+    # HF hub copy pietrolesci/nli_fever: query renamed to premise, context to hypothesis, integer
+    # labels (0 entailment / 1 neutral / 2 contradiction); read back in the original direction
+    hf = [{"cid": r["cid"], "fid": r["fid"], "id": r["cid"], "premise": r["query"], "hypothesis": r["context"],
+           "verifiable": 1, "fever_gold_label": r["label"], "label": ["SUPPORTS", "NOT ENOUGH INFO", "REFUTES"].index(r["label"])}
+          for r in FEVER_ROWS[:3]]
+    write_jsonl(tmp_path / "dev.jsonl", hf)
+    _, ex2 = dump("--key", "fever_nli", "--path", tmp_path / "dev.jsonl")
+    assert [(e["a"], e["b"], e["label"]) for e in ex2] == [(e["a"], e["b"], e["label"]) for e in ex]
 
 
 def test_hf_integer_labels_minus_one_dropped(tmp_path):
