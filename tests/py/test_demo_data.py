@@ -161,3 +161,36 @@ def test_layout_matches_real_files_and_text_is_original():
     ours += [s for r in load_mnli() for s in (r["premise"], r["hypothesis"])]
     copied = sorted({s for s in ours if s.lower().strip() in real})
     assert not copied, f"demo sentences found verbatim in the real dev sets: {copied[:5]}"
+
+
+def test_c_loader_reads_demo_files_with_builtin_keys():
+    """src/eval/dataset.c (through tools/c/dataset_dump) reads each demo file with the built-in
+    key, row for row equal to what Python's csv/json parse."""
+    import subprocess
+    tool = os.path.join(os.environ.get("MP_BUILD_DIR", os.path.join(SOURCE_DIR, "build")), "dataset_dump")
+    if not os.path.exists(tool):
+        pytest.skip(f"{tool} not built")
+
+    def dump(key, path):
+        r = subprocess.run([tool, "--key", key, "--path", path], capture_output=True, text=True, encoding="utf-8")
+        assert r.returncode == 0, r.stderr
+        lines = r.stdout.splitlines()
+        return json.loads(lines[0]), [json.loads(x) for x in lines[1:]]
+
+    info, ex = dump("mnli", MNLI)
+    rows = load_mnli()
+    assert info["labels"] == list(NLI_LABELS) and info["n"] == len(rows) and info["n_dropped"] == 0
+    for e, r in zip(ex, rows):
+        assert (e["a"], e["b"], info["labels"][e["label"]]) == (r["premise"], r["hypothesis"], r["label"])
+
+    info, ex = dump("stsb", STSB)
+    rows = read_tsv(STSB)[1:]
+    assert info["has_score"] == 1 and info["n"] == len(rows)
+    for e, r in zip(ex, rows):
+        assert (e["a"], e["b"], e["score"], e["label"]) == (r[7], r[8], float(r[9]), -1)
+
+    info, ex = dump("sst2", SST2)
+    rows = read_tsv(SST2)[1:]
+    assert info["labels"] == ["negative", "positive"] and info["n"] == len(rows)
+    for e, r in zip(ex, rows):
+        assert (e["a"], e["label"]) == (r[0], int(r[1]))
