@@ -32,27 +32,39 @@ const char *mp_data_relpath(const char *key) {
 
 size_t mp_data_dirs(const char *explicit_dir, char dirs[][1024], size_t cap) {
   size_t n = 0;
-  if (explicit_dir && n < cap) snprintf(dirs[n++], 1024, "%s", explicit_dir);
+  /* <checkout> from <checkout>/build/mlxport; one slot is kept for the demo set (searched last) */
+  char *root = NULL;
+  char exe[PATH_MAX];
+  ssize_t l = readlink("/proc/self/exe", exe, sizeof exe - 1);
+  if (l > 0) {
+    exe[l] = 0;
+    char *d1 = mp_path_dirname(exe);
+    root = d1 ? mp_path_dirname(d1) : NULL;
+    free(d1);
+  }
+  size_t keep = root && cap > 0 ? 1 : 0;
+  if (explicit_dir && n + keep < cap) snprintf(dirs[n++], 1024, "%s", explicit_dir);
   const char *env = getenv("MLXPORT_DATA");
   if (env) {
     char *copy = strdup(env), *save = NULL;
-    for (char *t = copy ? strtok_r(copy, ":", &save) : NULL; t && n < cap; t = strtok_r(NULL, ":", &save))
+    for (char *t = copy ? strtok_r(copy, ":", &save) : NULL; t && n + keep < cap; t = strtok_r(NULL, ":", &save))
       snprintf(dirs[n++], 1024, "%s", t);
     free(copy);
   }
   /* the shared data folder beside the checkout: <root>/build/mlxport -> <root>/../shared/datasets */
-  char exe[PATH_MAX];
-  ssize_t l = readlink("/proc/self/exe", exe, sizeof exe - 1);
-  if (l > 0 && n < cap) {
-    exe[l] = 0;
-    char *d1 = mp_path_dirname(exe);
-    char *d2 = d1 ? mp_path_dirname(d1) : NULL;
-    if (d2) snprintf(dirs[n++], 1024, "%s/../shared/datasets", d2);
-    free(d1), free(d2);
-  }
-  if (n < cap) snprintf(dirs[n++], 1024, "../shared/datasets");
-  if (n < cap) snprintf(dirs[n++], 1024, "shared/datasets");
+  if (root && n + keep < cap) snprintf(dirs[n++], 1024, "%s/../shared/datasets", root);
+  if (n + keep < cap) snprintf(dirs[n++], 1024, "../shared/datasets");
+  if (n + keep < cap) snprintf(dirs[n++], 1024, "shared/datasets");
+  /* last: the small evaluation set the project ships (data/demo/README.md), a fallback only */
+  if (root && n < cap) snprintf(dirs[n++], 1024, "%s/" MP_DATA_DEMO_DIR, root);
+  free(root);
   return n;
+}
+
+int mp_data_find_is_fallback(const char *path) {
+  if (!path) return 0;
+  if (!strncmp(path, MP_DATA_DEMO_DIR "/", strlen(MP_DATA_DEMO_DIR "/"))) return 1;
+  return strstr(path, "/" MP_DATA_DEMO_DIR "/") != NULL;
 }
 
 mp_status mp_data_find(const char *key, const char *explicit_dir, char **out) {

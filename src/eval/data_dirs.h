@@ -1,7 +1,10 @@
 /* Locating built-in datasets (sst2, stsb, mnli, ...) on this machine: --data-dir, then
  * $MLXPORT_DATA (colon-separated folders), then the shared data folder beside the checkout
- * (<checkout>/../shared/datasets), then ./../shared/datasets and ./shared/datasets. Each key has
- * a fixed relative path in those folders (e.g. mnli -> mnli/validation_matched/dev.jsonl). */
+ * (<checkout>/../shared/datasets), then ./../shared/datasets and ./shared/datasets, and LAST the
+ * small demo evaluation set shipped in the checkout (<checkout>/data/demo: mnli, stsb, sst2 only;
+ * see data/demo/README.md), a fallback for machines without the real benchmarks. <checkout> is
+ * resolved from /proc/self/exe (<checkout>/build/mlxport). Each key has a fixed relative path in
+ * those folders (e.g. mnli -> mnli/validation_matched/dev.jsonl). */
 #ifndef MP_EVAL_DATA_DIRS_H
 #define MP_EVAL_DATA_DIRS_H
 #include <stddef.h>
@@ -12,4 +15,11 @@ const char *mp_data_relpath(const char *key);
 size_t mp_data_dirs(const char *explicit_dir, char dirs[][1024], size_t cap);
 /* Malloc'd path of the key's file, or MP_ERR_NOT_FOUND saying where it looked and what to do. */
 mp_status mp_data_find(const char *key, const char *explicit_dir, char **out);
+
+/* The demo set's folder, relative to the checkout. */
+#define MP_DATA_DEMO_DIR "data/demo"
+/* 1 when path (e.g. one mp_data_find returned) lies under a data/demo folder, i.e. the embedded
+ * demo set was used instead of a real benchmark: callers should say so ("using the embedded demo
+ * set <path>; real datasets are preferred when present"). 0 otherwise, and for NULL. */
+int mp_data_find_is_fallback(const char *path);
 #endif
