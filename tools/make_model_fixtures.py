@@ -28,12 +28,13 @@ FIXTURES = {
     "deberta-cls": ("deberta-v3-base-mnli-fever-anli", "DebertaV2ForSequenceClassification", None),
     "deberta-bin-cls": ("deberta-v3-xsmall-mnli-binary", "DebertaV2ForSequenceClassification", None),
     "deberta-wp-cls": ("deberta-v3-base-mnli-fever-anli", "DebertaV2ForSequenceClassification", None),
+    "deberta-bin-wp-cls": ("deberta-v3-xsmall-mnli-binary", "DebertaV2ForSequenceClassification", None),
 }
 # Built only when named in --only (tests/py/test_model_parity_deberta.py).
-OPT_IN = {"deberta-cls", "deberta-bin-cls", "deberta-wp-cls"}
+OPT_IN = {"deberta-cls", "deberta-bin-cls", "deberta-wp-cls", "deberta-bin-wp-cls"}
 # Fixtures whose tokenizer files come from another shared model (the model math is checked with a
 # tokenizer mlxport already has; the real SentencePiece files are in the other fixtures).
-TOKENIZER_FROM = {"deberta-wp-cls": "all-MiniLM-L6-v2"}
+TOKENIZER_FROM = {"deberta-wp-cls": "all-MiniLM-L6-v2", "deberta-bin-wp-cls": "all-MiniLM-L6-v2"}
 TOKENIZER_FILES = ["tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt",
                    "vocab.json", "merges.txt", "modules.json", "sentence_bert_config.json",
                    "spm.model", "added_tokens.json"]
