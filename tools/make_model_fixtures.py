@@ -25,9 +25,19 @@ FIXTURES = {
     "bert-embed": ("all-MiniLM-L12-v2", "BertModel", None),
     "roberta-cls": ("roberta-large-mnli", "RobertaForSequenceClassification", None),
     "distilbert-cls": ("distilbert-base-uncased-mnli", "DistilBertForSequenceClassification", None),
+    "deberta-cls": ("deberta-v3-base-mnli-fever-anli", "DebertaV2ForSequenceClassification", None),
+    "deberta-bin-cls": ("deberta-v3-xsmall-mnli-binary", "DebertaV2ForSequenceClassification", None),
+    "deberta-wp-cls": ("deberta-v3-base-mnli-fever-anli", "DebertaV2ForSequenceClassification", None),
+    "deberta-bin-wp-cls": ("deberta-v3-xsmall-mnli-binary", "DebertaV2ForSequenceClassification", None),
 }
+# Built only when named in --only (tests/py/test_model_parity_deberta.py).
+OPT_IN = {"deberta-cls", "deberta-bin-cls", "deberta-wp-cls", "deberta-bin-wp-cls"}
+# Fixtures whose tokenizer files come from another shared model (the model math is checked with a
+# tokenizer mlxport already has; the real SentencePiece files are in the other fixtures).
+TOKENIZER_FROM = {"deberta-wp-cls": "all-MiniLM-L6-v2", "deberta-bin-wp-cls": "all-MiniLM-L6-v2"}
 TOKENIZER_FILES = ["tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt",
-                   "vocab.json", "merges.txt", "modules.json", "sentence_bert_config.json"]
+                   "vocab.json", "merges.txt", "modules.json", "sentence_bert_config.json",
+                   "spm.model", "added_tokens.json"]
 
 
 def shrink(cfg):
@@ -36,6 +46,8 @@ def shrink(cfg):
         cfg.dim, cfg.hidden_dim, cfg.n_layers, cfg.n_heads = 128, 256, 2, 4
     else:
         cfg.hidden_size, cfg.intermediate_size, cfg.num_hidden_layers, cfg.num_attention_heads = 128, 256, 2, 4
+    if cfg.model_type == "deberta-v2":
+        cfg.pooler_hidden_size = cfg.hidden_size
     return d
 
 
@@ -60,6 +72,22 @@ def load_inputs(shared, n_pairs=24, n_texts=24):
     return pairs, texts
 
 
+def deberta_long(model, tok, pairs, ref):
+    """Long inputs (up to 512 tokens) reach DeBERTa's log-bucketed relative positions (beyond
+    position_buckets / 2): hidden states of one long text and logits of long pairs."""
+    text = " ".join(p + " " + h for p, h in pairs) * 4
+    enc = tok([text], truncation=True, max_length=512, return_tensors="pt")
+    hs = model.deberta(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"]).last_hidden_state
+    ref["long_text"] = text
+    ref["long_hidden"] = hs[0].tolist()
+    prem = " ".join(p for p, _ in pairs) * 3
+    long_pairs = [[prem, h] for _, h in pairs[:3]] + [pairs[0]]
+    enc = tok([p for p, _ in long_pairs], [h for _, h in long_pairs], padding=True, truncation=True,
+              max_length=512, return_tensors="pt")
+    ref["long_pairs"] = long_pairs
+    ref["long_logits"] = model(**enc).logits.tolist()
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("out")
@@ -73,7 +101,10 @@ def main():
     for name, (src, cls_name, id2label) in FIXTURES.items():
         if a.only and name not in a.only.split(","):
             continue
+        if not a.only and name in OPT_IN:
+            continue
         src_dir = os.path.join(a.shared, "models", src)
+        tok_dir = os.path.join(a.shared, "models", TOKENIZER_FROM.get(name, src))
         cfg = AutoConfig.from_pretrained(src_dir)
         shrink(cfg)
         cfg.architectures = [cls_name]
@@ -93,9 +124,11 @@ def main():
             shutil.rmtree(d, ignore_errors=True)
             model.save_pretrained(d, safe_serialization=safe)
             for fn in TOKENIZER_FILES:
-                if os.path.exists(os.path.join(src_dir, fn)):
-                    shutil.copy(os.path.join(src_dir, fn), d)
-            if os.path.isdir(os.path.join(src_dir, "1_Pooling")):
+                if name in TOKENIZER_FROM and fn in ("modules.json", "sentence_bert_config.json"):
+                    continue
+                if os.path.exists(os.path.join(tok_dir, fn)):
+                    shutil.copy(os.path.join(tok_dir, fn), d)
+            if name not in TOKENIZER_FROM and os.path.isdir(os.path.join(src_dir, "1_Pooling")):
                 shutil.copytree(os.path.join(src_dir, "1_Pooling"), os.path.join(d, "1_Pooling"))
             dirs[kind] = d
         tok = AutoTokenizer.from_pretrained(dirs["st"])
@@ -118,6 +151,8 @@ def main():
             m = mask.unsqueeze(-1).float()
             mean = (hs * m).sum(1) / m.sum(1).clamp(min=1e-9)
             ref["mean_pooled"] = mean.tolist()
+            if cfg.model_type == "deberta-v2":
+                deberta_long(model, tok, pairs, ref)
         os.makedirs(os.path.join(a.out, name), exist_ok=True)
         with open(os.path.join(a.out, name, "reference.json"), "w") as f:
             json.dump(ref, f)

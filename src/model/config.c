@@ -16,6 +16,7 @@ const char *mp_family_name(mp_family f) {
   case MP_FAMILY_BERT: return "bert";
   case MP_FAMILY_ROBERTA: return "roberta";
   case MP_FAMILY_DISTILBERT: return "distilbert";
+  case MP_FAMILY_DEBERTA_V2: return "deberta-v2";
   default: return "unknown";
   }
 }
@@ -104,9 +105,10 @@ mp_status mp_model_config_load(const char *dir, mp_model_config *c) {
   if (!strcmp(mt, "bert")) c->family = MP_FAMILY_BERT;
   else if (!strcmp(mt, "roberta") || !strcmp(mt, "xlm-roberta") || !strcmp(mt, "camembert")) c->family = MP_FAMILY_ROBERTA;
   else if (!strcmp(mt, "distilbert")) c->family = MP_FAMILY_DISTILBERT;
+  else if (!strcmp(mt, "deberta-v2")) c->family = MP_FAMILY_DEBERTA_V2;
   else {
     st = mp_err(MP_ERR_UNSUPPORTED,
-                "%s: model_type \"%s\" is not supported yet (supported: bert, roberta, xlm-roberta, distilbert)", path, mt);
+                "%s: model_type \"%s\" is not supported yet (supported: bert, roberta, xlm-roberta, distilbert, deberta-v2)", path, mt);
     goto done;
   }
   c->head = strstr(c->architecture, "ForSequenceClassification") ? MP_HEAD_SEQ_CLS : MP_HEAD_NONE;
@@ -129,7 +131,7 @@ mp_status mp_model_config_load(const char *dir, mp_model_config *c) {
       goto done;
     c->layer_norm_eps = (float)mp_json_get_num(cfg, "layer_norm_eps", 1e-12);
     if ((st = parse_act(path, mp_json_get_str(cfg, "hidden_act", "gelu"), &c->act))) goto done;
-    c->type_vocab_size = mp_json_get_int(cfg, "type_vocab_size", 2);
+    c->type_vocab_size = mp_json_get_int(cfg, "type_vocab_size", c->family == MP_FAMILY_DEBERTA_V2 ? 0 : 2);
     const char *pet = mp_json_get_str(cfg, "position_embedding_type", "absolute");
     if (strcmp(pet, "absolute") != 0) {
       st = mp_err(MP_ERR_UNSUPPORTED, "%s: position_embedding_type \"%s\" is not supported (only \"absolute\")", path, pet);

@@ -47,6 +47,7 @@ struct mp_model {
   int has_head;
 };
 
+extern const mp_family_ops mp_family_deberta; /* deberta-v2 (DeBERTa-v2/v3) */
 extern const mp_family_ops mp_family_bert; /* bert, roberta/xlm-roberta/camembert, distilbert */
 
 /* ---- binding helpers (errors name the tensor and the model folder) */
