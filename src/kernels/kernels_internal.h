@@ -21,6 +21,8 @@ typedef struct mp_isa_impl {
   int mr, nr;
   mp_ukr_fn ukr;
   mp_dotblk_fn dotblk;
+  /* Optional: dst[k*nr + j] = src[j][k] for k < kc, j < nr (one weight panel); NULL = scalar */
+  void (*pack_panel)(const float *const *src, int64_t kc, float *dst);
   /* Decodes w row o, inputs [k0, k0+n), to f32 (bit-exact with the scalar decoder). */
   void (*decode_row)(const mp_linear_weight *w, int64_t o, int64_t k0, int64_t n, float *dst);
   /* x[i] = act(x[i]) */

@@ -514,6 +514,38 @@ T5 static void dotblk_avx512(int64_t K, const float *x, int64_t ldx, int mr, con
 }
 
 
+/* Packs 32 rows into a k-major panel: dst[k*32 + j] = src[j][k], 16x16 register transposes. */
+T5 static void pack_panel_avx512(const float *const *src, int64_t kc, float *dst) {
+  int64_t k = 0;
+  for (; k + 16 <= kc; k += 16) {
+    for (int h = 0; h < 2; h++) {
+      __m512 r[16], t[16], u[16];
+      for (int j = 0; j < 16; j++) r[j] = _mm512_loadu_ps(src[h * 16 + j] + k);
+      for (int i = 0; i < 8; i++) {
+        t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+        t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+      }
+      for (int i = 0; i < 4; i++) {
+        u[4 * i + 0] = _mm512_shuffle_ps(t[4 * i], t[4 * i + 2], 0x44);
+        u[4 * i + 1] = _mm512_shuffle_ps(t[4 * i], t[4 * i + 2], 0xEE);
+        u[4 * i + 2] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0x44);
+        u[4 * i + 3] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0xEE);
+      }
+      for (int c = 0; c < 4; c++) {
+        __m512 v = _mm512_shuffle_f32x4(u[c], u[4 + c], 0x88), v2 = _mm512_shuffle_f32x4(u[c], u[4 + c], 0xDD);
+        __m512 w = _mm512_shuffle_f32x4(u[8 + c], u[12 + c], 0x88), w2 = _mm512_shuffle_f32x4(u[8 + c], u[12 + c], 0xDD);
+        float *d = dst + k * 32 + h * 16;
+        _mm512_storeu_ps(d + (0 + c) * 32, _mm512_shuffle_f32x4(v, w, 0x88));
+        _mm512_storeu_ps(d + (8 + c) * 32, _mm512_shuffle_f32x4(v, w, 0xDD));
+        _mm512_storeu_ps(d + (4 + c) * 32, _mm512_shuffle_f32x4(v2, w2, 0x88));
+        _mm512_storeu_ps(d + (12 + c) * 32, _mm512_shuffle_f32x4(v2, w2, 0xDD));
+      }
+    }
+  }
+  for (; k < kc; k++)
+    for (int j = 0; j < 32; j++) dst[k * 32 + j] = src[j][k];
+}
+
 T5 static void layernorm_row_avx512(const float *x, const float *res, int64_t dim, const float *gamma,
                                     const float *beta, float eps, float *out) {
   const float *v = x;
@@ -598,7 +630,7 @@ T5 static void scale_avx512(float al, float *y, int64_t n) {
 }
 
 static const mp_isa_impl impl_avx512 = {
-    .mr = 12, .nr = 32, .ukr = ukr_avx512, .dotblk = dotblk_avx512, .decode_row = decode_row_avx512,
+    .mr = 12, .nr = 32, .ukr = ukr_avx512, .dotblk = dotblk_avx512, .pack_panel = pack_panel_avx512, .decode_row = decode_row_avx512,
     .act_row = act_row_avx512, .f16_row = f16_row_avx512, .bf16_row = bf16_row_avx512,
     .layernorm_row = layernorm_row_avx512, .softmax_row = softmax_row_avx512, .dot = dot_avx512,
     .axpy = axpy_avx512, .scale = scale_avx512,

@@ -112,6 +112,7 @@ static void ref_task(void *vctx, int64_t task, int thread) {
 }
 
 /* ---- vector GEMM driver */
+static const float zero_row[MP_KC];
 static void gemm_task(void *vctx, int64_t task, int thread) {
   lin_ctx *c = vctx;
   const mp_isa_impl *im = c->impl;
@@ -145,13 +146,13 @@ static void gemm_task(void *vctx, int64_t task, int thread) {
           src[j] = rows + j * MP_KC;
         }
       }
+      for (int64_t j = nn; j < NR; j++) src[j] = zero_row; /* padding columns */
       float *dst = bp + p * (kc * NR);
-      if (nn == NR) {
-        for (int64_t k = 0; k < kc; k++)
-          for (int64_t j = 0; j < NR; j++) dst[k * NR + j] = src[j][k];
+      if (im->pack_panel) {
+        im->pack_panel(src, kc, dst);
       } else {
         for (int64_t k = 0; k < kc; k++)
-          for (int64_t j = 0; j < NR; j++) dst[k * NR + j] = j < nn ? src[j][k] : 0.0f;
+          for (int64_t j = 0; j < NR; j++) dst[k * NR + j] = src[j][k];
       }
     }
     int acc = k0 > 0;
