@@ -9,7 +9,7 @@ For all-MiniLM-L6-v2 (float32 safetensors) -> 8-bit and 4-bit (group 64, float16
   mlxport quantize  the same tensors, raw file to raw file (no hashing, metadata, copies)
   MLX (Python)      mx.load -> mx.quantize each Linear/Embedding weight (astype float16 first),
                     astype(float16) the rest -> mx.save_safetensors   (bench/mlx_quantize_ref.py)
-Each run is a fresh process measured with os.wait4: wall time, CPU time (user+sys) and peak RSS.
+Each run is a fresh process measured with GNU time: wall time, CPU time (user+sys) and peak RSS.
 Reports the median of --repeats runs and the ratios MLX / mlxport. The outputs of mlxport and MLX
 are also compared tensor by tensor (they must be bit-identical).
 """
@@ -22,7 +22,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -36,15 +35,16 @@ def default_model():
 
 
 def measure(cmd):
-    t0 = time.perf_counter()
-    p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, ru = os.wait4(p.pid, 0)
-    wall = time.perf_counter() - t0
-    err = p.stderr.read().decode()
-    p.stderr.close()
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"{' '.join(cmd)} failed:\n{err}")
-    return {"wall_s": wall, "cpu_s": ru.ru_utime + ru.ru_stime, "peak_rss_mb": ru.ru_maxrss / 1024.0}
+    """Runs cmd under GNU time: wall, user+sys CPU and peak RSS of that process alone. (os.wait4
+    from this Python would report at least this interpreter's RSS: a forked child's high-water
+    mark starts at its parent's.)"""
+    with tempfile.NamedTemporaryFile("r", suffix=".time") as tf:
+        p = subprocess.run(["/usr/bin/time", "-f", "%e %U %S %M", "-o", tf.name, *cmd], stdout=subprocess.DEVNULL,
+                           stderr=subprocess.PIPE, text=True)
+        if p.returncode != 0:
+            raise SystemExit(f"{' '.join(cmd)} failed:\n{p.stderr}")
+        wall, user, sys_, rss_kb = tf.read().split()[-4:]
+    return {"wall_s": float(wall), "cpu_s": float(user) + float(sys_), "peak_rss_mb": float(rss_kb) / 1024.0}
 
 
 def median_of(runs):

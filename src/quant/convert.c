@@ -425,11 +425,10 @@ static mp_status write_weights(conv *c, uint64_t *out_bytes) {
   const mp_convert_opts *o = c->o;
   mp_status s = MP_OK;
   mp_st_stream **ws = calloc((size_t)c->n_shards, sizeof *ws);
-  void *buf = NULL, *sbuf = NULL, *bbuf = NULL, *dq = NULL;
+  void *buf = NULL, *sbuf = NULL, *bbuf = NULL;
   if (!ws) return mp_err(MP_ERR_NOMEM, "out of memory");
   int release = mp_weights_get_format(c->w) == MP_WEIGHTS_SAFETENSORS ||
                 mp_weights_get_format(c->w) == MP_WEIGHTS_SAFETENSORS_SHARDED;
-  size_t dq_cap = 0;
   *out_bytes = 0;
   /* one shard at a time: declare its tensors (the header), then stream their data */
   for (int k = 0; k < c->n_shards && !s; k++) {
@@ -493,33 +492,15 @@ static mp_status write_weights(conv *c, uint64_t *out_bytes) {
         size_t pb = mp_mlx_affine_packed_bytes(numel, o->bits);
         buf = malloc(pb + 1), sbuf = malloc(ng * es + 1), bbuf = malloc(ng * es + 1);
         if (!buf || !sbuf || !bbuf) s = mp_err(MP_ERR_NOMEM, "%s: out of memory", t->name);
+        mp_qerr_init(&v->err);
+        /* the error of the dequantized weight against the source is accumulated while quantizing */
         if (!s)
-          s = mp_mlx_affine_quantize(t->data, t->dtype, numel, v->out_dt, o->bits, o->group_size, o->compat, t->name,
-                                     buf, sbuf, bbuf);
+          s = mp_mlx_affine_quantize_ex(t->data, t->dtype, numel, v->out_dt, o->bits, o->group_size, o->compat, t->name,
+                                        buf, sbuf, bbuf, &v->err);
         if (!s) s = mp_st_stream_put(w, v->idx[0], 0, buf, pb);
         if (!s) s = mp_st_stream_put(w, v->idx[1], 0, sbuf, ng * es);
         if (!s) s = mp_st_stream_put(w, v->idx[2], 0, bbuf, ng * es);
         if (s) break;
-        /* error of the dequantized weight against the source, a chunk of groups at a time */
-        size_t chunk = (ERR_CHUNK / (size_t)o->group_size) * (size_t)o->group_size;
-        if (dq_cap < chunk * es) {
-          free(dq);
-          dq = malloc(chunk * es);
-          dq_cap = dq ? chunk * es : 0;
-          if (!dq) {
-            s = mp_err(MP_ERR_NOMEM, "out of memory");
-            break;
-          }
-        }
-        mp_qerr_init(&v->err);
-        size_t ssz = mp_dtype_size(t->dtype);
-        for (size_t off = 0; off < numel && !s; off += chunk) {
-          size_t m = numel - off < chunk ? numel - off : chunk;
-          size_t g0 = off / (size_t)o->group_size;
-          s = mp_mlx_affine_dequantize((const uint8_t *)buf + off / 8 * (size_t)o->bits, (uint8_t *)sbuf + g0 * es,
-                                       (uint8_t *)bbuf + g0 * es, v->out_dt, m, o->bits, o->group_size, dq);
-          if (!s) mp_qerr_add(&v->err, (const uint8_t *)t->data + off * ssz, t->dtype, dq, v->out_dt, m);
-        }
         mp_qerr_finish(&v->err);
         v->has_err = 1;
         break;
@@ -536,7 +517,7 @@ static mp_status write_weights(conv *c, uint64_t *out_bytes) {
   for (int k = 0; k < c->n_shards; k++)
     mp_st_stream_free(ws[k]);
   free(ws);
-  free(buf), free(sbuf), free(bbuf), free(dq);
+  free(buf), free(sbuf), free(bbuf);
   if (!s && c->n_shards > 1) {
     /* model.safetensors.index.json like huggingface / mlx-lm: sorted weight_map */
     size_t nn = 0;

@@ -5,6 +5,7 @@
 
 #include <float.h>
 #include <math.h>
+#include <pthread.h>
 #include <string.h>
 
 #include "core/error.h"
@@ -58,11 +59,25 @@ const char *mp_mlx_dtype_name(mp_dtype dt) {
 
 /* ---- casts */
 
-float mp_mlx_f16_to_f32(uint16_t h) {
+static float f16_slow(uint16_t h) {
   if ((h & 0x7C00) == 0x7C00 && (h & 0x3FF)) /* NaN: MLX (hardware cvt) quiets it */
     return u2f(((uint32_t)(h & 0x8000) << 16) | 0x7FC00000u | ((uint32_t)(h & 0x3FF) << 13));
   return mp_f16_to_f32(h);
 }
+
+/* float16 -> float32 for all 65536 halves, built once from f16_slow */
+static float g_f16[65536];
+static pthread_once_t g_f16_once = PTHREAD_ONCE_INIT;
+static void f16_init(void) {
+  for (uint32_t h = 0; h < 65536; h++)
+    g_f16[h] = f16_slow((uint16_t)h);
+}
+static const float *f16_table(void) {
+  pthread_once(&g_f16_once, f16_init);
+  return g_f16;
+}
+
+float mp_mlx_f16_to_f32(uint16_t h) { return f16_table()[h]; }
 
 uint16_t mp_mlx_f32_to_f16(float f) {
   uint32_t u = f2u(f);
@@ -124,6 +139,49 @@ static float round_to(float f, mp_dtype dt) {
   }
 }
 
+/* n values of src starting at element `start`, as float32 */
+static void load_block(const void *src, mp_dtype sdt, size_t start, size_t n, float *out) {
+  const uint8_t *p = src;
+  switch (sdt) {
+  case MP_F32: memcpy(out, p + 4 * start, 4 * n); break;
+  case MP_F16: {
+    const float *t = f16_table();
+    p += 2 * start;
+    for (size_t i = 0; i < n; i++)
+      out[i] = t[(uint16_t)(p[2 * i] | (p[2 * i + 1] << 8))];
+    break;
+  }
+  case MP_BF16:
+    p += 2 * start;
+    for (size_t i = 0; i < n; i++)
+      out[i] = u2f((uint32_t)(p[2 * i] | (p[2 * i + 1] << 8)) << 16);
+    break;
+  default:
+    for (size_t i = 0; i < n; i++)
+      out[i] = NAN;
+  }
+}
+
+/* v[i] = (float)dt(v[i]) */
+static void round_block(float *v, size_t n, mp_dtype dt) {
+  if (dt == MP_F16) {
+    const float *t = f16_table();
+    for (size_t i = 0; i < n; i++)
+      v[i] = t[mp_mlx_f32_to_f16(v[i])];
+  } else if (dt == MP_BF16) {
+    for (size_t i = 0; i < n; i++)
+      v[i] = mp_mlx_bf16_to_f32(mp_mlx_f32_to_bf16(v[i]));
+  }
+}
+
+/* rint() in the default rounding mode (half to even), without a libm call: for |x| < 2^23 the
+ * addition rounds x to an integer; larger magnitudes are integers already. */
+static inline float rne(float x) {
+  float a = fabsf(x);
+  if (a < 0x1p23f) return copysignf((a + 0x1p23f) - 0x1p23f, x);
+  return x;
+}
+
 mp_status mp_mlx_astype(const void *src, mp_dtype sdt, void *dst, mp_dtype ddt, size_t n) {
   if (!mp_mlx_is_float(sdt) || !mp_mlx_is_float(ddt))
     return mp_err(MP_ERR_UNSUPPORTED, "cast %s -> %s is not supported (float32/float16/bfloat16 only)",
@@ -148,6 +206,12 @@ static const char *nonfinite_name(float f) { return isnan(f) ? "NaN" : (f > 0 ? 
 
 mp_status mp_mlx_affine_quantize(const void *src, mp_dtype sdt, size_t numel, mp_dtype dt, int bits, int group_size,
                                  mp_qcompat compat, const char *name, uint8_t *wq, void *scales, void *biases) {
+  return mp_mlx_affine_quantize_ex(src, sdt, numel, dt, bits, group_size, compat, name, wq, scales, biases, NULL);
+}
+
+mp_status mp_mlx_affine_quantize_ex(const void *src, mp_dtype sdt, size_t numel, mp_dtype dt, int bits, int group_size,
+                                    mp_qcompat compat, const char *name, uint8_t *wq, void *scales, void *biases,
+                                    mp_qerr *err) {
   if (!name) name = "tensor";
   if (!mp_mlx_affine_supported(bits, group_size))
     return mp_err(MP_ERR_INVALID_ARG,
@@ -165,25 +229,27 @@ mp_status mp_mlx_affine_quantize(const void *src, mp_dtype sdt, size_t numel, mp
   const size_t gs = (size_t)group_size, n_groups = numel / gs;
   const size_t group_bytes = gs * (size_t)bits / 8;
   float lim_max = dt == MP_F16 ? 65504.0f : (dt == MP_BF16 ? mp_mlx_bf16_to_f32(0x7F7F) : FLT_MAX);
-  float v[128];
+  float v[128], orig[128];
 
   for (size_t g = 0; g < n_groups; g++) {
     size_t base = g * gs;
+    load_block(src, sdt, base, gs, orig);
+    memcpy(v, orig, gs * sizeof *v);
+    if (dt != sdt) round_block(v, gs, dt);
     for (size_t j = 0; j < gs; j++) {
-      float x = round_to(mp_mlx_load_f32(src, sdt, base + j), dt);
+      float x = v[j];
       if (!isfinite(x)) {
-        float orig = mp_mlx_load_f32(src, sdt, base + j);
-        if (isfinite(orig))
+        float o0 = orig[j];
+        if (isfinite(o0))
           return mp_err(MP_ERR_FORMAT,
                         "%s: value %g at flat index %zu overflows %s (becomes %s): the weight cannot be "
                         "quantized in that dtype; choose --dtype float32 or bfloat16, or skip this tensor",
-                        name, (double)orig, base + j, dt == MP_F16 ? "float16" : "the output dtype", nonfinite_name(x));
+                        name, (double)o0, base + j, dt == MP_F16 ? "float16" : "the output dtype", nonfinite_name(x));
         return mp_err(MP_ERR_FORMAT,
                       "%s: %s at flat index %zu: tensors with NaN or infinite values cannot be quantized "
                       "(fix the checkpoint or keep this tensor in float with --q-skip)",
                       name, nonfinite_name(x), base + j);
       }
-      v[j] = x;
     }
     float w_min, w_max;
     if (compat == MP_QCOMPAT_METAL) {
@@ -213,7 +279,7 @@ mp_status mp_mlx_affine_quantize(const void *src, mp_dtype sdt, size_t numel, mp
                     name, g, base, base + gs - 1, (double)w_min, (double)w_max);
     scale = mask ? scale : -scale;
     float edge = mask ? w_min : w_max;
-    float q0 = compat == MP_QCOMPAT_METAL ? roundf(edge / scale) : rintf(edge / scale);
+    float q0 = compat == MP_QCOMPAT_METAL ? roundf(edge / scale) : rne(edge / scale);
     float bias = 0.0f;
     if (q0 != 0.0f) {
       scale = edge / q0;
@@ -223,11 +289,19 @@ mp_status mp_mlx_affine_quantize(const void *src, mp_dtype sdt, size_t numel, mp
     uint64_t acc = 0;
     int nacc = 0;
     size_t o = 0;
+    float st = round_to(scale, dt), bt = round_to(bias, dt); /* as stored, for the error */
     for (size_t j = 0; j < gs; j++) {
       float q = (v[j] - bias) / scale;
-      q = compat == MP_QCOMPAT_METAL ? roundf(q) : rintf(q);
+      q = compat == MP_QCOMPAT_METAL ? roundf(q) : rne(q);
       if (q < 0.0f) q = 0.0f; /* std::max(q, 0.0f) */
       if (n_bins < q) q = n_bins;
+      if (err) { /* dequantized exactly like mx.dequantize, against the source value */
+        float d = round_to(round_to(q * st, dt) + bt, dt);
+        double e = fabs((double)orig[j] - (double)d);
+        if (!(e <= err->max_abs)) err->max_abs = e;
+        err->sum_sq_err += e * e;
+        err->sum_sq_ref += (double)orig[j] * (double)orig[j];
+      }
       acc |= (uint64_t)(unsigned)q << nacc;
       nacc += bits;
       while (nacc >= 8) {
@@ -239,6 +313,7 @@ mp_status mp_mlx_affine_quantize(const void *src, mp_dtype sdt, size_t numel, mp
     store_f32(scales, dt, g, scale);
     store_f32(biases, dt, g, bias);
   }
+  if (err) err->n += numel;
   return MP_OK;
 }
 
@@ -277,12 +352,17 @@ mp_status mp_mlx_affine_dequantize(const uint8_t *wq, const void *scales, const 
 void mp_qerr_init(mp_qerr *e) { memset(e, 0, sizeof *e); }
 
 void mp_qerr_add(mp_qerr *e, const void *a, mp_dtype adt, const void *b, mp_dtype bdt, size_t n) {
-  for (size_t i = 0; i < n; i++) {
-    double x = mp_mlx_load_f32(a, adt, i), y = mp_mlx_load_f32(b, bdt, i);
-    double d = fabs(x - y);
-    if (!(d <= e->max_abs)) e->max_abs = d; /* NaN propagates */
-    e->sum_sq_err += d * d;
-    e->sum_sq_ref += x * x;
+  float xa[256], xb[256];
+  for (size_t off = 0; off < n; off += 256) {
+    size_t m = n - off < 256 ? n - off : 256;
+    load_block(a, adt, off, m, xa);
+    load_block(b, bdt, off, m, xb);
+    for (size_t i = 0; i < m; i++) {
+      double x = xa[i], d = fabs(x - (double)xb[i]);
+      if (!(d <= e->max_abs)) e->max_abs = d; /* NaN propagates */
+      e->sum_sq_err += d * d;
+      e->sum_sq_ref += x * x;
+    }
   }
   e->n += n;
 }

@@ -55,6 +55,13 @@ size_t mp_mlx_affine_groups(size_t numel, int group_size);
 mp_status mp_mlx_affine_quantize(const void *src, mp_dtype sdt, size_t numel, mp_dtype dt, int bits, int group_size,
                                  mp_qcompat compat, const char *name, uint8_t *wq, void *scales, void *biases);
 
+typedef struct mp_qerr mp_qerr;
+/* Same, also accumulating into `err` (may be NULL) the error of the dequantized values (exactly
+ * as mp_mlx_affine_dequantize would produce them) against the source values. */
+mp_status mp_mlx_affine_quantize_ex(const void *src, mp_dtype sdt, size_t numel, mp_dtype dt, int bits, int group_size,
+                                    mp_qcompat compat, const char *name, uint8_t *wq, void *scales, void *biases,
+                                    mp_qerr *err);
+
 /* Dequantizes like mx.dequantize on CPU: out = dt(dt(q*scale) + bias), written as dtype dt. */
 mp_status mp_mlx_affine_dequantize(const uint8_t *wq, const void *scales, const void *biases, mp_dtype dt, size_t numel,
                                    int bits, int group_size, void *out);
