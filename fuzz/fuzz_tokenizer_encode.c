@@ -1,8 +1,10 @@
 /* libFuzzer target: encoding arbitrary bytes (invalid UTF-8 included) with real tokenizers:
- * BERT WordPiece (all-MiniLM-L6-v2), byte-level BPE (roberta-large-mnli) and Unigram (DeBERTa-v3,
- * from spm.model) from $MP_SHARED_DIR/models (default ../shared/models, relative to the working
- * folder), plus the committed synthetic byte-level BPE tokenizer fuzz/synthetic_tokenizer.json
- * (always loaded; the target still works without the shared folder).
+ * BERT WordPiece (all-MiniLM-L6-v2) and byte-level BPE (roberta-large-mnli) from
+ * $MP_SHARED_DIR/models (default ../shared/models, relative to the working folder), plus the
+ * committed synthetic byte-level BPE tokenizer fuzz/synthetic_tokenizer.json (always loaded; the
+ * target still works without the shared folder). The DeBERTa-v3 Unigram tokenizer is left out:
+ * converting its 128k-piece spm.model takes most of a 30 s fuzz run under ASan; Unigram encoding
+ * is fuzzed by fuzz_spm.c and, through this pipeline, by fuzz_tokenizer_load's Unigram seed.
  * Input: byte 0 selects options (tokenizer, pair or not, truncation, max_length, specials); the
  * rest is the text, split at its first TAB into a pair when the pair bit is set. */
 #include <stdint.h>
@@ -19,8 +21,8 @@ static void load_all(void) {
   n_toks = 0;
   const char *shared = getenv("MP_SHARED_DIR");
   char path[4096];
-  static const char *models[] = {"all-MiniLM-L6-v2", "roberta-large-mnli", "deberta-v3-base-mnli-fever-anli"};
-  for (int i = 0; i < 3; i++) {
+  static const char *models[] = {"all-MiniLM-L6-v2", "roberta-large-mnli"};
+  for (int i = 0; i < 2; i++) {
     snprintf(path, sizeof path, "%s/models/%s", shared ? shared : "../shared", models[i]);
     mp_tokenizer *t = NULL;
     if (mp_tokenizer_open(path, &t) == MP_OK) toks[n_toks++] = t;
