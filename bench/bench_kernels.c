@@ -99,7 +99,7 @@ int main(int argc, char **argv) {
   for (int si = 0; si < nshapes; si++) {
     int64_t M = shapes[si][0], K = shapes[si][1], N = shapes[si][2];
     float *x = malloc((size_t)(M * K) * 4), *y = malloc((size_t)(M * N) * 4);
-    for (int64_t i = 0; i < M * K; i++) x[i] = (float)rand() / RAND_MAX - 0.5f;
+    for (int64_t i = 0; i < M * K; i++) x[i] = (float)((double)rand() / (double)RAND_MAX) - 0.5f;
     for (size_t ei = 0; ei < sizeof encs / sizeof encs[0]; ei++) {
       const enc *e = &encs[ei];
       mp_linear_weight w = {.name = e->name, .out = N, .in = K, .bits = e->bits};
@@ -109,7 +109,7 @@ int main(int argc, char **argv) {
         size_t es = mp_dtype_size(e->dtype);
         data = malloc((size_t)(N * K) * es);
         for (int64_t i = 0; i < N * K; i++) {
-          float v = (float)rand() / RAND_MAX - 0.5f;
+          float v = (float)((double)rand() / (double)RAND_MAX) - 0.5f;
           if (es == 4) ((float *)data)[i] = v;
           else ((uint16_t *)data)[i] = mp_f32_to_bf16(v);
         }
