@@ -24,7 +24,8 @@ def test_original_configuration(minilm, shared_dir, tmp_path):
 
 
 def test_default_configuration(minilm, shared_dir, tmp_path):
-    nli = os.path.join(os.environ.get("MP_CACHE", os.path.join(SOURCE_DIR, ".cache")), "models", "nli-minilm-l6-snli")
+    # config/default.yaml names the classifier as ../.cache/models/... relative to itself (the default MP_CACHE)
+    nli = os.path.join(SOURCE_DIR, ".cache", "models", "nli-minilm-l6-snli")
     wd = tmp_path / "default"
     p = run_cli("pipeline", "--config", os.path.join(SOURCE_DIR, "config", "default.yaml"), "--workdir", str(wd),
                 "--max-samples", "24", "--latency-requests", "2", check=False)
