@@ -69,7 +69,7 @@ typedef struct enc {
 } enc;
 
 int main(int argc, char **argv) {
-  int threads[4] = {1, 2}, nthr = 2, quick = 0;
+  int threads[4] = {1, 2}, nthr = 2, quick = 0, peak_only = 0;
   for (int i = 1; i < argc; i++) {
     if (!strcmp(argv[i], "--threads") && i + 1 < argc) {
       nthr = 0;
@@ -82,8 +82,10 @@ int main(int argc, char **argv) {
       mp_kernels_set_isa(!strcmp(v, "scalar") ? MP_ISA_SCALAR : !strcmp(v, "avx2") ? MP_ISA_AVX2 : MP_ISA_AVX512);
     } else if (!strcmp(argv[i], "--quick")) {
       quick = 1;
+    } else if (!strcmp(argv[i], "--peak")) {
+      peak_only = 1;
     } else {
-      fprintf(stderr, "usage: bench_kernels [--threads 1,2] [--isa scalar|avx2|avx512] [--quick]\n");
+      fprintf(stderr, "usage: bench_kernels [--threads 1,2] [--isa scalar|avx2|avx512] [--quick] [--peak]\n");
       return 2;
     }
   }
@@ -91,6 +93,7 @@ int main(int argc, char **argv) {
   printf("{\"kind\":\"peak\",\"isa\":\"%s\",\"features\":\"%s\",\"gflops_per_core\":%.2f}\n",
          mp_isa_name(isa), mp_kernels_features(), measure_peak(isa == MP_ISA_SCALAR ? MP_ISA_AVX2 : isa));
   fflush(stdout);
+  if (peak_only) return 0;
   /* BERT-like: 32 sentences x 128 tokens; MiniLM (384) attention out / FFN up / FFN down */
   const int64_t shapes[][3] = {{4096, 384, 1536}, {4096, 1536, 384}, {4096, 384, 384}, {128, 384, 1536}};
   int nshapes = quick ? 1 : 4;

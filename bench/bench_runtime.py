@@ -129,17 +129,15 @@ def bench_onnx(model, sents, threads, n_lat, tmp, int8):
 
 
 def fp32_peak_gflops(threads):
-    exe = os.path.join(ROOT, "build", "bench_kernels")
+    """The machine's fp32 FMA peak for `threads` cores: bench_kernels' per-core figure x threads."""
+    exe = os.path.join(os.path.dirname(BIN), "bench_kernels")
     if not os.path.exists(exe):
         return None
-    p = subprocess.run([exe, "--peak", "--threads", str(threads)], capture_output=True, text=True)
+    p = subprocess.run([exe, "--peak"], capture_output=True, text=True)
     for line in p.stdout.splitlines():
-        if "peak" in line.lower():
-            for tok in line.replace("=", " ").split():
-                try:
-                    return float(tok)
-                except ValueError:
-                    pass
+        r = json.loads(line)
+        if r.get("kind") == "peak":
+            return r["gflops_per_core"] * threads
     return None
 
 

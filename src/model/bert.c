@@ -203,4 +203,5 @@ static void bert_release(mp_model *m) {
   m->fam = NULL;
 }
 
-const mp_family_ops mp_family_bert = {"bert", bert_bind, bert_encode, bert_classify, bert_release};
+const mp_family_ops mp_family_bert = {
+    .name = "bert", .bind = bert_bind, .encode = bert_encode, .classify = bert_classify, .release = bert_release};

@@ -407,4 +407,8 @@ static void deberta_release(mp_model *m) {
   m->fam = NULL;
 }
 
-const mp_family_ops mp_family_deberta = {"deberta-v2", deberta_bind, deberta_encode, deberta_classify, deberta_release};
+const mp_family_ops mp_family_deberta = {.name = "deberta-v2",
+                                         .bind = deberta_bind,
+                                         .encode = deberta_encode,
+                                         .classify = deberta_classify,
+                                         .release = deberta_release};

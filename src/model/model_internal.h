@@ -30,6 +30,11 @@ typedef struct mp_family_ops {
   /* Classification head over the final hidden states; NULL when the family has none. */
   mp_status (*classify)(mp_model *m, const mp_model_batch *b, const float *hidden, float *logits);
   void (*release)(mp_model *m); /* frees m->fam (may be NULL) */
+  /* Parameter count from config.json alone (no weights): what transformers' num_parameters()
+   * gives for the class in `architectures` (the *ForSequenceClassification head included when
+   * cfg->head == MP_HEAD_SEQ_CLS, the bare model with its pooler otherwise). -1 when a field it
+   * needs is missing. NULL: not implemented for the family. */
+  int64_t (*param_count)(const mp_model_config *cfg, const mp_json *cfg_json);
 } mp_family_ops;
 
 struct mp_model {
