@@ -51,6 +51,10 @@ static const char *k_help =
     "  --report-dir DIR      write comparisons/, test_results/, testing_summary.json, summary.md,\n"
     "                        report.html there (atomically)\n"
     "  --json                print the comparison as JSON on stdout\n"
+    "  --predictions FILE    write one JSON line per example (written atomically): index (0-based\n"
+    "                        position in the file's kept examples), gold, pred, logits (and\n"
+    "                        baseline_pred / baseline_logits with --baseline); similarity: gold\n"
+    "                        score and cosine\n"
     "\n"
     "Exit status: 0 every gate passed, 1 a gate failed, 2 usage error, 3 other error.\n";
 
@@ -74,8 +78,59 @@ static int bits_of(const char *model_path) {
   return bits;
 }
 
+static void put_logits(mp_sb *sb, const char *key, const mp_eval_result *r, size_t i) {
+  if (!r->logits || !r->kc) return;
+  mp_sb_printf(sb, ",\"%s\":[", key);
+  for (size_t j = 0; j < r->kc; j++) {
+    if (j) mp_sb_putc(sb, ',');
+    mp_sb_json_f32(sb, r->logits[i * r->kc + j]);
+  }
+  mp_sb_putc(sb, ']');
+}
+
+static void put_label(mp_sb *sb, const char *key, const mp_eval_result *r, int v) {
+  mp_sb_printf(sb, ",\"%s\":", key);
+  if (v >= 0 && (size_t)v < r->k) mp_sb_json_str(sb, r->labels[v], strlen(r->labels[v]));
+  else mp_sb_puts(sb, "null");
+}
+
+/* --predictions: one JSON object per evaluated example, in evaluation order. */
+static int write_predictions(const char *path, const mp_dataset *ds, const mp_eval_result *base,
+                             const mp_eval_result *conv) {
+  mp_sb sb;
+  mp_sb_init(&sb);
+  for (size_t i = 0; i < conv->n && i < ds->n; i++) {
+    mp_sb_printf(&sb, "{\"index\":%u", (unsigned)ds->ex[i].index);
+    if (conv->task == MP_TASK_SIMILARITY) {
+      mp_sb_puts(&sb, ",\"gold\":");
+      mp_sb_json_f64(&sb, ds->ex[i].score);
+      mp_sb_puts(&sb, ",\"cosine\":");
+      mp_sb_json_f64(&sb, conv->sim[i]);
+      if (base && base->sim) {
+        mp_sb_puts(&sb, ",\"baseline_cosine\":");
+        mp_sb_json_f64(&sb, base->sim[i]);
+      }
+    } else {
+      put_label(&sb, "gold", conv, conv->gold[i]);
+      put_label(&sb, "pred", conv, conv->pred[i]);
+      put_logits(&sb, "logits", conv, i);
+      if (base && base->pred) {
+        put_label(&sb, "baseline_pred", base, base->pred[i]);
+        put_logits(&sb, "baseline_logits", base, i);
+      }
+    }
+    mp_sb_puts(&sb, "}\n");
+  }
+  mp_status st = mp_write_file_atomic(path, sb.buf ? sb.buf : "", sb.len);
+  mp_sb_free(&sb);
+  if (st) return mp_cli_fail("eval", st);
+  fprintf(stderr, "mlxport eval: predictions written to %s\n", path);
+  return 0;
+}
+
 int mp_cmd_eval(int argc, char **argv) {
-  const char *model = NULL, *baseline = NULL, *dataset = NULL, *data_dir = NULL, *report_dir = NULL, *name = NULL;
+  const char *model = NULL, *baseline = NULL, *dataset = NULL, *data_dir = NULL, *report_dir = NULL, *name = NULL,
+             *predictions = NULL;
   const char *data_file = NULL, *format = NULL, *text_fields = NULL, *label_field = NULL, *label_names = NULL,
              *score_field = NULL;
   mp_eval_options eo;
@@ -120,6 +175,7 @@ int mp_cmd_eval(int argc, char **argv) {
     STR_OPT("--score-field", score_field)
     STR_OPT("--report-dir", report_dir)
     STR_OPT("--name", name)
+    STR_OPT("--predictions", predictions)
     STR_OPT("--template", eo.template_)
     INT_OPT("--seed", 0, (1LL << 62), eo.seed = (uint64_t)x)
     INT_OPT("--batch-size", 1, 1 << 16, eo.batch_size = (size_t)x)
@@ -229,8 +285,8 @@ int mp_cmd_eval(int argc, char **argv) {
   char mname[256];
   /* default name: the repo's name for a hub id, else the folder's name */
   snprintf(mname, sizeof mname, "%s", name ? name : mp_path_exists(model) ? mp_path_basename(conv.model) : mp_path_basename(model));
+  int rc = st ? mp_cli_fail("eval", st) : MP_EXIT_OK; /* before bits_of(), which clears the error */
   int bits = bits_of(conv.model);
-  int rc = st ? mp_cli_fail("eval", st) : MP_EXIT_OK;
   if (!st) {
     mp_sb doc;
     mp_sb_init(&doc);
@@ -295,6 +351,7 @@ int mp_cmd_eval(int argc, char **argv) {
       else fprintf(stderr, "mlxport eval: report written to %s/report.html\n", report_dir);
     }
     mp_sb_free(&doc);
+    if (predictions && write_predictions(predictions, ds, have_base ? &base : NULL, &conv)) rc = MP_EXIT_ERROR;
     if (rc == MP_EXIT_OK && !all_passed) rc = MP_EXIT_GATE;
   }
   mp_eval_result_free(&base);

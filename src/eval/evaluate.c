@@ -578,7 +578,10 @@ const char *mp_eval_main_metric_name(const mp_eval_result *r) {
 mp_status mp_eval_compare(const mp_eval_result *b, const mp_eval_result *c, mp_comparison *out) {
   memset(out, 0, sizeof *out);
   if (b->n != c->n || b->task != c->task || b->kc != c->kc)
-    return mp_err(MP_ERR_INVALID_ARG, "the two evaluations differ in examples or task: cannot compare");
+    return mp_err(MP_ERR_INVALID_ARG,
+                  "cannot compare %s with %s: they differ in examples (%zu vs %zu), task (%s vs %s) or outputs "
+                  "per example (%zu vs %zu logits; e.g. a 2-label and a 3-label model)",
+                  b->model, c->model, b->n, c->n, mp_task_name(b->task), mp_task_name(c->task), b->kc, c->kc);
   out->metric_drop = mp_eval_main_metric(b) - mp_eval_main_metric(c);
   out->speedup_throughput = b->qpm > 0 ? c->qpm / b->qpm : NAN;
   out->speedup_p50 = c->latency_ms.p50 > 0 ? b->latency_ms.p50 / c->latency_ms.p50 : NAN;
