@@ -10,6 +10,7 @@
 #include "core/sha256.h"
 #include "core/strbuf.h"
 #include "format/hf.h"
+#include "model/model.h"
 #include "format/weights.h"
 
 const char mp_cmd_inspect_summary[] = "describe a model folder or weights file (architecture, tensors, size, tokenizer)";
@@ -193,6 +194,17 @@ static int run(const char *ref, const opts *o) {
     if (a && a->type == MP_JSON_ARRAY && a->len && a->items[0]->type == MP_JSON_STRING) arch = a->items[0]->str;
     model_type = mp_json_get_str(cfg, "model_type", NULL);
   }
+  /* parameters from config.json alone (the family's count of the transformers model) */
+  int64_t cfg_params = -1;
+  int cfg_cls = 0;
+  char cfg_params_note[256] = "";
+  if (cfg && is_dir) {
+    if (mp_model_config_param_count(path, &cfg_params, &cfg_cls) != MP_OK) {
+      snprintf(cfg_params_note, sizeof cfg_params_note, "%s", mp_last_error());
+      cfg_params = -1;
+    }
+    mp_err_clear();
+  }
   const char *pool_mode = NULL;
   if (pooling) {
     static const struct {
@@ -225,6 +237,11 @@ static int run(const char *ref, const opts *o) {
     json_kv_str(&sb, "kind", is_dir ? "folder" : "file", &first);
     json_kv_str(&sb, "architecture", arch, &first);
     json_kv_str(&sb, "model_type", model_type, &first);
+    if (cfg_params >= 0)
+      mp_sb_printf(&sb, ",\"config_parameters\":{\"count\":%lld,\"class\":\"%s\"}", (long long)cfg_params,
+                   cfg_cls ? "AutoModelForSequenceClassification" : "AutoModel");
+    else if (cfg)
+      mp_sb_puts(&sb, ",\"config_parameters\":null");
     mp_sb_printf(&sb, ",\"weights\":");
     if (w) {
       mp_sb_printf(&sb, "{\"format\":\"%s\",\"files\":[", format_name(mp_weights_get_format(w)));
@@ -322,6 +339,11 @@ static int run(const char *ref, const opts *o) {
     if (strcmp(path, ref) != 0) mp_sb_printf(&sb, "resolved from: %s (Hugging Face cache)\n", ref);
     if (cfg) mp_sb_printf(&sb, "architecture:  %s (model_type %s)\n", arch ? arch : "?", model_type ? model_type : "?");
     else if (is_dir) mp_sb_printf(&sb, "architecture:  unknown (no config.json)\n");
+    if (cfg_params >= 0)
+      mp_sb_printf(&sb, "config params: %lld (%.2f M, %s from config.json)\n", (long long)cfg_params,
+                   (double)cfg_params / 1e6, cfg_cls ? "AutoModelForSequenceClassification" : "AutoModel");
+    else if (cfg)
+      mp_sb_printf(&sb, "config params: unknown (%s)\n", cfg_params_note);
     if (w) {
       mp_sb_printf(&sb, "weights:       %s, %zu file%s, %zu tensors (", format_name(mp_weights_get_format(w)),
                    mp_weights_file_count(w), mp_weights_file_count(w) == 1 ? "" : "s", nt);

@@ -203,5 +203,25 @@ static void bert_release(mp_model *m) {
   m->fam = NULL;
 }
 
+/* transformers' num_parameters() from the config alone: BertModel (with pooler) /
+ * RobertaModel (with pooler) / DistilBertModel, or their *ForSequenceClassification. */
+static int64_t bert_param_count(const mp_model_config *c, const mp_json *cj) {
+  (void)cj;
+  const int64_t H = c->hidden, I = c->intermediate, L = c->layers, K = c->num_labels;
+  const int cls = c->head == MP_HEAD_SEQ_CLS;
+  int64_t n = c->vocab_size * H + c->max_positions * H + 2 * H; /* words, positions, LayerNorm */
+  if (c->family != MP_FAMILY_DISTILBERT) n += c->type_vocab_size * H;
+  int64_t per_layer = 4 * (H * H + H) + 2 * H + (H * I + I) + (I * H + H) + 2 * H;
+  n += L * per_layer;
+  switch (c->family) {
+  case MP_FAMILY_BERT: n += (H * H + H) + (cls ? H * K + K : 0); break;           /* pooler (+ classifier) */
+  case MP_FAMILY_ROBERTA: n += cls ? (H * H + H) + (H * K + K) : (H * H + H); break; /* head dense+out_proj / pooler */
+  case MP_FAMILY_DISTILBERT: n += cls ? (H * H + H) + (H * K + K) : 0; break;     /* pre_classifier + classifier */
+  default: return -1;
+  }
+  return n;
+}
+
 const mp_family_ops mp_family_bert = {
-    .name = "bert", .bind = bert_bind, .encode = bert_encode, .classify = bert_classify, .release = bert_release};
+    .name = "bert", .bind = bert_bind, .encode = bert_encode, .classify = bert_classify, .release = bert_release,
+    .param_count = bert_param_count};

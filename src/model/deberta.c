@@ -407,8 +407,41 @@ static void deberta_release(mp_model *m) {
   m->fam = NULL;
 }
 
+/* transformers' num_parameters() from the config alone: DebertaV2Model or
+ * DebertaV2ForSequenceClassification (ContextPooler + classifier). */
+static int64_t deberta_param_count(const mp_model_config *c, const mp_json *cj) {
+  const int64_t H = c->hidden, I = c->intermediate, L = c->layers, K = c->num_labels;
+  if (mp_json_get_int(cj, "conv_kernel_size", 0) > 0) return -1; /* ConvLayer: not supported */
+  const int64_t E = mp_json_get_int(cj, "embedding_size", H);
+  int64_t n = c->vocab_size * E + 2 * H; /* words, embeddings LayerNorm */
+  if (mp_json_get_bool(cj, "position_biased_input", 1)) n += c->max_positions * E;
+  if (c->type_vocab_size > 0) n += c->type_vocab_size * E;
+  if (E != H) n += E * H; /* embed_proj, no bias */
+  const int rel = mp_json_get_bool(cj, "relative_attention", 0);
+  const int share = mp_json_get_bool(cj, "share_att_key", 0);
+  int64_t per_layer = 3 * (H * H + H) + (H * H + H) + 2 * H + (H * I + I) + (I * H + H) + 2 * H;
+  if (rel && !share) {
+    if (has_word(cj, "pos_att_type", "c2p")) per_layer += H * H + H; /* pos_key_proj */
+    if (has_word(cj, "pos_att_type", "p2c")) per_layer += H * H + H; /* pos_query_proj */
+  }
+  n += L * per_layer;
+  if (rel) {
+    int64_t max_rel = mp_json_get_int(cj, "max_relative_positions", -1);
+    if (max_rel < 1) max_rel = c->max_positions;
+    int64_t buckets = mp_json_get_int(cj, "position_buckets", -1);
+    n += (buckets > 0 ? buckets * 2 : max_rel * 2) * H; /* rel_embeddings */
+    if (has_word(cj, "norm_rel_ebd", "layer_norm")) n += 2 * H;
+  }
+  if (c->head == MP_HEAD_SEQ_CLS) {
+    const int64_t PH = mp_json_get_int(cj, "pooler_hidden_size", H);
+    n += PH * PH + PH + PH * K + K;
+  }
+  return n;
+}
+
 const mp_family_ops mp_family_deberta = {.name = "deberta-v2",
                                          .bind = deberta_bind,
                                          .encode = deberta_encode,
                                          .classify = deberta_classify,
-                                         .release = deberta_release};
+                                         .release = deberta_release,
+                                         .param_count = deberta_param_count};

@@ -50,6 +50,28 @@ mp_status mp_model_open(const char *ref, const mp_model_options *opt, mp_model *
   return MP_OK;
 }
 
+mp_status mp_model_config_param_count(const char *dir, int64_t *n, int *cls_head) {
+  *n = -1;
+  if (cls_head) *cls_head = 0;
+  mp_model_config cfg;
+  MP_TRY(mp_model_config_load(dir, &cfg));
+  mp_arena a;
+  mp_arena_init(&a, 0);
+  mp_json *cj = NULL;
+  mp_status st = mp_hf_load_config(dir, &a, &cj);
+  const mp_family_ops *ops = st ? NULL : family_ops(cfg.family);
+  if (!st && (!ops || !ops->param_count))
+    st = mp_err(MP_ERR_UNSUPPORTED, "%s: no parameter count for model family %s", dir, mp_family_name(cfg.family));
+  if (!st) {
+    *n = ops->param_count(&cfg, cj);
+    if (*n < 0) st = mp_err(MP_ERR_UNSUPPORTED, "%s/config.json: cannot count the parameters of this configuration", dir);
+    if (cls_head) *cls_head = cfg.head == MP_HEAD_SEQ_CLS;
+  }
+  mp_arena_free(&a);
+  mp_model_config_free(&cfg);
+  return st;
+}
+
 void mp_model_close(mp_model *m) {
   if (!m) return;
   mp_pool_free(m->pool);

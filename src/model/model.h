@@ -21,6 +21,11 @@ typedef struct mp_model_options {
  * the tensor. */
 mp_status mp_model_open(const char *ref, const mp_model_options *opt, mp_model **out);
 void mp_model_close(mp_model *m);
+/* Parameter count of the model folder `dir` from its config.json alone (no weights needed):
+ * what transformers' num_parameters() gives for AutoModel, or AutoModelForSequenceClassification
+ * when `architectures` names a *ForSequenceClassification class. *cls_head tells which.
+ * MP_ERR_UNSUPPORTED when the family has no count. */
+mp_status mp_model_config_param_count(const char *dir, int64_t *n, int *cls_head);
 const mp_model_config *mp_model_get_config(const mp_model *m);
 const mp_tokenizer *mp_model_get_tokenizer(const mp_model *m);
 const char *mp_model_path(const mp_model *m);

@@ -75,3 +75,37 @@ def test_bad_weights_file(tmp_path):
     p = run_cli("inspect", str(bad), check=False)
     assert p.returncode == 3
     assert str(bad) in p.stderr
+
+
+# Model folders of ../shared/models whose family mlxport runs; each must report the parameter
+# count transformers gives for the same config.json (no weights in those folders).
+CONFIG_COUNT_MODELS = ["all-MiniLM-L12-v2", "all-MiniLM-L6-v2", "deberta-v3-base-mnli-fever-anli",
+                       "deberta-v3-xsmall-mnli-binary", "distilbert-base-uncased-mnli", "roberta-large-mnli",
+                       "xtremedistil-l6-h256-nli-binary"]
+
+
+def transformers_param_count(folder):
+    import torch
+    from transformers import AutoConfig, AutoModel, AutoModelForSequenceClassification
+    from transformers.modeling_utils import no_init_weights
+    cfg = AutoConfig.from_pretrained(folder)
+    arch = (cfg.architectures or [""])[0]
+    cls = AutoModelForSequenceClassification if arch.endswith("ForSequenceClassification") else AutoModel
+    torch.set_default_dtype(torch.float16)  # halves the memory of the 355M-parameter models
+    try:
+        with no_init_weights():
+            m = cls.from_config(cfg)
+    finally:
+        torch.set_default_dtype(torch.float32)
+    return m.num_parameters(), cls.__name__
+
+
+@pytest.mark.parametrize("name", CONFIG_COUNT_MODELS)
+def test_parameter_count_from_config_equals_transformers(shared_dir, name):
+    folder = os.path.join(shared_dir, "models", name)
+    r = json.loads(run_cli("inspect", folder, "--json").stdout)
+    ours = r["config_parameters"]
+    assert ours is not None, f"{name}: no parameter count from config.json"
+    ref, cls = transformers_param_count(folder)
+    assert ours["class"] == cls
+    assert ours["count"] == ref, f"{name}: mlxport {ours['count']} vs transformers {ref}"
