@@ -349,67 +349,13 @@ static mp_status legacy_bpe(const char *dir, const char *vpath, const char *mpat
 }
 
 #ifdef MP_HAVE_SPM
-/* spm.model of a DeBERTa-v2/v3 folder: what transformers' DebertaV2Converter builds
- * (Strip + Precompiled + Replace(" {2,}", " "), Metaspace(always), Unigram without byte
- * fallback, [CLS] A [SEP] / [CLS] A [SEP] B:1 [SEP]:1). */
+/* spm.model of a DeBERTa-v2/v3 folder: what transformers' AutoTokenizer builds
+ * (DebertaV2Converter: Strip + Precompiled + Replace(" {2,}", " "), Metaspace(always), Unigram
+ * without byte fallback, [CLS] A [SEP] / [CLS] A [SEP] B:1 [SEP]:1, plus the folder's special and
+ * added tokens resolved as transformers does): spm_model.c, checked against AutoTokenizer on
+ * folder variants in tests/py/test_unigram.py. */
 static mp_status legacy_spm(const char *dir, const char *path, mp_sb *js) {
-  mp_spm_model *m = NULL;
-  MP_TRY(mp_spm_model_load(path, &m));
-  mp_arena ar;
-  mp_arena_init(&ar, 1 << 16);
-  mp_json *cfg = NULL, *stm = NULL;
-  mp_status st = load_cfg(dir, "tokenizer_config.json", &ar, &cfg);
-  if (st == MP_OK) st = load_cfg(dir, "special_tokens_map.json", &ar, &stm);
-  const char *cls_name = mp_json_get_str(cfg, "tokenizer_class", "DebertaV2Tokenizer");
-  if (st == MP_OK && !strstr(cls_name, "DebertaV2"))
-    st = mp_err(MP_ERR_UNSUPPORTED, "%s: tokenizer_class '%s' with spm.model is not supported (only DebertaV2Tokenizer); provide a tokenizer.json", path, cls_name);
-  if (st == MP_OK && m->model_type != 1)
-    st = mp_err(MP_ERR_UNSUPPORTED, "%s: SentencePiece model type %d is not supported (only Unigram)", path, m->model_type);
-  mp_strmap vm;
-  mp_strmap_init(&vm);
-  for (size_t i = 0; st == MP_OK && i < m->n_pieces; i++) st = mp_strmap_put(&vm, m->pieces[i].piece, m->pieces[i].len, (int32_t)i);
-  special_def defs[] = {{"bos_token", "[CLS]", 0}, {"eos_token", "[SEP]", 0}, {"unk_token", "[UNK]", 0}, {"sep_token", "[SEP]", 0},
-                        {"pad_token", "[PAD]", 0}, {"cls_token", "[CLS]", 0}, {"mask_token", "[MASK]", 0}};
-  added_entry added[8];
-  size_t nadded = 0;
-  if (st == MP_OK) st = collect_specials(cfg, stm, defs, 7, &vm, added, &nadded, dir);
-  if (st == MP_OK) {
-    int lower = cfg_bool3(cfg, "do_lower_case", 0) == 1;
-    int punct = cfg_bool3(cfg, "split_by_punct", 0) == 1;
-    const char *cls = cfg_str(stm, "cls_token", cfg_str(cfg, "cls_token", "[CLS]"));
-    const char *sep = cfg_str(stm, "sep_token", cfg_str(cfg, "sep_token", "[SEP]"));
-    mp_sb_puts(js, "{\"version\":\"1.0\",\"truncation\":null,\"padding\":null,");
-    write_added(js, added, nadded, (int32_t)m->n_pieces);
-    mp_sb_puts(js, "\"normalizer\":{\"type\":\"Sequence\",\"normalizers\":[");
-    if (lower) mp_sb_puts(js, "{\"type\":\"Lowercase\"},");
-    mp_sb_puts(js, "{\"type\":\"Strip\",\"strip_left\":true,\"strip_right\":true},");
-    if (m->normalizer.charsmap && m->normalizer.charsmap_len) {
-      mp_sb_puts(js, "{\"type\":\"Precompiled\",\"precompiled_charsmap\":\"");
-      mp_base64_encode(js, m->normalizer.charsmap, m->normalizer.charsmap_len);
-      mp_sb_puts(js, "\"},");
-    }
-    mp_sb_puts(js, "{\"type\":\"Replace\",\"pattern\":{\"Regex\":\" {2,}\"},\"content\":\" \"}]},");
-    mp_sb_puts(js, "\"pre_tokenizer\":{\"type\":\"Sequence\",\"pretokenizers\":[");
-    if (punct) mp_sb_puts(js, "{\"type\":\"Punctuation\",\"behavior\":\"Isolated\"},");
-    mp_sb_puts(js, "{\"type\":\"Metaspace\",\"replacement\":\"\u2581\",\"prepend_scheme\":\"always\",\"split\":true}]},");
-    int32_t cls_id = entry_id(added, nadded, cls), sep_id = entry_id(added, nadded, sep);
-    template_json(js, cls, cls_id, sep, sep_id, 0);
-    mp_sb_puts(js, "\"decoder\":{\"type\":\"Metaspace\",\"replacement\":\"\u2581\",\"prepend_scheme\":\"always\",\"split\":true},");
-    mp_sb_printf(js, "\"model\":{\"type\":\"Unigram\",\"unk_id\":%lld,\"vocab\":[", (long long)m->unk_id);
-    for (size_t i = 0; i < m->n_pieces; i++) {
-      if (i) mp_sb_putc(js, ',');
-      mp_sb_putc(js, '[');
-      mp_sb_json_str(js, m->pieces[i].piece, m->pieces[i].len);
-      mp_sb_printf(js, ",%.17g]", (double)m->pieces[i].score);
-    }
-    mp_sb_puts(js, "],\"byte_fallback\":false}}");
-  }
-  free_added(added, nadded);
-  mp_strmap_free(&vm);
-  mp_arena_free(&ar);
-  mp_spm_model_free(m);
-  if (st == MP_OK && js->oom) st = mp_err(MP_ERR_NOMEM, "out of memory");
-  return st;
+  return mp_spm_folder_to_hf_json(path, dir, js);
 }
 #else
 static mp_status legacy_spm(const char *dir, const char *path, mp_sb *js) {
