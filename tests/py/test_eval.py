@@ -7,16 +7,9 @@ import os
 import subprocess
 import sys
 
-import numpy as np
 import pytest
-from conftest import BIN, SHARED, SOURCE_DIR, run_cli
+from conftest import SHARED, SOURCE_DIR, run_cli
 
-
-def _has_convert():
-    return subprocess.run([BIN, "convert", "--help"], capture_output=True).returncode == 0
-
-
-pytestmark = pytest.mark.skipif(not _has_convert(), reason="mlxport convert is not built yet")
 
 SIX = ["accuracy", "qpm", "size_mb", "tokens_per_sec", "memory_avg_mb", "memory_peak_mb", "memory_peak_os_mb",
        "latency_p50_ms", "latency_p95_ms", "latency_p99_ms", "load_time_s"]

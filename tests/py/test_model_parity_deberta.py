@@ -153,10 +153,6 @@ def test_errors(fx, tmp_path):
 
 # ---- MLX conversion (mlxport convert): float and q8
 
-def _has_convert():
-    return subprocess.run([BIN, "convert", "--help"], capture_output=True).returncode == 0
-
-
 def _dequantized_reference(folder, pairs, hf_dir):
     """transformers' forward on the weights of an MLX folder, dequantized by MLX itself."""
     import glob
@@ -189,7 +185,6 @@ def _dequantized_reference(folder, pairs, hf_dir):
         return model(**enc).logits.numpy()
 
 
-@pytest.mark.skipif(not _has_convert(), reason="mlxport convert is not on main yet (src/quant/convert.c)")
 @pytest.mark.parametrize("mode", ["float32", "q8"])
 def test_mlx_conversion(fx, tmp_path, mode):
     out, names = fx

@@ -12,12 +12,11 @@ $MP_CACHE/models) against transformers, and their real MNLI accuracy through `ml
 """
 import json
 import os
-import subprocess
 
 import numpy as np
 import pytest
 
-from conftest import BIN, SHARED, SOURCE_DIR, run_cli
+from conftest import SHARED, SOURCE_DIR, run_cli
 
 CACHE = os.environ.get("MP_CACHE", os.path.join(SOURCE_DIR, ".cache"))
 MNLI = os.path.join(SHARED, "datasets", "mnli", "validation_matched", "dev.jsonl")

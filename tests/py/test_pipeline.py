@@ -14,12 +14,6 @@ import pytest
 from conftest import BIN, SHARED, SOURCE_DIR, run_cli
 
 
-def _has_convert():
-    return subprocess.run([BIN, "convert", "--help"], capture_output=True).returncode == 0
-
-
-pytestmark = pytest.mark.skipif(not _has_convert(), reason="mlxport convert is not built yet")
-
 
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):

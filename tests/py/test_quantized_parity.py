@@ -25,14 +25,6 @@ def texts(shared, n=24):
     return out
 
 
-def _has_convert():
-    import subprocess as sp
-    from conftest import BIN
-    return sp.run([BIN, "convert", "--help"], capture_output=True).returncode == 0
-
-
-pytestmark = pytest.mark.skipif(not _has_convert(), reason="mlxport convert is not built yet (lands with src/quant/convert.c)")
-
 
 def convert(src, dst, bits, group=64, dtype="float32"):
     run_cli("convert", "--hf-path", str(src), "--mlx-path", str(dst), "-q", "--q-bits", str(bits),

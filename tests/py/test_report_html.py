@@ -1,11 +1,9 @@
 """The HTML report is self-contained and renders in headless Chromium: no console errors, the
 charts (inline SVG) and the gate table present in the rendered DOM."""
 import json
-import os
 import shutil
 import subprocess
 
-import pytest
 from conftest import run_cli
 
 

@@ -18,7 +18,6 @@ import os
 import random
 import subprocess
 import sys
-import unicodedata
 
 import pytest
 
