@@ -21,10 +21,10 @@ static const char *k_help =
     "encoder layer, the cosine similarity of the hidden states of every real token (mean and\n"
     "minimum) and the largest absolute difference. Names the first layer whose minimum cosine\n"
     "falls below the threshold. Inputs: a seeded sample of the dataset's texts (default: stsb when\n"
-    "available), else lines on stdin.\n"
+    "available), else lines on stdin (`--dataset -` reads stdin always).\n"
     "\n"
     "  --samples N      number of inputs (default 16)\n"
-    "  --dataset D      built-in key or file (see mlxport eval --help)\n"
+    "  --dataset D      built-in key or file (see mlxport eval --help); - = lines on stdin\n"
     "  --data-dir DIR   where built-in datasets are\n"
     "  --threshold C    minimum token cosine considered in agreement (default 0.99)\n"
     "  --max-length N   truncate inputs (default 128)\n"
@@ -93,7 +93,8 @@ int mp_cmd_verify_layers(int argc, char **argv) {
   size_t nlines = 0;
   char *found = NULL;
   mp_status st = MP_OK;
-  if (!dataset) {
+  if (dataset && !strcmp(dataset, "-")) dataset = NULL; /* lines on stdin */
+  else if (!dataset) {
     if (mp_data_find("stsb", data_dir, &found) == MP_OK) dataset = "stsb";
     mp_err_clear();
   }
