@@ -255,6 +255,9 @@ int mp_cmd_eval(int argc, char **argv) {
   }
   fprintf(stderr, "mlxport eval: %s: %zu examples%s (of %zu) from %s\n", ds->name, ds->n,
           ds->n < ds->n_total ? " sampled" : "", ds->n_total, ds->path);
+  if (mp_data_find_is_fallback(ds->path))
+    fprintf(stderr, "mlxport eval: note: %s is the small embedded demo set, not the real benchmark: its figures "
+                    "show the tool works, not the model's benchmark accuracy\n", ds->path);
   mp_eval_result base, conv;
   memset(&base, 0, sizeof base);
   memset(&conv, 0, sizeof conv);

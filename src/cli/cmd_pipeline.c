@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "eval/data_dirs.h"
 #include "core/error.h"
 #include "core/fs.h"
 #include "core/strbuf.h"
@@ -89,8 +90,9 @@ static void print_plan(mp_pipeline *p, FILE *f) {
     if (j->kind == MP_JOB_CONVERT)
       fprintf(f, "  %-50s %s -> %s", j->id, j->source[0] ? j->source : j->model->hf_name, j->out_dir);
     else
-      fprintf(f, "  %-50s after %s, data %s", j->id, j->dep >= 0 ? mp_pipeline_job(p, (size_t)j->dep)->id : "-",
-              j->data_path[0] ? j->data_path : "?");
+      fprintf(f, "  %-50s after %s, data %s%s", j->id, j->dep >= 0 ? mp_pipeline_job(p, (size_t)j->dep)->id : "-",
+              j->data_path[0] ? j->data_path : "?",
+              j->data_path[0] && mp_data_find_is_fallback(j->data_path) ? " (embedded demo set: real benchmark not found)" : "");
     fprintf(f, "%s%s%s\n", skip ? "  [skip: " : "", skip ? j->reason : "", skip ? "]" : "");
   }
 }

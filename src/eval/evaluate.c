@@ -1,4 +1,5 @@
 #include "eval/evaluate.h"
+#include "eval/data_dirs.h"
 
 #include <errno.h>
 #include <math.h>
@@ -317,6 +318,8 @@ static mp_status eval_here(const char *ref, const mp_dataset *ds, const mp_eval_
   const mp_model_config *c = mp_model_get_config(m);
   snprintf(res->model, sizeof res->model, "%s", mp_model_path(m));
   snprintf(res->dataset, sizeof res->dataset, "%s", ds->name);
+  snprintf(res->data_file, sizeof res->data_file, "%s", ds->path ? ds->path : "");
+  res->demo_data = mp_data_find_is_fallback(ds->path);
   res->threads = o->threads ? o->threads : (int)sysconf(_SC_NPROCESSORS_ONLN);
   cpu_name(res->cpu, sizeof res->cpu);
   snprintf(res->isa, sizeof res->isa, "%s", mp_isa_name(mp_kernels_isa()));

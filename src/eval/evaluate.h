@@ -41,6 +41,8 @@ void mp_eval_options_init(mp_eval_options *o);
 typedef struct mp_eval_result {
   char model[1024];  /* resolved path */
   char dataset[256]; /* dataset name */
+  char data_file[1024]; /* the file the examples came from */
+  int demo_data;        /* 1: the embedded demo set (data/demo), not the real benchmark */
   mp_task task;
   size_t n;          /* examples evaluated */
   size_t k;          /* classes (classification) / 0 for similarity */

@@ -29,6 +29,8 @@ void mp_report_result_json(mp_sb *sb, const char *name, const mp_eval_result *r,
   kv_str(sb, "name", name, &f);
   kv_str(sb, "model_path", r->model, &f);
   kv_str(sb, "dataset", r->dataset, &f);
+  kv_str(sb, "data_file", r->data_file, &f);
+  mp_sb_printf(sb, ",\"demo_data\":%s", r->demo_data ? "true" : "false");
   kv_str(sb, "task", mp_task_name(r->task), &f);
   kv_num(sb, "n_examples", (double)r->n, &f);
   if (r->task == MP_TASK_SIMILARITY) {
@@ -146,9 +148,12 @@ void mp_report_markdown(mp_sb *sb, const char *title, const mp_report_row *rows,
   mp_sb_printf(sb, "# %s\n\n", title);
   mp_sb_puts(sb, "| model | dataset | bits | metric | original | converted | drop | speedup | p50 ms (orig / conv) | size MB (orig / conv) | agreement | gates |\n");
   mp_sb_puts(sb, "|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---|\n");
+  size_t n_demo = 0;
   for (size_t i = 0; i < n; i++) {
     const mp_report_row *r = &rows[i];
-    mp_sb_printf(sb, "| %s | %s | %d | ", r->model, r->dataset, r->bits);
+    int demo = r->conv && r->conv->demo_data;
+    n_demo += demo;
+    mp_sb_printf(sb, "| %s | %s%s | %d | ", r->model, r->dataset, demo ? " (demo set)" : "", r->bits);
     if (!r->conv) {
       mp_sb_printf(sb, " |  |  |  |  |  |  |  | %s |\n", r->status ? r->status : "");
       continue;
@@ -173,6 +178,11 @@ void mp_report_markdown(mp_sb *sb, const char *title, const mp_report_row *rows,
   mp_sb_puts(sb, "\nMetrics: accuracy (classification) or Spearman (similarity) with 95% bootstrap intervals in the JSON files; "
                  "speedup = converted / original throughput (queries per minute, batched); latency at batch size 1; "
                  "size = weight files in MiB.\n");
+  if (n_demo)
+    mp_sb_printf(sb, "\n**%zu evaluation%s used the small embedded demo set (data/demo)**, not the real benchmark: "
+                     "those figures show that the pipeline works, not the model's benchmark accuracy. "
+                     "Point --data-dir (or $MLXPORT_DATA) at the real datasets.\n",
+                 n_demo, n_demo == 1 ? "" : "s");
 }
 
 /* ---------------------------------------------------------------- HTML */

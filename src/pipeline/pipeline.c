@@ -688,6 +688,8 @@ static void result_from_json(const mp_json *j, mp_eval_result *r) {
   r->task = t;
   snprintf(r->model, sizeof r->model, "%s", mp_json_get_str(j, "model_path", ""));
   snprintf(r->dataset, sizeof r->dataset, "%s", mp_json_get_str(j, "dataset", ""));
+  snprintf(r->data_file, sizeof r->data_file, "%s", mp_json_get_str(j, "data_file", ""));
+  r->demo_data = mp_json_get_bool(j, "demo_data", 0);
   r->n = (size_t)mp_json_get_num(j, "n_examples", 0);
   r->accuracy = mp_json_get_num(j, "accuracy", NAN);
   r->spearman = mp_json_get_num(j, "spearman", NAN);

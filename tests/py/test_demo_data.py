@@ -9,7 +9,7 @@ import os
 import re
 
 import pytest
-from conftest import SHARED, SOURCE_DIR
+from conftest import SHARED, SOURCE_DIR, run_cli
 
 DEMO = os.path.join(SOURCE_DIR, "data", "demo")
 MNLI = os.path.join(DEMO, "mnli", "validation_matched", "dev.jsonl")
@@ -194,3 +194,22 @@ def test_c_loader_reads_demo_files_with_builtin_keys():
     assert info["labels"] == ["negative", "positive"] and info["n"] == len(rows)
     for e, r in zip(ex, rows):
         assert (e["a"], e["label"]) == (r[0], int(r[1]))
+
+
+def test_eval_says_when_the_demo_set_is_used(minilm, tmp_path):
+    """Results from data/demo are marked as such (stderr, result JSON, summary.md); real data is not."""
+    demo = os.path.join(SOURCE_DIR, "data", "demo")
+    p = run_cli("eval", "--model", minilm, "--dataset", "stsb", "--data-dir", demo, "--max-samples", "10",
+                "--latency-requests", "0", "--min-speedup", "0", "--report-dir", str(tmp_path / "d"))
+    assert "embedded demo set" in p.stderr
+    r = json.load(open(tmp_path / "d" / "test_results" / f"{os.path.basename(minilm)}_results.json"))
+    assert r["demo_data"] is True and r["data_file"].startswith(demo)
+    assert "stsb (demo set)" in open(tmp_path / "d" / "summary.md").read()
+    if not os.path.isdir(os.path.join(SHARED, "datasets", "stsb")):
+        pytest.skip("real STS-B absent: the non-demo half of this check needs ../shared/datasets")
+    p = run_cli("eval", "--model", minilm, "--dataset", "stsb", "--data-dir", os.path.join(SHARED, "datasets"),
+                "--max-samples", "10", "--latency-requests", "0", "--min-speedup", "0", "--report-dir", str(tmp_path / "r"))
+    assert "demo set" not in p.stderr
+    r = json.load(open(tmp_path / "r" / "test_results" / f"{os.path.basename(minilm)}_results.json"))
+    assert r["demo_data"] is False
+    assert "demo set" not in open(tmp_path / "r" / "summary.md").read()
