@@ -22,8 +22,10 @@ static double now(void) {
 #if defined(__x86_64__)
 /* 12 independent FMA chains, enough to cover latency x throughput on current x86 cores. */
 #define PEAK_BODY(V, FMA, SET1)                                                                    \
-  V a0 = SET1(1.0f), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0, a8 = a0,       \
-    a9 = a0, a10 = a0, a11 = a0;                                                                   \
+  /* distinct start values: identical chains could be merged by the compiler */                   \
+  V a0 = SET1(1.0f), a1 = SET1(1.01f), a2 = SET1(1.02f), a3 = SET1(1.03f), a4 = SET1(1.04f),         \
+    a5 = SET1(1.05f), a6 = SET1(1.06f), a7 = SET1(1.07f), a8 = SET1(1.08f), a9 = SET1(1.09f),        \
+    a10 = SET1(1.10f), a11 = SET1(1.11f);                                                          \
   const V m = SET1(0.999999f), c = SET1(1e-7f);                                                    \
   for (long i = 0; i < iters; i++) {                                                               \
     a0 = FMA(a0, m, c); a1 = FMA(a1, m, c); a2 = FMA(a2, m, c); a3 = FMA(a3, m, c);                \
