@@ -29,9 +29,11 @@ FIXTURES = {
     "deberta-bin-cls": ("deberta-v3-xsmall-mnli-binary", "DebertaV2ForSequenceClassification", None),
     "deberta-wp-cls": ("deberta-v3-base-mnli-fever-anli", "DebertaV2ForSequenceClassification", None),
     "deberta-bin-wp-cls": ("deberta-v3-xsmall-mnli-binary", "DebertaV2ForSequenceClassification", None),
+    "bart-cls": ("bart-large-mnli", "BartForSequenceClassification", None),
 }
 # Built only when named in --only (tests/py/test_model_parity_deberta.py).
-OPT_IN = {"deberta-cls", "deberta-bin-cls", "deberta-wp-cls", "deberta-bin-wp-cls"}
+OPT_IN = {"deberta-cls", "deberta-bin-cls", "deberta-wp-cls", "deberta-bin-wp-cls",
+          "bart-cls"}  # tests/py/test_model_parity_bart.py
 # Fixtures whose tokenizer files come from another shared model (the model math is checked with a
 # tokenizer mlxport already has; the real SentencePiece files are in the other fixtures).
 TOKENIZER_FROM = {"deberta-wp-cls": "all-MiniLM-L6-v2", "deberta-bin-wp-cls": "all-MiniLM-L6-v2"}
@@ -44,11 +46,38 @@ def shrink(cfg):
     d = cfg.to_dict()
     if cfg.model_type == "distilbert":
         cfg.dim, cfg.hidden_dim, cfg.n_layers, cfg.n_heads = 128, 256, 2, 4
+    elif cfg.model_type == "bart":
+        bart_shrink(cfg)
     else:
         cfg.hidden_size, cfg.intermediate_size, cfg.num_hidden_layers, cfg.num_attention_heads = 128, 256, 2, 4
     if cfg.model_type == "deberta-v2":
         cfg.pooler_hidden_size = cfg.hidden_size
     return d
+
+
+def bart_shrink(cfg):
+    """BART: 2 encoder + 2 decoder layers, d_model 64 (4 heads of 16), different FFN widths so
+    encoder/decoder sizes cannot be swapped unnoticed; real vocabulary, positions, id2label."""
+    cfg.d_model = 64
+    cfg.encoder_layers, cfg.decoder_layers = 2, 2
+    cfg.encoder_attention_heads, cfg.decoder_attention_heads = 4, 2
+    cfg.encoder_ffn_dim, cfg.decoder_ffn_dim = 128, 192
+    cfg.num_hidden_layers = cfg.encoder_layers
+
+
+def bart_long(model, tok, pairs, ref):
+    """BART: one long text (512 tokens) and long pairs, as for DeBERTa."""
+    text = " ".join(p + " " + h for p, h in pairs) * 4
+    enc = tok([text], truncation=True, max_length=512, return_tensors="pt")
+    hs = model.model(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"]).last_hidden_state
+    ref["long_text"] = text
+    ref["long_hidden"] = hs[0].tolist()
+    prem = " ".join(p for p, _ in pairs) * 3
+    long_pairs = [[prem, h] for _, h in pairs[:3]] + [pairs[0]]
+    enc = tok([p for p, _ in long_pairs], [h for _, h in long_pairs], padding=True, truncation=True,
+              max_length=512, return_tensors="pt")
+    ref["long_pairs"] = long_pairs
+    ref["long_logits"] = model(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"]).logits.tolist()
 
 
 def load_inputs(shared, n_pairs=24, n_texts=24):
@@ -116,7 +145,7 @@ def main():
         # make LayerNorm and biases non-trivial so a missing term shows
         with torch.no_grad():
             for n, p in model.named_parameters():
-                if n.endswith("bias") or "LayerNorm" in n or "layer_norm" in n:
+                if n.endswith("bias") or "LayerNorm" in n or "layer_norm" in n or "layernorm" in n:
                     p.add_(torch.randn_like(p) * 0.1)
         dirs = {}
         for kind, safe in (("st", True), ("bin", False)):
@@ -153,6 +182,8 @@ def main():
             ref["mean_pooled"] = mean.tolist()
             if cfg.model_type == "deberta-v2":
                 deberta_long(model, tok, pairs, ref)
+            if cfg.model_type == "bart":
+                bart_long(model, tok, pairs, ref)
         os.makedirs(os.path.join(a.out, name), exist_ok=True)
         with open(os.path.join(a.out, name, "reference.json"), "w") as f:
             json.dump(ref, f)

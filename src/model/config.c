@@ -17,6 +17,7 @@ const char *mp_family_name(mp_family f) {
   case MP_FAMILY_ROBERTA: return "roberta";
   case MP_FAMILY_DISTILBERT: return "distilbert";
   case MP_FAMILY_DEBERTA_V2: return "deberta-v2";
+  case MP_FAMILY_BART: return "bart";
   default: return "unknown";
   }
 }
@@ -34,6 +35,15 @@ static mp_status need_int(const mp_json *cfg, const char *path, const char *key,
     return mp_err(MP_ERR_FORMAT, "%s:%u: field \"%s\" must be a positive integer", path, v->line, key);
   *out = v->i;
   return MP_OK;
+}
+
+/* BART fields: BartConfig's default when absent, else a positive integer. */
+static mp_status bart_int(const mp_json *cfg, const char *path, const char *key, int64_t def, int64_t *out) {
+  if (!mp_json_get(cfg, key)) {
+    *out = def;
+    return MP_OK;
+  }
+  return need_int(cfg, path, key, NULL, out);
 }
 
 static mp_status parse_act(const char *path, const char *name, mp_act *out) {
@@ -106,9 +116,10 @@ mp_status mp_model_config_load(const char *dir, mp_model_config *c) {
   else if (!strcmp(mt, "roberta") || !strcmp(mt, "xlm-roberta") || !strcmp(mt, "camembert")) c->family = MP_FAMILY_ROBERTA;
   else if (!strcmp(mt, "distilbert")) c->family = MP_FAMILY_DISTILBERT;
   else if (!strcmp(mt, "deberta-v2")) c->family = MP_FAMILY_DEBERTA_V2;
+  else if (!strcmp(mt, "bart")) c->family = MP_FAMILY_BART;
   else {
     st = mp_err(MP_ERR_UNSUPPORTED,
-                "%s: model_type \"%s\" is not supported yet (supported: bert, roberta, xlm-roberta, distilbert, deberta-v2)", path, mt);
+                "%s: model_type \"%s\" is not supported yet (supported: bert, roberta, xlm-roberta, distilbert, deberta-v2, bart)", path, mt);
     goto done;
   }
   c->head = strstr(c->architecture, "ForSequenceClassification") ? MP_HEAD_SEQ_CLS : MP_HEAD_NONE;
@@ -122,6 +133,16 @@ mp_status mp_model_config_load(const char *dir, mp_model_config *c) {
     if (mp_json_get_bool(cfg, "sinusoidal_pos_embds", 0)) {
       /* the sinusoidal table is stored in the checkpoint as position_embeddings too */
     }
+    c->type_vocab_size = 0;
+  } else if (c->family == MP_FAMILY_BART) {
+    /* encoder sizes (decoder_* are read by src/model/bart.c); BartConfig's defaults */
+    if ((st = bart_int(cfg, path, "d_model", 1024, &c->hidden)) ||
+        (st = bart_int(cfg, path, "encoder_layers", 12, &c->layers)) ||
+        (st = bart_int(cfg, path, "encoder_attention_heads", 16, &c->heads)) ||
+        (st = bart_int(cfg, path, "encoder_ffn_dim", 4096, &c->intermediate)))
+      goto done;
+    c->layer_norm_eps = 1e-5f; /* nn.LayerNorm default */
+    if ((st = parse_act(path, mp_json_get_str(cfg, "activation_function", "gelu"), &c->act))) goto done;
     c->type_vocab_size = 0;
   } else {
     if ((st = need_int(cfg, path, "hidden_size", NULL, &c->hidden)) ||
@@ -138,10 +159,14 @@ mp_status mp_model_config_load(const char *dir, mp_model_config *c) {
       goto done;
     }
   }
-  if ((st = need_int(cfg, path, "vocab_size", NULL, &c->vocab_size)) ||
-      (st = need_int(cfg, path, "max_position_embeddings", NULL, &c->max_positions)))
+  if (c->family == MP_FAMILY_BART) {
+    if ((st = bart_int(cfg, path, "vocab_size", 50265, &c->vocab_size)) ||
+        (st = bart_int(cfg, path, "max_position_embeddings", 1024, &c->max_positions)))
+      goto done;
+  } else if ((st = need_int(cfg, path, "vocab_size", NULL, &c->vocab_size)) ||
+             (st = need_int(cfg, path, "max_position_embeddings", NULL, &c->max_positions)))
     goto done;
-  c->pad_token_id = mp_json_get_int(cfg, "pad_token_id", c->family == MP_FAMILY_ROBERTA ? 1 : 0);
+  c->pad_token_id = mp_json_get_int(cfg, "pad_token_id", (c->family == MP_FAMILY_ROBERTA || c->family == MP_FAMILY_BART) ? 1 : 0);
   if (c->hidden % c->heads) {
     st = mp_err(MP_ERR_FORMAT, "%s: hidden size %lld is not divisible by the number of heads %lld", path,
                 (long long)c->hidden, (long long)c->heads);
@@ -166,7 +191,8 @@ mp_status mp_model_config_load(const char *dir, mp_model_config *c) {
       c->id2label[id] = strdup(lab->items[i]->str);
     }
   } else if (c->head == MP_HEAD_SEQ_CLS) {
-    int64_t nl = mp_json_get_int(cfg, "num_labels", mp_json_get_int(cfg, "_num_labels", 2));
+    int64_t nl = mp_json_get_int(cfg, "num_labels",
+                                 mp_json_get_int(cfg, "_num_labels", c->family == MP_FAMILY_BART ? 3 : 2));
     c->num_labels = (int)(nl > 0 && nl <= MP_MAX_LABELS ? nl : 2);
     for (int i = 0; i < c->num_labels; i++) {
       char buf[32];

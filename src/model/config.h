@@ -15,6 +15,7 @@ typedef enum mp_family {
   MP_FAMILY_ROBERTA,    /* roberta, xlm-roberta, camembert */
   MP_FAMILY_DISTILBERT, /* distilbert */
   MP_FAMILY_DEBERTA_V2, /* deberta-v2 (DeBERTa-v2/v3) */
+  MP_FAMILY_BART,       /* bart (encoder-decoder; BartForSequenceClassification) */
 } mp_family;
 
 typedef enum mp_head {
