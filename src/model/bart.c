@@ -20,6 +20,7 @@
  * Layer hooks: 0 = encoder embeddings, 1..Le = encoder layers, Le+1 = decoder embeddings,
  * Le+1+l = decoder layer l (verify-layers compares the first layers+1 = the encoder). */
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -101,6 +102,9 @@ static mp_status bart_bind(mp_model *m) {
   MP_TRY(cfg_int(m, "decoder_layers", 12, &f->dec_layers));
   MP_TRY(cfg_int(m, "decoder_attention_heads", 16, &f->dec_heads));
   MP_TRY(cfg_int(m, "decoder_ffn_dim", 4096, &f->dec_ffn));
+  if (f->dec_layers > 4096)
+    return mp_err(MP_ERR_FORMAT, "%s/config.json: decoder_layers %lld is not plausible (at most 4096)", m->path,
+                  (long long)f->dec_layers);
   if (f->dec_heads <= 0 || H % f->dec_heads || f->dec_ffn <= 0)
     return mp_err(MP_ERR_FORMAT, "%s/config.json: d_model %lld must be divisible by decoder_attention_heads %lld (> 0) and "
                   "decoder_ffn_dim must be positive", m->path, (long long)H, (long long)f->dec_heads);
@@ -296,20 +300,45 @@ static void bart_release(mp_model *m) {
   m->fam = NULL;
 }
 
+/* a*b + c with int64 overflow checks (sets *ok = 0 on overflow) */
+static int64_t mac(int64_t a, int64_t b, int64_t c, int *ok) {
+  int64_t p, r;
+  if (__builtin_mul_overflow(a, b, &p) || __builtin_add_overflow(p, c, &r)) {
+    *ok = 0;
+    return 0;
+  }
+  return r;
+}
+
 /* BartModel (+ BartClassificationHead for BartForSequenceClassification): the tied token
  * table counts once (transformers' parameters() yields shared tensors once); the position
- * tables have max_position_embeddings + 2 rows; no pooler, no final LayerNorm. */
+ * tables have max_position_embeddings + 2 rows; no pooler, no final LayerNorm. -1 when a size
+ * is invalid or the count overflows. */
 static int64_t bart_param_count(const mp_model_config *c, const mp_json *cj) {
-  const int64_t d = c->hidden, V = c->vocab_size, Pn = c->max_positions + 2;
+  const int64_t d = c->hidden, V = c->vocab_size, Fe = c->intermediate, Le = c->layers;
   const int64_t Ld = mp_json_get_int(cj, "decoder_layers", 12), Fd = mp_json_get_int(cj, "decoder_ffn_dim", 4096);
-  if (d <= 0 || V <= 0 || c->max_positions <= 0 || c->layers < 0 || c->intermediate <= 0 || Ld < 0 || Fd <= 0)
+  if (d <= 0 || V <= 0 || c->max_positions <= 0 || c->max_positions > INT64_MAX / 4 || Le < 0 || Fe <= 0 || Ld < 0 ||
+      Fd <= 0)
     return -1;
-  const int64_t attn = 4 * (d * d + d), ln = 2 * d;
-  const int64_t enc_layer = attn + ln + (d * c->intermediate + c->intermediate) + (c->intermediate * d + d) + ln;
-  const int64_t dec_layer = 2 * (attn + ln) + (d * Fd + Fd) + (Fd * d + d) + ln;
-  int64_t n = V * d + 2 * (Pn * d + ln) + c->layers * enc_layer + Ld * dec_layer;
-  if (c->head == MP_HEAD_SEQ_CLS) n += (d * d + d) + ((int64_t)c->num_labels * d + c->num_labels);
-  return n;
+  int ok = 1;
+  const int64_t ln = mac(2, d, 0, &ok);
+  const int64_t attn = mac(4, mac(d, d, d, &ok), 0, &ok);
+  const int64_t ffn_e = mac(d, Fe, Fe, &ok), ffn_e2 = mac(Fe, d, d, &ok);
+  const int64_t ffn_d = mac(d, Fd, Fd, &ok), ffn_d2 = mac(Fd, d, d, &ok);
+  int64_t enc_layer = 0, dec_layer = 0;
+  const int64_t enc_parts[] = {attn, ln, ffn_e, ffn_e2, ln}, dec_parts[] = {attn, ln, attn, ln, ffn_d, ffn_d2, ln};
+  for (size_t i = 0; i < sizeof enc_parts / sizeof *enc_parts; i++) enc_layer = mac(1, enc_parts[i], enc_layer, &ok);
+  for (size_t i = 0; i < sizeof dec_parts / sizeof *dec_parts; i++) dec_layer = mac(1, dec_parts[i], dec_layer, &ok);
+  const int64_t pos = mac(c->max_positions + 2, d, ln, &ok); /* embed_positions + layernorm_embedding */
+  int64_t n = mac(V, d, 0, &ok);
+  n = mac(2, pos, n, &ok);
+  n = mac(Le, enc_layer, n, &ok);
+  n = mac(Ld, dec_layer, n, &ok);
+  if (c->head == MP_HEAD_SEQ_CLS) {
+    n = mac(1, mac(d, d, d, &ok), n, &ok);
+    n = mac(1, mac(c->num_labels, d, c->num_labels, &ok), n, &ok);
+  }
+  return ok ? n : -1;
 }
 
 const mp_family_ops mp_family_bart = {.name = "bart",

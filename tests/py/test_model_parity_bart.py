@@ -350,22 +350,40 @@ def test_mlx_conversion(fx, tmp_path, mode, kind):
 
 # ---- parameter count from config.json alone (family op param_count)
 
-@pytest.mark.parametrize("arch", ["BartForSequenceClassification", "BartModel"])
-def test_param_count_real_config(tmp_path, arch):
-    import transformers
-    from transformers.modeling_utils import no_init_weights
+def _param_count(folder):
     tool = os.path.join(BUILD, "param_count")
     if not os.path.isfile(tool):
         pytest.skip(f"{tool} is not built")
+    return json.loads(subprocess.run([tool, str(folder)], check=True, capture_output=True, text=True).stdout)
+
+
+@pytest.mark.parametrize("arch", ["BartForSequenceClassification", "BartModel", "minimal"])
+def test_param_count_real_config(tmp_path, arch):
+    """From config.json alone, equal to transformers' num_parameters() of the real config (and of
+    a config that leaves every size to BartConfig's defaults)."""
+    import transformers
+    from transformers.modeling_utils import no_init_weights
     src = os.path.join(SHARED, "models", "bart-large-mnli")
     if not os.path.isdir(src):
         pytest.skip(f"{src} is absent")
     cfg = json.load(open(os.path.join(src, "config.json")))
-    cfg["architectures"] = [arch]
+    if arch == "minimal":
+        cfg = {"model_type": "bart", "architectures": ["BartForSequenceClassification"], "d_model": 256,
+               "decoder_layers": 3}
+    else:
+        cfg["architectures"] = [arch]
     (tmp_path / "config.json").write_text(json.dumps(cfg))
-    got = json.loads(subprocess.run([tool, str(tmp_path)], check=True, capture_output=True, text=True).stdout)
+    got = _param_count(tmp_path)
     tcfg = transformers.AutoConfig.from_pretrained(str(tmp_path))
     with no_init_weights():
-        model = getattr(transformers, arch)(tcfg)
+        model = getattr(transformers, cfg["architectures"][0])(tcfg)
     assert got["family"] == "bart"
     assert got["parameters"] == model.num_parameters()
+
+
+def test_param_count_absurd_config(tmp_path):
+    """Sizes whose count overflows int64 give -1 (no undefined arithmetic)."""
+    cfg = {"model_type": "bart", "architectures": ["BartForSequenceClassification"], "d_model": 2 ** 40,
+           "encoder_attention_heads": 1, "vocab_size": 2 ** 40}
+    (tmp_path / "config.json").write_text(json.dumps(cfg))
+    assert _param_count(tmp_path)["parameters"] == -1

@@ -7,8 +7,10 @@
  * null: the family has no param_count yet). Errors go to stderr with exit status 3. */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "core/arena.h"
+#include "core/strbuf.h"
 #include "format/hf.h"
 #include "model/config.h"
 #include "model/model_internal.h"
@@ -45,9 +47,14 @@ int main(int argc, char **argv) {
     return 3;
   }
   const mp_family_ops *ops = ops_of(cfg.family);
-  printf("{\"family\": \"%s\", \"architecture\": \"%s\", \"parameters\": ", mp_family_name(cfg.family), cfg.architecture);
-  if (ops && ops->param_count) printf("%lld}\n", (long long)ops->param_count(&cfg, cj));
-  else printf("null}\n");
+  mp_sb sb;
+  mp_sb_init(&sb);
+  mp_sb_printf(&sb, "{\"family\": \"%s\", \"architecture\": ", mp_family_name(cfg.family));
+  mp_sb_json_str(&sb, cfg.architecture, strlen(cfg.architecture));
+  if (ops && ops->param_count) mp_sb_printf(&sb, ", \"parameters\": %lld}\n", (long long)ops->param_count(&cfg, cj));
+  else mp_sb_puts(&sb, ", \"parameters\": null}\n");
+  fwrite(sb.buf, 1, sb.len, stdout);
+  mp_sb_free(&sb);
   mp_model_config_free(&cfg);
   mp_arena_free(&a);
   return 0;
