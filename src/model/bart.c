@@ -160,7 +160,7 @@ static mp_status bart_bind(mp_model *m) {
 
 /* Scratch of one forward pass (activation arena). */
 typedef struct bufs {
-  float *q, *k, *v, *ctx, *t, *big;
+  float *q, *k, *v, *ctx, *big;
 } bufs;
 
 /* out = attention block of xq over xkv (B rows of T tokens each), before the residual. */
@@ -215,13 +215,13 @@ static mp_status bart_encode(mp_model *m, const mp_model_batch *b, const mp_forw
   const int Le = (int)c->layers;
   bufs s = {.q = mp_act_alloc(m, (size_t)(N * H)), .k = mp_act_alloc(m, (size_t)(N * H)),
             .v = mp_act_alloc(m, (size_t)(N * H)), .ctx = mp_act_alloc(m, (size_t)(N * H)),
-            .t = mp_act_alloc(m, (size_t)(N * H)), .big = mp_act_alloc(m, (size_t)(N * F))};
+            .big = mp_act_alloc(m, (size_t)(N * F))};
   float *x = mp_act_alloc(m, (size_t)(N * H)), *o = mp_act_alloc(m, (size_t)(N * H));
   float *y = mp_act_alloc(m, (size_t)(N * H));
   float *causal = mp_act_alloc(m, (size_t)(T * T));
   int32_t *pos = mp_arena_alloc(&m->act, (size_t)N * 4), *dids = mp_arena_alloc(&m->act, (size_t)N * 4);
   uint8_t *kmask = mp_arena_alloc(&m->act, (size_t)N);
-  if (!s.q || !s.k || !s.v || !s.ctx || !s.t || !s.big || !x || !o || !y || !causal || !pos || !dids || !kmask)
+  if (!s.q || !s.k || !s.v || !s.ctx || !s.big || !x || !o || !y || !causal || !pos || !dids || !kmask)
     return mp_err(MP_ERR_NOMEM, "out of memory for a batch of %lld x %lld tokens", (long long)B, (long long)T);
   for (int64_t i = 0; i < N; i++) {
     const int64_t t = i % T;
@@ -234,7 +234,7 @@ static mp_status bart_encode(mp_model *m, const mp_model_batch *b, const mp_forw
     for (int64_t j = 0; j < T; j++) causal[i * T + j] = j <= i ? 0.0f : -INFINITY;
 
   /* encoder */
-  MP_TRY(embed(m, b->ids, pos, N, &f->enc_pos, &f->enc_ln_emb, s.t, x));
+  MP_TRY(embed(m, b->ids, pos, N, &f->enc_pos, &f->enc_ln_emb, o, x));
   if (out->hook) out->hook(out->hook_user, 0, x, (size_t)B, (size_t)T, (size_t)H);
   for (int l = 0; l < Le; l++) {
     const blayer *L = &f->enc[l];
@@ -243,7 +243,7 @@ static mp_status bart_encode(mp_model *m, const mp_model_batch *b, const mp_forw
     MP_TRY(ffn(m, L, &x, &o, N, &s));
     if (out->hook) out->hook(out->hook_user, l + 1, x, (size_t)B, (size_t)T, (size_t)H);
   }
-  /* decoder: y, with the encoder output in x */
+  /* decoder: y, with the encoder output in x (o is the spare buffer) */
   float *enc_out = x;
   MP_TRY(embed(m, dids, pos, N, &f->dec_pos, &f->dec_ln_emb, o, y));
   if (out->hook) out->hook(out->hook_user, Le + 1, y, (size_t)B, (size_t)T, (size_t)H);
