@@ -30,10 +30,15 @@ FIXTURES = {
     "deberta-wp-cls": ("deberta-v3-base-mnli-fever-anli", "DebertaV2ForSequenceClassification", None),
     "deberta-bin-wp-cls": ("deberta-v3-xsmall-mnli-binary", "DebertaV2ForSequenceClassification", None),
     "bart-cls": ("bart-large-mnli", "BartForSequenceClassification", None),
+    "mobilebert-cls": ("mobilebert-uncased-mnli", "MobileBertForSequenceClassification", None),
+    "mobilebert-var-cls": ("mobilebert-uncased-mnli", "MobileBertForSequenceClassification", None),
+    "mobilebert-nobn-cls": ("mobilebert-uncased-mnli", "MobileBertForSequenceClassification", None),
 }
 # Built only when named in --only (tests/py/test_model_parity_deberta.py).
 OPT_IN = {"deberta-cls", "deberta-bin-cls", "deberta-wp-cls", "deberta-bin-wp-cls",
           "bart-cls"}  # tests/py/test_model_parity_bart.py
+# Built only when named in --only (tests/py/test_model_parity_mobilebert.py).
+OPT_IN |= {"mobilebert-cls", "mobilebert-var-cls", "mobilebert-nobn-cls"}
 # Fixtures whose tokenizer files come from another shared model (the model math is checked with a
 # tokenizer mlxport already has; the real SentencePiece files are in the other fixtures).
 TOKENIZER_FROM = {"deberta-wp-cls": "all-MiniLM-L6-v2", "deberta-bin-wp-cls": "all-MiniLM-L6-v2"}
@@ -42,8 +47,27 @@ TOKENIZER_FILES = ["tokenizer.json", "tokenizer_config.json", "special_tokens_ma
                    "spm.model", "added_tokens.json"]
 
 
-def shrink(cfg):
+def shrink_mobilebert(cfg, name):
+    """MobileBERT keeps its real widths (embedding 128, trigram input, hidden 512, bottlenecks of 128,
+    4 FFNs, NoNorm) with 2 layers; the variants take the other branches of transformers' code:
+    "var": LayerNorm, use_bottleneck_attention, no trigram input, 2 FFNs, the tanh pooler;
+    "nobn": no bottlenecks (true hidden size = hidden size), separate key/query, 1 FFN, gelu,
+    a non-zero [PAD] embedding."""
+    cfg.num_hidden_layers = 2
+    cfg.initializer_range = 0.05  # wider weights than the 0.02 default: NoNorm does not rescale, logits stay O(1)
+    if name == "mobilebert-var-cls":
+        cfg.normalization_type, cfg.use_bottleneck_attention, cfg.trigram_input = "layer_norm", True, False
+        cfg.num_feedforward_networks, cfg.classifier_activation, cfg.hidden_size = 2, True, 256
+    elif name == "mobilebert-nobn-cls":
+        cfg.use_bottleneck, cfg.key_query_shared_bottleneck, cfg.true_hidden_size = False, False, 128
+        cfg.hidden_size, cfg.intermediate_size, cfg.num_feedforward_networks, cfg.hidden_act = 128, 256, 1, "gelu"
+
+
+def shrink(cfg, name=""):
     d = cfg.to_dict()
+    if cfg.model_type == "mobilebert":
+        shrink_mobilebert(cfg, name)
+        return d
     if cfg.model_type == "distilbert":
         cfg.dim, cfg.hidden_dim, cfg.n_layers, cfg.n_heads = 128, 256, 2, 4
     elif cfg.model_type == "bart":
@@ -135,7 +159,7 @@ def main():
         src_dir = os.path.join(a.shared, "models", src)
         tok_dir = os.path.join(a.shared, "models", TOKENIZER_FROM.get(name, src))
         cfg = AutoConfig.from_pretrained(src_dir)
-        shrink(cfg)
+        shrink(cfg, name)
         cfg.architectures = [cls_name]
         if id2label:
             cfg.id2label = id2label
@@ -147,6 +171,10 @@ def main():
             for n, p in model.named_parameters():
                 if n.endswith("bias") or "LayerNorm" in n or "layer_norm" in n or "layernorm" in n:
                     p.add_(torch.randn_like(p) * 0.1)
+            if name == "mobilebert-nobn-cls":
+                # with trigram input the last real token sees its right neighbour, a [PAD] when
+                # padded: a non-zero [PAD] row shows that padding tokens are embedded like transformers
+                model.mobilebert.embeddings.word_embeddings.weight[cfg.pad_token_id].normal_(0, 0.5)
         dirs = {}
         for kind, safe in (("st", True), ("bin", False)):
             d = os.path.join(a.out, f"{name}-{kind}")

@@ -18,6 +18,7 @@ const char *mp_family_name(mp_family f) {
   case MP_FAMILY_DISTILBERT: return "distilbert";
   case MP_FAMILY_DEBERTA_V2: return "deberta-v2";
   case MP_FAMILY_BART: return "bart";
+  case MP_FAMILY_MOBILEBERT: return "mobilebert";
   default: return "unknown";
   }
 }
@@ -117,9 +118,10 @@ mp_status mp_model_config_load(const char *dir, mp_model_config *c) {
   else if (!strcmp(mt, "distilbert")) c->family = MP_FAMILY_DISTILBERT;
   else if (!strcmp(mt, "deberta-v2")) c->family = MP_FAMILY_DEBERTA_V2;
   else if (!strcmp(mt, "bart")) c->family = MP_FAMILY_BART;
+  else if (!strcmp(mt, "mobilebert")) c->family = MP_FAMILY_MOBILEBERT;
   else {
     st = mp_err(MP_ERR_UNSUPPORTED,
-                "%s: model_type \"%s\" is not supported yet (supported: bert, roberta, xlm-roberta, distilbert, deberta-v2, bart)", path, mt);
+                "%s: model_type \"%s\" is not supported yet (supported: bert, roberta, xlm-roberta, distilbert, deberta-v2, bart, mobilebert)", path, mt);
     goto done;
   }
   c->head = strstr(c->architecture, "ForSequenceClassification") ? MP_HEAD_SEQ_CLS : MP_HEAD_NONE;
@@ -151,7 +153,8 @@ mp_status mp_model_config_load(const char *dir, mp_model_config *c) {
         (st = need_int(cfg, path, "intermediate_size", NULL, &c->intermediate)))
       goto done;
     c->layer_norm_eps = (float)mp_json_get_num(cfg, "layer_norm_eps", 1e-12);
-    if ((st = parse_act(path, mp_json_get_str(cfg, "hidden_act", "gelu"), &c->act))) goto done;
+    if ((st = parse_act(path, mp_json_get_str(cfg, "hidden_act", c->family == MP_FAMILY_MOBILEBERT ? "relu" : "gelu"), &c->act)))
+      goto done;
     c->type_vocab_size = mp_json_get_int(cfg, "type_vocab_size", c->family == MP_FAMILY_DEBERTA_V2 ? 0 : 2);
     const char *pet = mp_json_get_str(cfg, "position_embedding_type", "absolute");
     if (strcmp(pet, "absolute") != 0) {

@@ -16,6 +16,7 @@ typedef enum mp_family {
   MP_FAMILY_DISTILBERT, /* distilbert */
   MP_FAMILY_DEBERTA_V2, /* deberta-v2 (DeBERTa-v2/v3) */
   MP_FAMILY_BART,       /* bart (encoder-decoder; BartForSequenceClassification) */
+  MP_FAMILY_MOBILEBERT, /* mobilebert */
 } mp_family;
 
 typedef enum mp_head {

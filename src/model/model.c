@@ -20,6 +20,7 @@ static const mp_family_ops *family_ops(mp_family f) {
   case MP_FAMILY_DISTILBERT: return &mp_family_bert;
   case MP_FAMILY_DEBERTA_V2: return &mp_family_deberta;
   case MP_FAMILY_BART: return &mp_family_bart;
+  case MP_FAMILY_MOBILEBERT: return &mp_family_mobilebert;
   default: return NULL;
   }
 }

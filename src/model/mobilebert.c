@@ -1,0 +1,396 @@
+/* MobileBERT encoders (model_type "mobilebert") with MobileBertForSequenceClassification's head,
+ * computed as transformers 4.46.3 does:
+ *   embeddings: word embeddings (embedding_size wide); with trigram_input the row of token t
+ *     becomes [E(x[t+1]), E(x[t]), E(x[t-1])] (zeros past either end of the padded sequence;
+ *     padding tokens are embedded like any token, as in transformers), then
+ *     embedding_transformation to hidden_size (when trigram_input or embedding_size !=
+ *     hidden_size), + position + token-type embeddings, then the embedding norm;
+ *   norms: normalization_type "no_norm" (NoNorm: x * weight + bias, elementwise) or
+ *     "layer_norm" (nn.LayerNorm; the embedding norm and output.LayerNorm use torch's default
+ *     eps 1e-5 because transformers does not pass layer_norm_eps there, the others use
+ *     layer_norm_eps);
+ *   each layer, with true = intra_bottleneck_size when use_bottleneck else hidden_size:
+ *     li = norm(bottleneck.input.dense(x))                        [true]   (x when !use_bottleneck)
+ *     q_in = k_in = norm(bottleneck.attention.dense(x))           (key_query_shared_bottleneck)
+ *            | li (use_bottleneck_attention, also v_in) | x
+ *     v_in = x (hidden_size wide) unless use_bottleneck_attention
+ *     a = norm(attention.output.dense(MHA(query(q_in), key(k_in), value(v_in))) + li)
+ *     a = norm(ffn.i.output.dense(act(ffn.i.intermediate.dense(a))) + a) for the
+ *         num_feedforward_networks - 1 stacked FFNs
+ *     o = norm(output.dense(act(intermediate.dense(a))) + a)
+ *     x = norm(output.bottleneck.dense(o) + x)                    (o when !use_bottleneck)
+ *   pooler: the first token's hidden state, through dense + tanh only when
+ *     classifier_activation; then the classifier. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/error.h"
+#include "model/model_internal.h"
+
+/* NoNorm (weight, bias elementwise) or LayerNorm (eps) */
+typedef struct mnorm {
+  float *g, *b;
+  float eps;
+  int layer_norm;
+} mnorm;
+
+typedef struct mffn {
+  mp_dense inter, out;
+  mnorm norm;
+} mffn;
+
+typedef struct mlayer {
+  mp_dense bn_in, bn_attn; /* bottleneck.input / bottleneck.attention */
+  mnorm bn_in_norm, bn_attn_norm;
+  mp_dense q, k, v, o;
+  mnorm attn_norm;
+  mffn *ffn; /* num_feedforward_networks - 1 */
+  mp_dense inter, out, out_bn;
+  mnorm out_norm, out_bn_norm;
+} mlayer;
+
+typedef struct mobilebert {
+  int64_t emb, true_h, nffn;
+  int trigram, use_bn, bn_attention, kq_shared, pool_act, has_transform;
+  mp_act act;
+  mp_linear_weight word, pos, type;
+  mp_dense transform; /* embedding_transformation */
+  mnorm emb_norm;
+  mlayer *layers;
+  mp_dense pooler, classifier;
+} mobilebert;
+
+static mp_status act_of(const mp_model *m, const char *name, mp_act *out) {
+  if (!strcmp(name, "relu")) *out = MP_ACT_RELU;
+  else if (!strcmp(name, "gelu")) *out = MP_ACT_GELU_ERF;
+  else if (!strcmp(name, "gelu_new") || !strcmp(name, "gelu_pytorch_tanh") || !strcmp(name, "gelu_fast"))
+    *out = MP_ACT_GELU_TANH;
+  else if (!strcmp(name, "tanh")) *out = MP_ACT_TANH;
+  else if (!strcmp(name, "silu") || !strcmp(name, "swish")) *out = MP_ACT_SILU;
+  else if (!strcmp(name, "sigmoid")) *out = MP_ACT_SIGMOID;
+  else if (!strcmp(name, "linear")) *out = MP_ACT_NONE;
+  else
+    return mp_err(MP_ERR_UNSUPPORTED, "%s/config.json: hidden_act \"%s\" is not supported (relu, gelu, gelu_new, tanh, silu)",
+                  m->path, name);
+  return MP_OK;
+}
+
+static mp_status bind_norm(mp_model *m, const char *name, int64_t n, int layer_norm, float eps, mnorm *nm) {
+  mp_lnorm ln;
+  MP_TRY(mp_bind_ln(m, name, n, 0, &ln));
+  nm->g = ln.g, nm->b = ln.b, nm->eps = eps, nm->layer_norm = layer_norm;
+  return MP_OK;
+}
+
+typedef struct norm_task {
+  float *x;
+  const float *res;
+  int64_t rows, dim;
+  const float *g, *b;
+} norm_task;
+
+#define NORM_ROWS 64
+
+static void nonorm_fill(void *ctx, int64_t task, int thread) {
+  (void)thread;
+  const norm_task *a = ctx;
+  int64_t r0 = task * NORM_ROWS, r1 = r0 + NORM_ROWS < a->rows ? r0 + NORM_ROWS : a->rows;
+  const int64_t D = a->dim;
+  for (int64_t r = r0; r < r1; r++) {
+    float *x = a->x + r * D;
+    const float *res = a->res ? a->res + r * D : NULL;
+    for (int64_t i = 0; i < D; i++) {
+      float v = res ? x[i] + res[i] : x[i];
+      float p = v * a->g[i]; /* torch: input * weight, rounded, then + bias */
+      x[i] = p + a->b[i];
+    }
+  }
+}
+
+/* x = norm(x + res) in place (res may be NULL). */
+static void norm_run(mp_model *m, const mnorm *nm, float *x, const float *res, int64_t rows, int64_t dim) {
+  if (nm->layer_norm) {
+    mp_layernorm(m->pool, x, res, rows, dim, nm->g, nm->b, nm->eps, x);
+    return;
+  }
+  norm_task t = {.x = x, .res = res, .rows = rows, .dim = dim, .g = nm->g, .b = nm->b};
+  mp_pool_run(m->pool, (rows + NORM_ROWS - 1) / NORM_ROWS, nonorm_fill, &t);
+}
+
+static mp_status mobilebert_bind(mp_model *m) {
+  const mp_model_config *c = &m->cfg;
+  const mp_json *cj = m->cfg_json;
+  mobilebert *f = calloc(1, sizeof *f);
+  if (!f) return mp_err(MP_ERR_NOMEM, "out of memory");
+  m->fam = f;
+  const char *P = mp_model_tensor(m, "mobilebert.embeddings.word_embeddings.weight") ? "mobilebert." : "";
+  char n[256];
+  const int64_t H = c->hidden, I = c->intermediate, NH = c->heads;
+  const float eps = c->layer_norm_eps;
+  f->emb = mp_json_get_int(cj, "embedding_size", 128);
+  f->trigram = mp_json_get_bool(cj, "trigram_input", 1);
+  f->use_bn = mp_json_get_bool(cj, "use_bottleneck", 1);
+  f->bn_attention = mp_json_get_bool(cj, "use_bottleneck_attention", 0);
+  f->kq_shared = mp_json_get_bool(cj, "key_query_shared_bottleneck", 1);
+  f->nffn = mp_json_get_int(cj, "num_feedforward_networks", 4);
+  f->pool_act = mp_json_get_bool(cj, "classifier_activation", 1);
+  /* transformers derives true_hidden_size from use_bottleneck (the stored value is ignored) */
+  f->true_h = f->use_bn ? mp_json_get_int(cj, "intra_bottleneck_size", 128) : H;
+  const int64_t TH = f->true_h, E = f->emb;
+  MP_TRY(act_of(m, mp_json_get_str(cj, "hidden_act", "relu"), &f->act));
+  const char *nt = mp_json_get_str(cj, "normalization_type", "no_norm");
+  int ln;
+  if (!strcmp(nt, "no_norm")) ln = 0;
+  else if (!strcmp(nt, "layer_norm")) ln = 1;
+  else
+    return mp_err(MP_ERR_UNSUPPORTED, "%s/config.json: normalization_type \"%s\" is not supported (no_norm, layer_norm)",
+                  m->path, nt);
+  if (E <= 0 || E > (1 << 20) || TH <= 0 || TH > (1 << 20) || f->nffn < 1 || f->nffn > 64)
+    return mp_err(MP_ERR_FORMAT,
+                  "%s/config.json: embedding_size, intra_bottleneck_size and num_feedforward_networks (1..64) must be "
+                  "positive",
+                  m->path);
+  if (TH % NH)
+    return mp_err(MP_ERR_FORMAT, "%s/config.json: true hidden size %lld is not divisible by the number of heads %lld",
+                  m->path, (long long)TH, (long long)NH);
+  if (f->use_bn && !f->bn_attention && !f->kq_shared && TH != H)
+    return mp_err(MP_ERR_FORMAT,
+                  "%s/config.json: use_bottleneck without key_query_shared_bottleneck or use_bottleneck_attention "
+                  "feeds hidden_size %lld into query/key of width intra_bottleneck_size %lld (transformers fails too)",
+                  m->path, (long long)H, (long long)TH);
+
+  /* embeddings */
+  snprintf(n, sizeof n, "%sembeddings.word_embeddings", P);
+  MP_TRY(mp_bind_matrix(m, n, c->vocab_size, E, &f->word));
+  snprintf(n, sizeof n, "%sembeddings.position_embeddings", P);
+  MP_TRY(mp_bind_matrix(m, n, c->max_positions, H, &f->pos));
+  snprintf(n, sizeof n, "%sembeddings.token_type_embeddings", P);
+  MP_TRY(mp_bind_matrix(m, n, c->type_vocab_size, H, &f->type));
+  f->has_transform = f->trigram || E != H;
+  if (f->has_transform) {
+    snprintf(n, sizeof n, "%sembeddings.embedding_transformation", P);
+    MP_TRY(mp_bind_dense(m, n, H, f->trigram ? 3 * E : E, 0, &f->transform));
+  }
+  snprintf(n, sizeof n, "%sembeddings.LayerNorm", P);
+  MP_TRY(bind_norm(m, n, H, ln, 1e-5f, &f->emb_norm));
+
+  f->layers = calloc((size_t)c->layers, sizeof *f->layers);
+  if (!f->layers) return mp_err(MP_ERR_NOMEM, "out of memory");
+  for (int64_t l = 0; l < c->layers; l++) {
+    mlayer *L = &f->layers[l];
+    char base[96];
+    snprintf(base, sizeof base, "%sencoder.layer.%lld.", P, (long long)l);
+    if (f->use_bn) {
+      snprintf(n, sizeof n, "%sbottleneck.input.dense", base);
+      MP_TRY(mp_bind_dense(m, n, TH, H, 0, &L->bn_in));
+      snprintf(n, sizeof n, "%sbottleneck.input.LayerNorm", base);
+      MP_TRY(bind_norm(m, n, TH, ln, eps, &L->bn_in_norm));
+      if (f->kq_shared && !f->bn_attention) {
+        snprintf(n, sizeof n, "%sbottleneck.attention.dense", base);
+        MP_TRY(mp_bind_dense(m, n, TH, H, 0, &L->bn_attn));
+        snprintf(n, sizeof n, "%sbottleneck.attention.LayerNorm", base);
+        MP_TRY(bind_norm(m, n, TH, ln, eps, &L->bn_attn_norm));
+      }
+    }
+    snprintf(n, sizeof n, "%sattention.self.query", base);
+    MP_TRY(mp_bind_dense(m, n, TH, TH, 0, &L->q));
+    snprintf(n, sizeof n, "%sattention.self.key", base);
+    MP_TRY(mp_bind_dense(m, n, TH, TH, 0, &L->k));
+    snprintf(n, sizeof n, "%sattention.self.value", base);
+    MP_TRY(mp_bind_dense(m, n, TH, f->bn_attention ? TH : H, 0, &L->v));
+    snprintf(n, sizeof n, "%sattention.output.dense", base);
+    MP_TRY(mp_bind_dense(m, n, TH, TH, 0, &L->o));
+    snprintf(n, sizeof n, "%sattention.output.LayerNorm", base);
+    MP_TRY(bind_norm(m, n, TH, ln, eps, &L->attn_norm));
+    if (f->nffn > 1) {
+      L->ffn = calloc((size_t)(f->nffn - 1), sizeof *L->ffn);
+      if (!L->ffn) return mp_err(MP_ERR_NOMEM, "out of memory");
+      for (int64_t i = 0; i < f->nffn - 1; i++) {
+        snprintf(n, sizeof n, "%sffn.%lld.intermediate.dense", base, (long long)i);
+        MP_TRY(mp_bind_dense(m, n, I, TH, 0, &L->ffn[i].inter));
+        snprintf(n, sizeof n, "%sffn.%lld.output.dense", base, (long long)i);
+        MP_TRY(mp_bind_dense(m, n, TH, I, 0, &L->ffn[i].out));
+        snprintf(n, sizeof n, "%sffn.%lld.output.LayerNorm", base, (long long)i);
+        MP_TRY(bind_norm(m, n, TH, ln, eps, &L->ffn[i].norm));
+      }
+    }
+    snprintf(n, sizeof n, "%sintermediate.dense", base);
+    MP_TRY(mp_bind_dense(m, n, I, TH, 0, &L->inter));
+    snprintf(n, sizeof n, "%soutput.dense", base);
+    MP_TRY(mp_bind_dense(m, n, TH, I, 0, &L->out));
+    snprintf(n, sizeof n, "%soutput.LayerNorm", base);
+    MP_TRY(bind_norm(m, n, TH, ln, 1e-5f, &L->out_norm));
+    if (f->use_bn) {
+      snprintf(n, sizeof n, "%soutput.bottleneck.dense", base);
+      MP_TRY(mp_bind_dense(m, n, H, TH, 0, &L->out_bn));
+      snprintf(n, sizeof n, "%soutput.bottleneck.LayerNorm", base);
+      MP_TRY(bind_norm(m, n, H, ln, eps, &L->out_bn_norm));
+    }
+  }
+  if (c->head == MP_HEAD_SEQ_CLS) {
+    if (f->pool_act) {
+      snprintf(n, sizeof n, "%spooler.dense", P);
+      MP_TRY(mp_bind_dense(m, n, H, H, 0, &f->pooler));
+    }
+    MP_TRY(mp_bind_dense(m, "classifier", c->num_labels, H, 0, &f->classifier));
+    m->has_head = 1;
+  }
+  return MP_OK;
+}
+
+static mp_status mobilebert_encode(mp_model *m, const mp_model_batch *b, const mp_forward_out *out, float **hidden) {
+  mobilebert *f = m->fam;
+  const mp_model_config *c = &m->cfg;
+  const int64_t B = (int64_t)b->n, T = (int64_t)b->seq, H = c->hidden, I = c->intermediate, N = B * T;
+  const int64_t NH = c->heads, TH = f->true_h, d = TH / NH, E = f->emb;
+  const int64_t EW = f->trigram ? 3 * E : E;
+  float *x = mp_act_alloc(m, (size_t)(N * H));
+  float *x2 = mp_act_alloc(m, (size_t)(N * H));
+  float *li = mp_act_alloc(m, (size_t)(N * TH));
+  float *sa = mp_act_alloc(m, (size_t)(N * TH));
+  float *q = mp_act_alloc(m, (size_t)(N * TH));
+  float *k = mp_act_alloc(m, (size_t)(N * TH));
+  float *v = mp_act_alloc(m, (size_t)(N * TH));
+  float *ctx = mp_act_alloc(m, (size_t)(N * TH));
+  float *a = mp_act_alloc(m, (size_t)(N * TH));
+  float *big = mp_act_alloc(m, (size_t)(N * I));
+  float *e = mp_act_alloc(m, (size_t)(N * E));
+  float *e3 = mp_act_alloc(m, (size_t)(N * EW));
+  int32_t *pos = mp_arena_alloc(&m->act, (size_t)N * 4);
+  int32_t *types = mp_arena_alloc(&m->act, (size_t)N * 4);
+  uint8_t *kmask = mp_arena_alloc(&m->act, (size_t)N);
+  if (!x || !x2 || !li || !sa || !q || !k || !v || !ctx || !a || !big || !e || !e3 || !pos || !types || !kmask)
+    return mp_err(MP_ERR_NOMEM, "out of memory for a batch of %lld x %lld tokens", (long long)B, (long long)T);
+  for (int64_t i = 0; i < N; i++) {
+    kmask[i] = b->mask ? (b->mask[i] != 0) : 1;
+    types[i] = b->types ? b->types[i] : 0;
+    pos[i] = (int32_t)(i % T);
+  }
+  /* embeddings: [E(x[t+1]), E(x[t]), E(x[t-1])] per sequence, zeros past its ends */
+  MP_TRY(mp_embedding_rows(&f->word, b->ids, N, e));
+  const float *ein = e;
+  if (f->trigram) {
+    for (int64_t i = 0; i < N; i++) {
+      const int64_t t = i % T;
+      float *row = e3 + i * 3 * E;
+      if (t + 1 < T) memcpy(row, e + (i + 1) * E, (size_t)E * 4);
+      else memset(row, 0, (size_t)E * 4);
+      memcpy(row + E, e + i * E, (size_t)E * 4);
+      if (t > 0) memcpy(row + 2 * E, e + (i - 1) * E, (size_t)E * 4);
+      else memset(row + 2 * E, 0, (size_t)E * 4);
+    }
+    ein = e3;
+  }
+  if (f->has_transform) MP_TRY(mp_dense_run(m, ein, N, &f->transform, MP_ACT_NONE, x));
+  else memcpy(x, ein, (size_t)(N * H) * 4);
+  MP_TRY(mp_embedding_rows(&f->pos, pos, N, x2));
+  mp_add_inplace(x, x2, N * H);
+  MP_TRY(mp_embedding_rows(&f->type, types, N, x2));
+  mp_add_inplace(x, x2, N * H);
+  norm_run(m, &f->emb_norm, x, NULL, N, H);
+  if (out->hook) out->hook(out->hook_user, 0, x, (size_t)B, (size_t)T, (size_t)H);
+
+  for (int64_t l = 0; l < c->layers; l++) {
+    const mlayer *L = &f->layers[l];
+    const float *qin = x, *vin = x, *res = x;
+    if (f->use_bn) {
+      MP_TRY(mp_dense_run(m, x, N, &L->bn_in, MP_ACT_NONE, li));
+      norm_run(m, &L->bn_in_norm, li, NULL, N, TH);
+      res = li;
+      if (f->bn_attention) {
+        qin = vin = li;
+      } else if (f->kq_shared) {
+        MP_TRY(mp_dense_run(m, x, N, &L->bn_attn, MP_ACT_NONE, sa));
+        norm_run(m, &L->bn_attn_norm, sa, NULL, N, TH);
+        qin = sa;
+      }
+    }
+    MP_TRY(mp_dense_run(m, qin, N, &L->q, MP_ACT_NONE, q));
+    MP_TRY(mp_dense_run(m, qin, N, &L->k, MP_ACT_NONE, k));
+    MP_TRY(mp_dense_run(m, vin, N, &L->v, MP_ACT_NONE, v));
+    mp_attention_args aa = {.batch = B, .seq_q = T, .seq_k = T, .heads = NH, .head_dim = d, .q = q, .k = k, .v = v,
+                            .out = ctx, .scale = 1.0f / sqrtf((float)d), .key_mask = kmask};
+    MP_TRY(mp_attention(m->pool, &aa));
+    MP_TRY(mp_dense_run(m, ctx, N, &L->o, MP_ACT_NONE, a));
+    norm_run(m, &L->attn_norm, a, res, N, TH);
+    for (int64_t i = 0; i + 1 < f->nffn; i++) {
+      const mffn *F = &L->ffn[i];
+      MP_TRY(mp_dense_run(m, a, N, &F->inter, f->act, big));
+      MP_TRY(mp_dense_run(m, big, N, &F->out, MP_ACT_NONE, q));
+      norm_run(m, &F->norm, q, a, N, TH);
+      float *t = a;
+      a = q, q = t;
+    }
+    MP_TRY(mp_dense_run(m, a, N, &L->inter, f->act, big));
+    if (f->use_bn) {
+      MP_TRY(mp_dense_run(m, big, N, &L->out, MP_ACT_NONE, q));
+      norm_run(m, &L->out_norm, q, a, N, TH);
+      MP_TRY(mp_dense_run(m, q, N, &L->out_bn, MP_ACT_NONE, x2));
+      norm_run(m, &L->out_bn_norm, x2, x, N, H);
+    } else { /* true hidden size == hidden size */
+      MP_TRY(mp_dense_run(m, big, N, &L->out, MP_ACT_NONE, x2));
+      norm_run(m, &L->out_norm, x2, a, N, H);
+    }
+    float *t = x;
+    x = x2, x2 = t;
+    if (out->hook) out->hook(out->hook_user, (int)l + 1, x, (size_t)B, (size_t)T, (size_t)H);
+  }
+  *hidden = x;
+  return MP_OK;
+}
+
+static mp_status mobilebert_classify(mp_model *m, const mp_model_batch *b, const float *hidden, float *logits) {
+  mobilebert *f = m->fam;
+  const int64_t B = (int64_t)b->n, T = (int64_t)b->seq, H = m->cfg.hidden;
+  float *cls = mp_act_alloc(m, (size_t)(B * H)), *h1 = mp_act_alloc(m, (size_t)(B * H));
+  if (!cls || !h1) return mp_err(MP_ERR_NOMEM, "out of memory");
+  for (int64_t r = 0; r < B; r++) memcpy(cls + r * H, hidden + r * T * H, (size_t)H * 4); /* first token */
+  if (!f->pool_act) return mp_dense_run(m, cls, B, &f->classifier, MP_ACT_NONE, logits);
+  MP_TRY(mp_dense_run(m, cls, B, &f->pooler, MP_ACT_TANH, h1));
+  return mp_dense_run(m, h1, B, &f->classifier, MP_ACT_NONE, logits);
+}
+
+static void mobilebert_release(mp_model *m) {
+  mobilebert *f = m->fam;
+  if (!f) return;
+  for (int64_t l = 0; f->layers && l < m->cfg.layers; l++) free(f->layers[l].ffn);
+  free(f->layers);
+  free(f);
+  m->fam = NULL;
+}
+
+/* MobileBertModel (with its pooler) + the classifier when cfg->head is SEQ_CLS. */
+static int64_t mobilebert_param_count(const mp_model_config *c, const mp_json *cj) {
+  const int64_t H = c->hidden, I = c->intermediate, V = c->vocab_size, P = c->max_positions, TV = c->type_vocab_size;
+  if (H <= 0 || I <= 0 || V <= 0 || P <= 0 || TV < 0 || c->layers <= 0) return -1;
+  const int64_t E = mp_json_get_int(cj, "embedding_size", 128);
+  const int trigram = mp_json_get_bool(cj, "trigram_input", 1), use_bn = mp_json_get_bool(cj, "use_bottleneck", 1);
+  const int bn_attention = mp_json_get_bool(cj, "use_bottleneck_attention", 0);
+  const int kq_shared = mp_json_get_bool(cj, "key_query_shared_bottleneck", 1);
+  const int64_t nffn = mp_json_get_int(cj, "num_feedforward_networks", 4);
+  const int64_t TH = use_bn ? mp_json_get_int(cj, "intra_bottleneck_size", 128) : H;
+  if (E <= 0 || TH <= 0 || nffn < 1) return -1;
+  int64_t n = V * E + P * H + TV * H + 2 * H;
+  n += (trigram ? 3 * E : E) * H + H; /* embedding_transformation exists even when unused */
+  int64_t layer = 3 * TH + TH * TH * 2 + (bn_attention ? TH : H) * TH; /* query, key, value */
+  layer += TH * TH + TH + 2 * TH;                                        /* attention.output */
+  layer += TH * I + I + I * TH + TH + 2 * TH;                            /* intermediate, output */
+  if (use_bn) {
+    layer += TH * H + H + 2 * H;                    /* output.bottleneck */
+    layer += (H * TH + TH + 2 * TH) * (kq_shared ? 2 : 1); /* bottleneck.input (+ .attention) */
+  }
+  layer += (nffn - 1) * (TH * I + I + I * TH + TH + 2 * TH);
+  n += c->layers * layer;
+  if (mp_json_get_bool(cj, "classifier_activation", 1)) n += H * H + H; /* pooler.dense */
+  if (c->head == MP_HEAD_SEQ_CLS) n += H * c->num_labels + c->num_labels;
+  return n;
+}
+
+const mp_family_ops mp_family_mobilebert = {.name = "mobilebert",
+                                            .bind = mobilebert_bind,
+                                            .encode = mobilebert_encode,
+                                            .classify = mobilebert_classify,
+                                            .release = mobilebert_release,
+                                            .param_count = mobilebert_param_count};
