@@ -71,6 +71,18 @@ def test_hidden_states(fx, name):
     assert len(got) == len(ref["hidden"])
     for o, r in zip(got, ref["hidden"]):
         close(o, r)
+    if name == "mobilebert-cls":  # 512 tokens: the whole position table
+        import torch
+        import transformers
+        text = " ".join(p + " " + h for p, h in ref["pairs"]) * 4
+        tok = transformers.AutoTokenizer.from_pretrained(model)
+        enc = tok([text], truncation=True, max_length=512, return_tensors="pt")
+        with torch.no_grad():
+            hs = transformers.MobileBertModel.from_pretrained(model).eval()(**enc).last_hidden_state[0].numpy()
+        p = run_cli("embed", "--model", model, "--token-embeddings", "--max-length", "512", input=text + "\n")
+        o = json.loads(p.stdout)["token_embeddings"]
+        assert len(o) == 512
+        close(o, hs)
 
 
 def test_batch_and_threads(fx):
@@ -246,6 +258,43 @@ def _mlx_load_check(float_dir, q_dir):
     n_q = sum(1 for k, v in qw.items() if v.dtype == mx.uint32)
     n_mat = sum(1 for k, v in fw.items() if v.ndim == 2)
     assert n_q == n_mat
+    return model
+
+
+def _mlx_forward(model, cfg, enc):
+    """MobileBERT (trigram input, shared key/query bottleneck, NoNorm, no pooler: the structure of
+    mobilebert-cls) written with MLX on the quantized module tree: MLX's own quantized matmuls."""
+    import mlx.core as mx
+    assert cfg["trigram_input"] and cfg["normalization_type"] == "no_norm" and cfg["key_query_shared_bottleneck"]
+    assert not cfg["use_bottleneck_attention"] and not cfg["classifier_activation"]
+    ids, types = mx.array(enc["input_ids"].numpy()), mx.array(enc["token_type_ids"].numpy())
+    mask = mx.array(enc["attention_mask"].numpy()).astype(mx.float32)
+    nonorm = lambda n, x: x * n.weight + n.bias
+    mb = model.mobilebert
+    e = mb.embeddings
+    w = e.word_embeddings(ids)
+    z = mx.zeros_like(w[:, :1])
+    w = mx.concatenate([mx.concatenate([w[:, 1:], z], 1), w, mx.concatenate([z, w[:, :-1]], 1)], axis=-1)
+    B, T = ids.shape
+    x = e.embedding_transformation(w) + e.position_embeddings(mx.arange(T)) + e.token_type_embeddings(types)
+    x = nonorm(e.LayerNorm, x)
+    nh = cfg["num_attention_heads"]
+    bias = ((1.0 - mask) * -1e30)[:, None, None, :]
+    for L in mb.encoder.layer:
+        li = nonorm(L.bottleneck.input.LayerNorm, L.bottleneck.input.dense(x))
+        qk = nonorm(L.bottleneck.attention.LayerNorm, L.bottleneck.attention.dense(x))
+        sa = L.attention.self
+        q, k, v = sa.query(qk), sa.key(qk), sa.value(x)
+        d = q.shape[-1] // nh
+        sp = lambda t: t.reshape(B, T, nh, d).transpose(0, 2, 1, 3)
+        s = (sp(q) @ sp(k).transpose(0, 1, 3, 2)) / (d ** 0.5) + bias
+        ctx = (mx.softmax(s, axis=-1) @ sp(v)).transpose(0, 2, 1, 3).reshape(B, T, nh * d)
+        a = nonorm(L.attention.output.LayerNorm, L.attention.output.dense(ctx) + li)
+        for f in L.ffn:
+            a = nonorm(f.output.LayerNorm, f.output.dense(mx.maximum(f.intermediate.dense(a), 0)) + a)
+        o = nonorm(L.output.LayerNorm, L.output.dense(mx.maximum(L.intermediate.dense(a), 0)) + a)
+        x = nonorm(L.output.bottleneck.LayerNorm, L.output.bottleneck.dense(o) + x)
+    return np.array(model.classifier(x[:, 0]))
 
 
 @pytest.mark.parametrize("mode", ["float32", "q8"])
@@ -269,4 +318,10 @@ def test_mlx_conversion(fx, tmp_path, mode):
         assert float(np.abs(logits - np.array(ref["logits"][:8])).max()) <= 0.05 * max(1.0, np.abs(logits).max())
         fdst = tmp_path / f"{name}-float32"
         run_cli("convert", "--hf-path", str(src), "--mlx-path", str(fdst), "--dtype", "float32")
-        _mlx_load_check(str(fdst), str(dst))
+        model = _mlx_load_check(str(fdst), str(dst))
+        # and vs MLX itself running the q8 folder (quantized matmuls / embeddings)
+        import transformers
+        tok = transformers.AutoTokenizer.from_pretrained(str(src))
+        enc = tok([p for p, _ in pairs], [h for _, h in pairs], padding=True, truncation=True, max_length=128,
+                  return_tensors="pt")
+        close(logits, _mlx_forward(model, json.load(open(dst / "config.json")), enc))
