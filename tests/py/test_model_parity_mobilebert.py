@@ -16,7 +16,7 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import SHARED, SOURCE_DIR, run_cli
+from conftest import BIN, SHARED, SOURCE_DIR, run_cli
 
 NAMES = ["mobilebert-cls", "mobilebert-var-cls", "mobilebert-nobn-cls"]
 REAL = os.path.join(SHARED, "models", "mobilebert-uncased-mnli")
