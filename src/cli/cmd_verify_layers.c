@@ -18,8 +18,9 @@ static const char *k_help =
     "usage: mlxport verify-layers ORIGINAL CONVERTED [--samples N] [--dataset KEY|FILE] [--threshold C] [--json]\n"
     "\n"
     "Runs both models on the same inputs and reports, for the embeddings (layer 0) and every\n"
-    "encoder layer, the cosine similarity of the hidden states of every real token (mean and\n"
-    "minimum) and the largest absolute difference. Names the first layer whose minimum cosine\n"
+    "encoder layer (BART: the encoder's, then the decoder's embeddings and layers), the cosine\n"
+    "similarity of the hidden states of every real token (mean and minimum) and the largest\n"
+    "absolute difference. Names the first layer whose minimum cosine\n"
     "falls below the threshold. Inputs: a seeded sample of the dataset's texts (default: stsb when\n"
     "available), else lines on stdin (`--dataset -` reads stdin always).\n"
     "\n"
@@ -123,9 +124,10 @@ int mp_cmd_verify_layers(int argc, char **argv) {
   if (!st) st = mp_model_open(orig, NULL, &mo);
   if (!st) st = mp_model_open(conv, NULL, &mc);
   const mp_model_config *co = st ? NULL : mp_model_get_config(mo), *cc = st ? NULL : mp_model_get_config(mc);
-  if (!st && (co->hidden != cc->hidden || co->layers != cc->layers))
+  if (!st && (co->hidden != cc->hidden || co->hook_points != cc->hook_points))
     st = mp_err(MP_ERR_INVALID_ARG, "the two models differ in shape (hidden %lld vs %lld, layers %lld vs %lld)",
-                (long long)co->hidden, (long long)cc->hidden, (long long)co->layers, (long long)cc->layers);
+                (long long)co->hidden, (long long)cc->hidden, (long long)co->hook_points - 1,
+                (long long)cc->hook_points - 1);
   mp_tok_batch tb;
   memset(&tb, 0, sizeof tb);
   if (!st) {
@@ -136,7 +138,7 @@ int mp_cmd_verify_layers(int argc, char **argv) {
     to.padding = MP_PAD_LONGEST;
     st = mp_tokenizer_encode_batch(mp_model_get_tokenizer(mo), n, texts, NULL, &to, &tb);
   }
-  int L = st ? 0 : (int)co->layers + 1;
+  int L = st ? 0 : (int)co->hook_points; /* embeddings + every layer (BART: encoder, then decoder) */
   capture ca = {.n_layers = L}, cb = {.n_layers = L};
   if (!st) {
     ca.layers = calloc((size_t)L, sizeof(float *));

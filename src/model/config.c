@@ -170,6 +170,12 @@ mp_status mp_model_config_load(const char *dir, mp_model_config *c) {
              (st = need_int(cfg, path, "max_position_embeddings", NULL, &c->max_positions)))
     goto done;
   c->pad_token_id = mp_json_get_int(cfg, "pad_token_id", (c->family == MP_FAMILY_ROBERTA || c->family == MP_FAMILY_BART) ? 1 : 0);
+  c->hook_points = c->layers + 1;
+  if (c->family == MP_FAMILY_BART) {
+    int64_t dl;
+    if ((st = bart_int(cfg, path, "decoder_layers", 12, &dl))) goto done;
+    c->hook_points = c->layers + dl + 2;
+  }
   if (c->hidden % c->heads) {
     st = mp_err(MP_ERR_FORMAT, "%s: hidden size %lld is not divisible by the number of heads %lld", path,
                 (long long)c->hidden, (long long)c->heads);

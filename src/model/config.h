@@ -41,6 +41,9 @@ typedef struct mp_model_config {
   mp_head head;
   int64_t vocab_size, hidden, layers, heads, intermediate, max_positions, type_vocab_size;
   int64_t pad_token_id;
+  /* layer hook calls of one forward (mp_forward_out.hook): layers + 1 (embeddings, then each
+   * layer); BART: encoder_layers + decoder_layers + 2 (encoder then decoder) */
+  int64_t hook_points;
   float layer_norm_eps;
   mp_act act;
   /* labels (head == SEQ_CLS) */

@@ -15,7 +15,7 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import BIN, SHARED, SOURCE_DIR, run_cli
+from conftest import SHARED, SOURCE_DIR, run_cli
 
 NAME = "bart-cls"
 
@@ -385,3 +385,26 @@ def test_param_count_absurd_config(tmp_path):
            "encoder_attention_heads": 1, "vocab_size": 2 ** 40}
     (tmp_path / "config.json").write_text(json.dumps(cfg))
     assert _param_count(tmp_path) is None
+
+
+def test_verify_layers_covers_the_decoder(fx, tmp_path):
+    """verify-layers walks encoder and decoder: a damaged decoder layer is found there."""
+    from safetensors.numpy import load_file, save_file
+    src = os.path.join(fx, "bart-cls-st")
+    cfg = json.load(open(os.path.join(src, "config.json")))
+    le, ld = cfg["encoder_layers"], cfg["decoder_layers"]
+    bad = str(tmp_path / "bad")
+    shutil.copytree(src, bad)
+    w = load_file(os.path.join(src, "model.safetensors"))
+    name = next(k for k in w if k.endswith("decoder.layers.1.fc2.weight"))
+    w[name] = (w[name] + np.random.default_rng(0).normal(0, 0.5, w[name].shape)).astype(w[name].dtype)
+    os.remove(os.path.join(bad, "model.safetensors"))
+    save_file(w, os.path.join(bad, "model.safetensors"), metadata={"format": "pt"})
+    texts = "".join(t + "\n" for t in ["A man is playing a guitar.", "hello world", "Three dogs run in a field."])
+    p = run_cli("verify-layers", src, bad, "--dataset", "-", "--json", input=texts, check=False)
+    assert p.returncode == 1, p.stderr
+    r = json.loads(p.stdout)
+    assert len(r["layers"]) == le + ld + 2
+    # encoder (0..le), decoder embeddings (le+1) and decoder layer 0 (le+2) untouched; layer 1 damaged
+    assert all(x["max_abs_diff"] == 0 for x in r["layers"][:le + 3])
+    assert r["first_layer_below"] == le + 3
