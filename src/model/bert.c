@@ -169,15 +169,8 @@ static mp_status bert_encode(mp_model *m, const mp_model_batch *b, const mp_forw
     MP_TRY(mp_dense_run(m, x, N, &L->k, MP_ACT_NONE, k));
     MP_TRY(mp_dense_run(m, x, N, &L->v, MP_ACT_NONE, v));
     MP_TRY(mp_attention(m->pool, &aa));
-    /* LayerNorm(sublayer + residual) written over the sublayer buffer, then the buffers swap */
-    float *t;
-    MP_TRY(mp_dense_run(m, ctx, N, &L->o, MP_ACT_NONE, q));
-    mp_layernorm(m->pool, q, x, N, H, L->ln_attn.g, L->ln_attn.b, c->layer_norm_eps, q);
-    t = x, x = q, q = t;
-    MP_TRY(mp_dense_run(m, x, N, &L->inter, c->act, big));
-    MP_TRY(mp_dense_run(m, big, N, &L->out, MP_ACT_NONE, q));
-    mp_layernorm(m->pool, q, x, N, H, L->ln_out.g, L->ln_out.b, c->layer_norm_eps, q);
-    t = x, x = q, q = t;
+    mp_post_ln_layer pl = {&L->o, &L->ln_attn, &L->inter, &L->out, &L->ln_out};
+    MP_TRY(mp_post_ln_ffn(m, N, ctx, &pl, c->act, c->layer_norm_eps, &x, &q, big));
     if (out->hook) out->hook(out->hook_user, (int)l + 1, x, (size_t)B, (size_t)T, (size_t)H);
   }
   *hidden = x;
@@ -186,13 +179,8 @@ static mp_status bert_encode(mp_model *m, const mp_model_batch *b, const mp_forw
 
 static mp_status bert_classify(mp_model *m, const mp_model_batch *b, const float *hidden, float *logits) {
   bert *f = m->fam;
-  const int64_t B = (int64_t)b->n, T = (int64_t)b->seq, H = m->cfg.hidden;
-  float *cls = mp_act_alloc(m, (size_t)(B * H)), *h1 = mp_act_alloc(m, (size_t)(B * H));
-  if (!cls || !h1) return mp_err(MP_ERR_NOMEM, "out of memory");
-  for (int64_t r = 0; r < B; r++) memcpy(cls + r * H, hidden + r * T * H, (size_t)H * 4); /* first token */
   mp_act a1 = f->hk == HK_DISTILBERT ? MP_ACT_RELU : MP_ACT_TANH;
-  MP_TRY(mp_dense_run(m, cls, B, &f->head1, a1, h1));
-  return mp_dense_run(m, h1, B, &f->head2, MP_ACT_NONE, logits);
+  return mp_first_token_head(m, b, hidden, &f->head1, a1, &f->head2, logits);
 }
 
 static void bert_release(mp_model *m) {

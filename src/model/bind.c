@@ -126,3 +126,31 @@ mp_status mp_dense_run(mp_model *m, const float *x, int64_t rows, const mp_dense
 }
 
 float *mp_act_alloc(mp_model *m, size_t n) { return mp_arena_alloc_aligned(&m->act, n * sizeof(float), 64); }
+
+/* The second half of a post-LayerNorm encoder layer (BERT, RoBERTa, DistilBERT, DeBERTa, ...):
+ * x = LN(ctx·Oᵀ + x); x = LN(act(x·Iᵀ)·Outᵀ + x). Results are written over the scratch buffer
+ * *q, which then swaps with *x, so *x always holds the layer's output. */
+mp_status mp_post_ln_ffn(mp_model *m, int64_t N, const float *ctx, const mp_post_ln_layer *L, mp_act act, float eps,
+                         float **x, float **q, float *big) {
+  const int64_t H = m->cfg.hidden;
+  float *t;
+  MP_TRY(mp_dense_run(m, ctx, N, L->o, MP_ACT_NONE, *q));
+  mp_layernorm(m->pool, *q, *x, N, H, L->ln_attn->g, L->ln_attn->b, eps, *q);
+  t = *x, *x = *q, *q = t;
+  MP_TRY(mp_dense_run(m, *x, N, L->inter, act, big));
+  MP_TRY(mp_dense_run(m, big, N, L->out, MP_ACT_NONE, *q));
+  mp_layernorm(m->pool, *q, *x, N, H, L->ln_out->g, L->ln_out->b, eps, *q);
+  t = *x, *x = *q, *q = t;
+  return MP_OK;
+}
+
+/* logits = d2(act(d1(hidden of each row's first token))): the BERT-style sequence head. */
+mp_status mp_first_token_head(mp_model *m, const mp_model_batch *b, const float *hidden, const mp_dense *d1, mp_act act,
+                              const mp_dense *d2, float *logits) {
+  const int64_t B = (int64_t)b->n, T = (int64_t)b->seq, H = m->cfg.hidden;
+  float *cls = mp_act_alloc(m, (size_t)(B * H)), *h1 = mp_act_alloc(m, (size_t)(B * H));
+  if (!cls || !h1) return mp_err(MP_ERR_NOMEM, "out of memory");
+  for (int64_t r = 0; r < B; r++) memcpy(cls + r * H, hidden + r * T * H, (size_t)H * sizeof(float));
+  MP_TRY(mp_dense_run(m, cls, B, d1, act, h1));
+  return mp_dense_run(m, h1, B, d2, MP_ACT_NONE, logits);
+}

@@ -375,14 +375,8 @@ static mp_status deberta_encode(mp_model *m, const mp_model_batch *b, const mp_f
     /* XSoftmax masks whole rows of padded queries: their context is zero */
     for (int64_t i = 0; i < N; i++)
       if (!kmask[i]) memset(ctx + i * H, 0, (size_t)H * sizeof(float));
-    float *t;
-    MP_TRY(mp_dense_run(m, ctx, N, &L->o, MP_ACT_NONE, q));
-    mp_layernorm(m->pool, q, x, N, H, L->ln_attn.g, L->ln_attn.b, c->layer_norm_eps, q);
-    t = x, x = q, q = t;
-    MP_TRY(mp_dense_run(m, x, N, &L->inter, c->act, big));
-    MP_TRY(mp_dense_run(m, big, N, &L->out, MP_ACT_NONE, q));
-    mp_layernorm(m->pool, q, x, N, H, L->ln_out.g, L->ln_out.b, c->layer_norm_eps, q);
-    t = x, x = q, q = t;
+    mp_post_ln_layer pl = {&L->o, &L->ln_attn, &L->inter, &L->out, &L->ln_out};
+    MP_TRY(mp_post_ln_ffn(m, N, ctx, &pl, c->act, c->layer_norm_eps, &x, &q, big));
     if (out->hook) out->hook(out->hook_user, (int)l + 1, x, (size_t)B, (size_t)T, (size_t)H);
   }
   *hidden = x;
@@ -391,12 +385,7 @@ static mp_status deberta_encode(mp_model *m, const mp_model_batch *b, const mp_f
 
 static mp_status deberta_classify(mp_model *m, const mp_model_batch *b, const float *hidden, float *logits) {
   deberta *f = m->fam;
-  const int64_t B = (int64_t)b->n, T = (int64_t)b->seq, H = m->cfg.hidden;
-  float *cls = mp_act_alloc(m, (size_t)(B * H)), *h1 = mp_act_alloc(m, (size_t)(B * H));
-  if (!cls || !h1) return mp_err(MP_ERR_NOMEM, "out of memory");
-  for (int64_t r = 0; r < B; r++) memcpy(cls + r * H, hidden + r * T * H, (size_t)H * 4); /* first token */
-  MP_TRY(mp_dense_run(m, cls, B, &f->pooler, f->pooler_act, h1));
-  return mp_dense_run(m, h1, B, &f->classifier, MP_ACT_NONE, logits);
+  return mp_first_token_head(m, b, hidden, &f->pooler, f->pooler_act, &f->classifier, logits);
 }
 
 static void deberta_release(mp_model *m) {

@@ -70,6 +70,21 @@ mp_status mp_bind_f32(mp_model *m, const char *name, int64_t n, float **out);
 mp_status mp_bind_ln(mp_model *m, const char *name, int64_t n, int bias_optional, mp_lnorm *ln);
 /* Runs a dense layer on rows of x. */
 mp_status mp_dense_run(mp_model *m, const float *x, int64_t rows, const mp_dense *d, mp_act act, float *y);
+/* The tensors of a post-LayerNorm layer after attention: output projection + LayerNorm, FFN +
+ * LayerNorm. */
+typedef struct mp_post_ln_layer {
+  const mp_dense *o;
+  const mp_lnorm *ln_attn;
+  const mp_dense *inter, *out;
+  const mp_lnorm *ln_out;
+} mp_post_ln_layer;
+/* x = LN(ctx·Oᵀ + x); x = LN(act(x·Iᵀ)·Outᵀ + x) over N rows; *q is scratch ([N, hidden]) and swaps
+ * with *x; big holds [N, intermediate]. */
+mp_status mp_post_ln_ffn(mp_model *m, int64_t N, const float *ctx, const mp_post_ln_layer *L, mp_act act, float eps,
+                         float **x, float **q, float *big);
+/* logits = d2(act(d1(first token's hidden state))) per row: the BERT-style sequence head. */
+mp_status mp_first_token_head(mp_model *m, const mp_model_batch *b, const float *hidden, const mp_dense *d1, mp_act act,
+                              const mp_dense *d2, float *logits);
 /* Allocates n floats (64-byte aligned) from the activation arena. */
 float *mp_act_alloc(mp_model *m, size_t n);
 #endif
