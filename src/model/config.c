@@ -19,6 +19,7 @@ const char *mp_family_name(mp_family f) {
   case MP_FAMILY_DEBERTA_V2: return "deberta-v2";
   case MP_FAMILY_BART: return "bart";
   case MP_FAMILY_MOBILEBERT: return "mobilebert";
+  case MP_FAMILY_MPNET: return "mpnet";
   default: return "unknown";
   }
 }
@@ -119,9 +120,10 @@ mp_status mp_model_config_load(const char *dir, mp_model_config *c) {
   else if (!strcmp(mt, "deberta-v2")) c->family = MP_FAMILY_DEBERTA_V2;
   else if (!strcmp(mt, "bart")) c->family = MP_FAMILY_BART;
   else if (!strcmp(mt, "mobilebert")) c->family = MP_FAMILY_MOBILEBERT;
+  else if (!strcmp(mt, "mpnet")) c->family = MP_FAMILY_MPNET;
   else {
     st = mp_err(MP_ERR_UNSUPPORTED,
-                "%s: model_type \"%s\" is not supported yet (supported: bert, roberta, xlm-roberta, distilbert, deberta-v2, bart, mobilebert)", path, mt);
+                "%s: model_type \"%s\" is not supported yet (supported: bert, roberta, xlm-roberta, distilbert, deberta-v2, bart, mobilebert, mpnet)", path, mt);
     goto done;
   }
   c->head = strstr(c->architecture, "ForSequenceClassification") ? MP_HEAD_SEQ_CLS : MP_HEAD_NONE;
@@ -156,6 +158,7 @@ mp_status mp_model_config_load(const char *dir, mp_model_config *c) {
     if ((st = parse_act(path, mp_json_get_str(cfg, "hidden_act", c->family == MP_FAMILY_MOBILEBERT ? "relu" : "gelu"), &c->act)))
       goto done;
     c->type_vocab_size = mp_json_get_int(cfg, "type_vocab_size", c->family == MP_FAMILY_DEBERTA_V2 ? 0 : 2);
+    if (c->family == MP_FAMILY_MPNET) c->type_vocab_size = 0; /* MPNet has no token types */
     const char *pet = mp_json_get_str(cfg, "position_embedding_type", "absolute");
     if (strcmp(pet, "absolute") != 0) {
       st = mp_err(MP_ERR_UNSUPPORTED, "%s: position_embedding_type \"%s\" is not supported (only \"absolute\")", path, pet);
@@ -169,7 +172,7 @@ mp_status mp_model_config_load(const char *dir, mp_model_config *c) {
   } else if ((st = need_int(cfg, path, "vocab_size", NULL, &c->vocab_size)) ||
              (st = need_int(cfg, path, "max_position_embeddings", NULL, &c->max_positions)))
     goto done;
-  c->pad_token_id = mp_json_get_int(cfg, "pad_token_id", (c->family == MP_FAMILY_ROBERTA || c->family == MP_FAMILY_BART) ? 1 : 0);
+  c->pad_token_id = mp_json_get_int(cfg, "pad_token_id", (c->family == MP_FAMILY_ROBERTA || c->family == MP_FAMILY_BART || c->family == MP_FAMILY_MPNET) ? 1 : 0);
   c->hook_points = c->layers + 1;
   if (c->family == MP_FAMILY_BART) {
     int64_t dl;

@@ -17,6 +17,7 @@ typedef enum mp_family {
   MP_FAMILY_DEBERTA_V2, /* deberta-v2 (DeBERTa-v2/v3) */
   MP_FAMILY_BART,       /* bart (encoder-decoder; BartForSequenceClassification) */
   MP_FAMILY_MOBILEBERT, /* mobilebert */
+  MP_FAMILY_MPNET,      /* mpnet (all-mpnet-base-v2) */
 } mp_family;
 
 typedef enum mp_head {

@@ -21,6 +21,7 @@ static const mp_family_ops *family_ops(mp_family f) {
   case MP_FAMILY_DEBERTA_V2: return &mp_family_deberta;
   case MP_FAMILY_BART: return &mp_family_bart;
   case MP_FAMILY_MOBILEBERT: return &mp_family_mobilebert;
+  case MP_FAMILY_MPNET: return &mp_family_mpnet;
   default: return NULL;
   }
 }
@@ -96,6 +97,7 @@ size_t mp_model_hidden(const mp_model *m) { return (size_t)m->cfg.hidden; }
 size_t mp_model_max_positions(const mp_model *m) {
   int64_t p = m->cfg.max_positions;
   if (m->cfg.family == MP_FAMILY_ROBERTA) p -= m->cfg.pad_token_id + 1;
+  if (m->cfg.family == MP_FAMILY_MPNET) p -= 2; /* positions start after padding_idx 1 */
   return p > 0 ? (size_t)p : 0;
 }
 

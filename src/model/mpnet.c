@@ -1,0 +1,250 @@
+/* MPNet encoders (model_type "mpnet": all-mpnet-base-v2, microsoft/mpnet-base) with
+ * MPNetForSequenceClassification's head, computed as transformers 4.46.3 does:
+ *   embeddings: word + position (no token types), LayerNorm. Position ids are RoBERTa-style
+ *     from padding_idx = 1 (hard-coded in MPNetEmbeddings, whatever pad_token_id says):
+ *     pos = cumsum(id != 1) * (id != 1) + 1, so real tokens start at 2 and pads sit at 1;
+ *   relative position bias: MPNetEncoder.compute_position_bias, computed once per forward and
+ *     shared by every layer: bias[h][i][j] = relative_attention_bias[bucket(j - i)][h] with
+ *     relative_position_bucket(num_buckets = 32, max_distance = 128) (the encoder always
+ *     passes its default 32, not config.relative_attention_num_buckets): bidirectional, 8
+ *     exact distances per direction, then log-spaced up to 15, plus 16 when the key is after
+ *     the query (j > i); float32 like torch (rp_bucket);
+ *   scores = Q K^T / sqrt(d) + bias (+ the padding mask); post-LayerNorm layers like BERT
+ *     (attention.attn.{q,k,v,o}, attention.LayerNorm, intermediate.dense, output.dense,
+ *     output.LayerNorm);
+ *   head: MPNetClassificationHead on token 0: classifier.dense, tanh, classifier.out_proj.
+ * Sentence-transformers pooling / Normalize are the shared ones (model.c). */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/error.h"
+#include "model/model_internal.h"
+
+#define MPNET_PADDING_IDX 1
+#define MPNET_BUCKETS 32 /* MPNetEncoder.compute_position_bias's default, used by forward */
+#define MPNET_MAX_DISTANCE 128
+
+typedef struct mlayer {
+  mp_dense q, k, v, o, inter, out;
+  mp_lnorm ln_attn, ln_out;
+} mlayer;
+
+typedef struct mpnet {
+  char prefix[16]; /* "mpnet." or "" (a bare MPNetModel / sentence-transformers folder) */
+  mp_linear_weight word, pos;
+  mp_lnorm ln_emb;
+  float *rel_bias; /* [MPNET_BUCKETS, heads] f32 */
+  mlayer *layers;
+  mp_dense head1, head2; /* classifier.dense, classifier.out_proj */
+} mpnet;
+
+/* MPNetEncoder.relative_position_bucket for rel = memory - context (j - i), float32 like torch:
+ * n = -rel; ret = 16 when n < 0; |n| < 8 exact, else 8 + trunc(log(|n| / 8) / log(16) * 8)
+ * capped at 15. */
+static int32_t rp_bucket(int64_t rel) {
+  const int64_t half = MPNET_BUCKETS / 2, max_exact = half / 2;
+  int64_t n = -rel;
+  int32_t ret = n < 0 ? (int32_t)half : 0;
+  if (n < 0) n = -n;
+  if (n < max_exact) return ret + (int32_t)n;
+  volatile float ratio = (float)n / (float)max_exact;
+  volatile float lg = logf(ratio);
+  volatile float t = lg / (float)log((double)MPNET_MAX_DISTANCE / (double)max_exact);
+  volatile float u = t * (float)(half - max_exact);
+  int64_t large = max_exact + (int64_t)u;
+  if (large > half - 1) large = half - 1;
+  return ret + (int32_t)large;
+}
+
+static mp_status mpnet_bind(mp_model *m) {
+  const mp_model_config *c = &m->cfg;
+  const mp_json *cj = m->cfg_json;
+  mpnet *f = calloc(1, sizeof *f);
+  if (!f) return mp_err(MP_ERR_NOMEM, "out of memory");
+  m->fam = f;
+  if (mp_model_tensor(m, "mpnet.embeddings.word_embeddings.weight")) snprintf(f->prefix, sizeof f->prefix, "mpnet.");
+  const char *P = f->prefix;
+  char n[256];
+  const int64_t H = c->hidden, I = c->intermediate, NH = c->heads;
+  if (c->max_positions <= MPNET_PADDING_IDX + 1)
+    return mp_err(MP_ERR_FORMAT, "%s/config.json: max_position_embeddings %lld leaves no position after padding_idx 1",
+                  m->path, (long long)c->max_positions);
+  int64_t nb = mp_json_get_int(cj, "relative_attention_num_buckets", 32);
+  if (nb < MPNET_BUCKETS)
+    return mp_err(MP_ERR_UNSUPPORTED,
+                  "%s/config.json: relative_attention_num_buckets %lld < 32 is not supported (transformers' MPNetEncoder "
+                  "always computes 32 buckets and would index past the table)",
+                  m->path, (long long)nb);
+  snprintf(n, sizeof n, "%sembeddings.word_embeddings", P);
+  MP_TRY(mp_bind_matrix(m, n, c->vocab_size, H, &f->word));
+  snprintf(n, sizeof n, "%sembeddings.position_embeddings", P);
+  MP_TRY(mp_bind_matrix(m, n, c->max_positions, H, &f->pos));
+  snprintf(n, sizeof n, "%sembeddings.LayerNorm", P);
+  MP_TRY(mp_bind_ln(m, n, H, 0, &f->ln_emb));
+  /* relative_attention_bias [num_buckets, heads]: only the first 32 rows are ever used */
+  mp_linear_weight rb;
+  snprintf(n, sizeof n, "%sencoder.relative_attention_bias", P);
+  MP_TRY(mp_bind_matrix(m, n, nb, NH, &rb));
+  f->rel_bias = mp_arena_alloc_aligned(&m->params, (size_t)(MPNET_BUCKETS * NH) * sizeof(float), 64);
+  if (!f->rel_bias) return mp_err(MP_ERR_NOMEM, "out of memory");
+  MP_TRY(mp_weight_rows_f32(&rb, 0, MPNET_BUCKETS, f->rel_bias));
+
+  f->layers = calloc((size_t)c->layers, sizeof *f->layers);
+  if (!f->layers) return mp_err(MP_ERR_NOMEM, "out of memory");
+  for (int64_t l = 0; l < c->layers; l++) {
+    mlayer *L = &f->layers[l];
+    char base[96];
+    snprintf(base, sizeof base, "%sencoder.layer.%lld.", P, (long long)l);
+    snprintf(n, sizeof n, "%sattention.attn.q", base);
+    MP_TRY(mp_bind_dense(m, n, H, H, 0, &L->q));
+    snprintf(n, sizeof n, "%sattention.attn.k", base);
+    MP_TRY(mp_bind_dense(m, n, H, H, 0, &L->k));
+    snprintf(n, sizeof n, "%sattention.attn.v", base);
+    MP_TRY(mp_bind_dense(m, n, H, H, 0, &L->v));
+    snprintf(n, sizeof n, "%sattention.attn.o", base);
+    MP_TRY(mp_bind_dense(m, n, H, H, 0, &L->o));
+    snprintf(n, sizeof n, "%sattention.LayerNorm", base);
+    MP_TRY(mp_bind_ln(m, n, H, 0, &L->ln_attn));
+    snprintf(n, sizeof n, "%sintermediate.dense", base);
+    MP_TRY(mp_bind_dense(m, n, I, H, 0, &L->inter));
+    snprintf(n, sizeof n, "%soutput.dense", base);
+    MP_TRY(mp_bind_dense(m, n, H, I, 0, &L->out));
+    snprintf(n, sizeof n, "%soutput.LayerNorm", base);
+    MP_TRY(mp_bind_ln(m, n, H, 0, &L->ln_out));
+  }
+  if (c->head == MP_HEAD_SEQ_CLS) {
+    MP_TRY(mp_bind_dense(m, "classifier.dense", H, H, 0, &f->head1));
+    MP_TRY(mp_bind_dense(m, "classifier.out_proj", c->num_labels, H, 0, &f->head2));
+    m->has_head = 1;
+  }
+  return MP_OK;
+}
+
+typedef struct bias_task {
+  int64_t T, NH;
+  const int32_t *bucket; /* [2T-1] indexed by (j - i) + T - 1 */
+  const float *table;    /* [32, NH] */
+  float *bias;           /* [NH, T, T] */
+} bias_task;
+
+static void bias_fill(void *ctx, int64_t task, int thread) {
+  (void)thread;
+  const bias_task *a = ctx;
+  const int64_t T = a->T, h = task / T, i = task % T;
+  float *out = a->bias + (h * T + i) * T;
+  const int32_t *bk = a->bucket + (T - 1 - i);
+  for (int64_t j = 0; j < T; j++) out[j] = a->table[(int64_t)bk[j] * a->NH + h];
+}
+
+static mp_status mpnet_encode(mp_model *m, const mp_model_batch *b, const mp_forward_out *out, float **hidden) {
+  mpnet *f = m->fam;
+  const mp_model_config *c = &m->cfg;
+  const int64_t B = (int64_t)b->n, T = (int64_t)b->seq, H = c->hidden, I = c->intermediate, N = B * T;
+  const int64_t NH = c->heads, d = H / NH;
+  float *x = mp_act_alloc(m, (size_t)(N * H));
+  float *q = mp_act_alloc(m, (size_t)(N * H));
+  float *k = mp_act_alloc(m, (size_t)(N * H));
+  float *v = mp_act_alloc(m, (size_t)(N * H));
+  float *ctx = mp_act_alloc(m, (size_t)(N * H));
+  float *big = mp_act_alloc(m, (size_t)(N * (I > H ? I : H)));
+  float *bias = mp_act_alloc(m, (size_t)(NH * T * T));
+  int32_t *pos = mp_arena_alloc(&m->act, (size_t)N * 4);
+  int32_t *bucket = mp_arena_alloc(&m->act, (size_t)(2 * T - 1) * 4);
+  uint8_t *kmask = mp_arena_alloc(&m->act, (size_t)N);
+  if (!x || !q || !k || !v || !ctx || !big || !bias || !pos || !bucket || !kmask)
+    return mp_err(MP_ERR_NOMEM, "out of memory for a batch of %lld x %lld tokens", (long long)B, (long long)T);
+  for (int64_t i = 0; i < N; i++) kmask[i] = b->mask ? (b->mask[i] != 0) : 1;
+  /* create_position_ids_from_input_ids with padding_idx 1 */
+  for (int64_t r = 0; r < B; r++) {
+    int32_t run = 0;
+    for (int64_t t = 0; t < T; t++) {
+      int np = b->ids[r * T + t] != MPNET_PADDING_IDX;
+      run += np;
+      pos[r * T + t] = np ? run + MPNET_PADDING_IDX : MPNET_PADDING_IDX;
+    }
+  }
+  MP_TRY(mp_embedding_rows(&f->word, b->ids, N, x));
+  MP_TRY(mp_embedding_rows(&f->pos, pos, N, q));
+  mp_add_inplace(x, q, N * H);
+  mp_layernorm(m->pool, x, NULL, N, H, f->ln_emb.g, f->ln_emb.b, c->layer_norm_eps, x);
+  if (out->hook) out->hook(out->hook_user, 0, x, (size_t)B, (size_t)T, (size_t)H);
+
+  /* position bias [NH, T, T], the same for every sequence and every layer */
+  for (int64_t dd = 0; dd < 2 * T - 1; dd++) bucket[dd] = rp_bucket(dd - (T - 1));
+  bias_task bt = {.T = T, .NH = NH, .bucket = bucket, .table = f->rel_bias, .bias = bias};
+  mp_pool_run(m->pool, NH * T, bias_fill, &bt);
+
+  mp_attention_args aa = {.batch = B, .seq_q = T, .seq_k = T, .heads = NH, .head_dim = d, .q = q, .k = k, .v = v,
+                          .out = ctx, .scale = 1.0f / sqrtf((float)d), .key_mask = kmask, .bias = bias,
+                          .bias_stride_b = 0, .bias_stride_h = T * T, .bias_stride_q = T};
+  for (int64_t l = 0; l < c->layers; l++) {
+    const mlayer *L = &f->layers[l];
+    aa.q = q;
+    MP_TRY(mp_dense_run(m, x, N, &L->q, MP_ACT_NONE, q));
+    MP_TRY(mp_dense_run(m, x, N, &L->k, MP_ACT_NONE, k));
+    MP_TRY(mp_dense_run(m, x, N, &L->v, MP_ACT_NONE, v));
+    MP_TRY(mp_attention(m->pool, &aa));
+    float *t;
+    MP_TRY(mp_dense_run(m, ctx, N, &L->o, MP_ACT_NONE, q));
+    mp_layernorm(m->pool, q, x, N, H, L->ln_attn.g, L->ln_attn.b, c->layer_norm_eps, q);
+    t = x, x = q, q = t;
+    MP_TRY(mp_dense_run(m, x, N, &L->inter, c->act, big));
+    MP_TRY(mp_dense_run(m, big, N, &L->out, MP_ACT_NONE, q));
+    mp_layernorm(m->pool, q, x, N, H, L->ln_out.g, L->ln_out.b, c->layer_norm_eps, q);
+    t = x, x = q, q = t;
+    if (out->hook) out->hook(out->hook_user, (int)l + 1, x, (size_t)B, (size_t)T, (size_t)H);
+  }
+  *hidden = x;
+  return MP_OK;
+}
+
+static mp_status mpnet_classify(mp_model *m, const mp_model_batch *b, const float *hidden, float *logits) {
+  mpnet *f = m->fam;
+  const int64_t B = (int64_t)b->n, T = (int64_t)b->seq, H = m->cfg.hidden;
+  float *cls = mp_act_alloc(m, (size_t)(B * H)), *h1 = mp_act_alloc(m, (size_t)(B * H));
+  if (!cls || !h1) return mp_err(MP_ERR_NOMEM, "out of memory");
+  for (int64_t r = 0; r < B; r++) memcpy(cls + r * H, hidden + r * T * H, (size_t)H * 4); /* <s> token */
+  MP_TRY(mp_dense_run(m, cls, B, &f->head1, MP_ACT_TANH, h1));
+  return mp_dense_run(m, h1, B, &f->head2, MP_ACT_NONE, logits);
+}
+
+static void mpnet_release(mp_model *m) {
+  mpnet *f = m->fam;
+  if (!f) return;
+  free(f->layers);
+  free(f);
+  m->fam = NULL;
+}
+
+/* Parameters of the class transformers would build:
+ *   base  = MPNetModel without pooler: word + position embeddings, embeddings LayerNorm,
+ *           relative_attention_bias [num_buckets, heads], layers x (4 H(H+1) + 2 LN + FFN);
+ *   MPNetModel (bare, the default; what sentence-transformers loads):   base + pooler H(H+1);
+ *   MPNetForMaskedLM (architectures of a plain checkpoint, no modules.json): base +
+ *           lm_head.dense H(H+1) + lm_head.layer_norm 2H + lm_head.bias V (decoder.weight is
+ *           tied to the word embeddings, counted once);
+ *   MPNetForSequenceClassification: base + classifier.dense H(H+1) + out_proj (H+1) labels.
+ * A sentence-transformers folder (modules.json) whose architectures says MPNetForMaskedLM is
+ * counted as MPNetModel: that is the class its weights are and the one it is run as. Other
+ * heads (ForMultipleChoice, ForTokenClassification, ForQuestionAnswering) are not counted. */
+static int64_t mpnet_param_count(const mp_model_config *c, const mp_json *cj) {
+  const int64_t V = c->vocab_size, H = c->hidden, I = c->intermediate, L = c->layers, NH = c->heads;
+  const int64_t P = c->max_positions, nb = mp_json_get_int(cj, "relative_attention_num_buckets", 32);
+  if (V <= 0 || H <= 0 || I <= 0 || L <= 0 || NH <= 0 || P <= 0 || nb <= 0) return -1;
+  const int64_t layer = 4 * (H * H + H) + 2 * H + (H * I + I) + (I * H + H) + 2 * H;
+  const int64_t base = V * H + P * H + 2 * H + nb * NH + L * layer;
+  if (c->head == MP_HEAD_SEQ_CLS) return base + (H * H + H) + (int64_t)c->num_labels * (H + 1);
+  const char *arch = c->architecture;
+  if (!c->has_st && !strcmp(arch, "MPNetForMaskedLM")) return base + (H * H + H) + 2 * H + V;
+  if (arch[0] && !c->has_st && strcmp(arch, "MPNetModel") != 0) return -1;
+  return base + (H * H + H);
+}
+
+const mp_family_ops mp_family_mpnet = {.name = "mpnet",
+                                       .bind = mpnet_bind,
+                                       .encode = mpnet_encode,
+                                       .classify = mpnet_classify,
+                                       .release = mpnet_release,
+                                       .param_count = mpnet_param_count};
