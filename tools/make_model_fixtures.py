@@ -33,12 +33,17 @@ FIXTURES = {
     "mobilebert-cls": ("mobilebert-uncased-mnli", "MobileBertForSequenceClassification", None),
     "mobilebert-var-cls": ("mobilebert-uncased-mnli", "MobileBertForSequenceClassification", None),
     "mobilebert-nobn-cls": ("mobilebert-uncased-mnli", "MobileBertForSequenceClassification", None),
+    "mpnet-cls": ("all-mpnet-base-v2", "MPNetForSequenceClassification",
+                  {0: "entailment", 1: "neutral", 2: "contradiction"}),
+    "mpnet-embed": ("all-mpnet-base-v2", "MPNetModel", None),
 }
 # Built only when named in --only (tests/py/test_model_parity_deberta.py).
 OPT_IN = {"deberta-cls", "deberta-bin-cls", "deberta-wp-cls", "deberta-bin-wp-cls",
           "bart-cls"}  # tests/py/test_model_parity_bart.py
 # Built only when named in --only (tests/py/test_model_parity_mobilebert.py).
 OPT_IN |= {"mobilebert-cls", "mobilebert-var-cls", "mobilebert-nobn-cls"}
+# Built only when named in --only (tests/py/test_model_parity_mpnet.py).
+OPT_IN |= {"mpnet-cls", "mpnet-embed"}
 # Fixtures whose tokenizer files come from another shared model (the model math is checked with a
 # tokenizer mlxport already has; the real SentencePiece files are in the other fixtures).
 TOKENIZER_FROM = {"deberta-wp-cls": "all-MiniLM-L6-v2", "deberta-bin-wp-cls": "all-MiniLM-L6-v2"}
@@ -141,6 +146,32 @@ def deberta_long(model, tok, pairs, ref):
     ref["long_logits"] = model(**enc).logits.tolist()
 
 
+def mpnet_perturb(model):
+    """MPNet: a relative_attention_bias large enough that a wrong bucket shows in the outputs."""
+    with torch.no_grad():
+        for n, p in model.named_parameters():
+            if n.endswith("relative_attention_bias.weight"):
+                p.copy_(torch.randn_like(p))
+
+
+def mpnet_long(model, tok, pairs, texts, ref):
+    """MPNet: inputs up to 512 tokens reach the log-spaced relative buckets and their cap at
+    distance >= 128 (bucket 15 / 31), and position ids up to 513."""
+    base = model.mpnet if hasattr(model, "mpnet") else model
+    text = " ".join(p + " " + h for p, h in pairs) * 4
+    enc = tok([text, texts[0]], padding=True, truncation=True, max_length=512, return_tensors="pt")
+    hs = base(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"]).last_hidden_state
+    ref["long_text"] = text
+    ref["long_hidden"] = hs[0].tolist()
+    if hasattr(model, "classifier"):
+        prem = " ".join(p for p, _ in pairs) * 3
+        long_pairs = [[prem, h] for _, h in pairs[:3]] + [pairs[0]]
+        enc = tok([p for p, _ in long_pairs], [h for _, h in long_pairs], padding=True, truncation=True,
+                  max_length=512, return_tensors="pt")
+        ref["long_pairs"] = long_pairs
+        ref["long_logits"] = model(**enc).logits.tolist()
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("out")
@@ -175,6 +206,8 @@ def main():
                 # with trigram input the last real token sees its right neighbour, a [PAD] when
                 # padded: a non-zero [PAD] row shows that padding tokens are embedded like transformers
                 model.mobilebert.embeddings.word_embeddings.weight[cfg.pad_token_id].normal_(0, 0.5)
+        if cfg.model_type == "mpnet":
+            mpnet_perturb(model)
         dirs = {}
         for kind, safe in (("st", True), ("bin", False)):
             d = os.path.join(a.out, f"{name}-{kind}")
@@ -212,6 +245,8 @@ def main():
                 deberta_long(model, tok, pairs, ref)
             if cfg.model_type == "bart":
                 bart_long(model, tok, pairs, ref)
+            if cfg.model_type == "mpnet":
+                mpnet_long(model, tok, pairs, texts, ref)
         os.makedirs(os.path.join(a.out, name), exist_ok=True)
         with open(os.path.join(a.out, name, "reference.json"), "w") as f:
             json.dump(ref, f)
