@@ -147,11 +147,14 @@ def deberta_long(model, tok, pairs, ref):
 
 
 def mpnet_perturb(model):
-    """MPNet: a relative_attention_bias large enough that a wrong bucket shows in the outputs."""
+    """MPNet: a relative_attention_bias large enough that a wrong bucket shows in the outputs, and a
+    classification head whose logits are O(1) (a missing tanh or a wrong token shows)."""
     with torch.no_grad():
         for n, p in model.named_parameters():
             if n.endswith("relative_attention_bias.weight"):
                 p.copy_(torch.randn_like(p))
+            elif n.startswith("classifier.") and n.endswith("weight"):
+                p.copy_(torch.randn_like(p) * 0.1)
 
 
 def mpnet_long(model, tok, pairs, texts, ref):
