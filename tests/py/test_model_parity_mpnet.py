@@ -104,6 +104,24 @@ def test_batch_and_threads(fx):
             assert np.abs(np.array(alone) - np.array(batch[i])).max() <= 1e-5
 
 
+@pytest.mark.parametrize("multi", [False, True])
+def test_zero_shot_vs_pipeline(fx, multi):
+    from transformers import pipeline
+    ref = json.load(open(fx / "mpnet-cls" / "reference.json"))
+    model = str(fx / "mpnet-cls-st")
+    labels = ["politics", "sports", "food and cooking"]
+    texts = ref["texts"][:6]
+    args = ["zero-shot", "--model", model, "--labels", ",".join(labels), "--json"] + (["--multi-label"] if multi else [])
+    got = [json.loads(l) for l in run_cli(*args, input="".join(t + "\n" for t in texts)).stdout.splitlines()]
+    clf = pipeline("zero-shot-classification", model=model, framework="pt")
+    for t, g in zip(texts, got):
+        r = clf(t, candidate_labels=labels, multi_label=multi)
+        assert g["labels"][0] == r["labels"][0]
+        mine = dict(zip(g["labels"], g["scores"]))
+        for lab, sc in zip(r["labels"], r["scores"]):
+            assert abs(mine[lab] - sc) <= 1e-4
+
+
 def test_too_long_input_is_an_error(fx):
     """max_position_embeddings 514 with positions from padding_idx 1: 512 tokens at most."""
     p = run_cli("embed", "--model", str(fx / "mpnet-embed-st"), "--max-length", "600", "--truncation", "none",
