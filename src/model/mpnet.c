@@ -218,6 +218,12 @@ static void mpnet_release(mp_model *m) {
   m->fam = NULL;
 }
 
+/* acc += a * b, with int64 overflow checks (*ok = 0 on overflow) */
+static void mac(int64_t *acc, int64_t a, int64_t b, int *ok) {
+  int64_t p;
+  if (__builtin_mul_overflow(a, b, &p) || __builtin_add_overflow(*acc, p, acc)) *ok = 0;
+}
+
 /* Parameters of the class transformers would build:
  *   base  = MPNetModel without pooler: word + position embeddings, embeddings LayerNorm,
  *           relative_attention_bias [num_buckets, heads], layers x (4 H(H+1) + 2 LN + FFN);
@@ -228,18 +234,34 @@ static void mpnet_release(mp_model *m) {
  *   MPNetForSequenceClassification: base + classifier.dense H(H+1) + out_proj (H+1) labels.
  * A sentence-transformers folder (modules.json) whose architectures says MPNetForMaskedLM is
  * counted as MPNetModel: that is the class its weights are and the one it is run as. Other
- * heads (ForMultipleChoice, ForTokenClassification, ForQuestionAnswering) are not counted. */
+ * heads (ForMultipleChoice, ForTokenClassification, ForQuestionAnswering) are not counted (-1),
+ * nor sizes above 2^31 or a count that overflows int64. */
 static int64_t mpnet_param_count(const mp_model_config *c, const mp_json *cj) {
   const int64_t V = c->vocab_size, H = c->hidden, I = c->intermediate, L = c->layers, NH = c->heads;
   const int64_t P = c->max_positions, nb = mp_json_get_int(cj, "relative_attention_num_buckets", 32);
+  const int64_t K = c->num_labels;
   if (V <= 0 || H <= 0 || I <= 0 || L <= 0 || NH <= 0 || P <= 0 || nb <= 0) return -1;
-  const int64_t layer = 4 * (H * H + H) + 2 * H + (H * I + I) + (I * H + H) + 2 * H;
-  const int64_t base = V * H + P * H + 2 * H + nb * NH + L * layer;
-  if (c->head == MP_HEAD_SEQ_CLS) return base + (H * H + H) + (int64_t)c->num_labels * (H + 1);
   const char *arch = c->architecture;
-  if (!c->has_st && !strcmp(arch, "MPNetForMaskedLM")) return base + (H * H + H) + 2 * H + V;
-  if (arch[0] && !c->has_st && strcmp(arch, "MPNetModel") != 0) return -1;
-  return base + (H * H + H);
+  enum { BARE, MLM, CLS } kind = c->head == MP_HEAD_SEQ_CLS ? CLS : BARE;
+  if (kind == BARE && !c->has_st && arch[0] && strcmp(arch, "MPNetModel") != 0) {
+    if (strcmp(arch, "MPNetForMaskedLM") != 0) return -1; /* other heads are not counted */
+    kind = MLM;
+  }
+  const int64_t lim = INT64_C(1) << 31; /* bounds the small sums below; products are checked */
+  if (V > lim || H > lim || I > lim || L > lim || NH > lim || P > lim || nb > lim || K > lim) return -1;
+  int ok = 1;
+  int64_t layer = 0, n = 0;
+  mac(&layer, 4 * H, H + 1, &ok); /* attn.{q,k,v,o} */
+  mac(&layer, 4, H, &ok);         /* attention.LayerNorm, output.LayerNorm */
+  mac(&layer, H + 1, I, &ok);     /* intermediate.dense */
+  mac(&layer, I + 1, H, &ok);     /* output.dense */
+  mac(&n, V + P + 2, H, &ok);     /* word + position embeddings, embeddings.LayerNorm */
+  mac(&n, nb, NH, &ok);           /* encoder.relative_attention_bias */
+  mac(&n, L, layer, &ok);
+  if (kind == BARE) mac(&n, H + 1, H, &ok);                        /* pooler.dense */
+  if (kind == MLM) mac(&n, H + 3, H, &ok), mac(&n, V, 1, &ok);     /* lm_head.dense + layer_norm, bias */
+  if (kind == CLS) mac(&n, H + 1, H, &ok), mac(&n, H + 1, K, &ok); /* classifier.dense, out_proj */
+  return ok ? n : -1;
 }
 
 const mp_family_ops mp_family_mpnet = {.name = "mpnet",

@@ -12,7 +12,6 @@ transformers' AutoModel + mean pooling + normalize (sentence-transformers' recip
 import csv
 import json
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -226,53 +225,11 @@ def test_mlx_q8_embeddings(fx, tmp_path):
 
 # ---- parameter count from config.json alone (mp_family_ops.param_count)
 
-DRIVER = r"""
-#include <stdio.h>
-#include "core/error.h"
-#include "format/hf.h"
-#include "model/model_internal.h"
-int main(int argc, char **argv) {
-  for (int i = 1; i < argc; i++) {
-    mp_model_config c;
-    mp_arena a;
-    mp_json *j = NULL;
-    mp_arena_init(&a, 0);
-    if (mp_model_config_load(argv[i], &c) || mp_hf_load_config(argv[i], &a, &j)) {
-      fprintf(stderr, "%s\n", mp_last_error());
-      return 3;
-    }
-    printf("%lld\n", (long long)mp_family_mpnet.param_count(&c, j));
-    mp_model_config_free(&c);
-    mp_arena_free(&a);
-  }
-  return 0;
-}
-"""
-
-
-def _param_counts(folders, tmp_path):
-    """param_count for each folder, through a small program linked with the build's libmlxport.a
-    (the op is not reachable from the CLI until `mlxport inspect` uses it)."""
-    build = os.environ.get("MP_BUILD_DIR", os.path.join(SOURCE_DIR, "build"))
-    lib = os.path.join(build, "libmlxport.a")
-    cache = os.path.join(build, "CMakeCache.txt")
-    if not os.path.isfile(lib) or not os.path.isfile(cache):
-        pytest.skip(f"{lib} or {cache} is absent")
-    text = open(cache).read()
-    cc = (re.search(r"^CMAKE_C_COMPILER:[A-Z]+=(.+)$", text, re.M) or [None, "cc"])[1].strip()
-    san = re.search(r"^MP_SANITIZE:BOOL=ON$", text, re.M) is not None
-    libs = subprocess.run(["pkg-config", "--libs", "yaml-0.1", "libutf8proc", "libpcre2-8", "libzstd", "zlib"],
-                          capture_output=True, text=True, check=True).stdout.split()
-    src = tmp_path / "param_count.c"
-    src.write_text(DRIVER)
-    exe = tmp_path / "param_count"
-    flags = ["-fsanitize=address,undefined"] if san else []
-    subprocess.run([cc, "-std=c11", "-D_GNU_SOURCE", *flags, "-I", os.path.join(SOURCE_DIR, "src"), "-I",
-                    os.path.join(SOURCE_DIR, "include"), str(src), lib, *libs, "-lsnappy", "-lpthread", "-lm",
-                    "-o", str(exe)], check=True)
-    p = subprocess.run([str(exe), *map(str, folders)], capture_output=True, text=True)
-    assert p.returncode == 0, p.stderr
-    return [int(x) for x in p.stdout.split()]
+def _config_params(folder):
+    """mlxport inspect's count from config.json alone (the family's param_count op)."""
+    r = json.loads(run_cli("inspect", str(folder), "--json").stdout)
+    assert r["model_type"] == "mpnet"
+    return r["config_parameters"]["count"] if r["config_parameters"] else None
 
 
 def test_param_count(tmp_path):
@@ -297,7 +254,7 @@ def test_param_count(tmp_path):
     cj = json.load(open(os.path.join(real, "config.json")))
     cj["architectures"] = ["MPNetModel"]
     (bare / "config.json").write_text(json.dumps(cj))
-    ours = _param_counts([real, cfg_only, cls, bare], tmp_path)
+    ours = [_config_params(d) for d in (real, cfg_only, cls, bare)]
     tcfg = transformers.AutoConfig.from_pretrained(real)
     tcls = transformers.AutoConfig.from_pretrained(cls)
     want = []
@@ -315,6 +272,18 @@ def test_param_count(tmp_path):
         with safe_open(weights, "np") as f:
             n = sum(int(np.prod(f.get_slice(k).get_shape())) for k in f.keys() if not k.endswith("position_ids"))
         assert n == ours[0]
+
+
+def test_param_count_absurd_config(tmp_path):
+    """Sizes whose count overflows int64 give no count (and no crash / UB), not a wrong number."""
+    if not os.path.isdir(SHARED):
+        pytest.skip(f"shared data folder {SHARED} is absent")
+    cj = json.load(open(os.path.join(SHARED, "models", "all-mpnet-base-v2", "config.json")))
+    # 3 * 2^29 is within the size bound (and divisible by 12 heads); 4 H (H + 1) overflows int64
+    for key, val in (("hidden_size", 3 * 2 ** 29), ("vocab_size", 2 ** 62), ("hidden_size", 2 ** 40 * 12), ("num_hidden_layers", 2 ** 31 + 1)):
+        c = dict(cj, **{key: val})
+        (tmp_path / "config.json").write_text(json.dumps(c))
+        assert _config_params(tmp_path) is None, key
 
 
 # ---- the real all-mpnet-base-v2 weights (tools/fetch_mpnet.py), only when present
