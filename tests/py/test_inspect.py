@@ -82,7 +82,7 @@ def test_bad_weights_file(tmp_path):
 CONFIG_COUNT_MODELS = ["all-MiniLM-L12-v2", "all-MiniLM-L6-v2", "deberta-v3-base-mnli-fever-anli",
                        "deberta-v3-xsmall-mnli-binary", "distilbert-base-uncased-mnli", "roberta-large-mnli",
                        "xtremedistil-l6-h256-nli-binary", "bart-large-mnli",
-                       "mobilebert-uncased-mnli"]
+                       "mobilebert-uncased-mnli", "all-mpnet-base-v2"]
 
 
 def transformers_param_count(folder):
