@@ -85,12 +85,7 @@ static mp_status bert_bind(mp_model *m) {
       MP_TRY(mp_bind_dense(m, n, H, H, 0, &L->o));
       snprintf(n, sizeof n, "%sattention.output.LayerNorm", base);
       MP_TRY(mp_bind_ln(m, n, H, 0, &L->ln_attn));
-      snprintf(n, sizeof n, "%sintermediate.dense", base);
-      MP_TRY(mp_bind_dense(m, n, I, H, 0, &L->inter));
-      snprintf(n, sizeof n, "%soutput.dense", base);
-      MP_TRY(mp_bind_dense(m, n, H, I, 0, &L->out));
-      snprintf(n, sizeof n, "%soutput.LayerNorm", base);
-      MP_TRY(mp_bind_ln(m, n, H, 0, &L->ln_out));
+      MP_TRY(mp_bind_bert_ffn(m, base, H, I, &L->inter, &L->out, &L->ln_out));
     }
   }
   if (c->head == MP_HEAD_SEQ_CLS) {

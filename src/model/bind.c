@@ -154,3 +154,16 @@ mp_status mp_first_token_head(mp_model *m, const mp_model_batch *b, const float 
   MP_TRY(mp_dense_run(m, cls, B, d1, act, h1));
   return mp_dense_run(m, h1, B, d2, MP_ACT_NONE, logits);
 }
+
+/* "<base>intermediate.dense", "<base>output.dense", "<base>output.LayerNorm": the feed-forward half
+ * of a BERT-style layer (BERT, RoBERTa, DeBERTa, MPNet names). */
+mp_status mp_bind_bert_ffn(mp_model *m, const char *base, int64_t H, int64_t I, mp_dense *inter, mp_dense *out,
+                           mp_lnorm *ln_out) {
+  char n[320];
+  snprintf(n, sizeof n, "%sintermediate.dense", base);
+  MP_TRY(mp_bind_dense(m, n, I, H, 0, inter));
+  snprintf(n, sizeof n, "%soutput.dense", base);
+  MP_TRY(mp_bind_dense(m, n, H, I, 0, out));
+  snprintf(n, sizeof n, "%soutput.LayerNorm", base);
+  return mp_bind_ln(m, n, H, 0, ln_out);
+}

@@ -69,6 +69,9 @@ mp_status mp_bind_dense(mp_model *m, const char *name, int64_t out, int64_t in, 
 mp_status mp_bind_f32(mp_model *m, const char *name, int64_t n, float **out);
 /* LayerNorm "name.weight"/"name.bias" (or .gamma/.beta); bias optional when bias_optional. */
 mp_status mp_bind_ln(mp_model *m, const char *name, int64_t n, int bias_optional, mp_lnorm *ln);
+/* "<base>intermediate.dense" [I, H], "<base>output.dense" [H, I], "<base>output.LayerNorm" [H]. */
+mp_status mp_bind_bert_ffn(mp_model *m, const char *base, int64_t H, int64_t I, mp_dense *inter, mp_dense *out,
+                           mp_lnorm *ln_out);
 /* Runs a dense layer on rows of x. */
 mp_status mp_dense_run(mp_model *m, const float *x, int64_t rows, const mp_dense *d, mp_act act, float *y);
 /* The tensors of a post-LayerNorm layer after attention: output projection + LayerNorm, FFN +

@@ -107,12 +107,7 @@ static mp_status mpnet_bind(mp_model *m) {
     MP_TRY(mp_bind_dense(m, n, H, H, 0, &L->o));
     snprintf(n, sizeof n, "%sattention.LayerNorm", base);
     MP_TRY(mp_bind_ln(m, n, H, 0, &L->ln_attn));
-    snprintf(n, sizeof n, "%sintermediate.dense", base);
-    MP_TRY(mp_bind_dense(m, n, I, H, 0, &L->inter));
-    snprintf(n, sizeof n, "%soutput.dense", base);
-    MP_TRY(mp_bind_dense(m, n, H, I, 0, &L->out));
-    snprintf(n, sizeof n, "%soutput.LayerNorm", base);
-    MP_TRY(mp_bind_ln(m, n, H, 0, &L->ln_out));
+    MP_TRY(mp_bind_bert_ffn(m, base, H, I, &L->inter, &L->out, &L->ln_out));
   }
   if (c->head == MP_HEAD_SEQ_CLS) {
     MP_TRY(mp_bind_dense(m, "classifier.dense", H, H, 0, &f->head1));
@@ -186,14 +181,8 @@ static mp_status mpnet_encode(mp_model *m, const mp_model_batch *b, const mp_for
     MP_TRY(mp_dense_run(m, x, N, &L->k, MP_ACT_NONE, k));
     MP_TRY(mp_dense_run(m, x, N, &L->v, MP_ACT_NONE, v));
     MP_TRY(mp_attention(m->pool, &aa));
-    float *t;
-    MP_TRY(mp_dense_run(m, ctx, N, &L->o, MP_ACT_NONE, q));
-    mp_layernorm(m->pool, q, x, N, H, L->ln_attn.g, L->ln_attn.b, c->layer_norm_eps, q);
-    t = x, x = q, q = t;
-    MP_TRY(mp_dense_run(m, x, N, &L->inter, c->act, big));
-    MP_TRY(mp_dense_run(m, big, N, &L->out, MP_ACT_NONE, q));
-    mp_layernorm(m->pool, q, x, N, H, L->ln_out.g, L->ln_out.b, c->layer_norm_eps, q);
-    t = x, x = q, q = t;
+    mp_post_ln_layer pl = {&L->o, &L->ln_attn, &L->inter, &L->out, &L->ln_out};
+    MP_TRY(mp_post_ln_ffn(m, N, ctx, &pl, c->act, c->layer_norm_eps, &x, &q, big));
     if (out->hook) out->hook(out->hook_user, (int)l + 1, x, (size_t)B, (size_t)T, (size_t)H);
   }
   *hidden = x;
@@ -202,12 +191,7 @@ static mp_status mpnet_encode(mp_model *m, const mp_model_batch *b, const mp_for
 
 static mp_status mpnet_classify(mp_model *m, const mp_model_batch *b, const float *hidden, float *logits) {
   mpnet *f = m->fam;
-  const int64_t B = (int64_t)b->n, T = (int64_t)b->seq, H = m->cfg.hidden;
-  float *cls = mp_act_alloc(m, (size_t)(B * H)), *h1 = mp_act_alloc(m, (size_t)(B * H));
-  if (!cls || !h1) return mp_err(MP_ERR_NOMEM, "out of memory");
-  for (int64_t r = 0; r < B; r++) memcpy(cls + r * H, hidden + r * T * H, (size_t)H * 4); /* <s> token */
-  MP_TRY(mp_dense_run(m, cls, B, &f->head1, MP_ACT_TANH, h1));
-  return mp_dense_run(m, h1, B, &f->head2, MP_ACT_NONE, logits);
+  return mp_first_token_head(m, b, hidden, &f->head1, MP_ACT_TANH, &f->head2, logits); /* <s> token */
 }
 
 static void mpnet_release(mp_model *m) {
