@@ -41,6 +41,64 @@ static void block(mp_sha256 *c, const uint8_t *p) {
   c->h[0] += a, c->h[1] += b, c->h[2] += cc, c->h[3] += d, c->h[4] += e, c->h[5] += f, c->h[6] += g, c->h[7] += h;
 }
 
+static void blocks_scalar(mp_sha256 *c, const uint8_t *p, size_t n) {
+  for (; n; n--, p += 64) block(c, p);
+}
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+/* The x86 SHA extensions (SHA-NI): four rounds per two sha256rnds2, the message schedule by
+ * sha256msg1/msg2. State kept as ABEF / CDGH as those instructions want it. */
+__attribute__((target("sha,sse4.1,ssse3"))) static void blocks_shani(mp_sha256 *c, const uint8_t *p, size_t n) {
+  const __m128i bswap = _mm_set_epi64x(0x0c0d0e0f08090a0bULL, 0x0405060700010203ULL);
+  __m128i t = _mm_loadu_si128((const __m128i *)&c->h[0]);  /* A B C D (lane 0 = A) */
+  __m128i s1 = _mm_loadu_si128((const __m128i *)&c->h[4]); /* E F G H */
+  t = _mm_shuffle_epi32(t, 0xB1);                           /* C D A B -> lanes: B A D C */
+  s1 = _mm_shuffle_epi32(s1, 0x1B);                         /* H G F E */
+  __m128i s0 = _mm_alignr_epi8(t, s1, 8);                   /* ABEF */
+  s1 = _mm_blend_epi16(s1, t, 0xF0);                        /* CDGH */
+  for (; n; n--, p += 64) {
+    const __m128i save0 = s0, save1 = s1;
+    __m128i x[16];
+    for (int g = 0; g < 16; g++) {
+      if (g < 4)
+        x[g] = _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)(p + 16 * g)), bswap);
+      else
+        x[g] = _mm_sha256msg2_epu32(
+            _mm_add_epi32(_mm_sha256msg1_epu32(x[g - 4], x[g - 3]), _mm_alignr_epi8(x[g - 1], x[g - 2], 4)), x[g - 1]);
+      __m128i msg = _mm_add_epi32(x[g], _mm_loadu_si128((const __m128i *)&K[4 * g]));
+      s1 = _mm_sha256rnds2_epu32(s1, s0, msg);
+      msg = _mm_shuffle_epi32(msg, 0x0E);
+      s0 = _mm_sha256rnds2_epu32(s0, s1, msg);
+    }
+    s0 = _mm_add_epi32(s0, save0);
+    s1 = _mm_add_epi32(s1, save1);
+  }
+  t = _mm_shuffle_epi32(s0, 0x1B);       /* FEBA */
+  s1 = _mm_shuffle_epi32(s1, 0xB1);      /* DCHG */
+  s0 = _mm_blend_epi16(t, s1, 0xF0);     /* DCBA */
+  s1 = _mm_alignr_epi8(s1, t, 8);        /* HGFE */
+  _mm_storeu_si128((__m128i *)&c->h[0], s0);
+  _mm_storeu_si128((__m128i *)&c->h[4], s1);
+}
+#endif
+
+static int g_force_scalar;
+void mp_sha256_force_scalar(int on) { g_force_scalar = on; }
+
+/* n whole 64-byte blocks, with the SHA extensions when the CPU has them. */
+static void blocks(mp_sha256 *c, const uint8_t *p, size_t n) {
+#if defined(__x86_64__)
+  static int have = -1;
+  if (have < 0) have = __builtin_cpu_supports("sha") && __builtin_cpu_supports("sse4.1");
+  if (have && !g_force_scalar) {
+    blocks_shani(c, p, n);
+    return;
+  }
+#endif
+  blocks_scalar(c, p, n);
+}
+
 void mp_sha256_init(mp_sha256 *c) {
   static const uint32_t H0[8] = {0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a,
                                  0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19};
@@ -56,9 +114,9 @@ void mp_sha256_update(mp_sha256 *c, const void *data, size_t n) {
     size_t take = 64 - c->buf_len < n ? 64 - c->buf_len : n;
     memcpy(c->buf + c->buf_len, p, take);
     c->buf_len += take, p += take, n -= take;
-    if (c->buf_len == 64) block(c, c->buf), c->buf_len = 0;
+    if (c->buf_len == 64) blocks(c, c->buf, 1), c->buf_len = 0;
   }
-  while (n >= 64) block(c, p), p += 64, n -= 64;
+  if (n >= 64) blocks(c, p, n / 64), p += n / 64 * 64, n %= 64;
   if (n) memcpy(c->buf, p, n), c->buf_len = n;
 }
 

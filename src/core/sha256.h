@@ -19,4 +19,6 @@ void mp_sha256_final(mp_sha256 *c, uint8_t out[32]);
 /* hex digest (65 bytes incl. NUL) of a buffer / a file */
 void mp_sha256_hex(const void *data, size_t n, char out[65]);
 mp_status mp_sha256_file(const char *path, char out[65]);
+/* Tests: 1 = use the portable implementation even where the CPU has the SHA extensions. */
+void mp_sha256_force_scalar(int on);
 #endif
