@@ -36,6 +36,9 @@ FIXTURES = {
     "mpnet-cls": ("all-mpnet-base-v2", "MPNetForSequenceClassification",
                   {0: "entailment", 1: "neutral", 2: "contradiction"}),
     "mpnet-embed": ("all-mpnet-base-v2", "MPNetModel", None),
+    "modernbert-cls": ("modernbert-large-zeroshot-v2", "ModernBertForSequenceClassification", None),
+    "modernbert-bias-cls": ("modernbert-large-zeroshot-v2", "ModernBertForSequenceClassification",
+                            {0: "entailment", 1: "neutral", 2: "contradiction"}),
 }
 # Built only when named in --only (tests/py/test_model_parity_deberta.py).
 OPT_IN = {"deberta-cls", "deberta-bin-cls", "deberta-wp-cls", "deberta-bin-wp-cls",
@@ -44,6 +47,9 @@ OPT_IN = {"deberta-cls", "deberta-bin-cls", "deberta-wp-cls", "deberta-bin-wp-cl
 OPT_IN |= {"mobilebert-cls", "mobilebert-var-cls", "mobilebert-nobn-cls"}
 # Built only when named in --only (tests/py/test_model_parity_mpnet.py).
 OPT_IN |= {"mpnet-cls", "mpnet-embed"}
+# ModernBERT needs transformers >= 4.48 (tests/py/test_model_parity_modernbert.py runs this script
+# with $MP_CACHE/venv-modernbert; see tools/modernbert_ref.py).
+OPT_IN |= {"modernbert-cls", "modernbert-bias-cls"}
 # Fixtures whose tokenizer files come from another shared model (the model math is checked with a
 # tokenizer mlxport already has; the real SentencePiece files are in the other fixtures).
 TOKENIZER_FROM = {"deberta-wp-cls": "all-MiniLM-L6-v2", "deberta-bin-wp-cls": "all-MiniLM-L6-v2"}
@@ -107,6 +113,43 @@ def bart_long(model, tok, pairs, ref):
               max_length=512, return_tensors="pt")
     ref["long_pairs"] = long_pairs
     ref["long_logits"] = model(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"]).logits.tolist()
+
+
+def modernbert_shrink(cfg, name):
+    """3 layers (global, local, local with global_attn_every_n_layers 3) and an 8-token local
+    window so windows matter at fixture lengths. The -bias variant turns every bias flag on,
+    pools the CLS token, alternates global/local layers and uses other thetas."""
+    cfg.num_hidden_layers = 3
+    cfg.local_attention = 8
+    cfg.reference_compile = False
+    if name == "modernbert-bias-cls":
+        cfg.norm_bias = cfg.attention_bias = cfg.mlp_bias = cfg.classifier_bias = True
+        cfg.classifier_pooling = "cls"
+        cfg.global_attn_every_n_layers = 2
+        cfg.local_attention = 6
+        cfg.global_rope_theta, cfg.local_rope_theta = 50000.0, 1000.0
+        cfg.hidden_activation = "gelu_pytorch_tanh"
+
+
+def modernbert_perturb(model):
+    with torch.no_grad():
+        for n, p in model.named_parameters():
+            if "norm" in n:
+                p.add_(torch.randn_like(p) * 0.1)
+
+
+def modernbert_long(model, tok, pairs, ref):
+    """Inputs of 1024 tokens (many local windows, rotary positions far from 0)."""
+    text = " ".join(p + " " + h for p, h in pairs) * 4
+    enc = tok([text], truncation=True, max_length=1024, return_tensors="pt")
+    ref["long_text"] = text
+    ref["long_hidden"] = model.model(**enc).last_hidden_state[0].tolist()
+    prem = " ".join(p for p, _ in pairs) * 3
+    long_pairs = [[prem, h] for _, h in pairs[:3]] + [pairs[0]]
+    enc = tok([p for p, _ in long_pairs], [h for _, h in long_pairs], padding=True, truncation=True,
+              max_length=512, return_tensors="pt")
+    ref["long_pairs"] = long_pairs
+    ref["long_logits"] = model(**enc).logits.tolist()
 
 
 def load_inputs(shared, n_pairs=24, n_texts=24):
@@ -181,6 +224,9 @@ def main():
     ap.add_argument("--shared", default=os.path.join(os.path.dirname(__file__), "..", "..", "shared"))
     ap.add_argument("--only", default=None)
     a = ap.parse_args()
+    if a.only and any(n.startswith("modernbert") for n in a.only.split(",")):
+        from modernbert_ref import compat
+        compat()
     import transformers
     from transformers import AutoConfig, AutoTokenizer
     torch.manual_seed(0)
@@ -194,6 +240,8 @@ def main():
         tok_dir = os.path.join(a.shared, "models", TOKENIZER_FROM.get(name, src))
         cfg = AutoConfig.from_pretrained(src_dir)
         shrink(cfg, name)
+        if cfg.model_type == "modernbert":
+            modernbert_shrink(cfg, name)
         cfg.architectures = [cls_name]
         if id2label:
             cfg.id2label = id2label
@@ -211,6 +259,8 @@ def main():
                 model.mobilebert.embeddings.word_embeddings.weight[cfg.pad_token_id].normal_(0, 0.5)
         if cfg.model_type == "mpnet":
             mpnet_perturb(model)
+        if cfg.model_type == "modernbert":
+            modernbert_perturb(model)
         dirs = {}
         for kind, safe in (("st", True), ("bin", False)):
             d = os.path.join(a.out, f"{name}-{kind}")
@@ -250,6 +300,8 @@ def main():
                 bart_long(model, tok, pairs, ref)
             if cfg.model_type == "mpnet":
                 mpnet_long(model, tok, pairs, texts, ref)
+            if cfg.model_type == "modernbert":
+                modernbert_long(model, tok, pairs, ref)
         os.makedirs(os.path.join(a.out, name), exist_ok=True)
         with open(os.path.join(a.out, name, "reference.json"), "w") as f:
             json.dump(ref, f)

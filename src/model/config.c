@@ -20,6 +20,7 @@ const char *mp_family_name(mp_family f) {
   case MP_FAMILY_BART: return "bart";
   case MP_FAMILY_MOBILEBERT: return "mobilebert";
   case MP_FAMILY_MPNET: return "mpnet";
+  case MP_FAMILY_MODERNBERT: return "modernbert";
   default: return "unknown";
   }
 }
@@ -121,9 +122,10 @@ mp_status mp_model_config_load(const char *dir, mp_model_config *c) {
   else if (!strcmp(mt, "bart")) c->family = MP_FAMILY_BART;
   else if (!strcmp(mt, "mobilebert")) c->family = MP_FAMILY_MOBILEBERT;
   else if (!strcmp(mt, "mpnet")) c->family = MP_FAMILY_MPNET;
+  else if (!strcmp(mt, "modernbert")) c->family = MP_FAMILY_MODERNBERT;
   else {
     st = mp_err(MP_ERR_UNSUPPORTED,
-                "%s: model_type \"%s\" is not supported yet (supported: bert, roberta, xlm-roberta, distilbert, deberta-v2, bart, mobilebert, mpnet)", path, mt);
+                "%s: model_type \"%s\" is not supported yet (supported: bert, roberta, xlm-roberta, distilbert, deberta-v2, bart, mobilebert, mpnet, modernbert)", path, mt);
     goto done;
   }
   c->head = strstr(c->architecture, "ForSequenceClassification") ? MP_HEAD_SEQ_CLS : MP_HEAD_NONE;
@@ -159,6 +161,7 @@ mp_status mp_model_config_load(const char *dir, mp_model_config *c) {
       goto done;
     c->type_vocab_size = mp_json_get_int(cfg, "type_vocab_size", c->family == MP_FAMILY_DEBERTA_V2 ? 0 : 2);
     if (c->family == MP_FAMILY_MPNET) c->type_vocab_size = 0; /* MPNet has no token types */
+    if (c->family == MP_FAMILY_MODERNBERT) c->type_vocab_size = 0; /* ModernBERT has no token types */
     const char *pet = mp_json_get_str(cfg, "position_embedding_type", "absolute");
     if (strcmp(pet, "absolute") != 0) {
       st = mp_err(MP_ERR_UNSUPPORTED, "%s: position_embedding_type \"%s\" is not supported (only \"absolute\")", path, pet);

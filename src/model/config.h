@@ -18,6 +18,7 @@ typedef enum mp_family {
   MP_FAMILY_BART,       /* bart (encoder-decoder; BartForSequenceClassification) */
   MP_FAMILY_MOBILEBERT, /* mobilebert */
   MP_FAMILY_MPNET,      /* mpnet (all-mpnet-base-v2) */
+  MP_FAMILY_MODERNBERT, /* modernbert */
 } mp_family;
 
 typedef enum mp_head {

@@ -22,6 +22,7 @@ static const mp_family_ops *family_ops(mp_family f) {
   case MP_FAMILY_BART: return &mp_family_bart;
   case MP_FAMILY_MOBILEBERT: return &mp_family_mobilebert;
   case MP_FAMILY_MPNET: return &mp_family_mpnet;
+  case MP_FAMILY_MODERNBERT: return &mp_family_modernbert;
   default: return NULL;
   }
 }

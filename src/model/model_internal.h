@@ -56,6 +56,7 @@ extern const mp_family_ops mp_family_deberta; /* deberta-v2 (DeBERTa-v2/v3) */
 extern const mp_family_ops mp_family_bart; /* bart (BartModel / BartForSequenceClassification) */
 extern const mp_family_ops mp_family_mobilebert; /* mobilebert */
 extern const mp_family_ops mp_family_mpnet; /* mpnet */
+extern const mp_family_ops mp_family_modernbert; /* modernbert */
 extern const mp_family_ops mp_family_bert; /* bert, roberta/xlm-roberta/camembert, distilbert */
 
 /* ---- binding helpers (errors name the tensor and the model folder) */

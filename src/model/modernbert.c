@@ -1,0 +1,374 @@
+/* ModernBERT encoders (model_type "modernbert") with ModernBertForSequenceClassification's head,
+ * computed as transformers 4.48 does (eager attention, the path used on CPU):
+ *   embeddings: tok_embeddings -> LayerNorm(norm_eps, bias when norm_bias) (no positions);
+ *   pre-norm layers: x += Wo(attn(attn_norm(x))) (attn_norm is the identity in layer 0);
+ *     x += mlp.Wo(act(in) * gate) with [in | gate] = mlp.Wi(mlp_norm(x)) (GeGLU);
+ *   attention: fused Wqkv -> rotary embeddings on q and k (rotate_half convention, theta =
+ *     global_rope_theta on global layers, local_rope_theta on local ones) -> softmax(q k^T /
+ *     sqrt(d)) v; layer l is global when l % global_attn_every_n_layers == 0, else local:
+ *     a query i sees keys j with |i - j| <= local_attention / 2 (and the padding mask);
+ *   final_norm; head: classifier_pooling ("cls": token 0, "mean": mean over the attention
+ *     mask) -> head.dense (+bias when classifier_bias) -> classifier_activation -> head.norm
+ *     -> classifier (with bias).
+ * Long inputs: attention never materializes T x T scores. Global layers use mp_attention's
+ * blocked online softmax; local layers run query blocks of LOCAL_QB rows against only the keys
+ * their windows can reach, with a [LOCAL_QB, LOCAL_QB + 2 half] window bias built once per
+ * forward. Memory is O(T * (hidden + intermediate)). */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/error.h"
+#include "model/model_internal.h"
+
+#define LOCAL_QB 128 /* query rows per local-attention call */
+
+typedef struct mlayer {
+  int has_attn_norm, local;
+  mp_lnorm attn_norm, mlp_norm;
+  mp_dense wqkv, wo;
+  mp_dense wi_in, wi_gate; /* the two halves of mlp.Wi */
+  mp_dense mlp_wo;
+} mlayer;
+
+typedef struct modernbert {
+  char prefix[16]; /* "model." or "" */
+  mp_linear_weight tok;
+  mp_lnorm emb_norm, final_norm;
+  mlayer *layers;
+  float eps;
+  mp_act act, head_act;
+  int64_t half; /* local_attention / 2 */
+  double theta_global, theta_local;
+  int pool_mean;
+  mp_dense head_dense, classifier;
+  mp_lnorm head_norm;
+} modernbert;
+
+static mp_status act_of(const char *path, const char *key, const char *name, mp_act *out) {
+  if (!strcmp(name, "gelu")) *out = MP_ACT_GELU_ERF;
+  else if (!strcmp(name, "gelu_new") || !strcmp(name, "gelu_pytorch_tanh") || !strcmp(name, "gelu_fast"))
+    *out = MP_ACT_GELU_TANH;
+  else if (!strcmp(name, "relu")) *out = MP_ACT_RELU;
+  else if (!strcmp(name, "tanh")) *out = MP_ACT_TANH;
+  else if (!strcmp(name, "silu") || !strcmp(name, "swish")) *out = MP_ACT_SILU;
+  else if (!strcmp(name, "sigmoid")) *out = MP_ACT_SIGMOID;
+  else if (!strcmp(name, "linear")) *out = MP_ACT_NONE;
+  else
+    return mp_err(MP_ERR_UNSUPPORTED,
+                  "%s/config.json: %s \"%s\" is not supported (gelu, gelu_new, gelu_pytorch_tanh, relu, tanh, silu, "
+                  "sigmoid, linear)",
+                  path, key, name);
+  return MP_OK;
+}
+
+/* A dense layer whose bias exists exactly when `has_bias` (transformers' *_bias flags). */
+static mp_status bind_lin(mp_model *m, const char *name, int64_t out, int64_t in, int has_bias, mp_dense *d) {
+  MP_TRY(mp_bind_dense(m, name, out, in, 1, d));
+  if (!has_bias) {
+    d->b = NULL;
+  } else if (!d->b) {
+    char buf[256];
+    snprintf(buf, sizeof buf, "%s.bias", name);
+    return mp_model_missing(m, buf);
+  }
+  return MP_OK;
+}
+
+static mp_status bind_norm(mp_model *m, const char *name, int64_t n, int has_bias, mp_lnorm *ln) {
+  MP_TRY(mp_bind_ln(m, name, n, 1, ln));
+  if (!has_bias) {
+    ln->b = NULL;
+  } else if (!ln->b) {
+    char buf[256];
+    snprintf(buf, sizeof buf, "%s.bias", name);
+    return mp_model_missing(m, buf);
+  }
+  return MP_OK;
+}
+
+/* Rows [r0, r0 + n) of a dense layer (float or MLX-quantized) as a dense layer of its own. */
+static mp_status split_rows(const mp_model *m, const mp_dense *src, int64_t r0, int64_t n, mp_dense *dst) {
+  *dst = *src;
+  mp_linear_weight *w = &dst->w;
+  w->out = n;
+  if (w->bits) {
+    int64_t words = w->in * w->bits / 32, groups = w->in / w->group_size;
+    size_t ss = mp_dtype_size(w->scale_dtype);
+    w->data = (const uint32_t *)w->data + r0 * words;
+    w->scales = (const char *)w->scales + (size_t)(r0 * groups) * ss;
+    w->biases = (const char *)w->biases + (size_t)(r0 * groups) * ss;
+  } else {
+    w->data = (const char *)w->data + (size_t)(r0 * w->in) * mp_dtype_size(w->dtype);
+  }
+  if (dst->b) dst->b = (const char *)dst->b + (size_t)r0 * mp_dtype_size(dst->bdt);
+  mp_status st = mp_linear_weight_check(w);
+  if (st) return mp_err_prefix(st, "%s", m->path);
+  return MP_OK;
+}
+
+static int64_t cfg_int(const mp_json *cj, const char *key, int64_t dflt) { return mp_json_get_int(cj, key, dflt); }
+
+static mp_status modernbert_bind(mp_model *m) {
+  const mp_model_config *c = &m->cfg;
+  const mp_json *cj = m->cfg_json;
+  modernbert *f = calloc(1, sizeof *f);
+  if (!f) return mp_err(MP_ERR_NOMEM, "out of memory");
+  m->fam = f;
+  if (mp_model_tensor(m, "model.embeddings.tok_embeddings.weight")) snprintf(f->prefix, sizeof f->prefix, "model.");
+  const char *P = f->prefix;
+  char n[256];
+  const int64_t H = c->hidden, I = c->intermediate, NH = c->heads, d = H / NH;
+  if (d % 2)
+    return mp_err(MP_ERR_UNSUPPORTED, "%s/config.json: head size %lld (hidden_size / num_attention_heads) is odd; "
+                  "rotary embeddings need an even head size", m->path, (long long)d);
+  const mp_json *rs = mp_json_get(cj, "rope_scaling");
+  if (rs && rs->type != MP_JSON_NULL)
+    return mp_err(MP_ERR_UNSUPPORTED, "%s/config.json: rope_scaling is not supported (only the default rotary "
+                  "embeddings)", m->path);
+  f->eps = (float)mp_json_get_num(cj, "norm_eps", 1e-5);
+  const int norm_bias = mp_json_get_bool(cj, "norm_bias", 0), attn_bias = mp_json_get_bool(cj, "attention_bias", 0),
+            mlp_bias = mp_json_get_bool(cj, "mlp_bias", 0), cls_bias = mp_json_get_bool(cj, "classifier_bias", 0);
+  MP_TRY(act_of(m->path, "hidden_activation", mp_json_get_str(cj, "hidden_activation", "gelu"), &f->act));
+  int64_t every = cfg_int(cj, "global_attn_every_n_layers", 3);
+  int64_t local = cfg_int(cj, "local_attention", 128);
+  if (every < 1 || local < 0)
+    return mp_err(MP_ERR_FORMAT, "%s/config.json: global_attn_every_n_layers must be >= 1 and local_attention >= 0 "
+                  "(got %lld and %lld)", m->path, (long long)every, (long long)local);
+  f->half = local / 2;
+  f->theta_global = mp_json_get_num(cj, "global_rope_theta", 160000.0);
+  const mp_json *lt = mp_json_get(cj, "local_rope_theta");
+  f->theta_local = (lt && lt->type == MP_JSON_NUMBER) ? lt->num : (lt ? f->theta_global : 10000.0);
+  if (!(f->theta_global > 0) || !(f->theta_local > 0))
+    return mp_err(MP_ERR_FORMAT, "%s/config.json: global_rope_theta / local_rope_theta must be positive", m->path);
+
+  snprintf(n, sizeof n, "%sembeddings.tok_embeddings", P);
+  MP_TRY(mp_bind_matrix(m, n, c->vocab_size, H, &f->tok));
+  snprintf(n, sizeof n, "%sembeddings.norm", P);
+  MP_TRY(bind_norm(m, n, H, norm_bias, &f->emb_norm));
+  f->layers = calloc((size_t)c->layers, sizeof *f->layers);
+  if (!f->layers) return mp_err(MP_ERR_NOMEM, "out of memory");
+  for (int64_t l = 0; l < c->layers; l++) {
+    mlayer *L = &f->layers[l];
+    char base[96];
+    snprintf(base, sizeof base, "%slayers.%lld.", P, (long long)l);
+    L->local = (l % every) != 0;
+    if (l > 0) {
+      snprintf(n, sizeof n, "%sattn_norm", base);
+      MP_TRY(bind_norm(m, n, H, norm_bias, &L->attn_norm));
+      L->has_attn_norm = 1;
+    }
+    snprintf(n, sizeof n, "%sattn.Wqkv", base);
+    MP_TRY(bind_lin(m, n, 3 * H, H, attn_bias, &L->wqkv));
+    snprintf(n, sizeof n, "%sattn.Wo", base);
+    MP_TRY(bind_lin(m, n, H, H, attn_bias, &L->wo));
+    snprintf(n, sizeof n, "%smlp_norm", base);
+    MP_TRY(bind_norm(m, n, H, norm_bias, &L->mlp_norm));
+    mp_dense wi;
+    snprintf(n, sizeof n, "%smlp.Wi", base);
+    MP_TRY(bind_lin(m, n, 2 * I, H, mlp_bias, &wi));
+    MP_TRY(split_rows(m, &wi, 0, I, &L->wi_in));
+    MP_TRY(split_rows(m, &wi, I, I, &L->wi_gate));
+    snprintf(n, sizeof n, "%smlp.Wo", base);
+    MP_TRY(bind_lin(m, n, H, I, mlp_bias, &L->mlp_wo));
+  }
+  snprintf(n, sizeof n, "%sfinal_norm", P);
+  MP_TRY(bind_norm(m, n, H, norm_bias, &f->final_norm));
+  if (c->head == MP_HEAD_SEQ_CLS) {
+    const char *pool = mp_json_get_str(cj, "classifier_pooling", "cls");
+    if (!strcmp(pool, "mean")) f->pool_mean = 1;
+    else if (strcmp(pool, "cls") != 0)
+      return mp_err(MP_ERR_UNSUPPORTED, "%s/config.json: classifier_pooling \"%s\" is not supported (cls, mean)",
+                    m->path, pool);
+    MP_TRY(act_of(m->path, "classifier_activation", mp_json_get_str(cj, "classifier_activation", "gelu"),
+                  &f->head_act));
+    MP_TRY(bind_lin(m, "head.dense", H, H, cls_bias, &f->head_dense));
+    MP_TRY(bind_norm(m, "head.norm", H, norm_bias, &f->head_norm));
+    MP_TRY(bind_lin(m, "classifier", c->num_labels, H, 1, &f->classifier));
+    m->has_head = 1;
+  }
+  return MP_OK;
+}
+
+/* ---- rotary embeddings: q and k of every row, in place in the fused [N, 3H] qkv buffer */
+typedef struct rope_task {
+  float *qkv;
+  int64_t T, H, NH, d;
+  const float *cs; /* [T][d/2] cos then [T][d/2] sin */
+} rope_task;
+
+static void rope_rows(void *ctx, int64_t row, int thread) {
+  (void)thread;
+  const rope_task *a = ctx;
+  const int64_t half = a->d / 2, p = row % a->T;
+  const float *cosr = a->cs + p * half, *sinr = a->cs + (a->T + p) * half;
+  float *base = a->qkv + row * 3 * a->H;
+  for (int qk = 0; qk < 2; qk++)
+    for (int64_t h = 0; h < a->NH; h++) {
+      float *v = base + qk * a->H + h * a->d;
+      for (int64_t i = 0; i < half; i++) {
+        /* q * cos + rotate_half(q) * sin, rotate_half(q) = [-q2, q1] */
+        float x1 = v[i], x2 = v[i + half];
+        float a1 = x1 * cosr[i], b1 = -x2 * sinr[i];
+        float a2 = x2 * cosr[i], b2 = x1 * sinr[i];
+        v[i] = a1 + b1;
+        v[i + half] = a2 + b2;
+      }
+    }
+}
+
+/* cos/sin tables [T][d/2] for one theta, in float32 like transformers' default rope:
+ * inv_freq = 1 / theta^(2i/d), angle = inv_freq * position. */
+static void rope_table(double theta, int64_t T, int64_t d, float *cs) {
+  const int64_t half = d / 2;
+  for (int64_t i = 0; i < half; i++) {
+    float e = (float)(2 * i) / (float)d;
+    float inv = 1.0f / powf((float)theta, e);
+    for (int64_t p = 0; p < T; p++) {
+      float ang = inv * (float)p;
+      cs[p * half + i] = cosf(ang);
+      cs[(T + p) * half + i] = sinf(ang);
+    }
+  }
+}
+
+static mp_status modernbert_encode(mp_model *m, const mp_model_batch *b, const mp_forward_out *out, float **hidden) {
+  modernbert *f = m->fam;
+  const mp_model_config *c = &m->cfg;
+  const int64_t B = (int64_t)b->n, T = (int64_t)b->seq, H = c->hidden, I = c->intermediate, N = B * T;
+  const int64_t NH = c->heads, d = H / NH;
+  const int64_t half = f->half < T ? f->half : T; /* a window wider than the input is the whole input */
+  const int64_t QB = LOCAL_QB, W = QB + 2 * half;
+  float *x = mp_act_alloc(m, (size_t)(N * H));
+  float *h = mp_act_alloc(m, (size_t)(N * H));
+  float *ctx = mp_act_alloc(m, (size_t)(N * H));
+  float *qkv = mp_act_alloc(m, (size_t)(N * 3 * H));
+  float *ga = mp_act_alloc(m, (size_t)(N * I));
+  float *gb = mp_act_alloc(m, (size_t)(N * I));
+  float *cs_g = mp_act_alloc(m, (size_t)(T * d));
+  float *cs_l = mp_act_alloc(m, (size_t)(T * d));
+  float *wb = mp_act_alloc(m, (size_t)(QB * W));
+  uint8_t *kmask = mp_arena_alloc(&m->act, (size_t)N);
+  if (!x || !h || !ctx || !qkv || !ga || !gb || !cs_g || !cs_l || !wb || !kmask)
+    return mp_err(MP_ERR_NOMEM, "out of memory for a batch of %lld x %lld tokens", (long long)B, (long long)T);
+  for (int64_t i = 0; i < N; i++) kmask[i] = b->mask ? (b->mask[i] != 0) : 1;
+  rope_table(f->theta_global, T, d, cs_g);
+  rope_table(f->theta_local, T, d, cs_l);
+  /* window bias for a query block starting at q0 against keys from q0 - half: key j' is in the
+   * window of query i iff i <= j' <= i + 2 half */
+  for (int64_t i = 0; i < QB; i++)
+    for (int64_t j = 0; j < W; j++) wb[i * W + j] = (j >= i && j <= i + 2 * half) ? 0.0f : -INFINITY;
+
+  MP_TRY(mp_embedding_rows(&f->tok, b->ids, N, x));
+  mp_layernorm(m->pool, x, NULL, N, H, f->emb_norm.g, f->emb_norm.b, f->eps, x);
+  if (out->hook) out->hook(out->hook_user, 0, x, (size_t)B, (size_t)T, (size_t)H);
+
+  const float scale = 1.0f / sqrtf((float)d);
+  for (int64_t l = 0; l < c->layers; l++) {
+    const mlayer *L = &f->layers[l];
+    const float *xin = x;
+    if (L->has_attn_norm) {
+      mp_layernorm(m->pool, x, NULL, N, H, L->attn_norm.g, L->attn_norm.b, f->eps, h);
+      xin = h;
+    }
+    MP_TRY(mp_dense_run(m, xin, N, &L->wqkv, MP_ACT_NONE, qkv));
+    rope_task rt = {.qkv = qkv, .T = T, .H = H, .NH = NH, .d = d, .cs = L->local ? cs_l : cs_g};
+    mp_pool_run(m->pool, N, rope_rows, &rt);
+    mp_attention_args aa = {.batch = B, .seq_q = T, .seq_k = T, .heads = NH, .head_dim = d, .q = qkv, .k = qkv + H,
+                            .v = qkv + 2 * H, .ldq = 3 * H, .ldk = 3 * H, .ldv = 3 * H, .out = ctx, .ldo = H,
+                            .scale = scale, .key_mask = kmask};
+    if (!L->local) {
+      MP_TRY(mp_attention(m->pool, &aa));
+    } else {
+      for (int64_t r = 0; r < B; r++)
+        for (int64_t q0 = 0; q0 < T; q0 += QB) {
+          const int64_t qn = T - q0 < QB ? T - q0 : QB;
+          const int64_t k0 = q0 - half > 0 ? q0 - half : 0;
+          const int64_t k1 = q0 + qn + half < T ? q0 + qn + half : T;
+          mp_attention_args ar = aa;
+          ar.batch = 1, ar.seq_q = qn, ar.seq_k = k1 - k0;
+          ar.q = qkv + (r * T + q0) * 3 * H;
+          ar.k = qkv + (r * T + k0) * 3 * H + H;
+          ar.v = qkv + (r * T + k0) * 3 * H + 2 * H;
+          ar.out = ctx + (r * T + q0) * H;
+          ar.key_mask = kmask + r * T + k0;
+          ar.bias = wb + (k0 - (q0 - half));
+          ar.bias_stride_b = 0, ar.bias_stride_h = 0, ar.bias_stride_q = W;
+          MP_TRY(mp_attention(m->pool, &ar));
+        }
+    }
+    MP_TRY(mp_dense_run(m, ctx, N, &L->wo, MP_ACT_NONE, h));
+    mp_add_inplace(x, h, N * H);
+    /* GeGLU MLP */
+    mp_layernorm(m->pool, x, NULL, N, H, L->mlp_norm.g, L->mlp_norm.b, f->eps, h);
+    MP_TRY(mp_dense_run(m, h, N, &L->wi_in, f->act, ga));
+    MP_TRY(mp_dense_run(m, h, N, &L->wi_gate, MP_ACT_NONE, gb));
+    for (int64_t i = 0; i < N * I; i++) ga[i] *= gb[i];
+    MP_TRY(mp_dense_run(m, ga, N, &L->mlp_wo, MP_ACT_NONE, h));
+    mp_add_inplace(x, h, N * H);
+    /* transformers' hidden_states[l + 1]: the layer output before final_norm */
+    if (out->hook) out->hook(out->hook_user, (int)l + 1, x, (size_t)B, (size_t)T, (size_t)H);
+  }
+  mp_layernorm(m->pool, x, NULL, N, H, f->final_norm.g, f->final_norm.b, f->eps, h);
+  *hidden = h;
+  return MP_OK;
+}
+
+static mp_status modernbert_classify(mp_model *m, const mp_model_batch *b, const float *hidden, float *logits) {
+  modernbert *f = m->fam;
+  const int64_t B = (int64_t)b->n, T = (int64_t)b->seq, H = m->cfg.hidden;
+  float *pooled = mp_act_alloc(m, (size_t)(B * H)), *h1 = mp_act_alloc(m, (size_t)(B * H));
+  if (!pooled || !h1) return mp_err(MP_ERR_NOMEM, "out of memory");
+  for (int64_t r = 0; r < B; r++) {
+    float *pr = pooled + r * H;
+    const float *hr = hidden + r * T * H;
+    if (!f->pool_mean) {
+      memcpy(pr, hr, (size_t)H * sizeof(float)); /* first token */
+      continue;
+    }
+    memset(pr, 0, (size_t)H * sizeof(float));
+    float cnt = 0.0f;
+    for (int64_t t = 0; t < T; t++) {
+      if (b->mask && !b->mask[r * T + t]) continue;
+      cnt += 1.0f;
+      for (int64_t j = 0; j < H; j++) pr[j] += hr[t * H + j];
+    }
+    if (cnt < 1.0f) cnt = 1.0f;
+    for (int64_t j = 0; j < H; j++) pr[j] /= cnt;
+  }
+  MP_TRY(mp_dense_run(m, pooled, B, &f->head_dense, f->head_act, h1));
+  mp_layernorm(m->pool, h1, NULL, B, H, f->head_norm.g, f->head_norm.b, f->eps, h1);
+  return mp_dense_run(m, h1, B, &f->classifier, MP_ACT_NONE, logits);
+}
+
+static void modernbert_release(mp_model *m) {
+  modernbert *f = m->fam;
+  if (!f) return;
+  free(f->layers);
+  free(f);
+  m->fam = NULL;
+}
+
+/* transformers' num_parameters() of ModernBertForSequenceClassification / ModernBertModel. */
+static int64_t modernbert_param_count(const mp_model_config *c, const mp_json *cj) {
+  const int64_t V = c->vocab_size, H = c->hidden, I = c->intermediate, L = c->layers;
+  if (V <= 0 || H <= 0 || I <= 0 || L <= 0) return -1;
+  const int64_t nb = mp_json_get_bool(cj, "norm_bias", 0), ab = mp_json_get_bool(cj, "attention_bias", 0),
+                mb = mp_json_get_bool(cj, "mlp_bias", 0), cb = mp_json_get_bool(cj, "classifier_bias", 0);
+  const int64_t norm = H * (1 + nb);
+  int64_t n = V * H + norm; /* tok_embeddings + embeddings.norm */
+  const int64_t attn = 3 * H * H + 3 * H * ab + H * H + H * ab;
+  const int64_t mlp = 2 * I * H + 2 * I * mb + I * H + H * mb;
+  n += L * (attn + mlp + norm) + (L - 1) * norm; /* mlp_norm in every layer, attn_norm from layer 1 */
+  n += norm;                                     /* final_norm */
+  if (c->head == MP_HEAD_SEQ_CLS) n += H * H + H * cb + norm + (int64_t)c->num_labels * (H + 1);
+  return n;
+}
+
+const mp_family_ops mp_family_modernbert = {.name = "modernbert",
+                                            .bind = modernbert_bind,
+                                            .encode = modernbert_encode,
+                                            .classify = modernbert_classify,
+                                            .release = modernbert_release,
+                                            .param_count = modernbert_param_count};
