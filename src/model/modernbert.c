@@ -10,10 +10,11 @@
  *   final_norm; head: classifier_pooling ("cls": token 0, "mean": mean over the attention
  *     mask) -> head.dense (+bias when classifier_bias) -> classifier_activation -> head.norm
  *     -> classifier (with bias).
- * Long inputs: attention never materializes T x T scores. Global layers use mp_attention's
- * blocked online softmax; local layers run query blocks of LOCAL_QB rows against only the keys
- * their windows can reach, with a [LOCAL_QB, LOCAL_QB + 2 half] window bias built once per
- * forward. Memory is O(T * (hidden + intermediate)). */
+ * Long inputs: attention never materializes T x T scores for all heads. It runs one head and
+ * one block of queries at a time (GLOBAL_QB rows against all T keys on global layers, LOCAL_QB
+ * rows against only the LOCAL_QB + 2 half keys their windows reach on local layers), with the
+ * GEMM kernel for Q K^T and P V and a row softmax in between; scratch is O(GLOBAL_QB * T) and
+ * activations O(T * (hidden + intermediate)). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,7 +23,8 @@
 #include "core/error.h"
 #include "model/model_internal.h"
 
-#define LOCAL_QB 128 /* query rows per local-attention call */
+#define LOCAL_QB 128  /* query rows per block in local layers */
+#define GLOBAL_QB 256 /* query rows per block in global layers */
 
 typedef struct mlayer {
   int has_attn_norm, local;
@@ -233,13 +235,74 @@ static void rope_table(double theta, int64_t T, int64_t d, float *cs) {
   }
 }
 
+/* ---- attention without T x T scores: per (sequence, head, block of queries), scores
+ * S = (scale Q) K^T against the keys the block can reach (all keys on global layers, the
+ * window span on local ones) with the GEMM kernel, -inf outside the window and on padded
+ * keys, row softmax, then S V. Scratch: one head's K [T, d] and V^T [d, T], one block. */
+typedef struct att_bufs {
+  int64_t nseq, T, H, NH, d, half;
+  float *kh, *vt, *vtb, *qh, *oh, *s, *madd;
+} att_bufs;
+
+static mp_status attend(mp_model *m, const att_bufs *a, const float *qkv, const uint8_t *kmask, int local, float *ctx) {
+  const int64_t T = a->T, H = a->H, d = a->d;
+  const int64_t QB = local ? LOCAL_QB : GLOBAL_QB;
+  const float scale = 1.0f / sqrtf((float)d);
+  const int64_t nseq = a->nseq;
+  for (int64_t r = 0; r < nseq; r++) {
+    const float *base = qkv + r * T * 3 * H;
+    const uint8_t *km = kmask + r * T;
+    for (int64_t j = 0; j < T; j++) a->madd[j] = km[j] ? 0.0f : -INFINITY;
+    for (int64_t hh = 0; hh < a->NH; hh++) {
+      for (int64_t j = 0; j < T; j++) {
+        const float *kr = base + j * 3 * H + H + hh * d, *vr = base + j * 3 * H + 2 * H + hh * d;
+        memcpy(a->kh + j * d, kr, (size_t)d * sizeof(float));
+        for (int64_t e = 0; e < d; e++) a->vt[e * T + j] = vr[e];
+      }
+      for (int64_t q0 = 0; q0 < T; q0 += QB) {
+        const int64_t qn = T - q0 < QB ? T - q0 : QB;
+        int64_t k0 = 0, k1 = T;
+        if (local) {
+          k0 = q0 - a->half > 0 ? q0 - a->half : 0;
+          k1 = q0 + qn + a->half < T ? q0 + qn + a->half : T;
+        }
+        const int64_t nk = k1 - k0;
+        for (int64_t i = 0; i < qn; i++) {
+          const float *qr = base + (q0 + i) * 3 * H + hh * d;
+          for (int64_t e = 0; e < d; e++) a->qh[i * d + e] = qr[e] * scale;
+        }
+        mp_linear_weight kw = {.name = "attention keys", .out = nk, .in = d, .dtype = MP_F32, .data = a->kh + k0 * d};
+        MP_TRY(mp_linear(m->pool, a->qh, qn, &kw, NULL, MP_F32, a->s));
+        const float *vdata = a->vt;
+        if (local) {
+          for (int64_t i = 0; i < qn; i++) { /* key k0 + j is in the window of query q0 + i iff |q0 + i - k0 - j| <= half */
+            float *sr = a->s + i * nk;
+            const int64_t lo = q0 + i - a->half - k0, hi = q0 + i + a->half - k0;
+            for (int64_t j = 0; j < nk; j++)
+              if (j < lo || j > hi) sr[j] = -INFINITY;
+          }
+          if (nk != T) {
+            for (int64_t e = 0; e < d; e++) memcpy(a->vtb + e * nk, a->vt + e * T + k0, (size_t)nk * sizeof(float));
+            vdata = a->vtb;
+          }
+        }
+        mp_softmax_rows(m->pool, a->s, qn, nk, a->madd + k0);
+        mp_linear_weight vw = {.name = "attention values", .out = d, .in = nk, .dtype = MP_F32, .data = vdata};
+        MP_TRY(mp_linear(m->pool, a->s, qn, &vw, NULL, MP_F32, a->oh));
+        for (int64_t i = 0; i < qn; i++)
+          memcpy(ctx + (r * T + q0 + i) * H + hh * d, a->oh + i * d, (size_t)d * sizeof(float));
+      }
+    }
+  }
+  return MP_OK;
+}
+
 static mp_status modernbert_encode(mp_model *m, const mp_model_batch *b, const mp_forward_out *out, float **hidden) {
   modernbert *f = m->fam;
   const mp_model_config *c = &m->cfg;
   const int64_t B = (int64_t)b->n, T = (int64_t)b->seq, H = c->hidden, I = c->intermediate, N = B * T;
   const int64_t NH = c->heads, d = H / NH;
   const int64_t half = f->half < T ? f->half : T; /* a window wider than the input is the whole input */
-  const int64_t QB = LOCAL_QB, W = QB + 2 * half;
   float *x = mp_act_alloc(m, (size_t)(N * H));
   float *h = mp_act_alloc(m, (size_t)(N * H));
   float *ctx = mp_act_alloc(m, (size_t)(N * H));
@@ -248,23 +311,26 @@ static mp_status modernbert_encode(mp_model *m, const mp_model_batch *b, const m
   float *gb = mp_act_alloc(m, (size_t)(N * I));
   float *cs_g = mp_act_alloc(m, (size_t)(T * d));
   float *cs_l = mp_act_alloc(m, (size_t)(T * d));
-  float *wb = mp_act_alloc(m, (size_t)(QB * W));
   uint8_t *kmask = mp_arena_alloc(&m->act, (size_t)N);
-  if (!x || !h || !ctx || !qkv || !ga || !gb || !cs_g || !cs_l || !wb || !kmask)
+  att_bufs ab = {.nseq = B, .T = T, .H = H, .NH = NH, .d = d, .half = half};
+  const int64_t QB = T < GLOBAL_QB ? T : GLOBAL_QB, W = T < LOCAL_QB + 2 * half ? T : LOCAL_QB + 2 * half;
+  ab.kh = mp_act_alloc(m, (size_t)(T * d));
+  ab.vt = mp_act_alloc(m, (size_t)(T * d));
+  ab.vtb = mp_act_alloc(m, (size_t)(W * d));
+  ab.qh = mp_act_alloc(m, (size_t)(QB * d));
+  ab.oh = mp_act_alloc(m, (size_t)(QB * d));
+  ab.s = mp_act_alloc(m, (size_t)(QB * T));
+  ab.madd = mp_act_alloc(m, (size_t)T);
+  if (!x || !h || !ctx || !qkv || !ga || !gb || !cs_g || !cs_l || !kmask || !ab.kh || !ab.vt || !ab.vtb || !ab.qh ||
+      !ab.oh || !ab.s || !ab.madd)
     return mp_err(MP_ERR_NOMEM, "out of memory for a batch of %lld x %lld tokens", (long long)B, (long long)T);
   for (int64_t i = 0; i < N; i++) kmask[i] = b->mask ? (b->mask[i] != 0) : 1;
   rope_table(f->theta_global, T, d, cs_g);
   rope_table(f->theta_local, T, d, cs_l);
-  /* window bias for a query block starting at q0 against keys from q0 - half: key j' is in the
-   * window of query i iff i <= j' <= i + 2 half */
-  for (int64_t i = 0; i < QB; i++)
-    for (int64_t j = 0; j < W; j++) wb[i * W + j] = (j >= i && j <= i + 2 * half) ? 0.0f : -INFINITY;
-
   MP_TRY(mp_embedding_rows(&f->tok, b->ids, N, x));
   mp_layernorm(m->pool, x, NULL, N, H, f->emb_norm.g, f->emb_norm.b, f->eps, x);
   if (out->hook) out->hook(out->hook_user, 0, x, (size_t)B, (size_t)T, (size_t)H);
 
-  const float scale = 1.0f / sqrtf((float)d);
   for (int64_t l = 0; l < c->layers; l++) {
     const mlayer *L = &f->layers[l];
     const float *xin = x;
@@ -275,29 +341,7 @@ static mp_status modernbert_encode(mp_model *m, const mp_model_batch *b, const m
     MP_TRY(mp_dense_run(m, xin, N, &L->wqkv, MP_ACT_NONE, qkv));
     rope_task rt = {.qkv = qkv, .T = T, .H = H, .NH = NH, .d = d, .cs = L->local ? cs_l : cs_g};
     mp_pool_run(m->pool, N, rope_rows, &rt);
-    mp_attention_args aa = {.batch = B, .seq_q = T, .seq_k = T, .heads = NH, .head_dim = d, .q = qkv, .k = qkv + H,
-                            .v = qkv + 2 * H, .ldq = 3 * H, .ldk = 3 * H, .ldv = 3 * H, .out = ctx, .ldo = H,
-                            .scale = scale, .key_mask = kmask};
-    if (!L->local) {
-      MP_TRY(mp_attention(m->pool, &aa));
-    } else {
-      for (int64_t r = 0; r < B; r++)
-        for (int64_t q0 = 0; q0 < T; q0 += QB) {
-          const int64_t qn = T - q0 < QB ? T - q0 : QB;
-          const int64_t k0 = q0 - half > 0 ? q0 - half : 0;
-          const int64_t k1 = q0 + qn + half < T ? q0 + qn + half : T;
-          mp_attention_args ar = aa;
-          ar.batch = 1, ar.seq_q = qn, ar.seq_k = k1 - k0;
-          ar.q = qkv + (r * T + q0) * 3 * H;
-          ar.k = qkv + (r * T + k0) * 3 * H + H;
-          ar.v = qkv + (r * T + k0) * 3 * H + 2 * H;
-          ar.out = ctx + (r * T + q0) * H;
-          ar.key_mask = kmask + r * T + k0;
-          ar.bias = wb + (k0 - (q0 - half));
-          ar.bias_stride_b = 0, ar.bias_stride_h = 0, ar.bias_stride_q = W;
-          MP_TRY(mp_attention(m->pool, &ar));
-        }
-    }
+    MP_TRY(attend(m, &ab, qkv, kmask, L->local, ctx));
     MP_TRY(mp_dense_run(m, ctx, N, &L->wo, MP_ACT_NONE, h));
     mp_add_inplace(x, h, N * H);
     /* GeGLU MLP */
