@@ -9,10 +9,12 @@ modeling_modernbert.py touches are shimmed here, test-side only:
   - nn.LayerNorm(..., bias=False) (torch 2.1): a LayerNorm whose bias is None.
 On CPU without flash-attn or torch-2 SDPA, transformers runs the "eager" attention path.
 
-    python tools/modernbert_ref.py params CONFIG_DIR              -> {"num_parameters": N}
-    python tools/modernbert_ref.py dequant MLX_DIR HF_DIR IN.json OUT.json
-        (logits of transformers on the weights of an MLX folder dequantized by MLX; IN.json:
-         {"pairs": [[premise, hypothesis], ...], "max_length": 128})
+    python tools/modernbert_ref.py params CONFIG_DIR...   -> one {"num_parameters": N} line per folder
+    python tools/modernbert_ref.py logits MODEL_DIR IN.json OUT.json
+        (sequence-classification logits; IN.json: {"pairs": [[premise, hypothesis], ...],
+         "max_length": 128})
+    python tools/modernbert_ref.py hidden MODEL_DIR IN.json OUT.json
+        (last hidden states; IN.json: {"texts": [...], "max_length": N})
     python tools/modernbert_ref.py zeroshot MODEL_DIR IN.json OUT.json
         (zero-shot-classification pipeline; IN.json: {"texts": [...], "labels": [...], "multi": bool})
     python tools/modernbert_ref.py big OUT_DIR [--layers N]
@@ -51,47 +53,44 @@ def compat():
     return transformers
 
 
-def cmd_params(cfg_dir):
+def cmd_params(cfg_dirs):
     transformers = compat()
     from transformers.modeling_utils import no_init_weights
-    cfg = transformers.AutoConfig.from_pretrained(cfg_dir)
-    cls = getattr(transformers, (cfg.architectures or ["ModernBertModel"])[0])
-    with no_init_weights():
-        model = cls(cfg)
-    print(json.dumps({"num_parameters": model.num_parameters()}))
+    for d in cfg_dirs:
+        cfg = transformers.AutoConfig.from_pretrained(d)
+        cls = getattr(transformers, (cfg.architectures or ["ModernBertModel"])[0])
+        with no_init_weights():
+            model = cls(cfg)
+        print(json.dumps({"num_parameters": model.num_parameters()}))
+        del model
 
 
-def cmd_dequant(mlx_dir, hf_dir, inp, outp):
-    import glob
-    import mlx.core as mx
-    import numpy as np
+def cmd_logits(model_dir, inp, outp):
     import torch
     transformers = compat()
     a = json.load(open(inp))
-    w = {}
-    for f in sorted(glob.glob(os.path.join(mlx_dir, "*.safetensors"))):
-        w.update(mx.load(f))
-    q = json.load(open(os.path.join(mlx_dir, "config.json"))).get("quantization") or {}
-    sd = {}
-    for k, v in w.items():
-        if k.endswith(".scales") or k.endswith(".biases"):
-            continue
-        base = k[: -len(".weight")] if k.endswith(".weight") else None
-        if base and v.dtype == mx.uint32 and base + ".scales" in w:
-            v = mx.dequantize(v, w[base + ".scales"], w[base + ".biases"], group_size=q.get("group_size", 64),
-                              bits=q.get("bits", 8))
-        sd[k] = torch.from_numpy(np.array(v.astype(mx.float32)))
-    cfg = transformers.AutoConfig.from_pretrained(hf_dir)
-    model = transformers.ModernBertForSequenceClassification(cfg).eval()
-    missing, unexpected = model.load_state_dict(sd, strict=False)
-    assert not unexpected and not missing, (missing, unexpected)
-    tok = transformers.AutoTokenizer.from_pretrained(hf_dir)
+    tok = transformers.AutoTokenizer.from_pretrained(model_dir)
+    model = transformers.ModernBertForSequenceClassification.from_pretrained(model_dir).eval()
     pairs = a["pairs"]
     with torch.no_grad():
         enc = tok([p for p, _ in pairs], [h for _, h in pairs], padding=True, truncation=True,
                   max_length=a.get("max_length", 128), return_tensors="pt")
         logits = model(**enc).logits
     json.dump({"logits": logits.tolist()}, open(outp, "w"))
+
+
+def cmd_hidden(model_dir, inp, outp):
+    import torch
+    transformers = compat()
+    a = json.load(open(inp))
+    tok = transformers.AutoTokenizer.from_pretrained(model_dir)
+    model = transformers.AutoModel.from_pretrained(model_dir).eval()
+    out = []
+    with torch.no_grad():
+        for t in a["texts"]:
+            enc = tok([t], truncation=True, max_length=a.get("max_length", 128), return_tensors="pt")
+            out.append(model(**enc).last_hidden_state[0].tolist())
+    json.dump({"hidden": out}, open(outp, "w"))
 
 
 def cmd_zeroshot(model_dir, inp, outp):
@@ -139,9 +138,11 @@ def main():
     if not a:
         raise SystemExit(__doc__)
     if a[0] == "params":
-        cmd_params(a[1])
-    elif a[0] == "dequant":
-        cmd_dequant(*a[1:5])
+        cmd_params(a[1:])
+    elif a[0] == "logits":
+        cmd_logits(*a[1:4])
+    elif a[0] == "hidden":
+        cmd_hidden(*a[1:4])
     elif a[0] == "zeroshot":
         cmd_zeroshot(*a[1:4])
     elif a[0] == "big":
