@@ -398,6 +398,7 @@ static void modernbert_release(mp_model *m) {
 static int64_t modernbert_param_count(const mp_model_config *c, const mp_json *cj) {
   const int64_t V = c->vocab_size, H = c->hidden, I = c->intermediate, L = c->layers;
   if (V <= 0 || H <= 0 || I <= 0 || L <= 0) return -1;
+  if ((double)V * H + (double)L * (6.0 * H * H + 4.0 * I * H + 6.0 * H + 3.0 * I) + 4.0 * H * H > 4e18) return -1;
   const int64_t nb = mp_json_get_bool(cj, "norm_bias", 0), ab = mp_json_get_bool(cj, "attention_bias", 0),
                 mb = mp_json_get_bool(cj, "mlp_bias", 0), cb = mp_json_get_bool(cj, "classifier_bias", 0);
   const int64_t norm = H * (1 + nb);
