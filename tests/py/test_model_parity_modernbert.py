@@ -194,9 +194,10 @@ def test_zero_shot_vs_pipeline(fx, tmp_path, multi):
 
 
 def test_param_count_vs_transformers(fx, tmp_path):
-    """param_count (config.json alone) equals transformers' num_parameters() on the real
-    full-size config and on variants (bias flags on, 3 labels, the bare ModernBertModel); the
-    C side runs in tests/c/test_modernbert.c with the counts passed on its command line."""
+    """param_count (config.json alone, `mlxport inspect`'s config_parameters) equals
+    transformers' num_parameters() on the real full-size config and on variants (bias flags on,
+    3 labels, the bare ModernBertModel, the fixture). tests/c/test_modernbert.c checks the same
+    function without the CLI."""
     base = json.load(open(os.path.join(REAL, "config.json")))
     variants = {"real": base,
                 "bias": dict(base, norm_bias=True, attention_bias=True, mlp_bias=True, classifier_bias=True,
@@ -208,19 +209,17 @@ def test_param_count_vs_transformers(fx, tmp_path):
         d = tmp_path / k
         d.mkdir()
         (d / "config.json").write_text(json.dumps(cfg))
-        dirs.append(str(d))
+        dirs.append(d)
     counts = [json.loads(l)["num_parameters"] for l in ref_tool("params", *dirs).splitlines()]
     assert len(counts) == len(dirs) and counts[0] == 395833346  # ModernBERT-large + 2-label head
-    args = [x for d, n in zip(dirs, counts) for x in (d, str(n))]
-    build = os.environ.get("MP_BUILD_DIR", os.path.join(SOURCE_DIR, "build"))
-    exe = os.path.join(build, "test_modernbert")
-    if not os.path.exists(exe):
-        pytest.skip(f"{exe} is not built")
-    p = subprocess.run([exe, *args], capture_output=True, text=True)
-    assert p.returncode == 0, p.stderr
-    # the real config's count also matches the fixture's own weights as inspect counts them
+    for d, n in zip(dirs, counts):
+        ins = json.loads(run_cli("inspect", "--json", str(d)).stdout)
+        assert ins["config_parameters"]["count"] == n, d.name
+    ins = json.loads(run_cli("inspect", "--json", REAL).stdout)
+    assert ins["config_parameters"]["count"] == counts[0]
+    # the fixture's own weights, as inspect counts them, agree too
     ins = json.loads(run_cli("inspect", "--json", str(fx / f"{NAMES[1]}-st")).stdout)
-    assert ins["weights"]["parameters"] == int(args[args.index(str(tmp_path / "fixture")) + 1])
+    assert ins["weights"]["parameters"] == ins["config_parameters"]["count"] == counts[3]
 
 
 def test_errors(fx, tmp_path):
