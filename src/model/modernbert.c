@@ -25,6 +25,7 @@
 
 #define LOCAL_QB 128  /* query rows per block in local layers */
 #define GLOBAL_QB 256 /* query rows per block in global layers */
+#define CHUNK_ROWS 4096 /* rows per Wqkv/attention group (whole sequences) and per MLP chunk */
 
 typedef struct mlayer {
   int has_attn_norm, local;
@@ -306,9 +307,13 @@ static mp_status modernbert_encode(mp_model *m, const mp_model_batch *b, const m
   float *x = mp_act_alloc(m, (size_t)(N * H));
   float *h = mp_act_alloc(m, (size_t)(N * H));
   float *ctx = mp_act_alloc(m, (size_t)(N * H));
-  float *qkv = mp_act_alloc(m, (size_t)(N * 3 * H));
-  float *ga = mp_act_alloc(m, (size_t)(N * I));
-  float *gb = mp_act_alloc(m, (size_t)(N * I));
+  /* row chunks bound the large buffers for long batches: whole sequences for Wqkv/attention,
+   * CHUNK_ROWS rows for the MLP */
+  const int64_t G = T >= CHUNK_ROWS ? 1 : (CHUNK_ROWS / T < B ? CHUNK_ROWS / T : B);
+  const int64_t CR = N < CHUNK_ROWS ? N : CHUNK_ROWS;
+  float *qkv = mp_act_alloc(m, (size_t)(G * T * 3 * H));
+  float *ga = mp_act_alloc(m, (size_t)(CR * I));
+  float *gb = mp_act_alloc(m, (size_t)(CR * I));
   float *cs_g = mp_act_alloc(m, (size_t)(T * d));
   float *cs_l = mp_act_alloc(m, (size_t)(T * d));
   uint8_t *kmask = mp_arena_alloc(&m->act, (size_t)N);
@@ -338,19 +343,27 @@ static mp_status modernbert_encode(mp_model *m, const mp_model_batch *b, const m
       mp_layernorm(m->pool, x, NULL, N, H, L->attn_norm.g, L->attn_norm.b, f->eps, h);
       xin = h;
     }
-    MP_TRY(mp_dense_run(m, xin, N, &L->wqkv, MP_ACT_NONE, qkv));
-    rope_task rt = {.qkv = qkv, .T = T, .H = H, .NH = NH, .d = d, .cs = L->local ? cs_l : cs_g};
-    mp_pool_run(m->pool, N, rope_rows, &rt);
-    MP_TRY(attend(m, &ab, qkv, kmask, L->local, ctx));
+    for (int64_t g0 = 0; g0 < B; g0 += G) {
+      const int64_t gn = B - g0 < G ? B - g0 : G, rows = gn * T;
+      MP_TRY(mp_dense_run(m, xin + g0 * T * H, rows, &L->wqkv, MP_ACT_NONE, qkv));
+      rope_task rt = {.qkv = qkv, .T = T, .H = H, .NH = NH, .d = d, .cs = L->local ? cs_l : cs_g};
+      mp_pool_run(m->pool, rows, rope_rows, &rt);
+      att_bufs ag = ab;
+      ag.nseq = gn;
+      MP_TRY(attend(m, &ag, qkv, kmask + g0 * T, L->local, ctx + g0 * T * H));
+    }
     MP_TRY(mp_dense_run(m, ctx, N, &L->wo, MP_ACT_NONE, h));
     mp_add_inplace(x, h, N * H);
-    /* GeGLU MLP */
+    /* GeGLU MLP, CR rows at a time */
     mp_layernorm(m->pool, x, NULL, N, H, L->mlp_norm.g, L->mlp_norm.b, f->eps, h);
-    MP_TRY(mp_dense_run(m, h, N, &L->wi_in, f->act, ga));
-    MP_TRY(mp_dense_run(m, h, N, &L->wi_gate, MP_ACT_NONE, gb));
-    for (int64_t i = 0; i < N * I; i++) ga[i] *= gb[i];
-    MP_TRY(mp_dense_run(m, ga, N, &L->mlp_wo, MP_ACT_NONE, h));
-    mp_add_inplace(x, h, N * H);
+    for (int64_t r0 = 0; r0 < N; r0 += CR) {
+      const int64_t rn = N - r0 < CR ? N - r0 : CR;
+      MP_TRY(mp_dense_run(m, h + r0 * H, rn, &L->wi_in, f->act, ga));
+      MP_TRY(mp_dense_run(m, h + r0 * H, rn, &L->wi_gate, MP_ACT_NONE, gb));
+      for (int64_t i = 0; i < rn * I; i++) ga[i] *= gb[i];
+      MP_TRY(mp_dense_run(m, ga, rn, &L->mlp_wo, MP_ACT_NONE, ctx + r0 * H));
+    }
+    mp_add_inplace(x, ctx, N * H);
     /* transformers' hidden_states[l + 1]: the layer output before final_norm */
     if (out->hook) out->hook(out->hook_user, (int)l + 1, x, (size_t)B, (size_t)T, (size_t)H);
   }

@@ -142,6 +142,9 @@ def test_batch_and_threads(fx):
         for i in (0, 7):
             alone = classify(model, [ref["pairs"][i]], 128, "--threads", threads)[0]
             assert np.abs(np.array(alone) - np.array(batch[i])).max() <= 1e-5
+    # a batch of 12 x 512 tokens (> 4096 rows): several Wqkv/attention groups and MLP chunks
+    pairs = ref["long_pairs"] * 3
+    close(classify(model, pairs, 512, "--batch-size", "12"), ref["long_logits"] * 3)
 
 
 def test_8192_tokens(fx):
@@ -175,9 +178,10 @@ def test_8192_tokens_vs_transformers(fx, tmp_path):
     close(o, r)
 
 
+@pytest.mark.parametrize("which", [0, 1])  # 2 labels (entailment / not_entailment), 3 labels
 @pytest.mark.parametrize("multi", [False, True])
-def test_zero_shot_vs_pipeline(fx, tmp_path, multi):
-    name = NAMES[1]  # 3 labels (entailment / neutral / contradiction)
+def test_zero_shot_vs_pipeline(fx, tmp_path, multi, which):
+    name = NAMES[which]
     ref = json.load(open(fx / name / "reference.json"))
     model = fx / f"{name}-st"
     labels = ["politics", "sports", "food and cooking"]
