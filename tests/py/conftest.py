@@ -45,3 +45,24 @@ def run_cli(*args, input=None, check=True, env=None):
     if check and p.returncode != 0:
         raise AssertionError(f"mlxport {' '.join(args)} exited {p.returncode}:\n{p.stderr}")
     return p
+
+
+# ---- parity table: tests record their max |delta| per (model, format, quantity); pytest prints
+# the table at the end of the run (also in CTest's log), the numbers behind the closing notes.
+PARITY = {}
+
+
+def record_parity(model, fmt, quantity, err):
+    key = (model, fmt, quantity)
+    PARITY[key] = max(PARITY.get(key, 0.0), float(err))
+
+
+def pytest_terminal_summary(terminalreporter):
+    if not PARITY:
+        return
+    tr = terminalreporter
+    tr.write_line("")
+    tr.write_line("parity vs reference (max |delta|):")
+    tr.write_line(f"  {'model':<22} {'format':<10} {'quantity':<10} {'max |delta|':>12}")
+    for (model, fmt, q), err in sorted(PARITY.items()):
+        tr.write_line(f"  {model:<22} {fmt:<10} {q:<10} {err:12.3g}")

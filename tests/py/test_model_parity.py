@@ -8,7 +8,7 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import SOURCE_DIR, SHARED, run_cli
+from conftest import SHARED, SOURCE_DIR, record_parity, run_cli
 
 FIXTURES = ["bert-cls", "bert-embed", "roberta-cls", "distilbert-cls"]
 
@@ -41,7 +41,7 @@ def test_logits(fixtures, name, kind):
                 input=lines)
     out = [json.loads(l) for l in p.stdout.splitlines()]
     logits = [o["logits"] for o in out]
-    close(logits, ref["logits"])
+    record_parity(name, kind, "logits", close(logits, ref["logits"]))
     assert [int(np.argmax(l)) for l in logits] == [int(np.argmax(l)) for l in ref["logits"]]
 
 
@@ -53,7 +53,7 @@ def test_hidden_states(fixtures, name):
     out = [json.loads(l)["token_embeddings"] for l in p.stdout.splitlines()]
     assert len(out) == len(ref["hidden"])
     for o, r in zip(out, ref["hidden"]):
-        close(o, r)
+        record_parity(name, "st", "hidden", close(o, r))
 
 
 def test_batch_consistency(fixtures):
