@@ -15,7 +15,7 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import BIN, SHARED, SOURCE_DIR, run_cli
+from conftest import BIN, SHARED, SOURCE_DIR, record_parity, run_cli
 
 SPM_FIXTURES = ["deberta-cls", "deberta-bin-cls"]
 WP_FIXTURES = ["deberta-wp-cls", "deberta-bin-wp-cls"]
@@ -68,7 +68,7 @@ def test_logits(fx, which, kind):
     model = out / f"{name}-{kind}"
     for pairs, refl, ml in ((ref["pairs"], ref["logits"], 128), (ref["long_pairs"], ref["long_logits"], 512)):
         logits = classify(model, pairs, ml)
-        close(logits, refl)
+        record_parity(name, kind, f"logits@{ml}", close(logits, refl))
         assert [int(np.argmax(l)) for l in logits] == [int(np.argmax(l)) for l in refl]
     cfg = json.load(open(model / "config.json"))
     assert len(ref["logits"][0]) == len(cfg["id2label"]) == (3 if "bin" not in name else 2)
@@ -85,12 +85,12 @@ def test_hidden_states(fx, which):
     got = [json.loads(l)["token_embeddings"] for l in p.stdout.splitlines()]
     assert len(got) == len(ref["hidden"])
     for o, r in zip(got, ref["hidden"]):
-        close(o, r)
+        record_parity(name, "st", "hidden", close(o, r))
     # 512 tokens: relative distances beyond position_buckets / 2 use the log buckets
     p = run_cli("embed", "--model", model, "--token-embeddings", "--max-length", "512", input=ref["long_text"] + "\n")
     o = json.loads(p.stdout)["token_embeddings"]
     assert len(o) == len(ref["long_hidden"]) == 512
-    close(o, ref["long_hidden"])
+    record_parity(name, "st", "hidden@512", close(o, ref["long_hidden"]))
 
 
 def test_batch_and_threads(fx):
@@ -199,9 +199,9 @@ def test_mlx_conversion(fx, tmp_path, mode):
     pairs = ref["pairs"][:8]
     logits = np.array(classify(dst, pairs, 128))
     if mode == "float32":
-        close(logits, np.array(ref["logits"][:8]))
+        record_parity(name, "mlx-f32", "logits", close(logits, np.array(ref["logits"][:8])))
     else:
         # our q8 path vs transformers on the same weights dequantized by MLX
-        close(logits, _dequantized_reference(str(dst), pairs, str(src)))
+        record_parity(name, "mlx-q8", "logits", close(logits, _dequantized_reference(str(dst), pairs, str(src))))
         # and q8 stays close to the float model
         assert float(np.abs(logits - np.array(ref["logits"][:8])).max()) <= 0.05 * max(1.0, np.abs(logits).max())
