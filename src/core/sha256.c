@@ -46,6 +46,7 @@ static void blocks_scalar(mp_sha256 *c, const uint8_t *p, size_t n) {
 }
 
 #if defined(__x86_64__)
+#include <cpuid.h>
 #include <immintrin.h>
 /* The x86 SHA extensions (SHA-NI): four rounds per two sha256rnds2, the message schedule by
  * sha256msg1/msg2. State kept as ABEF / CDGH as those instructions want it. */
@@ -90,7 +91,14 @@ void mp_sha256_force_scalar(int on) { g_force_scalar = on; }
 static void blocks(mp_sha256 *c, const uint8_t *p, size_t n) {
 #if defined(__x86_64__)
   static int have = -1;
-  if (have < 0) have = __builtin_cpu_supports("sha") && __builtin_cpu_supports("sse4.1");
+  if (have < 0) {
+    /* CPUID leaf 7 EBX bit 29 = SHA extensions (not every compiler knows "sha" for
+     * __builtin_cpu_supports); leaf 1 ECX bit 19 = SSE4.1 */
+    unsigned ra, rb, rc, rd;
+    int sha = __get_cpuid_count(7, 0, &ra, &rb, &rc, &rd) && (rb >> 29 & 1);
+    int sse41 = __get_cpuid(1, &ra, &rb, &rc, &rd) && (rc >> 19 & 1);
+    have = sha && sse41;
+  }
   if (have && !g_force_scalar) {
     blocks_shani(c, p, n);
     return;
