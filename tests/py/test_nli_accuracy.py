@@ -9,6 +9,8 @@ $MP_CACHE/models) against transformers, and their real MNLI accuracy through `ml
     model and above the majority class for the binary one;
   * q8 and q4 MLX conversions evaluated against the float model (`--baseline`): the reported
     drop equals the accuracy difference and stays within 0.01 (q8) / 0.06 (q4).
+The accuracy thresholds apply to the 1,000-pair sample (release build); the sanitizer build
+runs the same mechanics on 200 pairs.
 """
 import json
 import os
@@ -128,8 +130,10 @@ def test_three_way_accuracy_and_quantization_drops(tmp_path, converted):
     assert abs(base["accuracy"] - acc_ref) <= 2 / N_SAMPLE, (base["accuracy"], acc_ref)
     mism = sum(a != p["baseline_pred"] for a, p in zip(ref_pred, p8))
     assert mism <= 2, f"{mism} float predictions differ from transformers"
-    # well above chance (1/3): the 95% interval's lower end too
-    assert base["accuracy"] > 0.42 and base["accuracy_ci95"][0] > 0.36
+    # well above chance (1/3): the 95% interval's lower end too (on the full 1,000-pair sample; the
+    # sanitizer build's 200 pairs check the mechanics, not the model)
+    if not SANITIZED:
+        assert base["accuracy"] > 0.42 and base["accuracy_ci95"][0] > 0.36
     # q8 / q4 drops: reported drop = float - converted accuracy, both measured on these examples
     acc8 = np.mean([p["pred"] == p["gold"] for p in p8])
     assert abs(r8["converted"]["accuracy"] - acc8) < 1e-12
@@ -154,5 +158,6 @@ def test_binary_accuracy_above_majority_class(tmp_path):
     majority = max(np.mean(gold_ent), 1 - np.mean(gold_ent))
     pred_ent = [p["pred"] == "entailment" for p in preds]
     assert abs(acc - np.mean([a == b for a, b in zip(pred_ent, gold_ent)])) < 1e-12
-    assert acc > majority + 0.02, (acc, majority)
+    if not SANITIZED:  # 1,000 pairs; 200 (sanitizer build) are too few to tell the model from the majority
+        assert acc > majority + 0.02, (acc, majority)
     print(f"\nbinary MNLI matched, {N_SAMPLE} pairs: accuracy {acc:.4f} (majority class {majority:.4f})")
