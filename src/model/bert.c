@@ -190,19 +190,30 @@ static void bert_release(mp_model *m) {
  * RobertaModel (with pooler) / DistilBertModel, or their *ForSequenceClassification. */
 static int64_t bert_param_count(const mp_model_config *c, const mp_json *cj) {
   (void)cj;
-  const int64_t H = c->hidden, I = c->intermediate, L = c->layers, K = c->num_labels;
+  const int64_t H = c->hidden, I = c->intermediate, K = c->num_labels;
   const int cls = c->head == MP_HEAD_SEQ_CLS;
-  int64_t n = c->vocab_size * H + c->max_positions * H + 2 * H; /* words, positions, LayerNorm */
-  if (c->family != MP_FAMILY_DISTILBERT) n += c->type_vocab_size * H;
-  int64_t per_layer = 4 * (H * H + H) + 2 * H + (H * I + I) + (I * H + H) + 2 * H;
-  n += L * per_layer;
+  int ok = c->type_vocab_size >= 0, n_ok = 1;
+  int64_t n = 0, per_layer = 0;
+  mp_count_mac(&n, c->vocab_size + c->max_positions + 2, H, &ok); /* words, positions, LayerNorm */
+  if (c->family != MP_FAMILY_DISTILBERT) mp_count_mac(&n, c->type_vocab_size, H, &ok);
+  mp_count_mac(&per_layer, 4 * H, H + 1, &ok); /* q, k, v, o */
+  mp_count_mac(&per_layer, 4, H, &ok);         /* two LayerNorms */
+  mp_count_mac(&per_layer, H + 1, I, &ok);     /* intermediate */
+  mp_count_mac(&per_layer, I + 1, H, &ok);     /* output */
+  mp_count_mac(&n, c->layers, per_layer, &ok);
   switch (c->family) {
-  case MP_FAMILY_BERT: n += (H * H + H) + (cls ? H * K + K : 0); break;           /* pooler (+ classifier) */
-  case MP_FAMILY_ROBERTA: n += cls ? (H * H + H) + (H * K + K) : (H * H + H); break; /* head dense+out_proj / pooler */
-  case MP_FAMILY_DISTILBERT: n += cls ? (H * H + H) + (H * K + K) : 0; break;     /* pre_classifier + classifier */
-  default: return -1;
+  case MP_FAMILY_BERT: /* pooler (+ classifier) */
+    mp_count_mac(&n, H + 1, H, &ok);
+    if (cls) mp_count_mac(&n, H + 1, K, &ok);
+    break;
+  case MP_FAMILY_ROBERTA:    /* head dense + out_proj, or the bare model's pooler */
+  case MP_FAMILY_DISTILBERT: /* pre_classifier + classifier (the bare model has no pooler) */
+    if (cls || c->family == MP_FAMILY_ROBERTA) mp_count_mac(&n, H + 1, H, &ok);
+    if (cls) mp_count_mac(&n, H + 1, K, &ok);
+    break;
+  default: n_ok = 0;
   }
-  return n;
+  return ok && n_ok ? n : -1;
 }
 
 const mp_family_ops mp_family_bert = {

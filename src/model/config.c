@@ -36,6 +36,9 @@ static mp_status need_int(const mp_json *cfg, const char *path, const char *key,
   if (!v) return mp_err(MP_ERR_FORMAT, "%s: required field \"%s\" is missing", path, key);
   if (v->type != MP_JSON_NUMBER || !v->is_int || v->i <= 0)
     return mp_err(MP_ERR_FORMAT, "%s:%u: field \"%s\" must be a positive integer", path, v->line, key);
+  if (v->i > MP_CONFIG_MAX_DIM) /* sizes beyond any real model: products of them must not overflow */
+    return mp_err(MP_ERR_FORMAT, "%s:%u: field \"%s\" = %lld is too large (at most %lld)", path, v->line, key,
+                  (long long)v->i, (long long)MP_CONFIG_MAX_DIM);
   *out = v->i;
   return MP_OK;
 }
@@ -160,6 +163,11 @@ mp_status mp_model_config_load(const char *dir, mp_model_config *c) {
     if ((st = parse_act(path, mp_json_get_str(cfg, "hidden_act", c->family == MP_FAMILY_MOBILEBERT ? "relu" : "gelu"), &c->act)))
       goto done;
     c->type_vocab_size = mp_json_get_int(cfg, "type_vocab_size", c->family == MP_FAMILY_DEBERTA_V2 ? 0 : 2);
+    if (c->type_vocab_size < 0 || c->type_vocab_size > MP_CONFIG_MAX_DIM) {
+      st = mp_err(MP_ERR_FORMAT, "%s: field \"type_vocab_size\" = %lld is out of range (0..%lld)", path,
+                  (long long)c->type_vocab_size, (long long)MP_CONFIG_MAX_DIM);
+      goto done;
+    }
     if (c->family == MP_FAMILY_MPNET) c->type_vocab_size = 0; /* MPNet has no token types */
     if (c->family == MP_FAMILY_MODERNBERT) c->type_vocab_size = 0; /* ModernBERT has no token types */
     const char *pet = mp_json_get_str(cfg, "position_embedding_type", "absolute");

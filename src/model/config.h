@@ -35,6 +35,9 @@ typedef enum mp_pooling {
 } mp_pooling;
 
 #define MP_MAX_LABELS 64
+/* Upper bound of every size field (vocab, hidden, layers, ...): 2^24. Real models are far below
+ * (the largest vocabularies ~256k), and products of a few such sizes stay inside int64. */
+#define MP_CONFIG_MAX_DIM (INT64_C(1) << 24)
 
 typedef struct mp_model_config {
   char model_type[32];

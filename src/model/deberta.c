@@ -394,33 +394,44 @@ static void deberta_release(mp_model *m) {
 /* transformers' num_parameters() from the config alone: DebertaV2Model or
  * DebertaV2ForSequenceClassification (ContextPooler + classifier). */
 static int64_t deberta_param_count(const mp_model_config *c, const mp_json *cj) {
-  const int64_t H = c->hidden, I = c->intermediate, L = c->layers, K = c->num_labels;
+  const int64_t H = c->hidden, I = c->intermediate, K = c->num_labels;
   if (mp_json_get_int(cj, "conv_kernel_size", 0) > 0) return -1; /* ConvLayer: not supported */
   const int64_t E = mp_json_get_int(cj, "embedding_size", H);
-  int64_t n = c->vocab_size * E + 2 * H; /* words, embeddings LayerNorm */
-  if (mp_json_get_bool(cj, "position_biased_input", 1)) n += c->max_positions * E;
-  if (c->type_vocab_size > 0) n += c->type_vocab_size * E;
-  if (E != H) n += E * H; /* embed_proj, no bias */
+  if (E <= 0 || E > MP_CONFIG_MAX_DIM || c->type_vocab_size < 0 || c->type_vocab_size > MP_CONFIG_MAX_DIM) return -1;
+  int ok = 1;
+  int64_t n = 0, per_layer = 0;
+  mp_count_mac(&n, c->vocab_size, E, &ok); /* words */
+  mp_count_mac(&n, 2, H, &ok);             /* embeddings LayerNorm */
+  if (mp_json_get_bool(cj, "position_biased_input", 1)) mp_count_mac(&n, c->max_positions, E, &ok);
+  if (c->type_vocab_size > 0) mp_count_mac(&n, c->type_vocab_size, E, &ok);
+  if (E != H) mp_count_mac(&n, E, H, &ok); /* embed_proj, no bias */
   const int rel = mp_json_get_bool(cj, "relative_attention", 0);
   const int share = mp_json_get_bool(cj, "share_att_key", 0);
-  int64_t per_layer = 3 * (H * H + H) + (H * H + H) + 2 * H + (H * I + I) + (I * H + H) + 2 * H;
+  mp_count_mac(&per_layer, 4 * H, H + 1, &ok); /* query/key/value_proj, output.dense */
+  mp_count_mac(&per_layer, 4, H, &ok);         /* two LayerNorms */
+  mp_count_mac(&per_layer, H + 1, I, &ok);     /* intermediate */
+  mp_count_mac(&per_layer, I + 1, H, &ok);     /* output */
   if (rel && !share) {
-    if (has_word(cj, "pos_att_type", "c2p")) per_layer += H * H + H; /* pos_key_proj */
-    if (has_word(cj, "pos_att_type", "p2c")) per_layer += H * H + H; /* pos_query_proj */
+    if (has_word(cj, "pos_att_type", "c2p")) mp_count_mac(&per_layer, H + 1, H, &ok); /* pos_key_proj */
+    if (has_word(cj, "pos_att_type", "p2c")) mp_count_mac(&per_layer, H + 1, H, &ok); /* pos_query_proj */
   }
-  n += L * per_layer;
+  mp_count_mac(&n, c->layers, per_layer, &ok);
   if (rel) {
     int64_t max_rel = mp_json_get_int(cj, "max_relative_positions", -1);
     if (max_rel < 1) max_rel = c->max_positions;
     int64_t buckets = mp_json_get_int(cj, "position_buckets", -1);
-    n += (buckets > 0 ? buckets * 2 : max_rel * 2) * H; /* rel_embeddings */
-    if (has_word(cj, "norm_rel_ebd", "layer_norm")) n += 2 * H;
+    int64_t rows = buckets > 0 ? buckets : max_rel;
+    if (rows > MP_CONFIG_MAX_DIM) return -1;
+    mp_count_mac(&n, 2 * rows, H, &ok); /* rel_embeddings */
+    if (has_word(cj, "norm_rel_ebd", "layer_norm")) mp_count_mac(&n, 2, H, &ok);
   }
   if (c->head == MP_HEAD_SEQ_CLS) {
     const int64_t PH = mp_json_get_int(cj, "pooler_hidden_size", H);
-    n += PH * PH + PH + PH * K + K;
+    if (PH <= 0 || PH > MP_CONFIG_MAX_DIM) return -1;
+    mp_count_mac(&n, PH + 1, PH, &ok); /* ContextPooler.dense */
+    mp_count_mac(&n, PH + 1, K, &ok);  /* classifier */
   }
-  return n;
+  return ok ? n : -1;
 }
 
 const mp_family_ops mp_family_deberta = {.name = "deberta-v2",

@@ -90,6 +90,11 @@ mp_status mp_post_ln_ffn(mp_model *m, int64_t N, const float *ctx, const mp_post
 /* logits = d2(act(d1(first token's hidden state))) per row: the BERT-style sequence head. */
 mp_status mp_first_token_head(mp_model *m, const mp_model_batch *b, const float *hidden, const mp_dense *d1, mp_act act,
                               const mp_dense *d2, float *logits);
+/* *acc += a * b for parameter counts; *ok = 0 on int64 overflow. */
+static inline void mp_count_mac(int64_t *acc, int64_t a, int64_t b, int *ok) {
+  int64_t p;
+  if (__builtin_mul_overflow(a, b, &p) || __builtin_add_overflow(*acc, p, acc)) *ok = 0;
+}
 /* Allocates n floats (64-byte aligned) from the activation arena. */
 float *mp_act_alloc(mp_model *m, size_t n);
 #endif

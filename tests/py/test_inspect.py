@@ -112,3 +112,18 @@ def test_parameter_count_from_config_equals_transformers(shared_dir, name):
     ref, cls = transformers_param_count(folder)
     assert ours["class"] == cls
     assert ours["count"] == ref, f"{name}: mlxport {ours['count']} vs transformers {ref}"
+
+
+def test_absurd_sizes_give_a_clear_answer(tmp_path):
+    """Sizes beyond any real model are refused by name instead of overflowing the count."""
+    cfg = {"model_type": "bert", "vocab_size": 2 ** 40, "hidden_size": 8, "num_hidden_layers": 1,
+           "num_attention_heads": 2, "intermediate_size": 16, "max_position_embeddings": 32}
+    (tmp_path / "config.json").write_text(json.dumps(cfg))
+    r = json.loads(run_cli("inspect", str(tmp_path), "--json").stdout)
+    assert r["config_parameters"] is None
+    text = run_cli("inspect", str(tmp_path)).stdout
+    assert "vocab_size" in text and "too large" in text
+    cfg.update(vocab_size=30522, type_vocab_size=2 ** 62)
+    (tmp_path / "config.json").write_text(json.dumps(cfg))
+    r = json.loads(run_cli("inspect", str(tmp_path), "--json").stdout)
+    assert r["config_parameters"] is None
