@@ -202,12 +202,6 @@ static void mpnet_release(mp_model *m) {
   m->fam = NULL;
 }
 
-/* acc += a * b, with int64 overflow checks (*ok = 0 on overflow) */
-static void mac(int64_t *acc, int64_t a, int64_t b, int *ok) {
-  int64_t p;
-  if (__builtin_mul_overflow(a, b, &p) || __builtin_add_overflow(*acc, p, acc)) *ok = 0;
-}
-
 /* Parameters of the class transformers would build:
  *   base  = MPNetModel without pooler: word + position embeddings, embeddings LayerNorm,
  *           relative_attention_bias [num_buckets, heads], layers x (4 H(H+1) + 2 LN + FFN);
@@ -235,16 +229,16 @@ static int64_t mpnet_param_count(const mp_model_config *c, const mp_json *cj) {
   if (V > lim || H > lim || I > lim || L > lim || NH > lim || P > lim || nb > lim || K > lim) return -1;
   int ok = 1;
   int64_t layer = 0, n = 0;
-  mac(&layer, 4 * H, H + 1, &ok); /* attn.{q,k,v,o} */
-  mac(&layer, 4, H, &ok);         /* attention.LayerNorm, output.LayerNorm */
-  mac(&layer, H + 1, I, &ok);     /* intermediate.dense */
-  mac(&layer, I + 1, H, &ok);     /* output.dense */
-  mac(&n, V + P + 2, H, &ok);     /* word + position embeddings, embeddings.LayerNorm */
-  mac(&n, nb, NH, &ok);           /* encoder.relative_attention_bias */
-  mac(&n, L, layer, &ok);
-  if (kind == BARE) mac(&n, H + 1, H, &ok);                        /* pooler.dense */
-  if (kind == MLM) mac(&n, H + 3, H, &ok), mac(&n, V, 1, &ok);     /* lm_head.dense + layer_norm, bias */
-  if (kind == CLS) mac(&n, H + 1, H, &ok), mac(&n, H + 1, K, &ok); /* classifier.dense, out_proj */
+  mp_count_mac(&layer, 4 * H, H + 1, &ok); /* attn.{q,k,v,o} */
+  mp_count_mac(&layer, 4, H, &ok);         /* attention.LayerNorm, output.LayerNorm */
+  mp_count_mac(&layer, H + 1, I, &ok);     /* intermediate.dense */
+  mp_count_mac(&layer, I + 1, H, &ok);     /* output.dense */
+  mp_count_mac(&n, V + P + 2, H, &ok);     /* word + position embeddings, embeddings.LayerNorm */
+  mp_count_mac(&n, nb, NH, &ok);           /* encoder.relative_attention_bias */
+  mp_count_mac(&n, L, layer, &ok);
+  if (kind == BARE) mp_count_mac(&n, H + 1, H, &ok);                        /* pooler.dense */
+  if (kind == MLM) mp_count_mac(&n, H + 3, H, &ok), mp_count_mac(&n, V, 1, &ok);     /* lm_head.dense + layer_norm, bias */
+  if (kind == CLS) mp_count_mac(&n, H + 1, H, &ok), mp_count_mac(&n, H + 1, K, &ok); /* classifier.dense, out_proj */
   return ok ? n : -1;
 }
 
