@@ -9,6 +9,7 @@ import sys
 import numpy as np
 import pytest
 from conftest import SHARED, SOURCE_DIR, record_parity, run_cli
+from parity_util import close
 
 FIXTURES = ["bert-cls", "bert-embed", "roberta-cls", "distilbert-cls"]
 
@@ -23,13 +24,6 @@ def fixtures(tmp_path_factory):
     return out
 
 
-def close(ours, ref, tol=1e-4):
-    ours, ref = np.asarray(ours, dtype=np.float64), np.asarray(ref, dtype=np.float64)
-    assert ours.shape == ref.shape
-    scale = max(1.0, float(np.abs(ref).max()))
-    err = float(np.abs(ours - ref).max())
-    assert err <= tol * scale, f"max |delta| {err} > {tol} x {scale}"
-    return err
 
 
 @pytest.mark.parametrize("name", [f for f in FIXTURES if f.endswith("-cls")])

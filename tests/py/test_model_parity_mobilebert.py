@@ -17,6 +17,7 @@ import sys
 import numpy as np
 import pytest
 from conftest import BIN, SHARED, SOURCE_DIR, run_cli
+from parity_util import close, mlx_dequantized_state_dict
 
 NAMES = ["mobilebert-cls", "mobilebert-var-cls", "mobilebert-nobn-cls"]
 REAL = os.path.join(SHARED, "models", "mobilebert-uncased-mnli")
@@ -32,13 +33,6 @@ def fx(tmp_path_factory):
     return out
 
 
-def close(ours, ref, tol=1e-4):
-    ours, ref = np.asarray(ours, dtype=np.float64), np.asarray(ref, dtype=np.float64)
-    assert ours.shape == ref.shape
-    scale = max(1.0, float(np.abs(ref).max()))
-    err = float(np.abs(ours - ref).max())
-    assert err <= tol * scale, f"max |delta| {err} > {tol} x {scale}"
-    return err
 
 
 def classify(model, pairs, max_length=128, extra=()):
@@ -193,20 +187,9 @@ def _mlx_weights(folder):
 
 def _dequantized_reference(folder, pairs, hf_dir):
     """transformers' forward on the weights of an MLX folder, dequantized by MLX itself."""
-    import mlx.core as mx
     import torch
     import transformers
-    w = _mlx_weights(folder)
-    q = json.load(open(os.path.join(folder, "config.json"))).get("quantization") or {}
-    sd = {}
-    for k, v in w.items():
-        if k.endswith(".scales") or k.endswith(".biases"):
-            continue
-        base = k[: -len(".weight")] if k.endswith(".weight") else None
-        if base and v.dtype == mx.uint32 and base + ".scales" in w:
-            v = mx.dequantize(v, w[base + ".scales"], w[base + ".biases"], group_size=q.get("group_size", 64),
-                              bits=q.get("bits", 8))
-        sd[k] = torch.from_numpy(np.array(v.astype(mx.float32)))
+    sd = mlx_dequantized_state_dict(folder)
     tcfg = transformers.AutoConfig.from_pretrained(hf_dir)
     model = transformers.MobileBertForSequenceClassification(tcfg).eval()
     missing, unexpected = model.load_state_dict(sd, strict=False)

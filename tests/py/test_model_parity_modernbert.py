@@ -18,6 +18,7 @@ import sys
 import numpy as np
 import pytest
 from conftest import BIN, SHARED, SOURCE_DIR, run_cli
+from parity_util import close, mlx_dequantized_weights
 
 NAMES = ["modernbert-cls", "modernbert-bias-cls"]
 REF_TOOL = os.path.join(SOURCE_DIR, "tools", "modernbert_ref.py")
@@ -64,13 +65,6 @@ def fx(tmp_path_factory):
     return out
 
 
-def close(ours, ref, tol=1e-4):
-    ours, ref = np.asarray(ours, dtype=np.float64), np.asarray(ref, dtype=np.float64)
-    assert ours.shape == ref.shape
-    scale = max(1.0, float(np.abs(ref).max()))
-    err = float(np.abs(ours - ref).max())
-    assert err <= tol * scale, f"max |delta| {err} > {tol} x {scale}"
-    return err
 
 
 def classify(model, pairs, max_length, *extra):
@@ -257,21 +251,8 @@ def _has_convert():
 def _dequantized_folder(mlx_dir, hf_dir, out):
     """An HF folder (float32 safetensors, the HF folder's config and tokenizer) holding the
     weights of an MLX folder dequantized by MLX itself (mx.dequantize)."""
-    import glob
-    import mlx.core as mx
     from safetensors.numpy import save_file
-    w = {}
-    for f in sorted(glob.glob(os.path.join(mlx_dir, "*.safetensors"))):
-        w.update(mx.load(f))
-    q = json.load(open(os.path.join(mlx_dir, "config.json")))["quantization"]
-    sd = {}
-    for k, v in w.items():
-        if k.endswith(".scales") or k.endswith(".biases"):
-            continue
-        base = k[: -len(".weight")] if k.endswith(".weight") else None
-        if base and v.dtype == mx.uint32 and base + ".scales" in w:
-            v = mx.dequantize(v, w[base + ".scales"], w[base + ".biases"], group_size=q["group_size"], bits=q["bits"])
-        sd[k] = np.array(v.astype(mx.float32))
+    sd = mlx_dequantized_weights(mlx_dir)
     shutil.copytree(hf_dir, out)
     os.remove(os.path.join(out, "model.safetensors"))
     save_file(sd, os.path.join(out, "model.safetensors"), metadata={"format": "pt"})

@@ -1,0 +1,42 @@
+"""Helpers shared by the model-parity tests (tests/py/test_model_parity*.py)."""
+import glob
+import json
+import os
+
+import numpy as np
+
+
+def close(ours, ref, tol=1e-4):
+    """max |ours - ref| <= tol x max(1, max |ref|); returns the max |delta|."""
+    ours, ref = np.asarray(ours, dtype=np.float64), np.asarray(ref, dtype=np.float64)
+    assert ours.shape == ref.shape
+    scale = max(1.0, float(np.abs(ref).max()))
+    err = float(np.abs(ours - ref).max())
+    assert err <= tol * scale, f"max |delta| {err} > {tol} x {scale}"
+    return err
+
+
+def mlx_dequantized_weights(folder):
+    """The tensors of an MLX folder as float32 numpy arrays, quantized matrices dequantized by MLX
+    itself (mx.dequantize with the folder's bits / group size); .scales/.biases are dropped."""
+    import mlx.core as mx
+    w = {}
+    for f in sorted(glob.glob(os.path.join(folder, "*.safetensors"))):
+        w.update(mx.load(f))
+    q = json.load(open(os.path.join(folder, "config.json"))).get("quantization") or {}
+    out = {}
+    for k, v in w.items():
+        if k.endswith(".scales") or k.endswith(".biases"):
+            continue
+        base = k[: -len(".weight")] if k.endswith(".weight") else None
+        if base and v.dtype == mx.uint32 and base + ".scales" in w:
+            v = mx.dequantize(v, w[base + ".scales"], w[base + ".biases"], group_size=q.get("group_size", 64),
+                              bits=q.get("bits", 8))
+        out[k] = np.array(v.astype(mx.float32))
+    return out
+
+
+def mlx_dequantized_state_dict(folder):
+    """mlx_dequantized_weights as torch tensors (a state dict for transformers)."""
+    import torch
+    return {k: torch.from_numpy(v) for k, v in mlx_dequantized_weights(folder).items()}
