@@ -57,14 +57,9 @@ static mp_status bert_bind(mp_model *m) {
     char base[128];
     if (c->family == MP_FAMILY_DISTILBERT) {
       snprintf(base, sizeof base, "%stransformer.layer.%lld.", P, (long long)l);
-      snprintf(n, sizeof n, "%sattention.q_lin", base);
-      MP_TRY(mp_bind_dense(m, n, H, H, 0, &L->q));
-      snprintf(n, sizeof n, "%sattention.k_lin", base);
-      MP_TRY(mp_bind_dense(m, n, H, H, 0, &L->k));
-      snprintf(n, sizeof n, "%sattention.v_lin", base);
-      MP_TRY(mp_bind_dense(m, n, H, H, 0, &L->v));
-      snprintf(n, sizeof n, "%sattention.out_lin", base);
-      MP_TRY(mp_bind_dense(m, n, H, H, 0, &L->o));
+      static const char *const qkvo[4] = {"attention.q_lin", "attention.k_lin", "attention.v_lin",
+                                          "attention.out_lin"};
+      MP_TRY(mp_bind_qkvo(m, base, qkvo, H, &L->q, &L->k, &L->v, &L->o));
       snprintf(n, sizeof n, "%ssa_layer_norm", base);
       MP_TRY(mp_bind_ln(m, n, H, 0, &L->ln_attn));
       snprintf(n, sizeof n, "%sffn.lin1", base);
@@ -75,14 +70,9 @@ static mp_status bert_bind(mp_model *m) {
       MP_TRY(mp_bind_ln(m, n, H, 0, &L->ln_out));
     } else {
       snprintf(base, sizeof base, "%sencoder.layer.%lld.", P, (long long)l);
-      snprintf(n, sizeof n, "%sattention.self.query", base);
-      MP_TRY(mp_bind_dense(m, n, H, H, 0, &L->q));
-      snprintf(n, sizeof n, "%sattention.self.key", base);
-      MP_TRY(mp_bind_dense(m, n, H, H, 0, &L->k));
-      snprintf(n, sizeof n, "%sattention.self.value", base);
-      MP_TRY(mp_bind_dense(m, n, H, H, 0, &L->v));
-      snprintf(n, sizeof n, "%sattention.output.dense", base);
-      MP_TRY(mp_bind_dense(m, n, H, H, 0, &L->o));
+      static const char *const qkvo[4] = {"attention.self.query", "attention.self.key", "attention.self.value",
+                                          "attention.output.dense"};
+      MP_TRY(mp_bind_qkvo(m, base, qkvo, H, &L->q, &L->k, &L->v, &L->o));
       snprintf(n, sizeof n, "%sattention.output.LayerNorm", base);
       MP_TRY(mp_bind_ln(m, n, H, 0, &L->ln_attn));
       MP_TRY(mp_bind_bert_ffn(m, base, H, I, &L->inter, &L->out, &L->ln_out));

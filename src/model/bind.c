@@ -167,3 +167,16 @@ mp_status mp_bind_bert_ffn(mp_model *m, const char *base, int64_t H, int64_t I, 
   snprintf(n, sizeof n, "%soutput.LayerNorm", base);
   return mp_bind_ln(m, n, H, 0, ln_out);
 }
+
+/* Four [H, H] projections with biases named "<base><q>", "<base><k>", "<base><v>", "<base><o>"
+ * (attention query/key/value/output of a BERT-style layer, under each family's names). */
+mp_status mp_bind_qkvo(mp_model *m, const char *base, const char *const names[4], int64_t H, mp_dense *q,
+                       mp_dense *k, mp_dense *v, mp_dense *o) {
+  mp_dense *d[4] = {q, k, v, o};
+  char n[320];
+  for (int i = 0; i < 4; i++) {
+    snprintf(n, sizeof n, "%s%s", base, names[i]);
+    MP_TRY(mp_bind_dense(m, n, H, H, 0, d[i]));
+  }
+  return MP_OK;
+}

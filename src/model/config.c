@@ -52,14 +52,20 @@ static mp_status bart_int(const mp_json *cfg, const char *path, const char *key,
   return need_int(cfg, path, key, NULL, out);
 }
 
-static mp_status parse_act(const char *path, const char *name, mp_act *out) {
+mp_status mp_act_from_config(const char *file, const char *key, const char *name, mp_act *out) {
   if (!strcmp(name, "gelu")) *out = MP_ACT_GELU_ERF;
   else if (!strcmp(name, "gelu_new") || !strcmp(name, "gelu_pytorch_tanh") || !strcmp(name, "gelu_fast"))
     *out = MP_ACT_GELU_TANH;
   else if (!strcmp(name, "relu")) *out = MP_ACT_RELU;
-  else if (!strcmp(name, "silu") || !strcmp(name, "swish")) *out = MP_ACT_SILU;
   else if (!strcmp(name, "tanh")) *out = MP_ACT_TANH;
-  else return mp_err(MP_ERR_UNSUPPORTED, "%s: hidden activation \"%s\" is not supported (gelu, gelu_new, relu, silu, tanh)", path, name);
+  else if (!strcmp(name, "silu") || !strcmp(name, "swish")) *out = MP_ACT_SILU;
+  else if (!strcmp(name, "sigmoid")) *out = MP_ACT_SIGMOID;
+  else if (!strcmp(name, "linear")) *out = MP_ACT_NONE;
+  else
+    return mp_err(MP_ERR_UNSUPPORTED,
+                  "%s: %s \"%s\" is not supported (gelu, gelu_new, gelu_pytorch_tanh, gelu_fast, relu, tanh, silu, "
+                  "sigmoid, linear)",
+                  file, key, name);
   return MP_OK;
 }
 
@@ -138,7 +144,7 @@ mp_status mp_model_config_load(const char *dir, mp_model_config *c) {
         (st = need_int(cfg, path, "hidden_dim", NULL, &c->intermediate)))
       goto done;
     c->layer_norm_eps = 1e-12f;
-    if ((st = parse_act(path, mp_json_get_str(cfg, "activation", "gelu"), &c->act))) goto done;
+    if ((st = mp_act_from_config(path, "activation", mp_json_get_str(cfg, "activation", "gelu"), &c->act))) goto done;
     if (mp_json_get_bool(cfg, "sinusoidal_pos_embds", 0)) {
       /* the sinusoidal table is stored in the checkpoint as position_embeddings too */
     }
@@ -151,7 +157,7 @@ mp_status mp_model_config_load(const char *dir, mp_model_config *c) {
         (st = bart_int(cfg, path, "encoder_ffn_dim", 4096, &c->intermediate)))
       goto done;
     c->layer_norm_eps = 1e-5f; /* nn.LayerNorm default */
-    if ((st = parse_act(path, mp_json_get_str(cfg, "activation_function", "gelu"), &c->act))) goto done;
+    if ((st = mp_act_from_config(path, "activation_function", mp_json_get_str(cfg, "activation_function", "gelu"), &c->act))) goto done;
     c->type_vocab_size = 0;
   } else {
     if ((st = need_int(cfg, path, "hidden_size", NULL, &c->hidden)) ||
@@ -160,7 +166,7 @@ mp_status mp_model_config_load(const char *dir, mp_model_config *c) {
         (st = need_int(cfg, path, "intermediate_size", NULL, &c->intermediate)))
       goto done;
     c->layer_norm_eps = (float)mp_json_get_num(cfg, "layer_norm_eps", 1e-12);
-    if ((st = parse_act(path, mp_json_get_str(cfg, "hidden_act", c->family == MP_FAMILY_MOBILEBERT ? "relu" : "gelu"), &c->act)))
+    if ((st = mp_act_from_config(path, "hidden_act", mp_json_get_str(cfg, "hidden_act", c->family == MP_FAMILY_MOBILEBERT ? "relu" : "gelu"), &c->act)))
       goto done;
     c->type_vocab_size = mp_json_get_int(cfg, "type_vocab_size", c->family == MP_FAMILY_DEBERTA_V2 ? 0 : 2);
     if (c->type_vocab_size < 0 || c->type_vocab_size > MP_CONFIG_MAX_DIM) {

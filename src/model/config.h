@@ -68,6 +68,9 @@ typedef struct mp_model_config {
  * MP_ERR_FORMAT naming config.json and the field. */
 mp_status mp_model_config_load(const char *dir, mp_model_config *cfg);
 void mp_model_config_free(mp_model_config *cfg);
+/* transformers' activation name (ACT2FN keys: gelu, gelu_new, gelu_pytorch_tanh, gelu_fast, relu,
+ * tanh, silu/swish, sigmoid, linear) -> mp_act; MP_ERR_UNSUPPORTED naming file and key otherwise. */
+mp_status mp_act_from_config(const char *file, const char *key, const char *name, mp_act *out);
 const char *mp_family_name(mp_family f);
 const char *mp_pooling_name(mp_pooling p);
 /* Index of the label whose name starts with "entail" (case-insensitive), else -1. */

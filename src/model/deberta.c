@@ -49,21 +49,6 @@ typedef struct deberta {
   mp_act pooler_act;
 } deberta;
 
-static mp_status act_of(const mp_model *m, const char *key, const char *name, mp_act *out) {
-  if (!strcmp(name, "gelu")) *out = MP_ACT_GELU_ERF;
-  else if (!strcmp(name, "gelu_new") || !strcmp(name, "gelu_pytorch_tanh") || !strcmp(name, "gelu_fast"))
-    *out = MP_ACT_GELU_TANH;
-  else if (!strcmp(name, "relu")) *out = MP_ACT_RELU;
-  else if (!strcmp(name, "tanh")) *out = MP_ACT_TANH;
-  else if (!strcmp(name, "silu") || !strcmp(name, "swish")) *out = MP_ACT_SILU;
-  else if (!strcmp(name, "sigmoid")) *out = MP_ACT_SIGMOID;
-  else if (!strcmp(name, "linear")) *out = MP_ACT_NONE;
-  else
-    return mp_err(MP_ERR_UNSUPPORTED, "%s/config.json: %s \"%s\" is not supported (gelu, gelu_new, relu, tanh, silu)",
-                  m->path, key, name);
-  return MP_OK;
-}
-
 /* make_log_bucket_position for one relative distance, in float32 like torch. */
 static int64_t log_bucket(int64_t rel, int64_t bucket_size, int64_t max_position) {
   int64_t mid = bucket_size / 2;
@@ -107,6 +92,8 @@ static int has_word(const mp_json *cfg, const char *key, const char *word) {
 }
 
 static mp_status deberta_bind(mp_model *m) {
+  char path_cfg[4200];
+  snprintf(path_cfg, sizeof path_cfg, "%s/config.json", m->path);
   const mp_model_config *c = &m->cfg;
   const mp_json *cj = m->cfg_json;
   deberta *f = calloc(1, sizeof *f);
@@ -179,12 +166,9 @@ static mp_status deberta_bind(mp_model *m) {
     dlayer *L = &f->layers[l];
     char base[96];
     snprintf(base, sizeof base, "%sencoder.layer.%lld.", P, (long long)l);
-    snprintf(n, sizeof n, "%sattention.self.query_proj", base);
-    MP_TRY(mp_bind_dense(m, n, H, H, 0, &L->q));
-    snprintf(n, sizeof n, "%sattention.self.key_proj", base);
-    MP_TRY(mp_bind_dense(m, n, H, H, 0, &L->k));
-    snprintf(n, sizeof n, "%sattention.self.value_proj", base);
-    MP_TRY(mp_bind_dense(m, n, H, H, 0, &L->v));
+    static const char *const qkvo[4] = {"attention.self.query_proj", "attention.self.key_proj",
+                                        "attention.self.value_proj", "attention.output.dense"};
+    MP_TRY(mp_bind_qkvo(m, base, qkvo, H, &L->q, &L->k, &L->v, &L->o));
     if (f->rel && !f->share) {
       if (f->c2p) {
         snprintf(n, sizeof n, "%sattention.self.pos_key_proj", base);
@@ -195,8 +179,6 @@ static mp_status deberta_bind(mp_model *m) {
         MP_TRY(mp_bind_dense(m, n, H, H, 1, &L->pos_q));
       }
     }
-    snprintf(n, sizeof n, "%sattention.output.dense", base);
-    MP_TRY(mp_bind_dense(m, n, H, H, 0, &L->o));
     snprintf(n, sizeof n, "%sattention.output.LayerNorm", base);
     MP_TRY(mp_bind_ln(m, n, H, 0, &L->ln_attn));
     MP_TRY(mp_bind_bert_ffn(m, base, H, I, &L->inter, &L->out, &L->ln_out));
@@ -206,7 +188,8 @@ static mp_status deberta_bind(mp_model *m) {
     if (PH != H)
       return mp_err(MP_ERR_UNSUPPORTED, "%s/config.json: pooler_hidden_size %lld != hidden_size is not supported",
                     m->path, (long long)PH);
-    MP_TRY(act_of(m, "pooler_hidden_act", mp_json_get_str(cj, "pooler_hidden_act", "gelu"), &f->pooler_act));
+    MP_TRY(mp_act_from_config(path_cfg, "pooler_hidden_act", mp_json_get_str(cj, "pooler_hidden_act", "gelu"),
+                               &f->pooler_act));
     MP_TRY(mp_bind_dense(m, "pooler.dense", H, H, 0, &f->pooler));
     MP_TRY(mp_bind_dense(m, "classifier", c->num_labels, H, 0, &f->classifier));
     m->has_head = 1;

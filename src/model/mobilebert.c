@@ -62,21 +62,6 @@ typedef struct mobilebert {
   mp_dense pooler, classifier;
 } mobilebert;
 
-static mp_status act_of(const mp_model *m, const char *name, mp_act *out) {
-  if (!strcmp(name, "relu")) *out = MP_ACT_RELU;
-  else if (!strcmp(name, "gelu")) *out = MP_ACT_GELU_ERF;
-  else if (!strcmp(name, "gelu_new") || !strcmp(name, "gelu_pytorch_tanh") || !strcmp(name, "gelu_fast"))
-    *out = MP_ACT_GELU_TANH;
-  else if (!strcmp(name, "tanh")) *out = MP_ACT_TANH;
-  else if (!strcmp(name, "silu") || !strcmp(name, "swish")) *out = MP_ACT_SILU;
-  else if (!strcmp(name, "sigmoid")) *out = MP_ACT_SIGMOID;
-  else if (!strcmp(name, "linear")) *out = MP_ACT_NONE;
-  else
-    return mp_err(MP_ERR_UNSUPPORTED, "%s/config.json: hidden_act \"%s\" is not supported (relu, gelu, gelu_new, tanh, silu)",
-                  m->path, name);
-  return MP_OK;
-}
-
 static mp_status bind_norm(mp_model *m, const char *name, int64_t n, int layer_norm, float eps, mnorm *nm) {
   mp_lnorm ln;
   MP_TRY(mp_bind_ln(m, name, n, 0, &ln));
@@ -138,6 +123,8 @@ static void norm_run(mp_model *m, const mnorm *nm, float *x, const float *res, i
 }
 
 static mp_status mobilebert_bind(mp_model *m) {
+  char path_cfg[4200];
+  snprintf(path_cfg, sizeof path_cfg, "%s/config.json", m->path);
   const mp_model_config *c = &m->cfg;
   const mp_json *cj = m->cfg_json;
   mobilebert *f = calloc(1, sizeof *f);
@@ -157,7 +144,7 @@ static mp_status mobilebert_bind(mp_model *m) {
   /* transformers derives true_hidden_size from use_bottleneck (the stored value is ignored) */
   f->true_h = f->use_bn ? mp_json_get_int(cj, "intra_bottleneck_size", 128) : H;
   const int64_t TH = f->true_h, E = f->emb;
-  MP_TRY(act_of(m, mp_json_get_str(cj, "hidden_act", "relu"), &f->act));
+  MP_TRY(mp_act_from_config(path_cfg, "hidden_act", mp_json_get_str(cj, "hidden_act", "relu"), &f->act));
   const char *nt = mp_json_get_str(cj, "normalization_type", "no_norm");
   int ln;
   if (!strcmp(nt, "no_norm")) ln = 0;

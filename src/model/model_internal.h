@@ -73,6 +73,9 @@ mp_status mp_bind_ln(mp_model *m, const char *name, int64_t n, int bias_optional
 /* "<base>intermediate.dense" [I, H], "<base>output.dense" [H, I], "<base>output.LayerNorm" [H]. */
 mp_status mp_bind_bert_ffn(mp_model *m, const char *base, int64_t H, int64_t I, mp_dense *inter, mp_dense *out,
                            mp_lnorm *ln_out);
+/* "<base><names[i]>" for i = query, key, value, output: four [H, H] dense layers with biases. */
+mp_status mp_bind_qkvo(mp_model *m, const char *base, const char *const names[4], int64_t H, mp_dense *q,
+                       mp_dense *k, mp_dense *v, mp_dense *o);
 /* Runs a dense layer on rows of x. */
 mp_status mp_dense_run(mp_model *m, const float *x, int64_t rows, const mp_dense *d, mp_act act, float *y);
 /* The tensors of a post-LayerNorm layer after attention: output projection + LayerNorm, FFN +

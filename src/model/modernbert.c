@@ -49,23 +49,6 @@ typedef struct modernbert {
   mp_lnorm head_norm;
 } modernbert;
 
-static mp_status act_of(const char *path, const char *key, const char *name, mp_act *out) {
-  if (!strcmp(name, "gelu")) *out = MP_ACT_GELU_ERF;
-  else if (!strcmp(name, "gelu_new") || !strcmp(name, "gelu_pytorch_tanh") || !strcmp(name, "gelu_fast"))
-    *out = MP_ACT_GELU_TANH;
-  else if (!strcmp(name, "relu")) *out = MP_ACT_RELU;
-  else if (!strcmp(name, "tanh")) *out = MP_ACT_TANH;
-  else if (!strcmp(name, "silu") || !strcmp(name, "swish")) *out = MP_ACT_SILU;
-  else if (!strcmp(name, "sigmoid")) *out = MP_ACT_SIGMOID;
-  else if (!strcmp(name, "linear")) *out = MP_ACT_NONE;
-  else
-    return mp_err(MP_ERR_UNSUPPORTED,
-                  "%s/config.json: %s \"%s\" is not supported (gelu, gelu_new, gelu_pytorch_tanh, relu, tanh, silu, "
-                  "sigmoid, linear)",
-                  path, key, name);
-  return MP_OK;
-}
-
 /* A dense layer whose bias exists exactly when `has_bias` (transformers' *_bias flags). */
 static mp_status bind_lin(mp_model *m, const char *name, int64_t out, int64_t in, int has_bias, mp_dense *d) {
   MP_TRY(mp_bind_dense(m, name, out, in, 1, d));
@@ -114,6 +97,8 @@ static mp_status split_rows(const mp_model *m, const mp_dense *src, int64_t r0, 
 static int64_t cfg_int(const mp_json *cj, const char *key, int64_t dflt) { return mp_json_get_int(cj, key, dflt); }
 
 static mp_status modernbert_bind(mp_model *m) {
+  char path_cfg[4200];
+  snprintf(path_cfg, sizeof path_cfg, "%s/config.json", m->path);
   const mp_model_config *c = &m->cfg;
   const mp_json *cj = m->cfg_json;
   modernbert *f = calloc(1, sizeof *f);
@@ -133,7 +118,7 @@ static mp_status modernbert_bind(mp_model *m) {
   f->eps = (float)mp_json_get_num(cj, "norm_eps", 1e-5);
   const int norm_bias = mp_json_get_bool(cj, "norm_bias", 0), attn_bias = mp_json_get_bool(cj, "attention_bias", 0),
             mlp_bias = mp_json_get_bool(cj, "mlp_bias", 0), cls_bias = mp_json_get_bool(cj, "classifier_bias", 0);
-  MP_TRY(act_of(m->path, "hidden_activation", mp_json_get_str(cj, "hidden_activation", "gelu"), &f->act));
+  MP_TRY(mp_act_from_config(path_cfg, "hidden_activation", mp_json_get_str(cj, "hidden_activation", "gelu"), &f->act));
   int64_t every = cfg_int(cj, "global_attn_every_n_layers", 3);
   int64_t local = cfg_int(cj, "local_attention", 128);
   if (every < 1 || local < 0)
@@ -184,7 +169,7 @@ static mp_status modernbert_bind(mp_model *m) {
     else if (strcmp(pool, "cls") != 0)
       return mp_err(MP_ERR_UNSUPPORTED, "%s/config.json: classifier_pooling \"%s\" is not supported (cls, mean)",
                     m->path, pool);
-    MP_TRY(act_of(m->path, "classifier_activation", mp_json_get_str(cj, "classifier_activation", "gelu"),
+    MP_TRY(mp_act_from_config(path_cfg, "classifier_activation", mp_json_get_str(cj, "classifier_activation", "gelu"),
                   &f->head_act));
     MP_TRY(bind_lin(m, "head.dense", H, H, cls_bias, &f->head_dense));
     MP_TRY(bind_norm(m, "head.norm", H, norm_bias, &f->head_norm));

@@ -97,14 +97,8 @@ static mp_status mpnet_bind(mp_model *m) {
     mlayer *L = &f->layers[l];
     char base[96];
     snprintf(base, sizeof base, "%sencoder.layer.%lld.", P, (long long)l);
-    snprintf(n, sizeof n, "%sattention.attn.q", base);
-    MP_TRY(mp_bind_dense(m, n, H, H, 0, &L->q));
-    snprintf(n, sizeof n, "%sattention.attn.k", base);
-    MP_TRY(mp_bind_dense(m, n, H, H, 0, &L->k));
-    snprintf(n, sizeof n, "%sattention.attn.v", base);
-    MP_TRY(mp_bind_dense(m, n, H, H, 0, &L->v));
-    snprintf(n, sizeof n, "%sattention.attn.o", base);
-    MP_TRY(mp_bind_dense(m, n, H, H, 0, &L->o));
+    static const char *const qkvo[4] = {"attention.attn.q", "attention.attn.k", "attention.attn.v", "attention.attn.o"};
+    MP_TRY(mp_bind_qkvo(m, base, qkvo, H, &L->q, &L->k, &L->v, &L->o));
     snprintf(n, sizeof n, "%sattention.LayerNorm", base);
     MP_TRY(mp_bind_ln(m, n, H, 0, &L->ln_attn));
     MP_TRY(mp_bind_bert_ffn(m, base, H, I, &L->inter, &L->out, &L->ln_out));
