@@ -27,6 +27,9 @@ int mp_cli_run_opts_parse(const char *cmd, int argc, char **argv, mp_cli_run_opt
     } else if (mp_cli_opt(argc, argv, &i, "--threads", &v)) {
       if (!v || mp_cli_parse_int(cmd, "--threads", v, 0, 1024, &x)) return MP_EXIT_USAGE;
       o->threads = (int)x;
+    } else if (mp_cli_opt(argc, argv, &i, "--compute", &v)) {
+      if (!v) return MP_EXIT_USAGE;
+      if (mp_compute_parse(v, &o->compute)) return mp_cli_usage_error(cmd, "--compute must be fast or faithful");
     } else if (mp_cli_opt(argc, argv, &i, "--truncation", &v)) {
       if (!v) return MP_EXIT_USAGE;
       if (mp_trunc_strategy_parse(v, &o->run.truncation))

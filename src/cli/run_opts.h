@@ -6,6 +6,7 @@
 typedef struct mp_cli_run_opts {
   const char *model;
   int threads;
+  mp_compute compute;
   int json;
   int pair;
   mp_run_options run;
@@ -25,7 +26,10 @@ typedef struct mp_cli_run_opts {
   "  --max-length N        truncate inputs to N tokens (default: the model's limit, or the\n"     \
   "                        sentence-transformers max_seq_length)\n"                               \
   "  --truncation S        longest_first (default), only_first, only_second, none\n"              \
-  "  --threads N           compute threads (default: all cores)\n"
+  "  --threads N           compute threads (default: all cores)\n"                               \
+  "  --compute MODE        fast (default): MLX-quantized layers on integer kernels (int8\n"      \
+  "                        activations); faithful: exactly as MLX computes (dequantized\n"      \
+  "                        weights, float accumulation). Float models: the same either way\n"
 
 /* Parses argv. Returns -1 to continue, or an exit code (help printed, usage error).
  * kind: 0 embed, 1 classify, 2 zero-shot. */

@@ -12,6 +12,7 @@
 static int g_detected = -1; /* best ISA the CPU supports */
 static int g_cap = -1;      /* cap from MP_ISA / mp_kernels_set_isa */
 static char g_features[256];
+static int g_vnni, g_bf16; /* AVX-512 VNNI / BF16 usable (with AVX-512 F/BW/VL/DQ) */
 
 static void detect_once(void) {
   int best = MP_ISA_SCALAR;
@@ -26,6 +27,8 @@ static void detect_once(void) {
   if (__get_cpuid_count(7, 1, &a, &b, &c, &d)) bf16 = (a >> 5) & 1;
   int a512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
              __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq");
+  g_vnni = a512 && vnni;
+  g_bf16 = a512 && bf16;
   if (avx2 && f16c) best = MP_ISA_AVX2;
   if (best == MP_ISA_AVX2 && a512) best = MP_ISA_AVX512;
   snprintf(g_features, sizeof g_features, "%s%s%s%s%s%s", avx2 ? "avx2 fma " : "",
@@ -52,6 +55,16 @@ static void detect_once(void) {
 
 static pthread_once_t g_once = PTHREAD_ONCE_INIT;
 static void detect(void) { pthread_once(&g_once, detect_once); }
+
+int mp_cpu_avx512_vnni(void) {
+  detect();
+  return g_vnni;
+}
+
+int mp_cpu_avx512_bf16(void) {
+  detect();
+  return g_bf16;
+}
 
 mp_isa mp_kernels_isa(void) {
   detect();

@@ -67,6 +67,10 @@ void mp_pool_run(mp_pool *pool, int64_t n_tasks, mp_task_fn fn, void *ctx);
  * thread argument) or, with thread 0, outside any run. NULL when out of memory or pool is
  * NULL (kernels called with a NULL pool use a temporary single-thread pool internally). */
 void *mp_pool_scratch(mp_pool *pool, int thread, size_t bytes);
+/* One more pool-owned buffer, shared by all threads: taken outside a run (it may move when it
+ * grows), then read or written by the tasks of the next run (each task its own part). Same
+ * alignment and lifetime rules as mp_pool_scratch. NULL for a NULL pool or out of memory. */
+void *mp_pool_shared(mp_pool *pool, size_t bytes);
 
 /* ---------------------------------------------------------------------------------------
  * Weight matrices: y = x·Wᵀ (+ b), W logically [out, in] float. */
@@ -116,6 +120,41 @@ mp_status mp_linear_act(mp_pool *pool, const float *x, int64_t rows, const mp_li
 /* Same with MP_ACT_NONE. */
 mp_status mp_linear(mp_pool *pool, const float *x, int64_t rows, const mp_linear_weight *w,
                     const void *bias, mp_dtype bias_dtype, float *y);
+
+/* ---------------------------------------------------------------------------------------
+ * Integer ("fast") compute for MLX affine-quantized weights (qlinear.c, qlinear_x86.c).
+ *
+ * A quantized mp_linear_weight is repacked once (mp_qweight_pack) into the layout of the
+ * integer micro-kernels: the codes widened to bytes in panels of MP_QNR outputs x 4 inputs,
+ * scales and biases as f32 per panel and group. Memory: 1 byte per weight + 8 bytes per group
+ * of outputs; never an f32 copy of the matrix.
+ *
+ * At each call the activations are quantized per row and per weight group to int8 with a
+ * symmetric scale (d = max|x| / 127, xq = round-half-even(x * 127 / max|x|)), and
+ *   y[r][o] = sum_g  s[o][g] * d[r][g] * (sum_{i in g} xq[r][i] * q[o][i])
+ *                  + b[o][g] * d[r][g] * (sum_{i in g} xq[r][i])
+ * i.e. the exact dot product of the dequantized weights with the dequantized activations,
+ * accumulated per group as fma(float(isum), s*d, acc) then fma(b, d*float(sum xq), acc) in
+ * group order. Integer sums are exact, so every path (scalar reference, AVX2, AVX-512 VNNI)
+ * gives bit-identical results, whatever the thread count or the other rows of the batch.
+ * This is an approximation of the MLX ("faithful") semantics of mp_linear_act: the error is
+ * that of the 8-bit activation rounding (about 2^-9 of each group's largest |x|). */
+#define MP_QNR 32 /* outputs per packed panel */
+typedef struct mp_qweight mp_qweight;
+
+/* Repacks a quantized weight (bits 2..8, any group size that is a multiple of 4). The packed
+ * form does not reference w's buffers. MP_ERR_UNSUPPORTED for float weights. */
+mp_status mp_qweight_pack(const mp_linear_weight *w, mp_qweight **out);
+void mp_qweight_free(mp_qweight *qw); /* accepts NULL */
+size_t mp_qweight_bytes(const mp_qweight *qw); /* memory held by the packed form */
+
+/* y = act(x·Wᵀ + bias) with the integer kernels (same arguments as mp_linear_act). */
+mp_status mp_qlinear_act(mp_pool *pool, const float *x, int64_t rows, const mp_qweight *w, const void *bias,
+                         mp_dtype bias_dtype, mp_act act, float *y);
+
+/* Which integer kernel runs now: "scalar", "avx2" (VPMADDUBSW) or "avx512-vnni" (VPDPBUSD);
+ * follows mp_kernels_isa (AVX-512 without VNNI uses the AVX2 kernel). */
+const char *mp_qlinear_path(void);
 
 /* Decodes rows [row0, row0+n) of W into out ([n, in] f32). For quantized weights the values
  * are bit-identical to mx.dequantize. Also used for embedding tables. */

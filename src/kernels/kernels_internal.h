@@ -38,14 +38,55 @@ typedef struct mp_isa_impl {
   float (*dot)(const float *a, const float *b, int64_t n);
   void (*axpy)(float a, const float *x, float *y, int64_t n);
   void (*scale)(float a, float *y, int64_t n);
+  /* attention blocks (ops.c): s[j] = sum_d q[d] * kt[d*ldkt + j] for j < nk (d in order) */
+  void (*att_scores)(const float *q, const float *kt, int64_t D, int64_t ldkt, int64_t nk, float *s);
+  /* s[j] = exp(s[j] - m) (0 where s[j] is -inf) for j < n; returns the sum */
+  float (*exp_sub)(float *s, int64_t n, float m);
+  /* o[d] += sum_j p[j] * v[j*ldv + d] for d < D, j < nk in order, skipping p[j] == 0 */
+  void (*att_pv)(const float *p, int64_t nk, const float *v, int64_t ldv, float *o, int64_t D);
 } mp_isa_impl;
 
 const mp_isa_impl *mp_impl_scalar(void);
 const mp_isa_impl *mp_impl_avx2(void);   /* NULL when not compiled for x86 */
 const mp_isa_impl *mp_impl_avx512(void); /* NULL when not compiled for x86 */
 const mp_isa_impl *mp_impl_current(void);
+/* CPU has AVX-512 VNNI / AVX-512 BF16 (besides AVX-512 F/BW/VL/DQ); detected once. */
+int mp_cpu_avx512_vnni(void);
+int mp_cpu_avx512_bf16(void);
 
 /* Scalar reference pieces shared by every ISA (exact semantics live here). */
 void mp_decode_row_scalar(const mp_linear_weight *w, int64_t o, int64_t k0, int64_t n, float *dst);
 float mp_act_scalar(mp_act act, float x);
+
+/* ---- integer kernels (qlinear.c): one micro-kernel call computes mr <= MP_QMR_MAX rows x
+ * MP_QNR outputs of one packed panel: acc = bias[j] (or 0), then for each group in order
+ * acc = fma(float(isum), s*d, acc), acc = fma(b, xs, acc); y[r*ldy + j] = acc (kernels.h). */
+#define MP_QMR_MAX 8
+typedef struct mp_qukr_args {
+  int64_t K;
+  int gsize, bits, mr;
+  const int8_t *xq; /* [mr][ldx] quantized activations */
+  int64_t ldx;
+  const float *d, *xs; /* [mr][ldg] per-group activation scale, scale * sum(xq) */
+  const int32_t *isx;  /* [mr][ldg] per-group sum(xq) */
+  int64_t ldg;
+  const uint8_t *w; /* panel codes [K/4][MP_QNR][4] */
+  const float *sb;  /* panel [groups][2][MP_QNR] scales, biases */
+  const float *bias; /* MP_QNR start values of the accumulators (the layer's bias), or NULL = 0 */
+  float *y;
+  int64_t ldy;
+} mp_qukr_args;
+
+typedef struct mp_qimpl {
+  const char *name;
+  int mr; /* rows per micro-kernel call (<= MP_QMR_MAX) */
+  /* per group g of one row: xq, d, xs = d*sum(xq), isx = sum(xq) (bit-identical to scalar) */
+  void (*quant_row)(const float *x, int64_t K, int g, int8_t *xq, float *d, float *xs, int32_t *isx);
+  void (*ukr)(const mp_qukr_args *a);
+} mp_qimpl;
+
+void mp_qquant_row_scalar(const float *x, int64_t K, int g, int8_t *xq, float *d, float *xs, int32_t *isx);
+void mp_qukr_scalar(const mp_qukr_args *a);
+const mp_qimpl *mp_qimpl_avx2(void);   /* NULL when not compiled for x86 or no AVX2 */
+const mp_qimpl *mp_qimpl_avx512(void); /* NULL without AVX-512 VNNI */
 #endif

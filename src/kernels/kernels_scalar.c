@@ -127,11 +127,28 @@ static void scale(float a, float *y, int64_t n) {
   for (int64_t i = 0; i < n; i++) y[i] *= a;
 }
 
+static void att_scores(const float *q, const float *kt, int64_t D, int64_t ldkt, int64_t nk, float *s) {
+  for (int64_t j = 0; j < nk; j++) s[j] = 0.0f;
+  for (int64_t d = 0; d < D; d++) axpy(q[d], kt + d * ldkt, s, nk);
+}
+static float exp_sub(float *s, int64_t n, float m) {
+  float l = 0.0f;
+  for (int64_t j = 0; j < n; j++) {
+    s[j] = s[j] == -INFINITY ? 0.0f : expf(s[j] - m);
+    l += s[j];
+  }
+  return l;
+}
+static void att_pv(const float *p, int64_t nk, const float *v, int64_t ldv, float *o, int64_t D) {
+  for (int64_t j = 0; j < nk; j++)
+    if (p[j] != 0.0f) axpy(p[j], v + j * ldv, o, D);
+}
+
 static const mp_isa_impl impl = {
     .mr = 0, .nr = 0, .ukr = NULL, /* the scalar path uses a direct reference loop */
     .decode_row = mp_decode_row_scalar, .act_row = act_row, .f16_row = f16_row,
     .bf16_row = bf16_row, .layernorm_row = layernorm_row, .softmax_row = softmax_row,
-    .dot = dot, .axpy = axpy, .scale = scale,
+    .dot = dot, .axpy = axpy, .scale = scale, .att_scores = att_scores, .exp_sub = exp_sub, .att_pv = att_pv,
 };
 
 const mp_isa_impl *mp_impl_scalar(void) { return &impl; }

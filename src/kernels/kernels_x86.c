@@ -336,10 +336,50 @@ T2 static void scale_avx2(float al, float *y, int64_t n) {
   for (; i < n; i++) y[i] *= al;
 }
 
+T2 static void att_scores_avx2(const float *q, const float *kt, int64_t D, int64_t ldkt, int64_t nk, float *s) {
+  int64_t j = 0;
+  for (; j + 16 <= nk; j += 16) {
+    __m256 a0 = _mm256_setzero_ps(), a1 = a0;
+    for (int64_t d = 0; d < D; d++) {
+      __m256 qd = _mm256_set1_ps(q[d]);
+      a0 = _mm256_fmadd_ps(qd, _mm256_loadu_ps(kt + d * ldkt + j), a0);
+      a1 = _mm256_fmadd_ps(qd, _mm256_loadu_ps(kt + d * ldkt + j + 8), a1);
+    }
+    _mm256_storeu_ps(s + j, a0);
+    _mm256_storeu_ps(s + j + 8, a1);
+  }
+  for (; j < nk; j++) {
+    float a = 0.0f;
+    for (int64_t d = 0; d < D; d++) a = fmaf(q[d], kt[d * ldkt + j], a);
+    s[j] = a;
+  }
+}
+T2 static float exp_sub_avx2(float *s, int64_t n, float mval) {
+  __m256 mv = _mm256_set1_ps(mval), acc = _mm256_setzero_ps(), ninf = _mm256_set1_ps(-INFINITY);
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    __m256 x = _mm256_loadu_ps(s + i);
+    __m256 e = _mm256_and_ps(_mm256_cmp_ps(x, ninf, _CMP_NEQ_OQ), exp8(_mm256_sub_ps(x, mv)));
+    _mm256_storeu_ps(s + i, e);
+    acc = _mm256_add_ps(acc, e);
+  }
+  float l = hsum8(acc);
+  for (; i < n; i++) {
+    s[i] = s[i] == -INFINITY ? 0.0f : expf(s[i] - mval);
+    l += s[i];
+  }
+  return l;
+}
+T2 static void att_pv_avx2(const float *p, int64_t nk, const float *v, int64_t ldv, float *o, int64_t D) {
+  for (int64_t j = 0; j < nk; j++)
+    if (p[j] != 0.0f) axpy_avx2(p[j], v + j * ldv, o, D);
+}
+
 static const mp_isa_impl impl_avx2 = {
     .mr = 6, .nr = 16, .ukr = ukr_avx2, .dotblk = dotblk_avx2, .decode_row = decode_row_avx2, .act_row = act_row_avx2,
     .f16_row = f16_row_avx2, .bf16_row = bf16_row_avx2, .layernorm_row = layernorm_row_avx2,
     .softmax_row = softmax_row_avx2, .dot = dot_avx2, .axpy = axpy_avx2, .scale = scale_avx2,
+    .att_scores = att_scores_avx2, .exp_sub = exp_sub_avx2, .att_pv = att_pv_avx2,
 };
 
 /* ======================================================================================
@@ -629,11 +669,65 @@ T5 static void scale_avx512(float al, float *y, int64_t n) {
   }
 }
 
+/* s[j] = sum_d q[d] kt[d][j]: up to 64 keys in 4 accumulators, one broadcast FMA per d */
+T5 static void att_scores_avx512(const float *q, const float *kt, int64_t D, int64_t ldkt, int64_t nk, float *s) {
+  for (int64_t j0 = 0; j0 < nk; j0 += 64) {
+    int64_t n = nk - j0 < 64 ? nk - j0 : 64;
+    __mmask16 m0 = tailmask(n), m1 = tailmask(n - 16), m2 = tailmask(n - 32), m3 = tailmask(n - 48);
+    __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+    const float *k = kt + j0;
+    for (int64_t d = 0; d < D; d++, k += ldkt) {
+      __m512 qd = _mm512_set1_ps(q[d]);
+      a0 = _mm512_fmadd_ps(qd, _mm512_maskz_loadu_ps(m0, k), a0);
+      if (n > 16) a1 = _mm512_fmadd_ps(qd, _mm512_maskz_loadu_ps(m1, k + 16), a1);
+      if (n > 32) a2 = _mm512_fmadd_ps(qd, _mm512_maskz_loadu_ps(m2, k + 32), a2);
+      if (n > 48) a3 = _mm512_fmadd_ps(qd, _mm512_maskz_loadu_ps(m3, k + 48), a3);
+    }
+    _mm512_mask_storeu_ps(s + j0, m0, a0);
+    if (n > 16) _mm512_mask_storeu_ps(s + j0 + 16, m1, a1);
+    if (n > 32) _mm512_mask_storeu_ps(s + j0 + 32, m2, a2);
+    if (n > 48) _mm512_mask_storeu_ps(s + j0 + 48, m3, a3);
+  }
+}
+T5 static float exp_sub_avx512(float *s, int64_t n, float mval) {
+  __m512 mv = _mm512_set1_ps(mval), acc = _mm512_setzero_ps(), ninf = _mm512_set1_ps(-INFINITY);
+  for (int64_t i = 0; i < n; i += 16) {
+    __mmask16 m = tailmask(n - i);
+    __m512 x = _mm512_maskz_loadu_ps(m, s + i);
+    __m512 e = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(x, ninf, _CMP_NEQ_OQ) & m, exp16(_mm512_sub_ps(x, mv)));
+    _mm512_mask_storeu_ps(s + i, m, e);
+    acc = _mm512_add_ps(acc, e);
+  }
+  return _mm512_reduce_add_ps(acc);
+}
+T5 static void att_pv_avx512(const float *p, int64_t nk, const float *v, int64_t ldv, float *o, int64_t D) {
+  for (int64_t d0 = 0; d0 < D; d0 += 64) {
+    int64_t n = D - d0 < 64 ? D - d0 : 64;
+    __mmask16 m0 = tailmask(n), m1 = tailmask(n - 16), m2 = tailmask(n - 32), m3 = tailmask(n - 48);
+    __m512 a0 = _mm512_maskz_loadu_ps(m0, o + d0), a1 = _mm512_maskz_loadu_ps(m1, o + d0 + 16);
+    __m512 a2 = _mm512_maskz_loadu_ps(m2, o + d0 + 32), a3 = _mm512_maskz_loadu_ps(m3, o + d0 + 48);
+    for (int64_t j = 0; j < nk; j++) {
+      if (p[j] == 0.0f) continue;
+      const float *vr = v + j * ldv + d0;
+      __m512 pj = _mm512_set1_ps(p[j]);
+      a0 = _mm512_fmadd_ps(pj, _mm512_maskz_loadu_ps(m0, vr), a0);
+      if (n > 16) a1 = _mm512_fmadd_ps(pj, _mm512_maskz_loadu_ps(m1, vr + 16), a1);
+      if (n > 32) a2 = _mm512_fmadd_ps(pj, _mm512_maskz_loadu_ps(m2, vr + 32), a2);
+      if (n > 48) a3 = _mm512_fmadd_ps(pj, _mm512_maskz_loadu_ps(m3, vr + 48), a3);
+    }
+    _mm512_mask_storeu_ps(o + d0, m0, a0);
+    if (n > 16) _mm512_mask_storeu_ps(o + d0 + 16, m1, a1);
+    if (n > 32) _mm512_mask_storeu_ps(o + d0 + 32, m2, a2);
+    if (n > 48) _mm512_mask_storeu_ps(o + d0 + 48, m3, a3);
+  }
+}
+
 static const mp_isa_impl impl_avx512 = {
     .mr = 12, .nr = 32, .ukr = ukr_avx512, .dotblk = dotblk_avx512, .pack_panel = pack_panel_avx512, .decode_row = decode_row_avx512,
     .act_row = act_row_avx512, .f16_row = f16_row_avx512, .bf16_row = bf16_row_avx512,
     .layernorm_row = layernorm_row_avx512, .softmax_row = softmax_row_avx512, .dot = dot_avx512,
-    .axpy = axpy_avx512, .scale = scale_avx512,
+    .axpy = axpy_avx512, .scale = scale_avx512, .att_scores = att_scores_avx512, .exp_sub = exp_sub_avx512,
+    .att_pv = att_pv_avx512,
 };
 
 const mp_isa_impl *mp_impl_avx2(void) {

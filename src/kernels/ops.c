@@ -126,10 +126,10 @@ static void att_task(void *v, int64_t t, int thread) {
       const float *kr = a->k + (b * Sk + j0 + j) * a->ldk + h * D;
       for (int64_t d = 0; d < D; d++) kt[d * ATT_BK + j] = kr[d];
     }
+    const float *vb = a->v + (b * Sk + j0) * a->ldv + h * D;
     for (int64_t i = i0; i < i1; i++) {
       const float *qr = a->q + (b * a->seq_q + i) * a->ldq + h * D;
-      memset(s, 0, (size_t)nk * sizeof(float));
-      for (int64_t d = 0; d < D; d++) im->axpy(qr[d], kt + d * ATT_BK, s, nk);
+      im->att_scores(qr, kt, D, ATT_BK, nk, s);
       const float *br = a->bias ? a->bias + b * a->bias_stride_b + h * a->bias_stride_h +
                                       i * a->bias_stride_q + j0
                                 : NULL;
@@ -147,14 +147,8 @@ static void att_task(void *v, int64_t t, int thread) {
       float corr = expf(mrun[ii] - mnew); /* exp(-inf) = 0 on the first block */
       float *orow = o + ii * D;
       if (corr != 1.0f) im->scale(corr, orow, D);
-      float l = lrun[ii] * corr;
-      for (int64_t j = 0; j < nk; j++) {
-        if (s[j] == -INFINITY) continue;
-        float p = expf(s[j] - mnew);
-        l += p;
-        im->axpy(p, a->v + (b * Sk + j0 + j) * a->ldv + h * D, orow, D);
-      }
-      lrun[ii] = l;
+      lrun[ii] = lrun[ii] * corr + im->exp_sub(s, nk, mnew);
+      im->att_pv(s, nk, vb, a->ldv, orow, D);
       mrun[ii] = mnew;
     }
   }

@@ -85,7 +85,7 @@ mp_status mp_pool_create(int n_threads, mp_pool **out) {
   mp_pool *p = calloc(1, sizeof *p);
   if (!p) return mp_err(MP_ERR_NOMEM, "out of memory creating a thread pool");
   p->n = n_threads;
-  p->scratch = calloc((size_t)n_threads, sizeof *p->scratch);
+  p->scratch = calloc((size_t)n_threads + 1, sizeof *p->scratch); /* + the shared buffer */
   p->threads = calloc((size_t)n_threads, sizeof *p->threads);
   if (!p->scratch || !p->threads) {
     free(p->scratch);
@@ -129,7 +129,7 @@ void mp_pool_free(mp_pool *p) {
   pthread_mutex_destroy(&p->mu);
   pthread_cond_destroy(&p->cv_work);
   pthread_cond_destroy(&p->cv_done);
-  for (int i = 0; i < p->n; i++) free(p->scratch[i].p);
+  for (int i = 0; i <= p->n; i++) free(p->scratch[i].p);
   free(p->scratch);
   free(p->threads);
   free(p);
@@ -158,9 +158,16 @@ void mp_pool_run(mp_pool *p, int64_t n_tasks, mp_task_fn fn, void *ctx) {
   pthread_mutex_unlock(&p->mu);
 }
 
+static void *scratch_get(mp_pool_scratch_buf *b, size_t bytes);
+
 void *mp_pool_scratch(mp_pool *p, int thread, size_t bytes) {
   if (!p || thread < 0 || thread >= p->n) return NULL;
-  mp_pool_scratch_buf *b = &p->scratch[thread];
+  return scratch_get(&p->scratch[thread], bytes);
+}
+
+void *mp_pool_shared(mp_pool *p, size_t bytes) { return p ? scratch_get(&p->scratch[p->n], bytes) : NULL; }
+
+static void *scratch_get(mp_pool_scratch_buf *b, size_t bytes) {
   if (bytes == 0) bytes = 64;
   if (b->cap < bytes) {
     size_t cap = bytes + bytes / 4;

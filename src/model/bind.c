@@ -1,5 +1,6 @@
 /* Binding checkpoint tensors to the runtime's weight descriptors. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "core/error.h"
@@ -84,6 +85,21 @@ mp_status mp_bind_vector(mp_model *m, const char *name, int64_t n, const void **
 
 mp_status mp_bind_dense(mp_model *m, const char *name, int64_t out, int64_t in, int bias_optional, mp_dense *d) {
   MP_TRY(mp_bind_matrix(m, name, out, in, &d->w));
+  d->qw = NULL;
+  if (m->compute == MP_COMPUTE_FAST && d->w.bits > 0) {
+    if (m->n_packs == m->cap_packs) {
+      size_t cap = m->cap_packs ? 2 * m->cap_packs : 64;
+      mp_qweight **np = realloc(m->packs, cap * sizeof *np);
+      if (!np) return mp_err(MP_ERR_NOMEM, "out of memory");
+      m->packs = np;
+      m->cap_packs = cap;
+    }
+    mp_qweight *q;
+    mp_status st = mp_qweight_pack(&d->w, &q);
+    if (st) return mp_err_prefix(st, "%s", m->path);
+    m->packs[m->n_packs++] = q;
+    d->qw = q;
+  }
   char buf[256];
   snprintf(buf, sizeof buf, "%s.bias", name);
   d->b = NULL;
@@ -122,6 +138,7 @@ mp_status mp_bind_ln(mp_model *m, const char *name, int64_t n, int bias_optional
 }
 
 mp_status mp_dense_run(mp_model *m, const float *x, int64_t rows, const mp_dense *d, mp_act act, float *y) {
+  if (d->qw) return mp_qlinear_act(m->pool, x, rows, d->qw, d->b, d->bdt, act, y);
   return mp_linear_act(m->pool, x, rows, &d->w, d->b, d->bdt, act, y);
 }
 

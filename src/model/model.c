@@ -35,6 +35,12 @@ mp_status mp_model_open(const char *ref, const mp_model_options *opt, mp_model *
   if (!m) return mp_err(MP_ERR_NOMEM, "out of memory");
   mp_arena_init(&m->params, 1 << 16);
   mp_arena_init(&m->act, 1 << 20);
+  m->compute = opt ? opt->compute : MP_COMPUTE_FAST;
+  if (m->compute != MP_COMPUTE_FAST && m->compute != MP_COMPUTE_FAITHFUL) {
+    mp_status e = mp_err(MP_ERR_INVALID_ARG, "model options: unknown compute mode %d", (int)m->compute);
+    mp_model_close(m);
+    return e;
+  }
   mp_status st = mp_hf_resolve(ref, &m->path);
   if (!st && !mp_is_dir(m->path)) st = mp_err(MP_ERR_INVALID_ARG, "%s: a model folder is needed (config.json, weights, tokenizer)", m->path);
   if (!st) st = mp_model_config_load(m->path, &m->cfg);
@@ -82,12 +88,28 @@ void mp_model_close(mp_model *m) {
   mp_tokenizer_free(m->tok);
   mp_weights_close(m->w);
   if (m->ops && m->ops->release) m->ops->release(m);
+  for (size_t i = 0; i < m->n_packs; i++) mp_qweight_free(m->packs[i]);
+  free(m->packs);
   mp_model_config_free(&m->cfg);
   mp_arena_free(&m->cfg_arena);
   mp_arena_free(&m->params);
   mp_arena_free(&m->act);
   free(m->path);
   free(m);
+}
+
+const char *mp_compute_name(mp_compute c) { return c == MP_COMPUTE_FAITHFUL ? "faithful" : "fast"; }
+
+mp_status mp_compute_parse(const char *s, mp_compute *out) {
+  if (s && !strcmp(s, "fast")) *out = MP_COMPUTE_FAST;
+  else if (s && !strcmp(s, "faithful")) *out = MP_COMPUTE_FAITHFUL;
+  else return mp_err(MP_ERR_INVALID_ARG, "compute mode '%s': use fast (integer kernels) or faithful (as MLX computes)", s ? s : "");
+  return MP_OK;
+}
+
+mp_compute mp_model_compute(const mp_model *m, size_t *n_int_layers) {
+  if (n_int_layers) *n_int_layers = m->n_packs;
+  return m->compute;
 }
 
 const mp_model_config *mp_model_get_config(const mp_model *m) { return &m->cfg; }

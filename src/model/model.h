@@ -12,8 +12,21 @@
 
 typedef struct mp_model mp_model;
 
+/* How MLX affine-quantized layers are computed.
+ * FAST (the default): integer kernels (activations quantized per row and group to int8, exact
+ *   integer dot products with the weight codes; kernels.h mp_qlinear_act). Faster; results
+ *   differ from MLX's by the activation rounding.
+ * FAITHFUL: what MLX computes (the weights dequantized exactly as mx.dequantize, float
+ *   accumulation): the reference for "how will this model behave in MLX".
+ * Float weights (F32/F16/BF16) are computed the same way in both modes. */
+typedef enum mp_compute { MP_COMPUTE_FAST = 0, MP_COMPUTE_FAITHFUL = 1 } mp_compute;
+const char *mp_compute_name(mp_compute c); /* "fast", "faithful" */
+/* "fast" / "faithful" -> *out; MP_ERR_INVALID_ARG naming the accepted values otherwise. */
+mp_status mp_compute_parse(const char *s, mp_compute *out);
+
 typedef struct mp_model_options {
-  int threads; /* 0 = all cores */
+  int threads;        /* 0 = all cores */
+  mp_compute compute; /* default (0) MP_COMPUTE_FAST */
 } mp_model_options;
 
 /* `ref`: folder or repo id in the HF cache (see format/hf.h). Loads config, weights (memory
@@ -74,6 +87,10 @@ mp_status mp_model_classify(mp_model *m, size_t n, const char *const *a, const c
  * [lens[i], hidden] (caller frees each). */
 mp_status mp_model_token_embeddings(mp_model *m, size_t n, const char *const *texts, const mp_run_options *o,
                                     float **out, size_t *lens);
+/* The compute mode the model was opened with, and how many of its layers it applies to (the
+ * MLX-quantized linear layers that run on the integer kernels; 0 in faithful mode or for a
+ * float model). */
+mp_compute mp_model_compute(const mp_model *m, size_t *n_int_layers);
 /* Hidden size (embedding dimension). */
 size_t mp_model_hidden(const mp_model *m);
 #endif

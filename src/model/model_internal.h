@@ -13,6 +13,7 @@
 /* y = act(x W^T + b): a linear layer with its optional bias. */
 typedef struct mp_dense {
   mp_linear_weight w;
+  const mp_qweight *qw; /* integer form (fast mode, quantized w), owned by the model; else NULL */
   const void *b; /* NULL = no bias */
   mp_dtype bdt;
 } mp_dense;
@@ -50,6 +51,9 @@ struct mp_model {
   const mp_family_ops *ops;
   void *fam; /* family state */
   int has_head;
+  mp_compute compute;
+  mp_qweight **packs; /* integer forms of the quantized dense layers (fast mode) */
+  size_t n_packs, cap_packs;
 };
 
 extern const mp_family_ops mp_family_deberta; /* deberta-v2 (DeBERTa-v2/v3) */

@@ -1,0 +1,279 @@
+/* Integer ("fast") matmul for MLX affine-quantized weights: weight repacking, the call driver
+ * (activation quantization, tiling over threads, bias + activation epilogue) and the scalar
+ * reference of the per-ISA pieces. The semantics are stated in kernels.h (mp_qlinear_act);
+ * qlinear_x86.c holds the AVX2 and AVX-512 VNNI versions, which are bit-identical to the scalar
+ * ones here. */
+#include <float.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/error.h"
+#include "core/tensor.h"
+#include "kernels/kernels_internal.h"
+
+struct mp_qweight {
+  char name[128];
+  int64_t out, in, groups, npan;
+  int bits, gsize;
+  uint8_t *codes; /* [npan][in/4][MP_QNR][4] */
+  float *sb;      /* [npan][groups][2][MP_QNR]: scales then biases */
+  size_t bytes;
+};
+
+static const char *qname(const mp_qweight *w) { return w->name[0] ? w->name : "(weight)"; }
+
+static float scale_at(mp_dtype dt, const void *p, int64_t i) {
+  switch (dt) {
+  case MP_F16: return mp_f16_to_f32(((const uint16_t *)p)[i]);
+  case MP_BF16: return mp_bf16_to_f32(((const uint16_t *)p)[i]);
+  default: return ((const float *)p)[i];
+  }
+}
+
+mp_status mp_qweight_pack(const mp_linear_weight *w, mp_qweight **out) {
+  *out = NULL;
+  MP_TRY(mp_linear_weight_check(w));
+  const char *nm = w->name ? w->name : "(weight)";
+  if (w->bits == 0) return mp_err(MP_ERR_UNSUPPORTED, "%s: integer kernels need an MLX-quantized weight", nm);
+  if (w->group_size % 4 != 0)
+    return mp_err(MP_ERR_UNSUPPORTED, "%s: group size %d is not a multiple of 4", nm, w->group_size);
+  mp_qweight *q = calloc(1, sizeof *q);
+  if (!q) return mp_err(MP_ERR_NOMEM, "%s: out of memory packing the weight", nm);
+  snprintf(q->name, sizeof q->name, "%s", nm);
+  q->out = w->out;
+  q->in = w->in;
+  q->bits = w->bits;
+  q->gsize = w->group_size;
+  q->groups = w->in / w->group_size;
+  q->npan = (w->out + MP_QNR - 1) / MP_QNR;
+  size_t ncodes = (size_t)q->npan * MP_QNR * (size_t)w->in;
+  size_t nsb = (size_t)q->npan * (size_t)q->groups * 2 * MP_QNR;
+  void *c = NULL, *s = NULL;
+  if (posix_memalign(&c, 64, ncodes) || posix_memalign(&s, 64, nsb * sizeof(float))) {
+    free(c);
+    free(q);
+    return mp_err(MP_ERR_NOMEM, "%s: out of memory packing the weight (%zu bytes)", nm, ncodes);
+  }
+  q->codes = c;
+  q->sb = s;
+  q->bytes = ncodes + nsb * sizeof(float) + sizeof *q;
+  memset(q->codes, 0, ncodes);
+  memset(q->sb, 0, nsb * sizeof(float));
+  const int bits = w->bits;
+  const uint32_t maskv = (1u << bits) - 1;
+  const int64_t row_bytes = w->in * bits / 8, K = w->in;
+  for (int64_t o = 0; o < w->out; o++) {
+    const uint8_t *row = (const uint8_t *)w->data + o * row_bytes;
+    int64_t p = o / MP_QNR, j = o % MP_QNR;
+    uint8_t *dst = q->codes + (size_t)p * MP_QNR * K + (size_t)j * 4;
+    for (int64_t i = 0; i < K; i++) {
+      int64_t bit = i * bits, byte = bit >> 3;
+      int sh = (int)(bit & 7);
+      uint32_t v = row[byte];
+      if (sh + bits > 8) v |= (uint32_t)row[byte + 1] << 8;
+      dst[(i / 4) * (MP_QNR * 4) + (i % 4)] = (uint8_t)((v >> sh) & maskv);
+    }
+    for (int64_t g = 0; g < q->groups; g++) {
+      float *sb = q->sb + ((size_t)p * q->groups + g) * 2 * MP_QNR;
+      sb[j] = scale_at(w->scale_dtype, w->scales, o * q->groups + g);
+      sb[MP_QNR + j] = scale_at(w->scale_dtype, w->biases, o * q->groups + g);
+    }
+  }
+  *out = q;
+  return MP_OK;
+}
+
+void mp_qweight_free(mp_qweight *q) {
+  if (!q) return;
+  free(q->codes);
+  free(q->sb);
+  free(q);
+}
+
+size_t mp_qweight_bytes(const mp_qweight *q) { return q ? q->bytes : 0; }
+
+/* ---------------------------------------------------------------- scalar reference pieces */
+
+/* Quantizes one row of K activations per group of g: xq, d, xs = d*sum(xq), isx = sum(xq).
+ * A group holding a non-finite value gets d = xs = NaN (so its outputs become NaN). */
+void mp_qquant_row_scalar(const float *x, int64_t K, int g, int8_t *xq, float *d, float *xs, int32_t *isx) {
+  if (g <= 0) return;
+  for (int64_t k0 = 0, gi = 0; k0 < K; k0 += g, gi++) {
+    float amax = 0.0f;
+    int bad = 0;
+    for (int i = 0; i < g; i++) {
+      float a = fabsf(x[k0 + i]);
+      if (!(a <= FLT_MAX)) bad = 1;
+      else if (a > amax) amax = a;
+    }
+    int32_t sum = 0;
+    if (bad || amax == 0.0f) {
+      for (int i = 0; i < g; i++) xq[k0 + i] = 0;
+      d[gi] = bad ? NAN : 0.0f;
+    } else {
+      float inv = 127.0f / amax;
+      d[gi] = amax / 127.0f;
+      for (int i = 0; i < g; i++) {
+        long v = lrintf(x[k0 + i] * inv);
+        v = v > 127 ? 127 : v < -127 ? -127 : v;
+        xq[k0 + i] = (int8_t)v;
+        sum += (int32_t)v;
+      }
+    }
+    isx[gi] = sum;
+    xs[gi] = d[gi] * (float)sum;
+  }
+}
+
+/* mr (<= MP_QMR_MAX) rows x MP_QNR outputs of one panel: y[r*ldy + j] (no bias). */
+void mp_qukr_scalar(const mp_qukr_args *a) {
+  const int64_t K = a->K, G = K / a->gsize;
+  for (int r = 0; r < a->mr; r++) {
+    const int8_t *x = a->xq + r * a->ldx;
+    for (int j = 0; j < MP_QNR; j++) {
+      float acc = a->bias ? a->bias[j] : 0.0f;
+      for (int64_t g = 0; g < G; g++) {
+        int32_t is = 0;
+        for (int64_t k = g * a->gsize; k < (g + 1) * a->gsize; k++)
+          is += (int32_t)x[k] * (int32_t)a->w[(k / 4) * (MP_QNR * 4) + j * 4 + (k % 4)];
+        const float *sb = a->sb + g * 2 * MP_QNR;
+        acc = fmaf((float)is, sb[j] * a->d[r * a->ldg + g], acc);
+        acc = fmaf(sb[MP_QNR + j], a->xs[r * a->ldg + g], acc);
+      }
+      a->y[r * a->ldy + j] = acc;
+    }
+  }
+}
+
+static const mp_qimpl g_qscalar = {.name = "scalar", .mr = 4, .quant_row = mp_qquant_row_scalar, .ukr = mp_qukr_scalar};
+
+static const mp_qimpl *qimpl_current(void) {
+  mp_isa isa = mp_kernels_isa();
+  const mp_qimpl *q = NULL;
+  if (isa == MP_ISA_AVX512) q = mp_qimpl_avx512();
+  if (!q && isa >= MP_ISA_AVX2) q = mp_qimpl_avx2();
+  return q ? q : &g_qscalar;
+}
+
+const char *mp_qlinear_path(void) { return qimpl_current()->name; }
+
+/* ---------------------------------------------------------------- driver */
+
+typedef struct q_ctx {
+  const mp_qimpl *im;
+  const mp_qweight *w;
+  const float *x;
+  int64_t M, K, G;
+  int8_t *xq;
+  float *d, *xs;
+  int32_t *isx;
+  const void *bias;
+  mp_dtype bias_dtype;
+  mp_act act;
+  float *y;
+  int64_t mb, pb, n_mtiles; /* task = mb rows x pb panels */
+  const mp_isa_impl *fimpl;
+} q_ctx;
+
+#define QROWS_PER_TASK 16
+static void quant_task(void *vc, int64_t task, int thread) {
+  q_ctx *c = vc;
+  int64_t r0 = task * QROWS_PER_TASK, r1 = r0 + QROWS_PER_TASK < c->M ? r0 + QROWS_PER_TASK : c->M;
+  for (int64_t r = r0; r < r1; r++)
+    c->im->quant_row(c->x + r * c->K, c->K, c->w->gsize, c->xq + r * c->K, c->d + r * c->G, c->xs + r * c->G,
+                     c->isx + r * c->G);
+}
+
+static float bias_at(const void *bias, mp_dtype dt, int64_t i) {
+  switch (dt) {
+  case MP_F16: return mp_f16_to_f32(((const uint16_t *)bias)[i]);
+  case MP_BF16: return mp_bf16_to_f32(((const uint16_t *)bias)[i]);
+  default: return ((const float *)bias)[i];
+  }
+}
+
+static void gemm_task(void *vc, int64_t task, int thread) {
+  q_ctx *c = vc;
+  const mp_qweight *w = c->w;
+  const int MR = c->im->mr;
+  int64_t mt = task % c->n_mtiles, pt = task / c->n_mtiles;
+  int64_t m0 = mt * c->mb, m1 = m0 + c->mb < c->M ? m0 + c->mb : c->M;
+  int64_t p0 = pt * c->pb, p1 = p0 + c->pb < w->npan ? p0 + c->pb : w->npan;
+  float tile[MP_QMR_MAX * MP_QNR], bb[MP_QNR];
+  for (int64_t p = p0; p < p1; p++) {
+    int64_t n0 = p * MP_QNR, nn = w->out - n0 < MP_QNR ? w->out - n0 : MP_QNR;
+    mp_qukr_args a = {.K = c->K, .gsize = w->gsize, .bits = w->bits, .ldx = c->K, .ldg = c->G,
+                      .w = w->codes + (size_t)p * MP_QNR * c->K, .sb = w->sb + (size_t)p * c->G * 2 * MP_QNR};
+    if (c->bias) {
+      for (int64_t j = 0; j < MP_QNR; j++) bb[j] = j < nn ? bias_at(c->bias, c->bias_dtype, n0 + j) : 0.0f;
+      a.bias = bb;
+    }
+    for (int64_t m = m0; m < m1; m += MR) {
+      int mr = m1 - m < MR ? (int)(m1 - m) : MR;
+      a.mr = mr;
+      a.xq = c->xq + m * c->K;
+      a.d = c->d + m * c->G;
+      a.xs = c->xs + m * c->G;
+      a.isx = c->isx + m * c->G;
+      float *yt = c->y + m * w->out + n0;
+      if (nn == MP_QNR) {
+        a.y = yt;
+        a.ldy = w->out;
+      } else {
+        a.y = tile;
+        a.ldy = MP_QNR;
+      }
+      c->im->ukr(&a);
+      for (int r = 0; r < mr; r++) {
+        float *yr = yt + r * w->out;
+        if (nn != MP_QNR) memcpy(yr, tile + r * MP_QNR, (size_t)nn * sizeof(float));
+        if (c->act != MP_ACT_NONE) c->fimpl->act_row(c->act, yr, nn);
+      }
+    }
+  }
+}
+
+static int64_t cdiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+mp_status mp_qlinear_act(mp_pool *pool, const float *x, int64_t rows, const mp_qweight *w, const void *bias,
+                         mp_dtype bias_dtype, mp_act act, float *y) {
+  if (!w) return mp_err(MP_ERR_INVALID_ARG, "qlinear: weight is NULL");
+  if (rows < 0) return mp_err(MP_ERR_INVALID_ARG, "%s: negative row count", qname(w));
+  if (rows == 0) return MP_OK;
+  if (!x || !y) return mp_err(MP_ERR_INVALID_ARG, "%s: NULL input or output", qname(w));
+  if (bias && bias_dtype != MP_F32 && bias_dtype != MP_F16 && bias_dtype != MP_BF16)
+    return mp_err(MP_ERR_UNSUPPORTED, "%s: bias dtype %s is not F32, F16 or BF16", qname(w), mp_dtype_name(bias_dtype));
+  if (rows > ((int64_t)1 << 40) / w->in) return mp_err(MP_ERR_INVALID_ARG, "%s: too many rows", qname(w));
+  mp_pool *tmp = NULL;
+  if (!pool) {
+    MP_TRY(mp_pool_create(1, &tmp));
+    pool = tmp;
+  }
+  q_ctx c = {.im = qimpl_current(), .w = w, .x = x, .M = rows, .K = w->in, .G = w->groups, .bias = bias,
+             .bias_dtype = bias_dtype, .act = act, .y = y, .fimpl = mp_impl_current()};
+  /* quantized activations in the pool's shared buffer: xq [M][K], then d, xs, isx [M][G] */
+  size_t xq_bytes = ((size_t)rows * (size_t)c.K + 63) & ~(size_t)63;
+  size_t g_bytes = (size_t)rows * (size_t)c.G * 4;
+  unsigned char *buf = mp_pool_shared(pool, xq_bytes + 3 * g_bytes + 64);
+  if (!buf) {
+    mp_pool_free(tmp);
+    return mp_err(MP_ERR_NOMEM, "%s: out of memory for quantized activations", qname(w));
+  }
+  c.xq = (int8_t *)buf;
+  c.d = (float *)(buf + xq_bytes);
+  c.xs = c.d + rows * c.G;
+  c.isx = (int32_t *)(c.xs + rows * c.G);
+  mp_pool_run(pool, cdiv(rows, QROWS_PER_TASK), quant_task, &c);
+  /* tiles: up to 64 rows x 4 panels; fewer panels per task when there would be too few tasks
+   * (the tiling never changes a result: each output is one micro-kernel's fixed sequence) */
+  int threads = mp_pool_threads(pool);
+  c.mb = rows < 64 ? rows : 64;
+  c.n_mtiles = cdiv(rows, c.mb);
+  c.pb = 4;
+  while (c.pb > 1 && c.n_mtiles * cdiv(w->npan, c.pb) < 4 * threads) c.pb--;
+  mp_pool_run(pool, c.n_mtiles * cdiv(w->npan, c.pb), gemm_task, &c);
+  mp_pool_free(tmp);
+  return MP_OK;
+}

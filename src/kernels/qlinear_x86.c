@@ -1,0 +1,220 @@
+/* x86 versions of the integer matmul pieces (see qlinear.c for the driver and the scalar
+ * reference): activation quantization and the MP_QNR-wide micro-kernel, for AVX2 (VPMADDUBSW +
+ * VPMADDWD) and AVX-512 VNNI (VPDPBUSD). Integer sums are exact and the float epilogue uses the
+ * same operations in the same order as the scalar code, so all three are bit-identical. Each
+ * function carries its own target attribute and runs only after run-time detection. */
+#include "kernels/kernels_internal.h"
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <float.h>
+#include <immintrin.h>
+#include <math.h>
+#include <string.h>
+
+#define T2 __attribute__((target("avx2,fma,f16c")))
+#define T5V __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma")))
+
+static inline int32_t ld32(const int8_t *p) {
+  int32_t v;
+  memcpy(&v, p, 4);
+  return v;
+}
+
+/* ======================================================================================
+ * AVX2: one row x 32 outputs per call. VPMADDUBSW multiplies unsigned weight codes by signed
+ * activations into saturating 16-bit pair sums: codes below 64 (2..6 bits) cannot saturate
+ * (2*63*127 < 32767); 8-bit codes are recentred to q-128 and multiplied as |q-128| times the
+ * activation with q-128's sign (2*128*127 < 32767), and 128*sum(xq) is added back. */
+
+T2 static void quant_row_avx2(const float *x, int64_t K, int g, int8_t *xq, float *d, float *xs, int32_t *isx) {
+  /* AVX2 has no masked narrowing store; the scalar reference is cheap next to the matmul and
+   * defines the result */
+  mp_qquant_row_scalar(x, K, g, xq, d, xs, isx);
+}
+
+T2 static void qukr_avx2(const mp_qukr_args *a) {
+  const int64_t G = a->K / a->gsize;
+  const int qs = a->gsize / 4, b8 = a->bits == 8;
+  const __m256i ones = _mm256_set1_epi16(1), flip = _mm256_set1_epi8((char)0x80);
+  for (int r = 0; r < a->mr; r++) {
+    const int8_t *x = a->xq + r * a->ldx;
+    __m256 f0 = _mm256_setzero_ps(), f1 = f0, f2 = f0, f3 = f0;
+    if (a->bias) {
+      f0 = _mm256_loadu_ps(a->bias);
+      f1 = _mm256_loadu_ps(a->bias + 8);
+      f2 = _mm256_loadu_ps(a->bias + 16);
+      f3 = _mm256_loadu_ps(a->bias + 24);
+    }
+    const uint8_t *w = a->w;
+    for (int64_t g = 0; g < G; g++) {
+      __m256i i0 = _mm256_setzero_si256(), i1 = i0, i2 = i0, i3 = i0;
+      const int8_t *xg = x + g * a->gsize;
+      for (int q = 0; q < qs; q++, w += 4 * MP_QNR) {
+        __m256i b = _mm256_set1_epi32(ld32(xg + 4 * q));
+        __m256i w0 = _mm256_load_si256((const __m256i *)w), w1 = _mm256_load_si256((const __m256i *)(w + 32));
+        __m256i w2 = _mm256_load_si256((const __m256i *)(w + 64)), w3 = _mm256_load_si256((const __m256i *)(w + 96));
+        if (b8) {
+#define SGN(wv, iv)                                                                                                    \
+  do {                                                                                                                 \
+    __m256i s_ = _mm256_xor_si256(wv, flip);                                                                           \
+    iv = _mm256_add_epi32(                                                                                             \
+        iv, _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(s_, s_), _mm256_sign_epi8(b, s_)), ones));        \
+  } while (0)
+          SGN(w0, i0);
+          SGN(w1, i1);
+          SGN(w2, i2);
+          SGN(w3, i3);
+#undef SGN
+        } else {
+          i0 = _mm256_add_epi32(i0, _mm256_madd_epi16(_mm256_maddubs_epi16(w0, b), ones));
+          i1 = _mm256_add_epi32(i1, _mm256_madd_epi16(_mm256_maddubs_epi16(w1, b), ones));
+          i2 = _mm256_add_epi32(i2, _mm256_madd_epi16(_mm256_maddubs_epi16(w2, b), ones));
+          i3 = _mm256_add_epi32(i3, _mm256_madd_epi16(_mm256_maddubs_epi16(w3, b), ones));
+        }
+      }
+      if (b8) {
+        __m256i c = _mm256_set1_epi32(128 * a->isx[r * a->ldg + g]);
+        i0 = _mm256_add_epi32(i0, c);
+        i1 = _mm256_add_epi32(i1, c);
+        i2 = _mm256_add_epi32(i2, c);
+        i3 = _mm256_add_epi32(i3, c);
+      }
+      const float *sb = a->sb + g * 2 * MP_QNR;
+      __m256 dr = _mm256_set1_ps(a->d[r * a->ldg + g]), xr = _mm256_set1_ps(a->xs[r * a->ldg + g]);
+#define EPI(fv, iv, j)                                                                                                 \
+  fv = _mm256_fmadd_ps(_mm256_cvtepi32_ps(iv), _mm256_mul_ps(_mm256_loadu_ps(sb + (j)), dr), fv);                      \
+  fv = _mm256_fmadd_ps(_mm256_loadu_ps(sb + MP_QNR + (j)), xr, fv)
+      EPI(f0, i0, 0);
+      EPI(f1, i1, 8);
+      EPI(f2, i2, 16);
+      EPI(f3, i3, 24);
+#undef EPI
+    }
+    float *y = a->y + r * a->ldy;
+    _mm256_storeu_ps(y, f0);
+    _mm256_storeu_ps(y + 8, f1);
+    _mm256_storeu_ps(y + 16, f2);
+    _mm256_storeu_ps(y + 24, f3);
+  }
+}
+
+static const mp_qimpl g_qavx2 = {.name = "avx2", .mr = 1, .quant_row = quant_row_avx2, .ukr = qukr_avx2};
+
+const mp_qimpl *mp_qimpl_avx2(void) { return __builtin_cpu_supports("avx2") ? &g_qavx2 : NULL; }
+
+/* ======================================================================================
+ * AVX-512 VNNI: 4 rows x 32 outputs per call; VPDPBUSD takes the unsigned codes and the signed
+ * activations directly (4 products per 32-bit lane, no saturation). */
+
+T5V static void quant_row_avx512(const float *x, int64_t K, int g, int8_t *xq, float *d, float *xs, int32_t *isx) {
+  const __m512 absmask = _mm512_castsi512_ps(_mm512_set1_epi32(0x7fffffff)), big = _mm512_set1_ps(FLT_MAX);
+  const __m512i lo = _mm512_set1_epi32(-127), hi = _mm512_set1_epi32(127);
+  for (int64_t k0 = 0, gi = 0; k0 < K; k0 += g, gi++) {
+    __m512 mx = _mm512_setzero_ps();
+    __mmask16 bad = 0;
+    for (int i = 0; i < g; i += 16) {
+      __mmask16 m = g - i >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (g - i)) - 1);
+      __m512 v = _mm512_and_ps(_mm512_maskz_loadu_ps(m, x + k0 + i), absmask);
+      bad |= _mm512_mask_cmp_ps_mask(m, v, big, _CMP_NLE_UQ);
+      mx = _mm512_max_ps(mx, v);
+    }
+    float amax = _mm512_reduce_max_ps(mx);
+    int32_t sum = 0;
+    if (bad || amax == 0.0f) {
+      memset(xq + k0, 0, (size_t)g);
+      d[gi] = bad ? NAN : 0.0f;
+    } else {
+      const __m512 inv = _mm512_set1_ps(127.0f / amax);
+      d[gi] = amax / 127.0f;
+      __m512i s = _mm512_setzero_si512();
+      for (int i = 0; i < g; i += 16) {
+        __mmask16 m = g - i >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (g - i)) - 1);
+        __m512i q = _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_maskz_loadu_ps(m, x + k0 + i), inv));
+        q = _mm512_min_epi32(_mm512_max_epi32(q, lo), hi);
+        s = _mm512_add_epi32(s, q);
+        _mm512_mask_cvtepi32_storeu_epi8(xq + k0 + i, m, q);
+      }
+      sum = _mm512_reduce_add_epi32(s);
+    }
+    isx[gi] = sum;
+    xs[gi] = d[gi] * (float)sum;
+  }
+}
+
+T5V static void qukr_vnni(const mp_qukr_args *a) {
+  const int64_t G = a->K / a->gsize;
+  const int qs = a->gsize / 4, mr = a->mr;
+  const int64_t ldx = a->ldx, ldg = a->ldg;
+  /* rows past mr repeat row 0 (computed, never stored) */
+  const int64_t o1 = mr > 1 ? 1 : 0, o2 = mr > 2 ? 2 : 0, o3 = mr > 3 ? 3 : 0;
+  const int8_t *x0 = a->xq, *x1 = a->xq + o1 * ldx, *x2 = a->xq + o2 * ldx, *x3 = a->xq + o3 * ldx;
+  __m512 f00 = _mm512_setzero_ps(), f01 = f00;
+  if (a->bias) {
+    f00 = _mm512_loadu_ps(a->bias);
+    f01 = _mm512_loadu_ps(a->bias + 16);
+  }
+  __m512 f10 = f00, f11 = f01, f20 = f00, f21 = f01, f30 = f00, f31 = f01;
+  const uint8_t *w = a->w;
+  for (int64_t g = 0; g < G; g++) {
+    __m512i i00 = _mm512_setzero_si512(), i01 = i00, i10 = i00, i11 = i00, i20 = i00, i21 = i00, i30 = i00,
+            i31 = i00;
+    const int64_t kg = g * a->gsize;
+    for (int q = 0; q < qs; q++, w += 4 * MP_QNR) {
+      __m512i w0 = _mm512_load_si512((const void *)w), w1 = _mm512_load_si512((const void *)(w + 64));
+      __m512i b;
+      b = _mm512_set1_epi32(ld32(x0 + kg + 4 * q));
+      i00 = _mm512_dpbusd_epi32(i00, w0, b);
+      i01 = _mm512_dpbusd_epi32(i01, w1, b);
+      b = _mm512_set1_epi32(ld32(x1 + kg + 4 * q));
+      i10 = _mm512_dpbusd_epi32(i10, w0, b);
+      i11 = _mm512_dpbusd_epi32(i11, w1, b);
+      b = _mm512_set1_epi32(ld32(x2 + kg + 4 * q));
+      i20 = _mm512_dpbusd_epi32(i20, w0, b);
+      i21 = _mm512_dpbusd_epi32(i21, w1, b);
+      b = _mm512_set1_epi32(ld32(x3 + kg + 4 * q));
+      i30 = _mm512_dpbusd_epi32(i30, w0, b);
+      i31 = _mm512_dpbusd_epi32(i31, w1, b);
+    }
+    const float *sb = a->sb + g * 2 * MP_QNR;
+    const __m512 s0 = _mm512_load_ps(sb), s1 = _mm512_load_ps(sb + 16);
+    const __m512 c0 = _mm512_load_ps(sb + MP_QNR), c1 = _mm512_load_ps(sb + MP_QNR + 16);
+#define EPI(R, OR)                                                                                                     \
+  do {                                                                                                                 \
+    __m512 dr = _mm512_set1_ps(a->d[(OR)*ldg + g]), xr = _mm512_set1_ps(a->xs[(OR)*ldg + g]);                          \
+    f##R##0 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(i##R##0), _mm512_mul_ps(s0, dr), f##R##0);                            \
+    f##R##0 = _mm512_fmadd_ps(c0, xr, f##R##0);                                                                        \
+    f##R##1 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(i##R##1), _mm512_mul_ps(s1, dr), f##R##1);                            \
+    f##R##1 = _mm512_fmadd_ps(c1, xr, f##R##1);                                                                        \
+  } while (0)
+    EPI(0, 0);
+    EPI(1, o1);
+    EPI(2, o2);
+    EPI(3, o3);
+#undef EPI
+  }
+  float *y = a->y;
+  const int64_t ldy = a->ldy;
+  _mm512_storeu_ps(y, f00);
+  _mm512_storeu_ps(y + 16, f01);
+  if (mr > 1) {
+    _mm512_storeu_ps(y + ldy, f10);
+    _mm512_storeu_ps(y + ldy + 16, f11);
+  }
+  if (mr > 2) {
+    _mm512_storeu_ps(y + 2 * ldy, f20);
+    _mm512_storeu_ps(y + 2 * ldy + 16, f21);
+  }
+  if (mr > 3) {
+    _mm512_storeu_ps(y + 3 * ldy, f30);
+    _mm512_storeu_ps(y + 3 * ldy + 16, f31);
+  }
+}
+
+static const mp_qimpl g_qvnni = {.name = "avx512-vnni", .mr = 4, .quant_row = quant_row_avx512, .ukr = qukr_vnni};
+
+const mp_qimpl *mp_qimpl_avx512(void) { return mp_cpu_avx512_vnni() ? &g_qvnni : NULL; }
+
+#else
+const mp_qimpl *mp_qimpl_avx2(void) { return NULL; }
+const mp_qimpl *mp_qimpl_avx512(void) { return NULL; }
+#endif

@@ -1,0 +1,198 @@
+/* Integer (fast-mode) matmul, mp_qlinear_act: every ISA path (scalar reference, AVX2, AVX-512
+ * VNNI where the CPU has them) bit-identical to each other; against an independent double
+ * reference of the stated semantics (activations quantized per row and group here, in the
+ * test); within the activation-rounding bound of the float (MLX-faithful) result; the same
+ * with 1 and 2 threads and whatever the other rows of the batch are; every bit width, group
+ * sizes 32/64/128, odd shapes (M = 1, K not a multiple of 64, N = 1..7). */
+#include <float.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/tensor.h"
+#include "kernels/kernels.h"
+#include "testlib.h"
+#include "tweight.h"
+
+/* Independent quantization of one row (double arithmetic where it cannot change the result):
+ * per group d = max|x|/127, xq = round-half-even(x * (127/max|x|)) in float. */
+static void ref_quant(const float *x, int64_t K, int g, double *xhat) {
+  for (int64_t k0 = 0; k0 < K; k0 += g) {
+    float amax = 0;
+    for (int i = 0; i < g; i++) amax = fabsf(x[k0 + i]) > amax ? fabsf(x[k0 + i]) : amax;
+    if (amax == 0) {
+      for (int i = 0; i < g; i++) xhat[k0 + i] = 0;
+      continue;
+    }
+    float inv = 127.0f / amax, d = amax / 127.0f;
+    for (int i = 0; i < g; i++) xhat[k0 + i] = (double)d * (double)nearbyintf(x[k0 + i] * inv);
+  }
+}
+
+static int max_ulp_ok(const float *a, const float *b, int64_t n) {
+  for (int64_t i = 0; i < n; i++)
+    if (memcmp(&a[i], &b[i], 4) != 0) return 0;
+  return 1;
+}
+
+/* One weight, one input: every ISA bit-identical, double reference, faithful bound, threads. */
+static void check_case(int64_t M, int64_t N, int64_t K, int bits, int gs, mp_dtype sdt, int with_bias, mp_act act,
+                       mp_pool *p2) {
+  tw t;
+  tw_make(&t, N, K, sdt, bits, gs);
+  mp_qweight *q = NULL;
+  CHECK_OK(mp_qweight_pack(&t.w, &q));
+  if (!q) {
+    tw_free(&t);
+    return;
+  }
+  float *x = malloc((size_t)(M * K) * 4), *bias = malloc((size_t)N * 4);
+  float *y[3], *y2 = malloc((size_t)(M * N) * 4), *yf = malloc((size_t)(M * N) * 4);
+  double *xhat = malloc((size_t)K * sizeof(double));
+  for (int64_t i = 0; i < M * K; i++) x[i] = frand() * (1 + (i % 7 == 0) * 8); /* a few larger values */
+  if (M > 2) memset(x + K, 0, (size_t)K * 4);                                   /* an all-zero row */
+  for (int64_t i = 0; i < N; i++) bias[i] = frand();
+  mp_isa best = mp_kernels_set_isa(MP_ISA_AVX512);
+  int n = 0;
+  for (int isa = 0; isa <= (int)best; isa++) {
+    mp_kernels_set_isa((mp_isa)isa);
+    y[n] = malloc((size_t)(M * N) * 4);
+    CHECK_OK(mp_qlinear_act(NULL, x, M, q, with_bias ? bias : NULL, MP_F32, act, y[n]));
+    if (n > 0 && act != MP_ACT_NONE) { /* the fused activation is the float kernels' (2e-6) */
+      double e = 0;
+      for (int64_t i = 0; i < M * N; i++) e = fmax(e, fabs((double)y[0][i] - y[n][i]));
+      CHECKF(e < 4e-6, "ISA %s: activation differs from scalar by %.3g", mp_isa_name((mp_isa)isa), e);
+    } else if (n > 0)
+      CHECKF(max_ulp_ok(y[0], y[n], M * N), "ISA %s (%s) differs from scalar: M=%lld N=%lld K=%lld bits=%d g=%d",
+             mp_isa_name((mp_isa)isa), mp_qlinear_path(), (long long)M, (long long)N, (long long)K, bits, gs);
+    n++;
+  }
+  mp_kernels_set_isa(best);
+  /* 2 threads */
+  CHECK_OK(mp_qlinear_act(p2, x, M, q, with_bias ? bias : NULL, MP_F32, act, y2));
+  CHECKF(max_ulp_ok(y[n - 1], y2, M * N), "2 threads differ: M=%lld N=%lld K=%lld bits=%d g=%d", (long long)M,
+         (long long)N, (long long)K, bits, gs);
+  /* batch composition: the last row alone equals the last row of the batch */
+  if (M > 1) {
+    float *yl = malloc((size_t)N * 4);
+    CHECK_OK(mp_qlinear_act(p2, x + (M - 1) * K, 1, q, with_bias ? bias : NULL, MP_F32, act, yl));
+    CHECK(max_ulp_ok(yl, y[n - 1] + (M - 1) * N, N));
+    free(yl);
+  }
+  /* the float (faithful) result, for the error bound */
+  CHECK_OK(mp_linear_act(p2, x, M, &t.w, with_bias ? bias : NULL, MP_F32, MP_ACT_NONE, yf));
+  double worst_ref = 0, worst_bound = 0;
+  for (int64_t r = 0; r < M; r++) {
+    ref_quant(x + r * K, K, gs, xhat);
+    for (int64_t o = 0; o < N; o++) {
+      double s = 0, mag = 0, bound = 0;
+      for (int64_t k = 0; k < K; k++) {
+        double wv = t.ref[o * K + k];
+        s += wv * xhat[k];
+        mag += fabs(wv * xhat[k]);
+      }
+      for (int64_t k0 = 0; k0 < K; k0 += gs) { /* |x - xhat| <= d/2 per element */
+        float amax = 0;
+        for (int i = 0; i < gs; i++) amax = fabsf(x[r * K + k0 + i]) > amax ? fabsf(x[r * K + k0 + i]) : amax;
+        for (int i = 0; i < gs; i++) bound += fabs(t.ref[o * K + k0 + i]) * (amax / 127.0) * 0.5000001;
+      }
+      if (with_bias) s += bias[o];
+      double got = y[0][r * N + o];
+      if (act == MP_ACT_NONE) {
+        double e = fabs(got - s) / (mag + fabs(with_bias ? bias[o] : 0) + 1e-30);
+        if (e > worst_ref) worst_ref = e;
+        double ef = fabs(got - yf[r * N + o]) - bound - 1e-5 * (mag + 1);
+        if (ef > worst_bound) worst_bound = ef;
+      }
+    }
+  }
+  CHECKF(worst_ref < 1e-6, "vs double reference: relative error %.3g (M=%lld N=%lld K=%lld bits=%d g=%d)", worst_ref,
+         (long long)M, (long long)N, (long long)K, bits, gs);
+  CHECKF(worst_bound <= 0, "vs float result: exceeds the activation-rounding bound by %.3g (bits=%d g=%d)",
+         worst_bound, bits, gs);
+  for (int i = 0; i < n; i++) free(y[i]);
+  free(y2);
+  free(yf);
+  free(xhat);
+  free(x);
+  free(bias);
+  mp_qweight_free(q);
+  tw_free(&t);
+}
+
+static void test_qlinear_widths(void) {
+  mp_pool *p2 = NULL;
+  REQUIRE(mp_pool_create(2, &p2) == MP_OK);
+  static const int bits[] = {2, 3, 4, 5, 6, 8};
+  static const int gss[] = {32, 64, 128};
+  static const mp_dtype sdt[] = {MP_F32, MP_F16, MP_BF16};
+  for (int b = 0; b < 6; b++)
+    for (int g = 0; g < 3; g++) check_case(9, 70, 384, bits[b], gss[g], sdt[(b + g) % 3], (b + g) % 2, MP_ACT_NONE, p2);
+  mp_pool_free(p2);
+}
+
+static void test_qlinear_shapes(void) {
+  mp_pool *p2 = NULL;
+  REQUIRE(mp_pool_create(2, &p2) == MP_OK);
+  for (int64_t N = 1; N <= 7; N++) check_case(1, N, 96, 8, 32, MP_F16, 1, MP_ACT_NONE, p2); /* K = 96 */
+  static const int64_t Ms[] = {1, 2, 3, 4, 5, 7, 17, 66};
+  for (int i = 0; i < 8; i++) check_case(Ms[i], 33, 160, 4, 32, MP_F32, 1, MP_ACT_NONE, p2); /* K = 160 */
+  check_case(130, 100, 192, 4, 64, MP_BF16, 1, MP_ACT_NONE, p2);
+  check_case(3, 40, 256, 3, 128, MP_F32, 0, MP_ACT_NONE, p2);
+  /* fused activations: ISA / thread / batch identity */
+  check_case(6, 45, 128, 8, 64, MP_F32, 1, MP_ACT_GELU_ERF, p2);
+  check_case(6, 45, 128, 4, 64, MP_F32, 1, MP_ACT_TANH, p2);
+  mp_pool_free(p2);
+}
+
+/* A non-finite activation poisons only the outputs of its own row. */
+static void test_qlinear_nonfinite(void) {
+  tw t;
+  tw_make(&t, 20, 64, MP_F32, 8, 32);
+  mp_qweight *q = NULL;
+  REQUIRE(mp_qweight_pack(&t.w, &q) == MP_OK);
+  float x[3 * 64], y[3 * 20];
+  for (int i = 0; i < 3 * 64; i++) x[i] = frand();
+  x[64 + 5] = INFINITY;
+  mp_isa best = mp_kernels_set_isa(MP_ISA_AVX512);
+  for (int isa = 0; isa <= (int)best; isa++) {
+    mp_kernels_set_isa((mp_isa)isa);
+    CHECK_OK(mp_qlinear_act(NULL, x, 3, q, NULL, MP_F32, MP_ACT_NONE, y));
+    for (int o = 0; o < 20; o++) {
+      CHECK(isfinite(y[o]) && isfinite(y[40 + o]));
+      CHECK(isnan(y[20 + o]));
+    }
+  }
+  mp_kernels_set_isa(best);
+  mp_qweight_free(q);
+  tw_free(&t);
+}
+
+static void test_qlinear_errors(void) {
+  tw t;
+  tw_make(&t, 8, 64, MP_F32, 0, 0);
+  mp_qweight *q = (mp_qweight *)1;
+  CHECK(mp_qweight_pack(&t.w, &q) == MP_ERR_UNSUPPORTED && q == NULL);
+  CHECK(strstr(mp_last_error(), "test.weight") != NULL);
+  tw_free(&t);
+  tw_make(&t, 64, 64, MP_F32, 4, 32);
+  REQUIRE(mp_qweight_pack(&t.w, &q) == MP_OK);
+  CHECK(mp_qweight_bytes(q) >= 64 * 64 && mp_qweight_bytes(q) < 64 * 64 * 2); /* not an f32 copy */
+  float x[64] = {0}, y[64];
+  CHECK(mp_qlinear_act(NULL, x, -1, q, NULL, MP_F32, MP_ACT_NONE, y) == MP_ERR_INVALID_ARG);
+  CHECK(mp_qlinear_act(NULL, x, 1, q, x, MP_U32, MP_ACT_NONE, y) == MP_ERR_UNSUPPORTED);
+  CHECK(mp_qlinear_act(NULL, x, 0, q, NULL, MP_F32, MP_ACT_NONE, y) == MP_OK);
+  mp_qweight_free(q);
+  mp_qweight_free(NULL);
+  tw_free(&t);
+}
+
+int main(void) {
+  fprintf(stderr, "features: %s; integer kernel: %s\n", mp_kernels_features(), mp_qlinear_path());
+  RUN(test_qlinear_widths);
+  RUN(test_qlinear_shapes);
+  RUN(test_qlinear_nonfinite);
+  RUN(test_qlinear_errors);
+  return mp_test_done();
+}
