@@ -10,6 +10,7 @@
 #include "eval/data_dirs.h"
 #include "eval/dataset.h"
 #include "eval/evaluate.h"
+#include "model/model.h"
 #include "eval/report.h"
 #include "format/hf.h"
 
@@ -44,6 +45,11 @@ static const char *k_help =
     "  --max-length N        truncate inputs to N tokens (default: model's)\n"
     "  --latency-requests N  batch-1 requests timed for latency (default 100; 0 = skip)\n"
     "  --threads N           compute threads (default: all cores)\n"
+    "  --compute MODE        for MLX-quantized models: both (default): the task metric, drop and\n"
+    "                        accuracy gate from the MLX-faithful mode (what MLX computes), speed,\n"
+    "                        latency, memory and the speedup gate from the fast mode (integer\n"
+    "                        kernels), plus the fast mode's metric and agreement; fast or\n"
+    "                        faithful: every figure from that one mode\n"
     "  --max-accuracy-drop X gate: metric drop (baseline - converted) <= X (e.g. 0.02)\n"
     "  --min-speedup X       gate: converted/baseline throughput >= X (default 1.2; 0 = no gate)\n"
     "  --target-size-mb X    gate: converted weights <= 1.1 x X MiB\n"
@@ -194,6 +200,13 @@ int mp_cmd_eval(int argc, char **argv) {
       if (!v) return MP_EXIT_USAGE;
       if (mp_task_parse(v, &eo.task)) return mp_cli_usage_error("eval", "%s", mp_last_error());
     }
+    else if (mp_cli_opt(argc, argv, &i, "--compute", &v)) {
+      mp_compute cm;
+      if (!v) return MP_EXIT_USAGE;
+      if (!strcmp(v, "both")) eo.compute = -1;
+      else if (mp_compute_parse(v, &cm)) return mp_cli_usage_error("eval", "--compute must be both, fast or faithful");
+      else eo.compute = (int)cm;
+    }
     else if (!strcmp(a, "--json")) json = 1;
     else if (!strcmp(a, "--in-process")) eo.in_process = 1;
     else return mp_cli_usage_error("eval", "unknown option or argument '%s'", a);
@@ -320,6 +333,16 @@ int mp_cmd_eval(int argc, char **argv) {
         printf("  qpm %.0f, tokens/s %.0f, p50 %.2f ms, weights %.1f MiB, peak %.1f MiB\n", conv.qpm,
                conv.tokens_per_sec, conv.latency_ms.p50, conv.weights_mb, conv.mem_peak_mb);
       }
+      if (conv.fast_pass) {
+        if (conv.task != MP_TASK_SIMILARITY)
+          printf("  fast mode: %s %.4f, agreement with faithful %.4f, max |dlogit| %.3g\n",
+                 mp_eval_main_metric_name(&conv), conv.fast_metric, conv.fast_agreement, conv.fast_max_abs_diff);
+        else
+          printf("  fast mode: %s %.4f, max |dcos| vs faithful %.3g\n", mp_eval_main_metric_name(&conv),
+                 conv.fast_metric, conv.fast_max_abs_diff);
+      }
+      printf("  figures: %s from the %s mode, speed/latency/memory from the %s mode\n", mp_eval_main_metric_name(&conv),
+             conv.metric_compute, conv.perf_compute);
       for (size_t g = 0; g < ng; g++)
         printf("  gate %-14s %s  (value %.4f, %s)\n", gates[g].name, gates[g].passed ? "pass" : "FAIL", gates[g].value,
                gates[g].rule);

@@ -35,6 +35,12 @@ typedef struct mp_eval_options {
   size_t bootstrap;        /* bootstrap resamples (default 1000) */
   uint64_t seed;           /* bootstrap seed */
   int in_process;          /* 1 = do not fork (tests, debugging) */
+  /* Compute mode (model/model.h mp_compute) for a model with MLX-quantized layers:
+   * -1 (default): task metrics from the faithful mode (what MLX computes), speed, latency and
+   *     memory from the fast mode (integer kernels), plus the fast mode's metric and agreement;
+   * MP_COMPUTE_FAST / MP_COMPUTE_FAITHFUL: everything from that one mode.
+   * Float models run once (the modes are the same for them). */
+  int compute;
 } mp_eval_options;
 void mp_eval_options_init(mp_eval_options *o);
 
@@ -70,6 +76,15 @@ typedef struct mp_eval_result {
   int threads;
   char cpu[128];
   char isa[16];
+  /* where the figures come from: "faithful", "fast" or "float" (a model without quantized
+   * layers). metric_compute: task metrics and per-example outputs; perf_compute: throughput,
+   * latency, memory. */
+  char metric_compute[16], perf_compute[16];
+  int int_layers;           /* layers on the integer kernels in the fast pass (0: none) */
+  int fast_pass;            /* 1: a fast pass ran beside the faithful one (the three below) */
+  double fast_metric;       /* main metric in fast mode */
+  double fast_agreement;    /* classification: predictions equal to the faithful ones (fraction) */
+  double fast_max_abs_diff; /* max |Δ logit| (classification) or |Δ cosine| (similarity) */
 } mp_eval_result;
 
 /* Runs the model on the dataset (already loaded and sampled). */

@@ -52,6 +52,7 @@ mp_status mp_bind_matrix(mp_model *m, const char *name, int64_t out, int64_t in,
     if (s->dtype != b->dtype) return mp_err(MP_ERR_FORMAT, "%s: scales and biases of \"%s\" differ in dtype", m->path, name);
     lw->dtype = MP_U32;
     lw->data = t->data;
+    m->n_quant++;
     lw->bits = (int)bits;
     lw->group_size = (int)group;
     lw->scale_dtype = s->dtype;

@@ -112,6 +112,8 @@ mp_compute mp_model_compute(const mp_model *m, size_t *n_int_layers) {
   return m->compute;
 }
 
+int mp_model_has_quantized(const mp_model *m) { return m->n_quant > 0; }
+
 const mp_model_config *mp_model_get_config(const mp_model *m) { return &m->cfg; }
 const mp_tokenizer *mp_model_get_tokenizer(const mp_model *m) { return m->tok; }
 const char *mp_model_path(const mp_model *m) { return m->path; }

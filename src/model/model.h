@@ -91,6 +91,8 @@ mp_status mp_model_token_embeddings(mp_model *m, size_t n, const char *const *te
  * MLX-quantized linear layers that run on the integer kernels; 0 in faithful mode or for a
  * float model). */
 mp_compute mp_model_compute(const mp_model *m, size_t *n_int_layers);
+/* 1 when the model has MLX-quantized weights (whatever the compute mode). */
+int mp_model_has_quantized(const mp_model *m);
 /* Hidden size (embedding dimension). */
 size_t mp_model_hidden(const mp_model *m);
 #endif

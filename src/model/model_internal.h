@@ -52,6 +52,7 @@ struct mp_model {
   void *fam; /* family state */
   int has_head;
   mp_compute compute;
+  int n_quant;        /* MLX-quantized matrices bound (any mode) */
   mp_qweight **packs; /* integer forms of the quantized dense layers (fast mode) */
   size_t n_packs, cap_packs;
 };
