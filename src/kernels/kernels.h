@@ -129,16 +129,17 @@ mp_status mp_linear(mp_pool *pool, const float *x, int64_t rows, const mp_linear
  * scales and biases as f32 per panel and group. Memory: 1 byte per weight + 8 bytes per group
  * of outputs; never an f32 copy of the matrix.
  *
- * At each call the activations are quantized per row and per weight group to int8 with a
- * symmetric scale (d = max|x| / 127, xq = round-half-even(x * 127 / max|x|)), and
- *   y[r][o] = sum_g  s[o][g] * d[r][g] * (sum_{i in g} xq[r][i] * q[o][i])
- *                  + b[o][g] * d[r][g] * (sum_{i in g} xq[r][i])
+ * At each call the activations are quantized per row and per block of the weight group's size,
+ * at most 32 inputs (a weight group of 64 or 128 is split into blocks of 32, each with its own
+ * activation scale and the group's weight scale and bias), to int8 with a symmetric scale (d = max|x| / 127, xq = round-half-even(x * 127 / max|x|)), and
+ *   y[r][o] = bias[o] + sum_g  s[o][g] * d[r][g] * (sum_{i in g} xq[r][i] * q[o][i])
+ *                           + b[o][g] * d[r][g] * (sum_{i in g} xq[r][i])        (g: blocks)
  * i.e. the exact dot product of the dequantized weights with the dequantized activations,
- * accumulated per group as fma(float(isum), s*d, acc) then fma(b, d*float(sum xq), acc) in
- * group order. Integer sums are exact, so every path (scalar reference, AVX2, AVX-512 VNNI)
+ * accumulated from acc = bias per block as fma(float(isum), s*d, acc) then
+ * fma(b, d*float(sum xq), acc) in block order. Integer sums are exact, so every path (scalar reference, AVX2, AVX-512 VNNI)
  * gives bit-identical results, whatever the thread count or the other rows of the batch.
  * This is an approximation of the MLX ("faithful") semantics of mp_linear_act: the error is
- * that of the 8-bit activation rounding (about 2^-9 of each group's largest |x|). */
+ * that of the 8-bit activation rounding (at most 1/254 of each block's largest |x| per input). */
 #define MP_QNR 32 /* outputs per packed panel */
 typedef struct mp_qweight mp_qweight;
 

@@ -60,18 +60,19 @@ float mp_act_scalar(mp_act act, float x);
 
 /* ---- integer kernels (qlinear.c): one micro-kernel call computes mr <= MP_QMR_MAX rows x
  * MP_QNR outputs of one packed panel: acc = bias[j] (or 0), then for each group in order
- * acc = fma(float(isum), s*d, acc), acc = fma(b, xs, acc); y[r*ldy + j] = acc (kernels.h). */
+ * acc = fma(float(isum), s*d, acc), acc = fma(b, xs, acc), acc = fma(sq, z, acc); y[r*ldy + j] = acc
+ * (kernels.h). */
 #define MP_QMR_MAX 8
 typedef struct mp_qukr_args {
   int64_t K;
   int gsize, bits, mr;
   const int8_t *xq; /* [mr][ldx] quantized activations */
   int64_t ldx;
-  const float *d, *xs; /* [mr][ldg] per-group activation scale, scale * sum(xq) */
+  const float *d, *xs, *z; /* [mr][ldg] per-block activation scale, d*sum(xq) + z*block, zero point */
   const int32_t *isx;  /* [mr][ldg] per-group sum(xq) */
   int64_t ldg;
   const uint8_t *w; /* panel codes [K/4][MP_QNR][4] */
-  const float *sb;  /* panel [groups][2][MP_QNR] scales, biases */
+  const float *sb;  /* panel [groups][3][MP_QNR] scales, biases, scale * sum of the block's codes */
   const float *bias; /* MP_QNR start values of the accumulators (the layer's bias), or NULL = 0 */
   float *y;
   int64_t ldy;
@@ -80,12 +81,12 @@ typedef struct mp_qukr_args {
 typedef struct mp_qimpl {
   const char *name;
   int mr; /* rows per micro-kernel call (<= MP_QMR_MAX) */
-  /* per group g of one row: xq, d, xs = d*sum(xq), isx = sum(xq) (bit-identical to scalar) */
-  void (*quant_row)(const float *x, int64_t K, int g, int8_t *xq, float *d, float *xs, int32_t *isx);
+  /* per block of g inputs of one row: xq, d, xs, z, isx (bit-identical to scalar; qlinear.c) */
+  void (*quant_row)(const float *x, int64_t K, int g, int8_t *xq, float *d, float *xs, float *z, int32_t *isx);
   void (*ukr)(const mp_qukr_args *a);
 } mp_qimpl;
 
-void mp_qquant_row_scalar(const float *x, int64_t K, int g, int8_t *xq, float *d, float *xs, int32_t *isx);
+void mp_qquant_row_scalar(const float *x, int64_t K, int g, int8_t *xq, float *d, float *xs, float *z, int32_t *isx);
 void mp_qukr_scalar(const mp_qukr_args *a);
 const mp_qimpl *mp_qimpl_avx2(void);   /* NULL when not compiled for x86 or no AVX2 */
 const mp_qimpl *mp_qimpl_avx512(void); /* NULL without AVX-512 VNNI */

@@ -13,12 +13,16 @@
 #include "core/tensor.h"
 #include "kernels/kernels_internal.h"
 
+#ifndef MP_QBLOCK
+#define MP_QBLOCK 32 /* largest activation quantization block */
+#endif
+
 struct mp_qweight {
   char name[128];
   int64_t out, in, groups, npan;
   int bits, gsize;
   uint8_t *codes; /* [npan][in/4][MP_QNR][4] */
-  float *sb;      /* [npan][groups][2][MP_QNR]: scales then biases */
+  float *sb;      /* [npan][groups][3][MP_QNR]: scales, biases, scale * sum of the block's codes */
   size_t bytes;
 };
 
@@ -45,11 +49,14 @@ mp_status mp_qweight_pack(const mp_linear_weight *w, mp_qweight **out) {
   q->out = w->out;
   q->in = w->in;
   q->bits = w->bits;
-  q->gsize = w->group_size;
-  q->groups = w->in / w->group_size;
+  /* activation blocks of at most MP_QBLOCK inputs: a larger weight group is split, its scale and
+   * bias repeated per block (finer activation scales, same weights) */
+  q->gsize = w->group_size > MP_QBLOCK && w->group_size % MP_QBLOCK == 0 ? MP_QBLOCK : w->group_size;
+  q->groups = w->in / q->gsize;
+  const int64_t wgroups = w->in / w->group_size, split = w->group_size / q->gsize;
   q->npan = (w->out + MP_QNR - 1) / MP_QNR;
   size_t ncodes = (size_t)q->npan * MP_QNR * (size_t)w->in;
-  size_t nsb = (size_t)q->npan * (size_t)q->groups * 2 * MP_QNR;
+  size_t nsb = (size_t)q->npan * (size_t)q->groups * 3 * MP_QNR;
   void *c = NULL, *s = NULL;
   if (posix_memalign(&c, 64, ncodes) || posix_memalign(&s, 64, nsb * sizeof(float))) {
     free(c);
@@ -76,9 +83,13 @@ mp_status mp_qweight_pack(const mp_linear_weight *w, mp_qweight **out) {
       dst[(i / 4) * (MP_QNR * 4) + (i % 4)] = (uint8_t)((v >> sh) & maskv);
     }
     for (int64_t g = 0; g < q->groups; g++) {
-      float *sb = q->sb + ((size_t)p * q->groups + g) * 2 * MP_QNR;
-      sb[j] = scale_at(w->scale_dtype, w->scales, o * q->groups + g);
-      sb[MP_QNR + j] = scale_at(w->scale_dtype, w->biases, o * q->groups + g);
+      float *sb = q->sb + ((size_t)p * q->groups + g) * 3 * MP_QNR;
+      float sc = scale_at(w->scale_dtype, w->scales, o * wgroups + g / split);
+      int32_t qs = 0;
+      for (int64_t i = g * q->gsize; i < (g + 1) * q->gsize; i++) qs += dst[(i / 4) * (MP_QNR * 4) + (i % 4)];
+      sb[j] = sc;
+      sb[MP_QNR + j] = scale_at(w->scale_dtype, w->biases, o * wgroups + g / split);
+      sb[2 * MP_QNR + j] = sc * (float)qs;
     }
   }
   *out = q;
@@ -96,34 +107,39 @@ size_t mp_qweight_bytes(const mp_qweight *q) { return q ? q->bytes : 0; }
 
 /* ---------------------------------------------------------------- scalar reference pieces */
 
-/* Quantizes one row of K activations per group of g: xq, d, xs = d*sum(xq), isx = sum(xq).
- * A group holding a non-finite value gets d = xs = NaN (so its outputs become NaN). */
-void mp_qquant_row_scalar(const float *x, int64_t K, int g, int8_t *xq, float *d, float *xs, int32_t *isx) {
+/* Quantizes one row of K activations per block of g, asymmetrically: z = (max + min) / 2,
+ * d = (max - min) / 254, xq = round-half-even((x - z) * (254 / (max - min))) in [-127, 127], so
+ * x ~ d*xq + z; xs = fma(z, g, d*sum(xq)), isx = sum(xq). A constant block has d = 0, z = its
+ * value. A block holding a non-finite value gets d = xs = z = NaN (its outputs become NaN). */
+void mp_qquant_row_scalar(const float *x, int64_t K, int g, int8_t *xq, float *d, float *xs, float *z, int32_t *isx) {
   if (g <= 0) return;
   for (int64_t k0 = 0, gi = 0; k0 < K; k0 += g, gi++) {
-    float amax = 0.0f;
+    float mx = -FLT_MAX, mn = FLT_MAX;
     int bad = 0;
     for (int i = 0; i < g; i++) {
-      float a = fabsf(x[k0 + i]);
-      if (!(a <= FLT_MAX)) bad = 1;
-      else if (a > amax) amax = a;
+      float v = x[k0 + i];
+      if (!(fabsf(v) <= FLT_MAX)) bad = 1;
+      mx = v > mx ? v : mx;
+      mn = v < mn ? v : mn;
     }
     int32_t sum = 0;
-    if (bad || amax == 0.0f) {
+    if (bad || mx == mn) {
       for (int i = 0; i < g; i++) xq[k0 + i] = 0;
       d[gi] = bad ? NAN : 0.0f;
+      z[gi] = bad ? NAN : mx;
     } else {
-      float inv = 127.0f / amax;
-      d[gi] = amax / 127.0f;
+      float zz = (mx + mn) * 0.5f, inv = 254.0f / (mx - mn);
+      d[gi] = (mx - mn) / 254.0f;
+      z[gi] = zz;
       for (int i = 0; i < g; i++) {
-        long v = lrintf(x[k0 + i] * inv);
+        long v = lrintf((x[k0 + i] - zz) * inv);
         v = v > 127 ? 127 : v < -127 ? -127 : v;
         xq[k0 + i] = (int8_t)v;
         sum += (int32_t)v;
       }
     }
     isx[gi] = sum;
-    xs[gi] = d[gi] * (float)sum;
+    xs[gi] = fmaf(z[gi], (float)g, d[gi] * (float)sum);
   }
 }
 
@@ -138,9 +154,10 @@ void mp_qukr_scalar(const mp_qukr_args *a) {
         int32_t is = 0;
         for (int64_t k = g * a->gsize; k < (g + 1) * a->gsize; k++)
           is += (int32_t)x[k] * (int32_t)a->w[(k / 4) * (MP_QNR * 4) + j * 4 + (k % 4)];
-        const float *sb = a->sb + g * 2 * MP_QNR;
+        const float *sb = a->sb + g * 3 * MP_QNR;
         acc = fmaf((float)is, sb[j] * a->d[r * a->ldg + g], acc);
         acc = fmaf(sb[MP_QNR + j], a->xs[r * a->ldg + g], acc);
+        acc = fmaf(sb[2 * MP_QNR + j], a->z[r * a->ldg + g], acc);
       }
       a->y[r * a->ldy + j] = acc;
     }
@@ -167,7 +184,7 @@ typedef struct q_ctx {
   const float *x;
   int64_t M, K, G;
   int8_t *xq;
-  float *d, *xs;
+  float *d, *xs, *z;
   int32_t *isx;
   const void *bias;
   mp_dtype bias_dtype;
@@ -183,7 +200,7 @@ static void quant_task(void *vc, int64_t task, int thread) {
   int64_t r0 = task * QROWS_PER_TASK, r1 = r0 + QROWS_PER_TASK < c->M ? r0 + QROWS_PER_TASK : c->M;
   for (int64_t r = r0; r < r1; r++)
     c->im->quant_row(c->x + r * c->K, c->K, c->w->gsize, c->xq + r * c->K, c->d + r * c->G, c->xs + r * c->G,
-                     c->isx + r * c->G);
+                     c->z + r * c->G, c->isx + r * c->G);
 }
 
 static float bias_at(const void *bias, mp_dtype dt, int64_t i) {
@@ -205,7 +222,7 @@ static void gemm_task(void *vc, int64_t task, int thread) {
   for (int64_t p = p0; p < p1; p++) {
     int64_t n0 = p * MP_QNR, nn = w->out - n0 < MP_QNR ? w->out - n0 : MP_QNR;
     mp_qukr_args a = {.K = c->K, .gsize = w->gsize, .bits = w->bits, .ldx = c->K, .ldg = c->G,
-                      .w = w->codes + (size_t)p * MP_QNR * c->K, .sb = w->sb + (size_t)p * c->G * 2 * MP_QNR};
+                      .w = w->codes + (size_t)p * MP_QNR * c->K, .sb = w->sb + (size_t)p * c->G * 3 * MP_QNR};
     if (c->bias) {
       for (int64_t j = 0; j < MP_QNR; j++) bb[j] = j < nn ? bias_at(c->bias, c->bias_dtype, n0 + j) : 0.0f;
       a.bias = bb;
@@ -216,6 +233,7 @@ static void gemm_task(void *vc, int64_t task, int thread) {
       a.xq = c->xq + m * c->K;
       a.d = c->d + m * c->G;
       a.xs = c->xs + m * c->G;
+      a.z = c->z + m * c->G;
       a.isx = c->isx + m * c->G;
       float *yt = c->y + m * w->out + n0;
       if (nn == MP_QNR) {
@@ -253,10 +271,10 @@ mp_status mp_qlinear_act(mp_pool *pool, const float *x, int64_t rows, const mp_q
   }
   q_ctx c = {.im = qimpl_current(), .w = w, .x = x, .M = rows, .K = w->in, .G = w->groups, .bias = bias,
              .bias_dtype = bias_dtype, .act = act, .y = y, .fimpl = mp_impl_current()};
-  /* quantized activations in the pool's shared buffer: xq [M][K], then d, xs, isx [M][G] */
+  /* quantized activations in the pool's shared buffer: xq [M][K], then d, xs, z, isx [M][G] */
   size_t xq_bytes = ((size_t)rows * (size_t)c.K + 63) & ~(size_t)63;
   size_t g_bytes = (size_t)rows * (size_t)c.G * 4;
-  unsigned char *buf = mp_pool_shared(pool, xq_bytes + 3 * g_bytes + 64);
+  unsigned char *buf = mp_pool_shared(pool, xq_bytes + 4 * g_bytes + 64);
   if (!buf) {
     mp_pool_free(tmp);
     return mp_err(MP_ERR_NOMEM, "%s: out of memory for quantized activations", qname(w));
@@ -264,7 +282,8 @@ mp_status mp_qlinear_act(mp_pool *pool, const float *x, int64_t rows, const mp_q
   c.xq = (int8_t *)buf;
   c.d = (float *)(buf + xq_bytes);
   c.xs = c.d + rows * c.G;
-  c.isx = (int32_t *)(c.xs + rows * c.G);
+  c.z = c.xs + rows * c.G;
+  c.isx = (int32_t *)(c.z + rows * c.G);
   mp_pool_run(pool, cdiv(rows, QROWS_PER_TASK), quant_task, &c);
   /* tiles: up to 64 rows x 4 panels; fewer panels per task when there would be too few tasks
    * (the tiling never changes a result: each output is one micro-kernel's fixed sequence) */

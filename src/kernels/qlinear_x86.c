@@ -26,10 +26,10 @@ static inline int32_t ld32(const int8_t *p) {
  * (2*63*127 < 32767); 8-bit codes are recentred to q-128 and multiplied as |q-128| times the
  * activation with q-128's sign (2*128*127 < 32767), and 128*sum(xq) is added back. */
 
-T2 static void quant_row_avx2(const float *x, int64_t K, int g, int8_t *xq, float *d, float *xs, int32_t *isx) {
+T2 static void quant_row_avx2(const float *x, int64_t K, int g, int8_t *xq, float *d, float *xs, float *z, int32_t *isx) {
   /* AVX2 has no masked narrowing store; the scalar reference is cheap next to the matmul and
    * defines the result */
-  mp_qquant_row_scalar(x, K, g, xq, d, xs, isx);
+  mp_qquant_row_scalar(x, K, g, xq, d, xs, z, isx);
 }
 
 T2 static void qukr_avx2(const mp_qukr_args *a) {
@@ -79,11 +79,13 @@ T2 static void qukr_avx2(const mp_qukr_args *a) {
         i2 = _mm256_add_epi32(i2, c);
         i3 = _mm256_add_epi32(i3, c);
       }
-      const float *sb = a->sb + g * 2 * MP_QNR;
+      const float *sb = a->sb + g * 3 * MP_QNR;
       __m256 dr = _mm256_set1_ps(a->d[r * a->ldg + g]), xr = _mm256_set1_ps(a->xs[r * a->ldg + g]);
+      __m256 zr = _mm256_set1_ps(a->z[r * a->ldg + g]);
 #define EPI(fv, iv, j)                                                                                                 \
   fv = _mm256_fmadd_ps(_mm256_cvtepi32_ps(iv), _mm256_mul_ps(_mm256_loadu_ps(sb + (j)), dr), fv);                      \
-  fv = _mm256_fmadd_ps(_mm256_loadu_ps(sb + MP_QNR + (j)), xr, fv)
+  fv = _mm256_fmadd_ps(_mm256_loadu_ps(sb + MP_QNR + (j)), xr, fv);                                                    \
+  fv = _mm256_fmadd_ps(_mm256_loadu_ps(sb + 2 * MP_QNR + (j)), zr, fv)
       EPI(f0, i0, 0);
       EPI(f1, i1, 8);
       EPI(f2, i2, 16);
@@ -106,30 +108,36 @@ const mp_qimpl *mp_qimpl_avx2(void) { return __builtin_cpu_supports("avx2") ? &g
  * AVX-512 VNNI: 4 rows x 32 outputs per call; VPDPBUSD takes the unsigned codes and the signed
  * activations directly (4 products per 32-bit lane, no saturation). */
 
-T5V static void quant_row_avx512(const float *x, int64_t K, int g, int8_t *xq, float *d, float *xs, int32_t *isx) {
+T5V static void quant_row_avx512(const float *x, int64_t K, int g, int8_t *xq, float *d, float *xs, float *z,
+                                 int32_t *isx) {
   const __m512 absmask = _mm512_castsi512_ps(_mm512_set1_epi32(0x7fffffff)), big = _mm512_set1_ps(FLT_MAX);
   const __m512i lo = _mm512_set1_epi32(-127), hi = _mm512_set1_epi32(127);
   for (int64_t k0 = 0, gi = 0; k0 < K; k0 += g, gi++) {
-    __m512 mx = _mm512_setzero_ps();
+    __m512 vmx = _mm512_set1_ps(-FLT_MAX), vmn = _mm512_set1_ps(FLT_MAX);
     __mmask16 bad = 0;
     for (int i = 0; i < g; i += 16) {
       __mmask16 m = g - i >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (g - i)) - 1);
-      __m512 v = _mm512_and_ps(_mm512_maskz_loadu_ps(m, x + k0 + i), absmask);
-      bad |= _mm512_mask_cmp_ps_mask(m, v, big, _CMP_NLE_UQ);
-      mx = _mm512_max_ps(mx, v);
+      __m512 v = _mm512_maskz_loadu_ps(m, x + k0 + i);
+      bad |= _mm512_mask_cmp_ps_mask(m, _mm512_and_ps(v, absmask), big, _CMP_NLE_UQ);
+      vmx = _mm512_mask_max_ps(vmx, m, vmx, v);
+      vmn = _mm512_mask_min_ps(vmn, m, vmn, v);
     }
-    float amax = _mm512_reduce_max_ps(mx);
+    float mx = _mm512_reduce_max_ps(vmx), mn = _mm512_reduce_min_ps(vmn);
     int32_t sum = 0;
-    if (bad || amax == 0.0f) {
+    if (bad || mx == mn) {
       memset(xq + k0, 0, (size_t)g);
       d[gi] = bad ? NAN : 0.0f;
+      z[gi] = bad ? NAN : mx;
     } else {
-      const __m512 inv = _mm512_set1_ps(127.0f / amax);
-      d[gi] = amax / 127.0f;
+      float zz = (mx + mn) * 0.5f;
+      const __m512 inv = _mm512_set1_ps(254.0f / (mx - mn)), zv = _mm512_set1_ps(zz);
+      d[gi] = (mx - mn) / 254.0f;
+      z[gi] = zz;
       __m512i s = _mm512_setzero_si512();
       for (int i = 0; i < g; i += 16) {
         __mmask16 m = g - i >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (g - i)) - 1);
-        __m512i q = _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_maskz_loadu_ps(m, x + k0 + i), inv));
+        __m512 v = _mm512_sub_ps(_mm512_maskz_loadu_ps(m, x + k0 + i), zv);
+        __m512i q = _mm512_maskz_cvtps_epi32(m, _mm512_mul_ps(v, inv));
         q = _mm512_min_epi32(_mm512_max_epi32(q, lo), hi);
         s = _mm512_add_epi32(s, q);
         _mm512_mask_cvtepi32_storeu_epi8(xq + k0 + i, m, q);
@@ -137,7 +145,7 @@ T5V static void quant_row_avx512(const float *x, int64_t K, int g, int8_t *xq, f
       sum = _mm512_reduce_add_epi32(s);
     }
     isx[gi] = sum;
-    xs[gi] = d[gi] * (float)sum;
+    xs[gi] = fmaf(z[gi], (float)g, d[gi] * (float)sum);
   }
 }
 
@@ -175,16 +183,20 @@ T5V static void qukr_vnni(const mp_qukr_args *a) {
       i30 = _mm512_dpbusd_epi32(i30, w0, b);
       i31 = _mm512_dpbusd_epi32(i31, w1, b);
     }
-    const float *sb = a->sb + g * 2 * MP_QNR;
+    const float *sb = a->sb + g * 3 * MP_QNR;
     const __m512 s0 = _mm512_load_ps(sb), s1 = _mm512_load_ps(sb + 16);
     const __m512 c0 = _mm512_load_ps(sb + MP_QNR), c1 = _mm512_load_ps(sb + MP_QNR + 16);
+    const __m512 q0 = _mm512_load_ps(sb + 2 * MP_QNR), q1 = _mm512_load_ps(sb + 2 * MP_QNR + 16);
 #define EPI(R, OR)                                                                                                     \
   do {                                                                                                                 \
     __m512 dr = _mm512_set1_ps(a->d[(OR)*ldg + g]), xr = _mm512_set1_ps(a->xs[(OR)*ldg + g]);                          \
+    __m512 zr = _mm512_set1_ps(a->z[(OR)*ldg + g]);                                                                    \
     f##R##0 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(i##R##0), _mm512_mul_ps(s0, dr), f##R##0);                            \
     f##R##0 = _mm512_fmadd_ps(c0, xr, f##R##0);                                                                        \
+    f##R##0 = _mm512_fmadd_ps(q0, zr, f##R##0);                                                                        \
     f##R##1 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(i##R##1), _mm512_mul_ps(s1, dr), f##R##1);                            \
     f##R##1 = _mm512_fmadd_ps(c1, xr, f##R##1);                                                                        \
+    f##R##1 = _mm512_fmadd_ps(q1, zr, f##R##1);                                                                        \
   } while (0)
     EPI(0, 0);
     EPI(1, o1);

@@ -1,7 +1,7 @@
 /* Integer (fast-mode) matmul, mp_qlinear_act: every ISA path (scalar reference, AVX2, AVX-512
  * VNNI where the CPU has them) bit-identical to each other; against an independent double
  * reference of the stated semantics (activations quantized per row and group here, in the
- * test); within the activation-rounding bound of the float (MLX-faithful) result; the same
+ * test, in blocks of 32 inputs); within the activation-rounding bound of the float (MLX-faithful) result; the same
  * with 1 and 2 threads and whatever the other rows of the batch are; every bit width, group
  * sizes 32/64/128, odd shapes (M = 1, K not a multiple of 64, N = 1..7). */
 #include <float.h>
@@ -16,17 +16,20 @@
 #include "tweight.h"
 
 /* Independent quantization of one row (double arithmetic where it cannot change the result):
- * per group d = max|x|/127, xq = round-half-even(x * (127/max|x|)) in float. */
-static void ref_quant(const float *x, int64_t K, int g, double *xhat) {
+ * per block z = (max+min)/2, d = (max-min)/254, xq = round-half-even((x - z) * (254/(max-min)))
+ * in float; xhat = d*xq + z. *dmax: the largest d (the rounding bound is d/2 per element). */
+static void ref_quant(const float *x, int64_t K, int g, double *xhat, double *dblk) {
   for (int64_t k0 = 0; k0 < K; k0 += g) {
-    float amax = 0;
-    for (int i = 0; i < g; i++) amax = fabsf(x[k0 + i]) > amax ? fabsf(x[k0 + i]) : amax;
-    if (amax == 0) {
-      for (int i = 0; i < g; i++) xhat[k0 + i] = 0;
+    float mx = -FLT_MAX, mn = FLT_MAX;
+    for (int i = 0; i < g; i++) mx = fmaxf(mx, x[k0 + i]), mn = fminf(mn, x[k0 + i]);
+    if (mx == mn) {
+      for (int i = 0; i < g; i++) xhat[k0 + i] = mx;
+      dblk[k0 / g] = 0;
       continue;
     }
-    float inv = 127.0f / amax, d = amax / 127.0f;
-    for (int i = 0; i < g; i++) xhat[k0 + i] = (double)d * (double)nearbyintf(x[k0 + i] * inv);
+    float z = (mx + mn) * 0.5f, inv = 254.0f / (mx - mn), d = (mx - mn) / 254.0f;
+    for (int i = 0; i < g; i++) xhat[k0 + i] = (double)d * (double)nearbyintf((x[k0 + i] - z) * inv) + z;
+    dblk[k0 / g] = d;
   }
 }
 
@@ -49,7 +52,7 @@ static void check_case(int64_t M, int64_t N, int64_t K, int bits, int gs, mp_dty
   }
   float *x = malloc((size_t)(M * K) * 4), *bias = malloc((size_t)N * 4);
   float *y[3], *y2 = malloc((size_t)(M * N) * 4), *yf = malloc((size_t)(M * N) * 4);
-  double *xhat = malloc((size_t)K * sizeof(double));
+  double *xhat = malloc((size_t)K * sizeof(double)), *dblk = malloc((size_t)K * sizeof(double));
   for (int64_t i = 0; i < M * K; i++) x[i] = frand() * (1 + (i % 7 == 0) * 8); /* a few larger values */
   if (M > 2) memset(x + K, 0, (size_t)K * 4);                                   /* an all-zero row */
   for (int64_t i = 0; i < N; i++) bias[i] = frand();
@@ -83,8 +86,9 @@ static void check_case(int64_t M, int64_t N, int64_t K, int bits, int gs, mp_dty
   /* the float (faithful) result, for the error bound */
   CHECK_OK(mp_linear_act(p2, x, M, &t.w, with_bias ? bias : NULL, MP_F32, MP_ACT_NONE, yf));
   double worst_ref = 0, worst_bound = 0;
+  const int ab = gs > 32 ? 32 : gs; /* activation blocks: at most 32 inputs (kernels.h) */
   for (int64_t r = 0; r < M; r++) {
-    ref_quant(x + r * K, K, gs, xhat);
+    ref_quant(x + r * K, K, ab, xhat, dblk);
     for (int64_t o = 0; o < N; o++) {
       double s = 0, mag = 0, bound = 0;
       for (int64_t k = 0; k < K; k++) {
@@ -92,11 +96,8 @@ static void check_case(int64_t M, int64_t N, int64_t K, int bits, int gs, mp_dty
         s += wv * xhat[k];
         mag += fabs(wv * xhat[k]);
       }
-      for (int64_t k0 = 0; k0 < K; k0 += gs) { /* |x - xhat| <= d/2 per element */
-        float amax = 0;
-        for (int i = 0; i < gs; i++) amax = fabsf(x[r * K + k0 + i]) > amax ? fabsf(x[r * K + k0 + i]) : amax;
-        for (int i = 0; i < gs; i++) bound += fabs(t.ref[o * K + k0 + i]) * (amax / 127.0) * 0.5000001;
-      }
+      for (int64_t k = 0; k < K; k++) /* |x - xhat| <= d/2 per element */
+        bound += fabs(t.ref[o * K + k]) * dblk[k / ab] * 0.5000001;
       if (with_bias) s += bias[o];
       double got = y[0][r * N + o];
       if (act == MP_ACT_NONE) {
@@ -115,6 +116,7 @@ static void check_case(int64_t M, int64_t N, int64_t K, int bits, int gs, mp_dty
   free(y2);
   free(yf);
   free(xhat);
+  free(dblk);
   free(x);
   free(bias);
   mp_qweight_free(q);

@@ -36,7 +36,14 @@ def minilm():
 
 
 def run_cli(*args, input=None, check=True, env=None):
-    """Runs mlxport; returns CompletedProcess (text mode)."""
+    """Runs mlxport; returns CompletedProcess (text mode).
+
+    The parity tests compare against the MLX-faithful semantics (weights as mx.dequantize gives
+    them, float arithmetic), so the model-running commands get --compute faithful here unless the
+    test chooses a mode; the fast integer mode is tested with explicit --compute fast
+    (tests/py/test_fast_mode.py)."""
+    if args and args[0] in ("embed", "classify", "zero-shot") and "--compute" not in args:
+        args = (*args, "--compute", "faithful")
     e = dict(os.environ)
     e.setdefault("HF_HUB_CACHE", hub_cache())
     if env:

@@ -3,7 +3,24 @@ import glob
 import json
 import os
 
+import sys
+
 import numpy as np
+
+
+def modernbert_python():
+    """A Python with transformers >= 4.48 (ModernBERT's reference): $MP_MODERNBERT_PYTHON, else the
+    venv-modernbert that scripts/setup.sh test makes beside the reference venv; None if absent."""
+    from conftest import SOURCE_DIR
+    cands = [os.environ.get("MP_MODERNBERT_PYTHON")]
+    if os.environ.get("MP_CACHE"):
+        cands.append(os.path.join(os.environ["MP_CACHE"], "venv-modernbert", "bin", "python"))
+    cands.append(os.path.join(os.path.dirname(sys.prefix), "venv-modernbert", "bin", "python"))
+    cands.append(os.path.join(SOURCE_DIR, ".cache", "venv-modernbert", "bin", "python"))
+    for c in cands:
+        if c and os.path.exists(c):
+            return c
+    return None
 
 
 def close(ours, ref, tol=1e-4):

@@ -18,24 +18,11 @@ import sys
 import numpy as np
 import pytest
 from conftest import BIN, SHARED, SOURCE_DIR, run_cli
-from parity_util import close, mlx_dequantized_weights
+from parity_util import modernbert_python, close, mlx_dequantized_weights
 
 NAMES = ["modernbert-cls", "modernbert-bias-cls"]
 REF_TOOL = os.path.join(SOURCE_DIR, "tools", "modernbert_ref.py")
 REAL = os.path.join(SHARED, "models", "modernbert-large-zeroshot-v2")
-
-
-def modernbert_python():
-    cands = [os.environ.get("MP_MODERNBERT_PYTHON")]
-    if os.environ.get("MP_CACHE"):
-        cands.append(os.path.join(os.environ["MP_CACHE"], "venv-modernbert", "bin", "python"))
-    # beside the reference venv that runs this test ($MP_CACHE/venv)
-    cands.append(os.path.join(os.path.dirname(sys.prefix), "venv-modernbert", "bin", "python"))
-    cands.append(os.path.join(SOURCE_DIR, ".cache", "venv-modernbert", "bin", "python"))
-    for c in cands:
-        if c and os.path.exists(c):
-            return c
-    return None
 
 
 MB_PY = modernbert_python()
