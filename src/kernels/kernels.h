@@ -153,6 +153,13 @@ size_t mp_qweight_bytes(const mp_qweight *qw); /* memory held by the packed form
 mp_status mp_qlinear_act(mp_pool *pool, const float *x, int64_t rows, const mp_qweight *w, const void *bias,
                          mp_dtype bias_dtype, mp_act act, float *y);
 
+/* The same for n (1..4) weights that read the same input (e.g. the query, key and value
+ * projections): x is quantized once and the products run as one parallel job. The weights must
+ * share `in` and the block size; bias may be NULL (no biases) or hold NULLs. Results are
+ * identical to n calls of mp_qlinear_act. */
+mp_status mp_qlinear_multi(mp_pool *pool, const float *x, int64_t rows, int n, const mp_qweight *const *w,
+                           const void *const *bias, const mp_dtype *bias_dtype, mp_act act, float *const *y);
+
 /* Which integer kernel runs now: "scalar", "avx2" (VPMADDUBSW) or "avx512-vnni" (VPDPBUSD);
  * follows mp_kernels_isa (AVX-512 without VNNI uses the AVX2 kernel). */
 const char *mp_qlinear_path(void);

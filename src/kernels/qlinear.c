@@ -178,19 +178,23 @@ const char *mp_qlinear_path(void) { return qimpl_current()->name; }
 
 /* ---------------------------------------------------------------- driver */
 
+#define QMAXW 4 /* weights sharing one quantized input (mp_qlinear_multi) */
 typedef struct q_ctx {
   const mp_qimpl *im;
-  const mp_qweight *w;
+  const mp_qweight *w0; /* the first weight: in, groups, block size shared by all */
   const float *x;
   int64_t M, K, G;
   int8_t *xq;
   float *d, *xs, *z;
   int32_t *isx;
-  const void *bias;
-  mp_dtype bias_dtype;
+  int nw;
+  const mp_qweight *w[QMAXW];
+  const void *bias[QMAXW];
+  mp_dtype bias_dtype[QMAXW];
+  float *y[QMAXW];
+  int64_t pb[QMAXW], task0[QMAXW + 1]; /* panels per task, first task of each weight */
   mp_act act;
-  float *y;
-  int64_t mb, pb, n_mtiles; /* task = mb rows x pb panels */
+  int64_t mb, n_mtiles; /* task = mb rows x pb panels of one weight */
   const mp_isa_impl *fimpl;
 } q_ctx;
 
@@ -199,7 +203,7 @@ static void quant_task(void *vc, int64_t task, int thread) {
   q_ctx *c = vc;
   int64_t r0 = task * QROWS_PER_TASK, r1 = r0 + QROWS_PER_TASK < c->M ? r0 + QROWS_PER_TASK : c->M;
   for (int64_t r = r0; r < r1; r++)
-    c->im->quant_row(c->x + r * c->K, c->K, c->w->gsize, c->xq + r * c->K, c->d + r * c->G, c->xs + r * c->G,
+    c->im->quant_row(c->x + r * c->K, c->K, c->w0->gsize, c->xq + r * c->K, c->d + r * c->G, c->xs + r * c->G,
                      c->z + r * c->G, c->isx + r * c->G);
 }
 
@@ -213,18 +217,23 @@ static float bias_at(const void *bias, mp_dtype dt, int64_t i) {
 
 static void gemm_task(void *vc, int64_t task, int thread) {
   q_ctx *c = vc;
-  const mp_qweight *w = c->w;
+  int wi = 0;
+  while (task >= c->task0[wi + 1]) wi++;
+  task -= c->task0[wi];
+  const mp_qweight *w = c->w[wi];
+  const void *bias = c->bias[wi];
+  float *y = c->y[wi];
   const int MR = c->im->mr;
   int64_t mt = task % c->n_mtiles, pt = task / c->n_mtiles;
   int64_t m0 = mt * c->mb, m1 = m0 + c->mb < c->M ? m0 + c->mb : c->M;
-  int64_t p0 = pt * c->pb, p1 = p0 + c->pb < w->npan ? p0 + c->pb : w->npan;
+  int64_t p0 = pt * c->pb[wi], p1 = p0 + c->pb[wi] < w->npan ? p0 + c->pb[wi] : w->npan;
   float tile[MP_QMR_MAX * MP_QNR], bb[MP_QNR];
   for (int64_t p = p0; p < p1; p++) {
     int64_t n0 = p * MP_QNR, nn = w->out - n0 < MP_QNR ? w->out - n0 : MP_QNR;
     mp_qukr_args a = {.K = c->K, .gsize = w->gsize, .bits = w->bits, .ldx = c->K, .ldg = c->G,
                       .w = w->codes + (size_t)p * MP_QNR * c->K, .sb = w->sb + (size_t)p * c->G * 3 * MP_QNR};
-    if (c->bias) {
-      for (int64_t j = 0; j < MP_QNR; j++) bb[j] = j < nn ? bias_at(c->bias, c->bias_dtype, n0 + j) : 0.0f;
+    if (bias) {
+      for (int64_t j = 0; j < MP_QNR; j++) bb[j] = j < nn ? bias_at(bias, c->bias_dtype[wi], n0 + j) : 0.0f;
       a.bias = bb;
     }
     for (int64_t m = m0; m < m1; m += MR) {
@@ -235,7 +244,7 @@ static void gemm_task(void *vc, int64_t task, int thread) {
       a.xs = c->xs + m * c->G;
       a.z = c->z + m * c->G;
       a.isx = c->isx + m * c->G;
-      float *yt = c->y + m * w->out + n0;
+      float *yt = y + m * w->out + n0;
       if (nn == MP_QNR) {
         a.y = yt;
         a.ldy = w->out;
@@ -255,29 +264,36 @@ static void gemm_task(void *vc, int64_t task, int thread) {
 
 static int64_t cdiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
-mp_status mp_qlinear_act(mp_pool *pool, const float *x, int64_t rows, const mp_qweight *w, const void *bias,
-                         mp_dtype bias_dtype, mp_act act, float *y) {
-  if (!w) return mp_err(MP_ERR_INVALID_ARG, "qlinear: weight is NULL");
-  if (rows < 0) return mp_err(MP_ERR_INVALID_ARG, "%s: negative row count", qname(w));
+mp_status mp_qlinear_multi(mp_pool *pool, const float *x, int64_t rows, int n, const mp_qweight *const *w,
+                           const void *const *bias, const mp_dtype *bias_dtype, mp_act act, float *const *y) {
+  if (n < 1 || n > QMAXW || !w) return mp_err(MP_ERR_INVALID_ARG, "qlinear: 1 to %d weights per call", QMAXW);
+  for (int i = 0; i < n; i++) {
+    if (!w[i]) return mp_err(MP_ERR_INVALID_ARG, "qlinear: weight %d is NULL", i);
+    if (w[i]->in != w[0]->in || w[i]->gsize != w[0]->gsize)
+      return mp_err(MP_ERR_INVALID_ARG, "%s: input size or block differs from %s's", qname(w[i]), qname(w[0]));
+    if (bias && bias[i] && bias_dtype[i] != MP_F32 && bias_dtype[i] != MP_F16 && bias_dtype[i] != MP_BF16)
+      return mp_err(MP_ERR_UNSUPPORTED, "%s: bias dtype %s is not F32, F16 or BF16", qname(w[i]),
+                    mp_dtype_name(bias_dtype[i]));
+    if (rows > 0 && (!y || !y[i])) return mp_err(MP_ERR_INVALID_ARG, "%s: NULL output", qname(w[i]));
+  }
+  if (rows < 0) return mp_err(MP_ERR_INVALID_ARG, "%s: negative row count", qname(w[0]));
   if (rows == 0) return MP_OK;
-  if (!x || !y) return mp_err(MP_ERR_INVALID_ARG, "%s: NULL input or output", qname(w));
-  if (bias && bias_dtype != MP_F32 && bias_dtype != MP_F16 && bias_dtype != MP_BF16)
-    return mp_err(MP_ERR_UNSUPPORTED, "%s: bias dtype %s is not F32, F16 or BF16", qname(w), mp_dtype_name(bias_dtype));
-  if (rows > ((int64_t)1 << 40) / w->in) return mp_err(MP_ERR_INVALID_ARG, "%s: too many rows", qname(w));
+  if (!x) return mp_err(MP_ERR_INVALID_ARG, "%s: NULL input", qname(w[0]));
+  if (rows > ((int64_t)1 << 40) / w[0]->in) return mp_err(MP_ERR_INVALID_ARG, "%s: too many rows", qname(w[0]));
   mp_pool *tmp = NULL;
   if (!pool) {
     MP_TRY(mp_pool_create(1, &tmp));
     pool = tmp;
   }
-  q_ctx c = {.im = qimpl_current(), .w = w, .x = x, .M = rows, .K = w->in, .G = w->groups, .bias = bias,
-             .bias_dtype = bias_dtype, .act = act, .y = y, .fimpl = mp_impl_current()};
+  q_ctx c = {.im = qimpl_current(), .w0 = w[0], .x = x, .M = rows, .K = w[0]->in, .G = w[0]->groups, .nw = n,
+             .act = act, .fimpl = mp_impl_current()};
   /* quantized activations in the pool's shared buffer: xq [M][K], then d, xs, z, isx [M][G] */
   size_t xq_bytes = ((size_t)rows * (size_t)c.K + 63) & ~(size_t)63;
   size_t g_bytes = (size_t)rows * (size_t)c.G * 4;
   unsigned char *buf = mp_pool_shared(pool, xq_bytes + 4 * g_bytes + 64);
   if (!buf) {
     mp_pool_free(tmp);
-    return mp_err(MP_ERR_NOMEM, "%s: out of memory for quantized activations", qname(w));
+    return mp_err(MP_ERR_NOMEM, "%s: out of memory for quantized activations", qname(w[0]));
   }
   c.xq = (int8_t *)buf;
   c.d = (float *)(buf + xq_bytes);
@@ -285,14 +301,33 @@ mp_status mp_qlinear_act(mp_pool *pool, const float *x, int64_t rows, const mp_q
   c.z = c.xs + rows * c.G;
   c.isx = (int32_t *)(c.z + rows * c.G);
   mp_pool_run(pool, cdiv(rows, QROWS_PER_TASK), quant_task, &c);
-  /* tiles: up to 64 rows x 4 panels; fewer panels per task when there would be too few tasks
-   * (the tiling never changes a result: each output is one micro-kernel's fixed sequence) */
+  /* tiles: up to 64 rows x 4 panels of one weight; fewer panels per task when there would be
+   * too few tasks (the tiling never changes a result: each output is one micro-kernel's fixed
+   * sequence of operations) */
   int threads = mp_pool_threads(pool);
   c.mb = rows < 64 ? rows : 64;
   c.n_mtiles = cdiv(rows, c.mb);
-  c.pb = 4;
-  while (c.pb > 1 && c.n_mtiles * cdiv(w->npan, c.pb) < 4 * threads) c.pb--;
-  mp_pool_run(pool, c.n_mtiles * cdiv(w->npan, c.pb), gemm_task, &c);
+  int64_t npan = 0;
+  for (int i = 0; i < n; i++) npan += w[i]->npan;
+  c.task0[0] = 0;
+  for (int i = 0; i < n; i++) {
+    c.w[i] = w[i];
+    c.bias[i] = bias ? bias[i] : NULL;
+    c.bias_dtype[i] = bias ? bias_dtype[i] : MP_F32;
+    c.y[i] = y[i];
+    int64_t pb = 4;
+    while (pb > 1 && c.n_mtiles * cdiv(npan, pb) < 4 * threads) pb--;
+    c.pb[i] = pb;
+    c.task0[i + 1] = c.task0[i] + c.n_mtiles * cdiv(w[i]->npan, pb);
+  }
+  mp_pool_run(pool, c.task0[n], gemm_task, &c);
   mp_pool_free(tmp);
   return MP_OK;
+}
+
+mp_status mp_qlinear_act(mp_pool *pool, const float *x, int64_t rows, const mp_qweight *w, const void *bias,
+                         mp_dtype bias_dtype, mp_act act, float *y) {
+  if (!w) return mp_err(MP_ERR_INVALID_ARG, "qlinear: weight is NULL");
+  if (rows > 0 && !y) return mp_err(MP_ERR_INVALID_ARG, "%s: NULL input or output", qname(w));
+  return mp_qlinear_multi(pool, x, rows, 1, &w, &bias, &bias_dtype, act, &y);
 }

@@ -105,7 +105,7 @@ static const mp_qimpl g_qavx2 = {.name = "avx2", .mr = 1, .quant_row = quant_row
 const mp_qimpl *mp_qimpl_avx2(void) { return __builtin_cpu_supports("avx2") ? &g_qavx2 : NULL; }
 
 /* ======================================================================================
- * AVX-512 VNNI: 4 rows x 32 outputs per call; VPDPBUSD takes the unsigned codes and the signed
+ * AVX-512 VNNI: 6 rows x 32 outputs per call; VPDPBUSD takes the unsigned codes and the signed
  * activations directly (4 products per 32-bit lane, no saturation). */
 
 T5V static void quant_row_avx512(const float *x, int64_t K, int g, int8_t *xq, float *d, float *xs, float *z,
@@ -149,80 +149,77 @@ T5V static void quant_row_avx512(const float *x, int64_t K, int g, int8_t *xq, f
   }
 }
 
+/* MR rows of activations are streamed against one weight panel. Per block the 2*MR integer
+ * accumulators live in registers; the float accumulators live in a small tile in L1 (loaded and
+ * stored once per block), which leaves the registers to the dot products. */
+#define QMR 6
+#define QROWS(X) X(0) X(1) X(2) X(3) X(4) X(5)
 T5V static void qukr_vnni(const mp_qukr_args *a) {
   const int64_t G = a->K / a->gsize;
   const int qs = a->gsize / 4, mr = a->mr;
   const int64_t ldx = a->ldx, ldg = a->ldg;
-  /* rows past mr repeat row 0 (computed, never stored) */
-  const int64_t o1 = mr > 1 ? 1 : 0, o2 = mr > 2 ? 2 : 0, o3 = mr > 3 ? 3 : 0;
-  const int8_t *x0 = a->xq, *x1 = a->xq + o1 * ldx, *x2 = a->xq + o2 * ldx, *x3 = a->xq + o3 * ldx;
-  __m512 f00 = _mm512_setzero_ps(), f01 = f00;
-  if (a->bias) {
-    f00 = _mm512_loadu_ps(a->bias);
-    f01 = _mm512_loadu_ps(a->bias + 16);
-  }
-  __m512 f10 = f00, f11 = f01, f20 = f00, f21 = f01, f30 = f00, f31 = f01;
+  int64_t ro[QMR]; /* row offsets; rows past mr repeat row 0 (computed, never stored) */
+  for (int r = 0; r < QMR; r++) ro[r] = r < mr ? r : 0;
+  float acc[QMR][MP_QNR] __attribute__((aligned(64)));
+  __m512 b0 = _mm512_setzero_ps(), b1 = b0;
+  if (a->bias) b0 = _mm512_loadu_ps(a->bias), b1 = _mm512_loadu_ps(a->bias + 16);
+  for (int r = 0; r < QMR; r++) _mm512_store_ps(acc[r], b0), _mm512_store_ps(acc[r] + 16, b1);
+#define XP(R) const int8_t *x##R = a->xq + ro[R] * ldx;
+  QROWS(XP)
+#undef XP
   const uint8_t *w = a->w;
   for (int64_t g = 0; g < G; g++) {
-    __m512i i00 = _mm512_setzero_si512(), i01 = i00, i10 = i00, i11 = i00, i20 = i00, i21 = i00, i30 = i00,
-            i31 = i00;
+#define IZ(R) __m512i i##R##0 = _mm512_setzero_si512(), i##R##1 = i##R##0;
+    QROWS(IZ)
+#undef IZ
     const int64_t kg = g * a->gsize;
-    for (int q = 0; q < qs; q++, w += 4 * MP_QNR) {
-      __m512i w0 = _mm512_load_si512((const void *)w), w1 = _mm512_load_si512((const void *)(w + 64));
-      __m512i b;
-      b = _mm512_set1_epi32(ld32(x0 + kg + 4 * q));
-      i00 = _mm512_dpbusd_epi32(i00, w0, b);
-      i01 = _mm512_dpbusd_epi32(i01, w1, b);
-      b = _mm512_set1_epi32(ld32(x1 + kg + 4 * q));
-      i10 = _mm512_dpbusd_epi32(i10, w0, b);
-      i11 = _mm512_dpbusd_epi32(i11, w1, b);
-      b = _mm512_set1_epi32(ld32(x2 + kg + 4 * q));
-      i20 = _mm512_dpbusd_epi32(i20, w0, b);
-      i21 = _mm512_dpbusd_epi32(i21, w1, b);
-      b = _mm512_set1_epi32(ld32(x3 + kg + 4 * q));
-      i30 = _mm512_dpbusd_epi32(i30, w0, b);
-      i31 = _mm512_dpbusd_epi32(i31, w1, b);
+#define DP(R)                                                                                                          \
+  {                                                                                                                    \
+    __m512i bb = _mm512_set1_epi32(ld32(x##R + kg + 4 * q));                                                           \
+    i##R##0 = _mm512_dpbusd_epi32(i##R##0, w0, bb);                                                                    \
+    i##R##1 = _mm512_dpbusd_epi32(i##R##1, w1, bb);                                                                    \
+  }
+    if (qs == 8) {
+#pragma GCC unroll 8
+      for (int q = 0; q < 8; q++, w += 4 * MP_QNR) {
+        __m512i w0 = _mm512_load_si512((const void *)w), w1 = _mm512_load_si512((const void *)(w + 64));
+        QROWS(DP)
+      }
+    } else {
+      for (int q = 0; q < qs; q++, w += 4 * MP_QNR) {
+        __m512i w0 = _mm512_load_si512((const void *)w), w1 = _mm512_load_si512((const void *)(w + 64));
+        QROWS(DP)
+      }
     }
+#undef DP
     const float *sb = a->sb + g * 3 * MP_QNR;
     const __m512 s0 = _mm512_load_ps(sb), s1 = _mm512_load_ps(sb + 16);
     const __m512 c0 = _mm512_load_ps(sb + MP_QNR), c1 = _mm512_load_ps(sb + MP_QNR + 16);
     const __m512 q0 = _mm512_load_ps(sb + 2 * MP_QNR), q1 = _mm512_load_ps(sb + 2 * MP_QNR + 16);
-#define EPI(R, OR)                                                                                                     \
-  do {                                                                                                                 \
-    __m512 dr = _mm512_set1_ps(a->d[(OR)*ldg + g]), xr = _mm512_set1_ps(a->xs[(OR)*ldg + g]);                          \
-    __m512 zr = _mm512_set1_ps(a->z[(OR)*ldg + g]);                                                                    \
-    f##R##0 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(i##R##0), _mm512_mul_ps(s0, dr), f##R##0);                            \
-    f##R##0 = _mm512_fmadd_ps(c0, xr, f##R##0);                                                                        \
-    f##R##0 = _mm512_fmadd_ps(q0, zr, f##R##0);                                                                        \
-    f##R##1 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(i##R##1), _mm512_mul_ps(s1, dr), f##R##1);                            \
-    f##R##1 = _mm512_fmadd_ps(c1, xr, f##R##1);                                                                        \
-    f##R##1 = _mm512_fmadd_ps(q1, zr, f##R##1);                                                                        \
-  } while (0)
-    EPI(0, 0);
-    EPI(1, o1);
-    EPI(2, o2);
-    EPI(3, o3);
+#define EPI(R)                                                                                                         \
+  {                                                                                                                    \
+    const int64_t o_ = ro[R] * ldg + g;                                                                                \
+    __m512 dr = _mm512_set1_ps(a->d[o_]), xr = _mm512_set1_ps(a->xs[o_]), zr = _mm512_set1_ps(a->z[o_]);              \
+    __m512 f0 = _mm512_load_ps(acc[R]), f1 = _mm512_load_ps(acc[R] + 16);                                              \
+    f0 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(i##R##0), _mm512_mul_ps(s0, dr), f0);                                      \
+    f0 = _mm512_fmadd_ps(c0, xr, f0);                                                                                  \
+    f0 = _mm512_fmadd_ps(q0, zr, f0);                                                                                  \
+    f1 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(i##R##1), _mm512_mul_ps(s1, dr), f1);                                      \
+    f1 = _mm512_fmadd_ps(c1, xr, f1);                                                                                  \
+    f1 = _mm512_fmadd_ps(q1, zr, f1);                                                                                  \
+    _mm512_store_ps(acc[R], f0);                                                                                       \
+    _mm512_store_ps(acc[R] + 16, f1);                                                                                  \
+  }
+    QROWS(EPI)
 #undef EPI
   }
-  float *y = a->y;
-  const int64_t ldy = a->ldy;
-  _mm512_storeu_ps(y, f00);
-  _mm512_storeu_ps(y + 16, f01);
-  if (mr > 1) {
-    _mm512_storeu_ps(y + ldy, f10);
-    _mm512_storeu_ps(y + ldy + 16, f11);
-  }
-  if (mr > 2) {
-    _mm512_storeu_ps(y + 2 * ldy, f20);
-    _mm512_storeu_ps(y + 2 * ldy + 16, f21);
-  }
-  if (mr > 3) {
-    _mm512_storeu_ps(y + 3 * ldy, f30);
-    _mm512_storeu_ps(y + 3 * ldy + 16, f31);
+  for (int r = 0; r < mr; r++) {
+    _mm512_storeu_ps(a->y + r * a->ldy, _mm512_load_ps(acc[r]));
+    _mm512_storeu_ps(a->y + r * a->ldy + 16, _mm512_load_ps(acc[r] + 16));
   }
 }
 
-static const mp_qimpl g_qvnni = {.name = "avx512-vnni", .mr = 4, .quant_row = quant_row_avx512, .ukr = qukr_vnni};
+static const mp_qimpl g_qvnni = {.name = "avx512-vnni", .mr = QMR, .quant_row = quant_row_avx512, .ukr = qukr_vnni};
 
 const mp_qimpl *mp_qimpl_avx512(void) { return mp_cpu_avx512_vnni() ? &g_qvnni : NULL; }
 

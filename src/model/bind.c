@@ -143,6 +143,20 @@ mp_status mp_dense_run(mp_model *m, const float *x, int64_t rows, const mp_dense
   return mp_linear_act(m->pool, x, rows, &d->w, d->b, d->bdt, act, y);
 }
 
+mp_status mp_dense_run_many(mp_model *m, const float *x, int64_t rows, int n, const mp_dense *const *d, float *const *y) {
+  const mp_qweight *qw[4];
+  const void *b[4];
+  mp_dtype bdt[4];
+  int all_int = n >= 1 && n <= 4;
+  for (int i = 0; all_int && i < n; i++) {
+    all_int = d[i]->qw && d[i]->w.in == d[0]->w.in && d[i]->w.group_size == d[0]->w.group_size;
+    qw[i] = d[i]->qw, b[i] = d[i]->b, bdt[i] = d[i]->bdt;
+  }
+  if (all_int) return mp_qlinear_multi(m->pool, x, rows, n, qw, b, bdt, MP_ACT_NONE, y);
+  for (int i = 0; i < n; i++) MP_TRY(mp_dense_run(m, x, rows, d[i], MP_ACT_NONE, y[i]));
+  return MP_OK;
+}
+
 float *mp_act_alloc(mp_model *m, size_t n) { return mp_arena_alloc_aligned(&m->act, n * sizeof(float), 64); }
 
 /* The second half of a post-LayerNorm encoder layer (BERT, RoBERTa, DistilBERT, DeBERTa, ...):

@@ -83,6 +83,9 @@ mp_status mp_bind_qkvo(mp_model *m, const char *base, const char *const names[4]
                        mp_dense *k, mp_dense *v, mp_dense *o);
 /* Runs a dense layer on rows of x. */
 mp_status mp_dense_run(mp_model *m, const float *x, int64_t rows, const mp_dense *d, mp_act act, float *y);
+/* Runs n (1..4) dense layers over the same rows of x (no activation): one quantization of x and
+ * one parallel job when all are on the integer kernels, else one after another. */
+mp_status mp_dense_run_many(mp_model *m, const float *x, int64_t rows, int n, const mp_dense *const *d, float *const *y);
 /* The tensors of a post-LayerNorm layer after attention: output projection + LayerNorm, FFN +
  * LayerNorm. */
 typedef struct mp_post_ln_layer {

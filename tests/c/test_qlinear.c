@@ -171,6 +171,38 @@ static void test_qlinear_nonfinite(void) {
   tw_free(&t);
 }
 
+/* mp_qlinear_multi gives what separate calls give, with and without biases. */
+static void test_qlinear_multi(void) {
+  tw t[3];
+  mp_qweight *q[3];
+  const int64_t outs[3] = {40, 64, 7};
+  for (int i = 0; i < 3; i++) {
+    tw_make(&t[i], outs[i], 128, MP_F16, i == 1 ? 4 : 8, 64);
+    REQUIRE(mp_qweight_pack(&t[i].w, &q[i]) == MP_OK);
+  }
+  mp_pool *p2 = NULL;
+  REQUIRE(mp_pool_create(2, &p2) == MP_OK);
+  float x[11 * 128], bias[64], y1[3][11 * 64], y2[3][11 * 64];
+  for (int i = 0; i < 11 * 128; i++) x[i] = frand();
+  for (int i = 0; i < 64; i++) bias[i] = frand();
+  const void *b[3] = {bias, NULL, bias};
+  mp_dtype bd[3] = {MP_F32, MP_F32, MP_F32};
+  float *ys[3] = {y2[0], y2[1], y2[2]};
+  for (int i = 0; i < 3; i++) CHECK_OK(mp_qlinear_act(p2, x, 11, q[i], b[i], MP_F32, MP_ACT_NONE, y1[i]));
+  CHECK_OK(mp_qlinear_multi(p2, x, 11, 3, (const mp_qweight *const *)q, b, bd, MP_ACT_NONE, ys));
+  for (int i = 0; i < 3; i++) CHECK(memcmp(y1[i], y2[i], (size_t)(11 * outs[i]) * 4) == 0);
+  tw bad;
+  tw_make(&bad, 8, 96, MP_F32, 8, 32);
+  mp_qweight *qb = NULL;
+  REQUIRE(mp_qweight_pack(&bad.w, &qb) == MP_OK);
+  const mp_qweight *mixed[2] = {q[0], qb};
+  CHECK(mp_qlinear_multi(p2, x, 11, 2, mixed, NULL, NULL, MP_ACT_NONE, ys) == MP_ERR_INVALID_ARG);
+  mp_qweight_free(qb);
+  tw_free(&bad);
+  for (int i = 0; i < 3; i++) mp_qweight_free(q[i]), tw_free(&t[i]);
+  mp_pool_free(p2);
+}
+
 static void test_qlinear_errors(void) {
   tw t;
   tw_make(&t, 8, 64, MP_F32, 0, 0);
@@ -195,6 +227,7 @@ int main(void) {
   RUN(test_qlinear_widths);
   RUN(test_qlinear_shapes);
   RUN(test_qlinear_nonfinite);
+  RUN(test_qlinear_multi);
   RUN(test_qlinear_errors);
   return mp_test_done();
 }
