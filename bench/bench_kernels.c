@@ -1,5 +1,7 @@
-/* Kernel benchmark: GFLOP/s of mp_linear for f32 / bf16 / q8 / q4 weights at BERT-like shapes
- * on 1 and 2 threads, and the machine's measured fp32 FMA peak (per core).
+/* Kernel benchmark: GFLOP/s of mp_linear for f32 / bf16 / q8 / q4 weights (the faithful float
+ * path) and of mp_qlinear_act for q8 / q4 (the fast integer path, "q8-int" / "q4-int") at
+ * BERT-like shapes on 1 and 2 threads, and the machine's measured peaks per core: fp32 FMA and
+ * int8 VPDPBUSD (2 ops per multiply-add, as GFLOP/s counts them).
  * Usage: bench_kernels [--threads 1,2] [--isa scalar|avx2|avx512] [--quick]
  * Output: one JSON object per line (bench/bench_kernels.py turns it into a table). */
 #include <stdio.h>
@@ -43,7 +45,43 @@ __attribute__((target("avx2,fma"))) static float peak_avx2(long iters) {
 __attribute__((target("avx512f"))) static float peak_avx512(long iters) {
   PEAK_BODY(__m512, _mm512_fmadd_ps, _mm512_set1_ps)
 }
+/* 12 independent VPDPBUSD chains: 64 u8 x s8 multiply-adds each */
+__attribute__((target("avx512f,avx512vnni"))) static int peak_vnni(long iters) {
+  __m512i a[12];
+  for (int j = 0; j < 12; j++) a[j] = _mm512_set1_epi32(j);
+  const __m512i u = _mm512_set1_epi8(3), v = _mm512_set1_epi8(-2);
+  for (long i = 0; i < iters; i++) {
+    a[0] = _mm512_dpbusd_epi32(a[0], u, v), a[1] = _mm512_dpbusd_epi32(a[1], u, v);
+    a[2] = _mm512_dpbusd_epi32(a[2], u, v), a[3] = _mm512_dpbusd_epi32(a[3], u, v);
+    a[4] = _mm512_dpbusd_epi32(a[4], u, v), a[5] = _mm512_dpbusd_epi32(a[5], u, v);
+    a[6] = _mm512_dpbusd_epi32(a[6], u, v), a[7] = _mm512_dpbusd_epi32(a[7], u, v);
+    a[8] = _mm512_dpbusd_epi32(a[8], u, v), a[9] = _mm512_dpbusd_epi32(a[9], u, v);
+    a[10] = _mm512_dpbusd_epi32(a[10], u, v), a[11] = _mm512_dpbusd_epi32(a[11], u, v);
+  }
+  __m512i t = a[0];
+  for (int j = 1; j < 12; j++) t = _mm512_add_epi32(t, a[j]);
+  return _mm512_reduce_add_epi32(t);
+}
 #endif
+
+/* int8 multiply-add peak of one core in Gop/s (2 ops per multiply-add); 0 without VNNI */
+static double measure_vnni_peak(void) {
+#if defined(__x86_64__)
+  if (!strstr(mp_kernels_features(), "avx512vnni")) return 0;
+  long iters = 20000000;
+  double best = 0;
+  for (int rep = 0; rep < 3; rep++) {
+    double t0 = now();
+    volatile int sink = peak_vnni(iters);
+    (void)sink;
+    double t = now() - t0, ops = (double)iters * 12 * 64 * 2;
+    if (ops / t > best) best = ops / t;
+  }
+  return best / 1e9;
+#else
+  return 0;
+#endif
+}
 
 static double measure_peak(mp_isa isa) {
 #if defined(__x86_64__)
@@ -92,14 +130,17 @@ int main(int argc, char **argv) {
     }
   }
   mp_isa isa = mp_kernels_isa();
-  printf("{\"kind\":\"peak\",\"isa\":\"%s\",\"features\":\"%s\",\"gflops_per_core\":%.2f}\n",
-         mp_isa_name(isa), mp_kernels_features(), measure_peak(isa == MP_ISA_SCALAR ? MP_ISA_AVX2 : isa));
+  printf("{\"kind\":\"peak\",\"isa\":\"%s\",\"features\":\"%s\",\"gflops_per_core\":%.2f,"
+         "\"int8_gops_per_core\":%.2f,\"int_kernel\":\"%s\"}\n",
+         mp_isa_name(isa), mp_kernels_features(), measure_peak(isa == MP_ISA_SCALAR ? MP_ISA_AVX2 : isa),
+         measure_vnni_peak(), mp_qlinear_path());
   fflush(stdout);
   if (peak_only) return 0;
   /* BERT-like: 32 sentences x 128 tokens; MiniLM (384) attention out / FFN up / FFN down */
   const int64_t shapes[][3] = {{4096, 384, 1536}, {4096, 1536, 384}, {4096, 384, 384}, {128, 384, 1536}};
   int nshapes = quick ? 1 : 4;
-  const enc encs[] = {{"f32", 0, MP_F32}, {"bf16", 0, MP_BF16}, {"q8", 8, MP_F32}, {"q4", 4, MP_F32}};
+  const enc encs[] = {{"f32", 0, MP_F32},    {"bf16", 0, MP_BF16},  {"q8", 8, MP_F32},
+                      {"q4", 4, MP_F32},     {"q8-int", 8, MP_U8}, {"q4-int", 4, MP_U8}};
   srand(1);
   for (int si = 0; si < nshapes; si++) {
     int64_t M = shapes[si][0], K = shapes[si][1], N = shapes[si][2];
@@ -135,10 +176,16 @@ int main(int argc, char **argv) {
       w.data = data;
       w.scales = sc;
       w.biases = bi;
+      mp_qweight *qw = NULL; /* the integer path (enc dtype MP_U8 marks it) */
+      if (e->dtype == MP_U8 && mp_qweight_pack(&w, &qw) != MP_OK) {
+        fprintf(stderr, "%s\n", mp_last_error());
+        return 3;
+      }
+#define RUN_ONCE() (qw ? mp_qlinear_act(pool, x, M, qw, NULL, MP_F32, MP_ACT_NONE, y) : mp_linear(pool, x, M, &w, NULL, MP_F32, y))
       for (int ti = 0; ti < nthr; ti++) {
         mp_pool *pool;
         if (mp_pool_create(threads[ti], &pool) != MP_OK) return 3;
-        if (mp_linear(pool, x, M, &w, NULL, MP_F32, y) != MP_OK) {
+        if (RUN_ONCE() != MP_OK) {
           fprintf(stderr, "%s\n", mp_last_error());
           return 3;
         }
@@ -146,7 +193,7 @@ int main(int argc, char **argv) {
         int reps = 0;
         while ((total < (quick ? 0.3 : 1.0) || reps < 3) && reps < 50) {
           double t0 = now();
-          mp_linear(pool, x, M, &w, NULL, MP_F32, y);
+          RUN_ONCE();
           double t = now() - t0;
           total += t;
           reps++;
@@ -159,6 +206,7 @@ int main(int argc, char **argv) {
         fflush(stdout);
         mp_pool_free(pool);
       }
+      mp_qweight_free(qw);
       free(data);
       free(sc);
       free(bi);

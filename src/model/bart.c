@@ -167,9 +167,16 @@ typedef struct bufs {
 static mp_status attn_run(mp_model *m, const battn *A, const float *xq, const float *xkv, int64_t B, int64_t T,
                           int64_t heads, const uint8_t *kmask, const float *causal, bufs *s, float *out) {
   const int64_t H = m->cfg.hidden, N = B * T, d = H / heads;
-  MP_TRY(mp_dense_run(m, xq, N, &A->q, MP_ACT_NONE, s->q));
-  MP_TRY(mp_dense_run(m, xkv, N, &A->k, MP_ACT_NONE, s->k));
-  MP_TRY(mp_dense_run(m, xkv, N, &A->v, MP_ACT_NONE, s->v));
+  if (xq == xkv) { /* self-attention: one quantized input for the three projections */
+    const mp_dense *qkv[3] = {&A->q, &A->k, &A->v};
+    float *const ys[3] = {s->q, s->k, s->v};
+    MP_TRY(mp_dense_run_many(m, xq, N, 3, qkv, ys));
+  } else {
+    MP_TRY(mp_dense_run(m, xq, N, &A->q, MP_ACT_NONE, s->q));
+    const mp_dense *kv[2] = {&A->k, &A->v};
+    float *const ys[2] = {s->k, s->v};
+    MP_TRY(mp_dense_run_many(m, xkv, N, 2, kv, ys));
+  }
   const float scaling = (float)pow((double)d, -0.5); /* BartAttention: q_proj(x) * head_dim**-0.5 */
   for (int64_t i = 0; i < N * H; i++) s->q[i] *= scaling;
   mp_attention_args aa = {.batch = B, .seq_q = T, .seq_k = T, .heads = heads, .head_dim = d, .q = s->q, .k = s->k,

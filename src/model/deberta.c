@@ -309,9 +309,9 @@ static mp_status deberta_encode(mp_model *m, const mp_model_batch *b, const mp_f
 
   for (int64_t l = 0; l < c->layers; l++) {
     const dlayer *L = &f->layers[l];
-    MP_TRY(mp_dense_run(m, x, N, &L->q, MP_ACT_NONE, q));
-    MP_TRY(mp_dense_run(m, x, N, &L->k, MP_ACT_NONE, k));
-    MP_TRY(mp_dense_run(m, x, N, &L->v, MP_ACT_NONE, v));
+    const mp_dense *qkv[3] = {&L->q, &L->k, &L->v};
+    float *const ys[3] = {q, k, v};
+    MP_TRY(mp_dense_run_many(m, x, N, 3, qkv, ys));
     mp_attention_args aa = {.batch = B, .seq_q = T, .seq_k = T, .heads = NH, .head_dim = d, .q = q, .k = k, .v = v,
                             .out = ctx, .scale = f->score_scale, .key_mask = kmask};
     if (!use_rel) {

@@ -171,9 +171,9 @@ static mp_status mpnet_encode(mp_model *m, const mp_model_batch *b, const mp_for
   for (int64_t l = 0; l < c->layers; l++) {
     const mlayer *L = &f->layers[l];
     aa.q = q;
-    MP_TRY(mp_dense_run(m, x, N, &L->q, MP_ACT_NONE, q));
-    MP_TRY(mp_dense_run(m, x, N, &L->k, MP_ACT_NONE, k));
-    MP_TRY(mp_dense_run(m, x, N, &L->v, MP_ACT_NONE, v));
+    const mp_dense *qkv[3] = {&L->q, &L->k, &L->v};
+    float *const ys[3] = {q, k, v};
+    MP_TRY(mp_dense_run_many(m, x, N, 3, qkv, ys));
     MP_TRY(mp_attention(m->pool, &aa));
     mp_post_ln_layer pl = {&L->o, &L->ln_attn, &L->inter, &L->out, &L->ln_out};
     MP_TRY(mp_post_ln_ffn(m, N, ctx, &pl, c->act, c->layer_norm_eps, &x, &q, big));
