@@ -1,15 +1,20 @@
 #!/usr/bin/env python3
 """Runtime benchmark: all-MiniLM-L6-v2 sentence embeddings on STS-B dev sentences.
 
-mlxport (fp32 HF checkpoint, MLX q8 and q4 conversions) beside PyTorch (fp32) and ONNX Runtime
-(fp32 and its dynamic int8 quantization), same inputs, same thread count, in one run:
+mlxport (fp32 HF checkpoint; MLX q8 and q4 conversions in the fast integer mode and in the
+MLX-faithful mode) beside PyTorch (fp32), ONNX Runtime (fp32 and its dynamic int8 quantization) and
+MLX itself (mlx[cpu] running the same q8/q4 folders through tools/mlx_bert.py, the project's MLX
+BertModel with nn.quantize as mlx-lm's loader applies it), same inputs, in one run:
   - throughput: sentences/s at batch 32 over all sentences (tokenization included for everyone,
     model loading excluded);
   - latency: p50/p95 ms at batch size 1 over the first N sentences after a warm-up;
   - mlxport's achieved GFLOP/s against the machine's measured fp32 peak (bench_kernels' FMA loop).
 Prints a Markdown table with ratios vs PyTorch. Usage:
 
-    python bench/bench_runtime.py [--threads 2] [--sentences 3000] [--latency 200]
+    python bench/bench_runtime.py [--threads 2] [--sentences 3000] [--latency 200] [--mlx-sentences 320]
+
+MLX's CPU backend is two orders of magnitude slower here, so it runs the first --mlx-sentences
+sentences and --mlx-latency latency requests (its own thread pool; it has no thread setting).
 """
 import argparse
 import glob
@@ -47,9 +52,10 @@ def pct(ms):
     return float(np.percentile(ms, 50)), float(np.percentile(ms, 95))
 
 
-def bench_mlxport(model, sents, threads, n_lat):
+def bench_mlxport(model, sents, threads, n_lat, compute="fast"):
     p = subprocess.run([BIN, "embed", "--model", model, "--threads", str(threads), "--batch-size", "32",
-                        "--max-length", "256", "--benchmark", str(n_lat)], input="".join(s + "\n" for s in sents),
+                        "--max-length", "256", "--benchmark", str(n_lat), "--compute", compute],
+                       input="".join(s + "\n" for s in sents),
                        capture_output=True, text=True, check=True)
     r = json.loads(p.stdout)
     return r["sentences_per_sec"], r["latency_p50_ms"], r["latency_p95_ms"], r["tokens"], r["seconds"]
@@ -131,6 +137,42 @@ def bench_onnx(model, sents, threads, n_lat, tmp, int8):
     return (sps, *pct(ms))
 
 
+def bench_mlx(folder, sents, n_lat):
+    """MLX (mlx[cpu]) on an mlxport MLX folder: tools/mlx_bert.py's BertModel, quantized layers
+    through mx.quantized_matmul; tokenization by HF tokenizers (the folder's tokenizer.json)."""
+    sys.path.insert(0, os.path.join(ROOT, "tools"))
+    import mlx.core as mx
+    import mlx_bert
+    from tokenizers import Tokenizer
+    model, _, _ = mlx_bert.load(folder)
+    tok = Tokenizer.from_file(os.path.join(folder, "tokenizer.json"))
+    tok.enable_truncation(256)
+    tok.enable_padding()
+
+    def run(batch):
+        enc = tok.encode_batch(batch)
+        ids = mx.array([e.ids for e in enc])
+        att = mx.array([e.attention_mask for e in enc])
+        h, _ = model(ids, mx.zeros_like(ids), att)
+        mk = att[..., None].astype(mx.float32)
+        e = (h * mk).sum(1) / mx.maximum(mk.sum(1), 1e-9)
+        e = e / mx.linalg.norm(e, axis=1, keepdims=True)
+        mx.eval(e)
+        return e
+
+    run(sents[:32])
+    t = time.perf_counter()
+    for i in range(0, len(sents), 32):
+        run(sents[i:i + 32])
+    sps = len(sents) / (time.perf_counter() - t)
+    ms = []
+    for i in range(n_lat):
+        t = time.perf_counter()
+        run([sents[i % len(sents)]])
+        ms.append((time.perf_counter() - t) * 1e3)
+    return (sps, *pct(ms))
+
+
 def fp32_peak_gflops(threads):
     """The machine's fp32 FMA peak for `threads` cores: bench_kernels' per-core figure x threads."""
     exe = os.path.join(os.path.dirname(BIN), "bench_kernels")
@@ -149,6 +191,9 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--sentences", type=int, default=3000)
     ap.add_argument("--latency", type=int, default=200)
+    # MLX's CPU backend runs about 2 sentences/s here: it gets the first N sentences (same order)
+    ap.add_argument("--mlx-sentences", type=int, default=320)
+    ap.add_argument("--mlx-latency", type=int, default=20)
     a = ap.parse_args()
     os.environ["OMP_NUM_THREADS"] = "1"
     os.environ["OPENBLAS_NUM_THREADS"] = str(a.threads)
@@ -167,14 +212,21 @@ def main():
         flops = tokens * L * (2 * (4 * H * H + 2 * H * I))
         gflops = flops / secs / 1e9
         for bits in (8, 4):
-            r = bench_mlxport(os.path.join(tmp, f"q{bits}"), sents, a.threads, a.latency)
-            rows.append((f"mlxport MLX q{bits}", r[0], r[1], r[2]))
+            for compute in ("fast", "faithful"):
+                r = bench_mlxport(os.path.join(tmp, f"q{bits}"), sents, a.threads, a.latency, compute)
+                rows.append((f"mlxport MLX q{bits} {compute}", r[0], r[1], r[2]))
         rows.append(("PyTorch fp32", *bench_torch(model, sents, a.threads, a.latency)))
         try:
             rows.append(("ONNX Runtime fp32", *bench_onnx(model, sents, a.threads, a.latency, tmp, False)))
             rows.append(("ONNX Runtime int8 (dynamic)", *bench_onnx(model, sents, a.threads, a.latency, tmp, True)))
         except ImportError as e:
             print(f"ONNX Runtime not installed ({e}); skipping it", file=sys.stderr)
+        try:
+            for bits in (8, 4):
+                rows.append((f"MLX (mlx[cpu]) q{bits}", *bench_mlx(os.path.join(tmp, f"q{bits}"),
+                                                                    sents[:a.mlx_sentences], a.mlx_latency)))
+        except ImportError as e:
+            print(f"MLX not installed ({e}); skipping it", file=sys.stderr)
     base = next(r for r in rows if r[0] == "PyTorch fp32")
     print(f"all-MiniLM-L6-v2, {len(sents)} STS-B dev sentences, batch 32, {a.threads} threads; latency batch 1 "
           f"over {a.latency} requests\n")
@@ -182,6 +234,20 @@ def main():
     print("|---|---:|---:|---:|---:|---:|")
     for name, sps, p50, p95 in rows:
         print(f"| {name} | {sps:.1f} | {sps / base[1]:.2f}x | {p50:.2f} | {p95:.2f} | {base[2] / p50:.2f}x |")
+    by = {r[0]: r for r in rows}
+
+    def ratio(a_, b_):
+        if a_ in by and b_ in by:
+            print(f"- {a_} / {b_}: throughput {by[a_][1] / by[b_][1]:.2f}x, p50 {by[b_][2] / by[a_][2]:.2f}x "
+                  "(> 1 = mlxport faster)")
+    print("\nRatios (the speed goals):")
+    ratio("mlxport MLX q8 fast", "ONNX Runtime int8 (dynamic)")
+    ratio("mlxport MLX q4 fast", "ONNX Runtime int8 (dynamic)")
+    ratio("mlxport fp32", "ONNX Runtime fp32")
+    ratio("mlxport fp32", "PyTorch fp32")
+    ratio("mlxport MLX q8 fast", "mlxport fp32")
+    ratio("mlxport MLX q8 fast", "MLX (mlx[cpu]) q8")
+    ratio("mlxport MLX q4 fast", "MLX (mlx[cpu]) q4")
     peak = fp32_peak_gflops(a.threads)
     print(f"\nmlxport fp32 achieved ~{gflops:.1f} GFLOP/s in the linear layers"
           + (f" = {100 * gflops / peak:.0f}% of the measured fp32 peak {peak:.1f} GFLOP/s" if peak else ""))

@@ -338,7 +338,11 @@ void mp_report_html(mp_sb *sb, const char *title, const mp_report_row *rows, siz
   }
   mp_sb_puts(sb, "</table>\n<h2>Metric vs size</h2>\n");
   svg_scatter(sb, rows, n);
-  mp_sb_puts(sb, "\n<p>Circles: original models; squares: MLX conversions.</p>\n<h2>Latency (batch size 1)</h2>\n");
+  mp_sb_puts(sb, "\n<p>Circles: original models; squares: MLX conversions.</p>\n<p>Compute modes: a converted model's "
+                 "metric, drop and agreement come from the MLX-faithful mode (dequantized weights, float "
+                 "accumulation: what MLX computes); its speed, latency and memory from the fast mode (integer "
+                 "kernels, int8 activations). The fast mode's own metric and agreement are in the JSON results "
+                 "(<code>fast_mode</code>) and in summary.md.</p>\n<h2>Latency (batch size 1)</h2>\n");
   svg_latency(sb, rows, n);
   mp_sb_puts(sb, "\n<h2>All metrics</h2>\n<table id=\"metrics\"><tr><th>model</th><th>dataset</th><th>variant</th><th>metric</th><th>value</th><th>QPM</th><th>tokens/s</th><th>size MiB</th><th>mem avg / peak MiB</th><th>p50 / p95 / p99 ms</th></tr>\n");
   for (size_t i = 0; i < n; i++) {

@@ -703,6 +703,17 @@ static void result_from_json(const mp_json *j, mp_eval_result *r) {
   r->latency_ms.p50 = mp_json_get_num(j, "latency_p50_ms", 0);
   r->latency_ms.p95 = mp_json_get_num(j, "latency_p95_ms", 0);
   r->latency_ms.p99 = mp_json_get_num(j, "latency_p99_ms", 0);
+  snprintf(r->metric_compute, sizeof r->metric_compute, "%s", mp_json_get_str(j, "metric_compute", ""));
+  snprintf(r->perf_compute, sizeof r->perf_compute, "%s", mp_json_get_str(j, "perf_compute", ""));
+  r->int_layers = (int)mp_json_get_num(j, "integer_layers", 0);
+  const mp_json *fm = mp_json_get(j, "fast_mode");
+  if (fm) {
+    r->fast_pass = 1;
+    r->fast_metric = mp_json_get_num(fm, t == MP_TASK_SIMILARITY ? "spearman" : "accuracy", NAN);
+    r->fast_agreement = mp_json_get_num(fm, "agreement_with_faithful", NAN);
+    r->fast_max_abs_diff =
+        mp_json_get_num(fm, t == MP_TASK_SIMILARITY ? "max_abs_cosine_diff" : "max_abs_logit_diff", NAN);
+  }
 }
 
 static mp_status write_rel(mp_pipeline *p, const char *rel, const mp_sb *sb) {
