@@ -48,7 +48,10 @@ MODELS = {
 }
 
 TWIN = r"""
-import json, os, sys, torch, transformers
+import json, os, sys, torch
+sys.path.insert(0, sys.argv[3])
+import modernbert_ref  # torch-1.13 shims for transformers' ModernBERT (no-ops for the other families)
+transformers = modernbert_ref.compat() if "modernbert" in sys.argv[1] else __import__("transformers")
 src, dst = sys.argv[1], sys.argv[2]
 cfg = transformers.AutoConfig.from_pretrained(src)
 torch.manual_seed(0)
@@ -56,7 +59,7 @@ arch = (cfg.architectures or ["AutoModel"])[0]
 cls = getattr(transformers, arch, None) if arch.endswith("ForSequenceClassification") else None
 m = (cls(cfg) if cls else transformers.AutoModel.from_config(cfg)).eval()
 m.save_pretrained(dst, safe_serialization=True)
-print(arch, sum(p.numel() for p in m.parameters()))
+print(type(m).__name__, sum(p.numel() for p in m.parameters()))
 """
 
 
@@ -79,7 +82,7 @@ def prepare(names):
             tmp = fp32 + ".tmp"
             shutil.rmtree(tmp, ignore_errors=True)
             shutil.copytree(src, tmp)  # the real config and tokenizer files
-            p = subprocess.run([py, "-c", TWIN, src, tmp], capture_output=True, text=True)
+            p = subprocess.run([py, "-c", TWIN, src, tmp, os.path.join(ROOT, "tools")], capture_output=True, text=True)
             if p.returncode:
                 sys.exit(f"{name}: twin failed:\n{p.stderr[-2000:]}")
             print(f"{name}: {p.stdout.strip()}", flush=True)
