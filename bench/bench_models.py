@@ -29,8 +29,6 @@ BIN = os.environ.get("MP_BIN", os.path.join(ROOT, "build", "mlxport"))
 SHARED = os.environ.get("MP_SHARED_DIR", os.path.join(ROOT, "..", "shared"))
 CACHE = os.environ.get("MP_CACHE", os.path.join(ROOT, ".cache"))
 OUT = os.path.join(CACHE, "bench-twins")
-MNLI = os.path.join(SHARED, "datasets", "mnli", "validation_matched", "dev.jsonl")
-STSB = os.path.join(SHARED, "datasets", "stsb", "dev.tsv")
 
 # model folder in ../shared/models -> the dataset its eval uses
 MODELS = {
@@ -56,6 +54,12 @@ src, dst = sys.argv[1], sys.argv[2]
 cfg = transformers.AutoConfig.from_pretrained(src)
 torch.manual_seed(0)
 arch = (cfg.architectures or ["AutoModel"])[0]
+if sys.argv[4] != "stsb" and not arch.endswith("ForSequenceClassification"):
+    # a config saved without its head (xtremedistil's shared config is a bare BertModel): the
+    # binary NLI head of the real model
+    arch = type(transformers.AutoModelForSequenceClassification.from_config(cfg)).__name__
+    cfg.architectures = [arch]
+    cfg.id2label, cfg.label2id = {0: "entailment", 1: "not_entailment"}, {"entailment": 0, "not_entailment": 1}
 cls = getattr(transformers, arch, None) if arch.endswith("ForSequenceClassification") else None
 m = (cls(cfg) if cls else transformers.AutoModel.from_config(cfg)).eval()
 m.save_pretrained(dst, safe_serialization=True)
@@ -82,7 +86,8 @@ def prepare(names):
             tmp = fp32 + ".tmp"
             shutil.rmtree(tmp, ignore_errors=True)
             shutil.copytree(src, tmp)  # the real config and tokenizer files
-            p = subprocess.run([py, "-c", TWIN, src, tmp, os.path.join(ROOT, "tools")], capture_output=True, text=True)
+            p = subprocess.run([py, "-c", TWIN, src, tmp, os.path.join(ROOT, "tools"), MODELS[name]], capture_output=True,
+                               text=True)
             if p.returncode:
                 sys.exit(f"{name}: twin failed:\n{p.stderr[-2000:]}")
             print(f"{name}: {p.stdout.strip()}", flush=True)
@@ -100,7 +105,7 @@ def run(names, samples, latency, threads):
         fp32, q8 = os.path.join(OUT, name), os.path.join(OUT, name + "-q8")
         ds = MODELS[name]
         data = ["--dataset", "stsb", "--data-dir", os.path.join(SHARED, "datasets")] if ds == "stsb" else \
-            ["--dataset", MNLI, "--task", "nli"]
+            ["--dataset", "mnli", "--data-dir", os.path.join(SHARED, "datasets")]
         cmd = [BIN, "eval", "--model", q8, "--baseline", fp32, *data, "--max-samples", str(samples),
                "--latency-requests", str(latency), "--threads", str(threads), "--min-speedup", "1.2", "--json"]
         p = subprocess.run(cmd, capture_output=True, text=True)
