@@ -22,7 +22,7 @@ struct mp_pool {
   pthread_cond_t cv_work, cv_done;
   atomic_uint_fast64_t gen; /* bumped for every run; workers wait for a change */
   int stop;
-  int active; /* workers still inside the current run */
+  atomic_int active; /* workers still inside the current run */
   mp_task_fn fn;
   void *ctx;
   int64_t n_tasks;
@@ -58,18 +58,21 @@ static void *worker_main(void *arg) {
 #endif
       spins++;
     }
-    pthread_mutex_lock(&p->mu);
-    while (atomic_load(&p->gen) == seen && !p->stop) pthread_cond_wait(&p->cv_work, &p->mu);
-    if (p->stop) {
+    if (atomic_load_explicit(&p->gen, memory_order_acquire) == seen) {
+      pthread_mutex_lock(&p->mu);
+      while (atomic_load(&p->gen) == seen && !p->stop) pthread_cond_wait(&p->cv_work, &p->mu);
+      int stop = atomic_load(&p->gen) == seen && p->stop;
       pthread_mutex_unlock(&p->mu);
-      break;
+      if (stop) break;
     }
-    seen = atomic_load(&p->gen);
-    pthread_mutex_unlock(&p->mu);
+    seen = atomic_load_explicit(&p->gen, memory_order_acquire);
     run_tasks(p, id);
-    pthread_mutex_lock(&p->mu);
-    if (--p->active == 0) pthread_cond_signal(&p->cv_done);
-    pthread_mutex_unlock(&p->mu);
+    /* the last worker out wakes the caller if it went to sleep (it checks under the mutex) */
+    if (atomic_fetch_sub_explicit(&p->active, 1, memory_order_acq_rel) == 1) {
+      pthread_mutex_lock(&p->mu);
+      pthread_cond_signal(&p->cv_done);
+      pthread_mutex_unlock(&p->mu);
+    }
   }
   return NULL;
 }
@@ -148,14 +151,22 @@ void mp_pool_run(mp_pool *p, int64_t n_tasks, mp_task_fn fn, void *ctx) {
   p->ctx = ctx;
   p->n_tasks = n_tasks;
   atomic_store(&p->next, 0);
-  p->active = p->n - 1;
+  atomic_store(&p->active, p->n - 1);
   atomic_fetch_add_explicit(&p->gen, 1, memory_order_release);
   pthread_cond_broadcast(&p->cv_work);
   pthread_mutex_unlock(&p->mu);
   run_tasks(p, 0);
-  pthread_mutex_lock(&p->mu);
-  while (p->active > 0) pthread_cond_wait(&p->cv_done, &p->mu);
-  pthread_mutex_unlock(&p->mu);
+  /* wait for the workers: spin first (they finish within microseconds of us), then sleep */
+  for (int spins = 0; atomic_load_explicit(&p->active, memory_order_acquire) > 0 && spins < 4000; spins++) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+  }
+  if (atomic_load_explicit(&p->active, memory_order_acquire) > 0) {
+    pthread_mutex_lock(&p->mu);
+    while (atomic_load(&p->active) > 0) pthread_cond_wait(&p->cv_done, &p->mu);
+    pthread_mutex_unlock(&p->mu);
+  }
 }
 
 static void *scratch_get(mp_pool_scratch_buf *b, size_t bytes);

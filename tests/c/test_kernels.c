@@ -4,6 +4,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "core/tensor.h"
 #include "kernels/kernels.h"
@@ -306,7 +307,36 @@ static void test_attention(void) {
   }
 }
 
+typedef struct cnt_ctx {
+  int64_t *hits;
+} cnt_ctx;
+static void count_task(void *v, int64_t t, int thread) {
+  (void)thread;
+  ((cnt_ctx *)v)->hits[t]++; /* each task index is run exactly once per mp_pool_run */
+}
+
 static void test_pool(void) {
+  /* many back-to-back runs (the workers' spin/sleep hand-offs), each task exactly once, with
+   * pauses long enough for the workers to fall asleep in between */
+  for (int nt = 1; nt <= 4; nt++) {
+    mp_pool *pp = NULL;
+    REQUIRE(mp_pool_create(nt, &pp) == MP_OK);
+    int64_t hits[37];
+    cnt_ctx c = {hits};
+    int bad = 0;
+    for (int run = 0; run < 3000; run++) {
+      int64_t n = 1 + run % 37;
+      memset(hits, 0, sizeof hits);
+      mp_pool_run(pp, n, count_task, &c);
+      for (int64_t i = 0; i < n; i++) bad += hits[i] != 1;
+      if (run % 1000 == 999) {
+        struct timespec ts = {0, 3000000};
+        nanosleep(&ts, NULL);
+      }
+    }
+    CHECKF(bad == 0, "%d tasks not run exactly once (%d threads)", bad, nt);
+    mp_pool_free(pp);
+  }
   mp_pool *p = NULL;
   CHECK(mp_pool_create(-1, &p) == MP_ERR_INVALID_ARG);
   CHECK_OK(mp_pool_create(0, &p));
