@@ -1,5 +1,8 @@
+/* Hugging Face model folders: resolving a model reference (folder, file or hub repo id through the
+ * shared cache, downloading a repo id that is not cached), tokenizer files, config.json. */
 #include "format/hf.h"
 
+#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -7,6 +10,7 @@
 #include "core/error.h"
 #include "core/fs.h"
 #include "core/strbuf.h"
+#include "hub/hub.h"
 
 char *mp_hf_cache_dir(void) {
   const char *e = getenv("HF_HUB_CACHE");
@@ -34,8 +38,10 @@ static int valid_repo_part(const char *s, size_t n) {
   return s[0] != '.' && s[0] != '-';
 }
 
-mp_status mp_hf_resolve(const char *ref, char **out_path) {
+/* Cache-only resolution. *is_repo_id tells whether ref has the form of a repo id. */
+static mp_status resolve_cached(const char *ref, char **out_path, int *is_repo_id) {
   *out_path = NULL;
+  *is_repo_id = 0;
   if (!ref || !*ref) return mp_err(MP_ERR_INVALID_ARG, "empty model reference");
   if (mp_path_exists(ref)) {
     *out_path = strdup(ref);
@@ -52,6 +58,7 @@ mp_status mp_hf_resolve(const char *ref, char **out_path) {
                             : valid_repo_part(ref, idlen);
   if (!looks_like_id || (at && !valid_repo_part(rev, strlen(rev))))
     return mp_err(MP_ERR_NOT_FOUND, "%s: no such file or folder (and not a Hugging Face repo id)", ref);
+  *is_repo_id = 1;
   char *cache = mp_hf_cache_dir();
   if (!cache) return mp_err(MP_ERR_NOMEM, "out of memory");
   mp_sb sb;
@@ -84,14 +91,14 @@ mp_status mp_hf_resolve(const char *ref, char **out_path) {
   } else if (mp_is_dir(repo_dir)) {
     st = mp_err(MP_ERR_NOT_FOUND,
                 "model '%.*s' is in the Hugging Face cache (%s) but revision '%s' has no snapshot there; "
-                "download it with: huggingface-cli download %.*s --revision %s",
-                (int)idlen, ref, repo_dir, rev, (int)idlen, ref, rev);
+                "download it with: mlxport download %.*s --revision %s (or huggingface-cli download %.*s --revision %s)",
+                (int)idlen, ref, repo_dir, rev, (int)idlen, ref, rev, (int)idlen, ref, rev);
   } else {
     st = mp_err(MP_ERR_NOT_FOUND,
                 "model '%.*s' is not a local folder and not in the Hugging Face cache (looked in %s; set "
-                "HF_HUB_CACHE or HF_HOME to use another cache). Get it with: huggingface-cli download %.*s "
-                "(or pass the path of a local model folder)",
-                (int)idlen, ref, cache, (int)idlen, ref);
+                "HF_HUB_CACHE or HF_HOME to use another cache). Get it with: mlxport download %.*s "
+                "(or huggingface-cli download %.*s, or pass the path of a local model folder)",
+                (int)idlen, ref, cache, (int)idlen, ref, (int)idlen, ref);
   }
   free(snap);
   free(refs_path);
@@ -99,6 +106,72 @@ mp_status mp_hf_resolve(const char *ref, char **out_path) {
   free(repo_dir);
   free(cache);
   return st;
+}
+
+mp_status mp_hf_resolve_cached(const char *ref, char **out_path) {
+  int is_id;
+  return resolve_cached(ref, out_path, &is_id);
+}
+
+/* A snapshot that a download left half done (config.json or every weights file missing) is
+ * completed when the Hub is reachable, never used half. */
+static int snapshot_looks_complete(const char *dir) {
+  char *cfg = mp_path_join(dir, "config.json");
+  int ok = cfg && mp_is_file(cfg);
+  free(cfg);
+  if (!ok) return 0;
+  DIR *d = opendir(dir);
+  if (!d) return 0;
+  int weights = 0;
+  struct dirent *e;
+  while (!weights && (e = readdir(d))) {
+    size_t n = strlen(e->d_name);
+    weights = (n > 12 && !strcmp(e->d_name + n - 12, ".safetensors")) || !strcmp(e->d_name, "pytorch_model.bin") ||
+              !strcmp(e->d_name, "model.safetensors.index.json") || !strcmp(e->d_name, "pytorch_model.bin.index.json");
+  }
+  closedir(d);
+  return weights;
+}
+
+mp_status mp_hf_resolve(const char *ref, char **out_path) {
+  int is_id = 0;
+  mp_status st = resolve_cached(ref, out_path, &is_id);
+  if (!is_id || (st != MP_OK && st != MP_ERR_NOT_FOUND)) return st;
+  if (st == MP_OK && (mp_hub_offline() || snapshot_looks_complete(*out_path))) return MP_OK;
+  if (st != MP_OK && mp_hub_offline())
+    return mp_err_prefix(st, "HF_HUB_OFFLINE is set, so it was not downloaded");
+  /* on demand: download the repo id (or complete a half snapshot) into the shared cache */
+  char saved[2048];
+  snprintf(saved, sizeof saved, "%s", st ? mp_last_error() : "");
+  const char *at = strchr(ref, '@');
+  char id[256];
+  snprintf(id, sizeof id, "%.*s", (int)(at ? (size_t)(at - ref) : strlen(ref)), ref);
+  mp_hub_request rq = {0};
+  rq.repo_id = id;
+  rq.revision = at ? at + 1 : NULL;
+  const char *ep = getenv("HF_ENDPOINT");
+  mp_log(MP_LOG_INFO, "%s: %s; downloading it from %s", id, st ? "not in the Hugging Face cache" : "completing the cached snapshot",
+         ep && *ep ? ep : "https://huggingface.co");
+  mp_hub_result res;
+  mp_status ds = mp_hub_download(&rq, &res);
+  if (ds == MP_OK) {
+    free(*out_path);
+    *out_path = res.path;
+    res.path = NULL;
+    mp_hub_result_free(&res);
+    return MP_OK;
+  }
+  if (st == MP_OK) { /* keep using what the cache has, as before */
+    mp_log(MP_LOG_WARN, "%s: could not complete the cached snapshot: %s", id, mp_last_error());
+    mp_err_clear();
+    return MP_OK;
+  }
+  if (mp_hub_last_error_was_network()) {
+    char dl[2048];
+    snprintf(dl, sizeof dl, "%s", mp_last_error());
+    return mp_err(MP_ERR_NOT_FOUND, "%s; downloading it failed: %s", saved, dl);
+  }
+  return ds;
 }
 
 static int file_in(const char *dir, const char *name) {

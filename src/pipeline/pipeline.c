@@ -172,7 +172,8 @@ mp_status mp_pipeline_plan(const mp_pl_config *cfg, const mp_pipeline_options *o
     } else {
       snprintf(ref, sizeof ref, "%s%s%s", m->hf_name, m->revision ? "@" : "", m->revision ? m->revision : "");
     }
-    if (mp_hf_resolve(ref, &src) != MP_OK) {
+    /* a repo id not in the cache is downloaded here (not in a dry run, which writes nothing) */
+    if ((o->dry_run ? mp_hf_resolve_cached(ref, &src) : mp_hf_resolve(ref, &src)) != MP_OK) {
       cj->state = MP_JOB_SKIPPED;
       snprintf(cj->reason, sizeof cj->reason, "not available locally: %s", mp_last_error());
       mp_err_clear();
