@@ -18,8 +18,10 @@ static const char *k_help =
     "\n"
     "Downloads a repo snapshot from the Hugging Face Hub (or the server HF_ENDPOINT names) into the\n"
     "Hugging Face cache that huggingface_hub, transformers and `hf download` share, and prints the\n"
-    "snapshot folder. Files already in the cache are not downloaded again; interrupted files resume.\n"
-    "LFS files are checked against their sha256. Semantics of `hf download` where they overlap.\n"
+    "snapshot folder (the file's path when exactly one file is asked for). Files already in the\n"
+    "cache are not downloaded again; interrupted files resume. LFS files are checked against their\n"
+    "sha256. Semantics of `hf download` where they overlap. A repo id given to inspect, convert,\n"
+    "embed, classify, eval, ... is downloaded the same way when it is not cached.\n"
     "\n"
     "  REPO_ID            org/name (or name)\n"
     "  FILES...           only these files (paths inside the repo); default: the whole repo\n"
@@ -146,10 +148,20 @@ int mp_cmd_download(int argc, char **argv) {
     mp_sb_json_str(&sb, rev, strlen(rev));
     mp_sb_printf(&sb, ", \"commit\": \"%s\", \"path\": ", res.commit);
     mp_sb_json_str(&sb, res.path, strlen(res.path));
+    if (nf == 1 && !rq.local_dir) { /* one file: also its path, as hf download prints it */
+      mp_sb fp;
+      mp_sb_init(&fp);
+      mp_sb_printf(&fp, "%s/%s", res.path, files[0]);
+      mp_sb_puts(&sb, ", \"file_path\": ");
+      mp_sb_json_str(&sb, fp.buf ? fp.buf : "", fp.len);
+      mp_sb_free(&fp);
+    }
     mp_sb_printf(&sb, ", \"files\": %zu, \"downloaded\": %zu, \"bytes_downloaded\": %lld, \"cache_only\": %s}\n",
                  res.n_files, res.n_downloaded, (long long)res.bytes_downloaded, res.used_cache_only ? "true" : "false");
     fputs(sb.buf ? sb.buf : "", stdout);
     mp_sb_free(&sb);
+  } else if (nf == 1) {
+    printf("%s/%s\n", res.path, files[0]); /* hf download prints the file for one file */
   } else {
     printf("%s\n", res.path);
   }

@@ -217,6 +217,8 @@ def test_files_include_exclude_local_dir(hub, env, tmp_path):
     got = sorted(os.path.relpath(p, snap) for p in glob.glob(snap + "/**", recursive=True) if os.path.islink(p))
     assert got == ["1_Pooling/config.json", "config.json"] and out["files"] == 2
     check_snapshot_sane(env, hub.model)
+    # one file: its path is printed, as hf download does
+    assert mlx(env, "download", MODEL_ID, "vocab.txt").stdout.strip() == os.path.join(snap, "vocab.txt")
     out = json.loads(mlx(env, "download", MODEL_ID, "--include", "*.json", "--exclude", "1_Pooling/",
                          "--json").stdout)
     want = sorted(p for p in hub.model.files if p.endswith(".json") and not p.startswith("1_Pooling/"))
@@ -452,6 +454,19 @@ def test_path_traversal_in_listing_refused(hub, env, entry):
     assert not hub.requests(where="/resolve/") and not hub.requests(where="/cdn/")
     nothing_outside_cache(env)
     assert not os.path.exists("/tmp/evil.txt")
+
+
+def test_symlink_inside_the_snapshot_refused(hub, env):
+    """A folder of the snapshot that is a symlink (planted, or left by another tool) is never
+    written through."""
+    outside = os.path.join(env["TMP_ROOT"], "outside")
+    os.makedirs(outside)
+    snap = os.path.join(repo_dir(env), "snapshots", hub.model.sha)
+    os.makedirs(snap)
+    os.symlink(outside, os.path.join(snap, "1_Pooling"))
+    p = mlx(env, "download", MODEL_ID, check=False)
+    assert p.returncode == 3 and "refusing to write through" in p.stderr, p.stderr
+    assert os.listdir(outside) == []
 
 
 def test_bad_arguments(hub, env):
