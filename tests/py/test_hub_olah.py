@@ -19,6 +19,7 @@ os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"
 import hashlib  # noqa: E402
 
 import pyarrow as pa  # noqa: E402
+import yaml  # noqa: E402
 import pyarrow.parquet as pq  # noqa: E402
 import pytest  # noqa: E402
 from huggingface_hub import hf_hub_download, scan_cache_dir, snapshot_download  # noqa: E402
@@ -30,6 +31,19 @@ CACHE = os.environ.get("MP_CACHE", os.path.join(SOURCE_DIR, ".cache"))
 OLAH = os.path.join(CACHE, "venv-olah", "bin", "olah-cli")
 MODEL_ID = "test-org/minilm-tiny"
 DS_ID = "test-org/glue-mini"
+# The eleven models of the original configuration, under their real repo ids, with their real
+# config and tokenizer files from ../shared/models (no weights: those are not in the shared data).
+ORIGINAL = [(m["name"], m["hf_name"]) for m in
+            yaml.safe_load(open(os.path.join(SOURCE_DIR, "config", "models.yaml")))["models"]]
+
+
+def shared_files(name):
+    root = os.path.join(SHARED, "models", name)
+    out = {}
+    for dp, _, fns in os.walk(root):
+        for fn in fns:
+            out[os.path.relpath(os.path.join(dp, fn), root)] = open(os.path.join(dp, fn), "rb").read()
+    return out
 
 
 def git_repo(root, kind, repo_id, files):
@@ -41,7 +55,7 @@ def git_repo(root, kind, repo_id, files):
     for path, data in files.items():
         full = os.path.join(d, path)
         os.makedirs(os.path.dirname(full), exist_ok=True)
-        if path.endswith((".safetensors", ".parquet")):
+        if path.endswith((".safetensors", ".parquet", ".model", ".bin")):  # LFS as Hugging Face's .gitattributes
             oid = hashlib.sha256(data).hexdigest()
             obj = os.path.join(d, ".git", "lfs", "objects", oid[:2], oid[2:4], oid)
             os.makedirs(os.path.dirname(obj), exist_ok=True)
@@ -78,6 +92,11 @@ def olah(tmp_path_factory):
                 "mnli/validation_matched-00000-of-00001.parquet": pq_bytes}
     shas = {MODEL_ID: git_repo(str(mirrors), "models", MODEL_ID, model_files),
             DS_ID: git_repo(str(mirrors), "datasets", DS_ID, ds_files)}
+    assert len(ORIGINAL) == 11, ORIGINAL
+    originals = {}
+    for name, repo_id in ORIGINAL:
+        originals[repo_id] = shared_files(name)
+        shas[repo_id] = git_repo(str(mirrors), "models", repo_id, originals[repo_id])
     s = socket.socket()
     s.bind(("127.0.0.1", 0))
     port = s.getsockname()[1]
@@ -99,7 +118,8 @@ def olah(tmp_path_factory):
             except OSError:
                 assert time.time() < deadline, "olah did not answer within 60 s:\n" + open(root / "olah.log").read()[-3000:]
                 time.sleep(0.3)
-        yield {"endpoint": endpoint, "root": root, "shas": shas, "model": model_files, "ds": ds_files, "table": table}
+        yield {"endpoint": endpoint, "root": root, "shas": shas, "model": model_files, "ds": ds_files, "table": table,
+               "originals": originals}
     finally:
         proc.terminate()
         try:
@@ -178,3 +198,17 @@ def test_errors_through_olah(olah, env):
     assert p.returncode == 3 and "file not found" in p.stderr, p.stderr
     assert os.path.isfile(os.path.join(env["HF_HUB_CACHE"], "models--test-org--minilm-tiny", ".no_exist",
                                        olah["shas"][MODEL_ID], "no-such-file.json"))
+
+
+@pytest.mark.parametrize("name,repo_id", ORIGINAL)
+def test_original_models_by_repo_id_through_olah(olah, env, name, repo_id):
+    """Each of the original configuration's repo ids (configs + tokenizers) downloads through olah,
+    passes huggingface_hub's checks, and `mlxport inspect REPO_ID` fetches and reads it on demand."""
+    files = olah["originals"][repo_id]
+    info = json.loads(mlx(env, "inspect", repo_id, "--json").stdout)
+    cfg = json.loads(files["config.json"])
+    assert info["model_type"] == cfg["model_type"], name
+    assert info["tokenizer"] is not None, name
+    check_cache(env, repo_id, "model", files, olah["shas"][repo_id])
+    out = json.loads(mlx(env, "download", repo_id, "--json").stdout)
+    assert out["commit"] == olah["shas"][repo_id] and out["downloaded"] == 0
