@@ -177,7 +177,7 @@ static int is_sha256_hex(const char *s) {
 }
 
 /* A git ref name usable as a file below refs/ (branches like "refs/pr/1" make folders). */
-static int safe_revision(const char *r) { return r && *r && strlen(r) < 256 && mp_hub_safe_repo_path(r); }
+int mp_hub_valid_revision(const char *r) { return r && *r && strlen(r) < 256 && mp_hub_safe_repo_path(r); }
 
 /* percent-encoding as Python's urllib.parse.quote (safe = "/" or none) */
 static void url_quote(mp_sb *sb, const char *s, int keep_slash) {
@@ -845,30 +845,27 @@ static void *worker_main(void *arg) {
 
 /* ------------------------------------------------------------------ cache-only answer */
 
-/* snapshot folder of a revision in the cache (the revision itself when it is a commit, else
- * refs/<revision>); NULL when absent. */
-static char *cached_snapshot(const char *storage, const char *revision, char **commit_out) {
+char *mp_hub_cached_snapshot(const char *storage, const char *revision, char **commit_out) {
+  *commit_out = NULL;
+  if (!mp_hub_valid_revision(revision)) return NULL;
   char *commit = NULL;
-  if (is_commit_hash(revision)) commit = strdup(revision);
-  else {
-    mp_sb sb;
-    mp_sb_init(&sb);
-    mp_sb_printf(&sb, "%s/refs/%s", storage, revision);
-    char *buf = NULL;
-    if (!sb.oom && mp_read_file(sb.buf, &buf, NULL, 4096) == MP_OK) {
-      size_t n = strlen(buf);
-      while (n && isspace((unsigned char)buf[n - 1])) buf[--n] = 0;
-      commit = buf;
-    }
-    mp_err_clear();
-    mp_sb_free(&sb);
+  mp_sb sb;
+  mp_sb_init(&sb);
+  mp_sb_printf(&sb, "%s/refs/%s", storage, revision);
+  char *buf = NULL;
+  if (!sb.oom && mp_read_file(sb.buf, &buf, NULL, 4096) == MP_OK) {
+    size_t n = strlen(buf);
+    while (n && isspace((unsigned char)buf[n - 1])) buf[--n] = 0;
+    commit = buf;
+  } else {
+    commit = strdup(revision); /* a commit given directly */
   }
+  mp_err_clear();
+  mp_sb_free(&sb);
   if (!commit || !mp_hub_safe_repo_path(commit) || strchr(commit, '/')) {
     free(commit);
     return NULL;
   }
-  mp_sb sb;
-  mp_sb_init(&sb);
   mp_sb_printf(&sb, "%s/snapshots/%s", storage, commit);
   char *snap = mp_sb_steal(&sb);
   if (!snap || !mp_is_dir(snap)) {
@@ -882,7 +879,7 @@ static char *cached_snapshot(const char *storage, const char *revision, char **c
 
 static mp_status use_cache(job *j, const char *revision, const char *why, mp_hub_result *out) {
   char *commit = NULL;
-  char *snap = cached_snapshot(j->storage, revision, &commit);
+  char *snap = mp_hub_cached_snapshot(j->storage, revision, &commit);
   if (!snap)
     return mp_err(MP_ERR_NOT_FOUND, "%s '%s' revision '%s' is not in the cache (%s) and %s", j->type, j->rq->repo_id,
                   revision, j->storage, why);
@@ -969,7 +966,7 @@ mp_status mp_hub_download(const mp_hub_request *rq, mp_hub_result *out) {
   if (!mp_hub_valid_repo_id(rq->repo_id))
     return mp_err(MP_ERR_INVALID_ARG, "'%s' is not a Hugging Face repo id (org/name of letters, digits, '-', '_', '.')",
                   rq->repo_id ? rq->repo_id : "");
-  if (!safe_revision(revision)) return mp_err(MP_ERR_INVALID_ARG, "revision '%s' is not usable", revision);
+  if (!mp_hub_valid_revision(revision)) return mp_err(MP_ERR_INVALID_ARG, "revision '%s' is not usable", revision);
   for (size_t i = 0; i < rq->n_files; i++)
     if (!mp_hub_safe_repo_path(rq->files[i]))
       return mp_err(MP_ERR_SECURITY, "'%s' is not a safe path inside a repo (absolute, '..', '.' or empty parts)",

@@ -84,6 +84,12 @@ int mp_hub_last_error_was_network(void);
 char *mp_hub_repo_folder(const char *repo_type, const char *repo_id);
 /* A repo id: "name" or "org/name" of [A-Za-z0-9._-], no "..", no leading '.'/'-'. */
 int mp_hub_valid_repo_id(const char *id);
+/* A branch, tag or commit usable as a file below refs/ ("refs/pr/1" included). */
+int mp_hub_valid_revision(const char *rev);
+/* The snapshot folder (malloc'd) of a revision in a repo's cache folder (storage =
+ * <cache>/models--org--name): refs/<revision> names the commit, else the revision itself is the
+ * commit; NULL when that snapshot folder does not exist. *commit_out gets the commit (malloc'd). */
+char *mp_hub_cached_snapshot(const char *storage, const char *revision, char **commit_out);
 /* A path inside a repo that is safe to create under a snapshot folder: relative, no "." / ".."
  * or empty components, no backslash or control characters. */
 int mp_hub_safe_repo_path(const char *p);
