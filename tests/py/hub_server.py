@@ -69,6 +69,7 @@ class HubServer:
         self.log = []
         self.lock = threading.Lock()
         self.ignore_range = False  # answer 200 (whole file) to Range requests
+        self.renamed = {}  # old repo id -> new repo id: answered with relative 307 redirects, as the Hub does
         self._servers = []
 
     # ---- set-up
@@ -258,6 +259,11 @@ def _make_handler(server, role):
                 if not m or m.group(1) not in server.blobs:
                     return self._send(404, b"no such object", head=head)
                 return self._body(server.blobs[m.group(1)], head=head, fault=fault)
+            for old, new in server.renamed.items():
+                for prefix in ("/api/models/", "/api/datasets/", "/", "/datasets/"):
+                    if path.startswith(prefix + old + "/"):
+                        loc = prefix + new + path[len(prefix + old):] + ("?" + url.query if url.query else "")
+                        return self._send(307, b"", {"Location": loc}, head)
             m = re.match(r"^/api/(models|datasets)/([^/]+(?:/[^/]+)?)/(revision|tree)/([^/]+)$", path)
             if m:
                 rtype, repo_id, what, rev = m.group(1)[:-1], m.group(2), m.group(3), urllib.parse.unquote(m.group(4))

@@ -197,6 +197,34 @@ def test_token_from_hf_home_file(hub, env):
     assert json.loads(p.stdout)["commit"] == hub.gated.sha
 
 
+def test_renamed_repo_relative_redirects(hub, env):
+    """A renamed repo answers 307 with a relative Location (followed, token kept: same origin);
+    the LFS 302 to the CDN is not followed by HEAD but read as the download location."""
+    hub.renamed["old-org/minilm-tiny"] = MODEL_ID
+    env["HF_TOKEN"] = "secret-token"
+    try:
+        out = json.loads(mlx(env, "download", "old-org/minilm-tiny", "--json").stdout)
+    finally:
+        hub.renamed.clear()
+    assert out["commit"] == hub.model.sha and out["files"] == len(hub.model.files)
+    snap = os.path.join(repo_dir(env, "old-org/minilm-tiny"), "snapshots", hub.model.sha)
+    assert out["path"] == snap
+    for p, data in hub.model.files.items():
+        assert open(os.path.join(snap, p), "rb").read() == data
+    assert hub.requests("HEAD", "/old-org/minilm-tiny/resolve/") and hub.requests("HEAD", "/test-org/minilm-tiny/resolve/")
+    assert all(r[3] == "Bearer secret-token" for r in hub.log if r[0] == "hub")
+    assert all(r[3] is None for r in hub.log if r[0] == "cdn")
+    assert not [r for r in hub.log if r[0] == "cdn" and r[1] == "HEAD"]
+
+
+def test_progress_bar_on_a_terminal(hub, env):
+    cmd = "%s download %s" % (BIN, MODEL_ID)
+    p = subprocess.run(["script", "-qec", cmd, "/dev/null"], capture_output=True, env=env, timeout=CMD_TIMEOUT)
+    assert p.returncode == 0, p.stdout
+    n = len(hub.model.files)
+    assert b"\r[" in p.stdout and b"100%" in p.stdout and b"%d/%d files" % (n, n) in p.stdout, p.stdout[-300:]
+
+
 def test_mlxport_uses_a_cache_filled_by_snapshot_download(hub, env):
     path = snapshot_download(MODEL_ID, cache_dir=env["HF_HUB_CACHE"], endpoint=hub.endpoint)
     assert path.endswith(hub.model.sha)
