@@ -507,9 +507,29 @@ typedef struct dl_state {
   int started; /* first body byte of this response seen */
   int bad_range, over;
   int io_errno;
+  char *buf; /* libcurl hands over 16 KiB at a time: written in 1 MiB blocks */
+  size_t buf_len;
 } dl_state;
 
+#define DL_BUF (1u << 20)
+
+static int flush_buf(dl_state *d) {
+  size_t off = 0;
+  while (off < d->buf_len) {
+    ssize_t w = write(d->fd, d->buf + off, d->buf_len - off);
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      d->io_errno = errno;
+      return 0;
+    }
+    off += (size_t)w;
+  }
+  d->buf_len = 0;
+  return 1;
+}
+
 static int restart_file(dl_state *d) {
+  d->buf_len = 0;
   if (ftruncate(d->fd, 0) != 0 || lseek(d->fd, 0, SEEK_SET) != 0) {
     d->io_errno = errno;
     return 0;
@@ -539,15 +559,21 @@ static int dl_sink(void *user, const char *data, size_t n, const hh_resp *r) {
     d->over = 1;
     return 0;
   }
-  size_t off = 0;
-  while (off < n) {
-    ssize_t w = write(d->fd, data + off, n - off);
-    if (w < 0) {
-      if (errno == EINTR) continue;
-      d->io_errno = errno;
-      return 0;
+  if (d->buf_len + n > DL_BUF && !flush_buf(d)) return 0;
+  if (n > DL_BUF) { /* never with libcurl's 16 KiB pieces; kept correct anyway (buffer flushed above) */
+    size_t off = 0;
+    while (off < n) {
+      ssize_t w = write(d->fd, data + off, n - off);
+      if (w < 0) {
+        if (errno == EINTR) continue;
+        d->io_errno = errno;
+        return 0;
+      }
+      off += (size_t)w;
     }
-    off += (size_t)w;
+  } else {
+    memcpy(d->buf + d->buf_len, data, n);
+    d->buf_len += n;
   }
   if (d->verify) mp_sha256_update(&d->sha, data, n);
   d->have += (int64_t)n;
@@ -564,8 +590,13 @@ static mp_status download_blob(hh_conn *c, job *j, const char *location, const c
   d.expected = expected;
   d.verify = is_sha256_hex(etag);
   mp_sha256_init(&d.sha);
+  d.buf = malloc(DL_BUF);
+  if (!d.buf) return mp_err(MP_ERR_NOMEM, "out of memory");
   d.fd = open(incomplete, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-  if (d.fd < 0) return mp_err_errno(MP_ERR_IO, "%s: cannot create", incomplete);
+  if (d.fd < 0) {
+    free(d.buf);
+    return mp_err_errno(MP_ERR_IO, "%s: cannot create", incomplete);
+  }
   mp_status st = MP_OK;
   struct stat sb;
   if (fstat(d.fd, &sb) != 0) {
@@ -606,6 +637,7 @@ static mp_status download_blob(hh_conn *c, job *j, const char *location, const c
   while (d.have < expected) {
     d.started = 0;
     hh_perform(c, "GET", location, HH_FOLLOW_ALL, j->s->download_timeout, d.have, dl_sink, &d, 0, &r);
+    if (!d.io_errno) flush_buf(&d); /* the file holds exactly d.have bytes from here on */
     if (d.io_errno) {
       errno = d.io_errno;
       st = mp_err_errno(MP_ERR_IO, "%s: write failed", incomplete);
@@ -693,6 +725,7 @@ static mp_status download_blob(hh_conn *c, job *j, const char *location, const c
   }
 out:
   if (d.fd >= 0) close(d.fd);
+  free(d.buf);
   return st;
 }
 

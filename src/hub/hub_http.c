@@ -212,6 +212,7 @@ static void perform_once(hh_conn *c, const char *method, const char *url, int au
   curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
   curl_easy_setopt(h, CURLOPT_USERAGENT, "mlxport/" MP_VERSION "; hf_hub-protocol");
   curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(h, CURLOPT_BUFFERSIZE, 512L * 1024); /* fewer write() calls per file */
   curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
   curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
   curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT, timeout > 0 ? timeout : 10L);

@@ -337,18 +337,20 @@ def _make_handler(server, role):
     return Handler
 
 
-if __name__ == "__main__":  # manual use: serve a directory as repo "local/model"
+if __name__ == "__main__":  # manual use / benchmarks: serve a directory as a model repo (default "local/model")
     import os
     import sys
     root = sys.argv[1]
+    repo_id = sys.argv[2] if len(sys.argv) > 2 else "local/model"
     files = {}
     for dp, _, fns in os.walk(root):
         for fn in fns:
             full = os.path.join(dp, fn)
             files[os.path.relpath(full, root)] = open(full, "rb").read()
     s = HubServer(page_size=50).start()
-    s.add_repo(Repo("local/model", files))
-    print("HF_ENDPOINT=" + s.endpoint, flush=True)
+    r = s.add_repo(Repo(repo_id, files))
+    del files
+    print("HF_ENDPOINT=" + s.endpoint, r.sha, flush=True)
     try:
         while True:
             time.sleep(3600)
