@@ -87,8 +87,11 @@ static void print_plan(mp_pipeline *p, FILE *f) {
   for (size_t i = 0; i < mp_pipeline_job_count(p); i++) {
     const mp_job *j = mp_pipeline_job(p, i);
     int skip = j->state == MP_JOB_SKIPPED;
-    if (j->kind == MP_JOB_CONVERT)
-      fprintf(f, "  %-50s %s -> %s", j->id, j->source[0] ? j->source : j->model->hf_name, j->out_dir);
+    if (j->kind == MP_JOB_DOWNLOAD)
+      fprintf(f, "  %-50s %s from the Hugging Face Hub -> the hub cache", j->id, j->source);
+    else if (j->kind == MP_JOB_CONVERT)
+      fprintf(f, "  %-50s %s -> %s%s%s", j->id, j->source[0] ? j->source : j->model->hf_name, j->out_dir,
+              j->dep >= 0 ? ", after " : "", j->dep >= 0 ? mp_pipeline_job(p, (size_t)j->dep)->id : "");
     else
       fprintf(f, "  %-50s after %s, data %s%s", j->id, j->dep >= 0 ? mp_pipeline_job(p, (size_t)j->dep)->id : "-",
               j->data_path[0] ? j->data_path : "?",

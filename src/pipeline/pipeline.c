@@ -26,6 +26,7 @@
 #include "eval/evaluate.h"
 #include "eval/report.h"
 #include "format/hf.h"
+#include "hub/hub.h"
 
 struct mp_pipeline {
   const mp_pl_config *cfg;
@@ -35,6 +36,10 @@ struct mp_pipeline {
   size_t n;
   int lock_fd;
 };
+
+const char *mp_job_kind_name(mp_job_kind k) {
+  return k == MP_JOB_CONVERT ? "convert" : k == MP_JOB_EVAL ? "eval" : "download";
+}
 
 const char *mp_job_state_name(mp_job_state s) {
   static const char *n[] = {"pending", "running", "done", "gate failed", "failed", "skipped"};
@@ -143,8 +148,8 @@ mp_status mp_pipeline_plan(const mp_pl_config *cfg, const mp_pipeline_options *o
         if (!strcmp(cfg->models[k].aliases[a], m->name) && in_filter(o->models_filter, cfg->models[k].name))
           alias_of_other = 1;
     if (alias_of_other) continue;
-    if (p->n + 2 + m->n_benchmarks >= cap) {
-      cap = (p->n + 2 + m->n_benchmarks) * 2;
+    if (p->n + 3 + m->n_benchmarks >= cap) { /* a download, the conversion, the evaluations */
+      cap = (p->n + 3 + m->n_benchmarks) * 2;
       mp_job *nj = realloc(p->jobs, cap * sizeof *nj);
       if (!nj) {
         mp_pipeline_free(p);
@@ -152,18 +157,9 @@ mp_status mp_pipeline_plan(const mp_pl_config *cfg, const mp_pipeline_options *o
       }
       p->jobs = nj;
     }
-    char qs[64];
-    q_suffix(m, qs, sizeof qs);
-    size_t ci = p->n++;
-    mp_job *cj = &p->jobs[ci];
-    memset(cj, 0, sizeof *cj);
-    cj->kind = MP_JOB_CONVERT;
-    cj->model = m;
-    cj->dep = -1;
-    snprintf(cj->id, sizeof cj->id, "convert-%s-%s", m->name, qs);
-    snprintf(cj->out_dir, sizeof cj->out_dir, "%s/models/%s-%s", p->workdir, m->name, qs);
     char *src = NULL;
     char ref[1200];
+    int is_path = m->hf_name[0] == '.' || m->hf_name[0] == '/';
     if (m->hf_name[0] == '.' && m->where.file) {
       /* a relative folder path is relative to the configuration file that names it */
       char *dir = mp_path_dirname(m->where.file);
@@ -172,14 +168,57 @@ mp_status mp_pipeline_plan(const mp_pl_config *cfg, const mp_pipeline_options *o
     } else {
       snprintf(ref, sizeof ref, "%s%s%s", m->hf_name, m->revision ? "@" : "", m->revision ? m->revision : "");
     }
-    /* a repo id not in the cache is downloaded here (not in a dry run, which writes nothing) */
-    if ((o->dry_run ? mp_hf_resolve_cached(ref, &src) : mp_hf_resolve(ref, &src)) != MP_OK) {
-      cj->state = MP_JOB_SKIPPED;
-      snprintf(cj->reason, sizeof cj->reason, "not available locally: %s", mp_last_error());
+    /* A repo id that is not in the cache gets a download job of its own (one per repo id and
+     * revision, shared by every model that names it), which the conversion waits for; planning
+     * itself never touches the network. Offline, it stays "not available locally". */
+    char why[900] = "";
+    int dl = -1;
+    if (mp_hf_resolve_cached(ref, &src) != MP_OK) {
+      snprintf(why, sizeof why, "%s", mp_last_error());
       mp_err_clear();
-    } else {
+      if (!is_path && mp_hub_valid_repo_id(m->hf_name) && (!m->revision || mp_hub_valid_revision(m->revision)) &&
+          !mp_hub_offline()) {
+        char id[200];
+        size_t o2 = (size_t)snprintf(id, sizeof id, "download-");
+        for (const char *c = ref; *c && o2 + 3 < sizeof id; c++) { /* a file name: '/' -> "--" */
+          if (*c == '/') id[o2++] = '-', id[o2++] = '-';
+          else id[o2++] = *c;
+        }
+        id[o2] = 0;
+        for (size_t k = 0; k < p->n && dl < 0; k++)
+          if (p->jobs[k].kind == MP_JOB_DOWNLOAD && !strcmp(p->jobs[k].id, id)) dl = (int)k;
+        if (dl < 0) {
+          dl = (int)p->n++;
+          mp_job *dj = &p->jobs[dl];
+          memset(dj, 0, sizeof *dj);
+          dj->kind = MP_JOB_DOWNLOAD;
+          dj->model = m;
+          dj->dep = -1;
+          dj->est_mb = 64;
+          snprintf(dj->id, sizeof dj->id, "%s", id);
+          snprintf(dj->source, sizeof dj->source, "%.1000s", ref);
+        }
+      }
+    }
+    char qs[64];
+    q_suffix(m, qs, sizeof qs);
+    size_t ci = p->n++;
+    mp_job *cj = &p->jobs[ci];
+    memset(cj, 0, sizeof *cj);
+    cj->kind = MP_JOB_CONVERT;
+    cj->model = m;
+    cj->dep = dl;
+    snprintf(cj->id, sizeof cj->id, "convert-%s-%s", m->name, qs);
+    snprintf(cj->out_dir, sizeof cj->out_dir, "%s/models/%s-%s", p->workdir, m->name, qs);
+    if (src) {
       snprintf(cj->source, sizeof cj->source, "%s", src);
       cj->est_mb = 2.5 * dir_weights_mb(src) + 150;
+    } else if (dl >= 0) {
+      snprintf(cj->source, sizeof cj->source, "%.1000s", ref); /* resolved from the cache once downloaded */
+      cj->est_mb = 1024;
+    } else {
+      cj->state = MP_JOB_SKIPPED;
+      snprintf(cj->reason, sizeof cj->reason, "not available locally: %s", why);
     }
     free(src);
     for (size_t b = 0; b < m->n_benchmarks; b++) {
@@ -293,7 +332,7 @@ static void job_state_write(mp_pipeline *p, const mp_job *j) {
   mp_sb_init(&sb);
   mp_sb_puts(&sb, "{\"id\":");
   mp_sb_json_str(&sb, j->id, strlen(j->id));
-  mp_sb_printf(&sb, ",\"kind\":\"%s\",\"state\":\"%s\",\"model\":", j->kind == MP_JOB_CONVERT ? "convert" : "eval",
+  mp_sb_printf(&sb, ",\"kind\":\"%s\",\"state\":\"%s\",\"model\":", mp_job_kind_name(j->kind),
                mp_job_state_name(j->state));
   mp_sb_json_str(&sb, j->model->name, strlen(j->model->name));
   mp_sb_puts(&sb, ",\"dataset\":");
@@ -379,7 +418,15 @@ static int spawn(mp_pipeline *p, mp_job *j, int threads) {
   const char *argv[64];
   int a = 0;
   argv[a++] = p->o.self_exe;
-  if (j->kind == MP_JOB_CONVERT) {
+  if (j->kind == MP_JOB_DOWNLOAD) {
+    static _Thread_local char id[1024], rev[1024];
+    const char *at = strchr(j->source, '@');
+    snprintf(id, sizeof id, "%.*s", (int)(at ? (size_t)(at - j->source) : strlen(j->source)), j->source);
+    argv[a++] = "download";
+    argv[a++] = id;
+    if (at) snprintf(rev, sizeof rev, "%s", at + 1), argv[a++] = "--revision", argv[a++] = rev;
+    argv[a++] = "--quiet";
+  } else if (j->kind == MP_JOB_CONVERT) {
     argv[a++] = "convert";
     argv[a++] = "--hf-path", argv[a++] = j->source;
     argv[a++] = "--mlx-path", argv[a++] = j->out_dir;
@@ -563,7 +610,9 @@ mp_status mp_pipeline_run(mp_pipeline *p, mp_pipeline_cb cb, void *user) {
         if (ds == MP_JOB_PENDING || ds == MP_JOB_RUNNING) continue;
         if (ds == MP_JOB_FAILED || ds == MP_JOB_SKIPPED) {
           j->state = MP_JOB_SKIPPED;
-          snprintf(j->reason, sizeof j->reason, "its conversion %s", ds == MP_JOB_FAILED ? "failed" : "was skipped");
+          snprintf(j->reason, sizeof j->reason, "its %s %s",
+                   p->jobs[j->dep].kind == MP_JOB_DOWNLOAD ? "download" : "conversion",
+                   ds == MP_JOB_FAILED ? "failed" : "was skipped");
           job_state_write(p, j);
           if (cb) cb(user, MP_EV_END, p, j);
           continue;
@@ -636,7 +685,9 @@ mp_status mp_pipeline_run(mp_pipeline *p, mp_pipeline_cb cb, void *user) {
           snprintf(j->reason, sizeof j->reason, "%s", mp_last_error());
         } else {
           j->state = j->exit_code == 1 ? MP_JOB_GATE_FAILED : MP_JOB_DONE;
-          if (j->kind == MP_JOB_CONVERT) {
+          if (j->kind == MP_JOB_DOWNLOAD) {
+            snprintf(j->reason, sizeof j->reason, "downloaded");
+          } else if (j->kind == MP_JOB_CONVERT) {
             char last[400];
             last_log_line(p, j, last, sizeof last);
             snprintf(j->reason, sizeof j->reason, "%s", strstr(last, "skipped") ? "already converted (skipped)" : "converted");

@@ -509,3 +509,50 @@ def test_bad_arguments(hub, env):
     p = mlx(env, "download", "--help")
     assert "--local-dir" in p.stdout and "HF_ENDPOINT" in p.stdout
     assert huggingface_hub.__version__
+
+
+def test_pipeline_plans_download_jobs(hub, env, tmp_path):
+    """A repo id that is not cached becomes a download job of its own: shown by --dry-run (which
+    makes no request), run before the conversions that need it, shared by the models that name
+    it, logged; a failed download skips only its own conversions."""
+    cfg = tmp_path / "pl.yaml"
+    cfg.write_text("""
+models:
+  - name: tiny-q8
+    hf_name: %s
+    quantization: {bits: 8, group_size: 32, dtype: float32, max_accuracy_drop: 0.5, min_speedup: 0}
+    benchmarks: [sts]
+  - name: tiny-q4
+    hf_name: %s
+    quantization: {bits: 4, group_size: 32, dtype: float32, max_accuracy_drop: 0.5, min_speedup: 0}
+    benchmarks: [sts]
+  - name: absent
+    hf_name: test-org/nope
+    benchmarks: [sts]
+datasets:
+  sts: {name: glue, subset: stsb, task: semantic-similarity, max_samples: 20}
+""" % (MODEL_ID, MODEL_ID))
+    wd = tmp_path / "wd"
+    args = ["pipeline", "--config", str(cfg), "--workdir", str(wd), "--latency-requests", "2", "--threads", "1"]
+    p = mlx(env, *args, "--dry-run")
+    lines = [ln.split()[0] for ln in p.stdout.splitlines() if ln.startswith("  download-")]
+    assert lines == ["download-test-org--minilm-tiny", "download-test-org--nope"], p.stdout
+    assert "after download-test-org--minilm-tiny" in p.stdout
+    assert not hub.log and not wd.exists() and not os.path.exists(env["HF_HUB_CACHE"])
+    p = mlx(env, *args, "-j", "2", timeout=300, check=False)
+    assert p.returncode == 3 and "1 job(s) failed" in p.stderr, p.stderr  # the absent repo's download
+    jobs = {os.path.basename(f)[:-5]: json.load(open(f)) for f in glob.glob(str(wd / "jobs" / "*.json"))}
+    assert jobs["download-test-org--minilm-tiny"]["state"] == "done"
+    assert jobs["download-test-org--minilm-tiny"]["kind"] == "download"
+    assert jobs["download-test-org--nope"]["state"] == "failed"
+    assert "not found" in open(wd / "logs" / "download-test-org--nope.log").read()
+    assert jobs["convert-absent-q8g64"]["state"] == "skipped" and "download failed" in jobs["convert-absent-q8g64"]["reason"]
+    for name in ("tiny-q8-q8g32-float32", "tiny-q4-q4g32-float32"):
+        assert jobs["convert-" + name]["state"] == "done", jobs["convert-" + name]
+        assert jobs["eval-%s-sts" % name]["state"] in ("done", "gate failed"), jobs["eval-%s-sts" % name]
+    assert len(hub.requests("GET", "/revision/")) == 2  # one download per repo id, not per model
+    check_cache_complete(env, hub.model)
+    # rerun: the model is cached now, so there is no download job; everything is up to date
+    hub.clear()
+    p = mlx(env, *args, "--dry-run")
+    assert "download-test-org--minilm-tiny" not in p.stdout and "download-test-org--nope" in p.stdout
