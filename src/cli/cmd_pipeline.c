@@ -92,6 +92,9 @@ static void print_plan(mp_pipeline *p, FILE *f) {
     int skip = j->state == MP_JOB_SKIPPED;
     if (j->kind == MP_JOB_DOWNLOAD)
       fprintf(f, "  %-50s %s from the Hugging Face Hub -> the hub cache", j->id, j->source);
+    else if (j->kind == MP_JOB_EVAL && !j->data_path[0] && j->dep2 >= 0)
+      fprintf(f, "  %-50s after %s and %s, data from the Hub", j->id, mp_pipeline_job(p, (size_t)j->dep)->id,
+              mp_pipeline_job(p, (size_t)j->dep2)->id);
     else if (j->kind == MP_JOB_CONVERT)
       fprintf(f, "  %-50s %s -> %s%s%s", j->id, j->source[0] ? j->source : j->model->hf_name, j->out_dir,
               j->dep >= 0 ? ", after " : "", j->dep >= 0 ? mp_pipeline_job(p, (size_t)j->dep)->id : "");

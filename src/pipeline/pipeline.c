@@ -193,7 +193,7 @@ mp_status mp_pipeline_plan(const mp_pl_config *cfg, const mp_pipeline_options *o
           memset(dj, 0, sizeof *dj);
           dj->kind = MP_JOB_DOWNLOAD;
           dj->model = m;
-          dj->dep = -1;
+          dj->dep = dj->dep2 = -1;
           dj->est_mb = 64;
           snprintf(dj->id, sizeof dj->id, "%s", id);
           snprintf(dj->source, sizeof dj->source, "%.1000s", ref);
@@ -208,6 +208,7 @@ mp_status mp_pipeline_plan(const mp_pl_config *cfg, const mp_pipeline_options *o
     cj->kind = MP_JOB_CONVERT;
     cj->model = m;
     cj->dep = dl;
+    cj->dep2 = -1;
     snprintf(cj->id, sizeof cj->id, "convert-%s-%s", m->name, qs);
     snprintf(cj->out_dir, sizeof cj->out_dir, "%s/models/%s-%s", p->workdir, m->name, qs);
     if (src) {
@@ -237,6 +238,7 @@ mp_status mp_pipeline_plan(const mp_pl_config *cfg, const mp_pipeline_options *o
       ej->model = m;
       ej->dataset = d;
       ej->dep = (int)ci;
+      ej->dep2 = -1;
       snprintf(ej->id, sizeof ej->id, "eval-%s-%s-%s", m->name, qs, d->key);
       snprintf(ej->out_dir, sizeof ej->out_dir, "%s", cj->out_dir);
       snprintf(ej->source, sizeof ej->source, "%s", cj->source);
@@ -257,16 +259,60 @@ mp_status mp_pipeline_plan(const mp_pl_config *cfg, const mp_pipeline_options *o
                                                       path ? path : d->path);
       } else {
         const char *key = builtin_key_for(d);
-        ds_st = key ? mp_data_find(key, o->data_dir, &path)
+        const char *hrepo = NULL, *hpat = NULL;
+        ds_st = key ? mp_data_find_ex(key, o->data_dir, 0, &path)
                     : mp_err(MP_ERR_NOT_FOUND,
                              "dataset \"%s\" (%s%s%s) has no local copy: add `path:` to its definition, or place the "
                              "file where --data-dir points",
                              d->key, d->name ? d->name : "?", d->subset ? "/" : "", d->subset ? d->subset : "");
+        /* no real copy here or in the Hugging Face cache: a download job for the key's Hub Parquet
+         * file (preferred to the demo set), which the evaluation waits for */
+        if (key && (ds_st || mp_data_find_is_fallback(path)) && mp_data_hub_source(key, &hrepo, &hpat) &&
+            !mp_hub_offline()) {
+          if (p->n + 1 >= cap) {
+            mp_job *nj = realloc(p->jobs, (cap *= 2) * sizeof *nj);
+            if (!nj) {
+              free(path);
+              mp_pipeline_free(p);
+              return mp_err(MP_ERR_NOMEM, "out of memory");
+            }
+            p->jobs = nj;
+            ej = &p->jobs[p->n - 1];
+            cj = &p->jobs[ci];
+          }
+          char id[200];
+          snprintf(id, sizeof id, "download-dataset-%s", key);
+          int dd = -1;
+          for (size_t k = 0; k < p->n && dd < 0; k++)
+            if (p->jobs[k].kind == MP_JOB_DOWNLOAD && !strcmp(p->jobs[k].id, id)) dd = (int)k;
+          if (dd < 0) { /* placed before the eval: swap so that the plan reads in order */
+            mp_job tmp = *ej;
+            mp_job *dj = ej;
+            memset(dj, 0, sizeof *dj);
+            dj->kind = MP_JOB_DOWNLOAD;
+            dj->model = m;
+            dj->dataset = d;
+            dj->dep = dj->dep2 = -1;
+            dj->est_mb = 64;
+            snprintf(dj->id, sizeof dj->id, "%s", id);
+            snprintf(dj->source, sizeof dj->source, "dataset:%s:%s", hrepo, hpat);
+            dd = (int)(p->n - 1);
+            ej = &p->jobs[p->n++];
+            *ej = tmp;
+          }
+          ej->dep2 = dd;
+          free(path);
+          path = NULL;
+          ds_st = MP_OK;
+          mp_err_clear();
+        }
       }
       if (ds_st) {
         ej->state = MP_JOB_SKIPPED;
         snprintf(ej->reason, sizeof ej->reason, "not available locally: %s", mp_last_error());
         mp_err_clear();
+      } else if (!path) {
+        ej->data_path[0] = 0; /* found by eval in the Hugging Face cache once downloaded */
       } else {
         snprintf(ej->data_path, sizeof ej->data_path, "%s", path);
       }
@@ -418,7 +464,17 @@ static int spawn(mp_pipeline *p, mp_job *j, int threads) {
   const char *argv[64];
   int a = 0;
   argv[a++] = p->o.self_exe;
-  if (j->kind == MP_JOB_DOWNLOAD) {
+  if (j->kind == MP_JOB_DOWNLOAD && !strncmp(j->source, "dataset:", 8)) { /* dataset:REPO:PATTERN */
+    static _Thread_local char repo[512], pat[512];
+    const char *r = j->source + 8, *c = strchr(r, ':');
+    snprintf(repo, sizeof repo, "%.*s", c ? (int)(c - r) : (int)strlen(r), r);
+    snprintf(pat, sizeof pat, "%s", c ? c + 1 : "*");
+    argv[a++] = "download";
+    argv[a++] = repo;
+    argv[a++] = "--repo-type", argv[a++] = "dataset";
+    argv[a++] = "--include", argv[a++] = pat;
+    argv[a++] = "--quiet";
+  } else if (j->kind == MP_JOB_DOWNLOAD) {
     static _Thread_local char id[1024], rev[1024];
     const char *at = strchr(j->source, '@');
     snprintf(id, sizeof id, "%.*s", (int)(at ? (size_t)(at - j->source) : strlen(j->source)), j->source);
@@ -442,7 +498,8 @@ static int spawn(mp_pipeline *p, mp_job *j, int threads) {
     argv[a++] = "--model", argv[a++] = j->out_dir;
     argv[a++] = "--baseline", argv[a++] = j->source;
     const char *bk = builtin_key_for(d);
-    if (bk && !d->path) argv[a++] = "--dataset", argv[a++] = bk, argv[a++] = "--data-file", argv[a++] = j->data_path;
+    if (bk && !d->path && !j->data_path[0]) argv[a++] = "--dataset", argv[a++] = bk; /* from the Hub cache */
+    else if (bk && !d->path) argv[a++] = "--dataset", argv[a++] = bk, argv[a++] = "--data-file", argv[a++] = j->data_path;
     else argv[a++] = "--dataset", argv[a++] = j->data_path;
     argv[a++] = "--task", argv[a++] = task_for(j);
     argv[a++] = "--name", argv[a++] = j->model->name;
@@ -605,19 +662,27 @@ mp_status mp_pipeline_run(mp_pipeline *p, mp_pipeline_cb cb, void *user) {
     for (size_t i = 0; i < p->n && running < J && !g_stop; i++) {
       mp_job *j = &p->jobs[i];
       if (j->state != MP_JOB_PENDING) continue;
-      if (j->dep >= 0) {
-        mp_job_state ds = p->jobs[j->dep].state;
-        if (ds == MP_JOB_PENDING || ds == MP_JOB_RUNNING) continue;
-        if (ds == MP_JOB_FAILED || ds == MP_JOB_SKIPPED) {
-          j->state = MP_JOB_SKIPPED;
-          snprintf(j->reason, sizeof j->reason, "its %s %s",
-                   p->jobs[j->dep].kind == MP_JOB_DOWNLOAD ? "download" : "conversion",
-                   ds == MP_JOB_FAILED ? "failed" : "was skipped");
-          job_state_write(p, j);
-          if (cb) cb(user, MP_EV_END, p, j);
-          continue;
-        }
+      int wait = 0, dead = -1;
+      for (int k = 0; k < 2; k++) {
+        int dep = k ? j->dep2 : j->dep;
+        if (dep < 0) continue;
+        mp_job_state ds = p->jobs[dep].state;
+        if (ds == MP_JOB_PENDING || ds == MP_JOB_RUNNING) wait = 1;
+        else if ((ds == MP_JOB_FAILED || ds == MP_JOB_SKIPPED) && dead < 0) dead = dep;
       }
+      if (dead >= 0) {
+        mp_job_state ds = p->jobs[dead].state;
+        j->state = MP_JOB_SKIPPED;
+        snprintf(j->reason, sizeof j->reason, "its %s %s",
+                 p->jobs[dead].kind != MP_JOB_DOWNLOAD ? "conversion"
+                 : p->jobs[dead].dataset && j->kind == MP_JOB_EVAL ? "dataset download"
+                                                                    : "download",
+                 ds == MP_JOB_FAILED ? "failed" : "was skipped");
+        job_state_write(p, j);
+        if (cb) cb(user, MP_EV_END, p, j);
+        continue;
+      }
+      if (wait) continue;
       if (j->kind == MP_JOB_EVAL) {
         eval_key(p, j);
         if (!p->o.no_skip && result_up_to_date(p, j)) {

@@ -18,8 +18,8 @@
 #include "mlxport.h"
 #include "pipeline/config.h"
 
-/* MP_JOB_DOWNLOAD: `mlxport download` of a repo id that is not in the Hugging Face cache; the
- * conversions of that repo wait for it. */
+/* MP_JOB_DOWNLOAD: `mlxport download` of a model repo id, or of a built-in dataset's Hub Parquet
+ * file, that is not in the Hugging Face cache; the conversions / evaluations wait for it. */
 typedef enum mp_job_kind { MP_JOB_CONVERT, MP_JOB_EVAL, MP_JOB_DOWNLOAD } mp_job_kind;
 const char *mp_job_kind_name(mp_job_kind k);
 typedef enum mp_job_state {
@@ -37,7 +37,9 @@ typedef struct mp_job {
   mp_job_kind kind;
   const mp_pl_model *model;
   const mp_pl_dataset *dataset; /* eval only */
-  int dep;                      /* index of the convert job an eval waits for, or -1 */
+  int dep;                      /* index of the job this one waits for (an eval: its convert; a convert:
+                                   its model's download), or -1 */
+  int dep2;                     /* eval: the download job of its dataset, or -1 */
   mp_job_state state;
   char reason[1024];
   char source[1024];            /* resolved source model folder (convert) */

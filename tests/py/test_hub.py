@@ -34,6 +34,7 @@ from hub_server import HubServer, Repo  # noqa: E402
 MODEL_ID = "test-org/minilm-tiny"
 DS_ID = "test-org/tiny-ds"
 GATED_ID = "test-org/gated"
+NLI_ID = "test-org/nli-tiny"
 SRC_MODEL = os.path.join(SHARED, "models", "all-MiniLM-L6-v2")
 CMD_TIMEOUT = 120
 
@@ -71,6 +72,42 @@ def tiny_bert_files():
     return files
 
 
+def tiny_nli_files():
+    """The MiniLM twin with a 3-way NLI head (BertForSequenceClassification names and config)."""
+    base = tiny_bert_files()
+    from safetensors.numpy import load as st_load
+    t = {"bert." + k: v for k, v in st_load(base["model.safetensors"]).items()}
+    rng = np.random.default_rng(7)
+    t["bert.pooler.dense.weight"] = (rng.standard_normal((32, 32)) * 0.05).astype(np.float32)
+    t["bert.pooler.dense.bias"] = np.zeros(32, np.float32)
+    t["classifier.weight"] = (rng.standard_normal((3, 32)) * 0.5).astype(np.float32)
+    t["classifier.bias"] = np.zeros(3, np.float32)
+    cfg = json.loads(base["config.json"])
+    cfg.update(architectures=["BertForSequenceClassification"],
+               id2label={"0": "entailment", "1": "neutral", "2": "contradiction"},
+               label2id={"entailment": 0, "neutral": 1, "contradiction": 2})
+    files = {k: v for k, v in base.items() if k in ("vocab.txt", "tokenizer.json", "tokenizer_config.json",
+                                                    "special_tokens_map.json")}
+    files["config.json"] = json.dumps(cfg).encode()
+    files["model.safetensors"] = st_save(t)
+    return files
+
+
+def anli_parquet(n=60, seed=0):
+    """ANLI's Hub layout and schema (uid, premise, hypothesis, label int, reason), rows from MNLI."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    rows = [json.loads(line) for line in open(os.path.join(SHARED, "datasets", "mnli", "validation_matched",
+                                                           "dev.jsonl"))][seed:seed + n]
+    ids = {"entailment": 0, "neutral": 1, "contradiction": 2}
+    t = pa.table({"uid": ["u%d" % i for i in range(n)], "premise": [r["premise"] for r in rows],
+                  "hypothesis": [r["hypothesis"] for r in rows],
+                  "label": pa.array([ids[r["label"]] for r in rows], pa.int64()), "reason": [""] * n})
+    sink = pa.BufferOutputStream()
+    pq.write_table(t, sink)
+    return sink.getvalue().to_pybytes()
+
+
 @pytest.fixture(scope="module")
 def hub():
     s = HubServer(page_size=4).start()
@@ -82,6 +119,11 @@ def hub():
             "plain_text/dev_r1-00000-of-00001.parquet": rng.bytes(300_000),
             "plain_text/test_r1-00000-of-00001.parquet": rng.bytes(200_000)}, repo_type="dataset"))
         s.gated = s.add_repo(Repo(GATED_ID, {"config.json": b"{}", "model.safetensors": rng.bytes(1000)}, gated=True))
+        s.nli = s.add_repo(Repo(NLI_ID, tiny_nli_files()))
+        s.anli = s.add_repo(Repo("facebook/anli", {
+            "README.md": b"---\nconfigs: [plain_text]\n---\n",
+            "plain_text/dev_r1-00000-of-00001.parquet": anli_parquet(),
+            "plain_text/train_r1-00000-of-00001.parquet": anli_parquet(200, 100)}, repo_type="dataset"))
         yield s
     finally:
         s.stop()
@@ -556,3 +598,53 @@ datasets:
     hub.clear()
     p = mlx(env, *args, "--dry-run")
     assert "download-test-org--minilm-tiny" not in p.stdout and "download-test-org--nope" in p.stdout
+
+
+def test_dataset_key_from_the_hub_on_demand(hub, env):
+    """A built-in key with no local copy (anli) is read from its Hub dataset repo's Parquet file:
+    only that file is downloaded; offline and not cached, the error says where it looked."""
+    args = ["eval", "--model", NLI_ID, "--dataset", "anli", "--max-samples", "30", "--latency-requests", "2",
+            "--threads", "1", "--json"]
+    off = dict(env, HF_HUB_OFFLINE="1")
+    p = mlx(off, *args, check=False)
+    assert p.returncode == 3 and "facebook/anli" in p.stderr, p.stderr
+    p = mlx(env, *args, check=False)
+    assert p.returncode in (0, 1), p.stderr
+    conv = json.loads(p.stdout)["converted"]
+    assert conv["n_examples"] == 30 and 0 <= conv["accuracy"] <= 1
+    assert conv["data_file"].endswith("datasets--facebook--anli/snapshots/%s/plain_text/dev_r1-00000-of-00001.parquet"
+                                      % hub.anli.sha), conv["data_file"]
+    snap = os.path.join(repo_dir(env, "facebook/anli", "datasets"), "snapshots", hub.anli.sha)
+    assert os.path.isfile(os.path.join(snap, "plain_text", "dev_r1-00000-of-00001.parquet"))
+    assert not os.path.lexists(os.path.join(snap, "plain_text", "train_r1-00000-of-00001.parquet"))
+    assert scan_cache_dir(env["HF_HUB_CACHE"]).warnings == []
+    # now cached: offline works
+    p = mlx(off, *args, check=False)
+    assert p.returncode in (0, 1), p.stderr
+
+
+def test_pipeline_plans_dataset_download_jobs(hub, env, tmp_path):
+    cfg = tmp_path / "pl.yaml"
+    cfg.write_text("""
+models:
+  - name: nli-q8
+    hf_name: %s
+    task: nli
+    quantization: {bits: 8, group_size: 32, dtype: float32, max_accuracy_drop: 1.0, min_speedup: 0}
+    benchmarks: [anli]
+datasets:
+  anli: {name: anli, splits: [dev_r1], task: nli, max_samples: 20}
+""" % NLI_ID)
+    wd = tmp_path / "wd"
+    args = ["pipeline", "--config", str(cfg), "--workdir", str(wd), "--latency-requests", "2", "--threads", "1"]
+    p = mlx(env, *args, "--dry-run")
+    assert "download-dataset-anli" in p.stdout and "data from the Hub" in p.stdout, p.stdout
+    assert not hub.log
+    p = mlx(env, *args, "-j", "2", timeout=300, check=False)
+    assert p.returncode in (0, 1), p.stderr
+    jobs = {os.path.basename(f)[:-5]: json.load(open(f)) for f in glob.glob(str(wd / "jobs" / "*.json"))}
+    assert jobs["download-dataset-anli"]["state"] == "done", jobs
+    ev = [v for k, v in jobs.items() if k.startswith("eval-")]
+    assert len(ev) == 1 and ev[0]["state"] in ("done", "gate failed"), ev
+    p = mlx(env, *args, "--dry-run")
+    assert "download-" not in p.stdout  # both are cached now
