@@ -31,14 +31,13 @@ CACHE = os.environ.get("MP_CACHE", os.path.join(SOURCE_DIR, ".cache"))
 OLAH = os.path.join(CACHE, "venv-olah", "bin", "olah-cli")
 MODEL_ID = "test-org/minilm-tiny"
 DS_ID = "test-org/glue-mini"
-# The eleven models of the original configuration, under their real repo ids, with their real
-# config and tokenizer files from ../shared/models (no weights: those are not in the shared data).
+# The eleven models of the original configuration, under their real repo ids: random-weight twins
+# (tools/make_hub_twins.py: real configs shrunk, real tokenizers and sentence-transformers files).
 ORIGINAL = [(m["name"], m["hf_name"]) for m in
             yaml.safe_load(open(os.path.join(SOURCE_DIR, "config", "models.yaml")))["models"]]
 
 
-def shared_files(name):
-    root = os.path.join(SHARED, "models", name)
+def folder_files(root):
     out = {}
     for dp, _, fns in os.walk(root):
         for fn in fns:
@@ -81,6 +80,22 @@ def glue_mnli_parquet():
     return sink.getvalue().to_pybytes(), t
 
 
+def nli_parquet(cols, n=40):
+    """A Parquet file of n MNLI pairs under the given column names (value: the MNLI field, None: an
+    id column, a string: that constant), labels as GLUE's integer ids."""
+    rows = [json.loads(line) for line in open(os.path.join(SHARED, "datasets", "mnli", "validation_matched",
+                                                           "dev.jsonl"))][:n]
+    ids = {"entailment": 0, "neutral": 1, "contradiction": 2}
+    data = {}
+    for c, v in cols.items():
+        data[c] = [str(i) for i in range(n)] if v is None else [r[v] for r in rows] if v in rows[0] else [v] * n
+    data["label"] = pa.array([ids[r["label"]] for r in rows], pa.int64())
+    t = pa.table(data)
+    sink = pa.BufferOutputStream()
+    pq.write_table(t, sink)
+    return sink.getvalue().to_pybytes(), t
+
+
 @pytest.fixture(scope="module")
 def olah(tmp_path_factory):
     assert os.access(OLAH, os.X_OK), f"{OLAH} is missing: run scripts/setup.sh test (it makes .cache/venv-olah)"
@@ -93,10 +108,25 @@ def olah(tmp_path_factory):
     shas = {MODEL_ID: git_repo(str(mirrors), "models", MODEL_ID, model_files),
             DS_ID: git_repo(str(mirrors), "datasets", DS_ID, ds_files)}
     assert len(ORIGINAL) == 11, ORIGINAL
+    twins = root / "twins"
+    subprocess.run([sys.executable, os.path.join(SOURCE_DIR, "tools", "make_hub_twins.py"), str(twins),
+                    "--shared", SHARED], check=True, capture_output=True)
+    mb_py = os.path.join(CACHE, "venv-modernbert", "bin", "python")
+    assert os.access(mb_py, os.X_OK), f"{mb_py} is missing: run scripts/setup.sh test"
+    subprocess.run([mb_py, os.path.join(SOURCE_DIR, "tools", "make_hub_twins.py"), str(twins), "--shared", SHARED,
+                    "--only", "modernbert-large-zeroshot-v2"], check=True, capture_output=True)
     originals = {}
     for name, repo_id in ORIGINAL:
-        originals[repo_id] = shared_files(name)
+        originals[repo_id] = folder_files(str(twins / name))
+        assert "model.safetensors" in originals[repo_id], name
         shas[repo_id] = git_repo(str(mirrors), "models", repo_id, originals[repo_id])
+    # the dataset keys with no copy in ../shared/datasets, in their Hub repos' layouts and schemas
+    anli_bytes, _ = nli_parquet({"uid": None, "premise": "premise", "hypothesis": "hypothesis", "reason": ""})
+    fever_bytes, _ = nli_parquet({"cid": None, "premise": "hypothesis", "hypothesis": "premise"})
+    shas["facebook/anli"] = git_repo(str(mirrors), "datasets", "facebook/anli", {
+        "plain_text/dev_r1-00000-of-00001.parquet": anli_bytes, "README.md": b"# anli twin\n"})
+    shas["pietrolesci/nli_fever"] = git_repo(str(mirrors), "datasets", "pietrolesci/nli_fever", {
+        "data/dev-00000-of-00001.parquet": fever_bytes, "README.md": b"# nli_fever twin\n"})
     s = socket.socket()
     s.bind(("127.0.0.1", 0))
     port = s.getsockname()[1]
@@ -202,13 +232,39 @@ def test_errors_through_olah(olah, env):
 
 @pytest.mark.parametrize("name,repo_id", ORIGINAL)
 def test_original_models_by_repo_id_through_olah(olah, env, name, repo_id):
-    """Each of the original configuration's repo ids (configs + tokenizers) downloads through olah,
+    """Each of the original configuration's repo ids (a random-weight twin) downloads through olah,
     passes huggingface_hub's checks, and `mlxport inspect REPO_ID` fetches and reads it on demand."""
     files = olah["originals"][repo_id]
     info = json.loads(mlx(env, "inspect", repo_id, "--json").stdout)
     cfg = json.loads(files["config.json"])
     assert info["model_type"] == cfg["model_type"], name
-    assert info["tokenizer"] is not None, name
+    assert info["tokenizer"] is not None and info["weights"] is not None, name
     check_cache(env, repo_id, "model", files, olah["shas"][repo_id])
     out = json.loads(mlx(env, "download", repo_id, "--json").stdout)
     assert out["commit"] == olah["shas"][repo_id] and out["downloaded"] == 0
+
+
+def test_pipeline_original_configuration_through_olah(olah, env, tmp_path):
+    """`mlxport pipeline` on the shipped original configuration with an empty cache: the eleven
+    models and the dataset keys without a local copy (anli, fever) come from olah as download jobs,
+    and every job runs; no row says "not available"."""
+    wd = tmp_path / "wd"
+    args = ["pipeline", "--config", os.path.join(SOURCE_DIR, "config", "models.yaml"), "--config",
+            os.path.join(SOURCE_DIR, "config", "datasets.yaml"), "--workdir", str(wd), "-j", "2", "--threads", "2",
+            "--max-samples", "8", "--latency-requests", "2"]
+    p = mlx(env, *args, "--dry-run")
+    assert "not available" not in p.stdout, p.stdout
+    assert p.stdout.count("  download-") == 13, p.stdout  # 11 models + anli + fever
+    p = subprocess.run([BIN, *args], capture_output=True, text=True, env=env, timeout=1500)
+    assert p.returncode in (0, 1), p.stderr[-4000:]
+    jobs = {os.path.basename(f)[:-5]: json.load(open(f)) for f in glob.glob(str(wd / "jobs" / "*.json"))}
+    table = sorted((j["kind"], j["model"], j["dataset"] or "-", j["state"]) for j in jobs.values())
+    print("\n".join("%-9s %-36s %-22s %s" % t for t in table))
+    assert not [j for j in jobs.values() if "not available" in j["reason"]]
+    assert sum(j["kind"] == "download" for j in jobs.values()) == 13
+    assert all(j["state"] == "done" for j in jobs.values() if j["kind"] in ("download", "convert")), table
+    evals = [j for j in jobs.values() if j["kind"] == "eval"]
+    assert evals and all(j["state"] in ("done", "gate failed") for j in evals), table
+    assert {j["model"] for j in jobs.values() if j["kind"] == "convert"} == {n for n, _ in ORIGINAL}
+    assert {"anli", "fever"} <= {j["dataset"] for j in evals}
+    assert scan_cache_dir(env["HF_HUB_CACHE"]).warnings == []
