@@ -30,8 +30,10 @@ def git_oid(data):
 
 
 class Repo:
-    def __init__(self, repo_id, files, repo_type="model", gated=False, token="good-token", branch="main"):
+    def __init__(self, repo_id, files, repo_type="model", gated=False, token="good-token", branch="main",
+                 private=False):
         self.repo_id, self.repo_type, self.gated, self.token = repo_id, repo_type, gated, token
+        self.private = private  # without the token: 401 RepoNotFound, as the Hub hides private repos
         self.files = dict(files)  # path -> bytes
         self.sha = hashlib.sha1(repr(sorted((p, hashlib.sha256(b).hexdigest()) for p, b in self.files.items()))
                                 .encode()).hexdigest()
@@ -163,6 +165,9 @@ def _make_handler(server, role):
             repo = server.repos.get((rtype, repo_id))
             if repo is None:
                 self._error(404, "RepoNotFound", "Repository Not Found for url: %s." % self.path, head=head)
+                return None
+            if repo.private and not self._authorized(repo):
+                self._error(401, "RepoNotFound", "Repository Not Found for url: %s." % self.path, head=head)
                 return None
             if repo.gated and not self._authorized(repo):
                 self._error(401, "GatedRepo", "Access to %s %s is restricted. You must have access to it and be "

@@ -120,6 +120,7 @@ def hub():
             "plain_text/test_r1-00000-of-00001.parquet": rng.bytes(200_000)}, repo_type="dataset"))
         s.gated = s.add_repo(Repo(GATED_ID, {"config.json": b"{}", "model.safetensors": rng.bytes(1000)}, gated=True))
         s.nli = s.add_repo(Repo(NLI_ID, tiny_nli_files()))
+        s.private = s.add_repo(Repo("test-org/private", {"config.json": b'{"a": 1}'}, private=True))
         s.anli = s.add_repo(Repo("facebook/anli", {
             "README.md": b"---\nconfigs: [plain_text]\n---\n",
             "plain_text/dev_r1-00000-of-00001.parquet": anli_parquet(),
@@ -498,6 +499,18 @@ def test_gated_repo_without_token(hub, env):
     env["HF_TOKEN"] = "good-token"
     mlx(env, "download", GATED_ID)
     check_cache_complete(env, hub.gated)
+
+
+def test_private_repo_without_token(hub, env):
+    p = mlx(env, "download", "test-org/private", check=False)
+    assert p.returncode == 3 and "not found (HTTP 401)" in p.stderr and "no token is set" in p.stderr, p.stderr
+    env["HF_TOKEN"] = "wrong-token"
+    p = mlx(env, "download", "test-org/private", check=False)
+    assert p.returncode == 3 and "a token was sent" in p.stderr, p.stderr
+    env["HF_TOKEN"] = "good-token"
+    mlx(env, "download", "test-org/private")
+    check_cache_complete(env, hub.private)
+    nothing_outside_cache(env)
 
 
 def test_bad_revision(hub, env):
