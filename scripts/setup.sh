@@ -23,10 +23,12 @@ log() { printf '[setup] %s\n' "$*" >&2; }
 
 # ---------------------------------------------------------------- Debian packages
 DEB_BUILD=(build-essential cmake pkg-config clang libclang-rt-14-dev
-           libyaml-dev libutf8proc-dev libpcre2-dev zlib1g-dev libzstd-dev libsnappy-dev)
+           libyaml-dev libutf8proc-dev libpcre2-dev zlib1g-dev libzstd-dev libsnappy-dev
+           libcurl4-openssl-dev)
 # libopenblas0-pthread: Debian's torch calls the generic libblas.so.3; without OpenBLAS it gets the
 # netlib reference BLAS (~2 GFLOP/s), which would make every PyTorch comparison meaningless.
-DEB_TEST=(python3 python3-venv python3-pip python3-numpy python3-torch libopenblas0-pthread chromium)
+DEB_TEST=(python3 python3-venv python3-pip python3-numpy python3-torch libopenblas0-pthread chromium
+          git) # git: tests/py/test_hub_olah.py builds the mirrored repos
 
 apt_ensure() {
   local missing=()
@@ -62,6 +64,7 @@ PY_PINS=(
   "scikit-learn==1.3.2"
   "pyarrow==17.0.0"
   "pytest==8.3.3"
+  "huggingface_hub==0.36.2"  # tests/py/test_hub.py: the cache must pass its checks (also a transformers dependency)
   "onnx==1.17.0"             # benchmarks only (bench/bench_runtime.py)
   "onnxruntime==1.20.1"
 )
@@ -93,6 +96,29 @@ py_env_modernbert() {
   log "creating the ModernBERT reference environment in $VENV_MODERNBERT"
   /usr/bin/python3 -m venv --system-site-packages "$VENV_MODERNBERT"
   "$VENV_MODERNBERT/bin/pip" install -q --disable-pip-version-check "${PY_PINS_MODERNBERT[@]}"
+  echo "$want" > "$stamp"
+}
+
+# olah, a self-hosted Hugging Face mirror (the third-party Hub server of tests/py/test_hub_olah.py).
+# Its own venv: it needs huggingface_hub >= 1, which transformers 4.46 / 4.48 above refuse.
+VENV_OLAH="$CACHE/venv-olah"
+PY_PINS_OLAH=(
+  "olah==0.5.4"
+  "fastapi==0.165.0"
+  "starlette==1.10.0"
+  "uvicorn==0.55.0"
+  "pydantic==2.14.4"
+  "httpx==0.29.0"
+  "GitPython==3.2.1"
+  "huggingface_hub==2.4.0"
+)
+py_env_olah() {
+  local stamp="$VENV_OLAH/.mlxport-pins"
+  local want; want="$(printf '%s\n' "${PY_PINS_OLAH[@]}" | sha256sum | cut -c1-16)"
+  if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then return 0; fi
+  log "creating the olah (test Hub server) environment in $VENV_OLAH"
+  /usr/bin/python3 -m venv "$VENV_OLAH"
+  "$VENV_OLAH/bin/pip" install -q --disable-pip-version-check "${PY_PINS_OLAH[@]}"
   echo "$want" > "$stamp"
 }
 
@@ -133,7 +159,7 @@ models() {
 case "$WHAT" in
   build) apt_ensure "${DEB_BUILD[@]}" ;;
   models) apt_ensure python3-pip; models ;;
-  test) apt_ensure "${DEB_BUILD[@]}" "${DEB_TEST[@]}"; models; py_env; py_env_modernbert ;;
-  all) apt_ensure "${DEB_BUILD[@]}" "${DEB_TEST[@]}"; models; py_env; py_env_modernbert ;;
+  test) apt_ensure "${DEB_BUILD[@]}" "${DEB_TEST[@]}"; models; py_env; py_env_modernbert; py_env_olah ;;
+  all) apt_ensure "${DEB_BUILD[@]}" "${DEB_TEST[@]}"; models; py_env; py_env_modernbert; py_env_olah ;;
   *) echo "usage: $0 [build|test|models|all]" >&2; exit 2 ;;
 esac

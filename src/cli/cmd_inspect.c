@@ -25,7 +25,8 @@ static const char *k_help =
     "folders the pooling configuration.\n"
     "\n"
     "  PATH|REPO_ID   a folder, a .safetensors / pytorch_model.bin file, or a hub repo id\n"
-    "                 (org/name[@revision]) found in the local Hugging Face cache\n"
+    "                 (org/name[@revision]) from the local Hugging Face cache, downloaded\n"
+    "                 there first when absent (unless HF_HUB_OFFLINE=1; see mlxport download)\n"
     "  --tensors      list every tensor (name, dtype, shape, bytes)\n"
     "  --checksums    with --tensors: SHA-256 of each tensor's bytes\n"
     "  --json         one JSON document on stdout instead of text\n";

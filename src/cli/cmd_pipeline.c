@@ -23,6 +23,9 @@ static const char *k_help =
     "models lists concatenated, dataset maps merged) into a plan of convert and eval jobs, runs it in\n"
     "a managed work folder, and writes comparisons/, test_results/, testing_summary.json, summary.md\n"
     "and reports/report.html. Stopped or killed runs resume: finished work is skipped.\n"
+    "A model's hf_name that is a repo id not in the Hugging Face cache becomes a download job\n"
+    "(mlxport download, from HF_ENDPOINT; one per repo id, run before its conversions); with\n"
+    "HF_HUB_OFFLINE=1 it is skipped as not available locally. See docs/hub.md.\n"
     "\n"
     "  --config F          configuration file or glob pattern (repeatable)\n"
     "  --models a,b        only these models\n"
@@ -87,8 +90,14 @@ static void print_plan(mp_pipeline *p, FILE *f) {
   for (size_t i = 0; i < mp_pipeline_job_count(p); i++) {
     const mp_job *j = mp_pipeline_job(p, i);
     int skip = j->state == MP_JOB_SKIPPED;
-    if (j->kind == MP_JOB_CONVERT)
-      fprintf(f, "  %-50s %s -> %s", j->id, j->source[0] ? j->source : j->model->hf_name, j->out_dir);
+    if (j->kind == MP_JOB_DOWNLOAD)
+      fprintf(f, "  %-50s %s from the Hugging Face Hub -> the hub cache", j->id, j->source);
+    else if (j->kind == MP_JOB_EVAL && !j->data_path[0] && j->dep2 >= 0)
+      fprintf(f, "  %-50s after %s and %s, data from the Hub", j->id, mp_pipeline_job(p, (size_t)j->dep)->id,
+              mp_pipeline_job(p, (size_t)j->dep2)->id);
+    else if (j->kind == MP_JOB_CONVERT)
+      fprintf(f, "  %-50s %s -> %s%s%s", j->id, j->source[0] ? j->source : j->model->hf_name, j->out_dir,
+              j->dep >= 0 ? ", after " : "", j->dep >= 0 ? mp_pipeline_job(p, (size_t)j->dep)->id : "");
     else
       fprintf(f, "  %-50s after %s, data %s%s", j->id, j->dep >= 0 ? mp_pipeline_job(p, (size_t)j->dep)->id : "-",
               j->data_path[0] ? j->data_path : "?",

@@ -96,7 +96,7 @@ int mp_cmd_verify_layers(int argc, char **argv) {
   mp_status st = MP_OK;
   if (dataset && !strcmp(dataset, "-")) dataset = NULL; /* lines on stdin */
   else if (!dataset) {
-    if (mp_data_find("stsb", data_dir, &found) == MP_OK) dataset = "stsb";
+    if (mp_data_find_ex("stsb", data_dir, 0, &found) == MP_OK) dataset = "stsb";
     mp_err_clear();
   }
   if (dataset) {

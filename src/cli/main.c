@@ -46,7 +46,9 @@ static void print_help(FILE *f) {
   }
   fprintf(f,
           "\nexit status: 0 success, 1 a quality gate failed, 2 usage error, 3 any other error.\n"
-          "environment: HF_HUB_CACHE / HF_HOME locate the Hugging Face cache; NO_COLOR disables color;\n"
+          "environment: HF_HUB_CACHE / HF_HOME locate the Hugging Face cache; a repo id that is not cached\n"
+          "             is downloaded from HF_ENDPOINT (HF_TOKEN; HF_HUB_OFFLINE=1 forbids it; docs/hub.md);\n"
+          "             NO_COLOR disables color;\n"
           "             MLXPORT_LOG=debug|info|warn|error sets the log level (default info).\n");
 }
 

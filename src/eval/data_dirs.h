@@ -13,8 +13,17 @@
 
 const char *mp_data_relpath(const char *key);
 size_t mp_data_dirs(const char *explicit_dir, char dirs[][1024], size_t cap);
-/* Malloc'd path of the key's file, or MP_ERR_NOT_FOUND saying where it looked and what to do. */
+/* Malloc'd path of the key's file, or MP_ERR_NOT_FOUND saying where it looked and what to do.
+ * Before the demo set (the last resort), the key's Hugging Face Hub dataset is used: from the
+ * Hugging Face cache, else downloaded (mp_data_find_ex with download = 0: cache only; never
+ * downloaded when HF_HUB_OFFLINE is set). */
 mp_status mp_data_find(const char *key, const char *explicit_dir, char **out);
+mp_status mp_data_find_ex(const char *key, const char *explicit_dir, int download, char **out);
+/* The public Hub dataset repo of a built-in key and the glob of its split's Parquet file inside
+ * it ("mnli" -> "nyu-mll/glue", "mnli/validation_matched-*.parquet"); 0 when it has none. */
+int mp_data_hub_source(const char *key, const char **repo, const char **pattern);
+/* That Parquet file in the Hugging Face cache (download = 1: downloaded when absent). */
+mp_status mp_data_find_hub(const char *key, int download, char **out);
 
 /* The demo set's folder, relative to the checkout. */
 #define MP_DATA_DEMO_DIR "data/demo"

@@ -1,5 +1,8 @@
+/* Hugging Face model folders: resolving a model reference (folder, file or hub repo id through the
+ * shared cache, downloading a repo id that is not cached), tokenizer files, config.json. */
 #include "format/hf.h"
 
+#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -7,6 +10,7 @@
 #include "core/error.h"
 #include "core/fs.h"
 #include "core/strbuf.h"
+#include "hub/hub.h"
 
 char *mp_hf_cache_dir(void) {
   const char *e = getenv("HF_HUB_CACHE");
@@ -21,21 +25,12 @@ char *mp_hf_cache_dir(void) {
   return mp_path_join(e && *e ? e : "/", ".cache/huggingface/hub");
 }
 
-/* A repo id is "name" or "org/name" of [A-Za-z0-9._-], with no "..", plus optional @revision. */
-static int valid_repo_part(const char *s, size_t n) {
-  if (n == 0 || n > 96) return 0;
-  if (n >= 2 && strstr(s, "..") && (size_t)(strstr(s, "..") - s) < n) return 0;
-  for (size_t i = 0; i < n; i++) {
-    char c = s[i];
-    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '_' ||
-          c == '.'))
-      return 0;
-  }
-  return s[0] != '.' && s[0] != '-';
-}
-
-mp_status mp_hf_resolve(const char *ref, char **out_path) {
+/* Cache-only resolution, with the hub client's cache rules (src/hub/hub.h: repo id syntax, repo
+ * folder name, refs/<revision> or the commit itself). *is_repo_id tells whether ref has the form
+ * of a repo id. */
+static mp_status resolve_cached(const char *ref, char **out_path, int *is_repo_id) {
   *out_path = NULL;
+  *is_repo_id = 0;
   if (!ref || !*ref) return mp_err(MP_ERR_INVALID_ARG, "empty model reference");
   if (mp_path_exists(ref)) {
     *out_path = strdup(ref);
@@ -45,60 +40,104 @@ mp_status mp_hf_resolve(const char *ref, char **out_path) {
   const char *at = strchr(ref, '@');
   size_t idlen = at ? (size_t)(at - ref) : strlen(ref);
   const char *rev = at ? at + 1 : "main";
-  const char *slash = memchr(ref, '/', idlen);
-  int looks_like_id = slash ? valid_repo_part(ref, (size_t)(slash - ref)) &&
-                                  valid_repo_part(slash + 1, idlen - (size_t)(slash - ref) - 1) &&
-                                  !memchr(slash + 1, '/', idlen - (size_t)(slash - ref) - 1)
-                            : valid_repo_part(ref, idlen);
-  if (!looks_like_id || (at && !valid_repo_part(rev, strlen(rev))))
+  char id[256];
+  if (idlen >= sizeof id || !(snprintf(id, sizeof id, "%.*s", (int)idlen, ref), mp_hub_valid_repo_id(id)) ||
+      (at && !mp_hub_valid_revision(rev)))
     return mp_err(MP_ERR_NOT_FOUND, "%s: no such file or folder (and not a Hugging Face repo id)", ref);
+  *is_repo_id = 1;
   char *cache = mp_hf_cache_dir();
-  if (!cache) return mp_err(MP_ERR_NOMEM, "out of memory");
-  mp_sb sb;
-  mp_sb_init(&sb);
-  mp_sb_printf(&sb, "%s/models--", cache);
-  for (size_t i = 0; i < idlen; i++) {
-    if (ref[i] == '/') mp_sb_puts(&sb, "--");
-    else mp_sb_putc(&sb, ref[i]);
-  }
-  char *repo_dir = mp_sb_steal(&sb);
+  char *folder = mp_hub_repo_folder("model", id);
+  char *repo_dir = cache && folder ? mp_path_join(cache, folder) : NULL;
   mp_status st = MP_OK;
   char *commit = NULL;
-  /* refs/<rev> holds the commit; a revision may also be a commit hash directly */
-  mp_sb_printf(&sb, "%s/refs/%s", repo_dir, rev);
-  char *refs_path = mp_sb_steal(&sb);
-  char *buf = NULL;
-  size_t n = 0;
-  if (mp_read_file(refs_path, &buf, &n, 4096) == MP_OK) {
-    while (n && (buf[n - 1] == '\n' || buf[n - 1] == '\r' || buf[n - 1] == ' ')) buf[--n] = 0;
-    commit = buf;
-  } else {
-    commit = strdup(rev);
-  }
-  mp_err_clear();
-  mp_sb_printf(&sb, "%s/snapshots/%s", repo_dir, commit ? commit : "");
-  char *snap = mp_sb_steal(&sb);
-  if (commit && valid_repo_part(commit, strlen(commit)) && mp_is_dir(snap)) {
+  char *snap = repo_dir ? mp_hub_cached_snapshot(repo_dir, rev, &commit) : NULL;
+  if (!repo_dir) {
+    st = mp_err(MP_ERR_NOMEM, "out of memory");
+  } else if (snap) {
     *out_path = snap;
-    snap = NULL;
   } else if (mp_is_dir(repo_dir)) {
     st = mp_err(MP_ERR_NOT_FOUND,
-                "model '%.*s' is in the Hugging Face cache (%s) but revision '%s' has no snapshot there; "
-                "download it with: huggingface-cli download %.*s --revision %s",
-                (int)idlen, ref, repo_dir, rev, (int)idlen, ref, rev);
+                "model '%s' is in the Hugging Face cache (%s) but revision '%s' has no snapshot there; "
+                "download it with: mlxport download %s --revision %s (or huggingface-cli download %s --revision %s)",
+                id, repo_dir, rev, id, rev, id, rev);
   } else {
     st = mp_err(MP_ERR_NOT_FOUND,
-                "model '%.*s' is not a local folder and not in the Hugging Face cache (looked in %s; set "
-                "HF_HUB_CACHE or HF_HOME to use another cache). Get it with: huggingface-cli download %.*s "
-                "(or pass the path of a local model folder)",
-                (int)idlen, ref, cache, (int)idlen, ref);
+                "model '%s' is not a local folder and not in the Hugging Face cache (looked in %s; set "
+                "HF_HUB_CACHE or HF_HOME to use another cache). Get it with: mlxport download %s "
+                "(or huggingface-cli download %s, or pass the path of a local model folder)",
+                id, cache, id, id);
   }
-  free(snap);
-  free(refs_path);
   free(commit);
   free(repo_dir);
+  free(folder);
   free(cache);
   return st;
+}
+
+mp_status mp_hf_resolve_cached(const char *ref, char **out_path) {
+  int is_id;
+  return resolve_cached(ref, out_path, &is_id);
+}
+
+/* A snapshot that a download left half done (config.json or every weights file missing) is
+ * completed when the Hub is reachable, never used half. */
+static int snapshot_looks_complete(const char *dir) {
+  char *cfg = mp_path_join(dir, "config.json");
+  int ok = cfg && mp_is_file(cfg);
+  free(cfg);
+  if (!ok) return 0;
+  DIR *d = opendir(dir);
+  if (!d) return 0;
+  int weights = 0;
+  struct dirent *e;
+  while (!weights && (e = readdir(d))) {
+    size_t n = strlen(e->d_name);
+    weights = (n > 12 && !strcmp(e->d_name + n - 12, ".safetensors")) || !strcmp(e->d_name, "pytorch_model.bin") ||
+              !strcmp(e->d_name, "model.safetensors.index.json") || !strcmp(e->d_name, "pytorch_model.bin.index.json");
+  }
+  closedir(d);
+  return weights;
+}
+
+mp_status mp_hf_resolve(const char *ref, char **out_path) {
+  int is_id = 0;
+  mp_status st = resolve_cached(ref, out_path, &is_id);
+  if (!is_id || (st != MP_OK && st != MP_ERR_NOT_FOUND)) return st;
+  if (st == MP_OK && (mp_hub_offline() || snapshot_looks_complete(*out_path))) return MP_OK;
+  if (st != MP_OK && mp_hub_offline())
+    return mp_err_prefix(st, "HF_HUB_OFFLINE is set, so it was not downloaded");
+  /* on demand: download the repo id (or complete a half snapshot) into the shared cache */
+  char saved[2048];
+  snprintf(saved, sizeof saved, "%s", st ? mp_last_error() : "");
+  const char *at = strchr(ref, '@');
+  char id[256];
+  snprintf(id, sizeof id, "%.*s", (int)(at ? (size_t)(at - ref) : strlen(ref)), ref);
+  mp_hub_request rq = {0};
+  rq.repo_id = id;
+  rq.revision = at ? at + 1 : NULL;
+  const char *ep = getenv("HF_ENDPOINT");
+  mp_log(MP_LOG_INFO, "%s: %s; downloading it from %s", id, st ? "not in the Hugging Face cache" : "completing the cached snapshot",
+         ep && *ep ? ep : "https://huggingface.co");
+  mp_hub_result res;
+  mp_status ds = mp_hub_download(&rq, &res);
+  if (ds == MP_OK) {
+    free(*out_path);
+    *out_path = res.path;
+    res.path = NULL;
+    mp_hub_result_free(&res);
+    return MP_OK;
+  }
+  if (st == MP_OK) { /* keep using what the cache has, as before */
+    mp_log(MP_LOG_WARN, "%s: could not complete the cached snapshot: %s", id, mp_last_error());
+    mp_err_clear();
+    return MP_OK;
+  }
+  if (mp_hub_last_error_was_network()) {
+    char dl[2048];
+    snprintf(dl, sizeof dl, "%s", mp_last_error());
+    return mp_err(MP_ERR_NOT_FOUND, "%s; downloading it failed: %s", saved, dl);
+  }
+  return ds;
 }
 
 static int file_in(const char *dir, const char *name) {

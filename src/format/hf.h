@@ -11,9 +11,13 @@
 #include "core/json.h"
 #include "mlxport.h"
 
-/* Resolves `ref` to a malloc'd path (folder or file). MP_ERR_NOT_FOUND with a message listing
- * where it looked and how to get the model. */
+/* Resolves `ref` to a malloc'd path (folder or file). A repo id that is not in the cache (or
+ * whose snapshot lacks config.json or weights) is downloaded from the Hub (src/hub/hub.h) unless
+ * HF_HUB_OFFLINE is set. MP_ERR_NOT_FOUND with a message listing where it looked and how to get
+ * the model. */
 mp_status mp_hf_resolve(const char *ref, char **out_path);
+/* The same, from the cache only (never downloads). */
+mp_status mp_hf_resolve_cached(const char *ref, char **out_path);
 /* The hub cache folder that would be searched (malloc'd). */
 char *mp_hf_cache_dir(void);
 

@@ -26,6 +26,7 @@
 #include "eval/evaluate.h"
 #include "eval/report.h"
 #include "format/hf.h"
+#include "hub/hub.h"
 
 struct mp_pipeline {
   const mp_pl_config *cfg;
@@ -35,6 +36,10 @@ struct mp_pipeline {
   size_t n;
   int lock_fd;
 };
+
+const char *mp_job_kind_name(mp_job_kind k) {
+  return k == MP_JOB_CONVERT ? "convert" : k == MP_JOB_EVAL ? "eval" : "download";
+}
 
 const char *mp_job_state_name(mp_job_state s) {
   static const char *n[] = {"pending", "running", "done", "gate failed", "failed", "skipped"};
@@ -143,8 +148,8 @@ mp_status mp_pipeline_plan(const mp_pl_config *cfg, const mp_pipeline_options *o
         if (!strcmp(cfg->models[k].aliases[a], m->name) && in_filter(o->models_filter, cfg->models[k].name))
           alias_of_other = 1;
     if (alias_of_other) continue;
-    if (p->n + 2 + m->n_benchmarks >= cap) {
-      cap = (p->n + 2 + m->n_benchmarks) * 2;
+    if (p->n + 3 + m->n_benchmarks >= cap) { /* a download, the conversion, the evaluations */
+      cap = (p->n + 3 + m->n_benchmarks) * 2;
       mp_job *nj = realloc(p->jobs, cap * sizeof *nj);
       if (!nj) {
         mp_pipeline_free(p);
@@ -152,18 +157,9 @@ mp_status mp_pipeline_plan(const mp_pl_config *cfg, const mp_pipeline_options *o
       }
       p->jobs = nj;
     }
-    char qs[64];
-    q_suffix(m, qs, sizeof qs);
-    size_t ci = p->n++;
-    mp_job *cj = &p->jobs[ci];
-    memset(cj, 0, sizeof *cj);
-    cj->kind = MP_JOB_CONVERT;
-    cj->model = m;
-    cj->dep = -1;
-    snprintf(cj->id, sizeof cj->id, "convert-%s-%s", m->name, qs);
-    snprintf(cj->out_dir, sizeof cj->out_dir, "%s/models/%s-%s", p->workdir, m->name, qs);
     char *src = NULL;
     char ref[1200];
+    int is_path = m->hf_name[0] == '.' || m->hf_name[0] == '/';
     if (m->hf_name[0] == '.' && m->where.file) {
       /* a relative folder path is relative to the configuration file that names it */
       char *dir = mp_path_dirname(m->where.file);
@@ -172,13 +168,58 @@ mp_status mp_pipeline_plan(const mp_pl_config *cfg, const mp_pipeline_options *o
     } else {
       snprintf(ref, sizeof ref, "%s%s%s", m->hf_name, m->revision ? "@" : "", m->revision ? m->revision : "");
     }
-    if (mp_hf_resolve(ref, &src) != MP_OK) {
-      cj->state = MP_JOB_SKIPPED;
-      snprintf(cj->reason, sizeof cj->reason, "not available locally: %s", mp_last_error());
+    /* A repo id that is not in the cache gets a download job of its own (one per repo id and
+     * revision, shared by every model that names it), which the conversion waits for; planning
+     * itself never touches the network. Offline, it stays "not available locally". */
+    char why[900] = "";
+    int dl = -1;
+    if (mp_hf_resolve_cached(ref, &src) != MP_OK) {
+      snprintf(why, sizeof why, "%s", mp_last_error());
       mp_err_clear();
-    } else {
+      if (!is_path && mp_hub_valid_repo_id(m->hf_name) && (!m->revision || mp_hub_valid_revision(m->revision)) &&
+          !mp_hub_offline()) {
+        char id[200];
+        size_t o2 = (size_t)snprintf(id, sizeof id, "download-");
+        for (const char *c = ref; *c && o2 + 3 < sizeof id; c++) { /* a file name: '/' -> "--" */
+          if (*c == '/') id[o2++] = '-', id[o2++] = '-';
+          else id[o2++] = *c;
+        }
+        id[o2] = 0;
+        for (size_t k = 0; k < p->n && dl < 0; k++)
+          if (p->jobs[k].kind == MP_JOB_DOWNLOAD && !strcmp(p->jobs[k].id, id)) dl = (int)k;
+        if (dl < 0) {
+          dl = (int)p->n++;
+          mp_job *dj = &p->jobs[dl];
+          memset(dj, 0, sizeof *dj);
+          dj->kind = MP_JOB_DOWNLOAD;
+          dj->model = m;
+          dj->dep = dj->dep2 = -1;
+          dj->est_mb = 64;
+          snprintf(dj->id, sizeof dj->id, "%s", id);
+          snprintf(dj->source, sizeof dj->source, "%.1000s", ref);
+        }
+      }
+    }
+    char qs[64];
+    q_suffix(m, qs, sizeof qs);
+    size_t ci = p->n++;
+    mp_job *cj = &p->jobs[ci];
+    memset(cj, 0, sizeof *cj);
+    cj->kind = MP_JOB_CONVERT;
+    cj->model = m;
+    cj->dep = dl;
+    cj->dep2 = -1;
+    snprintf(cj->id, sizeof cj->id, "convert-%s-%s", m->name, qs);
+    snprintf(cj->out_dir, sizeof cj->out_dir, "%s/models/%s-%s", p->workdir, m->name, qs);
+    if (src) {
       snprintf(cj->source, sizeof cj->source, "%s", src);
       cj->est_mb = 2.5 * dir_weights_mb(src) + 150;
+    } else if (dl >= 0) {
+      snprintf(cj->source, sizeof cj->source, "%.1000s", ref); /* resolved from the cache once downloaded */
+      cj->est_mb = 1024;
+    } else {
+      cj->state = MP_JOB_SKIPPED;
+      snprintf(cj->reason, sizeof cj->reason, "not available locally: %s", why);
     }
     free(src);
     for (size_t b = 0; b < m->n_benchmarks; b++) {
@@ -197,6 +238,7 @@ mp_status mp_pipeline_plan(const mp_pl_config *cfg, const mp_pipeline_options *o
       ej->model = m;
       ej->dataset = d;
       ej->dep = (int)ci;
+      ej->dep2 = -1;
       snprintf(ej->id, sizeof ej->id, "eval-%s-%s-%s", m->name, qs, d->key);
       snprintf(ej->out_dir, sizeof ej->out_dir, "%s", cj->out_dir);
       snprintf(ej->source, sizeof ej->source, "%s", cj->source);
@@ -217,16 +259,60 @@ mp_status mp_pipeline_plan(const mp_pl_config *cfg, const mp_pipeline_options *o
                                                       path ? path : d->path);
       } else {
         const char *key = builtin_key_for(d);
-        ds_st = key ? mp_data_find(key, o->data_dir, &path)
+        const char *hrepo = NULL, *hpat = NULL;
+        ds_st = key ? mp_data_find_ex(key, o->data_dir, 0, &path)
                     : mp_err(MP_ERR_NOT_FOUND,
                              "dataset \"%s\" (%s%s%s) has no local copy: add `path:` to its definition, or place the "
                              "file where --data-dir points",
                              d->key, d->name ? d->name : "?", d->subset ? "/" : "", d->subset ? d->subset : "");
+        /* no real copy here or in the Hugging Face cache: a download job for the key's Hub Parquet
+         * file (preferred to the demo set), which the evaluation waits for */
+        if (key && (ds_st || mp_data_find_is_fallback(path)) && mp_data_hub_source(key, &hrepo, &hpat) &&
+            !mp_hub_offline()) {
+          if (p->n + 1 >= cap) {
+            mp_job *nj = realloc(p->jobs, (cap *= 2) * sizeof *nj);
+            if (!nj) {
+              free(path);
+              mp_pipeline_free(p);
+              return mp_err(MP_ERR_NOMEM, "out of memory");
+            }
+            p->jobs = nj;
+            ej = &p->jobs[p->n - 1];
+            cj = &p->jobs[ci];
+          }
+          char id[200];
+          snprintf(id, sizeof id, "download-dataset-%s", key);
+          int dd = -1;
+          for (size_t k = 0; k < p->n && dd < 0; k++)
+            if (p->jobs[k].kind == MP_JOB_DOWNLOAD && !strcmp(p->jobs[k].id, id)) dd = (int)k;
+          if (dd < 0) { /* placed before the eval: swap so that the plan reads in order */
+            mp_job tmp = *ej;
+            mp_job *dj = ej;
+            memset(dj, 0, sizeof *dj);
+            dj->kind = MP_JOB_DOWNLOAD;
+            dj->model = m;
+            dj->dataset = d;
+            dj->dep = dj->dep2 = -1;
+            dj->est_mb = 64;
+            snprintf(dj->id, sizeof dj->id, "%s", id);
+            snprintf(dj->source, sizeof dj->source, "dataset:%s:%s", hrepo, hpat);
+            dd = (int)(p->n - 1);
+            ej = &p->jobs[p->n++];
+            *ej = tmp;
+          }
+          ej->dep2 = dd;
+          free(path);
+          path = NULL;
+          ds_st = MP_OK;
+          mp_err_clear();
+        }
       }
       if (ds_st) {
         ej->state = MP_JOB_SKIPPED;
         snprintf(ej->reason, sizeof ej->reason, "not available locally: %s", mp_last_error());
         mp_err_clear();
+      } else if (!path) {
+        ej->data_path[0] = 0; /* found by eval in the Hugging Face cache once downloaded */
       } else {
         snprintf(ej->data_path, sizeof ej->data_path, "%s", path);
       }
@@ -292,7 +378,7 @@ static void job_state_write(mp_pipeline *p, const mp_job *j) {
   mp_sb_init(&sb);
   mp_sb_puts(&sb, "{\"id\":");
   mp_sb_json_str(&sb, j->id, strlen(j->id));
-  mp_sb_printf(&sb, ",\"kind\":\"%s\",\"state\":\"%s\",\"model\":", j->kind == MP_JOB_CONVERT ? "convert" : "eval",
+  mp_sb_printf(&sb, ",\"kind\":\"%s\",\"state\":\"%s\",\"model\":", mp_job_kind_name(j->kind),
                mp_job_state_name(j->state));
   mp_sb_json_str(&sb, j->model->name, strlen(j->model->name));
   mp_sb_puts(&sb, ",\"dataset\":");
@@ -378,7 +464,25 @@ static int spawn(mp_pipeline *p, mp_job *j, int threads) {
   const char *argv[64];
   int a = 0;
   argv[a++] = p->o.self_exe;
-  if (j->kind == MP_JOB_CONVERT) {
+  if (j->kind == MP_JOB_DOWNLOAD && !strncmp(j->source, "dataset:", 8)) { /* dataset:REPO:PATTERN */
+    static _Thread_local char repo[512], pat[512];
+    const char *r = j->source + 8, *c = strchr(r, ':');
+    snprintf(repo, sizeof repo, "%.*s", c ? (int)(c - r) : (int)strlen(r), r);
+    snprintf(pat, sizeof pat, "%s", c ? c + 1 : "*");
+    argv[a++] = "download";
+    argv[a++] = repo;
+    argv[a++] = "--repo-type", argv[a++] = "dataset";
+    argv[a++] = "--include", argv[a++] = pat;
+    argv[a++] = "--quiet";
+  } else if (j->kind == MP_JOB_DOWNLOAD) {
+    static _Thread_local char id[1024], rev[1024];
+    const char *at = strchr(j->source, '@');
+    snprintf(id, sizeof id, "%.*s", (int)(at ? (size_t)(at - j->source) : strlen(j->source)), j->source);
+    argv[a++] = "download";
+    argv[a++] = id;
+    if (at) snprintf(rev, sizeof rev, "%s", at + 1), argv[a++] = "--revision", argv[a++] = rev;
+    argv[a++] = "--quiet";
+  } else if (j->kind == MP_JOB_CONVERT) {
     argv[a++] = "convert";
     argv[a++] = "--hf-path", argv[a++] = j->source;
     argv[a++] = "--mlx-path", argv[a++] = j->out_dir;
@@ -394,7 +498,8 @@ static int spawn(mp_pipeline *p, mp_job *j, int threads) {
     argv[a++] = "--model", argv[a++] = j->out_dir;
     argv[a++] = "--baseline", argv[a++] = j->source;
     const char *bk = builtin_key_for(d);
-    if (bk && !d->path) argv[a++] = "--dataset", argv[a++] = bk, argv[a++] = "--data-file", argv[a++] = j->data_path;
+    if (bk && !d->path && !j->data_path[0]) argv[a++] = "--dataset", argv[a++] = bk; /* from the Hub cache */
+    else if (bk && !d->path) argv[a++] = "--dataset", argv[a++] = bk, argv[a++] = "--data-file", argv[a++] = j->data_path;
     else argv[a++] = "--dataset", argv[a++] = j->data_path;
     argv[a++] = "--task", argv[a++] = task_for(j);
     argv[a++] = "--name", argv[a++] = j->model->name;
@@ -557,17 +662,27 @@ mp_status mp_pipeline_run(mp_pipeline *p, mp_pipeline_cb cb, void *user) {
     for (size_t i = 0; i < p->n && running < J && !g_stop; i++) {
       mp_job *j = &p->jobs[i];
       if (j->state != MP_JOB_PENDING) continue;
-      if (j->dep >= 0) {
-        mp_job_state ds = p->jobs[j->dep].state;
-        if (ds == MP_JOB_PENDING || ds == MP_JOB_RUNNING) continue;
-        if (ds == MP_JOB_FAILED || ds == MP_JOB_SKIPPED) {
-          j->state = MP_JOB_SKIPPED;
-          snprintf(j->reason, sizeof j->reason, "its conversion %s", ds == MP_JOB_FAILED ? "failed" : "was skipped");
-          job_state_write(p, j);
-          if (cb) cb(user, MP_EV_END, p, j);
-          continue;
-        }
+      int wait = 0, dead = -1;
+      for (int k = 0; k < 2; k++) {
+        int dep = k ? j->dep2 : j->dep;
+        if (dep < 0) continue;
+        mp_job_state ds = p->jobs[dep].state;
+        if (ds == MP_JOB_PENDING || ds == MP_JOB_RUNNING) wait = 1;
+        else if ((ds == MP_JOB_FAILED || ds == MP_JOB_SKIPPED) && dead < 0) dead = dep;
       }
+      if (dead >= 0) {
+        mp_job_state ds = p->jobs[dead].state;
+        j->state = MP_JOB_SKIPPED;
+        snprintf(j->reason, sizeof j->reason, "its %s %s",
+                 p->jobs[dead].kind != MP_JOB_DOWNLOAD ? "conversion"
+                 : p->jobs[dead].dataset && j->kind == MP_JOB_EVAL ? "dataset download"
+                                                                    : "download",
+                 ds == MP_JOB_FAILED ? "failed" : "was skipped");
+        job_state_write(p, j);
+        if (cb) cb(user, MP_EV_END, p, j);
+        continue;
+      }
+      if (wait) continue;
       if (j->kind == MP_JOB_EVAL) {
         eval_key(p, j);
         if (!p->o.no_skip && result_up_to_date(p, j)) {
@@ -635,7 +750,9 @@ mp_status mp_pipeline_run(mp_pipeline *p, mp_pipeline_cb cb, void *user) {
           snprintf(j->reason, sizeof j->reason, "%s", mp_last_error());
         } else {
           j->state = j->exit_code == 1 ? MP_JOB_GATE_FAILED : MP_JOB_DONE;
-          if (j->kind == MP_JOB_CONVERT) {
+          if (j->kind == MP_JOB_DOWNLOAD) {
+            snprintf(j->reason, sizeof j->reason, "downloaded");
+          } else if (j->kind == MP_JOB_CONVERT) {
             char last[400];
             last_log_line(p, j, last, sizeof last);
             snprintf(j->reason, sizeof j->reason, "%s", strstr(last, "skipped") ? "already converted (skipped)" : "converted");

@@ -18,7 +18,10 @@
 #include "mlxport.h"
 #include "pipeline/config.h"
 
-typedef enum mp_job_kind { MP_JOB_CONVERT, MP_JOB_EVAL } mp_job_kind;
+/* MP_JOB_DOWNLOAD: `mlxport download` of a model repo id, or of a built-in dataset's Hub Parquet
+ * file, that is not in the Hugging Face cache; the conversions / evaluations wait for it. */
+typedef enum mp_job_kind { MP_JOB_CONVERT, MP_JOB_EVAL, MP_JOB_DOWNLOAD } mp_job_kind;
+const char *mp_job_kind_name(mp_job_kind k);
 typedef enum mp_job_state {
   MP_JOB_PENDING,
   MP_JOB_RUNNING,
@@ -34,7 +37,9 @@ typedef struct mp_job {
   mp_job_kind kind;
   const mp_pl_model *model;
   const mp_pl_dataset *dataset; /* eval only */
-  int dep;                      /* index of the convert job an eval waits for, or -1 */
+  int dep;                      /* index of the job this one waits for (an eval: its convert; a convert:
+                                   its model's download), or -1 */
+  int dep2;                     /* eval: the download job of its dataset, or -1 */
   mp_job_state state;
   char reason[1024];
   char source[1024];            /* resolved source model folder (convert) */
@@ -62,8 +67,9 @@ typedef struct mp_pipeline_options {
 
 typedef struct mp_pipeline mp_pipeline;
 
-/* Builds the plan (resolving models and datasets; unavailable ones become skipped jobs with
- * "not available locally: ..."). Touches nothing on disk. */
+/* Builds the plan (resolving models and datasets; a repo id that is not cached gets a download
+ * job unless HF_HUB_OFFLINE is set; unavailable ones become skipped jobs with "not available
+ * locally: ..."). Touches nothing on disk and never the network. */
 mp_status mp_pipeline_plan(const mp_pl_config *cfg, const mp_pipeline_options *o, mp_pipeline **out);
 size_t mp_pipeline_job_count(const mp_pipeline *p);
 mp_job *mp_pipeline_job(mp_pipeline *p, size_t i);

@@ -46,6 +46,7 @@ def run_cli(*args, input=None, check=True, env=None):
         args = (*args, "--compute", "faithful")
     e = dict(os.environ)
     e.setdefault("HF_HUB_CACHE", hub_cache())
+    e.setdefault("HF_HUB_OFFLINE", "1")  # tests never reach the real Hub (tests/py/test_hub*.py use their own servers)
     if env:
         e.update(env)
     p = subprocess.run([BIN, *args], input=input, capture_output=True, text=True, env=e)
