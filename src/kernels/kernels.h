@@ -148,6 +148,8 @@ typedef struct mp_qweight mp_qweight;
 mp_status mp_qweight_pack(const mp_linear_weight *w, mp_qweight **out);
 void mp_qweight_free(mp_qweight *qw); /* accepts NULL */
 size_t mp_qweight_bytes(const mp_qweight *qw); /* memory held by the packed form */
+/* The packed weight's logical shape [out, in]. */
+void mp_qweight_shape(const mp_qweight *qw, int64_t *out, int64_t *in);
 
 /* y = act(x·Wᵀ + bias) with the integer kernels (same arguments as mp_linear_act). */
 mp_status mp_qlinear_act(mp_pool *pool, const float *x, int64_t rows, const mp_qweight *w, const void *bias,

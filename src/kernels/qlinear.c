@@ -105,6 +105,11 @@ void mp_qweight_free(mp_qweight *q) {
 
 size_t mp_qweight_bytes(const mp_qweight *q) { return q ? q->bytes : 0; }
 
+void mp_qweight_shape(const mp_qweight *q, int64_t *out, int64_t *in) {
+  *out = q ? q->out : 0;
+  *in = q ? q->in : 0;
+}
+
 /* ---------------------------------------------------------------- scalar reference pieces */
 
 /* Quantizes one row of K activations per block of g, asymmetrically: z = (max + min) / 2,

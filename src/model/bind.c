@@ -84,23 +84,37 @@ mp_status mp_bind_vector(mp_model *m, const char *name, int64_t n, const void **
   return MP_OK;
 }
 
+mp_status mp_dense_pack(mp_model *m, mp_dense *d) {
+  d->qw = NULL;
+  if (m->compute != MP_COMPUTE_FAST || d->w.bits == 0) return MP_OK;
+  if (m->n_packs == m->cap_packs) {
+    size_t cap = m->cap_packs ? 2 * m->cap_packs : 64;
+    mp_qweight **np = realloc(m->packs, cap * sizeof *np);
+    if (!np) return mp_err(MP_ERR_NOMEM, "out of memory");
+    m->packs = np;
+    m->cap_packs = cap;
+  }
+  mp_qweight *q;
+  mp_status st = mp_qweight_pack(&d->w, &q);
+  if (st) return mp_err_prefix(st, "%s", m->path);
+  m->packs[m->n_packs++] = q;
+  d->qw = q;
+  return MP_OK;
+}
+
+void mp_dense_drop_pack(mp_model *m, mp_dense *d) {
+  for (size_t i = 0; d->qw && i < m->n_packs; i++)
+    if (m->packs[i] == d->qw) {
+      mp_qweight_free(m->packs[i]);
+      m->packs[i] = m->packs[--m->n_packs];
+      break;
+    }
+  d->qw = NULL;
+}
+
 mp_status mp_bind_dense(mp_model *m, const char *name, int64_t out, int64_t in, int bias_optional, mp_dense *d) {
   MP_TRY(mp_bind_matrix(m, name, out, in, &d->w));
-  d->qw = NULL;
-  if (m->compute == MP_COMPUTE_FAST && d->w.bits > 0) {
-    if (m->n_packs == m->cap_packs) {
-      size_t cap = m->cap_packs ? 2 * m->cap_packs : 64;
-      mp_qweight **np = realloc(m->packs, cap * sizeof *np);
-      if (!np) return mp_err(MP_ERR_NOMEM, "out of memory");
-      m->packs = np;
-      m->cap_packs = cap;
-    }
-    mp_qweight *q;
-    mp_status st = mp_qweight_pack(&d->w, &q);
-    if (st) return mp_err_prefix(st, "%s", m->path);
-    m->packs[m->n_packs++] = q;
-    d->qw = q;
-  }
+  MP_TRY(mp_dense_pack(m, d));
   char buf[256];
   snprintf(buf, sizeof buf, "%s.bias", name);
   d->b = NULL;
@@ -139,7 +153,15 @@ mp_status mp_bind_ln(mp_model *m, const char *name, int64_t n, int bias_optional
 }
 
 mp_status mp_dense_run(mp_model *m, const float *x, int64_t rows, const mp_dense *d, mp_act act, float *y) {
-  if (d->qw) return mp_qlinear_act(m->pool, x, rows, d->qw, d->b, d->bdt, act, y);
+  if (d->qw) {
+    int64_t qo, qi;
+    mp_qweight_shape(d->qw, &qo, &qi);
+    if (qo != d->w.out || qi != d->w.in) /* a dense layer changed after packing: a bug, not bad input */
+      return mp_err(MP_ERR_INTERNAL, "%s: integer form [%lld, %lld] does not match the layer [%lld, %lld]",
+                    d->w.name ? d->w.name : "dense", (long long)qo, (long long)qi, (long long)d->w.out,
+                    (long long)d->w.in);
+    return mp_qlinear_act(m->pool, x, rows, d->qw, d->b, d->bdt, act, y);
+  }
   return mp_linear_act(m->pool, x, rows, &d->w, d->b, d->bdt, act, y);
 }
 
@@ -149,7 +171,10 @@ mp_status mp_dense_run_many(mp_model *m, const float *x, int64_t rows, int n, co
   mp_dtype bdt[4];
   int all_int = n >= 1 && n <= 4;
   for (int i = 0; all_int && i < n; i++) {
-    all_int = d[i]->qw && d[i]->w.in == d[0]->w.in && d[i]->w.group_size == d[0]->w.group_size;
+    int64_t qo = 0, qi = 0;
+    if (d[i]->qw) mp_qweight_shape(d[i]->qw, &qo, &qi);
+    all_int = d[i]->qw && qo == d[i]->w.out && qi == d[i]->w.in && d[i]->w.in == d[0]->w.in &&
+              d[i]->w.group_size == d[0]->w.group_size;
     qw[i] = d[i]->qw, b[i] = d[i]->b, bdt[i] = d[i]->bdt;
   }
   if (all_int) return mp_qlinear_multi(m->pool, x, rows, n, qw, b, bdt, MP_ACT_NONE, y);

@@ -81,6 +81,12 @@ mp_status mp_bind_bert_ffn(mp_model *m, const char *base, int64_t H, int64_t I, 
 /* "<base><names[i]>" for i = query, key, value, output: four [H, H] dense layers with biases. */
 mp_status mp_bind_qkvo(mp_model *m, const char *base, const char *const names[4], int64_t H, mp_dense *q,
                        mp_dense *k, mp_dense *v, mp_dense *o);
+/* Fast mode: packs d->w for the integer kernels (d->qw, owned by the model) when it is
+ * MLX-quantized; otherwise sets d->qw = NULL. mp_bind_dense calls it; call it again after
+ * changing d->w (e.g. taking a slice of its rows). */
+mp_status mp_dense_pack(mp_model *m, mp_dense *d);
+/* Frees d's integer form (a layer only used through slices packed on their own). */
+void mp_dense_drop_pack(mp_model *m, mp_dense *d);
 /* Runs a dense layer on rows of x. */
 mp_status mp_dense_run(mp_model *m, const float *x, int64_t rows, const mp_dense *d, mp_act act, float *y);
 /* Runs n (1..4) dense layers over the same rows of x (no activation): one quantization of x and

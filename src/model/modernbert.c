@@ -75,7 +75,7 @@ static mp_status bind_norm(mp_model *m, const char *name, int64_t n, int has_bia
 }
 
 /* Rows [r0, r0 + n) of a dense layer (float or MLX-quantized) as a dense layer of its own. */
-static mp_status split_rows(const mp_model *m, const mp_dense *src, int64_t r0, int64_t n, mp_dense *dst) {
+static mp_status split_rows(mp_model *m, const mp_dense *src, int64_t r0, int64_t n, mp_dense *dst) {
   *dst = *src;
   mp_linear_weight *w = &dst->w;
   w->out = n;
@@ -91,7 +91,7 @@ static mp_status split_rows(const mp_model *m, const mp_dense *src, int64_t r0, 
   if (dst->b) dst->b = (const char *)dst->b + (size_t)r0 * mp_dtype_size(dst->bdt);
   mp_status st = mp_linear_weight_check(w);
   if (st) return mp_err_prefix(st, "%s", m->path);
-  return MP_OK;
+  return mp_dense_pack(m, dst); /* the slice's own integer form (fast mode) */
 }
 
 static int64_t cfg_int(const mp_json *cj, const char *key, int64_t dflt) { return mp_json_get_int(cj, key, dflt); }
@@ -158,6 +158,7 @@ static mp_status modernbert_bind(mp_model *m) {
     MP_TRY(bind_lin(m, n, 2 * I, H, mlp_bias, &wi));
     MP_TRY(split_rows(m, &wi, 0, I, &L->wi_in));
     MP_TRY(split_rows(m, &wi, I, I, &L->wi_gate));
+    mp_dense_drop_pack(m, &wi); /* only the halves run */
     snprintf(n, sizeof n, "%smlp.Wo", base);
     MP_TRY(bind_lin(m, n, H, I, mlp_bias, &L->mlp_wo));
   }

@@ -75,7 +75,7 @@ def test_family_fast_vs_faithful(family_models, name, bits):
     rel = float(np.abs(fast - faithful).max() / max(1.0, np.abs(faithful).max()))
     record_parity(name, f"q{bits} fast", "logits", rel)
     assert rel > 0, "fast mode gave the faithful logits: the integer kernels did not run"
-    assert rel <= (0.05 if bits == 8 else 0.08), f"{name} q{bits}: fast vs faithful relative difference {rel}"
+    assert rel <= (0.03 if bits == 8 else 0.04), f"{name} q{bits}: fast vs faithful relative difference {rel}"
 
 
 def test_fast_mode_thread_and_batch_invariance(family_models):
