@@ -759,7 +759,7 @@ static mp_status fetch_one(hh_conn *c, job *j, const hfile *f) {
   }
   if ((st = check_no_symlink_parents(j->snapshot, f->path))) goto out;
   struct stat sb;
-  if (stat(pointer, &sb) == 0 && S_ISREG(sb.st_mode)) { /* already in this snapshot */
+  if (!j->rq->force && stat(pointer, &sb) == 0 && S_ISREG(sb.st_mode)) { /* already in this snapshot */
     progress(j, sb.st_size, 1, 0);
     goto out;
   }
@@ -824,7 +824,8 @@ static mp_status fetch_one(hh_conn *c, job *j, const hfile *f) {
     goto out;
   }
   int fetched = 0;
-  if (!mp_is_file(blob)) {
+  if (j->rq->force) unlink(incomplete); /* --force-download: from byte 0, then renamed over the blob */
+  if (j->rq->force || !mp_is_file(blob)) {
     if ((st = download_blob(c, j, location, incomplete, blob, size, etag))) goto out;
     fetched = 1;
   } else {

@@ -232,6 +232,19 @@ def test_token_sent_to_hub_never_to_cdn(hub, env):
     assert all(r[3] is None for r in cdn_reqs)
 
 
+def test_cache_dir_token_force_download(hub, env, tmp_path):
+    other = str(tmp_path / "hub" / "other-cache")
+    out = json.loads(mlx(env, "download", GATED_ID, "--cache-dir", other, "--token", "good-token", "--json").stdout)
+    assert out["path"].startswith(other + "/models--test-org--gated/snapshots/")
+    assert not os.path.exists(repo_dir(env, GATED_ID))
+    hub.clear()
+    out = json.loads(mlx(env, "download", GATED_ID, "--cache-dir", other, "--token", "good-token", "--force-download",
+                         "--json").stdout)
+    assert out["downloaded"] == len(hub.gated.files) and len(hub.requests("GET", "/cdn/")) == 1
+    env2 = dict(env, HF_HUB_CACHE=other)
+    check_cache_complete(env2, hub.gated)
+
+
 def test_token_from_hf_home_file(hub, env):
     os.makedirs(env["HF_HOME"], exist_ok=True)
     with open(os.path.join(env["HF_HOME"], "token"), "w") as f:
