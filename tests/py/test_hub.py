@@ -453,7 +453,7 @@ def test_slow_server_times_out(hub, env):
 
 def test_kill9_mid_download_then_rerun(hub, env):
     hub.add_fault("throttle", where="/cdn/", count=None, chunk=64 * 1024, delay=0.01)
-    points = [0.02 + 0.06 * i for i in range(20)]
+    points = [0.002, 0.005, 0.008, 0.012] + [0.02 + 0.06 * i for i in range(20)]
     for delay in points:
         proc = subprocess.Popen([BIN, "download", MODEL_ID, "--quiet"], env=env, stdout=subprocess.DEVNULL,
                                 stderr=subprocess.DEVNULL)
