@@ -93,6 +93,23 @@ def tiny_nli_files():
     return files
 
 
+def sharded_files():
+    """The MiniLM twin with its weights in two shards and a model.safetensors.index.json."""
+    from safetensors.numpy import load as st_load
+    base = tiny_bert_files()
+    t = st_load(base.pop("model.safetensors"))
+    names = sorted(t)
+    half = {n: t[n] for n in names[: len(names) // 2]}, {n: t[n] for n in names[len(names) // 2:]}
+    files = dict(base)
+    wm = {}
+    for i, part in enumerate(half):
+        fn = "model-%05d-of-00002.safetensors" % (i + 1)
+        files[fn] = st_save(part)
+        wm.update({n: fn for n in part})
+    files["model.safetensors.index.json"] = json.dumps({"metadata": {}, "weight_map": wm}).encode()
+    return files
+
+
 def anli_parquet(n=60, seed=0):
     """ANLI's Hub layout and schema (uid, premise, hypothesis, label int, reason), rows from MNLI."""
     import pyarrow as pa
@@ -120,6 +137,7 @@ def hub():
             "plain_text/test_r1-00000-of-00001.parquet": rng.bytes(200_000)}, repo_type="dataset"))
         s.gated = s.add_repo(Repo(GATED_ID, {"config.json": b"{}", "model.safetensors": rng.bytes(1000)}, gated=True))
         s.nli = s.add_repo(Repo(NLI_ID, tiny_nli_files()))
+        s.sharded = s.add_repo(Repo("test-org/sharded", sharded_files()))
         s.private = s.add_repo(Repo("test-org/private", {"config.json": b'{"a": 1}'}, private=True))
         s.anli = s.add_repo(Repo("facebook/anli", {
             "README.md": b"---\nconfigs: [plain_text]\n---\n",
@@ -674,3 +692,27 @@ datasets:
     assert len(ev) == 1 and ev[0]["state"] in ("done", "gate failed"), ev
     p = mlx(env, *args, "--dry-run")
     assert "download-" not in p.stdout  # both are cached now
+
+
+def test_half_snapshot_is_completed_not_used(hub, env):
+    """A cached snapshot without weights, or with a shard of its index missing, is completed by a
+    model command before use (online)."""
+    have = ["config.json", "model.safetensors.index.json", "model-00001-of-00002.safetensors", "vocab.txt",
+            "tokenizer.json", "tokenizer_config.json"]
+    mlx(env, "download", "test-org/sharded", *have)
+    snap = os.path.join(repo_dir(env, "test-org/sharded"), "snapshots", hub.sharded.sha)
+    missing = os.path.join(snap, "model-00002-of-00002.safetensors")
+    assert not os.path.lexists(missing)
+    hub.clear()
+    info = json.loads(mlx(env, "inspect", "test-org/sharded", "--json").stdout)
+    assert os.path.isfile(missing) and len(hub.requests("GET", "/cdn/")) == 1
+    assert info["model_type"] == "bert", info
+    w = info["weights"]
+    assert len(w["files"]) == 2 and w["tensor_count"] == 2 * 16 + 5, w  # every tensor of both shards
+    check_cache_complete(env, hub.sharded)
+    # single-file model: config only in the cache -> the weights are fetched by `embed`
+    mlx(env, "download", MODEL_ID, "config.json")
+    p = subprocess.run([BIN, "embed", "--model", MODEL_ID], input="hi\n", capture_output=True, text=True, env=env,
+                       timeout=CMD_TIMEOUT)
+    assert p.returncode == 0, p.stderr
+    assert len(json.loads(p.stdout.splitlines()[0])["embedding"]) == 32
