@@ -14,7 +14,7 @@ const char mp_cmd_download_summary[] = "download a model or dataset repo from th
 static const char *k_help =
     "usage: mlxport download REPO_ID [FILES...] [--revision R] [--repo-type model|dataset]\n"
     "                        [--include GLOB]... [--exclude GLOB]... [--local-dir DIR] [--max-workers N]\n"
-    "                        [--quiet] [--json]\n"
+    "                        [--cache-dir DIR] [--token T] [--force-download] [--quiet] [--json]\n"
     "\n"
     "Downloads a repo snapshot from the Hugging Face Hub (or the server HF_ENDPOINT names) into the\n"
     "Hugging Face cache that huggingface_hub, transformers and `hf download` share, and prints the\n"
@@ -32,6 +32,9 @@ static const char *k_help =
     "  --local-dir DIR    also copy the files into DIR (with .cache/huggingface/download metadata)\n"
     "                     and print DIR\n"
     "  --max-workers N    files downloaded in parallel (default 8)\n"
+    "  --cache-dir DIR    the hub cache to use (instead of HF_HUB_CACHE / HF_HOME/hub)\n"
+    "  --token T          access token (instead of HF_TOKEN / the token file)\n"
+    "  --force-download   download the files again even when they are cached\n"
     "  --quiet            no progress bar (it is shown only when stderr is a terminal anyway)\n"
     "  --json             one JSON document on stdout: repo, commit, path, file counts\n"
     "\n"
@@ -98,6 +101,14 @@ int mp_cmd_download(int argc, char **argv) {
     } else if (mp_cli_opt(argc, argv, &i, "--local-dir", &v)) {
       if (!v) goto usage;
       rq.local_dir = v;
+    } else if (!strcmp(a, "--force-download")) {
+      rq.force = 1;
+    } else if (mp_cli_opt(argc, argv, &i, "--cache-dir", &v)) {
+      if (!v) goto usage;
+      setenv("HF_HUB_CACHE", v, 1); /* read by the client like huggingface_hub's cache_dir */
+    } else if (mp_cli_opt(argc, argv, &i, "--token", &v)) {
+      if (!v) goto usage;
+      setenv("HF_TOKEN", v, 1);
     } else if (mp_cli_opt(argc, argv, &i, "--max-workers", &v)) {
       long long w;
       if (!v || mp_cli_parse_int("download", "--max-workers", v, 1, 64, &w)) goto usage;

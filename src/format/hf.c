@@ -79,21 +79,48 @@ mp_status mp_hf_resolve_cached(const char *ref, char **out_path) {
   return resolve_cached(ref, out_path, &is_id);
 }
 
-/* A snapshot that a download left half done (config.json or every weights file missing) is
- * completed when the Hub is reachable, never used half. */
+/* Every shard named by a sharded checkpoint's index (weight_map values) is present. */
+static int index_shards_present(const char *dir, const char *index_name) {
+  char *ip = mp_path_join(dir, index_name);
+  mp_arena a;
+  mp_arena_init(&a, 0);
+  mp_json *j = NULL;
+  int ok = ip && mp_json_parse_file(ip, &a, &j) == MP_OK;
+  const mp_json *wm = ok ? mp_json_get(j, "weight_map") : NULL;
+  ok = wm && wm->type == MP_JSON_OBJECT && wm->len > 0;
+  for (size_t i = 0; ok && i < wm->len; i++) {
+    const mp_json *v = wm->items[i];
+    char *sp = v->type == MP_JSON_STRING && !strchr(v->str, '/') ? mp_path_join(dir, v->str) : NULL;
+    ok = sp && mp_is_file(sp);
+    free(sp);
+  }
+  mp_err_clear();
+  mp_arena_free(&a);
+  free(ip);
+  return ok;
+}
+
+/* A snapshot that a download left half done (no config.json, no weights file, or a shard of a
+ * sharded checkpoint missing) is completed when the Hub is reachable, never used half. */
 static int snapshot_looks_complete(const char *dir) {
   char *cfg = mp_path_join(dir, "config.json");
   int ok = cfg && mp_is_file(cfg);
   free(cfg);
   if (!ok) return 0;
+  static const char *const index_names[] = {"model.safetensors.index.json", "pytorch_model.bin.index.json"};
+  for (size_t i = 0; i < 2; i++) {
+    char *ip = mp_path_join(dir, index_names[i]);
+    int has = ip && mp_is_file(ip);
+    free(ip);
+    if (has) return index_shards_present(dir, index_names[i]);
+  }
   DIR *d = opendir(dir);
   if (!d) return 0;
   int weights = 0;
   struct dirent *e;
   while (!weights && (e = readdir(d))) {
     size_t n = strlen(e->d_name);
-    weights = (n > 12 && !strcmp(e->d_name + n - 12, ".safetensors")) || !strcmp(e->d_name, "pytorch_model.bin") ||
-              !strcmp(e->d_name, "model.safetensors.index.json") || !strcmp(e->d_name, "pytorch_model.bin.index.json");
+    weights = (n > 12 && !strcmp(e->d_name + n - 12, ".safetensors")) || !strcmp(e->d_name, "pytorch_model.bin");
   }
   closedir(d);
   return weights;

@@ -387,8 +387,9 @@ static mp_status mkdirs_parent(const char *path) {
   return st;
 }
 
-/* Writes a small file by temp-in-the-repo-folder + rename: nothing half-written ever appears in
- * refs/ (huggingface_hub's scan_cache_dir reads every file there as a ref). */
+/* Writes a small file by a temporary file in tmp_dir (the cache's .locks/, which scan_cache_dir
+ * skips) + rename: nothing half-written ever appears in refs/ (scan_cache_dir reads every file
+ * there as a ref). */
 static mp_status write_small_atomic(const char *tmp_dir, const char *path, const char *text) {
   MP_TRY(mkdirs_parent(path));
   char tmp[4096];
@@ -420,7 +421,10 @@ static mp_status cache_ref(const job *j, const char *revision, const char *commi
   if (mp_read_file(ref, &cur, NULL, 4096) == MP_OK && !strcmp(cur, commit)) {
   } else {
     mp_err_clear();
-    st = write_small_atomic(j->storage, ref, commit);
+    char *locks = mp_path_join(j->s->cache_dir, ".locks");
+    st = locks ? mp_mkdirs(locks) : mp_err(MP_ERR_NOMEM, "out of memory");
+    if (!st) st = write_small_atomic(locks, ref, commit);
+    free(locks);
   }
   free(cur);
   free(ref);
@@ -494,6 +498,39 @@ static mp_status make_pointer(const char *pointer, const char *path_in_repo, con
   }
   mp_sb_free(&sb);
   return st;
+}
+
+/* The repo folder appears whole: a new one is made as <cache>/.locks/<tmp>/snapshots/<commit>
+ * and renamed into place, so a kill at any moment never leaves a repo folder without snapshots/
+ * (which scan_cache_dir reports as corrupted); leftovers stay in .locks/, which it skips. */
+static mp_status ensure_repo_folder(job *j) {
+  char *snaps = mp_path_join(j->storage, "snapshots");
+  if (!snaps) return mp_err(MP_ERR_NOMEM, "out of memory");
+  int have = mp_is_dir(snaps) || mp_is_dir(j->storage);
+  free(snaps);
+  if (!have) {
+    mp_sb sb;
+    mp_sb_init(&sb);
+    mp_sb_printf(&sb, "%s/.locks/.mlxport-new-%ld-%lx", j->s->cache_dir, (long)getpid(), (unsigned long)pthread_self());
+    char *tmp = mp_sb_steal(&sb);
+    mp_sb_printf(&sb, "%s/snapshots/%s", tmp ? tmp : "", j->commit);
+    char *tmp_snap = mp_sb_steal(&sb);
+    mp_status st = tmp && tmp_snap ? mp_mkdirs(tmp_snap) : mp_err(MP_ERR_NOMEM, "out of memory");
+    if (!st && rename(tmp, j->storage) != 0) {
+      int e = errno;
+      mp_remove_tree(tmp); /* EEXIST/ENOTEMPTY: another process made it first */
+      mp_err_clear();
+      if (e != EEXIST && e != ENOTEMPTY) {
+        errno = e;
+        st = mp_err_errno(MP_ERR_IO, "%s: cannot create", j->storage);
+      }
+    }
+    if (!st) mp_fsync_dir(j->s->cache_dir);
+    free(tmp);
+    free(tmp_snap);
+    if (st) return st;
+  }
+  return mp_mkdirs(j->snapshot);
 }
 
 /* ------------------------------------------------------------------ one file */
@@ -759,7 +796,7 @@ static mp_status fetch_one(hh_conn *c, job *j, const hfile *f) {
   }
   if ((st = check_no_symlink_parents(j->snapshot, f->path))) goto out;
   struct stat sb;
-  if (stat(pointer, &sb) == 0 && S_ISREG(sb.st_mode)) { /* already in this snapshot */
+  if (!j->rq->force && stat(pointer, &sb) == 0 && S_ISREG(sb.st_mode)) { /* already in this snapshot */
     progress(j, sb.st_size, 1, 0);
     goto out;
   }
@@ -824,7 +861,8 @@ static mp_status fetch_one(hh_conn *c, job *j, const hfile *f) {
     goto out;
   }
   int fetched = 0;
-  if (!mp_is_file(blob)) {
+  if (j->rq->force) unlink(incomplete); /* --force-download: from byte 0, then renamed over the blob */
+  if (j->rq->force || !mp_is_file(blob)) {
     if ((st = download_blob(c, j, location, incomplete, blob, size, etag))) goto out;
     fetched = 1;
   } else {
@@ -1080,8 +1118,8 @@ mp_status mp_hub_download(const mp_hub_request *rq, mp_hub_result *out) {
     st = list_tree(&c, &j);
   }
   if (st) goto out;
+  if ((st = ensure_repo_folder(&j))) goto out;
   if ((st = cache_ref(&j, revision, j.commit))) goto out;
-  if ((st = mp_mkdirs(j.snapshot))) goto out;
   for (size_t i = 0; i < j.n_files; i++) j.bytes_total += j.files[i].size > 0 ? j.files[i].size : 0;
   hh_free(&c);
   {

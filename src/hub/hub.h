@@ -57,6 +57,7 @@ typedef struct mp_hub_request {
   size_t n_exclude;
   const char *local_dir; /* also copy the files there (hf download --local-dir); NULL = cache only */
   int workers;           /* parallel downloads; 0 = 8 */
+  int force;             /* download again even when cached (hf download --force-download) */
   mp_hub_progress_fn progress;
   void *progress_user;
 } mp_hub_request;

@@ -93,6 +93,23 @@ def tiny_nli_files():
     return files
 
 
+def sharded_files():
+    """The MiniLM twin with its weights in two shards and a model.safetensors.index.json."""
+    from safetensors.numpy import load as st_load
+    base = tiny_bert_files()
+    t = st_load(base.pop("model.safetensors"))
+    names = sorted(t)
+    half = {n: t[n] for n in names[: len(names) // 2]}, {n: t[n] for n in names[len(names) // 2:]}
+    files = dict(base)
+    wm = {}
+    for i, part in enumerate(half):
+        fn = "model-%05d-of-00002.safetensors" % (i + 1)
+        files[fn] = st_save(part)
+        wm.update({n: fn for n in part})
+    files["model.safetensors.index.json"] = json.dumps({"metadata": {}, "weight_map": wm}).encode()
+    return files
+
+
 def anli_parquet(n=60, seed=0):
     """ANLI's Hub layout and schema (uid, premise, hypothesis, label int, reason), rows from MNLI."""
     import pyarrow as pa
@@ -120,6 +137,7 @@ def hub():
             "plain_text/test_r1-00000-of-00001.parquet": rng.bytes(200_000)}, repo_type="dataset"))
         s.gated = s.add_repo(Repo(GATED_ID, {"config.json": b"{}", "model.safetensors": rng.bytes(1000)}, gated=True))
         s.nli = s.add_repo(Repo(NLI_ID, tiny_nli_files()))
+        s.sharded = s.add_repo(Repo("test-org/sharded", sharded_files()))
         s.private = s.add_repo(Repo("test-org/private", {"config.json": b'{"a": 1}'}, private=True))
         s.anli = s.add_repo(Repo("facebook/anli", {
             "README.md": b"---\nconfigs: [plain_text]\n---\n",
@@ -230,6 +248,19 @@ def test_token_sent_to_hub_never_to_cdn(hub, env):
     assert hub_reqs and cdn_reqs
     assert all(r[3] == "Bearer secret-token" for r in hub_reqs)
     assert all(r[3] is None for r in cdn_reqs)
+
+
+def test_cache_dir_token_force_download(hub, env, tmp_path):
+    other = str(tmp_path / "hub" / "other-cache")
+    out = json.loads(mlx(env, "download", GATED_ID, "--cache-dir", other, "--token", "good-token", "--json").stdout)
+    assert out["path"].startswith(other + "/models--test-org--gated/snapshots/")
+    assert not os.path.exists(repo_dir(env, GATED_ID))
+    hub.clear()
+    out = json.loads(mlx(env, "download", GATED_ID, "--cache-dir", other, "--token", "good-token", "--force-download",
+                         "--json").stdout)
+    assert out["downloaded"] == len(hub.gated.files) and len(hub.requests("GET", "/cdn/")) == 1
+    env2 = dict(env, HF_HUB_CACHE=other)
+    check_cache_complete(env2, hub.gated)
 
 
 def test_token_from_hf_home_file(hub, env):
@@ -440,7 +471,7 @@ def test_slow_server_times_out(hub, env):
 
 def test_kill9_mid_download_then_rerun(hub, env):
     hub.add_fault("throttle", where="/cdn/", count=None, chunk=64 * 1024, delay=0.01)
-    points = [0.02 + 0.06 * i for i in range(20)]
+    points = [0.002, 0.005, 0.008, 0.012] + [0.02 + 0.06 * i for i in range(20)]
     for delay in points:
         proc = subprocess.Popen([BIN, "download", MODEL_ID, "--quiet"], env=env, stdout=subprocess.DEVNULL,
                                 stderr=subprocess.DEVNULL)
@@ -661,3 +692,27 @@ datasets:
     assert len(ev) == 1 and ev[0]["state"] in ("done", "gate failed"), ev
     p = mlx(env, *args, "--dry-run")
     assert "download-" not in p.stdout  # both are cached now
+
+
+def test_half_snapshot_is_completed_not_used(hub, env):
+    """A cached snapshot without weights, or with a shard of its index missing, is completed by a
+    model command before use (online)."""
+    have = ["config.json", "model.safetensors.index.json", "model-00001-of-00002.safetensors", "vocab.txt",
+            "tokenizer.json", "tokenizer_config.json"]
+    mlx(env, "download", "test-org/sharded", *have)
+    snap = os.path.join(repo_dir(env, "test-org/sharded"), "snapshots", hub.sharded.sha)
+    missing = os.path.join(snap, "model-00002-of-00002.safetensors")
+    assert not os.path.lexists(missing)
+    hub.clear()
+    info = json.loads(mlx(env, "inspect", "test-org/sharded", "--json").stdout)
+    assert os.path.isfile(missing) and len(hub.requests("GET", "/cdn/")) == 1
+    assert info["model_type"] == "bert", info
+    w = info["weights"]
+    assert len(w["files"]) == 2 and w["tensor_count"] == 2 * 16 + 5, w  # every tensor of both shards
+    check_cache_complete(env, hub.sharded)
+    # single-file model: config only in the cache -> the weights are fetched by `embed`
+    mlx(env, "download", MODEL_ID, "config.json")
+    p = subprocess.run([BIN, "embed", "--model", MODEL_ID], input="hi\n", capture_output=True, text=True, env=env,
+                       timeout=CMD_TIMEOUT)
+    assert p.returncode == 0, p.stderr
+    assert len(json.loads(p.stdout.splitlines()[0])["embedding"]) == 32
