@@ -61,6 +61,22 @@ def bench_mlxport(model, sents, threads, n_lat, compute="fast"):
     return r["sentences_per_sec"], r["latency_p50_ms"], r["latency_p95_ms"], r["tokens"], r["seconds"]
 
 
+def time_runner(run, sents, n_lat):
+    """Throughput of run() over batches of 32 (after one warm-up batch), then batch-1 latency:
+    (sentences/s, p50 ms, p95 ms)."""
+    run(sents[:32])
+    t = time.perf_counter()
+    for i in range(0, len(sents), 32):
+        run(sents[i:i + 32])
+    sps = len(sents) / (time.perf_counter() - t)
+    ms = []
+    for i in range(n_lat):
+        t = time.perf_counter()
+        run([sents[i % len(sents)]])
+        ms.append((time.perf_counter() - t) * 1e3)
+    return (sps, *pct(ms))
+
+
 def bench_torch(model, sents, threads, n_lat):
     import torch
     from transformers import AutoModel, AutoTokenizer
@@ -79,17 +95,7 @@ def bench_torch(model, sents, threads, n_lat):
         e = (h * mk).sum(1) / mk.sum(1).clamp(min=1e-9)
         return torch.nn.functional.normalize(e, dim=1)
 
-    run(sents[:32])
-    t = time.perf_counter()
-    for i in range(0, len(sents), 32):
-        run(sents[i:i + 32])
-    sps = len(sents) / (time.perf_counter() - t)
-    ms = []
-    for i in range(n_lat):
-        t = time.perf_counter()
-        run([sents[i % len(sents)]])
-        ms.append((time.perf_counter() - t) * 1e3)
-    return (sps, *pct(ms))
+    return time_runner(run, sents, n_lat)
 
 
 def bench_onnx(model, sents, threads, n_lat, tmp, int8):
@@ -124,17 +130,7 @@ def bench_onnx(model, sents, threads, n_lat, tmp, int8):
         e = (h * mk).sum(1) / np.maximum(mk.sum(1), 1e-9)
         return e / np.linalg.norm(e, axis=1, keepdims=True)
 
-    run(sents[:32])
-    t = time.perf_counter()
-    for i in range(0, len(sents), 32):
-        run(sents[i:i + 32])
-    sps = len(sents) / (time.perf_counter() - t)
-    ms = []
-    for i in range(n_lat):
-        t = time.perf_counter()
-        run([sents[i % len(sents)]])
-        ms.append((time.perf_counter() - t) * 1e3)
-    return (sps, *pct(ms))
+    return time_runner(run, sents, n_lat)
 
 
 def bench_mlx(folder, sents, n_lat):
@@ -160,17 +156,7 @@ def bench_mlx(folder, sents, n_lat):
         mx.eval(e)
         return e
 
-    run(sents[:32])
-    t = time.perf_counter()
-    for i in range(0, len(sents), 32):
-        run(sents[i:i + 32])
-    sps = len(sents) / (time.perf_counter() - t)
-    ms = []
-    for i in range(n_lat):
-        t = time.perf_counter()
-        run([sents[i % len(sents)]])
-        ms.append((time.perf_counter() - t) * 1e3)
-    return (sps, *pct(ms))
+    return time_runner(run, sents, n_lat)
 
 
 def fp32_peak_gflops(threads):

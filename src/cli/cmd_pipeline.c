@@ -6,6 +6,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/clock.h"
 #include "cli/cli.h"
 #include "eval/data_dirs.h"
 #include "core/error.h"
@@ -49,12 +50,6 @@ typedef struct {
   double t0;
 } progress;
 
-static double now(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
 static void on_event(void *user, mp_pipeline_event ev, const mp_pipeline *p, const mp_job *j) {
   progress *pr = user;
   if (ev == MP_EV_TICK) {
@@ -62,7 +57,7 @@ static void on_event(void *user, mp_pipeline_event ev, const mp_pipeline *p, con
     /* one status line: running jobs with elapsed time, counts and a rough ETA */
     char line[400];
     size_t o = 0;
-    double el = now() - pr->t0;
+    double el = mp_now_s() - pr->t0;
     double eta = pr->done ? el / (double)pr->done * (double)(pr->total - pr->done) : NAN;
     o += (size_t)snprintf(line + o, sizeof line - o, "[%zu/%zu", pr->done, pr->total);
     if (!isnan(eta)) o += (size_t)snprintf(line + o, sizeof line - o, " ETA %.0fs", eta);
@@ -70,7 +65,7 @@ static void on_event(void *user, mp_pipeline_event ev, const mp_pipeline *p, con
     for (size_t i = 0; i < mp_pipeline_job_count(p) && o < sizeof line - 1; i++) {
       const mp_job *x = mp_pipeline_job((mp_pipeline *)p, i);
       if (x->state == MP_JOB_RUNNING)
-        o += (size_t)snprintf(line + o, sizeof line - o, " %s (%.0fs)", x->id, now() - pr->t0 - (x->started - pr->t0));
+        o += (size_t)snprintf(line + o, sizeof line - o, " %s (%.0fs)", x->id, mp_now_s() - pr->t0 - (x->started - pr->t0));
     }
     fprintf(stderr, "\r\033[K%.*s", 150, line);
     return;
@@ -188,7 +183,7 @@ int mp_cmd_pipeline(int argc, char **argv) {
     return MP_EXIT_OK;
   }
   print_plan(p, stderr);
-  progress pr = {.tty = isatty(2) && !getenv("NO_COLOR") ? 1 : isatty(2), .total = mp_pipeline_job_count(p), .t0 = now()};
+  progress pr = {.tty = isatty(2) && !getenv("NO_COLOR") ? 1 : isatty(2), .total = mp_pipeline_job_count(p), .t0 = mp_now_s()};
   st = mp_pipeline_run(p, on_event, &pr);
   if (pr.tty) fputs("\r\033[K", stderr);
   if (st && st != MP_ERR_CANCELLED) { /* could not run at all (lock, folder): nothing to report */

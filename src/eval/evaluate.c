@@ -1,3 +1,4 @@
+#include "core/clock.h"
 #include "eval/evaluate.h"
 #include "eval/data_dirs.h"
 
@@ -59,12 +60,6 @@ void mp_eval_options_init(mp_eval_options *o) {
   o->bootstrap = 1000;
   o->seed = 42;
   o->compute = -1;
-}
-
-static double now_s(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
 /* ---------------------------------------------------------------- memory sampler */
@@ -311,14 +306,14 @@ static mp_status run_examples(runctx *r, const size_t *idx, size_t cnt, size_t b
 
 static mp_status eval_here(const char *ref, const mp_dataset *ds, const mp_eval_options *o, mp_eval_result *res) {
   memset(res, 0, sizeof *res);
-  double t0 = now_s();
+  double t0 = mp_now_s();
   mp_model *m;
   /* the perf pass: fast unless a mode is forced; a second (faithful) pass below gives the task
    * metrics when the model has layers on the integer kernels */
   mp_compute perf_mode = o->compute == MP_COMPUTE_FAITHFUL ? MP_COMPUTE_FAITHFUL : MP_COMPUTE_FAST;
   mp_model_options mo = {.threads = o->threads, .compute = perf_mode};
   MP_TRY(mp_model_open(ref, &mo, &m));
-  res->load_s = now_s() - t0;
+  res->load_s = mp_now_s() - t0;
   size_t n_int = 0;
   mp_model_compute(m, &n_int);
   res->int_layers = (int)n_int;
@@ -379,9 +374,9 @@ static mp_status eval_here(const char *ref, const mp_dataset *ds, const mp_eval_
   if (!st) {
     sampler smp;
     sampler_start(&smp);
-    double t1 = now_s();
+    double t1 = mp_now_s();
     st = run_examples(&rc, NULL, n, bs, res->logits, res->sim, &res->tokens);
-    res->run_s = now_s() - t1;
+    res->run_s = mp_now_s() - t1;
     sampler_stop(&smp, &res->mem_avg_mb, &res->mem_peak_mb);
     res->qpm = res->run_s > 0 ? (double)n / res->run_s * 60.0 : 0;
     res->tokens_per_sec = res->run_s > 0 ? (double)res->tokens / res->run_s : 0;
@@ -399,9 +394,9 @@ static mp_status eval_here(const char *ref, const mp_dataset *ds, const mp_eval_
     }
     for (size_t i = 0; !st && i < R; i++) {
       size_t ix = i % n;
-      double t1 = now_s();
+      double t1 = mp_now_s();
       st = run_examples(&rc, &ix, 1, 1, one, &sim1, NULL);
-      ms[i] = (now_s() - t1) * 1000.0;
+      ms[i] = (mp_now_s() - t1) * 1000.0;
     }
     if (!st) st = mp_latency_summary(ms, R, &res->latency_ms);
     free(ms), free(one);

@@ -1,6 +1,7 @@
 /* Hugging Face Hub client: settings, revision and tree listing, per-file HEAD + GET into the
  * huggingface_hub cache layout (blobs, snapshots, refs, .no_exist, .locks) with resume, size and
  * sha256 checks, retries, several files in parallel, and the offline / unreachable fallback. */
+#include "core/clock.h"
 #include "hub/hub.h"
 
 #include <ctype.h>
@@ -216,17 +217,11 @@ typedef struct job {
   double last_progress;
 } job;
 
-static double now_s(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
 static void progress(job *j, int64_t add_bytes, int file_done, int force) {
   pthread_mutex_lock(&j->mu);
   j->bytes_done += add_bytes;
   if (file_done) j->files_done++;
-  double t = now_s();
+  double t = mp_now_s();
   if (j->rq->progress && (force || file_done || t - j->last_progress >= 0.1)) {
     j->last_progress = t;
     j->rq->progress(j->rq->progress_user, j->bytes_done, j->bytes_total, j->files_done, j->n_files);

@@ -2,6 +2,7 @@
  * Hub protocol reads, redirects followed by hand (so the Authorization header is sent only to
  * the endpoint's origin), timeouts as "no data for N seconds", and error mapping of the Hub's
  * X-Error-Code answers. */
+#include "core/clock.h"
 #include "hub/hub_internal.h"
 
 #include <ctype.h>
@@ -122,18 +123,12 @@ typedef struct cb_ctx {
   int stalled;
 } cb_ctx;
 
-static double mono_s(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
 /* requests' read timeout: no byte for `timeout` seconds ends the transfer (libcurl's low-speed
  * limit averages over a window, so a server that sends a burst and then stalls would pass it). */
 static int on_progress(void *u, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal, curl_off_t ulnow) {
   (void)dltotal, (void)ultotal, (void)ulnow;
   cb_ctx *x = u;
-  double t = mono_s();
+  double t = mp_now_s();
   if (dlnow != x->last_now) {
     x->last_now = dlnow;
     x->last_t = t;
@@ -218,7 +213,7 @@ static void perform_once(hh_conn *c, const char *method, const char *url, int au
   curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT, timeout > 0 ? timeout : 10L);
   x->timeout = timeout > 0 ? timeout : 10L;
   x->last_now = 0;
-  x->last_t = mono_s();
+  x->last_t = mp_now_s();
   x->stalled = 0;
   curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
   curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_progress);

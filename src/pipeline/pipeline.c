@@ -1,3 +1,4 @@
+#include "core/clock.h"
 #include "pipeline/pipeline.h"
 
 #include <dirent.h>
@@ -55,12 +56,6 @@ char *mp_pipeline_default_workdir(void) {
   if (e && *e) return mp_path_join(e, "mlx_conversion");
   e = getenv("TMPDIR");
   return mp_path_join(e && *e ? e : "/tmp", "mlx_conversion");
-}
-
-static double now_s(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
 static int in_filter(const char *filter, const char *name) {
@@ -655,7 +650,7 @@ mp_status mp_pipeline_run(mp_pipeline *p, mp_pipeline_cb cb, void *user) {
   for (size_t i = 0; i < p->n; i++)
     if (p->jobs[i].state == MP_JOB_SKIPPED) job_state_write(p, &p->jobs[i]);
   int running = 0;
-  double last_tick = now_s();
+  double last_tick = mp_now_s();
   for (;;) {
     if (g_stop) break;
     /* start what can start */
@@ -704,7 +699,7 @@ mp_status mp_pipeline_run(mp_pipeline *p, mp_pipeline_cb cb, void *user) {
         continue;
       }
       j->state = MP_JOB_RUNNING;
-      j->started = now_s();
+      j->started = mp_now_s();
       if (spawn(p, j, per_job) != 0) {
         j->state = MP_JOB_FAILED;
         snprintf(j->reason, sizeof j->reason, "could not start: %s", strerror(errno));
@@ -727,8 +722,8 @@ mp_status mp_pipeline_run(mp_pipeline *p, mp_pipeline_cb cb, void *user) {
     if (pid == 0) {
       struct timespec ts = {0, 50 * 1000 * 1000};
       nanosleep(&ts, NULL);
-      if (cb && now_s() - last_tick > 0.5) {
-        last_tick = now_s();
+      if (cb && mp_now_s() - last_tick > 0.5) {
+        last_tick = mp_now_s();
         cb(user, MP_EV_TICK, p, NULL);
       }
       continue;
@@ -741,7 +736,7 @@ mp_status mp_pipeline_run(mp_pipeline *p, mp_pipeline_cb cb, void *user) {
       mp_job *j = &p->jobs[i];
       if (j->state != MP_JOB_RUNNING || j->pid != pid) continue;
       running--;
-      j->seconds = now_s() - j->started;
+      j->seconds = mp_now_s() - j->started;
       j->exit_code = WIFEXITED(wst) ? WEXITSTATUS(wst) : 128 + (WIFSIGNALED(wst) ? WTERMSIG(wst) : 0);
       if (j->exit_code == 0 || (j->kind == MP_JOB_EVAL && j->exit_code == 1)) {
         mp_status s = j->kind == MP_JOB_EVAL ? finish_result(p, j) : MP_OK;
