@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
-"""Kernel benchmark table: mlxport mp_linear (f32 / bf16 / q8 / q4 weights) beside numpy and
-torch matmul on the same shapes and thread counts, and against the measured fp32 FMA peak.
+"""Kernel benchmark table: mlxport mp_linear (f32 / bf16 / q8 / q4 weights, the faithful float path)
+and mp_qlinear_act (q8-int / q4-int, the fast integer path) beside numpy and torch matmul on the
+same shapes and thread counts, against the measured fp32 FMA and int8 VPDPBUSD peaks.
 
 Usage: bench/bench_kernels.py [--bin build/bench_kernels] [--threads 1,2] [--quick]
 Runs the C benchmark (JSON lines), then numpy (x @ W.T) and torch (F.linear, f32 and bf16) in a
@@ -78,19 +79,23 @@ def main():
                 return r["best_s"]
         return None
 
-    pk = peak["gflops_per_core"]
-    print(f"ISA {peak['isa']} ({peak['features']}); measured fp32 FMA peak {pk:.1f} GFLOP/s per core")
-    print(f"{'shape MxK->N':>20} {'w':>5} {'thr':>3} {'mlxport':>9} {'%peak':>6} {'numpy f32':>10} {'torch f32':>10} "
-          f"{'torch bf16':>10} {'x numpy':>8} {'x torch32':>9}")
+    pk, pi = peak["gflops_per_core"], peak.get("int8_gops_per_core", 0)
+    print(f"ISA {peak['isa']} ({peak['features']}); integer kernel {peak.get('int_kernel', '-')}; measured peaks per "
+          f"core: fp32 FMA {pk:.1f} GFLOP/s, int8 VPDPBUSD {pi:.1f} Gop/s\n")
+    print("| shape M×K→N | weights | threads | mlxport GFLOP/s | % of peak | numpy f32 | torch f32 | torch bf16 "
+          "| × numpy | × torch f32 |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in ours:
         M, K, N, t = r["M"], r["K"], r["N"], r["threads"]
         fl = 2.0 * M * K * N
         g = fl / r["best_s"] / 1e9
         nn, tf, tb = ref("numpy", "f32", M, K, N, t), ref("torch", "f32", M, K, N, t), ref("torch", "bf16", M, K, N, t)
-        f = lambda s: f"{fl / s / 1e9:10.1f}" if s else f"{'-':>10}"
-        rr = lambda s: f"{s / r['best_s']:8.2f}x" if s else f"{'-':>9}"
-        print(f"{M:>8}x{K:<5}->{N:<5} {r['enc']:>5} {t:>3} {g:9.1f} {100 * g / (pk * t):5.0f}% {f(nn)} {f(tf)} {f(tb)} "
-              f"{rr(nn)} {rr(tf)}")
+        f = lambda s: f"{fl / s / 1e9:.1f}" if s else "-"
+        rr = lambda s: f"{s / r['best_s']:.2f}x" if s else "-"
+        integer = r["enc"].endswith("-int")
+        ref_peak = (pi if integer else pk) * t
+        pct = f"{100 * g / ref_peak:.0f}% {'int8' if integer else 'fp32'}" if ref_peak else "-"
+        print(f"| {M}×{K}→{N} | {r['enc']} | {t} | {g:.1f} | {pct} | {f(nn)} | {f(tf)} | {f(tb)} | {rr(nn)} | {rr(tf)} |")
     print("GFLOP/s = 2*M*K*N / best wall time; 'x numpy'/'x torch32' = mlxport speed / theirs (>1: mlxport faster).")
 
 
