@@ -442,7 +442,7 @@ T5 static inline __m512 act16(mp_act act, __m512 x) {
   }
 }
 
-T5 static inline __mmask16 tailmask(int64_t r) { return (__mmask16)(r >= 16 ? 0xFFFF : (1u << r) - 1); }
+T5 static inline __mmask16 tailmask(int64_t r) { return (__mmask16)(r <= 0 ? 0 : r >= 16 ? 0xFFFF : (1u << r) - 1); }
 
 T5 static void act_row_avx512(mp_act act, float *x, int64_t n) {
   if (act == MP_ACT_NONE) return;
