@@ -45,7 +45,7 @@ fuzz: build-fuzz
 	  [ -x "$$f" ] || continue; n=$$(basename $$f); \
 	  mkdir -p build-fuzz/corpus-$$n; \
 	  echo "== fuzz $$n ($(FUZZ_SECONDS)s)"; \
-	  $$f -max_total_time=$(FUZZ_SECONDS) -max_len=65536 -rss_limit_mb=2048 -print_final_stats=0 \
+	  $$f -max_total_time=$(FUZZ_SECONDS) -artifact_prefix=build-fuzz/ -max_len=65536 -rss_limit_mb=2048 -print_final_stats=0 \
 	      build-fuzz/corpus-$$n fuzz/corpus/$$n 2>build-fuzz/$$n.log || { tail -50 build-fuzz/$$n.log; exit 1; }; \
 	done
 
