@@ -5,24 +5,15 @@
 #include "format/hf.h"
 #include "testlib.h"
 
-static void mk(const char *root, const char *rel, const char *content) {
-  char *p = mp_path_join(root, rel);
-  char *d = mp_path_dirname(p);
-  mp_mkdirs(d);
-  mp_write_file_atomic(p, content, strlen(content));
-  free(d);
-  free(p);
-}
-
 static void test_resolve_cache(void) {
   const char *tmp = mp_test_tmpdir();
   char *hub = mp_path_join(tmp, "hub");
   setenv("HF_HUB_CACHE", hub, 1);
-  mk(hub, "models--org--name/refs/main", "abc123\n");
-  mk(hub, "models--org--name/snapshots/abc123/config.json", "{}");
-  mk(hub, "models--org--name/snapshots/def456/config.json", "{}");
-  mk(hub, "models--solo/refs/main", "r1");
-  mk(hub, "models--solo/snapshots/r1/config.json", "{}");
+  mp_test_write(hub, "models--org--name/refs/main", "abc123\n");
+  mp_test_write(hub, "models--org--name/snapshots/abc123/config.json", "{}");
+  mp_test_write(hub, "models--org--name/snapshots/def456/config.json", "{}");
+  mp_test_write(hub, "models--solo/refs/main", "r1");
+  mp_test_write(hub, "models--solo/snapshots/r1/config.json", "{}");
   char *p = NULL;
   CHECK_OK(mp_hf_resolve("org/name", &p));
   CHECK(p && strstr(p, "models--org--name/snapshots/abc123") != NULL);

@@ -7,15 +7,6 @@
 #include "hub/hub.h"
 #include "testlib.h"
 
-static void mk(const char *root, const char *rel, const char *content) {
-  char *p = mp_path_join(root, rel);
-  char *d = mp_path_dirname(p);
-  mp_mkdirs(d);
-  mp_write_file_atomic(p, content, strlen(content));
-  free(d);
-  free(p);
-}
-
 static void clear_env(void) {
   const char *vars[] = {"HF_ENDPOINT", "HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HF_TOKEN_PATH", "HF_HOME",
                         "HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE",
@@ -57,10 +48,10 @@ static void test_names(void) {
 static void test_cached_snapshot(void) {
   const char *tmp = mp_test_tmpdir();
   char *st = mp_path_join(tmp, "cs/models--org--name");
-  mk(st, "refs/main", "1111111111111111111111111111111111111111\n");
-  mk(st, "snapshots/1111111111111111111111111111111111111111/config.json", "{}");
-  mk(st, "snapshots/2222222222222222222222222222222222222222/config.json", "{}");
-  mk(st, "refs/bad", "../../../etc");
+  mp_test_write(st, "refs/main", "1111111111111111111111111111111111111111\n");
+  mp_test_write(st, "snapshots/1111111111111111111111111111111111111111/config.json", "{}");
+  mp_test_write(st, "snapshots/2222222222222222222222222222222222222222/config.json", "{}");
+  mp_test_write(st, "refs/bad", "../../../etc");
   char *commit = NULL;
   char *snap = mp_hub_cached_snapshot(st, "main", &commit);
   CHECK(snap && strstr(snap, "snapshots/1111111111111111111111111111111111111111"));
@@ -91,7 +82,7 @@ static void test_settings(void) {
   free(want);
   mp_hub_settings_free(&s);
 
-  mk(home, "token", "  file-token \n");
+  mp_test_write(home, "token", "  file-token \n");
   setenv("HF_ENDPOINT", "http://127.0.0.1:9/mirror//", 1);
   setenv("HF_HUB_ETAG_TIMEOUT", "3", 1);
   setenv("HF_HUB_DOWNLOAD_TIMEOUT", "nonsense", 1);
@@ -131,8 +122,8 @@ static void test_download_without_server(void) {
   char *cache = mp_path_join(tmp, "dl-cache");
   setenv("HF_HUB_CACHE", cache, 1);
   setenv("HF_HOME", tmp, 1);
-  mk(cache, "models--org--cached/refs/main", "3333333333333333333333333333333333333333");
-  mk(cache, "models--org--cached/snapshots/3333333333333333333333333333333333333333/config.json", "{}");
+  mp_test_write(cache, "models--org--cached/refs/main", "3333333333333333333333333333333333333333");
+  mp_test_write(cache, "models--org--cached/snapshots/3333333333333333333333333333333333333333/config.json", "{}");
   mp_hub_request rq = {0};
   mp_hub_result r;
   /* bad arguments */

@@ -1,6 +1,7 @@
 #include "testlib.h"
 
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "core/fs.h"
@@ -47,4 +48,13 @@ const char *mp_test_tmpdir(void) {
 void mp_test_skip(const char *why) {
   fprintf(stderr, "SKIPPED: %s\n", why);
   exit(77);
+}
+
+void mp_test_write(const char *root, const char *rel, const char *content) {
+  char *p = mp_path_join(root, rel);
+  char *d = mp_path_dirname(p);
+  mp_mkdirs(d);
+  mp_write_file_atomic(p, content, strlen(content));
+  free(d);
+  free(p);
 }

@@ -63,6 +63,8 @@ const char *mp_test_source_dir(void);
 const char *mp_test_shared_dir(void);
 /* A fresh empty temporary folder for this test (removed by mp_test_done when all passed). */
 const char *mp_test_tmpdir(void);
+/* Writes root/rel (making its folders) with content; for building test folders. */
+void mp_test_write(const char *root, const char *rel, const char *content);
 /* Skips the whole test with a message (exit 77). */
 void mp_test_skip(const char *why) __attribute__((noreturn));
 #endif
