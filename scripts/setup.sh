@@ -99,6 +99,33 @@ py_env_modernbert() {
   echo "$want" > "$stamp"
 }
 
+# The current transformers (5.x) on PyPI's torch 2.x (its default wheel is a CUDA build; it runs on
+# the CPU here). Real users' checkpoints are saved by 5.x (config.json with "dtype", ModernBERT's
+# rope_parameters / layer_types, bf16 weights): tests/py/test_model_parity_tf5.py saves random-weight
+# checkpoints with it and compares every family against it (tools/tf5_ref.py). Its own venv, without
+# Debian's torch 1.13 (no system site packages). Test step only; `make demo` does not need it.
+VENV_TF5="$CACHE/venv-tf5"
+PY_PINS_TF5=(
+  "torch==2.15.0"
+  "transformers==5.25.0"
+  "huggingface_hub==2.4.0"
+  "tokenizers==0.23.3"
+  "safetensors==0.8.0"
+  "sentencepiece==0.2.3"
+  "protobuf==7.36.2"
+  "numpy==2.4.6"
+  "pytest==9.2.0"
+)
+py_env_tf5() {
+  local stamp="$VENV_TF5/.mlxport-pins"
+  local want; want="$(printf '%s\n' "${PY_PINS_TF5[@]}" | sha256sum | cut -c1-16)"
+  if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then return 0; fi
+  log "creating the current-transformers reference environment in $VENV_TF5 (torch 2.x, ~4 GB)"
+  /usr/bin/python3 -m venv "$VENV_TF5"
+  "$VENV_TF5/bin/pip" install -q --disable-pip-version-check "${PY_PINS_TF5[@]}"
+  echo "$want" > "$stamp"
+}
+
 # olah, a self-hosted Hugging Face mirror (the third-party Hub server of tests/py/test_hub_olah.py).
 # Its own venv: it needs huggingface_hub >= 1, which transformers 4.46 / 4.48 above refuse.
 VENV_OLAH="$CACHE/venv-olah"
@@ -159,7 +186,7 @@ models() {
 case "$WHAT" in
   build) apt_ensure "${DEB_BUILD[@]}" ;;
   models) apt_ensure python3-pip; models ;;
-  test) apt_ensure "${DEB_BUILD[@]}" "${DEB_TEST[@]}"; models; py_env; py_env_modernbert; py_env_olah ;;
-  all) apt_ensure "${DEB_BUILD[@]}" "${DEB_TEST[@]}"; models; py_env; py_env_modernbert; py_env_olah ;;
+  test) apt_ensure "${DEB_BUILD[@]}" "${DEB_TEST[@]}"; models; py_env; py_env_modernbert; py_env_tf5; py_env_olah ;;
+  all) apt_ensure "${DEB_BUILD[@]}" "${DEB_TEST[@]}"; models; py_env; py_env_modernbert; py_env_tf5; py_env_olah ;;
   *) echo "usage: $0 [build|test|models|all]" >&2; exit 2 ;;
 esac
