@@ -145,7 +145,7 @@ def test_unknown_key_refused(fx, tmp_path, name):
     """A key mlxport does not understand stops the load, naming config.json and the key."""
     d = write_cfg(fx / name, tmp_path / name, lambda c: c.update(some_new_switch=True))
     p = classify(d, check=False)
-    assert p.returncode != 0
+    assert p.returncode == 3
     assert "config.json" in p.stderr and '"some_new_switch"' in p.stderr and "not understood" in p.stderr, p.stderr
 
 
@@ -165,7 +165,7 @@ def test_unknown_key_refused(fx, tmp_path, name):
 def test_modernbert_unsupported_values_refused(fx, tmp_path, edit, needle):
     d = write_cfg(fx / "modernbert-theta", tmp_path / "m", edit)
     p = classify(d, check=False)
-    assert p.returncode != 0 and needle in p.stderr and "config.json" in p.stderr, p.stderr
+    assert p.returncode == 3 and needle in p.stderr and "config.json" in p.stderr, p.stderr
 
 
 def test_modernbert_sliding_window_alias(fx, tmp_path):
