@@ -12,8 +12,9 @@ lines, for tests/py/test_model_parity_tf5.py.
         global_attn_every_n_layers does not give. Writes OUT/NAME/ and OUT/index.json.
     python tools/tf5_ref.py logits IN.json TAG DIR...
         (any transformers line: 5.x in venv-tf5, 4.46.3 in venv, 4.48.3 in venv-modernbert for
-        ModernBERT) float32 logits of each DIR's model for IN.json's {"pairs": [[a, b], ...],
-        "max_length": N}, written to DIR/reference-TAG.json with the transformers version.
+        ModernBERT) float32 logits of each DIR's model for each set of IN.json's
+        {SET: {"pairs": [[a, b], ...], "max_length": N}, ...}, written to DIR/reference-TAG.json as
+        {"transformers": version, SET: logits, ...}.
     python tools/tf5_ref.py resave SRC DST
         (any line) loads SRC in float32 and saves it with that line's save_pretrained in bf16
         (a 4.x-schema copy of a 5.x checkpoint when run with transformers 4.x).
@@ -117,22 +118,23 @@ def cmd_make(out, shared, only):
 
 def cmd_logits(inp, tag, dirs):
     import torch
-    a = json.load(open(inp))
-    pairs = a["pairs"]
+    sets = json.load(open(inp))
     for d in dirs:
         mt = json.load(open(os.path.join(d, "config.json")))["model_type"]
         tf = transformers_for(mt)
         tok = tf.AutoTokenizer.from_pretrained(d)
         kw = {"dtype": torch.float32} if int(tf.__version__.split(".")[0]) >= 5 else {"torch_dtype": torch.float32}
         model = tf.AutoModelForSequenceClassification.from_pretrained(d, **kw).eval()
-        with torch.no_grad():
-            enc = tok([p for p, _ in pairs], [h for _, h in pairs], padding=True, truncation=True,
-                      max_length=a.get("max_length", 128), return_tensors="pt")
-            if mt in ("distilbert", "mpnet", "bart", "roberta", "modernbert"):
-                enc.pop("token_type_ids", None)
-            logits = model(**enc).logits.float()
-        json.dump({"transformers": tf.__version__, "logits": logits.tolist()},
-                  open(os.path.join(d, f"reference-{tag}.json"), "w"))
+        res = {"transformers": tf.__version__}
+        for set_name, a in sets.items():
+            pairs = a["pairs"]
+            with torch.no_grad():
+                enc = tok([p for p, _ in pairs], [h for _, h in pairs], padding=True, truncation=True,
+                          max_length=a["max_length"], return_tensors="pt")
+                if mt in ("distilbert", "mpnet", "bart", "roberta", "modernbert"):
+                    enc.pop("token_type_ids", None)
+                res[set_name] = model(**enc).logits.float().tolist()
+        json.dump(res, open(os.path.join(d, f"reference-{tag}.json"), "w"))
 
 
 def cmd_resave(src, dst):

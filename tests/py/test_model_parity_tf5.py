@@ -36,6 +36,13 @@ PAIRS = [
     ["¿Dónde está la biblioteca? Ça va très bien.", "naïve café résumé"],
     [" ".join(["word%d" % i for i in range(60)]), "the end"],
 ]
+# up to 512 tokens: DeBERTa's log buckets and MPNet's capped relative buckets, many ModernBERT windows
+LONG_PAIRS = [
+    [" ".join(["The committee met on day %d and discussed item %d at length." % (i, 7 * i) for i in range(40)]),
+     "Nothing was decided."],
+    ["A short premise.", " ".join(["clause %d, then" % i for i in range(150)])],
+]
+SETS = {"short": {"pairs": PAIRS, "max_length": 128}, "long": {"pairs": LONG_PAIRS, "max_length": 512}}
 
 
 def tool(py, *args):
@@ -57,7 +64,7 @@ def fx(tmp_path_factory):
     for name in FAMILIES:
         tool(mb if name == "modernbert" else sys.executable, "resave", out / name, out / f"{name}-tf4saved")
     inp = out / "pairs.json"
-    inp.write_text(json.dumps({"pairs": PAIRS, "max_length": 128}))
+    inp.write_text(json.dumps(SETS))
     dirs = [out / n for n in FAMILIES + ["modernbert-theta"]] + [out / f"{n}-tf4saved" for n in FAMILIES]
     tool(tf5, "logits", inp, "tf5", *dirs)
     tool(sys.executable, "logits", inp, "tf4", *[d for d in dirs if "modernbert" not in d.name])
@@ -74,9 +81,21 @@ def classify(model, pairs=PAIRS, max_length=128, check=True):
     return [json.loads(l)["logits"] for l in p.stdout.splitlines()]
 
 
-def ref(folder, tag):
+def ref(folder, tag, set_name="short"):
     r = json.load(open(folder / f"reference-{tag}.json"))
-    return r["logits"], r["transformers"]
+    return r[set_name], r["transformers"]
+
+
+def safetensors_dtypes(folder):
+    """The dtypes of a folder's safetensors tensors, from the file header."""
+    out = set()
+    for f in os.listdir(folder):
+        if f.endswith(".safetensors"):
+            with open(os.path.join(folder, f), "rb") as fh:
+                n = int.from_bytes(fh.read(8), "little")
+                h = json.loads(fh.read(n))
+            out |= {v["dtype"] for k, v in h.items() if k != "__metadata__"}
+    return out
 
 
 @pytest.mark.parametrize("saved", ["tf5saved", "tf4saved"])
@@ -89,15 +108,17 @@ def test_logits_vs_both_transformers(fx, name, saved):
         assert cfg["transformers_version"].startswith("5."), cfg["transformers_version"]
     else:
         assert cfg.get("torch_dtype") == "bfloat16" and cfg["transformers_version"].startswith("4."), cfg
-    ours = classify(model)
-    for tag in ("tf5", "tf4"):
-        r, version = ref(model, tag)
-        assert version.startswith("5." if tag == "tf5" else "4."), version
-        err = close(ours, r)
-        record_parity(name, saved, f"vs {version}", err)
-        assert [int(np.argmax(l)) for l in ours] == [int(np.argmax(l)) for l in r]
-    # the two transformers lines agree on these checkpoints (they differ only on the 5.x-only keys)
-    assert np.abs(np.array(ref(model, "tf5")[0]) - np.array(ref(model, "tf4")[0])).max() <= 1e-4
+    assert safetensors_dtypes(model) == {"BF16"}
+    for set_name, s in SETS.items():
+        ours = classify(model, s["pairs"], s["max_length"])
+        for tag in ("tf5", "tf4"):
+            r, version = ref(model, tag, set_name)
+            assert version.startswith("5." if tag == "tf5" else "4."), version
+            err = close(ours, r)
+            record_parity(name, saved, f"{set_name} vs {version}", err)
+            assert [int(np.argmax(l)) for l in ours] == [int(np.argmax(l)) for l in r]
+        # the two transformers lines agree on these checkpoints (they differ only on 5.x-only keys)
+        assert np.abs(np.array(ref(model, "tf5", set_name)[0]) - np.array(ref(model, "tf4", set_name)[0])).max() <= 1e-4
 
 
 def test_modernbert_5x_rope_parameters_and_layer_types(fx, tmp_path):
@@ -111,7 +132,10 @@ def test_modernbert_5x_rope_parameters_and_layer_types(fx, tmp_path):
     r4, v4 = ref(model, "tf4")
     ours = classify(model)
     err = close(ours, r5)
-    record_parity("modernbert-theta", "tf5saved", f"vs {v5}", err)
+    record_parity("modernbert-theta", "tf5saved", f"short vs {v5}", err)
+    long5 = ref(model, "tf5", "long")[0]
+    err = close(classify(model, LONG_PAIRS, 512), long5)
+    record_parity("modernbert-theta", "tf5saved", f"long vs {v5}", err)
     tol = 1e-4 * max(1.0, float(np.abs(r5).max()))
     # transformers 4.48 ignores rope_parameters / layer_types: the case really moves the logits
     assert np.abs(np.array(r4) - np.array(r5)).max() > 20 * tol
@@ -128,8 +152,9 @@ def test_modernbert_5x_rope_parameters_and_layer_types(fx, tmp_path):
     run_cli("convert", "--hf-path", str(model), "--mlx-path", str(conv))
     c = json.load(open(conv / "config.json"))
     assert c["rope_parameters"] == cfg["rope_parameters"] and c["layer_types"] == cfg["layer_types"]
+    assert safetensors_dtypes(conv) == {"BF16"}  # the 5.x "dtype" is the conversion's default
     err = close(classify(conv), r5)
-    record_parity("modernbert-theta", "mlx-bf16", f"vs {v5}", err)
+    record_parity("modernbert-theta", "mlx-bf16", f"short vs {v5}", err)
 
 
 def write_cfg(src, dst, edit):
