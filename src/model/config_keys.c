@@ -58,7 +58,7 @@ static const char *const k_deberta[] = {
     "layer_norm_eps", "relative_attention", "max_relative_positions", "position_biased_input", "pos_att_type",
     "pooler_dropout", "pooler_hidden_act", "pooler_hidden_size", "share_att_key", "position_buckets",
     "norm_rel_ebd", "embedding_size", "attention_head_size", "conv_kernel_size", "conv_groups", "conv_act",
-    "cls_dropout", "legacy" /* masked-LM head only */, NULL};
+    "cls_dropout", "legacy" /* masked-LM head only */, "position_embedding_type" /* "absolute" only */, NULL};
 
 static const char *const k_bart[] = {
     "vocab_size", "max_position_embeddings", "d_model", "encoder_layers", "encoder_ffn_dim",
@@ -74,13 +74,13 @@ static const char *const k_mobilebert[] = {
     "hidden_dropout_prob", "attention_probs_dropout_prob", "max_position_embeddings", "type_vocab_size",
     "layer_norm_eps", "embedding_size", "trigram_input", "use_bottleneck", "intra_bottleneck_size",
     "use_bottleneck_attention", "key_query_shared_bottleneck", "num_feedforward_networks", "normalization_type",
-    "classifier_activation", "classifier_dropout",
+    "classifier_activation", "classifier_dropout", "position_embedding_type" /* "absolute" only */,
     "true_hidden_size" /* derived: transformers recomputes it from use_bottleneck / intra_bottleneck_size */, NULL};
 
 static const char *const k_mpnet[] = {
     "vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size", "hidden_act",
     "hidden_dropout_prob", "attention_probs_dropout_prob", "max_position_embeddings", "layer_norm_eps",
-    "relative_attention_num_buckets", NULL};
+    "relative_attention_num_buckets", "position_embedding_type" /* "absolute" only */, NULL};
 
 static const char *const k_modernbert[] = {
     "vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
