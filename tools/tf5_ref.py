@@ -9,7 +9,8 @@ lines, for tests/py/test_model_parity_tf5.py.
         the 5.x schema ("dtype", ModernBERT's rope_parameters / layer_types, tie_word_embeddings,
         ...), the real tokenizer files beside it. Also "modernbert-theta": a ModernBERT config in
         the 5.x schema with non-default rope thetas and a layer_types pattern that
-        global_attn_every_n_layers does not give. Writes OUT/NAME/ and OUT/index.json.
+        global_attn_every_n_layers does not give, and "modernbert-scaled": the same with the
+        linear and dynamic rope types. Writes OUT/NAME/ and OUT/index.json.
     python tools/tf5_ref.py logits IN.json TAG DIR...
         (any transformers line: 5.x in venv-tf5, 4.46.3 in venv, 4.48.3 in venv-modernbert for
         ModernBERT) float32 logits of each DIR's model for each set of IN.json's
@@ -53,6 +54,12 @@ FAMILIES = {
 THETA = {"rope_parameters": {"full_attention": {"rope_type": "default", "rope_theta": 500.0},
                              "sliding_attention": {"rope_type": "default", "rope_theta": 40.0}},
          "layer_types": ["sliding_attention", "full_attention", "sliding_attention"]}
+# the rope types besides "default" that mlxport implements: linear (inv_freq / factor) on the
+# local layers, dynamic (the default up to max_position_embeddings) on the global ones
+SCALED = {"rope_parameters": {"full_attention": {"rope_type": "dynamic", "rope_theta": 500.0, "factor": 2.0},
+                              "sliding_attention": {"rope_type": "linear", "rope_theta": 40.0, "factor": 3.0}},
+          "layer_types": THETA["layer_types"]}
+VARIANTS = {"modernbert-theta": THETA, "modernbert-scaled": SCALED}
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt", "vocab.json",
                    "merges.txt", "spm.model", "sentencepiece.bpe.model")
 
@@ -84,11 +91,11 @@ def cmd_make(out, shared, only):
     import transformers
     assert int(transformers.__version__.split(".")[0]) >= 5, "make needs transformers 5.x (venv-tf5)"
     index = {}
-    names = list(FAMILIES) + ["modernbert-theta"]
-    for i, name in enumerate(names):
+    names = list(FAMILIES) + list(VARIANTS)
+    for name in names:
         if only and name not in only:
             continue
-        fam = "modernbert" if name == "modernbert-theta" else name
+        fam = "modernbert" if name in VARIANTS else name
         src, sizes, cls_name = FAMILIES[fam]
         src = os.path.join(shared, "models", src)
         # rebuilt from a dict so that derived fields (MobileBERT's true_hidden_size, ModernBERT's
@@ -97,15 +104,16 @@ def cmd_make(out, shared, only):
         d.update(sizes)
         d.pop("layer_types", None)
         d.pop("true_hidden_size", None)
-        if name == "modernbert-theta":
-            d.update(THETA)
+        if name in VARIANTS:
+            d.update(json.loads(json.dumps(VARIANTS[name])))
         cfg = transformers.AutoConfig.for_model(d.pop("model_type"), **d)
         if not getattr(cfg, "id2label", None) or len(cfg.id2label) < 2:
             cfg.num_labels = 3
         cfg.architectures = [cls_name]
-        torch.manual_seed(i)
+        seed = list(FAMILIES).index(fam)  # the ModernBERT variants share the weights of "modernbert"
+        torch.manual_seed(seed)
         model = getattr(transformers, cls_name)(cfg).eval()
-        randomize(model, 1000 + i)
+        randomize(model, 1000 + seed)
         model = model.to(torch.bfloat16)
         d = os.path.join(out, name)
         model.save_pretrained(d)

@@ -65,7 +65,7 @@ def fx(tmp_path_factory):
         tool(mb if name == "modernbert" else sys.executable, "resave", out / name, out / f"{name}-tf4saved")
     inp = out / "pairs.json"
     inp.write_text(json.dumps(SETS))
-    dirs = [out / n for n in FAMILIES + ["modernbert-theta"]] + [out / f"{n}-tf4saved" for n in FAMILIES]
+    dirs = [out / n for n in FAMILIES + ["modernbert-theta", "modernbert-scaled"]] + [out / f"{n}-tf4saved" for n in FAMILIES]
     tool(tf5, "logits", inp, "tf5", *dirs)
     tool(sys.executable, "logits", inp, "tf4", *[d for d in dirs if "modernbert" not in d.name])
     tool(mb, "logits", inp, "tf4", *[d for d in dirs if "modernbert" in d.name])
@@ -157,6 +157,24 @@ def test_modernbert_5x_rope_parameters_and_layer_types(fx, tmp_path):
     record_parity("modernbert-theta", "mlx-bf16", f"short vs {v5}", err)
 
 
+def test_modernbert_5x_linear_and_dynamic_rope(fx):
+    """rope_type "linear" (inv_freq / factor) and "dynamic" (the default up to
+    max_position_embeddings) per layer type, against transformers 5.x."""
+    model = fx / "modernbert-scaled"
+    cfg = json.load(open(model / "config.json"))
+    assert cfg["rope_parameters"]["sliding_attention"]["rope_type"] == "linear"
+    assert cfg["rope_parameters"]["full_attention"]["rope_type"] == "dynamic"
+    for set_name, s in SETS.items():
+        r5, v5 = ref(model, "tf5", set_name)
+        err = close(classify(model, s["pairs"], s["max_length"]), r5)
+        record_parity("modernbert-scaled", "tf5saved", f"{set_name} vs {v5}", err)
+    # the linear factor matters: the same weights and thetas without it (modernbert-theta's config)
+    # give other logits
+    r_theta = np.array(ref(fx / "modernbert-theta", "tf5")[0])
+    r5 = np.array(ref(model, "tf5")[0])
+    assert np.abs(r_theta - r5).max() > 20e-4 * max(1.0, float(np.abs(r5).max()))
+
+
 def write_cfg(src, dst, edit):
     shutil.copytree(src, dst)
     c = json.load(open(dst / "config.json"))
@@ -176,7 +194,9 @@ def test_unknown_key_refused(fx, tmp_path, name):
 
 @pytest.mark.parametrize("edit,needle", [
     (lambda c: c["rope_parameters"]["sliding_attention"].update(rope_type="yarn", factor=2.0), '"yarn"'),
-    (lambda c: c["rope_parameters"]["full_attention"].update(rope_type="linear", factor=2.0), '"linear"'),
+    (lambda c: c["rope_parameters"]["full_attention"].update(rope_type="llama3", factor=2.0), '"llama3"'),
+    (lambda c: c["rope_parameters"]["full_attention"].update(rope_type="linear"), '"factor"'),
+    (lambda c: c["rope_parameters"]["full_attention"].update(factor=2.0), "factor"),
     (lambda c: c["rope_parameters"]["full_attention"].update(partial_rotary_factor=0.5), "partial_rotary_factor"),
     (lambda c: c.update(rope_scaling={"rope_type": "dynamic", "factor": 2.0}), "rope_scaling"),
     (lambda c: c.update(layer_types=["full_attention", "chunked_attention", "full_attention"]), "layer_types[1]"),
