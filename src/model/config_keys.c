@@ -25,26 +25,35 @@ static const char *const k_common[] = {
     "_name_or_path", "_commit_hash", "transformers_version", "architectures", "model_type", "finetuning_task",
     "tokenizer_class", "prefix", "task_specific_params", "problem_type", "id2label", "label2id", "num_labels",
     "_num_labels", "torch_dtype", "dtype", "use_bfloat16", "quantization", "return_dict", "use_return_dict",
-    "output_hidden_states", "output_attentions", "torchscript", "tf_legacy_loss", "gradient_checkpointing",
-    "use_cache", "output_past", "chunk_size_feed_forward", "tie_word_embeddings", "tie_encoder_decoder",
-    "is_encoder_decoder", "is_decoder", "add_cross_attention", "cross_attention_hidden_size", "pruned_heads",
-    "_attn_implementation", "attn_implementation", "_attn_implementation_autoset", "_attn_implementation_internal",
-    "initializer_range", "init_std",
+    "output_hidden_states", "output_attentions", "torchscript", "tf_legacy_loss", "gradient_checkpointing", "use_cache",
+    "output_past", "chunk_size_feed_forward", "tie_word_embeddings", "tie_encoder_decoder", "is_encoder_decoder",
+    "is_decoder", "add_cross_attention", "cross_attention_hidden_size", "pruned_heads", "_attn_implementation",
+    "attn_implementation", "_attn_implementation_autoset", "_attn_implementation_internal", "initializer_range",
+    "init_std",
     /* token ids (pad_token_id is read; the others only matter for generation / tokenizers) */
-    "pad_token_id", "bos_token_id", "eos_token_id", "sep_token_id", "cls_token_id", "mask_token_id",
-    "unk_token_id", "decoder_start_token_id", "forced_bos_token_id", "forced_eos_token_id",
+    "pad_token_id", "bos_token_id", "eos_token_id", "sep_token_id", "cls_token_id", "mask_token_id", "unk_token_id",
+    "decoder_start_token_id", "forced_bos_token_id", "forced_eos_token_id",
     /* generation */
     "max_length", "min_length", "do_sample", "early_stopping", "num_beams", "num_beam_groups", "diversity_penalty",
     "temperature", "top_k", "top_p", "typical_p", "repetition_penalty", "length_penalty", "no_repeat_ngram_size",
-    "encoder_no_repeat_ngram_size", "bad_words_ids", "num_return_sequences", "output_scores",
-    "return_dict_in_generate", "remove_invalid_values", "exponential_decay_length_penalty", "suppress_tokens",
-    "begin_suppress_tokens", NULL};
+    "encoder_no_repeat_ngram_size", "bad_words_ids", "num_return_sequences", "output_scores", "return_dict_in_generate",
+    "remove_invalid_values", "exponential_decay_length_penalty", "suppress_tokens", "begin_suppress_tokens", NULL};
 
 /* transformers' BertConfig / RobertaConfig / XLMRobertaConfig / CamembertConfig */
-static const char *const k_bert[] = {
-    "vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size", "hidden_act",
-    "hidden_dropout_prob", "attention_probs_dropout_prob", "max_position_embeddings", "type_vocab_size",
-    "layer_norm_eps", "position_embedding_type", "classifier_dropout", NULL};
+static const char *const k_bert[] = {"vocab_size",
+                                     "hidden_size",
+                                     "num_hidden_layers",
+                                     "num_attention_heads",
+                                     "intermediate_size",
+                                     "hidden_act",
+                                     "hidden_dropout_prob",
+                                     "attention_probs_dropout_prob",
+                                     "max_position_embeddings",
+                                     "type_vocab_size",
+                                     "layer_norm_eps",
+                                     "position_embedding_type",
+                                     "classifier_dropout",
+                                     NULL};
 
 static const char *const k_distilbert[] = {
     "vocab_size", "max_position_embeddings", "sinusoidal_pos_embds", "n_layers", "n_heads", "dim", "hidden_dim",
@@ -52,43 +61,92 @@ static const char *const k_distilbert[] = {
     /* attribute_map aliases of dim / n_heads / n_layers (read as such by src/model/config.c) */
     "hidden_size", "num_attention_heads", "num_hidden_layers", NULL};
 
-static const char *const k_deberta[] = {
-    "vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size", "hidden_act",
-    "hidden_dropout_prob", "attention_probs_dropout_prob", "max_position_embeddings", "type_vocab_size",
-    "layer_norm_eps", "relative_attention", "max_relative_positions", "position_biased_input", "pos_att_type",
-    "pooler_dropout", "pooler_hidden_act", "pooler_hidden_size", "share_att_key", "position_buckets",
-    "norm_rel_ebd", "embedding_size", "attention_head_size", "conv_kernel_size", "conv_groups", "conv_act",
-    "cls_dropout", "legacy" /* masked-LM head only */, "position_embedding_type" /* "absolute" only */, NULL};
+static const char *const k_deberta[] = {"vocab_size",
+                                        "hidden_size",
+                                        "num_hidden_layers",
+                                        "num_attention_heads",
+                                        "intermediate_size",
+                                        "hidden_act",
+                                        "hidden_dropout_prob",
+                                        "attention_probs_dropout_prob",
+                                        "max_position_embeddings",
+                                        "type_vocab_size",
+                                        "layer_norm_eps",
+                                        "relative_attention",
+                                        "max_relative_positions",
+                                        "position_biased_input",
+                                        "pos_att_type",
+                                        "pooler_dropout",
+                                        "pooler_hidden_act",
+                                        "pooler_hidden_size",
+                                        "share_att_key",
+                                        "position_buckets",
+                                        "norm_rel_ebd",
+                                        "embedding_size",
+                                        "attention_head_size",
+                                        "conv_kernel_size",
+                                        "conv_groups",
+                                        "conv_act",
+                                        "cls_dropout",
+                                        "legacy" /* masked-LM head only */,
+                                        "position_embedding_type" /* "absolute" only */,
+                                        NULL};
 
 static const char *const k_bart[] = {
-    "vocab_size", "max_position_embeddings", "d_model", "encoder_layers", "encoder_ffn_dim",
-    "encoder_attention_heads", "decoder_layers", "decoder_ffn_dim", "decoder_attention_heads", "encoder_layerdrop",
-    "decoder_layerdrop", "activation_function", "dropout", "attention_dropout", "activation_dropout",
-    "classifier_dropout", "classif_dropout", "scale_embedding", "num_hidden_layers" /* alias of encoder_layers */,
+    "vocab_size", "max_position_embeddings", "d_model", "encoder_layers", "encoder_ffn_dim", "encoder_attention_heads",
+    "decoder_layers", "decoder_ffn_dim", "decoder_attention_heads", "encoder_layerdrop", "decoder_layerdrop",
+    "activation_function", "dropout", "attention_dropout", "activation_dropout", "classifier_dropout",
+    "classif_dropout", "scale_embedding", "num_hidden_layers" /* alias of encoder_layers */,
     /* fairseq-era keys that transformers' BART does not read (bart-large-mnli has some of them) */
-    "add_bias_logits", "add_final_layer_norm", "normalize_before", "normalize_embedding",
-    "static_position_embeddings", "extra_pos_embeddings", "force_bos_token_to_be_generated", NULL};
+    "add_bias_logits", "add_final_layer_norm", "normalize_before", "normalize_embedding", "static_position_embeddings",
+    "extra_pos_embeddings", "force_bos_token_to_be_generated", NULL};
 
 static const char *const k_mobilebert[] = {
-    "vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size", "hidden_act",
-    "hidden_dropout_prob", "attention_probs_dropout_prob", "max_position_embeddings", "type_vocab_size",
-    "layer_norm_eps", "embedding_size", "trigram_input", "use_bottleneck", "intra_bottleneck_size",
-    "use_bottleneck_attention", "key_query_shared_bottleneck", "num_feedforward_networks", "normalization_type",
-    "classifier_activation", "classifier_dropout", "position_embedding_type" /* "absolute" only */,
-    "true_hidden_size" /* derived: transformers recomputes it from use_bottleneck / intra_bottleneck_size */, NULL};
+    "vocab_size",
+    "hidden_size",
+    "num_hidden_layers",
+    "num_attention_heads",
+    "intermediate_size",
+    "hidden_act",
+    "hidden_dropout_prob",
+    "attention_probs_dropout_prob",
+    "max_position_embeddings",
+    "type_vocab_size",
+    "layer_norm_eps",
+    "embedding_size",
+    "trigram_input",
+    "use_bottleneck",
+    "intra_bottleneck_size",
+    "use_bottleneck_attention",
+    "key_query_shared_bottleneck",
+    "num_feedforward_networks",
+    "normalization_type",
+    "classifier_activation",
+    "classifier_dropout",
+    "position_embedding_type" /* "absolute" only */,
+    "true_hidden_size" /* derived: transformers recomputes it from use_bottleneck / intra_bottleneck_size */,
+    NULL};
 
-static const char *const k_mpnet[] = {
-    "vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size", "hidden_act",
-    "hidden_dropout_prob", "attention_probs_dropout_prob", "max_position_embeddings", "layer_norm_eps",
-    "relative_attention_num_buckets", "position_embedding_type" /* "absolute" only */, NULL};
+static const char *const k_mpnet[] = {"vocab_size",
+                                      "hidden_size",
+                                      "num_hidden_layers",
+                                      "num_attention_heads",
+                                      "intermediate_size",
+                                      "hidden_act",
+                                      "hidden_dropout_prob",
+                                      "attention_probs_dropout_prob",
+                                      "max_position_embeddings",
+                                      "layer_norm_eps",
+                                      "relative_attention_num_buckets",
+                                      "position_embedding_type" /* "absolute" only */,
+                                      NULL};
 
 static const char *const k_modernbert[] = {
-    "vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
-    "hidden_activation", "max_position_embeddings", "initializer_cutoff_factor", "norm_eps", "norm_bias",
-    "attention_bias", "attention_dropout", "embedding_dropout", "mlp_bias", "mlp_dropout", "decoder_bias",
-    "classifier_pooling", "classifier_dropout", "classifier_bias", "classifier_activation",
-    "deterministic_flash_attn", "sparse_prediction", "sparse_pred_ignore_index", "reference_compile",
-    "repad_logits_with_grad",
+    "vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads", "hidden_activation",
+    "max_position_embeddings", "initializer_cutoff_factor", "norm_eps", "norm_bias", "attention_bias",
+    "attention_dropout", "embedding_dropout", "mlp_bias", "mlp_dropout", "decoder_bias", "classifier_pooling",
+    "classifier_dropout", "classifier_bias", "classifier_activation", "deterministic_flash_attn", "sparse_prediction",
+    "sparse_pred_ignore_index", "reference_compile", "repad_logits_with_grad",
     /* 4.x schema */
     "global_rope_theta", "local_rope_theta", "global_attn_every_n_layers", "local_attention", "rope_scaling",
     /* 5.x schema */

@@ -17,8 +17,8 @@ static char *write_cfg(const char *name, const char *json) {
   return d;
 }
 
-#define BERT                                                                                                  \
-  "\"model_type\": \"bert\", \"vocab_size\": 100, \"hidden_size\": 8, \"num_hidden_layers\": 1, "            \
+#define BERT                                                                                                           \
+  "\"model_type\": \"bert\", \"vocab_size\": 100, \"hidden_size\": 8, \"num_hidden_layers\": 1, "                      \
   "\"num_attention_heads\": 2, \"intermediate_size\": 16, \"max_position_embeddings\": 32"
 
 /* loads (want_ok) or is refused with every needle in the message */
@@ -43,10 +43,16 @@ static void expect(const char *name, const char *json, int want_ok, const char *
 static void test_real_configs(void) {
   const char *sh = mp_test_shared_dir();
   if (!sh) mp_test_skip("shared data folder absent");
-  static const char *names[] = {"all-MiniLM-L6-v2", "all-MiniLM-L12-v2", "all-mpnet-base-v2", "bart-large-mnli",
-                                "deberta-v3-base-mnli-fever-anli", "deberta-v3-xsmall-mnli-binary",
-                                "distilbert-base-uncased-mnli", "mobilebert-uncased-mnli",
-                                "modernbert-large-zeroshot-v2", "roberta-large-mnli",
+  static const char *names[] = {"all-MiniLM-L6-v2",
+                                "all-MiniLM-L12-v2",
+                                "all-mpnet-base-v2",
+                                "bart-large-mnli",
+                                "deberta-v3-base-mnli-fever-anli",
+                                "deberta-v3-xsmall-mnli-binary",
+                                "distilbert-base-uncased-mnli",
+                                "mobilebert-uncased-mnli",
+                                "modernbert-large-zeroshot-v2",
+                                "roberta-large-mnli",
                                 "xtremedistil-l6-h256-nli-binary"};
   for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
     char *m = mp_path_join(sh, "models");
@@ -62,22 +68,31 @@ static void test_real_configs(void) {
 
 static void test_schemas(void) {
   /* 4.x and 5.x bookkeeping, generation and training keys */
-  expect("v4", "{" BERT ", \"torch_dtype\": \"float32\", \"transformers_version\": \"4.46.3\", \"use_cache\": true, "
-         "\"gradient_checkpointing\": false, \"position_embedding_type\": \"absolute\", \"num_beams\": 1}", 1, 0, 0);
-  expect("v5", "{" BERT ", \"dtype\": \"bfloat16\", \"transformers_version\": \"5.25.0\", \"is_decoder\": false, "
-         "\"add_cross_attention\": false, \"tie_word_embeddings\": true, \"classifier_dropout\": null}", 1, 0, 0);
+  expect("v4",
+         "{" BERT ", \"torch_dtype\": \"float32\", \"transformers_version\": \"4.46.3\", \"use_cache\": true, "
+         "\"gradient_checkpointing\": false, \"position_embedding_type\": \"absolute\", \"num_beams\": 1}",
+         1, 0, 0);
+  expect("v5",
+         "{" BERT ", \"dtype\": \"bfloat16\", \"transformers_version\": \"5.25.0\", \"is_decoder\": false, "
+         "\"add_cross_attention\": false, \"tie_word_embeddings\": true, \"classifier_dropout\": null}",
+         1, 0, 0);
   /* DistilBertConfig's attribute_map names */
-  expect("distil-alias", "{\"model_type\": \"distilbert\", \"vocab_size\": 100, \"hidden_size\": 8, "
+  expect("distil-alias",
+         "{\"model_type\": \"distilbert\", \"vocab_size\": 100, \"hidden_size\": 8, "
          "\"num_hidden_layers\": 1, \"num_attention_heads\": 2, \"hidden_dim\": 16, \"max_position_embeddings\": 32}",
          1, 0, 0);
   /* ModernBERT 5.x keys pass the allow-list (their values are read when the weights are bound) */
-  expect("modernbert-5x", "{\"model_type\": \"modernbert\", \"vocab_size\": 100, \"hidden_size\": 8, "
+  expect("modernbert-5x",
+         "{\"model_type\": \"modernbert\", \"vocab_size\": 100, \"hidden_size\": 8, "
          "\"num_hidden_layers\": 2, \"num_attention_heads\": 2, \"intermediate_size\": 16, "
          "\"max_position_embeddings\": 64, \"layer_types\": [\"full_attention\", \"sliding_attention\"], "
-         "\"rope_parameters\": {\"full_attention\": {\"rope_type\": \"default\", \"rope_theta\": 500.0}}}", 1, 0, 0);
+         "\"rope_parameters\": {\"full_attention\": {\"rope_type\": \"default\", \"rope_theta\": 500.0}}}",
+         1, 0, 0);
   /* MLX's quantization block and its mirror */
-  expect("mlx-q", "{" BERT ", \"quantization\": {\"bits\": 8, \"group_size\": 64}, "
-         "\"quantization_config\": {\"bits\": 8, \"group_size\": 64}}", 1, 0, 0);
+  expect("mlx-q",
+         "{" BERT ", \"quantization\": {\"bits\": 8, \"group_size\": 64}, "
+         "\"quantization_config\": {\"bits\": 8, \"group_size\": 64}}",
+         1, 0, 0);
 }
 
 static void test_refused(void) {
