@@ -16,9 +16,9 @@ lines, for tests/py/test_model_parity_tf5.py.
         ModernBERT) float32 logits of each DIR's model for each set of IN.json's
         {SET: {"pairs": [[a, b], ...], "max_length": N}, ...}, written to DIR/reference-TAG.json as
         {"transformers": version, SET: logits, ...}.
-    python tools/tf5_ref.py resave SRC DST
-        (any line) loads SRC in float32 and saves it with that line's save_pretrained in bf16
-        (a 4.x-schema copy of a 5.x checkpoint when run with transformers 4.x).
+    python tools/tf5_ref.py resave SRC DST [SRC DST ...]
+        (any line) loads each SRC in float32 and saves it with that line's save_pretrained in bf16
+        to DST (a 4.x-schema copy of a 5.x checkpoint when run with transformers 4.x).
 """
 import json
 import os
@@ -145,16 +145,17 @@ def cmd_logits(inp, tag, dirs):
         json.dump(res, open(os.path.join(d, f"reference-{tag}.json"), "w"))
 
 
-def cmd_resave(src, dst):
+def cmd_resave(pairs):
     import torch
-    mt = json.load(open(os.path.join(src, "config.json")))["model_type"]
-    tf = transformers_for(mt)
-    kw = {"dtype": torch.float32} if int(tf.__version__.split(".")[0]) >= 5 else {"torch_dtype": torch.float32}
-    model = tf.AutoModelForSequenceClassification.from_pretrained(src, **kw).eval()
-    model.to(torch.bfloat16).save_pretrained(dst)
-    for f in TOKENIZER_FILES:
-        if os.path.exists(os.path.join(src, f)):
-            shutil.copy(os.path.join(src, f), dst)
+    for src, dst in pairs:
+        mt = json.load(open(os.path.join(src, "config.json")))["model_type"]
+        tf = transformers_for(mt)
+        kw = {"dtype": torch.float32} if int(tf.__version__.split(".")[0]) >= 5 else {"torch_dtype": torch.float32}
+        model = tf.AutoModelForSequenceClassification.from_pretrained(src, **kw).eval()
+        model.to(torch.bfloat16).save_pretrained(dst)
+        for f in TOKENIZER_FILES:
+            if os.path.exists(os.path.join(src, f)):
+                shutil.copy(os.path.join(src, f), dst)
 
 
 def main():
@@ -167,7 +168,7 @@ def main():
     elif a[0] == "logits":
         cmd_logits(a[1], a[2], a[3:])
     elif a[0] == "resave":
-        cmd_resave(a[1], a[2])
+        cmd_resave(list(zip(a[1::2], a[2::2])))
     else:
         raise SystemExit(__doc__)
 
