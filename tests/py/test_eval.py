@@ -8,7 +8,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import SHARED, SOURCE_DIR, run_cli
+from conftest import SHARED, SOURCE_DIR, require_shared, run_cli
 
 
 SIX = ["accuracy", "qpm", "size_mb", "tokens_per_sec", "memory_avg_mb", "memory_peak_mb", "memory_peak_os_mb",
@@ -37,8 +37,7 @@ def test_minilm_stsb(minilm, shared_dir, tmp_path, bits):
 
 @pytest.fixture(scope="module")
 def cls_fixture(tmp_path_factory):
-    if not os.path.isdir(SHARED):
-        pytest.skip("shared data absent")
+    require_shared()
     fx = tmp_path_factory.mktemp("fx")
     subprocess.run([sys.executable, os.path.join(SOURCE_DIR, "tools", "make_model_fixtures.py"), str(fx),
                     "--shared", SHARED, "--only", "bert-cls"], check=True, capture_output=True)

@@ -11,14 +11,13 @@ import sys
 import time
 
 import pytest
-from conftest import BIN, SHARED, SOURCE_DIR, run_cli
+from conftest import BIN, SHARED, SOURCE_DIR, require_shared, run_cli
 
 
 
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
-    if not os.path.isdir(SHARED):
-        pytest.skip(f"shared data folder {SHARED} is absent")
+    require_shared()
     root = tmp_path_factory.mktemp("pl")
     fx = root / "fx"
     subprocess.run([sys.executable, os.path.join(SOURCE_DIR, "tools", "make_model_fixtures.py"), str(fx),
