@@ -9,7 +9,7 @@ JOBS      ?= $(shell nproc 2>/dev/null || echo 2)
 HUB       := $(MP_CACHE)/huggingface/hub
 FUZZ_SECONDS ?= 30
 
-.PHONY: all setup setup-build build build-asan build-fuzz test test-data-precheck test-release test-asan fuzz demo clean format
+.PHONY: all setup setup-build build build-asan build-fuzz test test-data-precheck test-release test-asan fuzz demo clean format format-check
 
 all: build
 
@@ -57,6 +57,11 @@ demo: setup-build
 
 format:
 	@clang-format -i $$(git ls-files '*.c' '*.h')
+
+# CI: the tree is formatted (.clang-format); `make format` fixes it.
+format-check:
+	@clang-format --dry-run -Werror $$(git ls-files '*.c' '*.h' '*.cu' '*.cuh') || \
+	  { echo "clang-format: the files above are not formatted; run make format"; exit 1; }
 
 clean:
 	rm -rf build build-asan build-fuzz

@@ -19,6 +19,9 @@ export MP_SHARED_DIR
 echo "== test data: $MP_SHARED_DIR"
 
 rc=0
+echo "== clang-format"
+make --no-print-directory format-check || rc=1
+
 run_suite() { # build folder, title, extra environment...
   local b="$1" title="$2"
   shift 2

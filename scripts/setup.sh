@@ -29,7 +29,7 @@ DEB_BUILD=(build-essential cmake pkg-config clang libclang-rt-14-dev
 # libopenblas0-pthread: Debian's torch calls the generic libblas.so.3; without OpenBLAS it gets the
 # netlib reference BLAS (~2 GFLOP/s), which would make every PyTorch comparison meaningless.
 DEB_TEST=(python3 python3-venv python3-pip python3-numpy python3-torch libopenblas0-pthread chromium
-          git) # git: tests/py/test_hub_olah.py builds the mirrored repos
+          git clang-format) # clang-format: make format-check, part of make test # git: tests/py/test_hub_olah.py builds the mirrored repos
 
 apt_ensure() {
   local missing=()
