@@ -12,7 +12,7 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import SHARED, SOURCE_DIR, record_parity, run_cli
+from conftest import SHARED, SOURCE_DIR, record_parity, require_shared, run_cli
 from parity_util import close, mlx_dequantized_state_dict
 
 SPM_FIXTURES = ["deberta-cls", "deberta-bin-cls"]
@@ -20,8 +20,7 @@ SPM_FIXTURES = ["deberta-cls", "deberta-bin-cls"]
 
 @pytest.fixture(scope="module")
 def fx(tmp_path_factory):
-    if not os.path.isdir(SHARED):
-        pytest.skip(f"shared data folder {SHARED} is absent")
+    require_shared()
     names = SPM_FIXTURES
     out = tmp_path_factory.mktemp("deberta")
     subprocess.run([sys.executable, os.path.join(SOURCE_DIR, "tools", "make_model_fixtures.py"), str(out),

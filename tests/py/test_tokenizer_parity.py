@@ -338,6 +338,7 @@ DIRS = tokenizer_dirs()
 def test_parity(d, corpus):
     if not os.path.exists(BIN):
         pytest.fail(f"mlxport binary not built ({BIN})", pytrace=False)
+    probe = subprocess.run([BIN, "tokenize", "--model", d], input=b"x\n", capture_output=True)
     assert probe.returncode == 0, probe.stderr.decode()
     t0 = time.time()
     runs = [
