@@ -147,10 +147,17 @@ size_t mp_data_dirs(const char *explicit_dir, char dirs[][1024], size_t cap) {
       snprintf(dirs[n++], 1024, "%s", t);
     free(copy);
   }
-  /* the shared data folder beside the checkout: <root>/build/mlxport -> <root>/../shared/datasets */
+  /* the test data folder's dev sets, by the rule of scripts/test-data.sh (docs/testing.md):
+   * $MLXPORT_TEST_DATA, the shared folder beside the checkout (<root>/build/mlxport ->
+   * <root>/../shared/datasets), then the copy `make test` fetched into $MP_CACHE/test-data */
+  const char *td = getenv("MLXPORT_TEST_DATA");
+  if (td && *td && n + keep < cap) snprintf(dirs[n++], 1024, "%s/datasets", td);
   if (root && n + keep < cap) snprintf(dirs[n++], 1024, "%s/../shared/datasets", root);
   if (n + keep < cap) snprintf(dirs[n++], 1024, "../shared/datasets");
   if (n + keep < cap) snprintf(dirs[n++], 1024, "shared/datasets");
+  const char *cache = getenv("MP_CACHE");
+  if (cache && *cache && n + keep < cap) snprintf(dirs[n++], 1024, "%s/test-data/datasets", cache);
+  else if (root && n + keep < cap) snprintf(dirs[n++], 1024, "%s/.cache/test-data/datasets", root);
   /* last: the small evaluation set the project ships (data/demo/README.md), a fallback only */
   if (root && n < cap) snprintf(dirs[n++], 1024, "%s/" MP_DATA_DEMO_DIR, root);
   free(root);
@@ -187,8 +194,8 @@ mp_status mp_data_find_ex(const char *key, const char *explicit_dir, int downloa
   *out = NULL;
   const char *rel = mp_data_relpath(key);
   if (!rel) return mp_err(MP_ERR_NOT_FOUND, "no built-in location for dataset key \"%s\"", key);
-  char dirs[8][1024];
-  size_t n = mp_data_dirs(explicit_dir, dirs, 8);
+  char dirs[12][1024];
+  size_t n = mp_data_dirs(explicit_dir, dirs, 12);
   char looked[2048] = "";
   size_t o = 0;
   char hub_err[1024] = "";

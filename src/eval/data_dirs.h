@@ -1,6 +1,8 @@
 /* Locating built-in datasets (sst2, stsb, mnli, ...) on this machine: --data-dir, then
- * $MLXPORT_DATA (colon-separated folders), then the shared data folder beside the checkout
- * (<checkout>/../shared/datasets), then ./../shared/datasets and ./shared/datasets, and LAST the
+ * $MLXPORT_DATA (colon-separated folders), then the test data folder's datasets/ by the rule of
+ * docs/testing.md ($MLXPORT_TEST_DATA, the shared data folder beside the checkout
+ * <checkout>/../shared/datasets, ./../shared/datasets, ./shared/datasets, the copy `make test`
+ * fetched into $MP_CACHE/test-data, default <checkout>/.cache/test-data), and LAST the
  * small demo evaluation set shipped in the checkout (<checkout>/data/demo: mnli, stsb, sst2 only;
  * see data/demo/README.md), a fallback for machines without the real benchmarks. <checkout> is
  * resolved from /proc/self/exe (<checkout>/build/mlxport). Each key has a fixed relative path in

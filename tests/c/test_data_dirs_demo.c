@@ -53,6 +53,28 @@ static void test_demo_is_last(void) {
   n = mp_data_dirs("/x", dirs, 1);
   CHECK(n == 1 && is_demo_dir(dirs[0]));
   unsetenv("MLXPORT_DATA");
+  /* the test data rule (docs/testing.md): $MLXPORT_TEST_DATA before ../shared, the fetched copy
+   * in $MP_CACHE/test-data after it, the demo set last */
+  char *saved_td = getenv("MLXPORT_TEST_DATA") ? strdup(getenv("MLXPORT_TEST_DATA")) : NULL;
+  char *saved_mc = getenv("MP_CACHE") ? strdup(getenv("MP_CACHE")) : NULL;
+  setenv("MLXPORT_TEST_DATA", "/td", 1);
+  setenv("MP_CACHE", "/mc", 1);
+  char big[12][1024];
+  n = mp_data_dirs(NULL, big, 12);
+  long td = -1, sh = -1, mc = -1;
+  for (size_t i = 0; i < n; i++) {
+    if (!strcmp(big[i], "/td/datasets")) td = (long)i;
+    if (strstr(big[i], "/../shared/datasets") && sh < 0) sh = (long)i;
+    if (!strcmp(big[i], "/mc/test-data/datasets")) mc = (long)i;
+  }
+  CHECKF(td >= 0 && sh > td && mc > sh && mc < (long)n - 1, "order td %ld shared %ld cache %ld of %zu", td, sh, mc, n);
+  CHECK(is_demo_dir(big[n - 1]));
+  if (saved_td) setenv("MLXPORT_TEST_DATA", saved_td, 1);
+  else unsetenv("MLXPORT_TEST_DATA");
+  if (saved_mc) setenv("MP_CACHE", saved_mc, 1);
+  else unsetenv("MP_CACHE");
+  free(saved_td);
+  free(saved_mc);
 }
 
 /* Which of the searched folders holds `rel` first: its index, or -1. */
