@@ -480,9 +480,12 @@ static void edit_add(mp_sb *out, const mp_json *old, const void *argp) {
   const char *ds = mp_json_get_str(arg->cmp, "dataset", "");
   mp_sb_puts(out, "{\"evaluations\": [");
   const mp_json *list = mp_json_get(old, "evaluations");
+  const char *command = arg->command;
   int first = 1;
   for (size_t i = 0; list && list->type == MP_JSON_ARRAY && i < list->len; i++) {
     const mp_json *c = mp_json_get(list->items[i], "comparison");
+    if (c && !strcmp(mp_json_get_str(c, "dataset", ""), ds) && !command) /* re-recorded: keep its command */
+      command = mp_json_get_str(list->items[i], "command", NULL);
     if (!c || !strcmp(mp_json_get_str(c, "dataset", ""), ds)) continue; /* replaced */
     if (!first) mp_sb_puts(out, ", ");
     mp_json_write(out, list->items[i]);
@@ -490,7 +493,7 @@ static void edit_add(mp_sb *out, const mp_json *old, const void *argp) {
   }
   if (!first) mp_sb_puts(out, ", ");
   mp_sb_puts(out, "{\"command\": ");
-  if (arg->command) mp_sb_json_str(out, arg->command, strlen(arg->command));
+  if (command) mp_sb_json_str(out, command, strlen(command));
   else mp_sb_puts(out, "null");
   mp_sb_puts(out, ", \"comparison\": ");
   mp_json_write(out, arg->cmp);
