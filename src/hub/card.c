@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "core/error.h"
@@ -423,6 +424,11 @@ static mp_status update(const char *dir, edit_fn edit, const void *arg, int *upd
   if (!readme || !ev) {
     free(readme), free(ev);
     return mp_err(MP_ERR_NOMEM, "out of memory");
+  }
+  struct stat lst;
+  if (lstat(readme, &lst) == 0 && S_ISLNK(lst.st_mode)) { /* a Hub cache snapshot: never edited */
+    free(readme), free(ev);
+    return MP_OK;
   }
   int lfd = lock_dir(dir);
   char *card = NULL;
