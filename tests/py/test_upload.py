@@ -475,3 +475,12 @@ datasets:
     assert "--upload-even-if-gates-fail although a quality gate failed" in card and "**FAIL**" in card
     assert validate_card_metadata(card) == []
     no_broken_commit(hub)
+
+
+def test_progress_bar_on_a_terminal(hub, env, tmp_path):
+    d = str(tmp_path / "f")
+    make_folder(d, seed=8)
+    cmd = "%s upload %s org/tty" % (BIN, d)
+    p = subprocess.run(["script", "-qec", cmd, "/dev/null"], capture_output=True, env=env, timeout=TIMEOUT)
+    assert p.returncode == 0, p.stdout
+    assert b"\rupload [" in p.stdout and b"100%" in p.stdout and b"2/2 LFS files" in p.stdout, p.stdout[-300:]
