@@ -7,6 +7,7 @@
 #include "cli/cli.h"
 #include "core/arena.h"
 #include "core/error.h"
+#include "core/fs.h"
 #include "core/json.h"
 #include "hub/upload.h"
 #include "quant/convert.h"
@@ -192,7 +193,26 @@ int mp_cmd_convert(int argc, char **argv) {
   sigaction(SIGINT, &sa, &old_int);
   sigaction(SIGTERM, &sa, &old_term);
   o.cancel = &g_cancel;
-  char *cmdline = mp_cli_command_line(argc, argv);
+  /* the card shows the command with the output folder's name, not its local path: the same
+   * conversion gives the same card wherever it is written (and no local path is published) */
+  char **av = calloc((size_t)argc + 1, sizeof *av);
+  char *mlx_arg = NULL;
+  for (int i = 0; av && i < argc; i++) {
+    av[i] = argv[i];
+    if (!strcmp(argv[i], "--mlx-path") && i + 1 < argc) {
+      av[i + 1] = (char *)mp_path_basename(argv[i + 1]);
+      i++;
+    } else if (!strncmp(argv[i], "--mlx-path=", 11) && !mlx_arg) {
+      size_t need = strlen(argv[i]) + 16;
+      if ((mlx_arg = malloc(need))) {
+        snprintf(mlx_arg, need, "--mlx-path=%s", mp_path_basename(argv[i] + 11));
+        av[i] = mlx_arg;
+      }
+    }
+  }
+  char *cmdline = av ? mp_cli_command_line(argc, av) : NULL;
+  free(av);
+  free(mlx_arg);
   o.command = cmdline;
   mp_convert_result r;
   mp_status s = mp_convert(&o, &r);
