@@ -6,6 +6,7 @@
 #include "hub/hub_internal.h"
 
 #include <ctype.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -207,6 +208,17 @@ static size_t on_read(char *p, size_t sz, size_t nm, void *u) {
   return n;
 }
 
+/* libcurl rewinds the body when it resends a request (e.g. on a reused connection the server had
+ * closed). */
+static int on_seek(void *u, curl_off_t offset, int origin) {
+  cb_ctx *x = u;
+  const hh_body *b = x->body;
+  int64_t total = b->fd >= 0 ? b->length : (int64_t)b->len;
+  if (origin != SEEK_SET || offset < 0 || offset > total) return CURL_SEEKFUNC_CANTSEEK;
+  x->body_pos = offset;
+  return CURL_SEEKFUNC_OK;
+}
+
 /* One request without following redirects. */
 static void perform_once(hh_conn *c, const char *method, const char *url, int auth, long timeout, int64_t range_from,
                          cb_ctx *x) {
@@ -264,6 +276,8 @@ static void perform_once(hh_conn *c, const char *method, const char *url, int au
     x->body_pos = 0;
     curl_easy_setopt(h, CURLOPT_READFUNCTION, on_read);
     curl_easy_setopt(h, CURLOPT_READDATA, x);
+    curl_easy_setopt(h, CURLOPT_SEEKFUNCTION, on_seek);
+    curl_easy_setopt(h, CURLOPT_SEEKDATA, x);
     if (!strcmp(method, "PUT")) {
       curl_easy_setopt(h, CURLOPT_UPLOAD, 1L);
       curl_easy_setopt(h, CURLOPT_INFILESIZE_LARGE, total);

@@ -454,6 +454,8 @@ typedef struct up {
   int64_t bytes_total, bytes_base, bytes_cur;
   size_t files_total, files_done;
   double last_tick;
+  int last_attempts; /* attempts the last request() made */
+  long last_status;  /* its last HTTP status */
 } up;
 
 static const char *resp_message(const hh_resp *r, char *buf, size_t cap) {
@@ -499,10 +501,15 @@ static void on_sent(void *user, int64_t sent) {
  * lists extra statuses that are answers, not errors (e.g. 409 for repo creation). */
 static mp_status request(up *u, const char *method, const char *url, const hh_body *body, const char *what,
                          long ok_status, hh_resp *r) {
+  /* a request with a body waits longer for its answer: the server may check the whole upload or
+   * commit before answering (huggingface_hub sets no timeout there at all) */
+  long body_timeout = u->s.download_timeout > u->s.etag_timeout ? u->s.download_timeout : u->s.etag_timeout;
+  if (body_timeout < 60) body_timeout = 60;
   for (int attempt = 0;; attempt++) {
-    if (body) hh_perform_body(&u->c, method, url, body, u->s.download_timeout > u->s.etag_timeout ? u->s.download_timeout : u->s.etag_timeout,
-                              (size_t)16 << 20, r);
+    u->last_attempts = attempt + 1;
+    if (body) hh_perform_body(&u->c, method, url, body, body_timeout, (size_t)16 << 20, r);
     else hh_perform(&u->c, method, url, HH_FOLLOW_ALL, u->s.etag_timeout, -1, NULL, NULL, (size_t)16 << 20, r);
+    u->last_status = r->curl_code == CURLE_OK ? r->status : 0;
     if (r->curl_code == CURLE_OK && ((r->status >= 200 && r->status < 300) || r->status == ok_status)) return MP_OK;
     if (attempt + 1 < u->s.max_attempts && hh_retryable(r)) {
       mp_log(MP_LOG_WARN, "%s: %s (%s); retrying (%d of %d)", url, what,
@@ -955,6 +962,32 @@ mp_status mp_hub_upload(const mp_hub_upload_request *rq, mp_hub_upload_result *o
   if (rq->dry_run) goto out;
   if ((s = send_lfs(&u))) goto out;
   s = commit(&u);
+  if (s && u.last_status == 409) {
+    /* refused as a conflict: a resent commit (by us or by libcurl on a dropped connection) whose
+     * first copy landed with its answer lost looks like this. When the branch head now holds
+     * exactly this folder, the upload is done. */
+    char msg[2048];
+    snprintf(msg, sizeof msg, "%s", mp_last_error());
+    char *head = NULL;
+    int mr = 0, mv = 0;
+    int ours = head_commit(&u, &head, &mr, &mv) == MP_OK && head && preupload(&u, out->files, out->n_files) == MP_OK;
+    for (size_t i = 0; ours && i < out->n_files; i++) {
+      const mp_up_file *f = &out->files[i];
+      ours = f->ignored || !strcmp(f->remote_oid, f->lfs ? f->sha256 : f->git_oid);
+    }
+    if (ours) {
+      mp_log(MP_LOG_WARN, "%s: the commit was refused as a conflict, but the branch head %s holds exactly this "
+             "folder (the first copy of a resent commit landed): done", rq->repo_id, head);
+      free(out->commit);
+      out->commit = head;
+      head = NULL;
+      out->committed = 1;
+      s = MP_OK;
+    } else {
+      s = mp_err(s, "%s", msg);
+    }
+    free(head);
+  }
 out:
   if (u.c.curl) hh_free(&u.c);
   mp_hub_settings_free(&u.s);

@@ -99,6 +99,7 @@ class HubServer:
         self.multipart_threshold = 8 * 1024 * 1024  # LFS objects above this use the multipart transfer
         self.chunk_size = 4 * 1024 * 1024
         self.strict_lfs = True
+        self.lose_commit_answers = 0  # apply that many commits, then drop the connection unanswered
         self.commits = []  # dicts: repo, sha, parent, branch, files, missing_lfs
         self.parts = {}  # upload id -> {part number: bytes}
         self.on_request = None  # callable(handler, method, path) run before routing (kill tests)
@@ -754,6 +755,9 @@ def _commit(server, h, repo, rev, head, body, create_pr):
         repo.files, repo.sha = files, sha
     server.commits.append({"repo": repo.repo_id, "sha": sha, "parent": base, "branch": branch,
                            "files": dict(files), "missing_lfs": missing, "summary": hdr.get("summary")})
+    if server.lose_commit_answers > 0:  # committed, but the client never hears of it
+        server.lose_commit_answers -= 1
+        return _drop(h, 0, 0)
     h._json(200, res)
 
 

@@ -71,6 +71,7 @@ def env(hub, tmp_path):
     hub.clear()
     hub.on_request = None
     hub.strict_lfs = True
+    hub.lose_commit_answers = 0
     e = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "HUGGING"))}
     e.update(HF_ENDPOINT=hub.endpoint, HF_HOME=str(tmp_path / "home"), HF_HUB_CACHE=str(tmp_path / "hub"),
              HF_HUB_OFFLINE="0", HF_TOKEN=WRITE, HF_HUB_ETAG_TIMEOUT="5", HF_HUB_DOWNLOAD_TIMEOUT="5",
@@ -260,6 +261,21 @@ def test_commit_refused_409_when_the_branch_moved(hub, env, tmp_path):
     assert out["committed"] and out["parent_commit"] == hashlib.sha1(b"other").hexdigest()
     assert not hub.requests("PUT") and out["lfs_already_on_server"] == 1  # not sent twice
     assert "other.txt" in repo_state(hub, "org/moved")
+
+
+def test_commit_answer_lost_then_retry_sees_its_own_commit(hub, env, tmp_path):
+    """The commit lands but its answer is lost: the retry gets 409 (the head moved: to our commit);
+    the client recognises the head as this folder instead of failing."""
+    d = str(tmp_path / "f")
+    files = make_folder(d, seed=9)
+    hub.lose_commit_answers = 1
+    p = mlx(env, "upload", d, "org/lost", "--json")
+    out = json.loads(p.stdout)
+    assert out["committed"] and out["commit"] == hub.repos[("model", "org/lost")].sha
+    assert "holds exactly this folder" in p.stderr
+    assert len([c for c in hub.commits if c["repo"] == "org/lost"]) == 1
+    st = repo_state(hub, "org/lost")
+    assert st == dict(folder_state(files), **{".gitattributes": st[".gitattributes"]})
 
 
 def test_auth_and_size_errors(hub, env, tmp_path):
