@@ -319,7 +319,17 @@ int mp_cmd_eval(int argc, char **argv) {
       mp_arena ca;
       mp_arena_init(&ca, 0);
       mp_json *cj = NULL;
-      char *cmdline = mp_cli_command_line(argc, argv);
+      /* the card names the model folder, not its local path (the card travels with the folder) */
+      char **av = calloc((size_t)argc + 1, sizeof *av);
+      for (int i = 0; av && i < argc; i++) {
+        av[i] = argv[i];
+        if (!strcmp(argv[i], "--model") && i + 1 < argc) {
+          av[i + 1] = (char *)mp_path_basename(argv[i + 1]);
+          i++;
+        }
+      }
+      char *cmdline = av ? mp_cli_command_line(argc, av) : NULL;
+      free(av);
       int updated = 0;
       if (mp_json_parse(doc.buf, doc.len, "comparison", &ca, &cj) != MP_OK ||
           mp_card_add_evaluation(model, cj, cmdline, &updated) != MP_OK)

@@ -267,7 +267,7 @@ static void render_section(mp_sb *sb, const mp_json *evals) {
                      "interval.",
                  mp_json_get_str(fc, "metric_compute", "?"), mp_json_get_str(fc, "perf_compute", "?"));
   }
-  mp_sb_puts(sb, "\n\n| dataset | examples | metric | original | converted | drop | agreement | weights MB (orig / conv) | "
+  mp_sb_puts(sb, "\n\n| dataset | examples | metric | original | converted | drop | agreement (similarity: largest cosine difference) | weights MB (orig / conv) | "
                  "queries/min (orig / conv) | gates |\n|---|---:|---|---:|---:|---:|---:|---:|---:|---|\n");
   int all = 1, any = 0;
   for (size_t i = 0; list && i < list->len; i++) {
@@ -293,6 +293,7 @@ static void render_section(mp_sb *sb, const mp_json *evals) {
     else mp_sb_puts(sb, "–");
     mp_sb_puts(sb, " | ");
     if (num(cm, "agreement", &v)) mp_sb_printf(sb, "%.4f", v);
+    else if (num(cm, "max_abs_logit_diff", &v)) mp_sb_printf(sb, "max \\|Δcos\\| %.3g", v); /* similarity */
     else mp_sb_puts(sb, "–");
     mp_sb_puts(sb, " | ");
     if (num(og, "size_mb", &v)) mp_sb_printf(sb, "%.1f / ", v);
