@@ -506,9 +506,9 @@ def _upload_route(server, role, h, method):
     total = int(h.headers.get("Content-Length") or 0)
     if f is not None and f.kind == "drop":
         return _drop(h, f.kw.get("after", total // 2), total)
-    if f is not None and f.kind == "die":  # the server goes away: answer nothing, stop both ports
+    if f is not None and f.kind == "die":  # the server goes away: both ports closed, then no answer
+        server.stop()  # from a handler thread: serve_forever runs in another one
         _drop(h, 0, total)
-        threading.Thread(target=server.stop, daemon=True).start()
         return
     try:
         body = _read_body(h)
