@@ -148,7 +148,7 @@ static int publish_one(mp_pipeline *p, const mp_pl_model *m, int even_if_fail, i
     snprintf(rel, sizeof rel, "%s/results/%s.json", mp_pipeline_workdir(p), j->id);
     mp_json *doc = NULL;
     const mp_json *ev = NULL;
-    if (!dry_run && mp_is_file(rel) && mp_json_parse_file(rel, &a, &doc) == MP_OK) ev = mp_json_get(doc, "evaluation");
+    if (mp_is_file(rel) && mp_json_parse_file(rel, &a, &doc) == MP_OK) ev = mp_json_get(doc, "evaluation");
     mp_err_clear();
     if (!ev) {
       size_t l = strlen(missing);
@@ -173,9 +173,16 @@ static int publish_one(mp_pipeline *p, const mp_pl_model *m, int even_if_fail, i
   int rc = 0;
   const char *gate_word = even_if_fail ? "even if a gate fails (--upload-even-if-gates-fail)" : "only if every gate passes";
   if (dry_run) {
-    snprintf(row->verdict, sizeof row->verdict, "would decide after the run");
-    snprintf(row->why, sizeof row->why, "uploaded from %.300s after its %zu evaluation(s), %s", conv ? conv->out_dir : "?",
-             n_eval, n_eval ? gate_word : "none: nothing would show it matches the original, so it would not be uploaded");
+    if (n_eval && !missing[0]) { /* every evaluation has a result in the work folder (from an earlier run) */
+      snprintf(row->verdict, sizeof row->verdict, n_failed_gate && !even_if_fail ? "would not upload" : "would upload");
+      snprintf(row->why, sizeof row->why, "%s%.500s (the results in the work folder; re-evaluated first when out of date)",
+               n_failed_gate ? "a quality gate failed: " : "every quality gate passed", n_failed_gate ? failed : "");
+    } else {
+      snprintf(row->verdict, sizeof row->verdict, "would decide after the run");
+      snprintf(row->why, sizeof row->why, "uploaded from %.300s after its %zu evaluation(s), %s",
+               conv ? conv->out_dir : "?", n_eval,
+               n_eval ? gate_word : "none: nothing would show it matches the original, so it would not be uploaded");
+    }
     goto out;
   }
   if (!conv || !mp_is_dir(conv->out_dir)) {

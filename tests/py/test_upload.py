@@ -485,6 +485,9 @@ datasets:
     assert ups["gate-q8"]["result"] == "uploaded" and ups["gate-q4"]["result"] == "not uploaded"
     card = hub.repos[("model", "test-org/gate-q8")].files["README.md"].decode()
     assert validate_card_metadata(card) == [] and "**Every quality gate passed.**" in card
+    dry = subprocess.run(base + ["--dry-run"], capture_output=True, text=True, env=e, timeout=TIMEOUT)
+    assert [ln for ln in dry.stdout.splitlines() if ln.startswith("publish gate-q8") and "would upload: every quality gate passed" in ln], dry.stdout
+    assert "would not upload: a quality gate failed: sts: spearman_drop" in dry.stdout
     # on request the q4 model is published too, and its card says a gate failed
     p = subprocess.run(base + ["--upload-even-if-gates-fail"], capture_output=True, text=True, env=e, timeout=300)
     card = hub.repos[("model", "test-org/gate-q4")].files["README.md"].decode()
