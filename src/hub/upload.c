@@ -151,6 +151,11 @@ static mp_status walk(scan *sc, const char *root, const char *rel, int depth) {
     const char *nm = e->d_name;
     if (!strcmp(nm, ".") || !strcmp(nm, "..") || !strcmp(nm, ".git")) continue;
     if (!*rel && !strcmp(nm, ".cache")) continue; /* .cache/huggingface/ download metadata */
+    if (nm[0] == '.' && strstr(nm, ".tmp-")) { /* a leftover of an interrupted atomic write (core/fs.c) */
+      mp_log(MP_LOG_WARN, "%s/%s%s%s: skipped (a temporary file left by an interrupted write; `mlxport clean` "
+             "removes such files)", root, rel, *rel ? "/" : "", nm);
+      continue;
+    }
     mp_sb p;
     mp_sb_init(&p);
     mp_sb_printf(&p, "%s%s%s", rel, *rel ? "/" : "", nm);

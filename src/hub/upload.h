@@ -75,7 +75,7 @@ void mp_hub_upload_result_free(mp_hub_upload_result *r);
 /* The local rule when the server cannot be asked: LFS for the usual binary suffixes or >= 10 MB. */
 int mp_up_local_lfs_rule(const char *path, int64_t size);
 /* Lists the files of a folder (sorted; skips .git/ and .cache/huggingface/, as huggingface_hub's
- * upload_folder) and hashes them. */
+ * upload_folder, and ".*.tmp-*" leftovers of interrupted atomic writes) and hashes them. */
 mp_status mp_up_scan_folder(const char *folder, mp_up_file **files, size_t *n);
 void mp_up_files_free(mp_up_file *f, size_t n);
 /* Applies a preupload answer to files[]: every path must be answered once, with a known mode. */

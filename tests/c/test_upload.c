@@ -191,6 +191,7 @@ static void test_scan(void) {
   mp_test_write(d, "a/x.json", "{}");
   mp_test_write(d, ".git/HEAD", "ref");
   mp_test_write(d, ".cache/huggingface/download/x.metadata", "m");
+  mp_test_write(d, "a/.README.md.tmp-Ab12Cd", "half a card");
   mp_up_file *f = NULL;
   size_t n = 0;
   CHECK_OK(mp_up_scan_folder(d, &f, &n));
