@@ -35,10 +35,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     mp_up_actions_free(a, 2);
   } else {
     /* the card text is the input; the evaluation a fixed document */
-    static const char ev[] = "{\"evaluations\": [{\"command\": \"mlxport eval\", \"comparison\": {\"dataset\": \"stsb\", "
-                             "\"main_metric\": \"spearman\", \"converted\": {\"task\": \"semantic-similarity\", "
-                             "\"spearman\": 0.9, \"n_examples\": 3}, \"quality_gates\": {\"passed\": true, \"gates\": "
-                             "[]}}}], \"note\": \"n\"}";
+    static const char ev[] =
+        "{\"evaluations\": [{\"command\": \"mlxport eval\", \"comparison\": {\"dataset\": \"stsb\", "
+        "\"main_metric\": \"spearman\", \"converted\": {\"task\": \"semantic-similarity\", "
+        "\"spearman\": 0.9, \"n_examples\": 3}, \"quality_gates\": {\"passed\": true, \"gates\": "
+        "[]}}}], \"note\": \"n\"}";
     char *card = malloc(n + 1);
     if (!card) return 0;
     memcpy(card, text, n);

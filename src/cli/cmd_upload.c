@@ -49,7 +49,8 @@ static void progress_bar(void *user, int64_t done, int64_t total, size_t files_d
   if (pct > 100) pct = 100;
   char bar[31];
   int fill = pct * 30 / 100;
-  for (int i = 0; i < 30; i++) bar[i] = i < fill ? '#' : '.';
+  for (int i = 0; i < 30; i++)
+    bar[i] = i < fill ? '#' : '.';
   bar[30] = 0;
   fprintf(stderr, "\rupload [%s] %3d%% %s / %s  %zu/%zu LFS files ", bar, pct,
           mp_cli_human_bytes((double)done, a, sizeof a), mp_cli_human_bytes((double)total, b, sizeof b), files_done,
@@ -140,22 +141,33 @@ int mp_cmd_upload(int argc, char **argv) {
     mp_sb_json_str(&sb, rev, strlen(rev));
     mp_sb_printf(&sb, ", \"dry_run\": %s, \"repo_existed\": %s, \"created_repo\": %s, \"committed\": %s",
                  rq.dry_run ? "true" : "false",
-                 res.repo_existed < 0 ? "null" : res.repo_existed ? "true" : "false",
+                 res.repo_existed < 0 ? "null"
+                 : res.repo_existed   ? "true"
+                                      : "false",
                  res.created_repo ? "true" : "false", res.committed ? "true" : "false");
     mp_sb_puts(&sb, ", \"parent_commit\": ");
-    if (res.parent && *res.parent) mp_sb_json_str(&sb, res.parent, strlen(res.parent));
-    else mp_sb_puts(&sb, "null");
+    if (res.parent && *res.parent)
+      mp_sb_json_str(&sb, res.parent, strlen(res.parent));
+    else
+      mp_sb_puts(&sb, "null");
     mp_sb_puts(&sb, ", \"commit\": ");
-    if (res.commit) mp_sb_json_str(&sb, res.commit, strlen(res.commit));
-    else mp_sb_puts(&sb, "null");
+    if (res.commit)
+      mp_sb_json_str(&sb, res.commit, strlen(res.commit));
+    else
+      mp_sb_puts(&sb, "null");
     mp_sb_puts(&sb, ", \"commit_url\": ");
-    if (res.commit_url) mp_sb_json_str(&sb, res.commit_url, strlen(res.commit_url));
-    else mp_sb_puts(&sb, "null");
+    if (res.commit_url)
+      mp_sb_json_str(&sb, res.commit_url, strlen(res.commit_url));
+    else
+      mp_sb_puts(&sb, "null");
     mp_sb_puts(&sb, ", \"pr_url\": ");
-    if (res.pr_url) mp_sb_json_str(&sb, res.pr_url, strlen(res.pr_url));
-    else mp_sb_puts(&sb, "null");
-    mp_sb_printf(&sb, ", \"files_changed\": %zu, \"lfs_uploaded\": %zu, \"lfs_already_on_server\": %zu, "
-                      "\"bytes_uploaded\": %lld, \"files\": [",
+    if (res.pr_url)
+      mp_sb_json_str(&sb, res.pr_url, strlen(res.pr_url));
+    else
+      mp_sb_puts(&sb, "null");
+    mp_sb_printf(&sb,
+                 ", \"files_changed\": %zu, \"lfs_uploaded\": %zu, \"lfs_already_on_server\": %zu, "
+                 "\"bytes_uploaded\": %lld, \"files\": [",
                  res.n_changed, res.n_lfs_uploaded, res.n_lfs_present, (long long)res.bytes_uploaded);
     for (size_t i = 0; i < res.n_files; i++) {
       const mp_up_file *f = &res.files[i];
@@ -185,8 +197,10 @@ int mp_cmd_upload(int argc, char **argv) {
       printf("%s: committed %s to %s (%zu files changed; %zu LFS files uploaded, %s; %zu already on the server)\n",
              rq.repo_id, res.commit, rq.create_pr ? "a pull request" : rev, res.n_changed, res.n_lfs_uploaded,
              mp_cli_human_bytes((double)res.bytes_uploaded, hb, sizeof hb), res.n_lfs_present);
-      if (res.pr_url) printf("pull request: %s\n", res.pr_url);
-      else if (res.commit_url) printf("%s\n", res.commit_url);
+      if (res.pr_url)
+        printf("pull request: %s\n", res.pr_url);
+      else if (res.commit_url)
+        printf("%s\n", res.commit_url);
     }
   }
   mp_hub_upload_result_free(&res);

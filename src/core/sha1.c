@@ -10,14 +10,19 @@ static void block(mp_sha1 *c, const uint8_t *p) {
   uint32_t w[80];
   for (int i = 0; i < 16; i++)
     w[i] = (uint32_t)p[4 * i] << 24 | (uint32_t)p[4 * i + 1] << 16 | (uint32_t)p[4 * i + 2] << 8 | p[4 * i + 3];
-  for (int i = 16; i < 80; i++) w[i] = rol(w[i - 3] ^ w[i - 8] ^ w[i - 14] ^ w[i - 16], 1);
+  for (int i = 16; i < 80; i++)
+    w[i] = rol(w[i - 3] ^ w[i - 8] ^ w[i - 14] ^ w[i - 16], 1);
   uint32_t a = c->h[0], b = c->h[1], cc = c->h[2], d = c->h[3], e = c->h[4];
   for (int i = 0; i < 80; i++) {
     uint32_t f, k;
-    if (i < 20) f = (b & cc) | (~b & d), k = 0x5A827999u;
-    else if (i < 40) f = b ^ cc ^ d, k = 0x6ED9EBA1u;
-    else if (i < 60) f = (b & cc) | (b & d) | (cc & d), k = 0x8F1BBCDCu;
-    else f = b ^ cc ^ d, k = 0xCA62C1D6u;
+    if (i < 20)
+      f = (b & cc) | (~b & d), k = 0x5A827999u;
+    else if (i < 40)
+      f = b ^ cc ^ d, k = 0x6ED9EBA1u;
+    else if (i < 60)
+      f = (b & cc) | (b & d) | (cc & d), k = 0x8F1BBCDCu;
+    else
+      f = b ^ cc ^ d, k = 0xCA62C1D6u;
     uint32_t t = rol(a, 5) + f + e + k + w[i];
     e = d, d = cc, cc = rol(b, 30), b = a, a = t;
   }
@@ -50,12 +55,15 @@ void mp_sha1_final(mp_sha1 *c, uint8_t out[20]) {
   uint8_t pad = 0x80;
   mp_sha1_update(c, &pad, 1);
   pad = 0;
-  while (c->n != 56) mp_sha1_update(c, &pad, 1);
+  while (c->n != 56)
+    mp_sha1_update(c, &pad, 1);
   uint8_t l[8];
-  for (int i = 0; i < 8; i++) l[i] = (uint8_t)(bits >> (56 - 8 * i));
+  for (int i = 0; i < 8; i++)
+    l[i] = (uint8_t)(bits >> (56 - 8 * i));
   mp_sha1_update(c, l, 8);
   for (int i = 0; i < 5; i++)
-    for (int j = 0; j < 4; j++) out[4 * i + j] = (uint8_t)(c->h[i] >> (24 - 8 * j));
+    for (int j = 0; j < 4; j++)
+      out[4 * i + j] = (uint8_t)(c->h[i] >> (24 - 8 * j));
 }
 
 void mp_git_blob_oid(const void *data, size_t n, char out[41]) {
@@ -67,5 +75,6 @@ void mp_git_blob_oid(const void *data, size_t n, char out[41]) {
   mp_sha1_update(&c, data, n);
   uint8_t d[20];
   mp_sha1_final(&c, d);
-  for (int i = 0; i < 20; i++) snprintf(out + 2 * i, 3, "%02x", d[i]);
+  for (int i = 0; i < 20; i++)
+    snprintf(out + 2 * i, 3, "%02x", d[i]);
 }

@@ -27,8 +27,10 @@ void mp_json_write(mp_sb *sb, const mp_json *v) {
   case MP_JSON_NULL: mp_sb_puts(sb, "null"); break;
   case MP_JSON_BOOL: mp_sb_puts(sb, v->boolean ? "true" : "false"); break;
   case MP_JSON_NUMBER:
-    if (v->is_int) mp_sb_printf(sb, "%lld", (long long)v->i);
-    else mp_sb_json_f64(sb, v->num);
+    if (v->is_int)
+      mp_sb_printf(sb, "%lld", (long long)v->i);
+    else
+      mp_sb_json_f64(sb, v->num);
     break;
   case MP_JSON_STRING: mp_sb_json_str(sb, v->str, v->len); break;
   case MP_JSON_ARRAY:
@@ -67,8 +69,10 @@ static void yq(mp_sb *sb, const char *s) {
     strtod(s, &end);
     if (!*end) plain = 0;
   }
-  if (plain) mp_sb_puts(sb, s);
-  else mp_sb_json_str(sb, s, strlen(s));
+  if (plain)
+    mp_sb_puts(sb, s);
+  else
+    mp_sb_json_str(sb, s, strlen(s));
 }
 
 static int simple_token(const char *s) {
@@ -156,10 +160,11 @@ void mp_card_render(mp_sb *sb, const mp_card_info *ci) {
   if (ci->source_commit) mp_sb_printf(sb, " at commit `%s`", ci->source_commit);
   mp_sb_puts(sb, "\n");
   if (ci->quantized) {
-    mp_sb_printf(sb,
-                 "- Quantization: MLX affine (`mode: affine`), %d bits, group size %d, on %zu Linear/Embedding weights; "
-                 "%s elsewhere.",
-                 ci->bits, ci->group_size, ci->n_quantized, ci->dtype);
+    mp_sb_printf(
+        sb,
+        "- Quantization: MLX affine (`mode: affine`), %d bits, group size %d, on %zu Linear/Embedding weights; "
+        "%s elsewhere.",
+        ci->bits, ci->group_size, ci->n_quantized, ci->dtype);
     if (ci->n_float_layers)
       mp_sb_printf(sb, " %zu layer(s) kept in float (listed as `false` in `config.json` \"quantization\").",
                    ci->n_float_layers);
@@ -247,9 +252,12 @@ static void fmt_metric(mp_sb *sb, const mp_json *res, const char *metric) {
 
 static void md_cell(mp_sb *sb, const char *s) {
   for (const char *p = s ? s : ""; *p; p++) {
-    if (*p == '|') mp_sb_puts(sb, "\\|");
-    else if (*p == '\n' || *p == '\r') mp_sb_putc(sb, ' ');
-    else mp_sb_putc(sb, *p);
+    if (*p == '|')
+      mp_sb_puts(sb, "\\|");
+    else if (*p == '\n' || *p == '\r')
+      mp_sb_putc(sb, ' ');
+    else
+      mp_sb_putc(sb, *p);
   }
 }
 
@@ -263,11 +271,13 @@ static void render_section(mp_sb *sb, const mp_json *evals) {
     double th;
     mp_sb_printf(sb, " on %s (%s", mp_json_get_str(fc, "cpu", "?"), mp_json_get_str(fc, "isa", "?"));
     if (num(fc, "threads", &th)) mp_sb_printf(sb, ", %.0f threads", th);
-    mp_sb_printf(sb, "). Metrics come from the `%s` compute mode, speed from the `%s` mode; brackets give the 95%% "
-                     "interval.",
+    mp_sb_printf(sb,
+                 "). Metrics come from the `%s` compute mode, speed from the `%s` mode; brackets give the 95%% "
+                 "interval.",
                  mp_json_get_str(fc, "metric_compute", "?"), mp_json_get_str(fc, "perf_compute", "?"));
   }
-  mp_sb_puts(sb, "\n\n| dataset | examples | metric | original | converted | drop | agreement (similarity: largest cosine difference) | weights MB (orig / conv) | "
+  mp_sb_puts(sb, "\n\n| dataset | examples | metric | original | converted | drop | agreement (similarity: largest "
+                 "cosine difference) | weights MB (orig / conv) | "
                  "queries/min (orig / conv) | gates |\n|---|---:|---|---:|---:|---:|---:|---:|---:|---|\n");
   int all = 1, any = 0;
   for (size_t i = 0; list && i < list->len; i++) {
@@ -289,19 +299,28 @@ static void render_section(mp_sb *sb, const mp_json *evals) {
     mp_sb_puts(sb, " | ");
     fmt_metric(sb, cv, metric);
     mp_sb_puts(sb, " | ");
-    if (num(cm, "accuracy_drop", &v)) mp_sb_printf(sb, "%+.4f", v);
-    else mp_sb_puts(sb, "–");
+    if (num(cm, "accuracy_drop", &v))
+      mp_sb_printf(sb, "%+.4f", v);
+    else
+      mp_sb_puts(sb, "–");
     mp_sb_puts(sb, " | ");
-    if (num(cm, "agreement", &v)) mp_sb_printf(sb, "%.4f", v);
-    else if (num(cm, "max_abs_logit_diff", &v)) mp_sb_printf(sb, "max \\|Δcos\\| %.3g", v); /* similarity */
-    else mp_sb_puts(sb, "–");
+    if (num(cm, "agreement", &v))
+      mp_sb_printf(sb, "%.4f", v);
+    else if (num(cm, "max_abs_logit_diff", &v))
+      mp_sb_printf(sb, "max \\|Δcos\\| %.3g", v); /* similarity */
+    else
+      mp_sb_puts(sb, "–");
     mp_sb_puts(sb, " | ");
-    if (num(og, "size_mb", &v)) mp_sb_printf(sb, "%.1f / ", v);
-    else mp_sb_puts(sb, "– / ");
+    if (num(og, "size_mb", &v))
+      mp_sb_printf(sb, "%.1f / ", v);
+    else
+      mp_sb_puts(sb, "– / ");
     if (num(cv, "size_mb", &w)) mp_sb_printf(sb, "%.1f", w);
     mp_sb_puts(sb, " | ");
-    if (num(og, "qpm", &v)) mp_sb_printf(sb, "%.0f / ", v);
-    else mp_sb_puts(sb, "– / ");
+    if (num(og, "qpm", &v))
+      mp_sb_printf(sb, "%.0f / ", v);
+    else
+      mp_sb_puts(sb, "– / ");
     if (num(cv, "qpm", &w)) mp_sb_printf(sb, "%.0f", w);
     if (num(cm, "speedup", &v)) mp_sb_printf(sb, " (%.2fx)", v);
     mp_sb_printf(sb, " | %s |\n", passed ? "pass" : "**FAIL**");
@@ -336,7 +355,8 @@ static void render_section(mp_sb *sb, const mp_json *evals) {
     const char *c = mp_json_get_str(list->items[i], "command", NULL);
     if (!c) continue;
     if (!cmd_header) mp_sb_puts(sb, "\nCommands:\n\n```bash\n"), cmd_header = 1;
-    for (const char *p = c; *p; p++) mp_sb_putc(sb, *p == '\n' ? ' ' : *p);
+    for (const char *p = c; *p; p++)
+      mp_sb_putc(sb, *p == '\n' ? ' ' : *p);
     mp_sb_putc(sb, '\n');
   }
   if (cmd_header) mp_sb_puts(sb, "```\n");
@@ -346,7 +366,8 @@ static void render_section(mp_sb *sb, const mp_json *evals) {
 static void render_model_index(mp_sb *sb, const mp_json *evals, const char *title) {
   const mp_json *list = mp_json_get(evals, "evaluations");
   size_t n = 0;
-  for (size_t i = 0; list && i < list->len; i++) n += mp_json_get(list->items[i], "comparison") != NULL;
+  for (size_t i = 0; list && i < list->len; i++)
+    n += mp_json_get(list->items[i], "comparison") != NULL;
   if (!n) return;
   mp_sb_puts(sb, "model-index:\n- name: ");
   yq(sb, title);
@@ -390,8 +411,10 @@ mp_status mp_card_rebuild(const char *card, size_t n, const mp_json *evals, cons
   while (p < end) {
     const char *nl = memchr(p, '\n', (size_t)(end - p));
     size_t len = nl ? (size_t)(nl - p + 1) : (size_t)(end - p);
-    if (!strncmp(p, "model-index:", 12)) skipping = 1;
-    else if (skipping && !(p[0] == ' ' || p[0] == '-' || p[0] == '\n')) skipping = 0;
+    if (!strncmp(p, "model-index:", 12))
+      skipping = 1;
+    else if (skipping && !(p[0] == ' ' || p[0] == '-' || p[0] == '\n'))
+      skipping = 0;
     if (!skipping) mp_sb_append(out, p, len);
     p += len;
   }
@@ -500,8 +523,10 @@ static void edit_add(mp_sb *out, const mp_json *old, const void *argp) {
   }
   if (!first) mp_sb_puts(out, ", ");
   mp_sb_puts(out, "{\"command\": ");
-  if (command) mp_sb_json_str(out, command, strlen(command));
-  else mp_sb_puts(out, "null");
+  if (command)
+    mp_sb_json_str(out, command, strlen(command));
+  else
+    mp_sb_puts(out, "null");
   mp_sb_puts(out, ", \"comparison\": ");
   mp_json_write(out, arg->cmp);
   mp_sb_puts(out, "}]");
@@ -517,8 +542,10 @@ static void edit_note(mp_sb *out, const mp_json *old, const void *argp) {
   const char *note = argp;
   mp_sb_puts(out, "{\"evaluations\": ");
   const mp_json *list = mp_json_get(old, "evaluations");
-  if (list && list->type == MP_JSON_ARRAY) mp_json_write(out, list);
-  else mp_sb_puts(out, "[]");
+  if (list && list->type == MP_JSON_ARRAY)
+    mp_json_write(out, list);
+  else
+    mp_sb_puts(out, "[]");
   if (note) {
     mp_sb_puts(out, ", \"note\": ");
     mp_sb_json_str(out, note, strlen(note));
@@ -533,9 +560,7 @@ mp_status mp_card_add_evaluation(const char *model_dir, const mp_json *compariso
   return update(model_dir, edit_add, &arg, updated);
 }
 
-mp_status mp_card_set_note(const char *model_dir, const char *note) {
-  return update(model_dir, edit_note, note, NULL);
-}
+mp_status mp_card_set_note(const char *model_dir, const char *note) { return update(model_dir, edit_note, note, NULL); }
 
 int mp_card_gates_passed(const char *model_dir) {
   char *ev = mp_path_join(model_dir, EVALS_FILE);

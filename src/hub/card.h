@@ -20,15 +20,15 @@
 #define MP_CARD_EVAL_END "<!-- mlxport:evaluation:end -->"
 
 typedef struct mp_card_info {
-  const char *title;         /* the folder name */
-  const char *base_model;    /* the source repo id, or NULL for a local source */
-  const char *source;        /* what was converted (repo id or path) */
-  const char *source_commit; /* the source snapshot's commit, or NULL */
+  const char *title;                                 /* the folder name */
+  const char *base_model;                            /* the source repo id, or NULL for a local source */
+  const char *source;                                /* what was converted (repo id or path) */
+  const char *source_commit;                         /* the source snapshot's commit, or NULL */
   const char *license, *license_name, *license_link; /* from the source card (NULL: none) */
   const char *pipeline_tag;  /* sentence-similarity, feature-extraction, text-classification, ... */
   int sentence_transformers; /* the source has modules.json (pooling modules copied) */
   int quantized, bits, group_size;
-  const char *dtype;   /* float dtype of the other tensors */
+  const char *dtype; /* float dtype of the other tensors */
   size_t n_quantized, n_float_layers;
   double source_mb, output_mb;
   const char *command; /* the exact command line, or NULL */
@@ -45,8 +45,7 @@ void mp_card_source_license(const char *readme_path, mp_arena *arena, const char
  * converted folder and rebuilds its card. `command` is shown in the card; `note` (may be NULL)
  * replaces the publishing note (e.g. "uploaded although a gate failed"). A folder without an
  * mlxport card (no markers) is left alone: *updated = 0. */
-mp_status mp_card_add_evaluation(const char *model_dir, const mp_json *comparison, const char *command,
-                                 int *updated);
+mp_status mp_card_add_evaluation(const char *model_dir, const mp_json *comparison, const char *command, int *updated);
 /* Sets (or clears, note = NULL) the publishing note shown in the evaluation section. */
 mp_status mp_card_set_note(const char *model_dir, const char *note);
 /* 1 when every recorded evaluation passed its gates (0 when one failed, -1 when none is recorded). */

@@ -50,8 +50,10 @@ void mp_base64(mp_sb *sb, const unsigned char *d, size_t n) {
 
 static void quote(mp_sb *sb, const char *s) {
   for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-    if (isalnum(*p) || *p == '-' || *p == '.' || *p == '_' || *p == '~') mp_sb_putc(sb, (char)*p);
-    else mp_sb_printf(sb, "%%%02X", *p);
+    if (isalnum(*p) || *p == '-' || *p == '.' || *p == '_' || *p == '~')
+      mp_sb_putc(sb, (char)*p);
+    else
+      mp_sb_printf(sb, "%%%02X", *p);
   }
 }
 
@@ -63,8 +65,9 @@ static int is_hex(const char *s, size_t n) {
 }
 
 int mp_up_local_lfs_rule(const char *path, int64_t size) {
-  static const char *const sfx[] = {".safetensors", ".bin", ".pt", ".pth", ".ckpt", ".h5", ".msgpack", ".onnx",
-                                    ".parquet", ".arrow", ".npz", ".npy", ".gguf", ".zip", ".tar", ".gz", ".model"};
+  static const char *const sfx[] = {".safetensors", ".bin",  ".pt",      ".pth",   ".ckpt", ".h5",
+                                    ".msgpack",     ".onnx", ".parquet", ".arrow", ".npz",  ".npy",
+                                    ".gguf",        ".zip",  ".tar",     ".gz",    ".model"};
   size_t n = strlen(path);
   for (size_t i = 0; i < sizeof sfx / sizeof *sfx; i++) {
     size_t k = strlen(sfx[i]);
@@ -124,14 +127,17 @@ static mp_status hash_file(mp_up_file *f) {
   free(buf);
   close(fd);
   if (s) return s;
-  if (total != f->size) return mp_err(MP_ERR_IO, "%s: changed while being read (%lld of %lld bytes)", f->local,
-                                      (long long)total, (long long)f->size);
+  if (total != f->size)
+    return mp_err(MP_ERR_IO, "%s: changed while being read (%lld of %lld bytes)", f->local, (long long)total,
+                  (long long)f->size);
   uint8_t d[32];
   mp_sha256_final(&s2, d);
-  for (int i = 0; i < 32; i++) snprintf(f->sha256 + 2 * i, 3, "%02x", d[i]);
+  for (int i = 0; i < 32; i++)
+    snprintf(f->sha256 + 2 * i, 3, "%02x", d[i]);
   uint8_t d1[20];
   mp_sha1_final(&s1, d1);
-  for (int i = 0; i < 20; i++) snprintf(f->git_oid + 2 * i, 3, "%02x", d1[i]);
+  for (int i = 0; i < 20; i++)
+    snprintf(f->git_oid + 2 * i, 3, "%02x", d1[i]);
   return MP_OK;
 }
 
@@ -151,9 +157,11 @@ static mp_status walk(scan *sc, const char *root, const char *rel, int depth) {
     const char *nm = e->d_name;
     if (!strcmp(nm, ".") || !strcmp(nm, "..") || !strcmp(nm, ".git")) continue;
     if (!*rel && !strcmp(nm, ".cache")) continue; /* .cache/huggingface/ download metadata */
-    if (nm[0] == '.' && strstr(nm, ".tmp-")) { /* a leftover of an interrupted atomic write (core/fs.c) */
-      mp_log(MP_LOG_WARN, "%s/%s%s%s: skipped (a temporary file left by an interrupted write; `mlxport clean` "
-             "removes such files)", root, rel, *rel ? "/" : "", nm);
+    if (nm[0] == '.' && strstr(nm, ".tmp-")) {    /* a leftover of an interrupted atomic write (core/fs.c) */
+      mp_log(MP_LOG_WARN,
+             "%s/%s%s%s: skipped (a temporary file left by an interrupted write; `mlxport clean` "
+             "removes such files)",
+             root, rel, *rel ? "/" : "", nm);
       continue;
     }
     mp_sb p;
@@ -162,17 +170,23 @@ static mp_status walk(scan *sc, const char *root, const char *rel, int depth) {
     char *relp = mp_sb_steal(&p);
     char *full = relp ? mp_path_join(root, relp) : NULL;
     struct stat st;
-    if (!relp || !full) s = mp_err(MP_ERR_NOMEM, "out of memory");
-    else if (stat(full, &st) != 0) s = mp_err_errno(MP_ERR_IO, "%s: cannot stat (a dangling symlink?)", full);
-    else if (S_ISDIR(st.st_mode)) s = walk(sc, root, relp, depth + 1);
+    if (!relp || !full)
+      s = mp_err(MP_ERR_NOMEM, "out of memory");
+    else if (stat(full, &st) != 0)
+      s = mp_err_errno(MP_ERR_IO, "%s: cannot stat (a dangling symlink?)", full);
+    else if (S_ISDIR(st.st_mode))
+      s = walk(sc, root, relp, depth + 1);
     else if (S_ISREG(st.st_mode)) {
       if (!mp_hub_safe_repo_path(relp))
-        s = mp_err(MP_ERR_INVALID_ARG, "%s: the name cannot be a path inside a repo (control characters or '\\')", full);
+        s = mp_err(MP_ERR_INVALID_ARG, "%s: the name cannot be a path inside a repo (control characters or '\\')",
+                   full);
       else if (sc->n == sc->cap) {
         sc->cap = sc->cap ? sc->cap * 2 : 32;
         mp_up_file *nf = realloc(sc->f, sc->cap * sizeof *nf);
-        if (!nf) s = mp_err(MP_ERR_NOMEM, "out of memory");
-        else sc->f = nf;
+        if (!nf)
+          s = mp_err(MP_ERR_NOMEM, "out of memory");
+        else
+          sc->f = nf;
       }
       if (!s) {
         mp_up_file *f = &sc->f[sc->n++];
@@ -210,7 +224,8 @@ mp_status mp_up_scan_folder(const char *folder, mp_up_file **files, size_t *n) {
   mp_status s = walk(&sc, folder, "", 0);
   if (!s && sc.n == 0) s = mp_err(MP_ERR_INVALID_ARG, "%s: no files to upload", folder);
   if (!s) qsort(sc.f, sc.n, sizeof *sc.f, cmp_file);
-  for (size_t i = 0; !s && i < sc.n; i++) s = hash_file(&sc.f[i]);
+  for (size_t i = 0; !s && i < sc.n; i++)
+    s = hash_file(&sc.f[i]);
   if (s) {
     mp_up_files_free(sc.f, sc.n);
     return s;
@@ -240,7 +255,8 @@ mp_status mp_up_parse_preupload(const char *body, size_t n, const char *url, mp_
       break;
     }
     size_t k = 0;
-    while (k < nf && strcmp(files[k].path, p) != 0) k++;
+    while (k < nf && strcmp(files[k].path, p) != 0)
+      k++;
     if (k == nf) {
       s = mp_err(MP_ERR_FORMAT, "%s: preupload answered for '%.200s', a file that was not asked about", url, p);
       break;
@@ -249,18 +265,23 @@ mp_status mp_up_parse_preupload(const char *body, size_t n, const char *url, mp_
       s = mp_err(MP_ERR_FORMAT, "%s: preupload answered twice for '%.200s'", url, p);
       break;
     }
-    if (!strcmp(mode, "lfs")) files[k].lfs = 1;
-    else if (!strcmp(mode, "regular")) files[k].lfs = 0;
+    if (!strcmp(mode, "lfs"))
+      files[k].lfs = 1;
+    else if (!strcmp(mode, "regular"))
+      files[k].lfs = 0;
     else {
-      s = mp_err(MP_ERR_UNSUPPORTED, "%s: upload mode '%.40s' for '%.200s' (mlxport sends \"lfs\" and \"regular\"; a "
-                 "Xet-only repo is not supported)", url, mode, p);
+      s = mp_err(MP_ERR_UNSUPPORTED,
+                 "%s: upload mode '%.40s' for '%.200s' (mlxport sends \"lfs\" and \"regular\"; a "
+                 "Xet-only repo is not supported)",
+                 url, mode, p);
       break;
     }
     const mp_json *ign = mp_json_get(e, "shouldIgnore");
     files[k].ignored = ign && ign->type == MP_JSON_BOOL && ign->boolean;
     const char *oid = mp_json_get_str(e, "oid", NULL);
     files[k].remote_oid[0] = 0;
-    if (oid && (is_hex(oid, 40) || is_hex(oid, 64))) snprintf(files[k].remote_oid, sizeof files[k].remote_oid, "%s", oid);
+    if (oid && (is_hex(oid, 40) || is_hex(oid, 64)))
+      snprintf(files[k].remote_oid, sizeof files[k].remote_oid, "%s", oid);
   }
   for (size_t k = 0; !s && k < nf; k++)
     if (!seen[k]) s = mp_err(MP_ERR_FORMAT, "%s: preupload did not answer for '%.200s'", url, files[k].path);
@@ -273,7 +294,8 @@ void mp_up_actions_free(mp_up_action *a, size_t n) {
   for (size_t i = 0; i < n; i++) {
     free(a[i].href);
     free(a[i].verify);
-    for (size_t k = 0; k < a[i].n_parts; k++) free(a[i].parts[k]);
+    for (size_t k = 0; k < a[i].n_parts; k++)
+      free(a[i].parts[k]);
     free(a[i].parts);
     a[i].href = a[i].verify = NULL;
     a[i].parts = NULL;
@@ -286,33 +308,40 @@ static int http_url(const char *u) { return u && (!strncmp(u, "http://", 7) || !
 static mp_status parse_action(const mp_json *o, const char *url, mp_up_action *act) {
   const mp_json *actions = mp_json_get(o, "actions");
   if (!actions || actions->type == MP_JSON_NULL) return MP_OK; /* already stored */
-  if (actions->type != MP_JSON_OBJECT) return mp_err(MP_ERR_FORMAT, "%s: object %s: \"actions\" is not an object", url, act->oid);
+  if (actions->type != MP_JSON_OBJECT)
+    return mp_err(MP_ERR_FORMAT, "%s: object %s: \"actions\" is not an object", url, act->oid);
   const mp_json *up = mp_json_get(actions, "upload"), *ver = mp_json_get(actions, "verify");
   if (ver) {
     const char *h = mp_json_get_str(ver, "href", NULL);
-    if (!http_url(h)) return mp_err(MP_ERR_FORMAT, "%s: object %s: verify action without an http(s) \"href\"", url, act->oid);
+    if (!http_url(h))
+      return mp_err(MP_ERR_FORMAT, "%s: object %s: verify action without an http(s) \"href\"", url, act->oid);
     if (!(act->verify = strdup(h))) return mp_err(MP_ERR_NOMEM, "out of memory");
   }
   if (!up) return MP_OK; /* only verify: stored */
   const char *href = mp_json_get_str(up, "href", NULL);
-  if (!http_url(href)) return mp_err(MP_ERR_FORMAT, "%s: object %s: upload action without an http(s) \"href\"", url, act->oid);
+  if (!http_url(href))
+    return mp_err(MP_ERR_FORMAT, "%s: object %s: upload action without an http(s) \"href\"", url, act->oid);
   act->upload = 1;
   if (!(act->href = strdup(href))) return mp_err(MP_ERR_NOMEM, "out of memory");
   const mp_json *hd = mp_json_get(up, "header");
   if (!hd || hd->type == MP_JSON_NULL) return MP_OK;
-  if (hd->type != MP_JSON_OBJECT) return mp_err(MP_ERR_FORMAT, "%s: object %s: upload \"header\" is not an object", url, act->oid);
+  if (hd->type != MP_JSON_OBJECT)
+    return mp_err(MP_ERR_FORMAT, "%s: object %s: upload \"header\" is not an object", url, act->oid);
   const mp_json *cs = mp_json_get(hd, "chunk_size");
   if (!cs) return MP_OK; /* basic */
   int64_t chunk = -1;
-  if (cs->type == MP_JSON_NUMBER && cs->is_int) chunk = cs->i;
+  if (cs->type == MP_JSON_NUMBER && cs->is_int)
+    chunk = cs->i;
   else if (cs->type == MP_JSON_STRING) {
     char *end;
     long long v = strtoll(cs->str, &end, 10);
     if (end != cs->str && !*end) chunk = v;
   }
-  if (chunk <= 0) return mp_err(MP_ERR_FORMAT, "%s: object %s: \"chunk_size\" is not a positive integer", url, act->oid);
+  if (chunk <= 0)
+    return mp_err(MP_ERR_FORMAT, "%s: object %s: \"chunk_size\" is not a positive integer", url, act->oid);
   int64_t want = (act->size + chunk - 1) / chunk;
-  if (want > 100000) return mp_err(MP_ERR_FORMAT, "%s: object %s: %lld parts are too many", url, act->oid, (long long)want);
+  if (want > 100000)
+    return mp_err(MP_ERR_FORMAT, "%s: object %s: %lld parts are too many", url, act->oid, (long long)want);
   act->chunk_size = chunk;
   act->parts = calloc((size_t)(want ? want : 1), sizeof *act->parts);
   if (!act->parts) return mp_err(MP_ERR_NOMEM, "out of memory");
@@ -358,9 +387,11 @@ mp_status mp_up_parse_batch(const char *body, size_t n, const char *url, mp_up_a
       break;
     }
     size_t k = 0;
-    while (k < na && (strcmp(acts[k].oid, oid) != 0 || acts[k].answered)) k++;
+    while (k < na && (strcmp(acts[k].oid, oid) != 0 || acts[k].answered))
+      k++;
     if (k == na) {
-      s = mp_err(MP_ERR_FORMAT, "%s: LFS batch answered for object '%.80s' that was not asked for (or twice)", url, oid);
+      s = mp_err(MP_ERR_FORMAT, "%s: LFS batch answered for object '%.80s' that was not asked for (or twice)", url,
+                 oid);
       break;
     }
     mp_up_action *act = &acts[k];
@@ -425,13 +456,15 @@ mp_status mp_up_http_error(long status, const char *code, const char *message, c
                   "write access (huggingface.co/settings/tokens)",
                   url, what, sep, m, have_token ? "invalid or expired" : "missing");
   if (status == 403)
-    return mp_err(MP_ERR_SECURITY,
-                  "%s: %s: forbidden (HTTP 403)%s%s. The token cannot write to '%s' (a read-only token, or not a member "
-                  "of the organization); use a write token of an account that owns the repo",
-                  url, what, sep, m, repo_id);
+    return mp_err(
+        MP_ERR_SECURITY,
+        "%s: %s: forbidden (HTTP 403)%s%s. The token cannot write to '%s' (a read-only token, or not a member "
+        "of the organization); use a write token of an account that owns the repo",
+        url, what, sep, m, repo_id);
   if (status == 404)
-    return mp_err(MP_ERR_NOT_FOUND, "%s: %s: not found (HTTP 404%s%s)%s%s. Check the repo id and that the token can see it",
-                  url, what, code ? ", " : "", code ? code : "", sep, m);
+    return mp_err(MP_ERR_NOT_FOUND,
+                  "%s: %s: not found (HTTP 404%s%s)%s%s. Check the repo id and that the token can see it", url, what,
+                  code ? ", " : "", code ? code : "", sep, m);
   if (status == 409)
     return mp_err(MP_ERR_IO,
                   "%s: %s: conflict (HTTP 409)%s%s. The branch moved while uploading (its head is no longer the parent "
@@ -512,8 +545,10 @@ static mp_status request(up *u, const char *method, const char *url, const hh_bo
   if (body_timeout < 60) body_timeout = 60;
   for (int attempt = 0;; attempt++) {
     u->last_attempts = attempt + 1;
-    if (body) hh_perform_body(&u->c, method, url, body, body_timeout, (size_t)16 << 20, r);
-    else hh_perform(&u->c, method, url, HH_FOLLOW_ALL, u->s.etag_timeout, -1, NULL, NULL, (size_t)16 << 20, r);
+    if (body)
+      hh_perform_body(&u->c, method, url, body, body_timeout, (size_t)16 << 20, r);
+    else
+      hh_perform(&u->c, method, url, HH_FOLLOW_ALL, u->s.etag_timeout, -1, NULL, NULL, (size_t)16 << 20, r);
     u->last_status = r->curl_code == CURLE_OK ? r->status : 0;
     if (r->curl_code == CURLE_OK && ((r->status >= 200 && r->status < 300) || r->status == ok_status)) return MP_OK;
     if (attempt + 1 < u->s.max_attempts && hh_retryable(r)) {
@@ -554,8 +589,10 @@ static mp_status create_repo(up *u) {
   mp_sb_puts(&b, "{\"name\": ");
   mp_sb_json_str(&b, slash ? slash + 1 : id, strlen(slash ? slash + 1 : id));
   mp_sb_puts(&b, ", \"organization\": ");
-  if (slash) mp_sb_json_str(&b, id, (size_t)(slash - id));
-  else mp_sb_puts(&b, "null");
+  if (slash)
+    mp_sb_json_str(&b, id, (size_t)(slash - id));
+  else
+    mp_sb_puts(&b, "null");
   mp_sb_printf(&b, ", \"private\": %s", u->rq->private_ ? "true" : "false");
   if (strcmp(u->type, "model")) mp_sb_printf(&b, ", \"type\": \"%s\"", u->type);
   mp_sb_puts(&b, "}");
@@ -590,9 +627,12 @@ static mp_status head_commit(up *u, char **sha, int *missing_repo, int *missing_
       continue;
     }
     const char *code = r.h[HH_ERROR_CODE];
-    if (r.curl_code == CURLE_OK && code && !strcmp(code, "RevisionNotFound")) *missing_rev = 1;
-    else if (r.curl_code == CURLE_OK && (r.status == 404 || (code && !strcmp(code, "RepoNotFound")))) *missing_repo = 1;
-    else s = fail(u, &r, url, "reading the branch head");
+    if (r.curl_code == CURLE_OK && code && !strcmp(code, "RevisionNotFound"))
+      *missing_rev = 1;
+    else if (r.curl_code == CURLE_OK && (r.status == 404 || (code && !strcmp(code, "RepoNotFound"))))
+      *missing_repo = 1;
+    else
+      s = fail(u, &r, url, "reading the branch head");
     goto out;
   }
   {
@@ -659,7 +699,8 @@ static mp_status preupload(up *u, mp_up_file *f, size_t n) {
 static char *batch_url(const up *u) {
   mp_sb sb;
   mp_sb_init(&sb);
-  mp_sb_printf(&sb, "%s/%s%s.git/info/lfs/objects/batch", u->s.endpoint, strcmp(u->type, "model") ? (strcmp(u->type, "dataset") ? "spaces/" : "datasets/") : "", u->rq->repo_id);
+  mp_sb_printf(&sb, "%s/%s%s.git/info/lfs/objects/batch", u->s.endpoint,
+               strcmp(u->type, "model") ? (strcmp(u->type, "dataset") ? "spaces/" : "datasets/") : "", u->rq->repo_id);
   if (sb.oom) {
     mp_sb_free(&sb);
     return NULL;
@@ -677,7 +718,8 @@ static mp_status batch(up *u, mp_up_action *acts, size_t n) {
     mp_sb_init(&b);
     mp_sb_puts(&b, "{\"operation\": \"upload\", \"transfers\": [\"basic\", \"multipart\"], \"objects\": [");
     for (size_t i = 0; i < k; i++)
-      mp_sb_printf(&b, "%s{\"oid\": \"%s\", \"size\": %lld}", i ? ", " : "", acts[at + i].oid, (long long)acts[at + i].size);
+      mp_sb_printf(&b, "%s{\"oid\": \"%s\", \"size\": %lld}", i ? ", " : "", acts[at + i].oid,
+                   (long long)acts[at + i].size);
     mp_sb_puts(&b, "], \"hash_algo\": \"sha256\", \"ref\": {\"name\": ");
     mp_sb_json_str(&b, u->rev, strlen(u->rev));
     mp_sb_puts(&b, "}}");
@@ -698,8 +740,10 @@ static mp_status put_range(up *u, const char *url, int fd, int64_t off, int64_t 
   mp_status s = request(u, "PUT", url, &body, what, 0, &r);
   if (!s && etag) {
     const char *e = r.h[HH_ETAG];
-    if (!e || !*e) s = mp_err(MP_ERR_FORMAT, "%s: %s: the answer has no ETag (needed to complete the multipart upload)", url, what);
-    else if (!(*etag = strdup(e))) s = mp_err(MP_ERR_NOMEM, "out of memory");
+    if (!e || !*e)
+      s = mp_err(MP_ERR_FORMAT, "%s: %s: the answer has no ETag (needed to complete the multipart upload)", url, what);
+    else if (!(*etag = strdup(e)))
+      s = mp_err(MP_ERR_NOMEM, "out of memory");
   }
   hh_resp_free(&r);
   return s;
@@ -742,7 +786,8 @@ static mp_status upload_object(up *u, const mp_up_file *f, const mp_up_action *a
       hh_resp_free(&r);
       mp_sb_free(&b);
     }
-    for (size_t p = 0; etags && p < act->n_parts; p++) free(etags[p]);
+    for (size_t p = 0; etags && p < act->n_parts; p++)
+      free(etags[p]);
     free(etags);
   }
   close(fd);
@@ -770,7 +815,8 @@ static mp_status lfs_objects(const mp_up_file *f, size_t n, mp_up_action **acts,
   for (size_t i = 0; i < n; i++) {
     if (!f[i].changed || !f[i].lfs || f[i].ignored) continue;
     size_t k = 0;
-    while (k < *na && strcmp((*acts)[k].oid, f[i].sha256)) k++;
+    while (k < *na && strcmp((*acts)[k].oid, f[i].sha256))
+      k++;
     if (k < *na) continue;
     (*acts)[*na].oid = f[i].sha256;
     (*acts)[*na].size = f[i].size;
@@ -787,8 +833,10 @@ static mp_status send_lfs(up *u) {
   mp_status s = lfs_objects(o->files, o->n_files, &acts, &owner, &na);
   if (!s && na) s = batch(u, acts, na);
   for (size_t k = 0; !s && k < na; k++) {
-    if (acts[k].upload) u->bytes_total += acts[k].size, u->files_total++;
-    else o->n_lfs_present++, o->files[owner[k]].on_server = 1;
+    if (acts[k].upload)
+      u->bytes_total += acts[k].size, u->files_total++;
+    else
+      o->n_lfs_present++, o->files[owner[k]].on_server = 1;
   }
   for (size_t k = 0; !s && k < na; k++) {
     if (!acts[k].upload) continue;
@@ -808,7 +856,8 @@ static mp_status send_lfs(up *u) {
   /* confirmation: the server must now hold every object the commit will name */
   if (!s && na) {
     mp_up_actions_free(acts, na);
-    for (size_t k = 0; k < na; k++) acts[k].answered = acts[k].upload = 0, acts[k].chunk_size = 0;
+    for (size_t k = 0; k < na; k++)
+      acts[k].answered = acts[k].upload = 0, acts[k].chunk_size = 0;
     s = batch(u, acts, na);
     for (size_t k = 0; !s && k < na; k++)
       if (acts[k].upload)
@@ -856,7 +905,8 @@ static mp_status commit(up *u) {
   mp_sb_init(&body);
   mp_sb_init(&url);
   if (!s) {
-    const char *msg = u->rq->commit_message && *u->rq->commit_message ? u->rq->commit_message : "Upload folder with mlxport";
+    const char *msg =
+        u->rq->commit_message && *u->rq->commit_message ? u->rq->commit_message : "Upload folder with mlxport";
     mp_up_commit_ndjson(&body, msg, u->rq->commit_description, o->parent, ops, nops);
     char *base = api_url(u, "commit", 1);
     mp_sb_printf(&url, "%s%s", base ? base : "", u->rq->create_pr ? "?create_pr=1" : "");
@@ -887,7 +937,8 @@ static mp_status commit(up *u) {
   hh_resp_free(&r);
   mp_sb_free(&body);
   mp_sb_free(&url);
-  for (size_t i = 0; bufs && i < o->n_files; i++) free(bufs[i]);
+  for (size_t i = 0; bufs && i < o->n_files; i++)
+    free(bufs[i]);
   free(bufs);
   free(ops);
   return s;
@@ -918,7 +969,8 @@ mp_status mp_hub_upload(const mp_hub_upload_request *rq, mp_hub_upload_result *o
                   rq->repo_id ? rq->repo_id : "");
   if (!mp_hub_valid_revision(u.rev)) return mp_err(MP_ERR_INVALID_ARG, "revision '%s' is not usable", u.rev);
   if (rq->create_pr && strcmp(u.rev, "main"))
-    return mp_err(MP_ERR_INVALID_ARG, "--create-pr opens a pull request against main; it cannot be combined with --revision %s", u.rev);
+    return mp_err(MP_ERR_INVALID_ARG,
+                  "--create-pr opens a pull request against main; it cannot be combined with --revision %s", u.rev);
   MP_TRY(mp_hub_settings_load(&u.s));
   mp_status s = MP_OK;
   if (u.s.offline) {
@@ -940,7 +992,8 @@ mp_status mp_hub_upload(const mp_hub_upload_request *rq, mp_hub_upload_result *o
     goto out;
   }
   if (!rq->dry_run && !out->parent) {
-    s = mp_err(MP_ERR_NOT_FOUND, "%s: revision '%s' of '%s' cannot be read after creating it", u.s.endpoint, u.rev, rq->repo_id);
+    s = mp_err(MP_ERR_NOT_FOUND, "%s: revision '%s' of '%s' cannot be read after creating it", u.s.endpoint, u.rev,
+               rq->repo_id);
     goto out;
   }
   if (rq->dry_run && (missing_repo || missing_rev)) { /* what a first upload would send */
@@ -981,8 +1034,10 @@ mp_status mp_hub_upload(const mp_hub_upload_request *rq, mp_hub_upload_result *o
       ours = f->ignored || !strcmp(f->remote_oid, f->lfs ? f->sha256 : f->git_oid);
     }
     if (ours) {
-      mp_log(MP_LOG_WARN, "%s: the commit was refused as a conflict, but the branch head %s holds exactly this "
-             "folder (the first copy of a resent commit landed): done", rq->repo_id, head);
+      mp_log(MP_LOG_WARN,
+             "%s: the commit was refused as a conflict, but the branch head %s holds exactly this "
+             "folder (the first copy of a resent commit landed): done",
+             rq->repo_id, head);
       free(out->commit);
       out->commit = head;
       head = NULL;

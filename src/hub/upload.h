@@ -48,7 +48,7 @@ typedef struct mp_hub_upload_request {
   const char *commit_message; /* NULL = "Upload folder with mlxport" */
   const char *commit_description;
   int create_pr;
-  int dry_run; /* nothing created, sent or committed */
+  int dry_run;                 /* nothing created, sent or committed */
   mp_hub_progress_fn progress; /* bytes of LFS content sent */
   void *progress_user;
 } mp_hub_upload_request;
@@ -56,11 +56,11 @@ typedef struct mp_hub_upload_request {
 typedef struct mp_hub_upload_result {
   mp_up_file *files;
   size_t n_files;
-  int repo_existed;  /* -1 unknown (dry run without access) */
+  int repo_existed; /* -1 unknown (dry run without access) */
   int created_repo;
-  int committed;     /* 0: nothing changed (no commit) or dry run */
-  char *parent;      /* the commit the upload was based on ("" for a repo that does not exist yet) */
-  char *commit;      /* the new commit, or the unchanged head */
+  int committed; /* 0: nothing changed (no commit) or dry run */
+  char *parent;  /* the commit the upload was based on ("" for a repo that does not exist yet) */
+  char *commit;  /* the new commit, or the unchanged head */
   char *commit_url;
   char *pr_url;
   size_t n_changed, n_lfs_uploaded, n_lfs_present;
@@ -85,12 +85,12 @@ typedef struct mp_up_action {
   const char *oid; /* the object asked for (64 hex) */
   int64_t size;
   int answered;
-  int upload;      /* 0: the server already has it */
-  char *href;      /* upload href (basic PUT, or the multipart completion URL) */
+  int upload;         /* 0: the server already has it */
+  char *href;         /* upload href (basic PUT, or the multipart completion URL) */
   int64_t chunk_size; /* > 0: multipart */
-  char **parts;    /* part URLs in part order */
+  char **parts;       /* part URLs in part order */
   size_t n_parts;
-  char *verify;    /* verify href or NULL */
+  char *verify; /* verify href or NULL */
 } mp_up_action;
 /* Applies an LFS batch answer to acts[] (oid/size filled in by the caller). An object error, an
  * unknown object, a missing answer or a part list that does not cover the size is an error. */
@@ -114,6 +114,6 @@ void mp_base64(mp_sb *sb, const unsigned char *data, size_t n);
 
 /* The error for a failed upload request: 401 / 403 / 404 / 409 / 413 / 422 and the rest, naming
  * the URL and the step (`what`) and saying what to do. */
-mp_status mp_up_http_error(long status, const char *error_code, const char *message, const char *url,
-                           const char *what, const char *repo_id, int have_token);
+mp_status mp_up_http_error(long status, const char *error_code, const char *message, const char *url, const char *what,
+                           const char *repo_id, int have_token);
 #endif

@@ -94,12 +94,12 @@ static void test_preupload_parser(void) {
       "",
       "[]",
       "{\"files\": {}}",
-      "{\"files\": [{\"path\": \"config.json\", \"uploadMode\": \"regular\"}]}",                     /* one missing */
-      "{\"files\": [{\"path\": \"other\", \"uploadMode\": \"regular\"}]}",                           /* not asked */
+      "{\"files\": [{\"path\": \"config.json\", \"uploadMode\": \"regular\"}]}", /* one missing */
+      "{\"files\": [{\"path\": \"other\", \"uploadMode\": \"regular\"}]}",       /* not asked */
       "{\"files\": [{\"path\": \"config.json\", \"uploadMode\": \"xet\"}, {\"path\": \"model.safetensors\", "
-      "\"uploadMode\": \"lfs\"}]}",                                                                  /* unknown mode */
+      "\"uploadMode\": \"lfs\"}]}", /* unknown mode */
       "{\"files\": [{\"path\": \"config.json\", \"uploadMode\": \"lfs\"}, {\"path\": \"config.json\", "
-      "\"uploadMode\": \"lfs\"}]}",                                                                  /* twice */
+      "\"uploadMode\": \"lfs\"}]}", /* twice */
       "{\"files\": [{\"uploadMode\": \"lfs\"}]}",
   };
   for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
@@ -122,10 +122,11 @@ static void test_batch_parser(void) {
   memset(a, 0, sizeof a);
   a[0].oid = OID_A, a[0].size = 10;
   a[1].oid = OID_B, a[1].size = 250;
-  const char *ok = "{\"transfer\": \"multipart\", \"objects\": [{\"oid\": \"" OID_A "\", \"size\": 10}, {\"oid\": \"" OID_B
-                   "\", \"size\": 250, \"actions\": {\"upload\": {\"href\": \"https://h/complete\", \"header\": "
-                   "{\"chunk_size\": \"100\", \"00002\": \"https://s/p2\", \"00001\": \"https://s/p1\", \"00003\": "
-                   "\"https://s/p3\"}}, \"verify\": {\"href\": \"https://h/verify\"}}}]}";
+  const char *ok =
+      "{\"transfer\": \"multipart\", \"objects\": [{\"oid\": \"" OID_A "\", \"size\": 10}, {\"oid\": \"" OID_B
+      "\", \"size\": 250, \"actions\": {\"upload\": {\"href\": \"https://h/complete\", \"header\": "
+      "{\"chunk_size\": \"100\", \"00002\": \"https://s/p2\", \"00001\": \"https://s/p1\", \"00003\": "
+      "\"https://s/p3\"}}, \"verify\": {\"href\": \"https://h/verify\"}}}]}";
   CHECK_OK(mp_up_parse_batch(ok, strlen(ok), "u", a, 2));
   CHECK(!a[0].upload && a[1].upload && a[1].chunk_size == 100 && a[1].n_parts == 3);
   if (a[1].n_parts == 3) {
@@ -158,7 +159,8 @@ static void test_batch_parser(void) {
       "{\"upload\": {\"href\": \"https://h/c\", \"header\": {\"chunk_size\": \"0\"}}}}]}",
   };
   for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
-    for (int k = 0; k < 2; k++) a[k].answered = a[k].upload = 0, a[k].chunk_size = 0;
+    for (int k = 0; k < 2; k++)
+      a[k].answered = a[k].upload = 0, a[k].chunk_size = 0;
     mp_status s = mp_up_parse_batch(bad[i], strlen(bad[i]), "http://x/batch", a, 2);
     CHECKF(s != MP_OK, "bad batch answer %zu accepted", i);
     CHECK(strstr(mp_last_error(), "http://x/batch") != NULL);
@@ -167,8 +169,8 @@ static void test_batch_parser(void) {
 }
 
 static void test_error_mapping(void) {
-  mp_status s = mp_up_http_error(401, NULL, "Invalid credentials", "http://h/api/repos/create", "creating the repo",
-                                 "org/x", 1);
+  mp_status s =
+      mp_up_http_error(401, NULL, "Invalid credentials", "http://h/api/repos/create", "creating the repo", "org/x", 1);
   CHECK(s == MP_ERR_SECURITY && strstr(mp_last_error(), "401") && strstr(mp_last_error(), "HF_TOKEN") &&
         strstr(mp_last_error(), "invalid") && strstr(mp_last_error(), "http://h/api/repos/create"));
   s = mp_up_http_error(401, NULL, NULL, "u", "w", "org/x", 0);
@@ -241,7 +243,8 @@ static void check_front_matter(const char *card, int want_index) {
 
 static const char *k_cmp =
     "{\"model\": \"m\", \"dataset\": \"%s\", \"bits\": 4, \"main_metric\": \"spearman\", \"converted\": {\"task\": "
-    "\"semantic-similarity\", \"n_examples\": 30, \"spearman\": 0.88, \"pearson\": 0.9, \"spearman_ci95\": [0.8, 0.95], "
+    "\"semantic-similarity\", \"n_examples\": 30, \"spearman\": 0.88, \"pearson\": 0.9, \"spearman_ci95\": [0.8, "
+    "0.95], "
     "\"qpm\": 5000, \"size_mb\": 12.3, \"cpu\": \"Test CPU\", \"isa\": \"scalar\", \"threads\": 1, \"metric_compute\": "
     "\"faithful\", \"perf_compute\": \"fast\"}, \"original\": {\"spearman\": 0.89, \"qpm\": 3000, \"size_mb\": 86.7}, "
     "\"comparison\": {\"accuracy_drop\": 0.01, \"speedup\": 1.6, \"agreement\": null}, \"quality_gates\": {\"passed\": "
