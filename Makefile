@@ -9,7 +9,7 @@ JOBS      ?= $(shell nproc 2>/dev/null || echo 2)
 HUB       := $(MP_CACHE)/huggingface/hub
 FUZZ_SECONDS ?= 30
 
-.PHONY: all setup setup-build build build-asan build-fuzz test test-release test-asan fuzz demo clean format
+.PHONY: all setup setup-build build build-asan build-fuzz test test-data-precheck test-release test-asan fuzz demo clean format format-check
 
 all: build
 
@@ -31,13 +31,12 @@ build-fuzz: setup-build
 	@cmake -S . -B build-fuzz -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=Debug -DMP_FUZZ=ON >/dev/null
 	@cmake --build build-fuzz -j $(JOBS)
 
-test: setup build build-asan build-fuzz
-	@echo "== release build: full suite"
-	@cd build && HF_HUB_CACHE=$(HUB) ctest --output-on-failure -j $(JOBS)
-	@echo "== ASan + UBSan build: full suite"
-	@cd build-asan && HF_HUB_CACHE=$(HUB) ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
-	    ctest --output-on-failure -j $(JOBS)
-	@$(MAKE) --no-print-directory fuzz
+# test-data-precheck first: without test data and offline, `make test` stops at once (docs/testing.md).
+test: test-data-precheck setup build build-asan build-fuzz
+	@HF_HUB_CACHE=$(HUB) JOBS=$(JOBS) bash scripts/run-tests.sh
+
+test-data-precheck:
+	@bash scripts/test-data.sh precheck
 
 # Each libFuzzer target runs FUZZ_SECONDS from its committed seed corpus (fuzz/corpus/<name>).
 fuzz: build-fuzz
@@ -49,11 +48,20 @@ fuzz: build-fuzz
 	      build-fuzz/corpus-$$n fuzz/corpus/$$n 2>build-fuzz/$$n.log || { tail -50 build-fuzz/$$n.log; exit 1; }; \
 	done
 
-demo: setup build
+# The demo needs the build and the default model, not the test reference environments.
+demo: setup-build
+	@bash scripts/setup.sh demo
+	@cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
+	@cmake --build build -j $(JOBS)
 	@HF_HUB_CACHE=$(HUB) bash scripts/demo.sh
 
 format:
 	@clang-format -i $$(git ls-files '*.c' '*.h')
+
+# CI: the tree is formatted (.clang-format); `make format` fixes it.
+format-check:
+	@clang-format --dry-run -Werror $$(git ls-files '*.c' '*.h' '*.cu' '*.cuh') || \
+	  { echo "clang-format: the files above are not formatted; run make format"; exit 1; }
 
 clean:
 	rm -rf build build-asan build-fuzz

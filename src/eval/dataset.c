@@ -316,6 +316,41 @@ mp_status mp_dataset_builtin(const char *key, mp_dataset_def *d) {
   return MP_OK;
 }
 
+mp_status mp_dataset_task_fields(mp_dataset_def *d, const char *task) {
+  int nli = !strcmp(task, "nli"), bin = !strcmp(task, "binary-nli");
+  int sim = !strcmp(task, "semantic-similarity") || !strcmp(task, "sentence-similarity");
+  int cls = !strcmp(task, "text-classification") || !strcmp(task, "sentiment-analysis") ||
+            !strcmp(task, "zero-shot-classification") || !strcmp(task, "zero-shot");
+  if (!nli && !bin && !sim && !cls)
+    return mp_err(MP_ERR_INVALID_ARG,
+                  "task \"%s\" does not say which columns a dataset file has (nli, binary-nli, semantic-similarity, "
+                  "text-classification, zero-shot-classification); name them (text fields, label or score field)",
+                  task);
+  if (d->text_a || d->text_a_col >= 0) return MP_OK; /* the caller named the fields */
+  if (nli || bin) {
+    d->text_a = "premise|sentence1|question";
+    if (!d->text_b && d->text_b_col < 0) d->text_b = "hypothesis|sentence2|sentence";
+  } else if (sim) {
+    d->text_a = "sentence1";
+    if (!d->text_b && d->text_b_col < 0) d->text_b = "sentence2";
+  } else {
+    d->text_a = "sentence|text";
+  }
+  if (!d->label && d->label_col < 0 && !d->score && d->score_col < 0) {
+    if (sim) d->score = "score|label";
+    else d->label = "label|gold_label";
+  }
+  if ((nli || bin) && !d->label_names) {
+    d->label_names = bin ? nli2 : nli3;
+    d->n_label_names = bin ? N(nli2) : N(nli3);
+  }
+  if ((nli || bin) && !d->aliases) {
+    d->aliases = mnli_alias;
+    d->n_aliases = N(mnli_alias);
+  }
+  return MP_OK;
+}
+
 /* ------------------------------------------------------------------ path resolution */
 
 static int ends_with(const char *s, const char *suf) {
@@ -1397,7 +1432,11 @@ mp_status mp_dataset_load(const mp_dataset_def *def, mp_dataset **out) {
   mp_dataset_def *d = &L.d;
   if (!d->split) d->split = "validation";
   if (!d->text_a && d->text_a_col < 0)
-    return mp_err(MP_ERR_INVALID_ARG, "dataset %s: no text field given; set text_a (or a built-in key)",
+    return mp_err(MP_ERR_INVALID_ARG,
+                  "dataset %s: which columns hold the text is not known: give the task (--task nli, "
+                  "semantic-similarity, text-classification, ...: its usual column names are used), name the "
+                  "fields (--text-fields A[,B], --label-field / --score-field; text_a / text_b in a pipeline "
+                  "dataset) or use a built-in key",
                   d->key ? d->key : d->path ? d->path : "?");
   if (d->label_names && d->n_label_names > 1024)
     return mp_err(MP_ERR_INVALID_ARG, "dataset: too many label names (%zu)", d->n_label_names);

@@ -92,6 +92,15 @@ void mp_dataset_def_init(mp_dataset_def *def);
  * MP_ERR_NOT_FOUND for an unknown key (message lists the known ones). mp_dataset_load calls this
  * itself when def->key is set. */
 mp_status mp_dataset_builtin(const char *key, mp_dataset_def *def);
+/* A file given by path with no key and no fields: the usual column names (header columns, JSON
+ * keys, Parquet columns; the first one present wins) of what `task` needs, set where still unset:
+ *   nli, binary-nli            premise|sentence1|question, hypothesis|sentence2|sentence,
+ *                              label|gold_label (entailment, neutral, contradiction; binary-nli:
+ *                              entailment, not_entailment; "-" = no gold label)
+ *   semantic-similarity (sentence-similarity)  sentence1, sentence2, score|label
+ *   text-classification, zero-shot-classification  sentence|text, label|gold_label
+ * MP_ERR_INVALID_ARG for another task name. */
+mp_status mp_dataset_task_fields(mp_dataset_def *def, const char *task);
 /* NULL-terminated list of the built-in keys. */
 const char *const *mp_dataset_builtin_keys(void);
 /* Built-in key for a config's Hugging Face `name` / `subset` (e.g. "glue"/"sst2" -> "sst2",

@@ -138,9 +138,12 @@ mp_status mp_model_config_load(const char *dir, mp_model_config *c) {
     goto done;
   }
   c->head = strstr(c->architecture, "ForSequenceClassification") ? MP_HEAD_SEQ_CLS : MP_HEAD_NONE;
+  if ((st = mp_model_config_check_keys(cfg, path, c->family, mt))) goto done;
   if (c->family == MP_FAMILY_DISTILBERT) {
-    if ((st = need_int(cfg, path, "dim", NULL, &c->hidden)) || (st = need_int(cfg, path, "n_layers", NULL, &c->layers)) ||
-        (st = need_int(cfg, path, "n_heads", NULL, &c->heads)) ||
+    /* DistilBertConfig's attribute_map: hidden_size, num_hidden_layers, num_attention_heads */
+    if ((st = need_int(cfg, path, "dim", "hidden_size", &c->hidden)) ||
+        (st = need_int(cfg, path, "n_layers", "num_hidden_layers", &c->layers)) ||
+        (st = need_int(cfg, path, "n_heads", "num_attention_heads", &c->heads)) ||
         (st = need_int(cfg, path, "hidden_dim", NULL, &c->intermediate)))
       goto done;
     c->layer_norm_eps = 1e-12f;
@@ -156,6 +159,13 @@ mp_status mp_model_config_load(const char *dir, mp_model_config *c) {
         (st = bart_int(cfg, path, "encoder_attention_heads", 16, &c->heads)) ||
         (st = bart_int(cfg, path, "encoder_ffn_dim", 4096, &c->intermediate)))
       goto done;
+    /* num_hidden_layers: BartConfig's alias of encoder_layers (4.x configs write both) */
+    const mp_json *nhl = mp_json_get(cfg, "num_hidden_layers");
+    if (nhl && !(nhl->type == MP_JSON_NUMBER && nhl->is_int && nhl->i == c->layers)) {
+      st = mp_err(MP_ERR_FORMAT, "%s:%u: num_hidden_layers (an alias of encoder_layers) differs from encoder_layers "
+                  "%lld; make them equal or remove num_hidden_layers", path, nhl->line, (long long)c->layers);
+      goto done;
+    }
     c->layer_norm_eps = 1e-5f; /* nn.LayerNorm default */
     if ((st = mp_act_from_config(path, "activation_function", mp_json_get_str(cfg, "activation_function", "gelu"), &c->act))) goto done;
     c->type_vocab_size = 0;

@@ -6,6 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/json.h"
 #include "kernels/kernels.h"
 #include "mlxport.h"
 
@@ -68,6 +69,11 @@ typedef struct mp_model_config {
  * MP_ERR_FORMAT naming config.json and the field. */
 mp_status mp_model_config_load(const char *dir, mp_model_config *cfg);
 void mp_model_config_free(mp_model_config *cfg);
+/* The allow-list of config.json keys (src/model/config_keys.c): MP_ERR_UNSUPPORTED naming `path`,
+ * the key and what to do for a key that is not understood for the family (it could change the
+ * outputs), or an understood key with a value the runtime does not implement (is_decoder true,
+ * pruned heads, transformers' own quantization). Both the transformers 4.x and 5.x schemas pass. */
+mp_status mp_model_config_check_keys(const mp_json *cfg, const char *path, mp_family fam, const char *model_type);
 /* transformers' activation name (ACT2FN keys: gelu, gelu_new, gelu_pytorch_tanh, gelu_fast, relu,
  * tanh, silu/swish, sigmoid, linear) -> mp_act; MP_ERR_UNSUPPORTED naming file and key otherwise. */
 mp_status mp_act_from_config(const char *file, const char *key, const char *name, mp_act *out);

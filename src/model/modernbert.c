@@ -5,7 +5,9 @@
  *     x += mlp.Wo(act(in) * gate) with [in | gate] = mlp.Wi(mlp_norm(x)) (GeGLU);
  *   attention: fused Wqkv -> rotary embeddings on q and k (rotate_half convention, theta =
  *     global_rope_theta on global layers, local_rope_theta on local ones) -> softmax(q k^T /
- *     sqrt(d)) v; layer l is global when l % global_attn_every_n_layers == 0, else local:
+ *     sqrt(d)) v; layer l is global when l % global_attn_every_n_layers == 0, else local
+ *     (5.x schema: layer_types[l] "full_attention" / "sliding_attention"; rope_parameters'
+ *     per-type rope_theta, see read_rope):
  *     a query i sees keys j with |i - j| <= local_attention / 2 (and the padding mask);
  *   final_norm; head: classifier_pooling ("cls": token 0, "mean": mean over the attention
  *     mask) -> head.dense (+bias when classifier_bias) -> classifier_activation -> head.norm
@@ -44,6 +46,7 @@ typedef struct modernbert {
   mp_act act, head_act;
   int64_t half; /* local_attention / 2 */
   double theta_global, theta_local;
+  double factor_global, factor_local; /* rope_type "linear": inv_freq / factor; else 1 */
   int pool_mean;
   mp_dense head_dense, classifier;
   mp_lnorm head_norm;
@@ -96,6 +99,98 @@ static mp_status split_rows(mp_model *m, const mp_dense *src, int64_t r0, int64_
 
 static int64_t cfg_int(const mp_json *cj, const char *key, int64_t dflt) { return mp_json_get_int(cj, key, dflt); }
 
+/* One layer type's rotary parameters of the 5.x schema: {"rope_type": T, "rope_theta": x, ...}
+ * ("type" is the older spelling of rope_type), as transformers 5.x's rope functions read them:
+ *   "default": inv_freq = 1 / theta^(2i/d);
+ *   "linear":  the default inv_freq / "factor";
+ *   "dynamic": dynamic NTK, which changes theta only for inputs longer than
+ *              max_position_embeddings; mlxport never runs those, so it is the default here.
+ * Other types (yarn, longrope, llama3, ...) and partial rotary embeddings are refused. */
+static mp_status rope_params_of(const char *path, const mp_json *rp, const char *layer_type, double *theta,
+                                double *factor) {
+  const mp_json *p = mp_json_get(rp, layer_type);
+  if (!p || p->type == MP_JSON_NULL) return MP_OK; /* the 4.x key or the default applies */
+  if (p->type != MP_JSON_OBJECT)
+    return mp_err(MP_ERR_FORMAT, "%s/config.json:%u: rope_parameters.%s must be an object", path, p->line, layer_type);
+  const mp_json *t = mp_json_get(p, "rope_type");
+  const char *tkey = "rope_type";
+  if (!t || t->type == MP_JSON_NULL) t = mp_json_get(p, "type"), tkey = "type";
+  const char *type = "default";
+  if (t && t->type != MP_JSON_NULL) {
+    if (t->type != MP_JSON_STRING ||
+        (strcmp(t->str, "default") && strcmp(t->str, "linear") && strcmp(t->str, "dynamic")))
+      return mp_err(MP_ERR_UNSUPPORTED,
+                    "%s/config.json:%u: rope_parameters.%s.%s \"%s\" is not implemented (only \"default\", "
+                    "\"linear\" and \"dynamic\" rotary embeddings are); the model cannot be run by mlxport",
+                    path, t->line, layer_type, tkey, t->type == MP_JSON_STRING ? t->str : "?");
+    type = t->str;
+  }
+  for (size_t i = 0; i < p->len; i++) {
+    const char *k = p->keys[i];
+    const mp_json *v = p->items[i];
+    if (!strcmp(k, "rope_type") || !strcmp(k, "type")) continue;
+    if (!strcmp(k, "rope_theta")) {
+      if (v->type != MP_JSON_NUMBER || !(v->num > 0))
+        return mp_err(MP_ERR_FORMAT, "%s/config.json:%u: rope_parameters.%s.rope_theta must be a positive number",
+                      path, v->line, layer_type);
+      *theta = v->num;
+    } else if (!strcmp(k, "factor") && strcmp(type, "default") != 0) {
+      if (v->type != MP_JSON_NUMBER || !(v->num > 0))
+        return mp_err(MP_ERR_FORMAT, "%s/config.json:%u: rope_parameters.%s.factor must be a positive number",
+                      path, v->line, layer_type);
+      if (!strcmp(type, "linear")) *factor = v->num;
+    } else {
+      return mp_err(MP_ERR_UNSUPPORTED,
+                    "%s/config.json:%u: rope_parameters.%s.%s is not understood by mlxport for rope_type \"%s\" "
+                    "(rope_theta, and factor for linear / dynamic, are); it may change the rotary embeddings, so the "
+                    "model is not loaded",
+                    path, v->line, layer_type, k, type);
+    }
+  }
+  if (strcmp(type, "default") != 0 && !mp_json_get(p, "factor"))
+    return mp_err(MP_ERR_FORMAT, "%s/config.json:%u: rope_parameters.%s: rope_type \"%s\" needs a \"factor\"",
+                  path, p->line, layer_type, type);
+  return MP_OK;
+}
+
+/* Rotary thetas of global (full_attention) and local (sliding_attention) layers. 4.x schema:
+ * global_rope_theta (default 160000), local_rope_theta (default 10000; null: the global theta).
+ * 5.x schema: rope_parameters.{full_attention,sliding_attention}.rope_theta, which take precedence
+ * over the 4.x keys (transformers 5.x reads the 4.x keys only where rope_parameters has no theta).
+ * rope_scaling (the 4.x spelling of a scaled rope), a per-type rope_type that rope_params_of does
+ * not implement and a head_dim other than hidden_size / num_attention_heads are refused. */
+static mp_status read_rope(const char *path, const mp_json *cj, int64_t d, modernbert *f) {
+  const mp_json *rs = mp_json_get(cj, "rope_scaling");
+  if (rs && rs->type != MP_JSON_NULL)
+    return mp_err(MP_ERR_UNSUPPORTED, "%s/config.json:%u: rope_scaling (scaled rotary embeddings) is not "
+                  "implemented; only the default rotary embeddings are", path, rs->line);
+  const mp_json *hd = mp_json_get(cj, "head_dim");
+  if (hd && hd->type != MP_JSON_NULL && !(hd->type == MP_JSON_NUMBER && hd->is_int && hd->i == d))
+    return mp_err(MP_ERR_UNSUPPORTED, "%s/config.json:%u: head_dim other than hidden_size / num_attention_heads "
+                  "(%lld) is not supported", path, hd->line, (long long)d);
+  f->factor_global = f->factor_local = 1.0;
+  f->theta_global = mp_json_get_num(cj, "global_rope_theta", 160000.0);
+  const mp_json *lt = mp_json_get(cj, "local_rope_theta");
+  f->theta_local = (lt && lt->type == MP_JSON_NUMBER) ? lt->num : (lt ? f->theta_global : 10000.0);
+  const mp_json *rp = mp_json_get(cj, "rope_parameters");
+  if (rp && rp->type != MP_JSON_NULL) {
+    if (rp->type != MP_JSON_OBJECT)
+      return mp_err(MP_ERR_FORMAT, "%s/config.json:%u: rope_parameters must be an object", path, rp->line);
+    for (size_t i = 0; i < rp->len; i++)
+      if (strcmp(rp->keys[i], "full_attention") && strcmp(rp->keys[i], "sliding_attention"))
+        return mp_err(MP_ERR_UNSUPPORTED,
+                      "%s/config.json:%u: rope_parameters.%s: ModernBERT's rope_parameters map the layer types "
+                      "\"full_attention\" and \"sliding_attention\" to {rope_type, rope_theta}; other keys are "
+                      "not understood",
+                      path, rp->items[i]->line, rp->keys[i]);
+    MP_TRY(rope_params_of(path, rp, "full_attention", &f->theta_global, &f->factor_global));
+    MP_TRY(rope_params_of(path, rp, "sliding_attention", &f->theta_local, &f->factor_local));
+  }
+  if (!(f->theta_global > 0) || !(f->theta_local > 0))
+    return mp_err(MP_ERR_FORMAT, "%s/config.json: the global and local rope thetas must be positive", path);
+  return MP_OK;
+}
+
 static mp_status modernbert_bind(mp_model *m) {
   char path_cfg[4200];
   snprintf(path_cfg, sizeof path_cfg, "%s/config.json", m->path);
@@ -111,10 +206,7 @@ static mp_status modernbert_bind(mp_model *m) {
   if (d % 2)
     return mp_err(MP_ERR_UNSUPPORTED, "%s/config.json: head size %lld (hidden_size / num_attention_heads) is odd; "
                   "rotary embeddings need an even head size", m->path, (long long)d);
-  const mp_json *rs = mp_json_get(cj, "rope_scaling");
-  if (rs && rs->type != MP_JSON_NULL)
-    return mp_err(MP_ERR_UNSUPPORTED, "%s/config.json: rope_scaling is not supported (only the default rotary "
-                  "embeddings)", m->path);
+  MP_TRY(read_rope(m->path, cj, H / NH, f));
   f->eps = (float)mp_json_get_num(cj, "norm_eps", 1e-5);
   const int norm_bias = mp_json_get_bool(cj, "norm_bias", 0), attn_bias = mp_json_get_bool(cj, "attention_bias", 0),
             mlp_bias = mp_json_get_bool(cj, "mlp_bias", 0), cls_bias = mp_json_get_bool(cj, "classifier_bias", 0);
@@ -124,12 +216,31 @@ static mp_status modernbert_bind(mp_model *m) {
   if (every < 1 || local < 0)
     return mp_err(MP_ERR_FORMAT, "%s/config.json: global_attn_every_n_layers must be >= 1 and local_attention >= 0 "
                   "(got %lld and %lld)", m->path, (long long)every, (long long)local);
+  /* 5.x: sliding_window is the half window (local_attention / 2); setting it sets local_attention */
+  const mp_json *sw = mp_json_get(cj, "sliding_window");
+  if (sw && sw->type != MP_JSON_NULL) {
+    if (sw->type != MP_JSON_NUMBER || !sw->is_int || sw->i < 0)
+      return mp_err(MP_ERR_FORMAT, "%s/config.json: sliding_window must be a non-negative integer", m->path);
+    if (mp_json_get(cj, "local_attention") && local / 2 != sw->i)
+      return mp_err(MP_ERR_FORMAT, "%s/config.json: sliding_window %lld disagrees with local_attention %lld (it must "
+                    "be local_attention / 2); keep one of the two", m->path, (long long)sw->i, (long long)local);
+    local = 2 * sw->i;
+  }
   f->half = local / 2;
-  f->theta_global = mp_json_get_num(cj, "global_rope_theta", 160000.0);
-  const mp_json *lt = mp_json_get(cj, "local_rope_theta");
-  f->theta_local = (lt && lt->type == MP_JSON_NUMBER) ? lt->num : (lt ? f->theta_global : 10000.0);
-  if (!(f->theta_global > 0) || !(f->theta_local > 0))
-    return mp_err(MP_ERR_FORMAT, "%s/config.json: global_rope_theta / local_rope_theta must be positive", m->path);
+  /* 5.x: layer_types ("full_attention" / "sliding_attention" per layer) takes precedence over
+   * global_attn_every_n_layers, as in transformers 5.x; 4.x ignores layer_types */
+  const mp_json *lts = mp_json_get(cj, "layer_types");
+  if (lts && lts->type != MP_JSON_NULL) {
+    if (lts->type != MP_JSON_ARRAY || (int64_t)lts->len != c->layers)
+      return mp_err(MP_ERR_FORMAT, "%s/config.json:%u: layer_types must list one of \"full_attention\" / "
+                    "\"sliding_attention\" per layer (%lld layers)", m->path, lts->line, (long long)c->layers);
+    for (size_t i = 0; i < lts->len; i++) {
+      const mp_json *e = lts->items[i];
+      if (e->type != MP_JSON_STRING || (strcmp(e->str, "full_attention") && strcmp(e->str, "sliding_attention")))
+        return mp_err(MP_ERR_UNSUPPORTED, "%s/config.json:%u: layer_types[%zu] is not \"full_attention\" or "
+                      "\"sliding_attention\" (the only ModernBERT layer types)", m->path, e->line, i);
+    }
+  }
 
   snprintf(n, sizeof n, "%sembeddings.tok_embeddings", P);
   MP_TRY(mp_bind_matrix(m, n, c->vocab_size, H, &f->tok));
@@ -141,7 +252,7 @@ static mp_status modernbert_bind(mp_model *m) {
     mlayer *L = &f->layers[l];
     char base[96];
     snprintf(base, sizeof base, "%slayers.%lld.", P, (long long)l);
-    L->local = (l % every) != 0;
+    L->local = lts && lts->type == MP_JSON_ARRAY ? !strcmp(lts->items[l]->str, "sliding_attention") : (l % every) != 0;
     if (l > 0) {
       snprintf(n, sizeof n, "%sattn_norm", base);
       MP_TRY(bind_norm(m, n, H, norm_bias, &L->attn_norm));
@@ -208,12 +319,13 @@ static void rope_rows(void *ctx, int64_t row, int thread) {
 }
 
 /* cos/sin tables [T][d/2] for one theta, in float32 like transformers' default rope:
- * inv_freq = 1 / theta^(2i/d), angle = inv_freq * position. */
-static void rope_table(double theta, int64_t T, int64_t d, float *cs) {
+ * inv_freq = 1 / theta^(2i/d) (divided by the linear rope factor), angle = inv_freq * position. */
+static void rope_table(double theta, double factor, int64_t T, int64_t d, float *cs) {
   const int64_t half = d / 2;
   for (int64_t i = 0; i < half; i++) {
     float e = (float)(2 * i) / (float)d;
     float inv = 1.0f / powf((float)theta, e);
+    if (factor != 1.0) inv /= (float)factor;
     for (int64_t p = 0; p < T; p++) {
       float ang = inv * (float)p;
       cs[p * half + i] = cosf(ang);
@@ -316,8 +428,8 @@ static mp_status modernbert_encode(mp_model *m, const mp_model_batch *b, const m
       !ab.oh || !ab.s || !ab.madd)
     return mp_err(MP_ERR_NOMEM, "out of memory for a batch of %lld x %lld tokens", (long long)B, (long long)T);
   for (int64_t i = 0; i < N; i++) kmask[i] = b->mask ? (b->mask[i] != 0) : 1;
-  rope_table(f->theta_global, T, d, cs_g);
-  rope_table(f->theta_local, T, d, cs_l);
+  rope_table(f->theta_global, f->factor_global, T, d, cs_g);
+  rope_table(f->theta_local, f->factor_local, T, d, cs_l);
   MP_TRY(mp_embedding_rows(&f->tok, b->ids, N, x));
   mp_layernorm(m->pool, x, NULL, N, H, f->emb_norm.g, f->emb_norm.b, f->eps, x);
   if (out->hook) out->hook(out->hook_user, 0, x, (size_t)B, (size_t)T, (size_t)H);

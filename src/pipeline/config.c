@@ -127,6 +127,56 @@ static const char *get_str(vctx *v, const mp_json *obj, const char *key, int req
   return j->str;
 }
 
+/* A path value with environment references expanded: ${VAR}, or ${VAR:-default} when VAR is unset or
+ * empty (e.g. hf_name: ${MP_CACHE:-../.cache}/models/x). An unset VAR without a default, or an
+ * unterminated ${, is a configuration error naming the key. The result lives in the config's arena. */
+static const char *get_path(vctx *v, const mp_json *obj, const char *key, int required, const char *what) {
+  const char *s = get_str(v, obj, key, required, what);
+  if (!s || !strstr(s, "${")) return s;
+  mp_sb out = {0};
+  const char *p = s;
+  while (*p) {
+    if (p[0] != '$' || p[1] != '{') {
+      mp_sb_append(&out, p++, 1);
+      continue;
+    }
+    const char *end = strchr(p + 2, '}');
+    if (!end) {
+      verr(v, mp_json_get(obj, key), "%s: \"%s\": unterminated \"${\" in \"%s\" (write ${VAR} or ${VAR:-default})", what,
+           key, s);
+      mp_sb_free(&out);
+      return NULL;
+    }
+    char name[256];
+    size_t n = (size_t)(end - (p + 2));
+    const char *dflt = NULL;
+    const char *colon = memchr(p + 2, ':', n);
+    size_t nn = colon ? (size_t)(colon - (p + 2)) : n;
+    if (colon && colon + 1 < end && colon[1] == '-') dflt = colon + 2;
+    if (nn == 0 || nn >= sizeof name || (colon && !dflt)) {
+      verr(v, mp_json_get(obj, key), "%s: \"%s\": bad reference \"%.*s\" in \"%s\" (write ${VAR} or ${VAR:-default})",
+           what, key, (int)(end - p + 1), p, s);
+      mp_sb_free(&out);
+      return NULL;
+    }
+    memcpy(name, p + 2, nn);
+    name[nn] = 0;
+    const char *val = getenv(name);
+    if (val && *val) mp_sb_append(&out, val, strlen(val));
+    else if (dflt) mp_sb_append(&out, dflt, (size_t)(end - dflt));
+    else {
+      verr(v, mp_json_get(obj, key), "%s: \"%s\": environment variable %s is not set (in \"%s\"); set it or write "
+           "${%s:-default}", what, key, name, s, name);
+      mp_sb_free(&out);
+      return NULL;
+    }
+    p = end + 1;
+  }
+  const char *r = mp_arena_strdup(&v->c->arena, out.buf ? out.buf : "");
+  mp_sb_free(&out);
+  return r;
+}
+
 static double get_num(vctx *v, const mp_json *obj, const char *key, double dflt, const char *what) {
   const mp_json *j = mp_json_get(obj, key);
   if (!j || j->type == MP_JSON_NULL) return dflt;
@@ -245,7 +295,7 @@ static void parse_model(vctx *v, const mp_json *mj, mp_pl_model *m) {
   }
   unknown_keys(v, mj, k_model_keys, "a model entry");
   m->name = get_str(v, mj, "name", 1, "model");
-  m->hf_name = get_str(v, mj, "hf_name", 1, m->name ? m->name : "model");
+  m->hf_name = get_path(v, mj, "hf_name", 1, m->name ? m->name : "model");
   m->revision = get_str(v, mj, "revision", 0, "model");
   m->task = get_str(v, mj, "task", 0, "model");
   if (m->name && !safe_name(m->name)) {

@@ -347,7 +347,14 @@ static mp_status take_lock(mp_pipeline *p) {
     free(lp);
     return s;
   }
-  if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+  /* `mlxport status` takes a shared lock for an instant to see whether a pipeline runs: retry
+   * briefly so that it never makes a starting pipeline fail */
+  int locked = 0;
+  for (int attempt = 0; attempt < 20 && !(locked = flock(fd, LOCK_EX | LOCK_NB) == 0); attempt++) {
+    struct timespec ts = {0, 50 * 1000 * 1000};
+    nanosleep(&ts, NULL);
+  }
+  if (!locked) {
     char buf[32] = "";
     ssize_t r = pread(fd, buf, sizeof buf - 1, 0);
     buf[r > 0 ? r : 0] = 0;

@@ -1,20 +1,11 @@
 /* Adapters between the tokenizer pipeline and the Unigram / SentencePiece code (unigram.c,
- * precompiled.c, spm_model.c, written separately). Built against those headers when they are
- * present; otherwise every entry point reports MP_ERR_UNSUPPORTED with a clear message. */
+ * precompiled.c, spm_model.c), so that the generic tokenizer code needs none of their headers. */
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/error.h"
 #include "tokenizer/tok_internal.h"
 
-#if defined(__has_include)
-#if __has_include("tokenizer/unigram.h") && __has_include("tokenizer/precompiled.h") && \
-    __has_include("tokenizer/spm_model.h")
-#define MP_HAVE_UNIGRAM 1
-#endif
-#endif
-
-#ifdef MP_HAVE_UNIGRAM
 #include "tokenizer/precompiled.h"
 #include "tokenizer/spm_model.h"
 #include "tokenizer/unigram.h"
@@ -90,40 +81,3 @@ void mp_glue_scratch_free(void *scratch) {
 }
 void mp_glue_unigram_free(void *u) { mp_unigram_free((mp_unigram *)u); }
 
-#else /* Unigram code not present in this tree */
-
-mp_status mp_glue_precompiled_from_base64(const char *b64, size_t n, const char *what, void **out) {
-  (void)b64;
-  (void)n;
-  *out = NULL;
-  return mp_err(MP_ERR_UNSUPPORTED, "%s: the SentencePiece 'Precompiled' normalizer is not integrated yet", what);
-}
-mp_status mp_glue_precompiled_from_bytes(const void *data, size_t n, const char *what, void **out) {
-  (void)data;
-  (void)n;
-  *out = NULL;
-  return mp_err(MP_ERR_UNSUPPORTED, "%s: the SentencePiece 'Precompiled' normalizer is not integrated yet", what);
-}
-mp_status mp_glue_precompiled_normalize(const void *pc, const char *s, size_t n, mp_sb *out) {
-  (void)pc;
-  mp_sb_clear(out);
-  mp_sb_append(out, s, n);
-  return MP_OK;
-}
-void mp_glue_precompiled_free(void *pc) { (void)pc; }
-mp_status mp_glue_unigram_from_json(mp_tmodel *m, const mp_json *j, const char *what) {
-  (void)m;
-  (void)j;
-  return mp_err(MP_ERR_UNSUPPORTED, "%s: Unigram models are not integrated yet", what);
-}
-mp_status mp_glue_unigram_tokenize(const mp_tmodel *m, mp_tok_ctx *c, const char *w, size_t n, mp_i32v *ids) {
-  (void)m;
-  (void)c;
-  (void)w;
-  (void)n;
-  (void)ids;
-  return mp_err(MP_ERR_UNSUPPORTED, "Unigram models are not integrated yet");
-}
-void mp_glue_scratch_free(void *scratch) { (void)scratch; }
-void mp_glue_unigram_free(void *u) { (void)u; }
-#endif

@@ -13,13 +13,8 @@
 #include "tokenizer/tok_decode.h"
 #include "tokenizer/tok_internal.h"
 
-#if defined(__has_include)
-#if __has_include("tokenizer/spm_model.h") && __has_include("tokenizer/precompiled.h")
-#define MP_HAVE_SPM 1
 #include "tokenizer/precompiled.h"
 #include "tokenizer/spm_model.h"
-#endif
-#endif
 
 typedef struct special_def {
   const char *key;   /* tokenizer_config key */
@@ -348,7 +343,6 @@ static mp_status legacy_bpe(const char *dir, const char *vpath, const char *mpat
   return st;
 }
 
-#ifdef MP_HAVE_SPM
 /* spm.model of a DeBERTa-v2/v3 folder: what transformers' AutoTokenizer builds
  * (DebertaV2Converter: Strip + Precompiled + Replace(" {2,}", " "), Metaspace(always), Unigram
  * without byte fallback, [CLS] A [SEP] / [CLS] A [SEP] B:1 [SEP]:1, plus the folder's special and
@@ -357,13 +351,6 @@ static mp_status legacy_bpe(const char *dir, const char *vpath, const char *mpat
 static mp_status legacy_spm(const char *dir, const char *path, mp_sb *js) {
   return mp_spm_folder_to_hf_json(path, dir, js);
 }
-#else
-static mp_status legacy_spm(const char *dir, const char *path, mp_sb *js) {
-  (void)dir;
-  (void)js;
-  return mp_err(MP_ERR_UNSUPPORTED, "%s: SentencePiece models are not integrated yet", path);
-}
-#endif
 
 mp_status mp_tok_legacy_json(const char *dir, mp_sb *out, char **label) {
   *label = NULL;

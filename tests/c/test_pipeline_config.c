@@ -88,6 +88,29 @@ static void test_duplicates(void) {
   free(a), free(b);
 }
 
+/* hf_name: ${VAR} and ${VAR:-default}; unset without a default, or malformed, is an error */
+static void test_env_paths(void) {
+  setenv("MP_TEST_ROOT_X", "/opt/models", 1);
+  unsetenv("MP_TEST_UNSET_X");
+  char *p = write_cfg("env.yaml", "models:\n  - name: a\n    hf_name: ${MP_TEST_ROOT_X}/a\n"
+                                  "  - name: b\n    hf_name: ${MP_TEST_UNSET_X:-../cache}/b\n"
+                                  "  - name: c\n    hf_name: x${MP_TEST_ROOT_X:-no}y$z\n");
+  mp_pl_config *c = NULL;
+  CHECK_OK(load1(p, &c));
+  REQUIRE(c);
+  CHECK_STREQ(mp_pl_config_model(c, "a")->hf_name, "/opt/models/a");
+  CHECK_STREQ(mp_pl_config_model(c, "b")->hf_name, "../cache/b");
+  CHECK_STREQ(mp_pl_config_model(c, "c")->hf_name, "x/opt/modelsy$z");
+  mp_pl_config_free(c);
+  remove(p);
+  free(p);
+  expect_error("models:\n  - name: a\n    hf_name: ${MP_TEST_UNSET_X}/a\n",
+               "bad.yaml:3:14: a: \"hf_name\": environment variable MP_TEST_UNSET_X is not set");
+  expect_error("models:\n  - name: a\n    hf_name: ${MP_TEST_ROOT_X/a\n", "unterminated");
+  expect_error("models:\n  - name: a\n    hf_name: ${MP_TEST_ROOT_X:+x}/a\n", "bad reference");
+  expect_error("models:\n  - name: a\n    hf_name: ${}/a\n", "bad reference");
+}
+
 static void test_shipped_configs(void) {
   char m[1024], d[1024];
   snprintf(m, sizeof m, "%s/config/models.yaml", mp_test_source_dir());
@@ -109,6 +132,7 @@ int main(void) {
   RUN(test_valid_and_merge);
   RUN(test_errors);
   RUN(test_duplicates);
+  RUN(test_env_paths);
   RUN(test_shipped_configs);
   return mp_test_done();
 }

@@ -211,10 +211,6 @@ static const char *norm(const mp_precompiled *p, const char *s) {
  * `normalizers.Precompiled(charsmap).normalize_str` (see docs/tokenizers.md). */
 static void test_real_charsmap(void) {
   const char *sh = mp_test_shared_dir();
-  if (!sh) {
-    fprintf(stderr, "(../shared absent: real charsmap checks skipped)\n");
-    return;
-  }
   char path[1024];
   snprintf(path, sizeof path, "%s/models/deberta-v3-base-mnli-fever-anli/spm.model", sh);
   mp_spm_model *m;

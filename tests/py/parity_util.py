@@ -23,6 +23,23 @@ def modernbert_python():
     return None
 
 
+def tf5_python():
+    """The Python of the current-transformers reference (transformers 5.x on torch 2.x):
+    $MP_TF5_PYTHON, else the venv-tf5 that scripts/setup.sh test makes beside the reference venv.
+    Absent, the tests that need it fail (never skip): the set-up always makes it."""
+    from conftest import SOURCE_DIR
+    cands = [os.environ.get("MP_TF5_PYTHON")]
+    if os.environ.get("MP_CACHE"):
+        cands.append(os.path.join(os.environ["MP_CACHE"], "venv-tf5", "bin", "python"))
+    cands.append(os.path.join(os.path.dirname(sys.prefix), "venv-tf5", "bin", "python"))
+    cands.append(os.path.join(SOURCE_DIR, ".cache", "venv-tf5", "bin", "python"))
+    for c in cands:
+        if c and os.path.exists(c):
+            return c
+    raise AssertionError("no Python with the current transformers 5.x: scripts/setup.sh test makes "
+                         "$MP_CACHE/venv-tf5 (default .cache/venv-tf5); run it, or set MP_TF5_PYTHON")
+
+
 def close(ours, ref, tol=1e-4):
     """max |ours - ref| <= tol x max(1, max |ref|); returns the max |delta|."""
     ours, ref = np.asarray(ours, dtype=np.float64), np.asarray(ref, dtype=np.float64)

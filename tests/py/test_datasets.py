@@ -11,16 +11,16 @@ import subprocess
 
 import pytest
 
+from conftest import SHARED, require_shared
+
 SRC = os.environ.get("MP_SOURCE_DIR", ".")
 BUILD = os.environ.get("MP_BUILD_DIR", "build")
 TOOL = os.path.join(BUILD, "dataset_dump")
-SHARED = os.environ.get("MP_SHARED_DIR", os.path.join(SRC, "..", "shared"))
 DS = os.path.join(SHARED, "datasets")
 
 
 def need_shared():
-    if not os.path.isdir(DS):
-        pytest.skip(f"shared datasets folder {DS} absent")
+    require_shared()
 
 
 def dump(*args, ok=True):

@@ -9,7 +9,7 @@ import os
 import re
 
 import pytest
-from conftest import SHARED, SOURCE_DIR, run_cli
+from conftest import SHARED, SOURCE_DIR, require_shared, run_cli
 
 DEMO = os.path.join(SOURCE_DIR, "data", "demo")
 MNLI = os.path.join(DEMO, "mnli", "validation_matched", "dev.jsonl")
@@ -133,8 +133,7 @@ def test_readme_states_the_counts():
 
 def shared_datasets():
     d = os.path.join(SHARED, "datasets")
-    if not os.path.isdir(d):
-        pytest.skip(f"shared data folder {d} is absent: layout comparison with the real files skipped")
+    require_shared()
     return d
 
 
@@ -169,7 +168,7 @@ def test_c_loader_reads_demo_files_with_builtin_keys():
     import subprocess
     tool = os.path.join(os.environ.get("MP_BUILD_DIR", os.path.join(SOURCE_DIR, "build")), "dataset_dump")
     if not os.path.exists(tool):
-        pytest.skip(f"{tool} not built")
+        pytest.fail(f"{tool} not built", pytrace=False)
 
     def dump(key, path):
         r = subprocess.run([tool, "--key", key, "--path", path], capture_output=True, text=True, encoding="utf-8")
@@ -205,8 +204,7 @@ def test_eval_says_when_the_demo_set_is_used(minilm, tmp_path):
     r = json.load(open(tmp_path / "d" / "test_results" / f"{os.path.basename(minilm)}_results.json"))
     assert r["demo_data"] is True and r["data_file"].startswith(demo)
     assert "stsb (demo set)" in open(tmp_path / "d" / "summary.md").read()
-    if not os.path.isdir(os.path.join(SHARED, "datasets", "stsb")):
-        pytest.skip("real STS-B absent: the non-demo half of this check needs ../shared/datasets")
+    require_shared()
     p = run_cli("eval", "--model", minilm, "--dataset", "stsb", "--data-dir", os.path.join(SHARED, "datasets"),
                 "--max-samples", "10", "--latency-requests", "0", "--min-speedup", "0", "--report-dir", str(tmp_path / "r"))
     assert "demo set" not in p.stderr

@@ -8,7 +8,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import SHARED, SOURCE_DIR, run_cli
+from conftest import SHARED, SOURCE_DIR, require_shared, run_cli
 
 
 SIX = ["accuracy", "qpm", "size_mb", "tokens_per_sec", "memory_avg_mb", "memory_peak_mb", "memory_peak_os_mb",
@@ -37,8 +37,7 @@ def test_minilm_stsb(minilm, shared_dir, tmp_path, bits):
 
 @pytest.fixture(scope="module")
 def cls_fixture(tmp_path_factory):
-    if not os.path.isdir(SHARED):
-        pytest.skip("shared data absent")
+    require_shared()
     fx = tmp_path_factory.mktemp("fx")
     subprocess.run([sys.executable, os.path.join(SOURCE_DIR, "tools", "make_model_fixtures.py"), str(fx),
                     "--shared", SHARED, "--only", "bert-cls"], check=True, capture_output=True)
@@ -82,3 +81,29 @@ def test_gates_and_errors(cls_fixture, tmp_path):
     assert p.returncode == 3 and f"{bad}:2" in p.stderr
     p = run_cli("eval", "--model", str(q8), "--dataset", "no-such-key", check=False)
     assert p.returncode == 3 and ("not available locally" in p.stderr or "no built-in" in p.stderr)
+
+
+def test_dataset_file_by_path_uses_the_tasks_usual_columns(minilm, shared_dir, tmp_path):
+    """A dataset file given by path is read by the usual column names of the task (--task), with no
+    field options: MNLI JSONL (premise/hypothesis/label), GLUE STS-B TSV (sentence1/sentence2/score),
+    QNLI TSV (question/sentence), SST-2 TSV (sentence/label); without a task the error says what to give."""
+    ds = os.path.join(shared_dir, "datasets")
+
+    def ev(path, *extra, model=minilm):
+        p = run_cli("eval", "--model", model, "--dataset", os.path.join(ds, path), "--max-samples", "40", "--json",
+                    "--latency-requests", "2", *extra)
+        return json.loads(p.stdout)["converted"]
+
+    r = ev("stsb/dev.tsv", "--task", "semantic-similarity")
+    by_key = ev("stsb/dev.tsv", "--task", "semantic-similarity", "--text-fields", "sentence1,sentence2",
+                "--score-field", "score")
+    assert r["n_examples"] == 40 and r["spearman"] == by_key["spearman"] and r["task"] == "semantic-similarity"
+    nli = os.path.join(os.environ.get("MP_CACHE", os.path.join(SOURCE_DIR, ".cache")), "models", "nli-minilm-l6-snli")
+    r = ev("mnli/validation_matched/dev.jsonl", "--task", "nli", model=nli)
+    assert r["n_examples"] == 40 and 0 <= r["accuracy"] <= 1 and r["labels"] == ["entailment", "neutral", "contradiction"]
+    r = ev("qnli/dev.tsv", "--task", "binary-nli", model=nli)
+    assert r["n_examples"] == 40 and r["labels"] == ["entailment", "not_entailment"]
+    r = ev("sst2/dev.tsv", "--task", "zero-shot-classification", "--label-names", "negative,positive", model=nli)
+    assert r["n_examples"] == 40 and r["labels"] == ["negative", "positive"]
+    p = run_cli("eval", "--model", nli, "--dataset", os.path.join(ds, "sst2/dev.tsv"), check=False)
+    assert p.returncode == 2 and "--task" in p.stderr and "--text-fields" in p.stderr

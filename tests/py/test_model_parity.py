@@ -8,7 +8,7 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import SHARED, SOURCE_DIR, record_parity, run_cli
+from conftest import SHARED, SOURCE_DIR, record_parity, require_shared, run_cli
 from parity_util import close
 
 FIXTURES = ["bert-cls", "bert-embed", "roberta-cls", "distilbert-cls"]
@@ -16,8 +16,7 @@ FIXTURES = ["bert-cls", "bert-embed", "roberta-cls", "distilbert-cls"]
 
 @pytest.fixture(scope="module")
 def fixtures(tmp_path_factory):
-    if not os.path.isdir(SHARED):
-        pytest.skip(f"shared data folder {SHARED} is absent")
+    require_shared()
     out = tmp_path_factory.mktemp("fixtures")
     subprocess.run([sys.executable, os.path.join(SOURCE_DIR, "tools", "make_model_fixtures.py"), str(out),
                     "--shared", SHARED], check=True, capture_output=True)

@@ -15,7 +15,7 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import SHARED, SOURCE_DIR, run_cli
+from conftest import SHARED, SOURCE_DIR, require_shared, run_cli
 from parity_util import close, mlx_dequantized_state_dict
 
 NAME = "bart-cls"
@@ -23,8 +23,7 @@ NAME = "bart-cls"
 
 @pytest.fixture(scope="module")
 def fx(tmp_path_factory):
-    if not os.path.isdir(SHARED):
-        pytest.skip(f"shared data folder {SHARED} is absent")
+    require_shared()
     out = tmp_path_factory.mktemp("bart")
     subprocess.run([sys.executable, os.path.join(SOURCE_DIR, "tools", "make_model_fixtures.py"), str(out),
                     "--shared", SHARED, "--only", NAME], check=True, capture_output=True)
@@ -342,8 +341,7 @@ def test_param_count_real_config(tmp_path, arch):
     import transformers
     from transformers.modeling_utils import no_init_weights
     src = os.path.join(SHARED, "models", "bart-large-mnli")
-    if not os.path.isdir(src):
-        pytest.skip(f"{src} is absent")
+    require_shared()
     cfg = json.load(open(os.path.join(src, "config.json")))
     if arch == "minimal":
         cfg = {"model_type": "bart", "architectures": ["BartForSequenceClassification"], "d_model": 256,

@@ -3,11 +3,8 @@ DebertaV2ForSequenceClassification: random-weight fixtures built from the real c
 DeBERTa-v3-base-mnli-fever-anli (3 labels) and DeBERTa-v3-xsmall binary NLI (2 labels), shrunk to
 2 layers x 128 wide but keeping position_buckets / max_relative_positions / pos_att_type /
 share_att_key / norm_rel_ebd, saved as safetensors and pytorch_model.bin. Inputs up to 512 tokens
-reach the log-bucketed relative positions.
-
-The fixtures use the real SentencePiece files of the shared folder when mlxport can tokenize
-with them; until then the same models carry a WordPiece tokenizer (the model math is the same)
-and the SentencePiece variant is reported as skipped."""
+reach the log-bucketed relative positions. The fixtures carry the real SentencePiece tokenizer
+files of the shared folder."""
 import json
 import os
 import subprocess
@@ -15,24 +12,16 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import BIN, SHARED, SOURCE_DIR, record_parity, run_cli
+from conftest import SHARED, SOURCE_DIR, record_parity, require_shared, run_cli
 from parity_util import close, mlx_dequantized_state_dict
 
 SPM_FIXTURES = ["deberta-cls", "deberta-bin-cls"]
-WP_FIXTURES = ["deberta-wp-cls", "deberta-bin-wp-cls"]
-
-
-def spm_tokenizer_works():
-    d = os.path.join(SHARED, "models", "deberta-v3-base-mnli-fever-anli")
-    p = subprocess.run([BIN, "tokenize", "--model", d], input="hello world\n", capture_output=True, text=True)
-    return p.returncode == 0
 
 
 @pytest.fixture(scope="module")
 def fx(tmp_path_factory):
-    if not os.path.isdir(SHARED):
-        pytest.skip(f"shared data folder {SHARED} is absent")
-    names = SPM_FIXTURES if spm_tokenizer_works() else WP_FIXTURES
+    require_shared()
+    names = SPM_FIXTURES
     out = tmp_path_factory.mktemp("deberta")
     subprocess.run([sys.executable, os.path.join(SOURCE_DIR, "tools", "make_model_fixtures.py"), str(out),
                     "--shared", SHARED, "--only", ",".join(names)], check=True, capture_output=True)
@@ -45,12 +34,6 @@ def classify(model, pairs, max_length):
     lines = "".join(f"{p}\t{h}\n" for p, h in pairs)
     p = run_cli("classify", "--model", str(model), "--pair", "--json", "--max-length", str(max_length), input=lines)
     return [json.loads(l)["logits"] for l in p.stdout.splitlines()]
-
-
-def test_spm_tokenizer_fixtures():
-    if not spm_tokenizer_works():
-        pytest.skip("mlxport cannot tokenize with spm.model yet (SentencePiece integration): the DeBERTa parity "
-                    "tests run on the WordPiece-tokenized variants of the same models")
 
 
 @pytest.mark.parametrize("which", [0, 1])

@@ -16,7 +16,7 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import BIN, SHARED, SOURCE_DIR, run_cli
+from conftest import BIN, SHARED, SOURCE_DIR, require_shared, run_cli
 from parity_util import close, mlx_dequantized_state_dict
 
 NAMES = ["mobilebert-cls", "mobilebert-var-cls", "mobilebert-nobn-cls"]
@@ -25,8 +25,7 @@ REAL = os.path.join(SHARED, "models", "mobilebert-uncased-mnli")
 
 @pytest.fixture(scope="module")
 def fx(tmp_path_factory):
-    if not os.path.isdir(SHARED):
-        pytest.skip(f"shared data folder {SHARED} is absent")
+    require_shared()
     out = tmp_path_factory.mktemp("mobilebert")
     subprocess.run([sys.executable, os.path.join(SOURCE_DIR, "tools", "make_model_fixtures.py"), str(out),
                     "--shared", SHARED, "--only", ",".join(NAMES)], check=True, capture_output=True)
@@ -147,8 +146,7 @@ def test_errors(fx, tmp_path):
 # ---- parameter count from config.json alone
 
 def test_param_count(tmp_path):
-    if not os.path.isdir(REAL):
-        pytest.skip(f"{REAL} is absent")
+    require_shared()
     import transformers
     from transformers.modeling_utils import no_init_weights
     base = json.load(open(os.path.join(REAL, "config.json")))

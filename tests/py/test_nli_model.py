@@ -20,8 +20,9 @@ import sys
 import numpy as np
 import pytest
 
+from conftest import SHARED, require_shared
+
 SRC = os.environ.get("MP_SOURCE_DIR") or os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-SHARED = os.path.join(SRC, "..", "shared")
 REBUILD = os.path.join(SRC, "scripts", "rebuild_nli.py")
 NAMES = ["nli-minilm-l6-snli", "nli-minilm-l6-snli-binary"]
 LABELS = {"nli-minilm-l6-snli": ["entailment", "neutral", "contradiction"],
@@ -48,7 +49,7 @@ def rb():
     try:
         mod.find_base(hub_cache(), "sentence-transformers/all-MiniLM-L6-v2")
     except mod.RebuildError as e:
-        pytest.skip(f"base model not installed ({e}); run scripts/setup.sh models")
+        pytest.fail(f"base model not installed ({e}); run scripts/setup.sh models", pytrace=False)
     return mod
 
 
@@ -136,8 +137,7 @@ def test_transformers_loads_cleanly(rb, built, name):
     assert [cfg.id2label[i] for i in range(len(LABELS[name]))] == LABELS[name]
     assert cfg.label2id == {l: i for i, l in enumerate(LABELS[name])}
     mnli = os.path.join(SHARED, "datasets", "mnli", "validation_matched", "dev.jsonl")
-    if not os.path.isfile(mnli):
-        pytest.skip(f"{mnli} absent: logits check skipped")
+    require_shared()
     rows = [json.loads(l) for l in open(mnli, encoding="utf-8").read().splitlines()[:20]]
     tok = AutoTokenizer.from_pretrained(d)
     enc = tok([r["premise"] for r in rows], [r["hypothesis"] for r in rows], padding=True, truncation=True,

@@ -13,18 +13,19 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from conftest import SHARED, require_shared
+
 SRC = os.environ.get("MP_SOURCE_DIR", ".")
 BUILD = os.environ.get("MP_BUILD_DIR", "build")
 PQ_TOOL = os.path.join(BUILD, "parquet_dump")
 DS_TOOL = os.path.join(BUILD, "dataset_dump")
-DS = os.path.join(os.environ.get("MP_SHARED_DIR", os.path.join(SRC, "..", "shared")), "datasets")
+DS = os.path.join(SHARED, "datasets")
 
 COMBOS = [(c, d, v) for c in ("none", "snappy", "gzip", "zstd") for d in (True, False) for v in ("1.0", "2.0")]
 
 
 def need_shared():
-    if not os.path.isdir(DS):
-        pytest.skip(f"shared datasets folder {DS} absent")
+    require_shared()
 
 
 def read_ours(path):

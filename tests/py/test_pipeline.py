@@ -11,14 +11,13 @@ import sys
 import time
 
 import pytest
-from conftest import BIN, SHARED, SOURCE_DIR, run_cli
+from conftest import BIN, SHARED, SOURCE_DIR, require_shared, run_cli
 
 
 
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
-    if not os.path.isdir(SHARED):
-        pytest.skip(f"shared data folder {SHARED} is absent")
+    require_shared()
     root = tmp_path_factory.mktemp("pl")
     fx = root / "fx"
     subprocess.run([sys.executable, os.path.join(SOURCE_DIR, "tools", "make_model_fixtures.py"), str(fx),
@@ -150,3 +149,21 @@ def test_sigkill_anywhere(setup):
     check_consistent(wd)
     assert metrics_of(wd) == expected
     assert not glob.glob(str(wd / "**" / ".*.tmp*"), recursive=True)
+
+
+def test_status_shows_a_dead_pipelines_job_as_interrupted(tmp_path):
+    """A job recorded as running whose pipeline died (kill -9: nobody holds the folder's lock) is
+    "interrupted"; while a process holds the lock, it is "running"."""
+    import fcntl
+    wd = tmp_path / "wd"
+    (wd / "jobs").mkdir(parents=True)
+    (wd / "jobs" / "convert-x.json").write_text(json.dumps({"id": "convert-x", "state": "running", "seconds": 1.5}))
+    (wd / "jobs" / "eval-x.json").write_text(json.dumps({"id": "eval-x", "state": "done", "seconds": 2}))
+    st = json.loads(run_cli("status", "--workdir", str(wd), "--json").stdout)
+    assert st["pipeline_running"] is False and st["interrupted"] == 1 and st["running"] == 0
+    assert {j["id"]: j["state"] for j in st["jobs"]} == {"convert-x": "interrupted", "eval-x": "done"}
+    assert "interrupted" in run_cli("status", "--workdir", str(wd)).stdout
+    with open(wd / ".lock", "w") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        st = json.loads(run_cli("status", "--workdir", str(wd), "--json").stdout)
+        assert st["pipeline_running"] is True and st["running"] == 1 and st["interrupted"] == 0

@@ -18,8 +18,9 @@ import subprocess
 
 import pytest
 
+from conftest import SHARED, require_shared
+
 SRC = os.environ.get("MP_SOURCE_DIR", os.path.join(os.path.dirname(__file__), "..", ".."))
-SHARED = os.environ.get("MP_SHARED_DIR", os.path.join(SRC, "..", "shared"))
 BIN = os.environ.get("MP_BIN", os.path.join(SRC, "build", "mlxport"))
 
 CASES = [
@@ -59,8 +60,7 @@ def run_mp(d, items, pair, ml):
 @pytest.mark.parametrize("name,files", CASES, ids=[c[0] for c in CASES])
 def test_legacy_files(name, files, tmp_path):
     src = os.path.join(SHARED, "models", name)
-    if not os.path.isdir(src):
-        pytest.skip(f"shared data folder absent ({SHARED})")
+    require_shared()
     from transformers import AutoTokenizer
 
     d = tmp_path / name

@@ -15,6 +15,8 @@ import sys
 import numpy as np
 import pytest
 
+from conftest import require_shared
+
 SRC = os.environ.get("MP_SOURCE_DIR", os.path.join(os.path.dirname(__file__), "..", ".."))
 BUILD = os.environ.get("MP_BUILD_DIR", os.path.join(SRC, "build"))
 DUMP = os.path.join(BUILD, "test_torch_pickle")
@@ -55,7 +57,7 @@ def st_reference(path):
 @pytest.fixture(scope="module")
 def fx(tmp_path_factory):
     if not os.path.exists(DUMP):
-        pytest.skip("test_torch_pickle binary not built (%s)" % DUMP)
+        pytest.fail("test_torch_pickle binary not built (%s)" % DUMP, pytrace=False)
     d = tmp_path_factory.mktemp("torch_fixtures")
     marker = d / "PWNED"
     subprocess.run([sys.executable, os.path.join(SRC, "tools", "make_torch_fixtures.py"), str(d),
@@ -109,7 +111,7 @@ def test_payload_really_is_live(fx, tmp_path):
 
 def test_transformers_bert_bin_equals_safetensors(tmp_path):
     if not os.path.exists(DUMP):
-        pytest.skip("test_torch_pickle binary not built")
+        pytest.fail("test_torch_pickle binary not built", pytrace=False)
     import torch
     from transformers import BertConfig, BertModel
 
@@ -152,7 +154,7 @@ def test_weights_table_reads_bin_folders_and_shards(tmp_path):
     """mp_weights_open on folders holding only pytorch_model.bin (single and sharded with
     pytorch_model.bin.index.json) gives what the safetensors save of the same model gives."""
     if not os.path.exists(ST_DUMP):
-        pytest.skip("st_dump not built")
+        pytest.fail("st_dump not built", pytrace=False)
     import torch
     from transformers import BertConfig, BertModel
 
@@ -184,9 +186,9 @@ def test_legacy_distilbert_from_real_config(tmp_path):
     """typeform/distilbert-base-uncased-mnli (2020) ships a legacy (non-zip) pytorch_model.bin: a
     DistilBERT built from that model's real config (shrunk), saved in the legacy layout, reads
     like its safetensors save."""
-    cfg_path = os.path.join(SRC, "..", "shared", "models", "distilbert-base-uncased-mnli", "config.json")
-    if not os.path.exists(cfg_path) or not os.path.exists(ST_DUMP):
-        pytest.skip("shared model configs (../shared/models) or st_dump absent")
+    cfg_path = os.path.join(require_shared(), "models", "distilbert-base-uncased-mnli", "config.json")
+    if not os.path.exists(ST_DUMP):
+        pytest.fail("st_dump not built", pytrace=False)
     import torch
     from transformers import AutoConfig, AutoModelForSequenceClassification
 

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# `make test`'s test run (after set-up and the three builds): finds or fetches the third-party test
+# data by the one rule of scripts/test-data.sh, runs the whole CTest suite in the release and the
+# ASan/UBSan builds and the fuzz smoke, then prints the summary (tests/summary.py: counts, slowest
+# tests, every skip with its reason) and fails on any failure or on any skip that
+# tests/skip-allowlist.txt does not list. Runs every stage even after a failure, so that the
+# summary is complete. docs/testing.md.
+set -uo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+JOBS="${JOBS:-$(nproc 2>/dev/null || echo 2)}"
+MP_CACHE="${MP_CACHE:-$ROOT/.cache}"
+export MP_CACHE
+export HF_HUB_CACHE="${HF_HUB_CACHE:-$MP_CACHE/huggingface/hub}"
+t0=$(date +%s)
+
+MP_SHARED_DIR="$(bash scripts/test-data.sh ensure)" || exit 1
+export MP_SHARED_DIR
+echo "== test data: $MP_SHARED_DIR"
+
+rc=0
+echo "== clang-format"
+make --no-print-directory format-check || rc=1
+
+run_suite() { # build folder, title, extra environment...
+  local b="$1" title="$2"
+  shift 2
+  rm -rf "$b/test-skips" "$b/junit.xml"
+  echo "== $title"
+  (cd "$b" && env "$@" ctest --output-on-failure -j "$JOBS" --output-junit junit.xml) || rc=1
+}
+run_suite build "release build: full suite"
+run_suite build-asan "ASan + UBSan build: full suite" ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1
+make --no-print-directory fuzz || rc=1
+python3 tests/summary.py build build-asan || rc=1
+echo "== make test: $(( $(date +%s) - t0 ))s for the test run (set-up and builds not included); exit $rc"
+exit $rc
