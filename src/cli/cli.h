@@ -40,6 +40,10 @@ void mp_cli_free_lines(char **lines, size_t n);
  * naming the line. Returns 0 or prints and returns -1. */
 int mp_cli_split_pairs(const char *cmd, char **lines, size_t n, const char ***a, const char ***b);
 
+/* The command line as a shell would take it back ("mlxport convert --hf-path 'a b' ..."; argv[0] is the
+ * subcommand), for model cards and logs. malloc'd. */
+char *mp_cli_command_line(int argc, char **argv);
+
 #define MP_COMMAND(n)                                                                              \
   int mp_cmd_##n(int argc, char **argv);                                                           \
   extern const char mp_cmd_##n##_summary[];

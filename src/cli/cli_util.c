@@ -1,3 +1,4 @@
+#include <ctype.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -5,6 +6,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "core/strbuf.h"
 
 int mp_cli_fail(const char *cmd, mp_status s) {
   const char *m = mp_last_error();
@@ -118,4 +120,33 @@ int mp_cli_split_pairs(const char *cmd, char **lines, size_t n, const char ***a,
     (*b)[i] = tab + 1;
   }
   return 0;
+}
+
+char *mp_cli_command_line(int argc, char **argv) {
+  mp_sb sb;
+  mp_sb_init(&sb);
+  mp_sb_puts(&sb, "mlxport");
+  for (int i = 0; i < argc; i++) {
+    const char *a = argv[i];
+    int plain = *a != 0;
+    for (const char *p = a; *p; p++)
+      if (!(isalnum((unsigned char)*p) || strchr("-_./=:@,+%", *p))) plain = 0;
+    mp_sb_putc(&sb, ' ');
+    if (plain) {
+      mp_sb_puts(&sb, a);
+      continue;
+    }
+    mp_sb_putc(&sb, '\'');
+    for (const char *p = a; *p; p++) {
+      if (*p == '\'') mp_sb_puts(&sb, "'\\''");
+      else if (*p == '\n') mp_sb_putc(&sb, ' ');
+      else mp_sb_putc(&sb, *p);
+    }
+    mp_sb_putc(&sb, '\'');
+  }
+  if (sb.oom) {
+    mp_sb_free(&sb);
+    return NULL;
+  }
+  return mp_sb_steal(&sb);
 }

@@ -7,7 +7,9 @@
 #include "cli/cli.h"
 #include "core/arena.h"
 #include "core/error.h"
+#include "core/fs.h"
 #include "core/json.h"
+#include "hub/upload.h"
 #include "quant/convert.h"
 
 const char mp_cmd_convert_summary[] = "convert a Hugging Face model to MLX format (optionally MLX-quantized)";
@@ -36,6 +38,8 @@ static void usage(void) {
          "  --max-shard-size SIZE  shard the weights above SIZE (e.g. 2GB, 500MB; default 5GiB)\n"
          "  --no-skip              reconvert even if OUT holds this very conversion\n"
          "  --dry-run              print the plan; write nothing\n"
+         "  --upload-repo REPO_ID  then publish OUT to this Hub repo (as `mlxport upload OUT REPO_ID`)\n"
+         "  --upload-private       create that repo private\n"
          "  --json                 machine-readable summary on stdout\n"
          "\n"
          "Layers left in float are recorded as \"<path>\": false in the quantization block, as\n"
@@ -100,7 +104,8 @@ int mp_cmd_convert(int argc, char **argv) {
   mp_convert_opts o;
   mp_convert_opts_init(&o);
   o.mlx_path = "mlx_model";
-  int json = 0;
+  int json = 0, upload_private = 0;
+  const char *upload_repo = NULL;
   const char **skips = calloc((size_t)argc + 1, sizeof *skips);
   if (!skips) return MP_EXIT_ERROR;
   for (int i = 1; i < argc; i++) {
@@ -150,6 +155,16 @@ int mp_cmd_convert(int argc, char **argv) {
       o.no_skip = 1;
     } else if (!strcmp(argv[i], "--dry-run")) {
       o.dry_run = 1;
+    } else if (mp_cli_opt(argc, argv, &i, "--upload-repo", &v)) {
+      if (!(bad = !v)) {
+        if (!mp_hub_valid_repo_id(v)) {
+          free(skips);
+          return mp_cli_usage_error(cmd, "--upload-repo: '%s' is not a repo id (org/name)", v);
+        }
+        upload_repo = v;
+      }
+    } else if (!strcmp(argv[i], "--upload-private")) {
+      upload_private = 1;
     } else if (!strcmp(argv[i], "--json")) {
       json = 1;
     } else {
@@ -178,8 +193,30 @@ int mp_cmd_convert(int argc, char **argv) {
   sigaction(SIGINT, &sa, &old_int);
   sigaction(SIGTERM, &sa, &old_term);
   o.cancel = &g_cancel;
+  /* the card shows the command with the output folder's name, not its local path: the same
+   * conversion gives the same card wherever it is written (and no local path is published) */
+  char **av = calloc((size_t)argc + 1, sizeof *av);
+  char *mlx_arg = NULL;
+  for (int i = 0; av && i < argc; i++) {
+    av[i] = argv[i];
+    if (!strcmp(argv[i], "--mlx-path") && i + 1 < argc) {
+      av[i + 1] = (char *)mp_path_basename(argv[i + 1]);
+      i++;
+    } else if (!strncmp(argv[i], "--mlx-path=", 11) && !mlx_arg) {
+      size_t need = strlen(argv[i]) + 16;
+      if ((mlx_arg = malloc(need))) {
+        snprintf(mlx_arg, need, "--mlx-path=%s", mp_path_basename(argv[i] + 11));
+        av[i] = mlx_arg;
+      }
+    }
+  }
+  char *cmdline = av ? mp_cli_command_line(argc, av) : NULL;
+  free(av);
+  free(mlx_arg);
+  o.command = cmdline;
   mp_convert_result r;
   mp_status s = mp_convert(&o, &r);
+  free(cmdline);
   sigaction(SIGINT, &old_int, NULL);
   sigaction(SIGTERM, &old_term, NULL);
   free(skips);
@@ -202,6 +239,31 @@ int mp_cmd_convert(int argc, char **argv) {
            mp_cli_human_bytes((double)r.output_bytes, b, sizeof b), !strcmp(r.status, "planned") ? " (planned)" : "",
            r.seconds);
   }
+  int planned = !strcmp(r.status, "planned");
   mp_convert_result_free(&r);
+  if (upload_repo) {
+    mp_hub_upload_request uq = {0};
+    uq.folder = o.mlx_path;
+    uq.repo_id = upload_repo;
+    uq.private_ = upload_private;
+    uq.dry_run = planned;
+    uq.commit_message = "Upload MLX model converted with mlxport";
+    if (planned) {
+      fprintf(stderr, "mlxport convert: --dry-run: %s would then be uploaded to %s\n", o.mlx_path, upload_repo);
+      return MP_EXIT_OK;
+    }
+    mp_hub_upload_result ur;
+    s = mp_hub_upload(&uq, &ur);
+    if (s) {
+      mp_hub_upload_result_free(&ur);
+      return mp_cli_fail(cmd, s);
+    }
+    if (ur.committed)
+      fprintf(stderr, "mlxport convert: uploaded %s to %s: commit %s (%zu LFS files sent)\n", o.mlx_path, upload_repo,
+              ur.commit, ur.n_lfs_uploaded);
+    else
+      fprintf(stderr, "mlxport convert: %s is already up to date at %s\n", upload_repo, ur.commit ? ur.commit : "?");
+    mp_hub_upload_result_free(&ur);
+  }
   return MP_EXIT_OK;
 }

@@ -13,6 +13,7 @@
 #include "model/model.h"
 #include "eval/report.h"
 #include "format/hf.h"
+#include "hub/card.h"
 
 const char mp_cmd_eval_summary[] = "evaluate a model on a dataset, compare with its original, apply quality gates";
 
@@ -64,6 +65,9 @@ static const char *k_help =
     "  --report-dir DIR      write comparisons/, test_results/, testing_summary.json, summary.md,\n"
     "                        report.html there (atomically)\n"
     "  --json                print the comparison as JSON on stdout\n"
+    "  --no-card             do not record the comparison in the model folder's card (README.md\n"
+    "                        and mlxport_evaluations.json; done by default for an mlxport folder\n"
+    "                        evaluated against a --baseline)\n"
     "  --predictions FILE    write one JSON line per example (written atomically): index (0-based\n"
     "                        position in the file's kept examples), gold, pred, logits (and\n"
     "                        baseline_pred / baseline_logits with --baseline); similarity: gold\n"
@@ -151,7 +155,7 @@ int mp_cmd_eval(int argc, char **argv) {
   mp_gate_options go;
   mp_gate_options_init(&go);
   long long max_samples = 0;
-  int json = 0;
+  int json = 0, no_card = 0;
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i], *v;
     long long x;
@@ -216,6 +220,7 @@ int mp_cmd_eval(int argc, char **argv) {
       else eo.compute = (int)cm;
     }
     else if (!strcmp(a, "--json")) json = 1;
+    else if (!strcmp(a, "--no-card")) no_card = 1;
     else if (!strcmp(a, "--in-process")) eo.in_process = 1;
     else return mp_cli_usage_error("eval", "unknown option or argument '%s'", a);
 #undef STR_OPT
@@ -321,6 +326,31 @@ int mp_cmd_eval(int argc, char **argv) {
     mp_sb_init(&doc);
     mp_report_comparison_json(&doc, mname, ds->name, bits, have_base ? &base : NULL, &conv, &cmp, gates, ng, all_passed);
     mp_sb_putc(&doc, '\n');
+    if (!no_card && have_base && mp_is_dir(model)) { /* an mlxport card in the folder records it */
+      mp_arena ca;
+      mp_arena_init(&ca, 0);
+      mp_json *cj = NULL;
+      /* the card names the model folder, not its local path (the card travels with the folder) */
+      char **av = calloc((size_t)argc + 1, sizeof *av);
+      for (int i = 0; av && i < argc; i++) {
+        av[i] = argv[i];
+        if (!strcmp(argv[i], "--model") && i + 1 < argc) {
+          av[i + 1] = (char *)mp_path_basename(argv[i + 1]);
+          i++;
+        }
+      }
+      char *cmdline = av ? mp_cli_command_line(argc, av) : NULL;
+      free(av);
+      int updated = 0;
+      if (mp_json_parse(doc.buf, doc.len, "comparison", &ca, &cj) != MP_OK ||
+          mp_card_add_evaluation(model, cj, cmdline, &updated) != MP_OK)
+        fprintf(stderr, "mlxport eval: warning: the model card was not updated: %s\n", mp_last_error());
+      else if (updated)
+        fprintf(stderr, "mlxport eval: recorded in %s/README.md (model card)\n", model);
+      mp_err_clear();
+      free(cmdline);
+      mp_arena_free(&ca);
+    }
     if (json) fwrite(doc.buf, 1, doc.len, stdout);
     else {
       printf("%-22s %-14s %-12s %10s %10s\n", "", "metric", "", "original", "converted");

@@ -6,9 +6,11 @@
 #include "hub/hub_internal.h"
 
 #include <ctype.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include "core/error.h"
 
@@ -113,6 +115,8 @@ static int is_relative_location(const char *loc) {
 
 typedef struct cb_ctx {
   hh_resp *r;
+  const hh_body *body; /* request body (uploads), NULL for GET/HEAD */
+  int64_t body_pos;
   hh_sink sink;
   void *user;
   size_t body_max;
@@ -126,11 +130,12 @@ typedef struct cb_ctx {
 /* requests' read timeout: no byte for `timeout` seconds ends the transfer (libcurl's low-speed
  * limit averages over a window, so a server that sends a burst and then stalls would pass it). */
 static int on_progress(void *u, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal, curl_off_t ulnow) {
-  (void)dltotal, (void)ultotal, (void)ulnow;
+  (void)dltotal, (void)ultotal;
   cb_ctx *x = u;
   double t = mp_now_s();
-  if (dlnow != x->last_now) {
-    x->last_now = dlnow;
+  if (x->body && x->body->on_sent) x->body->on_sent(x->body->sent_user, (int64_t)ulnow);
+  if (dlnow + ulnow != x->last_now) { /* bytes moving in either direction keep the transfer alive */
+    x->last_now = dlnow + ulnow;
     x->last_t = t;
     return 0;
   }
@@ -183,6 +188,37 @@ static size_t on_write(char *p, size_t sz, size_t nm, void *u) {
   return x->r->body.oom ? 0 : n;
 }
 
+/* Request body: from memory or from a region of a file (pread, so a retry starts over). */
+static size_t on_read(char *p, size_t sz, size_t nm, void *u) {
+  cb_ctx *x = u;
+  const hh_body *b = x->body;
+  int64_t total = b->fd >= 0 ? b->length : (int64_t)b->len;
+  int64_t left = total - x->body_pos;
+  size_t n = sz * nm;
+  if (left <= 0) return 0;
+  if ((int64_t)n > left) n = (size_t)left;
+  if (b->fd >= 0) {
+    ssize_t got = pread(b->fd, p, n, (off_t)(b->offset + x->body_pos));
+    if (got <= 0) return CURL_READFUNC_ABORT; /* the file shrank or cannot be read */
+    n = (size_t)got;
+  } else {
+    memcpy(p, b->data + x->body_pos, n);
+  }
+  x->body_pos += (int64_t)n;
+  return n;
+}
+
+/* libcurl rewinds the body when it resends a request (e.g. on a reused connection the server had
+ * closed). */
+static int on_seek(void *u, curl_off_t offset, int origin) {
+  cb_ctx *x = u;
+  const hh_body *b = x->body;
+  int64_t total = b->fd >= 0 ? b->length : (int64_t)b->len;
+  if (origin != SEEK_SET || offset < 0 || offset > total) return CURL_SEEKFUNC_CANTSEEK;
+  x->body_pos = offset;
+  return CURL_SEEKFUNC_OK;
+}
+
 /* One request without following redirects. */
 static void perform_once(hh_conn *c, const char *method, const char *url, int auth, long timeout, int64_t range_from,
                          cb_ctx *x) {
@@ -203,6 +239,18 @@ static void perform_once(hh_conn *c, const char *method, const char *url, int au
     hdrs = curl_slist_append(hdrs, line);
   }
   hdrs = curl_slist_append(hdrs, "Accept-Encoding: identity");
+  const hh_body *b = x->body;
+  if (b) {
+    if (b->content_type) {
+      snprintf(line, sizeof line, "Content-Type: %s", b->content_type);
+      hdrs = curl_slist_append(hdrs, line);
+    }
+    if (b->accept) {
+      snprintf(line, sizeof line, "Accept: %s", b->accept);
+      hdrs = curl_slist_append(hdrs, line);
+    }
+    hdrs = curl_slist_append(hdrs, "Expect:"); /* no 100-continue round trip */
+  }
   curl_easy_setopt(h, CURLOPT_URL, url);
   curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
   curl_easy_setopt(h, CURLOPT_USERAGENT, "mlxport/" MP_VERSION "; hf_hub-protocol");
@@ -223,8 +271,26 @@ static void perform_once(hh_conn *c, const char *method, const char *url, int au
   curl_easy_setopt(h, CURLOPT_HEADERDATA, x);
   curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_write);
   curl_easy_setopt(h, CURLOPT_WRITEDATA, x);
-  if (!strcmp(method, "HEAD")) curl_easy_setopt(h, CURLOPT_NOBODY, 1L);
-  else curl_easy_setopt(h, CURLOPT_HTTPGET, 1L);
+  if (b) {
+    curl_off_t total = b->fd >= 0 ? (curl_off_t)b->length : (curl_off_t)b->len;
+    x->body_pos = 0;
+    curl_easy_setopt(h, CURLOPT_READFUNCTION, on_read);
+    curl_easy_setopt(h, CURLOPT_READDATA, x);
+    curl_easy_setopt(h, CURLOPT_SEEKFUNCTION, on_seek);
+    curl_easy_setopt(h, CURLOPT_SEEKDATA, x);
+    if (!strcmp(method, "PUT")) {
+      curl_easy_setopt(h, CURLOPT_UPLOAD, 1L);
+      curl_easy_setopt(h, CURLOPT_INFILESIZE_LARGE, total);
+    } else {
+      curl_easy_setopt(h, CURLOPT_POST, 1L);
+      curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, total);
+      if (strcmp(method, "POST") != 0) curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
+    }
+  } else if (!strcmp(method, "HEAD")) {
+    curl_easy_setopt(h, CURLOPT_NOBODY, 1L);
+  } else {
+    curl_easy_setopt(h, CURLOPT_HTTPGET, 1L);
+  }
   r->curl_code = (int)curl_easy_perform(h);
   if (r->curl_code == CURLE_ABORTED_BY_CALLBACK && x->stalled) {
     r->curl_code = CURLE_OPERATION_TIMEDOUT;
@@ -239,7 +305,7 @@ static void perform_once(hh_conn *c, const char *method, const char *url, int au
 
 void hh_perform(hh_conn *c, const char *method, const char *url, int follow, long timeout, int64_t range_from,
                 hh_sink sink, void *user, size_t body_max, hh_resp *r) {
-  cb_ctx x = {r, sink, user, body_max ? body_max : (1u << 20), 0, 0, 0, 0, 0};
+  cb_ctx x = {r, NULL, 0, sink, user, body_max ? body_max : (1u << 20), 0, 0, 0, 0, 0};
   char *cur = strdup(url);
   for (int hop = 0; cur; hop++) {
     /* credentials only to the endpoint's origin (a CDN URL is signed; it must not see the token) */
@@ -265,6 +331,23 @@ void hh_perform(hh_conn *c, const char *method, const char *url, int follow, lon
     }
   }
   free(cur);
+}
+
+void hh_perform_body(hh_conn *c, const char *method, const char *url, const hh_body *body, long timeout,
+                     size_t body_max, hh_resp *r) {
+  /* no redirects: a request body is not replayed to another URL (the Hub answers uploads in place) */
+  cb_ctx x = {r, body, 0, NULL, NULL, body_max ? body_max : (1u << 20), 0, 0, 0, 0, 0};
+  char *cur = strdup(url);
+  if (!cur) {
+    r->curl_code = CURLE_OUT_OF_MEMORY;
+    snprintf(r->curl_err, sizeof r->curl_err, "out of memory");
+    return;
+  }
+  perform_once(c, method, cur, hh_same_origin_as_endpoint(c, cur), timeout, -1, &x);
+  free(r->url);
+  r->url = cur;
+  if (r->curl_code == CURLE_WRITE_ERROR && x.body_overflow)
+    snprintf(r->curl_err, sizeof r->curl_err, "answer larger than %zu bytes", x.body_max);
 }
 
 int hh_retryable(const hh_resp *r) {

@@ -52,6 +52,24 @@ void hh_resp_free(hh_resp *r);
  * range_from > 0 sends "Range: bytes=N-". body_max bounds collected bodies (0 = 1 MiB). */
 void hh_perform(hh_conn *c, const char *method, const char *url, int follow, long timeout, int64_t range_from,
                 hh_sink sink, void *user, size_t body_max, hh_resp *r);
+/* A request body (POST/PUT): `data`/`len` from memory, or `length` bytes of the file `fd` from
+ * `offset` when fd >= 0 (read with pread, so a retry sends it again from the start). */
+typedef struct hh_body {
+  const char *data;
+  size_t len;
+  int fd;
+  int64_t offset, length;
+  const char *content_type; /* NULL: none */
+  const char *accept;       /* NULL: none */
+  void (*on_sent)(void *user, int64_t bytes_sent); /* upload progress of this request (may be NULL) */
+  void *sent_user;
+} hh_body;
+
+/* One request with a body; redirects are not followed (a 3xx is an answer). The Authorization
+ * header goes only to the endpoint's origin (presigned storage URLs never see the token).
+ * Every answer body is collected into r->body (up to body_max; 0 = 1 MiB). */
+void hh_perform_body(hh_conn *c, const char *method, const char *url, const hh_body *body, long timeout,
+                     size_t body_max, hh_resp *r);
 /* 408/429/5xx or a broken transfer (timeout, connection dropped mid-body). */
 int hh_retryable(const hh_resp *r);
 /* Sleeps before retry `attempt` (0-based): Retry-After seconds when given (capped at 60), else

@@ -10,6 +10,7 @@
 #include "core/fs.h"
 #include "core/strbuf.h"
 #include "core/yaml.h"
+#include "hub/hub.h"
 
 /* ---------------------------------------------------------------- helpers */
 
@@ -243,9 +244,46 @@ static void suggest_name(const char *s, char *out, size_t cap) {
 /* ---------------------------------------------------------------- models */
 
 static const char *const k_model_keys[] = {"name", "hf_name", "task", "revision", "quantization", "benchmarks",
-                                           "description", "enabled", NULL};
+                                           "description", "enabled", "upload", NULL};
 static const char *const k_quant_keys[] = {"bits",           "dtype",     "group_size", "target_size_mb",
                                            "max_accuracy_drop", "min_speedup", "method", NULL};
+
+/* upload: {repo: org/name (may contain "{name}"), private: bool}, or false / null = not published.
+ * *set = 1 when the node decides (a model's own `upload: false` overrides the file's default). */
+static void parse_upload(vctx *v, const mp_json *u, const char *model_name, const char **repo, int *priv, int *set) {
+  *set = 0;
+  if (!u) return;
+  *set = 1;
+  *repo = NULL;
+  *priv = 0;
+  if (u->type == MP_JSON_NULL || (u->type == MP_JSON_BOOL && !u->boolean)) return;
+  if (u->type != MP_JSON_OBJECT) {
+    verr(v, u, "\"upload\" must be a mapping {repo: org/name, private: true|false} (or false)");
+    return;
+  }
+  static const char *const keys[] = {"repo", "private", NULL};
+  unknown_keys(v, u, keys, "upload");
+  const char *r = get_str(v, u, "repo", 1, "upload");
+  const mp_json *pv = mp_json_get(u, "private");
+  if (pv && pv->type != MP_JSON_BOOL) verr(v, pv, "upload.private must be true or false");
+  *priv = pv && pv->type == MP_JSON_BOOL && pv->boolean;
+  if (!r) return;
+  mp_sb sb;
+  mp_sb_init(&sb);
+  for (const char *p = r; *p; p++) {
+    if (!strncmp(p, "{name}", 6) && model_name) {
+      mp_sb_puts(&sb, model_name);
+      p += 5;
+    } else {
+      mp_sb_putc(&sb, *p);
+    }
+  }
+  if (!sb.oom && model_name && !mp_hub_valid_repo_id(sb.buf))
+    verr(v, mp_json_get(u, "repo"), "upload.repo \"%s\" is not a Hub repo id (org/name of letters, digits, '-', '_', '.'; "
+         "\"{name}\" stands for the model's name)", sb.buf);
+  *repo = sb.oom ? NULL : mp_arena_strdup(&v->c->arena, sb.buf);
+  mp_sb_free(&sb);
+}
 
 static void parse_model(vctx *v, const mp_json *mj, mp_pl_model *m) {
   memset(m, 0, sizeof *m);
@@ -294,6 +332,9 @@ static void parse_model(vctx *v, const mp_json *mj, mp_pl_model *m) {
     verr(v, q, "\"quantization\" must be a mapping");
   }
   m->benchmarks = get_str_list(v, mj, "benchmarks", &m->n_benchmarks, "model");
+  int set = 0;
+  parse_upload(v, mp_json_get(mj, "upload"), m->name, &m->upload_repo, &m->upload_private, &set);
+  m->upload_set = set;
 }
 
 /* ---------------------------------------------------------------- datasets */
@@ -435,9 +476,13 @@ mp_status mp_pl_config_load(const char *const *patterns, size_t n, mp_pl_config 
       verr(&v, root, "the top level must be a mapping with \"models\" and/or \"datasets\"");
       continue;
     }
-    static const char *const top[] = {"models", "datasets", "defaults", "version", NULL};
+    static const char *const top[] = {"models", "datasets", "defaults", "version", "upload", NULL};
     unknown_keys(&v, root, top, "the top level");
     const mp_json *ms = mp_json_get(root, "models");
+    /* the file's default upload (top-level `upload:` or `defaults: {upload: ...}`) */
+    const mp_json *dflt_up = mp_json_get(root, "upload");
+    if (!dflt_up) dflt_up = mp_json_get(mp_json_get(root, "defaults"), "upload");
+    size_t first_model = c->n_models;
     if (ms && ms->type == MP_JSON_ARRAY) {
       for (size_t i = 0; i < ms->len; i++) {
         if (c->n_models == cap_m) {
@@ -450,6 +495,16 @@ mp_status mp_pl_config_load(const char *const *patterns, size_t n, mp_pl_config 
       }
     } else if (ms && ms->type != MP_JSON_NULL) {
       verr(&v, ms, "\"models\" must be a list");
+    }
+    if (dflt_up) {
+      const char *r0;
+      int p0, s0;
+      parse_upload(&v, dflt_up, NULL, &r0, &p0, &s0); /* shape errors once */
+      for (size_t i = first_model; i < c->n_models; i++) {
+        mp_pl_model *m = &c->models[i];
+        if (m->upload_set) continue;
+        parse_upload(&v, dflt_up, m->name, &m->upload_repo, &m->upload_private, &s0);
+      }
     }
     const mp_json *ds = mp_json_get(root, "datasets");
     if (ds && ds->type == MP_JSON_OBJECT) {

@@ -32,6 +32,11 @@ typedef struct mp_pl_model {
   const char **benchmarks;
   size_t n_benchmarks;
   mp_pl_where where;
+  /* upload: {repo, private} of the model or of its file's default (repo may use "{name}");
+   * upload_repo NULL = not published */
+  const char *upload_repo;
+  int upload_private;
+  int upload_set; /* the model's own `upload:` key decided (else the file's default applies) */
   const char **aliases; /* other names with the same source + revision + quantization */
   size_t n_aliases;
   const mp_json *node;

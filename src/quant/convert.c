@@ -1,6 +1,8 @@
 /* mlxport convert: Hugging Face checkpoint -> MLX folder. See convert.h and docs/convert.md. */
 #include "quant/convert.h"
+#include "hub/card.h"
 
+#include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -738,67 +740,53 @@ static const char *pipeline_tag(conv *c) {
   return "feature-extraction";
 }
 
+/* The source snapshot's commit when the source is a Hub cache snapshot (.../snapshots/<40 hex>). */
+static const char *source_commit(const char *dir, char buf[41]) {
+  const char *p = strstr(dir, "/snapshots/");
+  if (!p) return NULL;
+  p += 11;
+  size_t n = strcspn(p, "/");
+  if (n != 40) return NULL;
+  for (size_t i = 0; i < 40; i++)
+    if (!isxdigit((unsigned char)p[i])) return NULL;
+  memcpy(buf, p, 40);
+  buf[40] = 0;
+  return buf;
+}
+
 static mp_status write_card(conv *c, uint64_t out_bytes) {
   const mp_convert_opts *o = c->o;
-  const char *src = c->repo_id ? c->repo_id : c->src_path;
-  const char *tag = pipeline_tag(c);
-  char hb[32], ha[32];
-  snprintf(hb, sizeof hb, "%.1f MB", (double)c->source_bytes / 1e6);
-  snprintf(ha, sizeof ha, "%.1f MB", (double)out_bytes / 1e6);
+  mp_card_info ci;
+  memset(&ci, 0, sizeof ci);
+  ci.title = c->base;
+  ci.base_model = c->repo_id;
+  ci.source = c->repo_id ? c->repo_id : c->src_path;
+  char sha[41];
+  ci.source_commit = source_commit(c->src_dir, sha);
+  mp_arena a;
+  mp_arena_init(&a, 0);
+  char *src_readme = mp_path_join(c->src_dir, "README.md");
+  if (src_readme) mp_card_source_license(src_readme, &a, &ci.license, &ci.license_name, &ci.license_link);
+  free(src_readme);
+  ci.pipeline_tag = pipeline_tag(c);
+  char *mj = mp_path_join(c->src_dir, "modules.json");
+  ci.sentence_transformers = mj && mp_is_file(mj);
+  free(mj);
+  ci.quantized = o->quantize;
+  ci.bits = o->bits;
+  ci.group_size = o->group_size;
+  ci.dtype = mp_mlx_dtype_name(c->dtype);
+  for (size_t i = 0; i < c->n; i++) {
+    ci.n_quantized += c->cv[i].act == A_QUANT;
+    ci.n_float_layers += c->cv[i].layer && c->cv[i].act != A_QUANT;
+  }
+  ci.source_mb = (double)c->source_bytes / 1e6;
+  ci.output_mb = (double)out_bytes / 1e6;
+  ci.command = o->command;
   mp_sb sb;
   mp_sb_init(&sb);
-  mp_sb_puts(&sb, "---\nlibrary_name: mlx\n");
-  if (c->repo_id) mp_sb_printf(&sb, "base_model: %s\n", c->repo_id);
-  mp_sb_printf(&sb, "pipeline_tag: %s\ntags:\n- mlx\n- mlxport\n", tag);
-  if (!strcmp(tag, "sentence-similarity")) mp_sb_puts(&sb, "- sentence-transformers\n");
-  mp_sb_printf(&sb, "---\n\n# %s\n\n", c->base);
-  if (c->repo_id)
-    mp_sb_printf(&sb,
-                 "This model was converted to MLX format from [`%s`](https://huggingface.co/%s) using mlxport version "
-                 "**%s**.\n\n",
-                 src, src, MP_VERSION_STRING);
-  else
-    mp_sb_printf(&sb, "This model was converted to MLX format from `%s` using mlxport version **%s**.\n\n", src,
-                 MP_VERSION_STRING);
-  size_t nq = 0, nf = 0;
-  for (size_t i = 0; i < c->n; i++) {
-    nq += c->cv[i].act == A_QUANT;
-    nf += c->cv[i].layer && c->cv[i].act != A_QUANT;
-  }
-  if (o->quantize) {
-    mp_sb_printf(&sb,
-                 "- Quantization: MLX affine, %d bits, group size %d (`mode: affine`), on %zu Linear/Embedding "
-                 "weights; %s elsewhere.",
-                 o->bits, o->group_size, nq, mp_mlx_dtype_name(c->dtype));
-    if (nf) mp_sb_printf(&sb, " %zu layer(s) kept in float (listed as `false` in `config.json` \"quantization\").", nf);
-    mp_sb_puts(&sb, "\n- Packed weights, scales and biases are bit-identical to `mx.quantize` (MLX CPU backend).\n");
-  } else {
-    mp_sb_printf(&sb, "- Weights: %s (not quantized).\n", mp_mlx_dtype_name(c->dtype));
-  }
-  mp_sb_printf(&sb, "- Size: %s of weights (source: %s, %.2fx smaller).\n", ha, hb,
-               out_bytes ? (double)c->source_bytes / (double)out_bytes : 0.0);
-  mp_sb_puts(&sb, "- Conversion details and per-tensor quantization error: `conversion_metadata.json`.\n\n");
-  mp_sb_puts(&sb, "## Use with mlx\n\n```bash\npip install mlx\n```\n\n```python\nimport json\nimport mlx.core as "
-                  "mx\nimport mlx.nn as nn\n\n"
-                  "weights = mx.load(\"model.safetensors\")\nconfig = json.load(open(\"config.json\"))\n");
-  if (o->quantize)
-    mp_sb_puts(
-        &sb, "q = config[\"quantization\"]\n\nmodel = ...  # an MLX module tree with the Hugging Face parameter names\n"
-             "nn.quantize(\n    model,\n    group_size=q[\"group_size\"],\n    bits=q[\"bits\"],\n"
-             "    mode=q.get(\"mode\", \"affine\"),\n"
-             "    class_predicate=lambda p, m: q[p] if p in q else hasattr(m, \"to_quantized\") and f\"{p}.scales\" in "
-             "weights,\n)\n"
-             "model.load_weights(list(weights.items()), strict=True)\n```\n\n");
-  else
-    mp_sb_puts(&sb, "model = ...  # an MLX module tree with the Hugging Face parameter names\n"
-                    "model.load_weights(list(weights.items()), strict=True)\n```\n\n");
-  mp_sb_puts(&sb, "## Use with mlxport\n\n```bash\nmlxport inspect ");
-  mp_sb_puts(&sb, c->base);
-  mp_sb_puts(&sb, "\nmlxport verify-weights ");
-  mp_sb_puts(&sb, src);
-  mp_sb_putc(&sb, ' ');
-  mp_sb_puts(&sb, c->base);
-  mp_sb_puts(&sb, "\n```\n");
+  mp_card_render(&sb, &ci);
+  mp_arena_free(&a);
   char *p = mp_path_join(c->tmpdir, "README.md");
   mp_status s = (p && !sb.oom) ? mp_write_file_atomic(p, sb.buf, sb.len) : mp_err(MP_ERR_NOMEM, "out of memory");
   free(p);

@@ -28,6 +28,7 @@ typedef struct mp_convert_opts {
   int dry_run;              /* plan only: nothing is written */
   uint64_t max_shard_bytes; /* 0: 5 GiB like mlx-lm */
   mp_qcompat compat;
+  const char *command;      /* the command line, shown in the model card (NULL: none) */
   volatile sig_atomic_t *cancel; /* optional: set to non-zero (e.g. by a signal) to stop cleanly */
 } mp_convert_opts;
 
