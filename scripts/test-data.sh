@@ -126,14 +126,19 @@ fetch() {
 publish() {
   local src="${1:?usage: scripts/test-data.sh publish DIR}"
   is_data_dir "$src" || { say "$src is not a test data folder"; exit 1; }
-  local stage; stage="$(mktemp -d)"
-  trap 'rm -rf "$stage"' EXIT
-  awk -F'\t' '!/^#/ && NF>=6 && $2=="dataset" && $3=="mlxport/test-data" {print $1 "\t" $6}' "$MANIFEST" |
-    while IFS=$'\t' read -r p want; do
-      [ "$(sha256sum "$src/$p" | cut -c1-64)" = "$want" ] || { say "$src/$p differs from the manifest"; exit 1; }
-      mkdir -p "$(dirname "$stage/$p")" && cp "$src/$p" "$stage/$p"
-    done
-  "$BIN" upload "$stage" mlxport/test-data --repo-type dataset --commit-message "mlxport test data (tests/data/manifest.tsv)"
+  [ -x "$BIN" ] || { say "$BIN is not built: run make build first"; exit 1; }
+  STAGE="$(mktemp -d)"
+  trap 'rm -rf "$STAGE"' EXIT
+  local p want
+  while IFS=$'\t' read -r p want; do
+    if [ "$(sha256sum "$src/$p" | cut -c1-64)" != "$want" ]; then
+      say "$src/$p differs from the sha256 tests/data/manifest.tsv pins: not publishing"
+      exit 1
+    fi
+    mkdir -p "$(dirname "$STAGE/$p")" && cp "$src/$p" "$STAGE/$p"
+  done < <(awk -F'\t' '!/^#/ && NF>=6 && $2=="dataset" && $3=="mlxport/test-data" {print $5 "\t" $6}' "$MANIFEST")
+  "$BIN" upload "$STAGE" mlxport/test-data --repo-type dataset --quiet \
+    --commit-message "mlxport test data (tests/data/manifest.tsv)"
 }
 
 case "${1:-locate}" in

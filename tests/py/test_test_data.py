@@ -158,3 +158,38 @@ def test_offline_without_data_stops_at_once(checkout, tmp_path):
     # a wrong MLXPORT_TEST_DATA is an error, not a fall-through
     p = script(checkout, "locate", env={**e, "MLXPORT_TEST_DATA": str(tmp_path)})
     assert p.returncode == 2 and "not a test data folder" in p.stderr
+
+
+def test_publish_the_mirror_then_fetch_it(checkout, tmp_path):
+    """`scripts/test-data.sh publish DIR` uploads the mirror repo's files with `mlxport upload` (the
+    maintainers' one-time step); a fetch then gets them back byte for byte. The model repos are
+    served as upstream has them."""
+    shared = require_shared()
+    s = HubServer(page_size=50).start()
+    try:
+        groups = {}
+        for local, rtype, repo, rev, path, _sha, _up in manifest():
+            if repo == "mlxport/test-data":
+                continue
+            with open(os.path.join(shared, local), "rb") as f:
+                groups.setdefault((rtype, repo, rev), {})[path] = f.read()
+        for (rtype, repo, rev), files in groups.items():
+            r = Repo(repo, files, repo_type=rtype)
+            if rev != "main":
+                r.sha, r.refs = rev, {"main": rev}
+            s.add_repo(r)
+        e = base_env(tmp_path)
+        e.update(HF_ENDPOINT=s.endpoint, HF_HUB_OFFLINE="0", HF_TOKEN="write-token")
+        p = script(checkout, "publish", shared, env=e)
+        assert p.returncode == 0, p.stderr
+        mirror = s.repos[("dataset", "mlxport/test-data")]
+        want = {r[4] for r in manifest() if r[2] == "mlxport/test-data"}
+        assert want <= set(mirror.files) and set(mirror.files) - want <= {".gitattributes"}, set(mirror.files) - want
+        p = script(checkout, "fetch", env=e)
+        assert p.returncode == 0, p.stderr
+        fetched = p.stdout.strip()
+        for local, *_ in manifest():
+            with open(os.path.join(shared, local), "rb") as a, open(os.path.join(fetched, local), "rb") as b:
+                assert a.read() == b.read(), local
+    finally:
+        s.stop()
