@@ -9,6 +9,7 @@
 #include "core/strbuf.h"
 #include "eval/data_dirs.h"
 #include "eval/dataset.h"
+#include "eval/eval_job.h"
 #include "eval/evaluate.h"
 #include "model/model.h"
 #include "eval/report.h"
@@ -84,17 +85,6 @@ static int write_doc(const char *dir, const char *rel, const mp_sb *sb) {
   return st ? mp_cli_fail("eval", st) : 0;
 }
 
-static int bits_of(const char *model_path) {
-  mp_arena a;
-  mp_arena_init(&a, 0);
-  mp_json *cfg;
-  int bits = 0;
-  if (mp_hf_load_config(model_path, &a, &cfg) == MP_OK) bits = (int)mp_json_get_int(mp_json_get(cfg, "quantization"), "bits", 0);
-  mp_err_clear();
-  mp_arena_free(&a);
-  return bits;
-}
-
 static void put_logits(mp_sb *sb, const char *key, const mp_eval_result *r, size_t i) {
   if (!r->logits || !r->kc) return;
   mp_sb_printf(sb, ",\"%s\":[", key);
@@ -146,15 +136,11 @@ static int write_predictions(const char *path, const mp_dataset *ds, const mp_ev
 }
 
 int mp_cmd_eval(int argc, char **argv) {
-  const char *model = NULL, *baseline = NULL, *dataset = NULL, *data_dir = NULL, *report_dir = NULL, *name = NULL,
-             *predictions = NULL;
-  const char *task_arg = NULL, *data_file = NULL, *format = NULL, *text_fields = NULL, *label_field = NULL, *label_names = NULL,
-             *score_field = NULL;
-  mp_eval_options eo;
-  mp_eval_options_init(&eo);
-  mp_gate_options go;
-  mp_gate_options_init(&go);
-  long long max_samples = 0;
+  const char *report_dir = NULL, *predictions = NULL;
+  mp_eval_job_opts jo;
+  mp_eval_job_opts_init(&jo);
+  mp_eval_options *eo = &jo.eo;
+  mp_gate_options *go = &jo.go;
   int json = 0, no_card = 0;
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i], *v;
@@ -180,177 +166,95 @@ int mp_cmd_eval(int argc, char **argv) {
     var = strtod(v, &end);                                                                                            \
     if (*end || end == v || !(var >= 0)) return mp_cli_usage_error("eval", "%s expects a number >= 0", flag);         \
   }
-    STR_OPT("--model", model)
-    STR_OPT("--baseline", baseline)
-    STR_OPT("--dataset", dataset)
-    STR_OPT("--data-dir", data_dir)
-    STR_OPT("--data-file", data_file)
-    STR_OPT("--format", format)
-    STR_OPT("--text-fields", text_fields)
-    STR_OPT("--label-field", label_field)
-    STR_OPT("--label-names", label_names)
-    STR_OPT("--score-field", score_field)
+    STR_OPT("--model", jo.model)
+    STR_OPT("--baseline", jo.baseline)
+    STR_OPT("--dataset", jo.dataset)
+    STR_OPT("--data-dir", jo.data_dir)
+    STR_OPT("--data-file", jo.data_file)
+    STR_OPT("--format", jo.format)
+    STR_OPT("--text-fields", jo.text_fields)
+    STR_OPT("--label-field", jo.label_field)
+    STR_OPT("--label-names", jo.label_names)
+    STR_OPT("--score-field", jo.score_field)
     STR_OPT("--report-dir", report_dir)
-    STR_OPT("--name", name)
+    STR_OPT("--name", jo.name)
     STR_OPT("--predictions", predictions)
-    STR_OPT("--template", eo.template_)
-    INT_OPT("--seed", 0, (1LL << 62), eo.seed = (uint64_t)x)
-    INT_OPT("--batch-size", 1, 1 << 16, eo.batch_size = (size_t)x)
-    INT_OPT("--max-length", 1, 1 << 20, eo.max_length = (size_t)x)
-    INT_OPT("--latency-requests", 0, 1 << 20, eo.latency_requests = (size_t)x)
-    INT_OPT("--threads", 0, 1024, eo.threads = (int)x)
-    NUM_OPT("--max-accuracy-drop", go.max_accuracy_drop)
-    NUM_OPT("--min-speedup", go.min_speedup)
-    NUM_OPT("--target-size-mb", go.target_size_mb)
+    STR_OPT("--template", eo->template_)
+    INT_OPT("--seed", 0, (1LL << 62), eo->seed = (uint64_t)x)
+    INT_OPT("--batch-size", 1, 1 << 16, eo->batch_size = (size_t)x)
+    INT_OPT("--max-length", 1, 1 << 20, eo->max_length = (size_t)x)
+    INT_OPT("--latency-requests", 0, 1 << 20, eo->latency_requests = (size_t)x)
+    INT_OPT("--threads", 0, 1024, eo->threads = (int)x)
+    NUM_OPT("--max-accuracy-drop", go->max_accuracy_drop)
+    NUM_OPT("--min-speedup", go->min_speedup)
+    NUM_OPT("--target-size-mb", go->target_size_mb)
     else if (mp_cli_opt(argc, argv, &i, "--max-samples", &v)) {
       if (!v) return MP_EXIT_USAGE;
-      if (!strcmp(v, "all")) max_samples = 0;
-      else if (mp_cli_parse_int("eval", "--max-samples", v, 1, 1LL << 40, &max_samples)) return MP_EXIT_USAGE;
+      if (!strcmp(v, "all")) jo.max_samples = 0;
+      else if (mp_cli_parse_int("eval", "--max-samples", v, 1, 1LL << 40, &x)) return MP_EXIT_USAGE;
+      else jo.max_samples = (size_t)x;
     }
     else if (mp_cli_opt(argc, argv, &i, "--task", &v)) {
       if (!v) return MP_EXIT_USAGE;
-      if (mp_task_parse(v, &eo.task)) return mp_cli_usage_error("eval", "%s", mp_last_error());
-      task_arg = v;
+      if (mp_task_parse(v, &eo->task)) return mp_cli_usage_error("eval", "%s", mp_last_error());
+      jo.task = v;
     }
     else if (mp_cli_opt(argc, argv, &i, "--compute", &v)) {
       mp_compute cm;
       if (!v) return MP_EXIT_USAGE;
-      if (!strcmp(v, "both")) eo.compute = -1;
+      if (!strcmp(v, "both")) eo->compute = -1;
       else if (mp_compute_parse(v, &cm)) return mp_cli_usage_error("eval", "--compute must be both, fast or faithful");
-      else eo.compute = (int)cm;
+      else eo->compute = (int)cm;
     }
     else if (!strcmp(a, "--json")) json = 1;
     else if (!strcmp(a, "--no-card")) no_card = 1;
-    else if (!strcmp(a, "--in-process")) eo.in_process = 1;
+    else if (!strcmp(a, "--in-process")) eo->in_process = 1;
     else return mp_cli_usage_error("eval", "unknown option or argument '%s'", a);
 #undef STR_OPT
 #undef INT_OPT
 #undef NUM_OPT
   }
-  if (!model) return mp_cli_usage_error("eval", "--model is required");
-  if (!dataset) return mp_cli_usage_error("eval", "--dataset is required");
-  if (go.min_speedup == 0) go.min_speedup = NAN;
-  if (!baseline) go.min_speedup = NAN, go.max_accuracy_drop = NAN;
-  if (!strchr(eo.template_, '{') || !strstr(eo.template_, "{}"))
+  if (!jo.model) return mp_cli_usage_error("eval", "--model is required");
+  if (!jo.dataset) return mp_cli_usage_error("eval", "--dataset is required");
+  if (!strchr(eo->template_, '{') || !strstr(eo->template_, "{}"))
     return mp_cli_usage_error("eval", "--template must contain {}");
-
-  /* dataset */
-  mp_dataset_def def;
-  mp_dataset_def_init(&def);
-  char *found = NULL;
-  mp_status st = MP_OK;
-  char tf_buf[512] = "", ln_buf[1024] = "";
-  const char *lnames[16];
-  if (data_file) {
-    def.key = dataset;
-    def.path = data_file;
-  } else if (mp_path_exists(dataset)) {
-    def.path = dataset;
-  } else {
-    def.key = dataset;
-    st = mp_data_find(dataset, data_dir, &found);
-    def.path = found;
-  }
-  if (!st && format && mp_ds_format_parse(format, &def.format)) {
-    free(found);
-    return mp_cli_usage_error("eval", "%s", mp_last_error());
-  }
-  if (text_fields) {
-    snprintf(tf_buf, sizeof tf_buf, "%s", text_fields);
-    char *comma = strchr(tf_buf, ',');
-    if (comma) *comma = 0, def.text_b = comma + 1;
-    def.text_a = tf_buf;
-  }
-  /* a file by path, no key, no fields: the task's usual column names */
-  if (!st && !def.key && !text_fields && task_arg && mp_dataset_task_fields(&def, task_arg) != MP_OK) {
-    free(found);
-    return mp_cli_usage_error("eval", "%s", mp_last_error());
-  }
-  if (label_field) def.label = label_field;
-  if (score_field) def.score = score_field;
-  if (label_names) {
-    snprintf(ln_buf, sizeof ln_buf, "%s", label_names);
-    size_t nl = 0;
-    for (char *save = NULL, *t = strtok_r(ln_buf, ",", &save); t && nl < 16; t = strtok_r(NULL, ",", &save))
-      lnames[nl++] = t;
-    def.label_names = lnames;
-    def.n_label_names = nl;
-  }
-  mp_dataset *ds = NULL;
-  if (!st) st = mp_dataset_load(&def, &ds);
-  if (!st) st = mp_dataset_sample(ds, (size_t)max_samples, eo.seed);
-  if (st) {
-    free(found);
-    mp_dataset_free(ds);
-    return mp_cli_fail("eval", st);
-  }
-  fprintf(stderr, "mlxport eval: %s: %zu examples%s (of %zu) from %s\n", ds->name, ds->n,
-          ds->n < ds->n_total ? " sampled" : "", ds->n_total, ds->path);
-  if (mp_data_find_is_fallback(ds->path))
-    fprintf(stderr, "mlxport eval: note: %s is the small embedded demo set, not the real benchmark: its figures "
-                    "show the tool works, not the model's benchmark accuracy\n", ds->path);
-  mp_eval_result base, conv;
-  memset(&base, 0, sizeof base);
-  memset(&conv, 0, sizeof conv);
-  int have_base = 0;
-  if (baseline) {
-    fprintf(stderr, "mlxport eval: running baseline %s\n", baseline);
-    st = mp_eval_run(baseline, ds, &eo, &base);
-    if (st) mp_err_prefix(st, "baseline %s", baseline);
-    have_base = !st;
-  }
-  if (!st) {
-    fprintf(stderr, "mlxport eval: running %s\n", model);
-    st = mp_eval_run(model, ds, &eo, &conv);
-    if (st) mp_err_prefix(st, "model %s", model);
-  }
-  if (st) {
-    mp_eval_result_free(&base);
-    free(found);
-    mp_dataset_free(ds);
-    return mp_cli_fail("eval", st);
-  }
-  mp_comparison cmp;
-  memset(&cmp, 0, sizeof cmp);
-  if (have_base) st = mp_eval_compare(&base, &conv, &cmp);
-  mp_gate gates[4];
-  int all_passed = 1;
-  size_t ng = st ? 0 : mp_eval_gates(have_base ? &base : NULL, &conv, &cmp, &go, gates, &all_passed);
-  char mname[256];
-  /* default name: the repo's name for a hub id, else the folder's name */
-  snprintf(mname, sizeof mname, "%s", name ? name : mp_path_exists(model) ? mp_path_basename(conv.model) : mp_path_basename(model));
-  int rc = st ? mp_cli_fail("eval", st) : MP_EXIT_OK; /* before bits_of(), which clears the error */
-  int bits = bits_of(conv.model);
-  if (!st) {
-    mp_sb doc;
-    mp_sb_init(&doc);
-    mp_report_comparison_json(&doc, mname, ds->name, bits, have_base ? &base : NULL, &conv, &cmp, gates, ng, all_passed);
-    mp_sb_putc(&doc, '\n');
-    if (!no_card && have_base && mp_is_dir(model)) { /* an mlxport card in the folder records it */
-      mp_arena ca;
-      mp_arena_init(&ca, 0);
-      mp_json *cj = NULL;
-      /* the card names the model folder, not its local path (the card travels with the folder) */
-      char **av = calloc((size_t)argc + 1, sizeof *av);
-      for (int i = 0; av && i < argc; i++) {
-        av[i] = argv[i];
-        if (!strcmp(argv[i], "--model") && i + 1 < argc) {
-          av[i + 1] = (char *)mp_path_basename(argv[i + 1]);
-          i++;
-        }
+  /* the card names the model folder, not its local path (the card travels with the folder) */
+  char *cmdline = NULL;
+  if (!no_card && jo.baseline) {
+    char **av = calloc((size_t)argc + 1, sizeof *av);
+    for (int i = 0; av && i < argc; i++) {
+      av[i] = argv[i];
+      if (!strcmp(argv[i], "--model") && i + 1 < argc) {
+        av[i + 1] = (char *)mp_path_basename(argv[i + 1]);
+        i++;
       }
-      char *cmdline = av ? mp_cli_command_line(argc, av) : NULL;
-      free(av);
-      int updated = 0;
-      if (mp_json_parse(doc.buf, doc.len, "comparison", &ca, &cj) != MP_OK ||
-          mp_card_add_evaluation(model, cj, cmdline, &updated) != MP_OK)
-        fprintf(stderr, "mlxport eval: warning: the model card was not updated: %s\n", mp_last_error());
-      else if (updated)
-        fprintf(stderr, "mlxport eval: recorded in %s/README.md (model card)\n", model);
-      mp_err_clear();
-      free(cmdline);
-      mp_arena_free(&ca);
     }
+    cmdline = av ? mp_cli_command_line(argc, av) : NULL;
+    free(av);
+  }
+  jo.update_card = !no_card;
+  jo.card_command = cmdline;
+  mp_eval_job_out out;
+  mp_status st = mp_eval_job_run(&jo, &out);
+  free(cmdline);
+  if (st) {
+    int rc = out.usage ? mp_cli_usage_error("eval", "%s", mp_last_error()) : mp_cli_fail("eval", st);
+    mp_eval_job_out_free(&out);
+    return rc;
+  }
+  const mp_dataset *ds = out.ds;
+  mp_eval_result base = out.base, conv = out.conv;
+  int have_base = out.have_base;
+  const char *model = jo.model;
+  const char *mname = out.name;
+  int bits = out.bits;
+  mp_sb doc = out.doc;
+  int rc = MP_EXIT_OK, all_passed = out.all_passed;
+  size_t ng = out.n_gates;
+  mp_gate *gates = out.gates;
+  mp_comparison cmp = out.cmp;
+  (void)model;
+  {
     if (json) fwrite(doc.buf, 1, doc.len, stdout);
     else {
       printf("%-22s %-14s %-12s %10s %10s\n", "", "metric", "", "original", "converted");
@@ -419,13 +323,9 @@ int mp_cmd_eval(int argc, char **argv) {
       if (bad) rc = MP_EXIT_ERROR;
       else fprintf(stderr, "mlxport eval: report written to %s/report.html\n", report_dir);
     }
-    mp_sb_free(&doc);
     if (predictions && write_predictions(predictions, ds, have_base ? &base : NULL, &conv)) rc = MP_EXIT_ERROR;
     if (rc == MP_EXIT_OK && !all_passed) rc = MP_EXIT_GATE;
   }
-  mp_eval_result_free(&base);
-  mp_eval_result_free(&conv);
-  free(found);
-  mp_dataset_free(ds);
+  mp_eval_job_out_free(&out);
   return rc;
 }

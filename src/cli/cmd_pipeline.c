@@ -383,11 +383,6 @@ int mp_cmd_pipeline(int argc, char **argv) {
     }
   }
   if (!nc) return mp_cli_usage_error("pipeline", "at least one --config is required");
-  static char exe[PATH_MAX];
-  ssize_t l = readlink("/proc/self/exe", exe, sizeof exe - 1);
-  if (l <= 0) return mp_cli_fail("pipeline", mp_err(MP_ERR_IO, "cannot find the mlxport executable (/proc/self/exe)"));
-  exe[l] = 0;
-  o.self_exe = exe;
   mp_pl_config *cfg;
   mp_status st = mp_pl_config_load(configs, nc, &cfg);
   if (st) return mp_cli_fail("pipeline", st);

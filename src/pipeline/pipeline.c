@@ -1,6 +1,7 @@
 #include "core/clock.h"
 #include "pipeline/pipeline.h"
 
+#include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -24,10 +25,13 @@
 #include "core/sha256.h"
 #include "core/strbuf.h"
 #include "eval/data_dirs.h"
+#include "eval/eval_job.h"
 #include "eval/evaluate.h"
 #include "eval/report.h"
 #include "format/hf.h"
 #include "hub/hub.h"
+#include "quant/convert.h"
+#include "quant/mlx_affine.h"
 
 struct mp_pipeline {
   const mp_pl_config *cfg;
@@ -454,7 +458,181 @@ static const char *task_for(const mp_job *j) {
   return t;
 }
 
-/* Starts a job as a child process; stdout goes to `out_path` (eval JSON), stderr to the log. */
+/* ---- the job itself, run in the forked child through the library (no program is executed).
+ * argv is the equivalent `mlxport` command line: the log's first line, the command recorded in
+ * model cards (as `mlxport convert` / `mlxport eval` record theirs), and what each job does. */
+
+static volatile sig_atomic_t g_child_cancel;
+static void child_on_signal(int sig) {
+  (void)sig;
+  g_child_cancel = 1;
+}
+
+static void child_log(mp_log_level level, const char *msg, void *user) {
+  (void)user;
+  static const char *names[] = {"debug", "info", "warning", "error"};
+  if (level == MP_LOG_INFO) fprintf(stderr, "%s\n", msg);
+  else fprintf(stderr, "%s: %s\n", names[level], msg);
+}
+
+static int child_fail(const char *cmd, mp_status s) {
+  const char *m = mp_last_error();
+  fprintf(stderr, "mlxport %s: error: %s\n", cmd, (m && *m) ? m : mp_status_name(s));
+  return s == MP_ERR_INVALID_ARG ? 2 : 3;
+}
+
+/* "mlxport ARGS..." quoted for a shell, as the CLI writes its command into cards; the value
+ * after `base_flag` is reduced to its base name (a card names the folder, not a local path). */
+static char *command_line(const char *const *argv, const char *base_flag) {
+  mp_sb sb;
+  mp_sb_init(&sb);
+  mp_sb_puts(&sb, "mlxport");
+  for (int i = 1; argv[i]; i++) {
+    const char *a = argv[i];
+    if (i > 1 && base_flag && !strcmp(argv[i - 1], base_flag)) a = mp_path_basename(a);
+    int plain = *a != 0;
+    for (const char *c = a; *c; c++)
+      if (!(isalnum((unsigned char)*c) || strchr("-_./=:@,+%", *c))) plain = 0;
+    mp_sb_putc(&sb, ' ');
+    if (plain) {
+      mp_sb_puts(&sb, a);
+      continue;
+    }
+    mp_sb_putc(&sb, '\'');
+    for (const char *c = a; *c; c++) {
+      if (*c == '\'') mp_sb_puts(&sb, "'\\''");
+      else if (*c == '\n') mp_sb_putc(&sb, ' ');
+      else mp_sb_putc(&sb, *c);
+    }
+    mp_sb_putc(&sb, '\'');
+  }
+  if (sb.oom) {
+    mp_sb_free(&sb);
+    return NULL;
+  }
+  return mp_sb_steal(&sb);
+}
+
+/* The value following `flag` in argv, or NULL. */
+static const char *arg_of(const char *const *argv, const char *flag) {
+  for (int i = 1; argv[i] && argv[i + 1]; i++)
+    if (!strcmp(argv[i], flag)) return argv[i + 1];
+  return NULL;
+}
+
+static int run_download(const char *const *argv) {
+  mp_hub_request rq = {0};
+  const char *inc = arg_of(argv, "--include");
+  rq.repo_id = argv[2];
+  rq.repo_type = arg_of(argv, "--repo-type");
+  rq.revision = arg_of(argv, "--revision");
+  if (inc) rq.include = &inc, rq.n_include = 1;
+  mp_hub_result res;
+  mp_status st = mp_hub_download(&rq, &res);
+  if (st) return child_fail("download", st);
+  printf("%s\n", res.path);
+  mp_hub_result_free(&res);
+  return 0;
+}
+
+static int run_convert(mp_pipeline *p, const mp_job *j, const char *const *argv) {
+  mp_convert_opts o;
+  mp_convert_opts_init(&o);
+  o.hf_path = j->source;
+  o.mlx_path = j->out_dir;
+  o.quantize = 1;
+  o.bits = j->model->quant.bits;
+  o.group_size = j->model->quant.group_size;
+  o.no_skip = p->o.no_skip;
+  if (!mp_mlx_affine_supported(o.bits, o.group_size))
+    return child_fail("convert", mp_err(MP_ERR_INVALID_ARG,
+                                        "--q-bits %d --q-group-size %d: MLX supports bits 2,3,4,5,6,8 and group "
+                                        "sizes 32,64,128",
+                                        o.bits, o.group_size));
+  if (j->model->quant.dtype && mp_mlx_dtype_parse(j->model->quant.dtype, &o.dtype))
+    return child_fail("convert", MP_ERR_INVALID_ARG);
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = child_on_signal;
+  sigaction(SIGINT, &sa, NULL);
+  sigaction(SIGTERM, &sa, NULL);
+  o.cancel = &g_child_cancel;
+  char *cmd = command_line(argv, "--mlx-path");
+  o.command = cmd;
+  mp_convert_result r;
+  memset(&r, 0, sizeof r);
+  mp_status st = mp_convert(&o, &r);
+  free(cmd);
+  if (st) {
+    mp_convert_result_free(&r);
+    return child_fail("convert", st);
+  }
+  printf("%s: %s: %zu tensors (%zu quantized, %zu cast, %zu copied, %zu dropped, %zu layers kept float), "
+         "%.2fs\n",
+         r.status, o.mlx_path, r.n_tensors, r.n_quantized, r.n_cast, r.n_copied, r.n_dropped, r.n_float_layers,
+         r.seconds);
+  mp_convert_result_free(&r);
+  return 0;
+}
+
+static double num_arg(const char *const *argv, const char *flag, double dflt) {
+  const char *v = arg_of(argv, flag);
+  return v ? strtod(v, NULL) : dflt;
+}
+
+static int run_eval(const char *const *argv) {
+  mp_eval_job_opts jo;
+  mp_eval_job_opts_init(&jo);
+  jo.model = arg_of(argv, "--model");
+  jo.baseline = arg_of(argv, "--baseline");
+  jo.dataset = arg_of(argv, "--dataset");
+  jo.data_file = arg_of(argv, "--data-file");
+  jo.name = arg_of(argv, "--name");
+  jo.text_fields = arg_of(argv, "--text-fields");
+  jo.label_field = arg_of(argv, "--label-field");
+  jo.score_field = arg_of(argv, "--score-field");
+  jo.format = arg_of(argv, "--format");
+  jo.label_names = arg_of(argv, "--label-names");
+  jo.task = arg_of(argv, "--task");
+  if (jo.task && mp_task_parse(jo.task, &jo.eo.task)) return child_fail("eval", MP_ERR_INVALID_ARG);
+  if (arg_of(argv, "--template")) jo.eo.template_ = arg_of(argv, "--template");
+  jo.eo.threads = (int)num_arg(argv, "--threads", 0);
+  jo.max_samples = (size_t)num_arg(argv, "--max-samples", 0);
+  jo.eo.seed = (uint64_t)strtoull(arg_of(argv, "--seed") ? arg_of(argv, "--seed") : "42", NULL, 10);
+  jo.eo.latency_requests = (size_t)num_arg(argv, "--latency-requests", (double)jo.eo.latency_requests);
+  jo.eo.max_length = (size_t)num_arg(argv, "--max-length", 0);
+  jo.go.max_accuracy_drop = num_arg(argv, "--max-accuracy-drop", jo.go.max_accuracy_drop);
+  jo.go.min_speedup = num_arg(argv, "--min-speedup", jo.go.min_speedup);
+  jo.go.target_size_mb = num_arg(argv, "--target-size-mb", jo.go.target_size_mb);
+  char *cmd = command_line(argv, "--model");
+  jo.update_card = 1;
+  jo.card_command = cmd;
+  mp_eval_job_out out;
+  mp_status st = mp_eval_job_run(&jo, &out);
+  free(cmd);
+  int rc;
+  if (st) {
+    rc = child_fail("eval", st);
+  } else {
+    fwrite(out.doc.buf, 1, out.doc.len, stdout);
+    rc = out.all_passed ? 0 : 1;
+  }
+  mp_eval_job_out_free(&out);
+  return rc;
+}
+
+/* One job in this (forked) process through the library; returns the exit status of the
+ * equivalent command: 0 done, 1 a gate failed, 2 bad settings, 3 error. */
+static int run_job(mp_pipeline *p, const mp_job *j, const char *const *argv) {
+  mp_set_log_callback(child_log, NULL, MP_LOG_INFO);
+  mp_err_clear();
+  if (j->kind == MP_JOB_DOWNLOAD) return run_download(argv);
+  if (j->kind == MP_JOB_CONVERT) return run_convert(p, j, argv);
+  return run_eval(argv);
+}
+
+/* Starts a job as a forked child process running it through the library (run_job); stdout goes
+ * to `out_path` (eval JSON), stderr to the log. */
 static int spawn(mp_pipeline *p, mp_job *j, int threads) {
   char logp[1200], outp[1200];
   snprintf(logp, sizeof logp, "%s/logs/%s.log", p->workdir, j->id);
@@ -465,7 +643,7 @@ static int spawn(mp_pipeline *p, mp_job *j, int threads) {
   snprintf(gs, sizeof gs, "%d", j->model->quant.group_size);
   const char *argv[64];
   int a = 0;
-  argv[a++] = p->o.self_exe;
+  argv[a++] = "mlxport";
   if (j->kind == MP_JOB_DOWNLOAD && !strncmp(j->source, "dataset:", 8)) { /* dataset:REPO:PATTERN */
     static _Thread_local char repo[512], pat[512];
     const char *r = j->source + 8, *c = strchr(r, ':');
@@ -565,9 +743,9 @@ static int spawn(mp_pipeline *p, mp_job *j, int threads) {
     dprintf(2, "\n");
     signal(SIGINT, SIG_DFL);
     signal(SIGTERM, SIG_DFL);
-    execv(p->o.self_exe, (char *const *)argv);
-    dprintf(2, "exec %s failed: %s\n", p->o.self_exe, strerror(errno));
-    _exit(3);
+    int rc = run_job(p, j, argv);
+    fflush(NULL);
+    _exit(rc); /* never the host program's exit handlers: this is a copy of it */
   }
   setpgid(pid, pid);
   j->pid = (int)pid;

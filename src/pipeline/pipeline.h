@@ -8,9 +8,14 @@
  *   jobs/<job>.json            state of each job: pending/running/done/failed/skipped + why
  *   results/<job>.json         an evaluation's comparison document (its presence = done)
  *   comparisons/ test_results/ testing_summary.json summary.md reports/report.html
- * Jobs run as child processes of the mlxport binary itself (`mlxport convert`, `mlxport eval`),
- * so a crash or a kill of one job never corrupts another, and SIGKILL of the pipeline leaves
- * only temporary files that the next run removes. */
+ * Each job runs in a child process: the pipeline forks and the child runs the job through the
+ * library itself (mp_hub_download, mp_convert, mp_eval_job_run; no program is executed, so the
+ * library needs no mlxport binary and works the same inside any host program), writes its log
+ * (stderr, which starts with the equivalent `mlxport` command) and, for an evaluation, its JSON
+ * document (stdout), then _exit()s with the command's exit status (0, 1 gate failed, 2, 3). A
+ * crash or a kill of one job never corrupts another; SIGKILL of the pipeline leaves only
+ * temporary files that the next run removes; the child's memory is its own (an evaluation
+ * forks again per model for its memory figures, docs/metrics.md). */
 #ifndef MP_PIPELINE_PIPELINE_H
 #define MP_PIPELINE_PIPELINE_H
 #include <stddef.h>
@@ -58,7 +63,6 @@ typedef struct mp_pipeline_options {
   const char *datasets_filter; /* comma-separated keys, NULL = all */
   int dry_run, no_skip, jobs, threads; /* jobs: parallel jobs (-j); threads: total compute threads (0 = all) */
   const char *data_dir;        /* where built-in datasets are looked up */
-  const char *self_exe;        /* the mlxport binary to run jobs with */
   long max_samples_override;   /* > 0 replaces every dataset's max_samples */
   unsigned long seed;
   long latency_requests;       /* >= 0 passed to eval (-1 = eval's default) */

@@ -432,6 +432,7 @@ static mp_status write_weights(conv *c, uint64_t *out_bytes) {
   int release = mp_weights_get_format(c->w) == MP_WEIGHTS_SAFETENSORS ||
                 mp_weights_get_format(c->w) == MP_WEIGHTS_SAFETENSORS_SHARDED;
   *out_bytes = 0;
+  size_t n_done = 0; /* tensors written, for o->progress */
   /* one shard at a time: declare its tensors (the header), then stream their data */
   for (int k = 0; k < c->n_shards && !s; k++) {
     s = mp_st_stream_create(&ws[k]);
@@ -462,6 +463,7 @@ static mp_status write_weights(conv *c, uint64_t *out_bytes) {
         s = mp_err(MP_ERR_CANCELLED, "conversion interrupted");
         break;
       }
+      if (o->progress) o->progress(o->progress_user, ++n_done, c->n, t->name);
       free(buf), free(sbuf), free(bbuf);
       buf = sbuf = bbuf = NULL;
       switch (v->act) {

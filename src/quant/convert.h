@@ -30,6 +30,9 @@ typedef struct mp_convert_opts {
   mp_qcompat compat;
   const char *command;      /* the command line, shown in the model card (NULL: none) */
   volatile sig_atomic_t *cancel; /* optional: set to non-zero (e.g. by a signal) to stop cleanly */
+  /* optional: called before each tensor is written (done counts from 1 to total) */
+  void (*progress)(void *user, size_t done, size_t total, const char *tensor);
+  void *progress_user;
 } mp_convert_opts;
 
 void mp_convert_opts_init(mp_convert_opts *o);
