@@ -141,7 +141,7 @@ MLXPORT_API double mlxport_comparison_metric_drop(const mlxport_comparison *c);
  * Thread-safety: any thread (read-only). */
 MLXPORT_API size_t mlxport_comparison_gate_count(const mlxport_comparison *c);
 
-/** mlxport_comparison_gate: gate `index`: its name ("accuracy_drop", "speedup", "size"), the
+/** mlxport_comparison_gate: gate `index`: its name ("accuracy_drop" or "spearman_drop", "speedup", "size_mb"), the
  * measured value, the threshold and whether it passed. Any output pointer may be NULL.
  * Returns: MLXPORT_ERR_INVALID_ARG when index is out of range. *name is owned by the comparison.
  * Thread-safety: any thread (read-only). */
