@@ -29,8 +29,10 @@ int main(int argc, char **argv) {
   size_t best = 0;
   for (size_t i = 1; i < k; i++)
     if (logits[i] > mx) mx = logits[i], best = i;
-  for (size_t i = 0; i < k; i++) sum += exp(logits[i] - mx);
-  for (size_t i = 0; i < k; i++) printf("%-15s %.4f\n", mlxport_model_label(model, i), exp(logits[i] - mx) / sum);
+  for (size_t i = 0; i < k; i++)
+    sum += exp(logits[i] - mx);
+  for (size_t i = 0; i < k; i++)
+    printf("%-15s %.4f\n", mlxport_model_label(model, i), exp(logits[i] - mx) / sum);
   printf("prediction: %s\n", mlxport_model_label(model, best));
   mlxport_model_close(model);
   return 0;

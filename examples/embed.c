@@ -33,7 +33,8 @@ int main(int argc, char **argv) {
     printf("%zu: [%.6f, %.6f, %.6f, ...]\n", i, emb[i * dim], emb[i * dim + 1], emb[i * dim + 2]);
   if (n >= 2) {
     double dot = 0;
-    for (size_t j = 0; j < dim; j++) dot += (double)emb[j] * emb[dim + j];
+    for (size_t j = 0; j < dim; j++)
+      dot += (double)emb[j] * emb[dim + j];
     printf("cosine(0, 1) = %.6f\n", dot);
   }
   free(emb);
