@@ -9,7 +9,7 @@ JOBS      ?= $(shell nproc 2>/dev/null || echo 2)
 HUB       := $(MP_CACHE)/huggingface/hub
 FUZZ_SECONDS ?= 30
 
-.PHONY: all setup setup-build build build-asan build-fuzz test test-data-precheck test-release test-asan fuzz demo clean format format-check
+.PHONY: all install setup setup-build build build-asan build-fuzz test test-data-precheck test-release test-asan fuzz demo clean format format-check
 
 all: build
 
@@ -22,6 +22,12 @@ setup-build:
 build: setup-build
 	@cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DMP_PYTHON=$(PY) >/dev/null
 	@cmake --build build -j $(JOBS)
+
+# Installs the CLI, libmlxport.so.MAJOR + libmlxport.a, the headers, mlxport.pc and the CMake
+# package config under PREFIX (default /usr/local), staged under DESTDIR when given.
+PREFIX ?= /usr/local
+install: build
+	@DESTDIR="$(DESTDIR)" cmake --install build --prefix "$(PREFIX)"
 
 build-asan: setup-build
 	@cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DMP_SANITIZE=ON -DMP_PYTHON=$(PY) >/dev/null
