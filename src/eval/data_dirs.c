@@ -3,6 +3,7 @@
 
 #include <dirent.h>
 #include <fnmatch.h>
+#include <dlfcn.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
@@ -128,10 +129,16 @@ const char *mp_data_relpath(const char *key) {
 
 size_t mp_data_dirs(const char *explicit_dir, char dirs[][1024], size_t cap) {
   size_t n = 0;
-  /* <checkout> from <checkout>/build/mlxport; one slot is kept for the demo set (searched last) */
+  /* <checkout> from <checkout>/build/mlxport or <checkout>/build/libmlxport.so.N: the file that
+   * holds this code (the CLI links the library statically; a host program loads the shared
+   * library), else the running program; one slot is kept for the demo set (searched last) */
   char *root = NULL;
   char exe[PATH_MAX];
-  ssize_t l = readlink("/proc/self/exe", exe, sizeof exe - 1);
+  ssize_t l = -1;
+  Dl_info di;
+  if (dladdr((void *)mp_data_dirs, &di) && di.dli_fname && di.dli_fname[0] == '/' && strlen(di.dli_fname) < sizeof exe)
+    l = (ssize_t)strlen(strcpy(exe, di.dli_fname));
+  if (l <= 0) l = readlink("/proc/self/exe", exe, sizeof exe - 1);
   if (l > 0) {
     exe[l] = 0;
     char *d1 = mp_path_dirname(exe);

@@ -5,7 +5,8 @@
  * fetched into $MP_CACHE/test-data, default <checkout>/.cache/test-data), and LAST the
  * small demo evaluation set shipped in the checkout (<checkout>/data/demo: mnli, stsb, sst2 only;
  * see data/demo/README.md), a fallback for machines without the real benchmarks. <checkout> is
- * resolved from /proc/self/exe (<checkout>/build/mlxport). Each key has a fixed relative path in
+ * the folder above the one holding the library's code (dladdr: <checkout>/build/mlxport, which links
+ * it statically, or <checkout>/build/libmlxport.so.N), else above /proc/self/exe. Each key has a fixed relative path in
  * those folders (e.g. mnli -> mnli/validation_matched/dev.jsonl). */
 #ifndef MP_EVAL_DATA_DIRS_H
 #define MP_EVAL_DATA_DIRS_H
