@@ -37,7 +37,15 @@ def pages():
             params = [b for b in blocks if b[0].startswith("param ")]
             if params:
                 md += ["**Parameters:**", ""] + [f"- `{b[0][6:]}`: {b[1]}" for b in params] + [""]
-            for kind, text in blocks[1:]:
+            kinds = {b[0] for b in blocks}
+            if "Ownership" not in kinds:  # stated on every page: here nothing is handed over
+                blocks.append(["Ownership", "what it is given is released: do not use it afterwards."
+                               if re.search(r"_(close|free)$", name) else
+                               "the arguments stay the caller's; nothing returned needs freeing."])
+            if "Errors" not in kinds and not decl.startswith("mlxport_status"):
+                blocks.append(["Errors", "none: this function does not fail and leaves mlxport_last_error() as it was."])
+            order = ["Returns", "Ownership", "Errors", "Thread-safety"]
+            for kind, text in sorted(blocks[1:], key=lambda b: order.index(b[0]) if b[0] in order else -1):
                 if not kind.startswith("param "):
                     md += [f"**{kind}:** {text}", ""]
             md += [f"See also: [the API overview](README.md), [all functions](index.md).", ""]
