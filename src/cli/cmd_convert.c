@@ -49,9 +49,9 @@ static void usage(void) {
          "  --max-drop X           --q-auto budget, in metric points (accuracy or Spearman, 0.01 = 1 point)\n"
          "  --calibration DATA     --q-auto calibration set: a dataset key (stsb, snli, mnli, ...) or file\n"
          "  --calibration-samples N  examples for --q-auto (default 256)\n"
-         "  --calibration-split S  split of DATA (default: the key's calibration split, docs)\n"
          "  --eval DATA            --q-auto: held-out set to report the drop on (default: see docs)\n"
          "  --eval-samples N       held-out examples (default 1000)\n"
+         "  --data-dir DIR         where dataset keys are looked up first (as for eval)\n"
          "  --q-compat K           cpu (default, bit-exact with MLX's CPU kernel) | metal\n"
          "  --max-shard-size SIZE  shard the weights above SIZE (e.g. 2GB, 500MB; default 5GiB)\n"
          "  --no-skip              reconvert even if OUT holds this very conversion\n"
@@ -175,8 +175,8 @@ int mp_cmd_convert(int argc, char **argv) {
       }
     } else if (mp_cli_opt(argc, argv, &i, "--calibration", &v)) {
       if (!(bad = !v)) qa.calibration = v;
-    } else if (mp_cli_opt(argc, argv, &i, "--calibration-split", &v)) {
-      if (!(bad = !v)) qa.calibration_split = v;
+    } else if (mp_cli_opt(argc, argv, &i, "--data-dir", &v)) {
+      if (!(bad = !v)) qa.data_dir = v;
     } else if (mp_cli_opt(argc, argv, &i, "--calibration-samples", &v)) {
       bad = !v || mp_cli_parse_int(cmd, "--calibration-samples", v, 8, 100000, &x);
       if (!bad) qa.calibration_samples = (size_t)x;

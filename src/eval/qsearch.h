@@ -10,14 +10,14 @@
 #include "quant/convert.h"
 
 typedef struct mp_qauto_opts {
-  double max_drop;               /* metric points (0.01 = 1 point of accuracy / Spearman); < 0 unset */
-  const char *calibration;       /* dataset key or file */
-  const char *calibration_split; /* NULL: the key's calibration split (docs) */
-  size_t calibration_samples;    /* default 256 */
-  const char *eval;              /* held-out dataset key or file; NULL: the default for the task */
-  size_t eval_samples;           /* default 1000 */
-  int json;                      /* report as JSON on stdout (else text on stderr) */
-  int threads;                   /* 0: all cores */
+  double max_drop;            /* metric points (0.01 = 1 point of accuracy / Spearman); < 0 unset */
+  const char *calibration;    /* dataset key or file */
+  size_t calibration_samples; /* default 256 */
+  const char *eval;           /* held-out dataset key or file; NULL: the default for the task */
+  size_t eval_samples;        /* default 1000 */
+  int json;                   /* report as JSON on stdout (else text on stderr) */
+  int threads;                /* 0: all cores */
+  const char *data_dir;       /* --data-dir for dataset keys (NULL: the usual search) */
 } mp_qauto_opts;
 void mp_qauto_opts_init(mp_qauto_opts *o);
 

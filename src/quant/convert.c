@@ -382,7 +382,7 @@ static void spec_json(mp_sb *sb, const mp_qspec *sp) {
 
 /* The applied recipe as a recipe object (--q-recipe-file reads it back): the default and one
  * exact rule per layer that differs from it. */
-static void recipe_json(conv *c, mp_sb *sb, const char *ind) {
+static void recipe_json(conv *c, mp_sb *sb, const char *ind, int with_search) {
   mp_sb_puts(sb, "{\"mlxport_recipe\": 1, \"model_type\": ");
   mp_sb_json_str(sb, c->model_type ? c->model_type : "", strlen(c->model_type ? c->model_type : ""));
   mp_sb_puts(sb, ", \"default\": {");
@@ -403,7 +403,7 @@ static void recipe_json(conv *c, mp_sb *sb, const char *ind) {
     mp_sb_putc(sb, '}');
   }
   mp_sb_printf(sb, "%s%s]", first ? "" : "\n", first ? "" : ind);
-  if (c->o->search_json) {
+  if (c->o->search_json && with_search) {
     mp_sb_puts(sb, ", \"search\": ");
     mp_sb_puts(sb, c->o->search_json);
   }
@@ -974,8 +974,11 @@ static mp_status write_card(conv *c, uint64_t out_bytes) {
                     "model.load_weights(list(weights.items()), strict=True)\n```\n\n");
   if (o->quantize && has_mixed(c)) {
     mp_sb_puts(&sb, "## Quantization recipe\n\n```json\n");
-    recipe_json(c, &sb, "");
+    recipe_json(c, &sb, "", 0);
     mp_sb_puts(&sb, "\n```\n\n");
+    if (c->o->search_json)
+      mp_sb_puts(&sb, "Found by `mlxport convert --q-auto`: the calibration and held-out metric drops are under "
+                      "`recipe.search` in `conversion_metadata.json`.\n\n");
   }
   mp_sb_puts(&sb, "## Use with mlxport\n\n```bash\nmlxport inspect ");
   mp_sb_puts(&sb, c->base);
@@ -1077,7 +1080,7 @@ static mp_status write_metadata(conv *c, uint64_t out_bytes, const char *copied)
                c->t_convert, t_end - c->t_start);
   if (c->o->quantize) {
     mp_sb_puts(&sb, "  \"recipe\": ");
-    recipe_json(c, &sb, "  ");
+    recipe_json(c, &sb, "  ", 1);
     mp_sb_puts(&sb, ",\n");
   }
   mp_sb_puts(&sb, "  \"tensors\": [");
