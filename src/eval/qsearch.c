@@ -78,6 +78,9 @@ typedef struct qctx {
   qunit *units;
   size_t n_units;
   size_t evals;
+  int *ref_pred; /* classification: the float model's calibration predictions */
+  size_t n_ref;
+  double m_ref, last_raw, last_flips;
 } qctx;
 
 static size_t spec_bytes(const mp_tensor *t, const mp_qspec *s, mp_dtype dt) {
@@ -205,7 +208,27 @@ static mp_status metric(qctx *c, const char *src, const mp_dataset *ds, int thre
   trim_cache(c);
   mp_eval_result r;
   MP_TRY(mp_eval_run(src, ds, &eo, &r));
-  *out = mp_eval_main_metric(&r);
+  double m = mp_eval_main_metric(&r);
+  c->last_raw = m;
+  c->last_flips = NAN;
+  if (r.gold && r.pred) {
+    if (!c->ref_pred) { /* the first evaluation is the float model: its predictions are the reference */
+      c->ref_pred = malloc((r.n ? r.n : 1) * sizeof *c->ref_pred);
+      if (c->ref_pred) memcpy(c->ref_pred, r.pred, r.n * sizeof *c->ref_pred), c->n_ref = r.n, c->m_ref = m;
+    } else if (c->n_ref == r.n) {
+      /* classification: the criterion is the larger of the accuracy drop and the fraction of
+       * predictions that changed against the float model (which bounds the accuracy change on
+       * any data like the calibration set, where the accuracy drop alone can hide flips that
+       * cancel out) */
+      size_t flips = 0;
+      for (size_t i = 0; i < r.n; i++)
+        flips += r.pred[i] != c->ref_pred[i];
+      c->last_flips = r.n ? (double)flips / (double)r.n : 0;
+      double drop = c->m_ref - m;
+      if (c->last_flips > drop) m = c->m_ref - c->last_flips;
+    }
+  }
+  *out = m;
   mp_eval_result_free(&r);
   c->evals++;
   return MP_OK;
@@ -347,12 +370,13 @@ mp_status mp_qauto_convert(const mp_convert_opts *o, const mp_qauto_opts *qa, mp
     strncat(cal_slice, tmp, sizeof cal_slice - strlen(cal_slice) - 1);
   }
   /* the search */
-  double m_float = 0, m_cur = 0, m_try = 0;
+  double m_float = 0, m_cur = 0, m_try = 0, raw_cur = 0, flips_cur = NAN;
   size_t q8_bytes = 0;
   if (!st) st = metric(&c, src, cal, qa->threads, &m_float);
   for (size_t u = 0; u < c.n_units; u++)
     c.units[u].level = 0;
   if (!st) st = metric(&c, src, cal, qa->threads, &m_cur);
+  raw_cur = c.last_raw, flips_cur = c.last_flips;
   q8_bytes = total_bytes(&c);
   if (!st && m_float - m_cur > qa->max_drop)
     st = mp_err(MP_ERR_INVALID_ARG,
@@ -389,7 +413,7 @@ mp_status mp_qauto_convert(const mp_convert_opts *o, const mp_qauto_opts *qa, mp
       if (!c.units[order[i]].stopped && c.units[order[i]].level == rung - 1) cand[nc++] = order[i];
     if (!nc) break;
     size_t lo = 0, hi = nc; /* the first lo can move (measured), more than hi cannot */
-    double m_lo = m_cur;
+    double m_lo = m_cur, raw_lo = raw_cur, flips_lo = flips_cur;
     while (!st && lo < hi) {
       size_t mid = lo == 0 && hi == nc ? nc : (lo + hi + 1) / 2;
       for (size_t i = 0; i < nc; i++)
@@ -397,7 +421,7 @@ mp_status mp_qauto_convert(const mp_convert_opts *o, const mp_qauto_opts *qa, mp
       st = metric(&c, src, cal, qa->threads, &m_try);
       if (st) break;
       if (m_float - m_try <= qa->max_drop)
-        lo = mid, m_lo = m_try;
+        lo = mid, m_lo = m_try, raw_lo = c.last_raw, flips_lo = c.last_flips;
       else
         hi = mid - 1;
     }
@@ -405,7 +429,7 @@ mp_status mp_qauto_convert(const mp_convert_opts *o, const mp_qauto_opts *qa, mp
       c.units[cand[i]].level = i < lo ? rung : rung - 1;
       if (i >= lo) c.units[cand[i]].stopped = 1;
     }
-    m_cur = m_lo;
+    m_cur = m_lo, raw_cur = raw_lo, flips_cur = flips_lo;
   }
   free(cand);
   free(order);
@@ -422,7 +446,13 @@ mp_status mp_qauto_convert(const mp_convert_opts *o, const mp_qauto_opts *qa, mp
     clock_gettime(CLOCK_MONOTONIC, &ts1);
     mp_sb_printf(&sb, "{\"method\": \"greedy\", \"max_drop\": %g, ", qa->max_drop);
     json_metric(&sb, "calibration", cal->name, cal_slice, cal->n, cal->has_score ? "spearman" : "accuracy", m_float,
-                m_cur);
+                raw_cur);
+    sb.len--; /* reopen the object: the criterion */
+    mp_sb_puts(&sb, ", \"changed_predictions\": ");
+    mp_sb_json_f64(&sb, flips_cur);
+    mp_sb_printf(&sb, ", \"criterion\": \"%s\", \"criterion_drop\": %.6f}",
+                 cal->has_score ? "spearman drop" : "max(accuracy drop, fraction of predictions changed vs float)",
+                 m_float - m_cur);
     mp_sb_printf(&sb,
                  ", \"evaluations\": %zu, \"search_seconds\": %.1f, \"weight_bytes_estimate\": %zu, "
                  "\"uniform_q8_weight_bytes_estimate\": %zu, \"units\": {",
@@ -512,10 +542,10 @@ mp_status mp_qauto_convert(const mp_convert_opts *o, const mp_qauto_opts *qa, mp
                       mp_qspec_str(lev < 0 ? &fl : &k_ladder[lev], b, sizeof b), c.units[u].probe_drop);
             }
             fprintf(stderr,
-                    "q-auto: weights %.2f MB (uniform q8 %.2f MB); calibration %s %.4f -> %.4f (drop %.4f, budget "
-                    "%.4f); held-out %s n=%zu %.4f -> %.4f (drop %.4f)\n",
+                    "q-auto: weights %.2f MB (uniform q8 %.2f MB); calibration %s %.4f -> %.4f (criterion drop "
+                    "%.4f, budget %.4f); held-out %s n=%zu %.4f -> %.4f (drop %.4f)\n",
                     (double)r->output_bytes / 1e6, (double)q8_bytes / 1e6, mp_eval_main_metric_name(&rb), m_float,
-                    m_cur, m_float - m_cur, qa->max_drop, ev->name, ev->n, mp_eval_main_metric(&rb),
+                    raw_cur, m_float - m_cur, qa->max_drop, ev->name, ev->n, mp_eval_main_metric(&rb),
                     mp_eval_main_metric(&rc), mp_eval_main_metric(&rb) - mp_eval_main_metric(&rc));
           }
         }
@@ -530,7 +560,7 @@ mp_status mp_qauto_convert(const mp_convert_opts *o, const mp_qauto_opts *qa, mp
   mp_qrecipe_free(&rec);
   for (size_t i = 0; i < c.n_mods; i++)
     free(c.mods[i].cache[0]), free(c.mods[i].cache[1]);
-  free(c.mods), free(c.units);
+  free(c.mods), free(c.units), free(c.ref_pred);
   mp_weights_close(c.w);
   mp_dataset_free(cal), mp_dataset_free(ev);
   free(cal_path), free(ev_path), free(src), free(src_dir);
