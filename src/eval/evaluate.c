@@ -345,9 +345,9 @@ static mp_status eval_here(const char *ref, const mp_dataset *ds, const mp_eval_
   int quantized = n_int > 0 || mp_model_has_quantized(m);
   snprintf(res->perf_compute, sizeof res->perf_compute, "%s", quantized ? mp_compute_name(perf_mode) : "float");
   snprintf(res->metric_compute, sizeof res->metric_compute, "%s",
-           !quantized ? "float"
-           : two_pass ? "faithful"
-                      : mp_compute_name(perf_mode));
+           !quantized                 ? "float"
+           : (two_pass || n_int == 0) ? "faithful" /* no integer layers (fp modes): fast == faithful */
+                                      : mp_compute_name(perf_mode));
   const mp_model_config *c = mp_model_get_config(m);
   snprintf(res->model, sizeof res->model, "%s", mp_model_path(m));
   snprintf(res->dataset, sizeof res->dataset, "%s", ds->name);
