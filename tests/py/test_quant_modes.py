@@ -121,6 +121,8 @@ def test_fp_minilm_bit_exact(minilm_modes):
                 assert np.array_equal(np.array(ours[k[:-7] + ".scales"]), np.array(sc)), (mode, k)
                 n += 1
         assert n == 40
+        v = json.loads(run_cli("verify-weights", src, d, "--json").stdout)
+        assert v["verdict"] == "pass" and v["quantized"] == 40, mode
 
 
 def texts(n=16):
