@@ -107,8 +107,12 @@ static void print_plan(const char *json) {
     for (size_t i = 0; plan && i < plan->len; i++) {
       const mp_json *e = plan->items[i];
       const char *why = mp_json_get_str(e, "kept_float", NULL);
-      printf("  %-9s %-56s %s -> %s%s%s%s\n", mp_json_get_str(e, "action", "?"), mp_json_get_str(e, "name", "?"),
-             mp_json_get_str(e, "source_dtype", "?"), mp_json_get_str(e, "dtype", "-"), why ? "  (kept float: " : "",
+      char q[64] = "";
+      if (mp_json_get(e, "bits"))
+        snprintf(q, sizeof q, " (%s %lld-bit g%lld)", mp_json_get_str(e, "mode", "affine"),
+                 (long long)mp_json_get_int(e, "bits", 0), (long long)mp_json_get_int(e, "group_size", 0));
+      printf("  %-9s %-56s %s -> %s%s%s%s%s\n", mp_json_get_str(e, "action", "?"), mp_json_get_str(e, "name", "?"),
+             mp_json_get_str(e, "source_dtype", "?"), mp_json_get_str(e, "dtype", "-"), q, why ? "  (kept float: " : "",
              why ? why : "", why ? ")" : "");
     }
   }
