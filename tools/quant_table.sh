@@ -20,6 +20,9 @@ metric() { # model dataset-args...
   "$BIN" eval --model "$1" "${@:2}" --compute faithful --latency-requests 0 --json |
     python3 -c 'import json,sys; d=json.load(sys.stdin); c=d.get("converted", d); print(c.get("spearman", c.get("accuracy")))'
 }
+# each row is cached in OUT/rows/ (a rerun after an interruption redoes only the missing rows)
+mkdir -p "$OUT/rows"
+cached() { [ -s "$OUT/rows/$1" ] && cat "$OUT/rows/$1"; }
 mb() { python3 -c "import os,sys; print('%.2f' % (sum(os.path.getsize(os.path.join(sys.argv[1], f)) for f in os.listdir(sys.argv[1]) if f.endswith('.safetensors'))/1e6))" "$1"; }
 {
   echo "| model | variant | weights MB | held-out metric | command |"
@@ -29,16 +32,18 @@ mb() { python3 -c "import os,sys; print('%.2f' % (sum(os.path.getsize(os.path.jo
       AUTO=(--calibration stsb --calibration-samples 300 --eval-samples 1200)
     else SRC=$NLI; EV=(--dataset mnli --max-samples 2000 --seed 2); B=(0.01 0.03)
       AUTO=(--calibration snli --eval mnli --calibration-samples 256 --eval-samples 2000); fi
-    echo "| $m | float (source) | $(mb "$SRC") | $(metric "$SRC" "${EV[@]}") | - |"
+    cached "$m-float" || echo "| $m | float (source) | $(mb "$SRC") | $(metric "$SRC" "${EV[@]}") | - |" | tee "$OUT/rows/$m-float"
     for v in "${VARIANTS[@]}"; do
       name=${v%%:*}; args=${v#*:}
+      cached "$m-$name" && continue
       "$BIN" convert --hf-path "$SRC" --mlx-path "$OUT/$m-$name" $args >/dev/null
-      echo "| $m | $name | $(mb "$OUT/$m-$name") | $(metric "$OUT/$m-$name" "${EV[@]}") | \`convert $args\` |"
+      echo "| $m | $name | $(mb "$OUT/$m-$name") | $(metric "$OUT/$m-$name" "${EV[@]}") | \`convert $args\` |" | tee "$OUT/rows/$m-$name"
     done
     for b in "${B[@]}"; do
+      cached "$m-auto-$b" && continue
       "$BIN" convert --hf-path "$SRC" --mlx-path "$OUT/$m-auto-$b" --q-auto --max-drop "$b" \
-        --data-dir "$SHARED/datasets" "${AUTO[@]}" 2> "$OUT/$m-auto-$b.log" >/dev/null
-      echo "| $m | auto, --max-drop $b | $(mb "$OUT/$m-auto-$b") | $(metric "$OUT/$m-auto-$b" "${EV[@]}") | \`convert --q-auto --max-drop $b ${AUTO[*]}\` |"
+        --data-dir "$SHARED/datasets" "${AUTO[@]}" --no-skip 2> "$OUT/$m-auto-$b.log" >/dev/null
+      echo "| $m | auto, --max-drop $b | $(mb "$OUT/$m-auto-$b") | $(metric "$OUT/$m-auto-$b" "${EV[@]}") | \`convert --q-auto --max-drop $b ${AUTO[*]}\` |" | tee "$OUT/rows/$m-auto-$b"
     done
   done
 } > "$OUT/table.md"

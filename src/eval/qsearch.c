@@ -13,7 +13,8 @@
  * Greedy with verification: each unit's drop is probed once at 4-bit (the others at 8-bit);
  * units are ranked by bytes saved per point of probed drop. Then, rung by rung, the longest
  * prefix of that ranking that can move one rung down together while the measured calibration
- * drop of the whole recipe stays within the budget is found by bisection; the other units stop.
+ * drop of the whole recipe stays within the budget is found by bisection; the unit that broke
+ * the budget stops and the bisection restarts after it (at most 3 restarts per rung).
  * Every accepted state was measured, so the final recipe meets the budget on the calibration
  * set by construction; the cost is 2 + units + ~log2(units) per rung evaluations. */
 #include "eval/qsearch.h"
@@ -404,7 +405,8 @@ mp_status mp_qauto_convert(const mp_convert_opts *o, const mp_qauto_opts *qa, mp
     }
   /* rung by rung: the units still moving, in efficiency order; the longest prefix of them that
    * can take the next rung together within the budget is found by bisection (assuming a longer
-   * prefix never drops less), the others stop where they are */
+   * prefix never drops less); the unit right after it (the one that broke the budget) stops, and
+   * the search restarts on the units after it (up to 3 restarts per rung; then the rest stop) */
   size_t *cand = st ? NULL : malloc((c.n_units ? c.n_units : 1) * sizeof *cand);
   if (!st && !cand) st = mp_err(MP_ERR_NOMEM, "out of memory");
   for (int rung = 1; !st && rung < NLEV; rung++) {
@@ -412,24 +414,29 @@ mp_status mp_qauto_convert(const mp_convert_opts *o, const mp_qauto_opts *qa, mp
     for (size_t i = 0; i < c.n_units; i++)
       if (!c.units[order[i]].stopped && c.units[order[i]].level == rung - 1) cand[nc++] = order[i];
     if (!nc) break;
-    size_t lo = 0, hi = nc; /* the first lo can move (measured), more than hi cannot */
-    double m_lo = m_cur, raw_lo = raw_cur, flips_lo = flips_cur;
-    while (!st && lo < hi) {
-      size_t mid = lo == 0 && hi == nc ? nc : (lo + hi + 1) / 2;
-      for (size_t i = 0; i < nc; i++)
-        c.units[cand[i]].level = i < mid ? rung : rung - 1;
-      st = metric(&c, src, cal, qa->threads, &m_try);
-      if (st) break;
-      if (m_float - m_try <= qa->max_drop)
-        lo = mid, m_lo = m_try, raw_lo = c.last_raw, flips_lo = c.last_flips;
-      else
-        hi = mid - 1;
+    size_t base = 0;
+    for (int restart = 0; !st && base < nc && restart <= 3; restart++) {
+      size_t n = nc - base, lo = 0, hi = n; /* of cand[base..]: the first lo can move, more than hi cannot */
+      double m_lo = m_cur, raw_lo = raw_cur, flips_lo = flips_cur;
+      while (!st && lo < hi) {
+        size_t mid = lo == 0 && hi == n ? n : (lo + hi + 1) / 2;
+        for (size_t i = 0; i < n; i++)
+          c.units[cand[base + i]].level = i < mid ? rung : rung - 1;
+        st = metric(&c, src, cal, qa->threads, &m_try);
+        if (st) break;
+        if (m_float - m_try <= qa->max_drop)
+          lo = mid, m_lo = m_try, raw_lo = c.last_raw, flips_lo = c.last_flips;
+        else
+          hi = mid - 1;
+      }
+      for (size_t i = 0; i < n; i++)
+        c.units[cand[base + i]].level = i < lo ? rung : rung - 1;
+      m_cur = m_lo, raw_cur = raw_lo, flips_cur = flips_lo;
+      if (base + lo < nc) c.units[cand[base + lo]].stopped = 1;
+      base += lo + 1;
     }
-    for (size_t i = 0; i < nc; i++) {
-      c.units[cand[i]].level = i < lo ? rung : rung - 1;
-      if (i >= lo) c.units[cand[i]].stopped = 1;
-    }
-    m_cur = m_lo, raw_cur = raw_lo, flips_cur = flips_lo;
+    for (size_t i = base; i < nc; i++)
+      c.units[cand[i]].stopped = 1;
   }
   free(cand);
   free(order);
