@@ -353,8 +353,8 @@ static mp_status finish_recipe(conv *c) {
         (!strcmp(c->recipe.rules[i].origin, "--q-override") ||
          (c->o->q_recipe_file && !strcmp(c->recipe.rules[i].origin, c->o->q_recipe_file))))
       mp_log(MP_LOG_WARN,
-             "%s '%s' matches no Linear/Embedding layer of %s (layer paths look like '%s'; 'mlxport convert "
-             "--dry-run' lists them); nothing changed for it",
+             "%s '%s' matches no Linear/Embedding layer of %s that an earlier rule had not decided (layer paths "
+             "look like '%s'; 'mlxport convert --dry-run' lists them); nothing changed for it",
              c->recipe.rules[i].origin, c->recipe.rules[i].glob, c->src_path, example);
   mp_sb sb;
   mp_sb_init(&sb);
