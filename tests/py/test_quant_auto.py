@@ -22,8 +22,8 @@ def weights_bytes(d):
 CASES = {
     "minilm": dict(budget=0.02, args=["--calibration", "stsb", "--calibration-samples", "64", "--eval-samples", "300"],
                    metric="spearman"),
-    "nli": dict(budget=0.03, args=["--calibration", "snli", "--eval", "mnli", "--calibration-samples", "96",
-                                   "--eval-samples", "200"], metric="accuracy"),
+    "nli": dict(budget=0.03, args=["--calibration", "snli", "--eval", "mnli", "--calibration-samples", "128",
+                                   "--eval-samples", "300"], metric="accuracy"),
 }
 
 
