@@ -3,7 +3,7 @@ real all-MiniLM-L6-v2 (calibration: the i % 5 == 0 slice of STS-B dev, held out:
 and on the project's NLI classifier (calibration: SNLI validation, held out: MNLI-matched): the
 recipe found is smaller than uniform q8, its calibration criterion and its held-out drop stay
 within the budget, it is recorded in conversion_metadata.json and the card, and
---q-recipe-file re-applies it. Small samples keep this under a minute on 2 cores; the table in
+--q-recipe-file re-applies it. Small samples (about 2 minutes on the 2-core VM, ~70 forward passes); the table in
 docs/convert.md comes from the full-size runs given there."""
 import json
 import os
