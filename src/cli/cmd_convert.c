@@ -9,6 +9,7 @@
 #include "core/error.h"
 #include "core/fs.h"
 #include "core/json.h"
+#include "eval/qsearch.h"
 #include "hub/upload.h"
 #include "quant/convert.h"
 
@@ -26,14 +27,33 @@ static void usage(void) {
          "options (as mlx_lm.convert):\n"
          "  --hf-path SRC          model folder, weights file, or repo id (org/name[@revision])\n"
          "  --mlx-path OUT         output folder (default: mlx_model)\n"
-         "  -q, --quantize         MLX affine quantization of Linear and Embedding weights\n"
-         "  --q-bits N             2, 3, 4, 5, 6, 8 (default 4)\n"
-         "  --q-group-size N       32, 64, 128 (default 64)\n"
+         "  -q, --quantize         MLX quantization of Linear and Embedding weights\n"
+         "  --q-mode M             affine (default) | mxfp4 | nvfp4 | mxfp8\n"
+         "  --q-bits N             affine: 2, 3, 4, 5, 6, 8 (default 4); fp modes: their own (4/4/8)\n"
+         "  --q-group-size N       affine: 32, 64, 128 (default 64); mxfp4/mxfp8 32, nvfp4 16\n"
+         "  --quant-predicate P    mlx-lm's mixed_2_6 | mixed_3_4 | mixed_3_6 | mixed_4_6, mapped to\n"
+         "                         encoder modules (value projection, feed-forward output, classifier)\n"
          "  --dtype T              float16 | bfloat16 | float32 for the float tensors, scales and\n"
          "                         biases (default: config.json torch_dtype, else float16)\n"
          "more options:\n"
          "  --q-skip GLOB          keep matching layers in float (module path or tensor name,\n"
          "                         e.g. 'classifier' or 'embeddings.*'); repeatable\n"
+         "  --q-override GLOB=SPEC per-layer quantization, SPEC = BITS[:GROUP[:MODE]] or none (float);\n"
+         "                         e.g. 'classifier=none', '*.attention.*=8', '*.intermediate.*=4:32:mxfp4';\n"
+         "                         repeatable, the first matching rule wins; a glob matching nothing warns\n"
+         "  --q-recipe NAME        keep-edges (embeddings, first/last layer, pooler, classifier at 8-bit,\n"
+         "                         the rest at --q-bits) | keep-edges-float (those kept in float)\n"
+         "  --q-recipe-file F      apply a recipe file or a conversion_metadata.json's recipe (its\n"
+         "                         default replaces --q-bits/--q-group-size/--q-mode); refused when made\n"
+         "                         for another model_type\n"
+         "  --q-auto               search a per-layer recipe: smallest model whose metric drop on the\n"
+         "                         calibration set stays within --max-drop (see docs/quantization.md)\n"
+         "  --max-drop X           --q-auto budget, in metric points (accuracy or Spearman, 0.01 = 1 point)\n"
+         "  --calibration DATA     --q-auto calibration set: a dataset key (stsb, snli, mnli, ...) or file\n"
+         "  --calibration-samples N  examples for --q-auto (default 256)\n"
+         "  --eval DATA            --q-auto: held-out set to report the drop on (default: see docs)\n"
+         "  --eval-samples N       held-out examples (default 1000)\n"
+         "  --data-dir DIR         where dataset keys are looked up first (as for eval)\n"
          "  --q-compat K           cpu (default, bit-exact with MLX's CPU kernel) | metal\n"
          "  --max-shard-size SIZE  shard the weights above SIZE (e.g. 2GB, 500MB; default 5GiB)\n"
          "  --no-skip              reconvert even if OUT holds this very conversion\n"
@@ -91,8 +111,12 @@ static void print_plan(const char *json) {
     for (size_t i = 0; plan && i < plan->len; i++) {
       const mp_json *e = plan->items[i];
       const char *why = mp_json_get_str(e, "kept_float", NULL);
-      printf("  %-9s %-56s %s -> %s%s%s%s\n", mp_json_get_str(e, "action", "?"), mp_json_get_str(e, "name", "?"),
-             mp_json_get_str(e, "source_dtype", "?"), mp_json_get_str(e, "dtype", "-"), why ? "  (kept float: " : "",
+      char q[64] = "";
+      if (mp_json_get(e, "bits"))
+        snprintf(q, sizeof q, " (%s %lld-bit g%lld)", mp_json_get_str(e, "mode", "affine"),
+                 (long long)mp_json_get_int(e, "bits", 0), (long long)mp_json_get_int(e, "group_size", 0));
+      printf("  %-9s %-56s %s -> %s%s%s%s%s\n", mp_json_get_str(e, "action", "?"), mp_json_get_str(e, "name", "?"),
+             mp_json_get_str(e, "source_dtype", "?"), mp_json_get_str(e, "dtype", "-"), q, why ? "  (kept float: " : "",
              why ? why : "", why ? ")" : "");
     }
   }
@@ -104,17 +128,24 @@ int mp_cmd_convert(int argc, char **argv) {
   mp_convert_opts o;
   mp_convert_opts_init(&o);
   o.mlx_path = "mlx_model";
-  int json = 0, upload_private = 0;
+  int json = 0, upload_private = 0, bits_set = 0, group_set = 0, qauto = 0;
   const char *upload_repo = NULL;
+  mp_qauto_opts qa;
+  mp_qauto_opts_init(&qa);
   const char **skips = calloc((size_t)argc + 1, sizeof *skips);
-  if (!skips) return MP_EXIT_ERROR;
+  const char **ovr = calloc((size_t)argc + 1, sizeof *ovr);
+  if (!skips || !ovr) {
+    free(skips), free(ovr);
+    return MP_EXIT_ERROR;
+  }
+  o.q_override = ovr;
   for (int i = 1; i < argc; i++) {
     const char *v;
     long long x;
     int bad = 0;
     if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
       usage();
-      free(skips);
+      free(skips), free(ovr);
       return MP_EXIT_OK;
     } else if (mp_cli_opt(argc, argv, &i, "--hf-path", &v) || mp_cli_opt(argc, argv, &i, "--model", &v)) {
       if (!(bad = !v)) o.hf_path = v;
@@ -124,13 +155,48 @@ int mp_cmd_convert(int argc, char **argv) {
       o.quantize = 1;
     } else if (mp_cli_opt(argc, argv, &i, "--q-bits", &v)) {
       bad = !v || mp_cli_parse_int(cmd, "--q-bits", v, 1, 16, &x);
-      if (!bad) o.bits = (int)x;
+      if (!bad) o.bits = (int)x, bits_set = 1;
     } else if (mp_cli_opt(argc, argv, &i, "--q-group-size", &v)) {
       bad = !v || mp_cli_parse_int(cmd, "--q-group-size", v, 1, 4096, &x);
-      if (!bad) o.group_size = (int)x;
+      if (!bad) o.group_size = (int)x, group_set = 1;
+    } else if (mp_cli_opt(argc, argv, &i, "--q-mode", &v)) {
+      if (!(bad = !v) && mp_qmode_parse(v, &o.mode)) {
+        free(skips), free(ovr);
+        return mp_cli_usage_error(cmd, "--q-mode expects affine, mxfp4, nvfp4 or mxfp8, got '%s'", v);
+      }
+    } else if (mp_cli_opt(argc, argv, &i, "--q-override", &v)) {
+      if (!(bad = !v)) ovr[o.n_q_override++] = v;
+    } else if (mp_cli_opt(argc, argv, &i, "--q-recipe", &v)) {
+      if (!(bad = !v)) o.q_recipe = v;
+    } else if (mp_cli_opt(argc, argv, &i, "--q-recipe-file", &v)) {
+      if (!(bad = !v)) o.q_recipe_file = v;
+    } else if (mp_cli_opt(argc, argv, &i, "--quant-predicate", &v)) {
+      if (!(bad = !v)) o.quant_predicate = v;
+    } else if (!strcmp(argv[i], "--q-auto")) {
+      qauto = 1;
+    } else if (mp_cli_opt(argc, argv, &i, "--max-drop", &v)) {
+      char *end = NULL;
+      if (!(bad = !v)) qa.max_drop = strtod(v, &end);
+      if (!bad && (end == v || *end || !(qa.max_drop >= 0) || qa.max_drop > 1)) {
+        free(skips), free(ovr);
+        return mp_cli_usage_error(cmd,
+                                  "--max-drop expects a number in [0, 1] (metric points, 0.01 = 1 point), got '%s'", v);
+      }
+    } else if (mp_cli_opt(argc, argv, &i, "--calibration", &v)) {
+      if (!(bad = !v)) qa.calibration = v;
+    } else if (mp_cli_opt(argc, argv, &i, "--data-dir", &v)) {
+      if (!(bad = !v)) qa.data_dir = v;
+    } else if (mp_cli_opt(argc, argv, &i, "--calibration-samples", &v)) {
+      bad = !v || mp_cli_parse_int(cmd, "--calibration-samples", v, 8, 100000, &x);
+      if (!bad) qa.calibration_samples = (size_t)x;
+    } else if (mp_cli_opt(argc, argv, &i, "--eval", &v)) {
+      if (!(bad = !v)) qa.eval = v;
+    } else if (mp_cli_opt(argc, argv, &i, "--eval-samples", &v)) {
+      bad = !v || mp_cli_parse_int(cmd, "--eval-samples", v, 8, 1000000, &x);
+      if (!bad) qa.eval_samples = (size_t)x;
     } else if (mp_cli_opt(argc, argv, &i, "--dtype", &v)) {
       if (!(bad = !v) && mp_mlx_dtype_parse(v, &o.dtype)) {
-        free(skips);
+        free(skips), free(ovr);
         return mp_cli_usage_error(cmd, "--dtype expects float16, bfloat16 or float32, got '%s'", v);
       }
     } else if (mp_cli_opt(argc, argv, &i, "--q-skip", &v)) {
@@ -142,13 +208,13 @@ int mp_cmd_convert(int argc, char **argv) {
         else if (!strcmp(v, "metal"))
           o.compat = MP_QCOMPAT_METAL;
         else {
-          free(skips);
+          free(skips), free(ovr);
           return mp_cli_usage_error(cmd, "--q-compat expects cpu or metal, got '%s'", v);
         }
       }
     } else if (mp_cli_opt(argc, argv, &i, "--max-shard-size", &v)) {
       if (!(bad = !v) && parse_size(v, &o.max_shard_bytes)) {
-        free(skips);
+        free(skips), free(ovr);
         return mp_cli_usage_error(cmd, "--max-shard-size expects a size like 5GB or 500MB, got '%s'", v);
       }
     } else if (!strcmp(argv[i], "--no-skip")) {
@@ -168,24 +234,38 @@ int mp_cmd_convert(int argc, char **argv) {
     } else if (!strcmp(argv[i], "--json")) {
       json = 1;
     } else {
-      free(skips);
+      free(skips), free(ovr);
       return mp_cli_usage_error(cmd, "unknown argument '%s'", argv[i]);
     }
     if (bad) {
-      free(skips);
+      free(skips), free(ovr);
       return MP_EXIT_USAGE;
     }
   }
   o.q_skip = skips;
   if (!o.hf_path) {
-    free(skips);
+    free(skips), free(ovr);
     return mp_cli_usage_error(cmd, "--hf-path is required");
   }
-  if (o.quantize && !mp_mlx_affine_supported(o.bits, o.group_size)) {
-    free(skips);
-    return mp_cli_usage_error(cmd,
-                              "--q-bits %d --q-group-size %d: MLX supports bits 2,3,4,5,6,8 and group sizes 32,64,128",
-                              o.bits, o.group_size);
+  if (!bits_set) o.bits = mp_qmode_default_bits(o.mode);
+  if (!group_set) o.group_size = mp_qmode_default_group(o.mode);
+  if (o.quantize && !o.q_recipe_file && !mp_mlx_quant_supported(o.mode, o.bits, o.group_size)) {
+    char allowed[128];
+    mp_qmode_allowed(o.mode, allowed, sizeof allowed);
+    free(skips), free(ovr);
+    return mp_cli_usage_error(cmd, "--q-mode %s --q-bits %d --q-group-size %d: %s", mp_qmode_name(o.mode), o.bits,
+                              o.group_size, allowed);
+  }
+  if (!qauto && (qa.calibration || qa.max_drop >= 0 || qa.eval)) {
+    free(skips), free(ovr);
+    return mp_cli_usage_error(cmd, "--max-drop / --calibration / --eval belong to --q-auto");
+  }
+  if (qauto) {
+    if (!qa.calibration || qa.max_drop < 0) {
+      free(skips), free(ovr);
+      return mp_cli_usage_error(cmd, "--q-auto needs --max-drop X and --calibration DATASET");
+    }
+    o.quantize = 1;
   }
   struct sigaction sa, old_int, old_term;
   memset(&sa, 0, sizeof sa);
@@ -215,11 +295,17 @@ int mp_cmd_convert(int argc, char **argv) {
   free(mlx_arg);
   o.command = cmdline;
   mp_convert_result r;
-  mp_status s = mp_convert(&o, &r);
+  mp_status s;
+  if (qauto) {
+    qa.json = json;
+    s = mp_qauto_convert(&o, &qa, &r);
+  } else {
+    s = mp_convert(&o, &r);
+  }
   free(cmdline);
   sigaction(SIGINT, &old_int, NULL);
   sigaction(SIGTERM, &old_term, NULL);
-  free(skips);
+  free(skips), free(ovr);
   if (s) {
     mp_convert_result_free(&r);
     return mp_cli_fail(cmd, s);

@@ -19,8 +19,10 @@ static void usage(void) {
          "everything else is copied. For whole model folders use 'mlxport convert'.\n"
          "\n"
          "options:\n"
-         "  --bits N          2, 3, 4, 5, 6 or 8 (default 4)\n"
-         "  --group-size N    32, 64 or 128 (default 64)\n"
+         "  --mode M          affine (default) | mxfp4 | nvfp4 | mxfp8 (MLX's floating-point modes:\n"
+         "                    uint8 scales, no biases; see docs/quantization.md)\n"
+         "  --bits N          affine: 2, 3, 4, 5, 6 or 8 (default 4); fp modes: their own (4 / 4 / 8)\n"
+         "  --group-size N    affine: 32, 64 or 128 (default 64); fp modes: their own (32 / 16 / 32)\n"
          "  --dtype T         float16 | bfloat16 | float32: cast before quantizing; scales and biases\n"
          "                    are stored in T (default: each tensor's own dtype, like mx.quantize)\n"
          "  --q-compat K      cpu (default: MLX's CPU kernel, bit-exact) | metal (MLX's Metal kernel\n"
@@ -37,7 +39,8 @@ int mp_cmd_quantize(int argc, char **argv) {
   const char *cmd = "quantize";
   const char *pos[2] = {NULL, NULL};
   int npos = 0, json = 0;
-  mp_qfile_opts o = {MP_QFILE_QUANTIZE, 4, 64, MP_DTYPE_INVALID, MP_QCOMPAT_CPU};
+  mp_qfile_opts o = {MP_QFILE_QUANTIZE, 4, 64, MP_DTYPE_INVALID, MP_QCOMPAT_CPU, MP_QMODE_AFFINE};
+  int bits_set = 0, group_set = 0;
   for (int i = 1; i < argc; i++) {
     const char *v;
     long long x;
@@ -47,9 +50,15 @@ int mp_cmd_quantize(int argc, char **argv) {
     } else if (mp_cli_opt(argc, argv, &i, "--bits", &v)) {
       if (!v || mp_cli_parse_int(cmd, "--bits", v, 2, 8, &x)) return MP_EXIT_USAGE;
       o.bits = (int)x;
+      bits_set = 1;
+    } else if (mp_cli_opt(argc, argv, &i, "--mode", &v)) {
+      if (!v) return MP_EXIT_USAGE;
+      if (mp_qmode_parse(v, &o.qmode))
+        return mp_cli_usage_error(cmd, "--mode expects affine, mxfp4, nvfp4 or mxfp8, got '%s'", v);
     } else if (mp_cli_opt(argc, argv, &i, "--group-size", &v)) {
       if (!v || mp_cli_parse_int(cmd, "--group-size", v, 1, 4096, &x)) return MP_EXIT_USAGE;
       o.group_size = (int)x;
+      group_set = 1;
     } else if (mp_cli_opt(argc, argv, &i, "--dtype", &v)) {
       if (!v) return MP_EXIT_USAGE;
       if (mp_mlx_dtype_parse(v, &o.dtype))
@@ -76,9 +85,14 @@ int mp_cmd_quantize(int argc, char **argv) {
     }
   }
   if (npos != 2) return mp_cli_usage_error(cmd, "expected IN.safetensors OUT.safetensors");
-  if (o.mode != MP_QFILE_CAST && !mp_mlx_affine_supported(o.bits, o.group_size))
-    return mp_cli_usage_error(cmd, "bits=%d group-size=%d: MLX supports bits 2,3,4,5,6,8 and group sizes 32,64,128",
-                              o.bits, o.group_size);
+  if (!bits_set) o.bits = mp_qmode_default_bits(o.qmode);
+  if (!group_set) o.group_size = mp_qmode_default_group(o.qmode);
+  if (o.mode != MP_QFILE_CAST && !mp_mlx_quant_supported(o.qmode, o.bits, o.group_size)) {
+    char allowed[128];
+    mp_qmode_allowed(o.qmode, allowed, sizeof allowed);
+    return mp_cli_usage_error(cmd, "--mode %s --bits %d --group-size %d: %s", mp_qmode_name(o.qmode), o.bits,
+                              o.group_size, allowed);
+  }
   if (o.mode == MP_QFILE_CAST && o.dtype == MP_DTYPE_INVALID)
     return mp_cli_usage_error(cmd, "--cast-only needs --dtype");
   mp_qfile_report r;

@@ -1,5 +1,5 @@
-#include "core/clock.h"
 #include "eval/evaluate.h"
+#include "core/clock.h"
 #include "eval/data_dirs.h"
 
 #include <errno.h>
@@ -36,10 +36,14 @@ const char *mp_task_name(mp_task t) {
 }
 
 mp_status mp_task_parse(const char *s, mp_task *out) {
-  if (!strcmp(s, "auto")) *out = MP_TASK_AUTO;
-  else if (!strcmp(s, "nli") || !strcmp(s, "binary-nli")) *out = MP_TASK_NLI;
-  else if (!strcmp(s, "zero-shot-classification") || !strcmp(s, "zero-shot")) *out = MP_TASK_ZERO_SHOT;
-  else if (!strcmp(s, "text-classification") || !strcmp(s, "sentiment-analysis")) *out = MP_TASK_TEXT_CLS;
+  if (!strcmp(s, "auto"))
+    *out = MP_TASK_AUTO;
+  else if (!strcmp(s, "nli") || !strcmp(s, "binary-nli"))
+    *out = MP_TASK_NLI;
+  else if (!strcmp(s, "zero-shot-classification") || !strcmp(s, "zero-shot"))
+    *out = MP_TASK_ZERO_SHOT;
+  else if (!strcmp(s, "text-classification") || !strcmp(s, "sentiment-analysis"))
+    *out = MP_TASK_TEXT_CLS;
   else if (!strcmp(s, "semantic-similarity") || !strcmp(s, "sentence-similarity") || !strcmp(s, "feature-extraction"))
     *out = MP_TASK_SIMILARITY;
   else
@@ -122,7 +126,8 @@ static void cpu_name(char *out, size_t cap) {
       char *c = strchr(line, ':');
       if (c) {
         c++;
-        while (*c == ' ') c++;
+        while (*c == ' ')
+          c++;
         c[strcspn(c, "\n")] = 0;
         snprintf(out, cap, "%s", c);
       }
@@ -141,15 +146,14 @@ static int find_label(const char *const *names, size_t n, const char *want) {
   return -1;
 }
 
-
 /* The task's evaluation label space and how model outputs map to it. */
 typedef struct plan {
   mp_task task;
-  size_t k;                  /* evaluation labels */
+  size_t k; /* evaluation labels */
   const char *labels[16];
-  int model_to_eval[64];     /* NLI / text-cls: model label index -> eval label (-1 unmapped) */
-  int gold_map[16];          /* dataset label -> eval label */
-  int ent;                   /* zero-shot: entailment index */
+  int model_to_eval[64]; /* NLI / text-cls: model label index -> eval label (-1 unmapped) */
+  int gold_map[16];      /* dataset label -> eval label */
+  int ent;               /* zero-shot: entailment index */
 } plan;
 
 static mp_status make_plan(const mp_model_config *c, const mp_dataset *ds, const mp_eval_options *o, plan *p) {
@@ -158,11 +162,16 @@ static mp_status make_plan(const mp_model_config *c, const mp_dataset *ds, const
   int ent = mp_model_config_entailment_id(c);
   int has_head = c->head == MP_HEAD_SEQ_CLS;
   if (t == MP_TASK_AUTO) {
-    if (ds->has_score) t = MP_TASK_SIMILARITY;
-    else if (has_head && ent >= 0 && ds->has_pairs) t = MP_TASK_NLI;
-    else if (has_head && ent >= 0 && !ds->has_pairs) t = MP_TASK_ZERO_SHOT;
-    else if (has_head) t = MP_TASK_TEXT_CLS;
-    else if (!has_head && ds->has_pairs && ds->has_score) t = MP_TASK_SIMILARITY;
+    if (ds->has_score)
+      t = MP_TASK_SIMILARITY;
+    else if (has_head && ent >= 0 && ds->has_pairs)
+      t = MP_TASK_NLI;
+    else if (has_head && ent >= 0 && !ds->has_pairs)
+      t = MP_TASK_ZERO_SHOT;
+    else if (has_head)
+      t = MP_TASK_TEXT_CLS;
+    else if (!has_head && ds->has_pairs && ds->has_score)
+      t = MP_TASK_SIMILARITY;
     else
       return mp_err(MP_ERR_INVALID_ARG,
                     "cannot choose a task for model %s (architecture %s) on dataset %s: pass --task", c->model_type,
@@ -175,24 +184,28 @@ static mp_status make_plan(const mp_model_config *c, const mp_dataset *ds, const
     return MP_OK;
   }
   if (!has_head)
-    return mp_err(MP_ERR_INVALID_ARG, "task %s needs a model with a classification head (this is %s)",
-                  mp_task_name(t), c->architecture[0] ? c->architecture : c->model_type);
+    return mp_err(MP_ERR_INVALID_ARG, "task %s needs a model with a classification head (this is %s)", mp_task_name(t),
+                  c->architecture[0] ? c->architecture : c->model_type);
   if (ds->n_labels == 0 || ds->n_labels > 16)
     return mp_err(MP_ERR_INVALID_ARG, "dataset %s has %zu labels (1..16 supported for classification)", ds->name,
                   ds->n_labels);
-  for (size_t i = 0; i < ds->n_labels; i++) p->gold_map[i] = (int)i;
-  for (int j = 0; j < 64; j++) p->model_to_eval[j] = -1;
+  for (size_t i = 0; i < ds->n_labels; i++)
+    p->gold_map[i] = (int)i;
+  for (int j = 0; j < 64; j++)
+    p->model_to_eval[j] = -1;
   if (t == MP_TASK_ZERO_SHOT) {
     if (ent < 0)
       return mp_err(MP_ERR_INVALID_ARG, "zero-shot needs an NLI model: no id2label entry of %s starts with \"entail\"",
                     c->architecture);
     p->ent = ent;
     p->k = ds->n_labels;
-    for (size_t i = 0; i < ds->n_labels; i++) p->labels[i] = ds->labels[i];
+    for (size_t i = 0; i < ds->n_labels; i++)
+      p->labels[i] = ds->labels[i];
     return MP_OK;
   }
   if (t == MP_TASK_NLI) {
-    if (!ds->has_pairs) return mp_err(MP_ERR_INVALID_ARG, "task nli needs premise/hypothesis pairs; %s has single texts", ds->name);
+    if (!ds->has_pairs)
+      return mp_err(MP_ERR_INVALID_ARG, "task nli needs premise/hypothesis pairs; %s has single texts", ds->name);
     if (ent < 0)
       return mp_err(MP_ERR_INVALID_ARG, "task nli needs an id2label entry starting with \"entail\" (model %s)",
                     c->architecture);
@@ -205,12 +218,15 @@ static mp_status make_plan(const mp_model_config *c, const mp_dataset *ds, const
       p->k = 2;
       p->labels[0] = "entailment";
       p->labels[1] = "not_entailment";
-      for (size_t i = 0; i < ds->n_labels; i++) p->gold_map[i] = (int)i == ds_ent ? 0 : 1;
-      for (int j = 0; j < c->num_labels; j++) p->model_to_eval[j] = j == ent ? 0 : 1;
+      for (size_t i = 0; i < ds->n_labels; i++)
+        p->gold_map[i] = (int)i == ds_ent ? 0 : 1;
+      for (int j = 0; j < c->num_labels; j++)
+        p->model_to_eval[j] = j == ent ? 0 : 1;
       return MP_OK;
     }
     p->k = ds->n_labels;
-    for (size_t i = 0; i < ds->n_labels; i++) p->labels[i] = ds->labels[i];
+    for (size_t i = 0; i < ds->n_labels; i++)
+      p->labels[i] = ds->labels[i];
     for (int j = 0; j < c->num_labels; j++) {
       int e = find_label(ds->labels, ds->n_labels, c->id2label[j]);
       if (e < 0)
@@ -222,14 +238,16 @@ static mp_status make_plan(const mp_model_config *c, const mp_dataset *ds, const
   }
   /* text classification: match labels by name, else by position when the model's are generic */
   p->k = ds->n_labels;
-  for (size_t i = 0; i < ds->n_labels; i++) p->labels[i] = ds->labels[i];
+  for (size_t i = 0; i < ds->n_labels; i++)
+    p->labels[i] = ds->labels[i];
   int generic = 1;
-  for (int j = 0; j < c->num_labels; j++) generic &= !strncmp(c->id2label[j], "LABEL_", 6);
+  for (int j = 0; j < c->num_labels; j++)
+    generic &= !strncmp(c->id2label[j], "LABEL_", 6);
   for (int j = 0; j < c->num_labels; j++) {
     int e = generic && (size_t)c->num_labels == ds->n_labels ? j : find_label(ds->labels, ds->n_labels, c->id2label[j]);
     if (e < 0)
-      return mp_err(MP_ERR_INVALID_ARG, "model label \"%s\" matches no label of dataset %s; pass --task", c->id2label[j],
-                    ds->name);
+      return mp_err(MP_ERR_INVALID_ARG, "model label \"%s\" matches no label of dataset %s; pass --task",
+                    c->id2label[j], ds->name);
     p->model_to_eval[j] = e;
   }
   return MP_OK;
@@ -270,7 +288,8 @@ static mp_status run_examples(runctx *r, const size_t *idx, size_t cnt, size_t b
     for (size_t i = 0; !st && i < cnt; i++) {
       const float *a = emb + 2 * i * H, *b = a + H;
       double ab = 0, aa = 0, bb = 0;
-      for (size_t d = 0; d < H; d++) ab += (double)a[d] * b[d], aa += (double)a[d] * a[d], bb += (double)b[d] * b[d];
+      for (size_t d = 0; d < H; d++)
+        ab += (double)a[d] * b[d], aa += (double)a[d] * a[d], bb += (double)b[d] * b[d];
       double den = sqrt(aa) * sqrt(bb);
       sim[i] = den > 0 ? ab / den : 0;
     }
@@ -284,11 +303,13 @@ static mp_status run_examples(runctx *r, const size_t *idx, size_t cnt, size_t b
     float *lg = malloc(np * (size_t)L * sizeof(float));
     if (!a || !b || !lg) st = mp_err(MP_ERR_NOMEM, "out of memory");
     for (size_t i = 0; !st && i < cnt; i++)
-      for (size_t j = 0; j < k; j++) a[i * k + j] = ds->ex[idx ? idx[i] : i].text_a, b[i * k + j] = r->hyp[j];
+      for (size_t j = 0; j < k; j++)
+        a[i * k + j] = ds->ex[idx ? idx[i] : i].text_a, b[i * k + j] = r->hyp[j];
     ro.truncation = MP_TRUNC_ONLY_FIRST;
     if (!st) st = mp_model_classify(r->m, np, a, b, &ro, lg, tokens);
     for (size_t i = 0; !st && i < cnt; i++)
-      for (size_t j = 0; j < k; j++) logits[i * k + j] = lg[(i * k + j) * (size_t)L + r->p->ent];
+      for (size_t j = 0; j < k; j++)
+        logits[i * k + j] = lg[(i * k + j) * (size_t)L + r->p->ent];
     free(a), free(b), free(lg);
     return st;
   }
@@ -311,7 +332,10 @@ static mp_status eval_here(const char *ref, const mp_dataset *ds, const mp_eval_
   /* the perf pass: fast unless a mode is forced; a second (faithful) pass below gives the task
    * metrics when the model has layers on the integer kernels */
   mp_compute perf_mode = o->compute == MP_COMPUTE_FAITHFUL ? MP_COMPUTE_FAITHFUL : MP_COMPUTE_FAST;
-  mp_model_options mo = {.threads = o->threads, .compute = perf_mode};
+  mp_model_options mo = {.threads = o->threads,
+                         .compute = perf_mode,
+                         .weight_hook = o->weight_hook,
+                         .weight_hook_ctx = o->weight_hook_ctx};
   MP_TRY(mp_model_open(ref, &mo, &m));
   res->load_s = mp_now_s() - t0;
   size_t n_int = 0;
@@ -321,7 +345,9 @@ static mp_status eval_here(const char *ref, const mp_dataset *ds, const mp_eval_
   int quantized = n_int > 0 || mp_model_has_quantized(m);
   snprintf(res->perf_compute, sizeof res->perf_compute, "%s", quantized ? mp_compute_name(perf_mode) : "float");
   snprintf(res->metric_compute, sizeof res->metric_compute, "%s",
-           !quantized ? "float" : two_pass ? "faithful" : mp_compute_name(perf_mode));
+           !quantized                 ? "float"
+           : (two_pass || n_int == 0) ? "faithful" /* no integer layers (fp modes): fast == faithful */
+                                      : mp_compute_name(perf_mode));
   const mp_model_config *c = mp_model_get_config(m);
   snprintf(res->model, sizeof res->model, "%s", mp_model_path(m));
   snprintf(res->dataset, sizeof res->dataset, "%s", ds->name);
@@ -351,13 +377,16 @@ static mp_status eval_here(const char *ref, const mp_dataset *ds, const mp_eval_
   res->task = p.task;
   res->n = n;
   res->k = p.k;
-  for (size_t j = 0; j < p.k && j < 16; j++) snprintf(res->labels[j], sizeof res->labels[j], "%s", p.labels[j]);
+  for (size_t j = 0; j < p.k && j < 16; j++)
+    snprintf(res->labels[j], sizeof res->labels[j], "%s", p.labels[j]);
   size_t kc = p.task == MP_TASK_ZERO_SHOT ? p.k : p.task == MP_TASK_SIMILARITY ? 0 : (size_t)c->num_labels;
   res->kc = kc;
   if (!st) {
     if (kc) res->logits = malloc((n ? n : 1) * kc * sizeof(float));
-    if (p.task == MP_TASK_SIMILARITY) res->sim = malloc((n ? n : 1) * sizeof(double));
-    else res->gold = malloc((n ? n : 1) * sizeof(int)), res->pred = malloc((n ? n : 1) * sizeof(int));
+    if (p.task == MP_TASK_SIMILARITY)
+      res->sim = malloc((n ? n : 1) * sizeof(double));
+    else
+      res->gold = malloc((n ? n : 1) * sizeof(int)), res->pred = malloc((n ? n : 1) * sizeof(int));
     if ((kc && !res->logits) || (p.task == MP_TASK_SIMILARITY ? !res->sim : (!res->gold || !res->pred)))
       st = mp_err(MP_ERR_NOMEM, "out of memory");
   }
@@ -410,7 +439,10 @@ static mp_status eval_here(const char *ref, const mp_dataset *ds, const mp_eval_
     res->sim = p.task == MP_TASK_SIMILARITY ? malloc(n * sizeof(double)) : NULL;
     if ((kc && !res->logits) || (p.task == MP_TASK_SIMILARITY && !res->sim)) st = mp_err(MP_ERR_NOMEM, "out of memory");
     mp_model *mf = NULL;
-    mp_model_options fo = {.threads = o->threads, .compute = MP_COMPUTE_FAITHFUL};
+    mp_model_options fo = {.threads = o->threads,
+                           .compute = MP_COMPUTE_FAITHFUL,
+                           .weight_hook = o->weight_hook,
+                           .weight_hook_ctx = o->weight_hook_ctx};
     if (!st) st = mp_model_open(ref, &fo, &mf);
     if (!st) {
       rc.m = mf;
@@ -454,9 +486,11 @@ static mp_status eval_here(const char *ref, const mp_dataset *ds, const mp_eval_
     if (!st) {
       res->accuracy = cm.accuracy;
       res->macro_f1 = cm.macro_f1;
-      for (size_t j = 0; j < p.k && j < 16; j++) res->f1_per_class[j] = cm.f1[j];
+      for (size_t j = 0; j < p.k && j < 16; j++)
+        res->f1_per_class[j] = cm.f1[j];
       for (size_t g = 0; g < p.k; g++)
-        for (size_t q = 0; q < p.k; q++) res->confusion[g * 16 + q] = cm.confusion[g * p.k + q];
+        for (size_t q = 0; q < p.k; q++)
+          res->confusion[g * 16 + q] = cm.confusion[g * p.k + q];
       mp_cls_metrics_free(&cm);
       st = mp_bootstrap_cls(res->gold, res->pred, n, p.k, MP_STAT_ACCURACY, o->bootstrap, 0.95, o->seed,
                             &res->accuracy_ci);
@@ -467,12 +501,14 @@ static mp_status eval_here(const char *ref, const mp_dataset *ds, const mp_eval_
   } else if (!st) {
     double *gold = malloc((n ? n : 1) * sizeof(double));
     if (!gold) st = mp_err(MP_ERR_NOMEM, "out of memory");
-    for (size_t i = 0; !st && i < n; i++) gold[i] = ds->ex[i].score;
+    for (size_t i = 0; !st && i < n; i++)
+      gold[i] = ds->ex[i].score;
     if (!st) {
       res->pearson = mp_pearson(res->sim, gold, n);
       res->spearman = mp_spearman(res->sim, gold, n);
       st = mp_bootstrap_corr(res->sim, gold, n, MP_STAT_PEARSON, o->bootstrap, 0.95, o->seed, &res->pearson_ci);
-      if (!st) st = mp_bootstrap_corr(res->sim, gold, n, MP_STAT_SPEARMAN, o->bootstrap, 0.95, o->seed, &res->spearman_ci);
+      if (!st)
+        st = mp_bootstrap_corr(res->sim, gold, n, MP_STAT_SPEARMAN, o->bootstrap, 0.95, o->seed, &res->spearman_ci);
       if (!st && res->fast_pass) res->fast_metric = mp_spearman(fast_sim, gold, n);
     }
     free(gold);
@@ -512,7 +548,8 @@ static mp_status eval_here(const char *ref, const mp_dataset *ds, const mp_eval_
     getrusage(RUSAGE_SELF, &ru);
     res->rss_peak_os_mb = (double)ru.ru_maxrss / 1024.0;
   }
-  for (size_t j = 0; j < 16; j++) free(hyp[j]);
+  for (size_t j = 0; j < 16; j++)
+    free(hyp[j]);
   mp_model_close(m);
   if (st) mp_eval_result_free(res);
   return st;
@@ -612,7 +649,8 @@ mp_status mp_eval_run(const char *model_ref, const mp_dataset *ds, const mp_eval
     }
     if (!st && has_sim) {
       out->sim = malloc(n * sizeof(double));
-      if (!out->sim || read_all(fds[0], out->sim, out->n * sizeof(double))) st = mp_err(MP_ERR_INTERNAL, "short result");
+      if (!out->sim || read_all(fds[0], out->sim, out->n * sizeof(double)))
+        st = mp_err(MP_ERR_INTERNAL, "short result");
     }
   }
   close(fds[0]);
@@ -628,7 +666,9 @@ void mp_eval_result_free(mp_eval_result *r) {
   r->gold = r->pred = NULL, r->logits = NULL, r->sim = NULL;
 }
 
-double mp_eval_main_metric(const mp_eval_result *r) { return r->task == MP_TASK_SIMILARITY ? r->spearman : r->accuracy; }
+double mp_eval_main_metric(const mp_eval_result *r) {
+  return r->task == MP_TASK_SIMILARITY ? r->spearman : r->accuracy;
+}
 const char *mp_eval_main_metric_name(const mp_eval_result *r) {
   return r->task == MP_TASK_SIMILARITY ? "spearman" : "accuracy";
 }
@@ -648,7 +688,8 @@ mp_status mp_eval_compare(const mp_eval_result *b, const mp_eval_result *c, mp_c
   out->size_ratio = b->weights_mb > 0 ? c->weights_mb / b->weights_mb : NAN;
   if (b->task == MP_TASK_SIMILARITY) {
     double mx = 0;
-    for (size_t i = 0; i < b->n; i++) mx = fmax(mx, fabs(b->sim[i] - c->sim[i]));
+    for (size_t i = 0; i < b->n; i++)
+      mx = fmax(mx, fabs(b->sim[i] - c->sim[i]));
     out->max_abs_logit_diff = mx;
     out->agreement = NAN;
     out->mean_kl = NAN;
@@ -695,6 +736,7 @@ size_t mp_eval_gates(const mp_eval_result *b, const mp_eval_result *c, const mp_
     x->passed = x->value <= x->threshold;
     snprintf(x->rule, sizeof x->rule, "size <= 1.1 x %g MB", g->target_size_mb);
   }
-  for (size_t i = 0; i < n; i++) *all_passed &= gates[i].passed;
+  for (size_t i = 0; i < n; i++)
+    *all_passed &= gates[i].passed;
   return n;
 }

@@ -25,8 +25,8 @@ mp_status mp_task_parse(const char *s, mp_task *out);
 
 typedef struct mp_eval_options {
   mp_task task;
-  size_t batch_size;       /* default 32 */
-  size_t max_length;       /* 0 = model default */
+  size_t batch_size; /* default 32 */
+  size_t max_length; /* 0 = model default */
   mp_trunc_strategy truncation;
   int threads;             /* 0 = all cores */
   const char *template_;   /* zero-shot hypothesis template (default "This example is {}.") */
@@ -41,25 +41,29 @@ typedef struct mp_eval_options {
    * MP_COMPUTE_FAST / MP_COMPUTE_FAITHFUL: everything from that one mode.
    * Float models run once (the modes are the same for them). */
   int compute;
+  /* Optional weight replacement passed to mp_model_open (model/model.h mp_model_options; the
+   * --q-auto recipe search): NULL for none. */
+  const float *(*weight_hook)(void *ctx, const char *module, int64_t out, int64_t in, mp_dtype dt, const void *data);
+  void *weight_hook_ctx;
 } mp_eval_options;
 void mp_eval_options_init(mp_eval_options *o);
 
 typedef struct mp_eval_result {
-  char model[1024];  /* resolved path */
-  char dataset[256]; /* dataset name */
+  char model[1024];     /* resolved path */
+  char dataset[256];    /* dataset name */
   char data_file[1024]; /* the file the examples came from */
   int demo_data;        /* 1: the embedded demo set (data/demo), not the real benchmark */
   mp_task task;
-  size_t n;          /* examples evaluated */
-  size_t k;          /* classes (classification) / 0 for similarity */
+  size_t n;            /* examples evaluated */
+  size_t k;            /* classes (classification) / 0 for similarity */
   char labels[16][64]; /* label names of the evaluation space (k of them) */
   /* per-example outputs (malloc'd) */
-  int *gold, *pred;  /* classification: [n] */
-  float *logits;     /* classification: [n, kc] raw scores compared across models: the model's
-                        logits (NLI, text classification) or the entailment logit of each
-                        candidate label (zero-shot) */
-  size_t kc;         /* columns of logits */
-  double *sim;       /* similarity: [n] cosine */
+  int *gold, *pred; /* classification: [n] */
+  float *logits;    /* classification: [n, kc] raw scores compared across models: the model's
+                       logits (NLI, text classification) or the entailment logit of each
+                       candidate label (zero-shot) */
+  size_t kc;        /* columns of logits */
+  double *sim;      /* similarity: [n] cosine */
   /* task metrics */
   double accuracy, macro_f1;
   mp_ci accuracy_ci, macro_f1_ci;
@@ -96,12 +100,12 @@ const char *mp_eval_main_metric_name(const mp_eval_result *r);
 
 /* Original-vs-converted comparison on identical examples. */
 typedef struct mp_comparison {
-  double metric_drop;      /* baseline main metric - converted main metric */
+  double metric_drop;        /* baseline main metric - converted main metric */
   double speedup_throughput; /* converted QPM / baseline QPM */
-  double speedup_p50;      /* baseline p50 / converted p50 */
-  double size_ratio;       /* converted weights MB / baseline weights MB */
-  double agreement;        /* classification: prediction agreement */
-  double mean_kl;          /* classification: mean KL(baseline || converted) */
+  double speedup_p50;        /* baseline p50 / converted p50 */
+  double size_ratio;         /* converted weights MB / baseline weights MB */
+  double agreement;          /* classification: prediction agreement */
+  double mean_kl;            /* classification: mean KL(baseline || converted) */
   double max_abs_logit_diff; /* classification: max |Δ score/logit|; similarity: max |Δcos| */
 } mp_comparison;
 mp_status mp_eval_compare(const mp_eval_result *baseline, const mp_eval_result *converted, mp_comparison *out);

@@ -16,6 +16,8 @@ void mp_report_comparison_json(mp_sb *sb, const char *model_name, const char *da
 typedef struct mp_report_row {
   const char *model, *dataset;
   int bits;
+  const char *source;  /* the original model (hf_name): the Pareto chart groups variants by it; may be NULL */
+  const char *variant; /* q8g64, mxfp4, q4g64+mixed-..., auto0.01-...; may be NULL */
   const mp_eval_result *base, *conv; /* base may be NULL */
   mp_comparison cmp;
   mp_gate gates[4];

@@ -162,13 +162,18 @@ void mp_card_render(mp_sb *sb, const mp_card_info *ci) {
   if (ci->quantized) {
     mp_sb_printf(
         sb,
-        "- Quantization: MLX affine (`mode: affine`), %d bits, group size %d, on %zu Linear/Embedding weights; "
+        "- Quantization: MLX %s (`mode: %s`), %d bits, group size %d, on %zu Linear/Embedding weights; "
         "%s elsewhere.",
-        ci->bits, ci->group_size, ci->n_quantized, ci->dtype);
+        ci->mode ? ci->mode : "affine", ci->mode ? ci->mode : "affine", ci->bits, ci->group_size, ci->n_quantized,
+        ci->dtype);
     if (ci->n_float_layers)
       mp_sb_printf(sb, " %zu layer(s) kept in float (listed as `false` in `config.json` \"quantization\").",
                    ci->n_float_layers);
     mp_sb_puts(sb, "\n- Packed weights, scales and biases are bit-identical to `mx.quantize` (MLX CPU backend).\n");
+    if (ci->recipe)
+      mp_sb_puts(sb, "- Mixed precision: some layers differ from the default (per-layer entries in `config.json` "
+                     "\"quantization\"); the recipe is below and in `conversion_metadata.json` (`mlxport convert "
+                     "--q-recipe-file conversion_metadata.json` re-applies it).\n");
   } else {
     mp_sb_printf(sb, "- Weights: %s (not quantized).\n", ci->dtype);
   }
@@ -183,6 +188,14 @@ void mp_card_render(mp_sb *sb, const mp_card_info *ci) {
     mp_sb_puts(sb, ".\n");
   }
   mp_sb_puts(sb, "- Per-tensor details and quantization errors: `conversion_metadata.json`.\n\n");
+  if (ci->quantized && ci->recipe) {
+    mp_sb_puts(sb, "## Quantization recipe\n\n```json\n");
+    mp_sb_puts(sb, ci->recipe);
+    mp_sb_puts(sb, "\n```\n\n");
+    if (ci->recipe_searched)
+      mp_sb_puts(sb, "Found by `mlxport convert --q-auto`: the calibration and held-out metric drops are under "
+                     "`recipe.search` in `conversion_metadata.json`.\n\n");
+  }
   eval_placeholder(sb, ci->title, ci->source);
   mp_sb_puts(sb, "\n## Use with MLX\n\n```bash\npip install mlx\n```\n\n```python\nimport json\nimport mlx.core as "
                  "mx\nimport mlx.nn as nn\n\nweights = mx.load(\"model.safetensors\")\nconfig = "

@@ -6,7 +6,7 @@
 #include "core/error.h"
 #include "core/tensor.h"
 #include "model/model_internal.h"
-
+#include "quant/mlx_fp.h"
 
 const mp_tensor *mp_model_tensor(const mp_model *m, const char *name) { return mp_weights_find(m->w, name); }
 
@@ -20,6 +20,42 @@ static mp_status bad_shape(const mp_model *m, const mp_tensor *t, const char *ex
   mp_shape_str(t->shape, t->ndim, shp, sizeof shp);
   return mp_err(MP_ERR_FORMAT, "%s: tensor \"%s\" has shape %s %s, expected %s", m->path, t->name, shp,
                 mp_dtype_name(t->dtype), expect);
+}
+
+/* An MLX fp-mode matrix (mxfp4 / nvfp4 / mxfp8: U32 codes + U8 scales, no biases), expanded
+ * to bfloat16: every code x scale is exact in bfloat16, so this is mx.dequantize's value. */
+static mp_status bind_fp_matrix(mp_model *m, const char *name, const mp_tensor *t, const mp_tensor *s, int64_t out,
+                                int64_t in, mp_linear_weight *lw) {
+  if (t->ndim != 2 || t->shape[0] != out || s->ndim != 2 || s->shape[0] != out || s->shape[1] <= 0 ||
+      in % s->shape[1] != 0 || (t->shape[1] * 32) % in != 0)
+    return bad_shape(m, t, "an MLX fp-quantized matrix (mxfp4/nvfp4/mxfp8) matching its uint8 scales");
+  int64_t group = in / s->shape[1], bits = t->shape[1] * 32 / in;
+  mp_qmode mode;
+  if (bits == 4 && group == 32)
+    mode = MP_QMODE_MXFP4;
+  else if (bits == 4 && group == 16)
+    mode = MP_QMODE_NVFP4;
+  else if (bits == 8 && group == 32)
+    mode = MP_QMODE_MXFP8;
+  else
+    return mp_err(MP_ERR_FORMAT,
+                  "%s: \"%s\" has uint8 scales and no biases (an MLX fp mode) but %lld bits / group %lld is none "
+                  "of mxfp4 (4/32), nvfp4 (4/16), mxfp8 (8/32)",
+                  m->path, t->name, (long long)bits, (long long)group);
+  uint16_t *w = mp_arena_alloc_aligned(&m->params, (size_t)(out * in) * 2, 64);
+  if (!w) return mp_err(MP_ERR_NOMEM, "out of memory");
+  const uint8_t *codes = t->data, *sc = s->data;
+  for (int64_t r = 0; r < out; r++)
+    for (int64_t i = 0; i < in; i++)
+      w[r * in + i] =
+          mp_mlx_f32_to_bf16(mp_mlx_fp_value(codes + r * (in * bits / 8), sc + r * (in / group), mode, (size_t)i));
+  lw->dtype = MP_BF16;
+  lw->data = w;
+  m->n_quant++;
+  m->n_fp++;
+  mp_status st = mp_linear_weight_check(lw);
+  if (st) return mp_err_prefix(st, "%s", m->path);
+  return MP_OK;
 }
 
 /* Binds "<name>.weight" (+ .scales/.biases when MLX-quantized) as a [out, in] matrix. */
@@ -39,6 +75,7 @@ mp_status mp_bind_matrix(mp_model *m, const char *name, int64_t out, int64_t in,
     const mp_tensor *s = mp_model_tensor(m, buf);
     snprintf(buf, sizeof buf, "%s.biases", name);
     const mp_tensor *b = mp_model_tensor(m, buf);
+    if (s && !b && s->dtype == MP_U8) return bind_fp_matrix(m, name, t, s, out, in, lw);
     if (!s || !b)
       return mp_err(MP_ERR_FORMAT, "%s: \"%s\" is packed (U32) but \"%s.scales\"/\"%s.biases\" are missing", m->path,
                     t->name, name, name);
@@ -47,9 +84,9 @@ mp_status mp_bind_matrix(mp_model *m, const char *name, int64_t out, int64_t in,
       return bad_shape(m, t, "an MLX-quantized matrix matching its scales/biases");
     int64_t group = in / s->shape[1];
     int64_t bits = t->shape[1] * 32 / in;
-    if (t->shape[1] * 32 != bits * in)
-      return bad_shape(m, t, "packed columns = in * bits / 32");
-    if (s->dtype != b->dtype) return mp_err(MP_ERR_FORMAT, "%s: scales and biases of \"%s\" differ in dtype", m->path, name);
+    if (t->shape[1] * 32 != bits * in) return bad_shape(m, t, "packed columns = in * bits / 32");
+    if (s->dtype != b->dtype)
+      return mp_err(MP_ERR_FORMAT, "%s: scales and biases of \"%s\" differ in dtype", m->path, name);
     lw->dtype = MP_U32;
     lw->data = t->data;
     m->n_quant++;
@@ -65,6 +102,10 @@ mp_status mp_bind_matrix(mp_model *m, const char *name, int64_t out, int64_t in,
                     m->path, t->name, mp_dtype_name(t->dtype));
     lw->dtype = t->dtype;
     lw->data = t->data;
+    if (m->weight_hook) {
+      const float *rep = m->weight_hook(m->weight_hook_ctx, name, out, in, t->dtype, t->data);
+      if (rep) lw->dtype = MP_F32, lw->data = rep;
+    }
   }
   mp_status st = mp_linear_weight_check(lw);
   if (st) return mp_err_prefix(st, "%s", m->path);
@@ -165,7 +206,8 @@ mp_status mp_dense_run(mp_model *m, const float *x, int64_t rows, const mp_dense
   return mp_linear_act(m->pool, x, rows, &d->w, d->b, d->bdt, act, y);
 }
 
-mp_status mp_dense_run_many(mp_model *m, const float *x, int64_t rows, int n, const mp_dense *const *d, float *const *y) {
+mp_status mp_dense_run_many(mp_model *m, const float *x, int64_t rows, int n, const mp_dense *const *d,
+                            float *const *y) {
   const mp_qweight *qw[4];
   const void *b[4];
   mp_dtype bdt[4];
@@ -178,7 +220,8 @@ mp_status mp_dense_run_many(mp_model *m, const float *x, int64_t rows, int n, co
     qw[i] = d[i]->qw, b[i] = d[i]->b, bdt[i] = d[i]->bdt;
   }
   if (all_int) return mp_qlinear_multi(m->pool, x, rows, n, qw, b, bdt, MP_ACT_NONE, y);
-  for (int i = 0; i < n; i++) MP_TRY(mp_dense_run(m, x, rows, d[i], MP_ACT_NONE, y[i]));
+  for (int i = 0; i < n; i++)
+    MP_TRY(mp_dense_run(m, x, rows, d[i], MP_ACT_NONE, y[i]));
   return MP_OK;
 }
 
@@ -207,7 +250,8 @@ mp_status mp_first_token_head(mp_model *m, const mp_model_batch *b, const float 
   const int64_t B = (int64_t)b->n, T = (int64_t)b->seq, H = m->cfg.hidden;
   float *cls = mp_act_alloc(m, (size_t)(B * H)), *h1 = mp_act_alloc(m, (size_t)(B * H));
   if (!cls || !h1) return mp_err(MP_ERR_NOMEM, "out of memory");
-  for (int64_t r = 0; r < B; r++) memcpy(cls + r * H, hidden + r * T * H, (size_t)H * sizeof(float));
+  for (int64_t r = 0; r < B; r++)
+    memcpy(cls + r * H, hidden + r * T * H, (size_t)H * sizeof(float));
   MP_TRY(mp_dense_run(m, cls, B, d1, act, h1));
   return mp_dense_run(m, h1, B, d2, MP_ACT_NONE, logits);
 }
@@ -227,8 +271,8 @@ mp_status mp_bind_bert_ffn(mp_model *m, const char *base, int64_t H, int64_t I, 
 
 /* Four [H, H] projections with biases named "<base><q>", "<base><k>", "<base><v>", "<base><o>"
  * (attention query/key/value/output of a BERT-style layer, under each family's names). */
-mp_status mp_bind_qkvo(mp_model *m, const char *base, const char *const names[4], int64_t H, mp_dense *q,
-                       mp_dense *k, mp_dense *v, mp_dense *o) {
+mp_status mp_bind_qkvo(mp_model *m, const char *base, const char *const names[4], int64_t H, mp_dense *q, mp_dense *k,
+                       mp_dense *v, mp_dense *o) {
   mp_dense *d[4] = {q, k, v, o};
   char n[320];
   for (int i = 0; i < 4; i++) {

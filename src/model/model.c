@@ -36,13 +36,16 @@ mp_status mp_model_open(const char *ref, const mp_model_options *opt, mp_model *
   mp_arena_init(&m->params, 1 << 16);
   mp_arena_init(&m->act, 1 << 20);
   m->compute = opt ? opt->compute : MP_COMPUTE_FAST;
+  m->weight_hook = opt ? opt->weight_hook : NULL;
+  m->weight_hook_ctx = opt ? opt->weight_hook_ctx : NULL;
   if (m->compute != MP_COMPUTE_FAST && m->compute != MP_COMPUTE_FAITHFUL) {
     mp_status e = mp_err(MP_ERR_INVALID_ARG, "model options: unknown compute mode %d", (int)m->compute);
     mp_model_close(m);
     return e;
   }
   mp_status st = mp_hf_resolve(ref, &m->path);
-  if (!st && !mp_is_dir(m->path)) st = mp_err(MP_ERR_INVALID_ARG, "%s: a model folder is needed (config.json, weights, tokenizer)", m->path);
+  if (!st && !mp_is_dir(m->path))
+    st = mp_err(MP_ERR_INVALID_ARG, "%s: a model folder is needed (config.json, weights, tokenizer)", m->path);
   if (!st) st = mp_model_config_load(m->path, &m->cfg);
   mp_arena_init(&m->cfg_arena, 0);
   if (!st) st = mp_hf_load_config(m->path, &m->cfg_arena, &m->cfg_json);
@@ -52,6 +55,11 @@ mp_status mp_model_open(const char *ref, const mp_model_options *opt, mp_model *
   if (!st) st = mp_tokenizer_open(m->path, &m->tok);
   if (!st) st = m->ops->bind(m);
   if (!st) st = mp_pool_create(opt ? opt->threads : 0, &m->pool);
+  if (!st && m->n_fp && m->compute == MP_COMPUTE_FAST)
+    mp_log(MP_LOG_INFO,
+           "%s: %d layer(s) in MLX's mxfp4/nvfp4/mxfp8 modes run as in faithful mode (the fast integer kernels "
+           "apply to affine layers only)",
+           m->path, m->n_fp);
   if (st) {
     mp_model_close(m);
     return st;
@@ -74,7 +82,8 @@ mp_status mp_model_config_param_count(const char *dir, int64_t *n, int *cls_head
     st = mp_err(MP_ERR_UNSUPPORTED, "%s: no parameter count for model family %s", dir, mp_family_name(cfg.family));
   if (!st) {
     *n = ops->param_count(&cfg, cj);
-    if (*n < 0) st = mp_err(MP_ERR_UNSUPPORTED, "%s/config.json: cannot count the parameters of this configuration", dir);
+    if (*n < 0)
+      st = mp_err(MP_ERR_UNSUPPORTED, "%s/config.json: cannot count the parameters of this configuration", dir);
     if (cls_head) *cls_head = cfg.head == MP_HEAD_SEQ_CLS;
   }
   mp_arena_free(&a);
@@ -88,7 +97,8 @@ void mp_model_close(mp_model *m) {
   mp_tokenizer_free(m->tok);
   mp_weights_close(m->w);
   if (m->ops && m->ops->release) m->ops->release(m);
-  for (size_t i = 0; i < m->n_packs; i++) mp_qweight_free(m->packs[i]);
+  for (size_t i = 0; i < m->n_packs; i++)
+    mp_qweight_free(m->packs[i]);
   free(m->packs);
   mp_model_config_free(&m->cfg);
   mp_arena_free(&m->cfg_arena);
@@ -101,9 +111,13 @@ void mp_model_close(mp_model *m) {
 const char *mp_compute_name(mp_compute c) { return c == MP_COMPUTE_FAITHFUL ? "faithful" : "fast"; }
 
 mp_status mp_compute_parse(const char *s, mp_compute *out) {
-  if (s && !strcmp(s, "fast")) *out = MP_COMPUTE_FAST;
-  else if (s && !strcmp(s, "faithful")) *out = MP_COMPUTE_FAITHFUL;
-  else return mp_err(MP_ERR_INVALID_ARG, "compute mode '%s': use fast (integer kernels) or faithful (as MLX computes)", s ? s : "");
+  if (s && !strcmp(s, "fast"))
+    *out = MP_COMPUTE_FAST;
+  else if (s && !strcmp(s, "faithful"))
+    *out = MP_COMPUTE_FAITHFUL;
+  else
+    return mp_err(MP_ERR_INVALID_ARG, "compute mode '%s': use fast (integer kernels) or faithful (as MLX computes)",
+                  s ? s : "");
   return MP_OK;
 }
 
@@ -113,6 +127,7 @@ mp_compute mp_model_compute(const mp_model *m, size_t *n_int_layers) {
 }
 
 int mp_model_has_quantized(const mp_model *m) { return m->n_quant > 0; }
+int mp_model_fp_quantized(const mp_model *m) { return m->n_fp; }
 
 const mp_model_config *mp_model_get_config(const mp_model *m) { return &m->cfg; }
 const mp_tokenizer *mp_model_get_tokenizer(const mp_model *m) { return m->tok; }
@@ -161,12 +176,14 @@ mp_status mp_model_forward(mp_model *m, const mp_model_batch *b, const mp_forwar
       if (p == MP_POOL_CLS) {
         memcpy(e, hr, (size_t)H * 4);
       } else if (p == MP_POOL_MAX) {
-        for (int64_t d = 0; d < H; d++) e[d] = -INFINITY;
+        for (int64_t d = 0; d < H; d++)
+          e[d] = -INFINITY;
         int any = 0;
         for (int64_t t = 0; t < T; t++)
           if (!mk || mk[t]) {
             any = 1;
-            for (int64_t d = 0; d < H; d++) e[d] = hr[t * H + d] > e[d] ? hr[t * H + d] : e[d];
+            for (int64_t d = 0; d < H; d++)
+              e[d] = hr[t * H + d] > e[d] ? hr[t * H + d] : e[d];
           }
         if (!any) memset(e, 0, (size_t)H * 4);
       } else {
@@ -176,18 +193,22 @@ mp_status mp_model_forward(mp_model *m, const mp_model_batch *b, const mp_forwar
         for (int64_t t = 0; t < T; t++)
           if (!mk || mk[t]) {
             cnt += 1.0f;
-            for (int64_t d = 0; d < H; d++) e[d] += hr[t * H + d];
+            for (int64_t d = 0; d < H; d++)
+              e[d] += hr[t * H + d];
           }
         if (cnt < 1e-9f) cnt = 1e-9f;
         float div = p == MP_POOL_MEAN_SQRT_LEN ? sqrtf(cnt) : cnt;
-        for (int64_t d = 0; d < H; d++) e[d] /= div;
+        for (int64_t d = 0; d < H; d++)
+          e[d] /= div;
       }
       if (c->normalize) {
         double ss = 0;
-        for (int64_t d = 0; d < H; d++) ss += (double)e[d] * e[d];
+        for (int64_t d = 0; d < H; d++)
+          ss += (double)e[d] * e[d];
         float nrm = (float)sqrt(ss);
         if (nrm < 1e-12f) nrm = 1e-12f;
-        for (int64_t d = 0; d < H; d++) e[d] /= nrm;
+        for (int64_t d = 0; d < H; d++)
+          e[d] /= nrm;
       }
     }
   }
@@ -229,7 +250,8 @@ static mp_status run_texts(mp_model *m, size_t n, const char *const *a, const ch
   mp_status st = (!enc || !order) ? mp_err(MP_ERR_NOMEM, "out of memory") : MP_OK;
   for (size_t i = 0; !st && i < n; i++) {
     st = mp_tokenizer_encode(m->tok, a[i], strlen(a[i]), bb ? bb[i] : NULL, bb ? strlen(bb[i]) : 0, &to, &enc[i]);
-    if (st) mp_err_prefix(st, "input %zu", i + 1);
+    if (st)
+      mp_err_prefix(st, "input %zu", i + 1);
     else if (enc[i].len > mp_model_max_positions(m))
       st = mp_err(MP_ERR_UNSUPPORTED,
                   "input %zu has %zu tokens but the model accepts at most %zu (max_position_embeddings); enable "
@@ -285,7 +307,8 @@ static mp_status run_texts(mp_model *m, size_t n, const char *const *a, const ch
       if (logits) memcpy(logits + i * L, l_tmp + r * L, L * 4);
     }
   }
-  for (size_t i = 0; enc && i < n; i++) mp_tok_encoding_free(&enc[i]);
+  for (size_t i = 0; enc && i < n; i++)
+    mp_tok_encoding_free(&enc[i]);
   free(enc);
   free(order);
   free(ids), free(mask), free(types), free(e_tmp), free(l_tmp), free(h_tmp);
@@ -297,8 +320,8 @@ mp_status mp_model_embed(mp_model *m, size_t n, const char *const *texts, const 
   return run_texts(m, n, texts, NULL, o, emb, NULL, n_tokens, NULL, NULL);
 }
 
-mp_status mp_model_classify(mp_model *m, size_t n, const char *const *a, const char *const *b,
-                            const mp_run_options *o, float *logits, uint64_t *n_tokens) {
+mp_status mp_model_classify(mp_model *m, size_t n, const char *const *a, const char *const *b, const mp_run_options *o,
+                            float *logits, uint64_t *n_tokens) {
   if (!m->has_head)
     return mp_err(MP_ERR_INVALID_ARG, "%s: this model has no classification head (architecture %s); use embed instead",
                   m->path, m->cfg.architecture[0] ? m->cfg.architecture : "?");
@@ -310,6 +333,7 @@ mp_status mp_model_token_embeddings(mp_model *m, size_t n, const char *const *te
   memset(out, 0, n * sizeof *out);
   mp_status st = run_texts(m, n, texts, NULL, o, NULL, NULL, NULL, out, lens);
   if (st)
-    for (size_t i = 0; i < n; i++) free(out[i]), out[i] = NULL;
+    for (size_t i = 0; i < n; i++)
+      free(out[i]), out[i] = NULL;
   return st;
 }

@@ -6,8 +6,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "model/config.h"
 #include "mlxport.h"
+#include "model/config.h"
 #include "tokenizer/tokenizer.h"
 
 typedef struct mp_model mp_model;
@@ -27,6 +27,11 @@ mp_status mp_compute_parse(const char *s, mp_compute *out);
 typedef struct mp_model_options {
   int threads;        /* 0 = all cores */
   mp_compute compute; /* default (0) MP_COMPUTE_FAST */
+  /* Optional (the --q-auto recipe search): called for every float matrix the model binds
+   * (module = tensor name without ".weight", [out, in] of dtype dt). A non-NULL result (out*in
+   * float32 values, valid until the model is closed) replaces the weights; NULL keeps them. */
+  const float *(*weight_hook)(void *ctx, const char *module, int64_t out, int64_t in, mp_dtype dt, const void *data);
+  void *weight_hook_ctx;
 } mp_model_options;
 
 /* `ref`: folder or repo id in the HF cache (see format/hf.h). Loads config, weights (memory
@@ -81,8 +86,8 @@ void mp_run_options_init(mp_run_options *o);
 mp_status mp_model_embed(mp_model *m, size_t n, const char *const *texts, const mp_run_options *o, float *emb,
                          uint64_t *n_tokens);
 /* logits: [n, num_labels]. */
-mp_status mp_model_classify(mp_model *m, size_t n, const char *const *a, const char *const *b,
-                            const mp_run_options *o, float *logits, uint64_t *n_tokens);
+mp_status mp_model_classify(mp_model *m, size_t n, const char *const *a, const char *const *b, const mp_run_options *o,
+                            float *logits, uint64_t *n_tokens);
 /* Last hidden states of the real (non-padding) tokens of each text: out[i] is malloc'd
  * [lens[i], hidden] (caller frees each). */
 mp_status mp_model_token_embeddings(mp_model *m, size_t n, const char *const *texts, const mp_run_options *o,
@@ -93,6 +98,10 @@ mp_status mp_model_token_embeddings(mp_model *m, size_t n, const char *const *te
 mp_compute mp_model_compute(const mp_model *m, size_t *n_int_layers);
 /* 1 when the model has MLX-quantized weights (whatever the compute mode). */
 int mp_model_has_quantized(const mp_model *m);
+/* Matrices in MLX's floating-point modes (mxfp4, nvfp4, mxfp8). They are expanded once at load
+ * to bfloat16, which holds every fp4/fp8 code x scale exactly (so the faithful semantics), and
+ * run on the float kernels in both compute modes (the integer kernels do not apply to them). */
+int mp_model_fp_quantized(const mp_model *m);
 /* Hidden size (embedding dimension). */
 size_t mp_model_hidden(const mp_model *m);
 #endif

@@ -14,7 +14,7 @@
 typedef struct mp_dense {
   mp_linear_weight w;
   const mp_qweight *qw; /* integer form (fast mode, quantized w), owned by the model; else NULL */
-  const void *b; /* NULL = no bias */
+  const void *b;        /* NULL = no bias */
   mp_dtype bdt;
 } mp_dense;
 
@@ -52,17 +52,20 @@ struct mp_model {
   void *fam; /* family state */
   int has_head;
   mp_compute compute;
-  int n_quant;        /* MLX-quantized matrices bound (any mode) */
+  int n_quant; /* MLX-quantized matrices bound (any mode) */
+  int n_fp;    /* of which in an fp mode (mxfp4/nvfp4/mxfp8): expanded to bf16 at load */
+  const float *(*weight_hook)(void *, const char *, int64_t, int64_t, mp_dtype, const void *);
+  void *weight_hook_ctx;
   mp_qweight **packs; /* integer forms of the quantized dense layers (fast mode) */
   size_t n_packs, cap_packs;
 };
 
-extern const mp_family_ops mp_family_deberta; /* deberta-v2 (DeBERTa-v2/v3) */
-extern const mp_family_ops mp_family_bart; /* bart (BartModel / BartForSequenceClassification) */
+extern const mp_family_ops mp_family_deberta;    /* deberta-v2 (DeBERTa-v2/v3) */
+extern const mp_family_ops mp_family_bart;       /* bart (BartModel / BartForSequenceClassification) */
 extern const mp_family_ops mp_family_mobilebert; /* mobilebert */
-extern const mp_family_ops mp_family_mpnet; /* mpnet */
+extern const mp_family_ops mp_family_mpnet;      /* mpnet */
 extern const mp_family_ops mp_family_modernbert; /* modernbert */
-extern const mp_family_ops mp_family_bert; /* bert, roberta/xlm-roberta/camembert, distilbert */
+extern const mp_family_ops mp_family_bert;       /* bert, roberta/xlm-roberta/camembert, distilbert */
 
 /* ---- binding helpers (errors name the tensor and the model folder) */
 const mp_tensor *mp_model_tensor(const mp_model *m, const char *name);
@@ -79,8 +82,8 @@ mp_status mp_bind_ln(mp_model *m, const char *name, int64_t n, int bias_optional
 mp_status mp_bind_bert_ffn(mp_model *m, const char *base, int64_t H, int64_t I, mp_dense *inter, mp_dense *out,
                            mp_lnorm *ln_out);
 /* "<base><names[i]>" for i = query, key, value, output: four [H, H] dense layers with biases. */
-mp_status mp_bind_qkvo(mp_model *m, const char *base, const char *const names[4], int64_t H, mp_dense *q,
-                       mp_dense *k, mp_dense *v, mp_dense *o);
+mp_status mp_bind_qkvo(mp_model *m, const char *base, const char *const names[4], int64_t H, mp_dense *q, mp_dense *k,
+                       mp_dense *v, mp_dense *o);
 /* Fast mode: packs d->w for the integer kernels (d->qw, owned by the model) when it is
  * MLX-quantized; otherwise sets d->qw = NULL. mp_bind_dense calls it; call it again after
  * changing d->w (e.g. taking a slice of its rows). */
@@ -91,7 +94,8 @@ void mp_dense_drop_pack(mp_model *m, mp_dense *d);
 mp_status mp_dense_run(mp_model *m, const float *x, int64_t rows, const mp_dense *d, mp_act act, float *y);
 /* Runs n (1..4) dense layers over the same rows of x (no activation): one quantization of x and
  * one parallel job when all are on the integer kernels, else one after another. */
-mp_status mp_dense_run_many(mp_model *m, const float *x, int64_t rows, int n, const mp_dense *const *d, float *const *y);
+mp_status mp_dense_run_many(mp_model *m, const float *x, int64_t rows, int n, const mp_dense *const *d,
+                            float *const *y);
 /* The tensors of a post-LayerNorm layer after attention: output projection + LayerNorm, FFN +
  * LayerNorm. */
 typedef struct mp_post_ln_layer {

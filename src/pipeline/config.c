@@ -1,8 +1,8 @@
 #include "pipeline/config.h"
 
 #include <glob.h>
-#include <stdarg.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -11,6 +11,7 @@
 #include "core/strbuf.h"
 #include "core/yaml.h"
 #include "hub/hub.h"
+#include "quant/recipe.h"
 
 /* ---------------------------------------------------------------- helpers */
 
@@ -42,8 +43,10 @@ size_t mp_edit_distance(const char *a, const char *b) {
   size_t n = strlen(a), m = strlen(b);
   if (n > 64 || m > 64) return 99;
   size_t d[65][65];
-  for (size_t i = 0; i <= n; i++) d[i][0] = i;
-  for (size_t j = 0; j <= m; j++) d[0][j] = j;
+  for (size_t i = 0; i <= n; i++)
+    d[i][0] = i;
+  for (size_t j = 0; j <= m; j++)
+    d[0][j] = j;
   for (size_t i = 1; i <= n; i++)
     for (size_t j = 1; j <= m; j++) {
       size_t c = d[i - 1][j - 1] + (a[i - 1] != b[j - 1]);
@@ -142,8 +145,8 @@ static const char *get_path(vctx *v, const mp_json *obj, const char *key, int re
     }
     const char *end = strchr(p + 2, '}');
     if (!end) {
-      verr(v, mp_json_get(obj, key), "%s: \"%s\": unterminated \"${\" in \"%s\" (write ${VAR} or ${VAR:-default})", what,
-           key, s);
+      verr(v, mp_json_get(obj, key), "%s: \"%s\": unterminated \"${\" in \"%s\" (write ${VAR} or ${VAR:-default})",
+           what, key, s);
       mp_sb_free(&out);
       return NULL;
     }
@@ -162,11 +165,15 @@ static const char *get_path(vctx *v, const mp_json *obj, const char *key, int re
     memcpy(name, p + 2, nn);
     name[nn] = 0;
     const char *val = getenv(name);
-    if (val && *val) mp_sb_append(&out, val, strlen(val));
-    else if (dflt) mp_sb_append(&out, dflt, (size_t)(end - dflt));
+    if (val && *val)
+      mp_sb_append(&out, val, strlen(val));
+    else if (dflt)
+      mp_sb_append(&out, dflt, (size_t)(end - dflt));
     else {
-      verr(v, mp_json_get(obj, key), "%s: \"%s\": environment variable %s is not set (in \"%s\"); set it or write "
-           "${%s:-default}", what, key, name, s, name);
+      verr(v, mp_json_get(obj, key),
+           "%s: \"%s\": environment variable %s is not set (in \"%s\"); set it or write "
+           "${%s:-default}",
+           what, key, name, s, name);
       mp_sb_free(&out);
       return NULL;
     }
@@ -238,15 +245,96 @@ static void suggest_name(const char *s, char *out, size_t cap) {
     }
   }
   out[o] = 0;
-  while (out[0] == '.') memmove(out, out + 1, strlen(out));
+  while (out[0] == '.')
+    memmove(out, out + 1, strlen(out));
 }
 
 /* ---------------------------------------------------------------- models */
 
-static const char *const k_model_keys[] = {"name", "hf_name", "task", "revision", "quantization", "benchmarks",
-                                           "description", "enabled", "upload", NULL};
-static const char *const k_quant_keys[] = {"bits",           "dtype",     "group_size", "target_size_mb",
-                                           "max_accuracy_drop", "min_speedup", "method", NULL};
+static const char *const k_model_keys[] = {"name",       "hf_name",     "task",    "revision", "quantization",
+                                           "benchmarks", "description", "enabled", "upload",   NULL};
+static const char *const k_quant_keys[] = {"bits",        "dtype",  "group_size", "target_size_mb", "max_accuracy_drop",
+                                           "min_speedup", "method", "mode",       "overrides",      "recipe",
+                                           "auto",        NULL};
+static const char *const k_auto_keys[] = {"max_drop", "calibration",  "calibration_samples",
+                                          "eval",     "eval_samples", NULL};
+
+static uint32_t fnv1a(uint32_t h, const char *s) {
+  for (; s && *s; s++)
+    h = (h ^ (uint8_t)*s) * 16777619u;
+  return h;
+}
+
+/* mode, overrides, recipe, auto: checked here so a bad spec is reported with its line */
+static void parse_quant_ext(vctx *v, const mp_json *q, mp_pl_quant *qq, int bits_given, int gs_given) {
+  qq->auto_max_drop = -1;
+  qq->mode = get_str(v, q, "mode", 0, "quantization");
+  mp_qmode mode = MP_QMODE_AFFINE;
+  if (qq->mode && mp_qmode_parse(qq->mode, &mode)) {
+    verr(v, mp_json_get(q, "mode"), "quantization.mode \"%s\" must be affine, mxfp4, nvfp4 or mxfp8", qq->mode);
+    return;
+  }
+  if (mode != MP_QMODE_AFFINE) {
+    if (!bits_given) qq->bits = mp_qmode_default_bits(mode);
+    if (!gs_given) qq->group_size = mp_qmode_default_group(mode);
+    if (!mp_mlx_quant_supported(mode, qq->bits, qq->group_size)) {
+      char allowed[128];
+      mp_qmode_allowed(mode, allowed, sizeof allowed);
+      verr(v, mp_json_get(q, "mode"), "quantization: %d bits, group size %d with mode %s: %s", qq->bits, qq->group_size,
+           qq->mode, allowed);
+    }
+  }
+  qq->overrides = get_str_list(v, q, "overrides", &qq->n_overrides, "quantization");
+  for (size_t i = 0; i < qq->n_overrides; i++) {
+    mp_qrecipe r;
+    mp_qrecipe_init(&r);
+    if (mp_qrecipe_add_override(&r, qq->overrides[i], mode == MP_QMODE_AFFINE ? qq->group_size : 64))
+      verr(v, mp_json_get(q, "overrides"), "quantization.overrides: %s", mp_last_error());
+    mp_qrecipe_free(&r);
+    mp_err_clear();
+  }
+  qq->recipe = get_str(v, q, "recipe", 0, "quantization");
+  if (qq->recipe && strcmp(qq->recipe, "keep-edges") && strcmp(qq->recipe, "keep-edges-float") &&
+      strncmp(qq->recipe, "mixed_", 6) && !strstr(qq->recipe, ".json"))
+    verr(v, mp_json_get(q, "recipe"),
+         "quantization.recipe \"%s\": expected keep-edges, keep-edges-float, an mlx-lm predicate (mixed_2_6, "
+         "mixed_3_4, mixed_3_6, mixed_4_6) or a recipe file (*.json)",
+         qq->recipe);
+  const mp_json *a = mp_json_get(q, "auto");
+  if (a && a->type == MP_JSON_OBJECT) {
+    unknown_keys(v, a, k_auto_keys, "quantization.auto");
+    qq->auto_max_drop = get_num(v, a, "max_drop", -1, "quantization.auto");
+    qq->auto_calibration = get_str(v, a, "calibration", 1, "quantization.auto");
+    qq->auto_eval = get_str(v, a, "eval", 0, "quantization.auto");
+    qq->auto_calibration_samples = get_num(v, a, "calibration_samples", 0, "quantization.auto");
+    qq->auto_eval_samples = get_num(v, a, "eval_samples", 0, "quantization.auto");
+    if (!(qq->auto_max_drop >= 0 && qq->auto_max_drop <= 1))
+      verr(v, a, "quantization.auto.max_drop is required, in [0, 1] (metric points: 0.01 = 1 point)");
+    if (qq->overrides || qq->recipe || qq->mode)
+      verr(v, a, "quantization.auto searches the whole recipe: leave mode, overrides and recipe out");
+  } else if (a && a->type != MP_JSON_NULL) {
+    verr(v, a, "quantization.auto must be a mapping (max_drop, calibration, calibration_samples, eval, eval_samples)");
+  }
+  /* the variant label: folder names, report labels, "same quantization" detection */
+  uint32_t h = 2166136261u;
+  for (size_t i = 0; i < qq->n_overrides; i++)
+    h = fnv1a(fnv1a(h, qq->overrides[i]), "\n");
+  h = fnv1a(h, qq->recipe);
+  if (qq->auto_max_drop >= 0) {
+    char b[64];
+    snprintf(b, sizeof b, "%g/%g/%g", qq->auto_max_drop, qq->auto_calibration_samples, qq->auto_eval_samples);
+    h = fnv1a(fnv1a(fnv1a(h, b), qq->auto_calibration), qq->auto_eval);
+    snprintf(qq->variant, sizeof qq->variant, "auto%g-%08x", qq->auto_max_drop, h);
+  } else if (mode != MP_QMODE_AFFINE) {
+    snprintf(qq->variant, sizeof qq->variant, "%s", qq->mode);
+  } else {
+    snprintf(qq->variant, sizeof qq->variant, "q%dg%d", qq->bits, qq->group_size);
+  }
+  if (qq->auto_max_drop < 0 && (qq->n_overrides || qq->recipe)) {
+    size_t l = strlen(qq->variant);
+    snprintf(qq->variant + l, sizeof qq->variant - l, "+mixed-%08x", h);
+  }
+}
 
 /* upload: {repo: org/name (may contain "{name}"), private: bool}, or false / null = not published.
  * *set = 1 when the node decides (a model's own `upload: false` overrides the file's default). */
@@ -311,8 +399,10 @@ static void parse_model(vctx *v, const mp_json *mj, mp_pl_model *m) {
   if (q && q->type == MP_JSON_OBJECT) {
     unknown_keys(v, q, k_quant_keys, "quantization");
     double bits = get_num(v, q, "bits", 8, "quantization");
-    if (bits != 2 && bits != 3 && bits != 4 && bits != 5 && bits != 6 && bits != 8)
-      verr(v, mp_json_get(q, "bits"), "quantization.bits %g is not supported by MLX affine quantization (2, 3, 4, 5, 6, 8)", bits);
+    if (bits != 2 && bits != 3 && bits != 4 && bits != 5 && bits != 6 && bits != 8 &&
+        !(mp_json_get(q, "mode") && bits == 4))
+      verr(v, mp_json_get(q, "bits"),
+           "quantization.bits %g is not supported by MLX affine quantization (2, 3, 4, 5, 6, 8)", bits);
     m->quant.bits = (int)bits;
     double gs = get_num(v, q, "group_size", 64, "quantization");
     if (gs != 32 && gs != 64 && gs != 128)
@@ -321,15 +411,21 @@ static void parse_model(vctx *v, const mp_json *mj, mp_pl_model *m) {
     m->quant.dtype = get_str(v, q, "dtype", 0, "quantization");
     if (m->quant.dtype && strcmp(m->quant.dtype, "float16") && strcmp(m->quant.dtype, "bfloat16") &&
         strcmp(m->quant.dtype, "float32"))
-      verr(v, mp_json_get(q, "dtype"), "quantization.dtype \"%s\" must be float16, bfloat16 or float32", m->quant.dtype);
+      verr(v, mp_json_get(q, "dtype"), "quantization.dtype \"%s\" must be float16, bfloat16 or float32",
+           m->quant.dtype);
     m->quant.target_size_mb = get_num(v, q, "target_size_mb", 0, "quantization");
     m->quant.max_accuracy_drop = get_num(v, q, "max_accuracy_drop", -1, "quantization");
     m->quant.min_speedup = get_num(v, q, "min_speedup", 1.2, "quantization");
+    parse_quant_ext(v, q, &m->quant, mp_json_get(q, "bits") != NULL, mp_json_get(q, "group_size") != NULL);
     if (m->quant.target_size_mb < 0) verr(v, mp_json_get(q, "target_size_mb"), "target_size_mb must be >= 0");
     if (mp_json_get(q, "max_accuracy_drop") && (m->quant.max_accuracy_drop < 0 || m->quant.max_accuracy_drop > 1))
       verr(v, mp_json_get(q, "max_accuracy_drop"), "max_accuracy_drop must be in [0, 1] (a fraction: 0.02 = 2 points)");
   } else if (q && q->type != MP_JSON_NULL) {
     verr(v, q, "\"quantization\" must be a mapping");
+  }
+  if (!q || q->type != MP_JSON_OBJECT) {
+    m->quant.auto_max_drop = -1;
+    snprintf(m->quant.variant, sizeof m->quant.variant, "q%dg%d", m->quant.bits, m->quant.group_size);
   }
   m->benchmarks = get_str_list(v, mj, "benchmarks", &m->n_benchmarks, "model");
   int set = 0;
@@ -340,9 +436,9 @@ static void parse_model(vctx *v, const mp_json *mj, mp_pl_model *m) {
 /* ---------------------------------------------------------------- datasets */
 
 static const char *const k_dataset_keys[] = {
-    "name",       "subset",      "splits",      "split",       "metrics",    "preprocessing", "path",
-    "format",     "task",        "text_fields", "label_field", "label_names", "score_field",  "template",
-    "max_samples", "description", "candidate_labels", NULL};
+    "name",        "subset",   "splits",      "split",       "metrics",          "preprocessing",
+    "path",        "format",   "task",        "text_fields", "label_field",      "label_names",
+    "score_field", "template", "max_samples", "description", "candidate_labels", NULL};
 static const char *const k_pre_keys[] = {"max_length", "truncation", "padding", NULL};
 
 static void parse_dataset(vctx *v, const char *key, const mp_json *dj, mp_pl_dataset *d) {
@@ -364,14 +460,19 @@ static void parse_dataset(vctx *v, const char *key, const mp_json *dj, mp_pl_dat
   if (pre && pre->type == MP_JSON_OBJECT) {
     unknown_keys(v, pre, k_pre_keys, "preprocessing");
     double ml = get_num(v, pre, "max_length", 0, "preprocessing");
-    if (ml < 0 || ml > 1e6 || ml != floor(ml)) verr(v, mp_json_get(pre, "max_length"), "max_length must be a positive integer");
+    if (ml < 0 || ml > 1e6 || ml != floor(ml))
+      verr(v, mp_json_get(pre, "max_length"), "max_length must be a positive integer");
     d->max_length = (long)ml;
     const mp_json *t = mp_json_get(pre, "truncation");
-    if (t && t->type == MP_JSON_BOOL) d->truncation = t->boolean ? "longest_first" : "none";
-    else d->truncation = get_str(v, pre, "truncation", 0, "preprocessing");
+    if (t && t->type == MP_JSON_BOOL)
+      d->truncation = t->boolean ? "longest_first" : "none";
+    else
+      d->truncation = get_str(v, pre, "truncation", 0, "preprocessing");
     const mp_json *p = mp_json_get(pre, "padding");
-    if (p && p->type == MP_JSON_BOOL) d->padding = p->boolean ? "longest" : "none";
-    else d->padding = get_str(v, pre, "padding", 0, "preprocessing");
+    if (p && p->type == MP_JSON_BOOL)
+      d->padding = p->boolean ? "longest" : "none";
+    else
+      d->padding = get_str(v, pre, "padding", 0, "preprocessing");
   }
   d->path = get_str(v, dj, "path", 0, key);
   d->format = get_str(v, dj, "format", 0, key);
@@ -391,7 +492,8 @@ static void parse_dataset(vctx *v, const char *key, const mp_json *dj, mp_pl_dat
   d->max_samples = (long)ms;
   if (d->template_ && !strstr(d->template_, "{}"))
     verr(v, mp_json_get(dj, "template"), "template must contain {} where the label goes");
-  if (!safe_name(key)) verr(v, dj, "dataset key \"%s\" cannot be used in file names (letters, digits, '-', '_', '.')", key);
+  if (!safe_name(key))
+    verr(v, dj, "dataset key \"%s\" cannot be used in file names (letters, digits, '-', '_', '.')", key);
 }
 
 /* Two dataset definitions describe the same evaluation when everything but the key, the
@@ -402,14 +504,16 @@ static int same_data(const mp_pl_dataset *a, const mp_pl_dataset *b) {
   size_t nx = 0, ny = 0;
   for (size_t i = 0; i < x->len; i++) {
     int ig = 0;
-    for (const char *const *k = ignore; *k; k++) ig |= !strcmp(x->keys[i], *k);
+    for (const char *const *k = ignore; *k; k++)
+      ig |= !strcmp(x->keys[i], *k);
     if (ig) continue;
     nx++;
     if (!mp_json_equal(x->items[i], mp_json_get(y, x->keys[i]))) return 0;
   }
   for (size_t i = 0; i < y->len; i++) {
     int ig = 0;
-    for (const char *const *k = ignore; *k; k++) ig |= !strcmp(y->keys[i], *k);
+    for (const char *const *k = ignore; *k; k++)
+      ig |= !strcmp(y->keys[i], *k);
     if (!ig) ny++;
   }
   return nx == ny;
@@ -419,7 +523,8 @@ static int same_source(const mp_pl_model *a, const mp_pl_model *b) {
   const char *ra = a->revision ? a->revision : "main", *rb = b->revision ? b->revision : "main";
   const char *da = a->quant.dtype ? a->quant.dtype : "", *db = b->quant.dtype ? b->quant.dtype : "";
   return a->hf_name && b->hf_name && !strcmp(a->hf_name, b->hf_name) && !strcmp(ra, rb) &&
-         a->quant.bits == b->quant.bits && a->quant.group_size == b->quant.group_size && !strcmp(da, db);
+         a->quant.bits == b->quant.bits && a->quant.group_size == b->quant.group_size && !strcmp(da, db) &&
+         !strcmp(a->quant.variant, b->quant.variant);
 }
 
 /* ---------------------------------------------------------------- load */
@@ -446,7 +551,8 @@ mp_status mp_pl_config_load(const char *const *patterns, size_t n, mp_pl_config 
       if (!mp_is_file(p)) continue;
       matched++;
       int dup = 0;
-      for (size_t f = 0; f < c->n_files; f++) dup |= !strcmp(c->files[f], p);
+      for (size_t f = 0; f < c->n_files; f++)
+        dup |= !strcmp(c->files[f], p);
       if (dup) continue;
       char **nf = realloc(c->files, (c->n_files + 1) * sizeof *nf);
       if (!nf) {
@@ -549,7 +655,8 @@ mp_status mp_pl_config_load(const char *const *patterns, size_t n, mp_pl_config 
       for (size_t j = 0; j < i; j++)
         if (!c->datasets[j].same_as && same_data(&c->datasets[j], &c->datasets[i])) {
           c->datasets[i].same_as = c->datasets[j].key;
-          warn(c, "%s:%u: dataset \"%s\" describes the same data as \"%s\" (%s:%u): evaluated once, reported under both",
+          warn(c,
+               "%s:%u: dataset \"%s\" describes the same data as \"%s\" (%s:%u): evaluated once, reported under both",
                c->datasets[i].where.file, c->datasets[i].where.line, c->datasets[i].key, c->datasets[j].key,
                c->datasets[j].where.file, c->datasets[j].where.line);
           break;
@@ -608,7 +715,8 @@ mp_status mp_pl_config_load(const char *const *patterns, size_t n, mp_pl_config 
           if (e->n_aliases) memcpy(na, e->aliases, e->n_aliases * sizeof *na);
           na[e->n_aliases++] = c->models[i].name;
           e->aliases = na;
-          warn(c, "%s:%u: model \"%s\" converts the same source and quantization as \"%s\" (%s:%u): converted once, "
+          warn(c,
+               "%s:%u: model \"%s\" converts the same source and quantization as \"%s\" (%s:%u): converted once, "
                "reported under both",
                c->models[i].where.file, c->models[i].where.line, c->models[i].name, e->name, e->where.file,
                e->where.line);
@@ -630,8 +738,10 @@ mp_status mp_pl_config_load(const char *const *patterns, size_t n, mp_pl_config 
 
 void mp_pl_config_free(mp_pl_config *c) {
   if (!c) return;
-  for (size_t i = 0; i < c->n_files; i++) free(c->files[i]);
-  for (size_t i = 0; i < c->n_warnings; i++) free(c->warnings[i]);
+  for (size_t i = 0; i < c->n_files; i++)
+    free(c->files[i]);
+  for (size_t i = 0; i < c->n_warnings; i++)
+    free(c->warnings[i]);
   free(c->files);
   free(c->warnings);
   free(c->models);

@@ -15,12 +15,21 @@ typedef struct mp_pl_where {
 } mp_pl_where;
 
 typedef struct mp_pl_quant {
-  int bits;          /* 2,3,4,5,6,8 */
-  int group_size;    /* 32,64,128 */
-  const char *dtype; /* float16 / bfloat16 / float32, or NULL = config torch_dtype */
+  int bits;                 /* 2,3,4,5,6,8 */
+  int group_size;           /* 32,64,128 */
+  const char *dtype;        /* float16 / bfloat16 / float32, or NULL = config torch_dtype */
   double target_size_mb;    /* 0 = no size gate */
   double max_accuracy_drop; /* < 0 = no accuracy gate */
   double min_speedup;       /* default 1.2 */
+  /* MLX quantization mode and mixed precision (docs/quantization.md): passed to convert */
+  const char *mode;       /* affine (NULL) / mxfp4 / nvfp4 / mxfp8 */
+  const char **overrides; /* "GLOB=BITS[:GROUP[:MODE]]" / "GLOB=none" */
+  size_t n_overrides;
+  const char *recipe;   /* keep-edges, keep-edges-float, mixed_* (mlx-lm), or a recipe file */
+  double auto_max_drop; /* auto: {max_drop, calibration, ...}; < 0 = no search */
+  const char *auto_calibration, *auto_eval;
+  double auto_calibration_samples, auto_eval_samples; /* 0 = convert's defaults */
+  char variant[96]; /* short label: q8g64, mxfp4, q4g64+mixed-1a2b3c4d, auto-0.01 ... */
 } mp_pl_quant;
 
 typedef struct mp_pl_model {

@@ -1,5 +1,5 @@
-#include "core/clock.h"
 #include "pipeline/pipeline.h"
+#include "core/clock.h"
 
 #include <ctype.h>
 #include <dirent.h>
@@ -79,13 +79,27 @@ static int in_filter(const char *filter, const char *name) {
 static const char *builtin_key_for(const mp_pl_dataset *d) {
   static const struct {
     const char *name, *subset, *key;
-  } map[] = {{"glue", "sst2", "sst2"}, {"glue", "stsb", "stsb"},   {"glue", "mnli", "mnli"}, {"glue", "qnli", "qnli"},
-             {"glue", "mrpc", "mrpc"}, {"glue", "rte", "rte"},     {"super_glue", "rte", "rte"},
-             {"multi_nli", NULL, "mnli"}, {"nyu-mll/multi_nli", NULL, "mnli"}, {"snli", NULL, "snli"},
-             {"stanfordnlp/snli", NULL, "snli"}, {"sst2", NULL, "sst2"}, {"stanfordnlp/sst2", NULL, "sst2"},
-             {"anli", NULL, "anli"}, {"facebook/anli", NULL, "anli"}, {"fever", NULL, "fever_nli"},
-             {"pietrolesci/nli_fever", NULL, "fever_nli"}, {"nli_fever", NULL, "fever_nli"},
-             {"mteb/stsbenchmark-sts", NULL, "stsb"}, {"stsb_multi_mt", NULL, "stsb"}, {"sentence-transformers/stsb", NULL, "stsb"}};
+  } map[] = {{"glue", "sst2", "sst2"},
+             {"glue", "stsb", "stsb"},
+             {"glue", "mnli", "mnli"},
+             {"glue", "qnli", "qnli"},
+             {"glue", "mrpc", "mrpc"},
+             {"glue", "rte", "rte"},
+             {"super_glue", "rte", "rte"},
+             {"multi_nli", NULL, "mnli"},
+             {"nyu-mll/multi_nli", NULL, "mnli"},
+             {"snli", NULL, "snli"},
+             {"stanfordnlp/snli", NULL, "snli"},
+             {"sst2", NULL, "sst2"},
+             {"stanfordnlp/sst2", NULL, "sst2"},
+             {"anli", NULL, "anli"},
+             {"facebook/anli", NULL, "anli"},
+             {"fever", NULL, "fever_nli"},
+             {"pietrolesci/nli_fever", NULL, "fever_nli"},
+             {"nli_fever", NULL, "fever_nli"},
+             {"mteb/stsbenchmark-sts", NULL, "stsb"},
+             {"stsb_multi_mt", NULL, "stsb"},
+             {"sentence-transformers/stsb", NULL, "stsb"}};
   if (!d->name) return mp_data_relpath(d->key) ? d->key : NULL;
   for (size_t i = 0; i < sizeof map / sizeof *map; i++)
     if (!strcmp(map[i].name, d->name) && (!map[i].subset || (d->subset && !strcmp(map[i].subset, d->subset))))
@@ -94,7 +108,7 @@ static const char *builtin_key_for(const mp_pl_dataset *d) {
 }
 
 static void q_suffix(const mp_pl_model *m, char *buf, size_t cap) {
-  snprintf(buf, cap, "q%dg%d%s%s", m->quant.bits, m->quant.group_size, m->quant.dtype ? "-" : "",
+  snprintf(buf, cap, "%s%s%s", m->quant.variant[0] ? m->quant.variant : "q8g64", m->quant.dtype ? "-" : "",
            m->quant.dtype ? m->quant.dtype : "");
 }
 
@@ -180,8 +194,10 @@ mp_status mp_pipeline_plan(const mp_pl_config *cfg, const mp_pipeline_options *o
         char id[200];
         size_t o2 = (size_t)snprintf(id, sizeof id, "download-");
         for (const char *c = ref; *c && o2 + 3 < sizeof id; c++) { /* a file name: '/' -> "--" */
-          if (*c == '/') id[o2++] = '-', id[o2++] = '-';
-          else id[o2++] = *c;
+          if (*c == '/')
+            id[o2++] = '-', id[o2++] = '-';
+          else
+            id[o2++] = *c;
         }
         id[o2] = 0;
         for (size_t k = 0; k < p->n && dl < 0; k++)
@@ -199,7 +215,7 @@ mp_status mp_pipeline_plan(const mp_pl_config *cfg, const mp_pipeline_options *o
         }
       }
     }
-    char qs[64];
+    char qs[160];
     q_suffix(m, qs, sizeof qs);
     size_t ci = p->n++;
     mp_job *cj = &p->jobs[ci];
@@ -253,9 +269,9 @@ mp_status mp_pipeline_plan(const mp_pl_config *cfg, const mp_pipeline_options *o
           path = dir ? mp_path_join(dir, d->path) : NULL;
           free(dir);
         }
-        ds_st = path && mp_path_exists(path) ? MP_OK
-                                             : mp_err(MP_ERR_NOT_FOUND, "dataset \"%s\": %s does not exist", d->key,
-                                                      path ? path : d->path);
+        ds_st = path && mp_path_exists(path)
+                    ? MP_OK
+                    : mp_err(MP_ERR_NOT_FOUND, "dataset \"%s\": %s does not exist", d->key, path ? path : d->path);
       } else {
         const char *key = builtin_key_for(d);
         const char *hrepo = NULL, *hpat = NULL;
@@ -388,8 +404,10 @@ static void job_state_write(mp_pipeline *p, const mp_job *j) {
                mp_job_state_name(j->state));
   mp_sb_json_str(&sb, j->model->name, strlen(j->model->name));
   mp_sb_puts(&sb, ",\"dataset\":");
-  if (j->dataset) mp_sb_json_str(&sb, j->dataset->key, strlen(j->dataset->key));
-  else mp_sb_puts(&sb, "null");
+  if (j->dataset)
+    mp_sb_json_str(&sb, j->dataset->key, strlen(j->dataset->key));
+  else
+    mp_sb_puts(&sb, "null");
   mp_sb_puts(&sb, ",\"reason\":");
   mp_sb_json_str(&sb, j->reason, strlen(j->reason));
   mp_sb_printf(&sb, ",\"seconds\":%.3f,\"exit_code\":%d,\"finished_at\":%lld}\n", j->seconds, j->exit_code,
@@ -408,11 +426,11 @@ static void eval_key(mp_pipeline *p, mp_job *j) {
   mp_sb sb;
   mp_sb_init(&sb);
   const mp_pl_model *m = j->model;
-  mp_sb_printf(&sb, "v1|%ld|%s|%s|%s|%d|%d|%s|%g|%g|%g|%s|%s|%ld|%lu|", p->o.latency_requests, m->hf_name, m->revision ? m->revision : "",
-               m->task ? m->task : "", m->quant.bits, m->quant.group_size, m->quant.dtype ? m->quant.dtype : "",
-               m->quant.target_size_mb, m->quant.max_accuracy_drop, m->quant.min_speedup, j->dataset->key,
-               j->data_path, p->o.max_samples_override > 0 ? p->o.max_samples_override : j->dataset->max_samples,
-               p->o.seed);
+  mp_sb_printf(&sb, "v1|%ld|%s|%s|%s|%d|%d|%s|%g|%g|%g|%s|%s|%ld|%lu|", p->o.latency_requests, m->hf_name,
+               m->revision ? m->revision : "", m->task ? m->task : "", m->quant.bits, m->quant.group_size,
+               m->quant.dtype ? m->quant.dtype : "", m->quant.target_size_mb, m->quant.max_accuracy_drop,
+               m->quant.min_speedup, j->dataset->key, j->data_path,
+               p->o.max_samples_override > 0 ? p->o.max_samples_override : j->dataset->max_samples, p->o.seed);
   /* the converted model's metadata (changes when the conversion does) and the data file */
   char *meta = mp_path_join(j->out_dir, "conversion_metadata.json");
   char hex[65];
@@ -424,7 +442,8 @@ static void eval_key(mp_pipeline *p, mp_job *j) {
   mp_sb_printf(&sb, "|%s|%s|%s|%s|%s|%s|%ld", d->task ? d->task : "", d->template_ ? d->template_ : "",
                d->text_a ? d->text_a : "", d->text_b ? d->text_b : "", d->label_field ? d->label_field : "",
                d->score_field ? d->score_field : "", d->max_length);
-  for (size_t i = 0; i < d->n_label_names; i++) mp_sb_printf(&sb, "|%s", d->label_names[i]);
+  for (size_t i = 0; i < d->n_label_names; i++)
+    mp_sb_printf(&sb, "|%s", d->label_names[i]);
   mp_sha256_hex(sb.buf, sb.len, j->key);
   mp_sb_free(&sb);
 }
@@ -641,7 +660,8 @@ static int spawn(mp_pipeline *p, mp_job *j, int threads) {
   snprintf(th, sizeof th, "%d", threads);
   snprintf(bits, sizeof bits, "%d", j->model->quant.bits);
   snprintf(gs, sizeof gs, "%d", j->model->quant.group_size);
-  const char *argv[64];
+  const char *argv[96];
+  char adrop[32], acs[32], aes[32];
   int a = 0;
   argv[a++] = "mlxport";
   if (j->kind == MP_JOB_DOWNLOAD && !strncmp(j->source, "dataset:", 8)) { /* dataset:REPO:PATTERN */
@@ -666,9 +686,31 @@ static int spawn(mp_pipeline *p, mp_job *j, int threads) {
     argv[a++] = "convert";
     argv[a++] = "--hf-path", argv[a++] = j->source;
     argv[a++] = "--mlx-path", argv[a++] = j->out_dir;
-    argv[a++] = "-q";
-    argv[a++] = "--q-bits", argv[a++] = bits;
-    argv[a++] = "--q-group-size", argv[a++] = gs;
+    const mp_pl_quant *qq = &j->model->quant;
+    if (qq->auto_max_drop >= 0) {
+      snprintf(adrop, sizeof adrop, "%g", qq->auto_max_drop);
+      argv[a++] = "--q-auto", argv[a++] = "--max-drop", argv[a++] = adrop;
+      argv[a++] = "--calibration", argv[a++] = qq->auto_calibration;
+      if (qq->auto_eval) argv[a++] = "--eval", argv[a++] = qq->auto_eval;
+      if (qq->auto_calibration_samples > 0)
+        snprintf(acs, sizeof acs, "%.0f", qq->auto_calibration_samples), argv[a++] = "--calibration-samples",
+                                                                         argv[a++] = acs;
+      if (qq->auto_eval_samples > 0)
+        snprintf(aes, sizeof aes, "%.0f", qq->auto_eval_samples), argv[a++] = "--eval-samples", argv[a++] = aes;
+      if (p->o.data_dir) argv[a++] = "--data-dir", argv[a++] = p->o.data_dir;
+    } else {
+      argv[a++] = "-q";
+      argv[a++] = "--q-bits", argv[a++] = bits;
+      argv[a++] = "--q-group-size", argv[a++] = gs;
+      if (qq->mode) argv[a++] = "--q-mode", argv[a++] = qq->mode;
+      for (size_t k = 0; k < qq->n_overrides && a < 80; k++)
+        argv[a++] = "--q-override", argv[a++] = qq->overrides[k];
+      if (qq->recipe)
+        argv[a++] = strstr(qq->recipe, ".json")         ? "--q-recipe-file"
+                    : !strncmp(qq->recipe, "mixed_", 6) ? "--quant-predicate"
+                                                        : "--q-recipe",
+        argv[a++] = qq->recipe;
+    }
     if (j->model->quant.dtype) argv[a++] = "--dtype", argv[a++] = j->model->quant.dtype;
     if (p->o.no_skip) argv[a++] = "--no-skip";
   } else {
@@ -678,9 +720,12 @@ static int spawn(mp_pipeline *p, mp_job *j, int threads) {
     argv[a++] = "--model", argv[a++] = j->out_dir;
     argv[a++] = "--baseline", argv[a++] = j->source;
     const char *bk = builtin_key_for(d);
-    if (bk && !d->path && !j->data_path[0]) argv[a++] = "--dataset", argv[a++] = bk; /* from the Hub cache */
-    else if (bk && !d->path) argv[a++] = "--dataset", argv[a++] = bk, argv[a++] = "--data-file", argv[a++] = j->data_path;
-    else argv[a++] = "--dataset", argv[a++] = j->data_path;
+    if (bk && !d->path && !j->data_path[0])
+      argv[a++] = "--dataset", argv[a++] = bk; /* from the Hub cache */
+    else if (bk && !d->path)
+      argv[a++] = "--dataset", argv[a++] = bk, argv[a++] = "--data-file", argv[a++] = j->data_path;
+    else
+      argv[a++] = "--dataset", argv[a++] = j->data_path;
     argv[a++] = "--task", argv[a++] = task_for(j);
     argv[a++] = "--name", argv[a++] = j->model->name;
     argv[a++] = "--threads", argv[a++] = th;
@@ -692,12 +737,12 @@ static int spawn(mp_pipeline *p, mp_job *j, int threads) {
       snprintf(lat, sizeof lat, "%ld", p->o.latency_requests), argv[a++] = "--latency-requests", argv[a++] = lat;
     if (j->model->quant.max_accuracy_drop >= 0)
       snprintf(drop, sizeof drop, "%g", j->model->quant.max_accuracy_drop), argv[a++] = "--max-accuracy-drop",
-                                                                         argv[a++] = drop;
+                                                                            argv[a++] = drop;
     snprintf(sp, sizeof sp, "%g", j->model->quant.min_speedup);
     argv[a++] = "--min-speedup", argv[a++] = sp;
     if (j->model->quant.target_size_mb > 0)
       snprintf(size, sizeof size, "%g", j->model->quant.target_size_mb), argv[a++] = "--target-size-mb",
-                                                                        argv[a++] = size;
+                                                                         argv[a++] = size;
     if (d->template_) argv[a++] = "--template", argv[a++] = d->template_;
     if (d->max_length > 0) {
       static _Thread_local char ml[32];
@@ -739,7 +784,8 @@ static int spawn(mp_pipeline *p, mp_job *j, int threads) {
     int nul = open("/dev/null", O_RDONLY);
     if (nul >= 0) dup2(nul, 0);
     /* the log starts with the command */
-    for (int i = 0; argv[i]; i++) dprintf(2, "%s%s", i ? " " : "$ ", argv[i]);
+    for (int i = 0; argv[i]; i++)
+      dprintf(2, "%s%s", i ? " " : "$ ", argv[i]);
     dprintf(2, "\n");
     signal(SIGINT, SIG_DFL);
     signal(SIGTERM, SIG_DFL);
@@ -762,7 +808,8 @@ static void last_log_line(mp_pipeline *p, const mp_job *j, char *out, size_t cap
     mp_err_clear();
     return;
   }
-  while (n && (buf[n - 1] == '\n' || buf[n - 1] == ' ')) buf[--n] = 0;
+  while (n && (buf[n - 1] == '\n' || buf[n - 1] == ' '))
+    buf[--n] = 0;
   char *s = strrchr(buf, '\n');
   snprintf(out, cap, "%s", s ? s + 1 : buf);
   free(buf);
@@ -776,7 +823,8 @@ static mp_status finish_result(mp_pipeline *p, const mp_job *j) {
   char *buf = NULL;
   size_t n = 0;
   MP_TRY(mp_read_file(tmp, &buf, &n, 256 << 20));
-  while (n && (buf[n - 1] == '\n' || buf[n - 1] == ' ')) buf[--n] = 0;
+  while (n && (buf[n - 1] == '\n' || buf[n - 1] == ' '))
+    buf[--n] = 0;
   mp_status st = MP_OK;
   if (n < 2 || buf[0] != '{' || buf[n - 1] != '}') {
     st = mp_err(MP_ERR_FORMAT, "%s: the evaluation printed no JSON document", j->id);
@@ -847,16 +895,18 @@ mp_status mp_pipeline_run(mp_pipeline *p, mp_pipeline_cb cb, void *user) {
         int dep = k ? j->dep2 : j->dep;
         if (dep < 0) continue;
         mp_job_state ds = p->jobs[dep].state;
-        if (ds == MP_JOB_PENDING || ds == MP_JOB_RUNNING) wait = 1;
-        else if ((ds == MP_JOB_FAILED || ds == MP_JOB_SKIPPED) && dead < 0) dead = dep;
+        if (ds == MP_JOB_PENDING || ds == MP_JOB_RUNNING)
+          wait = 1;
+        else if ((ds == MP_JOB_FAILED || ds == MP_JOB_SKIPPED) && dead < 0)
+          dead = dep;
       }
       if (dead >= 0) {
         mp_job_state ds = p->jobs[dead].state;
         j->state = MP_JOB_SKIPPED;
         snprintf(j->reason, sizeof j->reason, "its %s %s",
-                 p->jobs[dead].kind != MP_JOB_DOWNLOAD ? "conversion"
+                 p->jobs[dead].kind != MP_JOB_DOWNLOAD             ? "conversion"
                  : p->jobs[dead].dataset && j->kind == MP_JOB_EVAL ? "dataset download"
-                                                                    : "download",
+                                                                   : "download",
                  ds == MP_JOB_FAILED ? "failed" : "was skipped");
         job_state_write(p, j);
         if (cb) cb(user, MP_EV_END, p, j);
@@ -878,7 +928,8 @@ mp_status mp_pipeline_run(mp_pipeline *p, mp_pipeline_cb cb, void *user) {
       if (j->est_mb > avail) {
         if (running > 0) continue; /* wait for memory to free up */
         j->state = MP_JOB_FAILED;
-        snprintf(j->reason, sizeof j->reason, "needs about %.0f MB of memory, only %.0f MB available", j->est_mb, avail);
+        snprintf(j->reason, sizeof j->reason, "needs about %.0f MB of memory, only %.0f MB available", j->est_mb,
+                 avail);
         job_state_write(p, j);
         if (cb) cb(user, MP_EV_END, p, j);
         continue;
@@ -898,7 +949,8 @@ mp_status mp_pipeline_run(mp_pipeline *p, mp_pipeline_cb cb, void *user) {
     }
     if (running == 0) {
       int pending = 0;
-      for (size_t i = 0; i < p->n; i++) pending |= p->jobs[i].state == MP_JOB_PENDING;
+      for (size_t i = 0; i < p->n; i++)
+        pending |= p->jobs[i].state == MP_JOB_PENDING;
       if (!pending) break;
       continue; /* dependencies resolved this round; loop to start more */
     }
@@ -935,7 +987,8 @@ mp_status mp_pipeline_run(mp_pipeline *p, mp_pipeline_cb cb, void *user) {
           } else if (j->kind == MP_JOB_CONVERT) {
             char last[400];
             last_log_line(p, j, last, sizeof last);
-            snprintf(j->reason, sizeof j->reason, "%s", strstr(last, "skipped") ? "already converted (skipped)" : "converted");
+            snprintf(j->reason, sizeof j->reason, "%s",
+                     strstr(last, "skipped") ? "already converted (skipped)" : "converted");
           }
         }
       } else {
@@ -1058,7 +1111,8 @@ mp_status mp_pipeline_report(mp_pipeline *p, int *gates_failed, int *errors) {
     size_t nm = 0;
     mnames[nm++] = j->model->name;
     for (size_t k = 0; k < j->model->n_aliases && nm < 17; k++)
-      if (in_filter(p->o.models_filter, j->model->aliases[k]) || !p->o.models_filter) mnames[nm++] = j->model->aliases[k];
+      if (in_filter(p->o.models_filter, j->model->aliases[k]) || !p->o.models_filter)
+        mnames[nm++] = j->model->aliases[k];
     const char *dnames[17];
     size_t nd = 0;
     dnames[nd++] = j->dataset->key;
@@ -1075,6 +1129,8 @@ mp_status mp_pipeline_report(mp_pipeline *p, int *gates_failed, int *errors) {
         r->model = mnames[mi];
         r->dataset = dnames[di];
         r->bits = j->model->quant.bits;
+        r->source = j->model->hf_name;
+        r->variant = j->model->quant.variant[0] ? j->model->quant.variant : NULL;
         if (!ev) {
           r->status = j->state == MP_JOB_SKIPPED ? j->reason : j->state == MP_JOB_FAILED ? j->reason : "no result";
           nr++;
@@ -1117,12 +1173,14 @@ mp_status mp_pipeline_report(mp_pipeline *p, int *gates_failed, int *errors) {
     char *buf = NULL;
     size_t n = 0;
     if (path && mp_is_file(path) && mp_read_file(path, &buf, &n, 256 << 20) == MP_OK) {
-      while (n && (buf[n - 1] == '\n')) buf[--n] = 0;
+      while (n && (buf[n - 1] == '\n'))
+        buf[--n] = 0;
       /* comparisons/<model>_q<bits>_<dataset>_comparison.json under every reported name */
       for (size_t r = 0; r < nr; r++) {
         if (!rows[r].conv) continue;
         int mine = !strcmp(rows[r].model, j->model->name);
-        for (size_t k = 0; k < j->model->n_aliases; k++) mine |= !strcmp(rows[r].model, j->model->aliases[k]);
+        for (size_t k = 0; k < j->model->n_aliases; k++)
+          mine |= !strcmp(rows[r].model, j->model->aliases[k]);
         if (!mine) continue;
         int dataset_match = !strcmp(rows[r].dataset, j->dataset->key);
         for (size_t k = 0; k < p->cfg->n_datasets; k++)
@@ -1139,7 +1197,8 @@ mp_status mp_pipeline_report(mp_pipeline *p, int *gates_failed, int *errors) {
         mp_sb_append(&sb, buf, n);
         mp_sb_puts(&sb, "}\n");
         char crel[700];
-        snprintf(crel, sizeof crel, "comparisons/%s_q%d_%s_comparison.json", rows[r].model, rows[r].bits, rows[r].dataset);
+        snprintf(crel, sizeof crel, "comparisons/%s_q%d_%s_comparison.json", rows[r].model, rows[r].bits,
+                 rows[r].dataset);
         st = write_rel(p, crel, &sb);
         if (!first) mp_sb_putc(&summary, ',');
         first = 0;
@@ -1153,7 +1212,8 @@ mp_status mp_pipeline_report(mp_pipeline *p, int *gates_failed, int *errors) {
   /* test_results/<model>_results.json: every comparison of a model */
   for (size_t r = 0; r < nr && !st; r++) {
     int seen = 0;
-    for (size_t q = 0; q < r; q++) seen |= !strcmp(rows[q].model, rows[r].model);
+    for (size_t q = 0; q < r; q++)
+      seen |= !strcmp(rows[q].model, rows[r].model);
     if (seen) continue;
     mp_sb_clear(&sb);
     mp_sb_puts(&sb, "{\"model\":");
@@ -1188,9 +1248,12 @@ mp_status mp_pipeline_report(mp_pipeline *p, int *gates_failed, int *errors) {
   if (!st) {
     int passed = 0, failed = 0, missing = 0;
     for (size_t r = 0; r < nr; r++) {
-      if (!rows[r].conv) missing++;
-      else if (rows[r].all_passed) passed++;
-      else failed++;
+      if (!rows[r].conv)
+        missing++;
+      else if (rows[r].all_passed)
+        passed++;
+      else
+        failed++;
     }
     mp_sb_printf(&summary, "],\"rows\":%zu,\"passed\":%d,\"gate_failed\":%d,\"not_run\":%d,\"job_errors\":%d}\n", nr,
                  passed, failed, missing, *errors);

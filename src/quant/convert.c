@@ -25,7 +25,9 @@
 #include "core/tensor.h"
 #include "format/hf.h"
 #include "format/weights.h"
+#include "quant/mlx_fp.h"
 #include "quant/qfile.h"
+#include "quant/recipe.h"
 #include "quant/st_stream.h"
 
 #define DEFAULT_SHARD_BYTES (5ull << 30) /* mlx-lm: MAX_FILE_SIZE_GB = 5 */
@@ -139,9 +141,11 @@ typedef struct cv_t {
   const mp_tensor *t;
   action_t act;
   mp_dtype out_dt;
-  int layer;       /* Linear/Embedding weight */
-  const char *why; /* why a layer weight stays in float */
-  char *module;    /* layer path (name without ".weight") */
+  int layer;        /* Linear/Embedding weight */
+  const char *why;  /* why a layer weight stays in float */
+  mp_qspec spec;    /* A_QUANT: how */
+  const char *rule; /* the recipe rule (glob) that decided, NULL: the default */
+  char *module;     /* layer path (name without ".weight") */
   char *sname, *bname;
   uint64_t out_bytes; /* all outputs of this tensor */
   int shard;
@@ -167,6 +171,10 @@ typedef struct conv {
   uint64_t source_bytes;
   char *settings_json;
   char *tmpdir;
+  mp_qrecipe recipe;
+  mp_qspec dflt;
+  const char *model_type;
+  char *layers_sig; /* "module=spec;..." for layers that differ from the default (settings) */
   double t_start, t_hash, t_convert;
   mp_sb dropped;
 } conv;
@@ -226,10 +234,16 @@ static mp_status build_plan(conv *c) {
       v->module = mp_arena_strndup(&c->arena, t->name, strlen(t->name) - 7);
       if (!v->module) return mp_err(MP_ERR_NOMEM, "out of memory");
       if (!o->quantize) continue;
-      if (t->shape[1] % o->group_size != 0) {
-        v->why = "last dimension not a multiple of the group size";
-      } else if (skip_match(o, v->module, t->name)) {
+      const mp_qrule *rule =
+          skip_match(o, v->module, t->name) ? NULL : mp_qrecipe_match(&c->recipe, v->module, t->name);
+      v->spec = rule ? rule->spec : c->dflt;
+      v->rule = rule ? rule->glob : NULL;
+      if (skip_match(o, v->module, t->name)) {
         v->why = "--q-skip";
+      } else if (!v->spec.quant) {
+        v->why = rule ? "recipe rule (float)" : "not quantized";
+      } else if (t->shape[1] % v->spec.group_size != 0) {
+        v->why = "last dimension not a multiple of the group size";
       } else {
         v->act = A_QUANT;
         char *sn = mp_quant_companion_name(t->name, "scales"), *bn = mp_quant_companion_name(t->name, "biases");
@@ -237,9 +251,11 @@ static mp_status build_plan(conv *c) {
         v->bname = bn ? mp_arena_strdup(&c->arena, bn) : NULL;
         free(sn), free(bn);
         if (!v->sname || !v->bname) return mp_err(MP_ERR_NOMEM, "out of memory");
-        size_t ng = mp_mlx_affine_groups(numel, o->group_size);
-        v->out_bytes = mp_mlx_affine_packed_bytes(numel, o->bits) + 2 * ng * mp_dtype_size(c->dtype);
+        size_t ng = mp_mlx_affine_groups(numel, v->spec.group_size);
+        v->out_bytes = mp_mlx_affine_packed_bytes(numel, v->spec.bits) +
+                       (v->spec.mode == MP_QMODE_AFFINE ? 2 * ng * mp_dtype_size(c->dtype) : ng);
       }
+      if (v->act != A_QUANT) v->spec.quant = 0;
     }
   }
   /* shards, filled in order like mlx-lm's make_shards */
@@ -271,6 +287,133 @@ static mp_status build_plan(conv *c) {
   return MP_OK;
 }
 
+/* The recipe: overrides, recipe file, caller's rules, preset, predicate (first match wins). */
+static mp_status build_recipe(conv *c) {
+  const mp_convert_opts *o = c->o;
+  c->dflt.quant = 1;
+  c->dflt.bits = o->bits, c->dflt.group_size = o->group_size, c->dflt.mode = o->mode;
+  if (!o->quantize) {
+    if (o->n_q_override || o->q_recipe || o->q_recipe_file || o->quant_predicate || (o->recipe && o->recipe->n))
+      return mp_err(MP_ERR_INVALID_ARG,
+                    "--q-override / --q-recipe / --q-recipe-file / --quant-predicate need -q (quantization)");
+    return MP_OK;
+  }
+  mp_qrecipe file;
+  mp_qrecipe_init(&file);
+  mp_status s = MP_OK;
+  for (size_t i = 0; i < o->n_q_override && !s; i++)
+    s = mp_qrecipe_add_override(&c->recipe, o->q_override[i], o->mode == MP_QMODE_AFFINE ? o->group_size : 64);
+  if (!s && o->q_recipe_file) {
+    s = mp_qrecipe_load_file(&file, o->q_recipe_file, c->model_type);
+    if (!s && file.has_default) c->dflt = file.dflt;
+    for (size_t i = 0; !s && i < file.n; i++)
+      s = mp_qrecipe_add(&c->recipe, file.rules[i].glob, &file.rules[i].spec, o->q_recipe_file);
+  }
+  for (size_t i = 0; !s && o->recipe && i < o->recipe->n; i++)
+    s = mp_qrecipe_add(&c->recipe, o->recipe->rules[i].glob, &o->recipe->rules[i].spec, o->recipe->rules[i].origin);
+  mp_qrecipe_free(&file);
+  if (s) return s;
+  if (!mp_mlx_quant_supported(c->dflt.mode, c->dflt.bits, c->dflt.group_size)) {
+    char allowed[128];
+    mp_qmode_allowed(c->dflt.mode, allowed, sizeof allowed);
+    return mp_err(MP_ERR_INVALID_ARG, "--q-mode %s --q-bits %d --q-group-size %d: %s", mp_qmode_name(c->dflt.mode),
+                  c->dflt.bits, c->dflt.group_size, allowed);
+  }
+  if (!o->q_recipe && !o->quant_predicate) return MP_OK;
+  size_t n = mp_weights_count(c->w), k = 0;
+  const char **mods = calloc(n ? n : 1, sizeof *mods);
+  if (!mods) return mp_err(MP_ERR_NOMEM, "out of memory");
+  for (size_t i = 0; i < n && !s; i++) {
+    const mp_tensor *t = mp_weights_at(c->w, i);
+    if (!mp_convert_is_layer_weight(t->name, t->dtype, t->ndim)) continue;
+    mods[k] = mp_arena_strndup(&c->arena, t->name, strlen(t->name) - 7);
+    if (!mods[k++]) s = mp_err(MP_ERR_NOMEM, "out of memory");
+  }
+  if (!s && o->q_recipe) s = mp_qrecipe_add_preset(&c->recipe, o->q_recipe, mods, k, c->model_type, &c->dflt);
+  if (!s && o->quant_predicate) {
+    s = mp_qrecipe_add_preset(&c->recipe, o->quant_predicate, mods, k, c->model_type, &c->dflt);
+    if (s && strncmp(o->quant_predicate, "mixed_", 6) != 0)
+      s = mp_err(MP_ERR_INVALID_ARG,
+                 "--quant-predicate %s: mlxport maps mlx-lm's mixed_2_6, mixed_3_4, mixed_3_6 and mixed_4_6 onto "
+                 "encoder modules; other predicates are Python functions of decoder module names and do not apply",
+                 o->quant_predicate);
+  }
+  free(mods);
+  return s;
+}
+
+/* After the plan: rules that matched nothing are reported, the per-layer signature is made. */
+static mp_status finish_recipe(conv *c) {
+  const char *example = "?";
+  for (size_t i = 0; i < c->n; i++)
+    if (c->cv[i].layer) {
+      example = c->cv[i].module;
+      break;
+    }
+  for (size_t i = 0; i < c->recipe.n; i++)
+    if (!c->recipe.rules[i].matched &&
+        (!strcmp(c->recipe.rules[i].origin, "--q-override") ||
+         (c->o->q_recipe_file && !strcmp(c->recipe.rules[i].origin, c->o->q_recipe_file))))
+      mp_log(MP_LOG_WARN,
+             "%s '%s' matches no Linear/Embedding layer of %s that an earlier rule had not decided (layer paths "
+             "look like '%s'; 'mlxport convert --dry-run' lists them); nothing changed for it",
+             c->recipe.rules[i].origin, c->recipe.rules[i].glob, c->src_path, example);
+  mp_sb sb;
+  mp_sb_init(&sb);
+  for (size_t i = 0; i < c->n; i++) {
+    const cv_t *v = &c->cv[i];
+    if (!v->layer || !c->o->quantize || (v->act == A_QUANT && mp_qspec_equal(&v->spec, &c->dflt))) continue;
+    if (v->why && !strcmp(v->why, "last dimension not a multiple of the group size") && !v->rule) continue;
+    char b[64];
+    mp_qspec sp = v->spec;
+    if (v->act != A_QUANT) sp.quant = 0;
+    mp_sb_printf(&sb, "%s%s=%s", sb.len ? ";" : "", v->module, mp_qspec_str(&sp, b, sizeof b));
+  }
+  if (sb.oom) return mp_err(MP_ERR_NOMEM, "out of memory");
+  c->layers_sig = sb.buf ? mp_sb_steal(&sb) : strdup("");
+  return c->layers_sig ? MP_OK : mp_err(MP_ERR_NOMEM, "out of memory");
+}
+
+static void spec_json(mp_sb *sb, const mp_qspec *sp) {
+  if (!sp->quant)
+    mp_sb_puts(sb, "\"float\": true");
+  else
+    mp_sb_printf(sb, "\"bits\": %d, \"group_size\": %d, \"mode\": \"%s\"", sp->bits, sp->group_size,
+                 mp_qmode_name(sp->mode));
+}
+
+/* The applied recipe as a recipe object (--q-recipe-file reads it back): the default and one
+ * exact rule per layer that differs from it. */
+static void recipe_json(conv *c, mp_sb *sb, const char *ind, int with_search) {
+  mp_sb_puts(sb, "{\"mlxport_recipe\": 1, \"model_type\": ");
+  mp_sb_json_str(sb, c->model_type ? c->model_type : "", strlen(c->model_type ? c->model_type : ""));
+  mp_sb_puts(sb, ", \"default\": {");
+  spec_json(sb, &c->dflt);
+  mp_sb_puts(sb, "}, \"rules\": [");
+  int first = 1;
+  for (size_t i = 0; i < c->n; i++) {
+    const cv_t *v = &c->cv[i];
+    if (!v->layer || (v->act == A_QUANT && mp_qspec_equal(&v->spec, &c->dflt))) continue;
+    if (v->act != A_QUANT && !v->rule && !(v->why && !strcmp(v->why, "--q-skip"))) continue;
+    mp_qspec sp = v->spec;
+    if (v->act != A_QUANT) sp.quant = 0;
+    mp_sb_printf(sb, "%s%s  {\"match\": ", first ? "\n" : ",\n", ind);
+    first = 0;
+    mp_sb_json_str(sb, v->module, strlen(v->module));
+    mp_sb_puts(sb, ", ");
+    spec_json(sb, &sp);
+    mp_sb_putc(sb, '}');
+  }
+  mp_sb_printf(sb, "%s%s]", first ? "" : "\n", first ? "" : ind);
+  if (c->o->search_json && with_search) {
+    mp_sb_puts(sb, ", \"search\": ");
+    mp_sb_puts(sb, c->o->search_json);
+  }
+  mp_sb_putc(sb, '}');
+}
+
+static int has_mixed(const conv *c) { return c->layers_sig && *c->layers_sig; }
+
 /* ---------------------------------------------------------------- settings, hashes, skip */
 
 static mp_status make_settings(conv *c) {
@@ -280,13 +423,18 @@ static mp_status make_settings(conv *c) {
   mp_sb_printf(&sb, "{\"dtype\": \"%s\", \"quantize\": %s", mp_mlx_dtype_name(c->dtype),
                o->quantize ? "true" : "false");
   if (o->quantize) {
-    mp_sb_printf(&sb, ", \"bits\": %d, \"group_size\": %d, \"mode\": \"affine\", \"q_compat\": \"%s\", \"q_skip\": [",
-                 o->bits, o->group_size, o->compat == MP_QCOMPAT_METAL ? "metal" : "cpu");
+    mp_sb_printf(&sb, ", \"bits\": %d, \"group_size\": %d, \"mode\": \"%s\", \"q_compat\": \"%s\", \"q_skip\": [",
+                 c->dflt.bits, c->dflt.group_size, mp_qmode_name(c->dflt.mode),
+                 o->compat == MP_QCOMPAT_METAL ? "metal" : "cpu");
     for (size_t i = 0; i < o->n_q_skip; i++) {
       if (i) mp_sb_puts(&sb, ", ");
       mp_sb_json_str(&sb, o->q_skip[i], strlen(o->q_skip[i]));
     }
     mp_sb_putc(&sb, ']');
+    if (c->layers_sig && *c->layers_sig) {
+      mp_sb_puts(&sb, ", \"layers\": ");
+      mp_sb_json_str(&sb, c->layers_sig, strlen(c->layers_sig));
+    }
   }
   mp_sb_printf(&sb, ", \"max_shard_size\": %llu}",
                (unsigned long long)(o->max_shard_bytes ? o->max_shard_bytes : DEFAULT_SHARD_BYTES));
@@ -332,6 +480,11 @@ static char *settings_of(const mp_json *s) {
       if (a->items[i]->type == MP_JSON_STRING) mp_sb_json_str(&sb, a->items[i]->str, a->items[i]->len);
     }
     mp_sb_putc(&sb, ']');
+    const mp_json *ly = mp_json_get(s, "layers");
+    if (ly && ly->type == MP_JSON_STRING) {
+      mp_sb_puts(&sb, ", \"layers\": ");
+      mp_sb_json_str(&sb, ly->str, ly->len);
+    }
   }
   mp_sb_printf(&sb, ", \"max_shard_size\": %lld}", (long long)mp_json_get_int(s, "max_shard_size", -1));
   if (sb.oom) {
@@ -442,11 +595,12 @@ static mp_status write_weights(conv *c, uint64_t *out_bytes) {
       const mp_tensor *t = v->t;
       if (v->act == A_DROP || v->shard != k) continue;
       if (v->act == A_QUANT) {
-        int64_t shp[2] = {t->shape[0], t->shape[1] * o->bits / 32};
+        int fp = v->spec.mode != MP_QMODE_AFFINE;
+        int64_t shp[2] = {t->shape[0], t->shape[1] * v->spec.bits / 32};
         s = mp_st_stream_add(ws[k], t->name, MP_U32, 2, shp, &v->idx[0]);
-        shp[1] = t->shape[1] / o->group_size;
-        if (!s) s = mp_st_stream_add(ws[k], v->sname, v->out_dt, 2, shp, &v->idx[1]);
-        if (!s) s = mp_st_stream_add(ws[k], v->bname, v->out_dt, 2, shp, &v->idx[2]);
+        shp[1] = t->shape[1] / v->spec.group_size;
+        if (!s) s = mp_st_stream_add(ws[k], v->sname, fp ? MP_U8 : v->out_dt, 2, shp, &v->idx[1]);
+        if (!s && !fp) s = mp_st_stream_add(ws[k], v->bname, v->out_dt, 2, shp, &v->idx[2]);
       } else {
         s = mp_st_stream_add(ws[k], t->name, v->out_dt, t->ndim, t->shape, &v->idx[0]);
       }
@@ -492,18 +646,21 @@ static mp_status write_weights(conv *c, uint64_t *out_bytes) {
         break;
       }
       case A_QUANT: {
-        size_t ng = mp_mlx_affine_groups(numel, o->group_size), es = mp_dtype_size(v->out_dt);
-        size_t pb = mp_mlx_affine_packed_bytes(numel, o->bits);
+        int fp = v->spec.mode != MP_QMODE_AFFINE;
+        size_t ng = mp_mlx_affine_groups(numel, v->spec.group_size), es = fp ? 1 : mp_dtype_size(v->out_dt);
+        size_t pb = mp_mlx_affine_packed_bytes(numel, v->spec.bits);
         buf = malloc(pb + 1), sbuf = malloc(ng * es + 1), bbuf = malloc(ng * es + 1);
         if (!buf || !sbuf || !bbuf) s = mp_err(MP_ERR_NOMEM, "%s: out of memory", t->name);
         mp_qerr_init(&v->err);
         /* the error of the dequantized weight against the source is accumulated while quantizing */
-        if (!s)
-          s = mp_mlx_affine_quantize_ex(t->data, t->dtype, numel, v->out_dt, o->bits, o->group_size, o->compat, t->name,
-                                        buf, sbuf, bbuf, &v->err);
+        if (!s && fp)
+          s = mp_mlx_fp_quantize(t->data, t->dtype, numel, v->out_dt, v->spec.mode, t->name, buf, sbuf, &v->err);
+        else if (!s)
+          s = mp_mlx_affine_quantize_ex(t->data, t->dtype, numel, v->out_dt, v->spec.bits, v->spec.group_size,
+                                        o->compat, t->name, buf, sbuf, bbuf, &v->err);
         if (!s) s = mp_st_stream_put(w, v->idx[0], 0, buf, pb);
         if (!s) s = mp_st_stream_put(w, v->idx[1], 0, sbuf, ng * es);
-        if (!s) s = mp_st_stream_put(w, v->idx[2], 0, bbuf, ng * es);
+        if (!s && !fp) s = mp_st_stream_put(w, v->idx[2], 0, bbuf, ng * es);
         if (s) break;
         mp_qerr_finish(&v->err);
         v->has_err = 1;
@@ -528,7 +685,7 @@ static mp_status write_weights(conv *c, uint64_t *out_bytes) {
     uint64_t total = 0;
     for (size_t i = 0; i < c->n; i++)
       if (c->cv[i].act != A_DROP) {
-        nn += c->cv[i].act == A_QUANT ? 3 : 1;
+        nn += c->cv[i].act == A_QUANT ? (c->cv[i].spec.mode == MP_QMODE_AFFINE ? 3 : 2) : 1;
         total += c->cv[i].out_bytes;
       }
     const char **names = malloc(nn * sizeof *names);
@@ -539,7 +696,8 @@ static mp_status write_weights(conv *c, uint64_t *out_bytes) {
       cv_t *v = &c->cv[i];
       if (v->act == A_DROP) continue;
       names[k] = v->t->name, shard[k++] = v->shard;
-      if (v->act == A_QUANT) names[k] = v->sname, shard[k++] = v->shard, names[k] = v->bname, shard[k++] = v->shard;
+      if (v->act == A_QUANT) names[k] = v->sname, shard[k++] = v->shard;
+      if (v->act == A_QUANT && v->spec.mode == MP_QMODE_AFFINE) names[k] = v->bname, shard[k++] = v->shard;
     }
     /* insertion sort by name (n is small: a few thousand at most) */
     for (size_t i = 1; !s && i < nn; i++)
@@ -579,18 +737,35 @@ static void quant_block(conv *c, mp_sb *sb, int level) {
   const mp_convert_opts *o = c->o;
   mp_sb_putc(sb, '{');
   indent(sb, level + 1);
-  mp_sb_printf(sb, "\"group_size\": %d,", o->group_size);
+  (void)o;
+  mp_sb_printf(sb, "\"group_size\": %d,", c->dflt.group_size);
   indent(sb, level + 1);
-  mp_sb_printf(sb, "\"bits\": %d,", o->bits);
+  mp_sb_printf(sb, "\"bits\": %d,", c->dflt.bits);
   indent(sb, level + 1);
-  mp_sb_puts(sb, "\"mode\": \"affine\"");
-  for (size_t i = 0; i < c->n; i++)
-    if (c->cv[i].layer && c->cv[i].act != A_QUANT) {
-      mp_sb_putc(sb, ',');
-      indent(sb, level + 1);
-      mp_sb_json_str(sb, c->cv[i].module, strlen(c->cv[i].module));
+  mp_sb_printf(sb, "\"mode\": \"%s\"", mp_qmode_name(c->dflt.mode));
+  /* per-path entries as mlx-lm's loader reads them: false (float) or the layer's own params */
+  for (size_t i = 0; i < c->n; i++) {
+    const cv_t *v = &c->cv[i];
+    if (!v->layer || (v->act == A_QUANT && mp_qspec_equal(&v->spec, &c->dflt))) continue;
+    mp_sb_putc(sb, ',');
+    indent(sb, level + 1);
+    mp_sb_json_str(sb, v->module, strlen(v->module));
+    if (v->act != A_QUANT) {
       mp_sb_puts(sb, ": false");
+      continue;
     }
+    mp_sb_putc(sb, ':');
+    mp_sb_putc(sb, ' ');
+    mp_sb_putc(sb, '{');
+    indent(sb, level + 2);
+    mp_sb_printf(sb, "\"group_size\": %d,", v->spec.group_size);
+    indent(sb, level + 2);
+    mp_sb_printf(sb, "\"bits\": %d,", v->spec.bits);
+    indent(sb, level + 2);
+    mp_sb_printf(sb, "\"mode\": \"%s\"", mp_qmode_name(v->spec.mode));
+    indent(sb, level + 1);
+    mp_sb_putc(sb, '}');
+  }
   indent(sb, level);
   mp_sb_putc(sb, '}');
 }
@@ -775,8 +950,9 @@ static mp_status write_card(conv *c, uint64_t out_bytes) {
   ci.sentence_transformers = mj && mp_is_file(mj);
   free(mj);
   ci.quantized = o->quantize;
-  ci.bits = o->bits;
-  ci.group_size = o->group_size;
+  ci.bits = c->dflt.bits;
+  ci.group_size = c->dflt.group_size;
+  ci.mode = mp_qmode_name(c->dflt.mode);
   ci.dtype = mp_mlx_dtype_name(c->dtype);
   for (size_t i = 0; i < c->n; i++) {
     ci.n_quantized += c->cv[i].act == A_QUANT;
@@ -787,7 +963,15 @@ static mp_status write_card(conv *c, uint64_t out_bytes) {
   ci.command = o->command;
   mp_sb sb;
   mp_sb_init(&sb);
+  mp_sb recipe;
+  mp_sb_init(&recipe);
+  if (o->quantize && has_mixed(c)) {
+    recipe_json(c, &recipe, "", 0);
+    ci.recipe = recipe.buf;
+    ci.recipe_searched = c->o->search_json != NULL;
+  }
   mp_card_render(&sb, &ci);
+  mp_sb_free(&recipe);
   mp_arena_free(&a);
   char *p = mp_path_join(c->tmpdir, "README.md");
   mp_status s = (p && !sb.oom) ? mp_write_file_atomic(p, sb.buf, sb.len) : mp_err(MP_ERR_NOMEM, "out of memory");
@@ -815,7 +999,13 @@ static void tensor_entry(mp_sb *sb, const conv *c, const cv_t *v, int with_err) 
                mp_shape_str(v->t->shape, v->t->ndim, shape, sizeof shape), mp_dtype_name(v->t->dtype),
                action_name(v->act));
   if (v->act != A_DROP) mp_sb_printf(sb, ", \"dtype\": \"%s\"", mp_dtype_name(v->out_dt));
-  if (v->act == A_QUANT) mp_sb_printf(sb, ", \"bits\": %d, \"group_size\": %d", c->o->bits, c->o->group_size);
+  if (v->act == A_QUANT)
+    mp_sb_printf(sb, ", \"bits\": %d, \"group_size\": %d, \"mode\": \"%s\"", v->spec.bits, v->spec.group_size,
+                 mp_qmode_name(v->spec.mode));
+  if (v->rule) {
+    mp_sb_puts(sb, ", \"rule\": ");
+    mp_sb_json_str(sb, v->rule, strlen(v->rule));
+  }
   if (v->why) mp_sb_printf(sb, ", \"kept_float\": \"%s\"", v->why);
   mp_sb_printf(sb, ", \"bytes\": %llu", (unsigned long long)v->out_bytes);
   if (c->n_shards > 1 && v->act != A_DROP) mp_sb_printf(sb, ", \"file\": \"%s\"", c->shard_names[v->shard]);
@@ -874,6 +1064,11 @@ static mp_status write_metadata(conv *c, uint64_t out_bytes, const char *copied)
   double t_end = now_s();
   mp_sb_printf(&sb, "  \"timings\": {\"hash_s\": %.3f, \"convert_s\": %.3f, \"total_s\": %.3f},\n", c->t_hash,
                c->t_convert, t_end - c->t_start);
+  if (c->o->quantize) {
+    mp_sb_puts(&sb, "  \"recipe\": ");
+    recipe_json(c, &sb, "  ", 1);
+    mp_sb_puts(&sb, ",\n");
+  }
   mp_sb_puts(&sb, "  \"tensors\": [");
   for (size_t i = 0; i < c->n; i++) {
     mp_sb_puts(&sb, i ? ",\n    " : "\n    ");
@@ -965,6 +1160,8 @@ static void conv_free(conv *c) {
   free(c->settings_json);
   free(c->src_path), free(c->src_dir), free(c->repo_id), free(c->out_abs), free(c->parent);
   free(c->tmpdir);
+  free(c->layers_sig);
+  mp_qrecipe_free(&c->recipe);
   mp_arena_free(&c->arena);
 }
 
@@ -985,11 +1182,15 @@ mp_status mp_convert(const mp_convert_opts *o, mp_convert_result *r) {
   mp_status s = MP_OK;
   if (!o->hf_path || !*o->hf_path) return mp_err(MP_ERR_INVALID_ARG, "no source model (--hf-path)");
   if (!o->mlx_path || !*o->mlx_path) return mp_err(MP_ERR_INVALID_ARG, "no output folder (--mlx-path)");
-  if (o->quantize && !mp_mlx_affine_supported(o->bits, o->group_size))
-    return mp_err(MP_ERR_INVALID_ARG,
-                  "--q-bits %d --q-group-size %d: MLX affine supports bits 2, 3, 4, 5, 6, 8 and group sizes 32, "
-                  "64, 128",
-                  o->bits, o->group_size);
+  mp_qrecipe_init(&c.recipe);
+  if (o->quantize && !o->q_recipe_file && !mp_mlx_quant_supported(o->mode, o->bits, o->group_size)) {
+    char allowed[128];
+    mp_qmode_allowed(o->mode, allowed, sizeof allowed);
+    mp_qrecipe_free(&c.recipe);
+    mp_arena_free(&c.arena);
+    return mp_err(MP_ERR_INVALID_ARG, "--q-mode %s --q-bits %d --q-group-size %d: %s", mp_qmode_name(o->mode), o->bits,
+                  o->group_size, allowed);
+  }
 
   if ((s = mp_hf_resolve(o->hf_path, &c.src_path))) goto done;
   c.src_dir = mp_is_dir(c.src_path) ? strdup(c.src_path) : mp_path_dirname(c.src_path);
@@ -1039,7 +1240,10 @@ mp_status mp_convert(const mp_convert_opts *o, mp_convert_result *r) {
     if (!td || mp_mlx_dtype_parse(td, &c.dtype) != MP_OK) c.dtype = MP_F16;
   }
   if ((s = mp_weights_open(mp_is_dir(c.src_path) ? c.src_dir : c.src_path, &c.w))) goto done;
+  c.model_type = mp_json_get_str(c.config, "model_type", NULL);
+  if ((s = build_recipe(&c))) goto done;
   if ((s = build_plan(&c))) goto done;
+  if ((s = finish_recipe(&c))) goto done;
   if ((s = make_settings(&c))) goto done;
   double th = now_s();
   if ((s = hash_sources(&c))) goto done;

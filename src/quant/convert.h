@@ -14,15 +14,27 @@
 
 #include "mlxport.h"
 #include "quant/mlx_affine.h"
+#include "quant/recipe.h"
 
 typedef struct mp_convert_opts {
-  const char *hf_path;       /* folder, weights file, or repo id in the HF cache */
-  const char *mlx_path;      /* output folder */
-  int quantize;              /* -q */
-  int bits;                  /* default 4 */
-  int group_size;            /* default 64 */
-  mp_dtype dtype;            /* MP_DTYPE_INVALID: config torch_dtype, else float16 */
-  const char *const *q_skip; /* glob patterns of layers (module paths or tensor names) kept in float */
+  const char *hf_path;  /* folder, weights file, or repo id in the HF cache */
+  const char *mlx_path; /* output folder */
+  int quantize;         /* -q */
+  int bits;             /* default 4 */
+  int group_size;       /* default 64 */
+  mp_qmode mode;        /* default affine; bits/group_size must be the mode's own for fp modes */
+  /* Per-layer control (docs/quantization.md, "Mixed precision"); the first matching rule wins,
+   * in this order: q_override, the recipe file, `recipe`, the q_recipe preset, quant_predicate. */
+  const char *const *q_override; /* "GLOB=BITS[:GROUP[:MODE]]" or "GLOB=none" */
+  size_t n_q_override;
+  const char *q_recipe_file;   /* recipe file or conversion_metadata.json (its "default" replaces
+                                  bits/group_size/mode); refused for another model_type */
+  const mp_qrecipe *recipe;    /* rules from the caller (the --q-auto search), may be NULL */
+  const char *q_recipe;        /* preset: keep-edges, keep-edges-float */
+  const char *quant_predicate; /* mlx-lm names: mixed_2_6, mixed_3_4, mixed_3_6, mixed_4_6 */
+  const char *search_json;     /* recorded as the recipe's "search" object (a JSON object), may be NULL */
+  mp_dtype dtype;              /* MP_DTYPE_INVALID: config torch_dtype, else float16 */
+  const char *const *q_skip;   /* glob patterns of layers (module paths or tensor names) kept in float */
   size_t n_q_skip;
   int no_skip;              /* reconvert even when OUT already holds this conversion */
   int dry_run;              /* plan only: nothing is written */

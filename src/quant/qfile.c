@@ -62,10 +62,13 @@ static int is_companion(const mp_safetensors *st, const char *name) {
 
 mp_status mp_qfile_run(const char *in_path, const char *out_path, const mp_qfile_opts *o, mp_qfile_report *rep) {
   memset(rep, 0, sizeof *rep);
-  if (o->mode != MP_QFILE_CAST && !mp_mlx_affine_supported(o->bits, o->group_size))
-    return mp_err(MP_ERR_INVALID_ARG,
-                  "bits=%d group_size=%d: MLX affine supports bits 2, 3, 4, 5, 6, 8 and group sizes 32, 64, 128",
-                  o->bits, o->group_size);
+  if (o->mode != MP_QFILE_CAST && !mp_mlx_quant_supported(o->qmode, o->bits, o->group_size)) {
+    char allowed[128];
+    mp_qmode_allowed(o->qmode, allowed, sizeof allowed);
+    return mp_err(MP_ERR_INVALID_ARG, "bits=%d group_size=%d mode=%s: %s", o->bits, o->group_size,
+                  mp_qmode_name(o->qmode), allowed);
+  }
+  const int fp = o->qmode != MP_QMODE_AFFINE;
   if (o->mode == MP_QFILE_CAST && !mp_mlx_is_float(o->dtype))
     return mp_err(MP_ERR_INVALID_ARG, "cast needs an output dtype (float32, float16 or bfloat16)");
   mp_safetensors *st = NULL;
@@ -105,8 +108,8 @@ mp_status mp_qfile_run(const char *in_path, const char *out_path, const mp_qfile
       shp[t->ndim - 1] = k / o->group_size;
       char *sn = mp_quant_companion_name(t->name, "scales"), *bn = mp_quant_companion_name(t->name, "biases");
       if (!sn || !bn) s = mp_err(MP_ERR_NOMEM, "out of memory");
-      if (!s) s = mp_st_stream_add(ws, sn, dt, t->ndim, shp, &q->idx[1]);
-      if (!s) s = mp_st_stream_add(ws, bn, dt, t->ndim, shp, &q->idx[2]);
+      if (!s) s = mp_st_stream_add(ws, sn, fp ? MP_U8 : dt, t->ndim, shp, &q->idx[1]);
+      if (!s && !fp) s = mp_st_stream_add(ws, bn, dt, t->ndim, shp, &q->idx[2]);
       free(sn), free(bn);
       if (s) goto done;
       continue;
@@ -125,16 +128,17 @@ mp_status mp_qfile_run(const char *in_path, const char *out_path, const mp_qfile
       q->sc = mp_safetensors_find(st, sn);
       q->bi = mp_safetensors_find(st, bn);
       free(sn), free(bn);
-      if (q->sc && q->bi) {
+      if (q->sc && (q->bi || fp)) {
         const mp_tensor *sc = q->sc;
         int64_t k = t->ndim ? t->shape[t->ndim - 1] : 0;
-        int ok = t->dtype == MP_U32 && t->ndim >= 1 && mp_mlx_is_float(sc->dtype) && q->bi->dtype == sc->dtype &&
-                 sc->ndim == t->ndim && q->bi->ndim == t->ndim;
+        int ok = t->dtype == MP_U32 && t->ndim >= 1 && sc->ndim == t->ndim &&
+                 (fp ? sc->dtype == MP_U8 && !q->bi
+                     : mp_mlx_is_float(sc->dtype) && q->bi->dtype == sc->dtype && q->bi->ndim == t->ndim);
         for (int d = 0; ok && d < t->ndim - 1; d++)
-          ok = sc->shape[d] == t->shape[d] && q->bi->shape[d] == t->shape[d];
+          ok = sc->shape[d] == t->shape[d] && (fp || q->bi->shape[d] == t->shape[d]);
         if (ok)
           ok = k * 32 / o->bits == sc->shape[t->ndim - 1] * o->group_size && (k * 32) % o->bits == 0 &&
-               q->bi->shape[t->ndim - 1] == sc->shape[t->ndim - 1];
+               (fp || q->bi->shape[t->ndim - 1] == sc->shape[t->ndim - 1]);
         if (!ok) {
           s = mp_err(MP_ERR_FORMAT,
                      "%s: %s: packed weight, scales and biases do not fit bits=%d group_size=%d (check --bits and "
@@ -143,7 +147,7 @@ mp_status mp_qfile_run(const char *in_path, const char *out_path, const mp_qfile
           goto done;
         }
         q->act = ACT_DEQUANT;
-        q->out_dt = sc->dtype;
+        q->out_dt = fp ? (o->dtype != MP_DTYPE_INVALID ? o->dtype : MP_BF16) : sc->dtype;
         shp[t->ndim - 1] = k * 32 / o->bits;
         if ((s = mp_st_stream_add(ws, t->name, q->out_dt, t->ndim, shp, &q->idx[0]))) goto done;
         continue;
@@ -177,16 +181,18 @@ mp_status mp_qfile_run(const char *in_path, const char *out_path, const mp_qfile
       rep->n_cast++;
       break;
     case ACT_QUANT: {
-      size_t ng = mp_mlx_affine_groups(numel, o->group_size), es = mp_dtype_size(q->out_dt);
+      size_t ng = mp_mlx_affine_groups(numel, o->group_size), es = fp ? 1 : mp_dtype_size(q->out_dt);
       size_t pb = mp_mlx_affine_packed_bytes(numel, o->bits);
       buf = malloc(pb + 1), sbuf = malloc(ng * es + 1), bbuf = malloc(ng * es + 1);
       if (!buf || !sbuf || !bbuf) s = mp_err(MP_ERR_NOMEM, "%s: out of memory", t->name);
-      if (!s)
+      if (!s && fp)
+        s = mp_mlx_fp_quantize(t->data, t->dtype, numel, q->out_dt, o->qmode, t->name, buf, sbuf, NULL);
+      else if (!s)
         s = mp_mlx_affine_quantize(t->data, t->dtype, numel, q->out_dt, o->bits, o->group_size, o->compat, t->name, buf,
                                    sbuf, bbuf);
       if (!s) s = mp_st_stream_put(ws, q->idx[0], 0, buf, pb);
       if (!s) s = mp_st_stream_put(ws, q->idx[1], 0, sbuf, ng * es);
-      if (!s) s = mp_st_stream_put(ws, q->idx[2], 0, bbuf, ng * es);
+      if (!s && !fp) s = mp_st_stream_put(ws, q->idx[2], 0, bbuf, ng * es);
       rep->n_quantized++;
       break;
     }
@@ -196,7 +202,9 @@ mp_status mp_qfile_run(const char *in_path, const char *out_path, const mp_qfile
       size_t es = mp_dtype_size(q->out_dt);
       buf = malloc(out_numel * es + 1);
       if (!buf) s = mp_err(MP_ERR_NOMEM, "%s: out of memory", t->name);
-      if (!s) /* views may be unaligned: the quant code only does byte loads / memcpy */
+      if (!s && fp)
+        s = mp_mlx_fp_dequantize(t->data, q->sc->data, o->qmode, q->out_dt, out_numel, buf);
+      else if (!s) /* views may be unaligned: the quant code only does byte loads / memcpy */
         s = mp_mlx_affine_dequantize(t->data, q->sc->data, q->bi->data, q->out_dt, out_numel, o->bits, o->group_size,
                                      buf);
       if (!s) s = mp_st_stream_put(ws, q->idx[0], 0, buf, out_numel * es);

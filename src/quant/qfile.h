@@ -16,6 +16,7 @@
 
 #include "mlxport.h"
 #include "quant/mlx_affine.h"
+#include "quant/mlx_fp.h"
 
 typedef enum mp_qfile_mode { MP_QFILE_QUANTIZE = 0, MP_QFILE_DEQUANTIZE, MP_QFILE_CAST } mp_qfile_mode;
 
@@ -24,6 +25,9 @@ typedef struct mp_qfile_opts {
   int bits, group_size;
   mp_dtype dtype; /* MP_DTYPE_INVALID: keep each tensor's own float dtype */
   mp_qcompat compat;
+  mp_qmode qmode; /* affine (default), mxfp4, nvfp4, mxfp8: bits/group_size must be the mode's own;
+                     fp modes write "N.scales" (uint8) and no biases; dequantizing them gives
+                     --dtype (default bfloat16, as mx.dequantize) */
 } mp_qfile_opts;
 
 typedef struct mp_qfile_report {

@@ -13,6 +13,7 @@
 #include "format/hf.h"
 #include "format/weights.h"
 #include "quant/mlx_affine.h"
+#include "quant/mlx_fp.h"
 #include "quant/qfile.h"
 
 #define CHUNK 65536
@@ -154,6 +155,32 @@ mp_status mp_verify_weights(const mp_verify_opts *o, mp_verify_report *r) {
                                      (const uint8_t *)sc->data + g0 * es, (const uint8_t *)bi->data + g0 * es,
                                      sc->dtype, m, bits, gs, buf);
         if (!s) mp_qerr_add(&e, (const uint8_t *)t->data + off * mp_dtype_size(t->dtype), t->dtype, buf, sc->dtype, m);
+      }
+    } else if (sc && !bi && sc->dtype == MP_U8 && c->dtype == MP_U32) {
+      /* an MLX fp mode (mxfp4 / nvfp4 / mxfp8): the mode from the codes' and scales' widths */
+      v->kind = "quantized";
+      r->n_quantized++;
+      int64_t k = t->ndim ? t->shape[t->ndim - 1] : 0;
+      int64_t bits = k ? c->shape[c->ndim - 1] * 32 / k : 0,
+              gs = sc->shape[sc->ndim - 1] ? k / sc->shape[sc->ndim - 1] : 0;
+      mp_qmode mode = bits == 8 ? MP_QMODE_MXFP8 : gs == 16 ? MP_QMODE_NVFP4 : MP_QMODE_MXFP4;
+      int ok = c->ndim == t->ndim && sc->ndim == t->ndim && k > 0 && mp_mlx_quant_supported(mode, (int)bits, (int)gs) &&
+               c->shape[t->ndim - 1] * 32 == bits * k && sc->shape[t->ndim - 1] * gs == k;
+      for (int d = 0; ok && d < t->ndim - 1; d++)
+        ok = c->shape[d] == t->shape[d] && sc->shape[d] == t->shape[d];
+      if (!ok) {
+        v->kind = "shape mismatch";
+        v->max_abs = v->rms = v->rel_rms = v->snr_db = NAN;
+        v->pass = 0;
+        continue;
+      }
+      v->bits = (int)bits, v->group_size = (int)gs;
+      float *fb = buf;
+      for (size_t off = 0; off < numel; off += CHUNK) {
+        size_t m = numel - off < CHUNK ? numel - off : CHUNK;
+        for (size_t i2 = 0; i2 < m; i2++)
+          fb[i2] = mp_mlx_fp_value(c->data, sc->data, mode, off + i2);
+        mp_qerr_add(&e, (const uint8_t *)t->data + off * mp_dtype_size(t->dtype), t->dtype, fb, MP_F32, m);
       }
     } else {
       v->kind = "float";
