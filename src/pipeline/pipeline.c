@@ -31,7 +31,9 @@
 #include "format/hf.h"
 #include "hub/hub.h"
 #include "quant/convert.h"
+#include "eval/qsearch.h"
 #include "quant/mlx_affine.h"
+#include "quant/mlx_fp.h"
 
 struct mp_pipeline {
   const mp_pl_config *cfg;
@@ -559,15 +561,39 @@ static int run_convert(mp_pipeline *p, const mp_job *j, const char *const *argv)
   mp_convert_opts_init(&o);
   o.hf_path = j->source;
   o.mlx_path = j->out_dir;
+  /* the same options the job's command line (argv, shown in the log and the card) gives
+   * `mlxport convert`: bits, group size, mode, overrides, recipe, or the --q-auto search */
+  const mp_pl_quant *qq = &j->model->quant;
   o.quantize = 1;
-  o.bits = j->model->quant.bits;
-  o.group_size = j->model->quant.group_size;
+  o.bits = qq->bits;
+  o.group_size = qq->group_size;
   o.no_skip = p->o.no_skip;
-  if (!mp_mlx_affine_supported(o.bits, o.group_size))
-    return child_fail("convert", mp_err(MP_ERR_INVALID_ARG,
-                                        "--q-bits %d --q-group-size %d: MLX supports bits 2,3,4,5,6,8 and group "
-                                        "sizes 32,64,128",
-                                        o.bits, o.group_size));
+  if (qq->mode && mp_qmode_parse(qq->mode, &o.mode))
+    return child_fail("convert", mp_err(MP_ERR_INVALID_ARG, "quantization.mode \"%s\" must be affine, mxfp4, nvfp4 "
+                                                            "or mxfp8", qq->mode));
+  o.q_override = qq->overrides;
+  o.n_q_override = qq->n_overrides;
+  if (qq->recipe) {
+    if (strstr(qq->recipe, ".json")) o.q_recipe_file = qq->recipe;
+    else if (!strncmp(qq->recipe, "mixed_", 6)) o.quant_predicate = qq->recipe;
+    else o.q_recipe = qq->recipe;
+  }
+  int qauto = qq->auto_max_drop >= 0;
+  mp_qauto_opts qa;
+  mp_qauto_opts_init(&qa);
+  if (qauto) {
+    qa.max_drop = qq->auto_max_drop;
+    qa.calibration = qq->auto_calibration;
+    qa.eval = qq->auto_eval;
+    if (qq->auto_calibration_samples > 0) qa.calibration_samples = (size_t)qq->auto_calibration_samples;
+    if (qq->auto_eval_samples > 0) qa.eval_samples = (size_t)qq->auto_eval_samples;
+    qa.data_dir = p->o.data_dir;
+  } else if (!mp_mlx_quant_supported(o.mode, o.bits, o.group_size)) {
+    char allowed[128];
+    mp_qmode_allowed(o.mode, allowed, sizeof allowed);
+    return child_fail("convert", mp_err(MP_ERR_INVALID_ARG, "--q-mode %s --q-bits %d --q-group-size %d: %s",
+                                        mp_qmode_name(o.mode), o.bits, o.group_size, allowed));
+  }
   if (j->model->quant.dtype && mp_mlx_dtype_parse(j->model->quant.dtype, &o.dtype))
     return child_fail("convert", MP_ERR_INVALID_ARG);
   struct sigaction sa;
@@ -580,7 +606,7 @@ static int run_convert(mp_pipeline *p, const mp_job *j, const char *const *argv)
   o.command = cmd;
   mp_convert_result r;
   memset(&r, 0, sizeof r);
-  mp_status st = mp_convert(&o, &r);
+  mp_status st = qauto ? mp_qauto_convert(&o, &qa, &r) : mp_convert(&o, &r);
   free(cmd);
   if (st) {
     mp_convert_result_free(&r);
