@@ -66,6 +66,7 @@ PY_PINS=(
   "pyarrow==17.0.0"
   "pytest==8.3.3"
   "huggingface_hub==0.36.2"  # tests/py/test_hub.py: the cache must pass its checks (also a transformers dependency)
+  "openai==1.55.3"           # tests/py/test_serve.py: the OpenAI client against mlxport serve
   "onnx==1.17.0"             # benchmarks only (bench/bench_runtime.py)
   "onnxruntime==1.20.1"
 )

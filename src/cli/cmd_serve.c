@@ -426,7 +426,7 @@ static enum MHD_Result send_json(struct MHD_Connection *c, conn *cx, int status,
 static enum MHD_Result send_error(struct MHD_Connection *c, conn *cx, int status, const char *msg) {
   mp_sb sb;
   mp_sb_init(&sb);
-  snprintf(cx->err, sizeof cx->err, "%s", msg);
+  if (msg != cx->err) snprintf(cx->err, sizeof cx->err, "%s", msg);
   const char *type = status == 413 || status == 400   ? "Validation"
                      : status == 429 || status == 503 ? "Overloaded"
                      : status == 401                  ? "Unauthorized"
