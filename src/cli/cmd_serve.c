@@ -55,11 +55,13 @@ static const char *k_help =
     "                           (default 16384)\n"
     "  --max-client-batch N     most inputs per request (default 64)\n"
     "  --max-queue N            most requests waiting per model; beyond it 429 + Retry-After (default 256)\n"
-    "  --max-body-bytes N       largest request body (default 4194304)\n"
+    "  --max-body-bytes N       largest request body (default 2097152)\n"
     "  --max-labels N           most zero-shot candidate labels (default 64)\n"
     "  --max-connections N      most open connections (default 512)\n"
+    "  --max-connections-per-ip N  most open connections from one address (default 0: no limit)\n"
     "  --timeout S              connection idle timeout, slow-client protection (default 10)\n"
-    "  --request-timeout S      longest queue wait before 503 (default 60)\n"
+    "  --request-timeout S      longest queue wait before 503, and longest body upload before 408\n"
+    "                           (default 60)\n"
     "  --drain-timeout S        on SIGTERM/SIGINT, longest wait for in-flight requests (default 30)\n"
     "  --threads N              compute threads per model (default: all cores)\n"
     "  --compute fast|faithful  MLX-quantized compute mode (default fast; docs/runtime.md)\n"
@@ -74,7 +76,7 @@ typedef struct {
   const char *host;
   int port;
   const char *api_key;
-  size_t max_batch_tokens, max_client_batch, max_queue, max_body, max_labels, max_conn;
+  size_t max_batch_tokens, max_client_batch, max_queue, max_body, max_labels, max_conn, max_conn_ip;
   unsigned timeout_s;
   double request_timeout_s, drain_timeout_s;
   int threads;
@@ -122,7 +124,7 @@ typedef struct {
 static const char *k_routes[] = {"/v1/embeddings", "/embed",  "/predict", "/rerank",    "/zero-shot",
                                  "/info",          "/health", "/metrics", "/v1/models", "other"};
 #define N_ROUTES (sizeof k_routes / sizeof *k_routes)
-static const int k_codes[] = {200, 400, 401, 404, 405, 413, 429, 500, 503};
+static const int k_codes[] = {200, 400, 401, 404, 405, 408, 413, 429, 500, 503};
 #define N_CODES (sizeof k_codes / sizeof *k_codes)
 static const double k_lat_b[] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30};
 #define N_LAT (sizeof k_lat_b / sizeof *k_lat_b)
@@ -984,6 +986,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     return MHD_YES;
   }
   if (*upload_data_size) {
+    if (mp_now_s() - cx->t0 > g_cfg.request_timeout_s) { /* a body trickled in too slowly */
+      *upload_data_size = 0;
+      return send_error(c, cx, 408, "the request body took longer than --request-timeout to arrive");
+    }
     if (cx->body.len + *upload_data_size > g_cfg.max_body)
       cx->too_big = 1;
     else
@@ -1100,7 +1106,7 @@ int mp_cmd_serve(int argc, char **argv) {
                      .max_batch_tokens = 16384,
                      .max_client_batch = 64,
                      .max_queue = 256,
-                     .max_body = 4u << 20,
+                     .max_body = 2u << 20,
                      .max_labels = 64,
                      .max_conn = 512,
                      .timeout_s = 10,
@@ -1144,6 +1150,8 @@ int mp_cmd_serve(int argc, char **argv) {
       if (!v || parse_size(v, "--max-body-bytes", 64, 1LL << 32, &cfg->max_body)) goto out;
     } else if (mp_cli_opt(argc, argv, &i, "--max-labels", &v)) {
       if (!v || parse_size(v, "--max-labels", 1, 4096, &cfg->max_labels)) goto out;
+    } else if (mp_cli_opt(argc, argv, &i, "--max-connections-per-ip", &v)) {
+      if (!v || parse_size(v, "--max-connections-per-ip", 0, 65536, &cfg->max_conn_ip)) goto out;
     } else if (mp_cli_opt(argc, argv, &i, "--max-connections", &v)) {
       if (!v || parse_size(v, "--max-connections", 1, 65536, &cfg->max_conn)) goto out;
     } else if (mp_cli_opt(argc, argv, &i, "--timeout", &v)) {
@@ -1281,8 +1289,9 @@ int mp_cmd_serve(int argc, char **argv) {
     struct MHD_Daemon *d = MHD_start_daemon(
         flags, (uint16_t)cfg->port, NULL, NULL, on_request, NULL, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
         MHD_OPTION_CONNECTION_TIMEOUT, cfg->timeout_s, MHD_OPTION_CONNECTION_LIMIT, (unsigned)cfg->max_conn,
-        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)64 * 1024, MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
-        MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u, MHD_OPTION_END);
+        MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)cfg->max_conn_ip, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+        (size_t)64 * 1024, MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL, MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u,
+        MHD_OPTION_END);
     if (!d) {
       fprintf(stderr, "mlxport serve: error: cannot listen on %s:%d: %s (is the port in use?)\n", cfg->host, cfg->port,
               strerror(errno));
