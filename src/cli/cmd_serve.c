@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -60,6 +61,8 @@ static const char *k_help =
     "  --max-connections N      most open connections (default 512)\n"
     "  --max-connections-per-ip N  most open connections from one address (default 0: no limit)\n"
     "  --timeout S              connection idle timeout, slow-client protection (default 10)\n"
+    "  --header-timeout S       a request head (line and headers) must arrive within S seconds of\n"
+    "                           connecting or of the previous answer, however it trickles (default 10)\n"
     "  --request-timeout S      longest queue wait before 503, and longest body upload before 408\n"
     "                           (default 60)\n"
     "  --drain-timeout S        on SIGTERM/SIGINT, longest wait for in-flight requests (default 30)\n"
@@ -77,6 +80,7 @@ typedef struct {
   int port;
   const char *api_key;
   size_t max_batch_tokens, max_client_batch, max_queue, max_body, max_labels, max_conn, max_conn_ip;
+  double header_timeout_s;
   unsigned timeout_s;
   double request_timeout_s, drain_timeout_s;
   int threads;
@@ -177,6 +181,7 @@ static size_t g_n_models;
 static atomic_int g_draining;
 static atomic_long g_inflight;
 static atomic_ullong g_req_id;
+static atomic_ullong g_cut_slow; /* connections cut by the header watchdog */
 static FILE *g_access; /* NULL: off */
 static pthread_mutex_t g_log_mu = PTHREAD_MUTEX_INITIALIZER;
 static double g_t_start;
@@ -919,16 +924,20 @@ static enum MHD_Result handle_get(struct MHD_Connection *c, conn *cx, int route)
   histo_write(&sb, "mlxport_batch_size", "", &g_met.batch_size, k_bs_b, N_BS);
   mp_sb_puts(&sb, "# HELP mlxport_batch_tokens Tokens per computed batch.\n# TYPE mlxport_batch_tokens histogram\n");
   histo_write(&sb, "mlxport_batch_tokens", "", &g_met.batch_tokens, k_tok_b, N_TOK);
-  mp_sb_printf(&sb,
-               "# HELP mlxport_tokens_total Tokens computed.\n# TYPE mlxport_tokens_total counter\n"
-               "mlxport_tokens_total %llu\n"
-               "# HELP mlxport_inputs_total Inputs (texts, pairs) computed.\n# TYPE mlxport_inputs_total counter\n"
-               "mlxport_inputs_total %llu\n"
-               "# HELP mlxport_truncated_inputs_total Inputs truncated on request.\n"
-               "# TYPE mlxport_truncated_inputs_total counter\nmlxport_truncated_inputs_total %llu\n"
-               "# HELP mlxport_batches_total Batches computed.\n# TYPE mlxport_batches_total counter\n"
-               "mlxport_batches_total %llu\n",
-               g_met.tokens_total, g_met.inputs_total, g_met.truncated_total, g_met.batches_total);
+  mp_sb_printf(
+      &sb,
+      "# HELP mlxport_tokens_total Tokens computed.\n# TYPE mlxport_tokens_total counter\n"
+      "mlxport_tokens_total %llu\n"
+      "# HELP mlxport_inputs_total Inputs (texts, pairs) computed.\n# TYPE mlxport_inputs_total counter\n"
+      "mlxport_inputs_total %llu\n"
+      "# HELP mlxport_truncated_inputs_total Inputs truncated on request.\n"
+      "# TYPE mlxport_truncated_inputs_total counter\nmlxport_truncated_inputs_total %llu\n"
+      "# HELP mlxport_batches_total Batches computed.\n# TYPE mlxport_batches_total counter\n"
+      "mlxport_batches_total %llu\n"
+      "# HELP mlxport_slow_clients_cut_total Connections cut for not sending a request head within "
+      "--header-timeout.\n# TYPE mlxport_slow_clients_cut_total counter\nmlxport_slow_clients_cut_total %llu\n",
+      g_met.tokens_total, g_met.inputs_total, g_met.truncated_total, g_met.batches_total,
+      (unsigned long long)atomic_load(&g_cut_slow));
   pthread_mutex_unlock(&g_met.mu);
   mp_sb_puts(&sb, "# HELP mlxport_queue_depth Requests waiting, by model.\n# TYPE mlxport_queue_depth gauge\n");
   for (size_t i = 0; i < g_n_models; i++) {
@@ -953,6 +962,77 @@ static enum MHD_Result handle_get(struct MHD_Connection *c, conn *cx, int route)
   return send_body(c, cx, 200, buf, len, "text/plain; version=0.0.4", NULL);
 }
 
+/* Slowloris protection beyond MHD's idle timeout: every connection is registered with the time it
+ * started waiting for a request head (connect, or the previous answer); a watchdog thread shuts
+ * down the socket of any connection whose head has not arrived within --header-timeout, however
+ * slowly it trickles bytes. */
+typedef struct slot slot;
+struct slot {
+  MHD_socket fd;
+  double since; /* waiting for a head since; 0 while a request is being handled */
+  slot *prev, *next;
+};
+static pthread_mutex_t g_slots_mu = PTHREAD_MUTEX_INITIALIZER;
+static slot *g_slots;
+static atomic_int g_watch_stop;
+
+static void on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
+                          enum MHD_ConnectionNotificationCode toe) {
+  (void)cls;
+  if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+    slot *sl = calloc(1, sizeof *sl);
+    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+    if (!sl || !ci) {
+      free(sl);
+      return;
+    }
+    sl->fd = ci->connect_fd;
+    sl->since = mp_now_s();
+    pthread_mutex_lock(&g_slots_mu);
+    sl->next = g_slots;
+    if (g_slots) g_slots->prev = sl;
+    g_slots = sl;
+    pthread_mutex_unlock(&g_slots_mu);
+    *socket_context = sl;
+  } else if (*socket_context) { /* closed: before MHD closes the socket */
+    slot *sl = *socket_context;
+    pthread_mutex_lock(&g_slots_mu);
+    if (sl->prev)
+      sl->prev->next = sl->next;
+    else
+      g_slots = sl->next;
+    if (sl->next) sl->next->prev = sl->prev;
+    pthread_mutex_unlock(&g_slots_mu);
+    free(sl);
+    *socket_context = NULL;
+  }
+}
+
+static void slot_mark(struct MHD_Connection *c, double since) {
+  const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+  if (!ci || !ci->socket_context) return;
+  pthread_mutex_lock(&g_slots_mu);
+  ((slot *)ci->socket_context)->since = since;
+  pthread_mutex_unlock(&g_slots_mu);
+}
+
+static void *watchdog(void *arg) {
+  (void)arg;
+  while (!atomic_load(&g_watch_stop)) {
+    usleep(200000);
+    double now = mp_now_s();
+    pthread_mutex_lock(&g_slots_mu);
+    for (slot *sl = g_slots; sl; sl = sl->next)
+      if (sl->since > 0 && now - sl->since > g_cfg.header_timeout_s) {
+        shutdown(sl->fd, SHUT_RDWR); /* the connection's thread sees EOF and MHD closes it */
+        sl->since = 0;
+        atomic_fetch_add(&g_cut_slow, 1);
+      }
+    pthread_mutex_unlock(&g_slots_mu);
+  }
+  return NULL;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url, const char *method,
                                   const char *version, const char *upload_data, size_t *upload_data_size,
                                   void **con_cls) {
@@ -970,6 +1050,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     mp_sb_init(&cx->body);
     *con_cls = cx;
     atomic_fetch_add(&g_inflight, 1);
+    slot_mark(c, 0); /* the head arrived */
     if (cx->route != 6 && !auth_ok(c))
       return send_error(c, cx, 401, "missing or wrong bearer key (Authorization: Bearer KEY)");
     const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
@@ -1019,7 +1100,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 
 static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls, enum MHD_RequestTerminationCode toe) {
   (void)cls;
-  (void)c;
+  slot_mark(c, mp_now_s()); /* waiting for the next head (keep-alive) */
   conn *cx = *con_cls;
   if (!cx) return;
   double dt = mp_now_s() - cx->t0;
@@ -1111,6 +1192,7 @@ int mp_cmd_serve(int argc, char **argv) {
                      .max_conn = 512,
                      .timeout_s = 10,
                      .request_timeout_s = 60,
+                     .header_timeout_s = 10,
                      .drain_timeout_s = 30,
                      .threads = 0,
                      .compute = MLXPORT_COMPUTE_FAST};
@@ -1157,6 +1239,9 @@ int mp_cmd_serve(int argc, char **argv) {
     } else if (mp_cli_opt(argc, argv, &i, "--timeout", &v)) {
       if (!v || mp_cli_parse_int("serve", "--timeout", v, 1, 3600, &x)) goto out;
       cfg->timeout_s = (unsigned)x;
+    } else if (mp_cli_opt(argc, argv, &i, "--header-timeout", &v)) {
+      if (!v || mp_cli_parse_int("serve", "--header-timeout", v, 1, 3600, &x)) goto out;
+      cfg->header_timeout_s = (double)x;
     } else if (mp_cli_opt(argc, argv, &i, "--request-timeout", &v)) {
       if (!v || mp_cli_parse_int("serve", "--request-timeout", v, 1, 3600, &x)) goto out;
       cfg->request_timeout_s = (double)x;
@@ -1290,8 +1375,8 @@ int mp_cmd_serve(int argc, char **argv) {
         flags, (uint16_t)cfg->port, NULL, NULL, on_request, NULL, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
         MHD_OPTION_CONNECTION_TIMEOUT, cfg->timeout_s, MHD_OPTION_CONNECTION_LIMIT, (unsigned)cfg->max_conn,
         MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)cfg->max_conn_ip, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
-        (size_t)64 * 1024, MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL, MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u,
-        MHD_OPTION_END);
+        (size_t)64 * 1024, MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL, MHD_OPTION_NOTIFY_CONNECTION, on_connection,
+        NULL, MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u, MHD_OPTION_END);
     if (!d) {
       fprintf(stderr, "mlxport serve: error: cannot listen on %s:%d: %s (is the port in use?)\n", cfg->host, cfg->port,
               strerror(errno));
@@ -1309,6 +1394,8 @@ int mp_cmd_serve(int argc, char **argv) {
                  port, g_n_models, cfg->api_key ? "true" : "false", cfg->max_batch_tokens, cfg->max_client_batch,
                  cfg->max_queue, cfg->max_body, cfg->timeout_s, mlxport_version());
     startup_log("listening", &sb);
+    pthread_t wd;
+    int wd_ok = pthread_create(&wd, NULL, watchdog, NULL) == 0;
     mp_sb_free(&sb);
 
     int sig = 0;
@@ -1326,6 +1413,8 @@ int mp_cmd_serve(int argc, char **argv) {
       usleep(10000);
     long left = atomic_load(&g_inflight);
     MHD_stop_daemon(d);
+    atomic_store(&g_watch_stop, 1);
+    if (wd_ok) pthread_join(wd, NULL);
     mp_sb_init(&sb);
     mp_sb_printf(&sb, "\"unfinished\":%ld", left);
     startup_log("stopped", &sb);
