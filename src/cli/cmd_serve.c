@@ -1047,6 +1047,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     cx->method = !strcmp(method, "POST") ? "POST" : !strcmp(method, "GET") ? "GET" : "OTHER";
     snprintf(cx->path, sizeof cx->path, "%s", url);
     cx->route = route_index(url);
+    if (!strcmp(url, "/") && !strcmp(method, "POST")) /* TEI's POST /: the first model's task */
+      cx->route = g_models[0].n_labels ? MP_ROUTE_PREDICT : MP_ROUTE_EMBED;
     mp_sb_init(&cx->body);
     *con_cls = cx;
     atomic_fetch_add(&g_inflight, 1);

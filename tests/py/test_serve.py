@@ -180,6 +180,29 @@ def test_curl(server):
     assert p.stdout == "400"
 
 
+def test_huggingface_hub_inference_client(server):
+    """huggingface_hub's InferenceClient, the Python client of text-embeddings-inference, unchanged:
+    feature_extraction posts to TEI's POST / and text_classification to /predict. It runs in a
+    subprocess because the library refuses every URL under HF_HUB_OFFLINE=1 (the target is loopback)."""
+    code = (
+        "import json, sys\n"
+        "from huggingface_hub import InferenceClient\n"
+        "base = sys.argv[1]\n"
+        "v = InferenceClient(model=base).feature_extraction(sys.argv[2])\n"
+        "c = InferenceClient(model=base + '/predict').text_classification(sys.argv[3])\n"
+        "c = c if isinstance(c, list) else [c]  # this version hands back the top element of TEI's list\n"
+        "print(json.dumps({'emb': v.ravel().tolist(), 'cls': [[x.label, x.score] for x in c]}))\n")
+    env = dict(os.environ, HF_HUB_OFFLINE="0", NO_PROXY="127.0.0.1", no_proxy="127.0.0.1")
+    p = subprocess.run([os.sys.executable, "-c", code, f"http://127.0.0.1:{server.port}", TEXTS[0],
+                        "A man plays a guitar."], capture_output=True, text=True, env=env, timeout=60)
+    assert p.returncode == 0, p.stderr[-2000:]
+    out = json.loads(p.stdout)
+    assert np.abs(np.array(out["emb"], dtype=np.float32) - cli_embed(TEXTS[:1])[0]).max() <= TOL
+    labels = [l for l, _ in out["cls"]]
+    st, ref, _, _ = server.post("/predict", {"inputs": "A man plays a guitar."})
+    assert st == 200 and labels == [ref[0]["label"]]  # the top label, as /predict ranks it
+
+
 def test_tei_predict_rerank_zero_shot_equal_cli(server):
     pairs = [("A man plays a guitar.", "A person makes music."), ("A cat sleeps.", "A dog barks loudly."),
              ("Two kids play soccer outside.", "Children are indoors.")]
