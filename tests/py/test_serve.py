@@ -473,7 +473,7 @@ def test_abuse(server):
             c.sendall(b"POST /embed HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
             c.close()
         # many tiny requests (keep-alive connections, 8 threads)
-        n_tiny, errors = 3000, []
+        n_tiny, errors = 10000, []
 
         def tiny(k):
             c = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
