@@ -182,7 +182,7 @@ static atomic_int g_draining;
 static atomic_long g_inflight;
 static atomic_ullong g_req_id;
 static atomic_ullong g_cut_slow; /* connections cut by the header watchdog */
-static FILE *g_access; /* NULL: off */
+static FILE *g_access;           /* NULL: off */
 static pthread_mutex_t g_log_mu = PTHREAD_MUTEX_INITIALIZER;
 static double g_t_start;
 
@@ -217,10 +217,33 @@ static int cmp_item(const void *a, const void *b) {
 }
 
 static void run_batch(served *s, job **jobs, size_t nj) {
-  if (jobs[0]->kind == K_ZERO_SHOT) { /* one request at a time: labels and template are its own */
-    job *j = jobs[0];
-    j->st = mlxport_model_zero_shot(s->m, j->n, j->texts, j->n_labels, j->labels, j->tpl, j->multi, j->out);
-    if (j->st) snprintf(j->err, sizeof j->err, "%s", mlxport_last_error());
+  if (jobs[0]->kind == K_ZERO_SHOT) { /* jobs with the same labels, template and mode: one call */
+    size_t n = 0, L = jobs[0]->n_labels;
+    for (size_t k = 0; k < nj; k++)
+      n += jobs[k]->n;
+    const char **tx = calloc(n ? n : 1, sizeof *tx);
+    float *sc = malloc(n * L * sizeof *sc);
+    mlxport_status st = MLXPORT_ERR_NOMEM;
+    char err[512] = "out of memory";
+    if (tx && sc) {
+      size_t c = 0;
+      for (size_t k = 0; k < nj; k++)
+        for (size_t i = 0; i < jobs[k]->n; i++)
+          tx[c++] = jobs[k]->texts[i];
+      st = mlxport_model_zero_shot(s->m, n, tx, L, jobs[0]->labels, jobs[0]->tpl, jobs[0]->multi, sc);
+      if (st) snprintf(err, sizeof err, "%s", mlxport_last_error());
+      c = 0;
+      for (size_t k = 0; !st && k < nj; k++) {
+        memcpy(jobs[k]->out, sc + c * L, jobs[k]->n * L * sizeof *sc);
+        c += jobs[k]->n;
+      }
+    }
+    for (size_t k = 0; k < nj; k++) {
+      jobs[k]->st = st;
+      if (st) snprintf(jobs[k]->err, sizeof jobs[k]->err, "%s", err);
+    }
+    free(tx);
+    free(sc);
     return;
   }
   size_t total = 0;
@@ -261,6 +284,14 @@ static void run_batch(served *s, job **jobs, size_t nj) {
   free(out);
 }
 
+/* zero-shot requests merge only when they ask the same question: labels, template, mode */
+static int same_zero_shot(const job *a, const job *b) {
+  if (a->n_labels != b->n_labels || a->multi != b->multi || strcmp(a->tpl, b->tpl)) return 0;
+  for (size_t i = 0; i < a->n_labels; i++)
+    if (strcmp(a->labels[i], b->labels[i])) return 0;
+  return 1;
+}
+
 static void *worker(void *arg) {
   served *s = arg;
   size_t cap = 64;
@@ -276,7 +307,8 @@ static void *worker(void *arg) {
     job *first = s->head;
     for (job **pp = &s->head; *pp;) {
       job *j = *pp;
-      int same = j->kind == first->kind && (j->pairs != NULL) == (first->pairs != NULL) && j->kind != K_ZERO_SHOT;
+      int same = j->kind == first->kind && (j->pairs != NULL) == (first->pairs != NULL) &&
+                 (j->kind != K_ZERO_SHOT || same_zero_shot(j, first));
       if (j == first || (same && tokens + j->tokens <= g_cfg.max_batch_tokens)) {
         if (nb == cap) {
           job **nbatch = realloc(batch, 2 * cap * sizeof *batch);
@@ -295,7 +327,6 @@ static void *worker(void *arg) {
         j->next = NULL;
         j->started = 1;
         s->queued--;
-        if (j->kind == K_ZERO_SHOT) break;
       } else {
         pp = &j->next;
       }

@@ -240,6 +240,35 @@ def test_tei_predict_rerank_zero_shot_equal_cli(server):
     assert st == 200 and isinstance(one, dict) and sorted(one["labels"]) == ["negative", "positive"]
 
 
+def test_zero_shot_merging(server):
+    """Concurrent zero-shot requests asking the same question (labels, template, mode) share a
+    batch; others do not; every answer equals its single-request answer."""
+    texts = [f"review {i}: " + ("great film " if i % 2 else "boring and slow ") * (1 + i % 5) for i in range(12)]
+    questions = [["positive", "negative"], ["sports", "politics", "cinema"]]
+    single = {}
+    for t in texts:
+        for q in range(2):
+            st, js, _, _ = server.post("/zero-shot", {"inputs": t, "candidate_labels": questions[q]})
+            assert st == 200
+            single[t, q] = dict(zip(js["labels"], js["scores"]))
+    before = metric(server, "mlxport_batches_total")
+    bad, n = [], [0]
+
+    def hit(t, q):
+        st, js, _, _ = server.post("/zero-shot", {"inputs": t, "candidate_labels": questions[q]})
+        n[0] += 1
+        if st != 200 or any(abs(sc - single[t, q][l]) > 1e-5 for l, sc in zip(js["labels"], js["scores"])):
+            bad.append((st, js))
+
+    th = [threading.Thread(target=hit, args=(t, k % 2)) for k, t in enumerate(texts * 2)]
+    for t in th:
+        t.start()
+    for t in th:
+        t.join()
+    assert not bad, bad[:2]
+    assert metric(server, "mlxport_batches_total") - before < n[0]
+
+
 def test_errors_name_the_field(server):
     cases = [
         ("/embed", b"{\"inputs\": [\"a\",", 400, "malformed JSON"),
