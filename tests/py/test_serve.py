@@ -563,3 +563,22 @@ def test_queue_full_429_and_sigterm_drain():
         assert access and all(e["id"].startswith("req-") and "status" in e for e in access)
     finally:
         s.stop()
+
+
+def test_mlx_q8_model(tmp_path):
+    """A converted MLX 8-bit model: the start-up log says so, and /embed equals `mlxport embed`
+    on it (fast compute, the server's default)."""
+    q8 = str(tmp_path / "q8")
+    run_cli("convert", "--hf-path", MINILM, "--mlx-path", q8, "-q", "--q-bits", "8", "--q-group-size", "64")
+    s = Server(models=(q8,))
+    try:
+        ev = [e for e in s.events() if e.get("event") == "model_loaded"][0]
+        assert ev["quantization"] == "mlx-affine" and ev["compute"] == "fast"
+        p = run_cli("embed", "--model", q8, "--compute", "fast", input="".join(t + "\n" for t in TEXTS[:4]))
+        ref = np.array([json.loads(l)["embedding"] for l in p.stdout.splitlines()], dtype=np.float32)
+        st, js, _, _ = s.post("/embed", {"inputs": TEXTS[:4]})
+        assert st == 200 and np.abs(np.array(js, dtype=np.float32) - ref).max() <= TOL
+        st, info, _, _ = s.request("GET", "/info")
+        assert info["model_dtype"] == "mlx-affine" and info["models"][0]["quantized"] is True
+    finally:
+        assert s.stop() == 0
