@@ -25,7 +25,7 @@ log() { printf '[setup] %s\n' "$*" >&2; }
 # ---------------------------------------------------------------- Debian packages
 DEB_BUILD=(build-essential cmake pkg-config clang libclang-rt-14-dev
            libyaml-dev libutf8proc-dev libpcre2-dev zlib1g-dev libzstd-dev libsnappy-dev
-           libcurl4-openssl-dev)
+           libcurl4-openssl-dev libmicrohttpd-dev)
 # libopenblas0-pthread: Debian's torch calls the generic libblas.so.3; without OpenBLAS it gets the
 # netlib reference BLAS (~2 GFLOP/s), which would make every PyTorch comparison meaningless.
 DEB_TEST=(python3 python3-venv python3-pip python3-numpy python3-torch libopenblas0-pthread chromium
@@ -66,6 +66,7 @@ PY_PINS=(
   "pyarrow==17.0.0"
   "pytest==8.3.3"
   "huggingface_hub==0.36.2"  # tests/py/test_hub.py: the cache must pass its checks (also a transformers dependency)
+  "openai==1.55.3"           # tests/py/test_serve.py: the OpenAI client against mlxport serve
   "onnx==1.17.0"             # benchmarks only (bench/bench_runtime.py)
   "onnxruntime==1.20.1"
 )

@@ -74,6 +74,14 @@ MLXPORT_API size_t mlxport_model_num_labels(const mlxport_model *model);
  * Thread-safety: any thread (read-only). */
 MLXPORT_API const char *mlxport_model_label(const mlxport_model *model, size_t index);
 
+/** mlxport_model_max_length: the number of tokens per text (or pair) the model computes on:
+ * options.max_length when it was set, else the model's default (sentence-transformers
+ * max_seq_length, else the tokenizer's model_max_length bounded by the position embeddings).
+ * Longer inputs are truncated by mlxport_model_embed / _classify / _zero_shot; a caller that must
+ * not cut silently (mlxport serve) counts tokens with mlxport_tokenizer_encode first.
+ * Thread-safety: any thread (read-only). */
+MLXPORT_API size_t mlxport_model_max_length(const mlxport_model *model);
+
 /** mlxport_model_is_quantized: 1 when the model holds MLX affine-quantized weights, else 0.
  * Thread-safety: any thread (read-only). */
 MLXPORT_API int mlxport_model_is_quantized(const mlxport_model *model);

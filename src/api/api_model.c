@@ -77,6 +77,11 @@ MLXPORT_API const char *mlxport_model_label(const mlxport_model *model, size_t i
   return mp_model_get_config(model->m)->id2label[index];
 }
 
+MLXPORT_API size_t mlxport_model_max_length(const mlxport_model *model) {
+  if (!model) return 0;
+  return model->run.max_length ? model->run.max_length : mp_model_default_max_length(model->m);
+}
+
 MLXPORT_API int mlxport_model_is_quantized(const mlxport_model *model) {
   return model ? mp_model_has_quantized(model->m) : 0;
 }
