@@ -23,20 +23,28 @@ static double now(void) {
 
 #if defined(__x86_64__)
 /* 12 independent FMA chains, enough to cover latency x throughput on current x86 cores. */
-#define PEAK_BODY(V, FMA, SET1)                                                                    \
-  /* distinct start values: identical chains could be merged by the compiler */                   \
-  V a0 = SET1(1.0f), a1 = SET1(1.01f), a2 = SET1(1.02f), a3 = SET1(1.03f), a4 = SET1(1.04f),         \
-    a5 = SET1(1.05f), a6 = SET1(1.06f), a7 = SET1(1.07f), a8 = SET1(1.08f), a9 = SET1(1.09f),        \
-    a10 = SET1(1.10f), a11 = SET1(1.11f);                                                          \
-  const V m = SET1(0.999999f), c = SET1(1e-7f);                                                    \
-  for (long i = 0; i < iters; i++) {                                                               \
-    a0 = FMA(a0, m, c); a1 = FMA(a1, m, c); a2 = FMA(a2, m, c); a3 = FMA(a3, m, c);                \
-    a4 = FMA(a4, m, c); a5 = FMA(a5, m, c); a6 = FMA(a6, m, c); a7 = FMA(a7, m, c);                \
-    a8 = FMA(a8, m, c); a9 = FMA(a9, m, c); a10 = FMA(a10, m, c); a11 = FMA(a11, m, c);            \
-  }                                                                                                \
-  V s = a0 + a1 + a2 + a3 + a4 + a5 + a6 + a7 + a8 + a9 + a10 + a11;                               \
-  float out[sizeof(V) / 4];                                                                        \
-  memcpy(out, &s, sizeof out);                                                                     \
+#define PEAK_BODY(V, FMA, SET1)                                                                                        \
+  /* distinct start values: identical chains could be merged by the compiler */                                        \
+  V a0 = SET1(1.0f), a1 = SET1(1.01f), a2 = SET1(1.02f), a3 = SET1(1.03f), a4 = SET1(1.04f), a5 = SET1(1.05f),         \
+    a6 = SET1(1.06f), a7 = SET1(1.07f), a8 = SET1(1.08f), a9 = SET1(1.09f), a10 = SET1(1.10f), a11 = SET1(1.11f);      \
+  const V m = SET1(0.999999f), c = SET1(1e-7f);                                                                        \
+  for (long i = 0; i < iters; i++) {                                                                                   \
+    a0 = FMA(a0, m, c);                                                                                                \
+    a1 = FMA(a1, m, c);                                                                                                \
+    a2 = FMA(a2, m, c);                                                                                                \
+    a3 = FMA(a3, m, c);                                                                                                \
+    a4 = FMA(a4, m, c);                                                                                                \
+    a5 = FMA(a5, m, c);                                                                                                \
+    a6 = FMA(a6, m, c);                                                                                                \
+    a7 = FMA(a7, m, c);                                                                                                \
+    a8 = FMA(a8, m, c);                                                                                                \
+    a9 = FMA(a9, m, c);                                                                                                \
+    a10 = FMA(a10, m, c);                                                                                              \
+    a11 = FMA(a11, m, c);                                                                                              \
+  }                                                                                                                    \
+  V s = a0 + a1 + a2 + a3 + a4 + a5 + a6 + a7 + a8 + a9 + a10 + a11;                                                   \
+  float out[sizeof(V) / 4];                                                                                            \
+  memcpy(out, &s, sizeof out);                                                                                         \
   return out[0];
 
 __attribute__((target("avx2,fma"))) static float peak_avx2(long iters) {
@@ -48,7 +56,8 @@ __attribute__((target("avx512f"))) static float peak_avx512(long iters) {
 /* 12 independent VPDPBUSD chains: 64 u8 x s8 multiply-adds each */
 __attribute__((target("avx512f,avx512vnni"))) static int peak_vnni(long iters) {
   __m512i a[12];
-  for (int j = 0; j < 12; j++) a[j] = _mm512_set1_epi32(j);
+  for (int j = 0; j < 12; j++)
+    a[j] = _mm512_set1_epi32(j);
   const __m512i u = _mm512_set1_epi8(3), v = _mm512_set1_epi8(-2);
   for (long i = 0; i < iters; i++) {
     a[0] = _mm512_dpbusd_epi32(a[0], u, v), a[1] = _mm512_dpbusd_epi32(a[1], u, v);
@@ -59,7 +68,8 @@ __attribute__((target("avx512f,avx512vnni"))) static int peak_vnni(long iters) {
     a[10] = _mm512_dpbusd_epi32(a[10], u, v), a[11] = _mm512_dpbusd_epi32(a[11], u, v);
   }
   __m512i t = a[0];
-  for (int j = 1; j < 12; j++) t = _mm512_add_epi32(t, a[j]);
+  for (int j = 1; j < 12; j++)
+    t = _mm512_add_epi32(t, a[j]);
   return _mm512_reduce_add_epi32(t);
 }
 #endif
@@ -139,13 +149,14 @@ int main(int argc, char **argv) {
   /* BERT-like: 32 sentences x 128 tokens; MiniLM (384) attention out / FFN up / FFN down */
   const int64_t shapes[][3] = {{4096, 384, 1536}, {4096, 1536, 384}, {4096, 384, 384}, {128, 384, 1536}};
   int nshapes = quick ? 1 : 4;
-  const enc encs[] = {{"f32", 0, MP_F32},    {"bf16", 0, MP_BF16},  {"q8", 8, MP_F32},
-                      {"q4", 4, MP_F32},     {"q8-int", 8, MP_U8}, {"q4-int", 4, MP_U8}};
+  const enc encs[] = {{"f32", 0, MP_F32}, {"bf16", 0, MP_BF16}, {"q8", 8, MP_F32},
+                      {"q4", 4, MP_F32},  {"q8-int", 8, MP_U8}, {"q4-int", 4, MP_U8}};
   srand(1);
   for (int si = 0; si < nshapes; si++) {
     int64_t M = shapes[si][0], K = shapes[si][1], N = shapes[si][2];
     float *x = malloc((size_t)(M * K) * 4), *y = malloc((size_t)(M * N) * 4);
-    for (int64_t i = 0; i < M * K; i++) x[i] = (float)((double)rand() / (double)RAND_MAX) - 0.5f;
+    for (int64_t i = 0; i < M * K; i++)
+      x[i] = (float)((double)rand() / (double)RAND_MAX) - 0.5f;
     for (size_t ei = 0; ei < sizeof encs / sizeof encs[0]; ei++) {
       const enc *e = &encs[ei];
       mp_linear_weight w = {.name = e->name, .out = N, .in = K, .bits = e->bits};
@@ -156,8 +167,10 @@ int main(int argc, char **argv) {
         data = malloc((size_t)(N * K) * es);
         for (int64_t i = 0; i < N * K; i++) {
           float v = (float)((double)rand() / (double)RAND_MAX) - 0.5f;
-          if (es == 4) ((float *)data)[i] = v;
-          else ((uint16_t *)data)[i] = mp_f32_to_bf16(v);
+          if (es == 4)
+            ((float *)data)[i] = v;
+          else
+            ((uint16_t *)data)[i] = mp_f32_to_bf16(v);
         }
       } else {
         w.dtype = MP_U32;
@@ -165,7 +178,8 @@ int main(int argc, char **argv) {
         w.scale_dtype = MP_F32;
         size_t nb = (size_t)(N * K * e->bits / 8);
         data = malloc(nb);
-        for (size_t i = 0; i < nb; i++) ((uint8_t *)data)[i] = (uint8_t)rand();
+        for (size_t i = 0; i < nb; i++)
+          ((uint8_t *)data)[i] = (uint8_t)rand();
         sc = malloc((size_t)(N * K / 64) * 4);
         bi = malloc((size_t)(N * K / 64) * 4);
         for (int64_t i = 0; i < N * K / 64; i++) {
@@ -181,7 +195,8 @@ int main(int argc, char **argv) {
         fprintf(stderr, "%s\n", mp_last_error());
         return 3;
       }
-#define RUN_ONCE() (qw ? mp_qlinear_act(pool, x, M, qw, NULL, MP_F32, MP_ACT_NONE, y) : mp_linear(pool, x, M, &w, NULL, MP_F32, y))
+#define RUN_ONCE()                                                                                                     \
+  (qw ? mp_qlinear_act(pool, x, M, qw, NULL, MP_F32, MP_ACT_NONE, y) : mp_linear(pool, x, M, &w, NULL, MP_F32, y))
       for (int ti = 0; ti < nthr; ti++) {
         mp_pool *pool;
         if (mp_pool_create(threads[ti], &pool) != MP_OK) return 3;

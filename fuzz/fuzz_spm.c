@@ -16,8 +16,12 @@
 #include "tokenizer/spm_model.h"
 #include "tokenizer/unigram.h"
 
-static const char *const k_texts[] = {"Hello world", "  \xef\xbc\xa1\xcc\x81x  a\r\nb ", "\xe2\x96\x81" "ab\xc3\xa9",
-                                      "\xff\xfe" "abc\x00z", ""};
+static const char *const k_texts[] = {"Hello world", "  \xef\xbc\xa1\xcc\x81x  a\r\nb ",
+                                      "\xe2\x96\x81"
+                                      "ab\xc3\xa9",
+                                      "\xff\xfe"
+                                      "abc\x00z",
+                                      ""};
 
 static void encode_all(const mp_unigram *u, const char *extra, size_t extra_n) {
   mp_unigram_scratch sc = {0};
@@ -139,9 +143,9 @@ static void mode_pieces(const uint8_t *d, size_t n) {
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (size < 1) return 0;
   switch (data[0] % 3) {
-    case 0: mode_model(data + 1, size - 1); break;
-    case 1: mode_charsmap(data + 1, size - 1); break;
-    default: mode_pieces(data + 1, size - 1); break;
+  case 0: mode_model(data + 1, size - 1); break;
+  case 1: mode_charsmap(data + 1, size - 1); break;
+  default: mode_pieces(data + 1, size - 1); break;
   }
   return 0;
 }

@@ -69,7 +69,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (mp_tokenizer_encode(tok, text, an, b, bn, &o, &e) == MP_OK) {
     size_t vs = mp_tokenizer_vocab_size(tok);
     for (size_t i = 0; i < e.len; i++)
-      if (e.input_ids[i] < 0 || (size_t)e.input_ids[i] >= vs || (e.attention_mask[i] != 0 && e.attention_mask[i] != 1)) abort();
+      if (e.input_ids[i] < 0 || (size_t)e.input_ids[i] >= vs || (e.attention_mask[i] != 0 && e.attention_mask[i] != 1))
+        abort();
     if (o.truncation != MP_TRUNC_NONE && o.max_length && e.n_real > o.max_length) abort();
     mp_tok_encoding_free(&e);
   }
@@ -80,7 +81,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   size_t pl[1] = {bn};
   mp_tok_batch bt;
   o.padding = MP_PAD_LONGEST;
-  if (mp_tokenizer_encode_batch_n(tok, 1, ta, tl, b ? pb : NULL, b ? pl : NULL, &o, 1, &bt) == MP_OK) mp_tok_batch_free(&bt);
+  if (mp_tokenizer_encode_batch_n(tok, 1, ta, tl, b ? pb : NULL, b ? pl : NULL, &o, 1, &bt) == MP_OK)
+    mp_tok_batch_free(&bt);
   free(text);
   return 0;
 }

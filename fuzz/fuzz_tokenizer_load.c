@@ -35,16 +35,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   memcpy(buf, data, size);
   mp_tokenizer *tok = NULL;
   if (mp_tokenizer_from_json(buf, size, "fuzz/tokenizer.json", &tok) == MP_OK) {
-    static const char *texts[] = {"Hello, world! The quick brown fox.", "caf\xc3\xa9 \xe6\x9d\xb1\xe4\xba\xac  [MASK] <mask> 123",
-                                  "", " \t\xef\xbf\xbd\xff", "hello world <s></s>"};
+    static const char *texts[] = {"Hello, world! The quick brown fox.",
+                                  "caf\xc3\xa9 \xe6\x9d\xb1\xe4\xba\xac  [MASK] <mask> 123", "", " \t\xef\xbf\xbd\xff",
+                                  "hello world <s></s>"};
     for (size_t i = 0; i < 5; i++) {
       exercise(tok, texts[i], strlen(texts[i]), NULL, 0, 0, MP_TRUNC_NONE);
-      exercise(tok, texts[i], strlen(texts[i]), texts[(i + 1) % 5], strlen(texts[(i + 1) % 5]), 8, (mp_trunc_strategy)(i % 4));
+      exercise(tok, texts[i], strlen(texts[i]), texts[(i + 1) % 5], strlen(texts[(i + 1) % 5]), 8,
+               (mp_trunc_strategy)(i % 4));
     }
     size_t n = size < 512 ? size : 512;
     exercise(tok, buf, n, buf, n / 2, 16, MP_TRUNC_LONGEST_FIRST);
     (void)mp_tokenizer_vocab_size(tok);
-    for (int s = 0; s < MP_TOK_SPECIAL_COUNT; s++) (void)mp_tokenizer_special_id(tok, (mp_tok_special)s);
+    for (int s = 0; s < MP_TOK_SPECIAL_COUNT; s++)
+      (void)mp_tokenizer_special_id(tok, (mp_tok_special)s);
     (void)mp_tokenizer_token_to_id(tok, "the", 3);
     mp_tokenizer_free(tok);
   }

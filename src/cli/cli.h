@@ -11,10 +11,10 @@
 
 /* Exit status, the same for every command. */
 enum {
-  MP_EXIT_OK = 0,        /* success (and every quality gate passed) */
-  MP_EXIT_GATE = 1,      /* a quality gate failed */
-  MP_EXIT_USAGE = 2,     /* bad command line */
-  MP_EXIT_ERROR = 3,     /* bad input, missing file, I/O, ... */
+  MP_EXIT_OK = 0,    /* success (and every quality gate passed) */
+  MP_EXIT_GATE = 1,  /* a quality gate failed */
+  MP_EXIT_USAGE = 2, /* bad command line */
+  MP_EXIT_ERROR = 3, /* bad input, missing file, I/O, ... */
 };
 
 /* Prints "mlxport <cmd>: error: <mp_last_error()>" to stderr; returns the exit code for s. */
@@ -44,8 +44,8 @@ int mp_cli_split_pairs(const char *cmd, char **lines, size_t n, const char ***a,
  * subcommand), for model cards and logs. malloc'd. */
 char *mp_cli_command_line(int argc, char **argv);
 
-#define MP_COMMAND(n)                                                                              \
-  int mp_cmd_##n(int argc, char **argv);                                                           \
+#define MP_COMMAND(n)                                                                                                  \
+  int mp_cmd_##n(int argc, char **argv);                                                                               \
   extern const char mp_cmd_##n##_summary[];
 #include "cli_commands.inc"
 #undef MP_COMMAND

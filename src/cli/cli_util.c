@@ -60,7 +60,8 @@ int mp_cli_color(void) { return isatty(2) && !getenv("NO_COLOR"); }
 const char *mp_cli_human_bytes(double b, char *buf, size_t cap) {
   const char *u[] = {"B", "KB", "MB", "GB", "TB"};
   int i = 0;
-  while (b >= 1000.0 && i < 4) b /= 1000.0, i++;
+  while (b >= 1000.0 && i < 4)
+    b /= 1000.0, i++;
   snprintf(buf, cap, i ? "%.1f %s" : "%.0f %s", b, u[i]);
   return buf;
 }
@@ -73,7 +74,8 @@ int mp_cli_read_lines(const char *cmd, FILE *f, char ***lines, size_t *n) {
   size_t lcap = 0;
   ssize_t r;
   while ((r = getline(&line, &lcap, f)) >= 0) {
-    while (r > 0 && (line[r - 1] == '\n' || line[r - 1] == '\r')) line[--r] = 0;
+    while (r > 0 && (line[r - 1] == '\n' || line[r - 1] == '\r'))
+      line[--r] = 0;
     if (*n == cap) {
       cap = cap ? cap * 2 : 256;
       char **nl = realloc(*lines, cap * sizeof *nl);
@@ -96,7 +98,8 @@ oom:
 }
 
 void mp_cli_free_lines(char **lines, size_t n) {
-  for (size_t i = 0; i < n; i++) free(lines[i]);
+  for (size_t i = 0; i < n; i++)
+    free(lines[i]);
   free(lines);
 }
 
@@ -138,9 +141,12 @@ char *mp_cli_command_line(int argc, char **argv) {
     }
     mp_sb_putc(&sb, '\'');
     for (const char *p = a; *p; p++) {
-      if (*p == '\'') mp_sb_puts(&sb, "'\\''");
-      else if (*p == '\n') mp_sb_putc(&sb, ' ');
-      else mp_sb_putc(&sb, *p);
+      if (*p == '\'')
+        mp_sb_puts(&sb, "'\\''");
+      else if (*p == '\n')
+        mp_sb_putc(&sb, ' ');
+      else
+        mp_sb_putc(&sb, *p);
     }
     mp_sb_putc(&sb, '\'');
   }

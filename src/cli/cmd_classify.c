@@ -27,8 +27,10 @@ int mp_cli_softmax_argmax(const float *logits, int n, float *probs) {
   for (int i = 1; i < n; i++)
     if (logits[i] > mx) mx = logits[i], arg = i;
   double s = 0;
-  for (int i = 0; i < n; i++) s += exp((double)logits[i] - mx);
-  for (int i = 0; i < n; i++) probs[i] = (float)(exp((double)logits[i] - mx) / s);
+  for (int i = 0; i < n; i++)
+    s += exp((double)logits[i] - mx);
+  for (int i = 0; i < n; i++)
+    probs[i] = (float)(exp((double)logits[i] - mx) / s);
   return arg;
 }
 

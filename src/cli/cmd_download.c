@@ -51,7 +51,8 @@ static void progress_bar(void *user, int64_t done, int64_t total, size_t files_d
     if (pct > 100) pct = 100;
     char bar[31];
     int fill = pct * 30 / 100;
-    for (int i = 0; i < 30; i++) bar[i] = i < fill ? '#' : '.';
+    for (int i = 0; i < 30; i++)
+      bar[i] = i < fill ? '#' : '.';
     bar[30] = 0;
     fprintf(stderr, "\r[%s] %3d%% %s / %s  %zu/%zu files ", bar, pct, mp_cli_human_bytes((double)done, a, sizeof a),
             mp_cli_human_bytes((double)total, b, sizeof b), files_done, files_total);
@@ -168,7 +169,8 @@ int mp_cmd_download(int argc, char **argv) {
       mp_sb_free(&fp);
     }
     mp_sb_printf(&sb, ", \"files\": %zu, \"downloaded\": %zu, \"bytes_downloaded\": %lld, \"cache_only\": %s}\n",
-                 res.n_files, res.n_downloaded, (long long)res.bytes_downloaded, res.used_cache_only ? "true" : "false");
+                 res.n_files, res.n_downloaded, (long long)res.bytes_downloaded,
+                 res.used_cache_only ? "true" : "false");
     fputs(sb.buf ? sb.buf : "", stdout);
     mp_sb_free(&sb);
   } else if (nf == 1) {

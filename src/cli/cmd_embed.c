@@ -5,9 +5,9 @@
 #include <time.h>
 
 #include "cli/cli.h"
-#include "eval/metrics.h"
 #include "cli/run_opts.h"
 #include "core/strbuf.h"
+#include "eval/metrics.h"
 #include "model/model.h"
 
 const char mp_cmd_embed_summary[] = "sentence embeddings for lines on stdin (JSON lines out)";
@@ -98,7 +98,8 @@ int mp_cmd_embed(int argc, char **argv) {
       fwrite(sb.buf, 1, sb.len, stdout);
     }
     mp_sb_free(&sb);
-    for (size_t i = 0; tok && i < n; i++) free(tok[i]);
+    for (size_t i = 0; tok && i < n; i++)
+      free(tok[i]);
     free(tok);
     free(lens);
     mp_model_close(m);

@@ -11,10 +11,10 @@
 #include "eval/dataset.h"
 #include "eval/eval_job.h"
 #include "eval/evaluate.h"
-#include "model/model.h"
 #include "eval/report.h"
 #include "format/hf.h"
 #include "hub/card.h"
+#include "model/model.h"
 
 const char mp_cmd_eval_summary[] = "evaluate a model on a dataset, compare with its original, apply quality gates";
 
@@ -97,8 +97,10 @@ static void put_logits(mp_sb *sb, const char *key, const mp_eval_result *r, size
 
 static void put_label(mp_sb *sb, const char *key, const mp_eval_result *r, int v) {
   mp_sb_printf(sb, ",\"%s\":", key);
-  if (v >= 0 && (size_t)v < r->k) mp_sb_json_str(sb, r->labels[v], strlen(r->labels[v]));
-  else mp_sb_puts(sb, "null");
+  if (v >= 0 && (size_t)v < r->k)
+    mp_sb_json_str(sb, r->labels[v], strlen(r->labels[v]));
+  else
+    mp_sb_puts(sb, "null");
 }
 
 /* --predictions: one JSON object per evaluated example, in evaluation order. */
@@ -149,22 +151,22 @@ int mp_cmd_eval(int argc, char **argv) {
       fputs(k_help, stdout);
       return MP_EXIT_OK;
     }
-#define STR_OPT(flag, var)                                                                                            \
-  else if (mp_cli_opt(argc, argv, &i, flag, &v)) {                                                                    \
-    if (!v) return MP_EXIT_USAGE;                                                                                     \
-    var = v;                                                                                                          \
+#define STR_OPT(flag, var)                                                                                             \
+  else if (mp_cli_opt(argc, argv, &i, flag, &v)) {                                                                     \
+    if (!v) return MP_EXIT_USAGE;                                                                                      \
+    var = v;                                                                                                           \
   }
-#define INT_OPT(flag, lo, hi, stmt)                                                                                   \
-  else if (mp_cli_opt(argc, argv, &i, flag, &v)) {                                                                    \
-    if (!v || mp_cli_parse_int("eval", flag, v, lo, hi, &x)) return MP_EXIT_USAGE;                                    \
-    stmt;                                                                                                             \
+#define INT_OPT(flag, lo, hi, stmt)                                                                                    \
+  else if (mp_cli_opt(argc, argv, &i, flag, &v)) {                                                                     \
+    if (!v || mp_cli_parse_int("eval", flag, v, lo, hi, &x)) return MP_EXIT_USAGE;                                     \
+    stmt;                                                                                                              \
   }
-#define NUM_OPT(flag, var)                                                                                            \
-  else if (mp_cli_opt(argc, argv, &i, flag, &v)) {                                                                    \
-    char *end;                                                                                                        \
-    if (!v) return MP_EXIT_USAGE;                                                                                     \
-    var = strtod(v, &end);                                                                                            \
-    if (*end || end == v || !(var >= 0)) return mp_cli_usage_error("eval", "%s expects a number >= 0", flag);         \
+#define NUM_OPT(flag, var)                                                                                             \
+  else if (mp_cli_opt(argc, argv, &i, flag, &v)) {                                                                     \
+    char *end;                                                                                                         \
+    if (!v) return MP_EXIT_USAGE;                                                                                      \
+    var = strtod(v, &end);                                                                                             \
+    if (*end || end == v || !(var >= 0)) return mp_cli_usage_error("eval", "%s expects a number >= 0", flag);          \
   }
     STR_OPT("--model", jo.model)
     STR_OPT("--baseline", jo.baseline)
@@ -190,9 +192,12 @@ int mp_cmd_eval(int argc, char **argv) {
     NUM_OPT("--target-size-mb", go->target_size_mb)
     else if (mp_cli_opt(argc, argv, &i, "--max-samples", &v)) {
       if (!v) return MP_EXIT_USAGE;
-      if (!strcmp(v, "all")) jo.max_samples = 0;
-      else if (mp_cli_parse_int("eval", "--max-samples", v, 1, 1LL << 40, &x)) return MP_EXIT_USAGE;
-      else jo.max_samples = (size_t)x;
+      if (!strcmp(v, "all"))
+        jo.max_samples = 0;
+      else if (mp_cli_parse_int("eval", "--max-samples", v, 1, 1LL << 40, &x))
+        return MP_EXIT_USAGE;
+      else
+        jo.max_samples = (size_t)x;
     }
     else if (mp_cli_opt(argc, argv, &i, "--task", &v)) {
       if (!v) return MP_EXIT_USAGE;
@@ -202,9 +207,12 @@ int mp_cmd_eval(int argc, char **argv) {
     else if (mp_cli_opt(argc, argv, &i, "--compute", &v)) {
       mp_compute cm;
       if (!v) return MP_EXIT_USAGE;
-      if (!strcmp(v, "both")) eo->compute = -1;
-      else if (mp_compute_parse(v, &cm)) return mp_cli_usage_error("eval", "--compute must be both, fast or faithful");
-      else eo->compute = (int)cm;
+      if (!strcmp(v, "both"))
+        eo->compute = -1;
+      else if (mp_compute_parse(v, &cm))
+        return mp_cli_usage_error("eval", "--compute must be both, fast or faithful");
+      else
+        eo->compute = (int)cm;
     }
     else if (!strcmp(a, "--json")) json = 1;
     else if (!strcmp(a, "--no-card")) no_card = 1;
@@ -255,11 +263,12 @@ int mp_cmd_eval(int argc, char **argv) {
   mp_comparison cmp = out.cmp;
   (void)model;
   {
-    if (json) fwrite(doc.buf, 1, doc.len, stdout);
+    if (json)
+      fwrite(doc.buf, 1, doc.len, stdout);
     else {
       printf("%-22s %-14s %-12s %10s %10s\n", "", "metric", "", "original", "converted");
-      printf("%-22s %-14s %-12s %10s %10.4f\n", mname, mp_eval_main_metric_name(&conv), ds->name,
-             have_base ? "" : "-", mp_eval_main_metric(&conv));
+      printf("%-22s %-14s %-12s %10s %10.4f\n", mname, mp_eval_main_metric_name(&conv), ds->name, have_base ? "" : "-",
+             mp_eval_main_metric(&conv));
       if (have_base) {
         printf("  %-36s %10.4f %10.4f   (drop %+.4f)\n", mp_eval_main_metric_name(&conv), mp_eval_main_metric(&base),
                mp_eval_main_metric(&conv), cmp.metric_drop);
@@ -268,7 +277,8 @@ int mp_cmd_eval(int argc, char **argv) {
         printf("  %-36s %10.0f %10.0f\n", "tokens per second", base.tokens_per_sec, conv.tokens_per_sec);
         printf("  %-36s %10.2f %10.2f\n", "latency p50 ms (batch 1)", base.latency_ms.p50, conv.latency_ms.p50);
         printf("  %-36s %10.2f %10.2f\n", "latency p95 ms", base.latency_ms.p95, conv.latency_ms.p95);
-        printf("  %-36s %10.1f %10.1f   (ratio %.3f)\n", "weights MiB", base.weights_mb, conv.weights_mb, cmp.size_ratio);
+        printf("  %-36s %10.1f %10.1f   (ratio %.3f)\n", "weights MiB", base.weights_mb, conv.weights_mb,
+               cmp.size_ratio);
         printf("  %-36s %10.1f %10.1f\n", "memory peak MiB (sampled)", base.mem_peak_mb, conv.mem_peak_mb);
         printf("  %-36s %10.2f %10.2f\n", "load time s", base.load_s, conv.load_s);
         if (conv.task != MP_TASK_SIMILARITY)
@@ -298,20 +308,30 @@ int mp_cmd_eval(int argc, char **argv) {
       char rel[600];
       mp_sb r;
       mp_sb_init(&r);
-      if (bits) snprintf(rel, sizeof rel, "comparisons/%s_q%d_%s_comparison.json", mname, bits, ds->name);
-      else snprintf(rel, sizeof rel, "comparisons/%s_%s_comparison.json", mname, ds->name);
+      if (bits)
+        snprintf(rel, sizeof rel, "comparisons/%s_q%d_%s_comparison.json", mname, bits, ds->name);
+      else
+        snprintf(rel, sizeof rel, "comparisons/%s_%s_comparison.json", mname, ds->name);
       int bad = write_doc(report_dir, rel, &doc);
       mp_report_result_json(&r, mname, &conv, 1);
       mp_sb_putc(&r, '\n');
       snprintf(rel, sizeof rel, "test_results/%s_results.json", mname);
       bad |= write_doc(report_dir, rel, &r);
       mp_sb_clear(&r);
-      mp_sb_printf(&r, "{\"models\":1,\"evaluations\":1,\"all_gates_passed\":%s,\"results\":[", all_passed ? "true" : "false");
+      mp_sb_printf(&r, "{\"models\":1,\"evaluations\":1,\"all_gates_passed\":%s,\"results\":[",
+                   all_passed ? "true" : "false");
       mp_sb_append(&r, doc.buf, doc.len - 1);
       mp_sb_puts(&r, "]}\n");
       bad |= write_doc(report_dir, "testing_summary.json", &r);
-      mp_report_row row = {.model = mname, .dataset = ds->name, .bits = bits, .base = have_base ? &base : NULL,
-                           .conv = &conv, .cmp = cmp, .n_gates = ng, .all_passed = all_passed, .status = "ok"};
+      mp_report_row row = {.model = mname,
+                           .dataset = ds->name,
+                           .bits = bits,
+                           .base = have_base ? &base : NULL,
+                           .conv = &conv,
+                           .cmp = cmp,
+                           .n_gates = ng,
+                           .all_passed = all_passed,
+                           .status = "ok"};
       memcpy(row.gates, gates, ng * sizeof *gates);
       mp_sb_clear(&r);
       mp_report_markdown(&r, "mlxport evaluation", &row, 1);
@@ -320,8 +340,10 @@ int mp_cmd_eval(int argc, char **argv) {
       mp_report_html(&r, "mlxport evaluation", &row, 1);
       bad |= write_doc(report_dir, "report.html", &r);
       mp_sb_free(&r);
-      if (bad) rc = MP_EXIT_ERROR;
-      else fprintf(stderr, "mlxport eval: report written to %s/report.html\n", report_dir);
+      if (bad)
+        rc = MP_EXIT_ERROR;
+      else
+        fprintf(stderr, "mlxport eval: report written to %s/report.html\n", report_dir);
     }
     if (predictions && write_predictions(predictions, ds, have_base ? &base : NULL, &conv)) rc = MP_EXIT_ERROR;
     if (rc == MP_EXIT_OK && !all_passed) rc = MP_EXIT_GATE;

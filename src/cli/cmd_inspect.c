@@ -10,10 +10,11 @@
 #include "core/sha256.h"
 #include "core/strbuf.h"
 #include "format/hf.h"
-#include "model/model.h"
 #include "format/weights.h"
+#include "model/model.h"
 
-const char mp_cmd_inspect_summary[] = "describe a model folder or weights file (architecture, tensors, size, tokenizer)";
+const char mp_cmd_inspect_summary[] =
+    "describe a model folder or weights file (architecture, tensors, size, tokenizer)";
 
 static const char *k_help =
     "usage: mlxport inspect PATH|REPO_ID [--tensors] [--checksums] [--json]\n"
@@ -98,8 +99,10 @@ static void json_kv_str(mp_sb *sb, const char *k, const char *v, int *first) {
   *first = 0;
   mp_sb_json_str(sb, k, strlen(k));
   mp_sb_putc(sb, ':');
-  if (v) mp_sb_json_str(sb, v, strlen(v));
-  else mp_sb_puts(sb, "null");
+  if (v)
+    mp_sb_json_str(sb, v, strlen(v));
+  else
+    mp_sb_puts(sb, "null");
 }
 
 static int run(const char *ref, const opts *o) {
@@ -251,8 +254,8 @@ static int run(const char *ref, const opts *o) {
         const char *f = mp_weights_file(w, i);
         mp_sb_json_str(&sb, f, strlen(f));
       }
-      mp_sb_printf(&sb, "],\"tensor_count\":%zu,\"parameters\":%lld,\"bytes\":%lld,\"dtypes\":{", nt,
-                   (long long)params, (long long)weight_bytes);
+      mp_sb_printf(&sb, "],\"tensor_count\":%zu,\"parameters\":%lld,\"bytes\":%lld,\"dtypes\":{", nt, (long long)params,
+                   (long long)weight_bytes);
       int f2 = 1;
       for (int d = 1; d < MP_DTYPE_COUNT; d++)
         if (dtype_counts[d]) {
@@ -294,8 +297,10 @@ static int run(const char *ref, const opts *o) {
         mp_sb_json_str(&sb, t, strlen(t));
       }
       mp_sb_puts(&sb, "],\"pooling\":");
-      if (pool_mode) mp_sb_json_str(&sb, pool_mode, strlen(pool_mode));
-      else mp_sb_puts(&sb, "null");
+      if (pool_mode)
+        mp_sb_json_str(&sb, pool_mode, strlen(pool_mode));
+      else
+        mp_sb_puts(&sb, "null");
       mp_sb_printf(&sb, ",\"normalize\":%s}", normalize ? "true" : "false");
     } else {
       mp_sb_puts(&sb, "null");
@@ -308,8 +313,10 @@ static int run(const char *ref, const opts *o) {
           if (i) mp_sb_putc(&sb, ',');
           mp_sb_json_str(&sb, lab->keys[i], lab->key_lens[i]);
           mp_sb_putc(&sb, ':');
-          if (lab->items[i]->type == MP_JSON_STRING) mp_sb_json_str(&sb, lab->items[i]->str, lab->items[i]->len);
-          else mp_sb_puts(&sb, "null");
+          if (lab->items[i]->type == MP_JSON_STRING)
+            mp_sb_json_str(&sb, lab->items[i]->str, lab->items[i]->len);
+          else
+            mp_sb_puts(&sb, "null");
         }
         mp_sb_putc(&sb, '}');
       }
@@ -322,7 +329,8 @@ static int run(const char *ref, const opts *o) {
         mp_sb_puts(&sb, "{\"name\":");
         mp_sb_json_str(&sb, t->name, strlen(t->name));
         mp_sb_printf(&sb, ",\"dtype\":\"%s\",\"shape\":[", mp_dtype_name(t->dtype));
-        for (int d = 0; d < t->ndim; d++) mp_sb_printf(&sb, d ? ",%lld" : "%lld", (long long)t->shape[d]);
+        for (int d = 0; d < t->ndim; d++)
+          mp_sb_printf(&sb, d ? ",%lld" : "%lld", (long long)t->shape[d]);
         mp_sb_printf(&sb, "],\"bytes\":%zu", t->nbytes);
         if (o->checksums) {
           char hex[65];
@@ -338,8 +346,10 @@ static int run(const char *ref, const opts *o) {
     char b1[32], b2[32];
     mp_sb_printf(&sb, "path:          %s\n", path);
     if (strcmp(path, ref) != 0) mp_sb_printf(&sb, "resolved from: %s (Hugging Face cache)\n", ref);
-    if (cfg) mp_sb_printf(&sb, "architecture:  %s (model_type %s)\n", arch ? arch : "?", model_type ? model_type : "?");
-    else if (is_dir) mp_sb_printf(&sb, "architecture:  unknown (no config.json)\n");
+    if (cfg)
+      mp_sb_printf(&sb, "architecture:  %s (model_type %s)\n", arch ? arch : "?", model_type ? model_type : "?");
+    else if (is_dir)
+      mp_sb_printf(&sb, "architecture:  unknown (no config.json)\n");
     if (cfg_params >= 0)
       mp_sb_printf(&sb, "config params: %lld (%.2f M, %s from config.json)\n", (long long)cfg_params,
                    (double)cfg_params / 1e6, cfg_cls ? "AutoModelForSequenceClassification" : "AutoModel");
@@ -355,8 +365,9 @@ static int run(const char *ref, const opts *o) {
           f2 = 0;
         }
       mp_sb_printf(&sb, ")\nparameters:    %lld (%.2f M)\n", (long long)params, (double)params / 1e6);
-      mp_sb_printf(&sb, "size on disk:  weights %s, whole %s %s\n", mp_cli_human_bytes((double)weight_bytes, b1, sizeof b1),
-                   is_dir ? "folder" : "file", mp_cli_human_bytes((double)total_bytes, b2, sizeof b2));
+      mp_sb_printf(&sb, "size on disk:  weights %s, whole %s %s\n",
+                   mp_cli_human_bytes((double)weight_bytes, b1, sizeof b1), is_dir ? "folder" : "file",
+                   mp_cli_human_bytes((double)total_bytes, b2, sizeof b2));
     } else {
       mp_sb_printf(&sb, "weights:       none (%s)\n", weights_note);
     }

@@ -6,15 +6,15 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "core/clock.h"
 #include "cli/cli.h"
-#include "eval/data_dirs.h"
+#include "core/clock.h"
 #include "core/error.h"
 #include "core/fs.h"
 #include "core/strbuf.h"
-#include "pipeline/config.h"
+#include "eval/data_dirs.h"
 #include "hub/card.h"
 #include "hub/upload.h"
+#include "pipeline/config.h"
 #include "pipeline/pipeline.h"
 
 const char mp_cmd_pipeline_summary[] = "convert, evaluate, compare and gate every model of YAML configs, with reports";
@@ -77,7 +77,8 @@ static void on_event(void *user, mp_pipeline_event ev, const mp_pipeline *p, con
     for (size_t i = 0; i < mp_pipeline_job_count(p) && o < sizeof line - 1; i++) {
       const mp_job *x = mp_pipeline_job((mp_pipeline *)p, i);
       if (x->state == MP_JOB_RUNNING)
-        o += (size_t)snprintf(line + o, sizeof line - o, " %s (%.0fs)", x->id, mp_now_s() - pr->t0 - (x->started - pr->t0));
+        o += (size_t)snprintf(line + o, sizeof line - o, " %s (%.0fs)", x->id,
+                              mp_now_s() - pr->t0 - (x->started - pr->t0));
     }
     fprintf(stderr, "\r\033[K%.*s", 150, line);
     return;
@@ -108,7 +109,9 @@ static void print_plan(mp_pipeline *p, FILE *f) {
     else
       fprintf(f, "  %-50s after %s, data %s%s", j->id, j->dep >= 0 ? mp_pipeline_job(p, (size_t)j->dep)->id : "-",
               j->data_path[0] ? j->data_path : "?",
-              j->data_path[0] && mp_data_find_is_fallback(j->data_path) ? " (embedded demo set: real benchmark not found)" : "");
+              j->data_path[0] && mp_data_find_is_fallback(j->data_path)
+                  ? " (embedded demo set: real benchmark not found)"
+                  : "");
     fprintf(f, "%s%s%s\n", skip ? "  [skip: " : "", skip ? j->reason : "", skip ? "]" : "");
   }
 }
@@ -174,11 +177,13 @@ static int publish_one(mp_pipeline *p, const mp_pl_model *m, int even_if_fail, i
     }
   }
   int rc = 0;
-  const char *gate_word = even_if_fail ? "even if a gate fails (--upload-even-if-gates-fail)" : "only if every gate passes";
+  const char *gate_word =
+      even_if_fail ? "even if a gate fails (--upload-even-if-gates-fail)" : "only if every gate passes";
   if (dry_run) {
     if (n_eval && !missing[0]) { /* every evaluation has a result in the work folder (from an earlier run) */
       snprintf(row->verdict, sizeof row->verdict, n_failed_gate && !even_if_fail ? "would not upload" : "would upload");
-      snprintf(row->why, sizeof row->why, "%s%.500s (the results in the work folder; re-evaluated first when out of date)",
+      snprintf(row->why, sizeof row->why,
+               "%s%.500s (the results in the work folder; re-evaluated first when out of date)",
                n_failed_gate ? "a quality gate failed: " : "every quality gate passed", n_failed_gate ? failed : "");
     } else {
       snprintf(row->verdict, sizeof row->verdict, "would decide after the run");
@@ -197,7 +202,8 @@ static int publish_one(mp_pipeline *p, const mp_pl_model *m, int even_if_fail, i
   }
   if (!n_eval) {
     snprintf(row->verdict, sizeof row->verdict, "not uploaded");
-    snprintf(row->why, sizeof row->why, "no evaluation (the model has no benchmarks): nothing shows it matches the original");
+    snprintf(row->why, sizeof row->why,
+             "no evaluation (the model has no benchmarks): nothing shows it matches the original");
     goto out;
   }
   if (missing[0]) {
@@ -207,7 +213,8 @@ static int publish_one(mp_pipeline *p, const mp_pl_model *m, int even_if_fail, i
   }
   if (n_failed_gate && !even_if_fail) {
     snprintf(row->verdict, sizeof row->verdict, "not uploaded");
-    snprintf(row->why, sizeof row->why, "a quality gate failed: %.500s (--upload-even-if-gates-fail publishes it anyway)", failed);
+    snprintf(row->why, sizeof row->why,
+             "a quality gate failed: %.500s (--upload-even-if-gates-fail publishes it anyway)", failed);
     goto out;
   }
   /* the card carries every evaluation (the eval jobs recorded theirs; up-to-date ones again here) */
@@ -224,7 +231,8 @@ static int publish_one(mp_pipeline *p, const mp_pl_model *m, int even_if_fail, i
   if (n_failed_gate)
     snprintf(note, sizeof note,
              "Published with --upload-even-if-gates-fail although a quality gate failed (%s). Check the evaluation "
-             "before use.", failed);
+             "before use.",
+             failed);
   if (mp_card_set_note(conv->out_dir, n_failed_gate ? note : NULL) != MP_OK) {
     snprintf(row->verdict, sizeof row->verdict, "upload failed");
     snprintf(row->why, sizeof row->why, "model card: %.900s", mp_last_error());
@@ -248,8 +256,9 @@ static int publish_one(mp_pipeline *p, const mp_pl_model *m, int even_if_fail, i
   } else {
     snprintf(row->verdict, sizeof row->verdict, ur.committed ? "uploaded" : "up to date");
     snprintf(row->commit, sizeof row->commit, "%s", ur.commit ? ur.commit : "");
-    snprintf(row->why, sizeof row->why, "%s; commit %s", n_failed_gate ? "a gate failed, published on request (the card says so)"
-             : "every quality gate passed", ur.commit ? ur.commit : "?");
+    snprintf(row->why, sizeof row->why, "%s; commit %s",
+             n_failed_gate ? "a gate failed, published on request (the card says so)" : "every quality gate passed",
+             ur.commit ? ur.commit : "?");
   }
   mp_hub_upload_result_free(&ur);
 out:
@@ -306,8 +315,10 @@ static int publish(mp_pipeline *p, const mp_pl_config *cfg, const mp_pipeline_op
       mp_sb_puts(&js, ", \"why\": ");
       mp_sb_json_str(&js, rows[k].why, strlen(rows[k].why));
       mp_sb_puts(&js, ", \"commit\": ");
-      if (rows[k].commit[0]) mp_sb_json_str(&js, rows[k].commit, strlen(rows[k].commit));
-      else mp_sb_puts(&js, "null");
+      if (rows[k].commit[0])
+        mp_sb_json_str(&js, rows[k].commit, strlen(rows[k].commit));
+      else
+        mp_sb_puts(&js, "null");
       mp_sb_puts(&js, "}");
     }
     mp_sb_puts(&js, "]}\n");
@@ -386,7 +397,8 @@ int mp_cmd_pipeline(int argc, char **argv) {
   mp_pl_config *cfg;
   mp_status st = mp_pl_config_load(configs, nc, &cfg);
   if (st) return mp_cli_fail("pipeline", st);
-  for (size_t i = 0; i < cfg->n_warnings; i++) fprintf(stderr, "mlxport pipeline: warning: %s\n", cfg->warnings[i]);
+  for (size_t i = 0; i < cfg->n_warnings; i++)
+    fprintf(stderr, "mlxport pipeline: warning: %s\n", cfg->warnings[i]);
   mp_pipeline *p;
   st = mp_pipeline_plan(cfg, &o, &p);
   if (st) {
@@ -402,7 +414,8 @@ int mp_cmd_pipeline(int argc, char **argv) {
     return MP_EXIT_OK;
   }
   print_plan(p, stderr);
-  progress pr = {.tty = isatty(2) && !getenv("NO_COLOR") ? 1 : isatty(2), .total = mp_pipeline_job_count(p), .t0 = mp_now_s()};
+  progress pr = {
+      .tty = isatty(2) && !getenv("NO_COLOR") ? 1 : isatty(2), .total = mp_pipeline_job_count(p), .t0 = mp_now_s()};
   st = mp_pipeline_run(p, on_event, &pr);
   if (pr.tty) fputs("\r\033[K", stderr);
   if (st && st != MP_ERR_CANCELLED) { /* could not run at all (lock, folder): nothing to report */
@@ -414,7 +427,8 @@ int mp_cmd_pipeline(int argc, char **argv) {
   char run_msg[2048];
   snprintf(run_msg, sizeof run_msg, "%s", mp_last_error());
   int gates_failed = 0, errors = 0;
-  mp_status rs = mp_pipeline_report(p, &gates_failed, &errors); /* finished results are reported even when interrupted */
+  mp_status rs =
+      mp_pipeline_report(p, &gates_failed, &errors); /* finished results are reported even when interrupted */
   if (!st && !rs) errors += publish(p, cfg, &o, even_if_fail, stderr);
   int rc;
   if (st) {
@@ -435,7 +449,9 @@ int mp_cmd_pipeline(int argc, char **argv) {
     fprintf(stderr, "\nreport: %s/reports/report.html\nsummary: %s/summary.md\n", mp_pipeline_workdir(p),
             mp_pipeline_workdir(p));
     rc = errors ? MP_EXIT_ERROR : gates_failed ? MP_EXIT_GATE : MP_EXIT_OK;
-    if (errors) fprintf(stderr, "mlxport pipeline: %d job(s) failed: see `mlxport status --workdir %s`\n", errors, mp_pipeline_workdir(p));
+    if (errors)
+      fprintf(stderr, "mlxport pipeline: %d job(s) failed: see `mlxport status --workdir %s`\n", errors,
+              mp_pipeline_workdir(p));
   }
   mp_pipeline_free(p);
   mp_pl_config_free(cfg);

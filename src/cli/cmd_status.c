@@ -83,9 +83,11 @@ int mp_cmd_status(int argc, char **argv) {
   int counts[7] = {0};
   static const char *states[] = {"pending", "running", "done", "gate failed", "failed", "skipped", "interrupted"};
   int live = pipeline_running(wd);
-  if (json) mp_sb_puts(&sb, "{\"workdir\":"), mp_sb_json_str(&sb, wd, strlen(wd)),
-      mp_sb_printf(&sb, ",\"pipeline_running\":%s,\"jobs\":[", live ? "true" : "false");
-  else mp_sb_printf(&sb, "work folder %s (%s)\n", wd, live ? "a pipeline is running on it" : "no pipeline running");
+  if (json)
+    mp_sb_puts(&sb, "{\"workdir\":"), mp_sb_json_str(&sb, wd, strlen(wd)),
+        mp_sb_printf(&sb, ",\"pipeline_running\":%s,\"jobs\":[", live ? "true" : "false");
+  else
+    mp_sb_printf(&sb, "work folder %s (%s)\n", wd, live ? "a pipeline is running on it" : "no pipeline running");
   for (size_t i = 0; i < n; i++) {
     char *p = mp_path_join(jd, names[i]);
     mp_json *j;
@@ -104,8 +106,8 @@ int mp_cmd_status(int argc, char **argv) {
         mp_sb_json_str(&sb, reason, strlen(reason));
         mp_sb_printf(&sb, ",\"seconds\":%.3f}", mp_json_get_num(j, "seconds", 0));
       } else {
-        mp_sb_printf(&sb, "  %-11s %-55s %7.1fs  %s\n", st, mp_json_get_str(j, "id", ""), mp_json_get_num(j, "seconds", 0),
-                     mp_json_get_str(j, "reason", ""));
+        mp_sb_printf(&sb, "  %-11s %-55s %7.1fs  %s\n", st, mp_json_get_str(j, "id", ""),
+                     mp_json_get_num(j, "seconds", 0), mp_json_get_str(j, "reason", ""));
       }
     } else {
       mp_err_clear();
@@ -115,11 +117,12 @@ int mp_cmd_status(int argc, char **argv) {
   }
   free(names);
   if (json)
-    mp_sb_printf(&sb, "],\"done\":%d,\"gate_failed\":%d,\"failed\":%d,\"skipped\":%d,\"running\":%d,\"interrupted\":%d}\n",
+    mp_sb_printf(&sb,
+                 "],\"done\":%d,\"gate_failed\":%d,\"failed\":%d,\"skipped\":%d,\"running\":%d,\"interrupted\":%d}\n",
                  counts[2], counts[3], counts[4], counts[5], counts[1], counts[6]);
   else
-    mp_sb_printf(&sb, "%zu jobs: %d done, %d gate failed, %d failed, %d skipped, %d running, %d interrupted\n", n, counts[2],
-                 counts[3], counts[4], counts[5], counts[1], counts[6]);
+    mp_sb_printf(&sb, "%zu jobs: %d done, %d gate failed, %d failed, %d skipped, %d running, %d interrupted\n", n,
+                 counts[2], counts[3], counts[4], counts[5], counts[1], counts[6]);
   fwrite(sb.buf, 1, sb.len, stdout);
   mp_sb_free(&sb);
   mp_arena_free(&a);

@@ -12,35 +12,34 @@
 const char mp_cmd_tokenize_summary[] = "tokenize lines of stdin with a model's tokenizer (HF-exact ids)";
 
 static void usage(void) {
-  printf(
-      "usage: mlxport tokenize --model DIR [--pair] [--max-length N] [--truncation S] [--padding P]\n"
-      "                        [--no-special-tokens] [--threads N] [--json]\n"
-      "\n"
-      "Reads UTF-8 text from stdin, one input per line (a trailing \\r is dropped), and writes one\n"
-      "output line per input, in input order. The ids are exactly those of Hugging Face `tokenizers`\n"
-      "(transformers' fast tokenizer) for the same files and options.\n"
-      "\n"
-      "  --model DIR          model folder with tokenizer.json, or vocab.txt, or vocab.json +\n"
-      "                       merges.txt, or spm.model (+ tokenizer_config.json)\n"
-      "  --pair               each line is TEXT_A<TAB>TEXT_B (split at the first TAB)\n"
-      "  --max-length N       maximum length including special tokens (default: none)\n"
-      "  --truncation S       longest_first | only_first | only_second | none\n"
-      "                       (default longest_first when --max-length is given, else none)\n"
-      "  --padding P          none | longest | max_length (default none); padding is on the right\n"
-      "                       with the tokenizer's pad token\n"
-      "  --no-special-tokens  do not add [CLS]/[SEP] (<s>/</s>, ...)\n"
-      "  --threads N          encode with N threads (default 1; output order is unchanged)\n"
-      "  --json               {\"input_ids\":[...],\"attention_mask\":[...],\"token_type_ids\":[...]}\n"
-      "                       per line; without it, the input ids separated by spaces\n"
-      "  --stats              report on stderr the time of the encoding step alone (library batch\n"
-      "                       call: inputs, tokens, wall and CPU seconds, tokens/s); used by bench/\n"
-      "  --no-output          do not write the ids (with --stats, for benchmarks)\n"
-      "\n"
-      "Invalid UTF-8 is not an error: each ill-formed sequence is read as U+FFFD, exactly like\n"
-      "Python's bytes.decode('utf-8', errors='replace'). An input that cannot be encoded (e.g.\n"
-      "only_second without a pair, or a text too short for only_first/only_second) prints\n"
-      "{\"error\": \"line N: ...\"} (--json) or an empty line, reports it on stderr, and the\n"
-      "command exits with status 3 after writing every line.\n");
+  printf("usage: mlxport tokenize --model DIR [--pair] [--max-length N] [--truncation S] [--padding P]\n"
+         "                        [--no-special-tokens] [--threads N] [--json]\n"
+         "\n"
+         "Reads UTF-8 text from stdin, one input per line (a trailing \\r is dropped), and writes one\n"
+         "output line per input, in input order. The ids are exactly those of Hugging Face `tokenizers`\n"
+         "(transformers' fast tokenizer) for the same files and options.\n"
+         "\n"
+         "  --model DIR          model folder with tokenizer.json, or vocab.txt, or vocab.json +\n"
+         "                       merges.txt, or spm.model (+ tokenizer_config.json)\n"
+         "  --pair               each line is TEXT_A<TAB>TEXT_B (split at the first TAB)\n"
+         "  --max-length N       maximum length including special tokens (default: none)\n"
+         "  --truncation S       longest_first | only_first | only_second | none\n"
+         "                       (default longest_first when --max-length is given, else none)\n"
+         "  --padding P          none | longest | max_length (default none); padding is on the right\n"
+         "                       with the tokenizer's pad token\n"
+         "  --no-special-tokens  do not add [CLS]/[SEP] (<s>/</s>, ...)\n"
+         "  --threads N          encode with N threads (default 1; output order is unchanged)\n"
+         "  --json               {\"input_ids\":[...],\"attention_mask\":[...],\"token_type_ids\":[...]}\n"
+         "                       per line; without it, the input ids separated by spaces\n"
+         "  --stats              report on stderr the time of the encoding step alone (library batch\n"
+         "                       call: inputs, tokens, wall and CPU seconds, tokens/s); used by bench/\n"
+         "  --no-output          do not write the ids (with --stats, for benchmarks)\n"
+         "\n"
+         "Invalid UTF-8 is not an error: each ill-formed sequence is read as U+FFFD, exactly like\n"
+         "Python's bytes.decode('utf-8', errors='replace'). An input that cannot be encoded (e.g.\n"
+         "only_second without a pair, or a text too short for only_first/only_second) prints\n"
+         "{\"error\": \"line N: ...\"} (--json) or an empty line, reports it on stderr, and the\n"
+         "command exits with status 3 after writing every line.\n");
 }
 
 static void put_arr(mp_sb *o, const char *name, const int32_t *v, size_t n, int comma) {
@@ -100,12 +99,18 @@ int mp_cmd_tokenize(int argc, char **argv) {
     } else if (mp_cli_opt(argc, argv, &i, "--padding", &v)) {
       if (!v) return MP_EXIT_USAGE;
       pad_s = v;
-    } else if (!strcmp(argv[i], "--pair")) pair = 1;
-    else if (!strcmp(argv[i], "--json")) json = 1;
-    else if (!strcmp(argv[i], "--no-special-tokens")) no_special = 1;
-    else if (!strcmp(argv[i], "--stats")) stats = 1;
-    else if (!strcmp(argv[i], "--no-output")) no_output = 1;
-    else return mp_cli_usage_error(cmd, "unknown argument '%s'", argv[i]);
+    } else if (!strcmp(argv[i], "--pair"))
+      pair = 1;
+    else if (!strcmp(argv[i], "--json"))
+      json = 1;
+    else if (!strcmp(argv[i], "--no-special-tokens"))
+      no_special = 1;
+    else if (!strcmp(argv[i], "--stats"))
+      stats = 1;
+    else if (!strcmp(argv[i], "--no-output"))
+      no_output = 1;
+    else
+      return mp_cli_usage_error(cmd, "unknown argument '%s'", argv[i]);
   }
   if (!model) return mp_cli_usage_error(cmd, "--model DIR is required");
   mp_tok_options o;
@@ -114,10 +119,12 @@ int mp_cmd_tokenize(int argc, char **argv) {
   o.max_length = (size_t)max_len;
   o.truncation = max_len > 0 ? MP_TRUNC_LONGEST_FIRST : MP_TRUNC_NONE;
   if (trunc_s && mp_trunc_strategy_parse(trunc_s, &o.truncation))
-    return mp_cli_usage_error(cmd, "--truncation must be longest_first, only_first, only_second or none (got '%s')", trunc_s);
+    return mp_cli_usage_error(cmd, "--truncation must be longest_first, only_first, only_second or none (got '%s')",
+                              trunc_s);
   if (pad_s && mp_pad_strategy_parse(pad_s, &o.padding))
     return mp_cli_usage_error(cmd, "--padding must be none, longest or max_length (got '%s')", pad_s);
-  if (o.padding == MP_PAD_MAX_LENGTH && max_len == 0) return mp_cli_usage_error(cmd, "--padding max_length needs --max-length");
+  if (o.padding == MP_PAD_MAX_LENGTH && max_len == 0)
+    return mp_cli_usage_error(cmd, "--padding max_length needs --max-length");
 
   mp_tokenizer *tok = NULL;
   mp_status st = mp_tokenizer_open(model, &tok);
@@ -128,7 +135,8 @@ int mp_cmd_tokenize(int argc, char **argv) {
   mp_sb_init(&in);
   char chunk[1 << 16];
   size_t got;
-  while ((got = fread(chunk, 1, sizeof chunk, stdin)) > 0) mp_sb_append(&in, chunk, got);
+  while ((got = fread(chunk, 1, sizeof chunk, stdin)) > 0)
+    mp_sb_append(&in, chunk, got);
   if (in.oom) {
     mp_tokenizer_free(tok);
     mp_sb_free(&in);
@@ -143,7 +151,8 @@ int mp_cmd_tokenize(int argc, char **argv) {
   int rc = MP_EXIT_OK;
   for (size_t i = 0; a && b && al && bl && i < in.len;) {
     size_t e = i;
-    while (e < in.len && in.buf[e] != '\n') e++;
+    while (e < in.len && in.buf[e] != '\n')
+      e++;
     size_t len = e - i;
     if (len && in.buf[i + len - 1] == '\r') len--;
     if (n == cap) {
@@ -194,20 +203,25 @@ int mp_cmd_tokenize(int argc, char **argv) {
   mp_sb out;
   mp_sb_init(&out);
   int any_bad = 0;
-  for (size_t i = 0; i < n; i++) any_bad |= bad[i];
+  for (size_t i = 0; i < n; i++)
+    any_bad |= bad[i];
   mp_tok_batch bt;
   struct timespec t0, t1, c0, c1;
   clock_gettime(CLOCK_MONOTONIC, &t0);
   clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &c0);
-  st = any_bad ? MP_ERR_INVALID_ARG : mp_tokenizer_encode_batch_n(tok, n, a, al, pair ? b : NULL, pair ? bl : NULL, &o, (int)threads, &bt);
+  st = any_bad ? MP_ERR_INVALID_ARG
+               : mp_tokenizer_encode_batch_n(tok, n, a, al, pair ? b : NULL, pair ? bl : NULL, &o, (int)threads, &bt);
   clock_gettime(CLOCK_MONOTONIC, &t1);
   clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &c1);
   if (st == MP_OK && stats) {
     double sec = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
     double cpu = (double)(c1.tv_sec - c0.tv_sec) + 1e-9 * (double)(c1.tv_nsec - c0.tv_nsec);
     size_t ntok = 0;
-    for (size_t i = 0; i < n; i++) ntok += bt.n_real[i];
-    fprintf(stderr, "{\"inputs\":%zu,\"tokens\":%zu,\"seconds\":%.6f,\"cpu_seconds\":%.6f,\"tokens_per_s\":%.1f,\"threads\":%lld}\n",
+    for (size_t i = 0; i < n; i++)
+      ntok += bt.n_real[i];
+    fprintf(stderr,
+            "{\"inputs\":%zu,\"tokens\":%zu,\"seconds\":%.6f,\"cpu_seconds\":%.6f,\"tokens_per_s\":%.1f,\"threads\":%"
+            "lld}\n",
             n, ntok, sec, cpu, sec > 0 ? (double)ntok / sec : 0.0, threads);
   }
   if (st == MP_OK && no_output) {
@@ -234,7 +248,8 @@ int mp_cmd_tokenize(int argc, char **argv) {
       if (mp_tokenizer_encode(tok, a[i], al[i], b[i], bl[i], &one, &encs[i]) != MP_OK) {
         errs[i] = strdup(mp_last_error());
         bad[i] = 1;
-      } else if (encs[i].len > longest) longest = encs[i].len;
+      } else if (encs[i].len > longest)
+        longest = encs[i].len;
     }
     size_t target = o.padding == MP_PAD_LONGEST ? longest : o.padding == MP_PAD_MAX_LENGTH ? o.max_length : 0;
     int32_t pad = mp_tokenizer_special_id(tok, MP_TOK_PAD);
@@ -253,7 +268,8 @@ int mp_cmd_tokenize(int argc, char **argv) {
           mp_sb_json_str(&out, sm.buf, sm.len);
           mp_sb_free(&sm);
           mp_sb_puts(&out, "}\n");
-        } else mp_sb_putc(&out, '\n');
+        } else
+          mp_sb_putc(&out, '\n');
         rc = MP_EXIT_ERROR;
         continue;
       }
@@ -269,7 +285,8 @@ int mp_cmd_tokenize(int argc, char **argv) {
           types[k] = real ? e->token_type_ids[k] : 0;
         }
         put_row(&out, json, ids, mask, types, len);
-      } else rc = MP_EXIT_ERROR;
+      } else
+        rc = MP_EXIT_ERROR;
       free(ids);
       free(mask);
       free(types);
@@ -278,8 +295,10 @@ int mp_cmd_tokenize(int argc, char **argv) {
       fprintf(stderr, "mlxport %s: error: out of memory\n", cmd);
       rc = MP_EXIT_ERROR;
     }
-    for (size_t i = 0; encs && i < n; i++) mp_tok_encoding_free(&encs[i]);
-    for (size_t i = 0; errs && i < n; i++) free(errs[i]);
+    for (size_t i = 0; encs && i < n; i++)
+      mp_tok_encoding_free(&encs[i]);
+    for (size_t i = 0; errs && i < n; i++)
+      free(errs[i]);
     free(encs);
     free(errs);
   }

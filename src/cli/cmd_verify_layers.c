@@ -72,7 +72,8 @@ int mp_cmd_verify_layers(int argc, char **argv) {
       char *end;
       if (!v) return MP_EXIT_USAGE;
       threshold = strtod(v, &end);
-      if (*end || !(threshold > -1 && threshold <= 1)) return mp_cli_usage_error("verify-layers", "--threshold in (-1, 1]");
+      if (*end || !(threshold > -1 && threshold <= 1))
+        return mp_cli_usage_error("verify-layers", "--threshold in (-1, 1]");
     } else if (!strcmp(a, "--json")) {
       json = 1;
     } else if (a[0] == '-') {
@@ -94,7 +95,8 @@ int mp_cmd_verify_layers(int argc, char **argv) {
   size_t nlines = 0;
   char *found = NULL;
   mp_status st = MP_OK;
-  if (dataset && !strcmp(dataset, "-")) dataset = NULL; /* lines on stdin */
+  if (dataset && !strcmp(dataset, "-"))
+    dataset = NULL; /* lines on stdin */
   else if (!dataset) {
     if (mp_data_find_ex("stsb", data_dir, 0, &found) == MP_OK) dataset = "stsb";
     mp_err_clear();
@@ -102,7 +104,8 @@ int mp_cmd_verify_layers(int argc, char **argv) {
   if (dataset) {
     mp_dataset_def def;
     mp_dataset_def_init(&def);
-    if (mp_path_exists(dataset)) def.path = dataset;
+    if (mp_path_exists(dataset))
+      def.path = dataset;
     else {
       def.key = dataset;
       if (!found) st = mp_data_find(dataset, data_dir, &found);
@@ -112,7 +115,8 @@ int mp_cmd_verify_layers(int argc, char **argv) {
     if (!st) st = mp_dataset_sample(ds, (size_t)samples, (uint64_t)seed);
     if (!st) {
       texts = calloc(ds->n, sizeof *texts);
-      for (size_t i = 0; texts && i < ds->n; i++) texts[n++] = ds->ex[i].text_a;
+      for (size_t i = 0; texts && i < ds->n; i++)
+        texts[n++] = ds->ex[i].text_a;
     }
   } else {
     if (mp_cli_read_lines("verify-layers", stdin, &lines, &nlines)) return MP_EXIT_ERROR;
@@ -143,8 +147,8 @@ int mp_cmd_verify_layers(int argc, char **argv) {
   if (!st) {
     ca.layers = calloc((size_t)L, sizeof(float *));
     cb.layers = calloc((size_t)L, sizeof(float *));
-    mp_model_batch mb = {.n = tb.n, .seq = tb.seq_len, .ids = tb.input_ids, .mask = tb.attention_mask,
-                         .types = tb.token_type_ids};
+    mp_model_batch mb = {
+        .n = tb.n, .seq = tb.seq_len, .ids = tb.input_ids, .mask = tb.attention_mask, .types = tb.token_type_ids};
     mp_forward_out fa = {.hook = hook, .hook_user = &ca}, fb = {.hook = hook, .hook_user = &cb};
     st = mp_model_forward(mo, &mb, &fa);
     if (!st) st = mp_model_forward(mc, &mb, &fb);
@@ -155,8 +159,10 @@ int mp_cmd_verify_layers(int argc, char **argv) {
     int first_bad = -1;
     mp_sb sb;
     mp_sb_init(&sb);
-    if (json) mp_sb_puts(&sb, "{\"layers\":[");
-    else mp_sb_printf(&sb, "%-8s %12s %12s %12s\n", "layer", "mean cos", "min cos", "max |diff|");
+    if (json)
+      mp_sb_puts(&sb, "{\"layers\":[");
+    else
+      mp_sb_printf(&sb, "%-8s %12s %12s %12s\n", "layer", "mean cos", "min cos", "max |diff|");
     for (int l = 0; l < L; l++) {
       double sum = 0, mn = 1, mx = 0;
       size_t cnt = 0;
@@ -193,11 +199,15 @@ int mp_cmd_verify_layers(int argc, char **argv) {
     }
     if (json) {
       mp_sb_printf(&sb, "],\"inputs\":%zu,\"threshold\":%g,\"first_layer_below\":", tb.n, threshold);
-      if (first_bad >= 0) mp_sb_printf(&sb, "%d}\n", first_bad);
-      else mp_sb_puts(&sb, "null}\n");
+      if (first_bad >= 0)
+        mp_sb_printf(&sb, "%d}\n", first_bad);
+      else
+        mp_sb_puts(&sb, "null}\n");
     } else if (first_bad >= 0) {
-      if (first_bad) mp_sb_printf(&sb, "first layer below cosine %g: layer %d\n", threshold, first_bad);
-      else mp_sb_printf(&sb, "first layer below cosine %g: the embeddings (layer 0)\n", threshold);
+      if (first_bad)
+        mp_sb_printf(&sb, "first layer below cosine %g: layer %d\n", threshold, first_bad);
+      else
+        mp_sb_printf(&sb, "first layer below cosine %g: the embeddings (layer 0)\n", threshold);
     } else {
       mp_sb_printf(&sb, "all %d layers agree (min token cosine >= %g) on %zu inputs\n", L, threshold, tb.n);
     }

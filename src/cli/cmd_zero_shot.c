@@ -48,9 +48,11 @@ int mp_cmd_zero_shot(int argc, char **argv) {
   char *labs[256];
   int nl = 0;
   for (char *save = NULL, *t = strtok_r(labels_buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
-    while (*t == ' ') t++;
+    while (*t == ' ')
+      t++;
     size_t l = strlen(t);
-    while (l && t[l - 1] == ' ') t[--l] = 0;
+    while (l && t[l - 1] == ' ')
+      t[--l] = 0;
     if (!*t) continue;
     if (nl == 256) {
       free(labels_buf);
@@ -98,7 +100,8 @@ int mp_cmd_zero_shot(int argc, char **argv) {
       ent = L - 1;
     }
     for (size_t i = 0; i < n; i++)
-      for (int j = 0; j < nl; j++) pa[i * nl + j] = lines[i], pb[i * nl + j] = hyp[j];
+      for (int j = 0; j < nl; j++)
+        pa[i * nl + j] = lines[i], pb[i * nl + j] = hyp[j];
     ro.run.truncation = MP_TRUNC_ONLY_FIRST;
     logits = malloc((np ? np : 1) * (size_t)L * sizeof(float));
     st = logits ? mp_model_classify(m, np, pa, pb, &ro.run, logits, NULL) : MP_ERR_NOMEM;
@@ -120,9 +123,12 @@ int mp_cmd_zero_shot(int argc, char **argv) {
         }
       } else {
         double mx = -INFINITY, s = 0;
-        for (int j = 0; j < nl; j++) mx = lg[j * L + ent] > mx ? lg[j * L + ent] : mx;
-        for (int j = 0; j < nl; j++) s += exp(lg[j * L + ent] - mx);
-        for (int j = 0; j < nl; j++) sc[j].s = (float)(exp(lg[j * L + ent] - mx) / s), sc[j].i = j;
+        for (int j = 0; j < nl; j++)
+          mx = lg[j * L + ent] > mx ? lg[j * L + ent] : mx;
+        for (int j = 0; j < nl; j++)
+          s += exp(lg[j * L + ent] - mx);
+        for (int j = 0; j < nl; j++)
+          sc[j].s = (float)(exp(lg[j * L + ent] - mx) / s), sc[j].i = j;
       }
       qsort(sc, (size_t)nl, sizeof *sc, cmp_scored);
       mp_sb_clear(&sb);
@@ -151,7 +157,8 @@ int mp_cmd_zero_shot(int argc, char **argv) {
   }
   free(logits);
   free(pa), free(pb);
-  for (int j = 0; j < nl; j++) free(hyp[j]);
+  for (int j = 0; j < nl; j++)
+    free(hyp[j]);
   mp_model_close(m);
   mp_cli_free_lines(lines, n);
   free(labels_buf);

@@ -29,7 +29,8 @@ static int name_eq(const char *typed, const char *name) {
 static void print_name(FILE *f, const char *name) {
   char buf[64];
   size_t i = 0;
-  for (; name[i] && i < sizeof buf - 1; i++) buf[i] = name[i] == '_' ? '-' : name[i];
+  for (; name[i] && i < sizeof buf - 1; i++)
+    buf[i] = name[i] == '_' ? '-' : name[i];
   buf[i] = 0;
   fprintf(f, "  %-16s", buf);
 }
@@ -44,28 +45,32 @@ static void print_help(FILE *f) {
     print_name(f, k_commands[i].name);
     fprintf(f, " %s\n", k_commands[i].summary);
   }
-  fprintf(f,
-          "\nexit status: 0 success, 1 a quality gate failed, 2 usage error, 3 any other error.\n"
-          "environment: HF_HUB_CACHE / HF_HOME locate the Hugging Face cache; a repo id that is not cached\n"
-          "             is downloaded from HF_ENDPOINT (HF_TOKEN; HF_HUB_OFFLINE=1 forbids it; docs/hub.md);\n"
-          "             NO_COLOR disables color;\n"
-          "             MLXPORT_LOG=debug|info|warn|error sets the log level (default info).\n");
+  fprintf(f, "\nexit status: 0 success, 1 a quality gate failed, 2 usage error, 3 any other error.\n"
+             "environment: HF_HUB_CACHE / HF_HOME locate the Hugging Face cache; a repo id that is not cached\n"
+             "             is downloaded from HF_ENDPOINT (HF_TOKEN; HF_HUB_OFFLINE=1 forbids it; docs/hub.md);\n"
+             "             NO_COLOR disables color;\n"
+             "             MLXPORT_LOG=debug|info|warn|error sets the log level (default info).\n");
 }
 
 static void log_to_stderr(mp_log_level level, const char *msg, void *user) {
   (void)user;
   static const char *names[] = {"debug", "info", "warning", "error"};
-  if (level == MP_LOG_INFO) fprintf(stderr, "%s\n", msg);
-  else fprintf(stderr, "%s: %s\n", names[level], msg);
+  if (level == MP_LOG_INFO)
+    fprintf(stderr, "%s\n", msg);
+  else
+    fprintf(stderr, "%s: %s\n", names[level], msg);
 }
 
 int main(int argc, char **argv) {
   mp_log_level lvl = MP_LOG_INFO;
   const char *env = getenv("MLXPORT_LOG");
   if (env) {
-    if (!strcmp(env, "debug")) lvl = MP_LOG_DEBUG;
-    else if (!strcmp(env, "warn")) lvl = MP_LOG_WARN;
-    else if (!strcmp(env, "error")) lvl = MP_LOG_ERROR;
+    if (!strcmp(env, "debug"))
+      lvl = MP_LOG_DEBUG;
+    else if (!strcmp(env, "warn"))
+      lvl = MP_LOG_WARN;
+    else if (!strcmp(env, "error"))
+      lvl = MP_LOG_ERROR;
   }
   mp_set_log_callback(log_to_stderr, NULL, lvl);
   if (argc < 2) {

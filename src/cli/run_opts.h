@@ -19,16 +19,16 @@ typedef struct mp_cli_run_opts {
   int benchmark; /* batch-1 latency requests; 0 = off */
 } mp_cli_run_opts;
 
-#define MP_RUN_OPTS_HELP                                                                           \
-  "common options:\n"                                                                              \
-  "  --model DIR|REPO_ID   model folder (HF or MLX) or a repo id in the Hugging Face cache\n"      \
-  "  --batch-size N        texts per forward pass (default 32; inputs are sorted by length)\n"    \
-  "  --max-length N        truncate inputs to N tokens (default: the model's limit, or the\n"     \
-  "                        sentence-transformers max_seq_length)\n"                               \
-  "  --truncation S        longest_first (default), only_first, only_second, none\n"              \
-  "  --threads N           compute threads (default: all cores)\n"                               \
-  "  --compute MODE        fast (default): MLX-quantized layers on integer kernels (int8\n"      \
-  "                        activations); faithful: exactly as MLX computes (dequantized\n"      \
+#define MP_RUN_OPTS_HELP                                                                                               \
+  "common options:\n"                                                                                                  \
+  "  --model DIR|REPO_ID   model folder (HF or MLX) or a repo id in the Hugging Face cache\n"                          \
+  "  --batch-size N        texts per forward pass (default 32; inputs are sorted by length)\n"                         \
+  "  --max-length N        truncate inputs to N tokens (default: the model's limit, or the\n"                          \
+  "                        sentence-transformers max_seq_length)\n"                                                    \
+  "  --truncation S        longest_first (default), only_first, only_second, none\n"                                   \
+  "  --threads N           compute threads (default: all cores)\n"                                                     \
+  "  --compute MODE        fast (default): MLX-quantized layers on integer kernels (int8\n"                            \
+  "                        activations); faithful: exactly as MLX computes (dequantized\n"                             \
   "                        weights, float accumulation). Float models: the same either way\n"
 
 /* Parses argv. Returns -1 to continue, or an exit code (help printed, usage error).

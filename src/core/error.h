@@ -20,10 +20,10 @@ void mp_err_clear(void);
 /* internal logging */
 void mp_log(mp_log_level level, const char *fmt, ...) MP_PRINTF(2, 3);
 
-#define MP_TRY(expr)                                                                               \
-  do {                                                                                             \
-    mp_status mp_try_s_ = (expr);                                                                  \
-    if (mp_try_s_ != MP_OK) return mp_try_s_;                                                      \
+#define MP_TRY(expr)                                                                                                   \
+  do {                                                                                                                 \
+    mp_status mp_try_s_ = (expr);                                                                                      \
+    if (mp_try_s_ != MP_OK) return mp_try_s_;                                                                          \
   } while (0)
 
 #endif

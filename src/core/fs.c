@@ -98,7 +98,8 @@ void mp_mmap_close(mp_mmap *m) {
 
 char *mp_path_join(const char *a, const char *b) {
   size_t la = strlen(a), lb = strlen(b);
-  while (la > 1 && a[la - 1] == '/') la--;
+  while (la > 1 && a[la - 1] == '/')
+    la--;
   char *p = malloc(la + lb + 2);
   if (!p) return NULL;
   memcpy(p, a, la);
@@ -232,7 +233,8 @@ mp_status mp_mkdirs(const char *path) {
 }
 
 mp_status mp_remove_tree(const char *path) {
-  if (!path || !*path || strcmp(path, "/") == 0) return mp_err(MP_ERR_INVALID_ARG, "refusing to remove '%s'", path ? path : "");
+  if (!path || !*path || strcmp(path, "/") == 0)
+    return mp_err(MP_ERR_INVALID_ARG, "refusing to remove '%s'", path ? path : "");
   struct stat st;
   if (lstat(path, &st) != 0) return errno == ENOENT ? MP_OK : mp_err_errno(MP_ERR_IO, "%s: stat failed", path);
   if (!S_ISDIR(st.st_mode)) {

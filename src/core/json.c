@@ -66,14 +66,25 @@ static int read_hex4(const char *s, const char *end, unsigned *out) {
 }
 
 static size_t put_utf8(char *o, unsigned cp) {
-  if (cp < 0x80) { o[0] = (char)cp; return 1; }
-  if (cp < 0x800) { o[0] = (char)(0xC0 | (cp >> 6)); o[1] = (char)(0x80 | (cp & 0x3F)); return 2; }
+  if (cp < 0x80) {
+    o[0] = (char)cp;
+    return 1;
+  }
+  if (cp < 0x800) {
+    o[0] = (char)(0xC0 | (cp >> 6));
+    o[1] = (char)(0x80 | (cp & 0x3F));
+    return 2;
+  }
   if (cp < 0x10000) {
-    o[0] = (char)(0xE0 | (cp >> 12)); o[1] = (char)(0x80 | ((cp >> 6) & 0x3F)); o[2] = (char)(0x80 | (cp & 0x3F));
+    o[0] = (char)(0xE0 | (cp >> 12));
+    o[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
+    o[2] = (char)(0x80 | (cp & 0x3F));
     return 3;
   }
-  o[0] = (char)(0xF0 | (cp >> 18)); o[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
-  o[2] = (char)(0x80 | ((cp >> 6) & 0x3F)); o[3] = (char)(0x80 | (cp & 0x3F));
+  o[0] = (char)(0xF0 | (cp >> 18));
+  o[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
+  o[2] = (char)(0x80 | ((cp >> 6) & 0x3F));
+  o[3] = (char)(0x80 | (cp & 0x3F));
   return 4;
 }
 
@@ -83,10 +94,14 @@ static size_t utf8_seq(const unsigned char *s, const unsigned char *end) {
   size_t len;
   unsigned cp;
   if (c < 0x80) return 1;
-  if ((c & 0xE0) == 0xC0) len = 2, cp = c & 0x1F;
-  else if ((c & 0xF0) == 0xE0) len = 3, cp = c & 0x0F;
-  else if ((c & 0xF8) == 0xF0) len = 4, cp = c & 0x07;
-  else return 0;
+  if ((c & 0xE0) == 0xC0)
+    len = 2, cp = c & 0x1F;
+  else if ((c & 0xF0) == 0xE0)
+    len = 3, cp = c & 0x0F;
+  else if ((c & 0xF8) == 0xF0)
+    len = 4, cp = c & 0x07;
+  else
+    return 0;
   if ((size_t)(end - s) < len) return 0;
   for (size_t i = 1; i < len; i++) {
     if ((s[i] & 0xC0) != 0x80) return 0;
@@ -140,8 +155,7 @@ static mp_status parse_string(jp *p, const char **out, size_t *out_len) {
         s += 4;
         if (cp >= 0xD800 && cp <= 0xDBFF) {
           unsigned lo;
-          if (q - s >= 6 && s[0] == '\\' && s[1] == 'u' && read_hex4(s + 2, q, &lo) && lo >= 0xDC00 &&
-              lo <= 0xDFFF) {
+          if (q - s >= 6 && s[0] == '\\' && s[1] == 'u' && read_hex4(s + 2, q, &lo) && lo >= 0xDC00 && lo <= 0xDFFF) {
             cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
             s += 6;
           } else {
@@ -186,7 +200,8 @@ static mp_status parse_number(jp *p, mp_json *j) {
   if (*s == '0') {
     s++;
   } else if (*s >= '1' && *s <= '9') {
-    while (s < p->end && *s >= '0' && *s <= '9') s++;
+    while (s < p->end && *s >= '0' && *s <= '9')
+      s++;
   } else {
     return jerr(p, start, "bad number");
   }
@@ -194,14 +209,16 @@ static mp_status parse_number(jp *p, mp_json *j) {
     is_int = 0;
     s++;
     if (s >= p->end || !(*s >= '0' && *s <= '9')) return jerr(p, start, "bad number (digit expected after '.')");
-    while (s < p->end && *s >= '0' && *s <= '9') s++;
+    while (s < p->end && *s >= '0' && *s <= '9')
+      s++;
   }
   if (s < p->end && (*s == 'e' || *s == 'E')) {
     is_int = 0;
     s++;
     if (s < p->end && (*s == '+' || *s == '-')) s++;
     if (s >= p->end || !(*s >= '0' && *s <= '9')) return jerr(p, start, "bad number (digit expected in exponent)");
-    while (s < p->end && *s >= '0' && *s <= '9') s++;
+    while (s < p->end && *s >= '0' && *s <= '9')
+      s++;
   }
   char buf[512];
   size_t len = (size_t)(s - start);
@@ -316,9 +333,12 @@ static mp_status parse_value(jp *p, mp_json **out) {
     /* Python's json writes NaN/Infinity; accept them as numbers (config files do this). */
     j = new_node(p, MP_JSON_NUMBER);
     if (!j) return mp_err(MP_ERR_NOMEM, "%s: out of memory parsing JSON", p->what);
-    if (memcmp(p->s, "NaN", 3) == 0) j->num = NAN, p->s += 3;
-    else if (p->end - p->s >= 8 && memcmp(p->s, "Infinity", 8) == 0) j->num = INFINITY, p->s += 8;
-    else return jerr(p, p->s, "unexpected character");
+    if (memcmp(p->s, "NaN", 3) == 0)
+      j->num = NAN, p->s += 3;
+    else if (p->end - p->s >= 8 && memcmp(p->s, "Infinity", 8) == 0)
+      j->num = INFINITY, p->s += 8;
+    else
+      return jerr(p, p->s, "unexpected character");
   } else if (p->end - p->s >= 9 && memcmp(p->s, "-Infinity", 9) == 0) {
     j = new_node(p, MP_JSON_NUMBER);
     if (!j) return mp_err(MP_ERR_NOMEM, "%s: out of memory parsing JSON", p->what);
@@ -332,8 +352,13 @@ static mp_status parse_value(jp *p, mp_json **out) {
 }
 
 mp_status mp_json_parse(const char *text, size_t n, const char *what, mp_arena *arena, mp_json **out) {
-  jp p = {.s = text, .end = text + n, .what = what ? what : "<json>", .line_start = text, .line = 1,
-          .arena = arena, .max_depth = 256};
+  jp p = {.s = text,
+          .end = text + n,
+          .what = what ? what : "<json>",
+          .line_start = text,
+          .line = 1,
+          .arena = arena,
+          .max_depth = 256};
   *out = NULL;
   /* tolerate a UTF-8 BOM */
   if (n >= 3 && memcmp(text, "\xEF\xBB\xBF", 3) == 0) p.s += 3, p.line_start = p.s;

@@ -12,16 +12,16 @@ typedef enum { MP_JSON_NULL, MP_JSON_BOOL, MP_JSON_NUMBER, MP_JSON_STRING, MP_JS
 typedef struct mp_json mp_json;
 struct mp_json {
   mp_json_type type;
-  int is_int;       /* NUMBER written without fraction/exponent and fits int64 */
-  int boolean;      /* BOOL */
-  int64_t i;        /* NUMBER when is_int */
-  double num;       /* NUMBER */
-  const char *str;  /* STRING (NUL-terminated; may contain NULs, see len) */
-  size_t len;       /* STRING byte length; ARRAY/OBJECT element count */
-  mp_json **items;  /* ARRAY elements or OBJECT values */
-  const char **keys;    /* OBJECT keys (NUL-terminated) */
-  size_t *key_lens;     /* OBJECT key byte lengths */
-  uint32_t line, col;   /* position of the value in the source (1-based) */
+  int is_int;         /* NUMBER written without fraction/exponent and fits int64 */
+  int boolean;        /* BOOL */
+  int64_t i;          /* NUMBER when is_int */
+  double num;         /* NUMBER */
+  const char *str;    /* STRING (NUL-terminated; may contain NULs, see len) */
+  size_t len;         /* STRING byte length; ARRAY/OBJECT element count */
+  mp_json **items;    /* ARRAY elements or OBJECT values */
+  const char **keys;  /* OBJECT keys (NUL-terminated) */
+  size_t *key_lens;   /* OBJECT key byte lengths */
+  uint32_t line, col; /* position of the value in the source (1-based) */
 };
 
 /* Parses text[0..n). `what` names the source in error messages (e.g. a file path).

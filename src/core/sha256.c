@@ -42,7 +42,8 @@ static void block(mp_sha256 *c, const uint8_t *p) {
 }
 
 static void blocks_scalar(mp_sha256 *c, const uint8_t *p, size_t n) {
-  for (; n; n--, p += 64) block(c, p);
+  for (; n; n--, p += 64)
+    block(c, p);
 }
 
 #if defined(__x86_64__)
@@ -54,10 +55,10 @@ __attribute__((target("sha,sse4.1,ssse3"))) static void blocks_shani(mp_sha256 *
   const __m128i bswap = _mm_set_epi64x(0x0c0d0e0f08090a0bULL, 0x0405060700010203ULL);
   __m128i t = _mm_loadu_si128((const __m128i *)&c->h[0]);  /* A B C D (lane 0 = A) */
   __m128i s1 = _mm_loadu_si128((const __m128i *)&c->h[4]); /* E F G H */
-  t = _mm_shuffle_epi32(t, 0xB1);                           /* C D A B -> lanes: B A D C */
-  s1 = _mm_shuffle_epi32(s1, 0x1B);                         /* H G F E */
-  __m128i s0 = _mm_alignr_epi8(t, s1, 8);                   /* ABEF */
-  s1 = _mm_blend_epi16(s1, t, 0xF0);                        /* CDGH */
+  t = _mm_shuffle_epi32(t, 0xB1);                          /* C D A B -> lanes: B A D C */
+  s1 = _mm_shuffle_epi32(s1, 0x1B);                        /* H G F E */
+  __m128i s0 = _mm_alignr_epi8(t, s1, 8);                  /* ABEF */
+  s1 = _mm_blend_epi16(s1, t, 0xF0);                       /* CDGH */
   for (; n; n--, p += 64) {
     const __m128i save0 = s0, save1 = s1;
     __m128i x[16];
@@ -75,10 +76,10 @@ __attribute__((target("sha,sse4.1,ssse3"))) static void blocks_shani(mp_sha256 *
     s0 = _mm_add_epi32(s0, save0);
     s1 = _mm_add_epi32(s1, save1);
   }
-  t = _mm_shuffle_epi32(s0, 0x1B);       /* FEBA */
-  s1 = _mm_shuffle_epi32(s1, 0xB1);      /* DCHG */
-  s0 = _mm_blend_epi16(t, s1, 0xF0);     /* DCBA */
-  s1 = _mm_alignr_epi8(s1, t, 8);        /* HGFE */
+  t = _mm_shuffle_epi32(s0, 0x1B);   /* FEBA */
+  s1 = _mm_shuffle_epi32(s1, 0xB1);  /* DCHG */
+  s0 = _mm_blend_epi16(t, s1, 0xF0); /* DCBA */
+  s1 = _mm_alignr_epi8(s1, t, 8);    /* HGFE */
   _mm_storeu_si128((__m128i *)&c->h[0], s0);
   _mm_storeu_si128((__m128i *)&c->h[4], s1);
 }
@@ -133,9 +134,11 @@ void mp_sha256_final(mp_sha256 *c, uint8_t out[32]) {
   uint8_t pad = 0x80;
   mp_sha256_update(c, &pad, 1);
   uint8_t z = 0;
-  while (c->buf_len != 56) mp_sha256_update(c, &z, 1);
+  while (c->buf_len != 56)
+    mp_sha256_update(c, &z, 1);
   uint8_t len[8];
-  for (int i = 0; i < 8; i++) len[i] = (uint8_t)(bits >> (56 - 8 * i));
+  for (int i = 0; i < 8; i++)
+    len[i] = (uint8_t)(bits >> (56 - 8 * i));
   mp_sha256_update(c, len, 8);
   for (int i = 0; i < 8; i++) {
     out[4 * i] = (uint8_t)(c->h[i] >> 24), out[4 * i + 1] = (uint8_t)(c->h[i] >> 16);
@@ -145,7 +148,8 @@ void mp_sha256_final(mp_sha256 *c, uint8_t out[32]) {
 
 static void to_hex(const uint8_t d[32], char out[65]) {
   static const char *hx = "0123456789abcdef";
-  for (int i = 0; i < 32; i++) out[2 * i] = hx[d[i] >> 4], out[2 * i + 1] = hx[d[i] & 15];
+  for (int i = 0; i < 32; i++)
+    out[2 * i] = hx[d[i] >> 4], out[2 * i + 1] = hx[d[i] & 15];
   out[64] = 0;
 }
 

@@ -25,7 +25,8 @@ static int sb_grow(mp_sb *sb, size_t extra) {
   size_t need = sb->len + extra + 1;
   if (need <= sb->cap) return 1;
   size_t cap = sb->cap ? sb->cap : 64;
-  while (cap < need) cap *= 2;
+  while (cap < need)
+    cap *= 2;
   char *nb = realloc(sb->buf, cap);
   if (!nb) {
     sb->oom = 1;
@@ -67,10 +68,14 @@ static size_t utf8_valid_len(const unsigned char *s, size_t n) {
   if (c < 0x80) return 1;
   size_t len;
   uint32_t cp;
-  if ((c & 0xE0) == 0xC0) len = 2, cp = c & 0x1F;
-  else if ((c & 0xF0) == 0xE0) len = 3, cp = c & 0x0F;
-  else if ((c & 0xF8) == 0xF0) len = 4, cp = c & 0x07;
-  else return 0;
+  if ((c & 0xE0) == 0xC0)
+    len = 2, cp = c & 0x1F;
+  else if ((c & 0xF0) == 0xE0)
+    len = 3, cp = c & 0x0F;
+  else if ((c & 0xF8) == 0xF0)
+    len = 4, cp = c & 0x07;
+  else
+    return 0;
   if (len > n) return 0;
   for (size_t i = 1; i < len; i++) {
     if ((s[i] & 0xC0) != 0x80) return 0;
@@ -90,17 +95,33 @@ void mp_sb_json_str(mp_sb *sb, const char *str, size_t n) {
     unsigned c = s[i];
     if (c >= 0x20 && c < 0x80 && c != '"' && c != '\\') {
       size_t j = i;
-      while (j < n && s[j] >= 0x20 && s[j] < 0x80 && s[j] != '"' && s[j] != '\\') j++;
+      while (j < n && s[j] >= 0x20 && s[j] < 0x80 && s[j] != '"' && s[j] != '\\')
+        j++;
       mp_sb_append(sb, s + i, j - i);
       i = j;
       continue;
     }
     switch (c) {
-    case '"': mp_sb_puts(sb, "\\\""); i++; continue;
-    case '\\': mp_sb_puts(sb, "\\\\"); i++; continue;
-    case '\n': mp_sb_puts(sb, "\\n"); i++; continue;
-    case '\r': mp_sb_puts(sb, "\\r"); i++; continue;
-    case '\t': mp_sb_puts(sb, "\\t"); i++; continue;
+    case '"':
+      mp_sb_puts(sb, "\\\"");
+      i++;
+      continue;
+    case '\\':
+      mp_sb_puts(sb, "\\\\");
+      i++;
+      continue;
+    case '\n':
+      mp_sb_puts(sb, "\\n");
+      i++;
+      continue;
+    case '\r':
+      mp_sb_puts(sb, "\\r");
+      i++;
+      continue;
+    case '\t':
+      mp_sb_puts(sb, "\\t");
+      i++;
+      continue;
     default: break;
     }
     if (c < 0x20) {

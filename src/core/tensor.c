@@ -68,8 +68,8 @@ uint16_t mp_f32_to_f16(float f) {
   uint32_t sign = (u >> 16) & 0x8000;
   uint32_t a = u & 0x7FFFFFFF;
   if (a > 0x7F800000) return (uint16_t)(sign | 0x7E00 | ((a >> 13) & 0x3FF)); /* NaN, keep quiet */
-  if (a >= 0x477FF000) return (uint16_t)(sign | 0x7C00); /* overflow (>= 65520 rounds to inf) */
-  if (a < 0x38800000) {                                   /* result subnormal or zero */
+  if (a >= 0x477FF000) return (uint16_t)(sign | 0x7C00);                      /* overflow (>= 65520 rounds to inf) */
+  if (a < 0x38800000) {                                                       /* result subnormal or zero */
     /* value = a as float; scale to units of 2^-24 and round to nearest even */
     if (a < 0x33000000) return (uint16_t)sign; /* < 2^-25: rounds to 0 (2^-25 exact tie -> 0 even) */
     uint32_t e = a >> 23;

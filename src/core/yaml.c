@@ -26,8 +26,8 @@ typedef struct {
 
 static mp_status perr(yp *y) {
   return mp_err(MP_ERR_FORMAT, "%s:%zu:%zu: invalid YAML: %s%s%s", y->what, y->p.problem_mark.line + 1,
-                y->p.problem_mark.column + 1, y->p.problem ? y->p.problem : "parse error",
-                y->p.context ? " " : "", y->p.context ? y->p.context : "");
+                y->p.problem_mark.column + 1, y->p.problem ? y->p.problem : "parse error", y->p.context ? " " : "",
+                y->p.context ? y->p.context : "");
 }
 
 static mp_json *node(yp *y, mp_json_type t, yaml_mark_t mk) {
@@ -136,7 +136,8 @@ static mp_status vec_push(yp *y, vec *v, const char *key, size_t klen, mp_json *
   return MP_OK;
 }
 
-static mp_status map_set(yp *y, vec *v, const char *key, size_t klen, mp_json *val, const mp_json *keynode, int merging) {
+static mp_status map_set(yp *y, vec *v, const char *key, size_t klen, mp_json *val, const mp_json *keynode,
+                         int merging) {
   for (size_t i = 0; i < v->n; i++)
     if (v->klens[i] == klen && !memcmp(v->keys[i], key, klen)) {
       if (merging) return MP_OK; /* explicit keys win over merged ones */
@@ -218,9 +219,11 @@ static mp_status parse_node(yp *y, yaml_event_t *ev, mp_json **out) {
       if (st) return st;
       const char *ks = k->str ? k->str : "";
       if (!strcmp(ks, "<<") && k->type == MP_JSON_STRING) {
-        if (val->type == MP_JSON_OBJECT && nmerge < 16) merges[nmerge++] = val;
+        if (val->type == MP_JSON_OBJECT && nmerge < 16)
+          merges[nmerge++] = val;
         else if (val->type == MP_JSON_ARRAY)
-          for (size_t i = 0; i < val->len && nmerge < 16; i++) merges[nmerge++] = val->items[i];
+          for (size_t i = 0; i < val->len && nmerge < 16; i++)
+            merges[nmerge++] = val->items[i];
         continue;
       }
       if ((st = map_set(y, &v, ks, k->len, val, k, 0))) return st;
@@ -262,7 +265,8 @@ mp_status mp_yaml_parse(const char *text, size_t n, const char *what, mp_arena *
     }
     if (t == YAML_DOCUMENT_START_EVENT) {
       if (++docs > 1) {
-        st = mp_err(MP_ERR_FORMAT, "%s:%zu: only one YAML document per file is supported", y.what, e.start_mark.line + 1);
+        st = mp_err(MP_ERR_FORMAT, "%s:%zu: only one YAML document per file is supported", y.what,
+                    e.start_mark.line + 1);
         yaml_event_delete(&e);
         break;
       }

@@ -2,8 +2,8 @@
 #include "eval/data_dirs.h"
 
 #include <dirent.h>
-#include <fnmatch.h>
 #include <dlfcn.h>
+#include <fnmatch.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
@@ -106,7 +106,8 @@ mp_status mp_data_find_hub(const char *key, int download, char **out) {
     if (!st) {
       file = match_in_snapshot(res.path, pattern);
       mp_hub_result_free(&res);
-      if (!file) st = mp_err(MP_ERR_NOT_FOUND, "dataset \"%s\": the Hub repo %s has no file matching %s", key, repo, pattern);
+      if (!file)
+        st = mp_err(MP_ERR_NOT_FOUND, "dataset \"%s\": the Hub repo %s has no file matching %s", key, repo, pattern);
     }
   } else if (!file) {
     st = mp_err(MP_ERR_NOT_FOUND, "dataset \"%s\": %s (%s) is not in the Hugging Face cache (%s)%s", key, repo, pattern,
@@ -163,8 +164,10 @@ size_t mp_data_dirs(const char *explicit_dir, char dirs[][1024], size_t cap) {
   if (n + keep < cap) snprintf(dirs[n++], 1024, "../shared/datasets");
   if (n + keep < cap) snprintf(dirs[n++], 1024, "shared/datasets");
   const char *cache = getenv("MP_CACHE");
-  if (cache && *cache && n + keep < cap) snprintf(dirs[n++], 1024, "%s/test-data/datasets", cache);
-  else if (root && n + keep < cap) snprintf(dirs[n++], 1024, "%s/.cache/test-data/datasets", root);
+  if (cache && *cache && n + keep < cap)
+    snprintf(dirs[n++], 1024, "%s/test-data/datasets", cache);
+  else if (root && n + keep < cap)
+    snprintf(dirs[n++], 1024, "%s/.cache/test-data/datasets", root);
   /* last: the small evaluation set the project ships (data/demo/README.md), a fallback only */
   if (root && n < cap) snprintf(dirs[n++], 1024, "%s/" MP_DATA_DEMO_DIR, root);
   free(root);

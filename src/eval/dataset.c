@@ -51,7 +51,8 @@ static uint64_t splitmix64(uint64_t *x) {
 
 void mp_rng_seed(mp_rng *r, uint64_t seed) {
   uint64_t x = seed;
-  for (int i = 0; i < 4; i++) r->s[i] = splitmix64(&x);
+  for (int i = 0; i < 4; i++)
+    r->s[i] = splitmix64(&x);
 }
 
 static inline uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
@@ -77,7 +78,8 @@ static int cmp_size(const void *a, const void *b) {
 }
 
 static void sample_positions(size_t n, size_t k, uint64_t seed, size_t *perm /* n entries */) {
-  for (size_t i = 0; i < n; i++) perm[i] = i;
+  for (size_t i = 0; i < n; i++)
+    perm[i] = i;
   mp_rng r;
   mp_rng_seed(&r, seed);
   for (size_t i = 0; i < k; i++) {
@@ -92,12 +94,14 @@ static void sample_positions(size_t n, size_t k, uint64_t seed, size_t *perm /* 
 void mp_sample_indices(size_t n, size_t max_samples, uint64_t seed, size_t *out) {
   size_t k = (max_samples == 0 || max_samples > n) ? n : max_samples;
   if (k == n) {
-    for (size_t i = 0; i < n; i++) out[i] = i;
+    for (size_t i = 0; i < n; i++)
+      out[i] = i;
     return;
   }
   size_t *perm = malloc((n ? n : 1) * sizeof(size_t));
   if (!perm) { /* degrade deterministically: first k */
-    for (size_t i = 0; i < k; i++) out[i] = i;
+    for (size_t i = 0; i < k; i++)
+      out[i] = i;
     return;
   }
   sample_positions(n, k, seed, perm);
@@ -116,7 +120,8 @@ mp_status mp_dataset_sample(mp_dataset *ds, size_t max_samples, uint64_t seed) {
     return mp_err(MP_ERR_NOMEM, "%s: out of memory sampling %zu of %zu examples", ds->name, k, n);
   }
   sample_positions(n, k, seed, perm);
-  for (size_t i = 0; i < k; i++) nx[i] = ds->ex[perm[i]];
+  for (size_t i = 0; i < k; i++)
+    nx[i] = ds->ex[perm[i]];
   free(perm);
   free(ds->ex);
   ds->ex = nx;
@@ -125,7 +130,8 @@ mp_status mp_dataset_sample(mp_dataset *ds, size_t max_samples, uint64_t seed) {
 }
 
 void mp_dataset_label_counts(const mp_dataset *ds, size_t *counts) {
-  for (size_t i = 0; i < ds->n_labels; i++) counts[i] = 0;
+  for (size_t i = 0; i < ds->n_labels; i++)
+    counts[i] = 0;
   for (size_t i = 0; i < ds->n; i++)
     if (ds->ex[i].label >= 0 && (size_t)ds->ex[i].label < ds->n_labels) counts[ds->ex[i].label]++;
 }
@@ -160,8 +166,7 @@ size_t mp_utf8_invalid_at(const char *str, size_t n) {
       if ((s[i + t] & 0xC0) != 0x80) return i;
       cp = (cp << 6) | (s[i + t] & 0x3F);
     }
-    if ((len == 3 && cp < 0x800) || (len == 4 && (cp < 0x10000 || cp > 0x10FFFF)) ||
-        (cp >= 0xD800 && cp <= 0xDFFF))
+    if ((len == 3 && cp < 0x800) || (len == 4 && (cp < 0x10000 || cp > 0x10FFFF)) || (cp >= 0xD800 && cp <= 0xDFFF))
       return i;
     i += len;
   }
@@ -176,8 +181,7 @@ static const char *const sst2_names[] = {"negative", "positive"};
 static const char *const mrpc_names[] = {"not_equivalent", "equivalent"};
 static const mp_label_alias mnli_alias[] = {{"-", -1}, {"", -1}};
 static const mp_label_alias anli_alias[] = {{"e", 0}, {"n", 1}, {"c", 2}, {"hidden", -1}};
-static const mp_label_alias fever_alias[] = {
-    {"SUPPORTS", 0}, {"NOT ENOUGH INFO", 1}, {"REFUTES", 2}, {"hidden", -1}};
+static const mp_label_alias fever_alias[] = {{"SUPPORTS", 0}, {"NOT ENOUGH INFO", 1}, {"REFUTES", 2}, {"hidden", -1}};
 
 typedef struct builtin {
   const char *key;
@@ -194,32 +198,32 @@ typedef struct builtin {
 
 #define N(a) (sizeof(a) / sizeof *(a))
 static const builtin builtins[] = {
-    {"sst2", MP_DS_GLUE_TSV, "validation", "sentence", NULL, "label", NULL, -1, -1, -1, -1, sst2_names,
-     N(sst2_names), NULL, 0, 1, 0, 0},
-    {"stsb", MP_DS_GLUE_TSV, "validation", "sentence1", "sentence2", NULL, "score|label", -1, -1, -1, -1, NULL,
-     0, NULL, 0, 1, 0, 0},
-    {"stsb_original", MP_DS_TSV, "validation", NULL, NULL, NULL, NULL, 5, 6, -1, 4, NULL, 0, NULL, 0, 0, 0, 7},
-    {"qnli", MP_DS_GLUE_TSV, "validation", "question", "sentence", "label", NULL, -1, -1, -1, -1, nli2, N(nli2),
+    {"sst2", MP_DS_GLUE_TSV, "validation", "sentence", NULL, "label", NULL, -1, -1, -1, -1, sst2_names, N(sst2_names),
      NULL, 0, 1, 0, 0},
-    {"mrpc", MP_DS_GLUE_TSV, "validation", "#1 String|sentence1", "#2 String|sentence2", "Quality|label", NULL,
-     -1, -1, -1, -1, mrpc_names, N(mrpc_names), NULL, 0, 1, 0, 0},
-    {"rte", MP_DS_JSONL, "validation", "premise|sentence1", "hypothesis|sentence2", "label", NULL, -1, -1, -1, -1,
-     nli2, N(nli2), NULL, 0, 1, 0, 0},
-    {"mnli", MP_DS_JSONL, "validation_matched", "premise|sentence1", "hypothesis|sentence2", "label|gold_label",
-     NULL, -1, -1, -1, -1, nli3, N(nli3), mnli_alias, N(mnli_alias), 1, 0, 0},
-    {"snli", MP_DS_JSONL, "validation", "premise|sentence1", "hypothesis|sentence2", "label|gold_label", NULL, -1,
-     -1, -1, -1, nli3, N(nli3), mnli_alias, N(mnli_alias), 1, 0, 0},
-    {"anli", MP_DS_JSONL, "validation", "context|premise", "hypothesis", "label", NULL, -1, -1, -1, -1, nli3,
-     N(nli3), anli_alias, N(anli_alias), 1, 0, 0},
+    {"stsb", MP_DS_GLUE_TSV, "validation", "sentence1", "sentence2", NULL, "score|label", -1, -1, -1, -1, NULL, 0, NULL,
+     0, 1, 0, 0},
+    {"stsb_original", MP_DS_TSV, "validation", NULL, NULL, NULL, NULL, 5, 6, -1, 4, NULL, 0, NULL, 0, 0, 0, 7},
+    {"qnli", MP_DS_GLUE_TSV, "validation", "question", "sentence", "label", NULL, -1, -1, -1, -1, nli2, N(nli2), NULL,
+     0, 1, 0, 0},
+    {"mrpc", MP_DS_GLUE_TSV, "validation", "#1 String|sentence1", "#2 String|sentence2", "Quality|label", NULL, -1, -1,
+     -1, -1, mrpc_names, N(mrpc_names), NULL, 0, 1, 0, 0},
+    {"rte", MP_DS_JSONL, "validation", "premise|sentence1", "hypothesis|sentence2", "label", NULL, -1, -1, -1, -1, nli2,
+     N(nli2), NULL, 0, 1, 0, 0},
+    {"mnli", MP_DS_JSONL, "validation_matched", "premise|sentence1", "hypothesis|sentence2", "label|gold_label", NULL,
+     -1, -1, -1, -1, nli3, N(nli3), mnli_alias, N(mnli_alias), 1, 0, 0},
+    {"snli", MP_DS_JSONL, "validation", "premise|sentence1", "hypothesis|sentence2", "label|gold_label", NULL, -1, -1,
+     -1, -1, nli3, N(nli3), mnli_alias, N(mnli_alias), 1, 0, 0},
+    {"anli", MP_DS_JSONL, "validation", "context|premise", "hypothesis", "label", NULL, -1, -1, -1, -1, nli3, N(nli3),
+     anli_alias, N(anli_alias), 1, 0, 0},
     /* nli_fever: premise = context (evidence), hypothesis = query (claim). The HF copy
      * pietrolesci/nli_fever renamed query->premise and context->hypothesis, so there the evidence
      * is its "hypothesis" column: read in the same direction as the original. */
-    {"fever_nli", MP_DS_JSONL, "validation", "context|hypothesis", "query|premise", "label", NULL, -1, -1, -1, -1,
-     nli3, N(nli3), fever_alias, N(fever_alias), 1, 0, 0},
+    {"fever_nli", MP_DS_JSONL, "validation", "context|hypothesis", "query|premise", "label", NULL, -1, -1, -1, -1, nli3,
+     N(nli3), fever_alias, N(fever_alias), 1, 0, 0},
 };
 
-static const char *const builtin_keys[] = {"sst2", "stsb", "stsb_original", "qnli", "mrpc", "rte",
-                                           "mnli", "snli", "anli", "fever_nli", NULL};
+static const char *const builtin_keys[] = {"sst2", "stsb", "stsb_original", "qnli",      "mrpc", "rte",
+                                           "mnli", "snli", "anli",          "fever_nli", NULL};
 
 const char *const *mp_dataset_builtin_keys(void) { return builtin_keys; }
 
@@ -235,7 +239,8 @@ const char *mp_dataset_key_for(const char *name, const char *subset) {
     const builtin *b = find_builtin(subset);
     return b ? b->key : NULL;
   }
-  if (strcmp(base, "nli_fever") == 0 || strcmp(base, "fever_nli") == 0 || strcmp(base, "fever") == 0) return "fever_nli";
+  if (strcmp(base, "nli_fever") == 0 || strcmp(base, "fever_nli") == 0 || strcmp(base, "fever") == 0)
+    return "fever_nli";
   if (strcmp(base, "stsbenchmark-sts") == 0 || strcmp(base, "stsb_multi_mt") == 0) return "stsb";
   if (strcmp(base, "multi_nli") == 0) return "mnli";
   const builtin *b = find_builtin(base);
@@ -265,8 +270,7 @@ static const builtin *find_builtin(const char *key) {
   if (strcmp(key, "sst-2") == 0 || strcmp(key, "sst") == 0) return &builtins[0];
   if (strcmp(key, "sts-b") == 0 || strcmp(key, "sts") == 0) return &builtins[1];
   if (strcmp(key, "stsbenchmark") == 0 || strcmp(key, "sts_benchmark") == 0) return &builtins[2];
-  if (strcmp(key, "fever") == 0 || strcmp(key, "fever-nli") == 0 || strcmp(key, "nli_fever") == 0)
-    return &builtins[9];
+  if (strcmp(key, "fever") == 0 || strcmp(key, "fever-nli") == 0 || strcmp(key, "nli_fever") == 0) return &builtins[9];
   if (strcmp(key, "multi_nli") == 0 || strcmp(key, "multinli") == 0) return &builtins[6];
   return NULL;
 }
@@ -276,10 +280,11 @@ mp_status mp_dataset_builtin(const char *key, mp_dataset_def *d) {
   if (!b) {
     mp_sb sb;
     mp_sb_init(&sb);
-    for (size_t i = 0; builtin_keys[i]; i++) mp_sb_printf(&sb, "%s%s", i ? ", " : "", builtin_keys[i]);
-    mp_status s = mp_err(MP_ERR_NOT_FOUND,
-                         "unknown dataset key '%s' (built-in: %s); give the file's format and fields instead",
-                         key ? key : "(null)", sb.buf ? sb.buf : "");
+    for (size_t i = 0; builtin_keys[i]; i++)
+      mp_sb_printf(&sb, "%s%s", i ? ", " : "", builtin_keys[i]);
+    mp_status s =
+        mp_err(MP_ERR_NOT_FOUND, "unknown dataset key '%s' (built-in: %s); give the file's format and fields instead",
+               key ? key : "(null)", sb.buf ? sb.buf : "");
     mp_sb_free(&sb);
     return s;
   }
@@ -337,8 +342,10 @@ mp_status mp_dataset_task_fields(mp_dataset_def *d, const char *task) {
     d->text_a = "sentence|text";
   }
   if (!d->label && d->label_col < 0 && !d->score && d->score_col < 0) {
-    if (sim) d->score = "score|label";
-    else d->label = "label|gold_label";
+    if (sim)
+      d->score = "score|label";
+    else
+      d->label = "label|gold_label";
   }
   if ((nli || bin) && !d->label_names) {
     d->label_names = bin ? nli2 : nli3;
@@ -388,7 +395,8 @@ static int sl_push(strlist *l, char *s) {
 }
 
 static void sl_free(strlist *l) {
-  for (size_t i = 0; i < l->n; i++) free(l->v[i]);
+  for (size_t i = 0; i < l->n; i++)
+    free(l->v[i]);
   free(l->v);
   memset(l, 0, sizeof *l);
 }
@@ -449,8 +457,8 @@ static void find_parquet_split(const char *root, const char *config, const char 
       if (k == 1 && config) continue;
       char *dir = subs[k] ? mp_path_join(root, subs[k]) : strdup(root);
       if (!dir) continue;
-      list_parquet(dir, s, out);                     /* <dir>/<split>-*.parquet */
-      if (!out->n) {                                 /* <dir>/<split>/ *.parquet */
+      list_parquet(dir, s, out); /* <dir>/<split>-*.parquet */
+      if (!out->n) {             /* <dir>/<split>/ *.parquet */
         char *sd = mp_path_join(dir, s);
         if (sd) list_parquet(sd, NULL, out);
         free(sd);
@@ -518,7 +526,8 @@ static char *snapshot_of(const char *repo_dir) {
   char *rev = NULL;
   size_t len = 0;
   if (ref && mp_read_file(ref, &rev, &len, 4096) == MP_OK) {
-    while (len && (rev[len - 1] == '\n' || rev[len - 1] == '\r' || rev[len - 1] == ' ')) rev[--len] = 0;
+    while (len && (rev[len - 1] == '\n' || rev[len - 1] == '\r' || rev[len - 1] == ' '))
+      rev[--len] = 0;
     char *snap = len && !strchr(rev, '/') ? join3(repo_dir, "snapshots", rev) : NULL;
     free(rev);
     free(ref);
@@ -605,9 +614,9 @@ static mp_status resolve_folder(const char *dir, const mp_dataset_def *d, strlis
   /* Parquet layouts (HF hub snapshots) */
   find_parquet_split(dir, d->config, split, files);
   if (files->n) return MP_OK;
-  static const char *const dev_names[] = {"dev.tsv",  "dev.jsonl", "val.jsonl",  "validation.jsonl",
-                                          "dev.csv",  "validation.tsv", "validation.csv", "sts-dev.tsv",
-                                          "sts-dev.csv", "dev_fitems.jsonl", "dev.json", NULL};
+  static const char *const dev_names[] = {"dev.tsv",     "dev.jsonl",        "val.jsonl",      "validation.jsonl",
+                                          "dev.csv",     "validation.tsv",   "validation.csv", "sts-dev.tsv",
+                                          "sts-dev.csv", "dev_fitems.jsonl", "dev.json",       NULL};
   const char *bases[3] = {dir, NULL, NULL};
   char *cdir = d->config ? mp_path_join(dir, d->config) : NULL;
   if (cdir) {
@@ -684,9 +693,8 @@ typedef struct loader {
   int need_label, need_score, need_b;
 } loader;
 
-static mp_status push_example(loader *L, const val *a, const val *b, const val *lab, const val *sc,
-                              uint32_t line, const char *where_a, const char *where_b, const char *where_l,
-                              const char *where_s);
+static mp_status push_example(loader *L, const val *a, const val *b, const val *lab, const val *sc, uint32_t line,
+                              const char *where_a, const char *where_b, const char *where_l, const char *where_s);
 
 /* Splits "a|b|c" candidates; returns the number written (max 8). */
 static size_t split_alts(const char *spec, const char *out[8], size_t lens[8]) {
@@ -774,8 +782,10 @@ static int map_label(loader *L, const val *v, uint32_t line, const char *where, 
   }
   mp_sb sb;
   mp_sb_init(&sb);
-  for (size_t i = 0; i < L->ds->n_labels; i++) mp_sb_printf(&sb, "%s%s", i ? ", " : "", L->ds->labels[i]);
-  for (size_t i = 0; i < d->n_aliases; i++) mp_sb_printf(&sb, ", %s", d->aliases[i].value);
+  for (size_t i = 0; i < L->ds->n_labels; i++)
+    mp_sb_printf(&sb, "%s%s", i ? ", " : "", L->ds->labels[i]);
+  for (size_t i = 0; i < d->n_aliases; i++)
+    mp_sb_printf(&sb, ", %s", d->aliases[i].value);
   mp_err(MP_ERR_FORMAT,
          "%s:%u: %s: unknown label value '%.*s' (known: %s%s); fix the row or declare the value in the "
          "dataset's label names/aliases",
@@ -802,7 +812,8 @@ static mp_status map_score(loader *L, const val *v, uint32_t line, const char *w
     char *end;
     errno = 0;
     double x = strtod(buf, &end);
-    while (*end == ' ') end++;
+    while (*end == ' ')
+      end++;
     if (end != buf && !*end && errno == 0 && isfinite(x) && buf[0] != ' ') {
       *out = x;
       return MP_OK;
@@ -815,9 +826,11 @@ static mp_status map_score(loader *L, const val *v, uint32_t line, const char *w
 
 static mp_status text_value(loader *L, const val *v, uint32_t line, const char *where, const char **out) {
   if (v->kind != V_STR)
-    return mp_err(MP_ERR_FORMAT, "%s:%u: %s: expected text, found %s; check the text field names", L->file, line,
-                  where,
-                  v->kind == V_NULL ? "null" : v->kind == V_BOOL ? "a boolean" : v->kind == V_NONE ? "nothing" : "a number");
+    return mp_err(MP_ERR_FORMAT, "%s:%u: %s: expected text, found %s; check the text field names", L->file, line, where,
+                  v->kind == V_NULL   ? "null"
+                  : v->kind == V_BOOL ? "a boolean"
+                  : v->kind == V_NONE ? "nothing"
+                                      : "a number");
   size_t bad = mp_utf8_invalid_at(v->s, v->len);
   if (bad != (size_t)-1)
     return mp_err(MP_ERR_FORMAT,
@@ -832,9 +845,8 @@ static mp_status text_value(loader *L, const val *v, uint32_t line, const char *
   return MP_OK;
 }
 
-static mp_status push_example(loader *L, const val *a, const val *b, const val *lab, const val *sc,
-                              uint32_t line, const char *where_a, const char *where_b, const char *where_l,
-                              const char *where_s) {
+static mp_status push_example(loader *L, const val *a, const val *b, const val *lab, const val *sc, uint32_t line,
+                              const char *where_a, const char *where_b, const char *where_l, const char *where_s) {
   mp_example e;
   memset(&e, 0, sizeof e);
   e.label = -1;
@@ -881,7 +893,8 @@ typedef struct row {
 } row;
 
 static void row_clear(row *r) {
-  for (size_t i = 0; i < r->n; i++) free(r->f[i].owned);
+  for (size_t i = 0; i < r->n; i++)
+    free(r->f[i].owned);
   r->n = 0;
 }
 
@@ -909,8 +922,8 @@ static int row_push(row *r, const char *s, size_t len, char *owned) {
 
 /* Reads one record starting at *pos. Returns 1 with a record, 0 at end, -1 on error (set).
  * *line is the record's first line; *next_line is updated past it. */
-static int read_record(loader *L, const char *buf, size_t n, size_t *pos, char delim, int quoting,
-                       uint32_t *line, row *r) {
+static int read_record(loader *L, const char *buf, size_t n, size_t *pos, char delim, int quoting, uint32_t *line,
+                       row *r) {
   row_clear(r);
   size_t p = *pos;
   if (p >= n) return 0;
@@ -946,8 +959,8 @@ static int read_record(loader *L, const char *buf, size_t n, size_t *pos, char d
       }
       if (q < n && buf[q] != delim && buf[q] != '\n' && !(buf[q] == '\r' && (q + 1 == n || buf[q + 1] == '\n'))) {
         mp_sb_free(&sb);
-        mp_err(MP_ERR_FORMAT, "%s:%u: column %zu: unexpected character after a closing quote; fix the quoting",
-               L->file, ln, r->n + 1);
+        mp_err(MP_ERR_FORMAT, "%s:%u: column %zu: unexpected character after a closing quote; fix the quoting", L->file,
+               ln, r->n + 1);
         return -1;
       }
       *line = ln;
@@ -966,10 +979,13 @@ static int read_record(loader *L, const char *buf, size_t n, size_t *pos, char d
       p = q;
     } else {
       size_t q = p;
-      while (q < n && buf[q] != delim && buf[q] != '\n') q++;
+      while (q < n && buf[q] != delim && buf[q] != '\n')
+        q++;
       size_t len = q - p;
-      if (q < n && buf[q] == '\n' && len && buf[q - 1] == '\r') len--;
-      else if (q == n && len && buf[q - 1] == '\r') len--;
+      if (q < n && buf[q] == '\n' && len && buf[q - 1] == '\r')
+        len--;
+      else if (q == n && len && buf[q - 1] == '\r')
+        len--;
       if (row_push(r, buf + p, len, NULL) != 0) {
         mp_err(MP_ERR_NOMEM, "%s:%u: out of memory or too many columns", L->file, start_line);
         return -1;
@@ -1041,15 +1057,14 @@ static mp_status load_delimited(loader *L, const char *buf, size_t n, char delim
       goto done;
     }
     if (k == 0) {
-      st = mp_err(MP_ERR_FORMAT, "%s: empty file (no header line); give a file with a header and data rows",
-                  L->file);
+      st = mp_err(MP_ERR_FORMAT, "%s: empty file (no header line); give a file with a header and data rows", L->file);
       goto done;
     }
     for (size_t i = 0; i < r.n; i++) {
       size_t bad = mp_utf8_invalid_at(r.f[i].s, r.f[i].len);
       if (bad != (size_t)-1) {
-        st = mp_err(MP_ERR_FORMAT, "%s:1: column %zu: header is not valid UTF-8; re-encode the file as UTF-8",
-                    L->file, i + 1);
+        st = mp_err(MP_ERR_FORMAT, "%s:1: column %zu: header is not valid UTF-8; re-encode the file as UTF-8", L->file,
+                    i + 1);
         goto done;
       }
     }
@@ -1073,8 +1088,11 @@ static mp_status load_delimited(loader *L, const char *buf, size_t n, char delim
   }
   if (ca < 0 || (L->need_b && cb < 0) || (L->need_label && cl < 0) || (L->need_score && cs < 0)) {
     st = mp_err(MP_ERR_INVALID_ARG,
-                "%s: header-less file needs column indices for text%s%s; set them in the dataset definition",
-                L->file, L->need_b ? ", second text" : "", L->need_label ? ", label" : L->need_score ? ", score" : "");
+                "%s: header-less file needs column indices for text%s%s; set them in the dataset definition", L->file,
+                L->need_b ? ", second text" : "",
+                L->need_label   ? ", label"
+                : L->need_score ? ", score"
+                                : "");
     goto done;
   }
   int maxc = ca;
@@ -1099,15 +1117,15 @@ static mp_status load_delimited(loader *L, const char *buf, size_t n, char delim
     if (r.n == 1 && r.f[0].len == 0) {
       /* empty line: allowed only as trailing lines */
       size_t q = save;
-      while (q < n && (buf[q] == '\n' || buf[q] == '\r')) q++;
+      while (q < n && (buf[q] == '\n' || buf[q] == '\r'))
+        q++;
       if (q >= n) break;
       st = mp_err(MP_ERR_FORMAT, "%s:%u: empty line inside the data; remove it", L->file, rec_line);
       goto done;
     }
     if ((expect && r.n != expect) || r.n < minc) {
-      st = mp_err(MP_ERR_FORMAT,
-                  "%s:%u: wrong column count: expected %s%zu, found %zu; fix the row%s", L->file, rec_line,
-                  expect ? "" : "at least ", expect ? expect : minc, r.n,
+      st = mp_err(MP_ERR_FORMAT, "%s:%u: wrong column count: expected %s%zu, found %zu; fix the row%s", L->file,
+                  rec_line, expect ? "" : "at least ", expect ? expect : minc, r.n,
                   quoting ? "" : " (or the delimiter / quoting setting)");
       goto done;
     }
@@ -1188,12 +1206,15 @@ static mp_status load_jsonl(loader *L, const char *buf, size_t n) {
     size_t len = nl ? (size_t)(nl - ls) : n - pos;
     pos += len + (nl ? 1 : 0);
     size_t t = len;
-    while (t && (ls[t - 1] == '\r' || ls[t - 1] == ' ' || ls[t - 1] == '\t')) t--;
+    while (t && (ls[t - 1] == '\r' || ls[t - 1] == ' ' || ls[t - 1] == '\t'))
+      t--;
     size_t h = 0;
-    while (h < t && (ls[h] == ' ' || ls[h] == '\t')) h++;
+    while (h < t && (ls[h] == ' ' || ls[h] == '\t'))
+      h++;
     if (h == t) {
       size_t q = pos;
-      while (q < n && (buf[q] == '\n' || buf[q] == '\r' || buf[q] == ' ' || buf[q] == '\t')) q++;
+      while (q < n && (buf[q] == '\n' || buf[q] == '\r' || buf[q] == ' ' || buf[q] == '\t'))
+        q++;
       if (q >= n) break;
       st = mp_err(MP_ERR_FORMAT, "%s:%u: empty line inside the data; remove it", L->file, line);
       goto done;
@@ -1214,13 +1235,13 @@ static mp_status load_jsonl(loader *L, const char *buf, size_t n) {
       if (sscanf(m, "line:%u:%u:", &jl, &jc) != 2) jc = 0;
       char copy[256];
       snprintf(copy, sizeof copy, "%s", msg ? msg + 14 : m);
-      st = mp_err(MP_ERR_FORMAT, "%s:%u:%u: malformed JSON line (%s); each line must be one JSON object", L->file,
-                  line, jc, copy);
+      st = mp_err(MP_ERR_FORMAT, "%s:%u:%u: malformed JSON line (%s); each line must be one JSON object", L->file, line,
+                  jc, copy);
       goto done;
     }
     if (j->type != MP_JSON_OBJECT) {
-      st = mp_err(MP_ERR_FORMAT, "%s:%u: expected a JSON object, found %s; each line must be one JSON object",
-                  L->file, line, mp_json_type_name(j->type));
+      st = mp_err(MP_ERR_FORMAT, "%s:%u: expected a JSON object, found %s; each line must be one JSON object", L->file,
+                  line, mp_json_type_name(j->type));
       goto done;
     }
     const char *w;
@@ -1372,10 +1393,14 @@ static mp_status load_parquet(loader *L, const char *path) {
   int cb = L->need_b ? pq_find(pq, d->text_b, d->text_b_col, &nb) : -1;
   int cl = L->need_label ? pq_find(pq, d->label, d->label_col, &nl) : -1;
   int cs = L->need_score ? pq_find(pq, d->score, d->score_col, &ns) : -1;
-  if (ca < 0) st = pq_missing(L, pq, "text", d->text_a);
-  else if (L->need_b && cb < 0) st = pq_missing(L, pq, "second text", d->text_b);
-  else if (L->need_label && cl < 0) st = pq_missing(L, pq, "label", d->label);
-  else if (L->need_score && cs < 0) st = pq_missing(L, pq, "score", d->score);
+  if (ca < 0)
+    st = pq_missing(L, pq, "text", d->text_a);
+  else if (L->need_b && cb < 0)
+    st = pq_missing(L, pq, "second text", d->text_b);
+  else if (L->need_label && cl < 0)
+    st = pq_missing(L, pq, "label", d->label);
+  else if (L->need_score && cs < 0)
+    st = pq_missing(L, pq, "score", d->score);
   if (st != MP_OK) goto done;
   mp_pq_values va, vb, vl, vs;
   memset(&vb, 0, sizeof vb);
@@ -1409,8 +1434,7 @@ static mp_status load_parquet(loader *L, const char *path) {
   }
 done:
   mp_parquet_close(pq);
-  if (st != MP_OK && strncmp(mp_last_error(), L->file, strlen(L->file)) != 0)
-    mp_err_prefix(st, "%s", L->file);
+  if (st != MP_OK && strncmp(mp_last_error(), L->file, strlen(L->file)) != 0) mp_err_prefix(st, "%s", L->file);
   return st;
 }
 
@@ -1437,7 +1461,9 @@ mp_status mp_dataset_load(const mp_dataset_def *def, mp_dataset **out) {
                   "semantic-similarity, text-classification, ...: its usual column names are used), name the "
                   "fields (--text-fields A[,B], --label-field / --score-field; text_a / text_b in a pipeline "
                   "dataset) or use a built-in key",
-                  d->key ? d->key : d->path ? d->path : "?");
+                  d->key    ? d->key
+                  : d->path ? d->path
+                            : "?");
   if (d->label_names && d->n_label_names > 1024)
     return mp_err(MP_ERR_INVALID_ARG, "dataset: too many label names (%zu)", d->n_label_names);
   L.need_b = d->text_b != NULL || d->text_b_col >= 0;
@@ -1445,7 +1471,9 @@ mp_status mp_dataset_load(const mp_dataset_def *def, mp_dataset **out) {
   L.need_label = !L.need_score && (d->label != NULL || d->label_col >= 0);
   if (L.need_label && (!d->label_names || d->n_label_names == 0))
     return mp_err(MP_ERR_INVALID_ARG, "dataset %s: a label field needs the ordered label names",
-                  d->key ? d->key : d->path ? d->path : "?");
+                  d->key    ? d->key
+                  : d->path ? d->path
+                            : "?");
 
   /* files */
   strlist files = {0};
@@ -1534,7 +1562,8 @@ mp_status mp_dataset_load(const mp_dataset_def *def, mp_dataset **out) {
     st = mp_err(MP_ERR_FORMAT, "%s: no examples with a gold label (%zu rows dropped); check the label field",
                 files.v[0], ds->n_dropped);
   /* the file-local index becomes the dataset-wide one (multi-file splits) */
-  for (size_t i = 0; st == MP_OK && i < ds->n; i++) ds->ex[i].index = (uint32_t)i;
+  for (size_t i = 0; st == MP_OK && i < ds->n; i++)
+    ds->ex[i].index = (uint32_t)i;
   ds->n_total = ds->n;
   sl_free(&files);
   if (st != MP_OK) {

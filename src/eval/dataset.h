@@ -23,13 +23,13 @@
 #include "mlxport.h"
 
 typedef enum mp_ds_format {
-  MP_DS_AUTO = 0,  /* by the key's default, then by extension (.tsv .csv .jsonl/.json .parquet)
-                      and known layouts (GLUE folders, HF hub cache snapshots) */
-  MP_DS_GLUE_TSV,  /* tab-separated, header row, quoting off (GLUE's own files) */
-  MP_DS_TSV,       /* tab-separated; header and quoting per the definition */
-  MP_DS_CSV,       /* comma-separated; RFC 4180 quoting on by default */
-  MP_DS_JSONL,     /* one JSON object per line */
-  MP_DS_PARQUET,   /* Apache Parquet, flat schema (one file, or every *.parquet of a split) */
+  MP_DS_AUTO = 0, /* by the key's default, then by extension (.tsv .csv .jsonl/.json .parquet)
+                     and known layouts (GLUE folders, HF hub cache snapshots) */
+  MP_DS_GLUE_TSV, /* tab-separated, header row, quoting off (GLUE's own files) */
+  MP_DS_TSV,      /* tab-separated; header and quoting per the definition */
+  MP_DS_CSV,      /* comma-separated; RFC 4180 quoting on by default */
+  MP_DS_JSONL,    /* one JSON object per line */
+  MP_DS_PARQUET,  /* Apache Parquet, flat schema (one file, or every *.parquet of a split) */
 } mp_ds_format;
 
 const char *mp_ds_format_name(mp_ds_format f); /* "auto", "glue_tsv", "tsv", "csv", "jsonl", "parquet" */
@@ -50,21 +50,21 @@ typedef struct mp_label_alias {
  * borrowed (must outlive mp_dataset_load only). Fields left at their init value take the
  * built-in default of `key` (see mp_dataset_builtin), then the format's default. */
 typedef struct mp_dataset_def {
-  const char *key;    /* built-in defaults: "sst2", "stsb", "stsb_original", "qnli", "mrpc",
-                         "rte", "mnli", "snli", "anli", "fever_nli" (NULL = none) */
-  const char *path;   /* file or folder; a folder is searched for the split's file (see docs) */
+  const char *key;        /* built-in defaults: "sst2", "stsb", "stsb_original", "qnli", "mrpc",
+                             "rte", "mnli", "snli", "anli", "fever_nli" (NULL = none) */
+  const char *path;       /* file or folder; a folder is searched for the split's file (see docs) */
   const char *hf_dataset; /* "ORG/NAME" in the HF hub cache when path is NULL (HF_HUB_CACHE,
                              else HF_HOME/hub, else ~/.cache/huggingface/hub) */
-  const char *config; /* HF config / GLUE subset folder (e.g. "sst2"), NULL = none or the only one */
-  const char *split;  /* "validation" (default), "test", "train", "validation_matched", ... */
+  const char *config;     /* HF config / GLUE subset folder (e.g. "sst2"), NULL = none or the only one */
+  const char *split;      /* "validation" (default), "test", "train", "validation_matched", ... */
   mp_ds_format format;
 
   /* Field names: header column names (TSV/CSV with header), JSON keys, Parquet column names.
    * Several candidates may be given separated by '|' (first present wins), e.g. "premise|context". */
-  const char *text_a;     /* required (default from key) */
-  const char *text_b;     /* NULL = single-text dataset */
-  const char *label;      /* label field; NULL when the dataset is scored (score field) */
-  const char *score;      /* similarity score field (float), NULL = none */
+  const char *text_a; /* required (default from key) */
+  const char *text_b; /* NULL = single-text dataset */
+  const char *label;  /* label field; NULL when the dataset is scored (score field) */
+  const char *score;  /* similarity score field (float), NULL = none */
   /* Column indices (0-based) for files without a header; -1 = unused. */
   int text_a_col, text_b_col, label_col, score_col;
 
@@ -80,9 +80,9 @@ typedef struct mp_dataset_def {
    * (row dropped). Anything else is MP_ERR_FORMAT (unknown label value). */
   int numeric_labels; /* MP_DS_UNSET = on */
 
-  int header;       /* 1 = first line is a header (TSV/CSV); MP_DS_UNSET = per format/key */
-  int quoting;      /* 1 = RFC 4180 double quotes; 0 = a quote is an ordinary character */
-  int min_columns;  /* rows with fewer columns are an error; 0 = as many as the header */
+  int header;      /* 1 = first line is a header (TSV/CSV); MP_DS_UNSET = per format/key */
+  int quoting;     /* 1 = RFC 4180 double quotes; 0 = a quote is an ordinary character */
+  int min_columns; /* rows with fewer columns are an error; 0 = as many as the header */
 } mp_dataset_def;
 
 /* Sets every field to "unset" (NULL / MP_DS_UNSET / -1 columns / MP_DS_AUTO). */
@@ -109,27 +109,27 @@ const char *const *mp_dataset_builtin_keys(void);
 const char *mp_dataset_key_for(const char *name, const char *subset);
 
 typedef struct mp_example {
-  const char *text_a;  /* UTF-8, NUL-terminated (validated) */
-  const char *text_b;  /* NULL for single-text datasets */
-  int label;           /* index into mp_dataset.labels, or -1 (scored dataset / no label) */
-  double score;        /* similarity score (scored datasets), else NAN */
-  uint32_t line;       /* 1-based source line (text formats) or 1-based row (Parquet) */
-  uint32_t index;      /* 0-based position among the file's kept examples, before sampling */
+  const char *text_a; /* UTF-8, NUL-terminated (validated) */
+  const char *text_b; /* NULL for single-text datasets */
+  int label;          /* index into mp_dataset.labels, or -1 (scored dataset / no label) */
+  double score;       /* similarity score (scored datasets), else NAN */
+  uint32_t line;      /* 1-based source line (text formats) or 1-based row (Parquet) */
+  uint32_t index;     /* 0-based position among the file's kept examples, before sampling */
 } mp_example;
 
 typedef struct mp_dataset {
-  char *name;        /* the key, or the file's base name */
-  char *path;        /* the file that was read (first file for multi-file Parquet splits) */
+  char *name; /* the key, or the file's base name */
+  char *path; /* the file that was read (first file for multi-file Parquet splits) */
   mp_ds_format format;
   mp_example *ex;
   size_t n;
-  size_t n_total;    /* examples before sampling */
-  size_t n_dropped;  /* rows dropped for "no gold label" (-1, "-", "hidden") */
+  size_t n_total;      /* examples before sampling */
+  size_t n_dropped;    /* rows dropped for "no gold label" (-1, "-", "hidden") */
   const char **labels; /* ordered label names (n_labels == 0 for scored datasets) */
   size_t n_labels;
-  int has_score;     /* 1 when examples carry a score instead of a label */
-  int has_pairs;     /* 1 when examples carry text_b */
-  mp_arena arena;    /* owns every string */
+  int has_score;  /* 1 when examples carry a score instead of a label */
+  int has_pairs;  /* 1 when examples carry text_b */
+  mp_arena arena; /* owns every string */
 } mp_dataset;
 
 /* Loads the whole dataset. Errors (MP_ERR_FORMAT unless noted) name file:line[:column]:

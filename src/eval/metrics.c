@@ -10,8 +10,7 @@
 
 /* ---------------------------------------------------------------- classification */
 
-mp_status mp_cls_metrics_compute(const int *gold, const int *pred, size_t n, size_t k,
-                                 mp_cls_metrics *out) {
+mp_status mp_cls_metrics_compute(const int *gold, const int *pred, size_t n, size_t k, mp_cls_metrics *out) {
   memset(out, 0, sizeof *out);
   if (k == 0 || k > 65536) return mp_err(MP_ERR_INVALID_ARG, "metrics: number of classes %zu out of range", k);
   for (size_t i = 0; i < n; i++) {
@@ -41,7 +40,8 @@ mp_status mp_cls_metrics_compute(const int *gold, const int *pred, size_t n, siz
   double sp = 0, sr = 0, sf = 0;
   for (size_t c = 0; c < k; c++) {
     uint64_t tp = out->confusion[c * k + c], pred_c = 0;
-    for (size_t g = 0; g < k; g++) pred_c += out->confusion[g * k + c];
+    for (size_t g = 0; g < k; g++)
+      pred_c += out->confusion[g * k + c];
     double p = pred_c ? (double)tp / (double)pred_c : 0.0;
     double r = out->support[c] ? (double)tp / (double)out->support[c] : 0.0;
     /* sklearn: F1 = 2 tp / (2 tp + fp + fn), 0 when the denominator is 0 */
@@ -73,7 +73,8 @@ void mp_cls_metrics_free(mp_cls_metrics *m) {
 double mp_accuracy(const int *gold, const int *pred, size_t n) {
   if (n == 0) return NAN;
   size_t c = 0;
-  for (size_t i = 0; i < n; i++) c += gold[i] == pred[i];
+  for (size_t i = 0; i < n; i++)
+    c += gold[i] == pred[i];
   return (double)c / (double)n;
 }
 
@@ -138,9 +139,11 @@ mp_status mp_rank_average(const double *x, size_t n, double *ranks) {
   size_t i = 0;
   while (i < n) {
     size_t j = i;
-    while (j + 1 < n && v[j + 1].v == v[i].v) j++;
+    while (j + 1 < n && v[j + 1].v == v[i].v)
+      j++;
     double r = ((double)(i + 1) + (double)(j + 1)) / 2.0;
-    for (size_t t = i; t <= j; t++) ranks[v[t].i] = r;
+    for (size_t t = i; t <= j; t++)
+      ranks[v[t].i] = r;
     i = j + 1;
   }
   free(v);
@@ -151,8 +154,7 @@ double mp_spearman(const double *x, const double *y, size_t n) {
   if (n < 2) return NAN;
   double *rx = malloc(n * sizeof(double)), *ry = malloc(n * sizeof(double));
   double r = NAN;
-  if (rx && ry && mp_rank_average(x, n, rx) == MP_OK && mp_rank_average(y, n, ry) == MP_OK)
-    r = mp_pearson(rx, ry, n);
+  if (rx && ry && mp_rank_average(x, n, rx) == MP_OK && mp_rank_average(y, n, ry) == MP_OK) r = mp_pearson(rx, ry, n);
   free(rx);
   free(ry);
   return r;
@@ -181,14 +183,16 @@ static double pct_sorted(const double *s, size_t n, double q) {
 
 mp_status mp_percentiles(const double *x, size_t n, const double *q, size_t nq, double *out) {
   if (n == 0) {
-    for (size_t i = 0; i < nq; i++) out[i] = NAN;
+    for (size_t i = 0; i < nq; i++)
+      out[i] = NAN;
     return MP_OK;
   }
   double *s = malloc(n * sizeof(double));
   if (!s) return mp_err(MP_ERR_NOMEM, "metrics: out of memory sorting %zu values", n);
   memcpy(s, x, n * sizeof(double));
   qsort(s, n, sizeof(double), cmp_double);
-  for (size_t i = 0; i < nq; i++) out[i] = pct_sorted(s, n, q[i]);
+  for (size_t i = 0; i < nq; i++)
+    out[i] = pct_sorted(s, n, q[i]);
   free(s);
   return MP_OK;
 }
@@ -225,8 +229,8 @@ mp_status mp_latency_summary(const double *ms, size_t n, mp_latency_stats *out) 
 
 /* ---------------------------------------------------------------- bootstrap */
 
-mp_status mp_bootstrap_ci(size_t n, mp_stat_fn stat, void *ctx, size_t n_resamples, double level,
-                          uint64_t seed, mp_ci *out) {
+mp_status mp_bootstrap_ci(size_t n, mp_stat_fn stat, void *ctx, size_t n_resamples, double level, uint64_t seed,
+                          mp_ci *out) {
   out->lo = out->hi = NAN;
   out->n_valid = 0;
   if (!(level > 0 && level < 1)) return mp_err(MP_ERR_INVALID_ARG, "bootstrap: level %g must be in (0, 1)", level);
@@ -242,7 +246,8 @@ mp_status mp_bootstrap_ci(size_t n, mp_stat_fn stat, void *ctx, size_t n_resampl
   mp_rng_seed(&rng, seed);
   size_t nv = 0;
   for (size_t b = 0; b < n_resamples; b++) {
-    for (size_t t = 0; t < n; t++) idx[t] = (size_t)(mp_rng_next(&rng) % (uint64_t)n);
+    for (size_t t = 0; t < n; t++)
+      idx[t] = (size_t)(mp_rng_next(&rng) % (uint64_t)n);
     double v = stat(idx, n, ctx);
     if (!isnan(v)) vals[nv++] = v;
   }
@@ -281,8 +286,8 @@ static double cls_stat(const size_t *idx, size_t n, void *vctx) {
   return mp_macro_f1(c->g, c->p, n, c->k);
 }
 
-mp_status mp_bootstrap_cls(const int *gold, const int *pred, size_t n, size_t k, mp_cls_stat which,
-                           size_t n_resamples, double level, uint64_t seed, mp_ci *out) {
+mp_status mp_bootstrap_cls(const int *gold, const int *pred, size_t n, size_t k, mp_cls_stat which, size_t n_resamples,
+                           double level, uint64_t seed, mp_ci *out) {
   cls_ctx c = {gold, pred, k, which, NULL, NULL};
   c.g = malloc((n ? n : 1) * sizeof(int));
   c.p = malloc((n ? n : 1) * sizeof(int));
@@ -314,10 +319,12 @@ static size_t resample_ranks(const double *v, const size_t *order, const size_t 
   size_t pos = 0, groups = 0, i = 0;
   while (i < n) {
     size_t j = i, c = 0;
-    while (j < n && v[order[j]] == v[order[i]]) c += cnt[order[j++]];
+    while (j < n && v[order[j]] == v[order[i]])
+      c += cnt[order[j++]];
     if (c) {
       double avg = (double)pos + ((double)c + 1.0) / 2.0;
-      for (size_t t = i; t < j; t++) r[order[t]] = avg;
+      for (size_t t = i; t < j; t++)
+        r[order[t]] = avg;
       pos += c;
       groups++;
     }
@@ -330,7 +337,8 @@ static double corr_stat(const size_t *idx, size_t n, void *vctx) {
   corr_ctx *c = vctx;
   if (c->which == MP_STAT_SPEARMAN) {
     memset(c->cnt, 0, n * sizeof(size_t));
-    for (size_t t = 0; t < n; t++) c->cnt[idx[t]]++;
+    for (size_t t = 0; t < n; t++)
+      c->cnt[idx[t]]++;
     size_t gx = resample_ranks(c->x, c->ox, c->cnt, n, c->rx);
     size_t gy = resample_ranks(c->y, c->oy, c->cnt, n, c->ry);
     if (n < 2 || gx < 2 || gy < 2) return NAN;
@@ -370,13 +378,14 @@ static mp_status order_by(const double *v, size_t n, size_t *order) {
     t[i].i = i;
   }
   qsort(t, n, sizeof *t, cmp_vi);
-  for (size_t i = 0; i < n; i++) order[i] = t[i].i;
+  for (size_t i = 0; i < n; i++)
+    order[i] = t[i].i;
   free(t);
   return MP_OK;
 }
 
-mp_status mp_bootstrap_corr(const double *x, const double *y, size_t n, mp_corr_stat which,
-                            size_t n_resamples, double level, uint64_t seed, mp_ci *out) {
+mp_status mp_bootstrap_corr(const double *x, const double *y, size_t n, mp_corr_stat which, size_t n_resamples,
+                            double level, uint64_t seed, mp_ci *out) {
   corr_ctx c;
   memset(&c, 0, sizeof c);
   c.x = x;
@@ -426,9 +435,11 @@ static void log_softmax(const float *z, size_t k, double *out) {
   for (size_t j = 0; j < k; j++)
     if ((double)z[j] > m) m = z[j];
   double s = 0;
-  for (size_t j = 0; j < k; j++) s += exp((double)z[j] - m);
+  for (size_t j = 0; j < k; j++)
+    s += exp((double)z[j] - m);
   double lse = m + log(s);
-  for (size_t j = 0; j < k; j++) out[j] = (double)z[j] - lse;
+  for (size_t j = 0; j < k; j++)
+    out[j] = (double)z[j] - lse;
 }
 
 double mp_mean_kl(const float *logits_p, const float *logits_q, size_t n, size_t k) {

@@ -21,8 +21,7 @@ typedef struct mp_cls_metrics {
   uint64_t *support;               /* k: number of gold examples per class */
   uint64_t *confusion;             /* k*k */
 } mp_cls_metrics;
-mp_status mp_cls_metrics_compute(const int *gold, const int *pred, size_t n, size_t k,
-                                 mp_cls_metrics *out);
+mp_status mp_cls_metrics_compute(const int *gold, const int *pred, size_t n, size_t k, mp_cls_metrics *out);
 void mp_cls_metrics_free(mp_cls_metrics *m);
 
 double mp_accuracy(const int *gold, const int *pred, size_t n); /* NaN when n == 0 */
@@ -60,15 +59,15 @@ typedef struct mp_ci {
   double lo, hi;
   size_t n_valid; /* resamples whose statistic was not NaN */
 } mp_ci;
-mp_status mp_bootstrap_ci(size_t n, mp_stat_fn stat, void *ctx, size_t n_resamples, double level,
-                          uint64_t seed, mp_ci *out);
+mp_status mp_bootstrap_ci(size_t n, mp_stat_fn stat, void *ctx, size_t n_resamples, double level, uint64_t seed,
+                          mp_ci *out);
 /* Ready-made statistics. */
 typedef enum mp_cls_stat { MP_STAT_ACCURACY, MP_STAT_MACRO_F1 } mp_cls_stat;
-mp_status mp_bootstrap_cls(const int *gold, const int *pred, size_t n, size_t k, mp_cls_stat which,
-                           size_t n_resamples, double level, uint64_t seed, mp_ci *out);
+mp_status mp_bootstrap_cls(const int *gold, const int *pred, size_t n, size_t k, mp_cls_stat which, size_t n_resamples,
+                           double level, uint64_t seed, mp_ci *out);
 typedef enum mp_corr_stat { MP_STAT_PEARSON, MP_STAT_SPEARMAN } mp_corr_stat;
-mp_status mp_bootstrap_corr(const double *x, const double *y, size_t n, mp_corr_stat which,
-                            size_t n_resamples, double level, uint64_t seed, mp_ci *out);
+mp_status mp_bootstrap_corr(const double *x, const double *y, size_t n, mp_corr_stat which, size_t n_resamples,
+                            double level, uint64_t seed, mp_ci *out);
 
 /* Original-vs-converted. */
 /* Fraction of examples with a == b (NaN when n == 0). */

@@ -13,8 +13,8 @@
 #include "core/error.h"
 #include "core/fs.h"
 
-#define PQ_MAX_ROWS ((int64_t)1 << 24)      /* rows per file (evaluation splits are far smaller) */
-#define PQ_MAX_PAGE ((size_t)256 << 20)     /* uncompressed bytes per page */
+#define PQ_MAX_ROWS ((int64_t)1 << 24)  /* rows per file (evaluation splits are far smaller) */
+#define PQ_MAX_PAGE ((size_t)256 << 20) /* uncompressed bytes per page */
 #define PQ_MAX_COLUMNS 4096
 #define PQ_MAX_ROW_GROUPS 65536
 #define TH_MAX_DEPTH 32
@@ -167,8 +167,14 @@ static void th_skip(th *t, int type) {
       if (n > (uint64_t)(t->end - t->p)) t->err = 1;
       for (uint64_t i = 0; i < n && !t->err; i++) {
         int kt = kv >> 4, vt = kv & 0x0f;
-        if (kt == CT_TRUE || kt == CT_FALSE) th_byte(t); else th_skip(t, kt);
-        if (vt == CT_TRUE || vt == CT_FALSE) th_byte(t); else th_skip(t, vt);
+        if (kt == CT_TRUE || kt == CT_FALSE)
+          th_byte(t);
+        else
+          th_skip(t, kt);
+        if (vt == CT_TRUE || vt == CT_FALSE)
+          th_byte(t);
+        else
+          th_skip(t, vt);
       }
     }
     t->depth--;
@@ -243,8 +249,8 @@ struct mp_parquet {
   mp_arena arena;
 };
 
-static const char *const type_names[] = {"BOOLEAN", "INT32", "INT64", "INT96", "FLOAT", "DOUBLE", "BYTE_ARRAY",
-                                         "FIXED_LEN_BYTE_ARRAY"};
+static const char *const type_names[] = {"BOOLEAN", "INT32",  "INT64",      "INT96",
+                                         "FLOAT",   "DOUBLE", "BYTE_ARRAY", "FIXED_LEN_BYTE_ARRAY"};
 const char *mp_pq_type_name(mp_pq_type t) { return (unsigned)t < 8 ? type_names[t] : "?"; }
 
 static const char *codec_name(int c) {
@@ -357,8 +363,8 @@ static mp_status parse_rowgroup(mp_parquet *pq, th *t, pq_rowgroup *rg, size_t i
       uint64_t n = th_list_begin(t, &et);
       if (t->err) break;
       if (et != CT_STRUCT || n != pq->n_cols)
-        return BAD(pq, "%s: row group %zu has %llu column chunks for %zu columns; the file is corrupt", pq->what,
-                   idx, (unsigned long long)n, pq->n_cols);
+        return BAD(pq, "%s: row group %zu has %llu column chunks for %zu columns; the file is corrupt", pq->what, idx,
+                   (unsigned long long)n, pq->n_cols);
       rg->chunks = mp_arena_alloc(&pq->arena, (pq->n_cols ? pq->n_cols : 1) * sizeof(pq_chunk));
       if (!rg->chunks) return mp_err(MP_ERR_NOMEM, "%s: out of memory", pq->what);
       for (uint64_t i = 0; i < n && !t->err; i++) {
@@ -394,7 +400,8 @@ static mp_status parse_footer(mp_parquet *pq, const uint8_t *meta, size_t len) {
       uint64_t n = th_list_begin(&t, &et);
       if (t.err) break;
       if (et != CT_STRUCT || n < 1) return BAD(pq, "%s: Parquet schema is empty or malformed", pq->what);
-      if (n - 1 > PQ_MAX_COLUMNS) return mp_err(MP_ERR_UNSUPPORTED, "%s: too many columns (%llu)", pq->what, (unsigned long long)(n - 1));
+      if (n - 1 > PQ_MAX_COLUMNS)
+        return mp_err(MP_ERR_UNSUPPORTED, "%s: too many columns (%llu)", pq->what, (unsigned long long)(n - 1));
       schema_el root;
       parse_schema_el(&t, &root);
       if (t.err) break;
@@ -441,15 +448,15 @@ static mp_status parse_footer(mp_parquet *pq, const uint8_t *meta, size_t len) {
       pq->n_rg = (size_t)n;
       pq->rgs = mp_arena_alloc(&pq->arena, (n ? n : 1) * sizeof(pq_rowgroup));
       if (!pq->rgs) return mp_err(MP_ERR_NOMEM, "%s: out of memory", pq->what);
-      for (size_t i = 0; i < n && !t.err; i++) MP_TRY(parse_rowgroup(pq, &t, &pq->rgs[i], i));
+      for (size_t i = 0; i < n && !t.err; i++)
+        MP_TRY(parse_rowgroup(pq, &t, &pq->rgs[i], i));
       have_rg = 1;
     } else {
       th_skip(&t, type);
     }
   }
   if (t.err) return BAD(pq, "%s: Parquet footer is truncated or malformed (Thrift decoding failed)", pq->what);
-  if (!have_schema || !have_rows)
-    return BAD(pq, "%s: Parquet footer lacks the schema or the row count", pq->what);
+  if (!have_schema || !have_rows) return BAD(pq, "%s: Parquet footer lacks the schema or the row count", pq->what);
   if (!have_rg) pq->n_rg = 0;
   if (pq->num_rows < 0 || pq->num_rows > PQ_MAX_ROWS)
     return mp_err(MP_ERR_UNSUPPORTED, "%s: %lld rows (limit %lld)", pq->what, (long long)pq->num_rows,
@@ -644,17 +651,26 @@ static void parse_page_hdr(th *t, page_hdr *h) {
     case 2: h->uncompressed = (int32_t)th_int(t, type); break;
     case 3: h->compressed = (int32_t)th_int(t, type); break;
     case 5:
-      if (type != CT_STRUCT) { t->err = 1; break; }
+      if (type != CT_STRUCT) {
+        t->err = 1;
+        break;
+      }
       parse_data_hdr(t, h, 0);
       h->have_data = 1;
       break;
     case 7:
-      if (type != CT_STRUCT) { t->err = 1; break; }
+      if (type != CT_STRUCT) {
+        t->err = 1;
+        break;
+      }
       parse_dict_hdr(t, h);
       h->have_dict = 1;
       break;
     case 8:
-      if (type != CT_STRUCT) { t->err = 1; break; }
+      if (type != CT_STRUCT) {
+        t->err = 1;
+        break;
+      }
       parse_data_hdr(t, h, 1);
       h->have_v2 = 1;
       break;
@@ -667,7 +683,8 @@ static void parse_page_hdr(th *t, page_hdr *h) {
 static mp_status decompress(mp_parquet *pq, int codec, const uint8_t *src, size_t n, size_t want, uint8_t **out,
                             const char *where) {
   *out = NULL;
-  if (want > PQ_MAX_PAGE) return mp_err(MP_ERR_UNSUPPORTED, "%s: %s: page of %zu bytes is too large", pq->what, where, want);
+  if (want > PQ_MAX_PAGE)
+    return mp_err(MP_ERR_UNSUPPORTED, "%s: %s: page of %zu bytes is too large", pq->what, where, want);
   uint8_t *dst = malloc(want ? want : 1);
   if (!dst) return mp_err(MP_ERR_NOMEM, "%s: out of memory", pq->what);
   switch (codec) {
@@ -764,7 +781,8 @@ static int rle_decode(const uint8_t *p, size_t n, int w, uint32_t *out, size_t c
       uint64_t bit = 0;
       for (uint64_t i = 0; i < take; i++) {
         uint32_t v = 0;
-        for (int b = 0; b < w; b++, bit++) v |= (uint32_t)((p[pos + (bit >> 3)] >> (bit & 7)) & 1) << b;
+        for (int b = 0; b < w; b++, bit++)
+          v |= (uint32_t)((p[pos + (bit >> 3)] >> (bit & 7)) & 1) << b;
         out[got++] = v;
       }
       uint64_t run_bytes = groups * (uint64_t)w;
@@ -773,11 +791,13 @@ static int rle_decode(const uint8_t *p, size_t n, int w, uint32_t *out, size_t c
       uint64_t run = hdr >> 1;
       if (vbytes > n - pos) return -1;
       uint32_t v = 0;
-      for (size_t b = 0; b < vbytes; b++) v |= (uint32_t)p[pos + b] << (8 * b);
+      for (size_t b = 0; b < vbytes; b++)
+        v |= (uint32_t)p[pos + b] << (8 * b);
       pos += vbytes;
       if (w < 32 && (v >> w)) return -1;
       if (run == 0) return -1;
-      for (uint64_t i = 0; i < run && got < count; i++) out[got++] = v;
+      for (uint64_t i = 0; i < run && got < count; i++)
+        out[got++] = v;
     }
   }
   return 0;
@@ -786,9 +806,11 @@ static int rle_decode(const uint8_t *p, size_t n, int w, uint32_t *out, size_t c
 /* Output growth */
 static mp_status buf_reserve(mp_parquet *pq, pq_colbuf *b, mp_pq_type type, size_t need) {
   if (need <= b->cap) return MP_OK;
-  if (need > (size_t)PQ_MAX_ROWS) return BAD(pq, "%s: more than %lld values in a column", pq->what, (long long)PQ_MAX_ROWS);
+  if (need > (size_t)PQ_MAX_ROWS)
+    return BAD(pq, "%s: more than %lld values in a column", pq->what, (long long)PQ_MAX_ROWS);
   size_t nc = b->cap ? b->cap : 1024;
-  while (nc < need) nc *= 2;
+  while (nc < need)
+    nc *= 2;
   if (nc > (size_t)PQ_MAX_ROWS) nc = (size_t)PQ_MAX_ROWS;
   uint8_t *isn = realloc(b->is_null, nc);
   if (!isn) return mp_err(MP_ERR_NOMEM, "%s: out of memory", pq->what);
@@ -843,11 +865,13 @@ static mp_status decode_plain(mp_parquet *pq, mp_pq_type type, const uint8_t *p,
   if (type == MP_PQ_BOOLEAN) {
     if (count > n * 8) return BAD(pq, "%s: %s: %zu booleans need more than %zu bytes", pq->what, where, count, n);
   } else if (width) {
-    if (count > n / width) return BAD(pq, "%s: %s: %zu values need %zu bytes, page has %zu", pq->what, where, count, count * width, n);
+    if (count > n / width)
+      return BAD(pq, "%s: %s: %zu values need %zu bytes, page has %zu", pq->what, where, count, count * width, n);
   } else if (type == MP_PQ_BYTE_ARRAY) {
     if (count > n / 4) return BAD(pq, "%s: %s: %zu strings cannot fit %zu bytes", pq->what, where, count, n);
   } else {
-    return mp_err(MP_ERR_UNSUPPORTED, "%s: %s: physical type %s is not supported", pq->what, where, mp_pq_type_name(type));
+    return mp_err(MP_ERR_UNSUPPORTED, "%s: %s: physical type %s is not supported", pq->what, where,
+                  mp_pq_type_name(type));
   }
   size_t alloc = count ? count : 1;
   if (type == MP_PQ_BYTE_ARRAY) {
@@ -930,8 +954,8 @@ static mp_status append_rows(mp_parquet *pq, pq_colbuf *b, mp_pq_type type, cons
     size_t si = k;
     if (dict) {
       if (idx[k] >= dict->n)
-        return BAD(pq, "%s: %s: dictionary index %u out of range (dictionary has %zu entries)", pq->what, where,
-                   idx[k], dict->n);
+        return BAD(pq, "%s: %s: dictionary index %u out of range (dictionary has %zu entries)", pq->what, where, idx[k],
+                   dict->n);
       src = dict;
       si = idx[k];
     }
@@ -949,9 +973,8 @@ static mp_status append_rows(mp_parquet *pq, pq_colbuf *b, mp_pq_type type, cons
   return MP_OK;
 }
 
-static mp_status decode_values(mp_parquet *pq, pq_colbuf *b, mp_pq_type type, int encoding, const uint8_t *p,
-                               size_t n, const uint32_t *def, size_t rows, size_t present, const vals *dict,
-                               const char *where) {
+static mp_status decode_values(mp_parquet *pq, pq_colbuf *b, mp_pq_type type, int encoding, const uint8_t *p, size_t n,
+                               const uint32_t *def, size_t rows, size_t present, const vals *dict, const char *where) {
   mp_status s = MP_OK;
   if (encoding == 0) { /* PLAIN */
     vals v;
@@ -991,7 +1014,8 @@ static mp_status decode_values(mp_parquet *pq, pq_colbuf *b, mp_pq_type type, in
       vals_free(&v);
       return BAD(pq, "%s: %s: corrupt RLE boolean values", pq->what, where);
     }
-    for (size_t i = 0; i < present; i++) v.i64[i] = bits[i];
+    for (size_t i = 0; i < present; i++)
+      v.i64[i] = bits[i];
     v.n = present;
     s = append_rows(pq, b, type, def, rows, NULL, NULL, &v, present, where);
     free(bits);

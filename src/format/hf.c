@@ -131,8 +131,7 @@ mp_status mp_hf_resolve(const char *ref, char **out_path) {
   mp_status st = resolve_cached(ref, out_path, &is_id);
   if (!is_id || (st != MP_OK && st != MP_ERR_NOT_FOUND)) return st;
   if (st == MP_OK && (mp_hub_offline() || snapshot_looks_complete(*out_path))) return MP_OK;
-  if (st != MP_OK && mp_hub_offline())
-    return mp_err_prefix(st, "HF_HUB_OFFLINE is set, so it was not downloaded");
+  if (st != MP_OK && mp_hub_offline()) return mp_err_prefix(st, "HF_HUB_OFFLINE is set, so it was not downloaded");
   /* on demand: download the repo id (or complete a half snapshot) into the shared cache */
   char saved[2048];
   snprintf(saved, sizeof saved, "%s", st ? mp_last_error() : "");
@@ -143,7 +142,8 @@ mp_status mp_hf_resolve(const char *ref, char **out_path) {
   rq.repo_id = id;
   rq.revision = at ? at + 1 : NULL;
   const char *ep = getenv("HF_ENDPOINT");
-  mp_log(MP_LOG_INFO, "%s: %s; downloading it from %s", id, st ? "not in the Hugging Face cache" : "completing the cached snapshot",
+  mp_log(MP_LOG_INFO, "%s: %s; downloading it from %s", id,
+         st ? "not in the Hugging Face cache" : "completing the cached snapshot",
          ep && *ep ? ep : "https://huggingface.co");
   mp_hub_result res;
   mp_status ds = mp_hub_download(&rq, &res);
@@ -186,9 +186,12 @@ static void tokenizer_json_model_type(const char *path, char *out, size_t cap) {
     const char *t = mp_json_get_str(m, "type", NULL);
     if (!t && m) {
       /* older files omit "type": infer from the keys */
-      if (mp_json_get(m, "merges")) t = "BPE";
-      else if (mp_json_get(m, "continuing_subword_prefix")) t = "WordPiece";
-      else if (mp_json_get(m, "vocab") && mp_json_get(m, "vocab")->type == MP_JSON_ARRAY) t = "Unigram";
+      if (mp_json_get(m, "merges"))
+        t = "BPE";
+      else if (mp_json_get(m, "continuing_subword_prefix"))
+        t = "WordPiece";
+      else if (mp_json_get(m, "vocab") && mp_json_get(m, "vocab")->type == MP_JSON_ARRAY)
+        t = "Unigram";
     }
     snprintf(out, cap, "%s", t ? t : "unknown");
   } else {
@@ -210,9 +213,9 @@ void mp_hf_tokenizer_info(const char *dir, mp_tokenizer_info *out) {
   } else if (file_in(dir, "spm.model") || file_in(dir, "sentencepiece.bpe.model") || file_in(dir, "tokenizer.model")) {
     out->kind = MP_TOK_SPM;
     snprintf(out->file, sizeof out->file, "%s",
-             file_in(dir, "spm.model") ? "spm.model"
+             file_in(dir, "spm.model")                 ? "spm.model"
              : file_in(dir, "sentencepiece.bpe.model") ? "sentencepiece.bpe.model"
-                                                      : "tokenizer.model");
+                                                       : "tokenizer.model");
     snprintf(out->model_type, sizeof out->model_type, "SentencePiece");
   } else if (file_in(dir, "vocab.json") && file_in(dir, "merges.txt")) {
     out->kind = MP_TOK_BPE_VOCAB;
@@ -241,7 +244,8 @@ mp_status mp_hf_load_config(const char *dir, mp_arena *arena, mp_json **out) {
   char *p = mp_path_join(dir, "config.json");
   if (!p) return mp_err(MP_ERR_NOMEM, "out of memory");
   if (!mp_is_file(p)) {
-    mp_status s = mp_err(MP_ERR_NOT_FOUND, "%s: no config.json in this folder (is it a Hugging Face model folder?)", dir);
+    mp_status s =
+        mp_err(MP_ERR_NOT_FOUND, "%s: no config.json in this folder (is it a Hugging Face model folder?)", dir);
     free(p);
     return s;
   }

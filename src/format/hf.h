@@ -24,7 +24,7 @@ char *mp_hf_cache_dir(void);
 /* What kind of tokenizer files a folder holds. */
 typedef enum mp_tokenizer_kind {
   MP_TOK_NONE = 0,
-  MP_TOK_JSON,           /* tokenizer.json (kind of model in `model_type` below) */
+  MP_TOK_JSON,            /* tokenizer.json (kind of model in `model_type` below) */
   MP_TOK_WORDPIECE_VOCAB, /* vocab.txt only */
   MP_TOK_BPE_VOCAB,       /* vocab.json + merges.txt */
   MP_TOK_SPM,             /* spm.model / sentencepiece.bpe.model / tokenizer.model */
@@ -32,8 +32,8 @@ typedef enum mp_tokenizer_kind {
 
 typedef struct mp_tokenizer_info {
   mp_tokenizer_kind kind;
-  char model_type[32]; /* WordPiece / BPE / Unigram / WordLevel (from tokenizer.json or implied) */
-  char file[64];       /* the main tokenizer file name */
+  char model_type[32];      /* WordPiece / BPE / Unigram / WordLevel (from tokenizer.json or implied) */
+  char file[64];            /* the main tokenizer file name */
   char tokenizer_class[64]; /* tokenizer_config.json "tokenizer_class", if any */
 } mp_tokenizer_info;
 

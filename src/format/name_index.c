@@ -25,7 +25,8 @@ void mp_name_index_free(mp_name_index *ix) {
 
 static size_t find_slot(const char **keys, size_t cap, const char *key) {
   size_t mask = cap - 1, i = (size_t)hash_str(key) & mask;
-  while (keys[i] && strcmp(keys[i], key) != 0) i = (i + 1) & mask;
+  while (keys[i] && strcmp(keys[i], key) != 0)
+    i = (i + 1) & mask;
   return i;
 }
 

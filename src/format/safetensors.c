@@ -56,8 +56,8 @@ static mp_status st_fail(mp_status s, const char *what, const char *fmt, ...) {
 /* dtypes the safetensors format defines that mlxport does not handle (refused as unsupported
  * rather than malformed). */
 static int known_foreign_dtype(const char *s, size_t n) {
-  static const char *const k[] = {"F4", "F6_E2M3", "F6_E3M2", "F8_E5M2", "F8_E4M3", "F8_E8M0",
-                                  "F8_E4M3FNUZ", "F8_E5M2FNUZ", "C64"};
+  static const char *const k[] = {"F4",      "F6_E2M3",     "F6_E3M2",     "F8_E5M2", "F8_E4M3",
+                                  "F8_E8M0", "F8_E4M3FNUZ", "F8_E5M2FNUZ", "C64"};
   for (size_t i = 0; i < sizeof k / sizeof *k; i++)
     if (strlen(k[i]) == n && memcmp(k[i], s, n) == 0) return 1;
   return 0;
@@ -86,18 +86,25 @@ static const char *shape_s(const int64_t *shape, int ndim, char *buf, size_t cap
 /* Validates one tensor entry into r. */
 static mp_status parse_entry(const char *what, const char *name, const mp_json *v, uint64_t data_size, st_rec *r) {
   if (v->type != MP_JSON_OBJECT)
-    return st_fail(MP_ERR_FORMAT, what, "header entry for tensor '%.200s' is a JSON %s, expected an object "
-                   "with dtype, shape and data_offsets", name, mp_json_type_name(v->type));
+    return st_fail(MP_ERR_FORMAT, what,
+                   "header entry for tensor '%.200s' is a JSON %s, expected an object "
+                   "with dtype, shape and data_offsets",
+                   name, mp_json_type_name(v->type));
   const mp_json *jd = NULL, *js = NULL, *jo = NULL;
   for (size_t i = 0; i < v->len; i++) {
     const char *k = v->keys[i];
     const mp_json **slot = NULL;
-    if (strcmp(k, "dtype") == 0) slot = &jd;
-    else if (strcmp(k, "shape") == 0) slot = &js;
-    else if (strcmp(k, "data_offsets") == 0) slot = &jo;
+    if (strcmp(k, "dtype") == 0)
+      slot = &jd;
+    else if (strcmp(k, "shape") == 0)
+      slot = &js;
+    else if (strcmp(k, "data_offsets") == 0)
+      slot = &jo;
     else
-      return st_fail(MP_ERR_FORMAT, what, "tensor '%.200s': unknown key '%.100s' (a tensor entry has exactly "
-                     "dtype, shape and data_offsets)", name, k);
+      return st_fail(MP_ERR_FORMAT, what,
+                     "tensor '%.200s': unknown key '%.100s' (a tensor entry has exactly "
+                     "dtype, shape and data_offsets)",
+                     name, k);
     if (*slot) return st_fail(MP_ERR_FORMAT, what, "tensor '%.200s': key '%s' appears twice", name, k);
     *slot = v->items[i];
   }
@@ -107,38 +114,47 @@ static mp_status parse_entry(const char *what, const char *name, const mp_json *
 
   /* dtype */
   if (jd->type != MP_JSON_STRING)
-    return st_fail(MP_ERR_FORMAT, what, "tensor '%.200s': dtype is a JSON %s, expected a string such as \"F32\"",
-                   name, mp_json_type_name(jd->type));
+    return st_fail(MP_ERR_FORMAT, what, "tensor '%.200s': dtype is a JSON %s, expected a string such as \"F32\"", name,
+                   mp_json_type_name(jd->type));
   r->dtype = mp_dtype_from_name(jd->str, jd->len);
   if (r->dtype == MP_DTYPE_INVALID) {
     if (known_foreign_dtype(jd->str, jd->len))
-      return st_fail(MP_ERR_UNSUPPORTED, what, "tensor '%.200s' has dtype %s, which mlxport does not support "
-                     "(supported: F32 F16 BF16 F64 I8 U8 I16 U16 I32 U32 I64 U64 BOOL)", name, jd->str);
-    return st_fail(MP_ERR_FORMAT, what, "tensor '%.200s': unknown dtype '%.40s' (expected one of F32 F16 BF16 F64 "
-                   "I8 U8 I16 U16 I32 U32 I64 U64 BOOL)", name, jd->str);
+      return st_fail(MP_ERR_UNSUPPORTED, what,
+                     "tensor '%.200s' has dtype %s, which mlxport does not support "
+                     "(supported: F32 F16 BF16 F64 I8 U8 I16 U16 I32 U32 I64 U64 BOOL)",
+                     name, jd->str);
+    return st_fail(MP_ERR_FORMAT, what,
+                   "tensor '%.200s': unknown dtype '%.40s' (expected one of F32 F16 BF16 F64 "
+                   "I8 U8 I16 U16 I32 U32 I64 U64 BOOL)",
+                   name, jd->str);
   }
 
   /* shape */
   if (js->type != MP_JSON_ARRAY)
-    return st_fail(MP_ERR_FORMAT, what, "tensor '%.200s': shape is a JSON %s, expected a list of non-negative "
-                   "integers", name, mp_json_type_name(js->type));
+    return st_fail(MP_ERR_FORMAT, what,
+                   "tensor '%.200s': shape is a JSON %s, expected a list of non-negative "
+                   "integers",
+                   name, mp_json_type_name(js->type));
   if (js->len > MP_MAX_DIMS)
-    return st_fail(MP_ERR_UNSUPPORTED, what, "tensor '%.200s' has %zu dimensions; mlxport handles at most %d",
-                   name, js->len, MP_MAX_DIMS);
+    return st_fail(MP_ERR_UNSUPPORTED, what, "tensor '%.200s' has %zu dimensions; mlxport handles at most %d", name,
+                   js->len, MP_MAX_DIMS);
   r->ndim = (int)js->len;
   uint64_t numel = 1;
   int overflow = 0;
   for (size_t i = 0; i < js->len; i++) {
     const mp_json *d = js->items[i];
     if (d->type != MP_JSON_NUMBER || !d->is_int || d->i < 0)
-      return st_fail(MP_ERR_FORMAT, what, "tensor '%.200s': shape[%zu] is not a non-negative integer "
-                     "(header line %u, column %u)", name, i, d->line, d->col);
+      return st_fail(MP_ERR_FORMAT, what,
+                     "tensor '%.200s': shape[%zu] is not a non-negative integer "
+                     "(header line %u, column %u)",
+                     name, i, d->line, d->col);
     r->shape[i] = d->i;
     if (__builtin_mul_overflow(numel, (uint64_t)d->i, &numel)) overflow = 1;
   }
   char sb[256];
   uint64_t nbytes = 0;
-  if (overflow || numel > (uint64_t)INT64_MAX || __builtin_mul_overflow(numel, (uint64_t)mp_dtype_size(r->dtype), &nbytes))
+  if (overflow || numel > (uint64_t)INT64_MAX ||
+      __builtin_mul_overflow(numel, (uint64_t)mp_dtype_size(r->dtype), &nbytes))
     return st_fail(MP_ERR_FORMAT, what, "tensor '%.200s': shape %s is absurd (its byte size overflows 64 bits)", name,
                    shape_s(r->shape, r->ndim, sb, sizeof sb));
 
@@ -157,15 +173,17 @@ static mp_status parse_entry(const char *what, const char *name, const mp_json *
     return st_fail(MP_ERR_FORMAT, what, "tensor '%.200s': data_offsets [%llu, %llu] end before they begin", name,
                    (unsigned long long)r->begin, (unsigned long long)r->end);
   if (r->end - r->begin != nbytes)
-    return st_fail(MP_ERR_FORMAT, what, "tensor '%.200s': shape %s x %s (%zu bytes each) = %llu bytes, but "
-                   "data_offsets [%llu, %llu] span %llu bytes", name, shape_s(r->shape, r->ndim, sb, sizeof sb),
-                   mp_dtype_name(r->dtype), mp_dtype_size(r->dtype), (unsigned long long)nbytes,
-                   (unsigned long long)r->begin, (unsigned long long)r->end,
+    return st_fail(MP_ERR_FORMAT, what,
+                   "tensor '%.200s': shape %s x %s (%zu bytes each) = %llu bytes, but "
+                   "data_offsets [%llu, %llu] span %llu bytes",
+                   name, shape_s(r->shape, r->ndim, sb, sizeof sb), mp_dtype_name(r->dtype), mp_dtype_size(r->dtype),
+                   (unsigned long long)nbytes, (unsigned long long)r->begin, (unsigned long long)r->end,
                    (unsigned long long)(r->end - r->begin));
   if (r->end > data_size)
-    return st_fail(MP_ERR_FORMAT, what, "tensor '%.200s': data_offsets [%llu, %llu] run past the end of the data "
-                   "block (%llu bytes): the file is truncated or the header is wrong", name,
-                   (unsigned long long)r->begin, (unsigned long long)r->end, (unsigned long long)data_size);
+    return st_fail(MP_ERR_FORMAT, what,
+                   "tensor '%.200s': data_offsets [%llu, %llu] run past the end of the data "
+                   "block (%llu bytes): the file is truncated or the header is wrong",
+                   name, (unsigned long long)r->begin, (unsigned long long)r->end, (unsigned long long)data_size);
   return MP_OK;
 }
 
@@ -211,16 +229,23 @@ static mp_status parse_metadata(mp_safetensors *st, const mp_json *m) {
 static mp_status parse_file(mp_safetensors *st) {
   const char *what = st->what;
   if (st->size < 8)
-    return st_fail(MP_ERR_FORMAT, what, "file is %zu bytes, too short for safetensors (it starts with an 8-byte "
-                   "header length): truncated or not a safetensors file", st->size);
+    return st_fail(MP_ERR_FORMAT, what,
+                   "file is %zu bytes, too short for safetensors (it starts with an 8-byte "
+                   "header length): truncated or not a safetensors file",
+                   st->size);
   uint64_t n = 0;
-  for (int i = 7; i >= 0; i--) n = (n << 8) | st->base[i];
+  for (int i = 7; i >= 0; i--)
+    n = (n << 8) | st->base[i];
   if (n > ST_MAX_HEADER)
-    return st_fail(MP_ERR_FORMAT, what, "header length %llu exceeds the %llu-byte limit: corrupt or not a "
-                   "safetensors file", (unsigned long long)n, ST_MAX_HEADER);
+    return st_fail(MP_ERR_FORMAT, what,
+                   "header length %llu exceeds the %llu-byte limit: corrupt or not a "
+                   "safetensors file",
+                   (unsigned long long)n, ST_MAX_HEADER);
   if (n > st->size - 8)
-    return st_fail(MP_ERR_FORMAT, what, "header length %llu runs past the end of the file (%zu bytes): the file "
-                   "is truncated or not a safetensors file", (unsigned long long)n, st->size);
+    return st_fail(MP_ERR_FORMAT, what,
+                   "header length %llu runs past the end of the file (%zu bytes): the file "
+                   "is truncated or not a safetensors file",
+                   (unsigned long long)n, st->size);
   st->header_len = n;
   uint64_t data_size = st->size - 8 - n;
 
@@ -232,8 +257,10 @@ static mp_status parse_file(mp_safetensors *st) {
     for (uint64_t i = 0; i < n; i++) {
       uint8_t c = h[i];
       if (in_str) {
-        if (c == '\\') i++;
-        else if (c == '"') in_str = 0;
+        if (c == '\\')
+          i++;
+        else if (c == '"')
+          in_str = 0;
       } else if (c == '"') {
         in_str = 1;
       } else if (c == ',' || c == '[' || c == '{') {
@@ -241,7 +268,8 @@ static mp_status parse_file(mp_safetensors *st) {
       }
     }
     if (values > ST_MAX_JSON_VALUES)
-      return st_fail(MP_ERR_UNSUPPORTED, what, "header holds more than %u JSON values (about %zu): too large to "
+      return st_fail(MP_ERR_UNSUPPORTED, what,
+                     "header holds more than %u JSON values (about %zu): too large to "
                      "load safely (a real checkpoint has at most a few thousand tensors per file)",
                      ST_MAX_JSON_VALUES, values);
   }
@@ -308,19 +336,22 @@ static mp_status parse_file(mp_safetensors *st) {
   for (size_t i = 0; i < nt; i++) {
     const st_rec *r = &recs[i];
     if (r->begin < expect) {
-      s = st_fail(MP_ERR_FORMAT, what, "tensors '%.200s' [%llu, %llu] and '%.200s' [%llu, %llu] overlap in the data "
-                  "block", recs[i - 1].name, (unsigned long long)recs[i - 1].begin,
-                  (unsigned long long)recs[i - 1].end, r->name, (unsigned long long)r->begin,
-                  (unsigned long long)r->end);
+      s = st_fail(MP_ERR_FORMAT, what,
+                  "tensors '%.200s' [%llu, %llu] and '%.200s' [%llu, %llu] overlap in the data "
+                  "block",
+                  recs[i - 1].name, (unsigned long long)recs[i - 1].begin, (unsigned long long)recs[i - 1].end, r->name,
+                  (unsigned long long)r->begin, (unsigned long long)r->end);
       goto done;
     }
     if (r->begin > expect) {
       if (i == 0)
-        s = st_fail(MP_ERR_FORMAT, what, "bytes [0, %llu) of the data block belong to no tensor (first tensor "
+        s = st_fail(MP_ERR_FORMAT, what,
+                    "bytes [0, %llu) of the data block belong to no tensor (first tensor "
                     "'%.200s' starts at %llu); safetensors requires tensors to be contiguous",
                     (unsigned long long)r->begin, r->name, (unsigned long long)r->begin);
       else
-        s = st_fail(MP_ERR_FORMAT, what, "bytes [%llu, %llu) of the data block belong to no tensor (gap between "
+        s = st_fail(MP_ERR_FORMAT, what,
+                    "bytes [%llu, %llu) of the data block belong to no tensor (gap between "
                     "'%.200s' and '%.200s'); safetensors requires tensors to be contiguous",
                     (unsigned long long)expect, (unsigned long long)r->begin, recs[i - 1].name, r->name);
       goto done;
@@ -328,9 +359,10 @@ static mp_status parse_file(mp_safetensors *st) {
     expect = r->end;
   }
   if (expect != data_size) {
-    s = st_fail(MP_ERR_FORMAT, what, "the data block has %llu bytes but the tensors cover only %llu: %llu trailing "
-                "bytes belong to no tensor (file corrupt or header incomplete)", (unsigned long long)data_size,
-                (unsigned long long)expect, (unsigned long long)(data_size - expect));
+    s = st_fail(MP_ERR_FORMAT, what,
+                "the data block has %llu bytes but the tensors cover only %llu: %llu trailing "
+                "bytes belong to no tensor (file corrupt or header incomplete)",
+                (unsigned long long)data_size, (unsigned long long)expect, (unsigned long long)(data_size - expect));
     goto done;
   }
 
@@ -591,7 +623,8 @@ static mp_status writer_add(mp_st_writer *w, const char *name, mp_dtype dtype, i
   }
   e->dtype = dtype;
   e->ndim = ndim;
-  for (int i = 0; i < ndim; i++) e->shape[i] = shape[i];
+  for (int i = 0; i < ndim; i++)
+    e->shape[i] = shape[i];
   e->data = data;
   e->nbytes = nbytes;
   w->n++;
@@ -646,14 +679,17 @@ static mp_status write_one(const mp_st_writer *w, const size_t *idx, size_t k, c
     first = 0;
     mp_sb_json_str(&h, e->name, strlen(e->name));
     mp_sb_printf(&h, ":{\"dtype\":\"%s\",\"shape\":[", mp_dtype_name(e->dtype));
-    for (int d = 0; d < e->ndim; d++) mp_sb_printf(&h, d ? ",%lld" : "%lld", (long long)e->shape[d]);
+    for (int d = 0; d < e->ndim; d++)
+      mp_sb_printf(&h, d ? ",%lld" : "%lld", (long long)e->shape[d]);
     mp_sb_printf(&h, "],\"data_offsets\":[%llu,%llu]}", (unsigned long long)off, (unsigned long long)(off + e->nbytes));
     off += e->nbytes;
   }
   mp_sb_putc(&h, '}');
-  while (!h.oom && h.len % 8) mp_sb_putc(&h, ' ');
+  while (!h.oom && h.len % 8)
+    mp_sb_putc(&h, ' ');
   mp_status s = MP_OK;
-  if (h.oom) s = mp_err(MP_ERR_NOMEM, "%s: out of memory building the header", path);
+  if (h.oom)
+    s = mp_err(MP_ERR_NOMEM, "%s: out of memory building the header", path);
   else if (h.len > ST_MAX_HEADER)
     s = mp_err(MP_ERR_INVALID_ARG, "%s: the header would be %zu bytes, over the %llu-byte safetensors limit", path,
                h.len, ST_MAX_HEADER);
@@ -661,15 +697,18 @@ static mp_status write_one(const mp_st_writer *w, const size_t *idx, size_t k, c
   if (s == MP_OK) s = mp_afile_open(&f, path);
   if (s == MP_OK) {
     uint8_t len8[8];
-    for (int i = 0; i < 8; i++) len8[i] = (uint8_t)((uint64_t)h.len >> (8 * i));
+    for (int i = 0; i < 8; i++)
+      len8[i] = (uint8_t)((uint64_t)h.len >> (8 * i));
     s = mp_afile_write(&f, len8, 8);
     if (s == MP_OK) s = mp_afile_write(&f, h.buf, h.len);
     for (size_t i = 0; i < k && s == MP_OK; i++) {
       const st_went *e = &w->e[ord[i]];
       if (e->nbytes) s = mp_afile_write(&f, e->data, e->nbytes);
     }
-    if (s == MP_OK) s = mp_afile_commit(&f);
-    else mp_afile_abort(&f);
+    if (s == MP_OK)
+      s = mp_afile_commit(&f);
+    else
+      mp_afile_abort(&f);
   }
   mp_sb_free(&h);
   free(ord);
@@ -680,7 +719,8 @@ mp_status mp_st_writer_finish(mp_st_writer *w, const char *path) {
   if (!w || !path) return mp_err(MP_ERR_INVALID_ARG, "safetensors writer: no output path");
   size_t *idx = malloc((w->n ? w->n : 1) * sizeof *idx);
   if (!idx) return mp_err(MP_ERR_NOMEM, "%s: out of memory", path);
-  for (size_t i = 0; i < w->n; i++) idx[i] = i;
+  for (size_t i = 0; i < w->n; i++)
+    idx[i] = i;
   mp_status s = write_one(w, idx, w->n, path);
   free(idx);
   return s;
@@ -693,7 +733,8 @@ static int is_shard_name(const char *name, const char *stem) {
   const char *p = name + ls + 1;
   for (int part = 0; part < 2; part++) {
     size_t d = 0;
-    while (p[d] >= '0' && p[d] <= '9') d++;
+    while (p[d] >= '0' && p[d] <= '9')
+      d++;
     if (d < 5) return 0;
     p += d;
     const char *sep = part == 0 ? "-of-" : ".safetensors";
@@ -717,8 +758,10 @@ static void remove_stale(const char *dir, const char *stem, int keep_single, siz
   while ((e = readdir(d)) != NULL) {
     const char *n = e->d_name;
     int stale = 0;
-    if (strcmp(n, single) == 0) stale = !keep_single;
-    else if (strcmp(n, index) == 0) stale = keep_single;
+    if (strcmp(n, single) == 0)
+      stale = !keep_single;
+    else if (strcmp(n, index) == 0)
+      stale = keep_single;
     else if (is_shard_name(n, stem)) {
       char want[64];
       snprintf(want, sizeof want, "-of-%05zu.safetensors", nshards);
@@ -732,8 +775,10 @@ static void remove_stale(const char *dir, const char *stem, int keep_single, siz
     if (!stale) continue;
     char *p = mp_path_join(dir, n);
     if (p && mp_is_file(p)) {
-      if (remove(p) == 0) mp_log(MP_LOG_INFO, "%s: removed stale weight file from an earlier write", p);
-      else mp_log(MP_LOG_WARN, "%s: could not remove stale weight file", p);
+      if (remove(p) == 0)
+        mp_log(MP_LOG_INFO, "%s: removed stale weight file from an earlier write", p);
+      else
+        mp_log(MP_LOG_WARN, "%s: could not remove stale weight file", p);
     }
     free(p);
   }
@@ -797,20 +842,24 @@ mp_status mp_st_writer_finish_sharded(mp_st_writer *w, const char *dir, const ch
       open_size += sz;
     }
     if (open != (size_t)-1) final[open] = nshards++;
-    for (size_t i = 0; i < n; i++) shard_of[i] = final[shard_of[i]];
+    for (size_t i = 0; i < n; i++)
+      shard_of[i] = final[shard_of[i]];
     free(final);
     if (nshards == 0) nshards = 1;
   }
   /* counting sort by shard, keeping insertion order inside a shard */
-  for (size_t i = 0; i < n; i++) start[shard_of[i] + 1]++;
-  for (size_t k = 0; k < nshards; k++) start[k + 1] += start[k];
+  for (size_t i = 0; i < n; i++)
+    start[shard_of[i] + 1]++;
+  for (size_t k = 0; k < nshards; k++)
+    start[k + 1] += start[k];
   {
     size_t *fill = calloc(nshards + 1, sizeof *fill);
     if (!fill) {
       s = mp_err(MP_ERR_NOMEM, "%s: out of memory", dir);
       goto out;
     }
-    for (size_t i = 0; i < n; i++) order[start[shard_of[i]] + fill[shard_of[i]]++] = i;
+    for (size_t i = 0; i < n; i++)
+      order[start[shard_of[i]] + fill[shard_of[i]]++] = i;
     free(fill);
   }
   if (nshards == 1) {
@@ -837,16 +886,20 @@ mp_status mp_st_writer_finish_sharded(mp_st_writer *w, const char *dir, const ch
     snprintf(name, sizeof name, "%s-%05zu-of-%05zu.safetensors", stem, k + 1, nshards);
     fname[k] = strdup(name);
     char *path = mp_path_join(dir, name);
-    if (!fname[k] || !path) s = mp_err(MP_ERR_NOMEM, "out of memory");
-    else s = write_one(w, order + start[k], start[k + 1] - start[k], path);
+    if (!fname[k] || !path)
+      s = mp_err(MP_ERR_NOMEM, "out of memory");
+    else
+      s = write_one(w, order + start[k], start[k + 1] - start[k], path);
     free(path);
   }
   if (s == MP_OK) {
     /* index: json.dumps(index, indent=2, sort_keys=True) + "\n", as transformers writes it */
     st_named *names = malloc((n ? n : 1) * sizeof *names);
-    if (!names) s = mp_err(MP_ERR_NOMEM, "out of memory");
+    if (!names)
+      s = mp_err(MP_ERR_NOMEM, "out of memory");
     else {
-      for (size_t i = 0; i < n; i++) names[i] = (st_named){w->e[i].name, i};
+      for (size_t i = 0; i < n; i++)
+        names[i] = (st_named){w->e[i].name, i};
       qsort(names, n, sizeof *names, cmp_named);
       mp_sb j;
       mp_sb_init(&j);
@@ -861,13 +914,16 @@ mp_status mp_st_writer_finish_sharded(mp_st_writer *w, const char *dir, const ch
         mp_sb_puts(&j, i + 1 < n ? ",\n" : "\n");
       }
       mp_sb_puts(&j, "  }\n}\n");
-      if (j.oom) s = mp_err(MP_ERR_NOMEM, "out of memory writing the shard index");
+      if (j.oom)
+        s = mp_err(MP_ERR_NOMEM, "out of memory writing the shard index");
       else {
         char name[512];
         snprintf(name, sizeof name, "%s.safetensors.index.json", stem);
         char *path = mp_path_join(dir, name);
-        if (!path) s = mp_err(MP_ERR_NOMEM, "out of memory");
-        else s = mp_write_file_atomic(path, j.buf, j.len);
+        if (!path)
+          s = mp_err(MP_ERR_NOMEM, "out of memory");
+        else
+          s = mp_write_file_atomic(path, j.buf, j.len);
         free(path);
       }
       mp_sb_free(&j);
@@ -876,7 +932,8 @@ mp_status mp_st_writer_finish_sharded(mp_st_writer *w, const char *dir, const ch
   }
   if (s == MP_OK) remove_stale(dir, stem, 0, nshards);
   if (s == MP_OK && out_files) *out_files = (int)nshards;
-  for (size_t k = 0; k < nshards; k++) free(fname[k]);
+  for (size_t k = 0; k < nshards; k++)
+    free(fname[k]);
   free(fname);
 out:
   free(shard_of);

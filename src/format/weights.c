@@ -75,7 +75,8 @@ static mp_status add_file(mp_weights *w, const char *path, int torch) {
   }
   if (w->n + count > w->cap) {
     size_t nc = w->cap ? w->cap : 256;
-    while (nc < w->n + count) nc *= 2;
+    while (nc < w->n + count)
+      nc *= 2;
     const mp_tensor **t = realloc(w->tab, nc * sizeof *t);
     if (!t) return mp_err(MP_ERR_NOMEM, "out of memory");
     w->tab = t;
@@ -91,8 +92,7 @@ static mp_status add_file(mp_weights *w, const char *path, int torch) {
     mp_status s = mp_name_index_put(&w->ix, t->name, w->n, &prev);
     if (s == MP_ERR_INVALID_ARG) {
       const char *other = w->files[w->file_of[prev]];
-      if (w->file_of[prev] == fi)
-        return mp_err(MP_ERR_FORMAT, "%s: tensor '%.200s' appears twice", path, t->name);
+      if (w->file_of[prev] == fi) return mp_err(MP_ERR_FORMAT, "%s: tensor '%.200s' appears twice", path, t->name);
       return mp_err(MP_ERR_FORMAT, "%s: tensor '%.200s' is also in %s: a tensor must be in exactly one shard", path,
                     t->name, other);
     }
@@ -104,9 +104,7 @@ static mp_status add_file(mp_weights *w, const char *path, int torch) {
   return MP_OK;
 }
 
-static int cmp_str(const void *a, const void *b) {
-  return strcmp(*(const char *const *)a, *(const char *const *)b);
-}
+static int cmp_str(const void *a, const void *b) { return strcmp(*(const char *const *)a, *(const char *const *)b); }
 
 /* Reads <...>.index.json and opens its shards (from the index's folder). */
 static mp_status open_index(mp_weights *w, const char *index_path) {
@@ -160,8 +158,10 @@ static mp_status open_index(mp_weights *w, const char *index_path) {
       goto out;
     }
     if (strchr(v->str, '/') || strcmp(v->str, ".") == 0 || strcmp(v->str, "..") == 0) {
-      s = mp_err(MP_ERR_SECURITY, "%s: weight_map['%.200s'] points to '%.200s', which is not a file in the index's "
-                 "folder; refusing to read it", index_path, tn, v->str);
+      s = mp_err(MP_ERR_SECURITY,
+                 "%s: weight_map['%.200s'] points to '%.200s', which is not a file in the index's "
+                 "folder; refusing to read it",
+                 index_path, tn, v->str);
       goto out;
     }
     if (mp_name_index_put(&seen, tn, i, NULL) != MP_OK) {
@@ -169,7 +169,8 @@ static mp_status open_index(mp_weights *w, const char *index_path) {
       goto out;
     }
     int is_torch = !ends_with(v->str, ".safetensors");
-    if (torch < 0) torch = is_torch;
+    if (torch < 0)
+      torch = is_torch;
     else if (torch != is_torch) {
       s = mp_err(MP_ERR_FORMAT, "%s: weight_map mixes safetensors and other shard files ('%.200s')", index_path,
                  v->str);
@@ -219,21 +220,22 @@ static mp_status open_index(mp_weights *w, const char *index_path) {
     }
     const char *got = mp_path_basename(w->files[w->file_of[ti]]);
     if (strcmp(got, want) != 0) {
-      s = mp_err(MP_ERR_FORMAT, "%s: weight_map puts tensor '%.200s' in %s, but it is in %s", index_path,
-                 wm->keys[i], want, got);
+      s = mp_err(MP_ERR_FORMAT, "%s: weight_map puts tensor '%.200s' in %s, but it is in %s", index_path, wm->keys[i],
+                 want, got);
       goto out;
     }
   }
   for (size_t i = 0; i < w->n; i++) {
     tensor_bytes += w->tab[i]->nbytes;
     if (!mp_name_index_get(&seen, w->tab[i]->name, NULL))
-      mp_log(MP_LOG_WARN, "%s: tensor '%.200s' of %s is not listed in weight_map (kept)", index_path,
-             w->tab[i]->name, w->files[w->file_of[i]]);
+      mp_log(MP_LOG_WARN, "%s: tensor '%.200s' of %s is not listed in weight_map (kept)", index_path, w->tab[i]->name,
+             w->files[w->file_of[i]]);
   }
   if (total_size >= 0 && (uint64_t)total_size > file_bytes) {
-    s = mp_err(MP_ERR_FORMAT, "%s: metadata.total_size is %lld bytes but the %zu shard files hold only %llu bytes: "
-               "the index does not belong to these shards", index_path, (long long)total_size, nsh,
-               (unsigned long long)file_bytes);
+    s = mp_err(MP_ERR_FORMAT,
+               "%s: metadata.total_size is %lld bytes but the %zu shard files hold only %llu bytes: "
+               "the index does not belong to these shards",
+               index_path, (long long)total_size, nsh, (unsigned long long)file_bytes);
     goto out;
   }
   if (total_size >= 0 && (uint64_t)total_size != tensor_bytes)
@@ -254,8 +256,8 @@ static int looks_torch(const char *path) {
   if (ends_with(path, ".bin") || ends_with(path, ".pt") || ends_with(path, ".pth")) return 1;
   mp_mmap m;
   if (mp_mmap_open(path, &m) != MP_OK) return 0;
-  int r = m.size >= 4 && ((m.data[0] == 'P' && m.data[1] == 'K' && m.data[2] == 3 && m.data[3] == 4) ||
-                          m.data[0] == 0x80);
+  int r =
+      m.size >= 4 && ((m.data[0] == 'P' && m.data[1] == 'K' && m.data[2] == 3 && m.data[3] == 4) || m.data[0] == 0x80);
   mp_mmap_close(&m);
   mp_err_clear();
   return r;
@@ -275,8 +277,10 @@ static mp_status open_path(mp_weights *w, const char *path) {
       }
       free(p);
     }
-    return mp_err(MP_ERR_NOT_FOUND, "%s: no weights found (looked for model.safetensors, "
-                  "model.safetensors.index.json, pytorch_model.bin, pytorch_model.bin.index.json)", path);
+    return mp_err(MP_ERR_NOT_FOUND,
+                  "%s: no weights found (looked for model.safetensors, "
+                  "model.safetensors.index.json, pytorch_model.bin, pytorch_model.bin.index.json)",
+                  path);
   }
   if (!mp_path_exists(path)) return mp_err(MP_ERR_NOT_FOUND, "%s: no such file or folder", path);
   if (ends_with(path, ".index.json")) return open_index(w, path);
@@ -320,6 +324,4 @@ const char *mp_weights_metadata(const mp_weights *w, const char *key) {
   return NULL;
 }
 
-const char *mp_weights_file_of(const mp_weights *w, size_t i) {
-  return w && i < w->n ? w->files[w->file_of[i]] : NULL;
-}
+const char *mp_weights_file_of(const mp_weights *w, size_t i) { return w && i < w->n ? w->files[w->file_of[i]] : NULL; }

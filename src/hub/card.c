@@ -160,12 +160,11 @@ void mp_card_render(mp_sb *sb, const mp_card_info *ci) {
   if (ci->source_commit) mp_sb_printf(sb, " at commit `%s`", ci->source_commit);
   mp_sb_puts(sb, "\n");
   if (ci->quantized) {
-    mp_sb_printf(
-        sb,
-        "- Quantization: MLX %s (`mode: %s`), %d bits, group size %d, on %zu Linear/Embedding weights; "
-        "%s elsewhere.",
-        ci->mode ? ci->mode : "affine", ci->mode ? ci->mode : "affine", ci->bits, ci->group_size, ci->n_quantized,
-        ci->dtype);
+    mp_sb_printf(sb,
+                 "- Quantization: MLX %s (`mode: %s`), %d bits, group size %d, on %zu Linear/Embedding weights; "
+                 "%s elsewhere.",
+                 ci->mode ? ci->mode : "affine", ci->mode ? ci->mode : "affine", ci->bits, ci->group_size,
+                 ci->n_quantized, ci->dtype);
     if (ci->n_float_layers)
       mp_sb_printf(sb, " %zu layer(s) kept in float (listed as `false` in `config.json` \"quantization\").",
                    ci->n_float_layers);

@@ -28,8 +28,8 @@ typedef struct mp_card_info {
   const char *pipeline_tag;  /* sentence-similarity, feature-extraction, text-classification, ... */
   int sentence_transformers; /* the source has modules.json (pooling modules copied) */
   int quantized, bits, group_size;
-  const char *mode;   /* MLX quantization mode of the default: affine, mxfp4, nvfp4, mxfp8 */
-  const char *recipe; /* per-layer recipe (JSON) when layers differ from the default, else NULL */
+  const char *mode;    /* MLX quantization mode of the default: affine, mxfp4, nvfp4, mxfp8 */
+  const char *recipe;  /* per-layer recipe (JSON) when layers differ from the default, else NULL */
   int recipe_searched; /* the recipe was found by convert --q-auto */
   const char *dtype;   /* float dtype of the other tensors */
   size_t n_quantized, n_float_layers;

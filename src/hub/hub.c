@@ -1,8 +1,8 @@
 /* Hugging Face Hub client: settings, revision and tree listing, per-file HEAD + GET into the
  * huggingface_hub cache layout (blobs, snapshots, refs, .no_exist, .locks) with resume, size and
  * sha256 checks, retries, several files in parallel, and the offline / unreachable fallback. */
-#include "core/clock.h"
 #include "hub/hub.h"
+#include "core/clock.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -59,9 +59,11 @@ static char *hf_home(void) {
 }
 
 static char *strip_dup(const char *s) {
-  while (*s && isspace((unsigned char)*s)) s++;
+  while (*s && isspace((unsigned char)*s))
+    s++;
   size_t n = strlen(s);
-  while (n && isspace((unsigned char)s[n - 1])) n--;
+  while (n && isspace((unsigned char)s[n - 1]))
+    n--;
   return n ? strndup(s, n) : NULL;
 }
 
@@ -71,14 +73,16 @@ mp_status mp_hub_settings_load(mp_hub_settings *s) {
   s->endpoint = strdup(e && *e ? e : "https://huggingface.co");
   if (!s->endpoint) return mp_err(MP_ERR_NOMEM, "out of memory");
   size_t n = strlen(s->endpoint);
-  while (n && s->endpoint[n - 1] == '/') s->endpoint[--n] = 0;
+  while (n && s->endpoint[n - 1] == '/')
+    s->endpoint[--n] = 0;
   e = getenv("HF_TOKEN");
   if (e) s->token = strip_dup(e);
   if (!s->token && (e = getenv("HUGGING_FACE_HUB_TOKEN"))) s->token = strip_dup(e);
   if (!s->token) {
     char *path = NULL;
     e = getenv("HF_TOKEN_PATH");
-    if (e && *e) path = strdup(e);
+    if (e && *e)
+      path = strdup(e);
     else {
       char *home = hf_home();
       path = home ? mp_path_join(home, "token") : NULL;
@@ -153,8 +157,10 @@ char *mp_hub_repo_folder(const char *repo_type, const char *repo_id) {
   mp_sb_init(&sb);
   mp_sb_printf(&sb, "%ss--", type_or_model(repo_type));
   for (const char *p = repo_id; *p; p++) {
-    if (*p == '/') mp_sb_puts(&sb, "--");
-    else mp_sb_putc(&sb, *p);
+    if (*p == '/')
+      mp_sb_puts(&sb, "--");
+    else
+      mp_sb_putc(&sb, *p);
   }
   if (sb.oom) {
     mp_sb_free(&sb);
@@ -183,8 +189,10 @@ int mp_hub_valid_revision(const char *r) { return r && *r && strlen(r) < 256 && 
 /* percent-encoding as Python's urllib.parse.quote (safe = "/" or none) */
 static void url_quote(mp_sb *sb, const char *s, int keep_slash) {
   for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-    if (isalnum(*p) || *p == '-' || *p == '.' || *p == '_' || *p == '~' || (keep_slash && *p == '/')) mp_sb_putc(sb, (char)*p);
-    else mp_sb_printf(sb, "%%%02X", *p);
+    if (isalnum(*p) || *p == '-' || *p == '.' || *p == '_' || *p == '~' || (keep_slash && *p == '/'))
+      mp_sb_putc(sb, (char)*p);
+    else
+      mp_sb_printf(sb, "%%%02X", *p);
   }
 }
 
@@ -198,9 +206,9 @@ typedef struct hfile {
 typedef struct job {
   const mp_hub_request *rq;
   const mp_hub_settings *s;
-  const char *type;     /* model / dataset */
-  char *storage;        /* cache/<repo folder> */
-  char *repo_folder;    /* models--org--name */
+  const char *type;  /* model / dataset */
+  char *storage;     /* cache/<repo folder> */
+  char *repo_folder; /* models--org--name */
   char *commit;
   char *snapshot;
   hfile *files;
@@ -269,7 +277,8 @@ static char *link_next(const char *link) {
     if (!e) return NULL;
     const char *params = e + 1, *end = strchr(params, ',');
     /* a URL may contain commas; the next link starts with '<' after a comma */
-    while (end && end[1] && !strchr(end + 1, '<')) end = strchr(end + 1, ',');
+    while (end && end[1] && !strchr(end + 1, '<'))
+      end = strchr(end + 1, ',');
     size_t plen = end ? (size_t)(end - params) : strlen(params);
     char pb[256];
     snprintf(pb, sizeof pb, "%.*s", (int)(plen < 255 ? plen : 255), params);
@@ -351,8 +360,10 @@ static mp_status list_tree(hh_conn *c, job *j) {
       }
       if (!strcmp(t, "directory")) continue;
       if (strcmp(t, "file") != 0) {
-        st = mp_err(MP_ERR_SECURITY, "%s: refusing the tree listing: entry '%.200s' has type '%.40s' (only files and folders are downloaded)",
-                    url, p, t);
+        st = mp_err(
+            MP_ERR_SECURITY,
+            "%s: refusing the tree listing: entry '%.200s' has type '%.40s' (only files and folders are downloaded)",
+            url, p, t);
         break;
       }
       if (!wanted(j->rq, p)) continue;
@@ -732,7 +743,8 @@ static mp_status download_blob(hh_conn *c, job *j, const char *location, const c
     uint8_t dig[32];
     char hex[65];
     mp_sha256_final(&d.sha, dig);
-    for (int i = 0; i < 32; i++) snprintf(hex + 2 * i, 3, "%02x", dig[i]);
+    for (int i = 0; i < 32; i++)
+      snprintf(hex + 2 * i, 3, "%02x", dig[i]);
     if (strcmp(hex, etag) != 0) {
       st = mp_err(MP_ERR_FORMAT,
                   "%s: content does not match its etag: sha256 %s, expected %s; the download was removed, run again "
@@ -765,8 +777,10 @@ static char *strip_etag(const char *e) {
   if (!e) return NULL;
   if (!strncmp(e, "W/", 2)) e += 2;
   size_t n = strlen(e);
-  while (n && *e == '"') e++, n--;
-  while (n && e[n - 1] == '"') n--;
+  while (n && *e == '"')
+    e++, n--;
+  while (n && e[n - 1] == '"')
+    n--;
   return strndup(e, n);
 }
 
@@ -921,7 +935,8 @@ char *mp_hub_cached_snapshot(const char *storage, const char *revision, char **c
   char *buf = NULL;
   if (!sb.oom && mp_read_file(sb.buf, &buf, NULL, 4096) == MP_OK) {
     size_t n = strlen(buf);
-    while (n && isspace((unsigned char)buf[n - 1])) buf[--n] = 0;
+    while (n && isspace((unsigned char)buf[n - 1]))
+      buf[--n] = 0;
     commit = buf;
   } else {
     commit = strdup(revision); /* a commit given directly */
@@ -1013,7 +1028,8 @@ void mp_hub_result_free(mp_hub_result *r) {
 }
 
 static void job_free(job *j) {
-  for (size_t i = 0; i < j->n_files; i++) free(j->files[i].path);
+  for (size_t i = 0; i < j->n_files; i++)
+    free(j->files[i].path);
   free(j->files);
   free(j->storage);
   free(j->repo_folder);
@@ -1108,14 +1124,16 @@ mp_status mp_hub_download(const mp_hub_request *rq, mp_hub_result *out) {
   /* the file list: explicit files, or the tree listing (checked whole before any write) */
   if (rq->n_files) {
     size_t cap = 0;
-    for (size_t i = 0; i < rq->n_files && !st; i++) st = add_file(&j, &cap, rq->files[i], -1);
+    for (size_t i = 0; i < rq->n_files && !st; i++)
+      st = add_file(&j, &cap, rq->files[i], -1);
   } else {
     st = list_tree(&c, &j);
   }
   if (st) goto out;
   if ((st = ensure_repo_folder(&j))) goto out;
   if ((st = cache_ref(&j, revision, j.commit))) goto out;
-  for (size_t i = 0; i < j.n_files; i++) j.bytes_total += j.files[i].size > 0 ? j.files[i].size : 0;
+  for (size_t i = 0; i < j.n_files; i++)
+    j.bytes_total += j.files[i].size > 0 ? j.files[i].size : 0;
   hh_free(&c);
   {
     int nw = rq->workers > 0 ? rq->workers : 8;
@@ -1124,10 +1142,13 @@ mp_status mp_hub_download(const mp_hub_request *rq, mp_hub_result *out) {
     if (nw > 64) nw = 64;
     int started = 0;
     for (int i = 0; i < nw; i++)
-      if (pthread_create(&th[i], NULL, worker_main, &j) == 0) started++;
-      else break;
+      if (pthread_create(&th[i], NULL, worker_main, &j) == 0)
+        started++;
+      else
+        break;
     if (nw > 0 && started == 0) worker_main(&j);
-    for (int i = 0; i < started; i++) pthread_join(th[i], NULL);
+    for (int i = 0; i < started; i++)
+      pthread_join(th[i], NULL);
   }
   progress(&j, 0, 0, 1);
   if (j.failed) {

@@ -27,13 +27,13 @@
 #include "mlxport.h"
 
 typedef struct mp_hub_settings {
-  char *endpoint;       /* without a trailing slash */
-  char *token;          /* NULL when none */
-  char *cache_dir;      /* the hub cache folder */
-  int offline;          /* HF_HUB_OFFLINE */
-  long etag_timeout;    /* seconds: API calls and HEAD */
+  char *endpoint;        /* without a trailing slash */
+  char *token;           /* NULL when none */
+  char *cache_dir;       /* the hub cache folder */
+  int offline;           /* HF_HUB_OFFLINE */
+  long etag_timeout;     /* seconds: API calls and HEAD */
   long download_timeout; /* seconds without data before a download is abandoned */
-  int max_attempts;     /* per request: 1 + retries on 408/429/5xx and broken transfers (MP_HUB_MAX_ATTEMPTS, default 5) */
+  int max_attempts; /* per request: 1 + retries on 408/429/5xx and broken transfers (MP_HUB_MAX_ATTEMPTS, default 5) */
 } mp_hub_settings;
 
 mp_status mp_hub_settings_load(mp_hub_settings *s);
@@ -46,9 +46,9 @@ typedef void (*mp_hub_progress_fn)(void *user, int64_t bytes_done, int64_t bytes
                                    size_t files_total);
 
 typedef struct mp_hub_request {
-  const char *repo_id;   /* "org/name" or "name" */
-  const char *repo_type; /* "model" (default when NULL) or "dataset" */
-  const char *revision;  /* branch, tag or commit; NULL = "main" */
+  const char *repo_id;      /* "org/name" or "name" */
+  const char *repo_type;    /* "model" (default when NULL) or "dataset" */
+  const char *revision;     /* branch, tag or commit; NULL = "main" */
   const char *const *files; /* explicit files (no tree listing); NULL/0 = whole repo */
   size_t n_files;
   const char *const *include; /* fnmatch patterns (as huggingface_hub's allow_patterns) */
@@ -63,8 +63,8 @@ typedef struct mp_hub_request {
 } mp_hub_request;
 
 typedef struct mp_hub_result {
-  char *path;   /* the snapshot folder (or local_dir when given) */
-  char *commit; /* the commit the revision resolved to */
+  char *path;          /* the snapshot folder (or local_dir when given) */
+  char *commit;        /* the commit the revision resolved to */
   size_t n_files;      /* files in the selection */
   size_t n_downloaded; /* files whose contents were fetched by this call */
   int64_t bytes_downloaded;

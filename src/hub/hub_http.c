@@ -19,8 +19,9 @@ static int g_curl_ok;
 static void curl_init_once(void) { g_curl_ok = curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK; }
 
 static const char *const k_header_names[HH_N] = {
-    "location",  "etag",        "x-linked-etag", "x-linked-size", "content-length", "x-repo-commit",
-    "x-error-code", "x-error-message", "retry-after", "link", "content-range",
+    "location",       "etag",          "x-linked-etag", "x-linked-size",
+    "content-length", "x-repo-commit", "x-error-code",  "x-error-message",
+    "retry-after",    "link",          "content-range",
 };
 
 mp_status hh_init(hh_conn *c, const mp_hub_settings *s) {
@@ -72,7 +73,8 @@ char *hh_origin(const char *url) {
     mp_sb sb;
     mp_sb_init(&sb);
     mp_sb_printf(&sb, "%s://%s:%s", scheme, host, port);
-    for (size_t i = 0; i < sb.len; i++) sb.buf[i] = (char)tolower((unsigned char)sb.buf[i]);
+    for (size_t i = 0; i < sb.len; i++)
+      sb.buf[i] = (char)tolower((unsigned char)sb.buf[i]);
     out = sb.oom ? NULL : mp_sb_steal(&sb);
     mp_sb_free(&sb);
   }
@@ -107,7 +109,8 @@ static int is_relative_location(const char *loc) {
   if (loc[0] == '/' && loc[1] == '/') return 0;
   const char *p = loc;
   if (isalpha((unsigned char)*p)) {
-    while (isalnum((unsigned char)*p) || *p == '+' || *p == '-' || *p == '.') p++;
+    while (isalnum((unsigned char)*p) || *p == '+' || *p == '-' || *p == '.')
+      p++;
     if (*p == ':' && p[1] == '/' && p[2] == '/') return 0;
   }
   return 1;
@@ -121,7 +124,7 @@ typedef struct cb_ctx {
   void *user;
   size_t body_max;
   int body_overflow;
-  long timeout;       /* seconds without a received byte */
+  long timeout;        /* seconds without a received byte */
   curl_off_t last_now; /* bytes received at last_t */
   double last_t;
   int stalled;
@@ -151,7 +154,8 @@ static size_t on_header(char *p, size_t sz, size_t nm, void *u) {
   size_t n = sz * nm;
   hh_resp *r = x->r;
   size_t len = n;
-  while (len && (p[len - 1] == '\r' || p[len - 1] == '\n')) len--;
+  while (len && (p[len - 1] == '\r' || p[len - 1] == '\n'))
+    len--;
   if (len >= 5 && memcmp(p, "HTTP/", 5) == 0) { /* a new response (redirect hop or 100 Continue) */
     hh_resp_reset(r);
     const char *sp = memchr(p, ' ', len);
@@ -164,8 +168,10 @@ static size_t on_header(char *p, size_t sz, size_t nm, void *u) {
   for (int i = 0; i < HH_N; i++) {
     if (strlen(k_header_names[i]) == nl && strncasecmp(p, k_header_names[i], nl) == 0) {
       const char *v = colon + 1, *e = p + len;
-      while (v < e && (*v == ' ' || *v == '\t')) v++;
-      while (e > v && (e[-1] == ' ' || e[-1] == '\t')) e--;
+      while (v < e && (*v == ' ' || *v == '\t'))
+        v++;
+      while (e > v && (e[-1] == ' ' || e[-1] == '\t'))
+        e--;
       free(r->h[i]);
       r->h[i] = strndup(v, (size_t)(e - v));
       break;
@@ -397,8 +403,10 @@ mp_status hh_error(const hh_conn *c, const hh_resp *r, const char *url, const ch
   const char *code = r->h[HH_ERROR_CODE];
   if (r->curl_code != CURLE_OK) {
     if (r->curl_code == CURLE_OPERATION_TIMEDOUT)
-      return mp_err(MP_ERR_IO, "%s: timed out (%s); raise HF_HUB_ETAG_TIMEOUT / HF_HUB_DOWNLOAD_TIMEOUT (seconds) for a slow connection",
-                    url, r->curl_err);
+      return mp_err(
+          MP_ERR_IO,
+          "%s: timed out (%s); raise HF_HUB_ETAG_TIMEOUT / HF_HUB_DOWNLOAD_TIMEOUT (seconds) for a slow connection",
+          url, r->curl_err);
     return mp_err(MP_ERR_IO, "%s: %s (is HF_ENDPOINT=%s reachable? set HF_HUB_OFFLINE=1 to use the cache only)", url,
                   r->curl_err, c->s->endpoint);
   }
@@ -425,9 +433,9 @@ mp_status hh_error(const hh_conn *c, const hh_resp *r, const char *url, const ch
                   "%s: not authorized (HTTP 401): the %s '%s' is private or gated, or the token is invalid; set "
                   "HF_TOKEN%s",
                   url, tp, repo_id, c->s->token ? " (a token was sent)" : " (no token is set)");
-  if (r->status == 403)
-    return mp_err(MP_ERR_SECURITY, "%s: forbidden (HTTP 403): %s", url, short_body(r, b, sizeof b));
-  if (r->status == 404) return mp_err(MP_ERR_NOT_FOUND, "%s: not found (HTTP 404): %s", url, short_body(r, b, sizeof b));
+  if (r->status == 403) return mp_err(MP_ERR_SECURITY, "%s: forbidden (HTTP 403): %s", url, short_body(r, b, sizeof b));
+  if (r->status == 404)
+    return mp_err(MP_ERR_NOT_FOUND, "%s: not found (HTTP 404): %s", url, short_body(r, b, sizeof b));
   return mp_err(MP_ERR_IO, "%s: HTTP %ld%s%s", url, r->status, (code || r->body.len) ? ": " : "",
                 short_body(r, b, sizeof b));
 }

@@ -25,12 +25,12 @@ enum {
 };
 
 typedef struct hh_resp {
-  long status;         /* of the last hop */
-  char *h[HH_N];       /* headers of the last hop (NULL when absent) */
-  mp_sb body;          /* non-2xx bodies, or every body when no sink is given (bounded) */
-  int curl_code;       /* CURLcode */
+  long status;   /* of the last hop */
+  char *h[HH_N]; /* headers of the last hop (NULL when absent) */
+  mp_sb body;    /* non-2xx bodies, or every body when no sink is given (bounded) */
+  int curl_code; /* CURLcode */
   char curl_err[CURL_ERROR_SIZE];
-  char *url;           /* URL of the last hop */
+  char *url; /* URL of the last hop */
 } hh_resp;
 
 typedef struct hh_conn {
@@ -59,8 +59,8 @@ typedef struct hh_body {
   size_t len;
   int fd;
   int64_t offset, length;
-  const char *content_type; /* NULL: none */
-  const char *accept;       /* NULL: none */
+  const char *content_type;                        /* NULL: none */
+  const char *accept;                              /* NULL: none */
   void (*on_sent)(void *user, int64_t bytes_sent); /* upload progress of this request (may be NULL) */
   void *sent_user;
 } hh_body;

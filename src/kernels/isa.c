@@ -31,10 +31,9 @@ static void detect_once(void) {
   g_bf16 = a512 && bf16;
   if (avx2 && f16c) best = MP_ISA_AVX2;
   if (best == MP_ISA_AVX2 && a512) best = MP_ISA_AVX512;
-  snprintf(g_features, sizeof g_features, "%s%s%s%s%s%s", avx2 ? "avx2 fma " : "",
-           f16c ? "f16c " : "", a512 ? "avx512f avx512bw avx512vl avx512dq " : "",
-           (a512 && vnni) ? "avx512vnni " : "", (a512 && bf16) ? "avx512bf16 " : "",
-           best == MP_ISA_SCALAR ? "(no usable SIMD)" : "");
+  snprintf(g_features, sizeof g_features, "%s%s%s%s%s%s", avx2 ? "avx2 fma " : "", f16c ? "f16c " : "",
+           a512 ? "avx512f avx512bw avx512vl avx512dq " : "", (a512 && vnni) ? "avx512vnni " : "",
+           (a512 && bf16) ? "avx512bf16 " : "", best == MP_ISA_SCALAR ? "(no usable SIMD)" : "");
 #else
   snprintf(g_features, sizeof g_features, "(non-x86: scalar only)");
 #endif
@@ -47,8 +46,10 @@ static void detect_once(void) {
     g_cap = MP_ISA_AVX512;
     const char *e = getenv("MP_ISA");
     if (e && *e) {
-      if (!strcmp(e, "scalar")) g_cap = MP_ISA_SCALAR;
-      else if (!strcmp(e, "avx2")) g_cap = MP_ISA_AVX2;
+      if (!strcmp(e, "scalar"))
+        g_cap = MP_ISA_SCALAR;
+      else if (!strcmp(e, "avx2"))
+        g_cap = MP_ISA_AVX2;
     }
   }
 }

@@ -52,7 +52,7 @@ typedef struct mp_pool mp_pool;
 
 /* n_threads = 0 uses every online core; 1 creates no worker threads. */
 mp_status mp_pool_create(int n_threads, mp_pool **out);
-void mp_pool_free(mp_pool *pool); /* accepts NULL */
+void mp_pool_free(mp_pool *pool);         /* accepts NULL */
 int mp_pool_threads(const mp_pool *pool); /* 1 for NULL */
 
 /* fn(ctx, task, thread) for task in [0, n_tasks), spread over the pool's threads (the caller
@@ -106,7 +106,7 @@ typedef enum mp_act {
   MP_ACT_GELU_ERF,  /* 0.5 x (1 + erf(x / sqrt 2)): HF "gelu" */
   MP_ACT_GELU_TANH, /* 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))): "gelu_new", "gelu_pytorch_tanh" */
   MP_ACT_TANH,
-  MP_ACT_SILU,      /* x * sigmoid(x): "silu", "swish" */
+  MP_ACT_SILU, /* x * sigmoid(x): "silu", "swish" */
   MP_ACT_SIGMOID,
 } mp_act;
 
@@ -115,11 +115,11 @@ typedef enum mp_act {
  * bias: NULL or `out` values of bias_dtype (MP_F32/MP_F16/MP_BF16).
  * Quantized weights are used in their packed form (small tiles are decoded into per-thread
  * scratch); the arithmetic is float (no activation quantization). */
-mp_status mp_linear_act(mp_pool *pool, const float *x, int64_t rows, const mp_linear_weight *w,
-                        const void *bias, mp_dtype bias_dtype, mp_act act, float *y);
+mp_status mp_linear_act(mp_pool *pool, const float *x, int64_t rows, const mp_linear_weight *w, const void *bias,
+                        mp_dtype bias_dtype, mp_act act, float *y);
 /* Same with MP_ACT_NONE. */
-mp_status mp_linear(mp_pool *pool, const float *x, int64_t rows, const mp_linear_weight *w,
-                    const void *bias, mp_dtype bias_dtype, float *y);
+mp_status mp_linear(mp_pool *pool, const float *x, int64_t rows, const mp_linear_weight *w, const void *bias,
+                    mp_dtype bias_dtype, float *y);
 
 /* ---------------------------------------------------------------------------------------
  * Integer ("fast") compute for MLX affine-quantized weights (qlinear.c, qlinear_x86.c).
@@ -131,22 +131,23 @@ mp_status mp_linear(mp_pool *pool, const float *x, int64_t rows, const mp_linear
  *
  * At each call the activations are quantized per row and per block of the weight group's size,
  * at most 32 inputs (a weight group of 64 or 128 is split into blocks of 32, each with its own
- * activation scale and the group's weight scale and bias), to int8 with a symmetric scale (d = max|x| / 127, xq = round-half-even(x * 127 / max|x|)), and
- *   y[r][o] = bias[o] + sum_g  s[o][g] * d[r][g] * (sum_{i in g} xq[r][i] * q[o][i])
+ * activation scale and the group's weight scale and bias), to int8 with a symmetric scale (d = max|x| / 127, xq =
+ * round-half-even(x * 127 / max|x|)), and y[r][o] = bias[o] + sum_g  s[o][g] * d[r][g] * (sum_{i in g} xq[r][i] *
+ * q[o][i])
  *                           + b[o][g] * d[r][g] * (sum_{i in g} xq[r][i])        (g: blocks)
  * i.e. the exact dot product of the dequantized weights with the dequantized activations,
  * accumulated from acc = bias per block as fma(float(isum), s*d, acc) then
- * fma(b, d*float(sum xq), acc) in block order. Integer sums are exact, so every path (scalar reference, AVX2, AVX-512 VNNI)
- * gives bit-identical results, whatever the thread count or the other rows of the batch.
- * This is an approximation of the MLX ("faithful") semantics of mp_linear_act: the error is
- * that of the 8-bit activation rounding (at most 1/254 of each block's largest |x| per input). */
+ * fma(b, d*float(sum xq), acc) in block order. Integer sums are exact, so every path (scalar reference, AVX2, AVX-512
+ * VNNI) gives bit-identical results, whatever the thread count or the other rows of the batch. This is an approximation
+ * of the MLX ("faithful") semantics of mp_linear_act: the error is that of the 8-bit activation rounding (at most 1/254
+ * of each block's largest |x| per input). */
 #define MP_QNR 32 /* outputs per packed panel */
 typedef struct mp_qweight mp_qweight;
 
 /* Repacks a quantized weight (bits 2..8, any group size that is a multiple of 4). The packed
  * form does not reference w's buffers. MP_ERR_UNSUPPORTED for float weights. */
 mp_status mp_qweight_pack(const mp_linear_weight *w, mp_qweight **out);
-void mp_qweight_free(mp_qweight *qw); /* accepts NULL */
+void mp_qweight_free(mp_qweight *qw);          /* accepts NULL */
 size_t mp_qweight_bytes(const mp_qweight *qw); /* memory held by the packed form */
 /* The packed weight's logical shape [out, in]. */
 void mp_qweight_shape(const mp_qweight *qw, int64_t *out, int64_t *in);
@@ -172,8 +173,7 @@ mp_status mp_weight_rows_f32(const mp_linear_weight *w, int64_t row0, int64_t n,
 
 /* Embedding lookup: out[t] = table row ids[t] (as f32, [n, table->in]) for any encoding.
  * An id outside [0, table->out) is an error naming the table. */
-mp_status mp_embedding_rows(const mp_linear_weight *table, const int32_t *ids, int64_t n,
-                            float *out);
+mp_status mp_embedding_rows(const mp_linear_weight *table, const int32_t *ids, int64_t n, float *out);
 
 /* ---------------------------------------------------------------------------------------
  * Conversions and small helpers */
@@ -190,8 +190,8 @@ void mp_bf16_to_f32_row(const uint16_t *src, int64_t n, float *dst);
  * variance, eps inside the sqrt, like torch.nn.LayerNorm). residual, gamma, beta may be NULL
  * (no residual / scale 1 / shift 0). out may alias x (not residual). Statistics are computed
  * in float with a fixed per-row order (double accumulation in the scalar path). */
-void mp_layernorm(mp_pool *pool, const float *x, const float *residual, int64_t rows, int64_t dim,
-                  const float *gamma, const float *beta, float eps, float *out);
+void mp_layernorm(mp_pool *pool, const float *x, const float *residual, int64_t rows, int64_t dim, const float *gamma,
+                  const float *beta, float eps, float *out);
 
 /* x[i] = act(x[i]) for i < n, in place. */
 void mp_activation(mp_pool *pool, mp_act act, float *x, int64_t n);

@@ -9,13 +9,13 @@
 /* Micro-kernel: c[r*ldc + j] (+)= sum_k a[r*lda + k] * b[k*nr + j] for the ISA's full MR x NR
  * tile; a is MR rows of activations, b a packed weight panel of kc steps. accumulate = 0
  * overwrites c. */
-typedef void (*mp_ukr_fn)(int64_t kc, const float *a, int64_t lda, const float *b, float *c,
-                          int64_t ldc, int accumulate);
+typedef void (*mp_ukr_fn)(int64_t kc, const float *a, int64_t lda, const float *b, float *c, int64_t ldc,
+                          int accumulate);
 
 /* Small-M block: y[m*ldy + j] = sum_k x[m*ldx + k] * w[j*ldw + k] for m < mr, j < nr (both
  * <= 4), lane-wise partial sums then a fixed reduction (used when few rows are multiplied). */
-typedef void (*mp_dotblk_fn)(int64_t K, const float *x, int64_t ldx, int mr, const float *w,
-                             int64_t ldw, int nr, float *y, int64_t ldy);
+typedef void (*mp_dotblk_fn)(int64_t K, const float *x, int64_t ldx, int mr, const float *w, int64_t ldw, int nr,
+                             float *y, int64_t ldy);
 
 typedef struct mp_isa_impl {
   int mr, nr;
@@ -30,8 +30,8 @@ typedef struct mp_isa_impl {
   void (*f16_row)(const uint16_t *src, int64_t n, float *dst);
   void (*bf16_row)(const uint16_t *src, int64_t n, float *dst);
   /* LayerNorm of one row (see mp_layernorm). */
-  void (*layernorm_row)(const float *x, const float *res, int64_t dim, const float *gamma,
-                        const float *beta, float eps, float *out);
+  void (*layernorm_row)(const float *x, const float *res, int64_t dim, const float *gamma, const float *beta, float eps,
+                        float *out);
   /* softmax of one row in place with optional additive mask */
   void (*softmax_row)(float *x, int64_t n, const float *mask);
   /* dot product and axpy (y += a*x) used by attention */
@@ -69,10 +69,10 @@ typedef struct mp_qukr_args {
   const int8_t *xq; /* [mr][ldx] quantized activations */
   int64_t ldx;
   const float *d, *xs, *z; /* [mr][ldg] per-block activation scale, d*sum(xq) + z*block, zero point */
-  const int32_t *isx;  /* [mr][ldg] per-group sum(xq) */
+  const int32_t *isx;      /* [mr][ldg] per-group sum(xq) */
   int64_t ldg;
-  const uint8_t *w; /* panel codes [K/4][MP_QNR][4] */
-  const float *sb;  /* panel [groups][3][MP_QNR] scales, biases, scale * sum of the block's codes */
+  const uint8_t *w;  /* panel codes [K/4][MP_QNR][4] */
+  const float *sb;   /* panel [groups][3][MP_QNR] scales, biases, scale * sum of the block's codes */
   const float *bias; /* MP_QNR start values of the accumulators (the layer's bias), or NULL = 0 */
   float *y;
   int64_t ldy;

@@ -20,9 +20,11 @@ void mp_decode_row_scalar(const mp_linear_weight *w, int64_t o, int64_t k0, int6
     } else {
       const uint16_t *s = (const uint16_t *)w->data + o * w->in + k0;
       if (w->dtype == MP_F16)
-        for (int64_t i = 0; i < n; i++) dst[i] = mp_f16_to_f32(s[i]);
+        for (int64_t i = 0; i < n; i++)
+          dst[i] = mp_f16_to_f32(s[i]);
       else
-        for (int64_t i = 0; i < n; i++) dst[i] = mp_bf16_to_f32(s[i]);
+        for (int64_t i = 0; i < n; i++)
+          dst[i] = mp_bf16_to_f32(s[i]);
     }
     return;
   }
@@ -64,20 +66,24 @@ float mp_act_scalar(mp_act act, float x) {
 
 static void act_row(mp_act act, float *x, int64_t n) {
   if (act == MP_ACT_NONE) return;
-  for (int64_t i = 0; i < n; i++) x[i] = mp_act_scalar(act, x[i]);
+  for (int64_t i = 0; i < n; i++)
+    x[i] = mp_act_scalar(act, x[i]);
 }
 
 static void f16_row(const uint16_t *s, int64_t n, float *d) {
-  for (int64_t i = 0; i < n; i++) d[i] = mp_f16_to_f32(s[i]);
+  for (int64_t i = 0; i < n; i++)
+    d[i] = mp_f16_to_f32(s[i]);
 }
 static void bf16_row(const uint16_t *s, int64_t n, float *d) {
-  for (int64_t i = 0; i < n; i++) d[i] = mp_bf16_to_f32(s[i]);
+  for (int64_t i = 0; i < n; i++)
+    d[i] = mp_bf16_to_f32(s[i]);
 }
 
-static void layernorm_row(const float *x, const float *res, int64_t dim, const float *gamma,
-                          const float *beta, float eps, float *out) {
+static void layernorm_row(const float *x, const float *res, int64_t dim, const float *gamma, const float *beta,
+                          float eps, float *out) {
   double sum = 0.0;
-  for (int64_t i = 0; i < dim; i++) sum += (double)x[i] + (res ? (double)res[i] : 0.0);
+  for (int64_t i = 0; i < dim; i++)
+    sum += (double)x[i] + (res ? (double)res[i] : 0.0);
   double mean = sum / (double)dim;
   double var = 0.0;
   for (int64_t i = 0; i < dim; i++) {
@@ -102,7 +108,8 @@ static void softmax_row(float *x, int64_t n, const float *mask) {
     if (v > mx) mx = v;
   }
   if (mx == -INFINITY) {
-    for (int64_t i = 0; i < n; i++) x[i] = 0.0f;
+    for (int64_t i = 0; i < n; i++)
+      x[i] = 0.0f;
     return;
   }
   double sum = 0.0;
@@ -112,24 +119,30 @@ static void softmax_row(float *x, int64_t n, const float *mask) {
     sum += e;
   }
   float inv = (float)(1.0 / sum);
-  for (int64_t i = 0; i < n; i++) x[i] *= inv;
+  for (int64_t i = 0; i < n; i++)
+    x[i] *= inv;
 }
 
 static float dot(const float *a, const float *b, int64_t n) {
   float s = 0.0f;
-  for (int64_t i = 0; i < n; i++) s += a[i] * b[i];
+  for (int64_t i = 0; i < n; i++)
+    s += a[i] * b[i];
   return s;
 }
 static void axpy(float a, const float *x, float *y, int64_t n) {
-  for (int64_t i = 0; i < n; i++) y[i] += a * x[i];
+  for (int64_t i = 0; i < n; i++)
+    y[i] += a * x[i];
 }
 static void scale(float a, float *y, int64_t n) {
-  for (int64_t i = 0; i < n; i++) y[i] *= a;
+  for (int64_t i = 0; i < n; i++)
+    y[i] *= a;
 }
 
 static void att_scores(const float *q, const float *kt, int64_t D, int64_t ldkt, int64_t nk, float *s) {
-  for (int64_t j = 0; j < nk; j++) s[j] = 0.0f;
-  for (int64_t d = 0; d < D; d++) axpy(q[d], kt + d * ldkt, s, nk);
+  for (int64_t j = 0; j < nk; j++)
+    s[j] = 0.0f;
+  for (int64_t d = 0; d < D; d++)
+    axpy(q[d], kt + d * ldkt, s, nk);
 }
 static float exp_sub(float *s, int64_t n, float m) {
   float l = 0.0f;
@@ -145,10 +158,21 @@ static void att_pv(const float *p, int64_t nk, const float *v, int64_t ldv, floa
 }
 
 static const mp_isa_impl impl = {
-    .mr = 0, .nr = 0, .ukr = NULL, /* the scalar path uses a direct reference loop */
-    .decode_row = mp_decode_row_scalar, .act_row = act_row, .f16_row = f16_row,
-    .bf16_row = bf16_row, .layernorm_row = layernorm_row, .softmax_row = softmax_row,
-    .dot = dot, .axpy = axpy, .scale = scale, .att_scores = att_scores, .exp_sub = exp_sub, .att_pv = att_pv,
+    .mr = 0,
+    .nr = 0,
+    .ukr = NULL, /* the scalar path uses a direct reference loop */
+    .decode_row = mp_decode_row_scalar,
+    .act_row = act_row,
+    .f16_row = f16_row,
+    .bf16_row = bf16_row,
+    .layernorm_row = layernorm_row,
+    .softmax_row = softmax_row,
+    .dot = dot,
+    .axpy = axpy,
+    .scale = scale,
+    .att_scores = att_scores,
+    .exp_sub = exp_sub,
+    .att_pv = att_pv,
 };
 
 const mp_isa_impl *mp_impl_scalar(void) { return &impl; }

@@ -81,10 +81,11 @@ T2 static inline __m256 erf8(__m256 x) {
   __m256 sign = _mm256_and_ps(x, _mm256_set1_ps(-0.0f));
   __m256 z = _mm256_andnot_ps(_mm256_set1_ps(-0.0f), x);
   __m256 t = _mm256_div_ps(_mm256_set1_ps(1.0f), _mm256_fmadd_ps(z, _mm256_set1_ps(0.5f), _mm256_set1_ps(1.0f)));
-  static const float c[10] = {-1.26551223f, 1.00002368f, 0.37409196f,  0.09678418f, -0.18628806f,
+  static const float c[10] = {-1.26551223f, 1.00002368f,  0.37409196f, 0.09678418f,  -0.18628806f,
                               0.27886807f,  -1.13520398f, 1.48851587f, -0.82215223f, 0.17087277f};
   __m256 p = _mm256_set1_ps(c[9]);
-  for (int i = 8; i >= 0; i--) p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(c[i]));
+  for (int i = 8; i >= 0; i--)
+    p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(c[i]));
   __m256 ec = _mm256_mul_ps(t, exp8(_mm256_sub_ps(p, _mm256_mul_ps(z, z))));
   return _mm256_or_ps(sign, _mm256_sub_ps(_mm256_set1_ps(1.0f), ec));
 }
@@ -102,7 +103,8 @@ T2 static inline __m256 act8(mp_act act, __m256 x) {
   switch (act) {
   case MP_ACT_RELU: return _mm256_max_ps(x, _mm256_setzero_ps());
   case MP_ACT_GELU_ERF:
-    return _mm256_mul_ps(_mm256_mul_ps(half, x), _mm256_add_ps(one, erf8(_mm256_mul_ps(x, _mm256_set1_ps(0.70710678118654752f)))));
+    return _mm256_mul_ps(_mm256_mul_ps(half, x),
+                         _mm256_add_ps(one, erf8(_mm256_mul_ps(x, _mm256_set1_ps(0.70710678118654752f)))));
   case MP_ACT_GELU_TANH: {
     __m256 x3 = _mm256_mul_ps(_mm256_mul_ps(x, x), x);
     __m256 u = _mm256_mul_ps(_mm256_set1_ps(0.79788456080286536f), _mm256_fmadd_ps(x3, _mm256_set1_ps(0.044715f), x));
@@ -118,7 +120,8 @@ T2 static inline __m256 act8(mp_act act, __m256 x) {
 T2 static void act_row_avx2(mp_act act, float *x, int64_t n) {
   if (act == MP_ACT_NONE) return;
   int64_t i = 0;
-  for (; i + 8 <= n; i += 8) _mm256_storeu_ps(x + i, act8(act, _mm256_loadu_ps(x + i)));
+  for (; i + 8 <= n; i += 8)
+    _mm256_storeu_ps(x + i, act8(act, _mm256_loadu_ps(x + i)));
   if (i < n) {
     float t[8] = {0};
     memcpy(t, x + i, (size_t)(n - i) * 4);
@@ -129,8 +132,10 @@ T2 static void act_row_avx2(mp_act act, float *x, int64_t n) {
 
 T2 static void f16_row_avx2(const uint16_t *s, int64_t n, float *d) {
   int64_t i = 0;
-  for (; i + 8 <= n; i += 8) _mm256_storeu_ps(d + i, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(s + i))));
-  for (; i < n; i++) d[i] = mp_f16_to_f32(s[i]);
+  for (; i + 8 <= n; i += 8)
+    _mm256_storeu_ps(d + i, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(s + i))));
+  for (; i < n; i++)
+    d[i] = mp_f16_to_f32(s[i]);
 }
 T2 static void bf16_row_avx2(const uint16_t *s, int64_t n, float *d) {
   int64_t i = 0;
@@ -138,14 +143,18 @@ T2 static void bf16_row_avx2(const uint16_t *s, int64_t n, float *d) {
     __m256i v = _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(s + i)));
     _mm256_storeu_ps(d + i, _mm256_castsi256_ps(_mm256_slli_epi32(v, 16)));
   }
-  for (; i < n; i++) d[i] = mp_bf16_to_f32(s[i]);
+  for (; i < n; i++)
+    d[i] = mp_bf16_to_f32(s[i]);
 }
 
 T2 static void decode_row_avx2(const mp_linear_weight *w, int64_t o, int64_t k0, int64_t n, float *dst) {
   if (w->bits == 0) {
-    if (w->dtype == MP_F32) memcpy(dst, (const float *)w->data + o * w->in + k0, (size_t)n * 4);
-    else if (w->dtype == MP_F16) f16_row_avx2((const uint16_t *)w->data + o * w->in + k0, n, dst);
-    else bf16_row_avx2((const uint16_t *)w->data + o * w->in + k0, n, dst);
+    if (w->dtype == MP_F32)
+      memcpy(dst, (const float *)w->data + o * w->in + k0, (size_t)n * 4);
+    else if (w->dtype == MP_F16)
+      f16_row_avx2((const uint16_t *)w->data + o * w->in + k0, n, dst);
+    else
+      bf16_row_avx2((const uint16_t *)w->data + o * w->in + k0, n, dst);
     return;
   }
   const int bits = w->bits, g = w->group_size;
@@ -179,11 +188,14 @@ T2 static void decode_row_avx2(const mp_linear_weight *w, int64_t o, int64_t k0,
 }
 
 /* 6 x 16 micro-kernel */
-T2 static void ukr_avx2(int64_t kc, const float *a, int64_t lda, const float *b, float *c, int64_t ldc, int accumulate) {
+T2 static void ukr_avx2(int64_t kc, const float *a, int64_t lda, const float *b, float *c, int64_t ldc,
+                        int accumulate) {
   const float *a0 = a, *a3 = a + 3 * lda;
   __m256 c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51;
   if (accumulate) {
-#define L2(r) c##r##0 = _mm256_loadu_ps(c + r * ldc); c##r##1 = _mm256_loadu_ps(c + r * ldc + 8);
+#define L2(r)                                                                                                          \
+  c##r##0 = _mm256_loadu_ps(c + r * ldc);                                                                              \
+  c##r##1 = _mm256_loadu_ps(c + r * ldc + 8);
     L2(0) L2(1) L2(2) L2(3) L2(4) L2(5)
 #undef L2
   } else {
@@ -191,24 +203,37 @@ T2 static void ukr_avx2(int64_t kc, const float *a, int64_t lda, const float *b,
   }
   for (int64_t k = 0; k < kc; k++) {
     __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8), av;
-#define F2(r) av = _mm256_broadcast_ss(r < 3 ? a0 + r * lda : a3 + (r - 3) * lda); c##r##0 = _mm256_fmadd_ps(av, b0, c##r##0); c##r##1 = _mm256_fmadd_ps(av, b1, c##r##1);
-    F2(0) F2(1) F2(2) F2(3) F2(4) F2(5)
+#define F2(r)                                                                                                          \
+  av = _mm256_broadcast_ss(r < 3 ? a0 + r * lda : a3 + (r - 3) * lda);                                                 \
+  c##r##0 = _mm256_fmadd_ps(av, b0, c##r##0);                                                                          \
+  c##r##1 = _mm256_fmadd_ps(av, b1, c##r##1);
+    F2(0)
+    F2(1)
+    F2(2)
+    F2(3)
+    F2(4)
+    F2(5)
 #undef F2
-    a0++;
+        a0++;
     a3++;
     b += 16;
   }
-#define S2(r) _mm256_storeu_ps(c + r * ldc, c##r##0); _mm256_storeu_ps(c + r * ldc + 8, c##r##1);
+#define S2(r)                                                                                                          \
+  _mm256_storeu_ps(c + r * ldc, c##r##0);                                                                              \
+  _mm256_storeu_ps(c + r * ldc + 8, c##r##1);
   S2(0) S2(1) S2(2) S2(3) S2(4) S2(5)
 #undef S2
 }
 
 /* Small-M path: 4 x 4 dot-product blocks, y[m*ldy + j] = sum_k x[m*ldx + k] * w[j*ldw + k]
  * for m < mr (<= 4), j < nr (<= 4); lane-wise partial sums, then a fixed reduction. */
-#define DOT_ALL(M) M(0, 0) M(0, 1) M(0, 2) M(0, 3) M(1, 0) M(1, 1) M(1, 2) M(1, 3) M(2, 0) M(2, 1) M(2, 2) M(2, 3) M(3, 0) M(3, 1) M(3, 2) M(3, 3)
+#define DOT_ALL(M)                                                                                                     \
+  M(0, 0)                                                                                                              \
+  M(0, 1)                                                                                                              \
+  M(0, 2) M(0, 3) M(1, 0) M(1, 1) M(1, 2) M(1, 3) M(2, 0) M(2, 1) M(2, 2) M(2, 3) M(3, 0) M(3, 1) M(3, 2) M(3, 3)
 
-T2 static void dotblk_avx2(int64_t K, const float *x, int64_t ldx, int mr, const float *w,
-                           int64_t ldw, int nr, float *y, int64_t ldy) {
+T2 static void dotblk_avx2(int64_t K, const float *x, int64_t ldx, int mr, const float *w, int64_t ldw, int nr,
+                           float *y, int64_t ldy) {
 #define DZ(m, j) __m256 a##m##j = _mm256_setzero_ps();
   DOT_ALL(DZ)
 #undef DZ
@@ -233,26 +258,32 @@ T2 static void dotblk_avx2(int64_t K, const float *x, int64_t ldx, int mr, const
   for (; k < K; k++) { /* scalar tail, same order for every element */
     const float *xs[4] = {x0, x1, x2, x3}, *ws[4] = {w0, w1, w2, w3};
     for (int m = 0; m < 4; m++)
-      for (int j = 0; j < 4; j++) r[m * 4 + j] += xs[m][k] * ws[j][k];
+      for (int j = 0; j < 4; j++)
+        r[m * 4 + j] += xs[m][k] * ws[j][k];
   }
   for (int m = 0; m < mr; m++)
-    for (int j = 0; j < nr; j++) y[m * ldy + j] = r[m * 4 + j];
+    for (int j = 0; j < nr; j++)
+      y[m * ldy + j] = r[m * 4 + j];
 }
 
-T2 static void layernorm_row_avx2(const float *x, const float *res, int64_t dim, const float *gamma,
-                                  const float *beta, float eps, float *out) {
+T2 static void layernorm_row_avx2(const float *x, const float *res, int64_t dim, const float *gamma, const float *beta,
+                                  float eps, float *out) {
   const float *v = x;
   if (res) {
     int64_t i = 0;
-    for (; i + 8 <= dim; i += 8) _mm256_storeu_ps(out + i, _mm256_add_ps(_mm256_loadu_ps(x + i), _mm256_loadu_ps(res + i)));
-    for (; i < dim; i++) out[i] = x[i] + res[i];
+    for (; i + 8 <= dim; i += 8)
+      _mm256_storeu_ps(out + i, _mm256_add_ps(_mm256_loadu_ps(x + i), _mm256_loadu_ps(res + i)));
+    for (; i < dim; i++)
+      out[i] = x[i] + res[i];
     v = out;
   }
   __m256 acc = _mm256_setzero_ps();
   int64_t i = 0;
-  for (; i + 8 <= dim; i += 8) acc = _mm256_add_ps(acc, _mm256_loadu_ps(v + i));
+  for (; i + 8 <= dim; i += 8)
+    acc = _mm256_add_ps(acc, _mm256_loadu_ps(v + i));
   float sum = hsum8(acc);
-  for (; i < dim; i++) sum += v[i];
+  for (; i < dim; i++)
+    sum += v[i];
   float mean = sum / (float)dim;
   __m256 mv = _mm256_set1_ps(mean);
   acc = _mm256_setzero_ps();
@@ -261,7 +292,8 @@ T2 static void layernorm_row_avx2(const float *x, const float *res, int64_t dim,
     acc = _mm256_fmadd_ps(d, d, acc);
   }
   float var = hsum8(acc);
-  for (; i < dim; i++) var += (v[i] - mean) * (v[i] - mean);
+  for (; i < dim; i++)
+    var += (v[i] - mean) * (v[i] - mean);
   var /= (float)dim;
   float rstd = 1.0f / sqrtf(var + eps);
   __m256 rv = _mm256_set1_ps(rstd);
@@ -311,29 +343,37 @@ T2 static void softmax_row_avx2(float *x, int64_t n, const float *mask) {
     sum += x[i];
   }
   __m256 inv = _mm256_set1_ps(1.0f / sum);
-  for (i = 0; i + 8 <= n; i += 8) _mm256_storeu_ps(x + i, _mm256_mul_ps(_mm256_loadu_ps(x + i), inv));
-  for (; i < n; i++) x[i] *= 1.0f / sum;
+  for (i = 0; i + 8 <= n; i += 8)
+    _mm256_storeu_ps(x + i, _mm256_mul_ps(_mm256_loadu_ps(x + i), inv));
+  for (; i < n; i++)
+    x[i] *= 1.0f / sum;
 }
 
 T2 static float dot_avx2(const float *a, const float *b, int64_t n) {
   __m256 acc = _mm256_setzero_ps();
   int64_t i = 0;
-  for (; i + 8 <= n; i += 8) acc = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), acc);
+  for (; i + 8 <= n; i += 8)
+    acc = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), acc);
   float s = hsum8(acc);
-  for (; i < n; i++) s += a[i] * b[i];
+  for (; i < n; i++)
+    s += a[i] * b[i];
   return s;
 }
 T2 static void axpy_avx2(float al, const float *x, float *y, int64_t n) {
   __m256 av = _mm256_set1_ps(al);
   int64_t i = 0;
-  for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, _mm256_fmadd_ps(av, _mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i)));
-  for (; i < n; i++) y[i] += al * x[i];
+  for (; i + 8 <= n; i += 8)
+    _mm256_storeu_ps(y + i, _mm256_fmadd_ps(av, _mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i)));
+  for (; i < n; i++)
+    y[i] += al * x[i];
 }
 T2 static void scale_avx2(float al, float *y, int64_t n) {
   __m256 av = _mm256_set1_ps(al);
   int64_t i = 0;
-  for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, _mm256_mul_ps(av, _mm256_loadu_ps(y + i)));
-  for (; i < n; i++) y[i] *= al;
+  for (; i + 8 <= n; i += 8)
+    _mm256_storeu_ps(y + i, _mm256_mul_ps(av, _mm256_loadu_ps(y + i)));
+  for (; i < n; i++)
+    y[i] *= al;
 }
 
 T2 static void att_scores_avx2(const float *q, const float *kt, int64_t D, int64_t ldkt, int64_t nk, float *s) {
@@ -350,7 +390,8 @@ T2 static void att_scores_avx2(const float *q, const float *kt, int64_t D, int64
   }
   for (; j < nk; j++) {
     float a = 0.0f;
-    for (int64_t d = 0; d < D; d++) a = fmaf(q[d], kt[d * ldkt + j], a);
+    for (int64_t d = 0; d < D; d++)
+      a = fmaf(q[d], kt[d * ldkt + j], a);
     s[j] = a;
   }
 }
@@ -376,10 +417,22 @@ T2 static void att_pv_avx2(const float *p, int64_t nk, const float *v, int64_t l
 }
 
 static const mp_isa_impl impl_avx2 = {
-    .mr = 6, .nr = 16, .ukr = ukr_avx2, .dotblk = dotblk_avx2, .decode_row = decode_row_avx2, .act_row = act_row_avx2,
-    .f16_row = f16_row_avx2, .bf16_row = bf16_row_avx2, .layernorm_row = layernorm_row_avx2,
-    .softmax_row = softmax_row_avx2, .dot = dot_avx2, .axpy = axpy_avx2, .scale = scale_avx2,
-    .att_scores = att_scores_avx2, .exp_sub = exp_sub_avx2, .att_pv = att_pv_avx2,
+    .mr = 6,
+    .nr = 16,
+    .ukr = ukr_avx2,
+    .dotblk = dotblk_avx2,
+    .decode_row = decode_row_avx2,
+    .act_row = act_row_avx2,
+    .f16_row = f16_row_avx2,
+    .bf16_row = bf16_row_avx2,
+    .layernorm_row = layernorm_row_avx2,
+    .softmax_row = softmax_row_avx2,
+    .dot = dot_avx2,
+    .axpy = axpy_avx2,
+    .scale = scale_avx2,
+    .att_scores = att_scores_avx2,
+    .exp_sub = exp_sub_avx2,
+    .att_pv = att_pv_avx2,
 };
 
 /* ======================================================================================
@@ -406,22 +459,23 @@ T5 static inline __m512 erf16(__m512 x) {
   /* t = 1 / (1 + z/2): 14-bit reciprocal estimate + one Newton step (~1 ulp), cheaper than a divide */
   __m512 den = _mm512_fmadd_ps(z, _mm512_set1_ps(0.5f), _mm512_set1_ps(1.0f)), t = _mm512_rcp14_ps(den);
   t = _mm512_mul_ps(t, _mm512_fnmadd_ps(den, t, _mm512_set1_ps(2.0f)));
-  static const float c[10] = {-1.26551223f, 1.00002368f, 0.37409196f,  0.09678418f, -0.18628806f,
+  static const float c[10] = {-1.26551223f, 1.00002368f,  0.37409196f, 0.09678418f,  -0.18628806f,
                               0.27886807f,  -1.13520398f, 1.48851587f, -0.82215223f, 0.17087277f};
   __m512 p = _mm512_set1_ps(c[9]);
-  for (int i = 8; i >= 0; i--) p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(c[i]));
+  for (int i = 8; i >= 0; i--)
+    p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(c[i]));
   __m512 ec = _mm512_mul_ps(t, exp16(_mm512_sub_ps(p, _mm512_mul_ps(z, z))));
   __m512 r = _mm512_sub_ps(_mm512_set1_ps(1.0f), ec);
-  return _mm512_castsi512_ps(_mm512_or_si512(_mm512_castps_si512(r),
-                                             _mm512_and_si512(_mm512_castps_si512(x), _mm512_set1_epi32(INT32_MIN))));
+  return _mm512_castsi512_ps(
+      _mm512_or_si512(_mm512_castps_si512(r), _mm512_and_si512(_mm512_castps_si512(x), _mm512_set1_epi32(INT32_MIN))));
 }
 
 T5 static inline __m512 tanh16(__m512 x) {
   __m512 z = _mm512_abs_ps(x);
   __m512 e = exp16(_mm512_mul_ps(z, _mm512_set1_ps(-2.0f)));
   __m512 r = _mm512_div_ps(_mm512_sub_ps(_mm512_set1_ps(1.0f), e), _mm512_add_ps(_mm512_set1_ps(1.0f), e));
-  return _mm512_castsi512_ps(_mm512_or_si512(_mm512_castps_si512(r),
-                                             _mm512_and_si512(_mm512_castps_si512(x), _mm512_set1_epi32(INT32_MIN))));
+  return _mm512_castsi512_ps(
+      _mm512_or_si512(_mm512_castps_si512(r), _mm512_and_si512(_mm512_castps_si512(x), _mm512_set1_epi32(INT32_MIN))));
 }
 
 T5 static inline __m512 act16(mp_act act, __m512 x) {
@@ -429,7 +483,8 @@ T5 static inline __m512 act16(mp_act act, __m512 x) {
   switch (act) {
   case MP_ACT_RELU: return _mm512_max_ps(x, _mm512_setzero_ps());
   case MP_ACT_GELU_ERF:
-    return _mm512_mul_ps(_mm512_mul_ps(half, x), _mm512_add_ps(one, erf16(_mm512_mul_ps(x, _mm512_set1_ps(0.70710678118654752f)))));
+    return _mm512_mul_ps(_mm512_mul_ps(half, x),
+                         _mm512_add_ps(one, erf16(_mm512_mul_ps(x, _mm512_set1_ps(0.70710678118654752f)))));
   case MP_ACT_GELU_TANH: {
     __m512 x3 = _mm512_mul_ps(_mm512_mul_ps(x, x), x);
     __m512 u = _mm512_mul_ps(_mm512_set1_ps(0.79788456080286536f), _mm512_fmadd_ps(x3, _mm512_set1_ps(0.044715f), x));
@@ -468,9 +523,12 @@ T5 static void bf16_row_avx512(const uint16_t *s, int64_t n, float *d) {
 
 T5 static void decode_row_avx512(const mp_linear_weight *w, int64_t o, int64_t k0, int64_t n, float *dst) {
   if (w->bits == 0) {
-    if (w->dtype == MP_F32) memcpy(dst, (const float *)w->data + o * w->in + k0, (size_t)n * 4);
-    else if (w->dtype == MP_F16) f16_row_avx512((const uint16_t *)w->data + o * w->in + k0, n, dst);
-    else bf16_row_avx512((const uint16_t *)w->data + o * w->in + k0, n, dst);
+    if (w->dtype == MP_F32)
+      memcpy(dst, (const float *)w->data + o * w->in + k0, (size_t)n * 4);
+    else if (w->dtype == MP_F16)
+      f16_row_avx512((const uint16_t *)w->data + o * w->in + k0, n, dst);
+    else
+      bf16_row_avx512((const uint16_t *)w->data + o * w->in + k0, n, dst);
     return;
   }
   const int bits = w->bits, g = w->group_size;
@@ -498,23 +556,31 @@ T5 static void decode_row_avx512(const mp_linear_weight *w, int64_t o, int64_t k
 }
 
 /* 12 x 32 micro-kernel */
-T5 static void ukr_avx512(int64_t kc, const float *a, int64_t lda, const float *b, float *c, int64_t ldc, int accumulate) {
+T5 static void ukr_avx512(int64_t kc, const float *a, int64_t lda, const float *b, float *c, int64_t ldc,
+                          int accumulate) {
   const float *a0 = a, *a4 = a + 4 * lda, *a8 = a + 8 * lda;
-  __m512 c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51, c60, c61, c70, c71, c80, c81,
-      c90, c91, ca0, ca1, cb0, cb1;
+  __m512 c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51, c60, c61, c70, c71, c80, c81, c90, c91, ca0, ca1,
+      cb0, cb1;
 #define ALL(M) M(0, 0) M(1, 1) M(2, 2) M(3, 3) M(4, 4) M(5, 5) M(6, 6) M(7, 7) M(8, 8) M(9, 9) M(a, 10) M(b, 11)
   if (accumulate) {
-#define L5(r, i) c##r##0 = _mm512_loadu_ps(c + i * ldc); c##r##1 = _mm512_loadu_ps(c + i * ldc + 16);
+#define L5(r, i)                                                                                                       \
+  c##r##0 = _mm512_loadu_ps(c + i * ldc);                                                                              \
+  c##r##1 = _mm512_loadu_ps(c + i * ldc + 16);
     ALL(L5)
 #undef L5
   } else {
-#define Z5(r, i) c##r##0 = _mm512_setzero_ps(); c##r##1 = _mm512_setzero_ps();
+#define Z5(r, i)                                                                                                       \
+  c##r##0 = _mm512_setzero_ps();                                                                                       \
+  c##r##1 = _mm512_setzero_ps();
     ALL(Z5)
 #undef Z5
   }
   for (int64_t k = 0; k < kc; k++) {
     __m512 b0 = _mm512_loadu_ps(b), b1 = _mm512_loadu_ps(b + 16), av;
-#define F5(r, i) av = _mm512_set1_ps(i < 4 ? a0[i * lda] : i < 8 ? a4[(i - 4) * lda] : a8[(i - 8) * lda]); c##r##0 = _mm512_fmadd_ps(av, b0, c##r##0); c##r##1 = _mm512_fmadd_ps(av, b1, c##r##1);
+#define F5(r, i)                                                                                                       \
+  av = _mm512_set1_ps(i < 4 ? a0[i * lda] : i < 8 ? a4[(i - 4) * lda] : a8[(i - 8) * lda]);                            \
+  c##r##0 = _mm512_fmadd_ps(av, b0, c##r##0);                                                                          \
+  c##r##1 = _mm512_fmadd_ps(av, b1, c##r##1);
     ALL(F5)
 #undef F5
     a0++;
@@ -522,14 +588,16 @@ T5 static void ukr_avx512(int64_t kc, const float *a, int64_t lda, const float *
     a8++;
     b += 32;
   }
-#define S5(r, i) _mm512_storeu_ps(c + i * ldc, c##r##0); _mm512_storeu_ps(c + i * ldc + 16, c##r##1);
+#define S5(r, i)                                                                                                       \
+  _mm512_storeu_ps(c + i * ldc, c##r##0);                                                                              \
+  _mm512_storeu_ps(c + i * ldc + 16, c##r##1);
   ALL(S5)
 #undef S5
 #undef ALL
 }
 
-T5 static void dotblk_avx512(int64_t K, const float *x, int64_t ldx, int mr, const float *w,
-                             int64_t ldw, int nr, float *y, int64_t ldy) {
+T5 static void dotblk_avx512(int64_t K, const float *x, int64_t ldx, int mr, const float *w, int64_t ldw, int nr,
+                             float *y, int64_t ldy) {
 #define DZ(m, j) __m512 a##m##j = _mm512_setzero_ps();
   DOT_ALL(DZ)
 #undef DZ
@@ -552,9 +620,9 @@ T5 static void dotblk_avx512(int64_t K, const float *x, int64_t ldx, int mr, con
   DOT_ALL(DS)
 #undef DS
   for (int m = 0; m < mr; m++)
-    for (int j = 0; j < nr; j++) y[m * ldy + j] = r[m * 4 + j];
+    for (int j = 0; j < nr; j++)
+      y[m * ldy + j] = r[m * 4 + j];
 }
-
 
 /* Packs 32 rows into a k-major panel: dst[k*32 + j] = src[j][k], 16x16 register transposes. */
 T5 static void pack_panel_avx512(const float *const *src, int64_t kc, float *dst) {
@@ -562,7 +630,8 @@ T5 static void pack_panel_avx512(const float *const *src, int64_t kc, float *dst
   for (; k + 16 <= kc; k += 16) {
     for (int h = 0; h < 2; h++) {
       __m512 r[16], t[16], u[16];
-      for (int j = 0; j < 16; j++) r[j] = _mm512_loadu_ps(src[h * 16 + j] + k);
+      for (int j = 0; j < 16; j++)
+        r[j] = _mm512_loadu_ps(src[h * 16 + j] + k);
       for (int i = 0; i < 8; i++) {
         t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
         t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
@@ -575,7 +644,8 @@ T5 static void pack_panel_avx512(const float *const *src, int64_t kc, float *dst
       }
       for (int c = 0; c < 4; c++) {
         __m512 v = _mm512_shuffle_f32x4(u[c], u[4 + c], 0x88), v2 = _mm512_shuffle_f32x4(u[c], u[4 + c], 0xDD);
-        __m512 w = _mm512_shuffle_f32x4(u[8 + c], u[12 + c], 0x88), w2 = _mm512_shuffle_f32x4(u[8 + c], u[12 + c], 0xDD);
+        __m512 w = _mm512_shuffle_f32x4(u[8 + c], u[12 + c], 0x88),
+               w2 = _mm512_shuffle_f32x4(u[8 + c], u[12 + c], 0xDD);
         float *d = dst + k * 32 + h * 16;
         _mm512_storeu_ps(d + (0 + c) * 32, _mm512_shuffle_f32x4(v, w, 0x88));
         _mm512_storeu_ps(d + (8 + c) * 32, _mm512_shuffle_f32x4(v, w, 0xDD));
@@ -585,7 +655,8 @@ T5 static void pack_panel_avx512(const float *const *src, int64_t kc, float *dst
     }
   }
   for (; k < kc; k++)
-    for (int j = 0; j < 32; j++) dst[k * 32 + j] = src[j][k];
+    for (int j = 0; j < 32; j++)
+      dst[k * 32 + j] = src[j][k];
 }
 
 T5 static void layernorm_row_avx512(const float *x, const float *res, int64_t dim, const float *gamma,
@@ -594,12 +665,14 @@ T5 static void layernorm_row_avx512(const float *x, const float *res, int64_t di
   if (res) {
     for (int64_t i = 0; i < dim; i += 16) {
       __mmask16 m = tailmask(dim - i);
-      _mm512_mask_storeu_ps(out + i, m, _mm512_add_ps(_mm512_maskz_loadu_ps(m, x + i), _mm512_maskz_loadu_ps(m, res + i)));
+      _mm512_mask_storeu_ps(out + i, m,
+                            _mm512_add_ps(_mm512_maskz_loadu_ps(m, x + i), _mm512_maskz_loadu_ps(m, res + i)));
     }
     v = out;
   }
   __m512 acc = _mm512_setzero_ps();
-  for (int64_t i = 0; i < dim; i += 16) acc = _mm512_add_ps(acc, _mm512_maskz_loadu_ps(tailmask(dim - i), v + i));
+  for (int64_t i = 0; i < dim; i += 16)
+    acc = _mm512_add_ps(acc, _mm512_maskz_loadu_ps(tailmask(dim - i), v + i));
   float mean = _mm512_reduce_add_ps(acc) / (float)dim;
   __m512 mv = _mm512_set1_ps(mean);
   acc = _mm512_setzero_ps();
@@ -660,7 +733,8 @@ T5 static void axpy_avx512(float al, const float *x, float *y, int64_t n) {
   __m512 av = _mm512_set1_ps(al);
   for (int64_t i = 0; i < n; i += 16) {
     __mmask16 m = tailmask(n - i);
-    _mm512_mask_storeu_ps(y + i, m, _mm512_fmadd_ps(av, _mm512_maskz_loadu_ps(m, x + i), _mm512_maskz_loadu_ps(m, y + i)));
+    _mm512_mask_storeu_ps(y + i, m,
+                          _mm512_fmadd_ps(av, _mm512_maskz_loadu_ps(m, x + i), _mm512_maskz_loadu_ps(m, y + i)));
   }
 }
 T5 static void scale_avx512(float al, float *y, int64_t n) {
@@ -725,10 +799,22 @@ T5 static void att_pv_avx512(const float *p, int64_t nk, const float *v, int64_t
 }
 
 static const mp_isa_impl impl_avx512 = {
-    .mr = 12, .nr = 32, .ukr = ukr_avx512, .dotblk = dotblk_avx512, .pack_panel = pack_panel_avx512, .decode_row = decode_row_avx512,
-    .act_row = act_row_avx512, .f16_row = f16_row_avx512, .bf16_row = bf16_row_avx512,
-    .layernorm_row = layernorm_row_avx512, .softmax_row = softmax_row_avx512, .dot = dot_avx512,
-    .axpy = axpy_avx512, .scale = scale_avx512, .att_scores = att_scores_avx512, .exp_sub = exp_sub_avx512,
+    .mr = 12,
+    .nr = 32,
+    .ukr = ukr_avx512,
+    .dotblk = dotblk_avx512,
+    .pack_panel = pack_panel_avx512,
+    .decode_row = decode_row_avx512,
+    .act_row = act_row_avx512,
+    .f16_row = f16_row_avx512,
+    .bf16_row = bf16_row_avx512,
+    .layernorm_row = layernorm_row_avx512,
+    .softmax_row = softmax_row_avx512,
+    .dot = dot_avx512,
+    .axpy = axpy_avx512,
+    .scale = scale_avx512,
+    .att_scores = att_scores_avx512,
+    .exp_sub = exp_sub_avx512,
     .att_pv = att_pv_avx512,
 };
 

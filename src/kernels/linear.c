@@ -24,8 +24,8 @@ static const char *wname(const mp_linear_weight *w) { return w && w->name ? w->n
 mp_status mp_linear_weight_check(const mp_linear_weight *w) {
   if (!w) return mp_err(MP_ERR_INVALID_ARG, "linear: weight descriptor is NULL");
   if (w->out <= 0 || w->in <= 0 || w->out > ((int64_t)1 << 40) / w->in)
-    return mp_err(MP_ERR_INVALID_ARG, "%s: bad weight shape [%lld, %lld]", wname(w),
-                  (long long)w->out, (long long)w->in);
+    return mp_err(MP_ERR_INVALID_ARG, "%s: bad weight shape [%lld, %lld]", wname(w), (long long)w->out,
+                  (long long)w->in);
   if (!w->data) return mp_err(MP_ERR_INVALID_ARG, "%s: weight data is NULL", wname(w));
   if (w->bits == 0) {
     if (w->dtype != MP_F32 && w->dtype != MP_F16 && w->dtype != MP_BF16)
@@ -35,17 +35,15 @@ mp_status mp_linear_weight_check(const mp_linear_weight *w) {
   }
   int b = w->bits;
   if (b != 2 && b != 3 && b != 4 && b != 5 && b != 6 && b != 8)
-    return mp_err(MP_ERR_UNSUPPORTED, "%s: %d-bit quantization is not supported (2,3,4,5,6,8)",
-                  wname(w), b);
+    return mp_err(MP_ERR_UNSUPPORTED, "%s: %d-bit quantization is not supported (2,3,4,5,6,8)", wname(w), b);
   if (w->dtype != MP_U32)
-    return mp_err(MP_ERR_FORMAT, "%s: quantized weight must be U32, got %s", wname(w),
-                  mp_dtype_name(w->dtype));
+    return mp_err(MP_ERR_FORMAT, "%s: quantized weight must be U32, got %s", wname(w), mp_dtype_name(w->dtype));
   int g = w->group_size;
   if (g != 32 && g != 64 && g != 128)
     return mp_err(MP_ERR_UNSUPPORTED, "%s: group size %d is not supported (32, 64, 128)", wname(w), g);
   if (w->in % g != 0)
-    return mp_err(MP_ERR_FORMAT, "%s: input size %lld is not a multiple of the group size %d",
-                  wname(w), (long long)w->in, g);
+    return mp_err(MP_ERR_FORMAT, "%s: input size %lld is not a multiple of the group size %d", wname(w),
+                  (long long)w->in, g);
   if (!w->scales || !w->biases)
     return mp_err(MP_ERR_INVALID_ARG, "%s: quantized weight needs scales and biases", wname(w));
   if (w->scale_dtype != MP_F32 && w->scale_dtype != MP_F16 && w->scale_dtype != MP_BF16)
@@ -72,9 +70,9 @@ typedef struct lin_ctx {
   mp_dtype bias_dtype;
   mp_act act;
   float *y;
-  int64_t mb, nb;       /* tile sizes of a task */
-  int64_t n_mtiles;     /* tasks = n_mtiles * n_ntiles */
-  int oom;              /* set when scratch could not be allocated */
+  int64_t mb, nb;   /* tile sizes of a task */
+  int64_t n_mtiles; /* tasks = n_mtiles * n_ntiles */
+  int oom;          /* set when scratch could not be allocated */
 } lin_ctx;
 
 /* bias + activation on a tile of y */
@@ -82,7 +80,8 @@ static void epilogue(const lin_ctx *c, int64_t m0, int64_t m1, int64_t n0, int64
   for (int64_t m = m0; m < m1; m++) {
     float *yr = c->y + m * c->N;
     if (c->bias)
-      for (int64_t n = n0; n < n1; n++) yr[n] += bias_at(c->bias, c->bias_dtype, n);
+      for (int64_t n = n0; n < n1; n++)
+        yr[n] += bias_at(c->bias, c->bias_dtype, n);
     c->impl->act_row(c->act, yr + n0, n1 - n0);
   }
 }
@@ -104,7 +103,8 @@ static void ref_task(void *vctx, int64_t task, int thread) {
     for (int64_t m = m0; m < m1; m++) {
       const float *xr = c->x + m * c->K;
       float s = 0.0f;
-      for (int64_t k = 0; k < c->K; k++) s += xr[k] * wrow[k];
+      for (int64_t k = 0; k < c->K; k++)
+        s += xr[k] * wrow[k];
       c->y[m * c->N + n] = s;
     }
   }
@@ -146,13 +146,15 @@ static void gemm_task(void *vctx, int64_t task, int thread) {
           src[j] = rows + j * MP_KC;
         }
       }
-      for (int64_t j = nn; j < NR; j++) src[j] = zero_row; /* padding columns */
+      for (int64_t j = nn; j < NR; j++)
+        src[j] = zero_row; /* padding columns */
       float *dst = bp + p * (kc * NR);
       if (im->pack_panel) {
         im->pack_panel(src, kc, dst);
       } else {
         for (int64_t k = 0; k < kc; k++)
-          for (int64_t j = 0; j < NR; j++) dst[k * NR + j] = src[j][k];
+          for (int64_t j = 0; j < NR; j++)
+            dst[k * NR + j] = src[j][k];
       }
     }
     int acc = k0 > 0;
@@ -165,8 +167,10 @@ static void gemm_task(void *vctx, int64_t task, int thread) {
         int64_t lda = c->K;
         if (mm < MR) { /* edge rows: copy into a zero-padded MR-row block */
           for (int64_t r = 0; r < MR; r++) {
-            if (r < mm) memcpy(ap + r * kc, xa + r * c->K, (size_t)kc * 4);
-            else memset(ap + r * kc, 0, (size_t)kc * 4);
+            if (r < mm)
+              memcpy(ap + r * kc, xa + r * c->K, (size_t)kc * 4);
+            else
+              memset(ap + r * kc, 0, (size_t)kc * 4);
           }
           xa = ap;
           lda = kc;
@@ -175,9 +179,11 @@ static void gemm_task(void *vctx, int64_t task, int thread) {
           im->ukr(kc, xa, lda, bp + jp * kc * NR, cy, c->N, acc);
         } else {
           if (acc)
-            for (int64_t r = 0; r < mm; r++) memcpy(tile + r * NR, cy + r * c->N, (size_t)nn * 4);
+            for (int64_t r = 0; r < mm; r++)
+              memcpy(tile + r * NR, cy + r * c->N, (size_t)nn * 4);
           im->ukr(kc, xa, lda, bp + jp * kc * NR, tile, NR, acc);
-          for (int64_t r = 0; r < mm; r++) memcpy(cy + r * c->N, tile + r * NR, (size_t)nn * 4);
+          for (int64_t r = 0; r < mm; r++)
+            memcpy(cy + r * c->N, tile + r * NR, (size_t)nn * 4);
         }
       }
     }
@@ -202,7 +208,8 @@ static void dot_task(void *vctx, int64_t task, int thread) {
       c->oom = 1;
       return;
     }
-    for (int64_t n = n0; n < n1; n++) im->decode_row(w, n, 0, K, buf + (n - n0) * K);
+    for (int64_t n = n0; n < n1; n++)
+      im->decode_row(w, n, 0, K, buf + (n - n0) * K);
     wr = buf;
   }
   for (int64_t m = 0; m < c->M; m += 4) {
@@ -228,22 +235,30 @@ static int64_t small_m_limit(void) {
 
 static int64_t cdiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
-mp_status mp_linear_act(mp_pool *pool, const float *x, int64_t rows, const mp_linear_weight *w,
-                        const void *bias, mp_dtype bias_dtype, mp_act act, float *y) {
+mp_status mp_linear_act(mp_pool *pool, const float *x, int64_t rows, const mp_linear_weight *w, const void *bias,
+                        mp_dtype bias_dtype, mp_act act, float *y) {
   MP_TRY(mp_linear_weight_check(w));
   if (rows < 0) return mp_err(MP_ERR_INVALID_ARG, "%s: negative row count", wname(w));
   if (rows == 0) return MP_OK;
   if (!x || !y) return mp_err(MP_ERR_INVALID_ARG, "%s: NULL input or output", wname(w));
   if (bias && bias_dtype != MP_F32 && bias_dtype != MP_F16 && bias_dtype != MP_BF16)
-    return mp_err(MP_ERR_UNSUPPORTED, "%s: bias dtype %s is not F32, F16 or BF16", wname(w),
-                  mp_dtype_name(bias_dtype));
+    return mp_err(MP_ERR_UNSUPPORTED, "%s: bias dtype %s is not F32, F16 or BF16", wname(w), mp_dtype_name(bias_dtype));
   mp_pool *tmp = NULL;
   if (!pool) {
     MP_TRY(mp_pool_create(1, &tmp));
     pool = tmp;
   }
-  lin_ctx c = {.impl = mp_impl_current(), .pool = pool, .x = x, .M = rows, .N = w->out,
-               .K = w->in, .w = w, .bias = bias, .bias_dtype = bias_dtype, .act = act, .y = y};
+  lin_ctx c = {.impl = mp_impl_current(),
+               .pool = pool,
+               .x = x,
+               .M = rows,
+               .N = w->out,
+               .K = w->in,
+               .w = w,
+               .bias = bias,
+               .bias_dtype = bias_dtype,
+               .act = act,
+               .y = y};
   int threads = mp_pool_threads(pool);
   if (!c.impl->ukr) {
     c.nb = REF_NB;
@@ -259,7 +274,8 @@ mp_status mp_linear_act(mp_pool *pool, const float *x, int64_t rows, const mp_li
     int64_t mb = (int64_t)MR * 32;
     if (mb > rows) mb = cdiv(rows, MR) * MR;
     int64_t nb = (int64_t)NR * 4;
-    while (nb > NR && cdiv(rows, mb) * cdiv(c.N, nb) < 4 * threads) nb -= NR;
+    while (nb > NR && cdiv(rows, mb) * cdiv(c.N, nb) < 4 * threads)
+      nb -= NR;
     c.mb = mb;
     c.nb = nb;
     c.n_mtiles = cdiv(rows, mb);
@@ -270,18 +286,19 @@ mp_status mp_linear_act(mp_pool *pool, const float *x, int64_t rows, const mp_li
   return MP_OK;
 }
 
-mp_status mp_linear(mp_pool *pool, const float *x, int64_t rows, const mp_linear_weight *w,
-                    const void *bias, mp_dtype bias_dtype, float *y) {
+mp_status mp_linear(mp_pool *pool, const float *x, int64_t rows, const mp_linear_weight *w, const void *bias,
+                    mp_dtype bias_dtype, float *y) {
   return mp_linear_act(pool, x, rows, w, bias, bias_dtype, MP_ACT_NONE, y);
 }
 
 mp_status mp_weight_rows_f32(const mp_linear_weight *w, int64_t row0, int64_t n, float *out) {
   MP_TRY(mp_linear_weight_check(w));
   if (row0 < 0 || n < 0 || row0 > w->out - n)
-    return mp_err(MP_ERR_INVALID_ARG, "%s: rows [%lld, %lld) outside [0, %lld)", wname(w),
-                  (long long)row0, (long long)(row0 + n), (long long)w->out);
+    return mp_err(MP_ERR_INVALID_ARG, "%s: rows [%lld, %lld) outside [0, %lld)", wname(w), (long long)row0,
+                  (long long)(row0 + n), (long long)w->out);
   const mp_isa_impl *im = mp_impl_current();
-  for (int64_t r = 0; r < n; r++) im->decode_row(w, row0 + r, 0, w->in, out + r * w->in);
+  for (int64_t r = 0; r < n; r++)
+    im->decode_row(w, row0 + r, 0, w->in, out + r * w->in);
   return MP_OK;
 }
 

@@ -7,12 +7,8 @@
 #include "kernels/kernels_internal.h"
 
 /* ---- conversions */
-void mp_f16_to_f32_row(const uint16_t *src, int64_t n, float *dst) {
-  mp_impl_current()->f16_row(src, n, dst);
-}
-void mp_bf16_to_f32_row(const uint16_t *src, int64_t n, float *dst) {
-  mp_impl_current()->bf16_row(src, n, dst);
-}
+void mp_f16_to_f32_row(const uint16_t *src, int64_t n, float *dst) { mp_impl_current()->f16_row(src, n, dst); }
+void mp_bf16_to_f32_row(const uint16_t *src, int64_t n, float *dst) { mp_impl_current()->bf16_row(src, n, dst); }
 mp_status mp_to_f32(mp_dtype dtype, const void *src, int64_t n, float *dst) {
   if (n < 0) return mp_err(MP_ERR_INVALID_ARG, "mp_to_f32: negative count");
   switch (dtype) {
@@ -26,7 +22,8 @@ mp_status mp_to_f32(mp_dtype dtype, const void *src, int64_t n, float *dst) {
 }
 
 void mp_add_inplace(float *y, const float *x, int64_t n) {
-  for (int64_t i = 0; i < n; i++) y[i] += x[i];
+  for (int64_t i = 0; i < n; i++)
+    y[i] += x[i];
 }
 
 /* ---- row-parallel helpers: tasks are fixed blocks of rows */
@@ -45,15 +42,22 @@ static void ln_task(void *v, int64_t t, int thread) {
   row_ctx *c = v;
   int64_t r1 = (t + 1) * ROWS_PER_TASK < c->rows ? (t + 1) * ROWS_PER_TASK : c->rows;
   for (int64_t r = t * ROWS_PER_TASK; r < r1; r++)
-    c->im->layernorm_row(c->x + r * c->dim, c->res ? c->res + r * c->dim : NULL, c->dim, c->gamma,
-                         c->beta, c->eps, c->out + r * c->dim);
+    c->im->layernorm_row(c->x + r * c->dim, c->res ? c->res + r * c->dim : NULL, c->dim, c->gamma, c->beta, c->eps,
+                         c->out + r * c->dim);
 }
 
-void mp_layernorm(mp_pool *pool, const float *x, const float *residual, int64_t rows, int64_t dim,
-                  const float *gamma, const float *beta, float eps, float *out) {
+void mp_layernorm(mp_pool *pool, const float *x, const float *residual, int64_t rows, int64_t dim, const float *gamma,
+                  const float *beta, float eps, float *out) {
   if (rows <= 0 || dim <= 0) return;
-  row_ctx c = {.im = mp_impl_current(), .x = x, .res = residual, .gamma = gamma, .beta = beta,
-               .out = out, .rows = rows, .dim = dim, .eps = eps};
+  row_ctx c = {.im = mp_impl_current(),
+               .x = x,
+               .res = residual,
+               .gamma = gamma,
+               .beta = beta,
+               .out = out,
+               .rows = rows,
+               .dim = dim,
+               .eps = eps};
   mp_pool_run(pool, (rows + ROWS_PER_TASK - 1) / ROWS_PER_TASK, ln_task, &c);
 }
 
@@ -124,15 +128,15 @@ static void att_task(void *v, int64_t t, int thread) {
     /* K block transposed: kt[d][j] */
     for (int64_t j = 0; j < nk; j++) {
       const float *kr = a->k + (b * Sk + j0 + j) * a->ldk + h * D;
-      for (int64_t d = 0; d < D; d++) kt[d * ATT_BK + j] = kr[d];
+      for (int64_t d = 0; d < D; d++)
+        kt[d * ATT_BK + j] = kr[d];
     }
     const float *vb = a->v + (b * Sk + j0) * a->ldv + h * D;
     for (int64_t i = i0; i < i1; i++) {
       const float *qr = a->q + (b * a->seq_q + i) * a->ldq + h * D;
       im->att_scores(qr, kt, D, ATT_BK, nk, s);
-      const float *br = a->bias ? a->bias + b * a->bias_stride_b + h * a->bias_stride_h +
-                                      i * a->bias_stride_q + j0
-                                : NULL;
+      const float *br =
+          a->bias ? a->bias + b * a->bias_stride_b + h * a->bias_stride_h + i * a->bias_stride_q + j0 : NULL;
       float mx = -INFINITY;
       for (int64_t j = 0; j < nk; j++) {
         float sv = s[j] * a->scale;
@@ -157,7 +161,8 @@ static void att_task(void *v, int64_t t, int thread) {
     float *dst = a->out + (b * a->seq_q + i) * a->ldo + h * D;
     if (lrun[ii] > 0.0f) {
       float inv = 1.0f / lrun[ii];
-      for (int64_t d = 0; d < D; d++) dst[d] = o[ii * D + d] * inv;
+      for (int64_t d = 0; d < D; d++)
+        dst[d] = o[ii * D + d] * inv;
     } else {
       memset(dst, 0, (size_t)D * sizeof(float));
     }
@@ -168,9 +173,11 @@ mp_status mp_attention(mp_pool *pool, const mp_attention_args *in) {
   if (!in) return mp_err(MP_ERR_INVALID_ARG, "attention: NULL arguments");
   mp_attention_args a = *in;
   if (a.batch < 0 || a.seq_q < 0 || a.seq_k < 0 || a.heads <= 0 || a.head_dim <= 0)
-    return mp_err(MP_ERR_INVALID_ARG, "attention: bad shape batch=%lld seq_q=%lld seq_k=%lld "
-                  "heads=%lld head_dim=%lld", (long long)a.batch, (long long)a.seq_q,
-                  (long long)a.seq_k, (long long)a.heads, (long long)a.head_dim);
+    return mp_err(MP_ERR_INVALID_ARG,
+                  "attention: bad shape batch=%lld seq_q=%lld seq_k=%lld "
+                  "heads=%lld head_dim=%lld",
+                  (long long)a.batch, (long long)a.seq_q, (long long)a.seq_k, (long long)a.heads,
+                  (long long)a.head_dim);
   if (a.batch == 0 || a.seq_q == 0) return MP_OK;
   if (!a.q || !a.k || !a.v || !a.out) return mp_err(MP_ERR_INVALID_ARG, "attention: NULL tensor");
   int64_t hd = a.heads * a.head_dim;
@@ -179,15 +186,13 @@ mp_status mp_attention(mp_pool *pool, const mp_attention_args *in) {
   if (!a.ldv) a.ldv = hd;
   if (!a.ldo) a.ldo = hd;
   if (a.ldq < hd || a.ldk < hd || a.ldv < hd || a.ldo < hd)
-    return mp_err(MP_ERR_INVALID_ARG, "attention: row stride smaller than heads*head_dim (%lld)",
-                  (long long)hd);
+    return mp_err(MP_ERR_INVALID_ARG, "attention: row stride smaller than heads*head_dim (%lld)", (long long)hd);
   mp_pool *tmp = NULL;
   if (!pool) {
     MP_TRY(mp_pool_create(1, &tmp));
     pool = tmp;
   }
-  att_ctx c = {.im = mp_impl_current(), .a = &a, .pool = pool,
-               .nqb = (a.seq_q + ATT_BQ - 1) / ATT_BQ};
+  att_ctx c = {.im = mp_impl_current(), .a = &a, .pool = pool, .nqb = (a.seq_q + ATT_BQ - 1) / ATT_BQ};
   mp_pool_run(pool, a.batch * a.heads * c.nqb, att_task, &c);
   mp_pool_free(tmp);
   if (c.oom) return mp_err(MP_ERR_NOMEM, "attention: out of memory for scratch");

@@ -60,7 +60,8 @@ static void *worker_main(void *arg) {
     }
     if (atomic_load_explicit(&p->gen, memory_order_acquire) == seen) {
       pthread_mutex_lock(&p->mu);
-      while (atomic_load(&p->gen) == seen && !p->stop) pthread_cond_wait(&p->cv_work, &p->mu);
+      while (atomic_load(&p->gen) == seen && !p->stop)
+        pthread_cond_wait(&p->cv_work, &p->mu);
       int stop = atomic_load(&p->gen) == seen && p->stop;
       pthread_mutex_unlock(&p->mu);
       if (stop) break;
@@ -128,11 +129,13 @@ void mp_pool_free(mp_pool *p) {
   p->stop = 1;
   pthread_cond_broadcast(&p->cv_work);
   pthread_mutex_unlock(&p->mu);
-  for (int i = 1; i <= p->started; i++) pthread_join(p->threads[i], NULL);
+  for (int i = 1; i <= p->started; i++)
+    pthread_join(p->threads[i], NULL);
   pthread_mutex_destroy(&p->mu);
   pthread_cond_destroy(&p->cv_work);
   pthread_cond_destroy(&p->cv_done);
-  for (int i = 0; i <= p->n; i++) free(p->scratch[i].p);
+  for (int i = 0; i <= p->n; i++)
+    free(p->scratch[i].p);
   free(p->scratch);
   free(p->threads);
   free(p);
@@ -143,7 +146,8 @@ int mp_pool_threads(const mp_pool *p) { return p ? p->n : 1; }
 void mp_pool_run(mp_pool *p, int64_t n_tasks, mp_task_fn fn, void *ctx) {
   if (n_tasks <= 0) return;
   if (!p || p->n == 1 || n_tasks == 1) {
-    for (int64_t t = 0; t < n_tasks; t++) fn(ctx, t, 0);
+    for (int64_t t = 0; t < n_tasks; t++)
+      fn(ctx, t, 0);
     return;
   }
   pthread_mutex_lock(&p->mu);
@@ -164,7 +168,8 @@ void mp_pool_run(mp_pool *p, int64_t n_tasks, mp_task_fn fn, void *ctx) {
   }
   if (atomic_load_explicit(&p->active, memory_order_acquire) > 0) {
     pthread_mutex_lock(&p->mu);
-    while (atomic_load(&p->active) > 0) pthread_cond_wait(&p->cv_done, &p->mu);
+    while (atomic_load(&p->active) > 0)
+      pthread_cond_wait(&p->cv_done, &p->mu);
     pthread_mutex_unlock(&p->mu);
   }
 }

@@ -86,7 +86,8 @@ mp_status mp_qweight_pack(const mp_linear_weight *w, mp_qweight **out) {
       float *sb = q->sb + ((size_t)p * q->groups + g) * 3 * MP_QNR;
       float sc = scale_at(w->scale_dtype, w->scales, o * wgroups + g / split);
       int32_t qs = 0;
-      for (int64_t i = g * q->gsize; i < (g + 1) * q->gsize; i++) qs += dst[(i / 4) * (MP_QNR * 4) + (i % 4)];
+      for (int64_t i = g * q->gsize; i < (g + 1) * q->gsize; i++)
+        qs += dst[(i / 4) * (MP_QNR * 4) + (i % 4)];
       sb[j] = sc;
       sb[MP_QNR + j] = scale_at(w->scale_dtype, w->biases, o * wgroups + g / split);
       sb[2 * MP_QNR + j] = sc * (float)qs;
@@ -129,7 +130,8 @@ void mp_qquant_row_scalar(const float *x, int64_t K, int g, int8_t *xq, float *d
     }
     int32_t sum = 0;
     if (bad || mx == mn) {
-      for (int i = 0; i < g; i++) xq[k0 + i] = 0;
+      for (int i = 0; i < g; i++)
+        xq[k0 + i] = 0;
       d[gi] = bad ? NAN : 0.0f;
       z[gi] = bad ? NAN : mx;
     } else {
@@ -223,7 +225,8 @@ static float bias_at(const void *bias, mp_dtype dt, int64_t i) {
 static void gemm_task(void *vc, int64_t task, int thread) {
   q_ctx *c = vc;
   int wi = 0;
-  while (task >= c->task0[wi + 1]) wi++;
+  while (task >= c->task0[wi + 1])
+    wi++;
   task -= c->task0[wi];
   const mp_qweight *w = c->w[wi];
   const void *bias = c->bias[wi];
@@ -235,10 +238,16 @@ static void gemm_task(void *vc, int64_t task, int thread) {
   float tile[MP_QMR_MAX * MP_QNR], bb[MP_QNR];
   for (int64_t p = p0; p < p1; p++) {
     int64_t n0 = p * MP_QNR, nn = w->out - n0 < MP_QNR ? w->out - n0 : MP_QNR;
-    mp_qukr_args a = {.K = c->K, .gsize = w->gsize, .bits = w->bits, .ldx = c->K, .ldg = c->G,
-                      .w = w->codes + (size_t)p * MP_QNR * c->K, .sb = w->sb + (size_t)p * c->G * 3 * MP_QNR};
+    mp_qukr_args a = {.K = c->K,
+                      .gsize = w->gsize,
+                      .bits = w->bits,
+                      .ldx = c->K,
+                      .ldg = c->G,
+                      .w = w->codes + (size_t)p * MP_QNR * c->K,
+                      .sb = w->sb + (size_t)p * c->G * 3 * MP_QNR};
     if (bias) {
-      for (int64_t j = 0; j < MP_QNR; j++) bb[j] = j < nn ? bias_at(bias, c->bias_dtype[wi], n0 + j) : 0.0f;
+      for (int64_t j = 0; j < MP_QNR; j++)
+        bb[j] = j < nn ? bias_at(bias, c->bias_dtype[wi], n0 + j) : 0.0f;
       a.bias = bb;
     }
     for (int64_t m = m0; m < m1; m += MR) {
@@ -290,8 +299,15 @@ mp_status mp_qlinear_multi(mp_pool *pool, const float *x, int64_t rows, int n, c
     MP_TRY(mp_pool_create(1, &tmp));
     pool = tmp;
   }
-  q_ctx c = {.im = qimpl_current(), .w0 = w[0], .x = x, .M = rows, .K = w[0]->in, .G = w[0]->groups, .nw = n,
-             .act = act, .fimpl = mp_impl_current()};
+  q_ctx c = {.im = qimpl_current(),
+             .w0 = w[0],
+             .x = x,
+             .M = rows,
+             .K = w[0]->in,
+             .G = w[0]->groups,
+             .nw = n,
+             .act = act,
+             .fimpl = mp_impl_current()};
   /* quantized activations in the pool's shared buffer: xq [M][K], then d, xs, z, isx [M][G] */
   size_t xq_bytes = ((size_t)rows * (size_t)c.K + 63) & ~(size_t)63;
   size_t g_bytes = (size_t)rows * (size_t)c.G * 4;
@@ -313,7 +329,8 @@ mp_status mp_qlinear_multi(mp_pool *pool, const float *x, int64_t rows, int n, c
   c.mb = rows < 64 ? rows : 64;
   c.n_mtiles = cdiv(rows, c.mb);
   int64_t npan = 0;
-  for (int i = 0; i < n; i++) npan += w[i]->npan;
+  for (int i = 0; i < n; i++)
+    npan += w[i]->npan;
   c.task0[0] = 0;
   for (int i = 0; i < n; i++) {
     c.w[i] = w[i];
@@ -321,7 +338,8 @@ mp_status mp_qlinear_multi(mp_pool *pool, const float *x, int64_t rows, int n, c
     c.bias_dtype[i] = bias ? bias_dtype[i] : MP_F32;
     c.y[i] = y[i];
     int64_t pb = 4;
-    while (pb > 1 && c.n_mtiles * cdiv(npan, pb) < 4 * threads) pb--;
+    while (pb > 1 && c.n_mtiles * cdiv(npan, pb) < 4 * threads)
+      pb--;
     c.pb[i] = pb;
     c.task0[i + 1] = c.task0[i] + c.n_mtiles * cdiv(w[i]->npan, pb);
   }

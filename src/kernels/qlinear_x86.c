@@ -26,7 +26,8 @@ static inline int32_t ld32(const int8_t *p) {
  * (2*63*127 < 32767); 8-bit codes are recentred to q-128 and multiplied as |q-128| times the
  * activation with q-128's sign (2*128*127 < 32767), and 128*sum(xq) is added back. */
 
-T2 static void quant_row_avx2(const float *x, int64_t K, int g, int8_t *xq, float *d, float *xs, float *z, int32_t *isx) {
+T2 static void quant_row_avx2(const float *x, int64_t K, int g, int8_t *xq, float *d, float *xs, float *z,
+                              int32_t *isx) {
   /* AVX2 has no masked narrowing store; the scalar reference is cheap next to the matmul and
    * defines the result */
   mp_qquant_row_scalar(x, K, g, xq, d, xs, z, isx);
@@ -58,7 +59,7 @@ T2 static void qukr_avx2(const mp_qukr_args *a) {
   do {                                                                                                                 \
     __m256i s_ = _mm256_xor_si256(wv, flip);                                                                           \
     iv = _mm256_add_epi32(                                                                                             \
-        iv, _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(s_, s_), _mm256_sign_epi8(b, s_)), ones));        \
+        iv, _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(s_, s_), _mm256_sign_epi8(b, s_)), ones));         \
   } while (0)
           SGN(w0, i0);
           SGN(w1, i1);
@@ -159,11 +160,13 @@ T5V static void qukr_vnni(const mp_qukr_args *a) {
   const int qs = a->gsize / 4, mr = a->mr;
   const int64_t ldx = a->ldx, ldg = a->ldg;
   int64_t ro[QMR]; /* row offsets; rows past mr repeat row 0 (computed, never stored) */
-  for (int r = 0; r < QMR; r++) ro[r] = r < mr ? r : 0;
+  for (int r = 0; r < QMR; r++)
+    ro[r] = r < mr ? r : 0;
   float acc[QMR][MP_QNR] __attribute__((aligned(64)));
   __m512 b0 = _mm512_setzero_ps(), b1 = b0;
   if (a->bias) b0 = _mm512_loadu_ps(a->bias), b1 = _mm512_loadu_ps(a->bias + 16);
-  for (int r = 0; r < QMR; r++) _mm512_store_ps(acc[r], b0), _mm512_store_ps(acc[r] + 16, b1);
+  for (int r = 0; r < QMR; r++)
+    _mm512_store_ps(acc[r], b0), _mm512_store_ps(acc[r] + 16, b1);
 #define XP(R) const int8_t *x##R = a->xq + ro[R] * ldx;
   QROWS(XP)
 #undef XP
@@ -199,7 +202,7 @@ T5V static void qukr_vnni(const mp_qukr_args *a) {
 #define EPI(R)                                                                                                         \
   {                                                                                                                    \
     const int64_t o_ = ro[R] * ldg + g;                                                                                \
-    __m512 dr = _mm512_set1_ps(a->d[o_]), xr = _mm512_set1_ps(a->xs[o_]), zr = _mm512_set1_ps(a->z[o_]);              \
+    __m512 dr = _mm512_set1_ps(a->d[o_]), xr = _mm512_set1_ps(a->xs[o_]), zr = _mm512_set1_ps(a->z[o_]);               \
     __m512 f0 = _mm512_load_ps(acc[R]), f1 = _mm512_load_ps(acc[R] + 16);                                              \
     f0 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(i##R##0), _mm512_mul_ps(s0, dr), f0);                                      \
     f0 = _mm512_fmadd_ps(c0, xr, f0);                                                                                  \

@@ -84,7 +84,8 @@ static mp_status cfg_int(const mp_model *m, const char *key, int64_t def, int64_
     return MP_OK;
   }
   if (v->type != MP_JSON_NUMBER || !v->is_int || v->i < 0 || v->i > (1 << 30))
-    return mp_err(MP_ERR_FORMAT, "%s/config.json:%u: field \"%s\" must be a non-negative integer", m->path, v->line, key);
+    return mp_err(MP_ERR_FORMAT, "%s/config.json:%u: field \"%s\" must be a non-negative integer", m->path, v->line,
+                  key);
   *out = v->i;
   return MP_OK;
 }
@@ -106,8 +107,10 @@ static mp_status bart_bind(mp_model *m) {
     return mp_err(MP_ERR_FORMAT, "%s/config.json: decoder_layers %lld is not plausible (at most 4096)", m->path,
                   (long long)f->dec_layers);
   if (f->dec_heads <= 0 || H % f->dec_heads || f->dec_ffn <= 0)
-    return mp_err(MP_ERR_FORMAT, "%s/config.json: d_model %lld must be divisible by decoder_attention_heads %lld (> 0) and "
-                  "decoder_ffn_dim must be positive", m->path, (long long)H, (long long)f->dec_heads);
+    return mp_err(MP_ERR_FORMAT,
+                  "%s/config.json: d_model %lld must be divisible by decoder_attention_heads %lld (> 0) and "
+                  "decoder_ffn_dim must be positive",
+                  m->path, (long long)H, (long long)f->dec_heads);
   MP_TRY(cfg_int(m, "decoder_start_token_id", 2, &v));
   f->dec_start = (int32_t)v;
   MP_TRY(cfg_int(m, "eos_token_id", 2, &v));
@@ -123,8 +126,10 @@ static mp_status bart_bind(mp_model *m) {
   }
   if (!wn) {
     snprintf(n, sizeof n, "%sshared.weight", P);
-    return mp_err(MP_ERR_FORMAT, "%s: tensor \"%s\" is missing (nor %sencoder.embed_tokens.weight / "
-                  "%sdecoder.embed_tokens.weight, its tied names)", m->path, n, P, P);
+    return mp_err(MP_ERR_FORMAT,
+                  "%s: tensor \"%s\" is missing (nor %sencoder.embed_tokens.weight / "
+                  "%sdecoder.embed_tokens.weight, its tied names)",
+                  m->path, n, P, P);
   }
   snprintf(n, sizeof n, "%s%s", P, wn);
   MP_TRY(mp_bind_matrix(m, n, c->vocab_size, H, &f->word));
@@ -178,9 +183,19 @@ static mp_status attn_run(mp_model *m, const battn *A, const float *xq, const fl
     MP_TRY(mp_dense_run_many(m, xkv, N, 2, kv, ys));
   }
   const float scaling = (float)pow((double)d, -0.5); /* BartAttention: q_proj(x) * head_dim**-0.5 */
-  for (int64_t i = 0; i < N * H; i++) s->q[i] *= scaling;
-  mp_attention_args aa = {.batch = B, .seq_q = T, .seq_k = T, .heads = heads, .head_dim = d, .q = s->q, .k = s->k,
-                          .v = s->v, .out = s->ctx, .scale = 1.0f, .key_mask = kmask};
+  for (int64_t i = 0; i < N * H; i++)
+    s->q[i] *= scaling;
+  mp_attention_args aa = {.batch = B,
+                          .seq_q = T,
+                          .seq_k = T,
+                          .heads = heads,
+                          .head_dim = d,
+                          .q = s->q,
+                          .k = s->k,
+                          .v = s->v,
+                          .out = s->ctx,
+                          .scale = 1.0f,
+                          .key_mask = kmask};
   if (causal) aa.bias = causal, aa.bias_stride_b = 0, aa.bias_stride_h = 0, aa.bias_stride_q = T;
   MP_TRY(mp_attention(m->pool, &aa));
   return mp_dense_run(m, s->ctx, N, &A->o, MP_ACT_NONE, out);
@@ -193,7 +208,8 @@ static mp_status embed(mp_model *m, const int32_t *ids, const int32_t *pos, int6
   const int64_t H = m->cfg.hidden;
   MP_TRY(mp_embedding_rows(&f->word, ids, N, x));
   if (f->embed_scale != 1.0f)
-    for (int64_t i = 0; i < N * H; i++) x[i] *= f->embed_scale;
+    for (int64_t i = 0; i < N * H; i++)
+      x[i] *= f->embed_scale;
   MP_TRY(mp_embedding_rows(pos_tab, pos, N, tmp));
   mp_add_inplace(x, tmp, N * H);
   mp_layernorm(m->pool, x, NULL, N, H, ln->g, ln->b, m->cfg.layer_norm_eps, x);
@@ -220,8 +236,10 @@ static mp_status bart_encode(mp_model *m, const mp_model_batch *b, const mp_forw
   const int64_t B = (int64_t)b->n, T = (int64_t)b->seq, H = c->hidden, N = B * T;
   const int64_t F = c->intermediate > f->dec_ffn ? c->intermediate : f->dec_ffn;
   const int Le = (int)c->layers;
-  bufs s = {.q = mp_act_alloc(m, (size_t)(N * H)), .k = mp_act_alloc(m, (size_t)(N * H)),
-            .v = mp_act_alloc(m, (size_t)(N * H)), .ctx = mp_act_alloc(m, (size_t)(N * H)),
+  bufs s = {.q = mp_act_alloc(m, (size_t)(N * H)),
+            .k = mp_act_alloc(m, (size_t)(N * H)),
+            .v = mp_act_alloc(m, (size_t)(N * H)),
+            .ctx = mp_act_alloc(m, (size_t)(N * H)),
             .big = mp_act_alloc(m, (size_t)(N * F))};
   float *x = mp_act_alloc(m, (size_t)(N * H)), *o = mp_act_alloc(m, (size_t)(N * H));
   float *y = mp_act_alloc(m, (size_t)(N * H));
@@ -238,7 +256,8 @@ static mp_status bart_encode(mp_model *m, const mp_model_batch *b, const mp_forw
     dids[i] = t == 0 ? f->dec_start : b->ids[i - 1];
   }
   for (int64_t i = 0; i < T; i++)
-    for (int64_t j = 0; j < T; j++) causal[i * T + j] = j <= i ? 0.0f : -INFINITY;
+    for (int64_t j = 0; j < T; j++)
+      causal[i * T + j] = j <= i ? 0.0f : -INFINITY;
 
   /* encoder */
   MP_TRY(embed(m, b->ids, pos, N, &f->enc_pos, &f->enc_ln_emb, o, x));
@@ -284,7 +303,8 @@ static mp_status bart_classify(mp_model *m, const mp_model_batch *b, const float
                     "%s: input row %lld has no eos token (id %d): BartForSequenceClassification classifies the "
                     "decoder state at the last eos token (the tokenizer adds it)",
                     m->path, (long long)r + 1, (int)f->eos);
-    if (r == 0) count0 = cnt;
+    if (r == 0)
+      count0 = cnt;
     else if (cnt != count0)
       return mp_err(MP_ERR_UNSUPPORTED,
                     "%s: the rows of a batch hold different numbers of eos tokens (id %d): %lld in row 1, %lld in row "
@@ -334,8 +354,10 @@ static int64_t bart_param_count(const mp_model_config *c, const mp_json *cj) {
   const int64_t ffn_d = mac(d, Fd, Fd, &ok), ffn_d2 = mac(Fd, d, d, &ok);
   int64_t enc_layer = 0, dec_layer = 0;
   const int64_t enc_parts[] = {attn, ln, ffn_e, ffn_e2, ln}, dec_parts[] = {attn, ln, attn, ln, ffn_d, ffn_d2, ln};
-  for (size_t i = 0; i < sizeof enc_parts / sizeof *enc_parts; i++) enc_layer = mac(1, enc_parts[i], enc_layer, &ok);
-  for (size_t i = 0; i < sizeof dec_parts / sizeof *dec_parts; i++) dec_layer = mac(1, dec_parts[i], dec_layer, &ok);
+  for (size_t i = 0; i < sizeof enc_parts / sizeof *enc_parts; i++)
+    enc_layer = mac(1, enc_parts[i], enc_layer, &ok);
+  for (size_t i = 0; i < sizeof dec_parts / sizeof *dec_parts; i++)
+    dec_layer = mac(1, dec_parts[i], dec_layer, &ok);
   const int64_t pos = mac(c->max_positions + 2, d, ln, &ok); /* embed_positions + layernorm_embedding */
   int64_t n = mac(V, d, 0, &ok);
   n = mac(2, pos, n, &ok);

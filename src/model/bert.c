@@ -23,7 +23,8 @@ typedef struct bert {
   mp_lnorm ln_emb;
   layer *layers;
   head_kind hk;
-  mp_dense head1, head2; /* BERT: pooler, classifier; RoBERTa: dense, out_proj; DistilBERT: pre_classifier, classifier */
+  mp_dense head1,
+      head2; /* BERT: pooler, classifier; RoBERTa: dense, out_proj; DistilBERT: pre_classifier, classifier */
 } bert;
 
 static mp_status bert_bind(mp_model *m) {
@@ -31,7 +32,9 @@ static mp_status bert_bind(mp_model *m) {
   bert *f = calloc(1, sizeof *f);
   if (!f) return mp_err(MP_ERR_NOMEM, "out of memory");
   m->fam = f;
-  const char *root = c->family == MP_FAMILY_DISTILBERT ? "distilbert." : c->family == MP_FAMILY_ROBERTA ? "roberta." : "bert.";
+  const char *root = c->family == MP_FAMILY_DISTILBERT ? "distilbert."
+                     : c->family == MP_FAMILY_ROBERTA  ? "roberta."
+                                                       : "bert.";
   /* a base model saved alone (sentence-transformers, BertModel) has no prefix */
   char probe[128];
   snprintf(probe, sizeof probe, "%sembeddings.word_embeddings.weight", root);
@@ -57,8 +60,7 @@ static mp_status bert_bind(mp_model *m) {
     char base[128];
     if (c->family == MP_FAMILY_DISTILBERT) {
       snprintf(base, sizeof base, "%stransformer.layer.%lld.", P, (long long)l);
-      static const char *const qkvo[4] = {"attention.q_lin", "attention.k_lin", "attention.v_lin",
-                                          "attention.out_lin"};
+      static const char *const qkvo[4] = {"attention.q_lin", "attention.k_lin", "attention.v_lin", "attention.out_lin"};
       MP_TRY(mp_bind_qkvo(m, base, qkvo, H, &L->q, &L->k, &L->v, &L->o));
       snprintf(n, sizeof n, "%ssa_layer_norm", base);
       MP_TRY(mp_bind_ln(m, n, H, 0, &L->ln_attn));
@@ -131,7 +133,8 @@ static mp_status bert_encode(mp_model *m, const mp_model_batch *b, const mp_forw
         pos[r * T + t] = np ? run + (int32_t)c->pad_token_id : (int32_t)c->pad_token_id;
       }
     } else {
-      for (int64_t t = 0; t < T; t++) pos[r * T + t] = (int32_t)t;
+      for (int64_t t = 0; t < T; t++)
+        pos[r * T + t] = (int32_t)t;
     }
   }
   /* embeddings: (word + type) + position, then LayerNorm */
@@ -145,8 +148,16 @@ static mp_status bert_encode(mp_model *m, const mp_model_batch *b, const mp_forw
   mp_layernorm(m->pool, x, NULL, N, H, f->ln_emb.g, f->ln_emb.b, c->layer_norm_eps, x);
   if (out->hook) out->hook(out->hook_user, 0, x, (size_t)B, (size_t)T, (size_t)H);
 
-  mp_attention_args aa = {.batch = B, .seq_q = T, .seq_k = T, .heads = c->heads, .head_dim = H / c->heads,
-                          .k = k, .v = v, .out = ctx, .scale = 1.0f / sqrtf((float)(H / c->heads)), .key_mask = kmask};
+  mp_attention_args aa = {.batch = B,
+                          .seq_q = T,
+                          .seq_k = T,
+                          .heads = c->heads,
+                          .head_dim = H / c->heads,
+                          .k = k,
+                          .v = v,
+                          .out = ctx,
+                          .scale = 1.0f / sqrtf((float)(H / c->heads)),
+                          .key_mask = kmask};
   for (int64_t l = 0; l < c->layers; l++) {
     const layer *L = &f->layers[l];
     aa.q = q;
@@ -206,6 +217,9 @@ static int64_t bert_param_count(const mp_model_config *c, const mp_json *cj) {
   return ok && n_ok ? n : -1;
 }
 
-const mp_family_ops mp_family_bert = {
-    .name = "bert", .bind = bert_bind, .encode = bert_encode, .classify = bert_classify, .release = bert_release,
-    .param_count = bert_param_count};
+const mp_family_ops mp_family_bert = {.name = "bert",
+                                      .bind = bert_bind,
+                                      .encode = bert_encode,
+                                      .classify = bert_classify,
+                                      .release = bert_release,
+                                      .param_count = bert_param_count};

@@ -53,14 +53,20 @@ static mp_status bart_int(const mp_json *cfg, const char *path, const char *key,
 }
 
 mp_status mp_act_from_config(const char *file, const char *key, const char *name, mp_act *out) {
-  if (!strcmp(name, "gelu")) *out = MP_ACT_GELU_ERF;
+  if (!strcmp(name, "gelu"))
+    *out = MP_ACT_GELU_ERF;
   else if (!strcmp(name, "gelu_new") || !strcmp(name, "gelu_pytorch_tanh") || !strcmp(name, "gelu_fast"))
     *out = MP_ACT_GELU_TANH;
-  else if (!strcmp(name, "relu")) *out = MP_ACT_RELU;
-  else if (!strcmp(name, "tanh")) *out = MP_ACT_TANH;
-  else if (!strcmp(name, "silu") || !strcmp(name, "swish")) *out = MP_ACT_SILU;
-  else if (!strcmp(name, "sigmoid")) *out = MP_ACT_SIGMOID;
-  else if (!strcmp(name, "linear")) *out = MP_ACT_NONE;
+  else if (!strcmp(name, "relu"))
+    *out = MP_ACT_RELU;
+  else if (!strcmp(name, "tanh"))
+    *out = MP_ACT_TANH;
+  else if (!strcmp(name, "silu") || !strcmp(name, "swish"))
+    *out = MP_ACT_SILU;
+  else if (!strcmp(name, "sigmoid"))
+    *out = MP_ACT_SIGMOID;
+  else if (!strcmp(name, "linear"))
+    *out = MP_ACT_NONE;
   else
     return mp_err(MP_ERR_UNSUPPORTED,
                   "%s: %s \"%s\" is not supported (gelu, gelu_new, gelu_pytorch_tanh, gelu_fast, relu, tanh, silu, "
@@ -84,10 +90,14 @@ static void load_st(const char *dir, mp_model_config *c) {
         char *pc = pd ? mp_path_join(pd, "config.json") : NULL;
         mp_json *pj = NULL;
         if (pc && mp_json_parse_file(pc, &a, &pj) == MP_OK) {
-          if (mp_json_get_bool(pj, "pooling_mode_cls_token", 0)) c->pooling = MP_POOL_CLS;
-          else if (mp_json_get_bool(pj, "pooling_mode_mean_tokens", 0)) c->pooling = MP_POOL_MEAN;
-          else if (mp_json_get_bool(pj, "pooling_mode_max_tokens", 0)) c->pooling = MP_POOL_MAX;
-          else if (mp_json_get_bool(pj, "pooling_mode_mean_sqrt_len_tokens", 0)) c->pooling = MP_POOL_MEAN_SQRT_LEN;
+          if (mp_json_get_bool(pj, "pooling_mode_cls_token", 0))
+            c->pooling = MP_POOL_CLS;
+          else if (mp_json_get_bool(pj, "pooling_mode_mean_tokens", 0))
+            c->pooling = MP_POOL_MEAN;
+          else if (mp_json_get_bool(pj, "pooling_mode_max_tokens", 0))
+            c->pooling = MP_POOL_MAX;
+          else if (mp_json_get_bool(pj, "pooling_mode_mean_sqrt_len_tokens", 0))
+            c->pooling = MP_POOL_MEAN_SQRT_LEN;
         }
         free(pd);
         free(pc);
@@ -124,17 +134,27 @@ mp_status mp_model_config_load(const char *dir, mp_model_config *c) {
   const mp_json *archs = mp_json_get(cfg, "architectures");
   if (archs && archs->type == MP_JSON_ARRAY && archs->len && archs->items[0]->type == MP_JSON_STRING)
     snprintf(c->architecture, sizeof c->architecture, "%s", archs->items[0]->str);
-  if (!strcmp(mt, "bert")) c->family = MP_FAMILY_BERT;
-  else if (!strcmp(mt, "roberta") || !strcmp(mt, "xlm-roberta") || !strcmp(mt, "camembert")) c->family = MP_FAMILY_ROBERTA;
-  else if (!strcmp(mt, "distilbert")) c->family = MP_FAMILY_DISTILBERT;
-  else if (!strcmp(mt, "deberta-v2")) c->family = MP_FAMILY_DEBERTA_V2;
-  else if (!strcmp(mt, "bart")) c->family = MP_FAMILY_BART;
-  else if (!strcmp(mt, "mobilebert")) c->family = MP_FAMILY_MOBILEBERT;
-  else if (!strcmp(mt, "mpnet")) c->family = MP_FAMILY_MPNET;
-  else if (!strcmp(mt, "modernbert")) c->family = MP_FAMILY_MODERNBERT;
+  if (!strcmp(mt, "bert"))
+    c->family = MP_FAMILY_BERT;
+  else if (!strcmp(mt, "roberta") || !strcmp(mt, "xlm-roberta") || !strcmp(mt, "camembert"))
+    c->family = MP_FAMILY_ROBERTA;
+  else if (!strcmp(mt, "distilbert"))
+    c->family = MP_FAMILY_DISTILBERT;
+  else if (!strcmp(mt, "deberta-v2"))
+    c->family = MP_FAMILY_DEBERTA_V2;
+  else if (!strcmp(mt, "bart"))
+    c->family = MP_FAMILY_BART;
+  else if (!strcmp(mt, "mobilebert"))
+    c->family = MP_FAMILY_MOBILEBERT;
+  else if (!strcmp(mt, "mpnet"))
+    c->family = MP_FAMILY_MPNET;
+  else if (!strcmp(mt, "modernbert"))
+    c->family = MP_FAMILY_MODERNBERT;
   else {
     st = mp_err(MP_ERR_UNSUPPORTED,
-                "%s: model_type \"%s\" is not supported yet (supported: bert, roberta, xlm-roberta, distilbert, deberta-v2, bart, mobilebert, mpnet, modernbert)", path, mt);
+                "%s: model_type \"%s\" is not supported yet (supported: bert, roberta, xlm-roberta, distilbert, "
+                "deberta-v2, bart, mobilebert, mpnet, modernbert)",
+                path, mt);
     goto done;
   }
   c->head = strstr(c->architecture, "ForSequenceClassification") ? MP_HEAD_SEQ_CLS : MP_HEAD_NONE;
@@ -162,12 +182,16 @@ mp_status mp_model_config_load(const char *dir, mp_model_config *c) {
     /* num_hidden_layers: BartConfig's alias of encoder_layers (4.x configs write both) */
     const mp_json *nhl = mp_json_get(cfg, "num_hidden_layers");
     if (nhl && !(nhl->type == MP_JSON_NUMBER && nhl->is_int && nhl->i == c->layers)) {
-      st = mp_err(MP_ERR_FORMAT, "%s:%u: num_hidden_layers (an alias of encoder_layers) differs from encoder_layers "
-                  "%lld; make them equal or remove num_hidden_layers", path, nhl->line, (long long)c->layers);
+      st = mp_err(MP_ERR_FORMAT,
+                  "%s:%u: num_hidden_layers (an alias of encoder_layers) differs from encoder_layers "
+                  "%lld; make them equal or remove num_hidden_layers",
+                  path, nhl->line, (long long)c->layers);
       goto done;
     }
     c->layer_norm_eps = 1e-5f; /* nn.LayerNorm default */
-    if ((st = mp_act_from_config(path, "activation_function", mp_json_get_str(cfg, "activation_function", "gelu"), &c->act))) goto done;
+    if ((st = mp_act_from_config(path, "activation_function", mp_json_get_str(cfg, "activation_function", "gelu"),
+                                 &c->act)))
+      goto done;
     c->type_vocab_size = 0;
   } else {
     if ((st = need_int(cfg, path, "hidden_size", NULL, &c->hidden)) ||
@@ -176,7 +200,9 @@ mp_status mp_model_config_load(const char *dir, mp_model_config *c) {
         (st = need_int(cfg, path, "intermediate_size", NULL, &c->intermediate)))
       goto done;
     c->layer_norm_eps = (float)mp_json_get_num(cfg, "layer_norm_eps", 1e-12);
-    if ((st = mp_act_from_config(path, "hidden_act", mp_json_get_str(cfg, "hidden_act", c->family == MP_FAMILY_MOBILEBERT ? "relu" : "gelu"), &c->act)))
+    if ((st = mp_act_from_config(
+             path, "hidden_act",
+             mp_json_get_str(cfg, "hidden_act", c->family == MP_FAMILY_MOBILEBERT ? "relu" : "gelu"), &c->act)))
       goto done;
     c->type_vocab_size = mp_json_get_int(cfg, "type_vocab_size", c->family == MP_FAMILY_DEBERTA_V2 ? 0 : 2);
     if (c->type_vocab_size < 0 || c->type_vocab_size > MP_CONFIG_MAX_DIM) {
@@ -184,11 +210,12 @@ mp_status mp_model_config_load(const char *dir, mp_model_config *c) {
                   (long long)c->type_vocab_size, (long long)MP_CONFIG_MAX_DIM);
       goto done;
     }
-    if (c->family == MP_FAMILY_MPNET) c->type_vocab_size = 0; /* MPNet has no token types */
+    if (c->family == MP_FAMILY_MPNET) c->type_vocab_size = 0;      /* MPNet has no token types */
     if (c->family == MP_FAMILY_MODERNBERT) c->type_vocab_size = 0; /* ModernBERT has no token types */
     const char *pet = mp_json_get_str(cfg, "position_embedding_type", "absolute");
     if (strcmp(pet, "absolute") != 0) {
-      st = mp_err(MP_ERR_UNSUPPORTED, "%s: position_embedding_type \"%s\" is not supported (only \"absolute\")", path, pet);
+      st = mp_err(MP_ERR_UNSUPPORTED, "%s: position_embedding_type \"%s\" is not supported (only \"absolute\")", path,
+                  pet);
       goto done;
     }
   }
@@ -199,7 +226,9 @@ mp_status mp_model_config_load(const char *dir, mp_model_config *c) {
   } else if ((st = need_int(cfg, path, "vocab_size", NULL, &c->vocab_size)) ||
              (st = need_int(cfg, path, "max_position_embeddings", NULL, &c->max_positions)))
     goto done;
-  c->pad_token_id = mp_json_get_int(cfg, "pad_token_id", (c->family == MP_FAMILY_ROBERTA || c->family == MP_FAMILY_BART || c->family == MP_FAMILY_MPNET) ? 1 : 0);
+  c->pad_token_id = mp_json_get_int(
+      cfg, "pad_token_id",
+      (c->family == MP_FAMILY_ROBERTA || c->family == MP_FAMILY_BART || c->family == MP_FAMILY_MPNET) ? 1 : 0);
   c->hook_points = c->layers + 1;
   if (c->family == MP_FAMILY_BART) {
     int64_t dl;
@@ -230,8 +259,8 @@ mp_status mp_model_config_load(const char *dir, mp_model_config *c) {
       c->id2label[id] = strdup(lab->items[i]->str);
     }
   } else if (c->head == MP_HEAD_SEQ_CLS) {
-    int64_t nl = mp_json_get_int(cfg, "num_labels",
-                                 mp_json_get_int(cfg, "_num_labels", c->family == MP_FAMILY_BART ? 3 : 2));
+    int64_t nl =
+        mp_json_get_int(cfg, "num_labels", mp_json_get_int(cfg, "_num_labels", c->family == MP_FAMILY_BART ? 3 : 2));
     c->num_labels = (int)(nl > 0 && nl <= MP_MAX_LABELS ? nl : 2);
     for (int i = 0; i < c->num_labels; i++) {
       char buf[32];
@@ -253,7 +282,8 @@ done:
 }
 
 void mp_model_config_free(mp_model_config *c) {
-  for (int i = 0; i < MP_MAX_LABELS; i++) free(c->id2label[i]), c->id2label[i] = NULL;
+  for (int i = 0; i < MP_MAX_LABELS; i++)
+    free(c->id2label[i]), c->id2label[i] = NULL;
 }
 
 int mp_model_config_entailment_id(const mp_model_config *c) {

@@ -23,8 +23,8 @@ typedef enum mp_family {
 } mp_family;
 
 typedef enum mp_head {
-  MP_HEAD_NONE = 0,      /* bare encoder (embeddings) */
-  MP_HEAD_SEQ_CLS,       /* *ForSequenceClassification */
+  MP_HEAD_NONE = 0, /* bare encoder (embeddings) */
+  MP_HEAD_SEQ_CLS,  /* *ForSequenceClassification */
 } mp_head;
 
 typedef enum mp_pooling {

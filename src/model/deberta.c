@@ -39,11 +39,11 @@ typedef struct deberta {
   dlayer *layers;
   /* relative attention */
   int rel, c2p, p2c, share;
-  int64_t span;        /* att_span = pos_ebd_size */
-  int64_t buckets;     /* position_buckets (<= 0: none) */
-  int64_t max_rel;     /* max_relative_positions */
-  float *rel_emb;      /* [2 span, H] f32, LayerNorm applied when norm_rel_ebd has layer_norm */
-  float score_scale;   /* 1 / sqrt(d * scale_factor) */
+  int64_t span;      /* att_span = pos_ebd_size */
+  int64_t buckets;   /* position_buckets (<= 0: none) */
+  int64_t max_rel;   /* max_relative_positions */
+  float *rel_emb;    /* [2 span, H] f32, LayerNorm applied when norm_rel_ebd has layer_norm */
+  float score_scale; /* 1 / sqrt(d * scale_factor) */
   /* head */
   mp_dense pooler, classifier;
   mp_act pooler_act;
@@ -79,11 +79,14 @@ static int has_word(const mp_json *cfg, const char *key, const char *word) {
     const char *s = v->str;
     size_t n = strlen(word);
     while (*s) {
-      while (*s == '|' || *s == ' ') s++;
+      while (*s == '|' || *s == ' ')
+        s++;
       const char *e = s;
-      while (*e && *e != '|') e++;
+      while (*e && *e != '|')
+        e++;
       const char *te = e;
-      while (te > s && te[-1] == ' ') te--;
+      while (te > s && te[-1] == ' ')
+        te--;
       if ((size_t)(te - s) == n && !strncasecmp(s, word, n)) return 1;
       s = e;
     }
@@ -99,16 +102,19 @@ static mp_status deberta_bind(mp_model *m) {
   deberta *f = calloc(1, sizeof *f);
   if (!f) return mp_err(MP_ERR_NOMEM, "out of memory");
   m->fam = f;
-  if (mp_model_tensor(m, "deberta.embeddings.word_embeddings.weight")) snprintf(f->prefix, sizeof f->prefix, "deberta.");
+  if (mp_model_tensor(m, "deberta.embeddings.word_embeddings.weight"))
+    snprintf(f->prefix, sizeof f->prefix, "deberta.");
   const char *P = f->prefix;
   char n[256];
   const int64_t H = c->hidden, I = c->intermediate, NH = c->heads;
   if (mp_json_get_int(cj, "conv_kernel_size", 0) > 0)
-    return mp_err(MP_ERR_UNSUPPORTED, "%s/config.json: conv_kernel_size > 0 (DeBERTa ConvLayer) is not supported", m->path);
+    return mp_err(MP_ERR_UNSUPPORTED, "%s/config.json: conv_kernel_size > 0 (DeBERTa ConvLayer) is not supported",
+                  m->path);
   int64_t ahs = mp_json_get_int(cj, "attention_head_size", H / NH);
   if (ahs != H / NH)
-    return mp_err(MP_ERR_UNSUPPORTED, "%s/config.json: attention_head_size %lld != hidden_size / heads is not supported",
-                  m->path, (long long)ahs);
+    return mp_err(MP_ERR_UNSUPPORTED,
+                  "%s/config.json: attention_head_size %lld != hidden_size / heads is not supported", m->path,
+                  (long long)ahs);
   f->emb_size = mp_json_get_int(cj, "embedding_size", H);
   if (f->emb_size <= 0) return mp_err(MP_ERR_FORMAT, "%s/config.json: embedding_size must be positive", m->path);
   snprintf(n, sizeof n, "%sembeddings.word_embeddings", P);
@@ -143,7 +149,8 @@ static mp_status deberta_bind(mp_model *m) {
     if (f->max_rel < 1) f->max_rel = c->max_positions;
     f->buckets = mp_json_get_int(cj, "position_buckets", -1);
     f->span = f->buckets > 0 ? f->buckets : f->max_rel;
-    if (f->span > (1 << 20)) return mp_err(MP_ERR_FORMAT, "%s/config.json: position_buckets/max_relative_positions too large", m->path);
+    if (f->span > (1 << 20))
+      return mp_err(MP_ERR_FORMAT, "%s/config.json: position_buckets/max_relative_positions too large", m->path);
     mp_linear_weight re;
     snprintf(n, sizeof n, "%sencoder.rel_embeddings", P);
     MP_TRY(mp_bind_matrix(m, n, 2 * f->span, H, &re));
@@ -189,7 +196,7 @@ static mp_status deberta_bind(mp_model *m) {
       return mp_err(MP_ERR_UNSUPPORTED, "%s/config.json: pooler_hidden_size %lld != hidden_size is not supported",
                     m->path, (long long)PH);
     MP_TRY(mp_act_from_config(path_cfg, "pooler_hidden_act", mp_json_get_str(cj, "pooler_hidden_act", "gelu"),
-                               &f->pooler_act));
+                              &f->pooler_act));
     MP_TRY(mp_bind_dense(m, "pooler.dense", H, H, 0, &f->pooler));
     MP_TRY(mp_bind_dense(m, "classifier", c->num_labels, H, 0, &f->classifier));
     m->has_head = 1;
@@ -200,7 +207,7 @@ static mp_status deberta_bind(mp_model *m) {
 /* ---- disentangled bias for one sequence: bias[h][i][j] */
 typedef struct bias_task {
   int64_t T, R;
-  const float *c2p, *p2c; /* [heads][T][R] or NULL */
+  const float *c2p, *p2c;   /* [heads][T][R] or NULL */
   const int32_t *cix, *pix; /* [2T-1] indexed by (i - j) + T - 1: row of c2p / p2c in [0, R) */
   float scale;
   float *bias;
@@ -224,7 +231,8 @@ static void bias_fill(void *ctx, int64_t task, int thread) {
 
 /* Copies head h of rows [T, heads*d] into a contiguous [T, d] block. */
 static void head_slice(const float *x, int64_t T, int64_t H, int64_t d, int64_t h, float *out) {
-  for (int64_t t = 0; t < T; t++) memcpy(out + t * d, x + t * H + h * d, (size_t)d * sizeof(float));
+  for (int64_t t = 0; t < T; t++)
+    memcpy(out + t * d, x + t * H + h * d, (size_t)d * sizeof(float));
 }
 
 static mp_status deberta_encode(mp_model *m, const mp_model_batch *b, const mp_forward_out *out, float **hidden) {
@@ -263,8 +271,10 @@ static mp_status deberta_encode(mp_model *m, const mp_model_batch *b, const mp_f
     MP_TRY(mp_embedding_rows(&f->type, types, N, e2));
     mp_add_inplace(e, e2, N * E);
   }
-  if (f->has_proj) MP_TRY(mp_dense_run(m, e, N, &f->proj, MP_ACT_NONE, x));
-  else memcpy(x, e, (size_t)(N * H) * sizeof(float));
+  if (f->has_proj)
+    MP_TRY(mp_dense_run(m, e, N, &f->proj, MP_ACT_NONE, x));
+  else
+    memcpy(x, e, (size_t)(N * H) * sizeof(float));
   mp_layernorm(m->pool, x, NULL, N, H, f->ln_emb.g, f->ln_emb.b, c->layer_norm_eps, x);
   for (int64_t i = 0; i < N; i++)
     if (!kmask[i]) memset(x + i * H, 0, (size_t)H * sizeof(float));
@@ -273,7 +283,8 @@ static mp_status deberta_encode(mp_model *m, const mp_model_batch *b, const mp_f
   /* relative positions reachable by T tokens: rows [lo, lo + R) of the relative embeddings */
   int64_t lo = 0, R = 0;
   int32_t *cix = NULL, *pix = NULL;
-  float *pk = NULL, *pq = NULL, *pkh = NULL, *pqh = NULL, *qh = NULL, *kh = NULL, *c2p = NULL, *p2c = NULL, *bias = NULL;
+  float *pk = NULL, *pq = NULL, *pkh = NULL, *pqh = NULL, *qh = NULL, *kh = NULL, *c2p = NULL, *p2c = NULL,
+        *bias = NULL;
   const int use_rel = f->rel && (f->c2p || f->p2c);
   if (use_rel) {
     const int64_t D = 2 * T - 1, top = 2 * f->span - 1;
@@ -292,7 +303,8 @@ static mp_status deberta_encode(mp_model *m, const mp_model_batch *b, const mp_f
       if (f->p2c) mn = pr < mn ? pr : mn, mx = pr > mx ? pr : mx;
     }
     lo = mn, R = mx - mn + 1;
-    for (int64_t dd = 0; dd < D; dd++) cix[dd] -= (int32_t)lo, pix[dd] -= (int32_t)lo;
+    for (int64_t dd = 0; dd < D; dd++)
+      cix[dd] -= (int32_t)lo, pix[dd] -= (int32_t)lo;
     pk = mp_act_alloc(m, (size_t)(R * H));
     pq = mp_act_alloc(m, (size_t)(R * H));
     pkh = mp_act_alloc(m, (size_t)(R * H));
@@ -312,36 +324,55 @@ static mp_status deberta_encode(mp_model *m, const mp_model_batch *b, const mp_f
     const mp_dense *qkv[3] = {&L->q, &L->k, &L->v};
     float *const ys[3] = {q, k, v};
     MP_TRY(mp_dense_run_many(m, x, N, 3, qkv, ys));
-    mp_attention_args aa = {.batch = B, .seq_q = T, .seq_k = T, .heads = NH, .head_dim = d, .q = q, .k = k, .v = v,
-                            .out = ctx, .scale = f->score_scale, .key_mask = kmask};
+    mp_attention_args aa = {.batch = B,
+                            .seq_q = T,
+                            .seq_k = T,
+                            .heads = NH,
+                            .head_dim = d,
+                            .q = q,
+                            .k = k,
+                            .v = v,
+                            .out = ctx,
+                            .scale = f->score_scale,
+                            .key_mask = kmask};
     if (!use_rel) {
       MP_TRY(mp_attention(m->pool, &aa));
     } else {
       /* position keys / queries [R, H], regrouped per head [NH][R][d] */
       if (f->c2p) {
         MP_TRY(mp_dense_run(m, relx, R, f->share ? &L->k : &L->pos_k, MP_ACT_NONE, pk));
-        for (int64_t h = 0; h < NH; h++) head_slice(pk, R, H, d, h, pkh + h * R * d);
+        for (int64_t h = 0; h < NH; h++)
+          head_slice(pk, R, H, d, h, pkh + h * R * d);
       }
       if (f->p2c) {
         MP_TRY(mp_dense_run(m, relx, R, f->share ? &L->q : &L->pos_q, MP_ACT_NONE, pq));
-        for (int64_t h = 0; h < NH; h++) head_slice(pq, R, H, d, h, pqh + h * R * d);
+        for (int64_t h = 0; h < NH; h++)
+          head_slice(pq, R, H, d, h, pqh + h * R * d);
       }
       for (int64_t r = 0; r < B; r++) {
         const float *qr = q + r * T * H, *kr = k + r * T * H;
         for (int64_t h = 0; h < NH; h++) {
           if (f->c2p) {
-            mp_linear_weight w = {.name = "c2p position keys", .out = R, .in = d, .dtype = MP_F32, .data = pkh + h * R * d};
+            mp_linear_weight w = {
+                .name = "c2p position keys", .out = R, .in = d, .dtype = MP_F32, .data = pkh + h * R * d};
             head_slice(qr, T, H, d, h, qh);
             MP_TRY(mp_linear(m->pool, qh, T, &w, NULL, MP_F32, c2p + h * T * R));
           }
           if (f->p2c) {
-            mp_linear_weight w = {.name = "p2c position queries", .out = R, .in = d, .dtype = MP_F32, .data = pqh + h * R * d};
+            mp_linear_weight w = {
+                .name = "p2c position queries", .out = R, .in = d, .dtype = MP_F32, .data = pqh + h * R * d};
             head_slice(kr, T, H, d, h, kh);
             MP_TRY(mp_linear(m->pool, kh, T, &w, NULL, MP_F32, p2c + h * T * R));
           }
         }
-        bias_task bt = {.T = T, .R = R, .c2p = f->c2p ? c2p : NULL, .p2c = f->p2c ? p2c : NULL, .cix = cix, .pix = pix,
-                        .scale = f->score_scale, .bias = bias};
+        bias_task bt = {.T = T,
+                        .R = R,
+                        .c2p = f->c2p ? c2p : NULL,
+                        .p2c = f->p2c ? p2c : NULL,
+                        .cix = cix,
+                        .pix = pix,
+                        .scale = f->score_scale,
+                        .bias = bias};
         mp_pool_run(m->pool, NH * T, bias_fill, &bt);
         mp_attention_args ar = aa;
         ar.batch = 1;

@@ -147,11 +147,13 @@ static mp_status mobilebert_bind(mp_model *m) {
   MP_TRY(mp_act_from_config(path_cfg, "hidden_act", mp_json_get_str(cj, "hidden_act", "relu"), &f->act));
   const char *nt = mp_json_get_str(cj, "normalization_type", "no_norm");
   int ln;
-  if (!strcmp(nt, "no_norm")) ln = 0;
-  else if (!strcmp(nt, "layer_norm")) ln = 1;
+  if (!strcmp(nt, "no_norm"))
+    ln = 0;
+  else if (!strcmp(nt, "layer_norm"))
+    ln = 1;
   else
-    return mp_err(MP_ERR_UNSUPPORTED, "%s/config.json: normalization_type \"%s\" is not supported (no_norm, layer_norm)",
-                  m->path, nt);
+    return mp_err(MP_ERR_UNSUPPORTED,
+                  "%s/config.json: normalization_type \"%s\" is not supported (no_norm, layer_norm)", m->path, nt);
   if (E <= 0 || E > (1 << 20) || TH <= 0 || TH > (1 << 20) || f->nffn < 1 || f->nffn > 64)
     return mp_err(MP_ERR_FORMAT,
                   "%s/config.json: embedding_size, intra_bottleneck_size and num_feedforward_networks (1..64) must be "
@@ -280,16 +282,22 @@ static mp_status mobilebert_encode(mp_model *m, const mp_model_batch *b, const m
     for (int64_t i = 0; i < N; i++) {
       const int64_t t = i % T;
       float *row = e3 + i * 3 * E;
-      if (t + 1 < T) memcpy(row, e + (i + 1) * E, (size_t)E * 4);
-      else memset(row, 0, (size_t)E * 4);
+      if (t + 1 < T)
+        memcpy(row, e + (i + 1) * E, (size_t)E * 4);
+      else
+        memset(row, 0, (size_t)E * 4);
       memcpy(row + E, e + i * E, (size_t)E * 4);
-      if (t > 0) memcpy(row + 2 * E, e + (i - 1) * E, (size_t)E * 4);
-      else memset(row + 2 * E, 0, (size_t)E * 4);
+      if (t > 0)
+        memcpy(row + 2 * E, e + (i - 1) * E, (size_t)E * 4);
+      else
+        memset(row + 2 * E, 0, (size_t)E * 4);
     }
     ein = e3;
   }
-  if (f->has_transform) MP_TRY(mp_dense_run(m, ein, N, &f->transform, MP_ACT_NONE, x));
-  else memcpy(x, ein, (size_t)(N * H) * 4);
+  if (f->has_transform)
+    MP_TRY(mp_dense_run(m, ein, N, &f->transform, MP_ACT_NONE, x));
+  else
+    memcpy(x, ein, (size_t)(N * H) * 4);
   MP_TRY(mp_embedding_rows(&f->pos, pos, N, x2));
   mp_add_inplace(x, x2, N * H);
   MP_TRY(mp_embedding_rows(&f->type, types, N, x2));
@@ -315,8 +323,17 @@ static mp_status mobilebert_encode(mp_model *m, const mp_model_batch *b, const m
     MP_TRY(mp_dense_run(m, qin, N, &L->q, MP_ACT_NONE, q));
     MP_TRY(mp_dense_run(m, qin, N, &L->k, MP_ACT_NONE, k));
     MP_TRY(mp_dense_run(m, vin, N, &L->v, MP_ACT_NONE, v));
-    mp_attention_args aa = {.batch = B, .seq_q = T, .seq_k = T, .heads = NH, .head_dim = d, .q = q, .k = k, .v = v,
-                            .out = ctx, .scale = 1.0f / sqrtf((float)d), .key_mask = kmask};
+    mp_attention_args aa = {.batch = B,
+                            .seq_q = T,
+                            .seq_k = T,
+                            .heads = NH,
+                            .head_dim = d,
+                            .q = q,
+                            .k = k,
+                            .v = v,
+                            .out = ctx,
+                            .scale = 1.0f / sqrtf((float)d),
+                            .key_mask = kmask};
     MP_TRY(mp_attention(m->pool, &aa));
     MP_TRY(mp_dense_run(m, ctx, N, &L->o, MP_ACT_NONE, a));
     norm_run(m, &L->attn_norm, a, res, N, TH);
@@ -351,7 +368,8 @@ static mp_status mobilebert_classify(mp_model *m, const mp_model_batch *b, const
   const int64_t B = (int64_t)b->n, T = (int64_t)b->seq, H = m->cfg.hidden;
   float *cls = mp_act_alloc(m, (size_t)(B * H)), *h1 = mp_act_alloc(m, (size_t)(B * H));
   if (!cls || !h1) return mp_err(MP_ERR_NOMEM, "out of memory");
-  for (int64_t r = 0; r < B; r++) memcpy(cls + r * H, hidden + r * T * H, (size_t)H * 4); /* first token */
+  for (int64_t r = 0; r < B; r++)
+    memcpy(cls + r * H, hidden + r * T * H, (size_t)H * 4); /* first token */
   if (!f->pool_act) return mp_dense_run(m, cls, B, &f->classifier, MP_ACT_NONE, logits);
   MP_TRY(mp_dense_run(m, cls, B, &f->pooler, MP_ACT_TANH, h1));
   return mp_dense_run(m, h1, B, &f->classifier, MP_ACT_NONE, logits);
@@ -360,7 +378,8 @@ static mp_status mobilebert_classify(mp_model *m, const mp_model_batch *b, const
 static void mobilebert_release(mp_model *m) {
   mobilebert *f = m->fam;
   if (!f) return;
-  for (int64_t l = 0; f->layers && l < m->cfg.layers; l++) free(f->layers[l].ffn);
+  for (int64_t l = 0; f->layers && l < m->cfg.layers; l++)
+    free(f->layers[l].ffn);
   free(f->layers);
   free(f);
   m->fam = NULL;
@@ -380,10 +399,10 @@ static int64_t mobilebert_param_count(const mp_model_config *c, const mp_json *c
   int64_t n = V * E + P * H + TV * H + 2 * H;
   n += (trigram ? 3 * E : E) * H + H; /* embedding_transformation exists even when unused */
   int64_t layer = 3 * TH + TH * TH * 2 + (bn_attention ? TH : H) * TH; /* query, key, value */
-  layer += TH * TH + TH + 2 * TH;                                        /* attention.output */
-  layer += TH * I + I + I * TH + TH + 2 * TH;                            /* intermediate, output */
+  layer += TH * TH + TH + 2 * TH;                                      /* attention.output */
+  layer += TH * I + I + I * TH + TH + 2 * TH;                          /* intermediate, output */
   if (use_bn) {
-    layer += TH * H + H + 2 * H;                    /* output.bottleneck */
+    layer += TH * H + H + 2 * H;                           /* output.bottleneck */
     layer += (H * TH + TH + 2 * TH) * (kq_shared ? 2 : 1); /* bottleneck.input (+ .attention) */
   }
   layer += (nffn - 1) * (TH * I + I + I * TH + TH + 2 * TH);

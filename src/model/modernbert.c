@@ -25,8 +25,8 @@
 #include "core/error.h"
 #include "model/model_internal.h"
 
-#define LOCAL_QB 128  /* query rows per block in local layers */
-#define GLOBAL_QB 256 /* query rows per block in global layers */
+#define LOCAL_QB 128    /* query rows per block in local layers */
+#define GLOBAL_QB 256   /* query rows per block in global layers */
 #define CHUNK_ROWS 4096 /* rows per Wqkv/attention group (whole sequences) and per MLP chunk */
 
 typedef struct mlayer {
@@ -131,13 +131,13 @@ static mp_status rope_params_of(const char *path, const mp_json *rp, const char 
     if (!strcmp(k, "rope_type") || !strcmp(k, "type")) continue;
     if (!strcmp(k, "rope_theta")) {
       if (v->type != MP_JSON_NUMBER || !(v->num > 0))
-        return mp_err(MP_ERR_FORMAT, "%s/config.json:%u: rope_parameters.%s.rope_theta must be a positive number",
-                      path, v->line, layer_type);
+        return mp_err(MP_ERR_FORMAT, "%s/config.json:%u: rope_parameters.%s.rope_theta must be a positive number", path,
+                      v->line, layer_type);
       *theta = v->num;
     } else if (!strcmp(k, "factor") && strcmp(type, "default") != 0) {
       if (v->type != MP_JSON_NUMBER || !(v->num > 0))
-        return mp_err(MP_ERR_FORMAT, "%s/config.json:%u: rope_parameters.%s.factor must be a positive number",
-                      path, v->line, layer_type);
+        return mp_err(MP_ERR_FORMAT, "%s/config.json:%u: rope_parameters.%s.factor must be a positive number", path,
+                      v->line, layer_type);
       if (!strcmp(type, "linear")) *factor = v->num;
     } else {
       return mp_err(MP_ERR_UNSUPPORTED,
@@ -148,8 +148,8 @@ static mp_status rope_params_of(const char *path, const mp_json *rp, const char 
     }
   }
   if (strcmp(type, "default") != 0 && !mp_json_get(p, "factor"))
-    return mp_err(MP_ERR_FORMAT, "%s/config.json:%u: rope_parameters.%s: rope_type \"%s\" needs a \"factor\"",
-                  path, p->line, layer_type, type);
+    return mp_err(MP_ERR_FORMAT, "%s/config.json:%u: rope_parameters.%s: rope_type \"%s\" needs a \"factor\"", path,
+                  p->line, layer_type, type);
   return MP_OK;
 }
 
@@ -162,12 +162,16 @@ static mp_status rope_params_of(const char *path, const mp_json *rp, const char 
 static mp_status read_rope(const char *path, const mp_json *cj, int64_t d, modernbert *f) {
   const mp_json *rs = mp_json_get(cj, "rope_scaling");
   if (rs && rs->type != MP_JSON_NULL)
-    return mp_err(MP_ERR_UNSUPPORTED, "%s/config.json:%u: rope_scaling (scaled rotary embeddings) is not "
-                  "implemented; only the default rotary embeddings are", path, rs->line);
+    return mp_err(MP_ERR_UNSUPPORTED,
+                  "%s/config.json:%u: rope_scaling (scaled rotary embeddings) is not "
+                  "implemented; only the default rotary embeddings are",
+                  path, rs->line);
   const mp_json *hd = mp_json_get(cj, "head_dim");
   if (hd && hd->type != MP_JSON_NULL && !(hd->type == MP_JSON_NUMBER && hd->is_int && hd->i == d))
-    return mp_err(MP_ERR_UNSUPPORTED, "%s/config.json:%u: head_dim other than hidden_size / num_attention_heads "
-                  "(%lld) is not supported", path, hd->line, (long long)d);
+    return mp_err(MP_ERR_UNSUPPORTED,
+                  "%s/config.json:%u: head_dim other than hidden_size / num_attention_heads "
+                  "(%lld) is not supported",
+                  path, hd->line, (long long)d);
   f->factor_global = f->factor_local = 1.0;
   f->theta_global = mp_json_get_num(cj, "global_rope_theta", 160000.0);
   const mp_json *lt = mp_json_get(cj, "local_rope_theta");
@@ -204,8 +208,10 @@ static mp_status modernbert_bind(mp_model *m) {
   char n[256];
   const int64_t H = c->hidden, I = c->intermediate, NH = c->heads, d = H / NH;
   if (d % 2)
-    return mp_err(MP_ERR_UNSUPPORTED, "%s/config.json: head size %lld (hidden_size / num_attention_heads) is odd; "
-                  "rotary embeddings need an even head size", m->path, (long long)d);
+    return mp_err(MP_ERR_UNSUPPORTED,
+                  "%s/config.json: head size %lld (hidden_size / num_attention_heads) is odd; "
+                  "rotary embeddings need an even head size",
+                  m->path, (long long)d);
   MP_TRY(read_rope(m->path, cj, H / NH, f));
   f->eps = (float)mp_json_get_num(cj, "norm_eps", 1e-5);
   const int norm_bias = mp_json_get_bool(cj, "norm_bias", 0), attn_bias = mp_json_get_bool(cj, "attention_bias", 0),
@@ -214,16 +220,20 @@ static mp_status modernbert_bind(mp_model *m) {
   int64_t every = cfg_int(cj, "global_attn_every_n_layers", 3);
   int64_t local = cfg_int(cj, "local_attention", 128);
   if (every < 1 || local < 0)
-    return mp_err(MP_ERR_FORMAT, "%s/config.json: global_attn_every_n_layers must be >= 1 and local_attention >= 0 "
-                  "(got %lld and %lld)", m->path, (long long)every, (long long)local);
+    return mp_err(MP_ERR_FORMAT,
+                  "%s/config.json: global_attn_every_n_layers must be >= 1 and local_attention >= 0 "
+                  "(got %lld and %lld)",
+                  m->path, (long long)every, (long long)local);
   /* 5.x: sliding_window is the half window (local_attention / 2); setting it sets local_attention */
   const mp_json *sw = mp_json_get(cj, "sliding_window");
   if (sw && sw->type != MP_JSON_NULL) {
     if (sw->type != MP_JSON_NUMBER || !sw->is_int || sw->i < 0)
       return mp_err(MP_ERR_FORMAT, "%s/config.json: sliding_window must be a non-negative integer", m->path);
     if (mp_json_get(cj, "local_attention") && local / 2 != sw->i)
-      return mp_err(MP_ERR_FORMAT, "%s/config.json: sliding_window %lld disagrees with local_attention %lld (it must "
-                    "be local_attention / 2); keep one of the two", m->path, (long long)sw->i, (long long)local);
+      return mp_err(MP_ERR_FORMAT,
+                    "%s/config.json: sliding_window %lld disagrees with local_attention %lld (it must "
+                    "be local_attention / 2); keep one of the two",
+                    m->path, (long long)sw->i, (long long)local);
     local = 2 * sw->i;
   }
   f->half = local / 2;
@@ -232,13 +242,17 @@ static mp_status modernbert_bind(mp_model *m) {
   const mp_json *lts = mp_json_get(cj, "layer_types");
   if (lts && lts->type != MP_JSON_NULL) {
     if (lts->type != MP_JSON_ARRAY || (int64_t)lts->len != c->layers)
-      return mp_err(MP_ERR_FORMAT, "%s/config.json:%u: layer_types must list one of \"full_attention\" / "
-                    "\"sliding_attention\" per layer (%lld layers)", m->path, lts->line, (long long)c->layers);
+      return mp_err(MP_ERR_FORMAT,
+                    "%s/config.json:%u: layer_types must list one of \"full_attention\" / "
+                    "\"sliding_attention\" per layer (%lld layers)",
+                    m->path, lts->line, (long long)c->layers);
     for (size_t i = 0; i < lts->len; i++) {
       const mp_json *e = lts->items[i];
       if (e->type != MP_JSON_STRING || (strcmp(e->str, "full_attention") && strcmp(e->str, "sliding_attention")))
-        return mp_err(MP_ERR_UNSUPPORTED, "%s/config.json:%u: layer_types[%zu] is not \"full_attention\" or "
-                      "\"sliding_attention\" (the only ModernBERT layer types)", m->path, e->line, i);
+        return mp_err(MP_ERR_UNSUPPORTED,
+                      "%s/config.json:%u: layer_types[%zu] is not \"full_attention\" or "
+                      "\"sliding_attention\" (the only ModernBERT layer types)",
+                      m->path, e->line, i);
     }
   }
 
@@ -277,12 +291,13 @@ static mp_status modernbert_bind(mp_model *m) {
   MP_TRY(bind_norm(m, n, H, norm_bias, &f->final_norm));
   if (c->head == MP_HEAD_SEQ_CLS) {
     const char *pool = mp_json_get_str(cj, "classifier_pooling", "cls");
-    if (!strcmp(pool, "mean")) f->pool_mean = 1;
+    if (!strcmp(pool, "mean"))
+      f->pool_mean = 1;
     else if (strcmp(pool, "cls") != 0)
       return mp_err(MP_ERR_UNSUPPORTED, "%s/config.json: classifier_pooling \"%s\" is not supported (cls, mean)",
                     m->path, pool);
     MP_TRY(mp_act_from_config(path_cfg, "classifier_activation", mp_json_get_str(cj, "classifier_activation", "gelu"),
-                  &f->head_act));
+                              &f->head_act));
     MP_TRY(bind_lin(m, "head.dense", H, H, cls_bias, &f->head_dense));
     MP_TRY(bind_norm(m, "head.norm", H, norm_bias, &f->head_norm));
     MP_TRY(bind_lin(m, "classifier", c->num_labels, H, 1, &f->classifier));
@@ -351,12 +366,14 @@ static mp_status attend(mp_model *m, const att_bufs *a, const float *qkv, const 
   for (int64_t r = 0; r < nseq; r++) {
     const float *base = qkv + r * T * 3 * H;
     const uint8_t *km = kmask + r * T;
-    for (int64_t j = 0; j < T; j++) a->madd[j] = km[j] ? 0.0f : -INFINITY;
+    for (int64_t j = 0; j < T; j++)
+      a->madd[j] = km[j] ? 0.0f : -INFINITY;
     for (int64_t hh = 0; hh < a->NH; hh++) {
       for (int64_t j = 0; j < T; j++) {
         const float *kr = base + j * 3 * H + H + hh * d, *vr = base + j * 3 * H + 2 * H + hh * d;
         memcpy(a->kh + j * d, kr, (size_t)d * sizeof(float));
-        for (int64_t e = 0; e < d; e++) a->vt[e * T + j] = vr[e];
+        for (int64_t e = 0; e < d; e++)
+          a->vt[e * T + j] = vr[e];
       }
       for (int64_t q0 = 0; q0 < T; q0 += QB) {
         const int64_t qn = T - q0 < QB ? T - q0 : QB;
@@ -368,20 +385,23 @@ static mp_status attend(mp_model *m, const att_bufs *a, const float *qkv, const 
         const int64_t nk = k1 - k0;
         for (int64_t i = 0; i < qn; i++) {
           const float *qr = base + (q0 + i) * 3 * H + hh * d;
-          for (int64_t e = 0; e < d; e++) a->qh[i * d + e] = qr[e] * scale;
+          for (int64_t e = 0; e < d; e++)
+            a->qh[i * d + e] = qr[e] * scale;
         }
         mp_linear_weight kw = {.name = "attention keys", .out = nk, .in = d, .dtype = MP_F32, .data = a->kh + k0 * d};
         MP_TRY(mp_linear(m->pool, a->qh, qn, &kw, NULL, MP_F32, a->s));
         const float *vdata = a->vt;
         if (local) {
-          for (int64_t i = 0; i < qn; i++) { /* key k0 + j is in the window of query q0 + i iff |q0 + i - k0 - j| <= half */
+          for (int64_t i = 0; i < qn;
+               i++) { /* key k0 + j is in the window of query q0 + i iff |q0 + i - k0 - j| <= half */
             float *sr = a->s + i * nk;
             const int64_t lo = q0 + i - a->half - k0, hi = q0 + i + a->half - k0;
             for (int64_t j = 0; j < nk; j++)
               if (j < lo || j > hi) sr[j] = -INFINITY;
           }
           if (nk != T) {
-            for (int64_t e = 0; e < d; e++) memcpy(a->vtb + e * nk, a->vt + e * T + k0, (size_t)nk * sizeof(float));
+            for (int64_t e = 0; e < d; e++)
+              memcpy(a->vtb + e * nk, a->vt + e * T + k0, (size_t)nk * sizeof(float));
             vdata = a->vtb;
           }
         }
@@ -427,7 +447,8 @@ static mp_status modernbert_encode(mp_model *m, const mp_model_batch *b, const m
   if (!x || !h || !ctx || !qkv || !ga || !gb || !cs_g || !cs_l || !kmask || !ab.kh || !ab.vt || !ab.vtb || !ab.qh ||
       !ab.oh || !ab.s || !ab.madd)
     return mp_err(MP_ERR_NOMEM, "out of memory for a batch of %lld x %lld tokens", (long long)B, (long long)T);
-  for (int64_t i = 0; i < N; i++) kmask[i] = b->mask ? (b->mask[i] != 0) : 1;
+  for (int64_t i = 0; i < N; i++)
+    kmask[i] = b->mask ? (b->mask[i] != 0) : 1;
   rope_table(f->theta_global, f->factor_global, T, d, cs_g);
   rope_table(f->theta_local, f->factor_local, T, d, cs_l);
   MP_TRY(mp_embedding_rows(&f->tok, b->ids, N, x));
@@ -458,7 +479,8 @@ static mp_status modernbert_encode(mp_model *m, const mp_model_batch *b, const m
       const int64_t rn = N - r0 < CR ? N - r0 : CR;
       MP_TRY(mp_dense_run(m, h + r0 * H, rn, &L->wi_in, f->act, ga));
       MP_TRY(mp_dense_run(m, h + r0 * H, rn, &L->wi_gate, MP_ACT_NONE, gb));
-      for (int64_t i = 0; i < rn * I; i++) ga[i] *= gb[i];
+      for (int64_t i = 0; i < rn * I; i++)
+        ga[i] *= gb[i];
       MP_TRY(mp_dense_run(m, ga, rn, &L->mlp_wo, MP_ACT_NONE, ctx + r0 * H));
     }
     mp_add_inplace(x, ctx, N * H);
@@ -487,10 +509,12 @@ static mp_status modernbert_classify(mp_model *m, const mp_model_batch *b, const
     for (int64_t t = 0; t < T; t++) {
       if (b->mask && !b->mask[r * T + t]) continue;
       cnt += 1.0f;
-      for (int64_t j = 0; j < H; j++) pr[j] += hr[t * H + j];
+      for (int64_t j = 0; j < H; j++)
+        pr[j] += hr[t * H + j];
     }
     if (cnt < 1.0f) cnt = 1.0f;
-    for (int64_t j = 0; j < H; j++) pr[j] /= cnt;
+    for (int64_t j = 0; j < H; j++)
+      pr[j] /= cnt;
   }
   MP_TRY(mp_dense_run(m, pooled, B, &f->head_dense, f->head_act, h1));
   mp_layernorm(m->pool, h1, NULL, B, H, f->head_norm.g, f->head_norm.b, f->eps, h1);

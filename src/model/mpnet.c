@@ -73,10 +73,11 @@ static mp_status mpnet_bind(mp_model *m) {
                   m->path, (long long)c->max_positions);
   int64_t nb = mp_json_get_int(cj, "relative_attention_num_buckets", 32);
   if (nb < MPNET_BUCKETS)
-    return mp_err(MP_ERR_UNSUPPORTED,
-                  "%s/config.json: relative_attention_num_buckets %lld < 32 is not supported (transformers' MPNetEncoder "
-                  "always computes 32 buckets and would index past the table)",
-                  m->path, (long long)nb);
+    return mp_err(
+        MP_ERR_UNSUPPORTED,
+        "%s/config.json: relative_attention_num_buckets %lld < 32 is not supported (transformers' MPNetEncoder "
+        "always computes 32 buckets and would index past the table)",
+        m->path, (long long)nb);
   snprintf(n, sizeof n, "%sembeddings.word_embeddings", P);
   MP_TRY(mp_bind_matrix(m, n, c->vocab_size, H, &f->word));
   snprintf(n, sizeof n, "%sembeddings.position_embeddings", P);
@@ -124,7 +125,8 @@ static void bias_fill(void *ctx, int64_t task, int thread) {
   const int64_t T = a->T, h = task / T, i = task % T;
   float *out = a->bias + (h * T + i) * T;
   const int32_t *bk = a->bucket + (T - 1 - i);
-  for (int64_t j = 0; j < T; j++) out[j] = a->table[(int64_t)bk[j] * a->NH + h];
+  for (int64_t j = 0; j < T; j++)
+    out[j] = a->table[(int64_t)bk[j] * a->NH + h];
 }
 
 static mp_status mpnet_encode(mp_model *m, const mp_model_batch *b, const mp_forward_out *out, float **hidden) {
@@ -144,7 +146,8 @@ static mp_status mpnet_encode(mp_model *m, const mp_model_batch *b, const mp_for
   uint8_t *kmask = mp_arena_alloc(&m->act, (size_t)N);
   if (!x || !q || !k || !v || !ctx || !big || !bias || !pos || !bucket || !kmask)
     return mp_err(MP_ERR_NOMEM, "out of memory for a batch of %lld x %lld tokens", (long long)B, (long long)T);
-  for (int64_t i = 0; i < N; i++) kmask[i] = b->mask ? (b->mask[i] != 0) : 1;
+  for (int64_t i = 0; i < N; i++)
+    kmask[i] = b->mask ? (b->mask[i] != 0) : 1;
   /* create_position_ids_from_input_ids with padding_idx 1 */
   for (int64_t r = 0; r < B; r++) {
     int32_t run = 0;
@@ -161,13 +164,26 @@ static mp_status mpnet_encode(mp_model *m, const mp_model_batch *b, const mp_for
   if (out->hook) out->hook(out->hook_user, 0, x, (size_t)B, (size_t)T, (size_t)H);
 
   /* position bias [NH, T, T], the same for every sequence and every layer */
-  for (int64_t dd = 0; dd < 2 * T - 1; dd++) bucket[dd] = rp_bucket(dd - (T - 1));
+  for (int64_t dd = 0; dd < 2 * T - 1; dd++)
+    bucket[dd] = rp_bucket(dd - (T - 1));
   bias_task bt = {.T = T, .NH = NH, .bucket = bucket, .table = f->rel_bias, .bias = bias};
   mp_pool_run(m->pool, NH * T, bias_fill, &bt);
 
-  mp_attention_args aa = {.batch = B, .seq_q = T, .seq_k = T, .heads = NH, .head_dim = d, .q = q, .k = k, .v = v,
-                          .out = ctx, .scale = 1.0f / sqrtf((float)d), .key_mask = kmask, .bias = bias,
-                          .bias_stride_b = 0, .bias_stride_h = T * T, .bias_stride_q = T};
+  mp_attention_args aa = {.batch = B,
+                          .seq_q = T,
+                          .seq_k = T,
+                          .heads = NH,
+                          .head_dim = d,
+                          .q = q,
+                          .k = k,
+                          .v = v,
+                          .out = ctx,
+                          .scale = 1.0f / sqrtf((float)d),
+                          .key_mask = kmask,
+                          .bias = bias,
+                          .bias_stride_b = 0,
+                          .bias_stride_h = T * T,
+                          .bias_stride_q = T};
   for (int64_t l = 0; l < c->layers; l++) {
     const mlayer *L = &f->layers[l];
     aa.q = q;
@@ -230,8 +246,8 @@ static int64_t mpnet_param_count(const mp_model_config *c, const mp_json *cj) {
   mp_count_mac(&n, V + P + 2, H, &ok);     /* word + position embeddings, embeddings.LayerNorm */
   mp_count_mac(&n, nb, NH, &ok);           /* encoder.relative_attention_bias */
   mp_count_mac(&n, L, layer, &ok);
-  if (kind == BARE) mp_count_mac(&n, H + 1, H, &ok);                        /* pooler.dense */
-  if (kind == MLM) mp_count_mac(&n, H + 3, H, &ok), mp_count_mac(&n, V, 1, &ok);     /* lm_head.dense + layer_norm, bias */
+  if (kind == BARE) mp_count_mac(&n, H + 1, H, &ok);                             /* pooler.dense */
+  if (kind == MLM) mp_count_mac(&n, H + 3, H, &ok), mp_count_mac(&n, V, 1, &ok); /* lm_head.dense + layer_norm, bias */
   if (kind == CLS) mp_count_mac(&n, H + 1, H, &ok), mp_count_mac(&n, H + 1, K, &ok); /* classifier.dense, out_proj */
   return ok ? n : -1;
 }

@@ -367,8 +367,10 @@ static void parse_upload(vctx *v, const mp_json *u, const char *model_name, cons
     }
   }
   if (!sb.oom && model_name && !mp_hub_valid_repo_id(sb.buf))
-    verr(v, mp_json_get(u, "repo"), "upload.repo \"%s\" is not a Hub repo id (org/name of letters, digits, '-', '_', '.'; "
-         "\"{name}\" stands for the model's name)", sb.buf);
+    verr(v, mp_json_get(u, "repo"),
+         "upload.repo \"%s\" is not a Hub repo id (org/name of letters, digits, '-', '_', '.'; "
+         "\"{name}\" stands for the model's name)",
+         sb.buf);
   *repo = sb.oom ? NULL : mp_arena_strdup(&v->c->arena, sb.buf);
   mp_sb_free(&sb);
 }

@@ -45,7 +45,7 @@ typedef struct mp_pl_model {
    * upload_repo NULL = not published */
   const char *upload_repo;
   int upload_private;
-  int upload_set; /* the model's own `upload:` key decided (else the file's default applies) */
+  int upload_set;       /* the model's own `upload:` key decided (else the file's default applies) */
   const char **aliases; /* other names with the same source + revision + quantization */
   size_t n_aliases;
   const mp_json *node;

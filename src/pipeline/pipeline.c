@@ -27,11 +27,11 @@
 #include "eval/data_dirs.h"
 #include "eval/eval_job.h"
 #include "eval/evaluate.h"
+#include "eval/qsearch.h"
 #include "eval/report.h"
 #include "format/hf.h"
 #include "hub/hub.h"
 #include "quant/convert.h"
-#include "eval/qsearch.h"
 #include "quant/mlx_affine.h"
 #include "quant/mlx_fp.h"
 
@@ -492,8 +492,10 @@ static void child_on_signal(int sig) {
 static void child_log(mp_log_level level, const char *msg, void *user) {
   (void)user;
   static const char *names[] = {"debug", "info", "warning", "error"};
-  if (level == MP_LOG_INFO) fprintf(stderr, "%s\n", msg);
-  else fprintf(stderr, "%s: %s\n", names[level], msg);
+  if (level == MP_LOG_INFO)
+    fprintf(stderr, "%s\n", msg);
+  else
+    fprintf(stderr, "%s: %s\n", names[level], msg);
 }
 
 static int child_fail(const char *cmd, mp_status s) {
@@ -521,9 +523,12 @@ static char *command_line(const char *const *argv, const char *base_flag) {
     }
     mp_sb_putc(&sb, '\'');
     for (const char *c = a; *c; c++) {
-      if (*c == '\'') mp_sb_puts(&sb, "'\\''");
-      else if (*c == '\n') mp_sb_putc(&sb, ' ');
-      else mp_sb_putc(&sb, *c);
+      if (*c == '\'')
+        mp_sb_puts(&sb, "'\\''");
+      else if (*c == '\n')
+        mp_sb_putc(&sb, ' ');
+      else
+        mp_sb_putc(&sb, *c);
     }
     mp_sb_putc(&sb, '\'');
   }
@@ -569,14 +574,19 @@ static int run_convert(mp_pipeline *p, const mp_job *j, const char *const *argv)
   o.group_size = qq->group_size;
   o.no_skip = p->o.no_skip;
   if (qq->mode && mp_qmode_parse(qq->mode, &o.mode))
-    return child_fail("convert", mp_err(MP_ERR_INVALID_ARG, "quantization.mode \"%s\" must be affine, mxfp4, nvfp4 "
-                                                            "or mxfp8", qq->mode));
+    return child_fail("convert", mp_err(MP_ERR_INVALID_ARG,
+                                        "quantization.mode \"%s\" must be affine, mxfp4, nvfp4 "
+                                        "or mxfp8",
+                                        qq->mode));
   o.q_override = qq->overrides;
   o.n_q_override = qq->n_overrides;
   if (qq->recipe) {
-    if (strstr(qq->recipe, ".json")) o.q_recipe_file = qq->recipe;
-    else if (!strncmp(qq->recipe, "mixed_", 6)) o.quant_predicate = qq->recipe;
-    else o.q_recipe = qq->recipe;
+    if (strstr(qq->recipe, ".json"))
+      o.q_recipe_file = qq->recipe;
+    else if (!strncmp(qq->recipe, "mixed_", 6))
+      o.quant_predicate = qq->recipe;
+    else
+      o.q_recipe = qq->recipe;
   }
   int qauto = qq->auto_max_drop >= 0;
   mp_qauto_opts qa;

@@ -30,10 +30,10 @@ const char *mp_job_kind_name(mp_job_kind k);
 typedef enum mp_job_state {
   MP_JOB_PENDING,
   MP_JOB_RUNNING,
-  MP_JOB_DONE,       /* finished (eval: all gates passed) */
-  MP_JOB_GATE_FAILED,/* eval finished, a gate failed */
-  MP_JOB_FAILED,     /* error (see reason / log) */
-  MP_JOB_SKIPPED,    /* up to date, not available locally, or a dependency failed */
+  MP_JOB_DONE,        /* finished (eval: all gates passed) */
+  MP_JOB_GATE_FAILED, /* eval finished, a gate failed */
+  MP_JOB_FAILED,      /* error (see reason / log) */
+  MP_JOB_SKIPPED,     /* up to date, not available locally, or a dependency failed */
 } mp_job_state;
 const char *mp_job_state_name(mp_job_state s);
 
@@ -47,11 +47,11 @@ typedef struct mp_job {
   int dep2;                     /* eval: the download job of its dataset, or -1 */
   mp_job_state state;
   char reason[1024];
-  char source[1024];            /* resolved source model folder (convert) */
-  char out_dir[1024];           /* converted model folder */
-  char data_path[1024];         /* eval: dataset file */
-  char key[65];                 /* eval: settings hash */
-  double est_mb;                /* estimated peak memory */
+  char source[1024];    /* resolved source model folder (convert) */
+  char out_dir[1024];   /* converted model folder */
+  char data_path[1024]; /* eval: dataset file */
+  char key[65];         /* eval: settings hash */
+  double est_mb;        /* estimated peak memory */
   double started, seconds;
   int pid;
   int exit_code;
@@ -59,13 +59,13 @@ typedef struct mp_job {
 
 typedef struct mp_pipeline_options {
   const char *workdir;
-  const char *models_filter;   /* comma-separated names, NULL = all */
-  const char *datasets_filter; /* comma-separated keys, NULL = all */
+  const char *models_filter;           /* comma-separated names, NULL = all */
+  const char *datasets_filter;         /* comma-separated keys, NULL = all */
   int dry_run, no_skip, jobs, threads; /* jobs: parallel jobs (-j); threads: total compute threads (0 = all) */
-  const char *data_dir;        /* where built-in datasets are looked up */
-  long max_samples_override;   /* > 0 replaces every dataset's max_samples */
+  const char *data_dir;                /* where built-in datasets are looked up */
+  long max_samples_override;           /* > 0 replaces every dataset's max_samples */
   unsigned long seed;
-  long latency_requests;       /* >= 0 passed to eval (-1 = eval's default) */
+  long latency_requests; /* >= 0 passed to eval (-1 = eval's default) */
   int json;
 } mp_pipeline_options;
 

@@ -40,7 +40,7 @@ typedef struct mp_convert_opts {
   int dry_run;              /* plan only: nothing is written */
   uint64_t max_shard_bytes; /* 0: 5 GiB like mlx-lm */
   mp_qcompat compat;
-  const char *command;      /* the command line, shown in the model card (NULL: none) */
+  const char *command;           /* the command line, shown in the model card (NULL: none) */
   volatile sig_atomic_t *cancel; /* optional: set to non-zero (e.g. by a signal) to stop cleanly */
   /* optional: called before each tensor is written (done counts from 1 to total) */
   void (*progress)(void *user, size_t done, size_t total, const char *tensor);

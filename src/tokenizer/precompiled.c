@@ -2,9 +2,9 @@
  * matching disciplines (HF grapheme/shortest-key vs SentencePiece longest-key). */
 #include "tokenizer/precompiled.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <stdio.h>
 #include <utf8proc.h>
 
 #include "core/error.h"
@@ -30,8 +30,8 @@ static inline size_t unit_offset(uint32_t u) { return (size_t)(u >> 10) << ((u &
 /* Common-prefix search over key[0..n) (stops at a NUL byte, as spm_precompiled does).
  * shortest = 1: stops at the first key found (HF); else keeps the longest (SentencePiece).
  * Returns 1 when a key matched (value, length set), else 0. */
-static int trie_search(const mp_precompiled *p, const uint8_t *key, size_t n, int shortest,
-                       uint32_t *value, size_t *length) {
+static int trie_search(const mp_precompiled *p, const uint8_t *key, size_t n, int shortest, uint32_t *value,
+                       size_t *length) {
   if (p->n_units == 0) return 0;
   size_t pos = unit_offset(p->units[0]);
   int found = 0;
@@ -89,22 +89,17 @@ mp_status mp_precompiled_load(const uint8_t *blob, size_t n, const char *what, m
   *out = NULL;
   if (!what) what = "charsmap";
   if (!blob || n < 4)
-    return mp_err(MP_ERR_FORMAT, "%s: precompiled_charsmap is %zu bytes, too short for its 4-byte header",
-                  what, n);
-  uint32_t trie_size = (uint32_t)blob[0] | (uint32_t)blob[1] << 8 | (uint32_t)blob[2] << 16 |
-                       (uint32_t)blob[3] << 24;
+    return mp_err(MP_ERR_FORMAT, "%s: precompiled_charsmap is %zu bytes, too short for its 4-byte header", what, n);
+  uint32_t trie_size = (uint32_t)blob[0] | (uint32_t)blob[1] << 8 | (uint32_t)blob[2] << 16 | (uint32_t)blob[3] << 24;
   if (trie_size > n - 4)
-    return mp_err(MP_ERR_FORMAT,
-                  "%s: precompiled_charsmap says its trie has %u bytes but only %zu follow the header",
+    return mp_err(MP_ERR_FORMAT, "%s: precompiled_charsmap says its trie has %u bytes but only %zu follow the header",
                   what, trie_size, n - 4);
   if (trie_size % 4 != 0)
-    return mp_err(MP_ERR_FORMAT, "%s: precompiled_charsmap trie size %u is not a multiple of 4", what,
-                  trie_size);
+    return mp_err(MP_ERR_FORMAT, "%s: precompiled_charsmap trie size %u is not a multiple of 4", what, trie_size);
   size_t pool_len = n - 4 - trie_size;
   size_t bad;
   if (!valid_utf8(blob + 4 + trie_size, pool_len, &bad))
-    return mp_err(MP_ERR_FORMAT,
-                  "%s: precompiled_charsmap replacement pool is not valid UTF-8 (byte %zu of the blob)",
+    return mp_err(MP_ERR_FORMAT, "%s: precompiled_charsmap replacement pool is not valid UTF-8 (byte %zu of the blob)",
                   what, 4 + trie_size + bad);
   mp_precompiled *p = calloc(1, sizeof *p);
   if (!p) return mp_err(MP_ERR_NOMEM, "%s: out of memory", what);
@@ -165,15 +160,14 @@ static int b64_val(unsigned char c) {
   return -1;
 }
 
-mp_status mp_base64_decode(const char *b64, size_t n, const char *what, uint8_t **out,
-                           size_t *out_len) {
+mp_status mp_base64_decode(const char *b64, size_t n, const char *what, uint8_t **out, size_t *out_len) {
   *out = NULL;
   *out_len = 0;
   if (!what) what = "base64";
   size_t m = n;
-  while (m > 0 && b64[m - 1] == '=' && n - m < 2) m--;
-  if (m % 4 == 1)
-    return mp_err(MP_ERR_FORMAT, "%s: base64 text has an impossible length (%zu characters)", what, n);
+  while (m > 0 && b64[m - 1] == '=' && n - m < 2)
+    m--;
+  if (m % 4 == 1) return mp_err(MP_ERR_FORMAT, "%s: base64 text has an impossible length (%zu characters)", what, n);
   uint8_t *buf = malloc(m / 4 * 3 + 3);
   if (!buf) return mp_err(MP_ERR_NOMEM, "%s: out of memory decoding %zu base64 characters", what, n);
   size_t o = 0;
@@ -183,8 +177,7 @@ mp_status mp_base64_decode(const char *b64, size_t n, const char *what, uint8_t 
     int v = b64_val((unsigned char)b64[i]);
     if (v < 0) {
       free(buf);
-      return mp_err(MP_ERR_FORMAT, "%s: invalid base64 character 0x%02x at offset %zu", what,
-                    (unsigned char)b64[i], i);
+      return mp_err(MP_ERR_FORMAT, "%s: invalid base64 character 0x%02x at offset %zu", what, (unsigned char)b64[i], i);
     }
     acc = (acc << 6) | (uint32_t)v;
     bits += 6;
@@ -219,8 +212,7 @@ void mp_base64_encode(mp_sb *sb, const uint8_t *d, size_t n) {
   }
 }
 
-mp_status mp_precompiled_load_base64(const char *b64, size_t n, const char *what,
-                                     mp_precompiled **out) {
+mp_status mp_precompiled_load_base64(const char *b64, size_t n, const char *what, mp_precompiled **out) {
   *out = NULL;
   uint8_t *blob;
   size_t len;
@@ -252,12 +244,12 @@ static void emit(mp_sb *out, mp_sb *align, const char *s, size_t len, size_t src
   mp_sb_append(out, s, len);
   if (align) {
     uint32_t a = (uint32_t)src;
-    for (size_t i = 0; i < len; i++) mp_sb_append(align, &a, sizeof a);
+    for (size_t i = 0; i < len; i++)
+      mp_sb_append(align, &a, sizeof a);
   }
 }
 
-mp_status mp_precompiled_normalize(const mp_precompiled *p, const char *in, size_t n, mp_sb *out,
-                                   mp_sb *align) {
+mp_status mp_precompiled_normalize(const mp_precompiled *p, const char *in, size_t n, mp_sb *out, mp_sb *align) {
   const uint8_t *s = (const uint8_t *)in;
   size_t pos = 0;
   while (pos < n) {
@@ -266,8 +258,10 @@ mp_status mp_precompiled_normalize(const mp_precompiled *p, const char *in, size
     uint8_t b = s[pos];
     if (b < 0x80 && (pos + 1 == n || (s[pos + 1] < 0x80 && !(b == '\r' && s[pos + 1] == '\n')))) {
       int32_t off = p->ascii_off[b];
-      if (off == -2 || b == 0) emit(out, align, (const char *)s + pos, 1, pos);
-      else if (off >= 0) emit(out, align, p->pool + off, p->ascii_len[b], pos);
+      if (off == -2 || b == 0)
+        emit(out, align, (const char *)s + pos, 1, pos);
+      else if (off >= 0)
+        emit(out, align, p->pool + off, p->ascii_len[b], pos);
       else {
         const char *r;
         size_t rl;
@@ -319,8 +313,8 @@ mp_status mp_precompiled_normalize(const mp_precompiled *p, const char *in, size
   return MP_OK;
 }
 
-int mp_precompiled_prefix(const mp_precompiled *p, const char *in, size_t n, size_t *consumed,
-                          const char **rep, size_t *rep_len) {
+int mp_precompiled_prefix(const mp_precompiled *p, const char *in, size_t n, size_t *consumed, const char **rep,
+                          size_t *rep_len) {
   uint32_t v;
   size_t l;
   if (!trie_search(p, (const uint8_t *)in, n, 0, &v, &l)) return 0;

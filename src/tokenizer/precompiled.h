@@ -33,8 +33,7 @@ typedef struct mp_precompiled mp_precompiled;
  * error messages (e.g. "spm.model: normalizer_spec.precompiled_charsmap"); NULL = "charsmap". */
 mp_status mp_precompiled_load(const uint8_t *blob, size_t n, const char *what, mp_precompiled **out);
 /* Same from the base64 text tokenizer.json stores (standard alphabet, '=' padding optional). */
-mp_status mp_precompiled_load_base64(const char *b64, size_t n, const char *what,
-                                     mp_precompiled **out);
+mp_status mp_precompiled_load_base64(const char *b64, size_t n, const char *what, mp_precompiled **out);
 void mp_precompiled_free(mp_precompiled *p);
 /* From a tokenizer.json normalizer object {"type": "Precompiled", "precompiled_charsmap": B64}. */
 struct mp_json;
@@ -46,15 +45,14 @@ mp_status mp_precompiled_from_json(const struct mp_json *obj, const char *what, 
  * character) that produced it; units replaced by an empty string leave no trace.
  * Input should be valid UTF-8; stray invalid bytes are copied through unchanged.
  * Fails only with MP_ERR_FORMAT (a trie value outside the pool) or MP_ERR_NOMEM. */
-mp_status mp_precompiled_normalize(const mp_precompiled *p, const char *in, size_t n, mp_sb *out,
-                                   mp_sb *align);
+mp_status mp_precompiled_normalize(const mp_precompiled *p, const char *in, size_t n, mp_sb *out, mp_sb *align);
 
 /* SentencePiece `Normalizer::NormalizePrefix` core: finds the LONGEST key that is a prefix of
  * in[0..n). Returns 1 and sets *consumed (key length) and *rep / *rep_len (replacement, not
  * NUL-terminated, inside the charsmap) when found; 0 when no key matches; -1 when the trie
  * points outside the pool (malformed blob; error message set). */
-int mp_precompiled_prefix(const mp_precompiled *p, const char *in, size_t n, size_t *consumed,
-                          const char **rep, size_t *rep_len);
+int mp_precompiled_prefix(const mp_precompiled *p, const char *in, size_t n, size_t *consumed, const char **rep,
+                          size_t *rep_len);
 
 /* Number of double-array units and pool bytes (for inspection / tests). */
 size_t mp_precompiled_trie_units(const mp_precompiled *p);
@@ -62,8 +60,7 @@ size_t mp_precompiled_pool_size(const mp_precompiled *p);
 
 /* Decodes standard base64 (whitespace not allowed, '=' padding optional). Returns a malloc'd
  * buffer in *out (caller frees) or MP_ERR_FORMAT naming `what` and the offending offset. */
-mp_status mp_base64_decode(const char *b64, size_t n, const char *what, uint8_t **out,
-                           size_t *out_len);
+mp_status mp_base64_decode(const char *b64, size_t n, const char *what, uint8_t **out, size_t *out_len);
 /* Appends the standard base64 encoding (with '=' padding) of data[0..n) to sb. */
 void mp_base64_encode(mp_sb *sb, const uint8_t *data, size_t n);
 

@@ -21,8 +21,8 @@ typedef struct pb_ctx {
 enum { WT_VARINT = 0, WT_I64 = 1, WT_LEN = 2, WT_SGROUP = 3, WT_EGROUP = 4, WT_I32 = 5 };
 
 static mp_status pb_fail(const pb_ctx *c, const char *field, size_t off, const char *msg) {
-  return mp_err(MP_ERR_FORMAT, "%s: malformed SentencePiece model: %s at byte offset %zu: %s", c->what,
-                field, off, msg);
+  return mp_err(MP_ERR_FORMAT, "%s: malformed SentencePiece model: %s at byte offset %zu: %s", c->what, field, off,
+                msg);
 }
 
 static int read_varint(const uint8_t *d, size_t end, size_t *i, uint64_t *v) {
@@ -57,41 +57,41 @@ static mp_status next_field(const pb_ctx *c, const char *msg, size_t *i, size_t 
   f->wt = (int)(tag & 7);
   if (f->num == 0 || (tag >> 3) > 0x1FFFFFFF) return pb_fail(c, msg, f->at, "field number 0 or too large");
   switch (f->wt) {
-    case WT_VARINT:
-      if (read_varint(c->d, end, i, &f->v)) return pb_fail(c, msg, f->at, "truncated varint value");
-      return MP_OK;
-    case WT_I64:
-      if (end - *i < 8) return pb_fail(c, msg, f->at, "truncated 64-bit value");
-      f->v = 0;
-      for (int k = 7; k >= 0; k--) f->v = f->v << 8 | c->d[*i + (size_t)k];
-      *i += 8;
-      return MP_OK;
-    case WT_I32:
-      if (end - *i < 4) return pb_fail(c, msg, f->at, "truncated 32-bit value");
-      f->v = (uint64_t)c->d[*i] | (uint64_t)c->d[*i + 1] << 8 | (uint64_t)c->d[*i + 2] << 16 |
-             (uint64_t)c->d[*i + 3] << 24;
-      *i += 4;
-      return MP_OK;
-    case WT_LEN: {
-      uint64_t len;
-      if (read_varint(c->d, end, i, &len)) return pb_fail(c, msg, f->at, "truncated length");
-      if (len > end - *i) {
-        char b[160];
-        snprintf(b, sizeof b, "field %u says %llu bytes but only %zu remain in the enclosing message", f->num,
-                 (unsigned long long)len, end - *i);
-        return pb_fail(c, msg, f->at, b);
-      }
-      f->off = *i;
-      f->len = (size_t)len;
-      *i += (size_t)len;
-      return MP_OK;
-    }
-    default: {
-      char b[96];
-      snprintf(b, sizeof b, "field %u has unsupported wire type %d (groups are not used by ModelProto)",
-               f->num, f->wt);
+  case WT_VARINT:
+    if (read_varint(c->d, end, i, &f->v)) return pb_fail(c, msg, f->at, "truncated varint value");
+    return MP_OK;
+  case WT_I64:
+    if (end - *i < 8) return pb_fail(c, msg, f->at, "truncated 64-bit value");
+    f->v = 0;
+    for (int k = 7; k >= 0; k--)
+      f->v = f->v << 8 | c->d[*i + (size_t)k];
+    *i += 8;
+    return MP_OK;
+  case WT_I32:
+    if (end - *i < 4) return pb_fail(c, msg, f->at, "truncated 32-bit value");
+    f->v =
+        (uint64_t)c->d[*i] | (uint64_t)c->d[*i + 1] << 8 | (uint64_t)c->d[*i + 2] << 16 | (uint64_t)c->d[*i + 3] << 24;
+    *i += 4;
+    return MP_OK;
+  case WT_LEN: {
+    uint64_t len;
+    if (read_varint(c->d, end, i, &len)) return pb_fail(c, msg, f->at, "truncated length");
+    if (len > end - *i) {
+      char b[160];
+      snprintf(b, sizeof b, "field %u says %llu bytes but only %zu remain in the enclosing message", f->num,
+               (unsigned long long)len, end - *i);
       return pb_fail(c, msg, f->at, b);
     }
+    f->off = *i;
+    f->len = (size_t)len;
+    *i += (size_t)len;
+    return MP_OK;
+  }
+  default: {
+    char b[96];
+    snprintf(b, sizeof b, "field %u has unsupported wire type %d (groups are not used by ModelProto)", f->num, f->wt);
+    return pb_fail(c, msg, f->at, b);
+  }
   }
 }
 
@@ -162,25 +162,25 @@ static mp_status parse_trainer(pb_ctx *c, size_t i, size_t end) {
     MP_TRY(next_field(c, "trainer_spec", &i, end, &f));
     int64_t v;
     switch (f.num) {
-      case 3:
-        MP_TRY(get_i32(c, "trainer_spec.model_type", &f, &v));
-        if (v < 1 || v > 4) return pb_fail(c, "trainer_spec.model_type", f.at, "unknown model type (1..4)");
-        m->model_type = (int)v;
-        break;
-      case 4: MP_TRY(get_i32(c, "trainer_spec.vocab_size", &f, &m->vocab_size)); break;
-      case 24: MP_TRY(get_bool(c, "trainer_spec.treat_whitespace_as_suffix", &f, &m->treat_whitespace_as_suffix)); break;
-      case 25: MP_TRY(get_bool(c, "trainer_spec.split_digits", &f, &m->split_digits)); break;
-      case 35: MP_TRY(get_bool(c, "trainer_spec.byte_fallback", &f, &m->byte_fallback)); break;
-      case 40: MP_TRY(get_i32(c, "trainer_spec.unk_id", &f, &m->unk_id)); break;
-      case 41: MP_TRY(get_i32(c, "trainer_spec.bos_id", &f, &m->bos_id)); break;
-      case 42: MP_TRY(get_i32(c, "trainer_spec.eos_id", &f, &m->eos_id)); break;
-      case 43: MP_TRY(get_i32(c, "trainer_spec.pad_id", &f, &m->pad_id)); break;
-      case 44: MP_TRY(get_str(c, "trainer_spec.unk_surface", &f, &m->unk_surface, NULL)); break;
-      case 45: MP_TRY(get_str(c, "trainer_spec.unk_piece", &f, &m->unk_piece, NULL)); break;
-      case 46: MP_TRY(get_str(c, "trainer_spec.bos_piece", &f, &m->bos_piece, NULL)); break;
-      case 47: MP_TRY(get_str(c, "trainer_spec.eos_piece", &f, &m->eos_piece, NULL)); break;
-      case 48: MP_TRY(get_str(c, "trainer_spec.pad_piece", &f, &m->pad_piece, NULL)); break;
-      default: break; /* other training options do not affect encoding */
+    case 3:
+      MP_TRY(get_i32(c, "trainer_spec.model_type", &f, &v));
+      if (v < 1 || v > 4) return pb_fail(c, "trainer_spec.model_type", f.at, "unknown model type (1..4)");
+      m->model_type = (int)v;
+      break;
+    case 4: MP_TRY(get_i32(c, "trainer_spec.vocab_size", &f, &m->vocab_size)); break;
+    case 24: MP_TRY(get_bool(c, "trainer_spec.treat_whitespace_as_suffix", &f, &m->treat_whitespace_as_suffix)); break;
+    case 25: MP_TRY(get_bool(c, "trainer_spec.split_digits", &f, &m->split_digits)); break;
+    case 35: MP_TRY(get_bool(c, "trainer_spec.byte_fallback", &f, &m->byte_fallback)); break;
+    case 40: MP_TRY(get_i32(c, "trainer_spec.unk_id", &f, &m->unk_id)); break;
+    case 41: MP_TRY(get_i32(c, "trainer_spec.bos_id", &f, &m->bos_id)); break;
+    case 42: MP_TRY(get_i32(c, "trainer_spec.eos_id", &f, &m->eos_id)); break;
+    case 43: MP_TRY(get_i32(c, "trainer_spec.pad_id", &f, &m->pad_id)); break;
+    case 44: MP_TRY(get_str(c, "trainer_spec.unk_surface", &f, &m->unk_surface, NULL)); break;
+    case 45: MP_TRY(get_str(c, "trainer_spec.unk_piece", &f, &m->unk_piece, NULL)); break;
+    case 46: MP_TRY(get_str(c, "trainer_spec.bos_piece", &f, &m->bos_piece, NULL)); break;
+    case 47: MP_TRY(get_str(c, "trainer_spec.eos_piece", &f, &m->eos_piece, NULL)); break;
+    case 48: MP_TRY(get_str(c, "trainer_spec.pad_piece", &f, &m->pad_piece, NULL)); break;
+    default: break; /* other training options do not affect encoding */
     }
   }
   return MP_OK;
@@ -192,37 +192,37 @@ static mp_status parse_normalizer(pb_ctx *c, const char *name, size_t i, size_t 
     pb_field f;
     MP_TRY(next_field(c, name, &i, end, &f));
     switch (f.num) {
-      case 1:
-        snprintf(field, sizeof field, "%s.name", name);
-        MP_TRY(get_str(c, field, &f, &ns->name, NULL));
-        break;
-      case 2: {
-        snprintf(field, sizeof field, "%s.precompiled_charsmap", name);
-        const char *s;
-        size_t l;
-        MP_TRY(get_str(c, field, &f, &s, &l));
-        ns->charsmap = (const uint8_t *)s;
-        ns->charsmap_len = l;
-        break;
-      }
-      case 3:
-        snprintf(field, sizeof field, "%s.add_dummy_prefix", name);
-        MP_TRY(get_bool(c, field, &f, &ns->add_dummy_prefix));
-        break;
-      case 4:
-        snprintf(field, sizeof field, "%s.remove_extra_whitespaces", name);
-        MP_TRY(get_bool(c, field, &f, &ns->remove_extra_whitespaces));
-        break;
-      case 5:
-        snprintf(field, sizeof field, "%s.escape_whitespaces", name);
-        MP_TRY(get_bool(c, field, &f, &ns->escape_whitespaces));
-        break;
-      case 6:
-        snprintf(field, sizeof field, "%s.normalization_rule_tsv", name);
-        MP_TRY(want(c, field, &f, WT_LEN));
-        ns->has_rule_tsv = 1;
-        break;
-      default: break;
+    case 1:
+      snprintf(field, sizeof field, "%s.name", name);
+      MP_TRY(get_str(c, field, &f, &ns->name, NULL));
+      break;
+    case 2: {
+      snprintf(field, sizeof field, "%s.precompiled_charsmap", name);
+      const char *s;
+      size_t l;
+      MP_TRY(get_str(c, field, &f, &s, &l));
+      ns->charsmap = (const uint8_t *)s;
+      ns->charsmap_len = l;
+      break;
+    }
+    case 3:
+      snprintf(field, sizeof field, "%s.add_dummy_prefix", name);
+      MP_TRY(get_bool(c, field, &f, &ns->add_dummy_prefix));
+      break;
+    case 4:
+      snprintf(field, sizeof field, "%s.remove_extra_whitespaces", name);
+      MP_TRY(get_bool(c, field, &f, &ns->remove_extra_whitespaces));
+      break;
+    case 5:
+      snprintf(field, sizeof field, "%s.escape_whitespaces", name);
+      MP_TRY(get_bool(c, field, &f, &ns->escape_whitespaces));
+      break;
+    case 6:
+      snprintf(field, sizeof field, "%s.normalization_rule_tsv", name);
+      MP_TRY(want(c, field, &f, WT_LEN));
+      ns->has_rule_tsv = 1;
+      break;
+    default: break;
     }
   }
   return MP_OK;
@@ -272,24 +272,24 @@ mp_status mp_spm_model_parse(const uint8_t *data, size_t n, const char *what, mp
     pb_field f;
     if ((st = next_field(&c, "ModelProto", &i, n, &f)) != MP_OK) goto fail;
     switch (f.num) {
-      case 1:
-        st = parse_piece(&c, f.off, f.off + f.len, &m->pieces[m->n_pieces], m->n_pieces);
-        m->n_pieces++;
-        break;
-      case 2:
-        if ((st = want(&c, "trainer_spec", &f, WT_LEN)) == MP_OK) st = parse_trainer(&c, f.off, f.off + f.len);
-        break;
-      case 3:
-        if ((st = want(&c, "normalizer_spec", &f, WT_LEN)) == MP_OK)
-          st = parse_normalizer(&c, "normalizer_spec", f.off, f.off + f.len, &m->normalizer);
-        seen_norm = 1;
-        break;
-      case 5:
-        if ((st = want(&c, "denormalizer_spec", &f, WT_LEN)) == MP_OK)
-          st = parse_normalizer(&c, "denormalizer_spec", f.off, f.off + f.len, &m->denormalizer);
-        m->has_denormalizer = 1;
-        break;
-      default: break; /* self_test_data and unknown fields */
+    case 1:
+      st = parse_piece(&c, f.off, f.off + f.len, &m->pieces[m->n_pieces], m->n_pieces);
+      m->n_pieces++;
+      break;
+    case 2:
+      if ((st = want(&c, "trainer_spec", &f, WT_LEN)) == MP_OK) st = parse_trainer(&c, f.off, f.off + f.len);
+      break;
+    case 3:
+      if ((st = want(&c, "normalizer_spec", &f, WT_LEN)) == MP_OK)
+        st = parse_normalizer(&c, "normalizer_spec", f.off, f.off + f.len, &m->normalizer);
+      seen_norm = 1;
+      break;
+    case 5:
+      if ((st = want(&c, "denormalizer_spec", &f, WT_LEN)) == MP_OK)
+        st = parse_normalizer(&c, "denormalizer_spec", f.off, f.off + f.len, &m->denormalizer);
+      m->has_denormalizer = 1;
+      break;
+    default: break; /* self_test_data and unknown fields */
     }
     if (st != MP_OK) goto fail;
   }
@@ -323,14 +323,14 @@ void mp_spm_model_free(mp_spm_model *m) {
 
 /* ---- Unigram --------------------------------------------------------------------------------- */
 
-mp_status mp_spm_unigram(const mp_spm_model *m, mp_unigram_flavor flavor, int hf_byte_fallback,
-                         const char *what, mp_unigram **out) {
+mp_status mp_spm_unigram(const mp_spm_model *m, mp_unigram_flavor flavor, int hf_byte_fallback, const char *what,
+                         mp_unigram **out) {
   *out = NULL;
   if (!what) what = "spm.model";
   if (m->model_type != 1)
     return mp_err(MP_ERR_UNSUPPORTED,
-                  "%s: SentencePiece model_type %d is not Unigram (1); only Unigram models are supported",
-                  what, m->model_type);
+                  "%s: SentencePiece model_type %d is not Unigram (1); only Unigram models are supported", what,
+                  m->model_type);
   size_t n = m->n_pieces;
   const char **p = malloc(n * sizeof *p);
   size_t *l = malloc(n * sizeof *l);
@@ -365,7 +365,8 @@ mp_status mp_spm_unigram(const mp_spm_model *m, mp_unigram_flavor flavor, int hf
 /* ---- tokenizer.json as transformers' converter writes it ------------------------------------ */
 
 static void json_metaspace(mp_sb *sb) {
-  mp_sb_puts(sb, "{\"type\":\"Metaspace\",\"replacement\":\"\xE2\x96\x81\",\"prepend_scheme\":\"always\",\"split\":true}");
+  mp_sb_puts(sb,
+             "{\"type\":\"Metaspace\",\"replacement\":\"\xE2\x96\x81\",\"prepend_scheme\":\"always\",\"split\":true}");
 }
 
 mp_status mp_spm_to_hf_json(const mp_spm_model *m, const mp_spm_hf_opts *o, mp_sb *sb) {
@@ -421,16 +422,17 @@ mp_status mp_spm_to_hf_json(const mp_spm_model *m, const mp_spm_hf_opts *o, mp_s
     if (sep < 0) sep = m->unk_id;
     if (o->cls_id >= 0) cls = o->cls_id;
     if (o->sep_id >= 0) sep = o->sep_id;
-    mp_sb_printf(sb,
-                 "\"post_processor\":{\"type\":\"TemplateProcessing\","
-                 "\"single\":[{\"SpecialToken\":{\"id\":\"[CLS]\",\"type_id\":0}},{\"Sequence\":{\"id\":\"A\",\"type_id\":0}},"
-                 "{\"SpecialToken\":{\"id\":\"[SEP]\",\"type_id\":0}}],"
-                 "\"pair\":[{\"SpecialToken\":{\"id\":\"[CLS]\",\"type_id\":0}},{\"Sequence\":{\"id\":\"A\",\"type_id\":0}},"
-                 "{\"SpecialToken\":{\"id\":\"[SEP]\",\"type_id\":0}},{\"Sequence\":{\"id\":\"B\",\"type_id\":1}},"
-                 "{\"SpecialToken\":{\"id\":\"[SEP]\",\"type_id\":1}}],"
-                 "\"special_tokens\":{\"[CLS]\":{\"id\":\"[CLS]\",\"ids\":[%lld],\"tokens\":[\"[CLS]\"]},"
-                 "\"[SEP]\":{\"id\":\"[SEP]\",\"ids\":[%lld],\"tokens\":[\"[SEP]\"]}}},",
-                 (long long)cls, (long long)sep);
+    mp_sb_printf(
+        sb,
+        "\"post_processor\":{\"type\":\"TemplateProcessing\","
+        "\"single\":[{\"SpecialToken\":{\"id\":\"[CLS]\",\"type_id\":0}},{\"Sequence\":{\"id\":\"A\",\"type_id\":0}},"
+        "{\"SpecialToken\":{\"id\":\"[SEP]\",\"type_id\":0}}],"
+        "\"pair\":[{\"SpecialToken\":{\"id\":\"[CLS]\",\"type_id\":0}},{\"Sequence\":{\"id\":\"A\",\"type_id\":0}},"
+        "{\"SpecialToken\":{\"id\":\"[SEP]\",\"type_id\":0}},{\"Sequence\":{\"id\":\"B\",\"type_id\":1}},"
+        "{\"SpecialToken\":{\"id\":\"[SEP]\",\"type_id\":1}}],"
+        "\"special_tokens\":{\"[CLS]\":{\"id\":\"[CLS]\",\"ids\":[%lld],\"tokens\":[\"[CLS]\"]},"
+        "\"[SEP]\":{\"id\":\"[SEP]\",\"ids\":[%lld],\"tokens\":[\"[SEP]\"]}}},",
+        (long long)cls, (long long)sep);
   } else {
     if (ns->charsmap_len) {
       mp_sb_puts(sb, "{\"type\":\"Precompiled\",\"precompiled_charsmap\":\"");
@@ -484,7 +486,8 @@ mp_status mp_spm_processor_create(const mp_spm_model *m, const char *what, mp_sp
   if (st == MP_OK) st = mp_spm_unigram(m, MP_UNIGRAM_SPM, 0, what, &p->model);
   if (st == MP_OK) {
     p->user = malloc((m->n_pieces ? m->n_pieces : 1) * sizeof *p->user);
-    if (!p->user) st = mp_err(MP_ERR_NOMEM, "%s: out of memory", what);
+    if (!p->user)
+      st = mp_err(MP_ERR_NOMEM, "%s: out of memory", what);
     else
       for (size_t i = 0; i < m->n_pieces; i++)
         if (m->pieces[i].type == MP_SPM_USER_DEFINED) p->user[p->n_user++] = &m->pieces[i];
@@ -515,8 +518,8 @@ static size_t spm_valid_char(const uint8_t *s, size_t n) {
 }
 
 /* Normalizer::NormalizePrefix: (replacement, consumed). */
-static int normalize_prefix(const mp_spm_processor *p, const char *in, size_t n, const char **rep,
-                            size_t *rep_len, size_t *consumed) {
+static int normalize_prefix(const mp_spm_processor *p, const char *in, size_t n, const char **rep, size_t *rep_len,
+                            size_t *consumed) {
   size_t best = 0;
   for (size_t k = 0; k < p->n_user; k++) {
     const mp_spm_piece *u = p->user[k];
@@ -555,15 +558,19 @@ mp_status mp_spm_normalize(const mp_spm_processor *p, const char *in, size_t n, 
   if (n == 0) return MP_OK;
   size_t start_len = out->len;
   int suffix = p->m->treat_whitespace_as_suffix;
-  if (!suffix && ns->add_dummy_prefix) mp_sb_append(out, ns->escape_whitespaces ? ws : " ", ns->escape_whitespaces ? 3 : 1);
+  if (!suffix && ns->add_dummy_prefix)
+    mp_sb_append(out, ns->escape_whitespaces ? ws : " ", ns->escape_whitespaces ? 3 : 1);
   int prev_space = ns->remove_extra_whitespaces;
   while (n > 0) {
     if (normalize_prefix(p, in, n, &rep, &rl, &used) < 0) return MP_ERR_FORMAT;
-    while (prev_space && rl > 0 && rep[0] == ' ') rep++, rl--;
+    while (prev_space && rl > 0 && rep[0] == ' ')
+      rep++, rl--;
     if (rl > 0) {
       for (size_t k = 0; k < rl; k++) {
-        if (ns->escape_whitespaces && rep[k] == ' ') mp_sb_append(out, ws, 3);
-        else mp_sb_putc(out, rep[k]);
+        if (ns->escape_whitespaces && rep[k] == ' ')
+          mp_sb_append(out, ws, 3);
+        else
+          mp_sb_putc(out, rep[k]);
       }
       prev_space = rep[rl - 1] == ' ';
     }
@@ -573,16 +580,18 @@ mp_status mp_spm_normalize(const mp_spm_processor *p, const char *in, size_t n, 
   if (ns->remove_extra_whitespaces) {
     const char *sp = ns->escape_whitespaces ? ws : " ";
     size_t sl = ns->escape_whitespaces ? 3 : 1;
-    while (out->len - start_len >= sl && memcmp(out->buf + out->len - sl, sp, sl) == 0) out->len -= sl;
+    while (out->len - start_len >= sl && memcmp(out->buf + out->len - sl, sp, sl) == 0)
+      out->len -= sl;
     if (out->buf) out->buf[out->len] = 0;
   }
-  if (suffix && ns->add_dummy_prefix) mp_sb_append(out, ns->escape_whitespaces ? ws : " ", ns->escape_whitespaces ? 3 : 1);
+  if (suffix && ns->add_dummy_prefix)
+    mp_sb_append(out, ns->escape_whitespaces ? ws : " ", ns->escape_whitespaces ? 3 : 1);
   if (out->oom) return mp_err(MP_ERR_NOMEM, "SentencePiece normalizer: out of memory");
   return MP_OK;
 }
 
-mp_status mp_spm_encode(const mp_spm_processor *p, mp_unigram_scratch *scratch, const char *in,
-                        size_t n, mp_sb *normalized, mp_unigram_tokens *out) {
+mp_status mp_spm_encode(const mp_spm_processor *p, mp_unigram_scratch *scratch, const char *in, size_t n,
+                        mp_sb *normalized, mp_unigram_tokens *out) {
   mp_sb local;
   mp_sb *nb = normalized;
   if (!nb) {
@@ -739,8 +748,10 @@ mp_status mp_spm_folder_to_hf_json(const char *spm_path, const char *dir, mp_sb 
     memset(&sp[k].t, 0, sizeof sp[k].t);
     sp[k].t.content = dflts[k], sp[k].t.len = strlen(dflts[k]);
     const mp_json *v = cfg ? mp_json_get(cfg, keys[k]) : NULL;
-    if (v && v->type == MP_JSON_NULL) sp[k].set = 0;
-    else if (v) token_value(v, 0, &sp[k].is_str, &sp[k].t);
+    if (v && v->type == MP_JSON_NULL)
+      sp[k].set = 0;
+    else if (v)
+      token_value(v, 0, &sp[k].is_str, &sp[k].t);
     if (!decoder && smap) {
       v = mp_json_get(smap, keys[k]);
       if (v && v->type != MP_JSON_NULL) {
@@ -764,8 +775,9 @@ mp_status mp_spm_folder_to_hf_json(const char *spm_path, const char *dir, mp_sb 
         for (int q = NK; q < nsp && src == 1; q++) {
           const special_tok *o = &sp[q];
           if (o->is_str != t->is_str || o->t.len != t->t.len || memcmp(o->t.content, t->t.content, t->t.len)) continue;
-          if (t->is_str || (o->t.single_word == t->t.single_word && o->t.lstrip == t->t.lstrip &&
-                            o->t.rstrip == t->t.rstrip && o->t.normalized == t->t.normalized && o->t.special == t->t.special))
+          if (t->is_str ||
+              (o->t.single_word == t->t.single_word && o->t.lstrip == t->t.lstrip && o->t.rstrip == t->t.rstrip &&
+               o->t.normalized == t->t.normalized && o->t.special == t->t.special))
             present = 1;
         }
         if (!present) nsp++;
@@ -788,7 +800,10 @@ mp_status mp_spm_folder_to_hf_json(const char *spm_path, const char *dir, mp_sb 
       if (D.n == D.cap) {
         size_t nc = D.cap ? D.cap * 2 : 16;
         mp_spm_added *nv = realloc(D.v, nc * sizeof *nv);
-        if (!nv) { st = mp_err(MP_ERR_NOMEM, "out of memory"); break; }
+        if (!nv) {
+          st = mp_err(MP_ERR_NOMEM, "out of memory");
+          break;
+        }
         D.v = nv, D.cap = nc;
       }
       D.v[D.n++] = t;
@@ -804,7 +819,10 @@ mp_status mp_spm_folder_to_hf_json(const char *spm_path, const char *dir, mp_sb 
       if (D.n == D.cap) {
         size_t nc = D.cap ? D.cap * 2 : 16;
         mp_spm_added *nv = realloc(D.v, nc * sizeof *nv);
-        if (!nv) { st = mp_err(MP_ERR_NOMEM, "out of memory"); break; }
+        if (!nv) {
+          st = mp_err(MP_ERR_NOMEM, "out of memory");
+          break;
+        }
         D.v = nv, D.cap = nc;
       }
       D.v[D.n++] = t;
@@ -845,7 +863,8 @@ mp_status mp_spm_folder_to_hf_json(const char *spm_path, const char *dir, mp_sb 
       for (size_t i = 0; i < D.n; i++) {
         const mp_spm_added *e = &D.v[i], *t = &sp[k].t;
         if (e->len == t->len && !memcmp(e->content, t->content, t->len) && e->single_word == t->single_word &&
-            e->lstrip == t->lstrip && e->rstrip == t->rstrip && e->normalized == t->normalized && e->special == t->special)
+            e->lstrip == t->lstrip && e->rstrip == t->rstrip && e->normalized == t->normalized &&
+            e->special == t->special)
           same = 1;
       }
       if (same) continue;

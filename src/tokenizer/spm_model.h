@@ -34,7 +34,7 @@ typedef struct mp_spm_piece {
 } mp_spm_piece;
 
 typedef struct mp_spm_normalizer_spec {
-  const char *name; /* "" when absent */
+  const char *name;        /* "" when absent */
   const uint8_t *charsmap; /* precompiled_charsmap bytes (NULL / 0 when absent) */
   size_t charsmap_len;
   int add_dummy_prefix;         /* default 1 */
@@ -68,8 +68,8 @@ void mp_spm_model_free(mp_spm_model *m);
  * transformers' SpmConverter passes them), unk_id = trainer_spec.unk_id, byte_fallback as given
  * (transformers' DeBERTa converter uses 0). SPM flavour: SentencePiece's own rules (types,
  * byte_fallback from trainer_spec). Fails with MP_ERR_UNSUPPORTED for non-Unigram models. */
-mp_status mp_spm_unigram(const mp_spm_model *m, mp_unigram_flavor flavor, int hf_byte_fallback,
-                         const char *what, mp_unigram **out);
+mp_status mp_spm_unigram(const mp_spm_model *m, mp_unigram_flavor flavor, int hf_byte_fallback, const char *what,
+                         mp_unigram **out);
 
 /* Options of transformers' DebertaV2Tokenizer that change the converted tokenizer
  * (tokenizer_config.json: do_lower_case, split_by_punct; add_prefix_space is always true there). */
@@ -117,8 +117,8 @@ void mp_spm_processor_free(mp_spm_processor *p);
 mp_status mp_spm_normalize(const mp_spm_processor *p, const char *in, size_t n, mp_sb *out);
 /* Normalize + Unigram EncodeOptimized + unknown fusing / byte fallback; tokens appended (spans
  * refer to the NORMALIZED text, which is left in `normalized` when it is not NULL). */
-mp_status mp_spm_encode(const mp_spm_processor *p, mp_unigram_scratch *scratch, const char *in,
-                        size_t n, mp_sb *normalized, mp_unigram_tokens *out);
+mp_status mp_spm_encode(const mp_spm_processor *p, mp_unigram_scratch *scratch, const char *in, size_t n,
+                        mp_sb *normalized, mp_unigram_tokens *out);
 const mp_unigram *mp_spm_processor_model(const mp_spm_processor *p);
 
 #endif

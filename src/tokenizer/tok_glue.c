@@ -69,7 +69,8 @@ mp_status mp_glue_unigram_tokenize(const mp_tmodel *m, mp_tok_ctx *c, const char
   uni_scratch *u = c->uni_scratch;
   u->toks.n = 0;
   MP_TRY(mp_unigram_encode((const mp_unigram *)m->unigram, &u->s, w, n, &u->toks));
-  for (size_t i = 0; i < u->toks.n; i++) MP_TRY(mp_i32v_push(ids, u->toks.v[i].id));
+  for (size_t i = 0; i < u->toks.n; i++)
+    MP_TRY(mp_i32v_push(ids, u->toks.v[i].id));
   return MP_OK;
 }
 void mp_glue_scratch_free(void *scratch) {
@@ -80,4 +81,3 @@ void mp_glue_scratch_free(void *scratch) {
   free(u);
 }
 void mp_glue_unigram_free(void *u) { mp_unigram_free((mp_unigram *)u); }
-

@@ -16,10 +16,19 @@
 /* Decodes one code point at s[0..n) (n >= 1), assuming valid UTF-8; returns its byte length. */
 static inline int mp_u8_dec(const unsigned char *s, size_t n, uint32_t *cp) {
   unsigned c = s[0];
-  if (c < 0x80 || n < 2) { *cp = c; return 1; }
-  if (c < 0xE0) { *cp = ((c & 0x1Fu) << 6) | (s[1] & 0x3Fu); return 2; }
+  if (c < 0x80 || n < 2) {
+    *cp = c;
+    return 1;
+  }
+  if (c < 0xE0) {
+    *cp = ((c & 0x1Fu) << 6) | (s[1] & 0x3Fu);
+    return 2;
+  }
   if (c < 0xF0 || n < 4) {
-    if (n < 3) { *cp = c; return 1; }
+    if (n < 3) {
+      *cp = c;
+      return 1;
+    }
     *cp = ((c & 0x0Fu) << 12) | ((s[1] & 0x3Fu) << 6) | (s[2] & 0x3Fu);
     return 3;
   }
@@ -84,7 +93,11 @@ static inline int mp_pairmap_get(const mp_pairmap *m, int32_t a, int32_t b, int3
   size_t mask = m->cap - 1, i = (size_t)(h >> 32) & mask;
   for (;;) {
     uint64_t kk = m->keys[i];
-    if (kk == k) { *rank = m->rank[i]; *id = m->id[i]; return 1; }
+    if (kk == k) {
+      *rank = m->rank[i];
+      *id = m->id[i];
+      return 1;
+    }
     if (kk == UINT64_MAX) return 0;
     i = (i + 1) & mask;
   }
@@ -95,7 +108,7 @@ void mp_pairmap_free(mp_pairmap *m);
 
 typedef struct mp_tregex {
   pcre2_code *code;
-  int literal;     /* pattern was a plain string (compiled escaped) */
+  int literal; /* pattern was a plain string (compiled escaped) */
 } mp_tregex;
 /* Compiles an Oniguruma/Rust-style pattern with PCRE2 (UTF|UCP), translating \s so that it
  * matches Unicode White_Space like Oniguruma does. `literal` escapes the whole pattern. */
@@ -115,8 +128,19 @@ typedef struct mp_spanv {
 /* ---- pipeline pieces (tok_pipeline.c) ------------------------------------------------- */
 
 typedef enum {
-  MP_N_BERT, MP_N_LOWER, MP_N_STRIP_ACCENTS, MP_N_NFC, MP_N_NFD, MP_N_NFKC, MP_N_NFKD,
-  MP_N_REPLACE, MP_N_PREPEND, MP_N_STRIP, MP_N_SEQ, MP_N_PRECOMPILED, MP_N_BYTELEVEL
+  MP_N_BERT,
+  MP_N_LOWER,
+  MP_N_STRIP_ACCENTS,
+  MP_N_NFC,
+  MP_N_NFD,
+  MP_N_NFKC,
+  MP_N_NFKD,
+  MP_N_REPLACE,
+  MP_N_PREPEND,
+  MP_N_STRIP,
+  MP_N_SEQ,
+  MP_N_PRECOMPILED,
+  MP_N_BYTELEVEL
 } mp_norm_type;
 
 typedef struct mp_tnorm mp_tnorm;
@@ -126,19 +150,25 @@ struct mp_tnorm {
   int strip_left, strip_right;                       /* Strip */
   char *content;                                     /* Replace content / Prepend */
   size_t content_len;
-  mp_tregex re;                                      /* Replace */
+  mp_tregex re; /* Replace */
   mp_tnorm **kids;
   size_t n_kids;
   void *precompiled; /* mp_precompiled* (unigram helper) */
 };
 
-typedef enum {
-  MP_B_REMOVED, MP_B_ISOLATED, MP_B_MERGED_PREV, MP_B_MERGED_NEXT, MP_B_CONTIGUOUS
-} mp_split_behavior;
+typedef enum { MP_B_REMOVED, MP_B_ISOLATED, MP_B_MERGED_PREV, MP_B_MERGED_NEXT, MP_B_CONTIGUOUS } mp_split_behavior;
 
 typedef enum {
-  MP_P_BERT, MP_P_BYTELEVEL, MP_P_METASPACE, MP_P_WHITESPACE, MP_P_WHITESPACE_SPLIT,
-  MP_P_PUNCT, MP_P_DIGITS, MP_P_SPLIT, MP_P_SEQ, MP_P_CHARDELIM
+  MP_P_BERT,
+  MP_P_BYTELEVEL,
+  MP_P_METASPACE,
+  MP_P_WHITESPACE,
+  MP_P_WHITESPACE_SPLIT,
+  MP_P_PUNCT,
+  MP_P_DIGITS,
+  MP_P_SPLIT,
+  MP_P_SEQ,
+  MP_P_CHARDELIM
 } mp_pretok_type;
 
 typedef enum { MP_PREPEND_ALWAYS, MP_PREPEND_FIRST, MP_PREPEND_NEVER } mp_prepend_scheme;
@@ -155,8 +185,8 @@ struct mp_tpretok {
   mp_split_behavior behavior; /* Punctuation, Split */
   int individual_digits;
   int invert;
-  uint32_t delim;             /* CharDelimiterSplit */
-  mp_tregex re;               /* Split, ByteLevel */
+  uint32_t delim; /* CharDelimiterSplit */
+  mp_tregex re;   /* Split, ByteLevel */
   mp_tpretok **kids;
   size_t n_kids;
 };
@@ -206,8 +236,8 @@ void mp_tpretok_free(mp_tpretok *p);
 mp_status mp_tnorm_apply(const mp_tnorm *nz, mp_tok_ctx *c, const char *s, size_t n, mp_sb *out);
 /* Pre-tokenizes: reads pieces `in` (strings in `in_pool`), writes `out` (strings in `out_pool`).
  * Pieces with added_id >= 0 pass through unchanged. */
-mp_status mp_tpretok_apply(const mp_tpretok *p, mp_tok_ctx *c, const mp_piecev *in,
-                           const mp_sb *in_pool, mp_piecev *out, mp_sb *out_pool);
+mp_status mp_tpretok_apply(const mp_tpretok *p, mp_tok_ctx *c, const mp_piecev *in, const mp_sb *in_pool,
+                           mp_piecev *out, mp_sb *out_pool);
 /* Regex find_matches into spans (cleared). */
 mp_status mp_tregex_find(const mp_tregex *re, mp_tok_ctx *c, const char *s, size_t n, mp_spanv *out);
 mp_status mp_tnorm_from_json(const mp_json *j, const char *what, mp_tnorm **out);
@@ -220,12 +250,12 @@ typedef enum { MP_M_WORDPIECE, MP_M_BPE, MP_M_UNIGRAM, MP_M_WORDLEVEL } mp_model
 
 typedef struct mp_tmodel {
   mp_model_type type;
-  mp_strmap vocab;        /* token -> id */
-  char **id_tok;          /* id -> token (NULL for holes) */
+  mp_strmap vocab; /* token -> id */
+  char **id_tok;   /* id -> token (NULL for holes) */
   uint32_t *id_tok_len;
-  size_t n_ids;           /* max id + 1 */
-  size_t vocab_size;      /* number of entries (HF get_vocab_size) */
-  int32_t unk_id;         /* -1 when none */
+  size_t n_ids;      /* max id + 1 */
+  size_t vocab_size; /* number of entries (HF get_vocab_size) */
+  int32_t unk_id;    /* -1 when none */
   char *unk_token;
   /* WordPiece */
   char *prefix;
@@ -237,7 +267,7 @@ typedef struct mp_tmodel {
   size_t suffix_len;
   int has_prefix, has_suffix;
   int byte_fallback, fuse_unk, ignore_merges;
-  int32_t byte_ids[256];  /* <0xXX> ids for byte fallback (-1 when absent) */
+  int32_t byte_ids[256]; /* <0xXX> ids for byte fallback (-1 when absent) */
   /* Unigram (unigram helper) */
   void *unigram;
 } mp_tmodel;

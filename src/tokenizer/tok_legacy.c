@@ -17,9 +17,9 @@
 #include "tokenizer/spm_model.h"
 
 typedef struct special_def {
-  const char *key;   /* tokenizer_config key */
-  const char *dflt;  /* default content */
-  int lstrip;        /* default lstrip (RoBERTa <mask>) */
+  const char *key;  /* tokenizer_config key */
+  const char *dflt; /* default content */
+  int lstrip;       /* default lstrip (RoBERTa <mask>) */
 } special_def;
 
 typedef struct added_entry {
@@ -53,14 +53,16 @@ static mp_status collect_specials(const mp_json *cfg, const mp_json *stm, const 
     if (!v && cfg) v = mp_json_get(cfg, defs[i].key);
     const char *content = defs[i].dflt;
     int lstrip = defs[i].lstrip, rstrip = 0, sw = 0, normalized = 0;
-    if (v && v->type == MP_JSON_STRING) content = v->str;
+    if (v && v->type == MP_JSON_STRING)
+      content = v->str;
     else if (v && v->type == MP_JSON_OBJECT) {
       content = mp_json_get_str(v, "content", content);
       lstrip = mp_json_get_bool(v, "lstrip", lstrip);
       rstrip = mp_json_get_bool(v, "rstrip", 0);
       sw = mp_json_get_bool(v, "single_word", 0);
       normalized = mp_json_get_bool(v, "normalized", 0);
-    } else if (v && v->type == MP_JSON_NULL) content = NULL;
+    } else if (v && v->type == MP_JSON_NULL)
+      content = NULL;
     if (!content || !*content) continue;
     int32_t id = mp_strmap_get(vocab, content, strlen(content));
     int dup = 0;
@@ -112,7 +114,8 @@ static void write_added(mp_sb *js, added_entry *a, size_t n, int32_t next_id) {
 }
 
 static void free_added(added_entry *a, size_t n) {
-  for (size_t i = 0; i < n; i++) free(a[i].content);
+  for (size_t i = 0; i < n; i++)
+    free(a[i].content);
 }
 
 static mp_status load_cfg(const char *dir, const char *name, mp_arena *ar, mp_json **out) {
@@ -184,7 +187,8 @@ static mp_status legacy_wordpiece(const char *dir, const char *vpath, mp_sb *js)
   /* pass 1: last index of each token */
   for (size_t i = 0; st == MP_OK && i < len;) {
     size_t e = i;
-    while (e < len && buf[e] != '\n') e++;
+    while (e < len && buf[e] != '\n')
+      e++;
     if (!(e == len && i == len)) {
       st = mp_strmap_put(&vocab, buf + i, e - i, (int32_t)nlines);
       nlines++;
@@ -195,10 +199,13 @@ static mp_status legacy_wordpiece(const char *dir, const char *vpath, mp_sb *js)
   if (st == MP_OK && nlines == 0) st = mp_err(MP_ERR_FORMAT, "%s: empty vocabulary", vpath);
   const char *cls_name = mp_json_get_str(cfg, "tokenizer_class", "BertTokenizer");
   int mpnet = strstr(cls_name, "MPNet") != NULL;
-  special_def bert_defs[] = {{"pad_token", "[PAD]", 0}, {"unk_token", "[UNK]", 0}, {"cls_token", "[CLS]", 0},
-                             {"sep_token", "[SEP]", 0}, {"mask_token", "[MASK]", 0}};
-  special_def mpnet_defs[] = {{"bos_token", "<s>", 0}, {"pad_token", "<pad>", 0},  {"eos_token", "</s>", 0},
-                              {"unk_token", "[UNK]", 0}, {"cls_token", "<s>", 0}, {"sep_token", "</s>", 0},
+  special_def bert_defs[] = {{"pad_token", "[PAD]", 0},
+                             {"unk_token", "[UNK]", 0},
+                             {"cls_token", "[CLS]", 0},
+                             {"sep_token", "[SEP]", 0},
+                             {"mask_token", "[MASK]", 0}};
+  special_def mpnet_defs[] = {{"bos_token", "<s>", 0},    {"pad_token", "<pad>", 0}, {"eos_token", "</s>", 0},
+                              {"unk_token", "[UNK]", 0},  {"cls_token", "<s>", 0},   {"sep_token", "</s>", 0},
                               {"mask_token", "<mask>", 1}};
   added_entry added[8];
   size_t nadded = 0;
@@ -213,8 +220,14 @@ static mp_status legacy_wordpiece(const char *dir, const char *vpath, mp_sb *js)
     const char *sep = cfg_str(stm, "sep_token", cfg_str(cfg, "sep_token", mpnet ? "</s>" : "[SEP]"));
     mp_sb_puts(js, "{\"version\":\"1.0\",\"truncation\":null,\"padding\":null,");
     write_added(js, added, nadded, (int32_t)nlines);
-    mp_sb_printf(js, "\"normalizer\":{\"type\":\"BertNormalizer\",\"clean_text\":true,\"handle_chinese_chars\":%s,\"strip_accents\":%s,\"lowercase\":%s},",
-                 chinese == 0 ? "false" : "true", strip < 0 ? "null" : strip ? "true" : "false", lower == 0 ? "false" : "true");
+    mp_sb_printf(js,
+                 "\"normalizer\":{\"type\":\"BertNormalizer\",\"clean_text\":true,\"handle_chinese_chars\":%s,\"strip_"
+                 "accents\":%s,\"lowercase\":%s},",
+                 chinese == 0 ? "false" : "true",
+                 strip < 0 ? "null"
+                 : strip   ? "true"
+                           : "false",
+                 lower == 0 ? "false" : "true");
     mp_sb_puts(js, "\"pre_tokenizer\":{\"type\":\"BertPreTokenizer\"},");
     int32_t cls_id = entry_id(added, nadded, cls), sep_id = entry_id(added, nadded, sep);
     if (cls_id < 0) cls_id = mp_strmap_get(&vocab, cls, strlen(cls));
@@ -228,7 +241,8 @@ static mp_status legacy_wordpiece(const char *dir, const char *vpath, mp_sb *js)
     int firstw = 1;
     for (size_t i = 0; i < len;) {
       size_t e = i;
-      while (e < len && buf[e] != '\n') e++;
+      while (e < len && buf[e] != '\n')
+        e++;
       if (!(e == len && i == len)) {
         if (mp_strmap_get(&vocab, buf + i, e - i) == (int32_t)idx) {
           if (!firstw) mp_sb_putc(js, ',');
@@ -258,7 +272,8 @@ static mp_status legacy_bpe(const char *dir, const char *vpath, const char *mpat
   char *mbuf = NULL;
   size_t mlen = 0;
   mp_status st = mp_json_parse_file(vpath, &ar, &vocab);
-  if (st == MP_OK && vocab->type != MP_JSON_OBJECT) st = mp_err(MP_ERR_FORMAT, "%s: must be a JSON object {token: id}", vpath);
+  if (st == MP_OK && vocab->type != MP_JSON_OBJECT)
+    st = mp_err(MP_ERR_FORMAT, "%s: must be a JSON object {token: id}", vpath);
   if (st == MP_OK) st = mp_read_file(mpath, &mbuf, &mlen, (size_t)1 << 30);
   if (st == MP_OK && !mp_u8_valid(mbuf, mlen)) st = mp_err(MP_ERR_FORMAT, "%s: not valid UTF-8", mpath);
   if (st == MP_OK) st = load_cfg(dir, "tokenizer_config.json", &ar, &cfg);
@@ -275,8 +290,9 @@ static mp_status legacy_bpe(const char *dir, const char *vpath, const char *mpat
     st = mp_strmap_put(&vm, vocab->keys[i], vocab->key_lens[i], (int32_t)x->i);
     if ((int32_t)x->i > max_id) max_id = (int32_t)x->i;
   }
-  special_def defs[] = {{"bos_token", "<s>", 0},  {"pad_token", "<pad>", 0}, {"eos_token", "</s>", 0}, {"unk_token", "<unk>", 0},
-                        {"cls_token", "<s>", 0},  {"sep_token", "</s>", 0},  {"mask_token", "<mask>", 1}};
+  special_def defs[] = {{"bos_token", "<s>", 0},    {"pad_token", "<pad>", 0}, {"eos_token", "</s>", 0},
+                        {"unk_token", "<unk>", 0},  {"cls_token", "<s>", 0},   {"sep_token", "</s>", 0},
+                        {"mask_token", "<mask>", 1}};
   added_entry added[8];
   size_t nadded = 0;
   if (st == MP_OK) st = collect_specials(cfg, stm, defs, 7, &vm, added, &nadded, dir);
@@ -287,15 +303,19 @@ static mp_status legacy_bpe(const char *dir, const char *vpath, const char *mpat
     int32_t cls_id = entry_id(added, nadded, cls), sep_id = entry_id(added, nadded, sep);
     mp_sb_puts(js, "{\"version\":\"1.0\",\"truncation\":null,\"padding\":null,");
     write_added(js, added, nadded, max_id + 1);
-    mp_sb_printf(js, "\"normalizer\":null,\"pre_tokenizer\":{\"type\":\"ByteLevel\",\"add_prefix_space\":%s,\"trim_offsets\":true,\"use_regex\":true},",
+    mp_sb_printf(js,
+                 "\"normalizer\":null,\"pre_tokenizer\":{\"type\":\"ByteLevel\",\"add_prefix_space\":%s,\"trim_"
+                 "offsets\":true,\"use_regex\":true},",
                  aps ? "true" : "false");
     mp_sb_puts(js, "\"post_processor\":{\"type\":\"RobertaProcessing\",\"sep\":[");
     mp_sb_json_str(js, sep, strlen(sep));
     mp_sb_printf(js, ",%d],\"cls\":[", (int)sep_id);
     mp_sb_json_str(js, cls, strlen(cls));
     mp_sb_printf(js, ",%d],\"trim_offsets\":true,\"add_prefix_space\":%s},", (int)cls_id, aps ? "true" : "false");
-    mp_sb_puts(js, "\"decoder\":{\"type\":\"ByteLevel\",\"add_prefix_space\":true,\"trim_offsets\":true,\"use_regex\":true},");
-    mp_sb_puts(js, "\"model\":{\"type\":\"BPE\",\"dropout\":null,\"unk_token\":null,\"continuing_subword_prefix\":\"\",\"end_of_word_suffix\":\"\",\"fuse_unk\":false,\"byte_fallback\":false,\"vocab\":{");
+    mp_sb_puts(
+        js, "\"decoder\":{\"type\":\"ByteLevel\",\"add_prefix_space\":true,\"trim_offsets\":true,\"use_regex\":true},");
+    mp_sb_puts(js, "\"model\":{\"type\":\"BPE\",\"dropout\":null,\"unk_token\":null,\"continuing_subword_prefix\":\"\","
+                   "\"end_of_word_suffix\":\"\",\"fuse_unk\":false,\"byte_fallback\":false,\"vocab\":{");
     for (size_t i = 0; i < vocab->len; i++) {
       if (i) mp_sb_putc(js, ',');
       mp_sb_json_str(js, vocab->keys[i], vocab->key_lens[i]);
@@ -307,18 +327,23 @@ static mp_status legacy_bpe(const char *dir, const char *vpath, const char *mpat
     int firstm = 1;
     for (size_t i = 0; i <= mlen;) {
       size_t e = i;
-      while (e < mlen && mbuf[e] != '\n') e++;
+      while (e < mlen && mbuf[e] != '\n')
+        e++;
       int last = e >= mlen;
       if (line > 0 && !last) {
         const char *s = mbuf + i;
         size_t n = e - i, a0 = 0;
-        while (a0 < n && (s[a0] == ' ' || s[a0] == '\t' || s[a0] == '\r')) a0++;
+        while (a0 < n && (s[a0] == ' ' || s[a0] == '\t' || s[a0] == '\r'))
+          a0++;
         size_t a1 = a0;
-        while (a1 < n && !(s[a1] == ' ' || s[a1] == '\t' || s[a1] == '\r')) a1++;
+        while (a1 < n && !(s[a1] == ' ' || s[a1] == '\t' || s[a1] == '\r'))
+          a1++;
         size_t b0 = a1;
-        while (b0 < n && (s[b0] == ' ' || s[b0] == '\t' || s[b0] == '\r')) b0++;
+        while (b0 < n && (s[b0] == ' ' || s[b0] == '\t' || s[b0] == '\r'))
+          b0++;
         size_t b1 = b0;
-        while (b1 < n && !(s[b1] == ' ' || s[b1] == '\t' || s[b1] == '\r')) b1++;
+        while (b1 < n && !(s[b1] == ' ' || s[b1] == '\t' || s[b1] == '\r'))
+          b1++;
         if (a1 > a0 && b1 > b0) {
           if (!firstm) mp_sb_putc(js, ',');
           firstm = 0;
@@ -354,10 +379,11 @@ static mp_status legacy_spm(const char *dir, const char *path, mp_sb *js) {
 
 mp_status mp_tok_legacy_json(const char *dir, mp_sb *out, char **label) {
   *label = NULL;
-  char *vt = mp_path_join(dir, "vocab.txt"), *vj = mp_path_join(dir, "vocab.json"), *mt = mp_path_join(dir, "merges.txt"),
-       *spm = mp_path_join(dir, "spm.model");
+  char *vt = mp_path_join(dir, "vocab.txt"), *vj = mp_path_join(dir, "vocab.json"),
+       *mt = mp_path_join(dir, "merges.txt"), *spm = mp_path_join(dir, "spm.model");
   mp_status st;
-  if (!vt || !vj || !mt || !spm) st = mp_err(MP_ERR_NOMEM, "out of memory");
+  if (!vt || !vj || !mt || !spm)
+    st = mp_err(MP_ERR_NOMEM, "out of memory");
   else if (mp_is_file(spm)) {
     *label = strdup(spm);
     st = legacy_spm(dir, spm, out);
@@ -368,8 +394,10 @@ mp_status mp_tok_legacy_json(const char *dir, mp_sb *out, char **label) {
     *label = strdup(vt);
     st = legacy_wordpiece(dir, vt, out);
   } else {
-    st = mp_err(MP_ERR_NOT_FOUND,
-                "%s: no tokenizer files (expected tokenizer.json, or vocab.txt, or vocab.json + merges.txt, or spm.model)", dir);
+    st = mp_err(
+        MP_ERR_NOT_FOUND,
+        "%s: no tokenizer files (expected tokenizer.json, or vocab.txt, or vocab.json + merges.txt, or spm.model)",
+        dir);
   }
   free(vt);
   free(vj);

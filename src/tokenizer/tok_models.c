@@ -10,10 +10,12 @@
 #define MP_MAX_VOCAB_ID (1 << 24) /* ids beyond 16M are certainly a broken file */
 
 mp_status mp_tmodel_add_token(mp_tmodel *m, const char *tok, size_t n, int32_t id) {
-  if (id < 0 || id >= MP_MAX_VOCAB_ID) return mp_err(MP_ERR_FORMAT, "token id %d out of range [0, %d)", (int)id, MP_MAX_VOCAB_ID);
+  if (id < 0 || id >= MP_MAX_VOCAB_ID)
+    return mp_err(MP_ERR_FORMAT, "token id %d out of range [0, %d)", (int)id, MP_MAX_VOCAB_ID);
   if ((size_t)id >= m->n_ids) {
     size_t nn = m->n_ids ? m->n_ids : 1024;
-    while (nn <= (size_t)id) nn *= 2;
+    while (nn <= (size_t)id)
+      nn *= 2;
     char **nt = realloc(m->id_tok, nn * sizeof *nt);
     if (!nt) return mp_err(MP_ERR_NOMEM, "out of memory (vocabulary)");
     m->id_tok = nt;
@@ -59,11 +61,13 @@ static char *dup_n(const char *s, size_t n) {
 }
 
 static mp_status load_vocab_dict(mp_tmodel *m, const mp_json *v, const char *what) {
-  if (!v || v->type != MP_JSON_OBJECT) return mp_err(MP_ERR_FORMAT, "%s: model.vocab must be an object {token: id}", what);
+  if (!v || v->type != MP_JSON_OBJECT)
+    return mp_err(MP_ERR_FORMAT, "%s: model.vocab must be an object {token: id}", what);
   for (size_t i = 0; i < v->len; i++) {
     const mp_json *id = v->items[i];
     if (id->type != MP_JSON_NUMBER || !id->is_int || id->i < 0 || id->i >= MP_MAX_VOCAB_ID)
-      return mp_err(MP_ERR_FORMAT, "%s:%u:%u: vocab id of '%s' must be an integer in [0, %d)", what, id->line, id->col, v->keys[i], MP_MAX_VOCAB_ID);
+      return mp_err(MP_ERR_FORMAT, "%s:%u:%u: vocab id of '%s' must be an integer in [0, %d)", what, id->line, id->col,
+                    v->keys[i], MP_MAX_VOCAB_ID);
     MP_TRY(mp_tmodel_add_token(m, v->keys[i], v->key_lens[i], (int32_t)id->i));
   }
   return MP_OK;
@@ -74,7 +78,8 @@ static mp_status opt_str(const mp_json *j, const char *key, const char *what, co
   const mp_json *v = mp_json_get(j, key);
   *out = NULL;
   if (!v || v->type == MP_JSON_NULL) return MP_OK;
-  if (v->type != MP_JSON_STRING) return mp_err(MP_ERR_FORMAT, "%s:%u:%u: model.%s must be a string or null", what, v->line, v->col, key);
+  if (v->type != MP_JSON_STRING)
+    return mp_err(MP_ERR_FORMAT, "%s:%u:%u: model.%s must be a string or null", what, v->line, v->col, key);
   *out = v;
   return MP_OK;
 }
@@ -121,14 +126,16 @@ static mp_status load_bpe(mp_tmodel *m, const mp_json *j, const char *what) {
     if (e->type == MP_JSON_STRING) {
       const char *sp = memchr(e->str, ' ', e->len);
       if (!sp) {
-        st = mp_err(MP_ERR_FORMAT, "%s:%u:%u: merge '%s' is not two tokens separated by a space", what, e->line, e->col, e->str);
+        st = mp_err(MP_ERR_FORMAT, "%s:%u:%u: merge '%s' is not two tokens separated by a space", what, e->line, e->col,
+                    e->str);
         break;
       }
       a = e->str;
       al = (size_t)(sp - e->str);
       b = sp + 1;
       bl = e->len - al - 1;
-    } else if (e->type == MP_JSON_ARRAY && e->len == 2 && e->items[0]->type == MP_JSON_STRING && e->items[1]->type == MP_JSON_STRING) {
+    } else if (e->type == MP_JSON_ARRAY && e->len == 2 && e->items[0]->type == MP_JSON_STRING &&
+               e->items[1]->type == MP_JSON_STRING) {
       a = e->items[0]->str;
       al = e->items[0]->len;
       b = e->items[1]->str;
@@ -139,13 +146,14 @@ static mp_status load_bpe(mp_tmodel *m, const mp_json *j, const char *what) {
     }
     int32_t ia = mp_strmap_get(&m->vocab, a, al), ib = mp_strmap_get(&m->vocab, b, bl);
     if (ia < 0 || ib < 0) {
-      st = mp_err(MP_ERR_FORMAT, "%s:%u:%u: merge #%zu uses a token that is not in the vocab ('%.*s')", what, e->line, e->col, i,
-                  (int)(ia < 0 ? al : bl), ia < 0 ? a : b);
+      st = mp_err(MP_ERR_FORMAT, "%s:%u:%u: merge #%zu uses a token that is not in the vocab ('%.*s')", what, e->line,
+                  e->col, i, (int)(ia < 0 ? al : bl), ia < 0 ? a : b);
       break;
     }
     size_t pl = m->has_prefix ? m->prefix_len : 0;
     if (bl < pl) {
-      st = mp_err(MP_ERR_FORMAT, "%s:%u:%u: merge #%zu: second token shorter than continuing_subword_prefix", what, e->line, e->col, i);
+      st = mp_err(MP_ERR_FORMAT, "%s:%u:%u: merge #%zu: second token shorter than continuing_subword_prefix", what,
+                  e->line, e->col, i);
       break;
     }
     mp_sb_clear(&tmp);
@@ -157,7 +165,8 @@ static mp_status load_bpe(mp_tmodel *m, const mp_json *j, const char *what) {
     }
     int32_t in = mp_strmap_get(&m->vocab, tmp.buf, tmp.len);
     if (in < 0) {
-      st = mp_err(MP_ERR_FORMAT, "%s:%u:%u: merge #%zu result '%.*s' is not in the vocab", what, e->line, e->col, i, (int)(tmp.len > 100 ? 100 : tmp.len), tmp.buf);
+      st = mp_err(MP_ERR_FORMAT, "%s:%u:%u: merge #%zu result '%.*s' is not in the vocab", what, e->line, e->col, i,
+                  (int)(tmp.len > 100 ? 100 : tmp.len), tmp.buf);
       break;
     }
     st = mp_pairmap_put(&m->merges, ia, ib, (int32_t)i, in);
@@ -173,11 +182,14 @@ mp_status mp_tmodel_from_json(const mp_json *j, const char *what, mp_tmodel **ou
   if (!m) return mp_err(MP_ERR_NOMEM, "out of memory");
   mp_strmap_init(&m->vocab);
   m->unk_id = -1;
-  for (int b = 0; b < 256; b++) m->byte_ids[b] = -1;
+  for (int b = 0; b < 256; b++)
+    m->byte_ids[b] = -1;
   const char *t = mp_json_get_str(j, "type", NULL);
   if (!t) { /* old files omit the type */
-    if (mp_json_get(j, "merges")) t = "BPE";
-    else if (mp_json_get(j, "max_input_chars_per_word")) t = "WordPiece";
+    if (mp_json_get(j, "merges"))
+      t = "BPE";
+    else if (mp_json_get(j, "max_input_chars_per_word"))
+      t = "WordPiece";
     else {
       const mp_json *v = mp_json_get(j, "vocab");
       t = v && v->type == MP_JSON_ARRAY ? "Unigram" : "WordLevel";
@@ -224,7 +236,8 @@ mp_status mp_tmodel_from_json(const mp_json *j, const char *what, mp_tmodel **ou
 
 static mp_status wordpiece(const mp_tmodel *m, mp_tok_ctx *c, const char *w, size_t n, mp_i32v *ids) {
   size_t nchars = 0;
-  for (size_t i = 0; i < n; i++) nchars += ((unsigned char)w[i] & 0xC0) != 0x80;
+  for (size_t i = 0; i < n; i++)
+    nchars += ((unsigned char)w[i] & 0xC0) != 0x80;
   if (nchars > m->max_chars) goto unk;
   size_t mark = ids->n;
   mp_sb *b = &c->wbuf;
@@ -249,7 +262,8 @@ static mp_status wordpiece(const mp_tmodel *m, mp_tok_ctx *c, const char *w, siz
       }
       /* drop the last character */
       end--;
-      while (end > start && ((unsigned char)w[end] & 0xC0) == 0x80) end--;
+      while (end > start && ((unsigned char)w[end] & 0xC0) == 0x80)
+        end--;
     }
     if (found < 0) {
       ids->n = mark;
@@ -305,7 +319,8 @@ static mp_bpe_heap_item heap_pop(mp_bpe_heap_item *h, size_t *n) {
 static mp_status bpe_reserve(mp_tok_ctx *c, size_t n) {
   if (n <= c->sym_cap) return MP_OK;
   size_t nc = c->sym_cap ? c->sym_cap : 64;
-  while (nc < n) nc *= 2;
+  while (nc < n)
+    nc *= 2;
   int32_t *a = realloc(c->sym_id, nc * sizeof *a);
   if (a) c->sym_id = a;
   int32_t *b = realloc(c->sym_prev, nc * sizeof *b);
@@ -337,11 +352,11 @@ static mp_status bpe(const mp_tmodel *m, mp_tok_ctx *c, const char *w, size_t n,
   int have_unk = 0;
   mp_sb *b = &c->wbuf;
   const unsigned char *u = (const unsigned char *)w;
-#define ADD(ID, LEN)                                                                               \
-  do {                                                                                             \
-    c->sym_id[ns] = (ID);                                                                          \
-    c->sym_len[ns] = (LEN);                                                                        \
-    ns++;                                                                                          \
+#define ADD(ID, LEN)                                                                                                   \
+  do {                                                                                                                 \
+    c->sym_id[ns] = (ID);                                                                                              \
+    c->sym_len[ns] = (LEN);                                                                                            \
+    ns++;                                                                                                              \
   } while (0)
   for (size_t i = 0; i < n;) {
     size_t k = (size_t)mp_u8_len(u[i]);
@@ -373,13 +388,15 @@ static mp_status bpe(const mp_tmodel *m, mp_tok_ctx *c, const char *w, size_t n,
           if (m->byte_ids[(unsigned char)s[q]] < 0) ok = 0;
         if (ok) {
           MP_TRY(bpe_reserve(c, ns + sl + 2));
-          for (size_t q = 0; q < sl; q++) ADD(m->byte_ids[(unsigned char)s[q]], 1);
+          for (size_t q = 0; q < sl; q++)
+            ADD(m->byte_ids[(unsigned char)s[q]], 1);
           done = 1;
         }
       }
       if (!done && m->unk_token) {
         if (m->unk_id < 0) return mp_err(MP_ERR_FORMAT, "BPE: unk token '%s' is not in the vocabulary", m->unk_token);
-        if (have_unk && m->fuse_unk) unk_len += (uint32_t)k;
+        if (have_unk && m->fuse_unk)
+          unk_len += (uint32_t)k;
         else {
           if (have_unk) ADD(unk_id, unk_len);
           unk_id = m->unk_id;
@@ -425,21 +442,22 @@ static mp_status bpe(const mp_tmodel *m, mp_tok_ctx *c, const char *w, size_t n,
     if (nn >= 0 && mp_pairmap_get(&m->merges, c->sym_id[p], c->sym_id[nn], &r, &nid))
       heap_push(h, &hn, (mp_bpe_heap_item){r, p, nid});
   }
-  for (int32_t i = 0; i >= 0; i = c->sym_next[i]) MP_TRY(mp_i32v_push(ids, c->sym_id[i]));
+  for (int32_t i = 0; i >= 0; i = c->sym_next[i])
+    MP_TRY(mp_i32v_push(ids, c->sym_id[i]));
   return MP_OK;
 }
 
 mp_status mp_tmodel_tokenize(const mp_tmodel *m, mp_tok_ctx *c, const char *w, size_t n, mp_i32v *ids) {
   switch (m->type) {
-    case MP_M_WORDPIECE: return wordpiece(m, c, w, n, ids);
-    case MP_M_BPE: return bpe(m, c, w, n, ids);
-    case MP_M_UNIGRAM: return mp_glue_unigram_tokenize(m, c, w, n, ids);
-    case MP_M_WORDLEVEL: {
-      int32_t id = mp_strmap_get(&m->vocab, w, n);
-      if (id < 0) id = m->unk_id;
-      if (id < 0) return mp_err(MP_ERR_FORMAT, "WordLevel: unk token '%s' is not in the vocabulary", m->unk_token);
-      return mp_i32v_push(ids, id);
-    }
+  case MP_M_WORDPIECE: return wordpiece(m, c, w, n, ids);
+  case MP_M_BPE: return bpe(m, c, w, n, ids);
+  case MP_M_UNIGRAM: return mp_glue_unigram_tokenize(m, c, w, n, ids);
+  case MP_M_WORDLEVEL: {
+    int32_t id = mp_strmap_get(&m->vocab, w, n);
+    if (id < 0) id = m->unk_id;
+    if (id < 0) return mp_err(MP_ERR_FORMAT, "WordLevel: unk token '%s' is not in the vocabulary", m->unk_token);
+    return mp_i32v_push(ids, id);
+  }
   }
   return mp_err(MP_ERR_INTERNAL, "unknown model type");
 }

@@ -40,14 +40,26 @@ static int u8_check(const unsigned char *s, size_t n) {
   if (c < 0x80) return 1;
   int need;
   unsigned lo = 0x80, hi = 0xBF;
-  if (c >= 0xC2 && c <= 0xDF) need = 1;
-  else if (c == 0xE0) { need = 2; lo = 0xA0; }
-  else if ((c >= 0xE1 && c <= 0xEC) || c == 0xEE || c == 0xEF) need = 2;
-  else if (c == 0xED) { need = 2; hi = 0x9F; }
-  else if (c == 0xF0) { need = 3; lo = 0x90; }
-  else if (c >= 0xF1 && c <= 0xF3) need = 3;
-  else if (c == 0xF4) { need = 3; hi = 0x8F; }
-  else return -1;
+  if (c >= 0xC2 && c <= 0xDF)
+    need = 1;
+  else if (c == 0xE0) {
+    need = 2;
+    lo = 0xA0;
+  } else if ((c >= 0xE1 && c <= 0xEC) || c == 0xEE || c == 0xEF)
+    need = 2;
+  else if (c == 0xED) {
+    need = 2;
+    hi = 0x9F;
+  } else if (c == 0xF0) {
+    need = 3;
+    lo = 0x90;
+  } else if (c >= 0xF1 && c <= 0xF3)
+    need = 3;
+  else if (c == 0xF4) {
+    need = 3;
+    hi = 0x8F;
+  } else
+    return -1;
   for (int k = 1; k <= need; k++) {
     if ((size_t)k >= n) return -k;
     unsigned d = s[k];
@@ -102,11 +114,15 @@ int mp_uc_is_whitespace(uint32_t c) {
   if (c <= 0x20) return c == 0x20 || (c >= 0x09 && c <= 0x0D);
   if (c < 0x85) return 0;
   switch (c) {
-    case 0x85: case 0xA0: case 0x1680: case 0x2028: case 0x2029: case 0x202F: case 0x205F:
-    case 0x3000:
-      return 1;
-    default:
-      return c >= 0x2000 && c <= 0x200A;
+  case 0x85:
+  case 0xA0:
+  case 0x1680:
+  case 0x2028:
+  case 0x2029:
+  case 0x202F:
+  case 0x205F:
+  case 0x3000: return 1;
+  default: return c >= 0x2000 && c <= 0x200A;
   }
 }
 
@@ -128,8 +144,7 @@ int mp_uc_is_control_bert(uint32_t c) {
 }
 
 int mp_uc_is_punct(uint32_t c) {
-  if (c < 0x80)
-    return (c >= 33 && c <= 47) || (c >= 58 && c <= 64) || (c >= 91 && c <= 96) || (c >= 123 && c <= 126);
+  if (c < 0x80) return (c >= 33 && c <= 47) || (c >= 58 && c <= 64) || (c >= 91 && c <= 96) || (c >= 123 && c <= 126);
   utf8proc_category_t k = utf8proc_category((utf8proc_int32_t)c);
   return k >= UTF8PROC_CATEGORY_PC && k <= UTF8PROC_CATEGORY_PO;
 }
@@ -150,13 +165,18 @@ int mp_uc_is_word(uint32_t c) {
   if (c == 0x200C || c == 0x200D) return 1;
   utf8proc_category_t k = utf8proc_category((utf8proc_int32_t)c);
   switch (k) {
-    case UTF8PROC_CATEGORY_LU: case UTF8PROC_CATEGORY_LL: case UTF8PROC_CATEGORY_LT:
-    case UTF8PROC_CATEGORY_LM: case UTF8PROC_CATEGORY_LO: case UTF8PROC_CATEGORY_MN:
-    case UTF8PROC_CATEGORY_MC: case UTF8PROC_CATEGORY_ME: case UTF8PROC_CATEGORY_ND:
-    case UTF8PROC_CATEGORY_NL: case UTF8PROC_CATEGORY_PC:
-      return 1;
-    default:
-      return 0;
+  case UTF8PROC_CATEGORY_LU:
+  case UTF8PROC_CATEGORY_LL:
+  case UTF8PROC_CATEGORY_LT:
+  case UTF8PROC_CATEGORY_LM:
+  case UTF8PROC_CATEGORY_LO:
+  case UTF8PROC_CATEGORY_MN:
+  case UTF8PROC_CATEGORY_MC:
+  case UTF8PROC_CATEGORY_ME:
+  case UTF8PROC_CATEGORY_ND:
+  case UTF8PROC_CATEGORY_NL:
+  case UTF8PROC_CATEGORY_PC: return 1;
+  default: return 0;
   }
 }
 
@@ -241,7 +261,8 @@ mp_status mp_strmap_put(mp_strmap *m, const char *k, size_t n, int32_t v) {
     if (!ns) return mp_err(MP_ERR_NOMEM, "out of memory (vocabulary map)");
     for (size_t e = 0; e < m->n; e++) {
       size_t i = m->khash[e] & (nc - 1);
-      while (ns[i]) i = (i + 1) & (nc - 1);
+      while (ns[i])
+        i = (i + 1) & (nc - 1);
       ns[i] = (uint32_t)e + 1;
     }
     free(m->slots);
@@ -301,7 +322,8 @@ mp_status mp_pairmap_put(mp_pairmap *m, int32_t a, int32_t b, int32_t rank, int3
     for (size_t i = 0; i < m->cap; i++) {
       if (m->keys[i] == UINT64_MAX) continue;
       size_t j = (size_t)((m->keys[i] * 0x9E3779B97F4A7C15ull) >> 32) & (nc - 1);
-      while (nk[j] != UINT64_MAX) j = (j + 1) & (nc - 1);
+      while (nk[j] != UINT64_MAX)
+        j = (j + 1) & (nc - 1);
       nk[j] = m->keys[i];
       nr[j] = m->rank[i];
       ni[j] = m->id[i];
@@ -316,7 +338,8 @@ mp_status mp_pairmap_put(mp_pairmap *m, int32_t a, int32_t b, int32_t rank, int3
   }
   uint64_t k = ((uint64_t)(uint32_t)a << 32) | (uint32_t)b;
   size_t mask = m->cap - 1, i = (size_t)((k * 0x9E3779B97F4A7C15ull) >> 32) & mask;
-  while (m->keys[i] != UINT64_MAX && m->keys[i] != k) i = (i + 1) & mask;
+  while (m->keys[i] != UINT64_MAX && m->keys[i] != k)
+    i = (i + 1) & mask;
   if (m->keys[i] == k) { /* HF collects into a HashMap: a later duplicate overwrites */
     m->rank[i] = rank;
     m->id[i] = id;
@@ -346,8 +369,10 @@ mp_status mp_tregex_compile(mp_tregex *re, const char *pat, size_t n, int litera
     for (size_t i = 0; i < n; i++) {
       unsigned char ch = (unsigned char)pat[i];
       if (ch < 0x80 && !((ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z'))) {
-        if (ch == 0) mp_sb_puts(&p, "\\x{0}");
-        else if (ch < 0x20 || ch == 0x7F) mp_sb_printf(&p, "\\x{%x}", ch);
+        if (ch == 0)
+          mp_sb_puts(&p, "\\x{0}");
+        else if (ch < 0x20 || ch == 0x7F)
+          mp_sb_printf(&p, "\\x{%x}", ch);
         else {
           mp_sb_putc(&p, '\\');
           mp_sb_putc(&p, (char)ch);
@@ -363,8 +388,10 @@ mp_status mp_tregex_compile(mp_tregex *re, const char *pat, size_t n, int litera
       char ch = pat[i];
       if (ch == '\\' && i + 1 < n) {
         char d = pat[i + 1];
-        if (d == 's') mp_sb_puts(&p, in_class ? "\\s\\x{85}" : "[\\s\\x{85}]");
-        else if (d == 'S' && !in_class) mp_sb_puts(&p, "[^\\s\\x{85}]");
+        if (d == 's')
+          mp_sb_puts(&p, in_class ? "\\s\\x{85}" : "[\\s\\x{85}]");
+        else if (d == 'S' && !in_class)
+          mp_sb_puts(&p, "[^\\s\\x{85}]");
         else {
           mp_sb_putc(&p, ch);
           mp_sb_putc(&p, d);
@@ -373,7 +400,8 @@ mp_status mp_tregex_compile(mp_tregex *re, const char *pat, size_t n, int litera
         continue;
       }
       if (ch == '[') {
-        if (in_class) in_class++;
+        if (in_class)
+          in_class++;
         else {
           in_class = 1;
           mp_sb_putc(&p, ch);
@@ -394,7 +422,8 @@ mp_status mp_tregex_compile(mp_tregex *re, const char *pat, size_t n, int litera
   }
   int errcode;
   PCRE2_SIZE erroff;
-  re->code = pcre2_compile((PCRE2_SPTR)p.buf, p.len, PCRE2_UTF | PCRE2_UCP | PCRE2_NO_UTF_CHECK, &errcode, &erroff, NULL);
+  re->code =
+      pcre2_compile((PCRE2_SPTR)p.buf, p.len, PCRE2_UTF | PCRE2_UCP | PCRE2_NO_UTF_CHECK, &errcode, &erroff, NULL);
   if (!re->code) {
     PCRE2_UCHAR msg[256];
     pcre2_get_error_message(errcode, msg, sizeof msg);
@@ -451,16 +480,16 @@ mp_status mp_tregex_find(const mp_tregex *re, mp_tok_ctx *c, const char *s, size
 
 /* ---- small vectors and the per-call context --------------------------------------------- */
 
-#define VEC_PUSH(v, x, what)                                                                       \
-  do {                                                                                             \
-    if ((v)->n == (v)->cap) {                                                                      \
-      size_t nc_ = (v)->cap ? (v)->cap * 2 : 64;                                                   \
-      void *nv_ = realloc((v)->v, nc_ * sizeof *(v)->v);                                           \
-      if (!nv_) return mp_err(MP_ERR_NOMEM, "out of memory (%s)", what);                           \
-      (v)->v = nv_;                                                                                \
-      (v)->cap = nc_;                                                                              \
-    }                                                                                              \
-    (v)->v[(v)->n++] = (x);                                                                        \
+#define VEC_PUSH(v, x, what)                                                                                           \
+  do {                                                                                                                 \
+    if ((v)->n == (v)->cap) {                                                                                          \
+      size_t nc_ = (v)->cap ? (v)->cap * 2 : 64;                                                                       \
+      void *nv_ = realloc((v)->v, nc_ * sizeof *(v)->v);                                                               \
+      if (!nv_) return mp_err(MP_ERR_NOMEM, "out of memory (%s)", what);                                               \
+      (v)->v = nv_;                                                                                                    \
+      (v)->cap = nc_;                                                                                                  \
+    }                                                                                                                  \
+    (v)->v[(v)->n++] = (x);                                                                                            \
   } while (0)
 
 mp_status mp_i32v_push(mp_i32v *v, int32_t x) {

@@ -62,7 +62,7 @@ struct mp_tokenizer {
   size_t n_added;
   mp_strmap added_map; /* content -> id */
   mp_trie trie_raw, trie_norm;
-  char **norm_pat;     /* normalized pattern per added token (normalized ones) */
+  char **norm_pat; /* normalized pattern per added token (normalized ones) */
   size_t *norm_pat_len;
   /* id -> token for added ids outside the model vocab; special flag per id */
   size_t n_ids;
@@ -88,19 +88,28 @@ void mp_tok_options_init(mp_tok_options *o) {
 }
 
 int mp_trunc_strategy_parse(const char *s, mp_trunc_strategy *out) {
-  if (!strcmp(s, "longest_first")) *out = MP_TRUNC_LONGEST_FIRST;
-  else if (!strcmp(s, "only_first")) *out = MP_TRUNC_ONLY_FIRST;
-  else if (!strcmp(s, "only_second")) *out = MP_TRUNC_ONLY_SECOND;
-  else if (!strcmp(s, "none") || !strcmp(s, "do_not_truncate")) *out = MP_TRUNC_NONE;
-  else return -1;
+  if (!strcmp(s, "longest_first"))
+    *out = MP_TRUNC_LONGEST_FIRST;
+  else if (!strcmp(s, "only_first"))
+    *out = MP_TRUNC_ONLY_FIRST;
+  else if (!strcmp(s, "only_second"))
+    *out = MP_TRUNC_ONLY_SECOND;
+  else if (!strcmp(s, "none") || !strcmp(s, "do_not_truncate"))
+    *out = MP_TRUNC_NONE;
+  else
+    return -1;
   return 0;
 }
 
 int mp_pad_strategy_parse(const char *s, mp_pad_strategy *out) {
-  if (!strcmp(s, "none") || !strcmp(s, "do_not_pad")) *out = MP_PAD_NONE;
-  else if (!strcmp(s, "longest")) *out = MP_PAD_LONGEST;
-  else if (!strcmp(s, "max_length")) *out = MP_PAD_MAX_LENGTH;
-  else return -1;
+  if (!strcmp(s, "none") || !strcmp(s, "do_not_pad"))
+    *out = MP_PAD_NONE;
+  else if (!strcmp(s, "longest"))
+    *out = MP_PAD_LONGEST;
+  else if (!strcmp(s, "max_length"))
+    *out = MP_PAD_MAX_LENGTH;
+  else
+    return -1;
   return 0;
 }
 
@@ -120,7 +129,8 @@ static mp_status trie_add(mp_trie *t, const char *s, size_t n, int32_t tok) {
   for (size_t i = 0; i < n; i++) {
     uint8_t b = (uint8_t)s[i];
     int32_t ch = t->v[cur].child;
-    while (ch >= 0 && t->v[ch].byte != b) ch = t->v[ch].sibling;
+    while (ch >= 0 && t->v[ch].byte != b)
+      ch = t->v[ch].sibling;
     if (ch < 0) {
       if (t->n == t->cap) {
         mp_trie_node *nv = realloc(t->v, 2 * t->cap * sizeof *nv);
@@ -144,7 +154,8 @@ static int32_t trie_longest(const mp_trie *t, const char *s, size_t n, size_t i,
   for (size_t k = i; k < n; k++) {
     uint8_t b = (uint8_t)s[k];
     int32_t ch = t->v[cur].child;
-    while (ch >= 0 && t->v[ch].byte != b) ch = t->v[ch].sibling;
+    while (ch >= 0 && t->v[ch].byte != b)
+      ch = t->v[ch].sibling;
     if (ch < 0) break;
     cur = ch;
     if (t->v[cur].tok >= 0) {
@@ -158,7 +169,8 @@ static int32_t trie_longest(const mp_trie *t, const char *s, size_t n, size_t i,
 static int ends_with_word(const char *s, size_t n) {
   if (!n) return 0;
   size_t st = n - 1;
-  while (st > 0 && ((unsigned char)s[st] & 0xC0) == 0x80) st--;
+  while (st > 0 && ((unsigned char)s[st] & 0xC0) == 0x80)
+    st--;
   uint32_t cp;
   mp_u8_dec((const unsigned char *)s + st, n - st, &cp);
   return mp_uc_is_word(cp);
@@ -205,7 +217,8 @@ static mp_status find_added(const mp_tokenizer *tok, const mp_trie *t, const cha
       size_t ns = start;
       while (ns > 0) {
         size_t st = ns - 1;
-        while (st > 0 && (u[st] & 0xC0) == 0x80) st--;
+        while (st > 0 && (u[st] & 0xC0) == 0x80)
+          st--;
         uint32_t cp;
         mp_u8_dec(u + st, ns - st, &cp);
         if (!mp_uc_is_whitespace(cp)) break;
@@ -265,7 +278,9 @@ static mp_status encode_seq(const mp_tokenizer *tok, mp_tok_ctx *c, const char *
      * offset 0": false when normalization deleted the first character (Strip, clean_text...) */
     int first = raw.v[i].start == 0;
     if (first && tok->needs_first && tok->norm && pn) {
-      st = mp_tnorm_apply(tok->norm, c, ps, (size_t)mp_u8_len((unsigned char)ps[0]) <= pn ? (size_t)mp_u8_len((unsigned char)ps[0]) : pn, &c->norm);
+      st = mp_tnorm_apply(tok->norm, c, ps,
+                          (size_t)mp_u8_len((unsigned char)ps[0]) <= pn ? (size_t)mp_u8_len((unsigned char)ps[0]) : pn,
+                          &c->norm);
       if (st != MP_OK) break;
       if (c->norm.len == 0) first = 0;
     }
@@ -303,8 +318,10 @@ static mp_status encode_seq(const mp_tokenizer *tok, mp_tok_ctx *c, const char *
   }
   for (size_t i = 0; i < pv->n; i++) {
     const mp_piece *p = &pv->v[i];
-    if (p->added_id >= 0) MP_TRY(mp_i32v_push(out, p->added_id));
-    else if (p->len) MP_TRY(mp_tmodel_tokenize(tok->model, c, pool->buf + p->off, p->len, out));
+    if (p->added_id >= 0)
+      MP_TRY(mp_i32v_push(out, p->added_id));
+    else if (p->len)
+      MP_TRY(mp_tmodel_tokenize(tok->model, c, pool->buf + p->off, p->len, out));
   }
   return MP_OK;
 }
@@ -330,8 +347,10 @@ static mp_status truncate_ids(size_t *na, size_t *nb, int has_b, size_t max_len,
         n1 = n2;
         n2 = t;
       }
-      if (n1 > max_len) n2 = n1;
-      else n2 = n1 > max_len - n1 ? n1 : max_len - n1;
+      if (n1 > max_len)
+        n2 = n1;
+      else
+        n2 = n1 > max_len - n1 ? n1 : max_len - n1;
       if (n1 + n2 > max_len) {
         n1 = max_len / 2;
         n2 = n1 + max_len % 2;
@@ -349,11 +368,17 @@ static mp_status truncate_ids(size_t *na, size_t *nb, int has_b, size_t max_len,
     return MP_OK;
   }
   size_t *target;
-  if (s == MP_TRUNC_ONLY_FIRST) target = na;
-  else if (has_b) target = nb;
-  else return mp_err(MP_ERR_INVALID_ARG, "truncation error: second sequence not provided (only_second needs a text pair)");
-  if (*target > to_remove) *target -= to_remove;
-  else return mp_err(MP_ERR_INVALID_ARG, "truncation error: sequence to truncate too short to respect the provided max_length");
+  if (s == MP_TRUNC_ONLY_FIRST)
+    target = na;
+  else if (has_b)
+    target = nb;
+  else
+    return mp_err(MP_ERR_INVALID_ARG, "truncation error: second sequence not provided (only_second needs a text pair)");
+  if (*target > to_remove)
+    *target -= to_remove;
+  else
+    return mp_err(MP_ERR_INVALID_ARG,
+                  "truncation error: sequence to truncate too short to respect the provided max_length");
   return MP_OK;
 }
 
@@ -370,8 +395,8 @@ static mp_status enc_alloc(mp_tok_encoding *e, size_t n) {
 }
 
 /* Builds the final encoding (before padding) from the two id lists. */
-static mp_status post_process(const mp_tokenizer *tok, const int32_t *a, size_t na, const int32_t *b, size_t nb, int has_b,
-                              int add_special, mp_tok_encoding *e) {
+static mp_status post_process(const mp_tokenizer *tok, const int32_t *a, size_t na, const int32_t *b, size_t nb,
+                              int has_b, int add_special, mp_tok_encoding *e) {
   const mp_tpost *pp = &tok->post;
   int use_template = add_special && pp->kind != MP_POST_NONE;
   const mp_tpiece *tpl = has_b ? pp->pair : pp->single;
@@ -390,22 +415,27 @@ static mp_status post_process(const mp_tokenizer *tok, const int32_t *a, size_t 
     }
   }
   if (!use_template) {
-    for (size_t i = 0; i < na; i++, w++) e->input_ids[w] = a[i], e->token_type_ids[w] = ta;
+    for (size_t i = 0; i < na; i++, w++)
+      e->input_ids[w] = a[i], e->token_type_ids[w] = ta;
     if (has_b)
-      for (size_t i = 0; i < nb; i++, w++) e->input_ids[w] = b[i], e->token_type_ids[w] = tb;
+      for (size_t i = 0; i < nb; i++, w++)
+        e->input_ids[w] = b[i], e->token_type_ids[w] = tb;
   } else {
     for (size_t i = 0; i < ntpl; i++) {
       const mp_tpiece *p = &tpl[i];
       if (p->kind == 2) {
-        for (size_t k = 0; k < p->n_ids; k++, w++) e->input_ids[w] = p->ids[k], e->token_type_ids[w] = p->type_id;
+        for (size_t k = 0; k < p->n_ids; k++, w++)
+          e->input_ids[w] = p->ids[k], e->token_type_ids[w] = p->type_id;
       } else {
         const int32_t *src = p->kind == 0 ? a : b;
         size_t ns = p->kind == 0 ? na : nb;
-        for (size_t k = 0; k < ns; k++, w++) e->input_ids[w] = src[k], e->token_type_ids[w] = p->type_id;
+        for (size_t k = 0; k < ns; k++, w++)
+          e->input_ids[w] = src[k], e->token_type_ids[w] = p->type_id;
       }
     }
   }
-  for (size_t i = 0; i < w; i++) e->attention_mask[i] = 1;
+  for (size_t i = 0; i < w; i++)
+    e->attention_mask[i] = 1;
   e->len = w;
   e->n_real = w;
   return MP_OK;
@@ -442,8 +472,10 @@ static mp_status encode_one(const mp_tokenizer *tok, mp_tok_ctx *c, const char *
     size_t max_len = o->max_length;
     size_t added = o->add_special_tokens ? mp_tokenizer_num_special_tokens(tok, b != NULL) : 0;
     if (added > max_len)
-      st = mp_err(MP_ERR_INVALID_ARG, "max_length %zu is smaller than the %zu special tokens the tokenizer adds", max_len, added);
-    else st = truncate_ids(&na, &nb, b != NULL, max_len - added, o->truncation);
+      st = mp_err(MP_ERR_INVALID_ARG, "max_length %zu is smaller than the %zu special tokens the tokenizer adds",
+                  max_len, added);
+    else
+      st = truncate_ids(&na, &nb, b != NULL, max_len - added, o->truncation);
   }
   if (st == MP_OK) st = post_process(tok, ia.v, na, ib.v, nb, b != NULL, o->add_special_tokens, out);
   free(ia.v);
@@ -547,9 +579,9 @@ void mp_tok_batch_free(mp_tok_batch *b) {
   memset(b, 0, sizeof *b);
 }
 
-mp_status mp_tokenizer_encode_batch_n(const mp_tokenizer *tok, size_t n, const char *const *texts, const size_t *text_lens,
-                                      const char *const *pairs, const size_t *pair_lens, const mp_tok_options *opt, int threads,
-                                      mp_tok_batch *out) {
+mp_status mp_tokenizer_encode_batch_n(const mp_tokenizer *tok, size_t n, const char *const *texts,
+                                      const size_t *text_lens, const char *const *pairs, const size_t *pair_lens,
+                                      const mp_tok_options *opt, int threads, mp_tok_batch *out) {
   memset(out, 0, sizeof *out);
   mp_tok_options dflt;
   if (!opt) {
@@ -573,7 +605,8 @@ mp_status mp_tokenizer_encode_batch_n(const mp_tokenizer *tok, size_t n, const c
     for (int t = 1; t < threads && t < 64; t++)
       if (pthread_create(&th[started], NULL, batch_worker, &j) == 0) started++;
     batch_worker(&j);
-    for (int t = 0; t < started; t++) pthread_join(th[t], NULL);
+    for (int t = 0; t < started; t++)
+      pthread_join(th[t], NULL);
     for (size_t i = 0; i < n; i++) {
       if (j.sts[i] != MP_OK) {
         st = mp_err(j.sts[i], "batch row %zu: %s", i, j.errs[i] ? j.errs[i] : "");
@@ -590,7 +623,8 @@ mp_status mp_tokenizer_encode_batch_n(const mp_tokenizer *tok, size_t n, const c
     out->seq_len = seq;
     size_t cells = n * seq;
     if (cells == 0) cells = 1;
-    if (seq && n > SIZE_MAX / 4 / seq) st = mp_err(MP_ERR_NOMEM, "batch too large");
+    if (seq && n > SIZE_MAX / 4 / seq)
+      st = mp_err(MP_ERR_NOMEM, "batch too large");
     else {
       out->input_ids = malloc(cells * sizeof(int32_t));
       out->attention_mask = malloc(cells * sizeof(int32_t));
@@ -609,16 +643,21 @@ mp_status mp_tokenizer_encode_batch_n(const mp_tokenizer *tok, size_t n, const c
       memcpy(ri, e->input_ids, e->len * sizeof(int32_t));
       memcpy(rm, e->attention_mask, e->len * sizeof(int32_t));
       memcpy(rt, e->token_type_ids, e->len * sizeof(int32_t));
-      for (size_t k = e->len; k < seq; k++) ri[k] = pad, rm[k] = 0, rt[k] = 0;
+      for (size_t k = e->len; k < seq; k++)
+        ri[k] = pad, rm[k] = 0, rt[k] = 0;
       out->n_real[i] = e->len;
       size_t target = e->len;
-      if (opt->padding == MP_PAD_LONGEST) target = seq;
-      else if (opt->padding == MP_PAD_MAX_LENGTH && opt->max_length > target) target = opt->max_length;
+      if (opt->padding == MP_PAD_LONGEST)
+        target = seq;
+      else if (opt->padding == MP_PAD_MAX_LENGTH && opt->max_length > target)
+        target = opt->max_length;
       out->lens[i] = target;
     }
   }
-  for (size_t i = 0; j.encs && i < n; i++) mp_tok_encoding_free(&j.encs[i]);
-  for (size_t i = 0; j.errs && i < n; i++) free(j.errs[i]);
+  for (size_t i = 0; j.encs && i < n; i++)
+    mp_tok_encoding_free(&j.encs[i]);
+  for (size_t i = 0; j.errs && i < n; i++)
+    free(j.errs[i]);
   free(j.encs);
   free(j.sts);
   free(j.errs);
@@ -627,8 +666,8 @@ mp_status mp_tokenizer_encode_batch_n(const mp_tokenizer *tok, size_t n, const c
   return st;
 }
 
-mp_status mp_tokenizer_encode_batch(const mp_tokenizer *tok, size_t n, const char *const *texts, const char *const *pairs,
-                                    const mp_tok_options *opt, mp_tok_batch *out) {
+mp_status mp_tokenizer_encode_batch(const mp_tokenizer *tok, size_t n, const char *const *texts,
+                                    const char *const *pairs, const mp_tok_options *opt, mp_tok_batch *out) {
   return mp_tokenizer_encode_batch_n(tok, n, texts, NULL, pairs, NULL, opt, 1, out);
 }
 
@@ -640,8 +679,10 @@ void mp_tokenizer_free(mp_tokenizer *tok) {
   mp_tpretok_free(tok->pretok);
   mp_tmodel_free(tok->model);
   mp_tdecoder_free(tok->dec);
-  for (size_t i = 0; i < tok->post.n_single; i++) free(tok->post.single[i].ids);
-  for (size_t i = 0; i < tok->post.n_pair; i++) free(tok->post.pair[i].ids);
+  for (size_t i = 0; i < tok->post.n_single; i++)
+    free(tok->post.single[i].ids);
+  for (size_t i = 0; i < tok->post.n_pair; i++)
+    free(tok->post.pair[i].ids);
   free(tok->post.single);
   free(tok->post.pair);
   for (size_t i = 0; i < tok->n_added; i++) {
@@ -660,41 +701,49 @@ void mp_tokenizer_free(mp_tokenizer *tok) {
   free(tok);
 }
 
-static mp_status parse_template(const mp_json *arr, const mp_json *specials, const char *what, mp_tpiece **out, size_t *n_out,
-                                size_t *added) {
+static mp_status parse_template(const mp_json *arr, const mp_json *specials, const char *what, mp_tpiece **out,
+                                size_t *n_out, size_t *added) {
   *out = NULL;
   *n_out = 0;
   *added = 0;
-  if (!arr || arr->type != MP_JSON_ARRAY) return mp_err(MP_ERR_FORMAT, "%s: TemplateProcessing single/pair must be arrays", what);
+  if (!arr || arr->type != MP_JSON_ARRAY)
+    return mp_err(MP_ERR_FORMAT, "%s: TemplateProcessing single/pair must be arrays", what);
   mp_tpiece *v = calloc(arr->len ? arr->len : 1, sizeof *v);
   if (!v) return mp_err(MP_ERR_NOMEM, "out of memory");
   *out = v;
   for (size_t i = 0; i < arr->len; i++) {
     const mp_json *p = arr->items[i];
     if (p->type != MP_JSON_OBJECT || p->len != 1 || p->items[0]->type != MP_JSON_OBJECT)
-      return mp_err(MP_ERR_FORMAT, "%s:%u:%u: template piece must be {\"Sequence\": ...} or {\"SpecialToken\": ...}", what, p->line, p->col);
+      return mp_err(MP_ERR_FORMAT, "%s:%u:%u: template piece must be {\"Sequence\": ...} or {\"SpecialToken\": ...}",
+                    what, p->line, p->col);
     const mp_json *body = p->items[0];
     int64_t type_id = mp_json_get_int(body, "type_id", 0);
-    if (type_id < 0 || type_id > INT32_MAX) return mp_err(MP_ERR_FORMAT, "%s:%u:%u: bad type_id", what, body->line, body->col);
+    if (type_id < 0 || type_id > INT32_MAX)
+      return mp_err(MP_ERR_FORMAT, "%s:%u:%u: bad type_id", what, body->line, body->col);
     const char *id = mp_json_get_str(body, "id", NULL);
     if (!id) return mp_err(MP_ERR_FORMAT, "%s:%u:%u: template piece without 'id'", what, body->line, body->col);
     v[i].type_id = (int32_t)type_id;
     if (!strcmp(p->keys[0], "Sequence")) {
-      if (!strcmp(id, "A")) v[i].kind = 0;
-      else if (!strcmp(id, "B")) v[i].kind = 1;
-      else return mp_err(MP_ERR_FORMAT, "%s:%u:%u: template sequence id must be A or B", what, body->line, body->col);
+      if (!strcmp(id, "A"))
+        v[i].kind = 0;
+      else if (!strcmp(id, "B"))
+        v[i].kind = 1;
+      else
+        return mp_err(MP_ERR_FORMAT, "%s:%u:%u: template sequence id must be A or B", what, body->line, body->col);
     } else if (!strcmp(p->keys[0], "SpecialToken")) {
       v[i].kind = 2;
       const mp_json *sp = mp_json_get(specials, id);
       const mp_json *ids = sp ? mp_json_get(sp, "ids") : NULL;
       if (!ids || ids->type != MP_JSON_ARRAY)
-        return mp_err(MP_ERR_FORMAT, "%s:%u:%u: template special token '%s' is missing from special_tokens", what, body->line, body->col, id);
+        return mp_err(MP_ERR_FORMAT, "%s:%u:%u: template special token '%s' is missing from special_tokens", what,
+                      body->line, body->col, id);
       v[i].ids = malloc((ids->len ? ids->len : 1) * sizeof(int32_t));
       if (!v[i].ids) return mp_err(MP_ERR_NOMEM, "out of memory");
       for (size_t k = 0; k < ids->len; k++) {
         const mp_json *x = ids->items[k];
         if (x->type != MP_JSON_NUMBER || !x->is_int || x->i < 0 || x->i > INT32_MAX)
-          return mp_err(MP_ERR_FORMAT, "%s:%u:%u: special token ids must be non-negative integers", what, x->line, x->col);
+          return mp_err(MP_ERR_FORMAT, "%s:%u:%u: special token ids must be non-negative integers", what, x->line,
+                        x->col);
         v[i].ids[k] = (int32_t)x->i;
       }
       v[i].n_ids = ids->len;
@@ -764,12 +813,14 @@ static mp_status parse_post(mp_tokenizer *tok, const mp_json *j, const char *wha
   const char *t = mp_json_get_str(j, "type", "");
   if (!strcmp(t, "Sequence")) {
     const mp_json *arr = mp_json_get(j, "processors");
-    if (!arr || arr->type != MP_JSON_ARRAY) return mp_err(MP_ERR_FORMAT, "%s: Sequence post_processor needs 'processors'", what);
+    if (!arr || arr->type != MP_JSON_ARRAY)
+      return mp_err(MP_ERR_FORMAT, "%s: Sequence post_processor needs 'processors'", what);
     for (size_t i = 0; i < arr->len; i++) {
       const char *tt = mp_json_get_str(arr->items[i], "type", "");
       if (!strcmp(tt, "ByteLevel")) continue; /* offsets only */
       if (tok->post.kind != MP_POST_NONE)
-        return mp_err(MP_ERR_UNSUPPORTED, "%s: a Sequence post_processor with more than one token-adding processor is not supported", what);
+        return mp_err(MP_ERR_UNSUPPORTED,
+                      "%s: a Sequence post_processor with more than one token-adding processor is not supported", what);
       MP_TRY(parse_post(tok, arr->items[i], what));
     }
     return MP_OK;
@@ -784,7 +835,8 @@ static mp_status parse_post(mp_tokenizer *tok, const mp_json *j, const char *wha
   if (!strcmp(t, "TemplateProcessing")) {
     tok->post.kind = MP_POST_TEMPLATE;
     const mp_json *sp = mp_json_get(j, "special_tokens");
-    MP_TRY(parse_template(mp_json_get(j, "single"), sp, what, &tok->post.single, &tok->post.n_single, &tok->post.added_single));
+    MP_TRY(parse_template(mp_json_get(j, "single"), sp, what, &tok->post.single, &tok->post.n_single,
+                          &tok->post.added_single));
     MP_TRY(parse_template(mp_json_get(j, "pair"), sp, what, &tok->post.pair, &tok->post.n_pair, &tok->post.added_pair));
     return MP_OK;
   }
@@ -799,8 +851,10 @@ static int32_t tok_to_id(const mp_tokenizer *tok, const char *s, size_t n) {
 
 /* HF AddedVocabulary::add_tokens over the whole "added_tokens" list. */
 static mp_status load_added(mp_tokenizer *tok, const mp_json *arr, const char *what) {
-  if (!arr || arr->type == MP_JSON_NULL) arr = NULL;
-  else if (arr->type != MP_JSON_ARRAY) return mp_err(MP_ERR_FORMAT, "%s: added_tokens must be an array", what);
+  if (!arr || arr->type == MP_JSON_NULL)
+    arr = NULL;
+  else if (arr->type != MP_JSON_ARRAY)
+    return mp_err(MP_ERR_FORMAT, "%s: added_tokens must be an array", what);
   size_t n = arr ? arr->len : 0;
   tok->added = calloc(n ? n : 1, sizeof *tok->added);
   if (!tok->added) return mp_err(MP_ERR_NOMEM, "out of memory");
@@ -808,9 +862,11 @@ static mp_status load_added(mp_tokenizer *tok, const mp_json *arr, const char *w
   for (int pass = 0; pass < 2; pass++) {
     for (size_t i = 0; i < n; i++) {
       const mp_json *t = arr->items[i];
-      if (t->type != MP_JSON_OBJECT) return mp_err(MP_ERR_FORMAT, "%s:%u:%u: added token must be an object", what, t->line, t->col);
+      if (t->type != MP_JSON_OBJECT)
+        return mp_err(MP_ERR_FORMAT, "%s:%u:%u: added token must be an object", what, t->line, t->col);
       const mp_json *c = mp_json_get(t, "content");
-      if (!c || c->type != MP_JSON_STRING) return mp_err(MP_ERR_FORMAT, "%s:%u:%u: added token without string 'content'", what, t->line, t->col);
+      if (!c || c->type != MP_JSON_STRING)
+        return mp_err(MP_ERR_FORMAT, "%s:%u:%u: added token without string 'content'", what, t->line, t->col);
       int special = mp_json_get_bool(t, "special", 0);
       if (special != (pass == 0)) continue;
       if (c->len == 0) continue;
@@ -838,12 +894,15 @@ static mp_status load_added(mp_tokenizer *tok, const mp_json *arr, const char *w
     const mp_json *c = mp_json_get(arr->items[i], "content");
     if (!c->len) continue;
     size_t k = 0;
-    while (k < tok->n_added && !(tok->added[k].len == c->len && !memcmp(tok->added[k].content, c->str, c->len))) k++;
+    while (k < tok->n_added && !(tok->added[k].len == c->len && !memcmp(tok->added[k].content, c->str, c->len)))
+      k++;
     if (k == tok->n_added || mp_strmap_get(&tok->added_map, c->str, c->len) >= 0) continue;
     int32_t id = tok_to_id(tok, c->str, c->len);
     if (id < 0) {
-      if (max_added < 0) id = (int32_t)model_vs;
-      else id = ((size_t)max_added >= model_vs || model_vs == 0) ? max_added + 1 : (int32_t)model_vs;
+      if (max_added < 0)
+        id = (int32_t)model_vs;
+      else
+        id = ((size_t)max_added >= model_vs || model_vs == 0) ? max_added + 1 : (int32_t)model_vs;
     }
     MP_TRY(mp_strmap_put(&tok->added_map, c->str, c->len, id));
     if (id > max_added) max_added = id;
@@ -908,15 +967,18 @@ static mp_status build_id_tables(mp_tokenizer *tok) {
 }
 
 static void infer_specials(mp_tokenizer *tok) {
-  static const char *names[MP_TOK_SPECIAL_COUNT][4] = {
-      {"[CLS]", "<s>", "<|endoftext|>", NULL}, {"[SEP]", "</s>", "<|endoftext|>", NULL}, {"[PAD]", "<pad>", "<|padding|>", NULL},
-      {"[MASK]", "<mask>", NULL, NULL}, {"[UNK]", "<unk>", NULL, NULL}};
+  static const char *names[MP_TOK_SPECIAL_COUNT][4] = {{"[CLS]", "<s>", "<|endoftext|>", NULL},
+                                                       {"[SEP]", "</s>", "<|endoftext|>", NULL},
+                                                       {"[PAD]", "<pad>", "<|padding|>", NULL},
+                                                       {"[MASK]", "<mask>", NULL, NULL},
+                                                       {"[UNK]", "<unk>", NULL, NULL}};
   const mp_tpost *pp = &tok->post;
   if (pp->kind != MP_POST_NONE) {
     for (size_t i = 0; i < pp->n_single; i++)
       if (pp->single[i].kind == 2 && pp->single[i].n_ids) {
         if (i == 0 && tok->special[MP_TOK_CLS] < 0) tok->special[MP_TOK_CLS] = pp->single[i].ids[0];
-        if (i + 1 == pp->n_single && tok->special[MP_TOK_SEP] < 0) tok->special[MP_TOK_SEP] = pp->single[i].ids[pp->single[i].n_ids - 1];
+        if (i + 1 == pp->n_single && tok->special[MP_TOK_SEP] < 0)
+          tok->special[MP_TOK_SEP] = pp->single[i].ids[pp->single[i].n_ids - 1];
       }
   }
   if (tok->special[MP_TOK_UNK] < 0 && tok->model->unk_id >= 0) tok->special[MP_TOK_UNK] = tok->model->unk_id;
@@ -941,18 +1003,22 @@ mp_status mp_tokenizer_from_json(const char *json, size_t n, const char *what, m
     return mp_err(MP_ERR_NOMEM, "out of memory");
   }
   mp_strmap_init(&tok->added_map);
-  for (int s = 0; s < MP_TOK_SPECIAL_COUNT; s++) tok->special[s] = -1;
+  for (int s = 0; s < MP_TOK_SPECIAL_COUNT; s++)
+    tok->special[s] = -1;
   if (root->type != MP_JSON_OBJECT) st = mp_err(MP_ERR_FORMAT, "%s: top level must be a JSON object", what);
   if (st == MP_OK) {
     const char *ver = mp_json_get_str(root, "version", "1.0");
-    if (strcmp(ver, "1.0") != 0) st = mp_err(MP_ERR_UNSUPPORTED, "%s: unknown tokenizer version '%s' (expected 1.0)", what, ver);
+    if (strcmp(ver, "1.0") != 0)
+      st = mp_err(MP_ERR_UNSUPPORTED, "%s: unknown tokenizer version '%s' (expected 1.0)", what, ver);
   }
   if (st == MP_OK) st = mp_tnorm_from_json(mp_json_get(root, "normalizer"), what, &tok->norm);
   if (st == MP_OK) st = mp_tpretok_from_json(mp_json_get(root, "pre_tokenizer"), what, &tok->pretok);
   if (st == MP_OK) {
     const mp_json *m = mp_json_get(root, "model");
-    if (!m) st = mp_err(MP_ERR_FORMAT, "%s: no 'model' section (is this a tokenizer.json?)", what);
-    else st = mp_tmodel_from_json(m, what, &tok->model);
+    if (!m)
+      st = mp_err(MP_ERR_FORMAT, "%s: no 'model' section (is this a tokenizer.json?)", what);
+    else
+      st = mp_tmodel_from_json(m, what, &tok->model);
   }
   if (st == MP_OK) st = parse_post(tok, mp_json_get(root, "post_processor"), what);
   if (st == MP_OK) st = mp_tdecoder_from_json(mp_json_get(root, "decoder"), what, &tok->dec);
@@ -1002,7 +1068,8 @@ static void apply_special_file(mp_tokenizer *tok, const char *path, int set_max_
 mp_status mp_tokenizer_open(const char *dir, mp_tokenizer **out) {
   *out = NULL;
   if (!dir) return mp_err(MP_ERR_INVALID_ARG, "mp_tokenizer_open: no folder given");
-  if (!mp_is_dir(dir)) return mp_err(MP_ERR_NOT_FOUND, "%s: not a folder (expected a model folder with tokenizer.json)", dir);
+  if (!mp_is_dir(dir))
+    return mp_err(MP_ERR_NOT_FOUND, "%s: not a folder (expected a model folder with tokenizer.json)", dir);
   char *tj = mp_path_join(dir, "tokenizer.json");
   if (!tj) return mp_err(MP_ERR_NOMEM, "out of memory");
   mp_status st;
@@ -1068,10 +1135,10 @@ int mp_tokenizer_is_special_id(const mp_tokenizer *tok, int32_t id) {
 const char *mp_tokenizer_model_type(const mp_tokenizer *tok) {
   if (!tok) return "";
   switch (tok->model->type) {
-    case MP_M_WORDPIECE: return "WordPiece";
-    case MP_M_BPE: return "BPE";
-    case MP_M_UNIGRAM: return "Unigram";
-    case MP_M_WORDLEVEL: return "WordLevel";
+  case MP_M_WORDPIECE: return "WordPiece";
+  case MP_M_BPE: return "BPE";
+  case MP_M_UNIGRAM: return "Unigram";
+  case MP_M_WORDLEVEL: return "WordLevel";
   }
   return "";
 }

@@ -106,8 +106,8 @@ typedef struct mp_tok_encoding {
  * Fails (MP_ERR_INVALID_ARG) exactly where HF fails: only_second without a second text, or a
  * text that is too short to remove enough tokens from with only_first/only_second, or
  * max_length smaller than the number of special tokens. `out` is zeroed on failure. */
-mp_status mp_tokenizer_encode(const mp_tokenizer *tok, const char *a, size_t a_len, const char *b,
-                              size_t b_len, const mp_tok_options *opt, mp_tok_encoding *out);
+mp_status mp_tokenizer_encode(const mp_tokenizer *tok, const char *a, size_t a_len, const char *b, size_t b_len,
+                              const mp_tok_options *opt, mp_tok_encoding *out);
 /* Frees the arrays of an encoding (NULL / zeroed struct is fine). */
 void mp_tok_encoding_free(mp_tok_encoding *e);
 
@@ -127,19 +127,16 @@ typedef struct mp_tok_batch {
  * `Tokenizer.encode_batch` with the same truncation and padding settings. Uses up to
  * `threads` worker threads (0 = 1). On failure the message names the failing row. */
 mp_status mp_tokenizer_encode_batch(const mp_tokenizer *tok, size_t n, const char *const *texts,
-                                    const char *const *pairs, const mp_tok_options *opt,
-                                    mp_tok_batch *out);
+                                    const char *const *pairs, const mp_tok_options *opt, mp_tok_batch *out);
 mp_status mp_tokenizer_encode_batch_n(const mp_tokenizer *tok, size_t n, const char *const *texts,
-                                      const size_t *text_lens, const char *const *pairs,
-                                      const size_t *pair_lens, const mp_tok_options *opt,
-                                      int threads, mp_tok_batch *out);
+                                      const size_t *text_lens, const char *const *pairs, const size_t *pair_lens,
+                                      const mp_tok_options *opt, int threads, mp_tok_batch *out);
 /* Frees a batch (NULL / zeroed struct is fine). */
 void mp_tok_batch_free(mp_tok_batch *b);
 
 /* Token ids of `text` from the model alone: added tokens, normalizer, pre-tokenizer and model,
  * no post-processor, no truncation. *ids is malloc'd (caller frees). */
-mp_status mp_tokenizer_tokenize(const mp_tokenizer *tok, const char *text, size_t len,
-                                int32_t **ids, size_t *n_ids);
+mp_status mp_tokenizer_tokenize(const mp_tokenizer *tok, const char *text, size_t len, int32_t **ids, size_t *n_ids);
 
 /* Number of special tokens the post-processor adds to one text (pair = 0) or a pair (pair = 1)
  * (HF `num_special_tokens_to_add`). */
@@ -169,8 +166,7 @@ const char *mp_tokenizer_id_to_token(const mp_tokenizer *tok, int32_t id, size_t
 int32_t mp_tokenizer_token_to_id(const mp_tokenizer *tok, const char *token, size_t len);
 /* Decodes ids to text with the tokenizer's decoder (HF `decode`), appending to `out`.
  * skip_special = 1 drops special added tokens. */
-mp_status mp_tokenizer_decode(const mp_tokenizer *tok, const int32_t *ids, size_t n,
-                              int skip_special, mp_sb *out);
+mp_status mp_tokenizer_decode(const mp_tokenizer *tok, const int32_t *ids, size_t n, int skip_special, mp_sb *out);
 /* Short description of the model family: "WordPiece", "BPE" or "Unigram". */
 const char *mp_tokenizer_model_type(const mp_tokenizer *tok);
 /* model_max_length from tokenizer_config.json (0 when absent or absurd, e.g. 1e30). */

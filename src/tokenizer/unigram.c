@@ -40,7 +40,7 @@ struct mp_unigram {
 };
 
 typedef struct vnode {
-  double score; /* best path score ending here */
+  double score;  /* best path score ending here */
   int32_t start; /* -1 = not reached */
   int32_t id;
 } vnode;
@@ -108,7 +108,8 @@ static int cmp_piece(const void *a, const void *b) {
 static mp_status build_trie(mp_unigram *m, int32_t *keys, size_t nk, const char *what) {
   /* Upper bound on nodes: 1 + total key bytes. */
   size_t cap = 1;
-  for (size_t i = 0; i < nk; i++) cap += m->lens[keys[i]];
+  for (size_t i = 0; i < nk; i++)
+    cap += m->lens[keys[i]];
   if (cap > INT32_MAX)
     return mp_err(MP_ERR_NOMEM, "%s: vocabulary too large for the piece trie (%zu bytes)", what, cap);
   g_sort_model = m;
@@ -137,7 +138,8 @@ static mp_status build_trie(mp_unigram *m, int32_t *keys, size_t nk, const char 
     while (i < b) {
       uint8_t c = (uint8_t)m->pieces[keys[i]][d];
       size_t j = i + 1;
-      while (j < b && (uint8_t)m->pieces[keys[j]][d] == c) j++;
+      while (j < b && (uint8_t)m->pieces[keys[j]][d] == c)
+        j++;
       m->nodes[nn] = (trie_node){0, 0, -1, c};
       lo[nn] = (uint32_t)i, hi[nn] = (uint32_t)j, depth[nn] = (uint32_t)(d + 1);
       nn++, cnt++;
@@ -148,7 +150,8 @@ static mp_status build_trie(mp_unigram *m, int32_t *keys, size_t nk, const char 
   }
   free(lo), free(hi), free(depth);
   m->n_nodes = nn;
-  for (int c = 0; c < 256; c++) m->root_next[c] = -1;
+  for (int c = 0; c < 256; c++)
+    m->root_next[c] = -1;
   for (uint32_t i = 0; i < m->nodes[0].nchild; i++) {
     uint32_t ci = m->nodes[0].child + i;
     m->root_next[m->nodes[ci].label] = (int32_t)ci;
@@ -170,8 +173,10 @@ static inline int64_t trie_child(const mp_unigram *m, const trie_node *nd, uint8
     uint32_t mid = lo + (hi - lo) / 2;
     uint8_t l = m->nodes[mid].label;
     if (l == c) return mid;
-    if (l < c) lo = mid + 1;
-    else hi = mid;
+    if (l < c)
+      lo = mid + 1;
+    else
+      hi = mid;
   }
   return -1;
 }
@@ -191,9 +196,8 @@ static int byte_piece_value(const char *s, size_t n) {
   return v;
 }
 
-mp_status mp_unigram_create(size_t n, const char *const *pieces, const size_t *lens,
-                            const double *scores, const uint8_t *types, const mp_unigram_opts *opts,
-                            mp_unigram **out) {
+mp_status mp_unigram_create(size_t n, const char *const *pieces, const size_t *lens, const double *scores,
+                            const uint8_t *types, const mp_unigram_opts *opts, mp_unigram **out) {
   *out = NULL;
   mp_unigram_opts dflt;
   if (!opts) {
@@ -204,9 +208,7 @@ mp_status mp_unigram_create(size_t n, const char *const *pieces, const size_t *l
   int spm = opts->flavor == MP_UNIGRAM_SPM;
   if (n > INT32_MAX / 4) return mp_err(MP_ERR_FORMAT, "%s: %zu pieces is too many", what, n);
   if (!spm && opts->unk_id >= 0) {
-    if (n == 0)
-      return mp_err(MP_ERR_FORMAT, "%s: the Unigram vocabulary is empty but at least <unk> is needed",
-                    what);
+    if (n == 0) return mp_err(MP_ERR_FORMAT, "%s: the Unigram vocabulary is empty but at least <unk> is needed", what);
     if ((uint64_t)opts->unk_id >= n)
       return mp_err(MP_ERR_FORMAT, "%s: Unigram unk_id %lld is not below the vocabulary size %zu", what,
                     (long long)opts->unk_id, n);
@@ -222,7 +224,8 @@ mp_status mp_unigram_create(size_t n, const char *const *pieces, const size_t *l
   m->scores = malloc((n ? n : 1) * sizeof *m->scores);
   m->types = malloc(n ? n : 1);
   size_t hcap = 16;
-  while (hcap < 2 * n + 2) hcap <<= 1;
+  while (hcap < 2 * n + 2)
+    hcap <<= 1;
   m->hslots = malloc(hcap * sizeof *m->hslots);
   int32_t *keys = malloc((n ? n : 1) * sizeof *keys);
   mp_status st = MP_OK;
@@ -231,8 +234,10 @@ mp_status mp_unigram_create(size_t n, const char *const *pieces, const size_t *l
     goto fail;
   }
   m->hmask = hcap - 1;
-  for (size_t i = 0; i < hcap; i++) m->hslots[i] = -1;
-  for (int b = 0; b < 256; b++) m->byte_ids[b] = -1;
+  for (size_t i = 0; i < hcap; i++)
+    m->hslots[i] = -1;
+  for (int b = 0; b < 256; b++)
+    m->byte_ids[b] = -1;
   double min_hf = INFINITY;
   float min_spm = FLT_MAX, max_spm = FLT_MIN;
   int64_t unk_spm = -1;
@@ -265,8 +270,8 @@ mp_status mp_unigram_create(size_t n, const char *const *pieces, const size_t *l
       }
       if (t == MP_SPM_UNKNOWN) {
         if (unk_spm >= 0) {
-          st = mp_err(MP_ERR_FORMAT, "%s: pieces %lld and %zu are both UNKNOWN (unk is already defined)",
-                      what, (long long)unk_spm, i);
+          st = mp_err(MP_ERR_FORMAT, "%s: pieces %lld and %zu are both UNKNOWN (unk is already defined)", what,
+                      (long long)unk_spm, i);
           goto fail;
         }
         unk_spm = (int64_t)i;
@@ -291,8 +296,7 @@ mp_status mp_unigram_create(size_t n, const char *const *pieces, const size_t *l
     }
     int32_t prev = hash_put(m, (int32_t)i);
     if (spm && prev >= 0) {
-      st = mp_err(MP_ERR_FORMAT, "%s: piece %zu repeats piece %d (SentencePiece: already defined)", what, i,
-                  prev);
+      st = mp_err(MP_ERR_FORMAT, "%s: piece %zu repeats piece %d (SentencePiece: already defined)", what, i, prev);
       goto fail;
     }
   }
@@ -335,7 +339,8 @@ fail:
 void mp_unigram_free(mp_unigram *m) {
   if (!m) return;
   if (m->pieces)
-    for (size_t i = 0; i < m->n; i++) free(m->pieces[i]);
+    for (size_t i = 0; i < m->n; i++)
+      free(m->pieces[i]);
   free(m->pieces);
   free(m->lens);
   free(m->scores);
@@ -410,13 +415,13 @@ static int push_tok(const emitter *out, int32_t id, size_t a, size_t b) {
   return out->fn(out->user, id, (uint32_t)a, (uint32_t)b);
 }
 
-
 /* HF: a token string `s[a..b)` from the best path; fused unknown runs are looked up again. */
-static mp_status emit_hf(const mp_unigram *m, const char *s, size_t a, size_t b, int lookup,
-                         int32_t id, const emitter *out) {
+static mp_status emit_hf(const mp_unigram *m, const char *s, size_t a, size_t b, int lookup, int32_t id,
+                         const emitter *out) {
   if (lookup) {
     int64_t f = hash_find(m, s + a, b - a);
-    if (f >= 0) id = (int32_t)f;
+    if (f >= 0)
+      id = (int32_t)f;
     else {
       if (m->byte_fallback) {
         int all = 1;
@@ -439,13 +444,13 @@ oom:
   return mp_err(MP_ERR_NOMEM, "Unigram: out of memory for the output tokens");
 }
 
-mp_status mp_unigram_encode(const mp_unigram *m, mp_unigram_scratch *scratch, const char *s,
-                            size_t n, mp_unigram_tokens *out) {
+mp_status mp_unigram_encode(const mp_unigram *m, mp_unigram_scratch *scratch, const char *s, size_t n,
+                            mp_unigram_tokens *out) {
   return mp_unigram_encode_fn(m, scratch, s, n, push_tok_cb, out);
 }
 
-mp_status mp_unigram_encode_fn(const mp_unigram *m, mp_unigram_scratch *scratch, const char *str,
-                               size_t n, mp_unigram_emit_fn emit_fn, void *user) {
+mp_status mp_unigram_encode_fn(const mp_unigram *m, mp_unigram_scratch *scratch, const char *str, size_t n,
+                               mp_unigram_emit_fn emit_fn, void *user) {
   if (n == 0) return MP_OK;
   const emitter em = {emit_fn, user}, *out = &em;
   if (n >= INT32_MAX) return mp_err(MP_ERR_INVALID_ARG, "Unigram: a %zu-byte piece is too long to encode", n);
@@ -461,7 +466,8 @@ mp_status mp_unigram_encode_fn(const mp_unigram *m, mp_unigram_scratch *scratch,
   }
   vnode *best = scratch->nodes;
   int32_t *path = (int32_t *)(best + n + 1);
-  for (size_t i = 0; i <= n; i++) best[i] = (vnode){0.0, -1, -1};
+  for (size_t i = 0; i <= n; i++)
+    best[i] = (vnode){0.0, -1, -1};
   const int spm = m->flavor == MP_UNIGRAM_SPM;
   const trie_node *nodes = m->nodes;
   size_t pos = 0;
@@ -515,8 +521,7 @@ mp_status mp_unigram_encode_fn(const mp_unigram *m, mp_unigram_scratch *scratch,
         double cand = m->unk_score + base;
         if (t->start < 0 || cand > t->score) {
           if (m->unk_id < 0)
-            return mp_err(MP_ERR_NOT_FOUND,
-                          "Unigram: encountered an unknown token but the model has no unk_id");
+            return mp_err(MP_ERR_NOT_FOUND, "Unigram: encountered an unknown token but the model has no unk_id");
           t->score = cand;
           t->start = (int32_t)pos;
           t->id = (int32_t)m->unk_id;
@@ -577,8 +582,10 @@ mp_status mp_unigram_encode_fn(const mp_unigram *m, mp_unigram_scratch *scratch,
       } else {
         if (pending && push_tok(out, (int32_t)m->unk_id, pend_a, pend_b)) goto oom;
         pending = 0;
-        if (is_unk) pending = 1, pend_a = start, pend_b = end;
-        else if (push_tok(out, id, start, end)) goto oom;
+        if (is_unk)
+          pending = 1, pend_a = start, pend_b = end;
+        else if (push_tok(out, id, start, end))
+          goto oom;
       }
       prev_unk = is_unk;
       start = end;
@@ -614,8 +621,7 @@ mp_status mp_unigram_from_json(const mp_json *model, const char *what, mp_unigra
   }
   const mp_json *bf = mp_json_get(model, "byte_fallback");
   if (bf && bf->type != MP_JSON_BOOL)
-    return mp_err(MP_ERR_FORMAT, "%s:%u:%u: Unigram \"byte_fallback\" must be true or false", what, bf->line,
-                  bf->col);
+    return mp_err(MP_ERR_FORMAT, "%s:%u:%u: Unigram \"byte_fallback\" must be true or false", what, bf->line, bf->col);
   o.byte_fallback = bf ? bf->boolean : 0;
   size_t n = vocab->len;
   const char **p = malloc((n ? n : 1) * sizeof *p);
@@ -627,8 +633,8 @@ mp_status mp_unigram_from_json(const mp_json *model, const char *what, mp_unigra
     const mp_json *e = vocab->items[i];
     if (e->type != MP_JSON_ARRAY || e->len != 2 || e->items[0]->type != MP_JSON_STRING ||
         e->items[1]->type != MP_JSON_NUMBER) {
-      st = mp_err(MP_ERR_FORMAT, "%s:%u:%u: Unigram vocab entry %zu is not [\"piece\", score]", what, e->line,
-                  e->col, i);
+      st = mp_err(MP_ERR_FORMAT, "%s:%u:%u: Unigram vocab entry %zu is not [\"piece\", score]", what, e->line, e->col,
+                  i);
       break;
     }
     p[i] = e->items[0]->str;

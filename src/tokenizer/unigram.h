@@ -53,9 +53,8 @@ void mp_unigram_opts_init(mp_unigram_opts *o); /* HF, unk_id -1, no byte fallbac
  * The strings are copied. Errors (MP_ERR_FORMAT): empty vocabulary with an unk id, unk_id out
  * of range; in SPM flavour also the checks SentencePiece makes (empty or duplicate piece, no or
  * two UNKNOWN pieces, BYTE pieces without byte_fallback, missing <0xXX> pieces). */
-mp_status mp_unigram_create(size_t n, const char *const *pieces, const size_t *lens,
-                            const double *scores, const uint8_t *types, const mp_unigram_opts *opts,
-                            mp_unigram **out);
+mp_status mp_unigram_create(size_t n, const char *const *pieces, const size_t *lens, const double *scores,
+                            const uint8_t *types, const mp_unigram_opts *opts, mp_unigram **out);
 void mp_unigram_free(mp_unigram *m);
 
 /* Builds the HF flavour from a tokenizer.json "model" object {"type": "Unigram", "unk_id": N |
@@ -101,14 +100,14 @@ typedef struct mp_unigram_tokens {
 /* Encodes s[0..n) (one pre-tokenized, normalized piece; empty gives no tokens), appending to
  * `out`. Fails with MP_ERR_NOT_FOUND when a character is not covered and there is no unk id
  * (HF: "Encountered an unknown token but `unk_id` is missing"), MP_ERR_NOMEM on OOM. */
-mp_status mp_unigram_encode(const mp_unigram *m, mp_unigram_scratch *scratch, const char *s,
-                            size_t n, mp_unigram_tokens *out);
+mp_status mp_unigram_encode(const mp_unigram *m, mp_unigram_scratch *scratch, const char *s, size_t n,
+                            mp_unigram_tokens *out);
 
 /* Same, handing each token to emit(user, id, start, end) in order instead of a vector; a non-zero
  * return from emit stops the encoding with MP_ERR_NOMEM (its message set by the callback or
  * here). */
 typedef int (*mp_unigram_emit_fn)(void *user, int32_t id, uint32_t start, uint32_t end);
-mp_status mp_unigram_encode_fn(const mp_unigram *m, mp_unigram_scratch *scratch, const char *s,
-                               size_t n, mp_unigram_emit_fn emit, void *user);
+mp_status mp_unigram_encode_fn(const mp_unigram *m, mp_unigram_scratch *scratch, const char *s, size_t n,
+                               mp_unigram_emit_fn emit, void *user);
 
 #endif

@@ -20,7 +20,8 @@ static void test_sha256(void) {
   mp_sha256_force_scalar(0);
   static uint8_t data[1100];
   uint32_t r = 12345;
-  for (size_t i = 0; i < sizeof data; i++) r = r * 1103515245u + 12345u, data[i] = (uint8_t)(r >> 16);
+  for (size_t i = 0; i < sizeof data; i++)
+    r = r * 1103515245u + 12345u, data[i] = (uint8_t)(r >> 16);
   for (size_t n = 0; n <= sizeof data; n++) {
     char a[65], b[65];
     mp_sha256_hex(data, n, a);
@@ -87,8 +88,8 @@ static void test_json_ok(void) {
 }
 
 static void test_json_errors(void) {
-  const char *bad[] = {"", "{", "[1,]", "{\"a\" 1}", "\"abc", "01", "1.", "tru", "[1] x", "\"\x01\"",
-                       "\"\xff\"", "{\"a\":1,}", "-", "\"\\q\""};
+  const char *bad[] = {"",    "{",     "[1,]",     "{\"a\" 1}", "\"abc",      "01", "1.",
+                       "tru", "[1] x", "\"\x01\"", "\"\xff\"",  "{\"a\":1,}", "-",  "\"\\q\""};
   for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
     mp_arena a;
     mp_arena_init(&a, 0);
@@ -123,7 +124,7 @@ static void test_half(void) {
   }
   CHECK(bad == 0);
   CHECK(mp_f32_to_f16(65504.0f) == 0x7BFF);
-  CHECK(mp_f32_to_f16(65520.0f) == 0x7C00);        /* rounds to inf */
+  CHECK(mp_f32_to_f16(65520.0f) == 0x7C00); /* rounds to inf */
   CHECK(mp_f32_to_f16(65519.996f) == 0x7BFF);
   CHECK(mp_f32_to_f16(1.0f + 1.0f / 2048) == 0x3C00); /* tie -> even */
   CHECK(mp_f32_to_f16(1.0f + 3.0f / 2048) == 0x3C02); /* tie -> even (up) */
@@ -131,8 +132,8 @@ static void test_half(void) {
   CHECK(mp_f32_to_f16(2.9802322e-08f) == 0x0000);     /* half of it: tie -> 0 */
   CHECK(mp_f32_to_f16(4.4703484e-08f) == 0x0001);     /* 0.75 ulp -> 1 */
   CHECK(mp_f32_to_bf16(1.0f) == 0x3F80);
-  CHECK(mp_f32_to_bf16(1.00390625f) == 0x3F80);       /* tie -> even */
-  CHECK(mp_f32_to_bf16(1.01171875f) == 0x3F82);       /* tie -> even (up) */
+  CHECK(mp_f32_to_bf16(1.00390625f) == 0x3F80); /* tie -> even */
+  CHECK(mp_f32_to_bf16(1.01171875f) == 0x3F82); /* tie -> even (up) */
   CHECK(mp_bf16_to_f32(0x3F80) == 1.0f);
 }
 

@@ -12,11 +12,11 @@
 #include "eval/data_dirs.h"
 #include "testlib.h"
 
-#define RUN_ARG(fn, arg)                                                                           \
-  do {                                                                                             \
-    int before_ = mp_test_failures;                                                                \
-    fn(arg);                                                                                       \
-    fprintf(stderr, "%s %s\n", mp_test_failures == before_ ? "ok  " : "FAIL", #fn);                 \
+#define RUN_ARG(fn, arg)                                                                                               \
+  do {                                                                                                                 \
+    int before_ = mp_test_failures;                                                                                    \
+    fn(arg);                                                                                                           \
+    fprintf(stderr, "%s %s\n", mp_test_failures == before_ ? "ok  " : "FAIL", #fn);                                    \
   } while (0)
 
 static char demo_real[PATH_MAX]; /* realpath of <checkout>/data/demo, "" when not derivable */
@@ -43,7 +43,8 @@ static void test_demo_is_last(void) {
   REQUIRE(n >= 2);
   CHECK_STREQ(dirs[0], "/nonexistent-explicit");
   CHECKF(is_demo_dir(dirs[n - 1]), "last folder is %s", dirs[n - 1]);
-  for (size_t i = 0; i + 1 < n; i++) CHECKF(!is_demo_dir(dirs[i]), "demo folder at %zu of %zu", i, n);
+  for (size_t i = 0; i + 1 < n; i++)
+    CHECKF(!is_demo_dir(dirs[i]), "demo folder at %zu of %zu", i, n);
   /* many MLXPORT_DATA folders: the demo set keeps its (last) slot */
   setenv("MLXPORT_DATA", "/a:/b:/c:/d:/e:/f:/g:/h:/i:/j", 1);
   n = mp_data_dirs(NULL, dirs, 8);
@@ -69,10 +70,14 @@ static void test_demo_is_last(void) {
   }
   CHECKF(td >= 0 && sh > td && mc > sh && mc < (long)n - 1, "order td %ld shared %ld cache %ld of %zu", td, sh, mc, n);
   CHECK(is_demo_dir(big[n - 1]));
-  if (saved_td) setenv("MLXPORT_TEST_DATA", saved_td, 1);
-  else unsetenv("MLXPORT_TEST_DATA");
-  if (saved_mc) setenv("MP_CACHE", saved_mc, 1);
-  else unsetenv("MP_CACHE");
+  if (saved_td)
+    setenv("MLXPORT_TEST_DATA", saved_td, 1);
+  else
+    unsetenv("MLXPORT_TEST_DATA");
+  if (saved_mc)
+    setenv("MP_CACHE", saved_mc, 1);
+  else
+    unsetenv("MP_CACHE");
   free(saved_td);
   free(saved_mc);
 }

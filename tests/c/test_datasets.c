@@ -57,7 +57,8 @@ static void test_real_files(void) {
       size_t c[3] = {0, 0, 0};
       CHECK(ds->n_labels <= 3);
       mp_dataset_label_counts(ds, c);
-      for (int k = 0; k < 3; k++) CHECKF(c[k] == ex[i].counts[k], "%s label %d: %zu", ex[i].key, k, c[k]);
+      for (int k = 0; k < 3; k++)
+        CHECKF(c[k] == ex[i].counts[k], "%s label %d: %zu", ex[i].key, k, c[k]);
     } else {
       CHECK(ds->has_score);
       double sum = 0, mn = 1e9, mx = -1e9;
@@ -122,7 +123,8 @@ static void expect_error(const char *name, const char *content, const char *key,
 }
 
 static void test_errors(void) {
-  expect_error("bad_label.tsv", "sentence\tlabel\nfine\t0\nodd\tmaybe\n", "sst2", ":3: column 2: unknown label value 'maybe'");
+  expect_error("bad_label.tsv", "sentence\tlabel\nfine\t0\nodd\tmaybe\n", "sst2",
+               ":3: column 2: unknown label value 'maybe'");
   expect_error("cols.tsv", "sentence\tlabel\nfine\t0\t9\n", "sst2", ":2: wrong column count: expected 2, found 3");
   expect_error("nohdr.tsv", "text\tlabel\n", "sst2", ":1: no text column 'sentence'");
   expect_error("empty.jsonl", "\n\n", "mnli", "empty file");
@@ -132,7 +134,8 @@ static void test_errors(void) {
                ":1:16: invalid UTF-8");
   expect_error("blank.tsv", "sentence\tlabel\na\t0\n\nb\t1\n", "sst2", ":3: empty line");
   expect_error("score.tsv", "main\tf\t2012\t1\tx\ta\tb\n", "stsb_original", ":1: column 5: score 'x' is not a number");
-  expect_error("short.tsv", "main\tf\t2012\t1\t2.5\ta\n", "stsb_original", ":1: wrong column count: expected at least 7");
+  expect_error("short.tsv", "main\tf\t2012\t1\t2.5\ta\n", "stsb_original",
+               ":1: wrong column count: expected at least 7");
 }
 
 static void test_def_errors(void) {

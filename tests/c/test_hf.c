@@ -53,8 +53,10 @@ static void test_tokenizer_kinds(void) {
   const char *shared = mp_test_shared_dir();
   static const struct {
     const char *model, *kind;
-  } cases[] = {{"all-MiniLM-L6-v2", "WordPiece"},       {"roberta-large-mnli", "BPE"},
-               {"deberta-v3-base-mnli-fever-anli", "SentencePiece"}, {"modernbert-large-zeroshot-v2", "BPE"},
+  } cases[] = {{"all-MiniLM-L6-v2", "WordPiece"},
+               {"roberta-large-mnli", "BPE"},
+               {"deberta-v3-base-mnli-fever-anli", "SentencePiece"},
+               {"modernbert-large-zeroshot-v2", "BPE"},
                {"all-mpnet-base-v2", "WordPiece"}};
   for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
     char buf[1024];

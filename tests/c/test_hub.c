@@ -8,18 +8,30 @@
 #include "testlib.h"
 
 static void clear_env(void) {
-  const char *vars[] = {"HF_ENDPOINT", "HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HF_TOKEN_PATH", "HF_HOME",
-                        "HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE",
-                        "HF_HUB_ETAG_TIMEOUT", "HF_HUB_DOWNLOAD_TIMEOUT", "MP_HUB_MAX_ATTEMPTS", "XDG_CACHE_HOME"};
-  for (size_t i = 0; i < sizeof vars / sizeof *vars; i++) unsetenv(vars[i]);
+  const char *vars[] = {"HF_ENDPOINT",
+                        "HF_TOKEN",
+                        "HUGGING_FACE_HUB_TOKEN",
+                        "HF_TOKEN_PATH",
+                        "HF_HOME",
+                        "HF_HUB_CACHE",
+                        "HUGGINGFACE_HUB_CACHE",
+                        "HF_HUB_OFFLINE",
+                        "TRANSFORMERS_OFFLINE",
+                        "HF_HUB_ETAG_TIMEOUT",
+                        "HF_HUB_DOWNLOAD_TIMEOUT",
+                        "MP_HUB_MAX_ATTEMPTS",
+                        "XDG_CACHE_HOME"};
+  for (size_t i = 0; i < sizeof vars / sizeof *vars; i++)
+    unsetenv(vars[i]);
 }
 
 static void test_names(void) {
   const char *ok_ids[] = {"org/name", "name", "Org-1/na_me.v2", "FacebookAI/roberta-large-mnli",
                           "MoritzLaurer/ModernBERT-large-zeroshot-v2.0"};
-  const char *bad_ids[] = {"", "a/b/c", "../x", "org/..", "org/.hidden", "-org/x", "org/na me", "org/", "/name",
-                           "org/a..b"};
-  for (size_t i = 0; i < sizeof ok_ids / sizeof *ok_ids; i++) CHECKF(mp_hub_valid_repo_id(ok_ids[i]), "%s", ok_ids[i]);
+  const char *bad_ids[] = {"",       "a/b/c",     "../x", "org/..", "org/.hidden",
+                           "-org/x", "org/na me", "org/", "/name",  "org/a..b"};
+  for (size_t i = 0; i < sizeof ok_ids / sizeof *ok_ids; i++)
+    CHECKF(mp_hub_valid_repo_id(ok_ids[i]), "%s", ok_ids[i]);
   for (size_t i = 0; i < sizeof bad_ids / sizeof *bad_ids; i++)
     CHECKF(!mp_hub_valid_repo_id(bad_ids[i]), "%s", bad_ids[i]);
   CHECK(!mp_hub_valid_repo_id(NULL));

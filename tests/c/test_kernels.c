@@ -15,7 +15,8 @@ static int isas[3], n_isas;
 static void find_isas(void) {
   mp_isa best = mp_kernels_set_isa(MP_ISA_AVX512);
   n_isas = 0;
-  for (int i = 0; i <= (int)best; i++) isas[n_isas++] = i;
+  for (int i = 0; i <= (int)best; i++)
+    isas[n_isas++] = i;
   fprintf(stderr, "features: %s; testing %d ISA paths\n", mp_kernels_features(), n_isas);
 }
 
@@ -35,11 +36,13 @@ static double ref_act(mp_act a, double x) {
 /* Checks mp_linear_act for one weight on every ISA, 1 and 2 threads. */
 static void check_linear(tw *t, int64_t rows, mp_act act, int with_bias, mp_pool *p2) {
   int64_t N = t->w.out, K = t->w.in;
-  float *x = malloc((size_t)(rows * K) * 4), *y1 = malloc((size_t)(rows * N) * 4),
-        *y2 = malloc((size_t)(rows * N) * 4), *bias = malloc((size_t)N * 4);
+  float *x = malloc((size_t)(rows * K) * 4), *y1 = malloc((size_t)(rows * N) * 4), *y2 = malloc((size_t)(rows * N) * 4),
+        *bias = malloc((size_t)N * 4);
   double *ref = malloc((size_t)(rows * N) * 8);
-  for (int64_t i = 0; i < rows * K; i++) x[i] = frand();
-  for (int64_t i = 0; i < N; i++) bias[i] = frand();
+  for (int64_t i = 0; i < rows * K; i++)
+    x[i] = frand();
+  for (int64_t i = 0; i < N; i++)
+    bias[i] = frand();
   for (int64_t m = 0; m < rows; m++)
     for (int64_t n = 0; n < N; n++) {
       double s = 0, sa = 0;
@@ -56,16 +59,16 @@ static void check_linear(tw *t, int64_t rows, mp_act act, int with_bias, mp_pool
     CHECK_OK(mp_linear_act(NULL, x, rows, &t->w, with_bias ? bias : NULL, MP_F32, act, y1));
     CHECK_OK(mp_linear_act(p2, x, rows, &t->w, with_bias ? bias : NULL, MP_F32, act, y2));
     CHECKF(memcmp(y1, y2, (size_t)(rows * N) * 4) == 0,
-           "%s: 1 and 2 threads differ (rows %lld out %lld in %lld bits %d)",
-           mp_isa_name((mp_isa)isas[ii]), (long long)rows, (long long)N, (long long)K, t->w.bits);
+           "%s: 1 and 2 threads differ (rows %lld out %lld in %lld bits %d)", mp_isa_name((mp_isa)isas[ii]),
+           (long long)rows, (long long)N, (long long)K, t->w.bits);
     double worst = 0;
     for (int64_t i = 0; i < rows * N; i++) {
       double e = fabs(y1[i] - ref[i]) / (1.0 + fabs(ref[i]));
       if (!(e <= worst)) worst = e;
     }
     CHECKF(worst < 2e-5 * sqrt((double)K), "%s: error %g (rows %lld out %lld in %lld bits %d dt %s)",
-           mp_isa_name((mp_isa)isas[ii]), worst, (long long)rows, (long long)N, (long long)K,
-           t->w.bits, mp_dtype_name(t->w.bits ? t->w.scale_dtype : t->w.dtype));
+           mp_isa_name((mp_isa)isas[ii]), worst, (long long)rows, (long long)N, (long long)K, t->w.bits,
+           mp_dtype_name(t->w.bits ? t->w.scale_dtype : t->w.dtype));
   }
   mp_kernels_set_isa(MP_ISA_AVX512);
   free(x);
@@ -78,7 +81,7 @@ static void check_linear(tw *t, int64_t rows, mp_act act, int with_bias, mp_pool
 static mp_pool *pool2;
 
 static void test_linear_float(void) {
-  const int64_t shapes[][3] = {{1, 1, 1},   {3, 5, 7},     {7, 33, 17},   {13, 50, 130},
+  const int64_t shapes[][3] = {{1, 1, 1},    {3, 5, 7},      {7, 33, 17},   {13, 50, 130},
                                {32, 96, 64}, {29, 130, 257}, {64, 40, 384}, {100, 70, 200}};
   mp_dtype dts[] = {MP_F32, MP_F16, MP_BF16};
   for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
@@ -120,7 +123,8 @@ static void test_embedding(void) {
   int32_t ids[] = {3, 0, 49, 3};
   float out[4 * 64];
   CHECK_OK(mp_embedding_rows(&t.w, ids, 4, out));
-  for (int i = 0; i < 4; i++) CHECK(memcmp(out + i * 64, t.ref + ids[i] * 64, 64 * 4) == 0);
+  for (int i = 0; i < 4; i++)
+    CHECK(memcmp(out + i * 64, t.ref + ids[i] * 64, 64 * 4) == 0);
   int32_t bad[] = {1, 50};
   CHECK(mp_embedding_rows(&t.w, bad, 2, out) == MP_ERR_INVALID_ARG);
   CHECK(strstr(mp_last_error(), "test.weight") != NULL);
@@ -136,9 +140,9 @@ static void test_rowops(void) {
   const int64_t dims[] = {1, 7, 16, 33, 384, 1000};
   for (size_t di = 0; di < sizeof dims / sizeof dims[0]; di++) {
     int64_t D = dims[di], R = 5;
-    float *x = malloc((size_t)(R * D) * 4), *res = malloc((size_t)(R * D) * 4),
-          *g = malloc((size_t)D * 4), *b = malloc((size_t)D * 4), *o1 = malloc((size_t)(R * D) * 4),
-          *o2 = malloc((size_t)(R * D) * 4), *mask = malloc((size_t)D * 4);
+    float *x = malloc((size_t)(R * D) * 4), *res = malloc((size_t)(R * D) * 4), *g = malloc((size_t)D * 4),
+          *b = malloc((size_t)D * 4), *o1 = malloc((size_t)(R * D) * 4), *o2 = malloc((size_t)(R * D) * 4),
+          *mask = malloc((size_t)D * 4);
     for (int64_t i = 0; i < R * D; i++) {
       x[i] = frand() * 3 + 0.5f;
       res[i] = frand();
@@ -158,7 +162,8 @@ static void test_rowops(void) {
       double worst = 0;
       for (int64_t r = 0; r < R; r++) {
         double mu = 0, var = 0;
-        for (int64_t i = 0; i < D; i++) mu += (double)x[r * D + i] + res[r * D + i];
+        for (int64_t i = 0; i < D; i++)
+          mu += (double)x[r * D + i] + res[r * D + i];
         mu /= D;
         for (int64_t i = 0; i < D; i++) {
           double d = (double)x[r * D + i] + res[r * D + i] - mu;
@@ -191,7 +196,8 @@ static void test_rowops(void) {
       CHECKF(worst < 1e-6, "%s softmax D=%lld error %g", nm, (long long)D, worst);
       /* activations over a wide range */
       for (int a = 1; a <= MP_ACT_SIGMOID; a++) {
-        for (int64_t i = 0; i < R * D; i++) o1[i] = x[i] * 4 - 2 + (float)(i % 13) - 6;
+        for (int64_t i = 0; i < R * D; i++)
+          o1[i] = x[i] * 4 - 2 + (float)(i % 13) - 6;
         memcpy(o2, o1, (size_t)(R * D) * 4);
         mp_activation(pool2, (mp_act)a, o1, R * D);
         worst = 0;
@@ -250,12 +256,25 @@ static void test_attention(void) {
       k[i] = frand() * 2;
       v[i] = frand();
     }
-    for (int64_t i = 0; i < H * S * S; i++) bias[i] = frand();
+    for (int64_t i = 0; i < H * S * S; i++)
+      bias[i] = frand();
     for (int64_t b = 0; b < B; b++)
-      for (int64_t j = 0; j < S; j++) mask[b * S + j] = (uint8_t)(j < S - b * 3); /* padding */
-    mp_attention_args a = {.batch = B, .seq_q = S, .seq_k = S, .heads = H, .head_dim = D,
-                           .q = q, .k = k, .v = v, .ldq = ld, .ldk = ld, .ldv = ld, .out = o1,
-                           .scale = 1.0f / sqrtf((float)D), .key_mask = mode ? mask : NULL};
+      for (int64_t j = 0; j < S; j++)
+        mask[b * S + j] = (uint8_t)(j < S - b * 3); /* padding */
+    mp_attention_args a = {.batch = B,
+                           .seq_q = S,
+                           .seq_k = S,
+                           .heads = H,
+                           .head_dim = D,
+                           .q = q,
+                           .k = k,
+                           .v = v,
+                           .ldq = ld,
+                           .ldk = ld,
+                           .ldv = ld,
+                           .out = o1,
+                           .scale = 1.0f / sqrtf((float)D),
+                           .key_mask = mode ? mask : NULL};
     if (mode == 2) {
       a.bias = bias;
       a.bias_stride_h = S * S;
@@ -284,7 +303,8 @@ static void test_attention(void) {
               sc[j] = s;
               if (s > mx) mx = s;
             }
-            for (int64_t j = 0; j < S; j++) sum += sc[j] == -INFINITY ? 0 : exp(sc[j] - mx);
+            for (int64_t j = 0; j < S; j++)
+              sum += sc[j] == -INFINITY ? 0 : exp(sc[j] - mx);
             for (int64_t d = 0; d < D; d++) {
               double acc = 0;
               for (int64_t j = 0; j < S; j++)
@@ -328,7 +348,8 @@ static void test_pool(void) {
       int64_t n = 1 + run % 37;
       memset(hits, 0, sizeof hits);
       mp_pool_run(pp, n, count_task, &c);
-      for (int64_t i = 0; i < n; i++) bad += hits[i] != 1;
+      for (int64_t i = 0; i < n; i++)
+        bad += hits[i] != 1;
       if (run % 1000 == 999) {
         struct timespec ts = {0, 3000000};
         nanosleep(&ts, NULL);

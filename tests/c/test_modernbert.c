@@ -26,8 +26,10 @@ static int64_t count_of(const char *dir) {
     mp_arena_free(&a);
     return -2;
   }
-  if (mp_hf_load_config(dir, &a, &cj) == MP_OK) n = mp_family_modernbert.param_count(&cfg, cj);
-  else fprintf(stderr, "%s: %s\n", dir, mp_last_error());
+  if (mp_hf_load_config(dir, &a, &cj) == MP_OK)
+    n = mp_family_modernbert.param_count(&cfg, cj);
+  else
+    fprintf(stderr, "%s: %s\n", dir, mp_last_error());
   mp_model_config_free(&cfg);
   mp_arena_free(&a);
   return n;
@@ -47,8 +49,8 @@ static void write_cfg(const char *name, const char *json) {
   free(d);
 }
 
-#define SMALL                                                                                                  \
-  "\"model_type\": \"modernbert\", \"vocab_size\": 50368, \"hidden_size\": 128, \"intermediate_size\": 256, " \
+#define SMALL                                                                                                          \
+  "\"model_type\": \"modernbert\", \"vocab_size\": 50368, \"hidden_size\": 128, \"intermediate_size\": 256, "          \
   "\"num_hidden_layers\": 3, \"num_attention_heads\": 4, \"max_position_embeddings\": 8192"
 
 static void test_variants(void) {
@@ -79,7 +81,8 @@ static void test_real_config(void) {
 
 int main(int argc, char **argv) {
   if (argc > 1) {
-    for (int i = 1; i + 1 < argc; i += 2) check_dir(argv[i], strtoll(argv[i + 1], NULL, 10));
+    for (int i = 1; i + 1 < argc; i += 2)
+      check_dir(argv[i], strtoll(argv[i + 1], NULL, 10));
     return mp_test_done();
   }
   RUN(test_variants);

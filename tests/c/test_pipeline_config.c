@@ -18,10 +18,12 @@ static mp_status load1(const char *path, mp_pl_config **c) {
 }
 
 static void test_valid_and_merge(void) {
-  char *a = write_cfg("a.yaml", "models:\n  - name: m1\n    hf_name: org/m1\n    quantization: {bits: 4, group_size: 32}\n"
-                                "    benchmarks: [mnli]\n");
-  char *b = write_cfg("b.yaml", "datasets:\n  mnli: {name: glue, subset: mnli}\nmodels:\n  - name: m2\n    hf_name: org/m2\n"
-                                "    benchmarks: [mnli]\n");
+  char *a =
+      write_cfg("a.yaml", "models:\n  - name: m1\n    hf_name: org/m1\n    quantization: {bits: 4, group_size: 32}\n"
+                          "    benchmarks: [mnli]\n");
+  char *b =
+      write_cfg("b.yaml", "datasets:\n  mnli: {name: glue, subset: mnli}\nmodels:\n  - name: m2\n    hf_name: org/m2\n"
+                          "    benchmarks: [mnli]\n");
   char pat[1100];
   snprintf(pat, sizeof pat, "%s/*.yaml", mp_test_tmpdir());
   const char *pats[] = {pat};
@@ -54,8 +56,7 @@ static void test_errors(void) {
                "bad.yaml:4:19: unknown key \"quantisation\" in a model entry (did you mean \"quantization\"?)");
   expect_error("models:\n  - name: a\n    hf_name: x/y\n    quantization: {bits: 7}\n", "bits 7 is not supported");
   expect_error("models:\n  - name: a\n    hf_name: x/y\n    quantization: {group_size: 48}\n", "group_size 48");
-  expect_error("models:\n  - name: microsoft/phi-2\n    hf_name: microsoft/phi-2\n",
-               "cannot be used as a folder name");
+  expect_error("models:\n  - name: microsoft/phi-2\n    hf_name: microsoft/phi-2\n", "cannot be used as a folder name");
   expect_error("models:\n  - name: a\n    hf_name: x/y\n    benchmarks: [mnlii]\ndatasets:\n  mnli: {name: glue}\n",
                "benchmark \"mnlii\" is not a defined dataset (did you mean \"mnli\"?)");
   expect_error("models:\n  - hf_name: x/y\n", "required key \"name\" is missing");

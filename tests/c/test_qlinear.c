@@ -21,14 +21,17 @@
 static void ref_quant(const float *x, int64_t K, int g, double *xhat, double *dblk) {
   for (int64_t k0 = 0; k0 < K; k0 += g) {
     float mx = -FLT_MAX, mn = FLT_MAX;
-    for (int i = 0; i < g; i++) mx = fmaxf(mx, x[k0 + i]), mn = fminf(mn, x[k0 + i]);
+    for (int i = 0; i < g; i++)
+      mx = fmaxf(mx, x[k0 + i]), mn = fminf(mn, x[k0 + i]);
     if (mx == mn) {
-      for (int i = 0; i < g; i++) xhat[k0 + i] = mx;
+      for (int i = 0; i < g; i++)
+        xhat[k0 + i] = mx;
       dblk[k0 / g] = 0;
       continue;
     }
     float z = (mx + mn) * 0.5f, inv = 254.0f / (mx - mn), d = (mx - mn) / 254.0f;
-    for (int i = 0; i < g; i++) xhat[k0 + i] = (double)d * (double)nearbyintf((x[k0 + i] - z) * inv) + z;
+    for (int i = 0; i < g; i++)
+      xhat[k0 + i] = (double)d * (double)nearbyintf((x[k0 + i] - z) * inv) + z;
     dblk[k0 / g] = d;
   }
 }
@@ -53,9 +56,11 @@ static void check_case(int64_t M, int64_t N, int64_t K, int bits, int gs, mp_dty
   float *x = malloc((size_t)(M * K) * 4), *bias = malloc((size_t)N * 4);
   float *y[3], *y2 = malloc((size_t)(M * N) * 4), *yf = malloc((size_t)(M * N) * 4);
   double *xhat = malloc((size_t)K * sizeof(double)), *dblk = malloc((size_t)K * sizeof(double));
-  for (int64_t i = 0; i < M * K; i++) x[i] = frand() * (1 + (i % 7 == 0) * 8); /* a few larger values */
-  if (M > 2) memset(x + K, 0, (size_t)K * 4);                                   /* an all-zero row */
-  for (int64_t i = 0; i < N; i++) bias[i] = frand();
+  for (int64_t i = 0; i < M * K; i++)
+    x[i] = frand() * (1 + (i % 7 == 0) * 8);  /* a few larger values */
+  if (M > 2) memset(x + K, 0, (size_t)K * 4); /* an all-zero row */
+  for (int64_t i = 0; i < N; i++)
+    bias[i] = frand();
   mp_isa best = mp_kernels_set_isa(MP_ISA_AVX512);
   int n = 0;
   for (int isa = 0; isa <= (int)best; isa++) {
@@ -64,7 +69,8 @@ static void check_case(int64_t M, int64_t N, int64_t K, int bits, int gs, mp_dty
     CHECK_OK(mp_qlinear_act(NULL, x, M, q, with_bias ? bias : NULL, MP_F32, act, y[n]));
     if (n > 0 && act != MP_ACT_NONE) { /* the fused activation is the float kernels' (2e-6) */
       double e = 0;
-      for (int64_t i = 0; i < M * N; i++) e = fmax(e, fabs((double)y[0][i] - y[n][i]));
+      for (int64_t i = 0; i < M * N; i++)
+        e = fmax(e, fabs((double)y[0][i] - y[n][i]));
       CHECKF(e < 4e-6, "ISA %s: activation differs from scalar by %.3g", mp_isa_name((mp_isa)isa), e);
     } else if (n > 0)
       CHECKF(max_ulp_ok(y[0], y[n], M * N), "ISA %s (%s) differs from scalar: M=%lld N=%lld K=%lld bits=%d g=%d",
@@ -110,9 +116,10 @@ static void check_case(int64_t M, int64_t N, int64_t K, int bits, int gs, mp_dty
   }
   CHECKF(worst_ref < 1e-6, "vs double reference: relative error %.3g (M=%lld N=%lld K=%lld bits=%d g=%d)", worst_ref,
          (long long)M, (long long)N, (long long)K, bits, gs);
-  CHECKF(worst_bound <= 0, "vs float result: exceeds the activation-rounding bound by %.3g (bits=%d g=%d)",
-         worst_bound, bits, gs);
-  for (int i = 0; i < n; i++) free(y[i]);
+  CHECKF(worst_bound <= 0, "vs float result: exceeds the activation-rounding bound by %.3g (bits=%d g=%d)", worst_bound,
+         bits, gs);
+  for (int i = 0; i < n; i++)
+    free(y[i]);
   free(y2);
   free(yf);
   free(xhat);
@@ -130,16 +137,19 @@ static void test_qlinear_widths(void) {
   static const int gss[] = {32, 64, 128};
   static const mp_dtype sdt[] = {MP_F32, MP_F16, MP_BF16};
   for (int b = 0; b < 6; b++)
-    for (int g = 0; g < 3; g++) check_case(9, 70, 384, bits[b], gss[g], sdt[(b + g) % 3], (b + g) % 2, MP_ACT_NONE, p2);
+    for (int g = 0; g < 3; g++)
+      check_case(9, 70, 384, bits[b], gss[g], sdt[(b + g) % 3], (b + g) % 2, MP_ACT_NONE, p2);
   mp_pool_free(p2);
 }
 
 static void test_qlinear_shapes(void) {
   mp_pool *p2 = NULL;
   REQUIRE(mp_pool_create(2, &p2) == MP_OK);
-  for (int64_t N = 1; N <= 7; N++) check_case(1, N, 96, 8, 32, MP_F16, 1, MP_ACT_NONE, p2); /* K = 96 */
+  for (int64_t N = 1; N <= 7; N++)
+    check_case(1, N, 96, 8, 32, MP_F16, 1, MP_ACT_NONE, p2); /* K = 96 */
   static const int64_t Ms[] = {1, 2, 3, 4, 5, 7, 17, 66};
-  for (int i = 0; i < 8; i++) check_case(Ms[i], 33, 160, 4, 32, MP_F32, 1, MP_ACT_NONE, p2); /* K = 160 */
+  for (int i = 0; i < 8; i++)
+    check_case(Ms[i], 33, 160, 4, 32, MP_F32, 1, MP_ACT_NONE, p2); /* K = 160 */
   check_case(130, 100, 192, 4, 64, MP_BF16, 1, MP_ACT_NONE, p2);
   check_case(3, 40, 256, 3, 128, MP_F32, 0, MP_ACT_NONE, p2);
   /* fused activations: ISA / thread / batch identity */
@@ -155,7 +165,8 @@ static void test_qlinear_nonfinite(void) {
   mp_qweight *q = NULL;
   REQUIRE(mp_qweight_pack(&t.w, &q) == MP_OK);
   float x[3 * 64], y[3 * 20];
-  for (int i = 0; i < 3 * 64; i++) x[i] = frand();
+  for (int i = 0; i < 3 * 64; i++)
+    x[i] = frand();
   x[64 + 5] = INFINITY;
   mp_isa best = mp_kernels_set_isa(MP_ISA_AVX512);
   for (int isa = 0; isa <= (int)best; isa++) {
@@ -183,14 +194,18 @@ static void test_qlinear_multi(void) {
   mp_pool *p2 = NULL;
   REQUIRE(mp_pool_create(2, &p2) == MP_OK);
   float x[11 * 128], bias[64], y1[3][11 * 64], y2[3][11 * 64];
-  for (int i = 0; i < 11 * 128; i++) x[i] = frand();
-  for (int i = 0; i < 64; i++) bias[i] = frand();
+  for (int i = 0; i < 11 * 128; i++)
+    x[i] = frand();
+  for (int i = 0; i < 64; i++)
+    bias[i] = frand();
   const void *b[3] = {bias, NULL, bias};
   mp_dtype bd[3] = {MP_F32, MP_F32, MP_F32};
   float *ys[3] = {y2[0], y2[1], y2[2]};
-  for (int i = 0; i < 3; i++) CHECK_OK(mp_qlinear_act(p2, x, 11, q[i], b[i], MP_F32, MP_ACT_NONE, y1[i]));
+  for (int i = 0; i < 3; i++)
+    CHECK_OK(mp_qlinear_act(p2, x, 11, q[i], b[i], MP_F32, MP_ACT_NONE, y1[i]));
   CHECK_OK(mp_qlinear_multi(p2, x, 11, 3, (const mp_qweight *const *)q, b, bd, MP_ACT_NONE, ys));
-  for (int i = 0; i < 3; i++) CHECK(memcmp(y1[i], y2[i], (size_t)(11 * outs[i]) * 4) == 0);
+  for (int i = 0; i < 3; i++)
+    CHECK(memcmp(y1[i], y2[i], (size_t)(11 * outs[i]) * 4) == 0);
   tw bad;
   tw_make(&bad, 8, 96, MP_F32, 8, 32);
   mp_qweight *qb = NULL;
@@ -199,7 +214,8 @@ static void test_qlinear_multi(void) {
   CHECK(mp_qlinear_multi(p2, x, 11, 2, mixed, NULL, NULL, MP_ACT_NONE, ys) == MP_ERR_INVALID_ARG);
   mp_qweight_free(qb);
   tw_free(&bad);
-  for (int i = 0; i < 3; i++) mp_qweight_free(q[i]), tw_free(&t[i]);
+  for (int i = 0; i < 3; i++)
+    mp_qweight_free(q[i]), tw_free(&t[i]);
   mp_pool_free(p2);
 }
 

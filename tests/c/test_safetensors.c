@@ -48,9 +48,11 @@ static void ref_make(ref_tensor *r, const char *name, mp_dtype dt, int ndim, con
   }
   r->nbytes = numel * mp_dtype_size(dt);
   r->data = malloc(r->nbytes ? r->nbytes : 1);
-  for (size_t i = 0; i < r->nbytes; i++) r->data[i] = rnd8();
+  for (size_t i = 0; i < r->nbytes; i++)
+    r->data[i] = rnd8();
   if (dt == MP_BOOL)
-    for (size_t i = 0; i < r->nbytes; i++) r->data[i] &= 1;
+    for (size_t i = 0; i < r->nbytes; i++)
+      r->data[i] &= 1;
 }
 
 static int tensor_matches(const mp_tensor *t, const ref_tensor *r) {
@@ -93,7 +95,8 @@ static void test_roundtrip_all_dtypes(void) {
   CHECK_OK(mp_st_writer_set_metadata(w, "note", "x\"y\\z \xc3\xa9"));
   CHECK_OK(mp_st_writer_set_metadata(w, "format", "mlx")); /* replaces */
   uint64_t total = 0;
-  for (size_t i = 0; i < nr; i++) total += refs[i].nbytes;
+  for (size_t i = 0; i < nr; i++)
+    total += refs[i].nbytes;
   CHECK(mp_st_writer_total_bytes(w) == total);
   /* writer refuses bad input */
   int64_t sh[1] = {4};
@@ -112,7 +115,8 @@ static void test_roundtrip_all_dtypes(void) {
   REQUIRE(st);
   CHECK(mp_safetensors_count(st) == nr);
   CHECK_STREQ(mp_safetensors_path(st), path);
-  for (size_t i = 0; i < nr; i++) CHECKF(tensor_matches(mp_safetensors_find(st, refs[i].name), &refs[i]), "%s", refs[i].name);
+  for (size_t i = 0; i < nr; i++)
+    CHECKF(tensor_matches(mp_safetensors_find(st, refs[i].name), &refs[i]), "%s", refs[i].name);
   CHECK(mp_safetensors_find(st, "nope") == NULL);
   /* file order = ascending offsets, each tensor aligned to its element size, data block 8-aligned */
   CHECK(mp_safetensors_data_offset(st) % 8 == 0);
@@ -121,7 +125,9 @@ static void test_roundtrip_all_dtypes(void) {
     const mp_tensor *t = mp_safetensors_at(st, i);
     if (!block) block = t->data;
     CHECK(((const uint8_t *)t->data - block) % (ptrdiff_t)mp_dtype_size(t->dtype) == 0);
-    if (i) CHECK((const uint8_t *)t->data == (const uint8_t *)mp_safetensors_at(st, i - 1)->data + mp_safetensors_at(st, i - 1)->nbytes);
+    if (i)
+      CHECK((const uint8_t *)t->data ==
+            (const uint8_t *)mp_safetensors_at(st, i - 1)->data + mp_safetensors_at(st, i - 1)->nbytes);
   }
   CHECK(mp_safetensors_at(st, nr) == NULL);
   CHECK(mp_safetensors_metadata_count(st) == 2);
@@ -143,7 +149,8 @@ static void test_roundtrip_all_dtypes(void) {
   CHECK(mp_weights_file_count(wt) == 1);
   CHECK_STREQ(mp_weights_file(wt, 0), path);
   CHECK_STREQ(mp_weights_metadata(wt, "format"), "mlx");
-  for (size_t i = 0; i < nr; i++) CHECK(tensor_matches(mp_weights_find(wt, refs[i].name), &refs[i]));
+  for (size_t i = 0; i < nr; i++)
+    CHECK(tensor_matches(mp_weights_find(wt, refs[i].name), &refs[i]));
   mp_weights_close(wt);
 
   /* header: 8-byte length, padded with spaces, valid JSON */
@@ -151,15 +158,18 @@ static void test_roundtrip_all_dtypes(void) {
   size_t len;
   CHECK_OK(mp_read_file(path, &buf, &len, 1 << 26));
   uint64_t n = 0;
-  for (int i = 7; i >= 0; i--) n = (n << 8) | (uint8_t)buf[i];
+  for (int i = 7; i >= 0; i--)
+    n = (n << 8) | (uint8_t)buf[i];
   CHECK(n % 8 == 0 && n + 8 <= len);
   CHECK(buf[8] == '{');
   size_t e = 8 + (size_t)n;
-  while (e > 9 && buf[e - 1] == ' ') e--;
+  while (e > 9 && buf[e - 1] == ' ')
+    e--;
   CHECK(buf[e - 1] == '}');
   free(buf);
   free(path);
-  for (size_t i = 0; i < nr; i++) free(refs[i].data);
+  for (size_t i = 0; i < nr; i++)
+    free(refs[i].data);
 }
 
 static void test_empty_and_memory(void) {
@@ -280,7 +290,8 @@ static void test_sharding(void) {
         CHECK_OK(mp_safetensors_open(p, &st));
         if (st) {
           uint64_t b = 0;
-          for (size_t i = 0; i < mp_safetensors_count(st); i++) b += mp_safetensors_at(st, i)->nbytes;
+          for (size_t i = 0; i < mp_safetensors_count(st); i++)
+            b += mp_safetensors_at(st, i)->nbytes;
           CHECKF(b <= limits[li] || mp_safetensors_count(st) == 1, "shard %s holds %llu bytes", fn,
                  (unsigned long long)b);
           CHECK_STREQ(mp_safetensors_metadata(st, "format"), "pt");
@@ -296,7 +307,8 @@ static void test_sharding(void) {
       CHECK(mp_weights_get_format(wt) == (nfiles > 1 ? MP_WEIGHTS_SAFETENSORS_SHARDED : MP_WEIGHTS_SAFETENSORS));
       CHECK(mp_weights_file_count(wt) == (size_t)nfiles);
       CHECK(mp_weights_count(wt) == NT);
-      for (int i = 0; i < NT; i++) CHECK(tensor_matches(mp_weights_find(wt, refs[i].name), &refs[i]));
+      for (int i = 0; i < NT; i++)
+        CHECK(tensor_matches(mp_weights_find(wt, refs[i].name), &refs[i]));
     }
     mp_weights_close(wt);
     free(idx);
@@ -333,7 +345,8 @@ static void test_sharding(void) {
     mp_weights_close(wt);
     free(dir);
   }
-  for (int i = 0; i < NT; i++) free(refs[i].data);
+  for (int i = 0; i < NT; i++)
+    free(refs[i].data);
 }
 
 static int count_files(const char *dir, const char *suffix) {
@@ -395,11 +408,13 @@ static void test_rewrite_cleans_stale(void) {
 /* ---- malformed files ---- */
 
 /* 8-byte length + header + data_len zero bytes. hdr_len_override != UINT64_MAX replaces the length. */
-static size_t make_file(uint8_t *out, size_t cap, const char *hdr, size_t data_len, uint64_t len_override, int use_override) {
+static size_t make_file(uint8_t *out, size_t cap, const char *hdr, size_t data_len, uint64_t len_override,
+                        int use_override) {
   size_t h = strlen(hdr);
   uint64_t n = use_override ? len_override : h;
   if (8 + h + data_len > cap) return 0;
-  for (int i = 0; i < 8; i++) out[i] = (uint8_t)(n >> (8 * i));
+  for (int i = 0; i < 8; i++)
+    out[i] = (uint8_t)(n >> (8 * i));
   memcpy(out + 8, hdr, h);
   memset(out + 8 + h, 0, data_len);
   return 8 + h + data_len;
@@ -481,10 +496,11 @@ static void test_malformed_headers(void) {
        "two integers"},
       {"offsets_negative", "{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[-8,0]}}", 8, MP_ERR_FORMAT,
        "data_offsets[0] is not a non-negative integer"},
-      {"offsets_out_of_range", "{\"a\":{\"dtype\":\"F32\",\"shape\":[100],\"data_offsets\":[0,400]}}", 8,
-       MP_ERR_FORMAT, "run past the end of the data block (8 bytes)"},
-      {"offsets_huge", "{\"a\":{\"dtype\":\"U8\",\"shape\":[8],\"data_offsets\":[9223372036854775800,9223372036854775808]}}",
-       8, MP_ERR_FORMAT, "data_offsets[1]"},
+      {"offsets_out_of_range", "{\"a\":{\"dtype\":\"F32\",\"shape\":[100],\"data_offsets\":[0,400]}}", 8, MP_ERR_FORMAT,
+       "run past the end of the data block (8 bytes)"},
+      {"offsets_huge",
+       "{\"a\":{\"dtype\":\"U8\",\"shape\":[8],\"data_offsets\":[9223372036854775800,9223372036854775808]}}", 8,
+       MP_ERR_FORMAT, "data_offsets[1]"},
       {"overlap",
        "{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},\"b\":{\"dtype\":\"F32\",\"shape\":[2],"
        "\"data_offsets\":[4,12]}}",
@@ -510,7 +526,8 @@ static void test_malformed_headers(void) {
        "__metadata__['format'] is a JSON number; metadata values must be strings"},
       {"meta_dup_key", "{\"__metadata__\":{\"k\":\"1\",\"k\":\"2\"}," T1 "}", 8, MP_ERR_FORMAT,
        "__metadata__ key 'k' appears twice"},
-      {"meta_twice", "{\"__metadata__\":{},\"__metadata__\":{}," T1 "}", 8, MP_ERR_FORMAT, "__metadata__ appears twice"},
+      {"meta_twice", "{\"__metadata__\":{},\"__metadata__\":{}," T1 "}", 8, MP_ERR_FORMAT,
+       "__metadata__ appears twice"},
       {"meta_nul", "{\"__metadata__\":{\"k\":\"a\\u0000\"}," T1 "}", 8, MP_ERR_FORMAT, "NUL byte"},
   };
   for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
@@ -541,18 +558,23 @@ static void test_malformed_headers(void) {
     mp_sb h;
     mp_sb_init(&h);
     mp_sb_puts(&h, "{\"a\":{\"dtype\":\"U8\",\"data_offsets\":[0,0],\"shape\":[");
-    for (int i = 0; i < 2100000; i++) mp_sb_puts(&h, "0,");
+    for (int i = 0; i < 2100000; i++)
+      mp_sb_puts(&h, "0,");
     mp_sb_puts(&h, "0]}}");
     REQUIRE(!h.oom);
     uint8_t *big = malloc(h.len + 8);
-    for (int i = 0; i < 8; i++) big[i] = (uint8_t)((uint64_t)h.len >> (8 * i));
+    for (int i = 0; i < 8; i++)
+      big[i] = (uint8_t)((uint64_t)h.len >> (8 * i));
     memcpy(big + 8, h.buf, h.len);
     expect_reject("many_values", big, h.len + 8, MP_ERR_UNSUPPORTED, "more than 2000000 JSON values");
     free(big);
     mp_sb_free(&h);
   }
   /* valid corner cases the reference accepts */
-  const char *ok[] = {"{}", "  {}  ", "{\"__metadata__\":null}", "{\"__metadata__\":{}}",
+  const char *ok[] = {"{}",
+                      "  {}  ",
+                      "{\"__metadata__\":null}",
+                      "{\"__metadata__\":{}}",
                       "{\"z\":{\"dtype\":\"U8\",\"shape\":[0],\"data_offsets\":[0,0]}}",
                       "{\"b\":{\"dtype\":\"U8\",\"shape\":[2],\"data_offsets\":[2,4]},\"a\":{\"dtype\":\"U8\","
                       "\"shape\":[1,2],\"data_offsets\":[0,2]},\"c\":{\"dtype\":\"BOOL\",\"shape\":[0,5],"
@@ -617,7 +639,8 @@ static void test_truncation_and_corruption(void) {
   for (int it = 0; it < 3000; it++) {
     memcpy(copy, buf, len);
     int flips = 1 + rnd8() % 4;
-    for (int k = 0; k < flips; k++) copy[(rnd8() | (size_t)rnd8() << 8) % len] = (char)rnd8();
+    for (int k = 0; k < flips; k++)
+      copy[(rnd8() | (size_t)rnd8() << 8) % len] = (char)rnd8();
     mp_safetensors *st = NULL;
     mp_status s = mp_safetensors_open_memory(copy, len, "fuzz", &st);
     if (s == MP_OK) {
@@ -698,7 +721,9 @@ static void test_weights_folders(void) {
   expect_weights_error(dir, MP_ERR_NOT_FOUND, "model-00003-of-00002.safetensors listed in the index is missing");
   put_file(dir, "model.safetensors.index.json",
            "{\"weight_map\":{\"a\":\"model-00002-of-00002.safetensors\",\"b\":\"model-00002-of-00002.safetensors\"}}");
-  expect_weights_error(dir, MP_ERR_FORMAT, "weight_map puts tensor 'a' in model-00002-of-00002.safetensors, but that shard does not contain it");
+  expect_weights_error(
+      dir, MP_ERR_FORMAT,
+      "weight_map puts tensor 'a' in model-00002-of-00002.safetensors, but that shard does not contain it");
   put_file(dir, "model.safetensors.index.json",
            "{\"weight_map\":{\"a\":\"model-00001-of-00002.safetensors\",\"b\":\"model-00002-of-00002.safetensors\","
            "\"c\":\"model-00002-of-00002.safetensors\"}}");

@@ -21,8 +21,11 @@ static mp_tokenizer *open_model(const char *name) {
   return t;
 }
 
-static const char *texts[] = {"Hello, world!", "  leading spaces and caf\xc3\xa9 na\xc3\xafve  ",
-                              "\xe6\x9d\xb1\xe4\xba\xac \xf0\x9f\x98\x80 emoji", "tabs\tand\nnewlines", "x",
+static const char *texts[] = {"Hello, world!",
+                              "  leading spaces and caf\xc3\xa9 na\xc3\xafve  ",
+                              "\xe6\x9d\xb1\xe4\xba\xac \xf0\x9f\x98\x80 emoji",
+                              "tabs\tand\nnewlines",
+                              "x",
                               "The quick brown fox jumps over the lazy dog."};
 #define NT (sizeof texts / sizeof texts[0])
 
@@ -35,7 +38,8 @@ static void test_bytelevel_roundtrip(void) {
     mp_sb s;
     mp_sb_init(&s);
     CHECK_OK(mp_tokenizer_decode(t, e.input_ids, e.len, 1, &s));
-    CHECKF(s.len == strlen(texts[i]) && memcmp(s.buf, texts[i], s.len) == 0, "'%s' -> '%s'", texts[i], s.buf ? s.buf : "");
+    CHECKF(s.len == strlen(texts[i]) && memcmp(s.buf, texts[i], s.len) == 0, "'%s' -> '%s'", texts[i],
+           s.buf ? s.buf : "");
     mp_sb_free(&s);
     mp_tok_encoding_free(&e);
   }
@@ -64,7 +68,8 @@ static void test_batch_layout(void) {
   o.truncation = MP_TRUNC_LONGEST_FIRST;
   o.padding = MP_PAD_LONGEST;
   const char *pairs[NT];
-  for (size_t i = 0; i < NT; i++) pairs[i] = texts[NT - 1 - i];
+  for (size_t i = 0; i < NT; i++)
+    pairs[i] = texts[NT - 1 - i];
   mp_tok_batch b1, b4;
   CHECK_OK(mp_tokenizer_encode_batch(t, NT, texts, pairs, &o, &b1));
   CHECK_OK(mp_tokenizer_encode_batch_n(t, NT, texts, NULL, pairs, NULL, &o, 4, &b4));
@@ -104,11 +109,15 @@ static void test_batch_layout(void) {
 
 static void test_bad_files(void) {
   mp_tokenizer *t = NULL;
-  static const char *bad[] = {"", "[]", "{\"version\":\"2.0\",\"model\":{}}", "{\"model\":{\"type\":\"Nope\"}}",
+  static const char *bad[] = {"",
+                              "[]",
+                              "{\"version\":\"2.0\",\"model\":{}}",
+                              "{\"model\":{\"type\":\"Nope\"}}",
                               "{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0},\"merges\":[\"a a\"]}}",
                               "{\"model\":{\"type\":\"WordPiece\",\"vocab\":{\"a\":-1}}}",
                               "{\"model\":{\"type\":\"BPE\",\"vocab\":{},\"merges\":[],\"dropout\":0.1}}",
-                              "{\"pre_tokenizer\":{\"type\":\"Split\",\"pattern\":{\"Regex\":\"(\"},\"behavior\":\"Isolated\",\"invert\":false},\"model\":{\"type\":\"WordLevel\",\"vocab\":{}}}"};
+                              "{\"pre_tokenizer\":{\"type\":\"Split\",\"pattern\":{\"Regex\":\"(\"},\"behavior\":"
+                              "\"Isolated\",\"invert\":false},\"model\":{\"type\":\"WordLevel\",\"vocab\":{}}}"};
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
     CHECKF(mp_tokenizer_from_json(bad[i], strlen(bad[i]), "bad.json", &t) != MP_OK, "accepted: %s", bad[i]);
     CHECK(t == NULL && strlen(mp_last_error()) > 0);

@@ -15,7 +15,8 @@
 
 static mp_unigram *make(const char **p, const double *s, size_t n, int64_t unk, int bf) {
   size_t lens[64];
-  for (size_t i = 0; i < n; i++) lens[i] = strlen(p[i]);
+  for (size_t i = 0; i < n; i++)
+    lens[i] = strlen(p[i]);
   mp_unigram_opts o;
   mp_unigram_opts_init(&o);
   o.unk_id = unk;
@@ -156,7 +157,8 @@ static void test_errors(void) {
 
 static void test_base64(void) {
   uint8_t data[256];
-  for (int i = 0; i < 256; i++) data[i] = (uint8_t)(i * 37 + 11);
+  for (int i = 0; i < 256; i++)
+    data[i] = (uint8_t)(i * 37 + 11);
   for (size_t n = 0; n < 40; n++) {
     mp_sb sb;
     mp_sb_init(&sb);
@@ -224,14 +226,14 @@ static void test_real_charsmap(void) {
   CHECK_OK(mp_precompiled_load(m->normalizer.charsmap, m->normalizer.charsmap_len, path, &p));
   if (p) {
     CHECK_STREQ(norm(p, "Hello world, this is a test."), "Hello world, this is a test.");
-    CHECK_STREQ(norm(p, "\xef\xbc\xa1\xcc\x81x"), "Ax");                                 /* Ａ́x */
-    CHECK_STREQ(norm(p, "a\r\nb"), "a b");                                                 /* CR LF */
-    CHECK_STREQ(norm(p, "\xef\xac\x81"), "fi");                                            /* ﬁ */
-    CHECK_STREQ(norm(p, "\xe2\x91\xa0\xe2\x91\xa1"), "12");                                /* ①② */
-    CHECK_STREQ(norm(p, "\xef\xbd\xb6\xef\xbe\x9e"), "\xe3\x82\xab\xe3\x82\x99");              /* ｶﾞ -> ガ */
-    CHECK_STREQ(norm(p, "x\xe2\x80\x8by"), "x y");                                         /* ZWSP */
+    CHECK_STREQ(norm(p, "\xef\xbc\xa1\xcc\x81x"), "Ax");                          /* Ａ́x */
+    CHECK_STREQ(norm(p, "a\r\nb"), "a b");                                        /* CR LF */
+    CHECK_STREQ(norm(p, "\xef\xac\x81"), "fi");                                   /* ﬁ */
+    CHECK_STREQ(norm(p, "\xe2\x91\xa0\xe2\x91\xa1"), "12");                       /* ①② */
+    CHECK_STREQ(norm(p, "\xef\xbd\xb6\xef\xbe\x9e"), "\xe3\x82\xab\xe3\x82\x99"); /* ｶﾞ -> ガ */
+    CHECK_STREQ(norm(p, "x\xe2\x80\x8by"), "x y");                                /* ZWSP */
     CHECK_STREQ(norm(p, "a\tb"), "a b");
-    CHECK_STREQ(norm(p, "\xe3\x80\x80"), " ");                                             /* U+3000 */
+    CHECK_STREQ(norm(p, "\xe3\x80\x80"), " "); /* U+3000 */
     /* SentencePiece's own normalizer on the same model: sentencepiece 0.2.0 normalize() */
     mp_spm_processor *proc;
     CHECK_OK(mp_spm_processor_create(m, path, &proc));
@@ -246,7 +248,8 @@ static void test_real_charsmap(void) {
       CHECK_OK(mp_spm_encode(proc, &sc, "Hello world, this is a test.", 28, NULL, &t));
       const int32_t want[] = {5365, 447, 261, 291, 269, 266, 1010, 260}; /* sp.encode(...) */
       CHECK(t.n == 8);
-      for (size_t i = 0; i < t.n && i < 8; i++) CHECK(t.v[i].id == want[i]);
+      for (size_t i = 0; i < t.n && i < 8; i++)
+        CHECK(t.v[i].id == want[i]);
       free(t.v);
       mp_unigram_scratch_free(&sc);
       mp_sb_free(&o);
@@ -267,7 +270,8 @@ static void test_real_charsmap(void) {
       if (mp_precompiled_load(blob, len, "corrupt", &q) == MP_OK) {
         mp_sb o;
         mp_sb_init(&o);
-        mp_status st = mp_precompiled_normalize(q, "\xef\xbc\xa1\xcc\x81x a\r\nb \xe2\x91\xa0 caf\xc3\xa9", 20, &o, NULL);
+        mp_status st =
+            mp_precompiled_normalize(q, "\xef\xbc\xa1\xcc\x81x a\r\nb \xe2\x91\xa0 caf\xc3\xa9", 20, &o, NULL);
         CHECK(st == MP_OK || st == MP_ERR_FORMAT);
         mp_sb_free(&o);
         mp_precompiled_free(q);
@@ -294,9 +298,8 @@ static void test_protobuf_errors(void) {
   CHECK(mp_spm_model_parse(badtype, sizeof badtype, "x.model", &m) == MP_ERR_FORMAT);
   CHECK(strstr(mp_last_error(), "pieces[0].type") != NULL);
   /* a minimal valid model: pieces "<unk>"(UNKNOWN) and "a" (score 1.5), unknown field 99 skipped */
-  const uint8_t ok[] = {0x0a, 0x09, 0x0a, 0x05, '<', 'u', 'n', 'k', '>', 0x18, 0x02,
-                        0x0a, 0x08, 0x0a, 0x01, 'a', 0x15, 0x00, 0x00, 0xc0, 0x3f,
-                        0x98, 0x06, 0x01};
+  const uint8_t ok[] = {0x0a, 0x09, 0x0a, 0x05, '<',  'u',  'n',  'k',  '>',  0x18, 0x02, 0x0a,
+                        0x08, 0x0a, 0x01, 'a',  0x15, 0x00, 0x00, 0xc0, 0x3f, 0x98, 0x06, 0x01};
   CHECK_OK(mp_spm_model_parse(ok, sizeof ok, "x.model", &m));
   if (m) {
     CHECK(m->n_pieces == 2 && m->pieces[1].score == 1.5f && m->pieces[0].type == MP_SPM_UNKNOWN &&

@@ -25,7 +25,8 @@ static void record_skip(const char *fn, const char *why) {
   FILE *f = fopen(path, "a");
   if (!f) return;
   fprintf(f, "c/%s\t%s\t", program_invocation_short_name, fn);
-  for (const char *p = why; *p; p++) fputc(*p == '\t' || *p == '\n' ? ' ' : *p, f);
+  for (const char *p = why; *p; p++)
+    fputc(*p == '\t' || *p == '\n' ? ' ' : *p, f);
   fputc('\n', f);
   fclose(f);
 }
@@ -33,8 +34,10 @@ static void record_skip(const char *fn, const char *why) {
 void mp_test_skip_reason(const char *why) { snprintf(g_reason, sizeof g_reason, "%s", why); }
 
 void mp_test_ran(const char *fn, int failed, int checked) {
-  if (failed) fprintf(stderr, "FAIL %s\n", fn);
-  else if (checked) fprintf(stderr, "ok   %s\n", fn);
+  if (failed)
+    fprintf(stderr, "FAIL %s\n", fn);
+  else if (checked)
+    fprintf(stderr, "ok   %s\n", fn);
   else {
     const char *why = g_reason[0] ? g_reason : "no checks ran";
     fprintf(stderr, "SKIP %s: %s\n", fn, why);
@@ -64,7 +67,8 @@ const char *mp_test_shared_dir(void) {
   static char buf[1024];
   if (buf[0]) return buf;
   const char *s = getenv("MP_SHARED_DIR");
-  if (s && *s) snprintf(buf, sizeof buf, "%s", s);
+  if (s && *s)
+    snprintf(buf, sizeof buf, "%s", s);
   else {
     char cmd[1200];
     snprintf(cmd, sizeof cmd, "bash '%s/scripts/test-data.sh' locate", mp_test_source_dir());
@@ -76,8 +80,9 @@ const char *mp_test_shared_dir(void) {
     }
   }
   if (!buf[0] || !mp_is_dir(buf)) {
-    fprintf(stderr, "no third-party test data folder%s%s: set MLXPORT_TEST_DATA, put ../shared beside the checkout, "
-                    "or run `make test` online to fetch it (docs/testing.md)\n",
+    fprintf(stderr,
+            "no third-party test data folder%s%s: set MLXPORT_TEST_DATA, put ../shared beside the checkout, "
+            "or run `make test` online to fetch it (docs/testing.md)\n",
             buf[0] ? " at " : "", buf);
     exit(1);
   }

@@ -12,49 +12,49 @@
 extern int mp_test_failures;
 extern int mp_test_checks;
 
-#define CHECK(cond)                                                                                \
-  do {                                                                                             \
-    mp_test_checks++;                                                                              \
-    if (!(cond)) {                                                                                 \
-      mp_test_failures++;                                                                          \
-      fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond);                     \
-    }                                                                                              \
+#define CHECK(cond)                                                                                                    \
+  do {                                                                                                                 \
+    mp_test_checks++;                                                                                                  \
+    if (!(cond)) {                                                                                                     \
+      mp_test_failures++;                                                                                              \
+      fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond);                                         \
+    }                                                                                                                  \
   } while (0)
-#define CHECKF(cond, ...)                                                                          \
-  do {                                                                                             \
-    mp_test_checks++;                                                                              \
-    if (!(cond)) {                                                                                 \
-      mp_test_failures++;                                                                          \
-      fprintf(stderr, "%s:%d: CHECK failed: %s: ", __FILE__, __LINE__, #cond);                     \
-      fprintf(stderr, __VA_ARGS__);                                                                \
-      fputc('\n', stderr);                                                                         \
-    }                                                                                              \
+#define CHECKF(cond, ...)                                                                                              \
+  do {                                                                                                                 \
+    mp_test_checks++;                                                                                                  \
+    if (!(cond)) {                                                                                                     \
+      mp_test_failures++;                                                                                              \
+      fprintf(stderr, "%s:%d: CHECK failed: %s: ", __FILE__, __LINE__, #cond);                                         \
+      fprintf(stderr, __VA_ARGS__);                                                                                    \
+      fputc('\n', stderr);                                                                                             \
+    }                                                                                                                  \
   } while (0)
-#define REQUIRE(cond)                                                                              \
-  do {                                                                                             \
-    mp_test_checks++;                                                                              \
-    if (!(cond)) {                                                                                 \
-      mp_test_failures++;                                                                          \
-      fprintf(stderr, "%s:%d: REQUIRE failed: %s\n", __FILE__, __LINE__, #cond);                   \
-      return;                                                                                      \
-    }                                                                                              \
+#define REQUIRE(cond)                                                                                                  \
+  do {                                                                                                                 \
+    mp_test_checks++;                                                                                                  \
+    if (!(cond)) {                                                                                                     \
+      mp_test_failures++;                                                                                              \
+      fprintf(stderr, "%s:%d: REQUIRE failed: %s\n", __FILE__, __LINE__, #cond);                                       \
+      return;                                                                                                          \
+    }                                                                                                                  \
   } while (0)
-#define CHECK_OK(expr)                                                                             \
-  do {                                                                                             \
-    mp_status s_ = (expr);                                                                         \
-    mp_test_checks++;                                                                              \
-    if (s_ != MP_OK) {                                                                             \
-      mp_test_failures++;                                                                          \
-      fprintf(stderr, "%s:%d: %s failed: %s\n", __FILE__, __LINE__, #expr, mp_last_error());       \
-    }                                                                                              \
+#define CHECK_OK(expr)                                                                                                 \
+  do {                                                                                                                 \
+    mp_status s_ = (expr);                                                                                             \
+    mp_test_checks++;                                                                                                  \
+    if (s_ != MP_OK) {                                                                                                 \
+      mp_test_failures++;                                                                                              \
+      fprintf(stderr, "%s:%d: %s failed: %s\n", __FILE__, __LINE__, #expr, mp_last_error());                           \
+    }                                                                                                                  \
   } while (0)
 #define CHECK_STREQ(a, b) CHECKF(strcmp((a), (b)) == 0, "'%s' != '%s'", (a), (b))
 
-#define RUN(fn)                                                                                    \
-  do {                                                                                             \
-    int before_ = mp_test_failures, checks_ = mp_test_checks;                                      \
-    fn();                                                                                          \
-    mp_test_ran(#fn, mp_test_failures != before_, mp_test_checks != checks_);                      \
+#define RUN(fn)                                                                                                        \
+  do {                                                                                                                 \
+    int before_ = mp_test_failures, checks_ = mp_test_checks;                                                          \
+    fn();                                                                                                              \
+    mp_test_ran(#fn, mp_test_failures != before_, mp_test_checks != checks_);                                          \
   } while (0)
 
 /* RUN's report of one test function: "ok", "FAIL", or "SKIP <reason>" when it ran no check. */

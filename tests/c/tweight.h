@@ -50,7 +50,8 @@ static inline void tw_make(tw *t, int64_t out, int64_t in, mp_dtype dt, int bits
   if (bits == 0) {
     t->w.dtype = dt;
     t->data = malloc((size_t)(out * in) * mp_dtype_size(dt));
-    for (int64_t i = 0; i < out * in; i++) put_scale(dt, t->data, i, frand(), &t->ref[i]);
+    for (int64_t i = 0; i < out * in; i++)
+      put_scale(dt, t->data, i, frand(), &t->ref[i]);
   } else {
     t->w.dtype = MP_U32;
     t->w.group_size = gs;

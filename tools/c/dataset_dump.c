@@ -24,31 +24,45 @@ int main(int argc, char **argv) {
   char *labels_copy = NULL;
   for (int i = 1; i + 1 < argc; i += 2) {
     const char *k = argv[i], *v = argv[i + 1];
-    if (!strcmp(k, "--key")) d.key = v;
-    else if (!strcmp(k, "--path")) d.path = v;
-    else if (!strcmp(k, "--hf")) d.hf_dataset = v;
-    else if (!strcmp(k, "--config")) d.config = v;
-    else if (!strcmp(k, "--split")) d.split = v;
+    if (!strcmp(k, "--key"))
+      d.key = v;
+    else if (!strcmp(k, "--path"))
+      d.path = v;
+    else if (!strcmp(k, "--hf"))
+      d.hf_dataset = v;
+    else if (!strcmp(k, "--config"))
+      d.config = v;
+    else if (!strcmp(k, "--split"))
+      d.split = v;
     else if (!strcmp(k, "--format")) {
       if (mp_ds_format_parse(v, &d.format) != MP_OK) {
         fprintf(stderr, "%s\n", mp_last_error());
         return 2;
       }
-    } else if (!strcmp(k, "--text-a")) d.text_a = v;
-    else if (!strcmp(k, "--text-b")) d.text_b = v;
-    else if (!strcmp(k, "--label")) d.label = v;
-    else if (!strcmp(k, "--score")) d.score = v;
+    } else if (!strcmp(k, "--text-a"))
+      d.text_a = v;
+    else if (!strcmp(k, "--text-b"))
+      d.text_b = v;
+    else if (!strcmp(k, "--label"))
+      d.label = v;
+    else if (!strcmp(k, "--score"))
+      d.score = v;
     else if (!strcmp(k, "--labels")) {
       labels_copy = strdup(v);
-      for (char *t = strtok(labels_copy, ","); t && n_names < 64; t = strtok(NULL, ",")) names[n_names++] = t;
+      for (char *t = strtok(labels_copy, ","); t && n_names < 64; t = strtok(NULL, ","))
+        names[n_names++] = t;
       d.label_names = names;
       d.n_label_names = n_names;
     } else if (!strcmp(k, "--cols")) {
       sscanf(v, "%d,%d,%d,%d", &d.text_a_col, &d.text_b_col, &d.label_col, &d.score_col);
-    } else if (!strcmp(k, "--header")) d.header = atoi(v);
-    else if (!strcmp(k, "--quoting")) d.quoting = atoi(v);
-    else if (!strcmp(k, "--max-samples")) max_samples = (size_t)strtoull(v, NULL, 10);
-    else if (!strcmp(k, "--seed")) seed = strtoull(v, NULL, 10);
+    } else if (!strcmp(k, "--header"))
+      d.header = atoi(v);
+    else if (!strcmp(k, "--quoting"))
+      d.quoting = atoi(v);
+    else if (!strcmp(k, "--max-samples"))
+      max_samples = (size_t)strtoull(v, NULL, 10);
+    else if (!strcmp(k, "--seed"))
+      seed = strtoull(v, NULL, 10);
     else {
       fprintf(stderr, "dataset_dump: unknown option %s\n", k);
       return 2;
@@ -65,8 +79,10 @@ int main(int argc, char **argv) {
   mp_sb_init(&sb);
   mp_sb_puts(&sb, "{\"name\":");
   mp_sb_json_str(&sb, ds->name, strlen(ds->name));
-  mp_sb_printf(&sb, ",\"format\":\"%s\",\"n\":%zu,\"n_total\":%zu,\"n_dropped\":%zu,\"has_score\":%d,\"has_pairs\":%d,\"labels\":[",
-               mp_ds_format_name(ds->format), ds->n, ds->n_total, ds->n_dropped, ds->has_score, ds->has_pairs);
+  mp_sb_printf(
+      &sb,
+      ",\"format\":\"%s\",\"n\":%zu,\"n_total\":%zu,\"n_dropped\":%zu,\"has_score\":%d,\"has_pairs\":%d,\"labels\":[",
+      mp_ds_format_name(ds->format), ds->n, ds->n_total, ds->n_dropped, ds->has_score, ds->has_pairs);
   for (size_t i = 0; i < ds->n_labels; i++) {
     if (i) mp_sb_putc(&sb, ',');
     mp_sb_json_str(&sb, ds->labels[i], strlen(ds->labels[i]));

@@ -68,12 +68,12 @@ static mp_dtype dt_of(const mp_json *c, const char *key) {
   return mp_dtype_from_name(s, strlen(s));
 }
 
-#define CHK(expr)                                                                                  \
-  do {                                                                                             \
-    if ((expr) != MP_OK) {                                                                         \
-      fprintf(stderr, "kernel_check: %s\n", mp_last_error());                                      \
-      exit(3);                                                                                     \
-    }                                                                                              \
+#define CHK(expr)                                                                                                      \
+  do {                                                                                                                 \
+    if ((expr) != MP_OK) {                                                                                             \
+      fprintf(stderr, "kernel_check: %s\n", mp_last_error());                                                          \
+      exit(3);                                                                                                         \
+    }                                                                                                                  \
   } while (0)
 
 int main(int argc, char **argv) {
@@ -83,8 +83,10 @@ int main(int argc, char **argv) {
   }
   snprintf(g_dir, sizeof g_dir, "%s", argv[1]);
   char *slash = strrchr(g_dir, '/');
-  if (slash) *slash = 0;
-  else snprintf(g_dir, sizeof g_dir, ".");
+  if (slash)
+    *slash = 0;
+  else
+    snprintf(g_dir, sizeof g_dir, ".");
   mp_arena arena;
   mp_arena_init(&arena, 1 << 16);
   mp_json *root;
@@ -97,8 +99,11 @@ int main(int argc, char **argv) {
     const char *op = mp_json_get_str(c, "op", "");
     if (!strcmp(op, "linear") || !strcmp(op, "embedding")) {
       int64_t K = mp_json_get_int(c, "K", 0), N = mp_json_get_int(c, "N", 0);
-      mp_linear_weight w = {.name = mp_json_get_str(c, "name", "w"), .out = N, .in = K,
-                            .dtype = dt_of(c, "dtype"), .bits = (int)mp_json_get_int(c, "bits", 0),
+      mp_linear_weight w = {.name = mp_json_get_str(c, "name", "w"),
+                            .out = N,
+                            .in = K,
+                            .dtype = dt_of(c, "dtype"),
+                            .bits = (int)mp_json_get_int(c, "bits", 0),
                             .group_size = (int)mp_json_get_int(c, "group_size", 0),
                             .scale_dtype = dt_of(c, "scale_dtype")};
       w.data = load(c, "w", 0);
@@ -139,7 +144,11 @@ int main(int argc, char **argv) {
       float *y = malloc((size_t)(R * D) * 4);
       mp_layernorm(pool, x, r, R, D, g, b, (float)mp_json_get_num(c, "eps", 1e-12), y);
       save(c, "out", y, (size_t)(R * D) * 4);
-      free(x); free(g); free(b); free(r); free(y);
+      free(x);
+      free(g);
+      free(b);
+      free(r);
+      free(y);
     } else if (!strcmp(op, "act")) {
       int64_t n = mp_json_get_int(c, "n", 0);
       float *x = load(c, "x", (size_t)n * 4);
@@ -151,19 +160,32 @@ int main(int argc, char **argv) {
       float *x = load(c, "x", (size_t)(R * C) * 4), *m = load(c, "mask", (size_t)C * 4);
       mp_softmax_rows(pool, x, R, C, m);
       save(c, "out", x, (size_t)(R * C) * 4);
-      free(x); free(m);
+      free(x);
+      free(m);
     } else if (!strcmp(op, "attention")) {
-      int64_t B = mp_json_get_int(c, "batch", 0), S = mp_json_get_int(c, "seq", 0),
-              H = mp_json_get_int(c, "heads", 0), D = mp_json_get_int(c, "head_dim", 0);
+      int64_t B = mp_json_get_int(c, "batch", 0), S = mp_json_get_int(c, "seq", 0), H = mp_json_get_int(c, "heads", 0),
+              D = mp_json_get_int(c, "head_dim", 0);
       size_t sz = (size_t)(B * S * H * D) * 4;
       float *q = load(c, "q", sz), *k = load(c, "k", sz), *v = load(c, "v", sz), *o = malloc(sz);
       uint8_t *km = load(c, "key_mask", (size_t)(B * S));
-      mp_attention_args a = {.batch = B, .seq_q = S, .seq_k = S, .heads = H, .head_dim = D, .q = q,
-                             .k = k, .v = v, .out = o, .scale = (float)mp_json_get_num(c, "scale", 1.0),
+      mp_attention_args a = {.batch = B,
+                             .seq_q = S,
+                             .seq_k = S,
+                             .heads = H,
+                             .head_dim = D,
+                             .q = q,
+                             .k = k,
+                             .v = v,
+                             .out = o,
+                             .scale = (float)mp_json_get_num(c, "scale", 1.0),
                              .key_mask = km};
       CHK(mp_attention(pool, &a));
       save(c, "out", o, sz);
-      free(q); free(k); free(v); free(o); free(km);
+      free(q);
+      free(k);
+      free(v);
+      free(o);
+      free(km);
     } else {
       fprintf(stderr, "kernel_check: unknown op '%s'\n", op);
       return 2;

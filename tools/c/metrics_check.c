@@ -54,12 +54,14 @@ static void arr(mp_sb *sb, const char *key, const double *v, size_t n) {
 }
 static int *read_ints(size_t n) {
   int *v = malloc((n ? n : 1) * sizeof(int));
-  for (size_t i = 0; i < n; i++) v[i] = (int)rd();
+  for (size_t i = 0; i < n; i++)
+    v[i] = (int)rd();
   return v;
 }
 static double *read_doubles(size_t n) {
   double *v = malloc((n ? n : 1) * sizeof(double));
-  for (size_t i = 0; i < n; i++) v[i] = rd();
+  for (size_t i = 0; i < n; i++)
+    v[i] = rd();
   return v;
 }
 static void finish(mp_sb *sb) {
@@ -94,7 +96,8 @@ int main(void) {
     arr(&sb, "recall", m.recall, k);
     arr(&sb, "f1", m.f1, k);
     mp_sb_puts(&sb, "\"confusion\":[");
-    for (size_t i = 0; i < k * k; i++) mp_sb_printf(&sb, "%s%" PRIu64, i ? "," : "", m.confusion[i]);
+    for (size_t i = 0; i < k * k; i++)
+      mp_sb_printf(&sb, "%s%" PRIu64, i ? "," : "", m.confusion[i]);
     mp_sb_puts(&sb, "],");
     mp_cls_metrics_free(&m);
     free(g);
@@ -171,8 +174,10 @@ int main(void) {
     size_t n = rz(), k = rz();
     size_t nk = (n && k) ? n * k : 1;
     float *p = malloc(nk * sizeof(float)), *q = malloc(nk * sizeof(float));
-    for (size_t i = 0; i < n * k; i++) p[i] = (float)rd();
-    for (size_t i = 0; i < n * k; i++) q[i] = (float)rd();
+    for (size_t i = 0; i < n * k; i++)
+      p[i] = (float)rd();
+    for (size_t i = 0; i < n * k; i++)
+      q[i] = (float)rd();
     int *ap = malloc((n ? n : 1) * sizeof(int)), *aq = malloc((n ? n : 1) * sizeof(int));
     mp_argmax_rows(p, n, k, ap);
     mp_argmax_rows(q, n, k, aq);
@@ -180,7 +185,8 @@ int main(void) {
     num(&sb, "max_abs_diff", mp_max_abs_diff(p, q, n * k));
     num(&sb, "agreement", mp_agreement(ap, aq, n));
     mp_sb_puts(&sb, "\"argmax_p\":[");
-    for (size_t i = 0; i < n; i++) mp_sb_printf(&sb, "%s%d", i ? "," : "", ap[i]);
+    for (size_t i = 0; i < n; i++)
+      mp_sb_printf(&sb, "%s%d", i ? "," : "", ap[i]);
     mp_sb_puts(&sb, "],");
     free(p);
     free(q);
@@ -193,7 +199,8 @@ int main(void) {
     size_t *idx = malloc((k ? k : 1) * sizeof(size_t));
     mp_sample_indices(n, mx, seed, idx);
     mp_sb_puts(&sb, "\"indices\":[");
-    for (size_t i = 0; i < k; i++) mp_sb_printf(&sb, "%s%zu", i ? "," : "", idx[i]);
+    for (size_t i = 0; i < k; i++)
+      mp_sb_printf(&sb, "%s%zu", i ? "," : "", idx[i]);
     mp_sb_puts(&sb, "],");
     free(idx);
   } else if (strcmp(cmd, "rng") == 0) {
@@ -202,7 +209,8 @@ int main(void) {
     mp_rng r;
     mp_rng_seed(&r, seed);
     mp_sb_puts(&sb, "\"values\":[");
-    for (size_t i = 0; i < count; i++) mp_sb_printf(&sb, "%s%" PRIu64, i ? "," : "", mp_rng_next(&r));
+    for (size_t i = 0; i < count; i++)
+      mp_sb_printf(&sb, "%s%" PRIu64, i ? "," : "", mp_rng_next(&r));
     mp_sb_puts(&sb, "],");
   } else {
     fprintf(stderr, "metrics_check: unknown command '%s'\n", cmd);

@@ -90,7 +90,8 @@ static void unload(loaded *L) {
 
 static void put_ids(mp_sb *o, const mp_unigram_tokens *t) {
   mp_sb_putc(o, '[');
-  for (size_t i = 0; i < t->n; i++) mp_sb_printf(o, i ? ",%d" : "%d", t->v[i].id);
+  for (size_t i = 0; i < t->n; i++)
+    mp_sb_printf(o, i ? ",%d" : "%d", t->v[i].id);
   mp_sb_putc(o, ']');
 }
 
@@ -99,14 +100,16 @@ static int info(const mp_spm_model *m) {
   mp_sb_init(&o);
   mp_sb_printf(&o, "{\"n_pieces\":%zu,\"model_type\":%d,\"vocab_size\":%lld,\"byte_fallback\":%d,", m->n_pieces,
                m->model_type, (long long)m->vocab_size, m->byte_fallback);
-  mp_sb_printf(&o, "\"unk_id\":%lld,\"bos_id\":%lld,\"eos_id\":%lld,\"pad_id\":%lld,\"unk_piece\":", (long long)m->unk_id,
+  mp_sb_printf(&o,
+               "\"unk_id\":%lld,\"bos_id\":%lld,\"eos_id\":%lld,\"pad_id\":%lld,\"unk_piece\":", (long long)m->unk_id,
                (long long)m->bos_id, (long long)m->eos_id, (long long)m->pad_id);
   mp_sb_json_str(&o, m->unk_piece, strlen(m->unk_piece));
   mp_sb_puts(&o, ",\"normalizer\":{\"name\":");
   mp_sb_json_str(&o, m->normalizer.name, strlen(m->normalizer.name));
-  mp_sb_printf(&o, ",\"charsmap_len\":%zu,\"add_dummy_prefix\":%d,\"remove_extra_whitespaces\":%d,\"escape_whitespaces\":%d},",
-               m->normalizer.charsmap_len, m->normalizer.add_dummy_prefix, m->normalizer.remove_extra_whitespaces,
-               m->normalizer.escape_whitespaces);
+  mp_sb_printf(
+      &o, ",\"charsmap_len\":%zu,\"add_dummy_prefix\":%d,\"remove_extra_whitespaces\":%d,\"escape_whitespaces\":%d},",
+      m->normalizer.charsmap_len, m->normalizer.add_dummy_prefix, m->normalizer.remove_extra_whitespaces,
+      m->normalizer.escape_whitespaces);
   mp_sb_puts(&o, "\"pieces\":[");
   for (size_t i = 0; i < m->n_pieces; i++) {
     if (i) mp_sb_putc(&o, ',');
@@ -135,8 +138,10 @@ int main(int argc, char **argv) {
     mp_sb sb;
     mp_sb_init(&sb);
     int rc = 0;
-    if (mp_spm_folder_to_hf_json(spm, path, &sb) != MP_OK) rc = fail();
-    else fwrite(sb.buf, 1, sb.len, stdout), putchar('\n');
+    if (mp_spm_folder_to_hf_json(spm, path, &sb) != MP_OK)
+      rc = fail();
+    else
+      fwrite(sb.buf, 1, sb.len, stdout), putchar('\n');
     mp_sb_free(&sb);
     free(spm);
     return rc;
@@ -150,14 +155,19 @@ int main(int argc, char **argv) {
     } else {
       mp_spm_hf_opts o = {0, 0, 1, NULL, 0, -1, -1};
       for (int i = 3; i < argc; i++) {
-        if (!strcmp(argv[i], "--lower")) o.do_lower_case = 1;
-        else if (!strcmp(argv[i], "--split-by-punct")) o.split_by_punct = 1;
-        else if (!strcmp(argv[i], "--plain")) o.deberta = 0;
+        if (!strcmp(argv[i], "--lower"))
+          o.do_lower_case = 1;
+        else if (!strcmp(argv[i], "--split-by-punct"))
+          o.split_by_punct = 1;
+        else if (!strcmp(argv[i], "--plain"))
+          o.deberta = 0;
       }
       mp_sb sb;
       mp_sb_init(&sb);
-      if (mp_spm_to_hf_json(m, &o, &sb) != MP_OK) rc = fail();
-      else fwrite(sb.buf, 1, sb.len, stdout), putchar('\n');
+      if (mp_spm_to_hf_json(m, &o, &sb) != MP_OK)
+        rc = fail();
+      else
+        fwrite(sb.buf, 1, sb.len, stdout), putchar('\n');
       mp_sb_free(&sb);
     }
     mp_spm_model_free(m);
@@ -190,7 +200,8 @@ int main(int argc, char **argv) {
   size_t lineno = 0;
   while ((got = getline(&line, &cap, stdin)) >= 0) {
     lineno++;
-    while (got > 0 && (line[got - 1] == '\n' || line[got - 1] == '\r')) got--;
+    while (got > 0 && (line[got - 1] == '\n' || line[got - 1] == '\r'))
+      got--;
     mp_arena a;
     mp_arena_init(&a, 0);
     mp_json *j;

@@ -31,7 +31,8 @@ static int cmd_dump(const char *path) {
   if (mp_weights_open(path, &w) != MP_OK) return fail();
   mp_sb sb;
   mp_sb_init(&sb);
-  mp_sb_printf(&sb, "{\"format\": %d, \"count\": %zu, \"files\": [", (int)mp_weights_get_format(w), mp_weights_count(w));
+  mp_sb_printf(&sb, "{\"format\": %d, \"count\": %zu, \"files\": [", (int)mp_weights_get_format(w),
+               mp_weights_count(w));
   for (size_t i = 0; i < mp_weights_file_count(w); i++) {
     if (i) mp_sb_puts(&sb, ", ");
     mp_sb_json_str(&sb, mp_weights_file(w, i), strlen(mp_weights_file(w, i)));
@@ -46,7 +47,8 @@ static int cmd_dump(const char *path) {
     mp_sb_puts(&sb, "{\"name\": ");
     mp_sb_json_str(&sb, t->name, strlen(t->name));
     mp_sb_printf(&sb, ", \"dtype\": \"%s\", \"shape\": [", mp_dtype_name(t->dtype));
-    for (int d = 0; d < t->ndim; d++) mp_sb_printf(&sb, d ? ", %lld" : "%lld", (long long)t->shape[d]);
+    for (int d = 0; d < t->ndim; d++)
+      mp_sb_printf(&sb, d ? ", %lld" : "%lld", (long long)t->shape[d]);
     mp_sb_printf(&sb, "], \"nbytes\": %zu, \"sha256\": \"%s\", \"file\": ", t->nbytes, hex);
     const char *f = mp_weights_file_of(w, i);
     mp_sb_json_str(&sb, f, strlen(f));
@@ -102,8 +104,10 @@ static int cmd_copy(const char *in, const char *out, const char *dir, const char
       if (mp_st_writer_finish(w, out) != MP_OK) rc = fail();
     } else {
       int nfiles = 0;
-      if (mp_st_writer_finish_sharded(w, dir, stem, strtoull(max, NULL, 10), &nfiles) != MP_OK) rc = fail();
-      else printf("{\"files\": %d}\n", nfiles);
+      if (mp_st_writer_finish_sharded(w, dir, stem, strtoull(max, NULL, 10), &nfiles) != MP_OK)
+        rc = fail();
+      else
+        printf("{\"files\": %d}\n", nfiles);
     }
   }
   mp_st_writer_free(w);
