@@ -201,28 +201,26 @@ T2 static void ukr_avx2(int64_t kc, const float *a, int64_t lda, const float *b,
   } else {
     c00 = c01 = c10 = c11 = c20 = c21 = c30 = c31 = c40 = c41 = c50 = c51 = _mm256_setzero_ps();
   }
+  /* statement macros expanded in a row: clang-format 14 does not settle on them */
+  // clang-format off
   for (int64_t k = 0; k < kc; k++) {
     __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8), av;
-#define F2(r)                                                                                                          \
-  av = _mm256_broadcast_ss(r < 3 ? a0 + r * lda : a3 + (r - 3) * lda);                                                 \
-  c##r##0 = _mm256_fmadd_ps(av, b0, c##r##0);                                                                          \
+#define F2(r)                                                                  \
+  av = _mm256_broadcast_ss(r < 3 ? a0 + r * lda : a3 + (r - 3) * lda);         \
+  c##r##0 = _mm256_fmadd_ps(av, b0, c##r##0);                                  \
   c##r##1 = _mm256_fmadd_ps(av, b1, c##r##1);
-    F2(0)
-    F2(1)
-    F2(2)
-    F2(3)
-    F2(4)
-    F2(5)
+    F2(0) F2(1) F2(2) F2(3) F2(4) F2(5)
 #undef F2
-        a0++;
+    a0++;
     a3++;
     b += 16;
   }
-#define S2(r)                                                                                                          \
-  _mm256_storeu_ps(c + r * ldc, c##r##0);                                                                              \
+#define S2(r)                                                                  \
+  _mm256_storeu_ps(c + r * ldc, c##r##0);                                      \
   _mm256_storeu_ps(c + r * ldc + 8, c##r##1);
   S2(0) S2(1) S2(2) S2(3) S2(4) S2(5)
 #undef S2
+  // clang-format on
 }
 
 /* Small-M path: 4 x 4 dot-product blocks, y[m*ldy + j] = sum_k x[m*ldx + k] * w[j*ldw + k]
