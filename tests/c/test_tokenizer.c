@@ -116,8 +116,8 @@ static void test_bad_files(void) {
                               "{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0},\"merges\":[\"a a\"]}}",
                               "{\"model\":{\"type\":\"WordPiece\",\"vocab\":{\"a\":-1}}}",
                               "{\"model\":{\"type\":\"BPE\",\"vocab\":{},\"merges\":[],\"dropout\":0.1}}",
-                              "{\"pre_tokenizer\":{\"type\":\"Split\",\"pattern\":{\"Regex\":\"(\"},\"behavior\":"
-                              "\"Isolated\",\"invert\":false},\"model\":{\"type\":\"WordLevel\",\"vocab\":{}}}"};
+                              ("{\"pre_tokenizer\":{\"type\":\"Split\",\"pattern\":{\"Regex\":\"(\"},\"behavior\":"
+                               "\"Isolated\",\"invert\":false},\"model\":{\"type\":\"WordLevel\",\"vocab\":{}}}")};
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
     CHECKF(mp_tokenizer_from_json(bad[i], strlen(bad[i]), "bad.json", &t) != MP_OK, "accepted: %s", bad[i]);
     CHECK(t == NULL && strlen(mp_last_error()) > 0);
