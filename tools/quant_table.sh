@@ -9,8 +9,9 @@ OUT=${1:?usage: tools/quant_table.sh OUT_DIR [SHARED_DIR]}
 SHARED=${2:-$(cd "$(dirname "$0")/../.." && pwd)/shared}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BIN=$ROOT/build/mlxport
-MINILM=$(ls -d "$ROOT"/.cache/huggingface/hub/models--sentence-transformers--all-MiniLM-L6-v2/snapshots/* | head -1)
-NLI=$ROOT/.cache/models/nli-minilm-l6-snli
+CACHE=${MP_CACHE:-$ROOT/.cache}
+MINILM=$(ls -d "$CACHE"/huggingface/hub/models--sentence-transformers--all-MiniLM-L6-v2/snapshots/* | head -1)
+NLI=$CACHE/models/nli-minilm-l6-snli
 mkdir -p "$OUT"
 # the STS-B held-out slice as a file (header + rows i % 5 != 0)
 awk 'NR == 1 || (NR - 2) % 5 != 0' "$SHARED/datasets/stsb/dev.tsv" > "$OUT/stsb-heldout.tsv"
