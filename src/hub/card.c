@@ -145,7 +145,10 @@ void mp_card_render(mp_sb *sb, const mp_card_info *ci) {
     if (ci->quantized) mp_sb_puts(sb, "base_model_relation: quantized\n");
   }
   mp_sb_printf(sb, "pipeline_tag: %s\ntags:\n- mlx\n- mlxport\n- %s\n", tag, tag);
-  if (ci->quantized) mp_sb_printf(sb, "- %d-bit\n- quantized\n", ci->bits);
+  if (ci->quantized && ci->recipe)
+    mp_sb_puts(sb, "- mixed-precision\n- quantized\n");
+  else if (ci->quantized)
+    mp_sb_printf(sb, "- %d-bit\n- quantized\n", ci->bits);
   if (ci->sentence_transformers && strcmp(tag, "sentence-transformers")) mp_sb_puts(sb, "- sentence-transformers\n");
   mp_sb_printf(sb, "---\n\n# %s\n\n", ci->title);
   if (ci->base_model)
@@ -153,7 +156,11 @@ void mp_card_render(mp_sb *sb, const mp_card_info *ci) {
                  ci->base_model, ci->base_model);
   else
     mp_sb_printf(sb, "`%s` converted to [MLX](https://github.com/ml-explore/mlx) format", ci->source);
-  if (ci->quantized) mp_sb_printf(sb, " and quantized to %d bits", ci->bits);
+  if (ci->quantized && ci->recipe)
+    mp_sb_printf(sb, " and quantized with a per-layer mixed-precision recipe%s (default %d bits)",
+                 ci->recipe_searched ? " found by `--q-auto`" : "", ci->bits);
+  else if (ci->quantized)
+    mp_sb_printf(sb, " and quantized to %d bits", ci->bits);
   mp_sb_printf(sb, " by mlxport %s. The evaluation below compares it with the original.\n\n", MP_VERSION_STRING);
   mp_sb_puts(sb, "## Conversion\n\n");
   mp_sb_printf(sb, "- Source: `%s`", ci->source);
@@ -161,10 +168,10 @@ void mp_card_render(mp_sb *sb, const mp_card_info *ci) {
   mp_sb_puts(sb, "\n");
   if (ci->quantized) {
     mp_sb_printf(sb,
-                 "- Quantization: MLX %s (`mode: %s`), %d bits, group size %d, on %zu Linear/Embedding weights; "
+                 "- Quantization: %sMLX %s (`mode: %s`), %d bits, group size %d, on %zu Linear/Embedding weights; "
                  "%s elsewhere.",
-                 ci->mode ? ci->mode : "affine", ci->mode ? ci->mode : "affine", ci->bits, ci->group_size,
-                 ci->n_quantized, ci->dtype);
+                 ci->recipe ? "by default " : "", ci->mode ? ci->mode : "affine", ci->mode ? ci->mode : "affine",
+                 ci->bits, ci->group_size, ci->n_quantized, ci->dtype);
     if (ci->n_float_layers)
       mp_sb_printf(sb, " %zu layer(s) kept in float (listed as `false` in `config.json` \"quantization\").",
                    ci->n_float_layers);

@@ -57,6 +57,9 @@ def test_auto_recipe(minilm, tmp_path, case):
           f"{search['evaluations']} evaluations")
     card = open(os.path.join(out, "README.md")).read()
     assert "## Quantization recipe" in card and "--q-auto" in card
+    front = card.split("---")[1]
+    assert "- mixed-precision" in front and "-bit\n" not in front, front  # no single bit-width tag for a mix
+    assert "per-layer mixed-precision recipe found by `--q-auto` (default 8 bits)" in card
     again = str(tmp_path / "again")
     run_cli("convert", "--hf-path", src, "--mlx-path", again, "-q", "--q-recipe-file",
             os.path.join(out, "conversion_metadata.json"))
