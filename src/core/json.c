@@ -7,6 +7,7 @@
 
 #include "core/error.h"
 #include "core/fs.h"
+#include "core/utf8.h"
 
 typedef struct {
   const char *s, *end, *what;
@@ -88,31 +89,6 @@ static size_t put_utf8(char *o, unsigned cp) {
   return 4;
 }
 
-/* Validates one UTF-8 sequence; returns its length or 0. */
-static size_t utf8_seq(const unsigned char *s, const unsigned char *end) {
-  unsigned c = s[0];
-  size_t len;
-  unsigned cp;
-  if (c < 0x80) return 1;
-  if ((c & 0xE0) == 0xC0)
-    len = 2, cp = c & 0x1F;
-  else if ((c & 0xF0) == 0xE0)
-    len = 3, cp = c & 0x0F;
-  else if ((c & 0xF8) == 0xF0)
-    len = 4, cp = c & 0x07;
-  else
-    return 0;
-  if ((size_t)(end - s) < len) return 0;
-  for (size_t i = 1; i < len; i++) {
-    if ((s[i] & 0xC0) != 0x80) return 0;
-    cp = (cp << 6) | (s[i] & 0x3F);
-  }
-  if ((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) || cp > 0x10FFFF ||
-      (cp >= 0xD800 && cp <= 0xDFFF))
-    return 0;
-  return len;
-}
-
 /* Parses a string starting at the opening quote. */
 static mp_status parse_string(jp *p, const char **out, size_t *out_len) {
   const char *start = p->s;
@@ -176,7 +152,7 @@ static mp_status parse_string(jp *p, const char **out, size_t *out_len) {
       s++;
       continue;
     }
-    size_t l = utf8_seq((const unsigned char *)s, (const unsigned char *)q);
+    size_t l = mp_utf8_seq_len(s, (size_t)(q - s));
     if (!l) return jerr(p, s, "invalid UTF-8 in string");
     memcpy(o + n, s, l);
     n += l;

@@ -13,7 +13,9 @@
 #include "core/error.h"
 #include "core/fs.h"
 #include "core/json.h"
+#include "core/str.h"
 #include "core/strbuf.h"
+#include "core/utf8.h"
 #include "eval/parquet.h"
 
 #define MP_DS_MAX_FILE ((size_t)4 << 30)
@@ -134,43 +136,6 @@ void mp_dataset_label_counts(const mp_dataset *ds, size_t *counts) {
     counts[i] = 0;
   for (size_t i = 0; i < ds->n; i++)
     if (ds->ex[i].label >= 0 && (size_t)ds->ex[i].label < ds->n_labels) counts[ds->ex[i].label]++;
-}
-
-/* ------------------------------------------------------------------ UTF-8 */
-
-size_t mp_utf8_invalid_at(const char *str, size_t n) {
-  const unsigned char *s = (const unsigned char *)str;
-  size_t i = 0;
-  while (i < n) {
-    unsigned c = s[i];
-    if (c < 0x80) {
-      i++;
-      continue;
-    }
-    size_t len;
-    unsigned cp;
-    if (c >= 0xC2 && c <= 0xDF) {
-      len = 2;
-      cp = c & 0x1F;
-    } else if (c >= 0xE0 && c <= 0xEF) {
-      len = 3;
-      cp = c & 0x0F;
-    } else if (c >= 0xF0 && c <= 0xF4) {
-      len = 4;
-      cp = c & 0x07;
-    } else {
-      return i;
-    }
-    if (n - i < len) return i;
-    for (size_t t = 1; t < len; t++) {
-      if ((s[i + t] & 0xC0) != 0x80) return i;
-      cp = (cp << 6) | (s[i + t] & 0x3F);
-    }
-    if ((len == 3 && cp < 0x800) || (len == 4 && (cp < 0x10000 || cp > 0x10FFFF)) || (cp >= 0xD800 && cp <= 0xDFFF))
-      return i;
-    i += len;
-  }
-  return (size_t)-1;
 }
 
 /* ------------------------------------------------------------------ built-in layouts */
@@ -360,16 +325,12 @@ mp_status mp_dataset_task_fields(mp_dataset_def *d, const char *task) {
 
 /* ------------------------------------------------------------------ path resolution */
 
-static int ends_with(const char *s, const char *suf) {
-  size_t a = strlen(s), b = strlen(suf);
-  return a >= b && strcmp(s + a - b, suf) == 0;
-}
-
 static mp_ds_format format_from_ext(const char *p) {
-  if (ends_with(p, ".tsv") || ends_with(p, ".txt")) return MP_DS_TSV;
-  if (ends_with(p, ".csv")) return MP_DS_CSV;
-  if (ends_with(p, ".jsonl") || ends_with(p, ".json") || ends_with(p, ".ndjson")) return MP_DS_JSONL;
-  if (ends_with(p, ".parquet")) return MP_DS_PARQUET;
+  if (mp_str_ends_with(p, ".tsv") || mp_str_ends_with(p, ".txt")) return MP_DS_TSV;
+  if (mp_str_ends_with(p, ".csv")) return MP_DS_CSV;
+  if (mp_str_ends_with(p, ".jsonl") || mp_str_ends_with(p, ".json") || mp_str_ends_with(p, ".ndjson"))
+    return MP_DS_JSONL;
+  if (mp_str_ends_with(p, ".parquet")) return MP_DS_PARQUET;
   return MP_DS_AUTO;
 }
 
@@ -410,7 +371,7 @@ static void list_parquet(const char *dir, const char *prefix, strlist *out) {
   struct dirent *e;
   while ((e = readdir(d))) {
     if (e->d_name[0] == '.') continue;
-    if (!ends_with(e->d_name, ".parquet")) continue;
+    if (!mp_str_ends_with(e->d_name, ".parquet")) continue;
     if (prefix) {
       size_t pl = strlen(prefix);
       if (strncmp(e->d_name, prefix, pl) != 0) continue;

@@ -13,14 +13,15 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "core/arena.h"
+#include "core/clock.h"
 #include "core/error.h"
 #include "core/fs.h"
 #include "core/json.h"
 #include "core/sha256.h"
+#include "core/str.h"
 #include "core/strbuf.h"
 #include "core/tensor.h"
 #include "format/hf.h"
@@ -50,12 +51,6 @@ void mp_convert_result_free(mp_convert_result *r) {
 int mp_convert_is_layer_weight(const char *name, mp_dtype dt, int ndim) {
   size_t n = strlen(name);
   return ndim == 2 && mp_mlx_is_float(dt) && n > 7 && strcmp(name + n - 7, ".weight") == 0;
-}
-
-static double now_s(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
 /* ---------------------------------------------------------------- JSON writing of a DOM */
@@ -185,11 +180,6 @@ static int skip_match(const mp_convert_opts *o, const char *module, const char *
   return 0;
 }
 
-static int ends_with(const char *s, const char *suf) {
-  size_t a = strlen(s), b = strlen(suf);
-  return a >= b && strcmp(s + a - b, suf) == 0;
-}
-
 static mp_status build_plan(conv *c) {
   const mp_convert_opts *o = c->o;
   c->n = mp_weights_count(c->w);
@@ -201,7 +191,7 @@ static mp_status build_plan(conv *c) {
     v->t = t;
     v->out_dt = t->dtype;
     v->act = A_COPY;
-    if (ends_with(t->name, ".scales") || ends_with(t->name, ".biases")) {
+    if (mp_str_ends_with(t->name, ".scales") || mp_str_ends_with(t->name, ".biases")) {
       char *wn = mp_arena_strdup(&c->arena, t->name);
       if (!wn) return mp_err(MP_ERR_NOMEM, "out of memory");
       strcpy(wn + strlen(wn) - 7, ".weight");
@@ -214,7 +204,7 @@ static mp_status build_plan(conv *c) {
     int is_f = mp_mlx_is_float(t->dtype) || t->dtype == MP_F64;
     if (!is_f) {
       /* integer buffers that transformers recomputes (position ids): not model parameters */
-      if (ends_with(t->name, "position_ids") || ends_with(t->name, "token_type_ids")) {
+      if (mp_str_ends_with(t->name, "position_ids") || mp_str_ends_with(t->name, "token_type_ids")) {
         v->act = A_DROP;
         c->cv[i].out_bytes = 0;
         continue;
@@ -1061,7 +1051,7 @@ static mp_status write_metadata(conv *c, uint64_t out_bytes, const char *copied)
       &sb,
       "},\n  \"counts\": {\"tensors\": %zu, \"quantized\": %zu, \"cast\": %zu, \"copied\": %zu, \"dropped\": %zu},\n",
       c->n, nq, nc, ncp, nd);
-  double t_end = now_s();
+  double t_end = mp_now_s();
   mp_sb_printf(&sb, "  \"timings\": {\"hash_s\": %.3f, \"convert_s\": %.3f, \"total_s\": %.3f},\n", c->t_hash,
                c->t_convert, t_end - c->t_start);
   if (c->o->quantize) {
@@ -1110,7 +1100,7 @@ static char *summary_json(conv *c, const char *status, uint64_t out_bytes, int w
   mp_sb_json_f64(&sb, (out_bytes ? out_bytes : planned)
                           ? (double)c->source_bytes / (double)(out_bytes ? out_bytes : planned)
                           : 0.0);
-  mp_sb_printf(&sb, ", \"files\": %d, \"seconds\": %.3f", c->n_shards, now_s() - c->t_start);
+  mp_sb_printf(&sb, ", \"files\": %d, \"seconds\": %.3f", c->n_shards, mp_now_s() - c->t_start);
   if (with_plan) {
     mp_sb_puts(&sb, ", \"plan\": [");
     for (size_t i = 0; i < c->n; i++) {
@@ -1177,7 +1167,7 @@ mp_status mp_convert(const mp_convert_opts *o, mp_convert_result *r) {
   conv c;
   memset(&c, 0, sizeof c);
   c.o = o;
-  c.t_start = now_s();
+  c.t_start = mp_now_s();
   mp_arena_init(&c.arena, 0);
   mp_status s = MP_OK;
   if (!o->hf_path || !*o->hf_path) return mp_err(MP_ERR_INVALID_ARG, "no source model (--hf-path)");
@@ -1245,9 +1235,9 @@ mp_status mp_convert(const mp_convert_opts *o, mp_convert_result *r) {
   if ((s = build_plan(&c))) goto done;
   if ((s = finish_recipe(&c))) goto done;
   if ((s = make_settings(&c))) goto done;
-  double th = now_s();
+  double th = mp_now_s();
   if ((s = hash_sources(&c))) goto done;
-  c.t_hash = now_s() - th;
+  c.t_hash = mp_now_s() - th;
 
   if (!o->no_skip && mp_is_dir(c.out_abs) && already_converted(&c)) {
     r->status = "skipped";
@@ -1286,12 +1276,12 @@ mp_status mp_convert(const mp_convert_opts *o, mp_convert_result *r) {
     }
     chmod(c.tmpdir, 0755);
   }
-  double tc = now_s();
+  double tc = mp_now_s();
   uint64_t out_bytes = 0;
   mp_sb copied;
   mp_sb_init(&copied);
   s = write_weights(&c, &out_bytes);
-  c.t_convert = now_s() - tc;
+  c.t_convert = mp_now_s() - tc;
   if (!s) s = copy_side_files(&c, &copied);
   if (!s) s = write_config(&c);
   if (!s) s = write_card(&c, out_bytes);
@@ -1343,7 +1333,7 @@ fill:
     for (size_t i = 0; i < c.n; i++)
       r->output_bytes += c.cv[i].out_bytes;
   r->source_bytes = c.source_bytes;
-  r->seconds = now_s() - c.t_start;
+  r->seconds = mp_now_s() - c.t_start;
   if (!r->json) s = mp_err(MP_ERR_NOMEM, "out of memory");
 done:
   if (c.tmpdir) {

@@ -7,6 +7,7 @@
 
 #include "core/error.h"
 #include "core/fs.h"
+#include "core/utf8.h"
 #include "eval/dataset.h"
 #include "testlib.h"
 
