@@ -8,7 +8,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "core/error.h"
 #include "core/fs.h"
@@ -17,6 +16,7 @@
 #include "core/strbuf.h"
 #include "core/utf8.h"
 #include "eval/parquet.h"
+#include "format/hf.h"
 
 #define MP_DS_MAX_FILE ((size_t)4 << 30)
 
@@ -390,14 +390,6 @@ static void list_parquet(const char *dir, const char *prefix, strlist *out) {
   if (out->n > 1) qsort(out->v, out->n, sizeof(char *), cmp_str);
 }
 
-static char *join3(const char *a, const char *b, const char *c) {
-  char *ab = mp_path_join(a, b);
-  if (!ab || !c) return ab;
-  char *r = mp_path_join(ab, c);
-  free(ab);
-  return r;
-}
-
 /* HF split aliases: the GLUE/files "dev" is the hub's "validation". */
 static const char *split_alt(const char *split) {
   if (strcmp(split, "validation") == 0) return "dev";
@@ -459,104 +451,6 @@ static void find_parquet_split(const char *root, const char *config, const char 
   closedir(d);
   if (found && !many) find_parquet_split(root, found, split, out);
   free(found);
-}
-
-static const char *hub_cache_dir(char *buf, size_t n) {
-  const char *h = getenv("HF_HUB_CACHE");
-  if (h && *h) return h;
-  h = getenv("HUGGINGFACE_HUB_CACHE");
-  if (h && *h) return h;
-  h = getenv("HF_HOME");
-  if (h && *h) {
-    snprintf(buf, n, "%s/hub", h);
-    return buf;
-  }
-  h = getenv("XDG_CACHE_HOME");
-  if (h && *h) {
-    snprintf(buf, n, "%s/huggingface/hub", h);
-    return buf;
-  }
-  h = getenv("HOME");
-  snprintf(buf, n, "%s/.cache/huggingface/hub", h ? h : "");
-  return buf;
-}
-
-static char *snapshot_of(const char *repo_dir) {
-  /* refs/main names the revision; else the most recently modified snapshot */
-  char *ref = join3(repo_dir, "refs", "main");
-  char *rev = NULL;
-  size_t len = 0;
-  if (ref && mp_read_file(ref, &rev, &len, 4096) == MP_OK) {
-    while (len && (rev[len - 1] == '\n' || rev[len - 1] == '\r' || rev[len - 1] == ' '))
-      rev[--len] = 0;
-    char *snap = len && !strchr(rev, '/') ? join3(repo_dir, "snapshots", rev) : NULL;
-    free(rev);
-    free(ref);
-    if (snap && mp_is_dir(snap)) return snap;
-    free(snap);
-  } else {
-    free(ref);
-    mp_err_clear();
-  }
-  char *sdir = mp_path_join(repo_dir, "snapshots");
-  if (!sdir) return NULL;
-  DIR *d = opendir(sdir);
-  char *best = NULL;
-  struct timespec bt = {0, 0};
-  if (d) {
-    struct dirent *e;
-    while ((e = readdir(d))) {
-      if (e->d_name[0] == '.') continue;
-      char *p = mp_path_join(sdir, e->d_name);
-      struct stat st;
-      if (p && stat(p, &st) == 0 && S_ISDIR(st.st_mode) &&
-          (!best || st.st_mtim.tv_sec > bt.tv_sec ||
-           (st.st_mtim.tv_sec == bt.tv_sec && st.st_mtim.tv_nsec > bt.tv_nsec))) {
-        free(best);
-        best = p;
-        bt = st.st_mtim;
-      } else {
-        free(p);
-      }
-    }
-    closedir(d);
-  }
-  free(sdir);
-  return best;
-}
-
-mp_status mp_hf_dataset_snapshot(const char *org_name, char **out_dir) {
-  *out_dir = NULL;
-  char buf[4096];
-  const char *cache = hub_cache_dir(buf, sizeof buf);
-  mp_sb sb;
-  mp_sb_init(&sb);
-  mp_sb_printf(&sb, "datasets--");
-  for (const char *p = org_name; *p; p++) {
-    if (*p == '/')
-      mp_sb_puts(&sb, "--");
-    else
-      mp_sb_putc(&sb, *p);
-  }
-  if (sb.oom) {
-    mp_sb_free(&sb);
-    return mp_err(MP_ERR_NOMEM, "out of memory");
-  }
-  char *repo = mp_path_join(cache, sb.buf);
-  mp_sb_free(&sb);
-  if (!repo) return mp_err(MP_ERR_NOMEM, "out of memory");
-  char *snap = mp_is_dir(repo) ? snapshot_of(repo) : NULL;
-  if (!snap) {
-    mp_status s = mp_err(MP_ERR_NOT_FOUND,
-                         "dataset '%s' is not in the Hugging Face cache (%s); download it (e.g. "
-                         "`huggingface-cli download --repo-type dataset %s`) or give a local path",
-                         org_name, repo, org_name);
-    free(repo);
-    return s;
-  }
-  free(repo);
-  *out_dir = snap;
-  return MP_OK;
 }
 
 /* Known file names of a split inside a dataset folder. */

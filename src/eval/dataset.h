@@ -158,8 +158,4 @@ typedef struct mp_rng {
 } mp_rng;
 void mp_rng_seed(mp_rng *r, uint64_t seed);
 uint64_t mp_rng_next(mp_rng *r);
-
-/* Resolves a dataset in the HF hub cache: folder of the newest snapshot of "ORG/NAME"
- * (refs/main first, else the most recently modified snapshot). Malloc'd. */
-mp_status mp_hf_dataset_snapshot(const char *org_name, char **out_dir);
 #endif

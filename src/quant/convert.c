@@ -2,7 +2,6 @@
 #include "quant/convert.h"
 #include "hub/card.h"
 
-#include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -907,20 +906,6 @@ static const char *pipeline_tag(conv *c) {
   return "feature-extraction";
 }
 
-/* The source snapshot's commit when the source is a Hub cache snapshot (.../snapshots/<40 hex>). */
-static const char *source_commit(const char *dir, char buf[41]) {
-  const char *p = strstr(dir, "/snapshots/");
-  if (!p) return NULL;
-  p += 11;
-  size_t n = strcspn(p, "/");
-  if (n != 40) return NULL;
-  for (size_t i = 0; i < 40; i++)
-    if (!isxdigit((unsigned char)p[i])) return NULL;
-  memcpy(buf, p, 40);
-  buf[40] = 0;
-  return buf;
-}
-
 static mp_status write_card(conv *c, uint64_t out_bytes) {
   const mp_convert_opts *o = c->o;
   mp_card_info ci;
@@ -929,7 +914,7 @@ static mp_status write_card(conv *c, uint64_t out_bytes) {
   ci.base_model = c->repo_id;
   ci.source = c->repo_id ? c->repo_id : c->src_path;
   char sha[41];
-  ci.source_commit = source_commit(c->src_dir, sha);
+  ci.source_commit = mp_hf_snapshot_commit(c->src_dir, sha);
   mp_arena a;
   mp_arena_init(&a, 0);
   char *src_readme = mp_path_join(c->src_dir, "README.md");
@@ -1124,22 +1109,7 @@ static char *repo_id_of(const char *ref, const char *resolved) {
     const char *at = strchr(ref, '@');
     return strndup(ref, at ? (size_t)(at - ref) : strlen(ref));
   }
-  const char *m = strstr(resolved, "models--");
-  if (!m) return NULL;
-  m += 8;
-  const char *end = strstr(m, "/snapshots/");
-  if (!end) return NULL;
-  mp_sb sb;
-  mp_sb_init(&sb);
-  for (const char *p = m; p < end; p++) {
-    if (p[0] == '-' && p[1] == '-') {
-      mp_sb_putc(&sb, '/');
-      p++;
-    } else {
-      mp_sb_putc(&sb, *p);
-    }
-  }
-  return sb.oom ? NULL : mp_sb_steal(&sb);
+  return mp_hf_snapshot_repo_id(resolved);
 }
 
 static void conv_free(conv *c) {
