@@ -1,3 +1,5 @@
+/* Helpers every subcommand uses (cli.h): exit codes from a status, usage errors, option parsing,
+ * colour on a TTY, human-readable sizes, stdin lines and TAB-separated pairs, the command line. */
 #include <ctype.h>
 #include <errno.h>
 #include <stdarg.h>

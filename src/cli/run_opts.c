@@ -1,3 +1,5 @@
+/* Options shared by the commands that run a model (embed, classify, zero-shot): parsing argv into
+ * mp_cli_run_opts (see run_opts.h). */
 #include "cli/run_opts.h"
 
 #include <stdio.h>

@@ -1,3 +1,5 @@
+/* Strict JSON (RFC 8259) parser into an arena-allocated DOM with line:column errors, and DOM
+ * lookups (see json.h). */
 #include "core/json.h"
 
 #include <errno.h>

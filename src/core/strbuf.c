@@ -1,3 +1,4 @@
+/* Growable byte strings (mp_sb) and JSON string/number writing (see strbuf.h). */
 #include "core/strbuf.h"
 
 #include <math.h>

@@ -1,3 +1,5 @@
+/* Pipeline configuration (see config.h): YAML files of models and datasets merged, validated with
+ * file:line:column messages and de-duplicated. */
 #include "pipeline/config.h"
 
 #include <glob.h>
