@@ -28,7 +28,7 @@ static const char *k_help =
 
 int mp_cmd_embed(int argc, char **argv) {
   mp_cli_run_opts ro;
-  int rc = mp_cli_run_opts_parse("embed", argc, argv, &ro, k_help, 0);
+  int rc = mp_cli_run_opts_read("embed", argc, argv, &ro, k_help, 0);
   if (rc >= 0) return rc;
   char **lines;
   size_t n;
