@@ -9,6 +9,7 @@
 
 #include "core/error.h"
 #include "core/fs.h"
+#include "core/strbuf.h"
 #include "core/utf8.h"
 
 typedef struct {
@@ -385,4 +386,64 @@ int mp_json_get_bool(const mp_json *obj, const char *key, int dflt) {
 const char *mp_json_type_name(mp_json_type t) {
   static const char *n[] = {"null", "boolean", "number", "string", "array", "object"};
   return (unsigned)t < 6 ? n[t] : "?";
+}
+
+int mp_json_equal(const mp_json *a, const mp_json *b) {
+  if (a == b) return 1;
+  if (!a || !b || a->type != b->type) return 0;
+  switch (a->type) {
+  case MP_JSON_NULL: return 1;
+  case MP_JSON_BOOL: return a->boolean == b->boolean;
+  case MP_JSON_NUMBER: return a->num == b->num;
+  case MP_JSON_STRING: return a->len == b->len && !memcmp(a->str, b->str, a->len);
+  case MP_JSON_ARRAY:
+    if (a->len != b->len) return 0;
+    for (size_t i = 0; i < a->len; i++)
+      if (!mp_json_equal(a->items[i], b->items[i])) return 0;
+    return 1;
+  case MP_JSON_OBJECT:
+    if (a->len != b->len) return 0;
+    for (size_t i = 0; i < a->len; i++) {
+      const mp_json *o = mp_json_get(b, a->keys[i]);
+      if (!o || !mp_json_equal(a->items[i], o)) return 0;
+    }
+    return 1;
+  }
+  return 0;
+}
+
+void mp_json_write(mp_sb *sb, const mp_json *v) {
+  if (!v) {
+    mp_sb_puts(sb, "null");
+    return;
+  }
+  switch (v->type) {
+  case MP_JSON_NULL: mp_sb_puts(sb, "null"); break;
+  case MP_JSON_BOOL: mp_sb_puts(sb, v->boolean ? "true" : "false"); break;
+  case MP_JSON_NUMBER:
+    if (v->is_int)
+      mp_sb_printf(sb, "%lld", (long long)v->i);
+    else
+      mp_sb_json_f64(sb, v->num);
+    break;
+  case MP_JSON_STRING: mp_sb_json_str(sb, v->str, v->len); break;
+  case MP_JSON_ARRAY:
+    mp_sb_putc(sb, '[');
+    for (size_t i = 0; i < v->len; i++) {
+      if (i) mp_sb_puts(sb, ", ");
+      mp_json_write(sb, v->items[i]);
+    }
+    mp_sb_putc(sb, ']');
+    break;
+  case MP_JSON_OBJECT:
+    mp_sb_putc(sb, '{');
+    for (size_t i = 0; i < v->len; i++) {
+      if (i) mp_sb_puts(sb, ", ");
+      mp_sb_json_str(sb, v->keys[i], v->key_lens[i]);
+      mp_sb_puts(sb, ": ");
+      mp_json_write(sb, v->items[i]);
+    }
+    mp_sb_putc(sb, '}');
+    break;
+  }
 }
