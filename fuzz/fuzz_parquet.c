@@ -4,7 +4,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "eval/parquet.h"
+#include "format/parquet.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   mp_parquet *pq = NULL;

@@ -17,7 +17,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   mp_serve_req r;
   mp_serve_limits lim = {64, 64, 1 << 20};
   char err[512];
-  int code = mp_serve_parse(route, (const char *)data + 1, size - 1, &lim, &a, &r, err, sizeof err);
+  int code = mp_serve_decode(route, (const char *)data + 1, size - 1, &lim, &a, &r, err, sizeof err);
   if (code) {
     if (code < 400 || code > 599 || !err[0]) abort();
   } else {

@@ -49,7 +49,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     for (int s = 0; s < MP_TOK_SPECIAL_COUNT; s++)
       (void)mp_tokenizer_special_id(tok, (mp_tok_special)s);
     (void)mp_tokenizer_token_to_id(tok, "the", 3);
-    mp_tokenizer_free(tok);
+    mp_tokenizer_close(tok);
   }
   free(buf);
   return 0;

@@ -52,7 +52,7 @@ MLXPORT_API void mlxport_tokenizer_close(mlxport_tokenizer *tok) {
       free(tok->tokens[i]);
     free(tok->tokens);
   }
-  mp_tokenizer_free(tok->t);
+  mp_tokenizer_close(tok->t);
   pthread_mutex_destroy(&tok->lock);
   free(tok);
 }

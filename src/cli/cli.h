@@ -25,8 +25,9 @@ int mp_cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((for
  * argument. Returns 1 when argv[*i] is this option (then *value is set, or a usage error is
  * printed and *value is NULL), 0 otherwise. */
 int mp_cli_opt(int argc, char **argv, int *i, const char *name, const char **value);
-/* Parses a non-negative integer option value; returns 0 on success. */
-int mp_cli_parse_int(const char *cmd, const char *opt, const char *v, long long lo, long long hi, long long *out);
+/* Reads an integer option value in [lo, hi]; returns 0 on success, else prints the usage error and
+ * returns non-zero (CLI convention: exit codes, not mp_status). */
+int mp_cli_opt_int(const char *cmd, const char *opt, const char *v, long long lo, long long hi, long long *out);
 /* stderr is a terminal and NO_COLOR is unset */
 int mp_cli_color(void);
 /* Human-readable byte size ("87.3 MB"). */

@@ -1,3 +1,5 @@
+/* Helpers every subcommand uses (cli.h): exit codes from a status, usage errors, option parsing,
+ * colour on a TTY, human-readable sizes, stdin lines and TAB-separated pairs, the command line. */
 #include <ctype.h>
 #include <errno.h>
 #include <stdarg.h>
@@ -43,7 +45,7 @@ int mp_cli_opt(int argc, char **argv, int *i, const char *name, const char **val
   return 1;
 }
 
-int mp_cli_parse_int(const char *cmd, const char *opt, const char *v, long long lo, long long hi, long long *out) {
+int mp_cli_opt_int(const char *cmd, const char *opt, const char *v, long long lo, long long hi, long long *out) {
   char *end;
   errno = 0;
   long long x = strtoll(v, &end, 10);

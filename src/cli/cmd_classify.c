@@ -36,7 +36,7 @@ int mp_cli_softmax_argmax(const float *logits, int n, float *probs) {
 
 int mp_cmd_classify(int argc, char **argv) {
   mp_cli_run_opts ro;
-  int rc = mp_cli_run_opts_parse("classify", argc, argv, &ro, k_help, 1);
+  int rc = mp_cli_run_opts_read("classify", argc, argv, &ro, k_help, 1);
   if (rc >= 0) return rc;
   char **lines;
   size_t n;

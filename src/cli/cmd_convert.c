@@ -154,10 +154,10 @@ int mp_cmd_convert(int argc, char **argv) {
     } else if (!strcmp(argv[i], "-q") || !strcmp(argv[i], "--quantize")) {
       o.quantize = 1;
     } else if (mp_cli_opt(argc, argv, &i, "--q-bits", &v)) {
-      bad = !v || mp_cli_parse_int(cmd, "--q-bits", v, 1, 16, &x);
+      bad = !v || mp_cli_opt_int(cmd, "--q-bits", v, 1, 16, &x);
       if (!bad) o.bits = (int)x, bits_set = 1;
     } else if (mp_cli_opt(argc, argv, &i, "--q-group-size", &v)) {
-      bad = !v || mp_cli_parse_int(cmd, "--q-group-size", v, 1, 4096, &x);
+      bad = !v || mp_cli_opt_int(cmd, "--q-group-size", v, 1, 4096, &x);
       if (!bad) o.group_size = (int)x, group_set = 1;
     } else if (mp_cli_opt(argc, argv, &i, "--q-mode", &v)) {
       if (!(bad = !v) && mp_qmode_parse(v, &o.mode)) {
@@ -187,12 +187,12 @@ int mp_cmd_convert(int argc, char **argv) {
     } else if (mp_cli_opt(argc, argv, &i, "--data-dir", &v)) {
       if (!(bad = !v)) qa.data_dir = v;
     } else if (mp_cli_opt(argc, argv, &i, "--calibration-samples", &v)) {
-      bad = !v || mp_cli_parse_int(cmd, "--calibration-samples", v, 8, 100000, &x);
+      bad = !v || mp_cli_opt_int(cmd, "--calibration-samples", v, 8, 100000, &x);
       if (!bad) qa.calibration_samples = (size_t)x;
     } else if (mp_cli_opt(argc, argv, &i, "--eval", &v)) {
       if (!(bad = !v)) qa.eval = v;
     } else if (mp_cli_opt(argc, argv, &i, "--eval-samples", &v)) {
-      bad = !v || mp_cli_parse_int(cmd, "--eval-samples", v, 8, 1000000, &x);
+      bad = !v || mp_cli_opt_int(cmd, "--eval-samples", v, 8, 1000000, &x);
       if (!bad) qa.eval_samples = (size_t)x;
     } else if (mp_cli_opt(argc, argv, &i, "--dtype", &v)) {
       if (!(bad = !v) && mp_mlx_dtype_parse(v, &o.dtype)) {

@@ -112,7 +112,7 @@ int mp_cmd_download(int argc, char **argv) {
       setenv("HF_TOKEN", v, 1);
     } else if (mp_cli_opt(argc, argv, &i, "--max-workers", &v)) {
       long long w;
-      if (!v || mp_cli_parse_int("download", "--max-workers", v, 1, 64, &w)) goto usage;
+      if (!v || mp_cli_opt_int("download", "--max-workers", v, 1, 64, &w)) goto usage;
       rq.workers = (int)w;
     } else if (a[0] == '-' && a[1]) {
       rc = mp_cli_usage_error("download", "unknown option '%s'", a);

@@ -2,10 +2,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <time.h>
-
 #include "cli/cli.h"
 #include "cli/run_opts.h"
+#include "core/clock.h"
 #include "core/strbuf.h"
 #include "eval/metrics.h"
 #include "model/model.h"
@@ -29,7 +28,7 @@ static const char *k_help =
 
 int mp_cmd_embed(int argc, char **argv) {
   mp_cli_run_opts ro;
-  int rc = mp_cli_run_opts_parse("embed", argc, argv, &ro, k_help, 0);
+  int rc = mp_cli_run_opts_read("embed", argc, argv, &ro, k_help, 0);
   if (rc >= 0) return rc;
   char **lines;
   size_t n;
@@ -43,7 +42,6 @@ int mp_cmd_embed(int argc, char **argv) {
   }
   size_t H = mp_model_hidden(m);
   if (ro.benchmark > 0) {
-    struct timespec t0, t1;
     size_t bs = ro.run.batch_size ? ro.run.batch_size : 32;
     float *emb = malloc((n ? n : 1) * H * sizeof(float));
     double *ms = malloc((size_t)ro.benchmark * sizeof(double));
@@ -52,17 +50,15 @@ int mp_cmd_embed(int argc, char **argv) {
     st = emb && ms && n ? MP_OK : mp_err(MP_ERR_INVALID_ARG, "--benchmark needs input lines");
     if (!st) st = mp_model_embed(m, n < bs ? n : bs, (const char *const *)lines, &ro.run, emb, NULL); /* warm-up */
     if (!st) {
-      clock_gettime(CLOCK_MONOTONIC, &t0);
+      double t0 = mp_now_s();
       st = mp_model_embed(m, n, (const char *const *)lines, &ro.run, emb, &tokens);
-      clock_gettime(CLOCK_MONOTONIC, &t1);
-      secs = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) * 1e-9;
+      secs = mp_now_s() - t0;
     }
     for (int i = 0; !st && i < ro.benchmark; i++) {
       const char *one = lines[(size_t)i % n];
-      clock_gettime(CLOCK_MONOTONIC, &t0);
+      double t0 = mp_now_s();
       st = mp_model_embed(m, 1, &one, &ro.run, emb, NULL);
-      clock_gettime(CLOCK_MONOTONIC, &t1);
-      ms[i] = ((double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) * 1e-9) * 1e3;
+      ms[i] = (mp_now_s() - t0) * 1e3;
     }
     mp_latency_stats ls;
     if (!st) st = mp_latency_summary(ms, (size_t)ro.benchmark, &ls);

@@ -158,7 +158,7 @@ int mp_cmd_eval(int argc, char **argv) {
   }
 #define INT_OPT(flag, lo, hi, stmt)                                                                                    \
   else if (mp_cli_opt(argc, argv, &i, flag, &v)) {                                                                     \
-    if (!v || mp_cli_parse_int("eval", flag, v, lo, hi, &x)) return MP_EXIT_USAGE;                                     \
+    if (!v || mp_cli_opt_int("eval", flag, v, lo, hi, &x)) return MP_EXIT_USAGE;                                       \
     stmt;                                                                                                              \
   }
 #define NUM_OPT(flag, var)                                                                                             \
@@ -194,7 +194,7 @@ int mp_cmd_eval(int argc, char **argv) {
       if (!v) return MP_EXIT_USAGE;
       if (!strcmp(v, "all"))
         jo.max_samples = 0;
-      else if (mp_cli_parse_int("eval", "--max-samples", v, 1, 1LL << 40, &x))
+      else if (mp_cli_opt_int("eval", "--max-samples", v, 1, 1LL << 40, &x))
         return MP_EXIT_USAGE;
       else
         jo.max_samples = (size_t)x;

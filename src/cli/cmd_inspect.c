@@ -8,6 +8,7 @@
 #include "core/fs.h"
 #include "core/json.h"
 #include "core/sha256.h"
+#include "core/str.h"
 #include "core/strbuf.h"
 #include "format/hf.h"
 #include "format/weights.h"
@@ -42,11 +43,6 @@ static const char *format_name(mp_weights_format f) {
   return "?";
 }
 
-static int ends_with(const char *s, const char *suf) {
-  size_t a = strlen(s), b = strlen(suf);
-  return a >= b && memcmp(s + a - b, suf, b) == 0;
-}
-
 /* Quantization settings for a tensor prefix ("encoder.layer.0.attention.self.query"):
  * the per-layer entry of config["quantization"] if it is an object, else the global one. */
 static int quant_bits_for(const mp_json *q, const char *prefix, int *group) {
@@ -69,7 +65,7 @@ static int64_t logical_params(const mp_weights *w, const mp_tensor *t, const mp_
   const char *name = t->name;
   size_t len = strlen(name);
   char prefix[512];
-  if (ends_with(name, ".scales") || ends_with(name, ".biases")) {
+  if (mp_str_ends_with(name, ".scales") || mp_str_ends_with(name, ".biases")) {
     size_t pl = len - 7;
     if (pl >= sizeof prefix - 8) return n;
     memcpy(prefix, name, pl);
@@ -78,7 +74,7 @@ static int64_t logical_params(const mp_weights *w, const mp_tensor *t, const mp_
     if (wt && wt->dtype == MP_U32) return 0;
     return n;
   }
-  if (ends_with(name, ".weight") && t->dtype == MP_U32) {
+  if (mp_str_ends_with(name, ".weight") && t->dtype == MP_U32) {
     size_t pl = len - 7;
     if (pl >= sizeof prefix - 8) return n;
     memcpy(prefix, name, pl);
@@ -158,7 +154,7 @@ static int run(const char *ref, const opts *o) {
     const mp_tensor *t = mp_weights_at(w, i);
     params += logical_params(w, t, quant);
     dtype_counts[t->dtype]++;
-    if (quant && t->dtype == MP_U32 && ends_with(t->name, ".weight")) n_quantized++;
+    if (quant && t->dtype == MP_U32 && mp_str_ends_with(t->name, ".weight")) n_quantized++;
   }
   for (size_t i = 0; w && i < mp_weights_file_count(w); i++) {
     int64_t s = mp_file_size(mp_weights_file(w, i));

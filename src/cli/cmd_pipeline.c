@@ -364,19 +364,19 @@ int mp_cmd_pipeline(int argc, char **argv) {
       if (!v) return MP_EXIT_USAGE;
       o.data_dir = v;
     } else if (mp_cli_opt(argc, argv, &i, "--jobs", &v) || mp_cli_opt(argc, argv, &i, "-j", &v)) {
-      if (!v || mp_cli_parse_int("pipeline", "-j", v, 1, 256, &x)) return MP_EXIT_USAGE;
+      if (!v || mp_cli_opt_int("pipeline", "-j", v, 1, 256, &x)) return MP_EXIT_USAGE;
       o.jobs = (int)x;
     } else if (mp_cli_opt(argc, argv, &i, "--threads", &v)) {
-      if (!v || mp_cli_parse_int("pipeline", "--threads", v, 0, 1024, &x)) return MP_EXIT_USAGE;
+      if (!v || mp_cli_opt_int("pipeline", "--threads", v, 0, 1024, &x)) return MP_EXIT_USAGE;
       o.threads = (int)x;
     } else if (mp_cli_opt(argc, argv, &i, "--max-samples", &v)) {
-      if (!v || mp_cli_parse_int("pipeline", "--max-samples", v, 1, 1LL << 40, &x)) return MP_EXIT_USAGE;
+      if (!v || mp_cli_opt_int("pipeline", "--max-samples", v, 1, 1LL << 40, &x)) return MP_EXIT_USAGE;
       o.max_samples_override = (long)x;
     } else if (mp_cli_opt(argc, argv, &i, "--latency-requests", &v)) {
-      if (!v || mp_cli_parse_int("pipeline", "--latency-requests", v, 0, 1 << 20, &x)) return MP_EXIT_USAGE;
+      if (!v || mp_cli_opt_int("pipeline", "--latency-requests", v, 0, 1 << 20, &x)) return MP_EXIT_USAGE;
       o.latency_requests = (long)x;
     } else if (mp_cli_opt(argc, argv, &i, "--seed", &v)) {
-      if (!v || mp_cli_parse_int("pipeline", "--seed", v, 0, 1LL << 62, &x)) return MP_EXIT_USAGE;
+      if (!v || mp_cli_opt_int("pipeline", "--seed", v, 0, 1LL << 62, &x)) return MP_EXIT_USAGE;
       o.seed = (unsigned long)x;
     } else if (!strcmp(a, "--dry-run")) {
       o.dry_run = 1;
@@ -387,7 +387,7 @@ int mp_cmd_pipeline(int argc, char **argv) {
     } else if (!strcmp(a, "--upload-even-if-gates-fail")) {
       even_if_fail = 1;
     } else if (!strncmp(a, "-j", 2) && a[2]) {
-      if (mp_cli_parse_int("pipeline", "-j", a + 2, 1, 256, &x)) return MP_EXIT_USAGE;
+      if (mp_cli_opt_int("pipeline", "-j", a + 2, 1, 256, &x)) return MP_EXIT_USAGE;
       o.jobs = (int)x;
     } else {
       return mp_cli_usage_error("pipeline", "unknown option or argument '%s'", a);

@@ -48,7 +48,7 @@ int mp_cmd_quantize(int argc, char **argv) {
       usage();
       return MP_EXIT_OK;
     } else if (mp_cli_opt(argc, argv, &i, "--bits", &v)) {
-      if (!v || mp_cli_parse_int(cmd, "--bits", v, 2, 8, &x)) return MP_EXIT_USAGE;
+      if (!v || mp_cli_opt_int(cmd, "--bits", v, 2, 8, &x)) return MP_EXIT_USAGE;
       o.bits = (int)x;
       bits_set = 1;
     } else if (mp_cli_opt(argc, argv, &i, "--mode", &v)) {
@@ -56,7 +56,7 @@ int mp_cmd_quantize(int argc, char **argv) {
       if (mp_qmode_parse(v, &o.qmode))
         return mp_cli_usage_error(cmd, "--mode expects affine, mxfp4, nvfp4 or mxfp8, got '%s'", v);
     } else if (mp_cli_opt(argc, argv, &i, "--group-size", &v)) {
-      if (!v || mp_cli_parse_int(cmd, "--group-size", v, 1, 4096, &x)) return MP_EXIT_USAGE;
+      if (!v || mp_cli_opt_int(cmd, "--group-size", v, 1, 4096, &x)) return MP_EXIT_USAGE;
       o.group_size = (int)x;
       group_set = 1;
     } else if (mp_cli_opt(argc, argv, &i, "--dtype", &v)) {

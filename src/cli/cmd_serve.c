@@ -628,7 +628,7 @@ static enum MHD_Result handle_post(struct MHD_Connection *c, conn *cx, mp_serve_
   mp_serve_limits lim = {g_cfg.max_client_batch, g_cfg.max_labels, g_cfg.max_body};
   char err[512];
   enum MHD_Result ret;
-  int code = mp_serve_parse(route, cx->body.buf ? cx->body.buf : "", cx->body.len, &lim, &a, &r, err, sizeof err);
+  int code = mp_serve_decode(route, cx->body.buf ? cx->body.buf : "", cx->body.len, &lim, &a, &r, err, sizeof err);
   if (code) {
     ret = send_error(c, cx, code, err);
     goto done;
@@ -1208,7 +1208,7 @@ static void lib_log(mlxport_log_level level, const char *message, void *user) {
 
 static int parse_size(const char *v, const char *opt, long long lo, long long hi, size_t *out) {
   long long x;
-  if (mp_cli_parse_int("serve", opt, v, lo, hi, &x)) return -1;
+  if (mp_cli_opt_int("serve", opt, v, lo, hi, &x)) return -1;
   *out = (size_t)x;
   return 0;
 }
@@ -1250,7 +1250,7 @@ int mp_cmd_serve(int argc, char **argv) {
       if (!v) goto out;
       cfg->host = v;
     } else if (mp_cli_opt(argc, argv, &i, "--port", &v)) {
-      if (!v || mp_cli_parse_int("serve", "--port", v, 0, 65535, &x)) goto out;
+      if (!v || mp_cli_opt_int("serve", "--port", v, 0, 65535, &x)) goto out;
       cfg->port = (int)x;
     } else if (mp_cli_opt(argc, argv, &i, "--api-key", &v)) {
       if (!v) goto out;
@@ -1270,19 +1270,19 @@ int mp_cmd_serve(int argc, char **argv) {
     } else if (mp_cli_opt(argc, argv, &i, "--max-connections", &v)) {
       if (!v || parse_size(v, "--max-connections", 1, 65536, &cfg->max_conn)) goto out;
     } else if (mp_cli_opt(argc, argv, &i, "--timeout", &v)) {
-      if (!v || mp_cli_parse_int("serve", "--timeout", v, 1, 3600, &x)) goto out;
+      if (!v || mp_cli_opt_int("serve", "--timeout", v, 1, 3600, &x)) goto out;
       cfg->timeout_s = (unsigned)x;
     } else if (mp_cli_opt(argc, argv, &i, "--header-timeout", &v)) {
-      if (!v || mp_cli_parse_int("serve", "--header-timeout", v, 1, 3600, &x)) goto out;
+      if (!v || mp_cli_opt_int("serve", "--header-timeout", v, 1, 3600, &x)) goto out;
       cfg->header_timeout_s = (double)x;
     } else if (mp_cli_opt(argc, argv, &i, "--request-timeout", &v)) {
-      if (!v || mp_cli_parse_int("serve", "--request-timeout", v, 1, 3600, &x)) goto out;
+      if (!v || mp_cli_opt_int("serve", "--request-timeout", v, 1, 3600, &x)) goto out;
       cfg->request_timeout_s = (double)x;
     } else if (mp_cli_opt(argc, argv, &i, "--drain-timeout", &v)) {
-      if (!v || mp_cli_parse_int("serve", "--drain-timeout", v, 0, 3600, &x)) goto out;
+      if (!v || mp_cli_opt_int("serve", "--drain-timeout", v, 0, 3600, &x)) goto out;
       cfg->drain_timeout_s = (double)x;
     } else if (mp_cli_opt(argc, argv, &i, "--threads", &v)) {
-      if (!v || mp_cli_parse_int("serve", "--threads", v, 0, 1024, &x)) goto out;
+      if (!v || mp_cli_opt_int("serve", "--threads", v, 0, 1024, &x)) goto out;
       cfg->threads = (int)x;
     } else if (mp_cli_opt(argc, argv, &i, "--compute", &v)) {
       if (!v) goto out;

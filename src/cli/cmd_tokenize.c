@@ -90,9 +90,9 @@ int mp_cmd_tokenize(int argc, char **argv) {
       if (!v) return MP_EXIT_USAGE;
       model = v;
     } else if (mp_cli_opt(argc, argv, &i, "--max-length", &v)) {
-      if (!v || mp_cli_parse_int(cmd, "--max-length", v, 1, 1 << 24, &max_len)) return MP_EXIT_USAGE;
+      if (!v || mp_cli_opt_int(cmd, "--max-length", v, 1, 1 << 24, &max_len)) return MP_EXIT_USAGE;
     } else if (mp_cli_opt(argc, argv, &i, "--threads", &v)) {
-      if (!v || mp_cli_parse_int(cmd, "--threads", v, 1, 64, &threads)) return MP_EXIT_USAGE;
+      if (!v || mp_cli_opt_int(cmd, "--threads", v, 1, 64, &threads)) return MP_EXIT_USAGE;
     } else if (mp_cli_opt(argc, argv, &i, "--truncation", &v)) {
       if (!v) return MP_EXIT_USAGE;
       trunc_s = v;
@@ -138,7 +138,7 @@ int mp_cmd_tokenize(int argc, char **argv) {
   while ((got = fread(chunk, 1, sizeof chunk, stdin)) > 0)
     mp_sb_append(&in, chunk, got);
   if (in.oom) {
-    mp_tokenizer_free(tok);
+    mp_tokenizer_close(tok);
     mp_sb_free(&in);
     fprintf(stderr, "mlxport %s: error: out of memory reading stdin\n", cmd);
     return MP_EXIT_ERROR;
@@ -314,6 +314,6 @@ done:
   free(bl);
   free(bad);
   mp_sb_free(&in);
-  mp_tokenizer_free(tok);
+  mp_tokenizer_close(tok);
   return rc;
 }

@@ -57,11 +57,11 @@ int mp_cmd_verify_layers(int argc, char **argv) {
       fputs(k_help, stdout);
       return MP_EXIT_OK;
     } else if (mp_cli_opt(argc, argv, &i, "--samples", &v)) {
-      if (!v || mp_cli_parse_int("verify-layers", "--samples", v, 1, 4096, &samples)) return MP_EXIT_USAGE;
+      if (!v || mp_cli_opt_int("verify-layers", "--samples", v, 1, 4096, &samples)) return MP_EXIT_USAGE;
     } else if (mp_cli_opt(argc, argv, &i, "--max-length", &v)) {
-      if (!v || mp_cli_parse_int("verify-layers", "--max-length", v, 2, 8192, &max_length)) return MP_EXIT_USAGE;
+      if (!v || mp_cli_opt_int("verify-layers", "--max-length", v, 2, 8192, &max_length)) return MP_EXIT_USAGE;
     } else if (mp_cli_opt(argc, argv, &i, "--seed", &v)) {
-      if (!v || mp_cli_parse_int("verify-layers", "--seed", v, 0, 1LL << 62, &seed)) return MP_EXIT_USAGE;
+      if (!v || mp_cli_opt_int("verify-layers", "--seed", v, 0, 1LL << 62, &seed)) return MP_EXIT_USAGE;
     } else if (mp_cli_opt(argc, argv, &i, "--dataset", &v)) {
       if (!v) return MP_EXIT_USAGE;
       dataset = v;

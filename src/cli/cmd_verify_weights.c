@@ -47,7 +47,7 @@ int mp_cmd_verify_weights(int argc, char **argv) {
       o.min_snr_db = strtod(v, &end);
       if (*end || end == v) return mp_cli_usage_error(cmd, "--min-snr-db expects a number");
     } else if (mp_cli_opt(argc, argv, &i, "--top", &v)) {
-      if (!v || mp_cli_parse_int(cmd, "--top", v, 0, 1000000, &top)) return MP_EXIT_USAGE;
+      if (!v || mp_cli_opt_int(cmd, "--top", v, 0, 1000000, &top)) return MP_EXIT_USAGE;
     } else if (!strcmp(argv[i], "--json")) {
       json = 1;
     } else if (argv[i][0] == '-' && argv[i][1]) {

@@ -1,3 +1,4 @@
+/* mlxport version: prints the version. */
 #include <string.h>
 
 #include "cli/cli.h"

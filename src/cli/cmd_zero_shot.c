@@ -41,7 +41,7 @@ static int cmp_scored(const void *a, const void *b) {
 
 int mp_cmd_zero_shot(int argc, char **argv) {
   mp_cli_run_opts ro;
-  int rc = mp_cli_run_opts_parse("zero-shot", argc, argv, &ro, k_help, 2);
+  int rc = mp_cli_run_opts_read("zero-shot", argc, argv, &ro, k_help, 2);
   if (rc >= 0) return rc;
   /* labels */
   char *labels_buf = strdup(ro.labels);

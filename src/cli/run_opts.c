@@ -1,3 +1,5 @@
+/* Options shared by the commands that run a model (embed, classify, zero-shot): parsing argv into
+ * mp_cli_run_opts (see run_opts.h). */
 #include "cli/run_opts.h"
 
 #include <stdio.h>
@@ -5,7 +7,7 @@
 
 #include "cli/cli.h"
 
-int mp_cli_run_opts_parse(const char *cmd, int argc, char **argv, mp_cli_run_opts *o, const char *help, int kind) {
+int mp_cli_run_opts_read(const char *cmd, int argc, char **argv, mp_cli_run_opts *o, const char *help, int kind) {
   memset(o, 0, sizeof *o);
   mp_run_options_init(&o->run);
   o->template_ = "This example is {}.";
@@ -19,13 +21,13 @@ int mp_cli_run_opts_parse(const char *cmd, int argc, char **argv, mp_cli_run_opt
       if (!v) return MP_EXIT_USAGE;
       o->model = v;
     } else if (mp_cli_opt(argc, argv, &i, "--batch-size", &v)) {
-      if (!v || mp_cli_parse_int(cmd, "--batch-size", v, 1, 1 << 20, &x)) return MP_EXIT_USAGE;
+      if (!v || mp_cli_opt_int(cmd, "--batch-size", v, 1, 1 << 20, &x)) return MP_EXIT_USAGE;
       o->run.batch_size = (size_t)x;
     } else if (mp_cli_opt(argc, argv, &i, "--max-length", &v)) {
-      if (!v || mp_cli_parse_int(cmd, "--max-length", v, 1, 1 << 24, &x)) return MP_EXIT_USAGE;
+      if (!v || mp_cli_opt_int(cmd, "--max-length", v, 1, 1 << 24, &x)) return MP_EXIT_USAGE;
       o->run.max_length = (size_t)x;
     } else if (mp_cli_opt(argc, argv, &i, "--threads", &v)) {
-      if (!v || mp_cli_parse_int(cmd, "--threads", v, 0, 1024, &x)) return MP_EXIT_USAGE;
+      if (!v || mp_cli_opt_int(cmd, "--threads", v, 0, 1024, &x)) return MP_EXIT_USAGE;
       o->threads = (int)x;
     } else if (mp_cli_opt(argc, argv, &i, "--compute", &v)) {
       if (!v) return MP_EXIT_USAGE;
@@ -35,7 +37,7 @@ int mp_cli_run_opts_parse(const char *cmd, int argc, char **argv, mp_cli_run_opt
       if (mp_trunc_strategy_parse(v, &o->run.truncation))
         return mp_cli_usage_error(cmd, "--truncation must be longest_first, only_first, only_second or none");
     } else if (kind == 0 && mp_cli_opt(argc, argv, &i, "--benchmark", &v)) {
-      if (!v || mp_cli_parse_int(cmd, "--benchmark", v, 1, 1 << 20, &x)) return MP_EXIT_USAGE;
+      if (!v || mp_cli_opt_int(cmd, "--benchmark", v, 1, 1 << 20, &x)) return MP_EXIT_USAGE;
       o->benchmark = (int)x;
     } else if (kind == 0 && !strcmp(a, "--token-embeddings")) {
       o->token_embeddings = 1;

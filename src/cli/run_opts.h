@@ -33,5 +33,5 @@ typedef struct mp_cli_run_opts {
 
 /* Parses argv. Returns -1 to continue, or an exit code (help printed, usage error).
  * kind: 0 embed, 1 classify, 2 zero-shot. */
-int mp_cli_run_opts_parse(const char *cmd, int argc, char **argv, mp_cli_run_opts *o, const char *help, int kind);
+int mp_cli_run_opts_read(const char *cmd, int argc, char **argv, mp_cli_run_opts *o, const char *help, int kind);
 #endif

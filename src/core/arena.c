@@ -1,3 +1,4 @@
+/* Arena (bump) allocator: many small allocations, one free (see arena.h). */
 #include "core/arena.h"
 
 #include <stdint.h>

@@ -1,3 +1,4 @@
+/* The dtype table: element sizes and safetensors names of mp_dtype (core/base.h). */
 #include <string.h>
 
 #include "mlxport.h"

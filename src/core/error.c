@@ -1,3 +1,5 @@
+/* Thread-local error messages (set once, where the problem is found), status names and the
+ * library's logging callback (see error.h). */
 #include "core/error.h"
 
 #include <errno.h>

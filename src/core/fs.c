@@ -1,3 +1,5 @@
+/* File-system services: whole-file reads, read-only mmaps, atomic writes (temp name, fsync,
+ * rename), folders and paths (see fs.h). */
 #include "core/fs.h"
 
 #include <dirent.h>

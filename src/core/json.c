@@ -1,3 +1,5 @@
+/* Strict JSON (RFC 8259) parser into an arena-allocated DOM with line:column errors, and DOM
+ * lookups (see json.h). */
 #include "core/json.h"
 
 #include <errno.h>
@@ -7,6 +9,8 @@
 
 #include "core/error.h"
 #include "core/fs.h"
+#include "core/strbuf.h"
+#include "core/utf8.h"
 
 typedef struct {
   const char *s, *end, *what;
@@ -88,31 +92,6 @@ static size_t put_utf8(char *o, unsigned cp) {
   return 4;
 }
 
-/* Validates one UTF-8 sequence; returns its length or 0. */
-static size_t utf8_seq(const unsigned char *s, const unsigned char *end) {
-  unsigned c = s[0];
-  size_t len;
-  unsigned cp;
-  if (c < 0x80) return 1;
-  if ((c & 0xE0) == 0xC0)
-    len = 2, cp = c & 0x1F;
-  else if ((c & 0xF0) == 0xE0)
-    len = 3, cp = c & 0x0F;
-  else if ((c & 0xF8) == 0xF0)
-    len = 4, cp = c & 0x07;
-  else
-    return 0;
-  if ((size_t)(end - s) < len) return 0;
-  for (size_t i = 1; i < len; i++) {
-    if ((s[i] & 0xC0) != 0x80) return 0;
-    cp = (cp << 6) | (s[i] & 0x3F);
-  }
-  if ((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) || cp > 0x10FFFF ||
-      (cp >= 0xD800 && cp <= 0xDFFF))
-    return 0;
-  return len;
-}
-
 /* Parses a string starting at the opening quote. */
 static mp_status parse_string(jp *p, const char **out, size_t *out_len) {
   const char *start = p->s;
@@ -176,7 +155,7 @@ static mp_status parse_string(jp *p, const char **out, size_t *out_len) {
       s++;
       continue;
     }
-    size_t l = utf8_seq((const unsigned char *)s, (const unsigned char *)q);
+    size_t l = mp_utf8_seq_len(s, (size_t)(q - s));
     if (!l) return jerr(p, s, "invalid UTF-8 in string");
     memcpy(o + n, s, l);
     n += l;
@@ -407,4 +386,64 @@ int mp_json_get_bool(const mp_json *obj, const char *key, int dflt) {
 const char *mp_json_type_name(mp_json_type t) {
   static const char *n[] = {"null", "boolean", "number", "string", "array", "object"};
   return (unsigned)t < 6 ? n[t] : "?";
+}
+
+int mp_json_equal(const mp_json *a, const mp_json *b) {
+  if (a == b) return 1;
+  if (!a || !b || a->type != b->type) return 0;
+  switch (a->type) {
+  case MP_JSON_NULL: return 1;
+  case MP_JSON_BOOL: return a->boolean == b->boolean;
+  case MP_JSON_NUMBER: return a->num == b->num;
+  case MP_JSON_STRING: return a->len == b->len && !memcmp(a->str, b->str, a->len);
+  case MP_JSON_ARRAY:
+    if (a->len != b->len) return 0;
+    for (size_t i = 0; i < a->len; i++)
+      if (!mp_json_equal(a->items[i], b->items[i])) return 0;
+    return 1;
+  case MP_JSON_OBJECT:
+    if (a->len != b->len) return 0;
+    for (size_t i = 0; i < a->len; i++) {
+      const mp_json *o = mp_json_get(b, a->keys[i]);
+      if (!o || !mp_json_equal(a->items[i], o)) return 0;
+    }
+    return 1;
+  }
+  return 0;
+}
+
+void mp_json_write(mp_sb *sb, const mp_json *v) {
+  if (!v) {
+    mp_sb_puts(sb, "null");
+    return;
+  }
+  switch (v->type) {
+  case MP_JSON_NULL: mp_sb_puts(sb, "null"); break;
+  case MP_JSON_BOOL: mp_sb_puts(sb, v->boolean ? "true" : "false"); break;
+  case MP_JSON_NUMBER:
+    if (v->is_int)
+      mp_sb_printf(sb, "%lld", (long long)v->i);
+    else
+      mp_sb_json_f64(sb, v->num);
+    break;
+  case MP_JSON_STRING: mp_sb_json_str(sb, v->str, v->len); break;
+  case MP_JSON_ARRAY:
+    mp_sb_putc(sb, '[');
+    for (size_t i = 0; i < v->len; i++) {
+      if (i) mp_sb_puts(sb, ", ");
+      mp_json_write(sb, v->items[i]);
+    }
+    mp_sb_putc(sb, ']');
+    break;
+  case MP_JSON_OBJECT:
+    mp_sb_putc(sb, '{');
+    for (size_t i = 0; i < v->len; i++) {
+      if (i) mp_sb_puts(sb, ", ");
+      mp_sb_json_str(sb, v->keys[i], v->key_lens[i]);
+      mp_sb_puts(sb, ": ");
+      mp_json_write(sb, v->items[i]);
+    }
+    mp_sb_putc(sb, '}');
+    break;
+  }
 }

@@ -5,6 +5,7 @@
 #include <stdint.h>
 
 #include "core/arena.h"
+#include "core/strbuf.h"
 #include "mlxport.h"
 
 typedef enum { MP_JSON_NULL, MP_JSON_BOOL, MP_JSON_NUMBER, MP_JSON_STRING, MP_JSON_ARRAY, MP_JSON_OBJECT } mp_json_type;
@@ -38,4 +39,8 @@ int64_t mp_json_get_int(const mp_json *obj, const char *key, int64_t dflt);
 double mp_json_get_num(const mp_json *obj, const char *key, double dflt);
 int mp_json_get_bool(const mp_json *obj, const char *key, int dflt);
 const char *mp_json_type_name(mp_json_type t);
+/* Structural equality of two DOM nodes (positions ignored). */
+int mp_json_equal(const mp_json *a, const mp_json *b);
+/* Writes a DOM back as compact JSON text (", " and ": " separators). */
+void mp_json_write(mp_sb *sb, const mp_json *v);
 #endif

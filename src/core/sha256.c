@@ -1,3 +1,4 @@
+/* SHA-256 (FIPS 180-4) of buffers and files, hex digests (see sha256.h). */
 #include "core/sha256.h"
 
 #include <errno.h>

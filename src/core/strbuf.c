@@ -1,3 +1,4 @@
+/* Growable byte strings (mp_sb) and JSON string/number writing (see strbuf.h). */
 #include "core/strbuf.h"
 
 #include <math.h>
@@ -5,6 +6,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "core/utf8.h"
 
 void mp_sb_init(mp_sb *sb) { memset(sb, 0, sizeof *sb); }
 void mp_sb_free(mp_sb *sb) {
@@ -62,31 +65,6 @@ void mp_sb_printf(mp_sb *sb, const char *fmt, ...) {
   va_end(ap);
 }
 
-/* Length of the valid UTF-8 sequence at s (1..4), or 0 if invalid. */
-static size_t utf8_valid_len(const unsigned char *s, size_t n) {
-  unsigned c = s[0];
-  if (c < 0x80) return 1;
-  size_t len;
-  uint32_t cp;
-  if ((c & 0xE0) == 0xC0)
-    len = 2, cp = c & 0x1F;
-  else if ((c & 0xF0) == 0xE0)
-    len = 3, cp = c & 0x0F;
-  else if ((c & 0xF8) == 0xF0)
-    len = 4, cp = c & 0x07;
-  else
-    return 0;
-  if (len > n) return 0;
-  for (size_t i = 1; i < len; i++) {
-    if ((s[i] & 0xC0) != 0x80) return 0;
-    cp = (cp << 6) | (s[i] & 0x3F);
-  }
-  if ((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) || cp > 0x10FFFF ||
-      (cp >= 0xD800 && cp <= 0xDFFF))
-    return 0;
-  return len;
-}
-
 void mp_sb_json_str(mp_sb *sb, const char *str, size_t n) {
   const unsigned char *s = (const unsigned char *)str;
   mp_sb_putc(sb, '"');
@@ -129,7 +107,7 @@ void mp_sb_json_str(mp_sb *sb, const char *str, size_t n) {
       i++;
       continue;
     }
-    size_t l = utf8_valid_len(s + i, n - i);
+    size_t l = mp_utf8_seq_len(s + i, n - i);
     if (l == 0) {
       mp_sb_puts(sb, "\xEF\xBF\xBD");
       i++;

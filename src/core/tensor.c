@@ -1,3 +1,5 @@
+/* Tensor views (element counts, contiguity, shape strings) and f16/bf16 <-> f32 conversion
+ * (see tensor.h). */
 #include "core/tensor.h"
 
 #include <stdio.h>

@@ -1,3 +1,5 @@
+/* YAML files (libyaml) into the JSON DOM with line:column per node, YAML 1.2 core-schema
+ * scalars, anchors, merge keys (see yaml.h). */
 #include "core/yaml.h"
 
 #include <errno.h>

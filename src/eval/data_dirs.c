@@ -86,11 +86,8 @@ mp_status mp_data_find_hub(const char *key, int download, char **out) {
   const char *repo, *pattern;
   if (!mp_data_hub_source(key, &repo, &pattern))
     return mp_err(MP_ERR_NOT_FOUND, "dataset \"%s\" has no Hugging Face Hub source", key);
-  char *cache = mp_hf_cache_dir();
-  char *folder = mp_hub_repo_folder("dataset", repo);
-  char *storage = cache && folder ? mp_path_join(cache, folder) : NULL;
-  char *commit = NULL;
-  char *snap = storage ? mp_hub_cached_snapshot(storage, "main", &commit) : NULL;
+  char *storage = NULL;
+  char *snap = mp_hf_cached_snapshot("dataset", repo, "main", &storage);
   char *file = snap ? match_in_snapshot(snap, pattern) : NULL;
   mp_status st = MP_OK;
   if (!file && download && !mp_hub_offline()) {
@@ -115,10 +112,7 @@ mp_status mp_data_find_hub(const char *key, int download, char **out) {
   }
   *out = file;
   free(snap);
-  free(commit);
   free(storage);
-  free(folder);
-  free(cache);
   return file ? MP_OK : st;
 }
 

@@ -158,12 +158,4 @@ typedef struct mp_rng {
 } mp_rng;
 void mp_rng_seed(mp_rng *r, uint64_t seed);
 uint64_t mp_rng_next(mp_rng *r);
-
-/* Validates UTF-8 (RFC 3629: no overlongs, surrogates or > U+10FFFF). Returns the byte offset of
- * the first invalid sequence, or (size_t)-1 when valid. */
-size_t mp_utf8_invalid_at(const char *s, size_t n);
-
-/* Resolves a dataset in the HF hub cache: folder of the newest snapshot of "ORG/NAME"
- * (refs/main first, else the most recently modified snapshot). Malloc'd. */
-mp_status mp_hf_dataset_snapshot(const char *org_name, char **out_dir);
 #endif

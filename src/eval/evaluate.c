@@ -1,3 +1,6 @@
+/* Evaluation of one model on one dataset (see evaluate.h): task plans, batched runs in a child
+ * process, task metrics with bootstrap intervals, the six performance metrics, comparison with
+ * the baseline and quality gates. */
 #include "eval/evaluate.h"
 #include "core/clock.h"
 #include "eval/data_dirs.h"

@@ -27,9 +27,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "core/arena.h"
+#include "core/clock.h"
 #include "core/error.h"
 #include "core/fs.h"
 #include "core/json.h"
@@ -351,8 +351,7 @@ mp_status mp_qauto_convert(const mp_convert_opts *o, const mp_qauto_opts *qa, mp
                   "--q-recipe-file or --quant-predicate (re-apply a found recipe with --q-recipe-file)");
   if (o->mode != MP_QMODE_AFFINE)
     return mp_err(MP_ERR_INVALID_ARG, "--q-auto chooses the modes itself: leave --q-mode out");
-  struct timespec ts0;
-  clock_gettime(CLOCK_MONOTONIC, &ts0);
+  const double t0 = mp_now_s();
   qctx c;
   memset(&c, 0, sizeof c);
   mp_arena_init(&c.arena, 0);
@@ -493,8 +492,6 @@ mp_status mp_qauto_convert(const mp_convert_opts *o, const mp_qauto_opts *qa, mp
   mp_sb sb;
   mp_sb_init(&sb);
   if (!st) {
-    struct timespec ts1;
-    clock_gettime(CLOCK_MONOTONIC, &ts1);
     mp_sb_printf(&sb, "{\"method\": \"greedy\", \"max_drop\": %g, ", qa->max_drop);
     json_metric(&sb, "calibration", cal->name, cal_slice, cal->n, cal->has_score ? "spearman" : "accuracy", m_float,
                 raw_cur);
@@ -507,8 +504,7 @@ mp_status mp_qauto_convert(const mp_convert_opts *o, const mp_qauto_opts *qa, mp
     mp_sb_printf(&sb,
                  ", \"evaluations\": %zu, \"search_seconds\": %.1f, \"weight_bytes_estimate\": %zu, "
                  "\"uniform_q8_weight_bytes_estimate\": %zu, \"units\": {",
-                 c.evals, (double)(ts1.tv_sec - ts0.tv_sec) + 1e-9 * (double)(ts1.tv_nsec - ts0.tv_nsec), rec_bytes,
-                 q8_bytes);
+                 c.evals, mp_now_s() - t0, rec_bytes, q8_bytes);
     for (size_t u = 0; u < c.n_units; u++) {
       char b[64];
       mp_qspec fl = {0, 0, 0, MP_QMODE_AFFINE};

@@ -1,3 +1,5 @@
+/* Evaluation reports (see report.h): JSON documents of results and comparisons, the Markdown
+ * summary and the self-contained HTML report. */
 #include "eval/report.h"
 
 #include <math.h>

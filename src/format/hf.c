@@ -2,10 +2,12 @@
  * shared cache, downloading a repo id that is not cached), tokenizer files, config.json. */
 #include "format/hf.h"
 
+#include <ctype.h>
 #include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "core/error.h"
 #include "core/fs.h"
@@ -23,6 +25,103 @@ char *mp_hf_cache_dir(void) {
   if (e && *e) return mp_path_join(e, "huggingface/hub");
   e = getenv("HOME");
   return mp_path_join(e && *e ? e : "/", ".cache/huggingface/hub");
+}
+
+char *mp_hf_cached_snapshot(const char *repo_type, const char *repo_id, const char *revision, char **storage_out) {
+  if (storage_out) *storage_out = NULL;
+  char *cache = mp_hf_cache_dir();
+  char *folder = mp_hub_repo_folder(repo_type, repo_id);
+  char *storage = cache && folder ? mp_path_join(cache, folder) : NULL;
+  free(folder);
+  free(cache);
+  char *commit = NULL;
+  char *snap = storage ? mp_hub_cached_snapshot(storage, revision, &commit) : NULL;
+  free(commit);
+  if (storage_out)
+    *storage_out = storage;
+  else
+    free(storage);
+  return snap;
+}
+
+char *mp_hf_snapshot_repo_id(const char *path) {
+  const char *m = strstr(path, "models--");
+  if (!m) return NULL;
+  m += 8;
+  const char *end = strstr(m, "/snapshots/");
+  if (!end) return NULL;
+  mp_sb sb;
+  mp_sb_init(&sb);
+  for (const char *p = m; p < end; p++) {
+    if (p[0] == '-' && p[1] == '-') {
+      mp_sb_putc(&sb, '/');
+      p++;
+    } else {
+      mp_sb_putc(&sb, *p);
+    }
+  }
+  return sb.oom ? NULL : mp_sb_steal(&sb);
+}
+
+const char *mp_hf_snapshot_commit(const char *path, char buf[41]) {
+  const char *p = strstr(path, "/snapshots/");
+  if (!p) return NULL;
+  p += 11;
+  size_t n = strcspn(p, "/");
+  if (n != 40) return NULL;
+  for (size_t i = 0; i < 40; i++)
+    if (!isxdigit((unsigned char)p[i])) return NULL;
+  memcpy(buf, p, 40);
+  buf[40] = 0;
+  return buf;
+}
+
+/* The most recently modified folder under <repo_dir>/snapshots (malloc'd), or NULL. */
+static char *newest_snapshot(const char *repo_dir) {
+  char *sdir = mp_path_join(repo_dir, "snapshots");
+  if (!sdir) return NULL;
+  DIR *d = opendir(sdir);
+  char *best = NULL;
+  struct timespec bt = {0, 0};
+  if (d) {
+    struct dirent *e;
+    while ((e = readdir(d))) {
+      if (e->d_name[0] == '.') continue;
+      char *p = mp_path_join(sdir, e->d_name);
+      struct stat st;
+      if (p && stat(p, &st) == 0 && S_ISDIR(st.st_mode) &&
+          (!best || st.st_mtim.tv_sec > bt.tv_sec ||
+           (st.st_mtim.tv_sec == bt.tv_sec && st.st_mtim.tv_nsec > bt.tv_nsec))) {
+        free(best);
+        best = p;
+        bt = st.st_mtim;
+      } else {
+        free(p);
+      }
+    }
+    closedir(d);
+  }
+  free(sdir);
+  return best;
+}
+
+mp_status mp_hf_dataset_snapshot(const char *org_name, char **out_dir) {
+  *out_dir = NULL;
+  char *repo = NULL;
+  char *snap = mp_hf_cached_snapshot("dataset", org_name, "main", &repo);
+  if (!repo) return mp_err(MP_ERR_NOMEM, "out of memory");
+  if (!snap && mp_is_dir(repo)) snap = newest_snapshot(repo);
+  if (!snap) {
+    mp_status s = mp_err(MP_ERR_NOT_FOUND,
+                         "dataset '%s' is not in the Hugging Face cache (%s); download it (e.g. "
+                         "`huggingface-cli download --repo-type dataset %s`) or give a local path",
+                         org_name, repo, org_name);
+    free(repo);
+    return s;
+  }
+  free(repo);
+  *out_dir = snap;
+  return MP_OK;
 }
 
 /* Cache-only resolution, with the hub client's cache rules (src/hub/hub.h: repo id syntax, repo
@@ -45,12 +144,9 @@ static mp_status resolve_cached(const char *ref, char **out_path, int *is_repo_i
       (at && !mp_hub_valid_revision(rev)))
     return mp_err(MP_ERR_NOT_FOUND, "%s: no such file or folder (and not a Hugging Face repo id)", ref);
   *is_repo_id = 1;
-  char *cache = mp_hf_cache_dir();
-  char *folder = mp_hub_repo_folder("model", id);
-  char *repo_dir = cache && folder ? mp_path_join(cache, folder) : NULL;
+  char *repo_dir = NULL;
+  char *snap = mp_hf_cached_snapshot("model", id, rev, &repo_dir);
   mp_status st = MP_OK;
-  char *commit = NULL;
-  char *snap = repo_dir ? mp_hub_cached_snapshot(repo_dir, rev, &commit) : NULL;
   if (!repo_dir) {
     st = mp_err(MP_ERR_NOMEM, "out of memory");
   } else if (snap) {
@@ -61,16 +157,15 @@ static mp_status resolve_cached(const char *ref, char **out_path, int *is_repo_i
                 "download it with: mlxport download %s --revision %s (or huggingface-cli download %s --revision %s)",
                 id, repo_dir, rev, id, rev, id, rev);
   } else {
+    char *cache = mp_hf_cache_dir();
     st = mp_err(MP_ERR_NOT_FOUND,
                 "model '%s' is not a local folder and not in the Hugging Face cache (looked in %s; set "
                 "HF_HUB_CACHE or HF_HOME to use another cache). Get it with: mlxport download %s "
                 "(or huggingface-cli download %s, or pass the path of a local model folder)",
                 id, cache, id, id);
+    free(cache);
   }
-  free(commit);
   free(repo_dir);
-  free(folder);
-  free(cache);
   return st;
 }
 

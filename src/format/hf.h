@@ -20,6 +20,21 @@ mp_status mp_hf_resolve(const char *ref, char **out_path);
 mp_status mp_hf_resolve_cached(const char *ref, char **out_path);
 /* The hub cache folder that would be searched (malloc'd). */
 char *mp_hf_cache_dir(void);
+/* The snapshot folder (malloc'd) of `revision` of a repo in that cache: <cache>/<repo_type>s--ORG--NAME
+ * (repo_type "model" or "dataset") / snapshots/<commit>, the commit named by refs/<revision> or
+ * the revision itself (src/hub/hub.h: mp_hub_cached_snapshot). NULL when it is not cached (or out
+ * of memory). *storage_out, when not NULL, gets the repo's cache folder (malloc'd; NULL only when
+ * out of memory) for messages. */
+char *mp_hf_cached_snapshot(const char *repo_type, const char *repo_id, const char *revision, char **storage_out);
+/* For a path in a cached model snapshot (.../models--ORG--NAME/snapshots/<commit>...): the repo id
+ * "ORG/NAME" (malloc'd), NULL when the path is not in that layout. */
+char *mp_hf_snapshot_repo_id(const char *path);
+/* For a path in a cached snapshot (.../snapshots/<commit>...): the commit when it is 40 hex digits,
+ * copied into buf and returned; NULL otherwise. */
+const char *mp_hf_snapshot_commit(const char *path, char buf[41]);
+/* A dataset repo "ORG/NAME" in the cache: the snapshot of refs/main, else the most recently
+ * modified snapshot (malloc'd). MP_ERR_NOT_FOUND, saying how to get it, when it is not cached. */
+mp_status mp_hf_dataset_snapshot(const char *org_name, char **out_dir);
 
 /* What kind of tokenizer files a folder holds. */
 typedef enum mp_tokenizer_kind {

@@ -1,3 +1,4 @@
+/* Name -> index hash map (open addressing, FNV-1a) for tensor lookups (see name_index.h). */
 #include "format/name_index.h"
 
 #include <stdlib.h>

@@ -11,6 +11,7 @@
 #include "core/error.h"
 #include "core/fs.h"
 #include "core/json.h"
+#include "core/str.h"
 #include "format/name_index.h"
 #include "format/safetensors.h"
 #include "format/torch_pickle.h"
@@ -26,11 +27,6 @@ struct mp_weights {
   size_t n, cap;
   mp_name_index ix;
 };
-
-static int ends_with(const char *s, const char *suffix) {
-  size_t a = strlen(s), b = strlen(suffix);
-  return a >= b && strcmp(s + a - b, suffix) == 0;
-}
 
 void mp_weights_close(mp_weights *w) {
   if (!w) return;
@@ -168,7 +164,7 @@ static mp_status open_index(mp_weights *w, const char *index_path) {
       s = mp_err(MP_ERR_FORMAT, "%s: tensor '%.200s' appears twice in weight_map", index_path, tn);
       goto out;
     }
-    int is_torch = !ends_with(v->str, ".safetensors");
+    int is_torch = !mp_str_ends_with(v->str, ".safetensors");
     if (torch < 0)
       torch = is_torch;
     else if (torch != is_torch) {
@@ -252,8 +248,8 @@ out:
 /* Guesses whether a single file is a PyTorch checkpoint (zip or raw pickle) by name, then by
  * its first bytes. */
 static int looks_torch(const char *path) {
-  if (ends_with(path, ".safetensors")) return 0;
-  if (ends_with(path, ".bin") || ends_with(path, ".pt") || ends_with(path, ".pth")) return 1;
+  if (mp_str_ends_with(path, ".safetensors")) return 0;
+  if (mp_str_ends_with(path, ".bin") || mp_str_ends_with(path, ".pt") || mp_str_ends_with(path, ".pth")) return 1;
   mp_mmap m;
   if (mp_mmap_open(path, &m) != MP_OK) return 0;
   int r =
@@ -283,7 +279,7 @@ static mp_status open_path(mp_weights *w, const char *path) {
                   path);
   }
   if (!mp_path_exists(path)) return mp_err(MP_ERR_NOT_FOUND, "%s: no such file or folder", path);
-  if (ends_with(path, ".index.json")) return open_index(w, path);
+  if (mp_str_ends_with(path, ".index.json")) return open_index(w, path);
   int torch = looks_torch(path);
   w->format = torch ? MP_WEIGHTS_TORCH : MP_WEIGHTS_SAFETENSORS;
   return add_file(w, path, torch);

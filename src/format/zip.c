@@ -1,3 +1,4 @@
+/* A small, defensive, read-only ZIP reader for PyTorch checkpoints (see zip.h). */
 #include "format/zip.h"
 
 #include <stdlib.h>

@@ -16,43 +16,7 @@
 
 #define EVALS_FILE "mlxport_evaluations.json"
 
-/* ------------------------------------------------------------------ JSON / YAML output */
-
-void mp_json_write(mp_sb *sb, const mp_json *v) {
-  if (!v) {
-    mp_sb_puts(sb, "null");
-    return;
-  }
-  switch (v->type) {
-  case MP_JSON_NULL: mp_sb_puts(sb, "null"); break;
-  case MP_JSON_BOOL: mp_sb_puts(sb, v->boolean ? "true" : "false"); break;
-  case MP_JSON_NUMBER:
-    if (v->is_int)
-      mp_sb_printf(sb, "%lld", (long long)v->i);
-    else
-      mp_sb_json_f64(sb, v->num);
-    break;
-  case MP_JSON_STRING: mp_sb_json_str(sb, v->str, v->len); break;
-  case MP_JSON_ARRAY:
-    mp_sb_putc(sb, '[');
-    for (size_t i = 0; i < v->len; i++) {
-      if (i) mp_sb_puts(sb, ", ");
-      mp_json_write(sb, v->items[i]);
-    }
-    mp_sb_putc(sb, ']');
-    break;
-  case MP_JSON_OBJECT:
-    mp_sb_putc(sb, '{');
-    for (size_t i = 0; i < v->len; i++) {
-      if (i) mp_sb_puts(sb, ", ");
-      mp_sb_json_str(sb, v->keys[i], v->key_lens[i]);
-      mp_sb_puts(sb, ": ");
-      mp_json_write(sb, v->items[i]);
-    }
-    mp_sb_putc(sb, '}');
-    break;
-  }
-}
+/* ------------------------------------------------------------------ YAML output (JSON: mp_json_write, core/json.h) */
 
 /* A YAML scalar: plain when it is a simple token, else a double-quoted (JSON-escaped) string,
  * which YAML reads the same way. */

@@ -57,6 +57,4 @@ int mp_card_gates_passed(const char *model_dir);
 /* Rebuilds README text `card` from recorded evaluations `evals` (JSON object {"evaluations":
  * [...], "note": ...}): the model-index block of the front matter and the marked section. */
 mp_status mp_card_rebuild(const char *card, size_t n, const mp_json *evals, const char *title, mp_sb *out);
-/* Writes a JSON DOM back as JSON text. */
-void mp_json_write(mp_sb *sb, const mp_json *v);
 #endif

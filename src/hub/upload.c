@@ -21,6 +21,7 @@
 #include "core/json.h"
 #include "core/sha1.h"
 #include "core/sha256.h"
+#include "core/str.h"
 #include "hub/hub_internal.h"
 
 #define LFS_CT "application/vnd.git-lfs+json"
@@ -68,11 +69,8 @@ int mp_up_local_lfs_rule(const char *path, int64_t size) {
   static const char *const sfx[] = {".safetensors", ".bin",  ".pt",      ".pth",   ".ckpt", ".h5",
                                     ".msgpack",     ".onnx", ".parquet", ".arrow", ".npz",  ".npy",
                                     ".gguf",        ".zip",  ".tar",     ".gz",    ".model"};
-  size_t n = strlen(path);
-  for (size_t i = 0; i < sizeof sfx / sizeof *sfx; i++) {
-    size_t k = strlen(sfx[i]);
-    if (n >= k && !strcmp(path + n - k, sfx[i])) return 1;
-  }
+  for (size_t i = 0; i < sizeof sfx / sizeof *sfx; i++)
+    if (mp_str_ends_with(path, sfx[i])) return 1;
   return size >= 10 * 1000 * 1000;
 }
 

@@ -26,6 +26,7 @@
 #include <string.h>
 
 #include "core/error.h"
+#include "model/layers.h"
 #include "model/model_internal.h"
 
 typedef struct battn {
@@ -244,35 +245,32 @@ static mp_status bart_encode(mp_model *m, const mp_model_batch *b, const mp_forw
   float *x = mp_act_alloc(m, (size_t)(N * H)), *o = mp_act_alloc(m, (size_t)(N * H));
   float *y = mp_act_alloc(m, (size_t)(N * H));
   float *causal = mp_act_alloc(m, (size_t)(T * T));
-  int32_t *pos = mp_arena_alloc(&m->act, (size_t)N * 4), *dids = mp_arena_alloc(&m->act, (size_t)N * 4);
-  uint8_t *kmask = mp_arena_alloc(&m->act, (size_t)N);
-  if (!s.q || !s.k || !s.v || !s.ctx || !s.big || !x || !o || !y || !causal || !pos || !dids || !kmask)
-    return mp_err(MP_ERR_NOMEM, "out of memory for a batch of %lld x %lld tokens", (long long)B, (long long)T);
-  for (int64_t i = 0; i < N; i++) {
-    const int64_t t = i % T;
-    kmask[i] = b->mask ? (b->mask[i] != 0) : 1;
-    pos[i] = (int32_t)(t + 2); /* BartLearnedPositionalEmbedding offset */
-    /* shift_tokens_right (labels' -100 never occur in input ids) */
-    dids[i] = t == 0 ? f->dec_start : b->ids[i - 1];
-  }
+  int32_t *dids = mp_arena_alloc(&m->act, (size_t)N * 4);
+  if (!s.q || !s.k || !s.v || !s.ctx || !s.big || !x || !o || !y || !causal || !dids) return mp_batch_nomem(b);
+  mp_enc_inputs in; /* positions t + 2: BartLearnedPositionalEmbedding's offset */
+  MP_TRY(mp_encode_inputs(m, b, MP_POS_INDEX, 2, 0, &in));
+  uint8_t *kmask = in.kmask;
+  int32_t *pos = in.pos;
+  for (int64_t i = 0; i < N; i++) /* shift_tokens_right (labels' -100 never occur in input ids) */
+    dids[i] = i % T == 0 ? f->dec_start : b->ids[i - 1];
   for (int64_t i = 0; i < T; i++)
     for (int64_t j = 0; j < T; j++)
       causal[i * T + j] = j <= i ? 0.0f : -INFINITY;
 
   /* encoder */
   MP_TRY(embed(m, b->ids, pos, N, &f->enc_pos, &f->enc_ln_emb, o, x));
-  if (out->hook) out->hook(out->hook_user, 0, x, (size_t)B, (size_t)T, (size_t)H);
+  mp_report_layer(out, 0, x, b, H);
   for (int l = 0; l < Le; l++) {
     const blayer *L = &f->enc[l];
     MP_TRY(attn_run(m, &L->self, x, x, B, T, c->heads, kmask, NULL, &s, o));
     residual_ln(m, &x, &o, N, &L->self.ln);
     MP_TRY(ffn(m, L, &x, &o, N, &s));
-    if (out->hook) out->hook(out->hook_user, l + 1, x, (size_t)B, (size_t)T, (size_t)H);
+    mp_report_layer(out, l + 1, x, b, H);
   }
   /* decoder: y, with the encoder output in x (o is the spare buffer) */
   float *enc_out = x;
   MP_TRY(embed(m, dids, pos, N, &f->dec_pos, &f->dec_ln_emb, o, y));
-  if (out->hook) out->hook(out->hook_user, Le + 1, y, (size_t)B, (size_t)T, (size_t)H);
+  mp_report_layer(out, Le + 1, y, b, H);
   for (int64_t l = 0; l < f->dec_layers; l++) {
     const blayer *L = &f->dec[l];
     MP_TRY(attn_run(m, &L->self, y, y, B, T, f->dec_heads, NULL, causal, &s, o));
@@ -280,7 +278,7 @@ static mp_status bart_encode(mp_model *m, const mp_model_batch *b, const mp_forw
     MP_TRY(attn_run(m, &L->cross, y, enc_out, B, T, f->dec_heads, kmask, NULL, &s, o));
     residual_ln(m, &y, &o, N, &L->cross.ln);
     MP_TRY(ffn(m, L, &y, &o, N, &s));
-    if (out->hook) out->hook(out->hook_user, Le + 2 + (int)l, y, (size_t)B, (size_t)T, (size_t)H);
+    mp_report_layer(out, Le + 2 + (int)l, y, b, H);
   }
   *hidden = y;
   return MP_OK;

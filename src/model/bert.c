@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "core/error.h"
+#include "model/layers.h"
 #include "model/model_internal.h"
 
 typedef struct layer {
@@ -111,42 +112,22 @@ static mp_status bert_encode(mp_model *m, const mp_model_batch *b, const mp_forw
   float *v = mp_act_alloc(m, (size_t)(N * H));
   float *ctx = mp_act_alloc(m, (size_t)(N * H));
   float *big = mp_act_alloc(m, (size_t)(N * (I > H ? I : H)));
-  int32_t *pos = mp_arena_alloc(&m->act, (size_t)N * 4);
-  int32_t *types = mp_arena_alloc(&m->act, (size_t)N * 4);
-  uint8_t *kmask = mp_arena_alloc(&m->act, (size_t)N);
-  if (!x || !q || !k || !v || !ctx || !big || !pos || !types || !kmask)
-    return mp_err(MP_ERR_NOMEM, "out of memory for a batch of %lld x %lld tokens", (long long)B, (long long)T);
-  for (int64_t i = 0; i < N; i++) {
-    kmask[i] = b->mask ? (b->mask[i] != 0) : 1;
-    types[i] = b->types ? b->types[i] : 0;
-    if (f->has_type && (types[i] < 0 || types[i] >= c->type_vocab_size))
-      return mp_err(MP_ERR_INVALID_ARG, "token type id %d out of range (type_vocab_size %lld)", types[i],
-                    (long long)c->type_vocab_size);
-  }
-  for (int64_t r = 0; r < B; r++) {
-    if (c->family == MP_FAMILY_ROBERTA) {
-      /* create_position_ids_from_input_ids: cumsum over non-pad tokens, offset by padding_idx */
-      int32_t run = 0;
-      for (int64_t t = 0; t < T; t++) {
-        int np = b->ids[r * T + t] != c->pad_token_id;
-        run += np;
-        pos[r * T + t] = np ? run + (int32_t)c->pad_token_id : (int32_t)c->pad_token_id;
-      }
-    } else {
-      for (int64_t t = 0; t < T; t++)
-        pos[r * T + t] = (int32_t)t;
-    }
-  }
+  if (!x || !q || !k || !v || !ctx || !big) return mp_batch_nomem(b);
+  /* RoBERTa: create_position_ids_from_input_ids (padding_idx = pad_token_id); else 0..T-1 */
+  mp_enc_inputs in;
+  MP_TRY(mp_encode_inputs(m, b, c->family == MP_FAMILY_ROBERTA ? MP_POS_FROM_IDS : MP_POS_INDEX,
+                          c->family == MP_FAMILY_ROBERTA ? c->pad_token_id : 0,
+                          MP_ENC_TYPES | (f->has_type ? MP_ENC_CHECK_TYPES : 0), &in));
   /* embeddings: (word + type) + position, then LayerNorm */
   MP_TRY(mp_embedding_rows(&f->word, b->ids, N, x));
   if (f->has_type) {
-    MP_TRY(mp_embedding_rows(&f->type, types, N, q));
+    MP_TRY(mp_embedding_rows(&f->type, in.types, N, q));
     mp_add_inplace(x, q, N * H);
   }
-  MP_TRY(mp_embedding_rows(&f->pos, pos, N, q));
+  MP_TRY(mp_embedding_rows(&f->pos, in.pos, N, q));
   mp_add_inplace(x, q, N * H);
   mp_layernorm(m->pool, x, NULL, N, H, f->ln_emb.g, f->ln_emb.b, c->layer_norm_eps, x);
-  if (out->hook) out->hook(out->hook_user, 0, x, (size_t)B, (size_t)T, (size_t)H);
+  mp_report_layer(out, 0, x, b, H);
 
   mp_attention_args aa = {.batch = B,
                           .seq_q = T,
@@ -157,7 +138,7 @@ static mp_status bert_encode(mp_model *m, const mp_model_batch *b, const mp_forw
                           .v = v,
                           .out = ctx,
                           .scale = 1.0f / sqrtf((float)(H / c->heads)),
-                          .key_mask = kmask};
+                          .key_mask = in.kmask};
   for (int64_t l = 0; l < c->layers; l++) {
     const layer *L = &f->layers[l];
     aa.q = q;
@@ -167,7 +148,7 @@ static mp_status bert_encode(mp_model *m, const mp_model_batch *b, const mp_forw
     MP_TRY(mp_attention(m->pool, &aa));
     mp_post_ln_layer pl = {&L->o, &L->ln_attn, &L->inter, &L->out, &L->ln_out};
     MP_TRY(mp_post_ln_ffn(m, N, ctx, &pl, c->act, c->layer_norm_eps, &x, &q, big));
-    if (out->hook) out->hook(out->hook_user, (int)l + 1, x, (size_t)B, (size_t)T, (size_t)H);
+    mp_report_layer(out, (int)l + 1, x, b, H);
   }
   *hidden = x;
   return MP_OK;

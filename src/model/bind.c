@@ -1,4 +1,7 @@
-/* Binding checkpoint tensors to the runtime's weight descriptors. */
+/* Binding checkpoint tensors to the runtime's weight descriptors: matrices (float, MLX-quantized
+ * affine, fp modes expanded at load), vectors, dense layers with their integer form for the fast
+ * mode, LayerNorms, and the tensor-name patterns several families share. The math that runs
+ * them is in layers.c. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -191,69 +194,6 @@ mp_status mp_bind_ln(mp_model *m, const char *name, int64_t n, int bias_optional
   ln->b = NULL;
   if (bias_optional && !mp_model_tensor(m, bb)) return MP_OK;
   return mp_bind_f32(m, bb, n, &ln->b);
-}
-
-mp_status mp_dense_run(mp_model *m, const float *x, int64_t rows, const mp_dense *d, mp_act act, float *y) {
-  if (d->qw) {
-    int64_t qo, qi;
-    mp_qweight_shape(d->qw, &qo, &qi);
-    if (qo != d->w.out || qi != d->w.in) /* a dense layer changed after packing: a bug, not bad input */
-      return mp_err(MP_ERR_INTERNAL, "%s: integer form [%lld, %lld] does not match the layer [%lld, %lld]",
-                    d->w.name ? d->w.name : "dense", (long long)qo, (long long)qi, (long long)d->w.out,
-                    (long long)d->w.in);
-    return mp_qlinear_act(m->pool, x, rows, d->qw, d->b, d->bdt, act, y);
-  }
-  return mp_linear_act(m->pool, x, rows, &d->w, d->b, d->bdt, act, y);
-}
-
-mp_status mp_dense_run_many(mp_model *m, const float *x, int64_t rows, int n, const mp_dense *const *d,
-                            float *const *y) {
-  const mp_qweight *qw[4];
-  const void *b[4];
-  mp_dtype bdt[4];
-  int all_int = n >= 1 && n <= 4;
-  for (int i = 0; all_int && i < n; i++) {
-    int64_t qo = 0, qi = 0;
-    if (d[i]->qw) mp_qweight_shape(d[i]->qw, &qo, &qi);
-    all_int = d[i]->qw && qo == d[i]->w.out && qi == d[i]->w.in && d[i]->w.in == d[0]->w.in &&
-              d[i]->w.group_size == d[0]->w.group_size;
-    qw[i] = d[i]->qw, b[i] = d[i]->b, bdt[i] = d[i]->bdt;
-  }
-  if (all_int) return mp_qlinear_multi(m->pool, x, rows, n, qw, b, bdt, MP_ACT_NONE, y);
-  for (int i = 0; i < n; i++)
-    MP_TRY(mp_dense_run(m, x, rows, d[i], MP_ACT_NONE, y[i]));
-  return MP_OK;
-}
-
-float *mp_act_alloc(mp_model *m, size_t n) { return mp_arena_alloc_aligned(&m->act, n * sizeof(float), 64); }
-
-/* The second half of a post-LayerNorm encoder layer (BERT, RoBERTa, DistilBERT, DeBERTa, ...):
- * x = LN(ctx·Oᵀ + x); x = LN(act(x·Iᵀ)·Outᵀ + x). Results are written over the scratch buffer
- * *q, which then swaps with *x, so *x always holds the layer's output. */
-mp_status mp_post_ln_ffn(mp_model *m, int64_t N, const float *ctx, const mp_post_ln_layer *L, mp_act act, float eps,
-                         float **x, float **q, float *big) {
-  const int64_t H = m->cfg.hidden;
-  float *t;
-  MP_TRY(mp_dense_run(m, ctx, N, L->o, MP_ACT_NONE, *q));
-  mp_layernorm(m->pool, *q, *x, N, H, L->ln_attn->g, L->ln_attn->b, eps, *q);
-  t = *x, *x = *q, *q = t;
-  MP_TRY(mp_dense_run(m, *x, N, L->inter, act, big));
-  MP_TRY(mp_dense_run(m, big, N, L->out, MP_ACT_NONE, *q));
-  mp_layernorm(m->pool, *q, *x, N, H, L->ln_out->g, L->ln_out->b, eps, *q);
-  t = *x, *x = *q, *q = t;
-  return MP_OK;
-}
-
-/* logits = d2(act(d1(hidden of each row's first token))): the BERT-style sequence head. */
-mp_status mp_first_token_head(mp_model *m, const mp_model_batch *b, const float *hidden, const mp_dense *d1, mp_act act,
-                              const mp_dense *d2, float *logits) {
-  const int64_t B = (int64_t)b->n, T = (int64_t)b->seq, H = m->cfg.hidden;
-  float *cls = mp_act_alloc(m, (size_t)(B * H)), *h1 = mp_act_alloc(m, (size_t)(B * H));
-  if (!cls || !h1) return mp_err(MP_ERR_NOMEM, "out of memory");
-  for (int64_t r = 0; r < B; r++)
-    memcpy(cls + r * H, hidden + r * T * H, (size_t)H * sizeof(float));
-  MP_TRY(mp_dense_run(m, cls, B, d1, act, h1));
-  return mp_dense_run(m, h1, B, d2, MP_ACT_NONE, logits);
 }
 
 /* "<base>intermediate.dense", "<base>output.dense", "<base>output.LayerNorm": the feed-forward half

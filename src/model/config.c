@@ -1,3 +1,5 @@
+/* Model configuration: config.json (+ sentence-transformers files) -> mp_model_config, the one
+ * struct every family reads (see config.h; the key table is config_keys.c). */
 #include "model/config.h"
 
 #include <ctype.h>

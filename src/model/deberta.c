@@ -21,6 +21,7 @@
 #include <strings.h>
 
 #include "core/error.h"
+#include "model/layers.h"
 #include "model/model_internal.h"
 
 typedef struct dlayer {
@@ -248,27 +249,18 @@ static mp_status deberta_encode(mp_model *m, const mp_model_batch *b, const mp_f
   float *big = mp_act_alloc(m, (size_t)(N * (I > H ? I : H)));
   float *e = mp_act_alloc(m, (size_t)(N * E));
   float *e2 = mp_act_alloc(m, (size_t)(N * E));
-  int32_t *pos = mp_arena_alloc(&m->act, (size_t)N * 4);
-  int32_t *types = mp_arena_alloc(&m->act, (size_t)N * 4);
-  uint8_t *kmask = mp_arena_alloc(&m->act, (size_t)N);
-  if (!x || !q || !k || !v || !ctx || !big || !e || !e2 || !pos || !types || !kmask)
-    return mp_err(MP_ERR_NOMEM, "out of memory for a batch of %lld x %lld tokens", (long long)B, (long long)T);
-  for (int64_t i = 0; i < N; i++) {
-    kmask[i] = b->mask ? (b->mask[i] != 0) : 1;
-    types[i] = b->types ? b->types[i] : 0;
-    pos[i] = (int32_t)(i % T);
-    if (f->has_type && (types[i] < 0 || types[i] >= c->type_vocab_size))
-      return mp_err(MP_ERR_INVALID_ARG, "token type id %d out of range (type_vocab_size %lld)", types[i],
-                    (long long)c->type_vocab_size);
-  }
+  if (!x || !q || !k || !v || !ctx || !big || !e || !e2) return mp_batch_nomem(b);
+  mp_enc_inputs in;
+  MP_TRY(mp_encode_inputs(m, b, MP_POS_INDEX, 0, MP_ENC_TYPES | (f->has_type ? MP_ENC_CHECK_TYPES : 0), &in));
+  uint8_t *kmask = in.kmask;
   /* embeddings */
   MP_TRY(mp_embedding_rows(&f->word, b->ids, N, e));
   if (f->has_pos) {
-    MP_TRY(mp_embedding_rows(&f->pos, pos, N, e2));
+    MP_TRY(mp_embedding_rows(&f->pos, in.pos, N, e2));
     mp_add_inplace(e, e2, N * E);
   }
   if (f->has_type) {
-    MP_TRY(mp_embedding_rows(&f->type, types, N, e2));
+    MP_TRY(mp_embedding_rows(&f->type, in.types, N, e2));
     mp_add_inplace(e, e2, N * E);
   }
   if (f->has_proj)
@@ -278,7 +270,7 @@ static mp_status deberta_encode(mp_model *m, const mp_model_batch *b, const mp_f
   mp_layernorm(m->pool, x, NULL, N, H, f->ln_emb.g, f->ln_emb.b, c->layer_norm_eps, x);
   for (int64_t i = 0; i < N; i++)
     if (!kmask[i]) memset(x + i * H, 0, (size_t)H * sizeof(float));
-  if (out->hook) out->hook(out->hook_user, 0, x, (size_t)B, (size_t)T, (size_t)H);
+  mp_report_layer(out, 0, x, b, H);
 
   /* relative positions reachable by T tokens: rows [lo, lo + R) of the relative embeddings */
   int64_t lo = 0, R = 0;
@@ -386,7 +378,7 @@ static mp_status deberta_encode(mp_model *m, const mp_model_batch *b, const mp_f
       if (!kmask[i]) memset(ctx + i * H, 0, (size_t)H * sizeof(float));
     mp_post_ln_layer pl = {&L->o, &L->ln_attn, &L->inter, &L->out, &L->ln_out};
     MP_TRY(mp_post_ln_ffn(m, N, ctx, &pl, c->act, c->layer_norm_eps, &x, &q, big));
-    if (out->hook) out->hook(out->hook_user, (int)l + 1, x, (size_t)B, (size_t)T, (size_t)H);
+    mp_report_layer(out, (int)l + 1, x, b, H);
   }
   *hidden = x;
   return MP_OK;

@@ -27,6 +27,7 @@
 #include <string.h>
 
 #include "core/error.h"
+#include "model/layers.h"
 #include "model/model_internal.h"
 
 /* NoNorm (weight, bias elementwise) or LayerNorm (eps) */
@@ -265,16 +266,10 @@ static mp_status mobilebert_encode(mp_model *m, const mp_model_batch *b, const m
   float *big = mp_act_alloc(m, (size_t)(N * I));
   float *e = mp_act_alloc(m, (size_t)(N * E));
   float *e3 = mp_act_alloc(m, (size_t)(N * EW));
-  int32_t *pos = mp_arena_alloc(&m->act, (size_t)N * 4);
-  int32_t *types = mp_arena_alloc(&m->act, (size_t)N * 4);
-  uint8_t *kmask = mp_arena_alloc(&m->act, (size_t)N);
-  if (!x || !x2 || !li || !sa || !q || !k || !v || !ctx || !a || !big || !e || !e3 || !pos || !types || !kmask)
-    return mp_err(MP_ERR_NOMEM, "out of memory for a batch of %lld x %lld tokens", (long long)B, (long long)T);
-  for (int64_t i = 0; i < N; i++) {
-    kmask[i] = b->mask ? (b->mask[i] != 0) : 1;
-    types[i] = b->types ? b->types[i] : 0;
-    pos[i] = (int32_t)(i % T);
-  }
+  if (!x || !x2 || !li || !sa || !q || !k || !v || !ctx || !a || !big || !e || !e3) return mp_batch_nomem(b);
+  mp_enc_inputs in;
+  MP_TRY(mp_encode_inputs(m, b, MP_POS_INDEX, 0, MP_ENC_TYPES, &in));
+  uint8_t *kmask = in.kmask;
   /* embeddings: [E(x[t+1]), E(x[t]), E(x[t-1])] per sequence, zeros past its ends */
   MP_TRY(mp_embedding_rows(&f->word, b->ids, N, e));
   const float *ein = e;
@@ -298,12 +293,12 @@ static mp_status mobilebert_encode(mp_model *m, const mp_model_batch *b, const m
     MP_TRY(mp_dense_run(m, ein, N, &f->transform, MP_ACT_NONE, x));
   else
     memcpy(x, ein, (size_t)(N * H) * 4);
-  MP_TRY(mp_embedding_rows(&f->pos, pos, N, x2));
+  MP_TRY(mp_embedding_rows(&f->pos, in.pos, N, x2));
   mp_add_inplace(x, x2, N * H);
-  MP_TRY(mp_embedding_rows(&f->type, types, N, x2));
+  MP_TRY(mp_embedding_rows(&f->type, in.types, N, x2));
   mp_add_inplace(x, x2, N * H);
   norm_run(m, &f->emb_norm, x, NULL, N, H);
-  if (out->hook) out->hook(out->hook_user, 0, x, (size_t)B, (size_t)T, (size_t)H);
+  mp_report_layer(out, 0, x, b, H);
 
   for (int64_t l = 0; l < c->layers; l++) {
     const mlayer *L = &f->layers[l];
@@ -357,7 +352,7 @@ static mp_status mobilebert_encode(mp_model *m, const mp_model_batch *b, const m
     }
     float *t = x;
     x = x2, x2 = t;
-    if (out->hook) out->hook(out->hook_user, (int)l + 1, x, (size_t)B, (size_t)T, (size_t)H);
+    mp_report_layer(out, (int)l + 1, x, b, H);
   }
   *hidden = x;
   return MP_OK;

@@ -94,7 +94,7 @@ mp_status mp_model_config_param_count(const char *dir, int64_t *n, int *cls_head
 void mp_model_close(mp_model *m) {
   if (!m) return;
   mp_pool_free(m->pool);
-  mp_tokenizer_free(m->tok);
+  mp_tokenizer_close(m->tok);
   mp_weights_close(m->w);
   if (m->ops && m->ops->release) m->ops->release(m);
   for (size_t i = 0; i < m->n_packs; i++)

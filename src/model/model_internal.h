@@ -90,32 +90,9 @@ mp_status mp_bind_qkvo(mp_model *m, const char *base, const char *const names[4]
 mp_status mp_dense_pack(mp_model *m, mp_dense *d);
 /* Frees d's integer form (a layer only used through slices packed on their own). */
 void mp_dense_drop_pack(mp_model *m, mp_dense *d);
-/* Runs a dense layer on rows of x. */
-mp_status mp_dense_run(mp_model *m, const float *x, int64_t rows, const mp_dense *d, mp_act act, float *y);
-/* Runs n (1..4) dense layers over the same rows of x (no activation): one quantization of x and
- * one parallel job when all are on the integer kernels, else one after another. */
-mp_status mp_dense_run_many(mp_model *m, const float *x, int64_t rows, int n, const mp_dense *const *d,
-                            float *const *y);
-/* The tensors of a post-LayerNorm layer after attention: output projection + LayerNorm, FFN +
- * LayerNorm. */
-typedef struct mp_post_ln_layer {
-  const mp_dense *o;
-  const mp_lnorm *ln_attn;
-  const mp_dense *inter, *out;
-  const mp_lnorm *ln_out;
-} mp_post_ln_layer;
-/* x = LN(ctx·Oᵀ + x); x = LN(act(x·Iᵀ)·Outᵀ + x) over N rows; *q is scratch ([N, hidden]) and swaps
- * with *x; big holds [N, intermediate]. */
-mp_status mp_post_ln_ffn(mp_model *m, int64_t N, const float *ctx, const mp_post_ln_layer *L, mp_act act, float eps,
-                         float **x, float **q, float *big);
-/* logits = d2(act(d1(first token's hidden state))) per row: the BERT-style sequence head. */
-mp_status mp_first_token_head(mp_model *m, const mp_model_batch *b, const float *hidden, const mp_dense *d1, mp_act act,
-                              const mp_dense *d2, float *logits);
 /* *acc += a * b for parameter counts; *ok = 0 on int64 overflow. */
 static inline void mp_count_mac(int64_t *acc, int64_t a, int64_t b, int *ok) {
   int64_t p;
   if (__builtin_mul_overflow(a, b, &p) || __builtin_add_overflow(*acc, p, acc)) *ok = 0;
 }
-/* Allocates n floats (64-byte aligned) from the activation arena. */
-float *mp_act_alloc(mp_model *m, size_t n);
 #endif

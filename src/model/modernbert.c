@@ -23,6 +23,7 @@
 #include <string.h>
 
 #include "core/error.h"
+#include "model/layers.h"
 #include "model/model_internal.h"
 
 #define LOCAL_QB 128    /* query rows per block in local layers */
@@ -434,7 +435,6 @@ static mp_status modernbert_encode(mp_model *m, const mp_model_batch *b, const m
   float *gb = mp_act_alloc(m, (size_t)(CR * I));
   float *cs_g = mp_act_alloc(m, (size_t)(T * d));
   float *cs_l = mp_act_alloc(m, (size_t)(T * d));
-  uint8_t *kmask = mp_arena_alloc(&m->act, (size_t)N);
   att_bufs ab = {.nseq = B, .T = T, .H = H, .NH = NH, .d = d, .half = half};
   const int64_t QB = T < GLOBAL_QB ? T : GLOBAL_QB, W = T < LOCAL_QB + 2 * half ? T : LOCAL_QB + 2 * half;
   ab.kh = mp_act_alloc(m, (size_t)(T * d));
@@ -444,16 +444,17 @@ static mp_status modernbert_encode(mp_model *m, const mp_model_batch *b, const m
   ab.oh = mp_act_alloc(m, (size_t)(QB * d));
   ab.s = mp_act_alloc(m, (size_t)(QB * T));
   ab.madd = mp_act_alloc(m, (size_t)T);
-  if (!x || !h || !ctx || !qkv || !ga || !gb || !cs_g || !cs_l || !kmask || !ab.kh || !ab.vt || !ab.vtb || !ab.qh ||
-      !ab.oh || !ab.s || !ab.madd)
-    return mp_err(MP_ERR_NOMEM, "out of memory for a batch of %lld x %lld tokens", (long long)B, (long long)T);
-  for (int64_t i = 0; i < N; i++)
-    kmask[i] = b->mask ? (b->mask[i] != 0) : 1;
+  if (!x || !h || !ctx || !qkv || !ga || !gb || !cs_g || !cs_l || !ab.kh || !ab.vt || !ab.vtb || !ab.qh || !ab.oh ||
+      !ab.s || !ab.madd)
+    return mp_batch_nomem(b);
+  mp_enc_inputs in;
+  MP_TRY(mp_encode_inputs(m, b, MP_POS_NONE, 0, 0, &in));
+  uint8_t *kmask = in.kmask;
   rope_table(f->theta_global, f->factor_global, T, d, cs_g);
   rope_table(f->theta_local, f->factor_local, T, d, cs_l);
   MP_TRY(mp_embedding_rows(&f->tok, b->ids, N, x));
   mp_layernorm(m->pool, x, NULL, N, H, f->emb_norm.g, f->emb_norm.b, f->eps, x);
-  if (out->hook) out->hook(out->hook_user, 0, x, (size_t)B, (size_t)T, (size_t)H);
+  mp_report_layer(out, 0, x, b, H);
 
   for (int64_t l = 0; l < c->layers; l++) {
     const mlayer *L = &f->layers[l];
@@ -485,7 +486,7 @@ static mp_status modernbert_encode(mp_model *m, const mp_model_batch *b, const m
     }
     mp_add_inplace(x, ctx, N * H);
     /* transformers' hidden_states[l + 1]: the layer output before final_norm */
-    if (out->hook) out->hook(out->hook_user, (int)l + 1, x, (size_t)B, (size_t)T, (size_t)H);
+    mp_report_layer(out, (int)l + 1, x, b, H);
   }
   mp_layernorm(m->pool, x, NULL, N, H, f->final_norm.g, f->final_norm.b, f->eps, h);
   *hidden = h;

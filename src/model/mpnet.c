@@ -20,6 +20,7 @@
 #include <string.h>
 
 #include "core/error.h"
+#include "model/layers.h"
 #include "model/model_internal.h"
 
 #define MPNET_PADDING_IDX 1
@@ -141,27 +142,17 @@ static mp_status mpnet_encode(mp_model *m, const mp_model_batch *b, const mp_for
   float *ctx = mp_act_alloc(m, (size_t)(N * H));
   float *big = mp_act_alloc(m, (size_t)(N * (I > H ? I : H)));
   float *bias = mp_act_alloc(m, (size_t)(NH * T * T));
-  int32_t *pos = mp_arena_alloc(&m->act, (size_t)N * 4);
   int32_t *bucket = mp_arena_alloc(&m->act, (size_t)(2 * T - 1) * 4);
-  uint8_t *kmask = mp_arena_alloc(&m->act, (size_t)N);
-  if (!x || !q || !k || !v || !ctx || !big || !bias || !pos || !bucket || !kmask)
-    return mp_err(MP_ERR_NOMEM, "out of memory for a batch of %lld x %lld tokens", (long long)B, (long long)T);
-  for (int64_t i = 0; i < N; i++)
-    kmask[i] = b->mask ? (b->mask[i] != 0) : 1;
+  if (!x || !q || !k || !v || !ctx || !big || !bias || !bucket) return mp_batch_nomem(b);
   /* create_position_ids_from_input_ids with padding_idx 1 */
-  for (int64_t r = 0; r < B; r++) {
-    int32_t run = 0;
-    for (int64_t t = 0; t < T; t++) {
-      int np = b->ids[r * T + t] != MPNET_PADDING_IDX;
-      run += np;
-      pos[r * T + t] = np ? run + MPNET_PADDING_IDX : MPNET_PADDING_IDX;
-    }
-  }
+  mp_enc_inputs in;
+  MP_TRY(mp_encode_inputs(m, b, MP_POS_FROM_IDS, MPNET_PADDING_IDX, 0, &in));
+  uint8_t *kmask = in.kmask;
   MP_TRY(mp_embedding_rows(&f->word, b->ids, N, x));
-  MP_TRY(mp_embedding_rows(&f->pos, pos, N, q));
+  MP_TRY(mp_embedding_rows(&f->pos, in.pos, N, q));
   mp_add_inplace(x, q, N * H);
   mp_layernorm(m->pool, x, NULL, N, H, f->ln_emb.g, f->ln_emb.b, c->layer_norm_eps, x);
-  if (out->hook) out->hook(out->hook_user, 0, x, (size_t)B, (size_t)T, (size_t)H);
+  mp_report_layer(out, 0, x, b, H);
 
   /* position bias [NH, T, T], the same for every sequence and every layer */
   for (int64_t dd = 0; dd < 2 * T - 1; dd++)
@@ -193,7 +184,7 @@ static mp_status mpnet_encode(mp_model *m, const mp_model_batch *b, const mp_for
     MP_TRY(mp_attention(m->pool, &aa));
     mp_post_ln_layer pl = {&L->o, &L->ln_attn, &L->inter, &L->out, &L->ln_out};
     MP_TRY(mp_post_ln_ffn(m, N, ctx, &pl, c->act, c->layer_norm_eps, &x, &q, big));
-    if (out->hook) out->hook(out->hook_user, (int)l + 1, x, (size_t)B, (size_t)T, (size_t)H);
+    mp_report_layer(out, (int)l + 1, x, b, H);
   }
   *hidden = x;
   return MP_OK;

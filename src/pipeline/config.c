@@ -1,3 +1,5 @@
+/* Pipeline configuration (see config.h): YAML files of models and datasets merged, validated with
+ * file:line:column messages and de-duplicated. */
 #include "pipeline/config.h"
 
 #include <glob.h>
@@ -8,54 +10,13 @@
 
 #include "core/error.h"
 #include "core/fs.h"
+#include "core/str.h"
 #include "core/strbuf.h"
 #include "core/yaml.h"
 #include "hub/hub.h"
 #include "quant/recipe.h"
 
-/* ---------------------------------------------------------------- helpers */
-
-int mp_json_equal(const mp_json *a, const mp_json *b) {
-  if (a == b) return 1;
-  if (!a || !b || a->type != b->type) return 0;
-  switch (a->type) {
-  case MP_JSON_NULL: return 1;
-  case MP_JSON_BOOL: return a->boolean == b->boolean;
-  case MP_JSON_NUMBER: return a->num == b->num;
-  case MP_JSON_STRING: return a->len == b->len && !memcmp(a->str, b->str, a->len);
-  case MP_JSON_ARRAY:
-    if (a->len != b->len) return 0;
-    for (size_t i = 0; i < a->len; i++)
-      if (!mp_json_equal(a->items[i], b->items[i])) return 0;
-    return 1;
-  case MP_JSON_OBJECT:
-    if (a->len != b->len) return 0;
-    for (size_t i = 0; i < a->len; i++) {
-      const mp_json *o = mp_json_get(b, a->keys[i]);
-      if (!o || !mp_json_equal(a->items[i], o)) return 0;
-    }
-    return 1;
-  }
-  return 0;
-}
-
-size_t mp_edit_distance(const char *a, const char *b) {
-  size_t n = strlen(a), m = strlen(b);
-  if (n > 64 || m > 64) return 99;
-  size_t d[65][65];
-  for (size_t i = 0; i <= n; i++)
-    d[i][0] = i;
-  for (size_t j = 0; j <= m; j++)
-    d[0][j] = j;
-  for (size_t i = 1; i <= n; i++)
-    for (size_t j = 1; j <= m; j++) {
-      size_t c = d[i - 1][j - 1] + (a[i - 1] != b[j - 1]);
-      if (d[i - 1][j] + 1 < c) c = d[i - 1][j] + 1;
-      if (d[i][j - 1] + 1 < c) c = d[i][j - 1] + 1;
-      d[i][j] = c;
-    }
-  return d[n][m];
-}
+/* ---------------------------------------------------------------- validation context */
 
 typedef struct {
   mp_pl_config *c;
@@ -101,7 +62,7 @@ static void unknown_keys(vctx *v, const mp_json *obj, const char *const *allowed
     const char *best = NULL;
     size_t bd = 99;
     for (const char *const *k = allowed; *k; k++) {
-      size_t d = mp_edit_distance(obj->keys[i], *k);
+      size_t d = mp_str_edit_distance(obj->keys[i], *k);
       if (d < bd) bd = d, best = *k;
     }
     if (best && bd <= 2 + strlen(obj->keys[i]) / 4)
@@ -694,7 +655,7 @@ mp_status mp_pl_config_load(const char *const *patterns, size_t n, mp_pl_config 
           const char *best = NULL;
           size_t bd = 99;
           for (size_t k = 0; k < c->n_datasets; k++) {
-            size_t d = mp_edit_distance(m->benchmarks[b], c->datasets[k].key);
+            size_t d = mp_str_edit_distance(m->benchmarks[b], c->datasets[k].key);
             if (d < bd) bd = d, best = c->datasets[k].key;
           }
           v.file = m->where.file;

@@ -91,8 +91,4 @@ void mp_pl_config_free(mp_pl_config *c);
 const mp_pl_dataset *mp_pl_config_dataset(const mp_pl_config *c, const char *key);
 const mp_pl_model *mp_pl_config_model(const mp_pl_config *c, const char *name);
 
-/* Structural equality of two DOM nodes (positions ignored). */
-int mp_json_equal(const mp_json *a, const mp_json *b);
-/* Levenshtein distance (for did-you-mean). */
-size_t mp_edit_distance(const char *a, const char *b);
 #endif

@@ -1,3 +1,5 @@
+/* The pipeline (see pipeline.h): configuration -> plan of convert / eval jobs -> parallel,
+ * resumable, crash-safe execution in forked children in a managed work folder -> reports. */
 #include "pipeline/pipeline.h"
 #include "core/clock.h"
 

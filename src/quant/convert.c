@@ -2,7 +2,6 @@
 #include "quant/convert.h"
 #include "hub/card.h"
 
-#include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -13,14 +12,15 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "core/arena.h"
+#include "core/clock.h"
 #include "core/error.h"
 #include "core/fs.h"
 #include "core/json.h"
 #include "core/sha256.h"
+#include "core/str.h"
 #include "core/strbuf.h"
 #include "core/tensor.h"
 #include "format/hf.h"
@@ -50,12 +50,6 @@ void mp_convert_result_free(mp_convert_result *r) {
 int mp_convert_is_layer_weight(const char *name, mp_dtype dt, int ndim) {
   size_t n = strlen(name);
   return ndim == 2 && mp_mlx_is_float(dt) && n > 7 && strcmp(name + n - 7, ".weight") == 0;
-}
-
-static double now_s(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
 /* ---------------------------------------------------------------- JSON writing of a DOM */
@@ -185,11 +179,6 @@ static int skip_match(const mp_convert_opts *o, const char *module, const char *
   return 0;
 }
 
-static int ends_with(const char *s, const char *suf) {
-  size_t a = strlen(s), b = strlen(suf);
-  return a >= b && strcmp(s + a - b, suf) == 0;
-}
-
 static mp_status build_plan(conv *c) {
   const mp_convert_opts *o = c->o;
   c->n = mp_weights_count(c->w);
@@ -201,7 +190,7 @@ static mp_status build_plan(conv *c) {
     v->t = t;
     v->out_dt = t->dtype;
     v->act = A_COPY;
-    if (ends_with(t->name, ".scales") || ends_with(t->name, ".biases")) {
+    if (mp_str_ends_with(t->name, ".scales") || mp_str_ends_with(t->name, ".biases")) {
       char *wn = mp_arena_strdup(&c->arena, t->name);
       if (!wn) return mp_err(MP_ERR_NOMEM, "out of memory");
       strcpy(wn + strlen(wn) - 7, ".weight");
@@ -214,7 +203,7 @@ static mp_status build_plan(conv *c) {
     int is_f = mp_mlx_is_float(t->dtype) || t->dtype == MP_F64;
     if (!is_f) {
       /* integer buffers that transformers recomputes (position ids): not model parameters */
-      if (ends_with(t->name, "position_ids") || ends_with(t->name, "token_type_ids")) {
+      if (mp_str_ends_with(t->name, "position_ids") || mp_str_ends_with(t->name, "token_type_ids")) {
         v->act = A_DROP;
         c->cv[i].out_bytes = 0;
         continue;
@@ -917,20 +906,6 @@ static const char *pipeline_tag(conv *c) {
   return "feature-extraction";
 }
 
-/* The source snapshot's commit when the source is a Hub cache snapshot (.../snapshots/<40 hex>). */
-static const char *source_commit(const char *dir, char buf[41]) {
-  const char *p = strstr(dir, "/snapshots/");
-  if (!p) return NULL;
-  p += 11;
-  size_t n = strcspn(p, "/");
-  if (n != 40) return NULL;
-  for (size_t i = 0; i < 40; i++)
-    if (!isxdigit((unsigned char)p[i])) return NULL;
-  memcpy(buf, p, 40);
-  buf[40] = 0;
-  return buf;
-}
-
 static mp_status write_card(conv *c, uint64_t out_bytes) {
   const mp_convert_opts *o = c->o;
   mp_card_info ci;
@@ -939,7 +914,7 @@ static mp_status write_card(conv *c, uint64_t out_bytes) {
   ci.base_model = c->repo_id;
   ci.source = c->repo_id ? c->repo_id : c->src_path;
   char sha[41];
-  ci.source_commit = source_commit(c->src_dir, sha);
+  ci.source_commit = mp_hf_snapshot_commit(c->src_dir, sha);
   mp_arena a;
   mp_arena_init(&a, 0);
   char *src_readme = mp_path_join(c->src_dir, "README.md");
@@ -1061,7 +1036,7 @@ static mp_status write_metadata(conv *c, uint64_t out_bytes, const char *copied)
       &sb,
       "},\n  \"counts\": {\"tensors\": %zu, \"quantized\": %zu, \"cast\": %zu, \"copied\": %zu, \"dropped\": %zu},\n",
       c->n, nq, nc, ncp, nd);
-  double t_end = now_s();
+  double t_end = mp_now_s();
   mp_sb_printf(&sb, "  \"timings\": {\"hash_s\": %.3f, \"convert_s\": %.3f, \"total_s\": %.3f},\n", c->t_hash,
                c->t_convert, t_end - c->t_start);
   if (c->o->quantize) {
@@ -1110,7 +1085,7 @@ static char *summary_json(conv *c, const char *status, uint64_t out_bytes, int w
   mp_sb_json_f64(&sb, (out_bytes ? out_bytes : planned)
                           ? (double)c->source_bytes / (double)(out_bytes ? out_bytes : planned)
                           : 0.0);
-  mp_sb_printf(&sb, ", \"files\": %d, \"seconds\": %.3f", c->n_shards, now_s() - c->t_start);
+  mp_sb_printf(&sb, ", \"files\": %d, \"seconds\": %.3f", c->n_shards, mp_now_s() - c->t_start);
   if (with_plan) {
     mp_sb_puts(&sb, ", \"plan\": [");
     for (size_t i = 0; i < c->n; i++) {
@@ -1134,22 +1109,7 @@ static char *repo_id_of(const char *ref, const char *resolved) {
     const char *at = strchr(ref, '@');
     return strndup(ref, at ? (size_t)(at - ref) : strlen(ref));
   }
-  const char *m = strstr(resolved, "models--");
-  if (!m) return NULL;
-  m += 8;
-  const char *end = strstr(m, "/snapshots/");
-  if (!end) return NULL;
-  mp_sb sb;
-  mp_sb_init(&sb);
-  for (const char *p = m; p < end; p++) {
-    if (p[0] == '-' && p[1] == '-') {
-      mp_sb_putc(&sb, '/');
-      p++;
-    } else {
-      mp_sb_putc(&sb, *p);
-    }
-  }
-  return sb.oom ? NULL : mp_sb_steal(&sb);
+  return mp_hf_snapshot_repo_id(resolved);
 }
 
 static void conv_free(conv *c) {
@@ -1177,7 +1137,7 @@ mp_status mp_convert(const mp_convert_opts *o, mp_convert_result *r) {
   conv c;
   memset(&c, 0, sizeof c);
   c.o = o;
-  c.t_start = now_s();
+  c.t_start = mp_now_s();
   mp_arena_init(&c.arena, 0);
   mp_status s = MP_OK;
   if (!o->hf_path || !*o->hf_path) return mp_err(MP_ERR_INVALID_ARG, "no source model (--hf-path)");
@@ -1245,9 +1205,9 @@ mp_status mp_convert(const mp_convert_opts *o, mp_convert_result *r) {
   if ((s = build_plan(&c))) goto done;
   if ((s = finish_recipe(&c))) goto done;
   if ((s = make_settings(&c))) goto done;
-  double th = now_s();
+  double th = mp_now_s();
   if ((s = hash_sources(&c))) goto done;
-  c.t_hash = now_s() - th;
+  c.t_hash = mp_now_s() - th;
 
   if (!o->no_skip && mp_is_dir(c.out_abs) && already_converted(&c)) {
     r->status = "skipped";
@@ -1286,12 +1246,12 @@ mp_status mp_convert(const mp_convert_opts *o, mp_convert_result *r) {
     }
     chmod(c.tmpdir, 0755);
   }
-  double tc = now_s();
+  double tc = mp_now_s();
   uint64_t out_bytes = 0;
   mp_sb copied;
   mp_sb_init(&copied);
   s = write_weights(&c, &out_bytes);
-  c.t_convert = now_s() - tc;
+  c.t_convert = mp_now_s() - tc;
   if (!s) s = copy_side_files(&c, &copied);
   if (!s) s = write_config(&c);
   if (!s) s = write_card(&c, out_bytes);
@@ -1343,7 +1303,7 @@ fill:
     for (size_t i = 0; i < c.n; i++)
       r->output_bytes += c.cv[i].out_bytes;
   r->source_bytes = c.source_bytes;
-  r->seconds = now_s() - c.t_start;
+  r->seconds = mp_now_s() - c.t_start;
   if (!r->json) s = mp_err(MP_ERR_NOMEM, "out of memory");
 done:
   if (c.tmpdir) {

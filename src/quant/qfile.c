@@ -1,3 +1,5 @@
+/* `mlxport quantize`: one safetensors file quantized, dequantized or cast into another (see
+ * qfile.h). */
 #include "quant/qfile.h"
 
 #include <stdlib.h>

@@ -9,6 +9,7 @@
 
 #include "core/error.h"
 #include "core/json.h"
+#include "core/str.h"
 
 void mp_qrecipe_init(mp_qrecipe *r) {
   memset(r, 0, sizeof *r);
@@ -185,11 +186,8 @@ static int is_value_proj(const char *m) {
          strstr(m, "attn.v") || strstr(m, ".value_proj");
 }
 static int is_ffn_out(const char *m) {
-  size_t l = strlen(m);
-  int out_dense =
-      l >= 12 && !strcmp(m + l - 12, "output.dense") && !strstr(m, "attention.output") && !strstr(m, "bottleneck");
-  return out_dense || strstr(m, "ffn.lin2") || (l >= 4 && !strcmp(m + l - 4, ".fc2")) ||
-         (l >= 7 && !strcmp(m + l - 7, "mlp.Wo"));
+  int out_dense = mp_str_ends_with(m, "output.dense") && !strstr(m, "attention.output") && !strstr(m, "bottleneck");
+  return out_dense || strstr(m, "ffn.lin2") || mp_str_ends_with(m, ".fc2") || mp_str_ends_with(m, "mlp.Wo");
 }
 static int is_head_out(const char *m) {
   return !strcmp(m, "classifier") || !strcmp(m + (strlen(m) > 11 ? strlen(m) - 11 : 0), ".classifier") ||

@@ -1,3 +1,5 @@
+/* Streaming safetensors writer: header first from the declared tensors, then the data tensor by
+ * tensor, so a conversion never holds the model in memory (see st_stream.h). */
 #include "quant/st_stream.h"
 
 #include <errno.h>

@@ -1,3 +1,5 @@
+/* `mlxport verify-weights`: per-tensor error of a converted model against its original
+ * checkpoint (max abs, RMS, relative RMS, SNR; see verify.h). */
 #include "quant/verify.h"
 
 #include <math.h>

@@ -301,8 +301,8 @@ static int parse_zero_shot(const mp_json *root, const mp_serve_limits *lim, mp_s
   return get_bool(root, "truncate", 0, &r->truncate, err, cap);
 }
 
-int mp_serve_parse(mp_serve_route route, const char *body, size_t len, const mp_serve_limits *lim, mp_arena *a,
-                   mp_serve_req *r, char *err, size_t cap) {
+int mp_serve_decode(mp_serve_route route, const char *body, size_t len, const mp_serve_limits *lim, mp_arena *a,
+                    mp_serve_req *r, char *err, size_t cap) {
   memset(r, 0, sizeof *r);
   r->route = route;
   r->normalize = 1;

@@ -45,9 +45,9 @@ typedef struct mp_serve_limits {
   size_t max_text_bytes; /* one text */
 } mp_serve_limits;
 
-/* Parses body[0..len) for `route`. Returns 0 on success, else the HTTP status to answer (400 for
- * malformed JSON or a wrong field, 413 for too many inputs) with a message in err naming the field.
- * Everything allocated lives in the arena. */
-int mp_serve_parse(mp_serve_route route, const char *body, size_t len, const mp_serve_limits *lim, mp_arena *a,
-                   mp_serve_req *out, char *err, size_t errcap);
+/* Decodes body[0..len) for `route` (not a *_parse: it answers an HTTP status, not an mp_status). Returns 0 on success,
+ * else the HTTP status to answer (400 for malformed JSON or a wrong field, 413 for too many inputs) with a message in
+ * err naming the field. Everything allocated lives in the arena. */
+int mp_serve_decode(mp_serve_route route, const char *body, size_t len, const mp_serve_limits *lim, mp_arena *a,
+                    mp_serve_req *out, char *err, size_t errcap);
 #endif

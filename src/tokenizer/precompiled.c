@@ -9,6 +9,7 @@
 
 #include "core/error.h"
 #include "core/json.h"
+#include "core/utf8.h"
 
 struct mp_precompiled {
   uint32_t *units; /* darts-clone double array */
@@ -71,20 +72,6 @@ static int pool_string(const mp_precompiled *p, uint32_t v, const char **s, size
 
 /* ---- loading ------------------------------------------------------------------------------ */
 
-static int valid_utf8(const uint8_t *s, size_t n, size_t *bad_at) {
-  size_t i = 0;
-  while (i < n) {
-    utf8proc_int32_t c;
-    utf8proc_ssize_t l = utf8proc_iterate(s + i, (utf8proc_ssize_t)(n - i), &c);
-    if (l <= 0) {
-      *bad_at = i;
-      return 0;
-    }
-    i += (size_t)l;
-  }
-  return 1;
-}
-
 mp_status mp_precompiled_load(const uint8_t *blob, size_t n, const char *what, mp_precompiled **out) {
   *out = NULL;
   if (!what) what = "charsmap";
@@ -97,8 +84,8 @@ mp_status mp_precompiled_load(const uint8_t *blob, size_t n, const char *what, m
   if (trie_size % 4 != 0)
     return mp_err(MP_ERR_FORMAT, "%s: precompiled_charsmap trie size %u is not a multiple of 4", what, trie_size);
   size_t pool_len = n - 4 - trie_size;
-  size_t bad;
-  if (!valid_utf8(blob + 4 + trie_size, pool_len, &bad))
+  size_t bad = mp_utf8_invalid_at((const char *)blob + 4 + trie_size, pool_len);
+  if (bad != (size_t)-1)
     return mp_err(MP_ERR_FORMAT, "%s: precompiled_charsmap replacement pool is not valid UTF-8 (byte %zu of the blob)",
                   what, 4 + trie_size + bad);
   mp_precompiled *p = calloc(1, sizeof *p);

@@ -3,11 +3,11 @@
 
 #include <stdlib.h>
 #include <string.h>
-#include <utf8proc.h>
 
 #include "core/error.h"
 #include "core/fs.h"
 #include "core/json.h"
+#include "core/utf8.h"
 
 /* ---- protobuf wire format ------------------------------------------------------------------ */
 
@@ -510,13 +510,6 @@ void mp_spm_processor_free(mp_spm_processor *p) {
 
 const mp_unigram *mp_spm_processor_model(const mp_spm_processor *p) { return p->model; }
 
-/* SentencePiece string_util::DecodeUTF8 validity: length of a valid character at s, or 0. */
-static size_t spm_valid_char(const uint8_t *s, size_t n) {
-  utf8proc_int32_t c;
-  utf8proc_ssize_t l = utf8proc_iterate(s, (utf8proc_ssize_t)n, &c);
-  return l > 0 ? (size_t)l : 0;
-}
-
 /* Normalizer::NormalizePrefix: (replacement, consumed). */
 static int normalize_prefix(const mp_spm_processor *p, const char *in, size_t n, const char **rep, size_t *rep_len,
                             size_t *consumed) {
@@ -534,7 +527,7 @@ static int normalize_prefix(const mp_spm_processor *p, const char *in, size_t n,
     if (r < 0) return -1;
     if (r > 0) return 0;
   }
-  size_t l = spm_valid_char((const uint8_t *)in, n);
+  size_t l = mp_utf8_seq_len(in, n); /* SentencePiece DecodeUTF8 validity is RFC 3629 too */
   if (l == 0) {
     *rep = "\xEF\xBF\xBD", *rep_len = 3, *consumed = 1;
   } else {

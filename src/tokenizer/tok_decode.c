@@ -69,7 +69,7 @@ static mp_status set_str(mp_tdecoder *d, const char *s) {
 static uint32_t first_cp(const char *s) {
   uint32_t cp = 0;
   size_t n = strlen(s);
-  if (n && mp_u8_valid(s, n)) mp_u8_dec((const unsigned char *)s, n, &cp);
+  if (n && mp_utf8_valid(s, n)) mp_u8_dec((const unsigned char *)s, n, &cp);
   return cp;
 }
 
@@ -259,7 +259,7 @@ static mp_status chain(const mp_tdecoder *d, toklist *t) {
         continue;
       }
       if (pend.len) {
-        if (mp_u8_valid(pend.buf, pend.len))
+        if (mp_utf8_valid(pend.buf, pend.len))
           st = tl_push(&r, pend.buf, pend.len);
         else
           for (size_t k = 0; k < pend.len && st == MP_OK; k++)

@@ -9,6 +9,7 @@
 #include "core/arena.h"
 #include "core/json.h"
 #include "core/strbuf.h"
+#include "core/utf8.h"
 #include "tokenizer/tokenizer.h"
 
 /* ---- UTF-8 and Unicode properties (tok_util.c) ---------------------------------------- */
@@ -42,8 +43,6 @@ void mp_u8_put(mp_sb *sb, uint32_t cp);
 /* Copies s[0..n) to out (cleared first) replacing ill-formed sequences with U+FFFD exactly like
  * Python's bytes.decode("utf-8", "replace"). Returns 1 when something was replaced. */
 int mp_u8_sanitize(const char *s, size_t n, mp_sb *out);
-/* 1 when s[0..n) is valid UTF-8. */
-int mp_u8_valid(const char *s, size_t n);
 
 int mp_uc_is_whitespace(uint32_t c);   /* Rust char::is_whitespace (White_Space) */
 int mp_uc_is_bert_ws(uint32_t c);      /* \t \n \r or White_Space */

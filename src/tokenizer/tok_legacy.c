@@ -195,7 +195,7 @@ static mp_status legacy_wordpiece(const char *dir, const char *vpath, mp_sb *js)
     }
     i = e + 1;
   }
-  if (st == MP_OK && !mp_u8_valid(buf, len)) st = mp_err(MP_ERR_FORMAT, "%s: not valid UTF-8", vpath);
+  if (st == MP_OK && !mp_utf8_valid(buf, len)) st = mp_err(MP_ERR_FORMAT, "%s: not valid UTF-8", vpath);
   if (st == MP_OK && nlines == 0) st = mp_err(MP_ERR_FORMAT, "%s: empty vocabulary", vpath);
   const char *cls_name = mp_json_get_str(cfg, "tokenizer_class", "BertTokenizer");
   int mpnet = strstr(cls_name, "MPNet") != NULL;
@@ -275,7 +275,7 @@ static mp_status legacy_bpe(const char *dir, const char *vpath, const char *mpat
   if (st == MP_OK && vocab->type != MP_JSON_OBJECT)
     st = mp_err(MP_ERR_FORMAT, "%s: must be a JSON object {token: id}", vpath);
   if (st == MP_OK) st = mp_read_file(mpath, &mbuf, &mlen, (size_t)1 << 30);
-  if (st == MP_OK && !mp_u8_valid(mbuf, mlen)) st = mp_err(MP_ERR_FORMAT, "%s: not valid UTF-8", mpath);
+  if (st == MP_OK && !mp_utf8_valid(mbuf, mlen)) st = mp_err(MP_ERR_FORMAT, "%s: not valid UTF-8", mpath);
   if (st == MP_OK) st = load_cfg(dir, "tokenizer_config.json", &ar, &cfg);
   if (st == MP_OK) st = load_cfg(dir, "special_tokens_map.json", &ar, &stm);
   mp_strmap vm;

@@ -641,7 +641,7 @@ mp_status mp_tpretok_from_json(const mp_json *j, const char *what, mp_tpretok **
     const char *r = mp_json_get_str(j, "replacement", "\xE2\x96\x81");
     size_t rl = strlen(r);
     uint32_t cp = 0;
-    if (rl == 0 || rl > 4 || !mp_u8_valid(r, rl) || (size_t)mp_u8_dec((const unsigned char *)r, rl, &cp) != rl)
+    if (rl == 0 || rl > 4 || !mp_utf8_valid(r, rl) || (size_t)mp_u8_dec((const unsigned char *)r, rl, &cp) != rl)
       st = mp_err(MP_ERR_FORMAT, "%s:%u:%u: Metaspace replacement must be one character", what, j->line, j->col);
     else {
       memcpy(p->replacement, r, rl);
@@ -672,7 +672,7 @@ mp_status mp_tpretok_from_json(const mp_json *j, const char *what, mp_tpretok **
     p->type = MP_P_CHARDELIM;
     const char *d = mp_json_get_str(j, "delimiter", "");
     size_t dl = strlen(d);
-    if (dl == 0 || dl > 4 || !mp_u8_valid(d, dl))
+    if (dl == 0 || dl > 4 || !mp_utf8_valid(d, dl))
       st = mp_err(MP_ERR_FORMAT, "%s: CharDelimiterSplit delimiter must be one character", what);
     else
       mp_u8_dec((const unsigned char *)d, dl, &p->delim);

@@ -33,42 +33,6 @@ void mp_u8_put(mp_sb *sb, uint32_t cp) {
   mp_sb_append(sb, b, n);
 }
 
-/* Length of the well-formed sequence at s (>0), or -(number of bytes of the maximal ill-formed
- * prefix) following Unicode's "maximal subpart" rule (what Python does). */
-static int u8_check(const unsigned char *s, size_t n) {
-  unsigned c = s[0];
-  if (c < 0x80) return 1;
-  int need;
-  unsigned lo = 0x80, hi = 0xBF;
-  if (c >= 0xC2 && c <= 0xDF)
-    need = 1;
-  else if (c == 0xE0) {
-    need = 2;
-    lo = 0xA0;
-  } else if ((c >= 0xE1 && c <= 0xEC) || c == 0xEE || c == 0xEF)
-    need = 2;
-  else if (c == 0xED) {
-    need = 2;
-    hi = 0x9F;
-  } else if (c == 0xF0) {
-    need = 3;
-    lo = 0x90;
-  } else if (c >= 0xF1 && c <= 0xF3)
-    need = 3;
-  else if (c == 0xF4) {
-    need = 3;
-    hi = 0x8F;
-  } else
-    return -1;
-  for (int k = 1; k <= need; k++) {
-    if ((size_t)k >= n) return -k;
-    unsigned d = s[k];
-    unsigned l = k == 1 ? lo : 0x80, h = k == 1 ? hi : 0xBF;
-    if (d < l || d > h) return -k;
-  }
-  return need + 1;
-}
-
 int mp_u8_sanitize(const char *s, size_t n, mp_sb *out) {
   mp_sb_clear(out);
   const unsigned char *u = (const unsigned char *)s;
@@ -79,7 +43,7 @@ int mp_u8_sanitize(const char *s, size_t n, mp_sb *out) {
       i++;
       continue;
     }
-    int k = u8_check(u + i, n - i);
+    int k = mp_utf8_check(u + i, n - i);
     if (k > 0) {
       i += (size_t)k;
       continue;
@@ -92,20 +56,6 @@ int mp_u8_sanitize(const char *s, size_t n, mp_sb *out) {
   }
   mp_sb_append(out, s + run, n - run);
   return replaced;
-}
-
-int mp_u8_valid(const char *s, size_t n) {
-  const unsigned char *u = (const unsigned char *)s;
-  for (size_t i = 0; i < n;) {
-    if (u[i] < 0x80) {
-      i++;
-      continue;
-    }
-    int k = u8_check(u + i, n - i);
-    if (k < 0) return 0;
-    i += (size_t)k;
-  }
-  return 1;
 }
 
 /* ---- Unicode properties ------------------------------------------------------------------ */

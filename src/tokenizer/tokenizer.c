@@ -87,7 +87,7 @@ void mp_tok_options_init(mp_tok_options *o) {
   o->add_special_tokens = 1;
 }
 
-int mp_trunc_strategy_parse(const char *s, mp_trunc_strategy *out) {
+mp_status mp_trunc_strategy_parse(const char *s, mp_trunc_strategy *out) {
   if (!strcmp(s, "longest_first"))
     *out = MP_TRUNC_LONGEST_FIRST;
   else if (!strcmp(s, "only_first"))
@@ -97,11 +97,11 @@ int mp_trunc_strategy_parse(const char *s, mp_trunc_strategy *out) {
   else if (!strcmp(s, "none") || !strcmp(s, "do_not_truncate"))
     *out = MP_TRUNC_NONE;
   else
-    return -1;
-  return 0;
+    return mp_err(MP_ERR_INVALID_ARG, "unknown truncation '%s' (longest_first, only_first, only_second or none)", s);
+  return MP_OK;
 }
 
-int mp_pad_strategy_parse(const char *s, mp_pad_strategy *out) {
+mp_status mp_pad_strategy_parse(const char *s, mp_pad_strategy *out) {
   if (!strcmp(s, "none") || !strcmp(s, "do_not_pad"))
     *out = MP_PAD_NONE;
   else if (!strcmp(s, "longest"))
@@ -109,8 +109,8 @@ int mp_pad_strategy_parse(const char *s, mp_pad_strategy *out) {
   else if (!strcmp(s, "max_length"))
     *out = MP_PAD_MAX_LENGTH;
   else
-    return -1;
-  return 0;
+    return mp_err(MP_ERR_INVALID_ARG, "unknown padding '%s' (none, longest or max_length)", s);
+  return MP_OK;
 }
 
 /* ---- trie -------------------------------------------------------------------------------- */
@@ -673,7 +673,7 @@ mp_status mp_tokenizer_encode_batch(const mp_tokenizer *tok, size_t n, const cha
 
 /* ---- loading --------------------------------------------------------------------------------- */
 
-void mp_tokenizer_free(mp_tokenizer *tok) {
+void mp_tokenizer_close(mp_tokenizer *tok) {
   if (!tok) return;
   mp_tnorm_free(tok->norm);
   mp_tpretok_free(tok->pretok);
@@ -1026,7 +1026,7 @@ mp_status mp_tokenizer_from_json(const char *json, size_t n, const char *what, m
   if (st == MP_OK) st = build_id_tables(tok);
   mp_arena_free(&ar);
   if (st != MP_OK) {
-    mp_tokenizer_free(tok);
+    mp_tokenizer_close(tok);
     return st;
   }
   infer_specials(tok);

@@ -18,7 +18,7 @@
  *   MP_TRY(mp_tokenizer_encode_batch(tok, n, premises, hypotheses, &o, &b));
  *   // b.input_ids[i * b.seq_len + j], b.attention_mask[...], b.token_type_ids[...]
  *   mp_tok_batch_free(&b);
- *   mp_tokenizer_free(tok);
+ *   mp_tokenizer_close(tok);
  *
  * Text is UTF-8. Invalid UTF-8 is not an error: every maximal invalid subsequence is replaced
  * by U+FFFD exactly as Python's bytes.decode("utf-8", errors="replace") does, so the ids equal
@@ -60,10 +60,10 @@ typedef struct mp_tok_options {
 /* Defaults: add_special_tokens = 1, max_length = 0, no truncation, no padding. */
 void mp_tok_options_init(mp_tok_options *o);
 /* Parses "longest_first" | "only_first" | "only_second" | "none" (also "do_not_truncate");
- * returns 0 on success, -1 when unknown. */
-int mp_trunc_strategy_parse(const char *s, mp_trunc_strategy *out);
-/* Parses "none" (also "do_not_pad") | "longest" | "max_length"; 0 on success, -1 when unknown. */
-int mp_pad_strategy_parse(const char *s, mp_pad_strategy *out);
+ * MP_ERR_INVALID_ARG when unknown. */
+mp_status mp_trunc_strategy_parse(const char *s, mp_trunc_strategy *out);
+/* Parses "none" (also "do_not_pad") | "longest" | "max_length"; MP_ERR_INVALID_ARG when unknown. */
+mp_status mp_pad_strategy_parse(const char *s, mp_pad_strategy *out);
 
 /* ---- loading ---------------------------------------------------------------------------- */
 
@@ -86,7 +86,7 @@ mp_status mp_tokenizer_open(const char *dir, mp_tokenizer **out);
 mp_status mp_tokenizer_from_json(const char *json, size_t n, const char *what, mp_tokenizer **out);
 
 /* Frees a tokenizer (NULL is fine). */
-void mp_tokenizer_free(mp_tokenizer *tok);
+void mp_tokenizer_close(mp_tokenizer *tok);
 
 /* ---- encoding ----------------------------------------------------------------------------- */
 

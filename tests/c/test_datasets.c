@@ -1,4 +1,4 @@
-/* src/eval/dataset.c: the real shared dev files (row counts and label distributions stated in
+/* src/eval/dataset*.c: the real shared dev files (row counts and label distributions stated in
  * ../shared/datasets/SOURCES.md), sampling, UTF-8 validation, and error messages naming
  * file:line. The row-by-row comparison against an independent Python parse is in
  * tests/py/test_datasets.py. */
@@ -7,6 +7,7 @@
 
 #include "core/error.h"
 #include "core/fs.h"
+#include "core/utf8.h"
 #include "eval/dataset.h"
 #include "testlib.h"
 

@@ -54,7 +54,7 @@ static void test_bytelevel_roundtrip(void) {
   CHECK(mp_tokenizer_token_to_id(t, "<mask>", 6) == 50264);
   CHECK(mp_tokenizer_num_special_tokens(t, 0) == 2 && mp_tokenizer_num_special_tokens(t, 1) == 4);
   CHECK(!strcmp(mp_tokenizer_model_type(t), "BPE"));
-  mp_tokenizer_free(t);
+  mp_tokenizer_close(t);
 }
 
 static void test_batch_layout(void) {
@@ -104,7 +104,7 @@ static void test_batch_layout(void) {
   o.max_length = 1;
   o.truncation = MP_TRUNC_LONGEST_FIRST;
   CHECK(mp_tokenizer_encode(t, "one", 3, NULL, 0, &o, &e) == MP_ERR_INVALID_ARG);
-  mp_tokenizer_free(t);
+  mp_tokenizer_close(t);
 }
 
 static void test_bad_files(void) {
@@ -123,7 +123,7 @@ static void test_bad_files(void) {
     CHECK(t == NULL && strlen(mp_last_error()) > 0);
   }
   CHECK(mp_tokenizer_open("/nonexistent/folder", &t) == MP_ERR_NOT_FOUND);
-  mp_tokenizer_free(NULL);
+  mp_tokenizer_close(NULL);
   mp_tok_encoding_free(NULL);
   mp_tok_batch_free(NULL);
 }

@@ -1,4 +1,4 @@
-"""src/eval/dataset.c on the real shared files, on ANLI / FEVER-NLI files written here in their
+"""src/eval/dataset*.c on the real shared files, on ANLI / FEVER-NLI files written here in their
 published schemas, and on malformed files. The Python side parses every file independently
 (csv with QUOTE_NONE for STS-B, json for JSON Lines) and the rows are compared one by one;
 row counts and label distributions are the ones stated in ../shared/datasets/SOURCES.md.

@@ -163,7 +163,7 @@ def test_layout_matches_real_files_and_text_is_original():
 
 
 def test_c_loader_reads_demo_files_with_builtin_keys():
-    """src/eval/dataset.c (through tools/c/dataset_dump) reads each demo file with the built-in
+    """src/eval/dataset*.c (through tools/c/dataset_dump) reads each demo file with the built-in
     key, row for row equal to what Python's csv/json parse."""
     import subprocess
     tool = os.path.join(os.environ.get("MP_BUILD_DIR", os.path.join(SOURCE_DIR, "build")), "dataset_dump")

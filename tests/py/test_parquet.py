@@ -1,4 +1,4 @@
-"""src/eval/parquet.c against pyarrow: Parquet copies of the shared dev files (and synthetic
+"""src/format/parquet.c against pyarrow: Parquet copies of the shared dev files (and synthetic
 tables with nulls and every supported physical type) are written here with pyarrow in every
 compression (none, snappy, gzip, zstd), dictionary on/off and data page v1/v2, with several
 row groups and pages; our reader (tools/c/parquet_dump.c) must return identical rows.

@@ -1,4 +1,4 @@
-/* dataset_dump: loads a dataset through src/eval/dataset.c and prints it as JSON Lines (one
+/* dataset_dump: loads a dataset through src/eval/dataset*.c and prints it as JSON Lines (one
  * header object, then one object per example). Used by tests/py/test_datasets.py.
  *
  *   dataset_dump [--key K] [--path P] [--hf ORG/NAME] [--config C] [--split S] [--format F]

@@ -1,4 +1,4 @@
-/* parquet_dump FILE: prints a Parquet file read by src/eval/parquet.c as JSON:
+/* parquet_dump FILE: prints a Parquet file read by src/format/parquet.c as JSON:
  *   {"num_rows":N,"columns":[{"name":..,"type":..,"optional":0|1,"values":[...]}]}
  * null for null cells; strings as JSON strings; floats with 17 significant digits.
  * Exit 0 ok, 3 with the error on stderr. Used by tests/py/test_parquet.py. */
@@ -7,7 +7,7 @@
 #include <string.h>
 
 #include "core/strbuf.h"
-#include "eval/parquet.h"
+#include "format/parquet.h"
 
 int main(int argc, char **argv) {
   if (argc != 2) {

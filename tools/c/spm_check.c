@@ -23,6 +23,7 @@
 #include "core/error.h"
 #include "core/fs.h"
 #include "core/json.h"
+#include "core/str.h"
 #include "core/strbuf.h"
 #include "tokenizer/precompiled.h"
 #include "tokenizer/spm_model.h"
@@ -31,11 +32,6 @@
 static int fail(void) {
   fprintf(stderr, "spm_check: %s\n", mp_last_error());
   return 3;
-}
-
-static int ends_with(const char *s, const char *suf) {
-  size_t a = strlen(s), b = strlen(suf);
-  return a >= b && strcmp(s + a - b, suf) == 0;
 }
 
 /* Finds the first Precompiled normalizer in a tokenizer.json normalizer tree. */
@@ -63,7 +59,7 @@ typedef struct loaded {
 static mp_status load(const char *path, int want_proc, loaded *L) {
   memset(L, 0, sizeof *L);
   mp_arena_init(&L->arena, 0);
-  if (ends_with(path, ".json")) {
+  if (mp_str_ends_with(path, ".json")) {
     mp_json *root;
     MP_TRY(mp_json_parse_file(path, &L->arena, &root));
     const mp_json *pc = find_precompiled(mp_json_get(root, "normalizer"));

@@ -7,28 +7,22 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
 
+#include "core/clock.h"
 #include "format/torch_pickle.h"
-
-static double now(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 
 int main(int argc, char **argv) {
   if (argc != 2 || strcmp(argv[1], "--help") == 0) {
     fprintf(stderr, "usage: torch_read FILE\n");
     return 2;
   }
-  double t0 = now();
+  double t0 = mp_now_s();
   mp_torch_file *tf;
   if (mp_torch_open(argv[1], &tf) != MP_OK) {
     fprintf(stderr, "torch_read: %s\n", mp_last_error());
     return 3;
   }
-  double t1 = now();
+  double t1 = mp_now_s();
   uint64_t sum = 0, bytes = 0;
   for (size_t i = 0; i < mp_torch_count(tf); i++) {
     const mp_tensor *t = mp_torch_at(tf, i);
@@ -43,7 +37,7 @@ int main(int argc, char **argv) {
       sum += p[k];
     bytes += n;
   }
-  double t2 = now();
+  double t2 = mp_now_s();
   printf("{\"tensors\": %zu, \"bytes\": %llu, \"open_s\": %.6f, \"read_s\": %.6f, \"checksum\": %llu}\n",
          mp_torch_count(tf), (unsigned long long)bytes, t1 - t0, t2 - t1, (unsigned long long)sum);
   mp_torch_close(tf);

@@ -4,8 +4,8 @@
  * RLE/bit-packed definition levels (optional flat columns), UNCOMPRESSED / SNAPPY / GZIP / ZSTD
  * pages. Physical types BOOLEAN, INT32, INT64, FLOAT, DOUBLE, BYTE_ARRAY. Nested schemas are
  * refused (MP_ERR_UNSUPPORTED). Every offset and length is bounds-checked. */
-#ifndef MP_EVAL_PARQUET_H
-#define MP_EVAL_PARQUET_H
+#ifndef MP_FORMAT_PARQUET_H
+#define MP_FORMAT_PARQUET_H
 #include <stddef.h>
 #include <stdint.h>
 

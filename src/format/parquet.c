@@ -1,6 +1,6 @@
 /* Minimal Parquet reader (see parquet.h). Layout reference: the Apache Parquet format
  * specification (parquet.thrift) and the Thrift compact protocol specification. */
-#include "eval/parquet.h"
+#include "format/parquet.h"
 
 #include <limits.h>
 #include <snappy-c.h>

@@ -1,0 +1,109 @@
+/* Layer math shared by the model families (see layers.h): dense layers on the float or integer
+ * kernels, activation buffers, the encode prologue, the post-LayerNorm layer tail and the
+ * first-token head. */
+#include "model/layers.h"
+
+#include <string.h>
+
+#include "core/error.h"
+
+float *mp_act_alloc(mp_model *m, size_t n) { return mp_arena_alloc_aligned(&m->act, n * sizeof(float), 64); }
+
+mp_status mp_dense_run(mp_model *m, const float *x, int64_t rows, const mp_dense *d, mp_act act, float *y) {
+  if (d->qw) {
+    int64_t qo, qi;
+    mp_qweight_shape(d->qw, &qo, &qi);
+    if (qo != d->w.out || qi != d->w.in) /* a dense layer changed after packing: a bug, not bad input */
+      return mp_err(MP_ERR_INTERNAL, "%s: integer form [%lld, %lld] does not match the layer [%lld, %lld]",
+                    d->w.name ? d->w.name : "dense", (long long)qo, (long long)qi, (long long)d->w.out,
+                    (long long)d->w.in);
+    return mp_qlinear_act(m->pool, x, rows, d->qw, d->b, d->bdt, act, y);
+  }
+  return mp_linear_act(m->pool, x, rows, &d->w, d->b, d->bdt, act, y);
+}
+
+mp_status mp_dense_run_many(mp_model *m, const float *x, int64_t rows, int n, const mp_dense *const *d,
+                            float *const *y) {
+  const mp_qweight *qw[4];
+  const void *b[4];
+  mp_dtype bdt[4];
+  int all_int = n >= 1 && n <= 4;
+  for (int i = 0; all_int && i < n; i++) {
+    int64_t qo = 0, qi = 0;
+    if (d[i]->qw) mp_qweight_shape(d[i]->qw, &qo, &qi);
+    all_int = d[i]->qw && qo == d[i]->w.out && qi == d[i]->w.in && d[i]->w.in == d[0]->w.in &&
+              d[i]->w.group_size == d[0]->w.group_size;
+    qw[i] = d[i]->qw, b[i] = d[i]->b, bdt[i] = d[i]->bdt;
+  }
+  if (all_int) return mp_qlinear_multi(m->pool, x, rows, n, qw, b, bdt, MP_ACT_NONE, y);
+  for (int i = 0; i < n; i++)
+    MP_TRY(mp_dense_run(m, x, rows, d[i], MP_ACT_NONE, y[i]));
+  return MP_OK;
+}
+
+mp_status mp_batch_nomem(const mp_model_batch *b) {
+  return mp_err(MP_ERR_NOMEM, "out of memory for a batch of %lld x %lld tokens", (long long)b->n, (long long)b->seq);
+}
+
+mp_status mp_encode_inputs(mp_model *m, const mp_model_batch *b, mp_pos_ids pos, int64_t pos_arg, int flags,
+                           mp_enc_inputs *in) {
+  const mp_model_config *c = &m->cfg;
+  const int64_t B = (int64_t)b->n, T = (int64_t)b->seq, N = B * T;
+  memset(in, 0, sizeof *in);
+  in->kmask = mp_arena_alloc(&m->act, (size_t)N);
+  if (pos != MP_POS_NONE) in->pos = mp_arena_alloc(&m->act, (size_t)N * 4);
+  if (flags & MP_ENC_TYPES) in->types = mp_arena_alloc(&m->act, (size_t)N * 4);
+  if (!in->kmask || (pos != MP_POS_NONE && !in->pos) || ((flags & MP_ENC_TYPES) && !in->types))
+    return mp_batch_nomem(b);
+  for (int64_t i = 0; i < N; i++) {
+    in->kmask[i] = b->mask ? (b->mask[i] != 0) : 1;
+    if (!in->types) continue;
+    in->types[i] = b->types ? b->types[i] : 0;
+    if ((flags & MP_ENC_CHECK_TYPES) && (in->types[i] < 0 || in->types[i] >= c->type_vocab_size))
+      return mp_err(MP_ERR_INVALID_ARG, "token type id %d out of range (type_vocab_size %lld)", in->types[i],
+                    (long long)c->type_vocab_size);
+  }
+  if (pos == MP_POS_INDEX) {
+    for (int64_t i = 0; i < N; i++)
+      in->pos[i] = (int32_t)(i % T + pos_arg);
+  } else if (pos == MP_POS_FROM_IDS) {
+    for (int64_t r = 0; r < B; r++) {
+      int32_t run = 0;
+      for (int64_t t = 0; t < T; t++) {
+        int np = b->ids[r * T + t] != pos_arg;
+        run += np;
+        in->pos[r * T + t] = np ? run + (int32_t)pos_arg : (int32_t)pos_arg;
+      }
+    }
+  }
+  return MP_OK;
+}
+
+/* The second half of a post-LayerNorm encoder layer (BERT, RoBERTa, DistilBERT, DeBERTa, ...):
+ * x = LN(ctx·Oᵀ + x); x = LN(act(x·Iᵀ)·Outᵀ + x). Results are written over the scratch buffer
+ * *q, which then swaps with *x, so *x always holds the layer's output. */
+mp_status mp_post_ln_ffn(mp_model *m, int64_t N, const float *ctx, const mp_post_ln_layer *L, mp_act act, float eps,
+                         float **x, float **q, float *big) {
+  const int64_t H = m->cfg.hidden;
+  float *t;
+  MP_TRY(mp_dense_run(m, ctx, N, L->o, MP_ACT_NONE, *q));
+  mp_layernorm(m->pool, *q, *x, N, H, L->ln_attn->g, L->ln_attn->b, eps, *q);
+  t = *x, *x = *q, *q = t;
+  MP_TRY(mp_dense_run(m, *x, N, L->inter, act, big));
+  MP_TRY(mp_dense_run(m, big, N, L->out, MP_ACT_NONE, *q));
+  mp_layernorm(m->pool, *q, *x, N, H, L->ln_out->g, L->ln_out->b, eps, *q);
+  t = *x, *x = *q, *q = t;
+  return MP_OK;
+}
+
+/* logits = d2(act(d1(hidden of each row's first token))): the BERT-style sequence head. */
+mp_status mp_first_token_head(mp_model *m, const mp_model_batch *b, const float *hidden, const mp_dense *d1, mp_act act,
+                              const mp_dense *d2, float *logits) {
+  const int64_t B = (int64_t)b->n, T = (int64_t)b->seq, H = m->cfg.hidden;
+  float *cls = mp_act_alloc(m, (size_t)(B * H)), *h1 = mp_act_alloc(m, (size_t)(B * H));
+  if (!cls || !h1) return mp_err(MP_ERR_NOMEM, "out of memory");
+  for (int64_t r = 0; r < B; r++)
+    memcpy(cls + r * H, hidden + r * T * H, (size_t)H * sizeof(float));
+  MP_TRY(mp_dense_run(m, cls, B, d1, act, h1));
+  return mp_dense_run(m, h1, B, d2, MP_ACT_NONE, logits);
+}

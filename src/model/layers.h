@@ -1,0 +1,68 @@
+/* Layer math shared by the model families (src/model/<family>.c): running dense layers, the
+ * activation arena, the encode prologue every family starts with (key mask, position ids, token
+ * types), the post-LayerNorm layer tail and the first-token classification head. Tensor binding
+ * is in model_internal.h (bind.c). */
+#ifndef MP_MODEL_LAYERS_H
+#define MP_MODEL_LAYERS_H
+#include <stdint.h>
+
+#include "model/model_internal.h"
+
+/* Allocates n floats (64-byte aligned) from the activation arena. */
+float *mp_act_alloc(mp_model *m, size_t n);
+/* Runs a dense layer on rows of x. */
+mp_status mp_dense_run(mp_model *m, const float *x, int64_t rows, const mp_dense *d, mp_act act, float *y);
+/* Runs n (1..4) dense layers over the same rows of x (no activation): one quantization of x and
+ * one parallel job when all are on the integer kernels, else one after another. */
+mp_status mp_dense_run_many(mp_model *m, const float *x, int64_t rows, int n, const mp_dense *const *d,
+                            float *const *y);
+
+/* How an encoder numbers its positions. */
+typedef enum mp_pos_ids {
+  MP_POS_NONE,     /* no position ids (rotary encoders) */
+  MP_POS_INDEX,    /* t + offset within each sequence (BERT, DeBERTa, MobileBERT: 0; BART: 2) */
+  MP_POS_FROM_IDS, /* transformers' create_position_ids_from_input_ids: padding_idx + the running
+                      count of non-pad tokens, padding_idx on pad tokens (RoBERTa, MPNet) */
+} mp_pos_ids;
+
+/* What mp_encode_inputs fills besides the key mask. */
+enum {
+  MP_ENC_TYPES = 1,       /* token type ids (b->types, 0 without) */
+  MP_ENC_CHECK_TYPES = 2, /* ... each checked against cfg.type_vocab_size (MP_ERR_INVALID_ARG) */
+};
+
+/* The per-token inputs of a batch [N = n * seq], in the activation arena. */
+typedef struct mp_enc_inputs {
+  uint8_t *kmask; /* 1 = a real token to attend to (b->mask != 0; all 1 without a mask) */
+  int32_t *pos;   /* position ids; NULL with MP_POS_NONE */
+  int32_t *types; /* token type ids; NULL without MP_ENC_TYPES */
+} mp_enc_inputs;
+
+/* The prologue of every family's encode: key mask, position ids (pos: kind, pos_arg: the offset
+ * of MP_POS_INDEX or the padding_idx of MP_POS_FROM_IDS) and token types (flags MP_ENC_*). */
+mp_status mp_encode_inputs(mp_model *m, const mp_model_batch *b, mp_pos_ids pos, int64_t pos_arg, int flags,
+                           mp_enc_inputs *in);
+/* The error of an activation buffer that could not be allocated for batch b. */
+mp_status mp_batch_nomem(const mp_model_batch *b);
+/* Reports the hidden states x [n, seq, H] after layer `layer` (0 = the embeddings) to out->hook. */
+static inline void mp_report_layer(const mp_forward_out *out, int layer, const float *x, const mp_model_batch *b,
+                                   int64_t H) {
+  if (out->hook) out->hook(out->hook_user, layer, x, b->n, b->seq, (size_t)H);
+}
+
+/* The tensors of a post-LayerNorm layer after attention: output projection + LayerNorm, FFN +
+ * LayerNorm. */
+typedef struct mp_post_ln_layer {
+  const mp_dense *o;
+  const mp_lnorm *ln_attn;
+  const mp_dense *inter, *out;
+  const mp_lnorm *ln_out;
+} mp_post_ln_layer;
+/* x = LN(ctx·Oᵀ + x); x = LN(act(x·Iᵀ)·Outᵀ + x) over N rows; *q is scratch ([N, hidden]) and swaps
+ * with *x; big holds [N, intermediate]. */
+mp_status mp_post_ln_ffn(mp_model *m, int64_t N, const float *ctx, const mp_post_ln_layer *L, mp_act act, float eps,
+                         float **x, float **q, float *big);
+/* logits = d2(act(d1(first token's hidden state))) per row: the BERT-style sequence head. */
+mp_status mp_first_token_head(mp_model *m, const mp_model_batch *b, const float *hidden, const mp_dense *d1, mp_act act,
+                              const mp_dense *d2, float *logits);
+#endif
