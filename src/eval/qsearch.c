@@ -83,7 +83,7 @@ typedef struct qctx {
   qunit *units;
   size_t n_units;
   size_t evals;
-  int *ref_pred; /* classification: the float model's calibration predictions */
+  int *ref_pred;   /* classification: the float model's calibration predictions */
   double *ref_sim; /* similarity: the float model's calibration cosines */
   size_t n_ref;
   double m_ref, last_raw, last_flips;
@@ -499,7 +499,8 @@ mp_status mp_qauto_convert(const mp_convert_opts *o, const mp_qauto_opts *qa, mp
     mp_sb_puts(&sb, ", \"changed_predictions\": ");
     mp_sb_json_f64(&sb, flips_cur);
     mp_sb_printf(&sb, ", \"criterion\": \"%s\", \"criterion_drop\": %.6f}",
-                 cal->has_score ? "max(spearman drop, upper end of its one-sided 95% paired-bootstrap interval)" : "max(accuracy drop, fraction of predictions changed vs float)",
+                 cal->has_score ? "max(spearman drop, upper end of its one-sided 95% paired-bootstrap interval)"
+                                : "max(accuracy drop, fraction of predictions changed vs float)",
                  m_float - m_cur);
     mp_sb_printf(&sb,
                  ", \"evaluations\": %zu, \"search_seconds\": %.1f, \"weight_bytes_estimate\": %zu, "
