@@ -95,10 +95,10 @@ def start_infinity(python, model, threads):
     env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads), HF_HUB_OFFLINE="1",
                INFINITY_ANONYMOUS_USAGE_STATS="0")
     exe = os.path.join(os.path.dirname(python), "infinity_emb")
-    p = subprocess.Popen([exe, "v2", "--model-id", model, "--port", str(port), "--engine", "torch", "--device",
+    p = subprocess.Popen([exe, "v2", "--model-id", model, "--host", "127.0.0.1", "--port", str(port), "--engine", "torch", "--device",
                           "cpu", "--url-prefix", "/v1", "--no-model-warmup"], stdout=subprocess.DEVNULL,
                          stderr=subprocess.DEVNULL, env=env)
-    if not wait_port(port, "/v1/health", timeout=300):
+    if not wait_port(port, "/health", timeout=300):  # infinity's health route is not under --url-prefix
         p.kill()
         raise SystemExit("infinity_emb did not start (see its venv)")
     return p, port, "/v1/embeddings"
@@ -152,7 +152,7 @@ def run_load(port, path, model, clients, duration):
 def bench_backend(name, start, clients, duration, model_name):
     proc, port, path = start()
     try:
-        run_load(port, path, model_name, 4, 1.0)  # warm-up
+        run_load(port, path, model_name, 4, 3.0)  # warm-up (torch backends need a few calls)
         rows = []
         for n in clients:
             r = run_load(port, path, model_name, n, duration)
