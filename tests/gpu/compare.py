@@ -25,7 +25,11 @@ def rows(path, key):
 def main():
     kind, name, a_path, b_path, tol = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], float(sys.argv[5])
     key = "embedding" if kind == "emb" else "logits"
-    a, b = rows(a_path, key), rows(b_path, key)
+    try:
+        a, b = rows(a_path, key), rows(b_path, key)
+    except (OSError, ValueError, KeyError) as e:
+        print(f"FAIL {name}: cannot read the outputs: {e}")
+        return 1
     if len(a) != len(b) or not a:
         print(f"FAIL {name}: {len(a)} vs {len(b)} rows")
         return 1
