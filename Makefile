@@ -9,7 +9,7 @@ JOBS      ?= $(shell nproc 2>/dev/null || echo 2)
 HUB       := $(MP_CACHE)/huggingface/hub
 FUZZ_SECONDS ?= 30
 
-.PHONY: all install setup setup-build build build-asan build-fuzz test test-data-precheck test-release test-asan fuzz demo clean format format-check
+.PHONY: all install setup setup-build build build-asan build-fuzz build-cuda test test-data-precheck test-release test-asan fuzz demo clean format format-check
 
 all: build
 
@@ -33,12 +33,21 @@ build-asan: setup-build
 	@cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DMP_SANITIZE=ON -DMP_PYTHON=$(PY) >/dev/null
 	@cmake --build build-asan -j $(JOBS)
 
+# The CUDA backend (docs/cuda.md), built when nvcc is there (CI has it; no GPU is needed to build
+# or to run its CPU tests): only the CLI and the tests scripts/run-tests.sh runs from it.
+NVCC := $(shell command -v nvcc 2>/dev/null || ls /usr/local/cuda/bin/nvcc 2>/dev/null)
+MP_CUDA_TARGETS := mlxport_cli test_device test_api test_kernels
+build-cuda: setup-build
+	@if [ -z "$(NVCC)" ]; then echo "build-cuda: no nvcc (CUDA toolkit): the CUDA build is not made"; exit 0; fi; \
+	cmake -S . -B build-cuda -DCMAKE_BUILD_TYPE=Release -DMP_CUDA=ON -DCMAKE_CUDA_COMPILER=$(NVCC) -DMP_PYTHON=$(PY) >/dev/null && \
+	cmake --build build-cuda -j $(JOBS) --target $(MP_CUDA_TARGETS)
+
 build-fuzz: setup-build
 	@cmake -S . -B build-fuzz -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=Debug -DMP_FUZZ=ON >/dev/null
 	@cmake --build build-fuzz -j $(JOBS)
 
 # test-data-precheck first: without test data and offline, `make test` stops at once (docs/testing.md).
-test: test-data-precheck setup build build-asan build-fuzz
+test: test-data-precheck setup build build-asan build-fuzz build-cuda
 	@HF_HUB_CACHE=$(HUB) JOBS=$(JOBS) bash scripts/run-tests.sh
 
 test-data-precheck:
@@ -70,4 +79,4 @@ format-check:
 	  { echo "clang-format: the files above are not formatted; run make format"; exit 1; }
 
 clean:
-	rm -rf build build-asan build-fuzz
+	rm -rf build build-asan build-fuzz build-cuda

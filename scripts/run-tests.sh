@@ -32,6 +32,18 @@ run_suite() { # build folder, title, extra environment...
 run_suite build "release build: full suite"
 run_suite build-asan "ASan + UBSan build: full suite" ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1
 make --no-print-directory fuzz || rc=1
+# The CUDA build (when make built it): the CPU path is unchanged in it (API, kernels, the BERT-family
+# parity against transformers through its CLI) and --device cuda fails with the clear no-GPU error
+# on this GPU-less machine (c/test_device). The GPU results themselves: tests/gpu/run.sh.
+if [ -x build-cuda/mlxport ]; then
+  echo "== CUDA build (-DMP_CUDA=ON): CPU tests and the no-GPU error"
+  (cd build-cuda && ctest --output-on-failure -j "$JOBS" -R '^(c/test_device|c/test_api|c/test_kernels|py/test_model_parity)$') || rc=1
+  msg="$(echo hello | HF_HUB_OFFLINE=1 build-cuda/mlxport embed --model sentence-transformers/all-MiniLM-L6-v2 --device cuda 2>&1 >/dev/null)"
+  echo "   --device cuda here: $msg"
+  case "$msg" in *CUDA*) ;; *) echo "FAIL: --device cuda did not give the CUDA error"; rc=1 ;; esac
+else
+  echo "== CUDA build: not made (no nvcc)"
+fi
 python3 tests/summary.py build build-asan || rc=1
 echo "== make test: $(( $(date +%s) - t0 ))s for the test run (set-up and builds not included); exit $rc"
 exit $rc

@@ -31,6 +31,10 @@ typedef struct mlxport_model_options {
   size_t batch_size;       /* texts per forward pass; 0 = 32 */
   size_t max_length;       /* tokens per text (longer ones are truncated); 0 = the model's default
                               (sentence-transformers max_seq_length, else the tokenizer's) */
+  const char *device;      /* where the model runs: NULL or "cpu" (default), "cuda", "cuda:N" (a library
+                              built with CUDA, docs/cuda.md; else mlxport_model_open fails with
+                              MLXPORT_ERR_UNSUPPORTED saying so). Added in 0.1: callers built with an
+                              older header keep the default through struct_size */
 } mlxport_model_options;
 
 /** mlxport_model_options_init: fills o with the defaults (all cores, fast compute, batch 32,

@@ -44,7 +44,7 @@ MLXPORT_API mlxport_status mlxport_model_open(const char *path_or_repo, const ml
   if (o.threads < 0) return mp_err(MP_ERR_INVALID_ARG, "mlxport_model_open: threads must be >= 0");
   mlxport_model *h = calloc(1, sizeof *h);
   if (!h) return mp_err(MP_ERR_NOMEM, "out of memory");
-  mp_model_options mo = {.threads = o.threads, .compute = (mp_compute)o.compute};
+  mp_model_options mo = {.threads = o.threads, .compute = (mp_compute)o.compute, .device = o.device};
   mp_status s = mp_model_open(path_or_repo, &mo, &h->m);
   if (s) {
     free(h);

@@ -14,6 +14,7 @@
 #include "eval/report.h"
 #include "format/hf.h"
 #include "hub/card.h"
+#include "model/device.h"
 #include "model/model.h"
 
 const char mp_cmd_eval_summary[] = "evaluate a model on a dataset, compare with its original, apply quality gates";
@@ -59,6 +60,8 @@ static const char *k_help =
     "                        latency, memory and the speedup gate from the fast mode (integer\n"
     "                        kernels), plus the fast mode's metric and agreement; fast or\n"
     "                        faithful: every figure from that one mode\n"
+    "  --device D            cpu (default), cuda or cuda:N: both models on that device (a\n"
+    "                        -DMP_CUDA=ON build; recorded as `device` in the results; docs/cuda.md)\n"
     "  --max-accuracy-drop X gate: metric drop (baseline - converted) <= X (e.g. 0.02)\n"
     "  --min-speedup X       gate: converted/baseline throughput >= X (default 1.2; 0 = no gate)\n"
     "  --target-size-mb X    gate: converted weights <= 1.1 x X MiB\n"
@@ -213,6 +216,13 @@ int mp_cmd_eval(int argc, char **argv) {
         return mp_cli_usage_error("eval", "--compute must be both, fast or faithful");
       else
         eo->compute = (int)cm;
+    }
+    else if (mp_cli_opt(argc, argv, &i, "--device", &v)) {
+      mp_device_spec ds;
+      if (!v) return MP_EXIT_USAGE;
+      if (mp_device_parse(v, &ds))
+        return mp_cli_usage_error("eval", "--device must be cpu, cuda or cuda:N, not '%s'", v);
+      eo->device = v;
     }
     else if (!strcmp(a, "--json")) json = 1;
     else if (!strcmp(a, "--no-card")) no_card = 1;

@@ -68,6 +68,7 @@ static const char *k_help =
     "  --drain-timeout S        on SIGTERM/SIGINT, longest wait for in-flight requests (default 30)\n"
     "  --threads N              compute threads per model (default: all cores)\n"
     "  --compute fast|faithful  MLX-quantized compute mode (default fast; docs/runtime.md)\n"
+    "  --device D               cpu (default), cuda or cuda:N: every model on that GPU (docs/cuda.md)\n"
     "  --access-log FILE        JSON-lines access log (default stderr; `-` for stderr, `off`)\n"
     "\n"
     "Start-up and access logs are JSON lines. SIGTERM stops accepting, answers the requests in\n"
@@ -85,6 +86,7 @@ typedef struct {
   double request_timeout_s, drain_timeout_s;
   int threads;
   mlxport_compute compute;
+  const char *device; /* --device (NULL = cpu) */
 } serve_cfg;
 
 enum { K_EMBED, K_CLASSIFY, K_ZERO_SHOT };
@@ -1294,6 +1296,13 @@ int mp_cmd_serve(int argc, char **argv) {
         rc = mp_cli_usage_error("serve", "--compute must be fast or faithful, not %s", v);
         goto out;
       }
+    } else if (mp_cli_opt(argc, argv, &i, "--device", &v)) {
+      if (!v) goto out;
+      if (strcmp(v, "cpu") && strcmp(v, "cuda") && strncmp(v, "cuda:", 5)) {
+        rc = mp_cli_usage_error("serve", "--device must be cpu, cuda or cuda:N, not %s", v);
+        goto out;
+      }
+      cfg->device = v;
     } else if (mp_cli_opt(argc, argv, &i, "--access-log", &v)) {
       if (!v) goto out;
       access = v;
@@ -1355,6 +1364,7 @@ int mp_cmd_serve(int argc, char **argv) {
   mlxport_model_options_init(&mo);
   mo.threads = cfg->threads;
   mo.compute = cfg->compute;
+  mo.device = cfg->device;
   rc = MP_EXIT_ERROR;
   for (size_t i = 0; i < n_refs; i++) {
     served *s = &g_models[i];
@@ -1394,9 +1404,12 @@ int mp_cmd_serve(int argc, char **argv) {
       if (k) mp_sb_putc(&sb, ',');
       mp_sb_json_str(&sb, l ? l : "", l ? strlen(l) : 0);
     }
-    mp_sb_printf(&sb, "],\"max_length\":%zu,\"quantization\":\"%s\",\"compute\":\"%s\",\"threads\":%d,\"load_s\":%.3f",
+    mp_sb_printf(&sb,
+                 "],\"max_length\":%zu,\"quantization\":\"%s\",\"compute\":\"%s\",\"threads\":%d,\"device\":\"%s\","
+                 "\"load_s\":%.3f",
                  s->max_len, s->quantized ? "mlx-affine" : "none",
-                 cfg->compute == MLXPORT_COMPUTE_FAST ? "fast" : "faithful", cfg->threads, mp_now_s() - t0);
+                 cfg->compute == MLXPORT_COMPUTE_FAST ? "fast" : "faithful", cfg->threads,
+                 cfg->device ? cfg->device : "cpu", mp_now_s() - t0);
     startup_log("model_loaded", &sb);
     mp_sb_free(&sb);
   }

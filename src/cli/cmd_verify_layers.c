@@ -10,6 +10,7 @@
 #include "core/strbuf.h"
 #include "eval/data_dirs.h"
 #include "eval/dataset.h"
+#include "model/device.h"
 #include "model/model.h"
 
 const char mp_cmd_verify_layers_summary[] = "per-layer hidden-state agreement of an original and its conversion";
@@ -30,6 +31,7 @@ static const char *k_help =
     "  --threshold C    minimum token cosine considered in agreement (default 0.99)\n"
     "  --max-length N   truncate inputs (default 128)\n"
     "  --seed S         sample seed (default 42)\n"
+    "  --device D       cpu (default), cuda or cuda:N: both models on that device (docs/cuda.md)\n"
     "  --json           JSON output\n"
     "Exit status: 0 all layers above the threshold, 1 some layer below it, 2 usage, 3 error.\n";
 
@@ -49,6 +51,7 @@ static void hook(void *user, int layer, const float *hidden, size_t n, size_t se
 int mp_cmd_verify_layers(int argc, char **argv) {
   const char *orig = NULL, *conv = NULL, *dataset = NULL, *data_dir = NULL;
   long long samples = 16, max_length = 128, seed = 42;
+  const char *device = NULL;
   double threshold = 0.99;
   int json = 0;
   for (int i = 1; i < argc; i++) {
@@ -68,6 +71,12 @@ int mp_cmd_verify_layers(int argc, char **argv) {
     } else if (mp_cli_opt(argc, argv, &i, "--data-dir", &v)) {
       if (!v) return MP_EXIT_USAGE;
       data_dir = v;
+    } else if (mp_cli_opt(argc, argv, &i, "--device", &v)) {
+      mp_device_spec ds;
+      if (!v) return MP_EXIT_USAGE;
+      if (mp_device_parse(v, &ds))
+        return mp_cli_usage_error("verify-layers", "--device must be cpu, cuda or cuda:N, not '%s'", v);
+      device = v;
     } else if (mp_cli_opt(argc, argv, &i, "--threshold", &v)) {
       char *end;
       if (!v) return MP_EXIT_USAGE;
@@ -125,8 +134,9 @@ int mp_cmd_verify_layers(int argc, char **argv) {
   }
   if (!st && n == 0) st = mp_err(MP_ERR_INVALID_ARG, "no input texts");
   mp_model *mo = NULL, *mc = NULL;
-  if (!st) st = mp_model_open(orig, NULL, &mo);
-  if (!st) st = mp_model_open(conv, NULL, &mc);
+  mp_model_options mopt = {.device = device};
+  if (!st) st = mp_model_open(orig, &mopt, &mo);
+  if (!st) st = mp_model_open(conv, &mopt, &mc);
   const mp_model_config *co = st ? NULL : mp_model_get_config(mo), *cc = st ? NULL : mp_model_get_config(mc);
   if (!st && (co->hidden != cc->hidden || co->hook_points != cc->hook_points))
     st = mp_err(MP_ERR_INVALID_ARG, "the two models differ in shape (hidden %lld vs %lld, layers %lld vs %lld)",

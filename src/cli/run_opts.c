@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "model/device.h"
 
 int mp_cli_run_opts_read(const char *cmd, int argc, char **argv, mp_cli_run_opts *o, const char *help, int kind) {
   memset(o, 0, sizeof *o);
@@ -32,6 +33,11 @@ int mp_cli_run_opts_read(const char *cmd, int argc, char **argv, mp_cli_run_opts
     } else if (mp_cli_opt(argc, argv, &i, "--compute", &v)) {
       if (!v) return MP_EXIT_USAGE;
       if (mp_compute_parse(v, &o->compute)) return mp_cli_usage_error(cmd, "--compute must be fast or faithful");
+    } else if (mp_cli_opt(argc, argv, &i, "--device", &v)) {
+      mp_device_spec ds;
+      if (!v) return MP_EXIT_USAGE;
+      if (mp_device_parse(v, &ds)) return mp_cli_usage_error(cmd, "--device must be cpu, cuda or cuda:N, not '%s'", v);
+      o->device = v;
     } else if (mp_cli_opt(argc, argv, &i, "--truncation", &v)) {
       if (!v) return MP_EXIT_USAGE;
       if (mp_trunc_strategy_parse(v, &o->run.truncation))

@@ -7,6 +7,7 @@ typedef struct mp_cli_run_opts {
   const char *model;
   int threads;
   mp_compute compute;
+  const char *device; /* --device cpu|cuda[:N] (NULL = cpu) */
   int json;
   int pair;
   mp_run_options run;
@@ -29,7 +30,10 @@ typedef struct mp_cli_run_opts {
   "  --threads N           compute threads (default: all cores)\n"                                                     \
   "  --compute MODE        fast (default): MLX-quantized layers on integer kernels (int8\n"                            \
   "                        activations); faithful: exactly as MLX computes (dequantized\n"                             \
-  "                        weights, float accumulation). Float models: the same either way\n"
+  "                        weights, float accumulation). Float models: the same either way\n"                          \
+  "  --device D            cpu (default), cuda or cuda:N: run on an NVIDIA GPU (a build with\n"                        \
+  "                        cmake -DMP_CUDA=ON; float16 compute, MLX-quantized weights\n"                               \
+  "                        dequantized on upload; docs/cuda.md)\n"
 
 /* Parses argv. Returns -1 to continue, or an exit code (help printed, usage error).
  * kind: 0 embed, 1 classify, 2 zero-shot. */

@@ -337,6 +337,7 @@ static mp_status eval_here(const char *ref, const mp_dataset *ds, const mp_eval_
   mp_compute perf_mode = o->compute == MP_COMPUTE_FAITHFUL ? MP_COMPUTE_FAITHFUL : MP_COMPUTE_FAST;
   mp_model_options mo = {.threads = o->threads,
                          .compute = perf_mode,
+                         .device = o->device,
                          .weight_hook = o->weight_hook,
                          .weight_hook_ctx = o->weight_hook_ctx};
   MP_TRY(mp_model_open(ref, &mo, &m));
@@ -359,6 +360,7 @@ static mp_status eval_here(const char *ref, const mp_dataset *ds, const mp_eval_
   res->threads = o->threads ? o->threads : (int)sysconf(_SC_NPROCESSORS_ONLN);
   cpu_name(res->cpu, sizeof res->cpu);
   snprintf(res->isa, sizeof res->isa, "%s", mp_isa_name(mp_kernels_isa()));
+  snprintf(res->device, sizeof res->device, "%s", mp_model_device_name(m));
   plan p;
   mp_status st = make_plan(c, ds, o, &p);
   runctx rc = {.m = m, .ds = ds, .p = &p, .o = o};
@@ -444,6 +446,7 @@ static mp_status eval_here(const char *ref, const mp_dataset *ds, const mp_eval_
     mp_model *mf = NULL;
     mp_model_options fo = {.threads = o->threads,
                            .compute = MP_COMPUTE_FAITHFUL,
+                           .device = o->device,
                            .weight_hook = o->weight_hook,
                            .weight_hook_ctx = o->weight_hook_ctx};
     if (!st) st = mp_model_open(ref, &fo, &mf);

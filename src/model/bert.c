@@ -119,15 +119,11 @@ static mp_status bert_encode(mp_model *m, const mp_model_batch *b, const mp_forw
                           c->family == MP_FAMILY_ROBERTA ? c->pad_token_id : 0,
                           MP_ENC_TYPES | (f->has_type ? MP_ENC_CHECK_TYPES : 0), &in));
   /* embeddings: (word + type) + position, then LayerNorm */
-  MP_TRY(mp_embedding_rows(&f->word, b->ids, N, x));
-  if (f->has_type) {
-    MP_TRY(mp_embedding_rows(&f->type, in.types, N, q));
-    mp_add_inplace(x, q, N * H);
-  }
-  MP_TRY(mp_embedding_rows(&f->pos, in.pos, N, q));
-  mp_add_inplace(x, q, N * H);
-  mp_layernorm(m->pool, x, NULL, N, H, f->ln_emb.g, f->ln_emb.b, c->layer_norm_eps, x);
-  mp_report_layer(out, 0, x, b, H);
+  const mp_linear_weight *tabs[3] = {&f->word, &f->type, &f->pos};
+  const int32_t *tids[3] = {b->ids, in.types, in.pos};
+  if (!f->has_type) tabs[1] = &f->pos, tids[1] = in.pos;
+  MP_TRY(mp_embed_sum_ln(m, f->has_type ? 3 : 2, tabs, tids, N, &f->ln_emb, c->layer_norm_eps, x));
+  MP_TRY(mp_layer_report(m, out, 0, x, b, H));
 
   mp_attention_args aa = {.batch = B,
                           .seq_q = T,
@@ -145,10 +141,10 @@ static mp_status bert_encode(mp_model *m, const mp_model_batch *b, const mp_forw
     const mp_dense *qkv[3] = {&L->q, &L->k, &L->v};
     float *const ys[3] = {q, k, v};
     MP_TRY(mp_dense_run_many(m, x, N, 3, qkv, ys));
-    MP_TRY(mp_attention(m->pool, &aa));
+    MP_TRY(mp_attention_run(m, &aa));
     mp_post_ln_layer pl = {&L->o, &L->ln_attn, &L->inter, &L->out, &L->ln_out};
     MP_TRY(mp_post_ln_ffn(m, N, ctx, &pl, c->act, c->layer_norm_eps, &x, &q, big));
-    mp_report_layer(out, (int)l + 1, x, b, H);
+    MP_TRY(mp_layer_report(m, out, (int)l + 1, x, b, H));
   }
   *hidden = x;
   return MP_OK;
@@ -203,4 +199,5 @@ const mp_family_ops mp_family_bert = {.name = "bert",
                                       .encode = bert_encode,
                                       .classify = bert_classify,
                                       .release = bert_release,
-                                      .param_count = bert_param_count};
+                                      .param_count = bert_param_count,
+                                      .cuda = 1};

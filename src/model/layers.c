@@ -3,13 +3,130 @@
  * first-token head. */
 #include "model/layers.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 #include "core/error.h"
 
-float *mp_act_alloc(mp_model *m, size_t n) { return mp_arena_alloc_aligned(&m->act, n * sizeof(float), 64); }
+float *mp_act_alloc(mp_model *m, size_t n) {
+  if (m->dev) return m->dev->alloc(m->dev_ctx, n);
+  return mp_arena_alloc_aligned(&m->act, n * sizeof(float), 64);
+}
+
+/* ---------------------------------------------------------------- device dispatch */
+
+static mp_status dev_dense(mp_model *m, const float *x, int64_t rows, const mp_dense *d, mp_act act, float *y) {
+  const void *w = mp_dev_weight(m, &d->w), *bias = NULL;
+  if (!w) return MP_ERR_NOMEM;
+  if (d->b && !(bias = mp_dev_vector(m, d->b, d->bdt, d->w.out, 1))) return MP_ERR_NOMEM;
+  return m->dev->dense(m->dev_ctx, x, rows, w, d->w.out, d->w.in, bias, act, y);
+}
+
+void mp_ln_run_cpu(mp_model *m, const float *x, const float *residual, int64_t rows, const mp_lnorm *ln, float eps,
+                   float *out) {
+  mp_layernorm(m->pool, x, residual, rows, m->cfg.hidden, ln->g, ln->b, eps, out);
+}
+
+mp_status mp_ln_run(mp_model *m, const float *x, const float *residual, int64_t rows, const mp_lnorm *ln, float eps,
+                    float *out) {
+  const int64_t H = m->cfg.hidden;
+  if (!m->dev) {
+    mp_ln_run_cpu(m, x, residual, rows, ln, eps, out);
+    return MP_OK;
+  }
+  const void *g = mp_dev_vector(m, ln->g, MP_F32, H, 0), *bb = NULL;
+  if (!g || (ln->b && !(bb = mp_dev_vector(m, ln->b, MP_F32, H, 0)))) return MP_ERR_NOMEM;
+  return m->dev->layernorm(m->dev_ctx, x, residual, rows, H, g, bb, eps, out);
+}
+
+mp_status mp_embed_sum_ln(mp_model *m, int n, const mp_linear_weight *const *tables, const int32_t *const *ids,
+                          int64_t N, const mp_lnorm *ln, float eps, float *x) {
+  const int64_t H = m->cfg.hidden;
+  if (n < 1 || n > 4) return mp_err(MP_ERR_INTERNAL, "embeddings: %d tables", n);
+  if (!m->dev) { /* table 0, then += each other table (the order the families always used) */
+    MP_TRY(mp_embedding_rows(tables[0], ids[0], N, x));
+    if (n > 1) {
+      float *t = mp_arena_alloc_aligned(&m->act, (size_t)(N * H) * sizeof(float), 64);
+      if (!t) return mp_err(MP_ERR_NOMEM, "out of memory for %lld x %lld embeddings", (long long)N, (long long)H);
+      for (int i = 1; i < n; i++) {
+        MP_TRY(mp_embedding_rows(tables[i], ids[i], N, t));
+        mp_add_inplace(x, t, N * H);
+      }
+    }
+    if (ln) mp_ln_run_cpu(m, x, NULL, N, ln, eps, x);
+    return MP_OK;
+  }
+  const void *dt[4];
+  const int32_t *di[4];
+  for (int i = 0; i < n; i++) {
+    const mp_linear_weight *t = tables[i];
+    for (int64_t r = 0; r < N; r++)
+      if (ids[i][r] < 0 || ids[i][r] >= t->out)
+        return mp_err(MP_ERR_INVALID_ARG,
+                      "%s: token id %d at position %lld is outside the vocabulary [0, %lld); the tokenizer does not "
+                      "match the model",
+                      t->name ? t->name : "embeddings", ids[i][r], (long long)r, (long long)t->out);
+    if (!(dt[i] = mp_dev_weight(m, t))) return MP_ERR_NOMEM;
+    if (!(di[i] = m->dev->upload_act(m->dev_ctx, ids[i], (size_t)N * 4))) return MP_ERR_NOMEM;
+  }
+  const void *g = NULL, *bb = NULL;
+  if (ln) {
+    if (!(g = mp_dev_vector(m, ln->g, MP_F32, H, 0))) return MP_ERR_NOMEM;
+    if (ln->b && !(bb = mp_dev_vector(m, ln->b, MP_F32, H, 0))) return MP_ERR_NOMEM;
+  }
+  return m->dev->embed_sum_ln(m->dev_ctx, n, dt, di, N, H, g, bb, eps, x);
+}
+
+mp_status mp_attention_run(mp_model *m, const mp_attention_args *a) {
+  if (!m->dev) return mp_attention(m->pool, a);
+  if (a->bias) return mp_err(MP_ERR_UNSUPPORTED, "%s: attention score biases are not supported on CUDA yet", m->path);
+  const uint8_t *km = NULL;
+  if (a->key_mask) {
+    if (m->dev_kmask_h != a->key_mask) { /* one upload per forward pass */
+      uint8_t *d = m->dev->upload_act(m->dev_ctx, a->key_mask, (size_t)(a->batch * a->seq_k));
+      if (!d) return MP_ERR_NOMEM;
+      m->dev_kmask_h = a->key_mask, m->dev_kmask_d = d;
+    }
+    km = m->dev_kmask_d;
+  }
+  mp_dev_attention da = {.batch = a->batch,
+                         .seq_q = a->seq_q,
+                         .seq_k = a->seq_k,
+                         .heads = a->heads,
+                         .head_dim = a->head_dim,
+                         .q = a->q,
+                         .k = a->k,
+                         .v = a->v,
+                         .ldq = a->ldq,
+                         .ldk = a->ldk,
+                         .ldv = a->ldv,
+                         .ldo = a->ldo,
+                         .out = a->out,
+                         .scale = a->scale,
+                         .key_mask = km};
+  return m->dev->attention(m->dev_ctx, &da);
+}
+
+mp_status mp_layer_report(mp_model *m, const mp_forward_out *out, int layer, const float *x, const mp_model_batch *b,
+                          int64_t H) {
+  if (!out->hook) return MP_OK;
+  if (!m->dev) {
+    mp_report_layer(out, layer, x, b, H);
+    return MP_OK;
+  }
+  size_t n = b->n * b->seq * (size_t)H;
+  float *h = malloc(n * sizeof *h);
+  if (!h) return mp_err(MP_ERR_NOMEM, "out of memory");
+  mp_status st = m->dev->download(m->dev_ctx, x, n, h);
+  if (!st) out->hook(out->hook_user, layer, h, b->n, b->seq, (size_t)H);
+  free(h);
+  return st;
+}
+
+/* ---------------------------------------------------------------- dense layers */
 
 mp_status mp_dense_run(mp_model *m, const float *x, int64_t rows, const mp_dense *d, mp_act act, float *y) {
+  if (m->dev) return dev_dense(m, x, rows, d, act, y);
   if (d->qw) {
     int64_t qo, qi;
     mp_qweight_shape(d->qw, &qo, &qi);
@@ -27,7 +144,7 @@ mp_status mp_dense_run_many(mp_model *m, const float *x, int64_t rows, int n, co
   const mp_qweight *qw[4];
   const void *b[4];
   mp_dtype bdt[4];
-  int all_int = n >= 1 && n <= 4;
+  int all_int = n >= 1 && n <= 4 && !m->dev;
   for (int i = 0; all_int && i < n; i++) {
     int64_t qo = 0, qi = 0;
     if (d[i]->qw) mp_qweight_shape(d[i]->qw, &qo, &qi);
@@ -86,12 +203,13 @@ mp_status mp_post_ln_ffn(mp_model *m, int64_t N, const float *ctx, const mp_post
                          float **x, float **q, float *big) {
   const int64_t H = m->cfg.hidden;
   float *t;
+  (void)H;
   MP_TRY(mp_dense_run(m, ctx, N, L->o, MP_ACT_NONE, *q));
-  mp_layernorm(m->pool, *q, *x, N, H, L->ln_attn->g, L->ln_attn->b, eps, *q);
+  MP_TRY(mp_ln_run(m, *q, *x, N, L->ln_attn, eps, *q));
   t = *x, *x = *q, *q = t;
   MP_TRY(mp_dense_run(m, *x, N, L->inter, act, big));
   MP_TRY(mp_dense_run(m, big, N, L->out, MP_ACT_NONE, *q));
-  mp_layernorm(m->pool, *q, *x, N, H, L->ln_out->g, L->ln_out->b, eps, *q);
+  MP_TRY(mp_ln_run(m, *q, *x, N, L->ln_out, eps, *q));
   t = *x, *x = *q, *q = t;
   return MP_OK;
 }
@@ -102,6 +220,15 @@ mp_status mp_first_token_head(mp_model *m, const mp_model_batch *b, const float 
   const int64_t B = (int64_t)b->n, T = (int64_t)b->seq, H = m->cfg.hidden;
   float *cls = mp_act_alloc(m, (size_t)(B * H)), *h1 = mp_act_alloc(m, (size_t)(B * H));
   if (!cls || !h1) return mp_err(MP_ERR_NOMEM, "out of memory");
+  if (m->dev) {
+    const int64_t NL = d2->w.out;
+    float *dl = mp_act_alloc(m, (size_t)(B * NL));
+    if (!dl) return MP_ERR_NOMEM;
+    MP_TRY(m->dev->gather_rows(m->dev_ctx, hidden, B, T, H, cls));
+    MP_TRY(mp_dense_run(m, cls, B, d1, act, h1));
+    MP_TRY(mp_dense_run(m, h1, B, d2, MP_ACT_NONE, dl));
+    return m->dev->download(m->dev_ctx, dl, (size_t)(B * NL), logits);
+  }
   for (int64_t r = 0; r < B; r++)
     memcpy(cls + r * H, hidden + r * T * H, (size_t)H * sizeof(float));
   MP_TRY(mp_dense_run(m, cls, B, d1, act, h1));

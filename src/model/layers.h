@@ -8,8 +8,26 @@
 
 #include "model/model_internal.h"
 
-/* Allocates n floats (64-byte aligned) from the activation arena. */
+/* Allocates n floats (64-byte aligned) from the activation arena. On a device (model/device.h)
+ * this is device memory the family code passes to the helpers below but never reads. */
 float *mp_act_alloc(mp_model *m, size_t n);
+/* out = LayerNorm(x + residual) (residual may be NULL); out may alias x. */
+void mp_ln_run_cpu(mp_model *m, const float *x, const float *residual, int64_t rows, const mp_lnorm *ln, float eps,
+                   float *out);
+mp_status mp_ln_run(mp_model *m, const float *x, const float *residual, int64_t rows, const mp_lnorm *ln, float eps,
+                    float *out);
+/* x = LayerNorm(tables[0][ids[0]] + tables[1][ids[1]] + ...) over N tokens (n 1..4 tables of
+ * m->cfg.hidden columns, summed in that order; ln NULL: no LayerNorm). Ids are checked against
+ * each table (MP_ERR_INVALID_ARG naming it). */
+mp_status mp_embed_sum_ln(mp_model *m, int n, const mp_linear_weight *const *tables, const int32_t *const *ids,
+                          int64_t N, const mp_lnorm *ln, float eps, float *x);
+/* Multi-head attention (kernels.h mp_attention_args) on the model's device. Score biases are
+ * CPU-only for now (MP_ERR_UNSUPPORTED on a device). */
+mp_status mp_attention_run(mp_model *m, const mp_attention_args *a);
+/* Reports the hidden states x [n, seq, H] after layer `layer` to out->hook (copied to the host
+ * first when x is device memory). */
+mp_status mp_layer_report(mp_model *m, const mp_forward_out *out, int layer, const float *x, const mp_model_batch *b,
+                          int64_t H);
 /* Runs a dense layer on rows of x. */
 mp_status mp_dense_run(mp_model *m, const float *x, int64_t rows, const mp_dense *d, mp_act act, float *y);
 /* Runs n (1..4) dense layers over the same rows of x (no activation): one quantization of x and

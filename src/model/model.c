@@ -51,6 +51,11 @@ mp_status mp_model_open(const char *ref, const mp_model_options *opt, mp_model *
   if (!st) st = mp_hf_load_config(m->path, &m->cfg_arena, &m->cfg_json);
   if (!st && !(m->ops = family_ops(m->cfg.family)))
     st = mp_err(MP_ERR_UNSUPPORTED, "%s: model family %s has no runtime yet", m->path, mp_family_name(m->cfg.family));
+  mp_device_spec dspec;
+  if (!st) st = mp_device_parse(opt ? opt->device : NULL, &dspec);
+  if (!st) st = mp_model_device_open(m, &dspec, opt ? opt->device_dtype : 0);
+  if (!st && m->dev && m->compute == MP_COMPUTE_FAST) /* no integer kernels on the device (yet) */
+    m->compute = MP_COMPUTE_FAITHFUL;
   if (!st) st = mp_weights_open(m->path, &m->w);
   if (!st) st = mp_tokenizer_open(m->path, &m->tok);
   if (!st) st = m->ops->bind(m);
@@ -97,6 +102,7 @@ void mp_model_close(mp_model *m) {
   mp_tokenizer_close(m->tok);
   mp_weights_close(m->w);
   if (m->ops && m->ops->release) m->ops->release(m);
+  mp_model_device_close(m);
   for (size_t i = 0; i < m->n_packs; i++)
     mp_qweight_free(m->packs[i]);
   free(m->packs);
@@ -133,6 +139,7 @@ const mp_model_config *mp_model_get_config(const mp_model *m) { return &m->cfg; 
 const mp_tokenizer *mp_model_get_tokenizer(const mp_model *m) { return m->tok; }
 const char *mp_model_path(const mp_model *m) { return m->path; }
 size_t mp_model_hidden(const mp_model *m) { return (size_t)m->cfg.hidden; }
+/* (mp_model_device_name is in device.c) */
 
 size_t mp_model_max_positions(const mp_model *m) {
   int64_t p = m->cfg.max_positions;
@@ -164,8 +171,23 @@ mp_status mp_model_forward(mp_model *m, const mp_model_batch *b, const mp_forwar
     return mp_err(MP_ERR_INVALID_ARG, "%s: this model has no classification head (architecture %s)", m->path,
                   c->architecture[0] ? c->architecture : "?");
   mp_arena_reset(&m->act);
+  if (m->dev) {
+    MP_TRY(m->dev->begin(m->dev_ctx));
+    m->dev_kmask_h = m->dev_kmask_d = NULL;
+  }
   float *x = NULL;
   MP_TRY(m->ops->encode(m, b, out, &x));
+  if (m->dev) { /* x is device memory: results come back through the backend */
+    if (out->hidden) MP_TRY(m->dev->download(m->dev_ctx, x, (size_t)(B * T * H), out->hidden));
+    if (out->embedding) {
+      mp_pooling p = c->pooling != MP_POOL_NONE ? c->pooling : MP_POOL_MEAN;
+      const int32_t *dmask = NULL;
+      if (b->mask && !(dmask = m->dev->upload_act(m->dev_ctx, b->mask, (size_t)(B * T) * 4))) return MP_ERR_NOMEM;
+      MP_TRY(m->dev->pool(m->dev_ctx, x, B, T, H, dmask, (int)p, c->normalize, out->embedding));
+    }
+    if (out->logits) MP_TRY(m->ops->classify(m, b, x, out->logits));
+    return MP_OK;
+  }
   if (out->hidden) memcpy(out->hidden, x, (size_t)(B * T * H) * 4);
   if (out->embedding) {
     mp_pooling p = c->pooling != MP_POOL_NONE ? c->pooling : MP_POOL_MEAN;

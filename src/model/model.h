@@ -32,6 +32,11 @@ typedef struct mp_model_options {
    * float32 values, valid until the model is closed) replaces the weights; NULL keeps them. */
   const float *(*weight_hook)(void *ctx, const char *module, int64_t out, int64_t in, mp_dtype dt, const void *data);
   void *weight_hook_ctx;
+  /* Where the forward pass runs: NULL / "cpu" (the CPU kernels), "cuda" or "cuda:N" (the CUDA
+   * backend, docs/cuda.md; MP_ERR_UNSUPPORTED without the CUDA build, without a usable GPU, or
+   * for a family not on CUDA yet). */
+  const char *device;
+  mp_dtype device_dtype; /* CUDA compute dtype: MP_F16 (default when 0), MP_BF16, MP_F32 */
 } mp_model_options;
 
 /* `ref`: folder or repo id in the HF cache (see format/hf.h). Loads config, weights (memory
@@ -102,6 +107,8 @@ int mp_model_has_quantized(const mp_model *m);
  * to bfloat16, which holds every fp4/fp8 code x scale exactly (so the faithful semantics), and
  * run on the float kernels in both compute modes (the integer kernels do not apply to them). */
 int mp_model_fp_quantized(const mp_model *m);
+/* "cpu", or the device the model runs on ("cuda:0 NVIDIA H200, float16"). */
+const char *mp_model_device_name(const mp_model *m);
 /* Hidden size (embedding dimension). */
 size_t mp_model_hidden(const mp_model *m);
 #endif

@@ -8,6 +8,7 @@
 #include "core/json.h"
 #include "format/weights.h"
 #include "kernels/kernels.h"
+#include "model/device.h"
 #include "model/model.h"
 
 /* y = act(x W^T + b): a linear layer with its optional bias. */
@@ -36,7 +37,13 @@ typedef struct mp_family_ops {
    * cfg->head == MP_HEAD_SEQ_CLS, the bare model with its pooler otherwise). -1 when a field it
    * needs is missing. NULL: not implemented for the family. */
   int64_t (*param_count)(const mp_model_config *cfg, const mp_json *cfg_json);
+  /* 1 when encode/classify only use the device-aware helpers of layers.h (mp_act_alloc,
+   * mp_dense_run, mp_ln_run, mp_attention_run, mp_embed_sum_ln, mp_layer_report, ...), so the
+   * family runs on a device backend (docs/cuda.md); 0: CPU only, opening it on a device is an error. */
+  int cuda;
 } mp_family_ops;
+
+typedef struct mp_dev_cache mp_dev_cache;
 
 struct mp_model {
   char *path;
@@ -58,6 +65,13 @@ struct mp_model {
   void *weight_hook_ctx;
   mp_qweight **packs; /* integer forms of the quantized dense layers (fast mode) */
   size_t n_packs, cap_packs;
+  /* the compute device (model/device.h): dev NULL = the CPU kernels */
+  mp_device_spec device;
+  const mp_device_ops *dev;
+  void *dev_ctx;
+  mp_dev_cache *dev_cache;    /* host weight -> its device copy (uploaded once, on first use) */
+  const uint8_t *dev_kmask_h; /* the key mask uploaded in this forward pass (host, device) */
+  const uint8_t *dev_kmask_d;
 };
 
 extern const mp_family_ops mp_family_deberta;    /* deberta-v2 (DeBERTa-v2/v3) */
@@ -66,6 +80,16 @@ extern const mp_family_ops mp_family_mobilebert; /* mobilebert */
 extern const mp_family_ops mp_family_mpnet;      /* mpnet */
 extern const mp_family_ops mp_family_modernbert; /* modernbert */
 extern const mp_family_ops mp_family_bert;       /* bert, roberta/xlm-roberta/camembert, distilbert */
+
+/* ---- the device (device.c) */
+/* Opens the backend of spec for m (after its family is known). CPU: nothing to do. Without the
+ * CUDA build, or for a family not yet on the device: MP_ERR_UNSUPPORTED saying so. */
+mp_status mp_model_device_open(mp_model *m, const mp_device_spec *spec, mp_dtype dt);
+void mp_model_device_close(mp_model *m);
+/* The device copy of a matrix (MLX-quantized: dequantized as mx.dequantize, then the compute
+ * dtype) or of a vector (f32 or the compute dtype), uploaded on first use. NULL = error set. */
+const void *mp_dev_weight(mp_model *m, const mp_linear_weight *w);
+const void *mp_dev_vector(mp_model *m, const void *host, mp_dtype dt, int64_t n, int as_compute);
 
 /* ---- binding helpers (errors name the tensor and the model folder) */
 const mp_tensor *mp_model_tensor(const mp_model *m, const char *name);

@@ -14,6 +14,7 @@
 #include "core/strbuf.h"
 #include "core/yaml.h"
 #include "hub/hub.h"
+#include "model/device.h"
 #include "quant/recipe.h"
 
 /* ---------------------------------------------------------------- validation context */
@@ -212,8 +213,9 @@ static void suggest_name(const char *s, char *out, size_t cap) {
 
 /* ---------------------------------------------------------------- models */
 
-static const char *const k_model_keys[] = {"name",       "hf_name",     "task",    "revision", "quantization",
-                                           "benchmarks", "description", "enabled", "upload",   NULL};
+static const char *const k_model_keys[] = {"name",         "hf_name",    "task",        "revision",
+                                           "quantization", "benchmarks", "description", "enabled",
+                                           "upload",       "device",     NULL};
 static const char *const k_quant_keys[] = {"bits",        "dtype",  "group_size", "target_size_mb", "max_accuracy_drop",
                                            "min_speedup", "method", "mode",       "overrides",      "recipe",
                                            "auto",        NULL};
@@ -349,6 +351,12 @@ static void parse_model(vctx *v, const mp_json *mj, mp_pl_model *m) {
   m->hf_name = get_path(v, mj, "hf_name", 1, m->name ? m->name : "model");
   m->revision = get_str(v, mj, "revision", 0, "model");
   m->task = get_str(v, mj, "task", 0, "model");
+  m->device = get_str(v, mj, "device", 0, "model");
+  mp_device_spec dspec;
+  if (m->device && mp_device_parse(m->device, &dspec)) {
+    verr(v, mp_json_get(mj, "device"), "device \"%s\": use cpu, cuda or cuda:N", m->device);
+    mp_err_clear();
+  }
   if (m->name && !safe_name(m->name)) {
     char sug[160];
     suggest_name(m->name, sug, sizeof sug);

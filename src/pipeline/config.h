@@ -37,6 +37,7 @@ typedef struct mp_pl_model {
   const char *hf_name;  /* repo id or local path */
   const char *revision; /* NULL = main */
   const char *task;     /* as written (e.g. zero-shot-classification); may be NULL */
+  const char *device;   /* `device:` cpu / cuda / cuda:N for its evaluations; NULL = cpu */
   mp_pl_quant quant;
   const char **benchmarks;
   size_t n_benchmarks;

@@ -654,6 +654,7 @@ static int run_eval(const char *const *argv) {
   if (jo.task && mp_task_parse(jo.task, &jo.eo.task)) return child_fail("eval", MP_ERR_INVALID_ARG);
   if (arg_of(argv, "--template")) jo.eo.template_ = arg_of(argv, "--template");
   jo.eo.threads = (int)num_arg(argv, "--threads", 0);
+  jo.eo.device = arg_of(argv, "--device");
   jo.max_samples = (size_t)num_arg(argv, "--max-samples", 0);
   jo.eo.seed = (uint64_t)strtoull(arg_of(argv, "--seed") ? arg_of(argv, "--seed") : "42", NULL, 10);
   jo.eo.latency_requests = (size_t)num_arg(argv, "--latency-requests", (double)jo.eo.latency_requests);
@@ -782,6 +783,7 @@ static int spawn(mp_pipeline *p, mp_job *j, int threads) {
       snprintf(size, sizeof size, "%g", j->model->quant.target_size_mb), argv[a++] = "--target-size-mb",
                                                                          argv[a++] = size;
     if (d->template_) argv[a++] = "--template", argv[a++] = d->template_;
+    if (j->model->device) argv[a++] = "--device", argv[a++] = j->model->device;
     if (d->max_length > 0) {
       static _Thread_local char ml[32];
       snprintf(ml, sizeof ml, "%ld", d->max_length);

@@ -1,0 +1,712 @@
+/* The CUDA backend (docs/cuda.md): mp_device_ops (model/device.h) on one NVIDIA GPU. Weights are
+ * uploaded once in the compute dtype (fp16, bf16 or fp32); GEMMs run on cuBLASLt with the bias
+ * (and ReLU / tanh-GELU) in its epilogue, and everything else in this file's kernels: fused
+ * embeddings gather + LayerNorm, LayerNorm(+residual), encoder attention with a padding mask
+ * (online softmax, no [T, T] scores in memory), pooling, row gather. Activations live in an
+ * arena of device memory that is recycled at each forward pass. cudart is linked statically and
+ * finds the driver at run time, so a machine without a GPU or driver gets a clear error here,
+ * and the library loads and runs on the CPU as before. */
+#include <cublasLt.h>
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+extern "C" {
+#include "core/error.h"
+}
+#include "model/device.h"
+
+/* ------------------------------------------------------------------ element types */
+
+template <typename T> struct elem;
+template <> struct elem<float> {
+  static __device__ __forceinline__ float load(float v) { return v; }
+  static __device__ __forceinline__ float store(float v) { return v; }
+};
+template <> struct elem<__half> {
+  static __device__ __forceinline__ float load(__half v) { return __half2float(v); }
+  static __device__ __forceinline__ __half store(float v) { return __float2half_rn(v); }
+};
+template <> struct elem<__nv_bfloat16> {
+  static __device__ __forceinline__ float load(__nv_bfloat16 v) { return __bfloat162float(v); }
+  static __device__ __forceinline__ __nv_bfloat16 store(float v) { return __float2bfloat16_rn(v); }
+};
+template <typename T> __device__ __forceinline__ float ld(const T *p, int64_t i) { return elem<T>::load(p[i]); }
+template <typename T> __device__ __forceinline__ void st(T *p, int64_t i, float v) { p[i] = elem<T>::store(v); }
+
+/* ------------------------------------------------------------------ state */
+
+typedef struct chunk {
+  char *base;
+  size_t size, used;
+} chunk;
+
+typedef struct lt_algo {
+  int64_t m, n, k;
+  int epi;
+  int ok;
+  cublasLtMatmulAlgo_t algo;
+} lt_algo;
+
+#define N_ALGO 128
+#define WORKSPACE_BYTES ((size_t)32 << 20)
+
+typedef struct cuda_ctx {
+  int dev;
+  mp_dtype dt;
+  size_t esize;
+  cudaStream_t stream;
+  cublasLtHandle_t lt;
+  void *workspace;
+  chunk *chunks;
+  int n_chunks;
+  void **params;
+  size_t n_params, cap_params;
+  lt_algo algos[N_ALGO];
+  int n_algos;
+  char desc[400];
+} cuda_ctx;
+
+static mp_status cuda_fail(cudaError_t e, const char *what) {
+  mp_status s = e == cudaErrorMemoryAllocation ? MP_ERR_NOMEM : MP_ERR_INTERNAL;
+  if (e == cudaErrorNoDevice || e == cudaErrorInsufficientDriver || e == cudaErrorInvalidDevice ||
+      e == cudaErrorDevicesUnavailable || e == cudaErrorNoKernelImageForDevice || e == cudaErrorStubLibrary ||
+      e == cudaErrorSystemDriverMismatch || e == cudaErrorCompatNotSupportedOnDevice)
+    s = MP_ERR_UNSUPPORTED;
+  return mp_err(s, "CUDA: %s: %s (%s)", what, cudaGetErrorString(e), cudaGetErrorName(e));
+}
+#define CU(expr, what)                                                                                                 \
+  do {                                                                                                                 \
+    cudaError_t e_ = (expr);                                                                                           \
+    if (e_ != cudaSuccess) return cuda_fail(e_, what);                                                                 \
+  } while (0)
+static mp_status lt_fail(cublasStatus_t s, const char *what) {
+  return mp_err(s == CUBLAS_STATUS_ALLOC_FAILED ? MP_ERR_NOMEM : MP_ERR_INTERNAL, "cuBLASLt: %s: status %d", what,
+                (int)s);
+}
+#define LT(expr, what)                                                                                                 \
+  do {                                                                                                                 \
+    cublasStatus_t s_ = (expr);                                                                                        \
+    if (s_ != CUBLAS_STATUS_SUCCESS) return lt_fail(s_, what);                                                         \
+  } while (0)
+/* after a kernel launch */
+#define LAUNCHED(what) CU(cudaGetLastError(), what)
+
+/* ------------------------------------------------------------------ kernels */
+
+/* block-wide sum of one float per thread (blockDim.x a multiple of 32, <= 1024) */
+__device__ float block_sum(float v, float *red) {
+  for (int o = 16; o > 0; o >>= 1)
+    v += __shfl_xor_sync(0xffffffffu, v, o);
+  int w = threadIdx.x >> 5, lane = threadIdx.x & 31, nw = blockDim.x >> 5;
+  __syncthreads();
+  if (lane == 0) red[w] = v;
+  __syncthreads();
+  float t = 0;
+  for (int i = 0; i < nw; i++)
+    t += red[i];
+  return t;
+}
+
+template <typename T> __global__ void k_f32_to(const float *in, T *out, int64_t n) {
+  int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+  if (i < n) st(out, i, in[i]);
+}
+template <typename T> __global__ void k_to_f32(const T *in, float *out, int64_t n) {
+  int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+  if (i < n) out[i] = ld(in, i);
+}
+
+/* LayerNorm of one row held in shared memory v[dim] (two passes: mean, then centred variance). */
+template <typename T>
+__device__ void ln_row(const float *v, int64_t dim, const float *g, const float *b, float eps, T *out, float *red) {
+  float s = 0;
+  for (int64_t d = threadIdx.x; d < dim; d += blockDim.x)
+    s += v[d];
+  float mean = block_sum(s, red) / (float)dim;
+  float q = 0;
+  for (int64_t d = threadIdx.x; d < dim; d += blockDim.x) {
+    float c = v[d] - mean;
+    q += c * c;
+  }
+  float var = block_sum(q, red) / (float)dim;
+  float r = rsqrtf(var + eps);
+  for (int64_t d = threadIdx.x; d < dim; d += blockDim.x) {
+    float y = (v[d] - mean) * r;
+    if (g) y = y * g[d] + (b ? b[d] : 0.0f);
+    st(out, d, y);
+  }
+}
+
+template <typename T>
+__global__ void k_layernorm(const T *x, const T *res, int64_t dim, const float *g, const float *b, float eps, T *out) {
+  extern __shared__ float sh[];
+  float *red = sh, *v = sh + 32;
+  int64_t r = blockIdx.x;
+  for (int64_t d = threadIdx.x; d < dim; d += blockDim.x)
+    v[d] = ld(x, r * dim + d) + (res ? ld(res, r * dim + d) : 0.0f);
+  __syncthreads();
+  ln_row(v, dim, g, b, eps, out + r * dim, red);
+}
+
+#define MAX_TABLES 4
+struct embed_args {
+  const void *tables[MAX_TABLES];
+  const int32_t *ids[MAX_TABLES];
+  int n;
+};
+template <typename T>
+__global__ void k_embed_ln(embed_args a, int64_t dim, const float *g, const float *b, float eps, T *out) {
+  extern __shared__ float sh[];
+  float *red = sh, *v = sh + 32;
+  int64_t r = blockIdx.x;
+  for (int64_t d = threadIdx.x; d < dim; d += blockDim.x) {
+    float s = ld((const T *)a.tables[0], (int64_t)a.ids[0][r] * dim + d);
+    for (int t = 1; t < a.n; t++)
+      s += ld((const T *)a.tables[t], (int64_t)a.ids[t][r] * dim + d);
+    v[d] = s;
+  }
+  __syncthreads();
+  if (g) {
+    ln_row(v, dim, g, b, eps, out + r * dim, red);
+  } else {
+    for (int64_t d = threadIdx.x; d < dim; d += blockDim.x)
+      st(out, r * dim + d, v[d]);
+  }
+}
+
+__device__ __forceinline__ float act_f(float x, int act) {
+  switch (act) {
+  case MP_ACT_RELU: return x > 0 ? x : 0;
+  case MP_ACT_GELU_ERF: return 0.5f * x * (1.0f + erff(x * 0.70710678118654752f));
+  case MP_ACT_GELU_TANH: return 0.5f * x * (1.0f + tanhf(0.7978845608028654f * (x + 0.044715f * x * x * x)));
+  case MP_ACT_TANH: return tanhf(x);
+  case MP_ACT_SILU: return x / (1.0f + expf(-x));
+  case MP_ACT_SIGMOID: return 1.0f / (1.0f + expf(-x));
+  default: return x;
+  }
+}
+template <typename T> __global__ void k_act(T *x, int64_t n, int act) {
+  int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+  if (i < n) st(x, i, act_f(ld(x, i), act));
+}
+
+template <typename T> __global__ void k_gather_rows(const T *x, int64_t stride, int64_t dim, T *out) {
+  int64_t r = blockIdx.x;
+  for (int64_t d = threadIdx.x; d < dim; d += blockDim.x)
+    out[r * dim + d] = x[r * stride * dim + d];
+}
+
+/* pooling: 1 cls, 2 mean, 3 max, 4 mean_sqrt_len; one block per sequence */
+template <typename T>
+__global__ void k_pool(const T *x, int64_t seq, int64_t dim, const int32_t *mask, int pooling, int normalize,
+                       float *out) {
+  extern __shared__ float sh[];
+  float *red = sh, *v = sh + 32;
+  int64_t r = blockIdx.x;
+  const T *xr = x + r * seq * dim;
+  const int32_t *mk = mask ? mask + r * seq : NULL;
+  float cnt = 0;
+  for (int64_t t = 0; t < seq; t++)
+    cnt += (!mk || mk[t]) ? 1.0f : 0.0f;
+  for (int64_t d = threadIdx.x; d < dim; d += blockDim.x) {
+    float e;
+    if (pooling == 1) {
+      e = ld(xr, d);
+    } else if (pooling == 3) {
+      e = -INFINITY;
+      for (int64_t t = 0; t < seq; t++)
+        if (!mk || mk[t]) e = fmaxf(e, ld(xr, t * dim + d));
+      if (cnt == 0) e = 0;
+    } else {
+      e = 0;
+      for (int64_t t = 0; t < seq; t++)
+        if (!mk || mk[t]) e += ld(xr, t * dim + d);
+      float c = cnt < 1e-9f ? 1e-9f : cnt;
+      e /= pooling == 4 ? sqrtf(c) : c;
+    }
+    v[d] = e;
+  }
+  __syncthreads();
+  float nrm = 1;
+  if (normalize) {
+    float s = 0;
+    for (int64_t d = threadIdx.x; d < dim; d += blockDim.x)
+      s += v[d] * v[d];
+    nrm = sqrtf(block_sum(s, red));
+    if (nrm < 1e-12f) nrm = 1e-12f;
+  }
+  for (int64_t d = threadIdx.x; d < dim; d += blockDim.x)
+    out[r * dim + d] = v[d] / nrm;
+}
+
+/* Encoder attention with a key padding mask. One warp per query row, ATT_WARPS queries per block,
+ * keys in tiles of 32 staged in shared memory as f32: lane j scores key j of the tile, the warp
+ * keeps an online softmax (running max and sum), and each lane accumulates the output dims
+ * d = lane + 32 i. Masked keys are excluded exactly; a query with no key gets zeros. */
+#define ATT_WARPS 8
+#define ATT_MAXD 128
+template <typename T> __global__ void k_attention(mp_dev_attention a) {
+  extern __shared__ float sh[];
+  const int D = (int)a.head_dim, DP = D + 1;
+  float *ks = sh, *vs = ks + 32 * DP, *qs = vs + 32 * DP;
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+  const int64_t b = blockIdx.z, h = blockIdx.y, i = (int64_t)blockIdx.x * ATT_WARPS + warp;
+  const int64_t ldq = a.ldq ? a.ldq : a.heads * D, ldk = a.ldk ? a.ldk : a.heads * D;
+  const int64_t ldv = a.ldv ? a.ldv : a.heads * D, ldo = a.ldo ? a.ldo : a.heads * D;
+  const T *Q = (const T *)a.q, *K = (const T *)a.k, *V = (const T *)a.v;
+  const bool active = i < a.seq_q;
+  float *q = qs + warp * D;
+  if (active)
+    for (int d = lane; d < D; d += 32)
+      q[d] = ld(Q, (b * a.seq_q + i) * ldq + h * D + d) * a.scale;
+  float acc[ATT_MAXD / 32];
+  for (int c = 0; c < ATT_MAXD / 32; c++)
+    acc[c] = 0;
+  float m = -INFINITY, l = 0;
+  for (int64_t j0 = 0; j0 < a.seq_k; j0 += 32) {
+    __syncthreads();
+    for (int e = threadIdx.x; e < 32 * D; e += blockDim.x) {
+      int j = e / D, d = e % D;
+      int64_t jj = j0 + j;
+      float kv = 0, vv = 0;
+      if (jj < a.seq_k) {
+        kv = ld(K, (b * a.seq_k + jj) * ldk + h * D + d);
+        vv = ld(V, (b * a.seq_k + jj) * ldv + h * D + d);
+      }
+      ks[j * DP + d] = kv;
+      vs[j * DP + d] = vv;
+    }
+    __syncthreads();
+    if (!active) continue;
+    int64_t jj = j0 + lane;
+    bool ok = jj < a.seq_k && (!a.key_mask || a.key_mask[b * a.seq_k + jj]);
+    float s = -INFINITY;
+    if (ok) {
+      s = 0;
+      const float *kr = ks + lane * DP;
+      for (int d = 0; d < D; d++)
+        s += q[d] * kr[d];
+    }
+    float tm = s;
+    for (int o = 16; o > 0; o >>= 1)
+      tm = fmaxf(tm, __shfl_xor_sync(0xffffffffu, tm, o));
+    float nm = fmaxf(m, tm);
+    if (nm == -INFINITY) continue; /* every key so far masked */
+    float corr = __expf(m - nm);   /* m = -inf: 0 */
+    float p = ok ? __expf(s - nm) : 0.0f;
+    float ps = p;
+    for (int o = 16; o > 0; o >>= 1)
+      ps += __shfl_xor_sync(0xffffffffu, ps, o);
+    l = l * corr + ps;
+    m = nm;
+#pragma unroll
+    for (int c = 0; c < ATT_MAXD / 32; c++)
+      acc[c] *= corr;
+    int nj = (int)(a.seq_k - j0 < 32 ? a.seq_k - j0 : 32);
+    for (int j = 0; j < nj; j++) {
+      float pj = __shfl_sync(0xffffffffu, p, j);
+      const float *vr = vs + j * DP;
+#pragma unroll
+      for (int c = 0; c < ATT_MAXD / 32; c++) {
+        int d = lane + 32 * c;
+        if (d < D) acc[c] += pj * vr[d];
+      }
+    }
+  }
+  if (!active) return;
+  T *O = (T *)a.out + (b * a.seq_q + i) * ldo + h * D;
+  float inv = l > 0 ? 1.0f / l : 0.0f;
+#pragma unroll
+  for (int c = 0; c < ATT_MAXD / 32; c++) {
+    int d = lane + 32 * c;
+    if (d < D) st(O, d, acc[c] * inv);
+  }
+}
+
+/* ------------------------------------------------------------------ dispatch on the compute dtype */
+
+#define DISPATCH(c, F, ...)                                                                                            \
+  do {                                                                                                                 \
+    if ((c)->dt == MP_F16)                                                                                             \
+      F<__half> __VA_ARGS__;                                                                                           \
+    else if ((c)->dt == MP_BF16)                                                                                       \
+      F<__nv_bfloat16> __VA_ARGS__;                                                                                    \
+    else                                                                                                               \
+      F<float> __VA_ARGS__;                                                                                            \
+  } while (0)
+
+static unsigned blocks(int64_t n, int t) { return (unsigned)((n + t - 1) / t); }
+static int row_threads(int64_t dim) { return dim >= 512 ? 256 : dim >= 128 ? 128 : 32; }
+
+template <typename T> static void launch_f32_to(cuda_ctx *c, const float *in, void *out, int64_t n);
+
+/* ------------------------------------------------------------------ context */
+
+static void cuda_close(void *p) {
+  cuda_ctx *c = (cuda_ctx *)p;
+  if (!c) return;
+  cudaSetDevice(c->dev);
+  if (c->stream) cudaStreamSynchronize(c->stream);
+  for (int i = 0; i < c->n_chunks; i++)
+    cudaFree(c->chunks[i].base);
+  free(c->chunks);
+  for (size_t i = 0; i < c->n_params; i++)
+    cudaFree(c->params[i]);
+  free(c->params);
+  if (c->workspace) cudaFree(c->workspace);
+  if (c->lt) cublasLtDestroy(c->lt);
+  if (c->stream) cudaStreamDestroy(c->stream);
+  free(c);
+}
+
+static const char *cuda_describe(void *p) { return ((cuda_ctx *)p)->desc; }
+
+extern "C" mp_status mp_cuda_open(int index, mp_dtype dt, void **out) {
+  *out = NULL;
+  if (dt != MP_F16 && dt != MP_BF16 && dt != MP_F32)
+    return mp_err(MP_ERR_INVALID_ARG, "CUDA compute dtype must be float16, bfloat16 or float32");
+  int n = 0;
+  cudaError_t e = cudaGetDeviceCount(&n);
+  if (e != cudaSuccess) {
+    mp_status s = cuda_fail(e, "no usable GPU");
+    cudaGetLastError(); /* clear the sticky-free error so later calls start clean */
+    return s;
+  }
+  if (index < 0 || index >= n)
+    return mp_err(MP_ERR_UNSUPPORTED, "CUDA: device cuda:%d does not exist (%d device%s visible)", index, n,
+                  n == 1 ? "" : "s");
+  cuda_ctx *c = (cuda_ctx *)calloc(1, sizeof *c);
+  if (!c) return mp_err(MP_ERR_NOMEM, "out of memory");
+  c->dev = index;
+  c->dt = dt;
+  c->esize = dt == MP_F32 ? 4 : 2;
+  mp_status st = MP_OK;
+  cudaDeviceProp prop;
+  e = cudaSetDevice(index);
+  if (!e) e = cudaGetDeviceProperties(&prop, index);
+  if (!e) e = cudaStreamCreateWithFlags(&c->stream, cudaStreamNonBlocking);
+  if (!e) e = cudaMalloc(&c->workspace, WORKSPACE_BYTES);
+  if (e) st = cuda_fail(e, "opening the device");
+  if (!st && prop.major < 9)
+    st = mp_err(MP_ERR_UNSUPPORTED,
+                "CUDA: cuda:%d (%s) has compute capability %d.%d; this build targets sm_90 (Hopper) and newer", index,
+                prop.name, prop.major, prop.minor);
+  if (!st) {
+    cublasStatus_t ls = cublasLtCreate(&c->lt);
+    if (ls != CUBLAS_STATUS_SUCCESS) st = lt_fail(ls, "creating the handle");
+  }
+  if (st) {
+    cuda_close(c);
+    return st;
+  }
+  snprintf(c->desc, sizeof c->desc, "cuda:%d %s, %s", index, prop.name,
+           dt == MP_F16    ? "float16"
+           : dt == MP_BF16 ? "bfloat16"
+                           : "float32");
+  *out = c;
+  return MP_OK;
+}
+
+static mp_status cuda_begin(void *p) {
+  cuda_ctx *c = (cuda_ctx *)p;
+  CU(cudaSetDevice(c->dev), "selecting the device");
+  if (c->n_chunks > 1) { /* one chunk big enough for the whole previous pass */
+    size_t total = 0;
+    CU(cudaStreamSynchronize(c->stream), "waiting for the stream");
+    for (int i = 0; i < c->n_chunks; i++)
+      total += c->chunks[i].size, cudaFree(c->chunks[i].base);
+    c->n_chunks = 0;
+    void *b = NULL;
+    CU(cudaMalloc(&b, total), "allocating activation memory");
+    c->chunks[0].base = (char *)b, c->chunks[0].size = total;
+    c->n_chunks = 1;
+  }
+  if (c->n_chunks) c->chunks[0].used = 0;
+  return MP_OK;
+}
+
+static void *cuda_alloc_bytes(cuda_ctx *c, size_t bytes) {
+  bytes = (bytes + 255) & ~(size_t)255;
+  if (!bytes) bytes = 256;
+  if (c->n_chunks) {
+    chunk *k = &c->chunks[c->n_chunks - 1];
+    if (k->size - k->used >= bytes) {
+      void *r = k->base + k->used;
+      k->used += bytes;
+      return r;
+    }
+  }
+  size_t sz = c->n_chunks ? 2 * c->chunks[c->n_chunks - 1].size : ((size_t)64 << 20);
+  if (sz < bytes) sz = bytes;
+  chunk *nc = (chunk *)realloc(c->chunks, (size_t)(c->n_chunks + 1) * sizeof *nc);
+  if (!nc) {
+    mp_err(MP_ERR_NOMEM, "out of memory");
+    return NULL;
+  }
+  c->chunks = nc;
+  void *b = NULL;
+  cudaError_t e = cudaMalloc(&b, sz);
+  if (e) {
+    cudaGetLastError();
+    cuda_fail(e, "allocating activation memory");
+    return NULL;
+  }
+  chunk *k = &c->chunks[c->n_chunks++];
+  k->base = (char *)b, k->size = sz, k->used = bytes;
+  return b;
+}
+
+static void *cuda_alloc(void *p, size_t n) { return cuda_alloc_bytes((cuda_ctx *)p, n * 4); }
+
+static void *cuda_upload_act(void *p, const void *host, size_t bytes) {
+  cuda_ctx *c = (cuda_ctx *)p;
+  void *d = cuda_alloc_bytes(c, bytes);
+  if (!d) return NULL;
+  cudaError_t e = cudaMemcpyAsync(d, host, bytes, cudaMemcpyHostToDevice, c->stream);
+  if (e) {
+    cuda_fail(e, "copying inputs to the device");
+    return NULL;
+  }
+  return d;
+}
+
+static void *cuda_upload_param(void *p, const float *host, int64_t n, int as_compute) {
+  cuda_ctx *c = (cuda_ctx *)p;
+  size_t es = as_compute ? c->esize : 4;
+  void *d = NULL, *tmp = NULL;
+  cudaError_t e = cudaSuccess;
+  if (c->n_params == c->cap_params) {
+    size_t cap = c->cap_params ? 2 * c->cap_params : 256;
+    void **np = (void **)realloc(c->params, cap * sizeof *np);
+    if (!np) {
+      mp_err(MP_ERR_NOMEM, "out of memory");
+      return NULL;
+    }
+    c->params = np, c->cap_params = cap;
+  }
+  e = cudaMalloc(&d, (size_t)n * es);
+  if (!e && (es == 4 || c->dt == MP_F32)) {
+    e = cudaMemcpyAsync(d, host, (size_t)n * 4, cudaMemcpyHostToDevice, c->stream);
+    if (!e) e = cudaStreamSynchronize(c->stream);
+  } else if (!e) { /* f32 staging on the device, converted there */
+    e = cudaMalloc(&tmp, (size_t)n * 4);
+    if (!e) e = cudaMemcpyAsync(tmp, host, (size_t)n * 4, cudaMemcpyHostToDevice, c->stream);
+    if (!e) DISPATCH(c, launch_f32_to, (c, (const float *)tmp, d, n));
+    if (!e) e = cudaGetLastError();
+    if (!e) e = cudaStreamSynchronize(c->stream);
+    if (tmp) cudaFree(tmp), tmp = NULL;
+  }
+  if (e) {
+    cudaGetLastError();
+    if (d) cudaFree(d);
+    if (tmp) cudaFree(tmp);
+    cuda_fail(e, "uploading weights");
+    return NULL;
+  }
+  c->params[c->n_params++] = d;
+  return d;
+}
+
+/* ------------------------------------------------------------------ operations */
+
+template <typename T> static void launch_f32_to(cuda_ctx *c, const float *in, void *out, int64_t n) {
+  k_f32_to<T><<<blocks(n, 256), 256, 0, c->stream>>>(in, (T *)out, n);
+}
+
+static cudaDataType_t cu_type(mp_dtype dt) {
+  return dt == MP_F16 ? CUDA_R_16F : dt == MP_BF16 ? CUDA_R_16BF : CUDA_R_32F;
+}
+
+template <typename T> static void launch_act(cuda_ctx *c, void *y, int64_t n, int act) {
+  k_act<T><<<blocks(n, 256), 256, 0, c->stream>>>((T *)y, n, act);
+}
+
+/* The algorithm cuBLASLt's heuristic picks for one GEMM shape and epilogue, asked once. */
+static mp_status lt_algo_for(cuda_ctx *c, cublasLtMatmulDesc_t md, cublasLtMatrixLayout_t la, cublasLtMatrixLayout_t lb,
+                             cublasLtMatrixLayout_t lc, int64_t m, int64_t n, int64_t k, int epi,
+                             const cublasLtMatmulAlgo_t **algo) {
+  for (int i = 0; i < c->n_algos; i++) {
+    lt_algo *a = &c->algos[i];
+    if (a->m == m && a->n == n && a->k == k && a->epi == epi) {
+      *algo = &a->algo;
+      return MP_OK;
+    }
+  }
+  cublasLtMatmulPreference_t pref;
+  LT(cublasLtMatmulPreferenceCreate(&pref), "preference");
+  size_t ws = WORKSPACE_BYTES;
+  cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof ws);
+  cublasLtMatmulHeuristicResult_t res;
+  int got = 0;
+  cublasStatus_t s = cublasLtMatmulAlgoGetHeuristic(c->lt, md, la, lb, lc, lc, pref, 1, &res, &got);
+  cublasLtMatmulPreferenceDestroy(pref);
+  if (s != CUBLAS_STATUS_SUCCESS || got == 0)
+    return mp_err(MP_ERR_UNSUPPORTED, "cuBLASLt: no algorithm for a [%lld x %lld] x [%lld] GEMM (status %d)",
+                  (long long)n, (long long)k, (long long)m, (int)s);
+  int slot = c->n_algos < N_ALGO ? c->n_algos++ : (int)((m + n + k) % N_ALGO);
+  lt_algo *a = &c->algos[slot];
+  a->m = m, a->n = n, a->k = k, a->epi = epi, a->ok = 1, a->algo = res.algo;
+  *algo = &a->algo;
+  return MP_OK;
+}
+
+static mp_status cuda_dense(void *p, const void *x, int64_t rows, const void *w, int64_t out, int64_t in,
+                            const void *bias, mp_act act, void *y) {
+  cuda_ctx *c = (cuda_ctx *)p;
+  cudaDataType_t t = cu_type(c->dt);
+  cublasLtEpilogue_t epi = bias ? CUBLASLT_EPILOGUE_BIAS : CUBLASLT_EPILOGUE_DEFAULT;
+  int post = act;
+  if (act == MP_ACT_RELU)
+    epi = bias ? CUBLASLT_EPILOGUE_RELU_BIAS : CUBLASLT_EPILOGUE_RELU, post = MP_ACT_NONE;
+  else if (act == MP_ACT_GELU_TANH) /* cuBLASLt's GELU is the tanh form; erf GELU runs after */
+    epi = bias ? CUBLASLT_EPILOGUE_GELU_BIAS : CUBLASLT_EPILOGUE_GELU, post = MP_ACT_NONE;
+  cublasLtMatmulDesc_t md = NULL;
+  cublasLtMatrixLayout_t la = NULL, lb = NULL, lc = NULL;
+  mp_status st = MP_OK;
+  cublasOperation_t ta = CUBLAS_OP_T, tb = CUBLAS_OP_N;
+  /* column-major view: D[out, rows] = W[in, out]ᵀ · X[in, rows] */
+  cublasStatus_t s = cublasLtMatmulDescCreate(&md, CUBLAS_COMPUTE_32F, CUDA_R_32F);
+  if (!s) s = cublasLtMatmulDescSetAttribute(md, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof ta);
+  if (!s) s = cublasLtMatmulDescSetAttribute(md, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof tb);
+  if (!s) s = cublasLtMatmulDescSetAttribute(md, CUBLASLT_MATMUL_DESC_EPILOGUE, &epi, sizeof epi);
+  if (!s && bias) s = cublasLtMatmulDescSetAttribute(md, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof bias);
+  if (!s) s = cublasLtMatrixLayoutCreate(&la, t, (uint64_t)in, (uint64_t)out, in);
+  if (!s) s = cublasLtMatrixLayoutCreate(&lb, t, (uint64_t)in, (uint64_t)rows, in);
+  if (!s) s = cublasLtMatrixLayoutCreate(&lc, t, (uint64_t)out, (uint64_t)rows, out);
+  if (s) st = lt_fail(s, "describing a GEMM");
+  const cublasLtMatmulAlgo_t *algo = NULL;
+  if (!st) st = lt_algo_for(c, md, la, lb, lc, out, rows, in, (int)epi, &algo);
+  if (!st) {
+    float alpha = 1.0f, beta = 0.0f;
+    s = cublasLtMatmul(c->lt, md, &alpha, w, la, x, lb, &beta, y, lc, y, lc, algo, c->workspace, WORKSPACE_BYTES,
+                       c->stream);
+    if (s) st = lt_fail(s, "matmul");
+  }
+  if (lc) cublasLtMatrixLayoutDestroy(lc);
+  if (lb) cublasLtMatrixLayoutDestroy(lb);
+  if (la) cublasLtMatrixLayoutDestroy(la);
+  if (md) cublasLtMatmulDescDestroy(md);
+  if (st) return st;
+  if (post != MP_ACT_NONE) {
+    DISPATCH(c, launch_act, (c, y, rows * out, post));
+    LAUNCHED("activation");
+  }
+  return MP_OK;
+}
+
+template <typename T>
+static void launch_ln(cuda_ctx *c, const void *x, const void *res, int64_t rows, int64_t dim, const void *g,
+                      const void *b, float eps, void *out) {
+  k_layernorm<T><<<(unsigned)rows, row_threads(dim), (size_t)(32 + dim) * 4, c->stream>>>(
+      (const T *)x, (const T *)res, dim, (const float *)g, (const float *)b, eps, (T *)out);
+}
+static mp_status cuda_layernorm(void *p, const void *x, const void *res, int64_t rows, int64_t dim, const void *g,
+                                const void *b, float eps, void *out) {
+  cuda_ctx *c = (cuda_ctx *)p;
+  if (rows <= 0) return MP_OK;
+  DISPATCH(c, launch_ln, (c, x, res, rows, dim, g, b, eps, out));
+  LAUNCHED("layernorm");
+  return MP_OK;
+}
+
+template <typename T>
+static void launch_embed(cuda_ctx *c, const embed_args &a, int64_t rows, int64_t dim, const void *g, const void *b,
+                         float eps, void *out) {
+  k_embed_ln<T><<<(unsigned)rows, row_threads(dim), (size_t)(32 + dim) * 4, c->stream>>>(
+      a, dim, (const float *)g, (const float *)b, eps, (T *)out);
+}
+static mp_status cuda_embed_sum_ln(void *p, int n, const void *const *tables, const int32_t *const *ids, int64_t rows,
+                                   int64_t dim, const void *g, const void *b, float eps, void *out) {
+  cuda_ctx *c = (cuda_ctx *)p;
+  if (n < 1 || n > MAX_TABLES) return mp_err(MP_ERR_INTERNAL, "embeddings: %d tables (1..%d)", n, MAX_TABLES);
+  embed_args a;
+  memset(&a, 0, sizeof a);
+  a.n = n;
+  for (int i = 0; i < n; i++)
+    a.tables[i] = tables[i], a.ids[i] = ids[i];
+  if (rows <= 0) return MP_OK;
+  DISPATCH(c, launch_embed, (c, a, rows, dim, g, b, eps, out));
+  LAUNCHED("embeddings");
+  return MP_OK;
+}
+
+template <typename T> static void launch_att(cuda_ctx *c, const mp_dev_attention *a) {
+  dim3 grid((unsigned)((a->seq_q + ATT_WARPS - 1) / ATT_WARPS), (unsigned)a->heads, (unsigned)a->batch);
+  size_t sh = (size_t)(2 * 32 * (a->head_dim + 1) + ATT_WARPS * a->head_dim) * 4;
+  k_attention<T><<<grid, ATT_WARPS * 32, sh, c->stream>>>(*a);
+}
+static mp_status cuda_attention(void *p, const mp_dev_attention *a) {
+  cuda_ctx *c = (cuda_ctx *)p;
+  if (a->head_dim < 1 || a->head_dim > ATT_MAXD)
+    return mp_err(MP_ERR_UNSUPPORTED, "CUDA attention: head_dim %lld is not supported yet (1..%d)",
+                  (long long)a->head_dim, ATT_MAXD);
+  if (a->batch <= 0 || a->seq_q <= 0 || a->heads <= 0) return MP_OK;
+  if (a->heads > 65535 || a->batch > 65535)
+    return mp_err(MP_ERR_UNSUPPORTED, "CUDA attention: %lld heads x %lld sequences is too large for one launch",
+                  (long long)a->heads, (long long)a->batch);
+  DISPATCH(c, launch_att, (c, a));
+  LAUNCHED("attention");
+  return MP_OK;
+}
+
+template <typename T>
+static void launch_gather(cuda_ctx *c, const void *x, int64_t n, int64_t stride, int64_t dim, void *out) {
+  k_gather_rows<T><<<(unsigned)n, row_threads(dim), 0, c->stream>>>((const T *)x, stride, dim, (T *)out);
+}
+static mp_status cuda_gather_rows(void *p, const void *x, int64_t n, int64_t stride, int64_t dim, void *out) {
+  cuda_ctx *c = (cuda_ctx *)p;
+  if (n <= 0) return MP_OK;
+  DISPATCH(c, launch_gather, (c, x, n, stride, dim, out));
+  LAUNCHED("gather");
+  return MP_OK;
+}
+
+template <typename T>
+static void launch_pool(cuda_ctx *c, const void *x, int64_t batch, int64_t seq, int64_t dim, const int32_t *mask,
+                        int pooling, int normalize, float *out) {
+  k_pool<T><<<(unsigned)batch, row_threads(dim), (size_t)(32 + dim) * 4, c->stream>>>((const T *)x, seq, dim, mask,
+                                                                                      pooling, normalize, out);
+}
+static mp_status cuda_pool(void *p, const void *x, int64_t batch, int64_t seq, int64_t dim, const int32_t *mask,
+                           int pooling, int normalize, float *host) {
+  cuda_ctx *c = (cuda_ctx *)p;
+  if (batch <= 0) return MP_OK;
+  float *d = (float *)cuda_alloc_bytes(c, (size_t)(batch * dim) * 4);
+  if (!d) return MP_ERR_NOMEM;
+  DISPATCH(c, launch_pool, (c, x, batch, seq, dim, mask, pooling, normalize, d));
+  LAUNCHED("pooling");
+  CU(cudaMemcpyAsync(host, d, (size_t)(batch * dim) * 4, cudaMemcpyDeviceToHost, c->stream), "copying results");
+  CU(cudaStreamSynchronize(c->stream), "running the forward pass");
+  return MP_OK;
+}
+
+template <typename T> static void launch_to_f32(cuda_ctx *c, const void *x, float *out, int64_t n) {
+  k_to_f32<T><<<blocks(n, 256), 256, 0, c->stream>>>((const T *)x, out, n);
+}
+static mp_status cuda_download(void *p, const void *x, size_t n, float *host) {
+  cuda_ctx *c = (cuda_ctx *)p;
+  if (!n) return MP_OK;
+  const void *src = x;
+  if (c->dt != MP_F32) {
+    float *d = (float *)cuda_alloc_bytes(c, n * 4);
+    if (!d) return MP_ERR_NOMEM;
+    DISPATCH(c, launch_to_f32, (c, x, d, (int64_t)n));
+    LAUNCHED("conversion");
+    src = d;
+  }
+  CU(cudaMemcpyAsync(host, src, n * 4, cudaMemcpyDeviceToHost, c->stream), "copying results");
+  CU(cudaStreamSynchronize(c->stream), "running the forward pass");
+  return MP_OK;
+}
+
+static const mp_device_ops cuda_ops = {
+    "cuda",     cuda_close,     cuda_describe,     cuda_begin,     cuda_alloc,       cuda_upload_act, cuda_upload_param,
+    cuda_dense, cuda_layernorm, cuda_embed_sum_ln, cuda_attention, cuda_gather_rows, cuda_pool,       cuda_download,
+};
+
+extern "C" const mp_device_ops *mp_cuda_ops(void) { return &cuda_ops; }

@@ -1,0 +1,177 @@
+/* Device selection ("cpu", "cuda[:N]") and the model side of the device backends: opening the
+ * backend for a model, the upload-once cache of its weights (dequantized MLX matrices included),
+ * and the messages for a build without CUDA. The per-operation dispatch is in layers.c. */
+#include "model/device.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/error.h"
+#include "model/model_internal.h"
+
+mp_status mp_device_parse(const char *s, mp_device_spec *out) {
+  out->kind = MP_DEVICE_CPU, out->index = 0;
+  if (!s || !*s || !strcmp(s, "cpu")) return MP_OK;
+  if (!strncmp(s, "cuda", 4) && (s[4] == 0 || s[4] == ':')) {
+    out->kind = MP_DEVICE_CUDA;
+    if (s[4] == ':') {
+      char *end;
+      long v = strtol(s + 5, &end, 10);
+      if (end == s + 5 || *end || v < 0 || v > 1023)
+        return mp_err(MP_ERR_INVALID_ARG, "device '%s': the CUDA device number must be 0..1023 (cuda:N)", s);
+      out->index = (int)v;
+    }
+    return MP_OK;
+  }
+  return mp_err(MP_ERR_INVALID_ARG, "device '%s': use cpu, cuda or cuda:N", s);
+}
+
+int mp_device_cuda_built(void) {
+#ifdef MP_HAVE_CUDA
+  return 1;
+#else
+  return 0;
+#endif
+}
+
+/* ---------------------------------------------------------------- upload-once cache */
+
+struct mp_dev_cache {
+  const void **keys;
+  int64_t *ns;
+  int *kinds;
+  const void **vals;
+  size_t cap, used;
+};
+
+static size_t slot_of(const void *k, int64_t n, int kind, size_t cap) {
+  uint64_t h = (uint64_t)(uintptr_t)k * 0x9E3779B97F4A7C15ull ^ (uint64_t)n * 0xC2B2AE3D27D4EB4Full ^ (uint64_t)kind;
+  return (size_t)(h >> 17) & (cap - 1);
+}
+
+static const void *cache_get(mp_dev_cache *c, const void *k, int64_t n, int kind) {
+  if (!c || !c->cap) return NULL;
+  for (size_t i = slot_of(k, n, kind, c->cap);; i = (i + 1) & (c->cap - 1)) {
+    if (!c->keys[i]) return NULL;
+    if (c->keys[i] == k && c->ns[i] == n && c->kinds[i] == kind) return c->vals[i];
+  }
+}
+
+static mp_status cache_put(mp_dev_cache *c, const void *k, int64_t n, int kind, const void *v) {
+  if (2 * (c->used + 1) > c->cap) {
+    mp_dev_cache g = {0};
+    g.cap = c->cap ? 2 * c->cap : 256;
+    g.keys = calloc(g.cap, sizeof *g.keys), g.ns = calloc(g.cap, sizeof *g.ns);
+    g.kinds = calloc(g.cap, sizeof *g.kinds), g.vals = calloc(g.cap, sizeof *g.vals);
+    if (!g.keys || !g.ns || !g.kinds || !g.vals) {
+      free(g.keys), free(g.ns), free(g.kinds), free(g.vals);
+      return mp_err(MP_ERR_NOMEM, "out of memory");
+    }
+    for (size_t i = 0; i < c->cap; i++)
+      if (c->keys[i]) {
+        size_t j = slot_of(c->keys[i], c->ns[i], c->kinds[i], g.cap);
+        while (g.keys[j])
+          j = (j + 1) & (g.cap - 1);
+        g.keys[j] = c->keys[i], g.ns[j] = c->ns[i], g.kinds[j] = c->kinds[i], g.vals[j] = c->vals[i];
+      }
+    g.used = c->used;
+    free(c->keys), free(c->ns), free(c->kinds), free(c->vals);
+    *c = g;
+  }
+  size_t j = slot_of(k, n, kind, c->cap);
+  while (c->keys[j])
+    j = (j + 1) & (c->cap - 1);
+  c->keys[j] = k, c->ns[j] = n, c->kinds[j] = kind, c->vals[j] = v;
+  c->used++;
+  return MP_OK;
+}
+
+/* ---------------------------------------------------------------- open / close */
+
+mp_status mp_model_device_open(mp_model *m, const mp_device_spec *spec, mp_dtype dt) {
+  m->device = *spec;
+  if (spec->kind == MP_DEVICE_CPU) return MP_OK;
+#ifndef MP_HAVE_CUDA
+  (void)dt;
+  return mp_err(MP_ERR_UNSUPPORTED, "--device cuda: this mlxport was built without CUDA (cmake -DMP_CUDA=ON)");
+#else
+  if (!m->ops->cuda)
+    return mp_err(MP_ERR_UNSUPPORTED,
+                  "%s: model family %s is not supported on CUDA yet (CUDA runs bert, roberta/xlm-roberta, distilbert); "
+                  "use --device cpu",
+                  m->path, mp_family_name(m->cfg.family));
+  if (!dt) dt = MP_F16;
+  const char *env = getenv("MP_CUDA_DTYPE");
+  if (env && *env) {
+    if (!strcmp(env, "float16") || !strcmp(env, "fp16"))
+      dt = MP_F16;
+    else if (!strcmp(env, "bfloat16") || !strcmp(env, "bf16"))
+      dt = MP_BF16;
+    else if (!strcmp(env, "float32") || !strcmp(env, "fp32"))
+      dt = MP_F32;
+    else
+      return mp_err(MP_ERR_INVALID_ARG, "MP_CUDA_DTYPE=%s: use float16, bfloat16 or float32", env);
+  }
+  mp_status st = mp_cuda_open(spec->index, dt, &m->dev_ctx);
+  if (st) return mp_err_prefix(st, "--device cuda:%d", spec->index);
+  m->dev = mp_cuda_ops();
+  m->dev_cache = calloc(1, sizeof *m->dev_cache);
+  if (!m->dev_cache) return mp_err(MP_ERR_NOMEM, "out of memory");
+  return MP_OK;
+#endif
+}
+
+void mp_model_device_close(mp_model *m) {
+  if (m->dev) m->dev->close(m->dev_ctx);
+  m->dev = NULL, m->dev_ctx = NULL;
+  if (m->dev_cache) {
+    free(m->dev_cache->keys), free(m->dev_cache->ns), free(m->dev_cache->kinds), free(m->dev_cache->vals);
+    free(m->dev_cache);
+    m->dev_cache = NULL;
+  }
+}
+
+const char *mp_model_device_name(const mp_model *m) {
+  if (!m->dev) return "cpu";
+  return m->dev->describe(m->dev_ctx);
+}
+
+/* ---------------------------------------------------------------- weights */
+
+enum { KIND_MATRIX = 1, KIND_VEC_COMPUTE = 2, KIND_VEC_F32 = 3 };
+
+const void *mp_dev_weight(mp_model *m, const mp_linear_weight *w) {
+  const void *d = cache_get(m->dev_cache, w->data, w->out * w->in, KIND_MATRIX);
+  if (d) return d;
+  size_t n = (size_t)(w->out * w->in);
+  float *buf = malloc(n * sizeof *buf);
+  if (!buf) {
+    mp_err(MP_ERR_NOMEM, "out of memory converting %s for the device", w->name ? w->name : "a weight");
+    return NULL;
+  }
+  /* MLX-quantized matrices: dequantized exactly as mx.dequantize, then stored in the compute dtype */
+  mp_status st = mp_weight_rows_f32(w, 0, w->out, buf);
+  if (!st) d = m->dev->upload_param(m->dev_ctx, buf, (int64_t)n, 1);
+  free(buf);
+  if (!d) return NULL;
+  if (cache_put(m->dev_cache, w->data, w->out * w->in, KIND_MATRIX, d)) return NULL;
+  return d;
+}
+
+const void *mp_dev_vector(mp_model *m, const void *host, mp_dtype dt, int64_t n, int as_compute) {
+  int kind = as_compute ? KIND_VEC_COMPUTE : KIND_VEC_F32;
+  const void *d = cache_get(m->dev_cache, host, n, kind);
+  if (d) return d;
+  float *buf = malloc((size_t)n * sizeof *buf);
+  if (!buf) {
+    mp_err(MP_ERR_NOMEM, "out of memory");
+    return NULL;
+  }
+  mp_status st = mp_to_f32(dt, host, n, buf);
+  if (!st) d = m->dev->upload_param(m->dev_ctx, buf, n, as_compute);
+  free(buf);
+  if (!d) return NULL;
+  if (cache_put(m->dev_cache, host, n, kind, d)) return NULL;
+  return d;
+}

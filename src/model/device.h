@@ -1,0 +1,94 @@
+/* The compute-device backend interface (docs/cuda.md): what a model family's forward pass needs
+ * from a device other than the CPU (the CUDA backend, src/cuda/, implements it). The family code
+ * stays one forward per family: it calls the layer helpers of layers.h (mp_act_alloc,
+ * mp_dense_run, mp_ln_run, mp_attention_run, mp_embed_sum_ln, ...), which run the CPU kernels
+ * or, when the model was opened on a device, these operations on device buffers. On a device
+ * the float pointers the helpers hand out are device memory in the backend's compute dtype: the
+ * family code never dereferences them (host copies come from mp_layer_report / the pooling and
+ * head helpers). */
+#ifndef MP_MODEL_DEVICE_H
+#define MP_MODEL_DEVICE_H
+#include <stddef.h>
+#include <stdint.h>
+
+#include "kernels/kernels.h"
+#include "mlxport.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Which device a model runs on: "cpu" (the default), "cuda" (= cuda:0) or "cuda:N". */
+typedef struct mp_device_spec {
+  int kind;  /* MP_DEVICE_CPU or MP_DEVICE_CUDA */
+  int index; /* CUDA device ordinal */
+} mp_device_spec;
+enum { MP_DEVICE_CPU = 0, MP_DEVICE_CUDA = 1 };
+
+/* "cpu" / "cuda" / "cuda:N" (NULL or "" = cpu). MP_ERR_INVALID_ARG naming the accepted forms;
+ * the build-without-CUDA error comes at open, not here. */
+mp_status mp_device_parse(const char *s, mp_device_spec *out);
+/* 1 when this library was built with the CUDA backend (cmake -DMP_CUDA=ON). */
+int mp_device_cuda_built(void);
+
+/* Attention on device buffers: mp_attention_args' meaning (kernels.h), with q/k/v/out device
+ * pointers and key_mask a device copy ([batch, seq_k] bytes, NULL = all keys). */
+typedef struct mp_dev_attention {
+  int64_t batch, seq_q, seq_k, heads, head_dim;
+  const void *q, *k, *v;
+  int64_t ldq, ldk, ldv, ldo; /* row strides in elements (0 = heads*head_dim) */
+  void *out;
+  float scale;
+  const uint8_t *key_mask;
+} mp_dev_attention;
+
+/* The operations a device backend provides. ctx is the backend's state (one per model). All
+ * activation buffers hold values of the backend's compute dtype; weights are handles returned by
+ * the upload functions. Every operation is enqueued in order; download waits for it. */
+typedef struct mp_device_ops {
+  const char *name; /* "cuda" */
+  void (*close)(void *ctx);
+  /* "cuda:0 NVIDIA H200, fp16" */
+  const char *(*describe)(void *ctx);
+  /* Start of a forward pass: activation memory of the previous pass is released. */
+  mp_status (*begin)(void *ctx);
+  /* Activation memory for n values (room for n f32 whatever the compute dtype). NULL = out of memory
+   * (the message is set). */
+  void *(*alloc)(void *ctx, size_t n);
+  /* Host ints/bytes into activation memory (valid until the next begin). */
+  void *(*upload_act)(void *ctx, const void *host, size_t bytes);
+  /* A weight or vector given as f32 on the host, stored in the compute dtype (as_compute) or in
+   * f32, kept until close. NULL = error set. */
+  void *(*upload_param)(void *ctx, const float *host, int64_t n, int as_compute);
+  /* y[rows, out] = act(x[rows, in] · W[out, in]ᵀ + bias[out]) (bias may be NULL). */
+  mp_status (*dense)(void *ctx, const void *x, int64_t rows, const void *w, int64_t out, int64_t in, const void *bias,
+                     mp_act act, void *y);
+  /* out = LayerNorm(x + residual) * g + b per row (residual, b may be NULL; g f32 params). */
+  mp_status (*layernorm)(void *ctx, const void *x, const void *residual, int64_t rows, int64_t dim, const void *g,
+                         const void *b, float eps, void *out);
+  /* out[r] = LN(sum_t tables[t][ids[t][r]]) (g NULL: no LN); ids are device int32 [rows]. */
+  mp_status (*embed_sum_ln)(void *ctx, int n_tables, const void *const *tables, const int32_t *const *ids, int64_t rows,
+                            int64_t dim, const void *g, const void *b, float eps, void *out);
+  mp_status (*attention)(void *ctx, const mp_dev_attention *a);
+  /* out[r] = x[r * stride] for r < n: rows of dim values (the first token of each sequence). */
+  mp_status (*gather_rows)(void *ctx, const void *x, int64_t n, int64_t stride, int64_t dim, void *out);
+  /* Sentence-transformers pooling of x [batch, seq, dim] with mask (device int32 [batch, seq], NULL =
+   * all real): pooling 1 cls, 2 mean, 3 max, 4 mean_sqrt_len (model/config.h mp_pooling), then L2
+   * normalize when asked; out: host f32 [batch, dim]. */
+  mp_status (*pool)(void *ctx, const void *x, int64_t batch, int64_t seq, int64_t dim, const int32_t *mask, int pooling,
+                    int normalize, float *out);
+  /* n values of activation memory -> host f32 (waits for the work queued before). */
+  mp_status (*download)(void *ctx, const void *x, size_t n, float *host);
+} mp_device_ops;
+
+#ifdef MP_HAVE_CUDA
+/* The CUDA backend (src/cuda/cuda_backend.cu): opens device `index` with compute dtype dt
+ * (MP_F16, MP_BF16 or MP_F32). Errors name the CUDA error (no device, no driver, ...). */
+mp_status mp_cuda_open(int index, mp_dtype dt, void **ctx);
+const mp_device_ops *mp_cuda_ops(void);
+#endif
+
+#ifdef __cplusplus
+}
+#endif
+#endif

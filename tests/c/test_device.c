@@ -1,0 +1,77 @@
+/* The compute-device option (model/device.h, docs/cuda.md) without a GPU: "cpu|cuda[:N]"
+ * parsing, the clear error of a build without CUDA, and in a CUDA build on a machine without a
+ * usable GPU the error naming the CUDA error; a family not on CUDA yet is refused, never run on
+ * the CPU. (tests/gpu/run.sh checks the GPU results themselves.) */
+#include <string.h>
+
+#include "model/device.h"
+#include "model/model.h"
+#include "testlib.h"
+
+static void test_parse(void) {
+  mp_device_spec d;
+  CHECK_OK(mp_device_parse(NULL, &d));
+  CHECK(d.kind == MP_DEVICE_CPU);
+  CHECK_OK(mp_device_parse("cpu", &d));
+  CHECK(d.kind == MP_DEVICE_CPU);
+  CHECK_OK(mp_device_parse("cuda", &d));
+  CHECK(d.kind == MP_DEVICE_CUDA && d.index == 0);
+  CHECK_OK(mp_device_parse("cuda:3", &d));
+  CHECK(d.kind == MP_DEVICE_CUDA && d.index == 3);
+  CHECK(mp_device_parse("gpu", &d) == MP_ERR_INVALID_ARG);
+  CHECK(mp_device_parse("cuda:", &d) == MP_ERR_INVALID_ARG);
+  CHECK(mp_device_parse("cuda:x", &d) == MP_ERR_INVALID_ARG);
+  CHECK(mp_device_parse("cuda:-1", &d) == MP_ERR_INVALID_ARG);
+  CHECK(strstr(mp_last_error(), "cuda:N") != NULL);
+}
+
+/* A folder with config.json only: the device is opened before the weights are read. */
+static const char *model_dir(const char *name, const char *model_type) {
+  static char dir[3][512];
+  static int k;
+  char *d = dir[k++ % 3];
+  snprintf(d, 512, "%s/%s", mp_test_tmpdir(), name);
+  char cfg[512];
+  snprintf(cfg, sizeof cfg,
+           "{\"model_type\": \"%s\", \"architectures\": [\"X\"], \"vocab_size\": 100, \"hidden_size\": 32, "
+           "\"num_hidden_layers\": 1, \"num_attention_heads\": 2, \"intermediate_size\": 64, "
+           "\"max_position_embeddings\": 64%s, \"hidden_act\": \"gelu\"}",
+           model_type, strcmp(model_type, "bert") ? "" : ", \"type_vocab_size\": 2");
+  mp_test_write(d, "config.json", cfg);
+  return d;
+}
+
+static void test_open_cuda_without_gpu(void) {
+  mp_model *m = NULL;
+  mp_model_options o = {.device = "cuda"};
+  mp_status st = mp_model_open(model_dir("bert", "bert"), &o, &m);
+  if (!mp_device_cuda_built()) {
+    CHECK(st == MP_ERR_UNSUPPORTED);
+    CHECKF(strstr(mp_last_error(), "built without CUDA (cmake -DMP_CUDA=ON)") != NULL, "%s", mp_last_error());
+  } else if (st == MP_ERR_UNSUPPORTED && strstr(mp_last_error(), "CUDA:")) {
+    /* a CUDA build on a machine without a usable GPU (CI): the CUDA error is named */
+    CHECKF(strstr(mp_last_error(), "--device cuda:0") != NULL, "%s", mp_last_error());
+  } else {
+    /* a GPU is there: the open went on to the weights, which this folder lacks */
+    CHECK(st != MP_OK);
+    CHECKF(strstr(mp_last_error(), "CUDA") == NULL, "%s", mp_last_error());
+  }
+  mp_model_close(m);
+}
+
+static void test_family_not_on_cuda(void) {
+  mp_model *m = NULL;
+  mp_model_options o = {.device = "cuda"};
+  mp_status st = mp_model_open(model_dir("mpnet", "mpnet"), &o, &m);
+  CHECK(st == MP_ERR_UNSUPPORTED);
+  const char *want = mp_device_cuda_built() ? "not supported on CUDA yet" : "built without CUDA";
+  CHECKF(strstr(mp_last_error(), want) != NULL, "%s", mp_last_error());
+  mp_model_close(m);
+}
+
+int main(void) {
+  RUN(test_parse);
+  RUN(test_open_cuda_without_gpu);
+  RUN(test_family_not_on_cuda);
+  return mp_test_done();
+}

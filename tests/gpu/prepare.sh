@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# Stages, on the build machine, what tests/gpu/run.sh needs on the GPU machine into one gitignored
+# folder (default gpu-carry/, well under the 64 MiB a GPU run can carry): the CUDA build's CLI,
+# the real all-MiniLM-L6-v2 with its weights cast to float16 (the f32 original is 90 MB), and the
+# configs + tokenizers + the few dataset rows tools/make_model_fixtures.py builds the random-weight
+# twins from (the twins themselves are made on the GPU machine with its torch/transformers).
+#   tests/gpu/prepare.sh [BUILD_DIR=build-cuda] [OUT=gpu-carry]
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+BUILD="${1:-$ROOT/build-cuda}"
+OUT="${2:-$ROOT/gpu-carry}"
+MP_CACHE="${MP_CACHE:-$ROOT/.cache}"
+PY="${MP_PYTHON:-$MP_CACHE/venv/bin/python}"
+SHARED="${MP_SHARED_DIR:-$ROOT/../shared}"
+HUB="${HF_HUB_CACHE:-$MP_CACHE/huggingface/hub}"
+[ -x "$BUILD/mlxport" ] || { echo "prepare: $BUILD/mlxport not found (cmake -S . -B build-cuda -DMP_CUDA=ON && cmake --build build-cuda)"; exit 2; }
+rm -rf "$OUT"
+mkdir -p "$OUT/bin" "$OUT/shared/models" "$OUT/shared/datasets/mnli/validation_matched" "$OUT/shared/datasets/sst2"
+cp "$BUILD/mlxport" "$OUT/bin/mlxport"
+strip "$OUT/bin/mlxport" 2>/dev/null || true
+# the shared libraries it links that another distribution may lack (libyaml, utf8proc, pcre2, curl,
+# ...), beside it in lib/ (run.sh puts lib/ on LD_LIBRARY_PATH and checks that nothing is missing).
+# Not copied: glibc, the C++ runtime, the CUDA libraries (cuBLASLt: the GPU machine's own toolkit)
+# and the base libraries every glibc distribution has under the same soname (zlib, zstd, OpenSSL,
+# GnuTLS and its crypto, Kerberos, brotli): the carry stays well under 64 MiB.
+mkdir -p "$OUT/lib"
+ldd "$BUILD/mlxport" | awk '/=> \//{print $3}' | while read -r lib; do
+  case "$(basename "$lib")" in
+  libc.so* | libm.so* | libpthread.so* | libdl.so* | librt.so* | libresolv.so* | ld-linux* | libstdc++.so* | \
+    libgcc_s.so* | libcublas* | libcudart* | libcuda.so* | libz.so* | libzstd.so* | libssl.so* | libcrypto.so* | \
+    libgnutls.so* | libgmp.so* | libidn2.so* | libp11-kit.so* | libtasn1.so* | libffi.so* | libnettle.so* | \
+    libhogweed.so* | libkrb5* | libgssapi_krb5.so* | libk5crypto.so* | libcom_err.so* | libkeyutils.so* | \
+    libbrotli*) ;;
+  *) cp -L "$lib" "$OUT/lib/" ;;
+  esac
+done
+# the twins' sources: configs and tokenizers only (make_model_fixtures.py reads no weights)
+for m in all-MiniLM-L6-v2 all-MiniLM-L12-v2 roberta-large-mnli distilbert-base-uncased-mnli all-mpnet-base-v2; do
+  mkdir -p "$OUT/shared/models/$m"
+  for f in config.json tokenizer.json tokenizer_config.json special_tokens_map.json modules.json \
+    sentence_bert_config.json 1_Pooling; do
+    [ -e "$SHARED/models/$m/$f" ] && cp -r "$SHARED/models/$m/$f" "$OUT/shared/models/$m/"
+  done
+done
+head -n 30 "$SHARED/datasets/mnli/validation_matched/dev.jsonl" >"$OUT/shared/datasets/mnli/validation_matched/dev.jsonl"
+head -n 40 "$SHARED/datasets/sst2/dev.tsv" >"$OUT/shared/datasets/sst2/dev.tsv"
+# the real MiniLM, float16 weights, xz-compressed (run.sh unpacks them with Python's lzma)
+SNAP="$(ls -d "$HUB"/models--sentence-transformers--all-MiniLM-L6-v2/snapshots/*/ | head -1)"
+mkdir -p "$OUT/minilm"
+(cd "$SNAP" && for f in *.json vocab.txt 1_Pooling; do cp -rL "$f" "$OUT/minilm/"; done)
+"$PY" - "$SNAP/model.safetensors" "$OUT/minilm/model.safetensors" <<'PYEOF'
+import sys
+from safetensors.numpy import load_file, save_file
+t = load_file(sys.argv[1])
+save_file({k: (v.astype("float16") if v.dtype.kind == "f" else v) for k, v in t.items()}, sys.argv[2],
+          metadata={"format": "pt"})
+import lzma
+with open(sys.argv[2], "rb") as f, lzma.open(sys.argv[2] + ".xz", "wb", preset=9) as g:
+    g.write(f.read())
+import os
+os.remove(sys.argv[2])
+PYEOF
+du -sh "$OUT"
+echo "prepare: staged $OUT; on the GPU machine run: bash tests/gpu/run.sh $(basename "$OUT")"
