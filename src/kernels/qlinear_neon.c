@@ -15,7 +15,9 @@
 #if defined(__clang__)
 #define TDP __attribute__((target("dotprod")))
 #else
-#define TDP __attribute__((target("+dotprod")))
+/* the form arm_neon.h itself uses for vdotq_s32 (GCC 12 rejects "+dotprod" for it); every CPU
+ * with the dot-product extension implements ARMv8.2-A */
+#define TDP __attribute__((target("arch=armv8.2-a+dotprod")))
 #endif
 
 #define QMR 4 /* rows per micro-kernel call */
