@@ -366,9 +366,21 @@ static void test_pool(void) {
   CHECK(mp_pool_threads(NULL) == 1);
 }
 
+/* The best path is the one the environment says this machine must have (MP_TEST_EXPECT_ISA,
+ * set by the aarch64 cross tests under qemu), so that a detection failure cannot pass by testing
+ * the scalar path alone. */
+static void test_expected_isa(void) {
+  const char *want = getenv("MP_TEST_EXPECT_ISA");
+  CHECK(n_isas >= 1 && isas[0] == MP_ISA_SCALAR);
+  if (want && *want)
+    CHECKF(!strcmp(mp_isa_name(isas[n_isas - 1]), want), "best ISA path is %s, expected %s (features: %s)",
+           mp_isa_name(isas[n_isas - 1]), want, mp_kernels_features());
+}
+
 int main(void) {
   find_isas();
   if (mp_pool_create(2, &pool2) != MP_OK) return 1;
+  RUN(test_expected_isa);
   RUN(test_pool);
   RUN(test_conversions);
   RUN(test_linear_float);

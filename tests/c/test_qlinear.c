@@ -240,8 +240,24 @@ static void test_qlinear_errors(void) {
   tw_free(&t);
 }
 
+/* The best integer kernel is the one the environment says this machine must have
+ * (MP_TEST_EXPECT_ISA, set by the aarch64 cross tests under qemu: "neon-dotprod" or "neon"). */
+static void test_expected_path(void) {
+  const char *want = getenv("MP_TEST_EXPECT_ISA");
+  mp_isa isas[3];
+  int n = mp_kernels_isas(isas);
+  CHECK(n >= 1 && isas[0] == MP_ISA_SCALAR);
+  if (want && *want) {
+    mp_kernels_set_isa(MP_ISA_BEST);
+    CHECKF(!strcmp(mp_isa_name(isas[n - 1]), want) && !strcmp(mp_qlinear_path(), want),
+           "best ISA %s, integer kernel %s, expected %s (features: %s)", mp_isa_name(isas[n - 1]), mp_qlinear_path(),
+           want, mp_kernels_features());
+  }
+}
+
 int main(void) {
   fprintf(stderr, "features: %s; integer kernel: %s\n", mp_kernels_features(), mp_qlinear_path());
+  RUN(test_expected_path);
   RUN(test_qlinear_widths);
   RUN(test_qlinear_shapes);
   RUN(test_qlinear_nonfinite);
