@@ -134,7 +134,7 @@ mp_status mp_linear(mp_pool *pool, const float *x, int64_t rows, const mp_linear
                     mp_dtype bias_dtype, float *y);
 
 /* ---------------------------------------------------------------------------------------
- * Integer ("fast") compute for MLX affine-quantized weights (qlinear.c, qlinear_x86.c).
+ * Integer ("fast") compute for MLX affine-quantized weights (qlinear.c, qlinear_x86.c, qlinear_neon.c).
  *
  * A quantized mp_linear_weight is repacked once (mp_qweight_pack) into the layout of the
  * integer micro-kernels: the codes widened to bytes in panels of MP_QNR outputs x 4 inputs,
