@@ -14,6 +14,13 @@
 
 #if defined(__clang__)
 #define TDP __attribute__((target("dotprod")))
+#if !defined(__ARM_FEATURE_DOTPROD) /* clang's arm_neon.h declares vdotq_s32 only for -march=...+dotprod */
+TDP static inline int32x4_t sdot_asm(int32x4_t acc, int8x16_t a, int8x16_t b) {
+  __asm__("sdot %0.4s, %1.16b, %2.16b" : "+w"(acc) : "w"(a), "w"(b));
+  return acc;
+}
+#define vdotq_s32 sdot_asm
+#endif
 #else
 /* the form arm_neon.h itself uses for vdotq_s32 (GCC 12 rejects "+dotprod" for it); every CPU
  * with the dot-product extension implements ARMv8.2-A */
