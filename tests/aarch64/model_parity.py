@@ -4,7 +4,9 @@ build's scalar reference path (MP_ISA=scalar), on the real all-MiniLM-L6-v2 weig
 conversions of it made by the host build. Run by CTest in the cross build (aarch64/model_parity;
 docs/testing.md); plain python3, no third-party modules.
 
-Checks (sentence embeddings of the inputs below, batches of 4 with padding, 2 threads):
+Checks (sentence embeddings of the inputs below, batches of 4 with padding, 2 threads; the float
+runs, the slowest under qemu, which emulates FMA in software, leave out the one long input, which
+the fast runs use for the attention kernels' multi-block path):
   float model                     max |aarch64 - host scalar| <= 1e-5
   q8, --compute faithful          max |aarch64 - host scalar| <= 1e-5   (dequantized weights, float)
   q8 / q4, fast (integer kernels) cosine >= 0.9995 per sentence and max abs <= 1e-2: int8
@@ -46,10 +48,10 @@ def run(cmd, env=None, stdin=None):
     return p.stdout, time.time() - t0
 
 
-def embeddings(text):
+def embeddings(text, n):
     rows = [json.loads(line)["embedding"] for line in text.splitlines() if line.strip()]
-    if len(rows) != len(SENTENCES):
-        sys.exit(f"expected {len(SENTENCES)} embeddings, got {len(rows)}")
+    if len(rows) != n:
+        sys.exit(f"expected {n} embeddings, got {len(rows)}")
     return rows
 
 
@@ -80,7 +82,7 @@ def main():
     shutil.rmtree(a.work, ignore_errors=True)
     os.makedirs(a.work)
     t0 = time.time()
-    inputs = "\n".join(SENTENCES) + "\n"
+    short = [x for x in SENTENCES if len(x) < 200]
     host_env = dict(os.environ, MP_ISA="scalar")
     tgt_env = {k: v for k, v in os.environ.items() if k not in ("MP_ISA", "QEMU_CPU")}
     folders = {"float": a.model}
@@ -89,14 +91,16 @@ def main():
         run([a.host, "convert", "--hf-path", a.model, "--mlx-path", out, "-q", "--q-bits", str(bits)], env=host_env)
         folders[f"q{bits}"] = out
 
-    def host(folder, mode):
-        return embeddings(run([a.host, "embed", "--model", folder, "--compute", mode, "--threads", "2", "--batch-size", "4"],
-                              env=host_env, stdin=inputs)[0])
+    def embed_args(folder, mode):
+        return ["embed", "--model", folder, "--compute", mode, "--threads", "2", "--batch-size", "4"]
 
-    def target(folder, mode, env=tgt_env):
-        out, dt = run(a.emulator + [a.target, "embed", "--model", folder, "--compute", mode, "--threads", "2", "--batch-size", "4"],
-                      env=env, stdin=inputs)
-        return embeddings(out), dt
+    def host(folder, mode, texts=SENTENCES):
+        return embeddings(run([a.host] + embed_args(folder, mode), env=host_env, stdin="\n".join(texts) + "\n")[0],
+                          len(texts))
+
+    def target(folder, mode, env=tgt_env, texts=SENTENCES):
+        out, dt = run(a.emulator + [a.target] + embed_args(folder, mode), env=env, stdin="\n".join(texts) + "\n")
+        return embeddings(out, len(texts)), dt
 
     fails = 0
 
@@ -106,8 +110,8 @@ def main():
         print(f"{'ok  ' if ok else 'FAIL'} {name:<44} {detail}  ({dt:.1f}s under qemu)", flush=True)
 
     for name, folder, mode in (("float model", folders["float"], "faithful"), ("q8 faithful", folders["q8"], "faithful")):
-        got, dt = target(folder, mode)
-        mx, cos = compare(host(folder, mode), got)
+        got, dt = target(folder, mode, texts=short)
+        mx, cos = compare(host(folder, mode, texts=short), got)
         report(f"{name}: neon vs host scalar", mx <= 1e-5, f"max abs {mx:.3g} (<= 1e-5), min cosine {cos:.9f}", dt)
     fast = {}
     for q in ("q8", "q4"):
