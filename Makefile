@@ -1,6 +1,7 @@
 # mlxport: thin wrapper over CMake. The two commands README.md promises:
 #   make demo   set up, build, run the main job on the embedded default
-#   make test   set up, build, run the whole test suite (release + ASan/UBSan builds, fuzz smoke)
+#   make test   set up, build, run the whole test suite (release + ASan/UBSan builds, fuzz smoke,
+#               the aarch64 cross build's kernel and model-parity tests under qemu-aarch64)
 ROOT      := $(abspath $(dir $(lastword $(MAKEFILE_LIST))))
 MP_CACHE  ?= $(ROOT)/.cache
 export MP_CACHE
@@ -9,7 +10,7 @@ JOBS      ?= $(shell nproc 2>/dev/null || echo 2)
 HUB       := $(MP_CACHE)/huggingface/hub
 FUZZ_SECONDS ?= 30
 
-.PHONY: all install setup setup-build build build-asan build-fuzz build-cuda test test-data-precheck test-release test-asan fuzz demo clean format format-check
+.PHONY: all install setup setup-build setup-cross build build-asan build-fuzz build-cuda build-aarch64 test test-data-precheck test-release test-asan fuzz demo clean format format-check
 
 all: build
 
@@ -29,6 +30,17 @@ PREFIX ?= /usr/local
 install: build
 	@DESTDIR="$(DESTDIR)" cmake --install build --prefix "$(PREFIX)"
 
+# aarch64 cross build (Debian's gcc-aarch64-linux-gnu, multiarch arm64 libraries, scripts/setup.sh
+# cross): the library, the CLI and the kernel tests; ctest in build-aarch64 runs them under
+# qemu-aarch64, with the host build's CLI as the model-parity reference (docs/testing.md).
+setup-cross:
+	@bash scripts/setup.sh cross
+
+build-aarch64: setup-cross build
+	@cmake -S . -B build-aarch64 -DCMAKE_TOOLCHAIN_FILE=cmake/aarch64-linux-gnu.cmake -DCMAKE_BUILD_TYPE=Release \
+	  -DMP_HOST_MLXPORT=$(ROOT)/build/mlxport >/dev/null
+	@cmake --build build-aarch64 -j $(JOBS) --target mlxport_cli test_kernels test_qlinear
+
 build-asan: setup-build
 	@cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DMP_SANITIZE=ON -DMP_PYTHON=$(PY) >/dev/null
 	@cmake --build build-asan -j $(JOBS)
@@ -47,7 +59,7 @@ build-fuzz: setup-build
 	@cmake --build build-fuzz -j $(JOBS)
 
 # test-data-precheck first: without test data and offline, `make test` stops at once (docs/testing.md).
-test: test-data-precheck setup build build-asan build-fuzz build-cuda
+test: test-data-precheck setup build build-asan build-fuzz build-cuda build-aarch64
 	@HF_HUB_CACHE=$(HUB) JOBS=$(JOBS) bash scripts/run-tests.sh
 
 test-data-precheck:
@@ -79,4 +91,4 @@ format-check:
 	  { echo "clang-format: the files above are not formatted; run make format"; exit 1; }
 
 clean:
-	rm -rf build build-asan build-fuzz build-cuda
+	rm -rf build build-asan build-fuzz build-cuda build-aarch64

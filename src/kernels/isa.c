@@ -6,16 +6,38 @@
 #if defined(__x86_64__) || defined(__i386__)
 #include <cpuid.h>
 #endif
+#if defined(__aarch64__) && defined(__linux__)
+#include <sys/auxv.h>
+#ifndef HWCAP_ASIMD
+#define HWCAP_ASIMD (1 << 1)
+#endif
+#ifndef HWCAP_ASIMDDP
+#define HWCAP_ASIMDDP (1 << 20)
+#endif
+#endif
 
 #include "kernels/kernels_internal.h"
 
-static int g_detected = -1; /* best ISA the CPU supports */
-static int g_cap = -1;      /* cap from MP_ISA / mp_kernels_set_isa */
+/* This machine's paths in rank order (index = level); g_n of them. */
+static mp_isa g_ladder[3] = {MP_ISA_SCALAR};
+static int g_n = 1;
+static int g_cap = -1; /* level cap from MP_ISA / mp_kernels_set_isa */
 static char g_features[256];
 static int g_vnni, g_bf16; /* AVX-512 VNNI / BF16 usable (with AVX-512 F/BW/VL/DQ) */
+static int g_dotprod;      /* aarch64 SDOT usable */
+
+static int level_of(mp_isa isa) {
+  switch (isa) {
+  case MP_ISA_SCALAR: return 0;
+  case MP_ISA_AVX2:
+  case MP_ISA_NEON: return 1;
+  case MP_ISA_AVX512:
+  case MP_ISA_NEON_DOTPROD: return 2;
+  default: return 2;
+  }
+}
 
 static void detect_once(void) {
-  int best = MP_ISA_SCALAR;
   g_features[0] = 0;
 #if defined(__x86_64__) || defined(__i386__)
   __builtin_cpu_init();
@@ -29,27 +51,39 @@ static void detect_once(void) {
              __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq");
   g_vnni = a512 && vnni;
   g_bf16 = a512 && bf16;
-  if (avx2 && f16c) best = MP_ISA_AVX2;
-  if (best == MP_ISA_AVX2 && a512) best = MP_ISA_AVX512;
+  if (avx2 && f16c && mp_impl_avx2()) {
+    g_ladder[g_n++] = MP_ISA_AVX2;
+    if (a512 && mp_impl_avx512()) g_ladder[g_n++] = MP_ISA_AVX512;
+  }
   snprintf(g_features, sizeof g_features, "%s%s%s%s%s%s", avx2 ? "avx2 fma " : "", f16c ? "f16c " : "",
            a512 ? "avx512f avx512bw avx512vl avx512dq " : "", (a512 && vnni) ? "avx512vnni " : "",
-           (a512 && bf16) ? "avx512bf16 " : "", best == MP_ISA_SCALAR ? "(no usable SIMD)" : "");
+           (a512 && bf16) ? "avx512bf16 " : "", g_n == 1 ? "(no usable SIMD)" : "");
+#elif defined(__aarch64__)
+#if defined(__linux__)
+  unsigned long hw = getauxval(AT_HWCAP);
+  int asimd = (hw & HWCAP_ASIMD) != 0, dp = (hw & HWCAP_ASIMDDP) != 0;
 #else
-  snprintf(g_features, sizeof g_features, "(non-x86: scalar only)");
+  int asimd = 1, dp = 0; /* ASIMD is architectural; dotprod unknown without HWCAP */
+#endif
+  g_dotprod = asimd && dp && mp_qimpl_neon_dot();
+  if (asimd && mp_impl_neon()) {
+    g_ladder[g_n++] = MP_ISA_NEON;
+    if (g_dotprod) g_ladder[g_n++] = MP_ISA_NEON_DOTPROD;
+  }
+  snprintf(g_features, sizeof g_features, "%s%s", asimd ? "asimd " : "(no usable SIMD)", dp ? "asimddp " : "");
+#else
+  snprintf(g_features, sizeof g_features, "(no SIMD path for this architecture: scalar only)");
 #endif
   size_t l = strlen(g_features);
   if (l && g_features[l - 1] == ' ') g_features[l - 1] = 0;
-  if (best == MP_ISA_AVX2 && !mp_impl_avx2()) best = MP_ISA_SCALAR;
-  if (best == MP_ISA_AVX512 && !mp_impl_avx512()) best = mp_impl_avx2() ? MP_ISA_AVX2 : MP_ISA_SCALAR;
-  g_detected = best;
   if (g_cap < 0) {
-    g_cap = MP_ISA_AVX512;
+    g_cap = 2;
     const char *e = getenv("MP_ISA");
     if (e && *e) {
       if (!strcmp(e, "scalar"))
-        g_cap = MP_ISA_SCALAR;
-      else if (!strcmp(e, "avx2"))
-        g_cap = MP_ISA_AVX2;
+        g_cap = 0;
+      else if (!strcmp(e, "avx2") || !strcmp(e, "neon"))
+        g_cap = 1;
     }
   }
 }
@@ -67,15 +101,28 @@ int mp_cpu_avx512_bf16(void) {
   return g_bf16;
 }
 
+int mp_cpu_neon_dotprod(void) {
+  detect();
+  return g_dotprod;
+}
+
 mp_isa mp_kernels_isa(void) {
   detect();
-  return (mp_isa)(g_detected < g_cap ? g_detected : g_cap);
+  int l = g_n - 1 < g_cap ? g_n - 1 : g_cap;
+  return g_ladder[l];
 }
 
 mp_isa mp_kernels_set_isa(mp_isa max) {
   detect();
-  g_cap = (int)max;
+  g_cap = level_of(max);
   return mp_kernels_isa();
+}
+
+int mp_kernels_isas(mp_isa out[3]) {
+  detect();
+  for (int i = 0; i < g_n; i++)
+    out[i] = g_ladder[i];
+  return g_n;
 }
 
 const char *mp_isa_name(mp_isa isa) {
@@ -83,6 +130,9 @@ const char *mp_isa_name(mp_isa isa) {
   case MP_ISA_SCALAR: return "scalar";
   case MP_ISA_AVX2: return "avx2";
   case MP_ISA_AVX512: return "avx512";
+  case MP_ISA_NEON: return "neon";
+  case MP_ISA_NEON_DOTPROD: return "neon-dotprod";
+  case MP_ISA_BEST: return "best";
   }
   return "?";
 }
@@ -96,6 +146,8 @@ const mp_isa_impl *mp_impl_current(void) {
   switch (mp_kernels_isa()) {
   case MP_ISA_AVX512: return mp_impl_avx512();
   case MP_ISA_AVX2: return mp_impl_avx2();
+  case MP_ISA_NEON:
+  case MP_ISA_NEON_DOTPROD: return mp_impl_neon();
   default: return mp_impl_scalar();
   }
 }

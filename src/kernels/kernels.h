@@ -4,9 +4,10 @@
  * or MLX affine-quantized, usually memory-mapped) and are read through an mp_linear_weight
  * descriptor, so model code never branches on how a weight is encoded.
  *
- * Dispatch: every kernel has a scalar reference path and vector paths (AVX2+FMA+F16C,
- * AVX-512 F/BW/VL/DQ) chosen once at run time from CPU features (see mp_kernels_isa). The
- * environment variable MP_ISA=scalar|avx2|avx512 caps the choice (tests and benchmarks).
+ * Dispatch: every kernel has a scalar reference path and vector paths (x86: AVX2+FMA+F16C,
+ * AVX-512 F/BW/VL/DQ; aarch64: NEON, NEON + dot product) chosen once at run time from CPU
+ * features (see mp_kernels_isa). The environment variable
+ * MP_ISA=scalar|avx2|avx512|neon|neon-dotprod caps the choice (tests and benchmarks).
  *
  * Threads: kernels take an mp_pool (NULL = run on the calling thread). Work is split into
  * tasks whose shape does not depend on the number of threads, and every output element is
@@ -31,18 +32,29 @@
 /* ---------------------------------------------------------------------------------------
  * CPU feature dispatch */
 typedef enum mp_isa {
-  MP_ISA_SCALAR = 0, /* portable C reference */
-  MP_ISA_AVX2 = 1,   /* AVX2 + FMA + F16C */
-  MP_ISA_AVX512 = 2, /* AVX-512 F/BW/VL/DQ (+ BF16/VNNI noted in mp_kernels_features) */
+  MP_ISA_SCALAR = 0,       /* portable C reference */
+  MP_ISA_AVX2 = 1,         /* x86: AVX2 + FMA + F16C */
+  MP_ISA_AVX512 = 2,       /* x86: AVX-512 F/BW/VL/DQ (+ BF16/VNNI noted in mp_kernels_features) */
+  MP_ISA_NEON = 3,         /* aarch64: Advanced SIMD (float kernels, integer kernels on SMULL) */
+  MP_ISA_NEON_DOTPROD = 4, /* aarch64: NEON + the dot-product extension (integer kernels on SDOT) */
+  MP_ISA_BEST = 5,         /* as a cap: no cap */
 } mp_isa;
+
+/* ISAs are ranked per architecture: scalar < AVX2 < AVX-512 on x86, scalar < NEON <
+ * NEON-dotprod on aarch64. A cap names a level (scalar 0; AVX2 and NEON 1; AVX-512 and
+ * NEON-dotprod 2; MP_ISA_BEST no cap), so MP_ISA=avx2 means "first vector level" on either
+ * architecture. */
 
 /* ISA the kernels use now: the best the CPU supports, capped by MP_ISA in the environment
  * (read once) and by mp_kernels_set_isa. */
 mp_isa mp_kernels_isa(void);
 /* Caps the ISA (for tests and benchmarks; not thread-safe against running kernels).
- * Returns the ISA actually in effect (min of the request and what the CPU has). */
+ * Returns the ISA actually in effect (the best this CPU has at or below the cap's level). */
 mp_isa mp_kernels_set_isa(mp_isa max);
-const char *mp_isa_name(mp_isa isa); /* "scalar", "avx2", "avx512" */
+/* The paths this CPU can run, scalar first, in rank order (what tests iterate); returns how
+ * many (1 to 3). */
+int mp_kernels_isas(mp_isa out[3]);
+const char *mp_isa_name(mp_isa isa); /* "scalar", "avx2", "avx512", "neon", "neon-dotprod" */
 /* Human-readable list of detected features, e.g. "avx2 fma f16c avx512f avx512bw ...". */
 const char *mp_kernels_features(void);
 
@@ -122,7 +134,7 @@ mp_status mp_linear(mp_pool *pool, const float *x, int64_t rows, const mp_linear
                     mp_dtype bias_dtype, float *y);
 
 /* ---------------------------------------------------------------------------------------
- * Integer ("fast") compute for MLX affine-quantized weights (qlinear.c, qlinear_x86.c).
+ * Integer ("fast") compute for MLX affine-quantized weights (qlinear.c, qlinear_x86.c, qlinear_neon.c).
  *
  * A quantized mp_linear_weight is repacked once (mp_qweight_pack) into the layout of the
  * integer micro-kernels: the codes widened to bytes in panels of MP_QNR outputs x 4 inputs,
@@ -163,8 +175,9 @@ mp_status mp_qlinear_act(mp_pool *pool, const float *x, int64_t rows, const mp_q
 mp_status mp_qlinear_multi(mp_pool *pool, const float *x, int64_t rows, int n, const mp_qweight *const *w,
                            const void *const *bias, const mp_dtype *bias_dtype, mp_act act, float *const *y);
 
-/* Which integer kernel runs now: "scalar", "avx2" (VPMADDUBSW) or "avx512-vnni" (VPDPBUSD);
- * follows mp_kernels_isa (AVX-512 without VNNI uses the AVX2 kernel). */
+/* Which integer kernel runs now: "scalar", "avx2" (VPMADDUBSW), "avx512-vnni" (VPDPBUSD),
+ * "neon" (SMULL + SADALP) or "neon-dotprod" (SDOT); follows mp_kernels_isa (AVX-512 without
+ * VNNI uses the AVX2 kernel). */
 const char *mp_qlinear_path(void);
 
 /* Decodes rows [row0, row0+n) of W into out ([n, in] f32). For quantized weights the values

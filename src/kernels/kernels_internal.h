@@ -49,7 +49,16 @@ typedef struct mp_isa_impl {
 const mp_isa_impl *mp_impl_scalar(void);
 const mp_isa_impl *mp_impl_avx2(void);   /* NULL when not compiled for x86 */
 const mp_isa_impl *mp_impl_avx512(void); /* NULL when not compiled for x86 */
+const mp_isa_impl *mp_impl_neon(void);   /* NULL when not compiled for aarch64 */
 const mp_isa_impl *mp_impl_current(void);
+/* aarch64 CPU has the dot-product instructions (SDOT, HWCAP_ASIMDDP); detected once. */
+int mp_cpu_neon_dotprod(void);
+
+/* Code decoding tables shared by the vector decoders (kernels_scalar.c): for `bits`-bit codes,
+ * lane i of a 16-code step takes bytes (i*bits)/8 and the next (0x80: none) of the step's bytes
+ * (control bytes 4i..4i+3, pshufb/TBL layout) and shifts them right by (i*bits)%8. */
+extern const uint8_t mp_dec_ctrl[9][64];
+extern const uint32_t mp_dec_shift[9][16];
 /* CPU has AVX-512 VNNI / AVX-512 BF16 (besides AVX-512 F/BW/VL/DQ); detected once. */
 int mp_cpu_avx512_vnni(void);
 int mp_cpu_avx512_bf16(void);
@@ -88,6 +97,8 @@ typedef struct mp_qimpl {
 
 void mp_qquant_row_scalar(const float *x, int64_t K, int g, int8_t *xq, float *d, float *xs, float *z, int32_t *isx);
 void mp_qukr_scalar(const mp_qukr_args *a);
-const mp_qimpl *mp_qimpl_avx2(void);   /* NULL when not compiled for x86 or no AVX2 */
-const mp_qimpl *mp_qimpl_avx512(void); /* NULL without AVX-512 VNNI */
+const mp_qimpl *mp_qimpl_avx2(void);     /* NULL when not compiled for x86 or no AVX2 */
+const mp_qimpl *mp_qimpl_avx512(void);   /* NULL without AVX-512 VNNI */
+const mp_qimpl *mp_qimpl_neon(void);     /* NULL when not compiled for aarch64 */
+const mp_qimpl *mp_qimpl_neon_dot(void); /* NULL without the dot-product instructions */
 #endif

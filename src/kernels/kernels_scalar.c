@@ -176,3 +176,22 @@ static const mp_isa_impl impl = {
 };
 
 const mp_isa_impl *mp_impl_scalar(void) { return &impl; }
+
+/* Decoding tables (kernels_internal.h), as constants: lane i of `bits`-bit codes starts at bit
+ * i*bits of the step's bytes. */
+#define DEC_B0(b, i) ((i) * (b) / 8)
+#define DEC_B1(b, i) (DEC_B0(b, i) + 1 < 2 * (b) ? DEC_B0(b, i) + 1 : 0x80)
+#define DEC_L(b, i) DEC_B0(b, i), DEC_B1(b, i), 0x80, 0x80
+#define DEC_CTRL(b)                                                                                                    \
+  {                                                                                                                    \
+    DEC_L(b, 0), DEC_L(b, 1), DEC_L(b, 2), DEC_L(b, 3), DEC_L(b, 4), DEC_L(b, 5), DEC_L(b, 6), DEC_L(b, 7),            \
+        DEC_L(b, 8), DEC_L(b, 9), DEC_L(b, 10), DEC_L(b, 11), DEC_L(b, 12), DEC_L(b, 13), DEC_L(b, 14), DEC_L(b, 15)   \
+  }
+#define DEC_S(b)                                                                                                       \
+  {                                                                                                                    \
+    0 * (b) % 8, 1 * (b) % 8, 2 * (b) % 8, 3 * (b) % 8, 4 * (b) % 8, 5 * (b) % 8, 6 * (b) % 8, 7 * (b) % 8,            \
+        8 * (b) % 8, 9 * (b) % 8, 10 * (b) % 8, 11 * (b) % 8, 12 * (b) % 8, 13 * (b) % 8, 14 * (b) % 8, 15 * (b) % 8   \
+  }
+const uint8_t mp_dec_ctrl[9][64] = {{0},         {0},         DEC_CTRL(2), DEC_CTRL(3), DEC_CTRL(4),
+                                    DEC_CTRL(5), DEC_CTRL(6), DEC_CTRL(7), DEC_CTRL(8)};
+const uint32_t mp_dec_shift[9][16] = {{0}, {0}, DEC_S(2), DEC_S(3), DEC_S(4), DEC_S(5), DEC_S(6), DEC_S(7), DEC_S(8)};

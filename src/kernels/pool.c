@@ -55,6 +55,8 @@ static void *worker_main(void *arg) {
     while (atomic_load_explicit(&p->gen, memory_order_acquire) == seen && spins < 4000) {
 #if defined(__x86_64__) || defined(__i386__)
       __builtin_ia32_pause();
+#elif defined(__aarch64__)
+      __asm__ volatile("yield");
 #endif
       spins++;
     }
@@ -164,6 +166,8 @@ void mp_pool_run(mp_pool *p, int64_t n_tasks, mp_task_fn fn, void *ctx) {
   for (int spins = 0; atomic_load_explicit(&p->active, memory_order_acquire) > 0 && spins < 4000; spins++) {
 #if defined(__x86_64__) || defined(__i386__)
     __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ volatile("yield");
 #endif
   }
   if (atomic_load_explicit(&p->active, memory_order_acquire) > 0) {

@@ -1,8 +1,8 @@
 /* Integer ("fast") matmul for MLX affine-quantized weights: weight repacking, the call driver
  * (activation quantization, tiling over threads, bias + activation epilogue) and the scalar
  * reference of the per-ISA pieces. The semantics are stated in kernels.h (mp_qlinear_act);
- * qlinear_x86.c holds the AVX2 and AVX-512 VNNI versions, which are bit-identical to the scalar
- * ones here. */
+ * qlinear_x86.c holds the AVX2 and AVX-512 VNNI versions, qlinear_neon.c the NEON and SDOT ones,
+ * all bit-identical to the scalar ones here. */
 #include <float.h>
 #include <math.h>
 #include <stdio.h>
@@ -174,10 +174,12 @@ void mp_qukr_scalar(const mp_qukr_args *a) {
 static const mp_qimpl g_qscalar = {.name = "scalar", .mr = 4, .quant_row = mp_qquant_row_scalar, .ukr = mp_qukr_scalar};
 
 static const mp_qimpl *qimpl_current(void) {
-  mp_isa isa = mp_kernels_isa();
+  const mp_isa isa = mp_kernels_isa();
   const mp_qimpl *q = NULL;
   if (isa == MP_ISA_AVX512) q = mp_qimpl_avx512();
-  if (!q && isa >= MP_ISA_AVX2) q = mp_qimpl_avx2();
+  if (!q && (isa == MP_ISA_AVX512 || isa == MP_ISA_AVX2)) q = mp_qimpl_avx2(); /* AVX-512 without VNNI */
+  if (isa == MP_ISA_NEON_DOTPROD) q = mp_qimpl_neon_dot();
+  if (isa == MP_ISA_NEON) q = mp_qimpl_neon();
   return q ? q : &g_qscalar;
 }
 

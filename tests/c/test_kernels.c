@@ -11,12 +11,11 @@
 #include "testlib.h"
 #include "tweight.h"
 
-static int isas[3], n_isas;
+static mp_isa isas[3];
+static int n_isas;
 static void find_isas(void) {
-  mp_isa best = mp_kernels_set_isa(MP_ISA_AVX512);
-  n_isas = 0;
-  for (int i = 0; i <= (int)best; i++)
-    isas[n_isas++] = i;
+  mp_kernels_set_isa(MP_ISA_BEST);
+  n_isas = mp_kernels_isas(isas);
   fprintf(stderr, "features: %s; testing %d ISA paths\n", mp_kernels_features(), n_isas);
 }
 
@@ -55,22 +54,22 @@ static void check_linear(tw *t, int64_t rows, mp_act act, int with_bias, mp_pool
       ref[m * N + n] = ref_act(act, s);
     }
   for (int ii = 0; ii < n_isas; ii++) {
-    mp_kernels_set_isa((mp_isa)isas[ii]);
+    mp_kernels_set_isa(isas[ii]);
     CHECK_OK(mp_linear_act(NULL, x, rows, &t->w, with_bias ? bias : NULL, MP_F32, act, y1));
     CHECK_OK(mp_linear_act(p2, x, rows, &t->w, with_bias ? bias : NULL, MP_F32, act, y2));
     CHECKF(memcmp(y1, y2, (size_t)(rows * N) * 4) == 0,
-           "%s: 1 and 2 threads differ (rows %lld out %lld in %lld bits %d)", mp_isa_name((mp_isa)isas[ii]),
-           (long long)rows, (long long)N, (long long)K, t->w.bits);
+           "%s: 1 and 2 threads differ (rows %lld out %lld in %lld bits %d)", mp_isa_name(isas[ii]), (long long)rows,
+           (long long)N, (long long)K, t->w.bits);
     double worst = 0;
     for (int64_t i = 0; i < rows * N; i++) {
       double e = fabs(y1[i] - ref[i]) / (1.0 + fabs(ref[i]));
       if (!(e <= worst)) worst = e;
     }
     CHECKF(worst < 2e-5 * sqrt((double)K), "%s: error %g (rows %lld out %lld in %lld bits %d dt %s)",
-           mp_isa_name((mp_isa)isas[ii]), worst, (long long)rows, (long long)N, (long long)K, t->w.bits,
+           mp_isa_name(isas[ii]), worst, (long long)rows, (long long)N, (long long)K, t->w.bits,
            mp_dtype_name(t->w.bits ? t->w.scale_dtype : t->w.dtype));
   }
-  mp_kernels_set_isa(MP_ISA_AVX512);
+  mp_kernels_set_isa(MP_ISA_BEST);
   free(x);
   free(y1);
   free(y2);
@@ -105,10 +104,10 @@ static void test_linear_quant(void) {
       /* decoding is exact */
       float *dec = malloc((size_t)(out * in) * 4);
       for (int ii = 0; ii < n_isas; ii++) {
-        mp_kernels_set_isa((mp_isa)isas[ii]);
+        mp_kernels_set_isa(isas[ii]);
         CHECK_OK(mp_weight_rows_f32(&t.w, 0, out, dec));
         CHECKF(memcmp(dec, t.ref, (size_t)(out * in) * 4) == 0, "%s: dequantized %d-bit g%d differs",
-               mp_isa_name((mp_isa)isas[ii]), bits[b], gss[g]);
+               mp_isa_name(isas[ii]), bits[b], gss[g]);
       }
       free(dec);
       check_linear(&t, rows, (mp_act)(i % 7), i & 1, pool2);
@@ -153,8 +152,8 @@ static void test_rowops(void) {
       mask[i] = (i % 3 == 1) ? -INFINITY : 0.0f;
     }
     for (int ii = 0; ii < n_isas; ii++) {
-      mp_kernels_set_isa((mp_isa)isas[ii]);
-      const char *nm = mp_isa_name((mp_isa)isas[ii]);
+      mp_kernels_set_isa(isas[ii]);
+      const char *nm = mp_isa_name(isas[ii]);
       /* LayerNorm with residual, gamma, beta */
       mp_layernorm(NULL, x, res, R, D, g, b, 1e-12f, o1);
       mp_layernorm(pool2, x, res, R, D, g, b, 1e-12f, o2);
@@ -208,7 +207,7 @@ static void test_rowops(void) {
         CHECKF(worst < 2e-6, "%s activation %d error %g", nm, a, worst);
       }
     }
-    mp_kernels_set_isa(MP_ISA_AVX512);
+    mp_kernels_set_isa(MP_ISA_BEST);
     free(x);
     free(res);
     free(g);
@@ -230,7 +229,7 @@ static void test_conversions(void) {
   h[1] = 0x0001;
   h[2] = 0x8000;
   for (int ii = 0; ii < n_isas; ii++) {
-    mp_kernels_set_isa((mp_isa)isas[ii]);
+    mp_kernels_set_isa(isas[ii]);
     mp_f16_to_f32_row(h, 37, a);
     mp_bf16_to_f32_row(bf, 37, b);
     for (int i = 0; i < 37; i++) {
@@ -239,7 +238,7 @@ static void test_conversions(void) {
       CHECKF((isnan(r2) && isnan(b[i])) || memcmp(&r2, &b[i], 4) == 0, "bf16 %04x", bf[i]);
     }
   }
-  mp_kernels_set_isa(MP_ISA_AVX512);
+  mp_kernels_set_isa(MP_ISA_BEST);
 }
 
 static void test_attention(void) {
@@ -282,7 +281,7 @@ static void test_attention(void) {
     }
     double *sc = malloc((size_t)S * 8);
     for (int ii = 0; ii < n_isas; ii++) {
-      mp_kernels_set_isa((mp_isa)isas[ii]);
+      mp_kernels_set_isa(isas[ii]);
       a.out = o1;
       CHECK_OK(mp_attention(NULL, &a));
       a.out = o2;
@@ -313,9 +312,9 @@ static void test_attention(void) {
               if (!(e <= worst)) worst = e;
             }
           }
-      CHECKF(worst < 1e-5, "%s attention cfg %zu error %g", mp_isa_name((mp_isa)isas[ii]), ci, worst);
+      CHECKF(worst < 1e-5, "%s attention cfg %zu error %g", mp_isa_name(isas[ii]), ci, worst);
     }
-    mp_kernels_set_isa(MP_ISA_AVX512);
+    mp_kernels_set_isa(MP_ISA_BEST);
     free(sc);
     free(q);
     free(k);
@@ -367,9 +366,21 @@ static void test_pool(void) {
   CHECK(mp_pool_threads(NULL) == 1);
 }
 
+/* The best path is the one the environment says this machine must have (MP_TEST_EXPECT_ISA,
+ * set by the aarch64 cross tests under qemu), so that a detection failure cannot pass by testing
+ * the scalar path alone. */
+static void test_expected_isa(void) {
+  const char *want = getenv("MP_TEST_EXPECT_ISA");
+  CHECK(n_isas >= 1 && isas[0] == MP_ISA_SCALAR);
+  if (want && *want)
+    CHECKF(!strcmp(mp_isa_name(isas[n_isas - 1]), want), "best ISA path is %s, expected %s (features: %s)",
+           mp_isa_name(isas[n_isas - 1]), want, mp_kernels_features());
+}
+
 int main(void) {
   find_isas();
   if (mp_pool_create(2, &pool2) != MP_OK) return 1;
+  RUN(test_expected_isa);
   RUN(test_pool);
   RUN(test_conversions);
   RUN(test_linear_float);

@@ -61,20 +61,21 @@ static void check_case(int64_t M, int64_t N, int64_t K, int bits, int gs, mp_dty
   if (M > 2) memset(x + K, 0, (size_t)K * 4); /* an all-zero row */
   for (int64_t i = 0; i < N; i++)
     bias[i] = frand();
-  mp_isa best = mp_kernels_set_isa(MP_ISA_AVX512);
-  int n = 0;
-  for (int isa = 0; isa <= (int)best; isa++) {
-    mp_kernels_set_isa((mp_isa)isa);
+  mp_isa best = mp_kernels_set_isa(MP_ISA_BEST), isas[3];
+  int n = 0, n_isas = mp_kernels_isas(isas);
+  for (int ii = 0; ii < n_isas; ii++) {
+    mp_isa isa = isas[ii];
+    mp_kernels_set_isa(isa);
     y[n] = malloc((size_t)(M * N) * 4);
     CHECK_OK(mp_qlinear_act(NULL, x, M, q, with_bias ? bias : NULL, MP_F32, act, y[n]));
     if (n > 0 && act != MP_ACT_NONE) { /* the fused activation is the float kernels' (2e-6) */
       double e = 0;
       for (int64_t i = 0; i < M * N; i++)
         e = fmax(e, fabs((double)y[0][i] - y[n][i]));
-      CHECKF(e < 4e-6, "ISA %s: activation differs from scalar by %.3g", mp_isa_name((mp_isa)isa), e);
+      CHECKF(e < 4e-6, "ISA %s: activation differs from scalar by %.3g", mp_isa_name(isa), e);
     } else if (n > 0)
       CHECKF(max_ulp_ok(y[0], y[n], M * N), "ISA %s (%s) differs from scalar: M=%lld N=%lld K=%lld bits=%d g=%d",
-             mp_isa_name((mp_isa)isa), mp_qlinear_path(), (long long)M, (long long)N, (long long)K, bits, gs);
+             mp_isa_name(isa), mp_qlinear_path(), (long long)M, (long long)N, (long long)K, bits, gs);
     n++;
   }
   mp_kernels_set_isa(best);
@@ -168,9 +169,10 @@ static void test_qlinear_nonfinite(void) {
   for (int i = 0; i < 3 * 64; i++)
     x[i] = frand();
   x[64 + 5] = INFINITY;
-  mp_isa best = mp_kernels_set_isa(MP_ISA_AVX512);
-  for (int isa = 0; isa <= (int)best; isa++) {
-    mp_kernels_set_isa((mp_isa)isa);
+  mp_isa best = mp_kernels_set_isa(MP_ISA_BEST), isas[3];
+  int n_isas = mp_kernels_isas(isas);
+  for (int ii = 0; ii < n_isas; ii++) {
+    mp_kernels_set_isa(isas[ii]);
     CHECK_OK(mp_qlinear_act(NULL, x, 3, q, NULL, MP_F32, MP_ACT_NONE, y));
     for (int o = 0; o < 20; o++) {
       CHECK(isfinite(y[o]) && isfinite(y[40 + o]));
@@ -238,8 +240,24 @@ static void test_qlinear_errors(void) {
   tw_free(&t);
 }
 
+/* The best integer kernel is the one the environment says this machine must have
+ * (MP_TEST_EXPECT_ISA, set by the aarch64 cross tests under qemu: "neon-dotprod" or "neon"). */
+static void test_expected_path(void) {
+  const char *want = getenv("MP_TEST_EXPECT_ISA");
+  mp_isa isas[3];
+  int n = mp_kernels_isas(isas);
+  CHECK(n >= 1 && isas[0] == MP_ISA_SCALAR);
+  if (want && *want) {
+    mp_kernels_set_isa(MP_ISA_BEST);
+    CHECKF(!strcmp(mp_isa_name(isas[n - 1]), want) && !strcmp(mp_qlinear_path(), want),
+           "best ISA %s, integer kernel %s, expected %s (features: %s)", mp_isa_name(isas[n - 1]), mp_qlinear_path(),
+           want, mp_kernels_features());
+  }
+}
+
 int main(void) {
   fprintf(stderr, "features: %s; integer kernel: %s\n", mp_kernels_features(), mp_qlinear_path());
+  RUN(test_expected_path);
   RUN(test_qlinear_widths);
   RUN(test_qlinear_shapes);
   RUN(test_qlinear_nonfinite);
