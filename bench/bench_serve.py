@@ -96,7 +96,7 @@ def start_infinity(python, model, threads):
                INFINITY_ANONYMOUS_USAGE_STATS="0")
     exe = os.path.join(os.path.dirname(python), "infinity_emb")
     p = subprocess.Popen([exe, "v2", "--model-id", model, "--host", "127.0.0.1", "--port", str(port), "--engine", "torch", "--device",
-                          "cpu", "--url-prefix", "/v1", "--no-model-warmup"], stdout=subprocess.DEVNULL,
+                          "cpu", "--url-prefix", "/v1"], stdout=subprocess.DEVNULL,
                          stderr=subprocess.DEVNULL, env=env)
     if not wait_port(port, "/health", timeout=300):  # infinity's health route is not under --url-prefix
         p.kill()
