@@ -69,15 +69,18 @@ class Model:
     """A model: a Hugging Face or MLX folder, or a repo id in the Hugging Face cache.
 
     threads: compute threads (0 = all cores); compute: "fast" (integer kernels for MLX-quantized
-    layers) or "faithful" (what MLX computes); max_length: tokens per text (0 = the model's)."""
+    layers) or "faithful" (what MLX computes); max_length: tokens per text (0 = the model's);
+    device: "cpu" (default), "cuda" or "cuda:N" (a library built with CUDA, docs/cuda.md)."""
 
-    def __init__(self, path_or_repo, *, threads=0, compute="fast", max_length=0):
+    def __init__(self, path_or_repo, *, threads=0, compute="fast", max_length=0, device=None):
         if compute not in ("fast", "faithful"):
             raise ValueError("compute must be 'fast' or 'faithful'")
         o = _lib.ModelOptions()
         lib.mlxport_model_options_init(ctypes.byref(o))
         o.threads, o.compute, o.max_length = threads, 0 if compute == "fast" else 1, max_length
         o.batch_size = 1 << 20  # batches are formed here, per call (embed's batch_size)
+        self._device = _b(device)  # kept alive while the library reads it
+        o.device = self._device
         h = ctypes.c_void_p()
         _check(lib.mlxport_model_open(_b(path_or_repo), ctypes.byref(o), ctypes.byref(h)))
         self._h = h

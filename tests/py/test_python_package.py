@@ -66,6 +66,11 @@ try:
     m.classify(["x"])
 except mlxport.MlxportError as e:
     out["error2"] = str(e)
+try:  # the device option reaches the library (this build has no CUDA, or this machine no GPU)
+    mlxport.Model(minilm, device="cuda")
+except mlxport.MlxportError as e:
+    out["error_cuda"] = str(e)
+out["cpu_device"] = mlxport.Model(minilm, device="cpu").dim
 # the GIL: ctypes.CDLL (not PyDLL) releases it around every foreign call; two models used from
 # two threads at once give what one thread gives
 out["cdll"] = isinstance(mlxport._lib.lib, ctypes.CDLL) and not isinstance(mlxport._lib.lib, ctypes.PyDLL)
@@ -188,3 +193,5 @@ def test_errors_carry_the_c_message(result):
     status, name, msg = result["error"]
     assert status == 5 and name == "not found" and "minilm-8bit-missing" in msg
     assert "no sequence-classification head" in result["error2"]
+    assert "CUDA" in result["error_cuda"], result.get("error_cuda")  # a clear error, never a silent CPU run
+    assert result["cpu_device"] == 384
