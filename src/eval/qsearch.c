@@ -216,15 +216,20 @@ static double sim_drop_stat(const size_t *idx, size_t n, void *ctx) {
   return mp_spearman(g, x, n) - mp_spearman(g, y, n);
 }
 
+/* the search's evaluations: in process, MLX (faithful) semantics, the task metric only */
+static void metric_opts(mp_eval_options *eo, int threads) {
+  mp_eval_options_init(eo);
+  eo->in_process = 1;
+  eo->compute = MP_COMPUTE_FAITHFUL;
+  eo->latency_requests = 0;
+  eo->warmup = 0;
+  eo->bootstrap = 0;
+  eo->threads = threads;
+}
+
 static mp_status metric(qctx *c, const char *src, const mp_dataset *ds, int threads, double *out) {
   mp_eval_options eo;
-  mp_eval_options_init(&eo);
-  eo.in_process = 1;
-  eo.compute = MP_COMPUTE_FAITHFUL;
-  eo.latency_requests = 0;
-  eo.warmup = 0;
-  eo.bootstrap = 0;
-  eo.threads = threads;
+  metric_opts(&eo, threads);
   eo.weight_hook = hook;
   eo.weight_hook_ctx = c;
   trim_cache(c);
@@ -533,13 +538,7 @@ mp_status mp_qauto_convert(const mp_convert_opts *o, const mp_qauto_opts *qa, mp
   /* the held-out drop, measured on the converted folder as it is */
   if (!st && strcmp(r->status, "planned") != 0) {
     mp_eval_options eo;
-    mp_eval_options_init(&eo);
-    eo.in_process = 1;
-    eo.compute = MP_COMPUTE_FAITHFUL;
-    eo.latency_requests = 0;
-    eo.warmup = 0;
-    eo.bootstrap = 0;
-    eo.threads = qa->threads;
+    metric_opts(&eo, qa->threads);
     mp_eval_result rb, rc;
     st = mp_eval_run(src, ev, &eo, &rb);
     if (!st) {
