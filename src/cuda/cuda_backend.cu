@@ -160,12 +160,12 @@ struct embed_args {
   int n;
 };
 template <typename T>
-__global__ void k_embed_ln(embed_args a, int64_t dim, const float *g, const float *b, float eps, T *out) {
+__global__ void k_embed_ln(embed_args a, int64_t dim, float scale0, const float *g, const float *b, float eps, T *out) {
   extern __shared__ float sh[];
   float *red = sh, *v = sh + 32;
   int64_t r = blockIdx.x;
   for (int64_t d = threadIdx.x; d < dim; d += blockDim.x) {
-    float s = ld((const T *)a.tables[0], (int64_t)a.ids[0][r] * dim + d);
+    float s = ld((const T *)a.tables[0], (int64_t)a.ids[0][r] * dim + d) * scale0;
     for (int t = 1; t < a.n; t++)
       s += ld((const T *)a.tables[t], (int64_t)a.ids[t][r] * dim + d);
     v[d] = s;
@@ -199,6 +199,19 @@ template <typename T> __global__ void k_gather_rows(const T *x, int64_t stride, 
   int64_t r = blockIdx.x;
   for (int64_t d = threadIdx.x; d < dim; d += blockDim.x)
     out[r * dim + d] = x[r * stride * dim + d];
+}
+
+template <typename T> __global__ void k_gather_idx(const T *x, const int32_t *idx, int64_t dim, T *out) {
+  int64_t r = blockIdx.x;
+  for (int64_t d = threadIdx.x; d < dim; d += blockDim.x)
+    out[r * dim + d] = x[(int64_t)idx[r] * dim + d];
+}
+
+template <typename T> __global__ void k_zero_rows(T *x, int64_t dim, const uint8_t *keep) {
+  int64_t r = blockIdx.x;
+  if (keep[r]) return;
+  for (int64_t d = threadIdx.x; d < dim; d += blockDim.x)
+    st(x, r * dim + d, 0.0f);
 }
 
 /* pooling: 1 cls, 2 mean, 3 max, 4 mean_sqrt_len; one block per sequence */
@@ -258,6 +271,7 @@ template <typename T> __global__ void k_attention(mp_dev_attention a) {
   const int64_t b = blockIdx.z, h = blockIdx.y, i = (int64_t)blockIdx.x * ATT_WARPS + warp;
   const int64_t ldq = a.ldq ? a.ldq : a.heads * D, ldk = a.ldk ? a.ldk : a.heads * D;
   const int64_t ldv = a.ldv ? a.ldv : a.heads * D, ldo = a.ldo ? a.ldo : a.heads * D;
+  const int64_t ldp = a.ldp ? a.ldp : a.heads * D;
   const T *Q = (const T *)a.q, *K = (const T *)a.k, *V = (const T *)a.v;
   const bool active = i < a.seq_q;
   float *q = qs + warp * D;
@@ -284,13 +298,27 @@ template <typename T> __global__ void k_attention(mp_dev_attention a) {
     __syncthreads();
     if (!active) continue;
     int64_t jj = j0 + lane;
-    bool ok = jj < a.seq_k && (!a.key_mask || a.key_mask[b * a.seq_k + jj]);
+    bool ok = jj < a.seq_k && (!a.key_mask || a.key_mask[b * a.seq_k + jj]) && (!a.causal || jj <= i);
     float s = -INFINITY;
     if (ok) {
       s = 0;
       const float *kr = ks + lane * DP;
       for (int d = 0; d < D; d++)
         s += q[d] * kr[d];
+      const int64_t dd = i - jj + a.seq_k - 1; /* relative terms (q is already scaled) */
+      if (a.pos_k && a.cix) {
+        const T *pr = (const T *)a.pos_k + (int64_t)a.cix[dd] * ldp + h * D;
+        for (int d = 0; d < D; d++)
+          s += q[d] * ld(pr, d);
+      }
+      if (a.pos_q && a.pix) {
+        const T *pr = (const T *)a.pos_q + (int64_t)a.pix[dd] * ldp + h * D;
+        float t = 0;
+        for (int d = 0; d < D; d++)
+          t += kr[d] * ld(pr, d);
+        s += t * a.scale;
+      }
+      if (a.bias_tab) s += a.bias_tab[(int64_t)a.bidx[dd] * a.heads + h];
     }
     float tm = s;
     for (int o = 16; o > 0; o >>= 1)
@@ -615,13 +643,13 @@ static mp_status cuda_layernorm(void *p, const void *x, const void *res, int64_t
 }
 
 template <typename T>
-static void launch_embed(cuda_ctx *c, const embed_args &a, int64_t rows, int64_t dim, const void *g, const void *b,
-                         float eps, void *out) {
+static void launch_embed(cuda_ctx *c, const embed_args &a, int64_t rows, int64_t dim, float scale0, const void *g,
+                         const void *b, float eps, void *out) {
   k_embed_ln<T><<<(unsigned)rows, row_threads(dim), (size_t)(32 + dim) * 4, c->stream>>>(
-      a, dim, (const float *)g, (const float *)b, eps, (T *)out);
+      a, dim, scale0, (const float *)g, (const float *)b, eps, (T *)out);
 }
 static mp_status cuda_embed_sum_ln(void *p, int n, const void *const *tables, const int32_t *const *ids, int64_t rows,
-                                   int64_t dim, const void *g, const void *b, float eps, void *out) {
+                                   int64_t dim, float scale0, const void *g, const void *b, float eps, void *out) {
   cuda_ctx *c = (cuda_ctx *)p;
   if (n < 1 || n > MAX_TABLES) return mp_err(MP_ERR_INTERNAL, "embeddings: %d tables (1..%d)", n, MAX_TABLES);
   embed_args a;
@@ -630,7 +658,7 @@ static mp_status cuda_embed_sum_ln(void *p, int n, const void *const *tables, co
   for (int i = 0; i < n; i++)
     a.tables[i] = tables[i], a.ids[i] = ids[i];
   if (rows <= 0) return MP_OK;
-  DISPATCH(c, launch_embed, (c, a, rows, dim, g, b, eps, out));
+  DISPATCH(c, launch_embed, (c, a, rows, dim, scale0, g, b, eps, out));
   LAUNCHED("embeddings");
   return MP_OK;
 }
@@ -685,6 +713,29 @@ static mp_status cuda_pool(void *p, const void *x, int64_t batch, int64_t seq, i
   return MP_OK;
 }
 
+template <typename T>
+static void launch_gidx(cuda_ctx *c, const void *x, int64_t n, const int32_t *idx, int64_t dim, void *out) {
+  k_gather_idx<T><<<(unsigned)n, row_threads(dim), 0, c->stream>>>((const T *)x, idx, dim, (T *)out);
+}
+static mp_status cuda_gather_idx(void *p, const void *x, int64_t n, const int32_t *idx, int64_t dim, void *out) {
+  cuda_ctx *c = (cuda_ctx *)p;
+  if (n <= 0) return MP_OK;
+  DISPATCH(c, launch_gidx, (c, x, n, idx, dim, out));
+  LAUNCHED("gather");
+  return MP_OK;
+}
+
+template <typename T> static void launch_zero(cuda_ctx *c, void *x, int64_t rows, int64_t dim, const uint8_t *keep) {
+  k_zero_rows<T><<<(unsigned)rows, row_threads(dim), 0, c->stream>>>((T *)x, dim, keep);
+}
+static mp_status cuda_zero_rows(void *p, void *x, int64_t rows, int64_t dim, const uint8_t *keep) {
+  cuda_ctx *c = (cuda_ctx *)p;
+  if (rows <= 0) return MP_OK;
+  DISPATCH(c, launch_zero, (c, x, rows, dim, keep));
+  LAUNCHED("zero rows");
+  return MP_OK;
+}
+
 template <typename T> static void launch_to_f32(cuda_ctx *c, const void *x, float *out, int64_t n) {
   k_to_f32<T><<<blocks(n, 256), 256, 0, c->stream>>>((const T *)x, out, n);
 }
@@ -705,8 +756,10 @@ static mp_status cuda_download(void *p, const void *x, size_t n, float *host) {
 }
 
 static const mp_device_ops cuda_ops = {
-    "cuda",     cuda_close,     cuda_describe,     cuda_begin,     cuda_alloc,       cuda_upload_act, cuda_upload_param,
-    cuda_dense, cuda_layernorm, cuda_embed_sum_ln, cuda_attention, cuda_gather_rows, cuda_pool,       cuda_download,
+    "cuda",         cuda_close,        cuda_describe,     cuda_begin,
+    cuda_alloc,     cuda_upload_act,   cuda_upload_param, cuda_dense,
+    cuda_layernorm, cuda_embed_sum_ln, cuda_attention,    cuda_gather_rows,
+    cuda_pool,      cuda_gather_idx,   cuda_zero_rows,    cuda_download,
 };
 
 extern "C" const mp_device_ops *mp_cuda_ops(void) { return &cuda_ops; }
