@@ -44,6 +44,8 @@ for m in all-MiniLM-L6-v2 all-MiniLM-L12-v2 roberta-large-mnli distilbert-base-u
     [ -e "$SHARED/models/$m/$f" ] && cp -r "$SHARED/models/$m/$f" "$OUT/shared/models/$m/"
   done
 done
+# tokenizer.json files xz-compressed (run.sh unpacks them): the carry stays under 64 MiB
+find "$OUT/shared/models" -name tokenizer.json -exec xz -9 {} +
 head -n 30 "$SHARED/datasets/mnli/validation_matched/dev.jsonl" >"$OUT/shared/datasets/mnli/validation_matched/dev.jsonl"
 head -n 40 "$SHARED/datasets/sst2/dev.tsv" >"$OUT/shared/datasets/sst2/dev.tsv"
 # the real MiniLM, float16 weights, xz-compressed (run.sh unpacks them with Python's lzma)
