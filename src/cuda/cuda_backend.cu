@@ -201,6 +201,48 @@ template <typename T> __global__ void k_gather_rows(const T *x, int64_t stride, 
     out[r * dim + d] = x[r * stride * dim + d];
 }
 
+/* one thread per (row, head, i < d/2) */
+template <typename T>
+__global__ void k_rope_split(const T *qkv, int64_t rows, int64_t seq, int64_t H, int64_t d, const float *cs, T *q, T *k,
+                             T *v) {
+  const int64_t half = d / 2, nh = H / d;
+  int64_t t = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+  if (t >= rows * nh * half) return;
+  const int64_t i = t % half, h = (t / half) % nh, r = t / (half * nh), p = r % seq;
+  const float c = cs[p * half + i], s = cs[(seq + p) * half + i];
+  const T *src = qkv + r * 3 * H + h * d;
+  const int64_t o = r * H + h * d;
+  for (int qk = 0; qk < 2; qk++) {
+    float x1 = ld(src + qk * H, i), x2 = ld(src + qk * H, i + half);
+    T *dst = qk ? k : q;
+    st(dst, o + i, x1 * c + (-x2 * s));
+    st(dst, o + i + half, x2 * c + x1 * s);
+  }
+  v[o + i] = src[2 * H + i];
+  v[o + i + half] = src[2 * H + i + half];
+}
+
+template <typename T> __global__ void k_binary(T *x, const T *y, int64_t n, int op) {
+  int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+  if (i < n) st(x, i, op ? ld(x, i) * ld(y, i) : ld(x, i) + ld(y, i));
+}
+
+template <typename T> __global__ void k_mean_rows(const T *x, int64_t seq, int64_t dim, const int32_t *mask, T *out) {
+  int64_t r = blockIdx.x;
+  const T *xr = x + r * seq * dim;
+  const int32_t *mk = mask ? mask + r * seq : NULL;
+  float cnt = 0;
+  for (int64_t t = 0; t < seq; t++)
+    cnt += (!mk || mk[t]) ? 1.0f : 0.0f;
+  if (cnt < 1.0f) cnt = 1.0f;
+  for (int64_t d = threadIdx.x; d < dim; d += blockDim.x) {
+    float e = 0;
+    for (int64_t t = 0; t < seq; t++)
+      if (!mk || mk[t]) e += ld(xr, t * dim + d);
+    st(out, r * dim + d, e / cnt);
+  }
+}
+
 template <typename T> __global__ void k_gather_idx(const T *x, const int32_t *idx, int64_t dim, T *out) {
   int64_t r = blockIdx.x;
   for (int64_t d = threadIdx.x; d < dim; d += blockDim.x)
@@ -319,6 +361,7 @@ template <typename T> __global__ void k_attention(mp_dev_attention a) {
         s += t * a.scale;
       }
       if (a.bias_tab) s += a.bias_tab[(int64_t)a.bidx[dd] * a.heads + h];
+      if (a.window > 0 && (i - jj > a.window || jj - i > a.window)) s = -INFINITY, ok = false;
     }
     float tm = s;
     for (int o = 16; o > 0; o >>= 1)
@@ -725,6 +768,45 @@ static mp_status cuda_gather_idx(void *p, const void *x, int64_t n, const int32_
   return MP_OK;
 }
 
+template <typename T>
+static void launch_rope(cuda_ctx *c, const void *qkv, int64_t rows, int64_t seq, int64_t H, int64_t d, const float *cs,
+                        void *q, void *k, void *v) {
+  int64_t n = rows * (H / d) * (d / 2);
+  k_rope_split<T><<<blocks(n, 256), 256, 0, c->stream>>>((const T *)qkv, rows, seq, H, d, cs, (T *)q, (T *)k, (T *)v);
+}
+static mp_status cuda_rope_split(void *p, const void *qkv, int64_t rows, int64_t seq, int64_t H, int64_t d,
+                                 const float *cs, void *q, void *k, void *v) {
+  cuda_ctx *c = (cuda_ctx *)p;
+  if (rows <= 0) return MP_OK;
+  if (d % 2 || H % d) return mp_err(MP_ERR_UNSUPPORTED, "CUDA rotary embeddings: head_dim %lld", (long long)d);
+  DISPATCH(c, launch_rope, (c, qkv, rows, seq, H, d, cs, q, k, v));
+  LAUNCHED("rotary embeddings");
+  return MP_OK;
+}
+template <typename T> static void launch_binary(cuda_ctx *c, void *x, const void *y, int64_t n, int op) {
+  k_binary<T><<<blocks(n, 256), 256, 0, c->stream>>>((T *)x, (const T *)y, n, op);
+}
+static mp_status cuda_binary(void *p, void *x, const void *y, int64_t n, int op) {
+  cuda_ctx *c = (cuda_ctx *)p;
+  if (n <= 0) return MP_OK;
+  DISPATCH(c, launch_binary, (c, x, y, n, op));
+  LAUNCHED("elementwise");
+  return MP_OK;
+}
+template <typename T>
+static void launch_mean(cuda_ctx *c, const void *x, int64_t batch, int64_t seq, int64_t dim, const int32_t *mask,
+                        void *out) {
+  k_mean_rows<T><<<(unsigned)batch, row_threads(dim), 0, c->stream>>>((const T *)x, seq, dim, mask, (T *)out);
+}
+static mp_status cuda_mean_rows(void *p, const void *x, int64_t batch, int64_t seq, int64_t dim, const int32_t *mask,
+                                void *out) {
+  cuda_ctx *c = (cuda_ctx *)p;
+  if (batch <= 0) return MP_OK;
+  DISPATCH(c, launch_mean, (c, x, batch, seq, dim, mask, out));
+  LAUNCHED("mean pooling");
+  return MP_OK;
+}
+
 template <typename T> static void launch_zero(cuda_ctx *c, void *x, int64_t rows, int64_t dim, const uint8_t *keep) {
   k_zero_rows<T><<<(unsigned)rows, row_threads(dim), 0, c->stream>>>((T *)x, dim, keep);
 }
@@ -756,10 +838,10 @@ static mp_status cuda_download(void *p, const void *x, size_t n, float *host) {
 }
 
 static const mp_device_ops cuda_ops = {
-    "cuda",         cuda_close,        cuda_describe,     cuda_begin,
-    cuda_alloc,     cuda_upload_act,   cuda_upload_param, cuda_dense,
-    cuda_layernorm, cuda_embed_sum_ln, cuda_attention,    cuda_gather_rows,
-    cuda_pool,      cuda_gather_idx,   cuda_zero_rows,    cuda_download,
+    "cuda",          cuda_close,        cuda_describe, cuda_begin,      cuda_alloc,
+    cuda_upload_act, cuda_upload_param, cuda_dense,    cuda_layernorm,  cuda_embed_sum_ln,
+    cuda_attention,  cuda_gather_rows,  cuda_pool,     cuda_gather_idx, cuda_zero_rows,
+    cuda_download,   cuda_rope_split,   cuda_binary,   cuda_mean_rows,
 };
 
 extern "C" const mp_device_ops *mp_cuda_ops(void) { return &cuda_ops; }

@@ -98,7 +98,9 @@ mp_status mp_model_device_open(mp_model *m, const mp_device_spec *spec, mp_dtype
 #else
   if (!m->ops->cuda)
     return mp_err(MP_ERR_UNSUPPORTED,
-                  "%s: model family %s is not supported on CUDA yet (CUDA runs bert, roberta/xlm-roberta, distilbert); "
+                  "%s: model family %s is not supported on CUDA yet (CUDA runs bert, roberta/xlm-roberta, distilbert, "
+                  "deberta-v2, mpnet, bart, "
+                  "modernbert); "
                   "use --device cpu",
                   m->path, mp_family_name(m->cfg.family));
   if (!dt) dt = MP_F16;

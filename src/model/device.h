@@ -52,7 +52,8 @@ typedef struct mp_dev_attention {
   int64_t ldp;
   const float *bias_tab;
   const int32_t *bidx;
-  int causal; /* keys j > i are masked (decoder self-attention) */
+  int causal;     /* keys j > i are masked (decoder self-attention) */
+  int64_t window; /* > 0: keys with |i - j| > window are masked (ModernBERT local layers) */
 } mp_dev_attention;
 
 /* The operations a device backend provides. ctx is the backend's state (one per model). All
@@ -97,6 +98,17 @@ typedef struct mp_device_ops {
   mp_status (*zero_rows)(void *ctx, void *x, int64_t rows, int64_t dim, const uint8_t *keep);
   /* n values of activation memory -> host f32 (waits for the work queued before). */
   mp_status (*download)(void *ctx, const void *x, size_t n, float *host);
+  /* Rotary embeddings of fused rows qkv [rows, 3 hidden] (q | k | v, heads of d values; position =
+   * row % seq) into separate q, k, v [rows, hidden]: q/k get x * cos + rotate_half(x) * sin from cs
+   * (device f32 [2 seq][d/2]: cos rows then sin rows), v is copied. */
+  mp_status (*rope_split)(void *ctx, const void *qkv, int64_t rows, int64_t seq, int64_t hidden, int64_t d,
+                          const float *cs, void *q, void *k, void *v);
+  /* x[i] = x[i] + y[i] (op 0) or x[i] * y[i] (op 1) for i < n. */
+  mp_status (*binary)(void *ctx, void *x, const void *y, int64_t n, int op);
+  /* out[r] = mean over the real tokens (mask device int32 [batch, seq], NULL = all) of x [batch, seq,
+   * dim], in the compute dtype (ModernBERT's mean classifier pooling). */
+  mp_status (*mean_rows)(void *ctx, const void *x, int64_t batch, int64_t seq, int64_t dim, const int32_t *mask,
+                         void *out);
 } mp_device_ops;
 
 #ifdef MP_HAVE_CUDA

@@ -145,10 +145,22 @@ mp_status mp_attention_rel_run(mp_model *m, const mp_attention_args *a, const mp
   MP_TRY(dev_attention_args(m, a, &da));
   const size_t nd = (size_t)(2 * a->seq_k - 1) * 4;
   da.pos_k = r->pos_k, da.pos_q = r->pos_q, da.ldp = r->ldp, da.bias_tab = r->bias_tab, da.causal = r->causal;
+  da.window = r->window;
   if (r->cix && !(da.cix = m->dev->upload_act(m->dev_ctx, r->cix, nd))) return MP_ERR_NOMEM;
   if (r->pix && !(da.pix = m->dev->upload_act(m->dev_ctx, r->pix, nd))) return MP_ERR_NOMEM;
   if (r->bidx && !(da.bidx = m->dev->upload_act(m->dev_ctx, r->bidx, nd))) return MP_ERR_NOMEM;
   return m->dev->attention(m->dev_ctx, &da);
+}
+
+mp_status mp_binary_run(mp_model *m, float *x, const float *y, int64_t n, int op) {
+  if (m->dev) return m->dev->binary(m->dev_ctx, x, y, n, op);
+  if (op == 0) {
+    mp_add_inplace(x, y, n);
+  } else {
+    for (int64_t i = 0; i < n; i++)
+      x[i] *= y[i];
+  }
+  return MP_OK;
 }
 
 mp_status mp_zero_rows(mp_model *m, float *x, int64_t rows, int64_t dim, const uint8_t *keep) {

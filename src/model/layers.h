@@ -42,8 +42,11 @@ typedef struct mp_attn_rel {
   const int32_t *cix, *pix;
   const float *bias_tab;
   const int32_t *bidx;
-  int causal; /* mask keys after the query (decoder self-attention) */
+  int causal;     /* mask keys after the query (decoder self-attention) */
+  int64_t window; /* > 0: mask keys with |i - j| > window (local attention) */
 } mp_attn_rel;
+/* x += y (op 0) or x *= y (op 1) over n values (the CPU loops the families always ran). */
+mp_status mp_binary_run(mp_model *m, float *x, const float *y, int64_t n, int op);
 /* mp_attention_run with relative terms; device only (the CPU builds a score bias instead). */
 mp_status mp_attention_rel_run(mp_model *m, const mp_attention_args *a, const mp_attn_rel *r);
 /* Multi-head attention (kernels.h mp_attention_args) on the model's device. Score biases are

@@ -62,7 +62,7 @@ static void test_open_cuda_without_gpu(void) {
 static void test_family_not_on_cuda(void) {
   mp_model *m = NULL;
   mp_model_options o = {.device = "cuda"};
-  mp_status st = mp_model_open(model_dir("modernbert", "modernbert"), &o, &m);
+  mp_status st = mp_model_open(model_dir("mobilebert", "mobilebert"), &o, &m);
   CHECK(st == MP_ERR_UNSUPPORTED);
   const char *want = mp_device_cuda_built() ? "not supported on CUDA yet" : "built without CUDA";
   CHECKF(strstr(mp_last_error(), want) != NULL, "%s", mp_last_error());

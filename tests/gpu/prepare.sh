@@ -37,7 +37,8 @@ done
 # the twins' sources: configs and tokenizers only (make_model_fixtures.py reads no weights)
 # (the DeBERTa twins take MiniLM's WordPiece tokenizer: no sentencepiece needed on the GPU machine)
 for m in all-MiniLM-L6-v2 all-MiniLM-L12-v2 roberta-large-mnli distilbert-base-uncased-mnli all-mpnet-base-v2 \
-  deberta-v3-base-mnli-fever-anli deberta-v3-xsmall-mnli-binary bart-large-mnli mobilebert-uncased-mnli; do
+  deberta-v3-base-mnli-fever-anli deberta-v3-xsmall-mnli-binary bart-large-mnli mobilebert-uncased-mnli \
+  modernbert-large-zeroshot-v2; do
   mkdir -p "$OUT/shared/models/$m"
   for f in config.json tokenizer.json tokenizer_config.json special_tokens_map.json modules.json \
     sentence_bert_config.json 1_Pooling; do

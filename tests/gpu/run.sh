@@ -3,7 +3,7 @@
 # It builds nothing: it runs the CLI that tests/gpu/prepare.sh staged (from a -DMP_CUDA=ON build)
 # and checks, on fixed inputs:
 #   - CUDA against the CPU faithful path on random-weight twins of the families on CUDA (BERT,
-#     RoBERTa, DistilBERT, MPNet, DeBERTa-v3, BART; made here by
+#     RoBERTa, DistilBERT, MPNet, DeBERTa-v3, BART, ModernBERT; made here by
 #     tools/make_model_fixtures.py with this machine's torch/transformers) and on the real
 #     all-MiniLM-L6-v2 (float16 weights): embeddings cosine >= 0.9999 in float16 (>= 0.999999 in
 #     float32, >= 0.999 in bfloat16), classification argmax agreement 100%;
@@ -97,6 +97,15 @@ with open(f"{w}/long.txt", "w") as f:
         f.write((p + " " + h).replace("\n", " ") + "\n")
 PYEOF
 TEXTS="$W/texts.txt"
+# ModernBERT twins: transformers >= 4.48 (tools/modernbert_ref.py shims older torch); built apart so
+# that a machine without it fails only the ModernBERT checks
+MODERNBERT=1
+if ! "$PY" tools/make_model_fixtures.py "$W/fx" --shared "$W/shared" --only modernbert-cls,modernbert-bias-cls \
+  >"$W/fixtures-modernbert.log" 2>&1; then
+  tail -5 "$W/fixtures-modernbert.log"
+  record 1 "FAIL setup: ModernBERT twins (tools/make_model_fixtures.py --only modernbert-cls,...)"
+  MODERNBERT=0
+fi
 PAIRS="$W/pairs.tsv"
 MINILM="$W/minilm" # the carried copy with its weights unpacked
 rm -rf "$MINILM"
@@ -118,6 +127,7 @@ conv "$MINILM" "$W/q/minilm-q4" 4
 conv "$W/fx/deberta-wp-cls-st" "$W/q/deberta-wp-cls-q8" 8
 conv "$W/fx/bart-cls-st" "$W/q/bart-cls-q4" 4
 conv "$W/fx/mpnet-embed-st" "$W/q/mpnet-embed-q8" 8
+[ $MODERNBERT = 1 ] && conv "$W/fx/modernbert-cls-st" "$W/q/modernbert-cls-q8" 8
 
 # embed_check NAME MODEL [TEXTS]: CPU faithful vs CUDA (fp16, fp32, bf16)
 embed_check() {
@@ -150,6 +160,12 @@ for f in bert-cls roberta-cls distilbert-cls mpnet-cls deberta-wp-cls deberta-bi
   cls_check "$f" "$W/fx/$f-st" 0.01
 done
 embed_check mpnet-embed "$W/fx/mpnet-embed-st"
+if [ $MODERNBERT = 1 ]; then
+  for f in modernbert-cls modernbert-bias-cls; do
+    embed_check "$f" "$W/fx/$f-st"
+    cls_check "$f" "$W/fx/$f-st" 0.01
+  done
+fi
 embed_check deberta-long "$W/fx/deberta-wp-cls-st" "$W/long.txt"
 
 echo "== MLX-quantized (q8/q4) on CUDA vs the CPU quantized path (faithful)"
@@ -161,6 +177,7 @@ cls_check roberta-cls-q4 "$W/q/roberta-cls-q4" 0.01
 cls_check deberta-wp-cls-q8 "$W/q/deberta-wp-cls-q8" 0.01
 cls_check bart-cls-q4 "$W/q/bart-cls-q4" 0.01
 embed_check mpnet-embed-q8 "$W/q/mpnet-embed-q8"
+[ $MODERNBERT = 1 ] && cls_check modernbert-cls-q8 "$W/q/modernbert-cls-q8" 0.01
 
 echo "== CUDA vs PyTorch (transformers, float16, same GPU)"
 o="$W/out/torch"
@@ -168,7 +185,13 @@ mkdir -p "$o"
 if run "torch minilm" "$o/minilm.log" "$PY" "$G/torch_ref.py" emb "$MINILM" "$TEXTS" 256 "$o/minilm.emb"; then
   cmp_out emb "minilm embeddings cuda vs torch fp16" "$o/minilm.emb" "$W/out/minilm/cuda.emb" 0.9999
 fi
-for f in bert-cls roberta-cls distilbert-cls mpnet-cls deberta-wp-cls deberta-bin-wp-cls bart-cls; do
+TORCH_CLS="bert-cls roberta-cls distilbert-cls mpnet-cls deberta-wp-cls deberta-bin-wp-cls bart-cls"
+if [ $MODERNBERT = 1 ] && "$PY" -c "import transformers.models.modernbert" 2>/dev/null; then
+  TORCH_CLS="$TORCH_CLS modernbert-cls modernbert-bias-cls"
+else
+  echo "SKIP modernbert vs torch: this transformers has no ModernBERT"
+fi
+for f in $TORCH_CLS; do
   if run "torch $f" "$o/$f.log" "$PY" "$G/torch_ref.py" cls "$W/fx/$f-st" "$PAIRS" 512 "$o/$f.cls"; then
     cmp_out cls "$f logits cuda vs torch fp16" "$o/$f.cls" "$W/out/$f/cuda.cls" 0.01
   fi
