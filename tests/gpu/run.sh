@@ -189,7 +189,7 @@ TORCH_CLS="bert-cls roberta-cls distilbert-cls mpnet-cls deberta-wp-cls deberta-
 if [ $MODERNBERT = 1 ] && "$PY" -c "import transformers.models.modernbert" 2>/dev/null; then
   TORCH_CLS="$TORCH_CLS modernbert-cls modernbert-bias-cls"
 else
-  echo "SKIP modernbert vs torch: this transformers has no ModernBERT"
+  echo "SKIP modernbert vs torch: no ModernBERT twins, or no ModernBERT in this transformers"
 fi
 for f in $TORCH_CLS; do
   if run "torch $f" "$o/$f.log" "$PY" "$G/torch_ref.py" cls "$W/fx/$f-st" "$PAIRS" 512 "$o/$f.cls"; then
