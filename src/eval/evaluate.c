@@ -338,6 +338,7 @@ static mp_status eval_here(const char *ref, const mp_dataset *ds, const mp_eval_
   mp_model_options mo = {.threads = o->threads,
                          .compute = perf_mode,
                          .device = o->device,
+                         .device_dtype = o->device_dtype,
                          .weight_hook = o->weight_hook,
                          .weight_hook_ctx = o->weight_hook_ctx};
   MP_TRY(mp_model_open(ref, &mo, &m));
@@ -447,6 +448,7 @@ static mp_status eval_here(const char *ref, const mp_dataset *ds, const mp_eval_
     mp_model_options fo = {.threads = o->threads,
                            .compute = MP_COMPUTE_FAITHFUL,
                            .device = o->device,
+                           .device_dtype = o->device_dtype,
                            .weight_hook = o->weight_hook,
                            .weight_hook_ctx = o->weight_hook_ctx};
     if (!st) st = mp_model_open(ref, &fo, &mf);

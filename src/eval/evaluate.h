@@ -43,6 +43,7 @@ typedef struct mp_eval_options {
   int compute;
   /* Device (model/model.h mp_model_options.device): NULL / "cpu", "cuda", "cuda:N". */
   const char *device;
+  mp_dtype device_dtype; /* --device-dtype (0 = float16) */
   /* Optional weight replacement passed to mp_model_open (model/model.h mp_model_options; the
    * --q-auto recipe search): NULL for none. */
   const float *(*weight_hook)(void *ctx, const char *module, int64_t out, int64_t in, mp_dtype dt, const void *data);

@@ -28,6 +28,9 @@ enum { MP_DEVICE_CPU = 0, MP_DEVICE_CUDA = 1 };
 /* "cpu" / "cuda" / "cuda:N" (NULL or "" = cpu). MP_ERR_INVALID_ARG naming the accepted forms;
  * the build-without-CUDA error comes at open, not here. */
 mp_status mp_device_parse(const char *s, mp_device_spec *out);
+/* --device-dtype: float16|fp16, bfloat16|bf16, float32|fp32 -> MP_F16/MP_BF16/MP_F32
+ * (MP_ERR_INVALID_ARG naming the accepted values). */
+mp_status mp_device_dtype_parse(const char *s, mp_dtype *out);
 /* 1 when this library was built with the CUDA backend (cmake -DMP_CUDA=ON). */
 int mp_device_cuda_built(void);
 
