@@ -69,7 +69,14 @@ typedef struct cuda_ctx {
   lt_algo algos[N_ALGO];
   int n_algos;
   char desc[400];
+  size_t cur_bytes, peak_bytes; /* device memory this context holds (cudaMalloc), its high-water mark */
 } cuda_ctx;
+
+static void track(cuda_ctx *c, size_t add, size_t sub) {
+  c->cur_bytes += add;
+  if (c->cur_bytes > c->peak_bytes) c->peak_bytes = c->cur_bytes;
+  c->cur_bytes -= sub < c->cur_bytes ? sub : c->cur_bytes;
+}
 
 static mp_status cuda_fail(cudaError_t e, const char *what) {
   mp_status s = e == cudaErrorMemoryAllocation ? MP_ERR_NOMEM : MP_ERR_INTERNAL;
@@ -462,6 +469,7 @@ extern "C" mp_status mp_cuda_open(int index, mp_dtype dt, void **out) {
   if (!e) e = cudaGetDeviceProperties(&prop, index);
   if (!e) e = cudaStreamCreateWithFlags(&c->stream, cudaStreamNonBlocking);
   if (!e) e = cudaMalloc(&c->workspace, WORKSPACE_BYTES);
+  if (!e) track(c, WORKSPACE_BYTES, 0);
   if (e) st = cuda_fail(e, "opening the device");
   if (!st && prop.major < 9)
     st = mp_err(MP_ERR_UNSUPPORTED,
@@ -491,9 +499,11 @@ static mp_status cuda_begin(void *p) {
     CU(cudaStreamSynchronize(c->stream), "waiting for the stream");
     for (int i = 0; i < c->n_chunks; i++)
       total += c->chunks[i].size, cudaFree(c->chunks[i].base);
+    track(c, 0, total);
     c->n_chunks = 0;
     void *b = NULL;
     CU(cudaMalloc(&b, total), "allocating activation memory");
+    track(c, total, 0);
     c->chunks[0].base = (char *)b, c->chunks[0].size = total;
     c->n_chunks = 1;
   }
@@ -522,6 +532,7 @@ static void *cuda_alloc_bytes(cuda_ctx *c, size_t bytes) {
   c->chunks = nc;
   void *b = NULL;
   cudaError_t e = cudaMalloc(&b, sz);
+  if (!e) track(c, sz, 0);
   if (e) {
     cudaGetLastError();
     cuda_fail(e, "allocating activation memory");
@@ -561,11 +572,13 @@ static void *cuda_upload_param(void *p, const float *host, int64_t n, int as_com
     c->params = np, c->cap_params = cap;
   }
   e = cudaMalloc(&d, (size_t)n * es);
+  if (!e) track(c, (size_t)n * es, 0);
   if (!e && (es == 4 || c->dt == MP_F32)) {
     e = cudaMemcpyAsync(d, host, (size_t)n * 4, cudaMemcpyHostToDevice, c->stream);
     if (!e) e = cudaStreamSynchronize(c->stream);
   } else if (!e) { /* f32 staging on the device, converted there */
     e = cudaMalloc(&tmp, (size_t)n * 4);
+    if (!e) track(c, (size_t)n * 4, (size_t)n * 4); /* the staging buffer counts at the peak only */
     if (!e) e = cudaMemcpyAsync(tmp, host, (size_t)n * 4, cudaMemcpyHostToDevice, c->stream);
     if (!e) DISPATCH(c, launch_f32_to, (c, (const float *)tmp, d, n));
     if (!e) e = cudaGetLastError();
@@ -837,11 +850,13 @@ static mp_status cuda_download(void *p, const void *x, size_t n, float *host) {
   return MP_OK;
 }
 
+static size_t cuda_peak_bytes(void *p) { return ((cuda_ctx *)p)->peak_bytes; }
+
 static const mp_device_ops cuda_ops = {
     "cuda",          cuda_close,        cuda_describe, cuda_begin,      cuda_alloc,
     cuda_upload_act, cuda_upload_param, cuda_dense,    cuda_layernorm,  cuda_embed_sum_ln,
     cuda_attention,  cuda_gather_rows,  cuda_pool,     cuda_gather_idx, cuda_zero_rows,
-    cuda_download,   cuda_rope_split,   cuda_binary,   cuda_mean_rows,
+    cuda_download,   cuda_rope_split,   cuda_binary,   cuda_mean_rows,  cuda_peak_bytes,
 };
 
 extern "C" const mp_device_ops *mp_cuda_ops(void) { return &cuda_ops; }

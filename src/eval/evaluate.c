@@ -457,6 +457,8 @@ static mp_status eval_here(const char *ref, const mp_dataset *ds, const mp_eval_
       st = run_examples(&rc, NULL, n, bs, res->logits, res->sim, NULL);
       rc.m = m;
     }
+    if ((double)mp_model_device_peak_bytes(mf) / 1048576.0 > res->device_peak_mb)
+      res->device_peak_mb = (double)mp_model_device_peak_bytes(mf) / 1048576.0;
     mp_model_close(mf);
     if (!st) {
       res->fast_pass = 1;
@@ -558,6 +560,8 @@ static mp_status eval_here(const char *ref, const mp_dataset *ds, const mp_eval_
   }
   for (size_t j = 0; j < 16; j++)
     free(hyp[j]);
+  if ((double)mp_model_device_peak_bytes(m) / 1048576.0 > res->device_peak_mb)
+    res->device_peak_mb = (double)mp_model_device_peak_bytes(m) / 1048576.0;
   mp_model_close(m);
   if (st) mp_eval_result_free(res);
   return st;

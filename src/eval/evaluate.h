@@ -83,7 +83,8 @@ typedef struct mp_eval_result {
   int threads;
   char cpu[128];
   char isa[16];
-  char device[128]; /* "cpu" or the GPU the model ran on ("cuda:0 NVIDIA H200, float16") */
+  char device[128];      /* "cpu" or the GPU the model ran on ("cuda:0 NVIDIA H200, float16") */
+  double device_peak_mb; /* on a GPU: the largest device memory one model held (MiB); 0 on the CPU */
   /* where the figures come from: "faithful", "fast" or "float" (a model without quantized
    * layers). metric_compute: task metrics and per-example outputs; perf_compute: throughput,
    * latency, memory. */

@@ -140,6 +140,10 @@ void mp_model_device_close(mp_model *m) {
   }
 }
 
+size_t mp_model_device_peak_bytes(const mp_model *m) {
+  return m && m->dev && m->dev->peak_bytes ? m->dev->peak_bytes(m->dev_ctx) : 0;
+}
+
 const char *mp_model_device_name(const mp_model *m) {
   if (!m->dev) return "cpu";
   return m->dev->describe(m->dev_ctx);

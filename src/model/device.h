@@ -112,6 +112,9 @@ typedef struct mp_device_ops {
    * dim], in the compute dtype (ModernBERT's mean classifier pooling). */
   mp_status (*mean_rows)(void *ctx, const void *x, int64_t batch, int64_t seq, int64_t dim, const int32_t *mask,
                          void *out);
+  /* The high-water mark of the device memory this context allocated (weights, activations,
+   * workspace), in bytes. */
+  size_t (*peak_bytes)(void *ctx);
 } mp_device_ops;
 
 #ifdef MP_HAVE_CUDA
