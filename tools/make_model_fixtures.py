@@ -129,6 +129,10 @@ def modernbert_shrink(cfg, name):
         cfg.local_attention = 6
         cfg.global_rope_theta, cfg.local_rope_theta = 50000.0, 1000.0
         cfg.hidden_activation = "gelu_pytorch_tanh"
+    if getattr(cfg, "layer_types", None) is not None:  # transformers 5.x: one entry per layer
+        every = getattr(cfg, "global_attn_every_n_layers", 3) or 3
+        cfg.__dict__["layer_types"] = ["full_attention" if i % every == 0 else "sliding_attention"
+                                       for i in range(cfg.num_hidden_layers)]
 
 
 def modernbert_perturb(model):

@@ -51,7 +51,8 @@ int mp_cmd_classify(int argc, char **argv) {
     a = pa, b = pb;
   }
   mp_model *m;
-  mp_model_options mo = {.threads = ro.threads, .compute = ro.compute, .device = ro.device};
+  mp_model_options mo = {
+      .threads = ro.threads, .compute = ro.compute, .device = ro.device, .device_dtype = ro.device_dtype};
   mp_status st = mp_model_open(ro.model, &mo, &m);
   if (st) {
     free(pa), free(pb);

@@ -34,7 +34,8 @@ int mp_cmd_embed(int argc, char **argv) {
   size_t n;
   if (mp_cli_read_lines("embed", stdin, &lines, &n)) return MP_EXIT_ERROR;
   mp_model *m;
-  mp_model_options mo = {.threads = ro.threads, .compute = ro.compute, .device = ro.device};
+  mp_model_options mo = {
+      .threads = ro.threads, .compute = ro.compute, .device = ro.device, .device_dtype = ro.device_dtype};
   mp_status st = mp_model_open(ro.model, &mo, &m);
   if (st) {
     mp_cli_free_lines(lines, n);

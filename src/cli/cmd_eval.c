@@ -62,6 +62,7 @@ static const char *k_help =
     "                        faithful: every figure from that one mode\n"
     "  --device D            cpu (default), cuda or cuda:N: both models on that device (a\n"
     "                        -DMP_CUDA=ON build; recorded as `device` in the results; docs/cuda.md)\n"
+    "  --device-dtype T      float16 (default), bfloat16 or float32 compute on the GPU\n"
     "  --max-accuracy-drop X gate: metric drop (baseline - converted) <= X (e.g. 0.02)\n"
     "  --min-speedup X       gate: converted/baseline throughput >= X (default 1.2; 0 = no gate)\n"
     "  --target-size-mb X    gate: converted weights <= 1.1 x X MiB\n"
@@ -223,6 +224,11 @@ int mp_cmd_eval(int argc, char **argv) {
       if (mp_device_parse(v, &ds))
         return mp_cli_usage_error("eval", "--device must be cpu, cuda or cuda:N, not '%s'", v);
       eo->device = v;
+    }
+    else if (mp_cli_opt(argc, argv, &i, "--device-dtype", &v)) {
+      if (!v) return MP_EXIT_USAGE;
+      if (mp_device_dtype_parse(v, &eo->device_dtype))
+        return mp_cli_usage_error("eval", "--device-dtype must be float16, bfloat16 or float32, not '%s'", v);
     }
     else if (!strcmp(a, "--json")) json = 1;
     else if (!strcmp(a, "--no-card")) no_card = 1;

@@ -32,6 +32,7 @@ static const char *k_help =
     "  --max-length N   truncate inputs (default 128)\n"
     "  --seed S         sample seed (default 42)\n"
     "  --device D       cpu (default), cuda or cuda:N: both models on that device (docs/cuda.md)\n"
+    "  --device-dtype T float16 (default), bfloat16 or float32 compute on the GPU\n"
     "  --json           JSON output\n"
     "Exit status: 0 all layers above the threshold, 1 some layer below it, 2 usage, 3 error.\n";
 
@@ -52,6 +53,7 @@ int mp_cmd_verify_layers(int argc, char **argv) {
   const char *orig = NULL, *conv = NULL, *dataset = NULL, *data_dir = NULL;
   long long samples = 16, max_length = 128, seed = 42;
   const char *device = NULL;
+  mp_dtype device_dtype = 0;
   double threshold = 0.99;
   int json = 0;
   for (int i = 1; i < argc; i++) {
@@ -77,6 +79,10 @@ int mp_cmd_verify_layers(int argc, char **argv) {
       if (mp_device_parse(v, &ds))
         return mp_cli_usage_error("verify-layers", "--device must be cpu, cuda or cuda:N, not '%s'", v);
       device = v;
+    } else if (mp_cli_opt(argc, argv, &i, "--device-dtype", &v)) {
+      if (!v) return MP_EXIT_USAGE;
+      if (mp_device_dtype_parse(v, &device_dtype))
+        return mp_cli_usage_error("verify-layers", "--device-dtype must be float16, bfloat16 or float32, not '%s'", v);
     } else if (mp_cli_opt(argc, argv, &i, "--threshold", &v)) {
       char *end;
       if (!v) return MP_EXIT_USAGE;
@@ -134,7 +140,7 @@ int mp_cmd_verify_layers(int argc, char **argv) {
   }
   if (!st && n == 0) st = mp_err(MP_ERR_INVALID_ARG, "no input texts");
   mp_model *mo = NULL, *mc = NULL;
-  mp_model_options mopt = {.device = device};
+  mp_model_options mopt = {.device = device, .device_dtype = device_dtype};
   if (!st) st = mp_model_open(orig, &mopt, &mo);
   if (!st) st = mp_model_open(conv, &mopt, &mc);
   const mp_model_config *co = st ? NULL : mp_model_get_config(mo), *cc = st ? NULL : mp_model_get_config(mc);

@@ -82,7 +82,8 @@ int mp_cmd_zero_shot(int argc, char **argv) {
     hyp[j] = mp_sb_steal(&sb);
   }
   mp_model *m = NULL;
-  mp_model_options mo = {.threads = ro.threads, .compute = ro.compute, .device = ro.device};
+  mp_model_options mo = {
+      .threads = ro.threads, .compute = ro.compute, .device = ro.device, .device_dtype = ro.device_dtype};
   mp_status st = mp_model_open(ro.model, &mo, &m);
   const mp_model_config *c = st ? NULL : mp_model_get_config(m);
   int ent = c ? mp_model_config_entailment_id(c) : -1;

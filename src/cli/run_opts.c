@@ -38,6 +38,10 @@ int mp_cli_run_opts_read(const char *cmd, int argc, char **argv, mp_cli_run_opts
       if (!v) return MP_EXIT_USAGE;
       if (mp_device_parse(v, &ds)) return mp_cli_usage_error(cmd, "--device must be cpu, cuda or cuda:N, not '%s'", v);
       o->device = v;
+    } else if (mp_cli_opt(argc, argv, &i, "--device-dtype", &v)) {
+      if (!v) return MP_EXIT_USAGE;
+      if (mp_device_dtype_parse(v, &o->device_dtype))
+        return mp_cli_usage_error(cmd, "--device-dtype must be float16, bfloat16 or float32, not '%s'", v);
     } else if (mp_cli_opt(argc, argv, &i, "--truncation", &v)) {
       if (!v) return MP_EXIT_USAGE;
       if (mp_trunc_strategy_parse(v, &o->run.truncation))

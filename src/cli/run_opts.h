@@ -7,7 +7,8 @@ typedef struct mp_cli_run_opts {
   const char *model;
   int threads;
   mp_compute compute;
-  const char *device; /* --device cpu|cuda[:N] (NULL = cpu) */
+  const char *device;    /* --device cpu|cuda[:N] (NULL = cpu) */
+  mp_dtype device_dtype; /* --device-dtype (0 = float16) */
   int json;
   int pair;
   mp_run_options run;
@@ -33,7 +34,8 @@ typedef struct mp_cli_run_opts {
   "                        weights, float accumulation). Float models: the same either way\n"                          \
   "  --device D            cpu (default), cuda or cuda:N: run on an NVIDIA GPU (a build with\n"                        \
   "                        cmake -DMP_CUDA=ON; float16 compute, MLX-quantized weights\n"                               \
-  "                        dequantized on upload; docs/cuda.md)\n"
+  "                        dequantized on upload; docs/cuda.md)\n"                                                     \
+  "  --device-dtype T      compute dtype on the GPU: float16 (default), bfloat16, float32\n"
 
 /* Parses argv. Returns -1 to continue, or an exit code (help printed, usage error).
  * kind: 0 embed, 1 classify, 2 zero-shot. */

@@ -69,7 +69,14 @@ typedef struct cuda_ctx {
   lt_algo algos[N_ALGO];
   int n_algos;
   char desc[400];
+  size_t cur_bytes, peak_bytes; /* device memory this context holds (cudaMalloc), its high-water mark */
 } cuda_ctx;
+
+static void track(cuda_ctx *c, size_t add, size_t sub) {
+  c->cur_bytes += add;
+  if (c->cur_bytes > c->peak_bytes) c->peak_bytes = c->cur_bytes;
+  c->cur_bytes -= sub < c->cur_bytes ? sub : c->cur_bytes;
+}
 
 static mp_status cuda_fail(cudaError_t e, const char *what) {
   mp_status s = e == cudaErrorMemoryAllocation ? MP_ERR_NOMEM : MP_ERR_INTERNAL;
@@ -160,12 +167,12 @@ struct embed_args {
   int n;
 };
 template <typename T>
-__global__ void k_embed_ln(embed_args a, int64_t dim, const float *g, const float *b, float eps, T *out) {
+__global__ void k_embed_ln(embed_args a, int64_t dim, float scale0, const float *g, const float *b, float eps, T *out) {
   extern __shared__ float sh[];
   float *red = sh, *v = sh + 32;
   int64_t r = blockIdx.x;
   for (int64_t d = threadIdx.x; d < dim; d += blockDim.x) {
-    float s = ld((const T *)a.tables[0], (int64_t)a.ids[0][r] * dim + d);
+    float s = ld((const T *)a.tables[0], (int64_t)a.ids[0][r] * dim + d) * scale0;
     for (int t = 1; t < a.n; t++)
       s += ld((const T *)a.tables[t], (int64_t)a.ids[t][r] * dim + d);
     v[d] = s;
@@ -199,6 +206,61 @@ template <typename T> __global__ void k_gather_rows(const T *x, int64_t stride, 
   int64_t r = blockIdx.x;
   for (int64_t d = threadIdx.x; d < dim; d += blockDim.x)
     out[r * dim + d] = x[r * stride * dim + d];
+}
+
+/* one thread per (row, head, i < d/2) */
+template <typename T>
+__global__ void k_rope_split(const T *qkv, int64_t rows, int64_t seq, int64_t H, int64_t d, const float *cs, T *q, T *k,
+                             T *v) {
+  const int64_t half = d / 2, nh = H / d;
+  int64_t t = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+  if (t >= rows * nh * half) return;
+  const int64_t i = t % half, h = (t / half) % nh, r = t / (half * nh), p = r % seq;
+  const float c = cs[p * half + i], s = cs[(seq + p) * half + i];
+  const T *src = qkv + r * 3 * H + h * d;
+  const int64_t o = r * H + h * d;
+  for (int qk = 0; qk < 2; qk++) {
+    float x1 = ld(src + qk * H, i), x2 = ld(src + qk * H, i + half);
+    T *dst = qk ? k : q;
+    st(dst, o + i, x1 * c + (-x2 * s));
+    st(dst, o + i + half, x2 * c + x1 * s);
+  }
+  v[o + i] = src[2 * H + i];
+  v[o + i + half] = src[2 * H + i + half];
+}
+
+template <typename T> __global__ void k_binary(T *x, const T *y, int64_t n, int op) {
+  int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+  if (i < n) st(x, i, op ? ld(x, i) * ld(y, i) : ld(x, i) + ld(y, i));
+}
+
+template <typename T> __global__ void k_mean_rows(const T *x, int64_t seq, int64_t dim, const int32_t *mask, T *out) {
+  int64_t r = blockIdx.x;
+  const T *xr = x + r * seq * dim;
+  const int32_t *mk = mask ? mask + r * seq : NULL;
+  float cnt = 0;
+  for (int64_t t = 0; t < seq; t++)
+    cnt += (!mk || mk[t]) ? 1.0f : 0.0f;
+  if (cnt < 1.0f) cnt = 1.0f;
+  for (int64_t d = threadIdx.x; d < dim; d += blockDim.x) {
+    float e = 0;
+    for (int64_t t = 0; t < seq; t++)
+      if (!mk || mk[t]) e += ld(xr, t * dim + d);
+    st(out, r * dim + d, e / cnt);
+  }
+}
+
+template <typename T> __global__ void k_gather_idx(const T *x, const int32_t *idx, int64_t dim, T *out) {
+  int64_t r = blockIdx.x;
+  for (int64_t d = threadIdx.x; d < dim; d += blockDim.x)
+    out[r * dim + d] = x[(int64_t)idx[r] * dim + d];
+}
+
+template <typename T> __global__ void k_zero_rows(T *x, int64_t dim, const uint8_t *keep) {
+  int64_t r = blockIdx.x;
+  if (keep[r]) return;
+  for (int64_t d = threadIdx.x; d < dim; d += blockDim.x)
+    st(x, r * dim + d, 0.0f);
 }
 
 /* pooling: 1 cls, 2 mean, 3 max, 4 mean_sqrt_len; one block per sequence */
@@ -258,6 +320,7 @@ template <typename T> __global__ void k_attention(mp_dev_attention a) {
   const int64_t b = blockIdx.z, h = blockIdx.y, i = (int64_t)blockIdx.x * ATT_WARPS + warp;
   const int64_t ldq = a.ldq ? a.ldq : a.heads * D, ldk = a.ldk ? a.ldk : a.heads * D;
   const int64_t ldv = a.ldv ? a.ldv : a.heads * D, ldo = a.ldo ? a.ldo : a.heads * D;
+  const int64_t ldp = a.ldp ? a.ldp : a.heads * D;
   const T *Q = (const T *)a.q, *K = (const T *)a.k, *V = (const T *)a.v;
   const bool active = i < a.seq_q;
   float *q = qs + warp * D;
@@ -284,13 +347,28 @@ template <typename T> __global__ void k_attention(mp_dev_attention a) {
     __syncthreads();
     if (!active) continue;
     int64_t jj = j0 + lane;
-    bool ok = jj < a.seq_k && (!a.key_mask || a.key_mask[b * a.seq_k + jj]);
+    bool ok = jj < a.seq_k && (!a.key_mask || a.key_mask[b * a.seq_k + jj]) && (!a.causal || jj <= i);
     float s = -INFINITY;
     if (ok) {
       s = 0;
       const float *kr = ks + lane * DP;
       for (int d = 0; d < D; d++)
         s += q[d] * kr[d];
+      const int64_t dd = i - jj + a.seq_k - 1; /* relative terms (q is already scaled) */
+      if (a.pos_k && a.cix) {
+        const T *pr = (const T *)a.pos_k + (int64_t)a.cix[dd] * ldp + h * D;
+        for (int d = 0; d < D; d++)
+          s += q[d] * ld(pr, d);
+      }
+      if (a.pos_q && a.pix) {
+        const T *pr = (const T *)a.pos_q + (int64_t)a.pix[dd] * ldp + h * D;
+        float t = 0;
+        for (int d = 0; d < D; d++)
+          t += kr[d] * ld(pr, d);
+        s += t * a.scale;
+      }
+      if (a.bias_tab) s += a.bias_tab[(int64_t)a.bidx[dd] * a.heads + h];
+      if (a.window > 0 && (i - jj > a.window || jj - i > a.window)) s = -INFINITY, ok = false;
     }
     float tm = s;
     for (int o = 16; o > 0; o >>= 1)
@@ -391,6 +469,7 @@ extern "C" mp_status mp_cuda_open(int index, mp_dtype dt, void **out) {
   if (!e) e = cudaGetDeviceProperties(&prop, index);
   if (!e) e = cudaStreamCreateWithFlags(&c->stream, cudaStreamNonBlocking);
   if (!e) e = cudaMalloc(&c->workspace, WORKSPACE_BYTES);
+  if (!e) track(c, WORKSPACE_BYTES, 0);
   if (e) st = cuda_fail(e, "opening the device");
   if (!st && prop.major < 9)
     st = mp_err(MP_ERR_UNSUPPORTED,
@@ -420,9 +499,11 @@ static mp_status cuda_begin(void *p) {
     CU(cudaStreamSynchronize(c->stream), "waiting for the stream");
     for (int i = 0; i < c->n_chunks; i++)
       total += c->chunks[i].size, cudaFree(c->chunks[i].base);
+    track(c, 0, total);
     c->n_chunks = 0;
     void *b = NULL;
     CU(cudaMalloc(&b, total), "allocating activation memory");
+    track(c, total, 0);
     c->chunks[0].base = (char *)b, c->chunks[0].size = total;
     c->n_chunks = 1;
   }
@@ -451,6 +532,7 @@ static void *cuda_alloc_bytes(cuda_ctx *c, size_t bytes) {
   c->chunks = nc;
   void *b = NULL;
   cudaError_t e = cudaMalloc(&b, sz);
+  if (!e) track(c, sz, 0);
   if (e) {
     cudaGetLastError();
     cuda_fail(e, "allocating activation memory");
@@ -490,11 +572,13 @@ static void *cuda_upload_param(void *p, const float *host, int64_t n, int as_com
     c->params = np, c->cap_params = cap;
   }
   e = cudaMalloc(&d, (size_t)n * es);
+  if (!e) track(c, (size_t)n * es, 0);
   if (!e && (es == 4 || c->dt == MP_F32)) {
     e = cudaMemcpyAsync(d, host, (size_t)n * 4, cudaMemcpyHostToDevice, c->stream);
     if (!e) e = cudaStreamSynchronize(c->stream);
   } else if (!e) { /* f32 staging on the device, converted there */
     e = cudaMalloc(&tmp, (size_t)n * 4);
+    if (!e) track(c, (size_t)n * 4, (size_t)n * 4); /* the staging buffer counts at the peak only */
     if (!e) e = cudaMemcpyAsync(tmp, host, (size_t)n * 4, cudaMemcpyHostToDevice, c->stream);
     if (!e) DISPATCH(c, launch_f32_to, (c, (const float *)tmp, d, n));
     if (!e) e = cudaGetLastError();
@@ -615,13 +699,13 @@ static mp_status cuda_layernorm(void *p, const void *x, const void *res, int64_t
 }
 
 template <typename T>
-static void launch_embed(cuda_ctx *c, const embed_args &a, int64_t rows, int64_t dim, const void *g, const void *b,
-                         float eps, void *out) {
+static void launch_embed(cuda_ctx *c, const embed_args &a, int64_t rows, int64_t dim, float scale0, const void *g,
+                         const void *b, float eps, void *out) {
   k_embed_ln<T><<<(unsigned)rows, row_threads(dim), (size_t)(32 + dim) * 4, c->stream>>>(
-      a, dim, (const float *)g, (const float *)b, eps, (T *)out);
+      a, dim, scale0, (const float *)g, (const float *)b, eps, (T *)out);
 }
 static mp_status cuda_embed_sum_ln(void *p, int n, const void *const *tables, const int32_t *const *ids, int64_t rows,
-                                   int64_t dim, const void *g, const void *b, float eps, void *out) {
+                                   int64_t dim, float scale0, const void *g, const void *b, float eps, void *out) {
   cuda_ctx *c = (cuda_ctx *)p;
   if (n < 1 || n > MAX_TABLES) return mp_err(MP_ERR_INTERNAL, "embeddings: %d tables (1..%d)", n, MAX_TABLES);
   embed_args a;
@@ -630,7 +714,7 @@ static mp_status cuda_embed_sum_ln(void *p, int n, const void *const *tables, co
   for (int i = 0; i < n; i++)
     a.tables[i] = tables[i], a.ids[i] = ids[i];
   if (rows <= 0) return MP_OK;
-  DISPATCH(c, launch_embed, (c, a, rows, dim, g, b, eps, out));
+  DISPATCH(c, launch_embed, (c, a, rows, dim, scale0, g, b, eps, out));
   LAUNCHED("embeddings");
   return MP_OK;
 }
@@ -685,6 +769,68 @@ static mp_status cuda_pool(void *p, const void *x, int64_t batch, int64_t seq, i
   return MP_OK;
 }
 
+template <typename T>
+static void launch_gidx(cuda_ctx *c, const void *x, int64_t n, const int32_t *idx, int64_t dim, void *out) {
+  k_gather_idx<T><<<(unsigned)n, row_threads(dim), 0, c->stream>>>((const T *)x, idx, dim, (T *)out);
+}
+static mp_status cuda_gather_idx(void *p, const void *x, int64_t n, const int32_t *idx, int64_t dim, void *out) {
+  cuda_ctx *c = (cuda_ctx *)p;
+  if (n <= 0) return MP_OK;
+  DISPATCH(c, launch_gidx, (c, x, n, idx, dim, out));
+  LAUNCHED("gather");
+  return MP_OK;
+}
+
+template <typename T>
+static void launch_rope(cuda_ctx *c, const void *qkv, int64_t rows, int64_t seq, int64_t H, int64_t d, const float *cs,
+                        void *q, void *k, void *v) {
+  int64_t n = rows * (H / d) * (d / 2);
+  k_rope_split<T><<<blocks(n, 256), 256, 0, c->stream>>>((const T *)qkv, rows, seq, H, d, cs, (T *)q, (T *)k, (T *)v);
+}
+static mp_status cuda_rope_split(void *p, const void *qkv, int64_t rows, int64_t seq, int64_t H, int64_t d,
+                                 const float *cs, void *q, void *k, void *v) {
+  cuda_ctx *c = (cuda_ctx *)p;
+  if (rows <= 0) return MP_OK;
+  if (d % 2 || H % d) return mp_err(MP_ERR_UNSUPPORTED, "CUDA rotary embeddings: head_dim %lld", (long long)d);
+  DISPATCH(c, launch_rope, (c, qkv, rows, seq, H, d, cs, q, k, v));
+  LAUNCHED("rotary embeddings");
+  return MP_OK;
+}
+template <typename T> static void launch_binary(cuda_ctx *c, void *x, const void *y, int64_t n, int op) {
+  k_binary<T><<<blocks(n, 256), 256, 0, c->stream>>>((T *)x, (const T *)y, n, op);
+}
+static mp_status cuda_binary(void *p, void *x, const void *y, int64_t n, int op) {
+  cuda_ctx *c = (cuda_ctx *)p;
+  if (n <= 0) return MP_OK;
+  DISPATCH(c, launch_binary, (c, x, y, n, op));
+  LAUNCHED("elementwise");
+  return MP_OK;
+}
+template <typename T>
+static void launch_mean(cuda_ctx *c, const void *x, int64_t batch, int64_t seq, int64_t dim, const int32_t *mask,
+                        void *out) {
+  k_mean_rows<T><<<(unsigned)batch, row_threads(dim), 0, c->stream>>>((const T *)x, seq, dim, mask, (T *)out);
+}
+static mp_status cuda_mean_rows(void *p, const void *x, int64_t batch, int64_t seq, int64_t dim, const int32_t *mask,
+                                void *out) {
+  cuda_ctx *c = (cuda_ctx *)p;
+  if (batch <= 0) return MP_OK;
+  DISPATCH(c, launch_mean, (c, x, batch, seq, dim, mask, out));
+  LAUNCHED("mean pooling");
+  return MP_OK;
+}
+
+template <typename T> static void launch_zero(cuda_ctx *c, void *x, int64_t rows, int64_t dim, const uint8_t *keep) {
+  k_zero_rows<T><<<(unsigned)rows, row_threads(dim), 0, c->stream>>>((T *)x, dim, keep);
+}
+static mp_status cuda_zero_rows(void *p, void *x, int64_t rows, int64_t dim, const uint8_t *keep) {
+  cuda_ctx *c = (cuda_ctx *)p;
+  if (rows <= 0) return MP_OK;
+  DISPATCH(c, launch_zero, (c, x, rows, dim, keep));
+  LAUNCHED("zero rows");
+  return MP_OK;
+}
+
 template <typename T> static void launch_to_f32(cuda_ctx *c, const void *x, float *out, int64_t n) {
   k_to_f32<T><<<blocks(n, 256), 256, 0, c->stream>>>((const T *)x, out, n);
 }
@@ -704,9 +850,13 @@ static mp_status cuda_download(void *p, const void *x, size_t n, float *host) {
   return MP_OK;
 }
 
+static size_t cuda_peak_bytes(void *p) { return ((cuda_ctx *)p)->peak_bytes; }
+
 static const mp_device_ops cuda_ops = {
-    "cuda",     cuda_close,     cuda_describe,     cuda_begin,     cuda_alloc,       cuda_upload_act, cuda_upload_param,
-    cuda_dense, cuda_layernorm, cuda_embed_sum_ln, cuda_attention, cuda_gather_rows, cuda_pool,       cuda_download,
+    "cuda",          cuda_close,        cuda_describe, cuda_begin,      cuda_alloc,
+    cuda_upload_act, cuda_upload_param, cuda_dense,    cuda_layernorm,  cuda_embed_sum_ln,
+    cuda_attention,  cuda_gather_rows,  cuda_pool,     cuda_gather_idx, cuda_zero_rows,
+    cuda_download,   cuda_rope_split,   cuda_binary,   cuda_mean_rows,  cuda_peak_bytes,
 };
 
 extern "C" const mp_device_ops *mp_cuda_ops(void) { return &cuda_ops; }

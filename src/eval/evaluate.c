@@ -338,6 +338,7 @@ static mp_status eval_here(const char *ref, const mp_dataset *ds, const mp_eval_
   mp_model_options mo = {.threads = o->threads,
                          .compute = perf_mode,
                          .device = o->device,
+                         .device_dtype = o->device_dtype,
                          .weight_hook = o->weight_hook,
                          .weight_hook_ctx = o->weight_hook_ctx};
   MP_TRY(mp_model_open(ref, &mo, &m));
@@ -447,6 +448,7 @@ static mp_status eval_here(const char *ref, const mp_dataset *ds, const mp_eval_
     mp_model_options fo = {.threads = o->threads,
                            .compute = MP_COMPUTE_FAITHFUL,
                            .device = o->device,
+                           .device_dtype = o->device_dtype,
                            .weight_hook = o->weight_hook,
                            .weight_hook_ctx = o->weight_hook_ctx};
     if (!st) st = mp_model_open(ref, &fo, &mf);
@@ -455,6 +457,8 @@ static mp_status eval_here(const char *ref, const mp_dataset *ds, const mp_eval_
       st = run_examples(&rc, NULL, n, bs, res->logits, res->sim, NULL);
       rc.m = m;
     }
+    if ((double)mp_model_device_peak_bytes(mf) / 1048576.0 > res->device_peak_mb)
+      res->device_peak_mb = (double)mp_model_device_peak_bytes(mf) / 1048576.0;
     mp_model_close(mf);
     if (!st) {
       res->fast_pass = 1;
@@ -556,6 +560,8 @@ static mp_status eval_here(const char *ref, const mp_dataset *ds, const mp_eval_
   }
   for (size_t j = 0; j < 16; j++)
     free(hyp[j]);
+  if ((double)mp_model_device_peak_bytes(m) / 1048576.0 > res->device_peak_mb)
+    res->device_peak_mb = (double)mp_model_device_peak_bytes(m) / 1048576.0;
   mp_model_close(m);
   if (st) mp_eval_result_free(res);
   return st;

@@ -43,6 +43,7 @@ typedef struct mp_eval_options {
   int compute;
   /* Device (model/model.h mp_model_options.device): NULL / "cpu", "cuda", "cuda:N". */
   const char *device;
+  mp_dtype device_dtype; /* --device-dtype (0 = float16) */
   /* Optional weight replacement passed to mp_model_open (model/model.h mp_model_options; the
    * --q-auto recipe search): NULL for none. */
   const float *(*weight_hook)(void *ctx, const char *module, int64_t out, int64_t in, mp_dtype dt, const void *data);
@@ -82,7 +83,8 @@ typedef struct mp_eval_result {
   int threads;
   char cpu[128];
   char isa[16];
-  char device[128]; /* "cpu" or the GPU the model ran on ("cuda:0 NVIDIA H200, float16") */
+  char device[128];      /* "cpu" or the GPU the model ran on ("cuda:0 NVIDIA H200, float16") */
+  double device_peak_mb; /* on a GPU: the largest device memory one model held (MiB); 0 on the CPU */
   /* where the figures come from: "faithful", "fast" or "float" (a model without quantized
    * layers). metric_compute: task metrics and per-example outputs; perf_compute: throughput,
    * latency, memory. */

@@ -88,6 +88,7 @@ void mp_report_result_json(mp_sb *sb, const char *name, const mp_eval_result *r,
   kv_str(sb, "cpu", r->cpu, &f);
   kv_str(sb, "isa", r->isa, &f);
   kv_str(sb, "device", r->device, &f);
+  if (r->device_peak_mb > 0) kv_num(sb, "device_peak_mb", r->device_peak_mb, &f);
   kv_str(sb, "metric_compute", r->metric_compute, &f);
   kv_str(sb, "perf_compute", r->perf_compute, &f);
   kv_num(sb, "integer_layers", r->int_layers, &f);

@@ -184,8 +184,9 @@ static mp_status attn_run(mp_model *m, const battn *A, const float *xq, const fl
     MP_TRY(mp_dense_run_many(m, xkv, N, 2, kv, ys));
   }
   const float scaling = (float)pow((double)d, -0.5); /* BartAttention: q_proj(x) * head_dim**-0.5 */
-  for (int64_t i = 0; i < N * H; i++)
-    s->q[i] *= scaling;
+  if (!m->dev)                                       /* on a device the attention scales q as it loads it */
+    for (int64_t i = 0; i < N * H; i++)
+      s->q[i] *= scaling;
   mp_attention_args aa = {.batch = B,
                           .seq_q = T,
                           .seq_k = T,
@@ -195,8 +196,13 @@ static mp_status attn_run(mp_model *m, const battn *A, const float *xq, const fl
                           .k = s->k,
                           .v = s->v,
                           .out = s->ctx,
-                          .scale = 1.0f,
+                          .scale = m->dev ? scaling : 1.0f,
                           .key_mask = kmask};
+  if (m->dev) {
+    mp_attn_rel rel = {.causal = causal != NULL};
+    MP_TRY(mp_attention_rel_run(m, &aa, &rel));
+    return mp_dense_run(m, s->ctx, N, &A->o, MP_ACT_NONE, out);
+  }
   if (causal) aa.bias = causal, aa.bias_stride_b = 0, aa.bias_stride_h = 0, aa.bias_stride_q = T;
   MP_TRY(mp_attention(m->pool, &aa));
   return mp_dense_run(m, s->ctx, N, &A->o, MP_ACT_NONE, out);
@@ -207,6 +213,11 @@ static mp_status embed(mp_model *m, const int32_t *ids, const int32_t *pos, int6
                        const mp_lnorm *ln, float *tmp, float *x) {
   bart *f = m->fam;
   const int64_t H = m->cfg.hidden;
+  if (m->dev) {
+    const mp_linear_weight *tabs[2] = {&f->word, pos_tab};
+    const int32_t *tids[2] = {ids, pos};
+    return mp_embed_sum_scaled(m, 2, tabs, tids, N, H, f->embed_scale, ln, m->cfg.layer_norm_eps, x);
+  }
   MP_TRY(mp_embedding_rows(&f->word, ids, N, x));
   if (f->embed_scale != 1.0f)
     for (int64_t i = 0; i < N * H; i++)
@@ -218,17 +229,17 @@ static mp_status embed(mp_model *m, const int32_t *ids, const int32_t *pos, int6
 }
 
 /* x <- LN(o + x) (o is overwritten; the buffers are swapped) */
-static void residual_ln(mp_model *m, float **x, float **o, int64_t N, const mp_lnorm *ln) {
-  mp_layernorm(m->pool, *o, *x, N, m->cfg.hidden, ln->g, ln->b, m->cfg.layer_norm_eps, *o);
+static mp_status residual_ln(mp_model *m, float **x, float **o, int64_t N, const mp_lnorm *ln) {
+  MP_TRY(mp_ln_run(m, *o, *x, N, ln, m->cfg.layer_norm_eps, *o));
   float *t = *x;
   *x = *o, *o = t;
+  return MP_OK;
 }
 
 static mp_status ffn(mp_model *m, const blayer *L, float **x, float **o, int64_t N, bufs *s) {
   MP_TRY(mp_dense_run(m, *x, N, &L->fc1, m->cfg.act, s->big));
   MP_TRY(mp_dense_run(m, s->big, N, &L->fc2, MP_ACT_NONE, *o));
-  residual_ln(m, x, o, N, &L->ln_ffn);
-  return MP_OK;
+  return residual_ln(m, x, o, N, &L->ln_ffn);
 }
 
 static mp_status bart_encode(mp_model *m, const mp_model_batch *b, const mp_forward_out *out, float **hidden) {
@@ -244,41 +255,43 @@ static mp_status bart_encode(mp_model *m, const mp_model_batch *b, const mp_forw
             .big = mp_act_alloc(m, (size_t)(N * F))};
   float *x = mp_act_alloc(m, (size_t)(N * H)), *o = mp_act_alloc(m, (size_t)(N * H));
   float *y = mp_act_alloc(m, (size_t)(N * H));
-  float *causal = mp_act_alloc(m, (size_t)(T * T));
+  float *causal = m->dev ? NULL : mp_act_alloc(m, (size_t)(T * T)); /* a device masks in the attention */
   int32_t *dids = mp_arena_alloc(&m->act, (size_t)N * 4);
-  if (!s.q || !s.k || !s.v || !s.ctx || !s.big || !x || !o || !y || !causal || !dids) return mp_batch_nomem(b);
+  if (!s.q || !s.k || !s.v || !s.ctx || !s.big || !x || !o || !y || (!m->dev && !causal) || !dids)
+    return mp_batch_nomem(b);
   mp_enc_inputs in; /* positions t + 2: BartLearnedPositionalEmbedding's offset */
   MP_TRY(mp_encode_inputs(m, b, MP_POS_INDEX, 2, 0, &in));
   uint8_t *kmask = in.kmask;
   int32_t *pos = in.pos;
   for (int64_t i = 0; i < N; i++) /* shift_tokens_right (labels' -100 never occur in input ids) */
     dids[i] = i % T == 0 ? f->dec_start : b->ids[i - 1];
-  for (int64_t i = 0; i < T; i++)
+  for (int64_t i = 0; causal && i < T; i++)
     for (int64_t j = 0; j < T; j++)
       causal[i * T + j] = j <= i ? 0.0f : -INFINITY;
+  const float *causal_arg = m->dev ? (const float *)1 : causal; /* attn_run: non-NULL = causal */
 
   /* encoder */
   MP_TRY(embed(m, b->ids, pos, N, &f->enc_pos, &f->enc_ln_emb, o, x));
-  mp_report_layer(out, 0, x, b, H);
+  MP_TRY(mp_layer_report(m, out, 0, x, b, H));
   for (int l = 0; l < Le; l++) {
     const blayer *L = &f->enc[l];
     MP_TRY(attn_run(m, &L->self, x, x, B, T, c->heads, kmask, NULL, &s, o));
-    residual_ln(m, &x, &o, N, &L->self.ln);
+    MP_TRY(residual_ln(m, &x, &o, N, &L->self.ln));
     MP_TRY(ffn(m, L, &x, &o, N, &s));
-    mp_report_layer(out, l + 1, x, b, H);
+    MP_TRY(mp_layer_report(m, out, l + 1, x, b, H));
   }
   /* decoder: y, with the encoder output in x (o is the spare buffer) */
   float *enc_out = x;
   MP_TRY(embed(m, dids, pos, N, &f->dec_pos, &f->dec_ln_emb, o, y));
-  mp_report_layer(out, Le + 1, y, b, H);
+  MP_TRY(mp_layer_report(m, out, Le + 1, y, b, H));
   for (int64_t l = 0; l < f->dec_layers; l++) {
     const blayer *L = &f->dec[l];
-    MP_TRY(attn_run(m, &L->self, y, y, B, T, f->dec_heads, NULL, causal, &s, o));
-    residual_ln(m, &y, &o, N, &L->self.ln);
+    MP_TRY(attn_run(m, &L->self, y, y, B, T, f->dec_heads, NULL, causal_arg, &s, o));
+    MP_TRY(residual_ln(m, &y, &o, N, &L->self.ln));
     MP_TRY(attn_run(m, &L->cross, y, enc_out, B, T, f->dec_heads, kmask, NULL, &s, o));
-    residual_ln(m, &y, &o, N, &L->cross.ln);
+    MP_TRY(residual_ln(m, &y, &o, N, &L->cross.ln));
     MP_TRY(ffn(m, L, &y, &o, N, &s));
-    mp_report_layer(out, Le + 2 + (int)l, y, b, H);
+    MP_TRY(mp_layer_report(m, out, Le + 2 + (int)l, y, b, H));
   }
   *hidden = y;
   return MP_OK;
@@ -288,7 +301,10 @@ static mp_status bart_classify(mp_model *m, const mp_model_batch *b, const float
   bart *f = m->fam;
   const int64_t B = (int64_t)b->n, T = (int64_t)b->seq, H = m->cfg.hidden;
   float *rep = mp_act_alloc(m, (size_t)(B * H)), *h1 = mp_act_alloc(m, (size_t)(B * H));
-  if (!rep || !h1) return mp_err(MP_ERR_NOMEM, "out of memory");
+  const int64_t NL = f->head_out.w.out;
+  float *lg = m->dev ? mp_act_alloc(m, (size_t)(B * NL)) : logits;
+  int32_t *rows = mp_arena_alloc(&m->act, (size_t)B * 4);
+  if (!rep || !h1 || !lg || !rows) return mp_err(MP_ERR_NOMEM, "out of memory");
   int64_t count0 = 0;
   for (int64_t r = 0; r < B; r++) {
     int64_t cnt = 0, last = -1;
@@ -310,10 +326,12 @@ static mp_status bart_classify(mp_model *m, const mp_model_batch *b, const float
                     "BartForSequenceClassification refuses such a batch too: remove it from the text or run with "
                     "--batch-size 1",
                     m->path, (int)f->eos, (long long)count0, (long long)cnt, (long long)r + 1);
-    memcpy(rep + r * H, hidden + (r * T + last) * H, (size_t)H * sizeof(float));
+    rows[r] = (int32_t)(r * T + last);
   }
+  MP_TRY(mp_gather_rows_at(m, hidden, B, rows, H, rep));
   MP_TRY(mp_dense_run(m, rep, B, &f->head_dense, MP_ACT_TANH, h1));
-  return mp_dense_run(m, h1, B, &f->head_out, MP_ACT_NONE, logits);
+  MP_TRY(mp_dense_run(m, h1, B, &f->head_out, MP_ACT_NONE, lg));
+  return mp_logits_to_host(m, lg, B * NL, logits);
 }
 
 static void bart_release(mp_model *m) {
@@ -373,4 +391,5 @@ const mp_family_ops mp_family_bart = {.name = "bart",
                                       .encode = bart_encode,
                                       .classify = bart_classify,
                                       .release = bart_release,
-                                      .param_count = bart_param_count};
+                                      .param_count = bart_param_count,
+                                      .cuda = 1};

@@ -248,29 +248,25 @@ static mp_status deberta_encode(mp_model *m, const mp_model_batch *b, const mp_f
   float *ctx = mp_act_alloc(m, (size_t)(N * H));
   float *big = mp_act_alloc(m, (size_t)(N * (I > H ? I : H)));
   float *e = mp_act_alloc(m, (size_t)(N * E));
-  float *e2 = mp_act_alloc(m, (size_t)(N * E));
-  if (!x || !q || !k || !v || !ctx || !big || !e || !e2) return mp_batch_nomem(b);
+  if (!x || !q || !k || !v || !ctx || !big || !e) return mp_batch_nomem(b);
   mp_enc_inputs in;
   MP_TRY(mp_encode_inputs(m, b, MP_POS_INDEX, 0, MP_ENC_TYPES | (f->has_type ? MP_ENC_CHECK_TYPES : 0), &in));
   uint8_t *kmask = in.kmask;
-  /* embeddings */
-  MP_TRY(mp_embedding_rows(&f->word, b->ids, N, e));
-  if (f->has_pos) {
-    MP_TRY(mp_embedding_rows(&f->pos, in.pos, N, e2));
-    mp_add_inplace(e, e2, N * E);
-  }
-  if (f->has_type) {
-    MP_TRY(mp_embedding_rows(&f->type, in.types, N, e2));
-    mp_add_inplace(e, e2, N * E);
-  }
-  if (f->has_proj)
+  /* embeddings: word (+ positions) (+ types) (-> embed_proj), LayerNorm, times the mask */
+  const mp_linear_weight *tabs[3] = {&f->word};
+  const int32_t *tids[3] = {b->ids};
+  int nt = 1;
+  if (f->has_pos) tabs[nt] = &f->pos, tids[nt++] = in.pos;
+  if (f->has_type) tabs[nt] = &f->type, tids[nt++] = in.types;
+  if (f->has_proj) {
+    MP_TRY(mp_embed_sum(m, nt, tabs, tids, N, E, NULL, 0, e));
     MP_TRY(mp_dense_run(m, e, N, &f->proj, MP_ACT_NONE, x));
-  else
-    memcpy(x, e, (size_t)(N * H) * sizeof(float));
-  mp_layernorm(m->pool, x, NULL, N, H, f->ln_emb.g, f->ln_emb.b, c->layer_norm_eps, x);
-  for (int64_t i = 0; i < N; i++)
-    if (!kmask[i]) memset(x + i * H, 0, (size_t)H * sizeof(float));
-  mp_report_layer(out, 0, x, b, H);
+    MP_TRY(mp_ln_run(m, x, NULL, N, &f->ln_emb, c->layer_norm_eps, x));
+  } else {
+    MP_TRY(mp_embed_sum(m, nt, tabs, tids, N, H, &f->ln_emb, c->layer_norm_eps, x));
+  }
+  MP_TRY(mp_zero_rows(m, x, N, H, kmask));
+  MP_TRY(mp_layer_report(m, out, 0, x, b, H));
 
   /* relative positions reachable by T tokens: rows [lo, lo + R) of the relative embeddings */
   int64_t lo = 0, R = 0;
@@ -295,10 +291,13 @@ static mp_status deberta_encode(mp_model *m, const mp_model_batch *b, const mp_f
       if (f->p2c) mn = pr < mn ? pr : mn, mx = pr > mx ? pr : mx;
     }
     lo = mn, R = mx - mn + 1;
+    if (m->dev) lo = 0, R = top + 1; /* all rows: the device copy of rel_emb is not offset */
     for (int64_t dd = 0; dd < D; dd++)
       cix[dd] -= (int32_t)lo, pix[dd] -= (int32_t)lo;
     pk = mp_act_alloc(m, (size_t)(R * H));
     pq = mp_act_alloc(m, (size_t)(R * H));
+  }
+  if (use_rel && !m->dev) {
     pkh = mp_act_alloc(m, (size_t)(R * H));
     pqh = mp_act_alloc(m, (size_t)(R * H));
     qh = mp_act_alloc(m, (size_t)(T * d));
@@ -310,6 +309,11 @@ static mp_status deberta_encode(mp_model *m, const mp_model_batch *b, const mp_f
       return mp_err(MP_ERR_NOMEM, "out of memory for the relative attention of %lld tokens", (long long)T);
   }
   const float *relx = use_rel ? f->rel_emb + lo * H : NULL;
+  if (use_rel && m->dev) {
+    if (!pk || !pq)
+      return mp_err(MP_ERR_NOMEM, "out of memory for the relative attention of %lld tokens", (long long)T);
+    if (!(relx = mp_dev_vector(m, f->rel_emb, MP_F32, 2 * f->span * H, 1))) return MP_ERR_NOMEM;
+  }
 
   for (int64_t l = 0; l < c->layers; l++) {
     const dlayer *L = &f->layers[l];
@@ -328,7 +332,15 @@ static mp_status deberta_encode(mp_model *m, const mp_model_batch *b, const mp_f
                             .scale = f->score_scale,
                             .key_mask = kmask};
     if (!use_rel) {
-      MP_TRY(mp_attention(m->pool, &aa));
+      MP_TRY(mp_attention_run(m, &aa));
+    } else if (m->dev) { /* the c2p / p2c terms inside the fused attention */
+      if (f->c2p) MP_TRY(mp_dense_run(m, relx, R, f->share ? &L->k : &L->pos_k, MP_ACT_NONE, pk));
+      if (f->p2c) MP_TRY(mp_dense_run(m, relx, R, f->share ? &L->q : &L->pos_q, MP_ACT_NONE, pq));
+      mp_attn_rel rel = {.pos_k = f->c2p ? pk : NULL,
+                         .pos_q = f->p2c ? pq : NULL,
+                         .cix = f->c2p ? cix : NULL,
+                         .pix = f->p2c ? pix : NULL};
+      MP_TRY(mp_attention_rel_run(m, &aa, &rel));
     } else {
       /* position keys / queries [R, H], regrouped per head [NH][R][d] */
       if (f->c2p) {
@@ -374,11 +386,10 @@ static mp_status deberta_encode(mp_model *m, const mp_model_batch *b, const mp_f
       }
     }
     /* XSoftmax masks whole rows of padded queries: their context is zero */
-    for (int64_t i = 0; i < N; i++)
-      if (!kmask[i]) memset(ctx + i * H, 0, (size_t)H * sizeof(float));
+    MP_TRY(mp_zero_rows(m, ctx, N, H, kmask));
     mp_post_ln_layer pl = {&L->o, &L->ln_attn, &L->inter, &L->out, &L->ln_out};
     MP_TRY(mp_post_ln_ffn(m, N, ctx, &pl, c->act, c->layer_norm_eps, &x, &q, big));
-    mp_report_layer(out, (int)l + 1, x, b, H);
+    MP_TRY(mp_layer_report(m, out, (int)l + 1, x, b, H));
   }
   *hidden = x;
   return MP_OK;
@@ -445,4 +456,5 @@ const mp_family_ops mp_family_deberta = {.name = "deberta-v2",
                                          .encode = deberta_encode,
                                          .classify = deberta_classify,
                                          .release = deberta_release,
-                                         .param_count = deberta_param_count};
+                                         .param_count = deberta_param_count,
+                                         .cuda = 1};

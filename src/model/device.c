@@ -27,6 +27,18 @@ mp_status mp_device_parse(const char *s, mp_device_spec *out) {
   return mp_err(MP_ERR_INVALID_ARG, "device '%s': use cpu, cuda or cuda:N", s);
 }
 
+mp_status mp_device_dtype_parse(const char *s, mp_dtype *out) {
+  if (s && (!strcmp(s, "float16") || !strcmp(s, "fp16")))
+    *out = MP_F16;
+  else if (s && (!strcmp(s, "bfloat16") || !strcmp(s, "bf16")))
+    *out = MP_BF16;
+  else if (s && (!strcmp(s, "float32") || !strcmp(s, "fp32")))
+    *out = MP_F32;
+  else
+    return mp_err(MP_ERR_INVALID_ARG, "device dtype '%s': use float16, bfloat16 or float32", s ? s : "");
+  return MP_OK;
+}
+
 int mp_device_cuda_built(void) {
 #ifdef MP_HAVE_CUDA
   return 1;
@@ -98,21 +110,17 @@ mp_status mp_model_device_open(mp_model *m, const mp_device_spec *spec, mp_dtype
 #else
   if (!m->ops->cuda)
     return mp_err(MP_ERR_UNSUPPORTED,
-                  "%s: model family %s is not supported on CUDA yet (CUDA runs bert, roberta/xlm-roberta, distilbert); "
+                  "%s: model family %s is not supported on CUDA yet (CUDA runs bert, roberta/xlm-roberta, distilbert, "
+                  "deberta-v2, mpnet, bart, "
+                  "modernbert); "
                   "use --device cpu",
                   m->path, mp_family_name(m->cfg.family));
-  if (!dt) dt = MP_F16;
+  /* --device-dtype (mp_model_options.device_dtype) wins; MP_CUDA_DTYPE is the older, provisional
+   * spelling, read only when no dtype was asked for */
   const char *env = getenv("MP_CUDA_DTYPE");
-  if (env && *env) {
-    if (!strcmp(env, "float16") || !strcmp(env, "fp16"))
-      dt = MP_F16;
-    else if (!strcmp(env, "bfloat16") || !strcmp(env, "bf16"))
-      dt = MP_BF16;
-    else if (!strcmp(env, "float32") || !strcmp(env, "fp32"))
-      dt = MP_F32;
-    else
-      return mp_err(MP_ERR_INVALID_ARG, "MP_CUDA_DTYPE=%s: use float16, bfloat16 or float32", env);
-  }
+  if (!dt && env && *env && mp_device_dtype_parse(env, &dt))
+    return mp_err(MP_ERR_INVALID_ARG, "MP_CUDA_DTYPE=%s: use float16, bfloat16 or float32", env);
+  if (!dt) dt = MP_F16;
   mp_status st = mp_cuda_open(spec->index, dt, &m->dev_ctx);
   if (st) return mp_err_prefix(st, "--device cuda:%d", spec->index);
   m->dev = mp_cuda_ops();
@@ -130,6 +138,10 @@ void mp_model_device_close(mp_model *m) {
     free(m->dev_cache);
     m->dev_cache = NULL;
   }
+}
+
+size_t mp_model_device_peak_bytes(const mp_model *m) {
+  return m && m->dev && m->dev->peak_bytes ? m->dev->peak_bytes(m->dev_ctx) : 0;
 }
 
 const char *mp_model_device_name(const mp_model *m) {

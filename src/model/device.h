@@ -28,6 +28,9 @@ enum { MP_DEVICE_CPU = 0, MP_DEVICE_CUDA = 1 };
 /* "cpu" / "cuda" / "cuda:N" (NULL or "" = cpu). MP_ERR_INVALID_ARG naming the accepted forms;
  * the build-without-CUDA error comes at open, not here. */
 mp_status mp_device_parse(const char *s, mp_device_spec *out);
+/* --device-dtype: float16|fp16, bfloat16|bf16, float32|fp32 -> MP_F16/MP_BF16/MP_F32
+ * (MP_ERR_INVALID_ARG naming the accepted values). */
+mp_status mp_device_dtype_parse(const char *s, mp_dtype *out);
 /* 1 when this library was built with the CUDA backend (cmake -DMP_CUDA=ON). */
 int mp_device_cuda_built(void);
 
@@ -40,6 +43,20 @@ typedef struct mp_dev_attention {
   void *out;
   float scale;
   const uint8_t *key_mask;
+  /* Relative-position score terms, indexed per (query i, key j) by dd = i - j + seq_k - 1
+   * (seq_q == seq_k); all NULL = none.
+   * DeBERTa's disentangled attention: score += scale * (Q_i . pos_k[cix[dd]] + K_j . pos_q[pix[dd]])
+   * per head, pos_k/pos_q device rows of heads*head_dim values (compute dtype, row stride ldp, 0 =
+   * heads*head_dim), cix/pix device int32 [2 seq_k - 1] (either pair may be NULL).
+   * MPNet's relative position bias: score += bias_tab[bidx[dd] * heads + h] (device f32 table,
+   * device int32 bidx [2 seq_k - 1]). */
+  const void *pos_k, *pos_q;
+  const int32_t *cix, *pix;
+  int64_t ldp;
+  const float *bias_tab;
+  const int32_t *bidx;
+  int causal;     /* keys j > i are masked (decoder self-attention) */
+  int64_t window; /* > 0: keys with |i - j| > window are masked (ModernBERT local layers) */
 } mp_dev_attention;
 
 /* The operations a device backend provides. ctx is the backend's state (one per model). All
@@ -66,9 +83,10 @@ typedef struct mp_device_ops {
   /* out = LayerNorm(x + residual) * g + b per row (residual, b may be NULL; g f32 params). */
   mp_status (*layernorm)(void *ctx, const void *x, const void *residual, int64_t rows, int64_t dim, const void *g,
                          const void *b, float eps, void *out);
-  /* out[r] = LN(sum_t tables[t][ids[t][r]]) (g NULL: no LN); ids are device int32 [rows]. */
+  /* out[r] = LN(scale0 * tables[0][ids[0][r]] + sum_t>0 tables[t][ids[t][r]]) (g NULL: no LN); ids are
+   * device int32 [rows]. */
   mp_status (*embed_sum_ln)(void *ctx, int n_tables, const void *const *tables, const int32_t *const *ids, int64_t rows,
-                            int64_t dim, const void *g, const void *b, float eps, void *out);
+                            int64_t dim, float scale0, const void *g, const void *b, float eps, void *out);
   mp_status (*attention)(void *ctx, const mp_dev_attention *a);
   /* out[r] = x[r * stride] for r < n: rows of dim values (the first token of each sequence). */
   mp_status (*gather_rows)(void *ctx, const void *x, int64_t n, int64_t stride, int64_t dim, void *out);
@@ -77,8 +95,26 @@ typedef struct mp_device_ops {
    * normalize when asked; out: host f32 [batch, dim]. */
   mp_status (*pool)(void *ctx, const void *x, int64_t batch, int64_t seq, int64_t dim, const int32_t *mask, int pooling,
                     int normalize, float *out);
+  /* out[r] = x[idx[r]] for r < n (idx device int32): rows of dim values. */
+  mp_status (*gather_idx)(void *ctx, const void *x, int64_t n, const int32_t *idx, int64_t dim, void *out);
+  /* x[r] = 0 for the rows r < rows whose keep[r] (device bytes) is 0 (rows of dim values). */
+  mp_status (*zero_rows)(void *ctx, void *x, int64_t rows, int64_t dim, const uint8_t *keep);
   /* n values of activation memory -> host f32 (waits for the work queued before). */
   mp_status (*download)(void *ctx, const void *x, size_t n, float *host);
+  /* Rotary embeddings of fused rows qkv [rows, 3 hidden] (q | k | v, heads of d values; position =
+   * row % seq) into separate q, k, v [rows, hidden]: q/k get x * cos + rotate_half(x) * sin from cs
+   * (device f32 [2 seq][d/2]: cos rows then sin rows), v is copied. */
+  mp_status (*rope_split)(void *ctx, const void *qkv, int64_t rows, int64_t seq, int64_t hidden, int64_t d,
+                          const float *cs, void *q, void *k, void *v);
+  /* x[i] = x[i] + y[i] (op 0) or x[i] * y[i] (op 1) for i < n. */
+  mp_status (*binary)(void *ctx, void *x, const void *y, int64_t n, int op);
+  /* out[r] = mean over the real tokens (mask device int32 [batch, seq], NULL = all) of x [batch, seq,
+   * dim], in the compute dtype (ModernBERT's mean classifier pooling). */
+  mp_status (*mean_rows)(void *ctx, const void *x, int64_t batch, int64_t seq, int64_t dim, const int32_t *mask,
+                         void *out);
+  /* The high-water mark of the device memory this context allocated (weights, activations,
+   * workspace), in bytes. */
+  size_t (*peak_bytes)(void *ctx);
 } mp_device_ops;
 
 #ifdef MP_HAVE_CUDA

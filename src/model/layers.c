@@ -41,8 +41,21 @@ mp_status mp_ln_run(mp_model *m, const float *x, const float *residual, int64_t 
 
 mp_status mp_embed_sum_ln(mp_model *m, int n, const mp_linear_weight *const *tables, const int32_t *const *ids,
                           int64_t N, const mp_lnorm *ln, float eps, float *x) {
-  const int64_t H = m->cfg.hidden;
+  return mp_embed_sum(m, n, tables, ids, N, m->cfg.hidden, ln, eps, x);
+}
+
+mp_status mp_embed_sum(mp_model *m, int n, const mp_linear_weight *const *tables, const int32_t *const *ids, int64_t N,
+                       int64_t dim, const mp_lnorm *ln, float eps, float *x) {
+  return mp_embed_sum_scaled(m, n, tables, ids, N, dim, 1.0f, ln, eps, x);
+}
+
+mp_status mp_embed_sum_scaled(mp_model *m, int n, const mp_linear_weight *const *tables, const int32_t *const *ids,
+                              int64_t N, int64_t dim, float scale0, const mp_lnorm *ln, float eps, float *x) {
+  const int64_t H = dim;
+  if (!m->dev && scale0 != 1.0f) return mp_err(MP_ERR_INTERNAL, "embeddings: a scaled table is device-only");
   if (n < 1 || n > 4) return mp_err(MP_ERR_INTERNAL, "embeddings: %d tables", n);
+  if (ln && dim != m->cfg.hidden)
+    return mp_err(MP_ERR_INTERNAL, "embeddings: LayerNorm over %lld columns", (long long)dim);
   if (!m->dev) { /* table 0, then += each other table (the order the families always used) */
     MP_TRY(mp_embedding_rows(tables[0], ids[0], N, x));
     if (n > 1) {
@@ -74,37 +87,91 @@ mp_status mp_embed_sum_ln(mp_model *m, int n, const mp_linear_weight *const *tab
     if (!(g = mp_dev_vector(m, ln->g, MP_F32, H, 0))) return MP_ERR_NOMEM;
     if (ln->b && !(bb = mp_dev_vector(m, ln->b, MP_F32, H, 0))) return MP_ERR_NOMEM;
   }
-  return m->dev->embed_sum_ln(m->dev_ctx, n, dt, di, N, H, g, bb, eps, x);
+  return m->dev->embed_sum_ln(m->dev_ctx, n, dt, di, N, H, scale0, g, bb, eps, x);
+}
+
+/* The device copy of a forward pass's key mask (host bytes [n]); one upload per forward pass. */
+static const uint8_t *dev_kmask(mp_model *m, const uint8_t *host, int64_t n) {
+  if (m->dev_kmask_h != host) {
+    uint8_t *d = m->dev->upload_act(m->dev_ctx, host, (size_t)n);
+    if (!d) return NULL;
+    m->dev_kmask_h = host, m->dev_kmask_d = d;
+  }
+  return m->dev_kmask_d;
+}
+
+static mp_status dev_attention_args(mp_model *m, const mp_attention_args *a, mp_dev_attention *da) {
+  const uint8_t *km = NULL;
+  if (a->key_mask && !(km = dev_kmask(m, a->key_mask, a->batch * a->seq_k))) return MP_ERR_NOMEM;
+  memset(da, 0, sizeof *da);
+  da->batch = a->batch, da->seq_q = a->seq_q, da->seq_k = a->seq_k, da->heads = a->heads;
+  da->head_dim = a->head_dim, da->q = a->q, da->k = a->k, da->v = a->v;
+  da->ldq = a->ldq, da->ldk = a->ldk, da->ldv = a->ldv, da->ldo = a->ldo;
+  da->out = a->out, da->scale = a->scale, da->key_mask = km;
+  return MP_OK;
 }
 
 mp_status mp_attention_run(mp_model *m, const mp_attention_args *a) {
   if (!m->dev) return mp_attention(m->pool, a);
   if (a->bias) return mp_err(MP_ERR_UNSUPPORTED, "%s: attention score biases are not supported on CUDA yet", m->path);
-  const uint8_t *km = NULL;
-  if (a->key_mask) {
-    if (m->dev_kmask_h != a->key_mask) { /* one upload per forward pass */
-      uint8_t *d = m->dev->upload_act(m->dev_ctx, a->key_mask, (size_t)(a->batch * a->seq_k));
-      if (!d) return MP_ERR_NOMEM;
-      m->dev_kmask_h = a->key_mask, m->dev_kmask_d = d;
-    }
-    km = m->dev_kmask_d;
-  }
-  mp_dev_attention da = {.batch = a->batch,
-                         .seq_q = a->seq_q,
-                         .seq_k = a->seq_k,
-                         .heads = a->heads,
-                         .head_dim = a->head_dim,
-                         .q = a->q,
-                         .k = a->k,
-                         .v = a->v,
-                         .ldq = a->ldq,
-                         .ldk = a->ldk,
-                         .ldv = a->ldv,
-                         .ldo = a->ldo,
-                         .out = a->out,
-                         .scale = a->scale,
-                         .key_mask = km};
+  mp_dev_attention da;
+  MP_TRY(dev_attention_args(m, a, &da));
   return m->dev->attention(m->dev_ctx, &da);
+}
+
+mp_status mp_gather_rows_at(mp_model *m, const float *x, int64_t n, const int32_t *rows, int64_t dim, float *out) {
+  if (!m->dev) {
+    for (int64_t r = 0; r < n; r++)
+      memcpy(out + r * dim, x + (int64_t)rows[r] * dim, (size_t)dim * sizeof(float));
+    return MP_OK;
+  }
+  const int32_t *d = m->dev->upload_act(m->dev_ctx, rows, (size_t)n * 4);
+  if (!d) return MP_ERR_NOMEM;
+  return m->dev->gather_idx(m->dev_ctx, x, n, d, dim, out);
+}
+
+mp_status mp_logits_to_host(mp_model *m, const float *x, int64_t n, float *host) {
+  if (!m->dev) {
+    if (x != host) memcpy(host, x, (size_t)n * sizeof(float));
+    return MP_OK;
+  }
+  return m->dev->download(m->dev_ctx, x, (size_t)n, host);
+}
+
+mp_status mp_attention_rel_run(mp_model *m, const mp_attention_args *a, const mp_attn_rel *r) {
+  if (!m->dev) return mp_err(MP_ERR_INTERNAL, "relative attention terms are device-only");
+  if (a->seq_q != a->seq_k) return mp_err(MP_ERR_INTERNAL, "relative attention needs seq_q == seq_k");
+  mp_dev_attention da;
+  MP_TRY(dev_attention_args(m, a, &da));
+  const size_t nd = (size_t)(2 * a->seq_k - 1) * 4;
+  da.pos_k = r->pos_k, da.pos_q = r->pos_q, da.ldp = r->ldp, da.bias_tab = r->bias_tab, da.causal = r->causal;
+  da.window = r->window;
+  if (r->cix && !(da.cix = m->dev->upload_act(m->dev_ctx, r->cix, nd))) return MP_ERR_NOMEM;
+  if (r->pix && !(da.pix = m->dev->upload_act(m->dev_ctx, r->pix, nd))) return MP_ERR_NOMEM;
+  if (r->bidx && !(da.bidx = m->dev->upload_act(m->dev_ctx, r->bidx, nd))) return MP_ERR_NOMEM;
+  return m->dev->attention(m->dev_ctx, &da);
+}
+
+mp_status mp_binary_run(mp_model *m, float *x, const float *y, int64_t n, int op) {
+  if (m->dev) return m->dev->binary(m->dev_ctx, x, y, n, op);
+  if (op == 0) {
+    mp_add_inplace(x, y, n);
+  } else {
+    for (int64_t i = 0; i < n; i++)
+      x[i] *= y[i];
+  }
+  return MP_OK;
+}
+
+mp_status mp_zero_rows(mp_model *m, float *x, int64_t rows, int64_t dim, const uint8_t *keep) {
+  if (!m->dev) {
+    for (int64_t i = 0; i < rows; i++)
+      if (!keep[i]) memset(x + i * dim, 0, (size_t)dim * sizeof(float));
+    return MP_OK;
+  }
+  const uint8_t *dk = dev_kmask(m, keep, rows);
+  if (!dk) return MP_ERR_NOMEM;
+  return m->dev->zero_rows(m->dev_ctx, x, rows, dim, dk);
 }
 
 mp_status mp_layer_report(mp_model *m, const mp_forward_out *out, int layer, const float *x, const mp_model_batch *b,

@@ -21,6 +21,34 @@ mp_status mp_ln_run(mp_model *m, const float *x, const float *residual, int64_t 
  * each table (MP_ERR_INVALID_ARG naming it). */
 mp_status mp_embed_sum_ln(mp_model *m, int n, const mp_linear_weight *const *tables, const int32_t *const *ids,
                           int64_t N, const mp_lnorm *ln, float eps, float *x);
+/* mp_embed_sum_ln over tables of dim columns (ln only when dim == cfg.hidden). */
+mp_status mp_embed_sum(mp_model *m, int n, const mp_linear_weight *const *tables, const int32_t *const *ids, int64_t N,
+                       int64_t dim, const mp_lnorm *ln, float eps, float *x);
+/* mp_embed_sum with table 0 times scale0 (device only: the CPU families scale in their own order). */
+mp_status mp_embed_sum_scaled(mp_model *m, int n, const mp_linear_weight *const *tables, const int32_t *const *ids,
+                              int64_t N, int64_t dim, float scale0, const mp_lnorm *ln, float eps, float *x);
+/* out[r] = x[rows[r]] for r < n (rows: host int32 row indices; rows of dim values). */
+mp_status mp_gather_rows_at(mp_model *m, const float *x, int64_t n, const int32_t *rows, int64_t dim, float *out);
+/* n activation values -> host f32 (a copy on the CPU unless x == host). */
+mp_status mp_logits_to_host(mp_model *m, const float *x, int64_t n, float *host);
+/* x[r] = 0 for the rows r < rows with keep[r] == 0 (keep: host bytes, the forward's key mask). */
+mp_status mp_zero_rows(mp_model *m, float *x, int64_t rows, int64_t dim, const uint8_t *keep);
+/* Relative-position attention terms on a device (model/device.h mp_dev_attention): pos_k / pos_q
+ * device rows (DeBERTa c2p / p2c, ldp their row stride), cix / pix host int32 [2T-1]; bias_tab a
+ * device f32 [buckets, heads] table with host bidx [2T-1] (MPNet). Unused members NULL. */
+typedef struct mp_attn_rel {
+  const float *pos_k, *pos_q;
+  int64_t ldp;
+  const int32_t *cix, *pix;
+  const float *bias_tab;
+  const int32_t *bidx;
+  int causal;     /* mask keys after the query (decoder self-attention) */
+  int64_t window; /* > 0: mask keys with |i - j| > window (local attention) */
+} mp_attn_rel;
+/* x += y (op 0) or x *= y (op 1) over n values (the CPU loops the families always ran). */
+mp_status mp_binary_run(mp_model *m, float *x, const float *y, int64_t n, int op);
+/* mp_attention_run with relative terms; device only (the CPU builds a score bias instead). */
+mp_status mp_attention_rel_run(mp_model *m, const mp_attention_args *a, const mp_attn_rel *r);
 /* Multi-head attention (kernels.h mp_attention_args) on the model's device. Score biases are
  * CPU-only for now (MP_ERR_UNSUPPORTED on a device). */
 mp_status mp_attention_run(mp_model *m, const mp_attention_args *a);

@@ -109,6 +109,8 @@ int mp_model_has_quantized(const mp_model *m);
 int mp_model_fp_quantized(const mp_model *m);
 /* "cpu", or the device the model runs on ("cuda:0 NVIDIA H200, float16"). */
 const char *mp_model_device_name(const mp_model *m);
+/* The model's peak device memory so far (weights + activations + workspace) in bytes; 0 on the CPU. */
+size_t mp_model_device_peak_bytes(const mp_model *m);
 /* Hidden size (embedding dimension). */
 size_t mp_model_hidden(const mp_model *m);
 #endif

@@ -428,13 +428,15 @@ static mp_status modernbert_encode(mp_model *m, const mp_model_batch *b, const m
   float *ctx = mp_act_alloc(m, (size_t)(N * H));
   /* row chunks bound the large buffers for long batches: whole sequences for Wqkv/attention,
    * CHUNK_ROWS rows for the MLP */
-  const int64_t G = T >= CHUNK_ROWS ? 1 : (CHUNK_ROWS / T < B ? CHUNK_ROWS / T : B);
-  const int64_t CR = N < CHUNK_ROWS ? N : CHUNK_ROWS;
+  /* (on a device: one group, one chunk; the attention is fused) */
+  const int64_t G = m->dev ? B : T >= CHUNK_ROWS ? 1 : (CHUNK_ROWS / T < B ? CHUNK_ROWS / T : B);
+  const int64_t CR = m->dev ? N : N < CHUNK_ROWS ? N : CHUNK_ROWS;
   float *qkv = mp_act_alloc(m, (size_t)(G * T * 3 * H));
   float *ga = mp_act_alloc(m, (size_t)(CR * I));
   float *gb = mp_act_alloc(m, (size_t)(CR * I));
-  float *cs_g = mp_act_alloc(m, (size_t)(T * d));
-  float *cs_l = mp_act_alloc(m, (size_t)(T * d));
+  /* rotary tables on the host (copied to a device) */
+  float *cs_g = m->dev ? mp_arena_alloc_aligned(&m->act, (size_t)(T * d) * 4, 64) : mp_act_alloc(m, (size_t)(T * d));
+  float *cs_l = m->dev ? mp_arena_alloc_aligned(&m->act, (size_t)(T * d) * 4, 64) : mp_act_alloc(m, (size_t)(T * d));
   att_bufs ab = {.nseq = B, .T = T, .H = H, .NH = NH, .d = d, .half = half};
   const int64_t QB = T < GLOBAL_QB ? T : GLOBAL_QB, W = T < LOCAL_QB + 2 * half ? T : LOCAL_QB + 2 * half;
   ab.kh = mp_act_alloc(m, (size_t)(T * d));
@@ -452,19 +454,47 @@ static mp_status modernbert_encode(mp_model *m, const mp_model_batch *b, const m
   uint8_t *kmask = in.kmask;
   rope_table(f->theta_global, f->factor_global, T, d, cs_g);
   rope_table(f->theta_local, f->factor_local, T, d, cs_l);
-  MP_TRY(mp_embedding_rows(&f->tok, b->ids, N, x));
-  mp_layernorm(m->pool, x, NULL, N, H, f->emb_norm.g, f->emb_norm.b, f->eps, x);
-  mp_report_layer(out, 0, x, b, H);
+  const float *dcs_g = NULL, *dcs_l = NULL;
+  float *dq = NULL, *dk = NULL, *dv = NULL;
+  if (m->dev) {
+    dcs_g = m->dev->upload_act(m->dev_ctx, cs_g, (size_t)(T * d) * 4);
+    dcs_l = m->dev->upload_act(m->dev_ctx, cs_l, (size_t)(T * d) * 4);
+    dq = mp_act_alloc(m, (size_t)(N * H)), dk = mp_act_alloc(m, (size_t)(N * H)), dv = mp_act_alloc(m, (size_t)(N * H));
+    if (!dcs_g || !dcs_l || !dq || !dk || !dv) return mp_batch_nomem(b);
+  }
+  const mp_linear_weight *tab = &f->tok;
+  const int32_t *ids = b->ids;
+  MP_TRY(mp_embed_sum_ln(m, 1, &tab, &ids, N, &f->emb_norm, f->eps, x));
+  MP_TRY(mp_layer_report(m, out, 0, x, b, H));
 
   for (int64_t l = 0; l < c->layers; l++) {
     const mlayer *L = &f->layers[l];
     const float *xin = x;
     if (L->has_attn_norm) {
-      mp_layernorm(m->pool, x, NULL, N, H, L->attn_norm.g, L->attn_norm.b, f->eps, h);
+      MP_TRY(mp_ln_run(m, x, NULL, N, &L->attn_norm, f->eps, h));
       xin = h;
     }
     for (int64_t g0 = 0; g0 < B; g0 += G) {
       const int64_t gn = B - g0 < G ? B - g0 : G, rows = gn * T;
+      if (m->dev) { /* G = B: one group */
+        MP_TRY(mp_dense_run(m, xin, rows, &L->wqkv, MP_ACT_NONE, qkv));
+        MP_TRY(m->dev->rope_split(m->dev_ctx, qkv, rows, T, H, d, L->local ? dcs_l : dcs_g, dq, dk, dv));
+        mp_attention_args aa = {.batch = B,
+                                .seq_q = T,
+                                .seq_k = T,
+                                .heads = NH,
+                                .head_dim = d,
+                                .q = dq,
+                                .k = dk,
+                                .v = dv,
+                                .out = ctx,
+                                .scale = 1.0f / sqrtf((float)d),
+                                .key_mask = kmask};
+        mp_attn_rel rel = {.window = L->local ? half : 0};
+        if (L->local && half < 1) rel.window = -1; /* never: half >= 1 when local */
+        MP_TRY(mp_attention_rel_run(m, &aa, &rel));
+        continue;
+      }
       MP_TRY(mp_dense_run(m, xin + g0 * T * H, rows, &L->wqkv, MP_ACT_NONE, qkv));
       rope_task rt = {.qkv = qkv, .T = T, .H = H, .NH = NH, .d = d, .cs = L->local ? cs_l : cs_g};
       mp_pool_run(m->pool, rows, rope_rows, &rt);
@@ -473,22 +503,21 @@ static mp_status modernbert_encode(mp_model *m, const mp_model_batch *b, const m
       MP_TRY(attend(m, &ag, qkv, kmask + g0 * T, L->local, ctx + g0 * T * H));
     }
     MP_TRY(mp_dense_run(m, ctx, N, &L->wo, MP_ACT_NONE, h));
-    mp_add_inplace(x, h, N * H);
+    MP_TRY(mp_binary_run(m, x, h, N * H, 0));
     /* GeGLU MLP, CR rows at a time */
-    mp_layernorm(m->pool, x, NULL, N, H, L->mlp_norm.g, L->mlp_norm.b, f->eps, h);
+    MP_TRY(mp_ln_run(m, x, NULL, N, &L->mlp_norm, f->eps, h));
     for (int64_t r0 = 0; r0 < N; r0 += CR) {
       const int64_t rn = N - r0 < CR ? N - r0 : CR;
       MP_TRY(mp_dense_run(m, h + r0 * H, rn, &L->wi_in, f->act, ga));
       MP_TRY(mp_dense_run(m, h + r0 * H, rn, &L->wi_gate, MP_ACT_NONE, gb));
-      for (int64_t i = 0; i < rn * I; i++)
-        ga[i] *= gb[i];
-      MP_TRY(mp_dense_run(m, ga, rn, &L->mlp_wo, MP_ACT_NONE, ctx + r0 * H));
+      MP_TRY(mp_binary_run(m, ga, gb, rn * I, 1));
+      MP_TRY(mp_dense_run(m, ga, rn, &L->mlp_wo, MP_ACT_NONE, ctx + r0 * H)); /* r0 = 0 on a device */
     }
-    mp_add_inplace(x, ctx, N * H);
+    MP_TRY(mp_binary_run(m, x, ctx, N * H, 0));
     /* transformers' hidden_states[l + 1]: the layer output before final_norm */
-    mp_report_layer(out, (int)l + 1, x, b, H);
+    MP_TRY(mp_layer_report(m, out, (int)l + 1, x, b, H));
   }
-  mp_layernorm(m->pool, x, NULL, N, H, f->final_norm.g, f->final_norm.b, f->eps, h);
+  MP_TRY(mp_ln_run(m, x, NULL, N, &f->final_norm, f->eps, h));
   *hidden = h;
   return MP_OK;
 }
@@ -498,6 +527,20 @@ static mp_status modernbert_classify(mp_model *m, const mp_model_batch *b, const
   const int64_t B = (int64_t)b->n, T = (int64_t)b->seq, H = m->cfg.hidden;
   float *pooled = mp_act_alloc(m, (size_t)(B * H)), *h1 = mp_act_alloc(m, (size_t)(B * H));
   if (!pooled || !h1) return mp_err(MP_ERR_NOMEM, "out of memory");
+  if (m->dev) {
+    const int64_t NL = f->classifier.w.out;
+    float *lg = mp_act_alloc(m, (size_t)(B * NL));
+    const int32_t *dmask = b->mask ? m->dev->upload_act(m->dev_ctx, b->mask, (size_t)(B * T) * 4) : NULL;
+    if (!lg || (b->mask && !dmask)) return MP_ERR_NOMEM;
+    if (f->pool_mean)
+      MP_TRY(m->dev->mean_rows(m->dev_ctx, hidden, B, T, H, dmask, pooled));
+    else
+      MP_TRY(m->dev->gather_rows(m->dev_ctx, hidden, B, T, H, pooled));
+    MP_TRY(mp_dense_run(m, pooled, B, &f->head_dense, f->head_act, h1));
+    MP_TRY(mp_ln_run(m, h1, NULL, B, &f->head_norm, f->eps, h1));
+    MP_TRY(mp_dense_run(m, h1, B, &f->classifier, MP_ACT_NONE, lg));
+    return mp_logits_to_host(m, lg, B * NL, logits);
+  }
   for (int64_t r = 0; r < B; r++) {
     float *pr = pooled + r * H;
     const float *hr = hidden + r * T * H;
@@ -552,4 +595,5 @@ const mp_family_ops mp_family_modernbert = {.name = "modernbert",
                                             .encode = modernbert_encode,
                                             .classify = modernbert_classify,
                                             .release = modernbert_release,
-                                            .param_count = modernbert_param_count};
+                                            .param_count = modernbert_param_count,
+                                            .cuda = 1};

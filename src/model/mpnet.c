@@ -141,24 +141,33 @@ static mp_status mpnet_encode(mp_model *m, const mp_model_batch *b, const mp_for
   float *v = mp_act_alloc(m, (size_t)(N * H));
   float *ctx = mp_act_alloc(m, (size_t)(N * H));
   float *big = mp_act_alloc(m, (size_t)(N * (I > H ? I : H)));
-  float *bias = mp_act_alloc(m, (size_t)(NH * T * T));
+  float *bias = m->dev ? NULL : mp_act_alloc(m, (size_t)(NH * T * T)); /* CPU: the bias as a tensor */
   int32_t *bucket = mp_arena_alloc(&m->act, (size_t)(2 * T - 1) * 4);
-  if (!x || !q || !k || !v || !ctx || !big || !bias || !bucket) return mp_batch_nomem(b);
+  int32_t *bidx = m->dev ? mp_arena_alloc(&m->act, (size_t)(2 * T - 1) * 4) : NULL;
+  if (!x || !q || !k || !v || !ctx || !big || (!m->dev && !bias) || !bucket || (m->dev && !bidx))
+    return mp_batch_nomem(b);
   /* create_position_ids_from_input_ids with padding_idx 1 */
   mp_enc_inputs in;
   MP_TRY(mp_encode_inputs(m, b, MP_POS_FROM_IDS, MPNET_PADDING_IDX, 0, &in));
   uint8_t *kmask = in.kmask;
-  MP_TRY(mp_embedding_rows(&f->word, b->ids, N, x));
-  MP_TRY(mp_embedding_rows(&f->pos, in.pos, N, q));
-  mp_add_inplace(x, q, N * H);
-  mp_layernorm(m->pool, x, NULL, N, H, f->ln_emb.g, f->ln_emb.b, c->layer_norm_eps, x);
-  mp_report_layer(out, 0, x, b, H);
+  const mp_linear_weight *tabs[2] = {&f->word, &f->pos};
+  const int32_t *tids[2] = {b->ids, in.pos};
+  MP_TRY(mp_embed_sum_ln(m, 2, tabs, tids, N, &f->ln_emb, c->layer_norm_eps, x));
+  MP_TRY(mp_layer_report(m, out, 0, x, b, H));
 
   /* position bias [NH, T, T], the same for every sequence and every layer */
   for (int64_t dd = 0; dd < 2 * T - 1; dd++)
     bucket[dd] = rp_bucket(dd - (T - 1));
-  bias_task bt = {.T = T, .NH = NH, .bucket = bucket, .table = f->rel_bias, .bias = bias};
-  mp_pool_run(m->pool, NH * T, bias_fill, &bt);
+  mp_attn_rel rel = {0};
+  if (m->dev) { /* the bias inside the fused attention: bidx by (i - j) + T - 1, the table on the device */
+    for (int64_t dd = 0; dd < 2 * T - 1; dd++)
+      bidx[dd] = bucket[2 * T - 2 - dd];
+    rel.bidx = bidx;
+    if (!(rel.bias_tab = mp_dev_vector(m, f->rel_bias, MP_F32, MPNET_BUCKETS * NH, 0))) return MP_ERR_NOMEM;
+  } else {
+    bias_task bt = {.T = T, .NH = NH, .bucket = bucket, .table = f->rel_bias, .bias = bias};
+    mp_pool_run(m->pool, NH * T, bias_fill, &bt);
+  }
 
   mp_attention_args aa = {.batch = B,
                           .seq_q = T,
@@ -181,10 +190,16 @@ static mp_status mpnet_encode(mp_model *m, const mp_model_batch *b, const mp_for
     const mp_dense *qkv[3] = {&L->q, &L->k, &L->v};
     float *const ys[3] = {q, k, v};
     MP_TRY(mp_dense_run_many(m, x, N, 3, qkv, ys));
-    MP_TRY(mp_attention(m->pool, &aa));
+    if (m->dev) {
+      mp_attention_args ad = aa;
+      ad.bias = NULL;
+      MP_TRY(mp_attention_rel_run(m, &ad, &rel));
+    } else {
+      MP_TRY(mp_attention(m->pool, &aa));
+    }
     mp_post_ln_layer pl = {&L->o, &L->ln_attn, &L->inter, &L->out, &L->ln_out};
     MP_TRY(mp_post_ln_ffn(m, N, ctx, &pl, c->act, c->layer_norm_eps, &x, &q, big));
-    mp_report_layer(out, (int)l + 1, x, b, H);
+    MP_TRY(mp_layer_report(m, out, (int)l + 1, x, b, H));
   }
   *hidden = x;
   return MP_OK;
@@ -248,4 +263,5 @@ const mp_family_ops mp_family_mpnet = {.name = "mpnet",
                                        .encode = mpnet_encode,
                                        .classify = mpnet_classify,
                                        .release = mpnet_release,
-                                       .param_count = mpnet_param_count};
+                                       .param_count = mpnet_param_count,
+                                       .cuda = 1};

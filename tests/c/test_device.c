@@ -25,6 +25,18 @@ static void test_parse(void) {
   CHECK(strstr(mp_last_error(), "cuda:N") != NULL);
 }
 
+static void test_dtype_parse(void) {
+  mp_dtype dt = 0;
+  CHECK_OK(mp_device_dtype_parse("float16", &dt));
+  CHECK(dt == MP_F16);
+  CHECK_OK(mp_device_dtype_parse("bf16", &dt));
+  CHECK(dt == MP_BF16);
+  CHECK_OK(mp_device_dtype_parse("float32", &dt));
+  CHECK(dt == MP_F32);
+  CHECK(mp_device_dtype_parse("half", &dt) == MP_ERR_INVALID_ARG);
+  CHECK(strstr(mp_last_error(), "bfloat16") != NULL);
+}
+
 /* A folder with config.json only: the device is opened before the weights are read. */
 static const char *model_dir(const char *name, const char *model_type) {
   static char dir[3][512];
@@ -62,7 +74,7 @@ static void test_open_cuda_without_gpu(void) {
 static void test_family_not_on_cuda(void) {
   mp_model *m = NULL;
   mp_model_options o = {.device = "cuda"};
-  mp_status st = mp_model_open(model_dir("mpnet", "mpnet"), &o, &m);
+  mp_status st = mp_model_open(model_dir("mobilebert", "mobilebert"), &o, &m);
   CHECK(st == MP_ERR_UNSUPPORTED);
   const char *want = mp_device_cuda_built() ? "not supported on CUDA yet" : "built without CUDA";
   CHECKF(strstr(mp_last_error(), want) != NULL, "%s", mp_last_error());
@@ -71,6 +83,7 @@ static void test_family_not_on_cuda(void) {
 
 int main(void) {
   RUN(test_parse);
+  RUN(test_dtype_parse);
   RUN(test_open_cuda_without_gpu);
   RUN(test_family_not_on_cuda);
   return mp_test_done();

@@ -35,13 +35,18 @@ ldd "$BUILD/mlxport" | awk '/=> \//{print $3}' | while read -r lib; do
   esac
 done
 # the twins' sources: configs and tokenizers only (make_model_fixtures.py reads no weights)
-for m in all-MiniLM-L6-v2 all-MiniLM-L12-v2 roberta-large-mnli distilbert-base-uncased-mnli all-mpnet-base-v2; do
+# (the DeBERTa twins take MiniLM's WordPiece tokenizer: no sentencepiece needed on the GPU machine)
+for m in all-MiniLM-L6-v2 all-MiniLM-L12-v2 roberta-large-mnli distilbert-base-uncased-mnli all-mpnet-base-v2 \
+  deberta-v3-base-mnli-fever-anli deberta-v3-xsmall-mnli-binary bart-large-mnli mobilebert-uncased-mnli \
+  modernbert-large-zeroshot-v2; do
   mkdir -p "$OUT/shared/models/$m"
   for f in config.json tokenizer.json tokenizer_config.json special_tokens_map.json modules.json \
     sentence_bert_config.json 1_Pooling; do
     [ -e "$SHARED/models/$m/$f" ] && cp -r "$SHARED/models/$m/$f" "$OUT/shared/models/$m/"
   done
 done
+# tokenizer.json files xz-compressed (run.sh unpacks them): the carry stays under 64 MiB
+find "$OUT/shared/models" -name tokenizer.json -exec xz -9 {} +
 head -n 30 "$SHARED/datasets/mnli/validation_matched/dev.jsonl" >"$OUT/shared/datasets/mnli/validation_matched/dev.jsonl"
 head -n 40 "$SHARED/datasets/sst2/dev.tsv" >"$OUT/shared/datasets/sst2/dev.tsv"
 # the real MiniLM, float16 weights, xz-compressed (run.sh unpacks them with Python's lzma)

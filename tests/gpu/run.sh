@@ -2,7 +2,8 @@
 # The GPU suite of the CUDA backend (issue #20, docs/cuda.md), run on a machine with an NVIDIA GPU.
 # It builds nothing: it runs the CLI that tests/gpu/prepare.sh staged (from a -DMP_CUDA=ON build)
 # and checks, on fixed inputs:
-#   - CUDA against the CPU faithful path on random-weight twins of the BERT family (made here by
+#   - CUDA against the CPU faithful path on random-weight twins of the families on CUDA (BERT,
+#     RoBERTa, DistilBERT, MPNet, DeBERTa-v3, BART, ModernBERT; made here by
 #     tools/make_model_fixtures.py with this machine's torch/transformers) and on the real
 #     all-MiniLM-L6-v2 (float16 weights): embeddings cosine >= 0.9999 in float16 (>= 0.999999 in
 #     float32, >= 0.999 in bfloat16), classification argmax agreement 100%;
@@ -61,9 +62,18 @@ if ldd "$B" | grep -q "not found"; then
   exit 1
 fi
 
-# ---- random-weight twins (the BERT family on CUDA, MPNet as a family not on CUDA yet)
-if ! "$PY" tools/make_model_fixtures.py "$W/fx" --shared "$CARRY/shared" \
-  --only bert-cls,bert-embed,roberta-cls,distilbert-cls,mpnet-cls >"$W/fixtures.log" 2>&1; then
+# the carried tokenizer.json files are xz-compressed (prepare.sh): unpack a copy of shared/
+rm -rf "$W/shared"
+cp -r "$CARRY/shared" "$W/shared"
+find "$W/shared" -name 'tokenizer.json.xz' | while read -r f; do
+  "$PY" -c "import lzma,shutil,sys; shutil.copyfileobj(lzma.open(sys.argv[1]), open(sys.argv[2], 'wb'))" "$f" "${f%.xz}" &&
+    rm -f "$f"
+done
+
+# ---- random-weight twins (the families on CUDA; MobileBERT as a family not on CUDA yet)
+if ! "$PY" tools/make_model_fixtures.py "$W/fx" --shared "$W/shared" \
+  --only bert-cls,bert-embed,roberta-cls,distilbert-cls,mpnet-cls,mpnet-embed,deberta-wp-cls,deberta-bin-wp-cls,bart-cls,mobilebert-cls \
+  >"$W/fixtures.log" 2>&1; then
   tail -20 "$W/fixtures.log"
   record 1 "FAIL setup: tools/make_model_fixtures.py"
   echo "== summary: $npass passed, $nfail failed"
@@ -79,8 +89,23 @@ with open(f"{w}/texts.txt", "w") as f:
 with open(f"{w}/pairs.tsv", "w") as f:
     for p, h in ref["pairs"]:
         f.write(p.replace("\t", " ") + "\t" + h.replace("\t", " ") + "\n")
+# DeBERTa: long inputs (up to 512 tokens) reach the log-bucketed relative positions
+d = json.load(open(f"{w}/fx/deberta-wp-cls/reference.json"))
+with open(f"{w}/long.txt", "w") as f:
+    f.write(d["long_text"].replace("\n", " ") + "\n")
+    for p, h in d["long_pairs"]:
+        f.write((p + " " + h).replace("\n", " ") + "\n")
 PYEOF
 TEXTS="$W/texts.txt"
+# ModernBERT twins: transformers >= 4.48 (tools/modernbert_ref.py shims older torch); built apart so
+# that a machine without it fails only the ModernBERT checks
+MODERNBERT=1
+if ! "$PY" tools/make_model_fixtures.py "$W/fx" --shared "$W/shared" --only modernbert-cls,modernbert-bias-cls \
+  >"$W/fixtures-modernbert.log" 2>&1; then
+  tail -5 "$W/fixtures-modernbert.log"
+  record 1 "FAIL setup: ModernBERT twins (tools/make_model_fixtures.py --only modernbert-cls,...)"
+  MODERNBERT=0
+fi
 PAIRS="$W/pairs.tsv"
 MINILM="$W/minilm" # the carried copy with its weights unpacked
 rm -rf "$MINILM"
@@ -99,17 +124,21 @@ conv "$W/fx/bert-cls-st" "$W/q/bert-cls-q4" 4
 conv "$W/fx/roberta-cls-st" "$W/q/roberta-cls-q4" 4
 conv "$MINILM" "$W/q/minilm-q8" 8
 conv "$MINILM" "$W/q/minilm-q4" 4
+conv "$W/fx/deberta-wp-cls-st" "$W/q/deberta-wp-cls-q8" 8
+conv "$W/fx/bart-cls-st" "$W/q/bart-cls-q4" 4
+conv "$W/fx/mpnet-embed-st" "$W/q/mpnet-embed-q8" 8
+[ $MODERNBERT = 1 ] && conv "$W/fx/modernbert-cls-st" "$W/q/modernbert-cls-q8" 8
 
-# embed_check NAME MODEL: CPU faithful vs CUDA (fp16, fp32, bf16)
+# embed_check NAME MODEL [TEXTS]: CPU faithful vs CUDA (fp16, fp32, bf16)
 embed_check() {
-  local name=$1 m=$2 o="$W/out/$1"
+  local name=$1 m=$2 o="$W/out/$1" tx="${3:-$TEXTS}"
   mkdir -p "$o"
-  run "$name embed cpu" "$o/cpu.emb" "$B" embed --model "$m" --compute faithful <"$TEXTS" || return
-  run "$name embed cuda" "$o/cuda.emb" "$B" embed --model "$m" --device cuda <"$TEXTS" &&
+  run "$name embed cpu" "$o/cpu.emb" "$B" embed --model "$m" --compute faithful <"$tx" || return
+  run "$name embed cuda" "$o/cuda.emb" "$B" embed --model "$m" --device cuda <"$tx" &&
     cmp_out emb "$name embeddings cuda fp16 vs cpu" "$o/cpu.emb" "$o/cuda.emb" 0.9999
-  MP_CUDA_DTYPE=float32 run "$name embed cuda fp32" "$o/cuda32.emb" "$B" embed --model "$m" --device cuda <"$TEXTS" &&
+  MP_CUDA_DTYPE=float32 run "$name embed cuda fp32" "$o/cuda32.emb" "$B" embed --model "$m" --device cuda <"$tx" &&
     cmp_out emb "$name embeddings cuda fp32 vs cpu" "$o/cpu.emb" "$o/cuda32.emb" 0.999999
-  MP_CUDA_DTYPE=bfloat16 run "$name embed cuda bf16" "$o/cudabf.emb" "$B" embed --model "$m" --device cuda <"$TEXTS" &&
+  MP_CUDA_DTYPE=bfloat16 run "$name embed cuda bf16" "$o/cudabf.emb" "$B" embed --model "$m" --device cuda <"$tx" &&
     cmp_out emb "$name embeddings cuda bf16 vs cpu" "$o/cpu.emb" "$o/cudabf.emb" 0.999
 }
 # cls_check NAME MODEL TOL: CPU faithful vs CUDA logits (argmax 100%, max |d| <= TOL)
@@ -126,10 +155,18 @@ cls_check() {
 echo "== CUDA vs the CPU faithful path"
 embed_check minilm "$MINILM"
 embed_check bert-embed "$W/fx/bert-embed-st"
-for f in bert-cls roberta-cls distilbert-cls; do
+for f in bert-cls roberta-cls distilbert-cls mpnet-cls deberta-wp-cls deberta-bin-wp-cls bart-cls; do
   embed_check "$f" "$W/fx/$f-st"
   cls_check "$f" "$W/fx/$f-st" 0.01
 done
+embed_check mpnet-embed "$W/fx/mpnet-embed-st"
+if [ $MODERNBERT = 1 ]; then
+  for f in modernbert-cls modernbert-bias-cls; do
+    embed_check "$f" "$W/fx/$f-st"
+    cls_check "$f" "$W/fx/$f-st" 0.01
+  done
+fi
+embed_check deberta-long "$W/fx/deberta-wp-cls-st" "$W/long.txt"
 
 echo "== MLX-quantized (q8/q4) on CUDA vs the CPU quantized path (faithful)"
 embed_check minilm-q8 "$W/q/minilm-q8"
@@ -137,6 +174,10 @@ embed_check minilm-q4 "$W/q/minilm-q4"
 cls_check bert-cls-q8 "$W/q/bert-cls-q8" 0.01
 cls_check bert-cls-q4 "$W/q/bert-cls-q4" 0.01
 cls_check roberta-cls-q4 "$W/q/roberta-cls-q4" 0.01
+cls_check deberta-wp-cls-q8 "$W/q/deberta-wp-cls-q8" 0.01
+cls_check bart-cls-q4 "$W/q/bart-cls-q4" 0.01
+embed_check mpnet-embed-q8 "$W/q/mpnet-embed-q8"
+[ $MODERNBERT = 1 ] && cls_check modernbert-cls-q8 "$W/q/modernbert-cls-q8" 0.01
 
 echo "== CUDA vs PyTorch (transformers, float16, same GPU)"
 o="$W/out/torch"
@@ -144,19 +185,25 @@ mkdir -p "$o"
 if run "torch minilm" "$o/minilm.log" "$PY" "$G/torch_ref.py" emb "$MINILM" "$TEXTS" 256 "$o/minilm.emb"; then
   cmp_out emb "minilm embeddings cuda vs torch fp16" "$o/minilm.emb" "$W/out/minilm/cuda.emb" 0.9999
 fi
-for f in bert-cls roberta-cls distilbert-cls; do
+TORCH_CLS="bert-cls roberta-cls distilbert-cls mpnet-cls deberta-wp-cls deberta-bin-wp-cls bart-cls"
+if [ $MODERNBERT = 1 ] && "$PY" -c "import transformers.models.modernbert" 2>/dev/null; then
+  TORCH_CLS="$TORCH_CLS modernbert-cls modernbert-bias-cls"
+else
+  echo "SKIP modernbert vs torch: no ModernBERT twins, or no ModernBERT in this transformers"
+fi
+for f in $TORCH_CLS; do
   if run "torch $f" "$o/$f.log" "$PY" "$G/torch_ref.py" cls "$W/fx/$f-st" "$PAIRS" 512 "$o/$f.cls"; then
     cmp_out cls "$f logits cuda vs torch fp16" "$o/$f.cls" "$W/out/$f/cuda.cls" 0.01
   fi
 done
 
 echo "== clear errors"
-msg="$("$B" classify --model "$W/fx/mpnet-cls-st" --pair --device cuda <"$PAIRS" 2>&1 >/dev/null)"
+msg="$("$B" classify --model "$W/fx/mobilebert-cls-st" --pair --device cuda <"$PAIRS" 2>&1 >/dev/null)"
 rc=$?
 if [ $rc -eq 3 ] && grep -q "not supported on CUDA yet" <<<"$msg"; then
-  record 0 "PASS mpnet (not on CUDA yet): exit 3, \"$msg\""
+  record 0 "PASS mobilebert (not on CUDA yet): exit 3, \"$msg\""
 else
-  record 1 "FAIL mpnet (not on CUDA yet): exit $rc, \"$msg\""
+  record 1 "FAIL mobilebert (not on CUDA yet): exit $rc, \"$msg\""
 fi
 msg="$(echo hello | "$B" embed --model "$MINILM" --device cuda:99 2>&1 >/dev/null)"
 rc=$?
