@@ -9,6 +9,7 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 BUILD="${1:-$ROOT/build-cuda}"
 OUT="${2:-$ROOT/gpu-carry}"
+OUT="$(mkdir -p "$OUT" && cd "$OUT" && pwd)" # absolute: the steps below change directory
 MP_CACHE="${MP_CACHE:-$ROOT/.cache}"
 PY="${MP_PYTHON:-$MP_CACHE/venv/bin/python}"
 SHARED="${MP_SHARED_DIR:-$ROOT/../shared}"
