@@ -18,7 +18,9 @@ HUB="${HF_HUB_CACHE:-$MP_CACHE/huggingface/hub}"
 rm -rf "$OUT"
 mkdir -p "$OUT/bin" "$OUT/shared/models" "$OUT/shared/datasets/mnli/validation_matched" "$OUT/shared/datasets/sst2"
 cp "$BUILD/mlxport" "$OUT/bin/mlxport"
-strip "$OUT/bin/mlxport" 2>/dev/null || true
+# bench/bench_device.c (bench/bench_cuda.py's measuring half), when the build has it
+[ -x "$BUILD/bench_device" ] && cp "$BUILD/bench_device" "$OUT/bin/"
+strip "$OUT/bin/"* 2>/dev/null || true
 # the shared libraries it links that another distribution may lack (libyaml, utf8proc, pcre2, curl,
 # ...), beside it in lib/ (run.sh puts lib/ on LD_LIBRARY_PATH and checks that nothing is missing).
 # Not copied: glibc, the C++ runtime, the CUDA libraries (cuBLASLt: the GPU machine's own toolkit)
@@ -39,15 +41,17 @@ done
 # (the DeBERTa twins take MiniLM's WordPiece tokenizer: no sentencepiece needed on the GPU machine)
 for m in all-MiniLM-L6-v2 all-MiniLM-L12-v2 roberta-large-mnli distilbert-base-uncased-mnli all-mpnet-base-v2 \
   deberta-v3-base-mnli-fever-anli deberta-v3-xsmall-mnli-binary bart-large-mnli mobilebert-uncased-mnli \
-  modernbert-large-zeroshot-v2; do
+  modernbert-large-zeroshot-v2 xtremedistil-l6-h256-nli-binary; do
   mkdir -p "$OUT/shared/models/$m"
   for f in config.json tokenizer.json tokenizer_config.json special_tokens_map.json modules.json \
-    sentence_bert_config.json 1_Pooling; do
+    sentence_bert_config.json 1_Pooling vocab.txt vocab.json merges.txt spm.model added_tokens.json; do
     [ -e "$SHARED/models/$m/$f" ] && cp -r "$SHARED/models/$m/$f" "$OUT/shared/models/$m/"
   done
 done
-# tokenizer.json files xz-compressed (run.sh unpacks them): the carry stays under 64 MiB
-find "$OUT/shared/models" -name tokenizer.json -exec xz -9 {} +
+# tokenizer files xz-compressed (run.sh and bench/bench_cuda.py unpack them): the carry stays under
+# 64 MiB
+find "$OUT/shared/models" \( -name tokenizer.json -o -name spm.model -o -name vocab.json -o -name merges.txt \) \
+  -exec xz -9 {} +
 head -n 30 "$SHARED/datasets/mnli/validation_matched/dev.jsonl" >"$OUT/shared/datasets/mnli/validation_matched/dev.jsonl"
 head -n 40 "$SHARED/datasets/sst2/dev.tsv" >"$OUT/shared/datasets/sst2/dev.tsv"
 # the real MiniLM, float16 weights, xz-compressed (run.sh unpacks them with Python's lzma)

@@ -62,10 +62,10 @@ if ldd "$B" | grep -q "not found"; then
   exit 1
 fi
 
-# the carried tokenizer.json files are xz-compressed (prepare.sh): unpack a copy of shared/
+# the carried tokenizer files are xz-compressed (prepare.sh): unpack a copy of shared/
 rm -rf "$W/shared"
 cp -r "$CARRY/shared" "$W/shared"
-find "$W/shared" -name 'tokenizer.json.xz' | while read -r f; do
+find "$W/shared" -name '*.xz' | while read -r f; do
   "$PY" -c "import lzma,shutil,sys; shutil.copyfileobj(lzma.open(sys.argv[1]), open(sys.argv[2], 'wb'))" "$f" "${f%.xz}" &&
     rm -f "$f"
 done

@@ -1,0 +1,253 @@
+#!/usr/bin/env python3
+"""Issue #20's GPU benchmark, run on the GPU machine in one call: the original configuration's
+eleven models as full-size random-weight twins (each model's real config.json and tokenizer; weights
+drawn by transformers' own initialisation on this machine, saved in float16: speed does not depend on
+the weight values), converted by mlxport to MLX q8 and q4 (group 64), then forward-pass throughput
+(sequences/s, every token real, no padding) at fixed lengths for
+
+    mlxport fp16, bf16 (the HF twin), q8, q4 (the MLX folders)   bench/bench_device.c
+    PyTorch float16 (transformers, SDPA attention where the family has it, eager otherwise)
+
+on the same GPU in the same run, one after the other, plus the memory targets: roberta-large at batch
+64 x 512 tokens and ModernBERT-large at 8,192 tokens, with peak GPU memory (mlxport: its allocator's
+high-water mark; PyTorch: torch.cuda.max_memory_allocated). Prints Markdown tables and writes every
+measurement as JSON lines.
+
+    tests/gpu/prepare.sh build-cuda gpu-carry          # here (stages bin/mlxport, bin/bench_device)
+    python3 bench/bench_cuda.py --carry gpu-carry [--out DIR] [--batch 128] [--seq 48,128]
+                                [--seconds 1.0] [--only a,b] [--no-torch] [--no-memory]
+"""
+import argparse
+import json
+import lzma
+import os
+import shutil
+import subprocess
+import sys
+import time
+
+# name -> kind: "cls" (a sequence-classification head; zero-shot/NLI models) or "embed" (sentence
+# embedders, the bare encoder)
+MODELS = {
+    "all-MiniLM-L6-v2": "embed",
+    "all-MiniLM-L12-v2": "embed",
+    "all-mpnet-base-v2": "embed",
+    "xtremedistil-l6-h256-nli-binary": "cls",
+    "deberta-v3-xsmall-mnli-binary": "cls",
+    "mobilebert-uncased-mnli": "cls",
+    "distilbert-base-uncased-mnli": "cls",
+    "deberta-v3-base-mnli-fever-anli": "cls",
+    "roberta-large-mnli": "cls",
+    "bart-large-mnli": "cls",
+    "modernbert-large-zeroshot-v2": "cls",
+}
+SMALL = {"all-MiniLM-L6-v2", "all-MiniLM-L12-v2", "all-mpnet-base-v2", "xtremedistil-l6-h256-nli-binary",
+         "deberta-v3-xsmall-mnli-binary", "mobilebert-uncased-mnli"}  # issue #20's "six small models"
+
+
+def log(*a):
+    print(*a, file=sys.stderr, flush=True)
+
+
+def make_twin(torch, transformers, src, dst, kind, device):
+    """Full-size random-weight twin of the model whose config and tokenizer are in src."""
+    if os.path.exists(os.path.join(dst, "config.json")):
+        return
+    tmp = dst + ".tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    os.makedirs(tmp)
+    for f in os.listdir(src):
+        p = os.path.join(src, f)
+        if f.endswith(".xz"):
+            with lzma.open(p) as a, open(os.path.join(tmp, f[:-3]), "wb") as b:
+                shutil.copyfileobj(a, b)
+        elif os.path.isdir(p):
+            shutil.copytree(p, os.path.join(tmp, f))
+        elif f != "config.json":
+            shutil.copy(p, tmp)
+    cfg = transformers.AutoConfig.from_pretrained(src)
+    torch.manual_seed(0)
+    arch = (cfg.architectures or ["AutoModel"])[0]
+    if kind == "cls" and not arch.endswith("ForSequenceClassification"):
+        # a config saved without its head (xtremedistil's is a bare BertModel): the binary NLI head
+        arch = type(transformers.AutoModelForSequenceClassification.from_config(cfg)).__name__
+        cfg.architectures = [arch]
+        cfg.id2label, cfg.label2id = {0: "entailment", 1: "not_entailment"}, {"entailment": 0, "not_entailment": 1}
+    cls = getattr(transformers, arch, None) if kind == "cls" else None
+    with torch.device(device):
+        m = cls(cfg) if cls else transformers.AutoModel.from_config(cfg)
+    m = m.half().eval()
+    m.save_pretrained(tmp, safe_serialization=True)
+    del m
+    if device != "cpu":
+        torch.cuda.empty_cache()
+    shutil.rmtree(dst, ignore_errors=True)
+    os.rename(tmp, dst)
+
+
+def mlxport_bench(bench, folder, dtype, seqs, batch, seconds, device):
+    p = subprocess.run([bench, "--model", folder, "--device", device, "--dtype", dtype, "--seq",
+                        ",".join(map(str, seqs)), "--batch", str(batch), "--seconds", str(seconds)],
+                       capture_output=True, text=True)
+    rows = [json.loads(x) for x in p.stdout.splitlines() if x.startswith("{")]
+    err = None if p.returncode == 0 else (p.stderr.strip().splitlines() or ["exit %d" % p.returncode])[-1]
+    return {r["seq"]: r for r in rows}, err
+
+
+def torch_bench(torch, transformers, folder, kind, seqs, batch, seconds, device):
+    """PyTorch float16 forward passes: SDPA attention where transformers has it for the family."""
+    auto = transformers.AutoModelForSequenceClassification if kind == "cls" else transformers.AutoModel
+    impl = "sdpa"
+    try:
+        m = auto.from_pretrained(folder, dtype=torch.float16, attn_implementation="sdpa")
+    except (ValueError, ImportError, TypeError):
+        impl = "eager"
+        m = auto.from_pretrained(folder, dtype=torch.float16, attn_implementation="eager")
+    m = m.to(device).eval()
+    vocab = m.config.vocab_size
+    out = {}
+    for seq in seqs:
+        g = torch.Generator(device=device).manual_seed(0)
+        ids = torch.randint(min(1000, vocab - 1), vocab, (batch, seq), device=device, generator=g)
+        mask = torch.ones_like(ids)
+        if device != "cpu":
+            torch.cuda.reset_peak_memory_stats()
+        with torch.inference_mode():
+            for _ in range(3):
+                m(input_ids=ids, attention_mask=mask)
+            if device != "cpu":
+                torch.cuda.synchronize()
+            t0 = time.perf_counter()
+            it = 0
+            while it < 3 or time.perf_counter() - t0 < seconds:
+                r = m(input_ids=ids, attention_mask=mask)
+                if kind == "cls":
+                    r.logits.float().cpu()  # results to the host, as mlxport gives them
+                else:  # mean pooling, as the embedders' sentence-transformers module
+                    h = r.last_hidden_state * mask[..., None]
+                    (h.sum(1) / mask.sum(1, keepdim=True)).float().cpu()
+                it += 1
+            dt = time.perf_counter() - t0
+        out[seq] = {"seqs_per_s": it * batch / dt, "iters": it, "seconds": dt, "attn": impl,
+                    "peak_mb": torch.cuda.max_memory_allocated() / 1048576 if device != "cpu" else 0.0}
+    del m
+    if device != "cpu":
+        torch.cuda.empty_cache()
+    return out
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--carry", default="gpu-carry")
+    ap.add_argument("--work", default="/tmp/mlxport-bench-cuda")
+    ap.add_argument("--out", default=os.environ.get("OUT", "."))
+    ap.add_argument("--batch", type=int, default=128)
+    ap.add_argument("--seq", default="48,128")
+    ap.add_argument("--seconds", type=float, default=1.0)
+    ap.add_argument("--only", default=None)
+    ap.add_argument("--variants", default="fp16,bf16,q8,q4")
+    ap.add_argument("--device", default="cuda", help="cuda (the benchmark) or cpu (a smoke test of this script)")
+    ap.add_argument("--no-torch", action="store_true")
+    ap.add_argument("--no-memory", action="store_true")
+    a = ap.parse_args()
+    import torch
+    import transformers
+
+    carry = os.path.abspath(a.carry)
+    mlxport, bench = os.path.join(carry, "bin", "mlxport"), os.path.join(carry, "bin", "bench_device")
+    os.environ["LD_LIBRARY_PATH"] = os.path.join(carry, "lib") + ":" + os.environ.get("LD_LIBRARY_PATH", "")
+    os.makedirs(a.work, exist_ok=True)
+    os.makedirs(a.out, exist_ok=True)
+    jl = open(os.path.join(a.out, "bench_cuda.jsonl"), "w")
+    seqs = [int(s) for s in a.seq.split(",")]
+    names = a.only.split(",") if a.only else list(MODELS)
+    variants = a.variants.split(",")
+    gpu = torch.cuda.get_device_name(0) if a.device != "cpu" else "cpu"
+    log(f"== {gpu}; torch {torch.__version__}, transformers {transformers.__version__}; batch {a.batch}")
+    res = {}
+    t_start = time.time()
+    for name in names:
+        kind = MODELS[name]
+        twin = os.path.join(a.work, name)
+        t0 = time.time()
+        make_twin(torch, transformers, os.path.join(carry, "shared", "models", name), twin, kind, a.device)
+        folders = {"fp16": (twin, "float16"), "bf16": (twin, "bfloat16")}
+        for bits in (8, 4):
+            q = f"{twin}-q{bits}"
+            if f"q{bits}" in variants and not os.path.exists(os.path.join(q, "config.json")):
+                subprocess.run([mlxport, "convert", "--hf-path", twin, "--mlx-path", q, "-q", "--q-bits", str(bits),
+                                "--q-group-size", "64", "--dtype", "float16"], check=True, capture_output=True)
+            folders[f"q{bits}"] = (q, "float16")
+        log(f"{name}: twin + conversions {time.time() - t0:.0f}s")
+        r = res[name] = {}
+        for v in variants:
+            rows, err = mlxport_bench(bench, folders[v][0], folders[v][1], seqs, a.batch, a.seconds, a.device)
+            r[v] = rows if not err else {"error": err}
+            for seq, row in rows.items():
+                jl.write(json.dumps({"model": name, "runtime": "mlxport", "variant": v, **row}) + "\n")
+            if err:
+                log(f"{name} {v}: {err}")
+        if not a.no_torch:
+            try:
+                r["torch"] = torch_bench(torch, transformers, twin, kind, seqs, a.batch, a.seconds, a.device)
+                for seq, row in r["torch"].items():
+                    jl.write(json.dumps({"model": name, "runtime": "torch", "variant": "fp16", "seq": seq,
+                                         "batch": a.batch, **row}) + "\n")
+            except Exception as e:  # a family transformers cannot run: named in the table
+                r["torch"] = {"error": f"{type(e).__name__}: {e}"[:200]}
+                log(f"{name} torch: {r['torch']['error']}")
+        jl.flush()
+        log(f"{name}: done ({time.time() - t0:.0f}s)")
+
+    def sps(d, seq):
+        return d.get(seq, {}).get("seqs_per_s") if isinstance(d, dict) and "error" not in d else None
+
+    def fmt(x):
+        return "—" if x is None else f"{x:,.0f}"
+
+    def ratio(x, y):
+        return "—" if x is None or not y else f"{x / y:.2f}x"
+
+    print(f"\n## Sequences/s, batch {a.batch}, every token real ({gpu}; torch {torch.__version__}, "
+          f"transformers {transformers.__version__})\n")
+    for seq in seqs:
+        print(f"\n### {seq} tokens\n")
+        print("| model | PyTorch fp16 (attn) | mlxport fp16 | bf16 | q8 | q4 | fp16 / PyTorch | q8 / own fp16 |")
+        print("|---|---:|---:|---:|---:|---:|---:|---:|")
+        for name in names:
+            r = res[name]
+            t = sps(r.get("torch", {}), seq)
+            attn = r.get("torch", {}).get(seq, {}).get("attn", "") if t else "failed"
+            f16 = sps(r.get("fp16", {}), seq)
+            cells = [fmt(sps(r.get(v, {}), seq)) for v in ("fp16", "bf16", "q8", "q4")]
+            tag = " (small)" if name in SMALL else ""
+            print(f"| {name}{tag} | {fmt(t)} ({attn}) | " + " | ".join(cells) +
+                  f" | {ratio(f16, t)} | {ratio(sps(r.get('q8', {}), seq), f16)} |")
+    errs = [(n, v, r[v]["error"]) for n, r in res.items() for v in r if isinstance(r[v], dict) and "error" in r[v]]
+    for n, v, e in errs:
+        print(f"- {n} {v}: {e}")
+
+    if not a.no_memory:
+        print("\n## Memory targets (peak GPU memory)\n")
+        print("| model | shape | mlxport fp16 seqs/s | mlxport peak MB | PyTorch fp16 seqs/s | PyTorch peak MB |")
+        print("|---|---|---:|---:|---:|---:|")
+        for name, batch, seq in (("roberta-large-mnli", 64, 512), ("modernbert-large-zeroshot-v2", 1, 8192)):
+            twin = os.path.join(a.work, name)
+            if not os.path.exists(twin):
+                make_twin(torch, transformers, os.path.join(carry, "shared", "models", name), twin, MODELS[name], a.device)
+            rows, err = mlxport_bench(bench, twin, "float16", [seq], batch, a.seconds, a.device)
+            m = rows.get(seq, {})
+            try:
+                t = torch_bench(torch, transformers, twin, MODELS[name], [seq], batch, a.seconds, a.device)[seq]
+            except Exception as e:
+                t = {"error": f"{type(e).__name__}: {e}"[:200]}
+            jl.write(json.dumps({"memory_target": name, "batch": batch, "seq": seq, "mlxport": m or {"error": err},
+                                 "torch": t}) + "\n")
+            print(f"| {name} | {batch} x {seq} | {fmt(m.get('seqs_per_s'))} | {fmt(m.get('peak_mb'))}"
+                  f"{'' if not err else ' (' + err + ')'} | {fmt(t.get('seqs_per_s'))} | {fmt(t.get('peak_mb'))} |")
+    jl.close()
+    log(f"== total {time.time() - t_start:.0f}s")
+
+
+if __name__ == "__main__":
+    main()
