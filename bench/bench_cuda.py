@@ -13,8 +13,8 @@ on the same GPU in the same run, one after the other, plus the memory targets: r
 high-water mark; PyTorch: torch.cuda.max_memory_allocated). Prints Markdown tables and writes every
 measurement as JSON lines.
 
-    tests/gpu/prepare.sh build-cuda gpu-carry          # here (stages bin/mlxport, bin/bench_device)
-    python3 bench/bench_cuda.py --carry gpu-carry [--out DIR] [--batch 128] [--seq 48,128]
+    tests/gpu/prepare.sh build-cuda bench-carry bench   # here: bin/mlxport, bin/bench_device, tokenizers
+    python3 bench/bench_cuda.py --carry bench-carry [--out DIR] [--batch 128] [--seq 48,128]
                                 [--seconds 1.0] [--only a,b] [--no-torch] [--no-memory]
 """
 import argparse
@@ -138,7 +138,7 @@ def torch_bench(torch, transformers, folder, kind, seqs, batch, seconds, device)
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--carry", default="gpu-carry")
+    ap.add_argument("--carry", default="bench-carry")
     ap.add_argument("--work", default="/tmp/mlxport-bench-cuda")
     ap.add_argument("--out", default=os.environ.get("OUT", "."))
     ap.add_argument("--batch", type=int, default=128)

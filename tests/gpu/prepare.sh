@@ -4,11 +4,15 @@
 # the real all-MiniLM-L6-v2 with its weights cast to float16 (the f32 original is 90 MB), and the
 # configs + tokenizers + the few dataset rows tools/make_model_fixtures.py builds the random-weight
 # twins from (the twins themselves are made on the GPU machine with its torch/transformers).
-#   tests/gpu/prepare.sh [BUILD_DIR=build-cuda] [OUT=gpu-carry]
+# With WHAT=bench it stages instead what bench/bench_cuda.py needs (bin/bench_device and every
+# tokenizer file of the eleven models; no MiniLM weights): a call carries one or the other.
+#   tests/gpu/prepare.sh [BUILD_DIR=build-cuda] [OUT=gpu-carry] [WHAT=suite|bench]
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 BUILD="${1:-$ROOT/build-cuda}"
 OUT="${2:-$ROOT/gpu-carry}"
+WHAT="${3:-suite}"
+case "$WHAT" in suite | bench) ;; *) echo "prepare: WHAT must be suite or bench, not '$WHAT'"; exit 2 ;; esac
 OUT="$(mkdir -p "$OUT" && cd "$OUT" && pwd)" # absolute: the steps below change directory
 MP_CACHE="${MP_CACHE:-$ROOT/.cache}"
 PY="${MP_PYTHON:-$MP_CACHE/venv/bin/python}"
@@ -19,7 +23,10 @@ rm -rf "$OUT"
 mkdir -p "$OUT/bin" "$OUT/shared/models" "$OUT/shared/datasets/mnli/validation_matched" "$OUT/shared/datasets/sst2"
 cp "$BUILD/mlxport" "$OUT/bin/mlxport"
 # bench/bench_device.c (bench/bench_cuda.py's measuring half), when the build has it
-[ -x "$BUILD/bench_device" ] && cp "$BUILD/bench_device" "$OUT/bin/"
+if [ "$WHAT" = bench ]; then
+  [ -x "$BUILD/bench_device" ] || { echo "prepare: $BUILD/bench_device not found (cmake --build $BUILD)"; exit 2; }
+  cp "$BUILD/bench_device" "$OUT/bin/"
+fi
 strip "$OUT/bin/"* 2>/dev/null || true
 # the shared libraries it links that another distribution may lack (libyaml, utf8proc, pcre2, curl,
 # ...), beside it in lib/ (run.sh puts lib/ on LD_LIBRARY_PATH and checks that nothing is missing).
@@ -44,16 +51,27 @@ for m in all-MiniLM-L6-v2 all-MiniLM-L12-v2 roberta-large-mnli distilbert-base-u
   modernbert-large-zeroshot-v2 xtremedistil-l6-h256-nli-binary; do
   mkdir -p "$OUT/shared/models/$m"
   for f in config.json tokenizer.json tokenizer_config.json special_tokens_map.json modules.json \
-    sentence_bert_config.json 1_Pooling vocab.txt vocab.json merges.txt spm.model added_tokens.json; do
+    sentence_bert_config.json 1_Pooling; do
     [ -e "$SHARED/models/$m/$f" ] && cp -r "$SHARED/models/$m/$f" "$OUT/shared/models/$m/"
   done
+  # the benchmark runs mlxport on the real tokenizers, also of the models without tokenizer.json
+  if [ "$WHAT" = bench ] && [ ! -e "$SHARED/models/$m/tokenizer.json" ]; then
+    for f in vocab.txt vocab.json merges.txt spm.model added_tokens.json; do
+      [ -e "$SHARED/models/$m/$f" ] && cp "$SHARED/models/$m/$f" "$OUT/shared/models/$m/"
+    done
+  fi
 done
 # tokenizer files xz-compressed (run.sh and bench/bench_cuda.py unpack them): the carry stays under
 # 64 MiB
-find "$OUT/shared/models" \( -name tokenizer.json -o -name spm.model -o -name vocab.json -o -name merges.txt \) \
+find "$OUT/shared/models" \( -name tokenizer.json -o -name spm.model -o -name vocab.txt \) \
   -exec xz -9 {} +
 head -n 30 "$SHARED/datasets/mnli/validation_matched/dev.jsonl" >"$OUT/shared/datasets/mnli/validation_matched/dev.jsonl"
 head -n 40 "$SHARED/datasets/sst2/dev.tsv" >"$OUT/shared/datasets/sst2/dev.tsv"
+if [ "$WHAT" = bench ]; then
+  du -sh "$OUT"
+  echo "prepare: staged $OUT; on the GPU machine run: python3 bench/bench_cuda.py --carry $(basename "$OUT")"
+  exit 0
+fi
 # the real MiniLM, float16 weights, xz-compressed (run.sh unpacks them with Python's lzma)
 SNAP="$(ls -d "$HUB"/models--sentence-transformers--all-MiniLM-L6-v2/snapshots/*/ | head -1)"
 mkdir -p "$OUT/minilm"
