@@ -252,8 +252,21 @@ template <typename T> __global__ void k_mean_rows(const T *x, int64_t seq, int64
 
 template <typename T> __global__ void k_gather_idx(const T *x, const int32_t *idx, int64_t dim, T *out) {
   int64_t r = blockIdx.x;
+  const int64_t i = idx[r]; /* < 0: a row of zeros (MobileBERT's trigram rows past a sequence's ends) */
   for (int64_t d = threadIdx.x; d < dim; d += blockDim.x)
-    out[r * dim + d] = x[(int64_t)idx[r] * dim + d];
+    out[r * dim + d] = i < 0 ? elem<T>::store(0.0f) : x[i * dim + d];
+}
+
+/* out = (x + res) * g + b elementwise over rows of dim values (MobileBERT's NoNorm): the product
+ * rounded before the add, as torch (and the CPU path) computes it. */
+template <typename T>
+__global__ void k_affine(const T *x, const T *res, int64_t n, int64_t dim, const float *g, const float *b, T *out) {
+  int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+  if (i >= n) return;
+  const int64_t d = i % dim;
+  float v = ld(x, i);
+  if (res) v = __fadd_rn(v, ld(res, i));
+  st(out, i, __fadd_rn(__fmul_rn(v, g[d]), b ? b[d] : 0.0f));
 }
 
 template <typename T> __global__ void k_zero_rows(T *x, int64_t dim, const uint8_t *keep) {
@@ -852,11 +865,27 @@ static mp_status cuda_download(void *p, const void *x, size_t n, float *host) {
 
 static size_t cuda_peak_bytes(void *p) { return ((cuda_ctx *)p)->peak_bytes; }
 
+template <typename T>
+static void launch_affine(cuda_ctx *c, const void *x, const void *res, int64_t n, int64_t dim, const void *g,
+                          const void *b, void *out) {
+  k_affine<T><<<blocks(n, 256), 256, 0, c->stream>>>((const T *)x, (const T *)res, n, dim, (const float *)g,
+                                                     (const float *)b, (T *)out);
+}
+static mp_status cuda_affine(void *p, const void *x, const void *res, int64_t rows, int64_t dim, const void *g,
+                             const void *b, void *out) {
+  cuda_ctx *c = (cuda_ctx *)p;
+  if (rows <= 0 || dim <= 0) return MP_OK;
+  DISPATCH(c, launch_affine, (c, x, res, rows * dim, dim, g, b, out));
+  LAUNCHED("NoNorm");
+  return MP_OK;
+}
+
 static const mp_device_ops cuda_ops = {
     "cuda",          cuda_close,        cuda_describe, cuda_begin,      cuda_alloc,
     cuda_upload_act, cuda_upload_param, cuda_dense,    cuda_layernorm,  cuda_embed_sum_ln,
     cuda_attention,  cuda_gather_rows,  cuda_pool,     cuda_gather_idx, cuda_zero_rows,
     cuda_download,   cuda_rope_split,   cuda_binary,   cuda_mean_rows,  cuda_peak_bytes,
+    cuda_affine,
 };
 
 extern "C" const mp_device_ops *mp_cuda_ops(void) { return &cuda_ops; }

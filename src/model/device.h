@@ -95,7 +95,7 @@ typedef struct mp_device_ops {
    * normalize when asked; out: host f32 [batch, dim]. */
   mp_status (*pool)(void *ctx, const void *x, int64_t batch, int64_t seq, int64_t dim, const int32_t *mask, int pooling,
                     int normalize, float *out);
-  /* out[r] = x[idx[r]] for r < n (idx device int32): rows of dim values. */
+  /* out[r] = x[idx[r]] for r < n (idx device int32; idx[r] < 0: a row of zeros): rows of dim values. */
   mp_status (*gather_idx)(void *ctx, const void *x, int64_t n, const int32_t *idx, int64_t dim, void *out);
   /* x[r] = 0 for the rows r < rows whose keep[r] (device bytes) is 0 (rows of dim values). */
   mp_status (*zero_rows)(void *ctx, void *x, int64_t rows, int64_t dim, const uint8_t *keep);
@@ -115,6 +115,10 @@ typedef struct mp_device_ops {
   /* The high-water mark of the device memory this context allocated (weights, activations,
    * workspace), in bytes. */
   size_t (*peak_bytes)(void *ctx);
+  /* out = (x + residual) * g + b per row of dim values, elementwise (MobileBERT's NoNorm; residual
+   * may be NULL; g, b f32 params; out may alias x). */
+  mp_status (*affine)(void *ctx, const void *x, const void *residual, int64_t rows, int64_t dim, const void *g,
+                      const void *b, void *out);
 } mp_device_ops;
 
 #ifdef MP_HAVE_CUDA

@@ -1,6 +1,6 @@
 /* Layer math shared by the model families (see layers.h): dense layers on the float or integer
- * kernels, activation buffers, the encode prologue, the post-LayerNorm layer tail and the
- * first-token head. */
+ * kernels, activation buffers, norms (LayerNorm, MobileBERT's NoNorm), the encode prologue, the
+ * post-LayerNorm layer tail and the first-token head. */
 #include "model/layers.h"
 
 #include <stdlib.h>
@@ -37,6 +37,68 @@ mp_status mp_ln_run(mp_model *m, const float *x, const float *residual, int64_t 
   const void *g = mp_dev_vector(m, ln->g, MP_F32, H, 0), *bb = NULL;
   if (!g || (ln->b && !(bb = mp_dev_vector(m, ln->b, MP_F32, H, 0)))) return MP_ERR_NOMEM;
   return m->dev->layernorm(m->dev_ctx, x, residual, rows, H, g, bb, eps, out);
+}
+
+typedef struct nonorm_task {
+  const float *x, *res;
+  float *out;
+  int64_t rows, dim;
+  const float *g, *b;
+} nonorm_task;
+
+#define NONORM_ROWS 64
+typedef float v4f __attribute__((vector_size(16)));
+
+static void nonorm_fill(void *ctx, int64_t task, int thread) {
+  (void)thread;
+  const nonorm_task *a = ctx;
+  int64_t r0 = task * NONORM_ROWS, r1 = r0 + NONORM_ROWS < a->rows ? r0 + NONORM_ROWS : a->rows;
+  const int64_t D = a->dim;
+  const float *g = a->g, *b = a->b;
+  for (int64_t r = r0; r < r1; r++) {
+    const float *x = a->x + r * D;
+    float *o = a->out + r * D;
+    const float *res = a->res ? a->res + r * D : NULL;
+    int64_t i = 0;
+    /* torch: (input [+ residual]) * weight, rounded, then + bias; 4 lanes at a time (no FMA: the
+     * file is built for the base ISA, so products are rounded before the add) */
+    for (; i + 4 <= D; i += 4) {
+      v4f xv, rv, gv, bv;
+      memcpy(&xv, x + i, sizeof xv);
+      if (res) {
+        memcpy(&rv, res + i, sizeof rv);
+        xv = xv + rv;
+      }
+      memcpy(&gv, g + i, sizeof gv);
+      memcpy(&bv, b + i, sizeof bv);
+      xv = xv * gv;
+      xv = xv + bv;
+      memcpy(o + i, &xv, sizeof xv);
+    }
+    for (; i < D; i++) {
+      float v = res ? x[i] + res[i] : x[i];
+      float p = v * g[i];
+      o[i] = p + b[i];
+    }
+  }
+}
+
+mp_status mp_norm_run(mp_model *m, const float *x, const float *residual, int64_t rows, int64_t dim, const float *g,
+                      const float *b, float eps, int no_norm, float *out) {
+  if (!m->dev) {
+    if (!no_norm) {
+      mp_layernorm(m->pool, x, residual, rows, dim, g, b, eps, out);
+    } else {
+      if (!b) return mp_err(MP_ERR_INTERNAL, "NoNorm without a bias");
+      nonorm_task t = {.x = x, .res = residual, .out = out, .rows = rows, .dim = dim, .g = g, .b = b};
+      mp_pool_run(m->pool, (rows + NONORM_ROWS - 1) / NONORM_ROWS, nonorm_fill, &t);
+    }
+    return MP_OK;
+  }
+  const void *dg = mp_dev_vector(m, g, MP_F32, dim, 0), *db = NULL;
+  if (!dg || (b && !(db = mp_dev_vector(m, b, MP_F32, dim, 0)))) return MP_ERR_NOMEM;
+  if (no_norm) return m->dev->affine(m->dev_ctx, x, residual, rows, dim, dg, db, out);
+  return m->dev->layernorm(m->dev_ctx, x, residual, rows, dim, dg, db, eps, out);
 }
 
 mp_status mp_embed_sum_ln(mp_model *m, int n, const mp_linear_weight *const *tables, const int32_t *const *ids,
@@ -121,8 +183,12 @@ mp_status mp_attention_run(mp_model *m, const mp_attention_args *a) {
 
 mp_status mp_gather_rows_at(mp_model *m, const float *x, int64_t n, const int32_t *rows, int64_t dim, float *out) {
   if (!m->dev) {
-    for (int64_t r = 0; r < n; r++)
-      memcpy(out + r * dim, x + (int64_t)rows[r] * dim, (size_t)dim * sizeof(float));
+    for (int64_t r = 0; r < n; r++) {
+      if (rows[r] < 0)
+        memset(out + r * dim, 0, (size_t)dim * sizeof(float));
+      else
+        memcpy(out + r * dim, x + (int64_t)rows[r] * dim, (size_t)dim * sizeof(float));
+    }
     return MP_OK;
   }
   const int32_t *d = m->dev->upload_act(m->dev_ctx, rows, (size_t)n * 4);

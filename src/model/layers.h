@@ -16,6 +16,11 @@ void mp_ln_run_cpu(mp_model *m, const float *x, const float *residual, int64_t r
                    float *out);
 mp_status mp_ln_run(mp_model *m, const float *x, const float *residual, int64_t rows, const mp_lnorm *ln, float eps,
                     float *out);
+/* out = norm(x + residual) over rows of dim values (residual may be NULL; out may alias x; g, b f32
+ * [dim]): LayerNorm with eps, or, with no_norm, MobileBERT's NoNorm (x + residual) * g + b
+ * elementwise (no mean / variance). */
+mp_status mp_norm_run(mp_model *m, const float *x, const float *residual, int64_t rows, int64_t dim, const float *g,
+                      const float *b, float eps, int no_norm, float *out);
 /* x = LayerNorm(tables[0][ids[0]] + tables[1][ids[1]] + ...) over N tokens (n 1..4 tables of
  * m->cfg.hidden columns, summed in that order; ln NULL: no LayerNorm). Ids are checked against
  * each table (MP_ERR_INVALID_ARG naming it). */
@@ -27,7 +32,8 @@ mp_status mp_embed_sum(mp_model *m, int n, const mp_linear_weight *const *tables
 /* mp_embed_sum with table 0 times scale0 (device only: the CPU families scale in their own order). */
 mp_status mp_embed_sum_scaled(mp_model *m, int n, const mp_linear_weight *const *tables, const int32_t *const *ids,
                               int64_t N, int64_t dim, float scale0, const mp_lnorm *ln, float eps, float *x);
-/* out[r] = x[rows[r]] for r < n (rows: host int32 row indices; rows of dim values). */
+/* out[r] = x[rows[r]] for r < n (rows: host int32 row indices, < 0: a row of zeros; rows of dim
+ * values). */
 mp_status mp_gather_rows_at(mp_model *m, const float *x, int64_t n, const int32_t *rows, int64_t dim, float *out);
 /* n activation values -> host f32 (a copy on the CPU unless x == host). */
 mp_status mp_logits_to_host(mp_model *m, const float *x, int64_t n, float *host);

@@ -1,5 +1,6 @@
 /* MobileBERT encoders (model_type "mobilebert") with MobileBertForSequenceClassification's head,
- * computed as transformers 4.46.3 does:
+ * one forward for the CPU and a device (the layer helpers of layers.h; docs/cuda.md), computed as
+ * transformers 4.46.3 does:
  *   embeddings: word embeddings (embedding_size wide); with trigram_input the row of token t
  *     becomes [E(x[t+1]), E(x[t]), E(x[t-1])] (zeros past either end of the padded sequence;
  *     padding tokens are embedded like any token, as in transformers), then
@@ -70,57 +71,17 @@ static mp_status bind_norm(mp_model *m, const char *name, int64_t n, int layer_n
   return MP_OK;
 }
 
-typedef struct norm_task {
-  float *x;
-  const float *res;
-  int64_t rows, dim;
-  const float *g, *b;
-} norm_task;
-
-#define NORM_ROWS 64
-typedef float v4f __attribute__((vector_size(16)));
-
-static void nonorm_fill(void *ctx, int64_t task, int thread) {
-  (void)thread;
-  const norm_task *a = ctx;
-  int64_t r0 = task * NORM_ROWS, r1 = r0 + NORM_ROWS < a->rows ? r0 + NORM_ROWS : a->rows;
-  const int64_t D = a->dim;
-  const float *g = a->g, *b = a->b;
-  for (int64_t r = r0; r < r1; r++) {
-    float *x = a->x + r * D;
-    const float *res = a->res ? a->res + r * D : NULL;
-    int64_t i = 0;
-    /* torch: (input [+ residual]) * weight, rounded, then + bias; 4 lanes at a time (no FMA: the
-     * file is built for the base ISA, so products are rounded before the add) */
-    for (; i + 4 <= D; i += 4) {
-      v4f xv, rv, gv, bv;
-      memcpy(&xv, x + i, sizeof xv);
-      if (res) {
-        memcpy(&rv, res + i, sizeof rv);
-        xv = xv + rv;
-      }
-      memcpy(&gv, g + i, sizeof gv);
-      memcpy(&bv, b + i, sizeof bv);
-      xv = xv * gv;
-      xv = xv + bv;
-      memcpy(x + i, &xv, sizeof xv);
-    }
-    for (; i < D; i++) {
-      float v = res ? x[i] + res[i] : x[i];
-      float p = v * g[i];
-      x[i] = p + b[i];
-    }
-  }
+/* x = norm(x + res) in place (res may be NULL): on the CPU kernels or the model's device. */
+static mp_status norm_run(mp_model *m, const mnorm *nm, float *x, const float *res, int64_t rows, int64_t dim) {
+  return mp_norm_run(m, x, res, rows, dim, nm->g, nm->b, nm->eps, !nm->layer_norm, x);
 }
 
-/* x = norm(x + res) in place (res may be NULL). */
-static void norm_run(mp_model *m, const mnorm *nm, float *x, const float *res, int64_t rows, int64_t dim) {
-  if (nm->layer_norm) {
-    mp_layernorm(m->pool, x, res, rows, dim, nm->g, nm->b, nm->eps, x);
-    return;
-  }
-  norm_task t = {.x = x, .res = res, .rows = rows, .dim = dim, .g = nm->g, .b = nm->b};
-  mp_pool_run(m->pool, (rows + NORM_ROWS - 1) / NORM_ROWS, nonorm_fill, &t);
+/* out = the rows ids[0..N) of one embedding table of dim columns (on the CPU or the device). */
+static mp_status embed1(mp_model *m, const mp_linear_weight *table, const int32_t *ids, int64_t N, int64_t dim,
+                        float *out) {
+  const mp_linear_weight *const tabs[1] = {table};
+  const int32_t *const tids[1] = {ids};
+  return mp_embed_sum(m, 1, tabs, tids, N, dim, NULL, 0.0f, out);
 }
 
 static mp_status mobilebert_bind(mp_model *m) {
@@ -270,48 +231,47 @@ static mp_status mobilebert_encode(mp_model *m, const mp_model_batch *b, const m
   mp_enc_inputs in;
   MP_TRY(mp_encode_inputs(m, b, MP_POS_INDEX, 0, MP_ENC_TYPES, &in));
   uint8_t *kmask = in.kmask;
-  /* embeddings: [E(x[t+1]), E(x[t]), E(x[t-1])] per sequence, zeros past its ends */
-  MP_TRY(mp_embedding_rows(&f->word, b->ids, N, e));
-  const float *ein = e;
-  if (f->trigram) {
-    for (int64_t i = 0; i < N; i++) {
-      const int64_t t = i % T;
-      float *row = e3 + i * 3 * E;
-      if (t + 1 < T)
-        memcpy(row, e + (i + 1) * E, (size_t)E * 4);
-      else
-        memset(row, 0, (size_t)E * 4);
-      memcpy(row + E, e + i * E, (size_t)E * 4);
-      if (t > 0)
-        memcpy(row + 2 * E, e + (i - 1) * E, (size_t)E * 4);
-      else
-        memset(row + 2 * E, 0, (size_t)E * 4);
+  /* embeddings: [E(x[t+1]), E(x[t]), E(x[t-1])] per sequence, zeros past its ends: e3 seen as
+   * [3N, E] rows gathered from e (row index -1: zeros) */
+  if (f->has_transform) {
+    MP_TRY(embed1(m, &f->word, b->ids, N, E, e));
+    const float *ein = e;
+    if (f->trigram) {
+      int32_t *rows = mp_arena_alloc(&m->act, (size_t)(3 * N) * 4);
+      if (!rows) return mp_batch_nomem(b);
+      for (int64_t i = 0; i < N; i++) {
+        const int64_t t = i % T;
+        rows[3 * i] = t + 1 < T ? (int32_t)(i + 1) : -1;
+        rows[3 * i + 1] = (int32_t)i;
+        rows[3 * i + 2] = t > 0 ? (int32_t)(i - 1) : -1;
+      }
+      MP_TRY(mp_gather_rows_at(m, e, 3 * N, rows, E, e3));
+      ein = e3;
     }
-    ein = e3;
-  }
-  if (f->has_transform)
     MP_TRY(mp_dense_run(m, ein, N, &f->transform, MP_ACT_NONE, x));
-  else
-    memcpy(x, ein, (size_t)(N * H) * 4);
-  MP_TRY(mp_embedding_rows(&f->pos, in.pos, N, x2));
-  mp_add_inplace(x, x2, N * H);
-  MP_TRY(mp_embedding_rows(&f->type, in.types, N, x2));
-  mp_add_inplace(x, x2, N * H);
-  norm_run(m, &f->emb_norm, x, NULL, N, H);
-  mp_report_layer(out, 0, x, b, H);
+  } else { /* embedding_size == hidden_size, no trigram: the word embeddings as they are */
+    MP_TRY(embed1(m, &f->word, b->ids, N, E, x));
+  }
+  /* + position, then + token type (in that order, as transformers adds them) */
+  MP_TRY(embed1(m, &f->pos, in.pos, N, H, x2));
+  MP_TRY(mp_binary_run(m, x, x2, N * H, 0));
+  MP_TRY(embed1(m, &f->type, in.types, N, H, x2));
+  MP_TRY(mp_binary_run(m, x, x2, N * H, 0));
+  MP_TRY(norm_run(m, &f->emb_norm, x, NULL, N, H));
+  MP_TRY(mp_layer_report(m, out, 0, x, b, H));
 
   for (int64_t l = 0; l < c->layers; l++) {
     const mlayer *L = &f->layers[l];
     const float *qin = x, *vin = x, *res = x;
     if (f->use_bn) {
       MP_TRY(mp_dense_run(m, x, N, &L->bn_in, MP_ACT_NONE, li));
-      norm_run(m, &L->bn_in_norm, li, NULL, N, TH);
+      MP_TRY(norm_run(m, &L->bn_in_norm, li, NULL, N, TH));
       res = li;
       if (f->bn_attention) {
         qin = vin = li;
       } else if (f->kq_shared) {
         MP_TRY(mp_dense_run(m, x, N, &L->bn_attn, MP_ACT_NONE, sa));
-        norm_run(m, &L->bn_attn_norm, sa, NULL, N, TH);
+        MP_TRY(norm_run(m, &L->bn_attn_norm, sa, NULL, N, TH));
         qin = sa;
       }
     }
@@ -329,45 +289,50 @@ static mp_status mobilebert_encode(mp_model *m, const mp_model_batch *b, const m
                             .out = ctx,
                             .scale = 1.0f / sqrtf((float)d),
                             .key_mask = kmask};
-    MP_TRY(mp_attention(m->pool, &aa));
+    MP_TRY(mp_attention_run(m, &aa));
     MP_TRY(mp_dense_run(m, ctx, N, &L->o, MP_ACT_NONE, a));
-    norm_run(m, &L->attn_norm, a, res, N, TH);
+    MP_TRY(norm_run(m, &L->attn_norm, a, res, N, TH));
     for (int64_t i = 0; i + 1 < f->nffn; i++) {
       const mffn *F = &L->ffn[i];
       MP_TRY(mp_dense_run(m, a, N, &F->inter, f->act, big));
       MP_TRY(mp_dense_run(m, big, N, &F->out, MP_ACT_NONE, q));
-      norm_run(m, &F->norm, q, a, N, TH);
+      MP_TRY(norm_run(m, &F->norm, q, a, N, TH));
       float *t = a;
       a = q, q = t;
     }
     MP_TRY(mp_dense_run(m, a, N, &L->inter, f->act, big));
     if (f->use_bn) {
       MP_TRY(mp_dense_run(m, big, N, &L->out, MP_ACT_NONE, q));
-      norm_run(m, &L->out_norm, q, a, N, TH);
+      MP_TRY(norm_run(m, &L->out_norm, q, a, N, TH));
       MP_TRY(mp_dense_run(m, q, N, &L->out_bn, MP_ACT_NONE, x2));
-      norm_run(m, &L->out_bn_norm, x2, x, N, H);
+      MP_TRY(norm_run(m, &L->out_bn_norm, x2, x, N, H));
     } else { /* true hidden size == hidden size */
       MP_TRY(mp_dense_run(m, big, N, &L->out, MP_ACT_NONE, x2));
-      norm_run(m, &L->out_norm, x2, a, N, H);
+      MP_TRY(norm_run(m, &L->out_norm, x2, a, N, H));
     }
     float *t = x;
     x = x2, x2 = t;
-    mp_report_layer(out, (int)l + 1, x, b, H);
+    MP_TRY(mp_layer_report(m, out, (int)l + 1, x, b, H));
   }
   *hidden = x;
   return MP_OK;
 }
 
+/* The first token's hidden state, through the pooler (dense + tanh) when classifier_activation,
+ * then the classifier; on a device the logits are copied to the host at the end. */
 static mp_status mobilebert_classify(mp_model *m, const mp_model_batch *b, const float *hidden, float *logits) {
   mobilebert *f = m->fam;
-  const int64_t B = (int64_t)b->n, T = (int64_t)b->seq, H = m->cfg.hidden;
-  float *cls = mp_act_alloc(m, (size_t)(B * H)), *h1 = mp_act_alloc(m, (size_t)(B * H));
-  if (!cls || !h1) return mp_err(MP_ERR_NOMEM, "out of memory");
+  if (f->pool_act) return mp_first_token_head(m, b, hidden, &f->pooler, MP_ACT_TANH, &f->classifier, logits);
+  const int64_t B = (int64_t)b->n, T = (int64_t)b->seq, H = m->cfg.hidden, NL = f->classifier.w.out;
+  float *cls = mp_act_alloc(m, (size_t)(B * H));
+  float *dl = m->dev ? mp_act_alloc(m, (size_t)(B * NL)) : logits;
+  int32_t *rows = mp_arena_alloc(&m->act, (size_t)B * 4);
+  if (!cls || !dl || !rows) return mp_err(MP_ERR_NOMEM, "out of memory");
   for (int64_t r = 0; r < B; r++)
-    memcpy(cls + r * H, hidden + r * T * H, (size_t)H * 4); /* first token */
-  if (!f->pool_act) return mp_dense_run(m, cls, B, &f->classifier, MP_ACT_NONE, logits);
-  MP_TRY(mp_dense_run(m, cls, B, &f->pooler, MP_ACT_TANH, h1));
-  return mp_dense_run(m, h1, B, &f->classifier, MP_ACT_NONE, logits);
+    rows[r] = (int32_t)(r * T); /* first token */
+  MP_TRY(mp_gather_rows_at(m, hidden, B, rows, H, cls));
+  MP_TRY(mp_dense_run(m, cls, B, &f->classifier, MP_ACT_NONE, dl));
+  return mp_logits_to_host(m, dl, B * NL, logits);
 }
 
 static void mobilebert_release(mp_model *m) {
@@ -412,4 +377,5 @@ const mp_family_ops mp_family_mobilebert = {.name = "mobilebert",
                                             .encode = mobilebert_encode,
                                             .classify = mobilebert_classify,
                                             .release = mobilebert_release,
-                                            .param_count = mobilebert_param_count};
+                                            .param_count = mobilebert_param_count,
+                                            .cuda = 1};
