@@ -1,7 +1,7 @@
 /* Forward-pass throughput of one model on one device at fixed sequence lengths: the measuring
  * half of bench/bench_cuda.py (issue #20's GPU table), also usable on the CPU. Token ids are drawn
- * at random from the vocabulary (fixed seed; speed does not depend on their values) with every
- * position real, so the batch is [batch, seq] with no padding, as the PyTorch side measures it.
+ * at random from the vocabulary (fixed seed; speed does not depend on their values) between the
+ * tokenizer's special tokens, with every position real, so the batch is [batch, seq] with no padding, as the PyTorch side measures it.
  * Tokenization is not timed: the table compares forward passes.
  * Usage: bench_device --model DIR [--device cuda|cuda:N|cpu] [--dtype float16|bfloat16|float32]
  *          [--compute fast|faithful] [--seq 48,128] [--batch 128] [--seconds 1.0] [--threads N]
@@ -51,6 +51,15 @@ static int run_len(mp_model *m, size_t batch, size_t seq, double seconds, const 
     ids[i] = (int32_t)(lo + (int64_t)((s >> 33) % (uint64_t)span));
     mask[i] = 1;
   }
+  /* the tokenizer's special tokens around the random ids ([CLS] ... [SEP], <s> ... </s>): BART's
+   * head reads the state at the last eos token */
+  mp_tok_encoding e = {0};
+  if (mp_tokenizer_encode(mp_model_get_tokenizer(m), "", 0, NULL, 0, NULL, &e) == MP_OK && e.len >= 1 && seq >= 2)
+    for (size_t r = 0; r < batch; r++) {
+      if (e.len >= 2) ids[r * seq] = e.input_ids[0];
+      ids[r * seq + seq - 1] = e.input_ids[e.len - 1];
+    }
+  mp_tok_encoding_free(&e);
   mp_model_batch b = {.n = batch, .seq = seq, .ids = ids, .mask = mask, .types = NULL};
   mp_forward_out out = {0};
   if (nl)

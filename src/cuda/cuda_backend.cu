@@ -70,6 +70,9 @@ typedef struct cuda_ctx {
   int n_algos;
   char desc[400];
   size_t cur_bytes, peak_bytes; /* device memory this context holds (cudaMalloc), its high-water mark */
+  void *rel_buf;                /* DeBERTa's c2p / p2c score tables (flash attention), reused by every layer */
+  size_t rel_cap;
+  int attention_simple; /* MP_CUDA_ATTENTION=simple: the CUDA-core reference kernel for every attention */
 } cuda_ctx;
 
 static void track(cuda_ctx *c, size_t add, size_t sub) {
@@ -419,6 +422,8 @@ template <typename T> __global__ void k_attention(mp_dev_attention a) {
   }
 }
 
+#include "cuda/flash_attention.cuh"
+
 /* ------------------------------------------------------------------ dispatch on the compute dtype */
 
 #define DISPATCH(c, F, ...)                                                                                            \
@@ -450,6 +455,7 @@ static void cuda_close(void *p) {
     cudaFree(c->params[i]);
   free(c->params);
   if (c->workspace) cudaFree(c->workspace);
+  if (c->rel_buf) cudaFree(c->rel_buf);
   if (c->lt) cublasLtDestroy(c->lt);
   if (c->stream) cudaStreamDestroy(c->stream);
   free(c);
@@ -476,6 +482,8 @@ extern "C" mp_status mp_cuda_open(int index, mp_dtype dt, void **out) {
   c->dev = index;
   c->dt = dt;
   c->esize = dt == MP_F32 ? 4 : 2;
+  const char *att = getenv("MP_CUDA_ATTENTION");
+  c->attention_simple = att && !strcmp(att, "simple");
   mp_status st = MP_OK;
   cudaDeviceProp prop;
   e = cudaSetDevice(index);
@@ -737,8 +745,118 @@ template <typename T> static void launch_att(cuda_ctx *c, const mp_dev_attention
   size_t sh = (size_t)(2 * 32 * (a->head_dim + 1) + ATT_WARPS * a->head_dim) * 4;
   k_attention<T><<<grid, ATT_WARPS * 32, sh, c->stream>>>(*a);
 }
+/* Batched C[h][rows, n] (f32, row-major) = X_h[rows, k] · P_h[n, k]ᵀ for h < batch, where X_h / P_h are
+ * the k columns at h * k of row-major matrices with row strides ldx / ldp (compute dtype): the
+ * per-head products of DeBERTa's c2p / p2c tables, one cuBLASLt call. */
+static mp_status lt_gemm_heads(cuda_ctx *c, const void *x, int64_t ldx, int64_t rows, const void *pm, int64_t ldp,
+                               int64_t n, int64_t k, int64_t batch, float *out) {
+  cudaDataType_t t = cu_type(c->dt);
+  cublasLtMatmulDesc_t md = NULL;
+  cublasLtMatrixLayout_t la = NULL, lb = NULL, lc = NULL;
+  cublasOperation_t ta = CUBLAS_OP_T, tb = CUBLAS_OP_N;
+  int32_t nb = (int32_t)batch;
+  int64_t sa = k, sb = k, sc = rows * n;
+  mp_status st = MP_OK;
+  cublasStatus_t s = cublasLtMatmulDescCreate(&md, CUBLAS_COMPUTE_32F, CUDA_R_32F);
+  if (!s) s = cublasLtMatmulDescSetAttribute(md, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof ta);
+  if (!s) s = cublasLtMatmulDescSetAttribute(md, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof tb);
+  if (!s) s = cublasLtMatrixLayoutCreate(&la, t, (uint64_t)k, (uint64_t)n, ldp);
+  if (!s) s = cublasLtMatrixLayoutCreate(&lb, t, (uint64_t)k, (uint64_t)rows, ldx);
+  if (!s) s = cublasLtMatrixLayoutCreate(&lc, CUDA_R_32F, (uint64_t)n, (uint64_t)rows, n);
+  if (!s) s = cublasLtMatrixLayoutSetAttribute(la, CUBLASLT_MATRIX_LAYOUT_BATCH_COUNT, &nb, sizeof nb);
+  if (!s) s = cublasLtMatrixLayoutSetAttribute(lb, CUBLASLT_MATRIX_LAYOUT_BATCH_COUNT, &nb, sizeof nb);
+  if (!s) s = cublasLtMatrixLayoutSetAttribute(lc, CUBLASLT_MATRIX_LAYOUT_BATCH_COUNT, &nb, sizeof nb);
+  if (!s) s = cublasLtMatrixLayoutSetAttribute(la, CUBLASLT_MATRIX_LAYOUT_STRIDED_BATCH_OFFSET, &sa, sizeof sa);
+  if (!s) s = cublasLtMatrixLayoutSetAttribute(lb, CUBLASLT_MATRIX_LAYOUT_STRIDED_BATCH_OFFSET, &sb, sizeof sb);
+  if (!s) s = cublasLtMatrixLayoutSetAttribute(lc, CUBLASLT_MATRIX_LAYOUT_STRIDED_BATCH_OFFSET, &sc, sizeof sc);
+  if (s) st = lt_fail(s, "describing a batched GEMM");
+  const cublasLtMatmulAlgo_t *algo = NULL;
+  /* the algorithm cache key: a batched f32-output product never shares an epilogue code with a dense */
+  if (!st) st = lt_algo_for(c, md, la, lb, lc, n, rows, k, 0x10000 + (int)batch, &algo);
+  if (!st) {
+    float alpha = 1.0f, beta = 0.0f;
+    s = cublasLtMatmul(c->lt, md, &alpha, pm, la, x, lb, &beta, out, lc, out, lc, algo, c->workspace, WORKSPACE_BYTES,
+                       c->stream);
+    if (s) st = lt_fail(s, "batched matmul");
+  }
+  if (lc) cublasLtMatrixLayoutDestroy(lc);
+  if (lb) cublasLtMatrixLayoutDestroy(lb);
+  if (la) cublasLtMatrixLayoutDestroy(la);
+  if (md) cublasLtMatmulDescDestroy(md);
+  return st;
+}
+
+template <typename T, int D> static mp_status launch_flash_d(cuda_ctx *c, const mp_dev_attention *a, const flash_rel &r) {
+  static int configured = 0;
+  const size_t sh = flash_shape<D>::bytes;
+  if (!configured) {
+    CU(cudaFuncSetAttribute(k_flash<T, D>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)sh),
+       "configuring the attention kernel");
+    configured = 1;
+  }
+  dim3 grid((unsigned)((a->seq_q + FA_Q - 1) / FA_Q), (unsigned)a->heads, (unsigned)a->batch);
+  k_flash<T, D><<<grid, FA_THREADS, sh, c->stream>>>(*a, r);
+  LAUNCHED("attention");
+  return MP_OK;
+}
+template <typename T> static mp_status launch_flash(cuda_ctx *c, const mp_dev_attention *a, const flash_rel &r) {
+  switch (a->head_dim) {
+  case 32: return launch_flash_d<T, 32>(c, a, r);
+  case 64: return launch_flash_d<T, 64>(c, a, r);
+  default: return launch_flash_d<T, 128>(c, a, r);
+  }
+}
+
+/* The tensor-core kernel takes fp16 / bf16, head_dim 32, 64 or 128, 16-byte aligned rows. */
+static int flash_fits(const cuda_ctx *c, const mp_dev_attention *a) {
+  const int64_t D = a->head_dim, HD = a->heads * D;
+  if (c->attention_simple || c->dt == MP_F32 || (D != 32 && D != 64 && D != 128)) return 0;
+  if (((uintptr_t)a->q | (uintptr_t)a->k | (uintptr_t)a->v) % 16) return 0;
+  if ((a->ldq ? a->ldq : HD) % 8 || (a->ldk ? a->ldk : HD) % 8 || (a->ldv ? a->ldv : HD) % 8) return 0;
+  if ((a->pos_k || a->pos_q) && (a->n_pos <= 0 || a->seq_q != a->seq_k)) return 0;
+  return 1;
+}
+
+/* DeBERTa's c2p / p2c terms as two batched table products into the reused rel_buf */
+static mp_status flash_tables(cuda_ctx *c, const mp_dev_attention *a, flash_rel *r) {
+  const int64_t D = a->head_dim, H = a->heads, ldp = a->ldp ? a->ldp : H * D;
+  const int64_t nq = a->batch * a->seq_q, nk = a->batch * a->seq_k;
+  const int c2p = a->pos_k && a->cix, p2c = a->pos_q && a->pix;
+  const size_t need = (size_t)H * a->n_pos * ((c2p ? nq : 0) + (p2c ? nk : 0)) * sizeof(float);
+  if (need > c->rel_cap) {
+    if (c->rel_buf) {
+      CU(cudaStreamSynchronize(c->stream), "waiting for the stream");
+      cudaFree(c->rel_buf);
+      track(c, 0, c->rel_cap);
+      c->rel_buf = NULL, c->rel_cap = 0;
+    }
+    CU(cudaMalloc(&c->rel_buf, need), "allocating the relative-attention tables");
+    track(c, need, 0);
+    c->rel_cap = need;
+  }
+  float *t = (float *)c->rel_buf;
+  const size_t es = c->esize;
+  r->n_pos = a->n_pos, r->lo = a->pos_lo;
+  if (c2p) {
+    MP_TRY(lt_gemm_heads(c, a->q, a->ldq ? a->ldq : H * D, nq, (const char *)a->pos_k + a->pos_lo * ldp * es, ldp,
+                         a->n_pos, D, H, t));
+    r->c2p = t, t += (size_t)H * nq * a->n_pos;
+  }
+  if (p2c) {
+    MP_TRY(lt_gemm_heads(c, a->k, a->ldk ? a->ldk : H * D, nk, (const char *)a->pos_q + a->pos_lo * ldp * es, ldp,
+                         a->n_pos, D, H, t));
+    r->p2c = t;
+  }
+  return MP_OK;
+}
+
 static mp_status cuda_attention(void *p, const mp_dev_attention *a) {
   cuda_ctx *c = (cuda_ctx *)p;
+  if (a->batch > 0 && a->seq_q > 0 && a->heads > 0 && a->heads <= 65535 && a->batch <= 65535 && flash_fits(c, a)) {
+    flash_rel r = {NULL, NULL, 0, 0};
+    if (a->pos_k || a->pos_q) MP_TRY(flash_tables(c, a, &r));
+    return c->dt == MP_F16 ? launch_flash<__half>(c, a, r) : launch_flash<__nv_bfloat16>(c, a, r);
+  }
   if (a->head_dim < 1 || a->head_dim > ATT_MAXD)
     return mp_err(MP_ERR_UNSUPPORTED, "CUDA attention: head_dim %lld is not supported yet (1..%d)",
                   (long long)a->head_dim, ATT_MAXD);

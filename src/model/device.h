@@ -57,6 +57,9 @@ typedef struct mp_dev_attention {
   const int32_t *bidx;
   int causal;     /* keys j > i are masked (decoder self-attention) */
   int64_t window; /* > 0: keys with |i - j| > window are masked (ModernBERT local layers) */
+  /* The rows of pos_k / pos_q that cix / pix reach: [pos_lo, pos_lo + n_pos) (n_pos 0 = unknown;
+   * the backend then computes the terms per pair instead of as a table product). */
+  int64_t pos_lo, n_pos;
 } mp_dev_attention;
 
 /* The operations a device backend provides. ctx is the backend's state (one per model). All

@@ -3,6 +3,7 @@
  * post-LayerNorm layer tail and the first-token head. */
 #include "model/layers.h"
 
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -212,6 +213,14 @@ mp_status mp_attention_rel_run(mp_model *m, const mp_attention_args *a, const mp
   const size_t nd = (size_t)(2 * a->seq_k - 1) * 4;
   da.pos_k = r->pos_k, da.pos_q = r->pos_q, da.ldp = r->ldp, da.bias_tab = r->bias_tab, da.causal = r->causal;
   da.window = r->window;
+  if (r->cix || r->pix) { /* the position rows the terms reach (the backend's table products) */
+    int64_t lo = INT64_MAX, hi = -1;
+    for (int64_t dd = 0; dd < 2 * a->seq_k - 1; dd++) {
+      if (r->cix) lo = r->cix[dd] < lo ? r->cix[dd] : lo, hi = r->cix[dd] > hi ? r->cix[dd] : hi;
+      if (r->pix) lo = r->pix[dd] < lo ? r->pix[dd] : lo, hi = r->pix[dd] > hi ? r->pix[dd] : hi;
+    }
+    da.pos_lo = lo, da.n_pos = hi - lo + 1;
+  }
   if (r->cix && !(da.cix = m->dev->upload_act(m->dev_ctx, r->cix, nd))) return MP_ERR_NOMEM;
   if (r->pix && !(da.pix = m->dev->upload_act(m->dev_ctx, r->pix, nd))) return MP_ERR_NOMEM;
   if (r->bidx && !(da.bidx = m->dev->upload_act(m->dev_ctx, r->bidx, nd))) return MP_ERR_NOMEM;

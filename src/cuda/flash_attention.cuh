@@ -1,0 +1,183 @@
+/* Tensor-core encoder attention for the CUDA backend (included by cuda_backend.cu; docs/cuda.md):
+ * a flash-attention kernel on fp16 / bf16 activations with WMMA 16x16x16 tiles and float
+ * accumulation. One block = 4 warps = 64 queries of one (sequence, head); keys go by in tiles of
+ * 64 staged in shared memory. Per tile each warp computes its 16 x 64 scores S = Q Kᵀ on tensor
+ * cores, adds the score terms in float (scale, DeBERTa's c2p / p2c from precomputed tables, MPNet's
+ * relative bias), applies the key padding mask, causal mask and local window exactly, keeps an
+ * online softmax per row (running max and sum), writes P = exp(S - max) in the compute dtype, and
+ * accumulates O += P V on tensor cores into a float tile in shared memory. No [T, T] score buffer
+ * exists. Key tiles that the causal mask or the window rule out entirely are skipped. A query
+ * with no reachable key gets zeros, as the reference kernel gives. */
+#ifndef MP_CUDA_FLASH_ATTENTION_CUH
+#define MP_CUDA_FLASH_ATTENTION_CUH
+#include <mma.h>
+
+#define FA_Q 64 /* queries per block: 4 warps x 16 rows */
+#define FA_K 64 /* keys per tile */
+#define FA_THREADS 128
+
+/* Precomputed DeBERTa score terms: c2p[(h * batch * seq_q + b * seq_q + i) * n_pos + (cix[dd] - lo)]
+ * = Q_i . pos_k[cix[dd]] and p2c[(h * batch * seq_k + b * seq_k + j) * n_pos + (pix[dd] - lo)] =
+ * K_j . pos_q[pix[dd]] (f32, NULL = no such term). */
+struct flash_rel {
+  const float *c2p, *p2c;
+  int64_t n_pos, lo;
+};
+
+/* shared-memory strides (elements): 16-bit rows padded by 8, float rows by 4 (WMMA wants ld a multiple
+ * of 8 / 4 and 32-byte aligned fragment pointers; every offset below keeps that for D % 16 == 0) */
+template <int D> struct flash_shape {
+  static constexpr int DP = D + 8, SP = FA_K + 4, PP = FA_K + 8, OP = D + 4;
+  static constexpr size_t q_off = 0, k_off = q_off + (size_t)FA_Q * DP * 2, v_off = k_off + (size_t)FA_K * DP * 2,
+                          s_off = v_off + (size_t)FA_K * DP * 2, p_off = s_off + (size_t)FA_Q * SP * 4,
+                          o_off = p_off + (size_t)FA_Q * PP * 2, m_off = o_off + (size_t)FA_Q * OP * 4,
+                          bytes = m_off + (size_t)3 * FA_Q * 4;
+};
+
+/* rows [r0, r0 + 64) of one head (D values at column h * D, row stride ld) into shared memory with
+ * stride DP, zeros past `rows`; 16-byte vector copies (the launcher checks the alignment) */
+template <typename T, int D>
+__device__ __forceinline__ void flash_load(T *dst, const T *src, int64_t ld, int64_t r0, int64_t rows) {
+  constexpr int V = 8, PER_ROW = D / V;
+  for (int e = threadIdx.x; e < FA_K * PER_ROW; e += FA_THREADS) {
+    const int r = e / PER_ROW, c = (e % PER_ROW) * V;
+    uint4 v = make_uint4(0, 0, 0, 0);
+    if (r0 + r < rows) v = *(const uint4 *)(src + (r0 + r) * ld + c);
+    *(uint4 *)(dst + r * flash_shape<D>::DP + c) = v;
+  }
+}
+
+template <typename T, int D> __global__ void __launch_bounds__(FA_THREADS) k_flash(mp_dev_attention a, flash_rel rel) {
+  using namespace nvcuda;
+  typedef flash_shape<D> S;
+  extern __shared__ __align__(128) unsigned char fsm[];
+  T *qs = (T *)(fsm + S::q_off), *ks = (T *)(fsm + S::k_off), *vs = (T *)(fsm + S::v_off);
+  float *ss = (float *)(fsm + S::s_off), *os = (float *)(fsm + S::o_off);
+  T *ps = (T *)(fsm + S::p_off);
+  float *ms = (float *)(fsm + S::m_off), *ls = ms + FA_Q, *cs = ls + FA_Q;
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+  const int64_t b = blockIdx.z, h = blockIdx.y, i0 = (int64_t)blockIdx.x * FA_Q;
+  const int64_t H = a.heads, ldq = a.ldq ? a.ldq : H * D, ldk = a.ldk ? a.ldk : H * D;
+  const int64_t ldv = a.ldv ? a.ldv : H * D, ldo = a.ldo ? a.ldo : H * D;
+  const T *Q = (const T *)a.q + b * a.seq_q * ldq + h * D, *K = (const T *)a.k + b * a.seq_k * ldk + h * D;
+  const T *V = (const T *)a.v + b * a.seq_k * ldv + h * D;
+  const uint8_t *km = a.key_mask ? a.key_mask + b * a.seq_k : NULL;
+
+  flash_load<T, D>(qs, Q, ldq, i0, a.seq_q);
+  for (int e = threadIdx.x; e < FA_Q * S::OP; e += FA_THREADS)
+    os[e] = 0.0f;
+  if (threadIdx.x < FA_Q) ms[threadIdx.x] = -INFINITY, ls[threadIdx.x] = 0.0f;
+
+  /* the key tiles any query of this block can reach */
+  int64_t j_lo = 0, j_hi = a.seq_k;
+  const int64_t i_last = (i0 + FA_Q < a.seq_q ? i0 + FA_Q : a.seq_q) - 1;
+  if (a.causal && i_last + 1 < j_hi) j_hi = i_last + 1;
+  if (a.window > 0) {
+    if (i0 - a.window > j_lo) j_lo = i0 - a.window;
+    if (i_last + a.window + 1 < j_hi) j_hi = i_last + a.window + 1;
+  }
+  j_lo = j_lo / FA_K * FA_K;
+
+  float *sw = ss + warp * 16 * S::SP, *ow = os + warp * 16 * S::OP;
+  T *pw = ps + warp * 16 * S::PP;
+  const T *qw = qs + warp * 16 * S::DP;
+  for (int64_t j0 = j_lo; j0 < j_hi; j0 += FA_K) {
+    __syncthreads(); /* the previous tile's K / V are no longer read */
+    flash_load<T, D>(ks, K, ldk, j0, a.seq_k);
+    flash_load<T, D>(vs, V, ldv, j0, a.seq_k);
+    __syncthreads();
+    /* S_w[16, 64] = Q_w Kᵀ */
+#pragma unroll
+    for (int n = 0; n < FA_K / 16; n++) {
+      wmma::fragment<wmma::accumulator, 16, 16, 16, float> acc;
+      wmma::fill_fragment(acc, 0.0f);
+#pragma unroll
+      for (int kk = 0; kk < D / 16; kk++) {
+        wmma::fragment<wmma::matrix_a, 16, 16, 16, T, wmma::row_major> fa;
+        wmma::fragment<wmma::matrix_b, 16, 16, 16, T, wmma::col_major> fb;
+        wmma::load_matrix_sync(fa, qw + kk * 16, S::DP);
+        wmma::load_matrix_sync(fb, ks + n * 16 * S::DP + kk * 16, S::DP);
+        wmma::mma_sync(acc, fa, fb, acc);
+      }
+      wmma::store_matrix_sync(sw + n * 16, acc, S::SP, wmma::mem_row_major);
+    }
+    __syncwarp();
+    /* scores -> online softmax; lanes take columns lane and lane + 32 of each row */
+    for (int r = 0; r < 16; r++) {
+      const int64_t i = i0 + warp * 16 + r;
+      float sv[2], pv[2];
+      bool okv[2];
+      float tmax = -INFINITY;
+#pragma unroll
+      for (int u = 0; u < 2; u++) {
+        const int col = lane + 32 * u;
+        const int64_t j = j0 + col;
+        bool ok = i < a.seq_q && j < a.seq_k && (!km || km[j]) && (!a.causal || j <= i) &&
+                  !(a.window > 0 && (i - j > a.window || j - i > a.window));
+        float s = -INFINITY;
+        if (ok) {
+          s = sw[r * S::SP + col] * a.scale;
+          const int64_t dd = i - j + a.seq_k - 1;
+          if (rel.c2p) s += rel.c2p[((h * a.batch + b) * a.seq_q + i) * rel.n_pos + (a.cix[dd] - rel.lo)] * a.scale;
+          if (rel.p2c) s += rel.p2c[((h * a.batch + b) * a.seq_k + j) * rel.n_pos + (a.pix[dd] - rel.lo)] * a.scale;
+          if (a.bias_tab) s += a.bias_tab[(int64_t)a.bidx[dd] * H + h];
+        }
+        sv[u] = s, okv[u] = ok;
+        tmax = fmaxf(tmax, s);
+      }
+      for (int o = 16; o > 0; o >>= 1)
+        tmax = fmaxf(tmax, __shfl_xor_sync(0xffffffffu, tmax, o));
+      const float m_old = ms[warp * 16 + r], m_new = fmaxf(m_old, tmax);
+      float corr = 1.0f, psum = 0.0f;
+#pragma unroll
+      for (int u = 0; u < 2; u++) {
+        pv[u] = okv[u] ? __expf(sv[u] - m_new) : 0.0f;
+        psum += pv[u];
+        pw[r * S::PP + lane + 32 * u] = elem<T>::store(pv[u]);
+      }
+      for (int o = 16; o > 0; o >>= 1)
+        psum += __shfl_xor_sync(0xffffffffu, psum, o);
+      if (m_new != -INFINITY) corr = __expf(m_old - m_new); /* m_old = -inf: 0 */
+      __syncwarp();
+      if (lane == 0) {
+        ls[warp * 16 + r] = ls[warp * 16 + r] * corr + psum;
+        ms[warp * 16 + r] = m_new;
+        cs[warp * 16 + r] = corr;
+      }
+    }
+    __syncwarp();
+    /* O_w = O_w * corr + P_w V */
+    for (int e = lane; e < 16 * D; e += 32) {
+      const int r = e / D, d = e % D;
+      ow[r * S::OP + d] *= cs[warp * 16 + r];
+    }
+    __syncwarp();
+#pragma unroll
+    for (int n = 0; n < D / 16; n++) {
+      wmma::fragment<wmma::accumulator, 16, 16, 16, float> acc;
+      wmma::load_matrix_sync(acc, ow + n * 16, S::OP, wmma::mem_row_major);
+#pragma unroll
+      for (int kk = 0; kk < FA_K / 16; kk++) {
+        wmma::fragment<wmma::matrix_a, 16, 16, 16, T, wmma::row_major> fa;
+        wmma::fragment<wmma::matrix_b, 16, 16, 16, T, wmma::row_major> fb;
+        wmma::load_matrix_sync(fa, pw + kk * 16, S::PP);
+        wmma::load_matrix_sync(fb, vs + kk * 16 * S::DP + n * 16, S::DP);
+        wmma::mma_sync(acc, fa, fb, acc);
+      }
+      wmma::store_matrix_sync(ow + n * 16, acc, S::OP, wmma::mem_row_major);
+    }
+    __syncwarp();
+  }
+  __syncthreads();
+  /* out = O / l */
+  T *O = (T *)a.out + b * a.seq_q * ldo + h * D;
+  for (int e = threadIdx.x; e < FA_Q * D; e += FA_THREADS) {
+    const int r = e / D, d = e % D;
+    const int64_t i = i0 + r;
+    if (i >= a.seq_q) continue;
+    const float l = ls[r];
+    O[i * ldo + d] = elem<T>::store(l > 0 ? os[r * S::OP + d] / l : 0.0f);
+  }
+}
+
+#endif
