@@ -85,17 +85,37 @@ def make_twin(torch, transformers, src, dst, kind, device):
     os.rename(tmp, dst)
 
 
-def mlxport_bench(bench, folder, dtype, seqs, batch, seconds, device):
+def mlxport_bench(bench, folder, dtype, seqs, batch, seconds, device, dump=None):
     p = subprocess.run([bench, "--model", folder, "--device", device, "--dtype", dtype, "--seq",
-                        ",".join(map(str, seqs)), "--batch", str(batch), "--seconds", str(seconds)],
-                       capture_output=True, text=True)
+                        ",".join(map(str, seqs)), "--batch", str(batch), "--seconds", str(seconds)] +
+                       (["--dump", dump] if dump else []), capture_output=True, text=True)
     rows = [json.loads(x) for x in p.stdout.splitlines() if x.startswith("{")]
     err = None if p.returncode == 0 else (p.stderr.strip().splitlines() or ["exit %d" % p.returncode])[-1]
     return {r["seq"]: r for r in rows}, err
 
 
-def torch_bench(torch, transformers, folder, kind, seqs, batch, seconds, device):
-    """PyTorch float16 forward passes: SDPA attention where transformers has it for the family."""
+def torch_out(torch, m, kind, ids):
+    """the output mlxport gives: logits, or the mean-pooled embedding (float32, on the host)"""
+    mask = torch.ones_like(ids)
+    r = m(input_ids=ids, attention_mask=mask)
+    if kind == "cls":
+        return r.logits.float().cpu()
+    h = r.last_hidden_state * mask[..., None]
+    return (h.sum(1) / mask.sum(1, keepdim=True)).float().cpu()
+
+
+def compare(torch, kind, mine, ref):
+    """mlxport's outputs against PyTorch's on the same ids: min cosine over rows (embedders), max |diff|
+    and argmax agreement (classifiers)"""
+    if kind == "embed":
+        cos = torch.nn.functional.cosine_similarity(mine, ref, dim=1)
+        return {"min_cos": float(cos.min())}
+    return {"max_abs": float((mine - ref).abs().max()), "argmax": float((mine.argmax(1) == ref.argmax(1)).float().mean())}
+
+
+def torch_bench(torch, transformers, folder, kind, seqs, batch, seconds, device, checks=()):
+    """PyTorch float16 forward passes: SDPA attention where transformers has it for the family.
+    checks: (key, ids file, mlxport output file) triples compared with PyTorch on those ids."""
     auto = transformers.AutoModelForSequenceClassification if kind == "cls" else transformers.AutoModel
     impl = "sdpa"
     try:
@@ -135,6 +155,16 @@ def torch_bench(torch, transformers, folder, kind, seqs, batch, seconds, device)
             dt = time.perf_counter() - t0
         out[seq] = {"seqs_per_s": it * batch / dt, "iters": it, "seconds": dt, "attn": impl,
                     "peak_mb": torch.cuda.max_memory_allocated() / 1048576 if device != "cpu" else 0.0}
+    import numpy as np
+    out["checks"] = {}
+    with torch.inference_mode():
+        for key, ids_f, out_f in checks:
+            if not (os.path.exists(ids_f) and os.path.exists(out_f)):
+                continue
+            ids = torch.from_numpy(np.fromfile(ids_f, dtype=np.int32).astype(np.int64)).reshape(batch, -1).to(device)
+            ref = torch_out(torch, m, kind, ids)
+            mine = torch.from_numpy(np.fromfile(out_f, dtype=np.float32)).reshape(ref.shape)
+            out["checks"][key] = compare(torch, kind, mine, ref)
     del m
     if device != "cpu":
         torch.cuda.empty_cache()
@@ -161,6 +191,11 @@ def main():
     carry = os.path.abspath(a.carry)
     mlxport, bench = os.path.join(carry, "bin", "mlxport"), os.path.join(carry, "bin", "bench_device")
     os.environ["LD_LIBRARY_PATH"] = os.path.join(carry, "lib") + ":" + os.environ.get("LD_LIBRARY_PATH", "")
+    for f in os.listdir(os.path.join(carry, "lib")):  # prepare.sh xz-compresses them: unpacked in place once
+        if f.endswith(".xz"):
+            with lzma.open(os.path.join(carry, "lib", f)) as x, open(os.path.join(carry, "lib", f[:-3]), "wb") as y:
+                shutil.copyfileobj(x, y)
+            os.remove(os.path.join(carry, "lib", f))
     os.makedirs(a.work, exist_ok=True)
     os.makedirs(a.out, exist_ok=True)
     jl = open(os.path.join(a.out, "bench_cuda.jsonl"), "w")
@@ -186,7 +221,8 @@ def main():
         log(f"{name}: twin + conversions {time.time() - t0:.0f}s")
         r = res[name] = {}
         for v in variants:
-            rows, err = mlxport_bench(bench, folders[v][0], folders[v][1], seqs, a.batch, a.seconds, a.device)
+            rows, err = mlxport_bench(bench, folders[v][0], folders[v][1], seqs, a.batch, a.seconds, a.device,
+                                      dump=os.path.join(a.work, f"dump-{name}-{v}"))
             r[v] = rows if not err else {"error": err}
             for seq, row in rows.items():
                 jl.write(json.dumps({"model": name, "runtime": "mlxport", "variant": v, **row}) + "\n")
@@ -194,7 +230,12 @@ def main():
                 log(f"{name} {v}: {err}")
         if not a.no_torch:
             try:
-                r["torch"] = torch_bench(torch, transformers, twin, kind, seqs, a.batch, a.seconds, a.device)
+                checks = [((v, seq), os.path.join(a.work, f"dump-{name}-{v}-{seq}.ids"),
+                           os.path.join(a.work, f"dump-{name}-{v}-{seq}.out")) for v in variants for seq in seqs]
+                r["torch"] = torch_bench(torch, transformers, twin, kind, seqs, a.batch, a.seconds, a.device, checks)
+                r["checks"] = r["torch"].pop("checks")
+                for (v, seq), c in r["checks"].items():
+                    jl.write(json.dumps({"model": name, "check": v, "seq": seq, **c}) + "\n")
                 for seq, row in r["torch"].items():
                     jl.write(json.dumps({"model": name, "runtime": "torch", "variant": "fp16", "seq": seq,
                                          "batch": a.batch, **row}) + "\n")
@@ -228,7 +269,21 @@ def main():
             tag = " (small)" if name in SMALL else ""
             print(f"| {name}{tag} | {fmt(t)} ({attn}) | " + " | ".join(cells) +
                   f" | {ratio(f16, t)} | {ratio(sps(r.get('q8', {}), seq), f16)} |")
-    errs = [(n, v, r[v]["error"]) for n, r in res.items() for v in r if isinstance(r[v], dict) and "error" in r[v]]
+    print(f"\n## mlxport on CUDA against PyTorch float16 on the same ids (embedders: min cosine over the batch; "
+          f"classifiers: max |logit diff|, argmax agreement)\n")
+    print("| model | tokens | " + " | ".join(variants) + " |")
+    print("|---|---:|" + "---|" * len(variants))
+    for name in names:
+        ch = res[name].get("checks", {})
+        for seq in seqs:
+            cells = []
+            for v in variants:
+                c = ch.get((v, seq))
+                cells.append("—" if not c else f"{c['min_cos']:.6f}" if "min_cos" in c else
+                             f"{c['max_abs']:.2g}, {100 * c['argmax']:.0f}%")
+            print(f"| {name} | {seq} | " + " | ".join(cells) + " |")
+    errs = [(n, v, r[v]["error"]) for n, r in res.items() for v in r
+            if v != "checks" and isinstance(r[v], dict) and "error" in r[v]]
     for n, v, e in errs:
         print(f"- {n} {v}: {e}")
 

@@ -5,6 +5,10 @@
  * Tokenization is not timed: the table compares forward passes.
  * Usage: bench_device --model DIR [--device cuda|cuda:N|cpu] [--dtype float16|bfloat16|float32]
  *          [--compute fast|faithful] [--seq 48,128] [--batch 128] [--seconds 1.0] [--threads N]
+ *          [--dump PREFIX]
+ * --dump writes, per length, PREFIX-SEQ.ids (int32 [batch, seq]) and PREFIX-SEQ.out (float32 [batch,
+ * labels] logits, or [batch, hidden] pooled embeddings) of the last pass: bench_cuda.py checks them
+ * against PyTorch on the same ids.
  * Output: one JSON object per sequence length:
  *   {"model":..., "device":..., "seq":48, "batch":128, "iters":N, "seconds":s,
  *    "seqs_per_s":x, "tokens_per_s":y, "peak_mb":z}
@@ -28,12 +32,22 @@ static double now_s(void) {
 static int usage(void) {
   fprintf(stderr, "usage: bench_device --model DIR [--device cuda|cuda:N|cpu] [--dtype float16|bfloat16|float32]\n"
                   "                    [--compute fast|faithful] [--seq 48,128] [--batch 128] [--seconds 1.0]\n"
-                  "                    [--threads N]\n");
+                  "                    [--threads N] [--dump PREFIX]\n");
   return 2;
 }
 
 /* one timed length: warm-up passes, then passes until `seconds` have gone (at least 3) */
-static int run_len(mp_model *m, size_t batch, size_t seq, double seconds, const char *model_dir) {
+static int dump(const char *prefix, size_t seq, const char *ext, const void *p, size_t bytes) {
+  char path[4096];
+  snprintf(path, sizeof path, "%s-%zu.%s", prefix, seq, ext);
+  FILE *f = fopen(path, "wb");
+  int ok = f && fwrite(p, 1, bytes, f) == bytes;
+  if (f && fclose(f)) ok = 0;
+  if (!ok) fprintf(stderr, "bench_device: cannot write %s\n", path);
+  return ok ? 0 : 1;
+}
+
+static int run_len(mp_model *m, size_t batch, size_t seq, double seconds, const char *model_dir, const char *prefix) {
   const mp_model_config *c = mp_model_get_config(m);
   size_t n = batch * seq;
   int32_t *ids = malloc(n * sizeof *ids), *mask = malloc(n * sizeof *mask);
@@ -79,6 +93,9 @@ static int run_len(mp_model *m, size_t batch, size_t seq, double seconds, const 
   if (rc)
     fprintf(stderr, "bench_device: %s: forward failed at seq %zu batch %zu: %s\n", model_dir, seq, batch,
             mlxport_last_error());
+  else if (prefix && (dump(prefix, seq, "ids", ids, n * sizeof *ids) ||
+                      dump(prefix, seq, "out", res, batch * (nl ? nl : h) * sizeof *res)))
+    rc = 1;
   else
     printf("{\"model\":\"%s\",\"device\":\"%s\",\"seq\":%zu,\"batch\":%zu,\"iters\":%ld,\"seconds\":%.4f,"
            "\"seqs_per_s\":%.1f,\"tokens_per_s\":%.1f,\"peak_mb\":%.1f}\n",
@@ -90,7 +107,7 @@ static int run_len(mp_model *m, size_t batch, size_t seq, double seconds, const 
 }
 
 int main(int argc, char **argv) {
-  const char *model = NULL, *device = "cuda", *dtype = "float16", *compute = "fast", *seqs = "48,128";
+  const char *model = NULL, *device = "cuda", *dtype = "float16", *compute = "fast", *seqs = "48,128", *prefix = NULL;
   size_t batch = 128;
   double seconds = 1.0;
   int threads = 0;
@@ -105,6 +122,7 @@ int main(int argc, char **argv) {
     else if (!strcmp(a, "--batch")) batch = strtoul(v, NULL, 10);
     else if (!strcmp(a, "--seconds")) seconds = strtod(v, NULL);
     else if (!strcmp(a, "--threads")) threads = atoi(v);
+    else if (!strcmp(a, "--dump")) prefix = v;
     else return usage();
     i++;
   }
@@ -128,7 +146,7 @@ int main(int argc, char **argv) {
       rc = 2;
       break;
     }
-    rc = run_len(m, batch, seq, seconds, model);
+    rc = run_len(m, batch, seq, seconds, model, prefix);
   }
   free(list);
   mp_model_close(m);

@@ -73,7 +73,13 @@ typedef struct cuda_ctx {
   void *rel_buf;                /* DeBERTa's c2p / p2c score tables (flash attention), reused by every layer */
   size_t rel_cap;
   int attention_simple; /* MP_CUDA_ATTENTION=simple: the CUDA-core reference kernel for every attention */
+  /* Pinned host staging for the per-pass inputs (ids, masks, index tables): a copy from pageable
+   * memory may wait for the stream, which would stall the GPU between layers. Bump-allocated, reset
+   * at begin (after the stream is idle). */
+  char *pin;
+  size_t pin_cap, pin_used;
 } cuda_ctx;
+#define PIN_BYTES ((size_t)8 << 20)
 
 static void track(cuda_ctx *c, size_t add, size_t sub) {
   c->cur_bytes += add;
@@ -456,6 +462,7 @@ static void cuda_close(void *p) {
   free(c->params);
   if (c->workspace) cudaFree(c->workspace);
   if (c->rel_buf) cudaFree(c->rel_buf);
+  if (c->pin) cudaFreeHost(c->pin);
   if (c->lt) cublasLtDestroy(c->lt);
   if (c->stream) cudaStreamDestroy(c->stream);
   free(c);
@@ -515,6 +522,10 @@ extern "C" mp_status mp_cuda_open(int index, mp_dtype dt, void **out) {
 static mp_status cuda_begin(void *p) {
   cuda_ctx *c = (cuda_ctx *)p;
   CU(cudaSetDevice(c->dev), "selecting the device");
+  if (c->pin_used) { /* the staged copies of the previous pass are done before the buffer is reused */
+    CU(cudaStreamSynchronize(c->stream), "waiting for the stream");
+    c->pin_used = 0;
+  }
   if (c->n_chunks > 1) { /* one chunk big enough for the whole previous pass */
     size_t total = 0;
     CU(cudaStreamSynchronize(c->stream), "waiting for the stream");
@@ -570,6 +581,16 @@ static void *cuda_upload_act(void *p, const void *host, size_t bytes) {
   cuda_ctx *c = (cuda_ctx *)p;
   void *d = cuda_alloc_bytes(c, bytes);
   if (!d) return NULL;
+  if (!c->pin && cudaHostAlloc((void **)&c->pin, PIN_BYTES, cudaHostAllocDefault) == cudaSuccess)
+    c->pin_cap = PIN_BYTES;
+  else if (!c->pin)
+    cudaGetLastError(); /* no pinned memory: the pageable copy below */
+  const size_t padded = (bytes + 63) & ~(size_t)63;
+  if (c->pin && padded <= c->pin_cap - c->pin_used) {
+    memcpy(c->pin + c->pin_used, host, bytes);
+    host = c->pin + c->pin_used;
+    c->pin_used += padded;
+  }
   cudaError_t e = cudaMemcpyAsync(d, host, bytes, cudaMemcpyHostToDevice, c->stream);
   if (e) {
     cuda_fail(e, "copying inputs to the device");

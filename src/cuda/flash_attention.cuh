@@ -102,44 +102,43 @@ template <typename T, int D> __global__ void __launch_bounds__(FA_THREADS) k_fla
       wmma::store_matrix_sync(sw + n * 16, acc, S::SP, wmma::mem_row_major);
     }
     __syncwarp();
-    /* scores -> online softmax; lanes take columns lane and lane + 32 of each row */
-    for (int r = 0; r < 16; r++) {
+    /* scores -> online softmax: lane pair (2r, 2r + 1) takes row r, the even / odd columns (fewer
+     * shared-memory bank conflicts than halves) */
+    {
+      const int r = lane >> 1, c0 = lane & 1;
       const int64_t i = i0 + warp * 16 + r;
-      float sv[2], pv[2];
-      bool okv[2];
+      float *srow = sw + r * S::SP + c0;
+      T *prow = pw + r * S::PP + c0;
       float tmax = -INFINITY;
-#pragma unroll
-      for (int u = 0; u < 2; u++) {
-        const int col = lane + 32 * u;
-        const int64_t j = j0 + col;
-        bool ok = i < a.seq_q && j < a.seq_k && (!km || km[j]) && (!a.causal || j <= i) &&
-                  !(a.window > 0 && (i - j > a.window || j - i > a.window));
+      const bool qok = i < a.seq_q;
+      const float *c2p_row = rel.c2p && qok ? rel.c2p + ((h * a.batch + b) * a.seq_q + i) * rel.n_pos - rel.lo : NULL;
+      for (int t = 0; t < 32; t++) {
+        const int64_t j = j0 + c0 + 2 * t;
+        const bool ok = qok && j < a.seq_k && (!km || km[j]) && (!a.causal || j <= i) &&
+                        !(a.window > 0 && (i - j > a.window || j - i > a.window));
         float s = -INFINITY;
         if (ok) {
-          s = sw[r * S::SP + col] * a.scale;
+          s = srow[2 * t] * a.scale;
           const int64_t dd = i - j + a.seq_k - 1;
-          if (rel.c2p) s += rel.c2p[((h * a.batch + b) * a.seq_q + i) * rel.n_pos + (a.cix[dd] - rel.lo)] * a.scale;
+          if (c2p_row) s += c2p_row[a.cix[dd]] * a.scale;
           if (rel.p2c) s += rel.p2c[((h * a.batch + b) * a.seq_k + j) * rel.n_pos + (a.pix[dd] - rel.lo)] * a.scale;
           if (a.bias_tab) s += a.bias_tab[(int64_t)a.bidx[dd] * H + h];
         }
-        sv[u] = s, okv[u] = ok;
+        srow[2 * t] = s;
         tmax = fmaxf(tmax, s);
       }
-      for (int o = 16; o > 0; o >>= 1)
-        tmax = fmaxf(tmax, __shfl_xor_sync(0xffffffffu, tmax, o));
+      tmax = fmaxf(tmax, __shfl_xor_sync(0xffffffffu, tmax, 1));
       const float m_old = ms[warp * 16 + r], m_new = fmaxf(m_old, tmax);
-      float corr = 1.0f, psum = 0.0f;
-#pragma unroll
-      for (int u = 0; u < 2; u++) {
-        pv[u] = okv[u] ? __expf(sv[u] - m_new) : 0.0f;
-        psum += pv[u];
-        pw[r * S::PP + lane + 32 * u] = elem<T>::store(pv[u]);
+      float psum = 0.0f;
+      for (int t = 0; t < 32; t++) {
+        const float pv = m_new == -INFINITY ? 0.0f : __expf(srow[2 * t] - m_new); /* masked: exp(-inf) = 0 */
+        psum += pv;
+        prow[2 * t] = elem<T>::store(pv);
       }
-      for (int o = 16; o > 0; o >>= 1)
-        psum += __shfl_xor_sync(0xffffffffu, psum, o);
-      if (m_new != -INFINITY) corr = __expf(m_old - m_new); /* m_old = -inf: 0 */
+      psum += __shfl_xor_sync(0xffffffffu, psum, 1);
+      const float corr = m_new == -INFINITY ? 1.0f : __expf(m_old - m_new); /* m_old = -inf: 0 */
       __syncwarp();
-      if (lane == 0) {
+      if (!(lane & 1)) {
         ls[warp * 16 + r] = ls[warp * 16 + r] * corr + psum;
         ms[warp * 16 + r] = m_new;
         cs[warp * 16 + r] = corr;

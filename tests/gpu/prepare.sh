@@ -5,14 +5,14 @@
 # configs + tokenizers + the few dataset rows tools/make_model_fixtures.py builds the random-weight
 # twins from (the twins themselves are made on the GPU machine with its torch/transformers).
 # With WHAT=bench it stages instead what bench/bench_cuda.py needs (bin/bench_device and every
-# tokenizer file of the eleven models; no MiniLM weights): a call carries one or the other.
-#   tests/gpu/prepare.sh [BUILD_DIR=build-cuda] [OUT=gpu-carry] [WHAT=suite|bench]
+# tokenizer file of the eleven models; no MiniLM weights); WHAT=all stages both (about 52 MiB).
+#   tests/gpu/prepare.sh [BUILD_DIR=build-cuda] [OUT=gpu-carry] [WHAT=suite|bench|all]
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 BUILD="${1:-$ROOT/build-cuda}"
 OUT="${2:-$ROOT/gpu-carry}"
 WHAT="${3:-suite}"
-case "$WHAT" in suite | bench) ;; *) echo "prepare: WHAT must be suite or bench, not '$WHAT'"; exit 2 ;; esac
+case "$WHAT" in suite | bench | all) ;; *) echo "prepare: WHAT must be suite, bench or all, not '$WHAT'"; exit 2 ;; esac
 OUT="$(mkdir -p "$OUT" && cd "$OUT" && pwd)" # absolute: the steps below change directory
 MP_CACHE="${MP_CACHE:-$ROOT/.cache}"
 PY="${MP_PYTHON:-$MP_CACHE/venv/bin/python}"
@@ -23,7 +23,7 @@ rm -rf "$OUT"
 mkdir -p "$OUT/bin" "$OUT/shared/models" "$OUT/shared/datasets/mnli/validation_matched" "$OUT/shared/datasets/sst2"
 cp "$BUILD/mlxport" "$OUT/bin/mlxport"
 # bench/bench_device.c (bench/bench_cuda.py's measuring half), when the build has it
-if [ "$WHAT" = bench ]; then
+if [ "$WHAT" != suite ]; then
   [ -x "$BUILD/bench_device" ] || { echo "prepare: $BUILD/bench_device not found (cmake --build $BUILD)"; exit 2; }
   cp "$BUILD/bench_device" "$OUT/bin/"
 fi
@@ -44,6 +44,8 @@ ldd "$BUILD/mlxport" | awk '/=> \//{print $3}' | while read -r lib; do
   *) cp -L "$lib" "$OUT/lib/" ;;
   esac
 done
+# xz-compressed (run.sh and bench/bench_cuda.py unpack them): the carry stays under 64 MiB
+xz -9 "$OUT"/lib/*
 # the twins' sources: configs and tokenizers only (make_model_fixtures.py reads no weights)
 # (the DeBERTa twins take MiniLM's WordPiece tokenizer: no sentencepiece needed on the GPU machine)
 for m in all-MiniLM-L6-v2 all-MiniLM-L12-v2 roberta-large-mnli distilbert-base-uncased-mnli all-mpnet-base-v2 \
@@ -55,7 +57,7 @@ for m in all-MiniLM-L6-v2 all-MiniLM-L12-v2 roberta-large-mnli distilbert-base-u
     [ -e "$SHARED/models/$m/$f" ] && cp -r "$SHARED/models/$m/$f" "$OUT/shared/models/$m/"
   done
   # the benchmark runs mlxport on the real tokenizers, also of the models without tokenizer.json
-  if [ "$WHAT" = bench ] && [ ! -e "$SHARED/models/$m/tokenizer.json" ]; then
+  if [ "$WHAT" != suite ] && [ ! -e "$SHARED/models/$m/tokenizer.json" ]; then
     for f in vocab.txt vocab.json merges.txt spm.model added_tokens.json; do
       [ -e "$SHARED/models/$m/$f" ] && cp "$SHARED/models/$m/$f" "$OUT/shared/models/$m/"
     done
