@@ -1,9 +1,9 @@
 /* Forward-pass throughput of one model on one device at fixed sequence lengths: the measuring
  * half of bench/bench_cuda.py (issue #20's GPU table), also usable on the CPU. Token ids are drawn
  * at random from the vocabulary (fixed seed; speed does not depend on their values) between the
- * tokenizer's special tokens, with every position real, so the batch is [batch, seq] with no padding, as the PyTorch side measures it.
- * Tokenization is not timed: the table compares forward passes.
- * Usage: bench_device --model DIR [--device cuda|cuda:N|cpu] [--dtype float16|bfloat16|float32]
+ * tokenizer's special tokens, with every position real, so the batch is [batch, seq] with no padding, as the PyTorch
+ * side measures it. Tokenization is not timed: the table compares forward passes. Usage: bench_device --model DIR
+ * [--device cuda|cuda:N|cpu] [--dtype float16|bfloat16|float32]
  *          [--compute fast|faithful] [--seq 48,128] [--batch 128] [--seconds 1.0] [--threads N]
  *          [--dump PREFIX]
  * --dump writes, per length, PREFIX-SEQ.ids (int32 [batch, seq]) and PREFIX-SEQ.out (float32 [batch,
@@ -114,16 +114,26 @@ int main(int argc, char **argv) {
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
     if (!v) return usage();
-    if (!strcmp(a, "--model")) model = v;
-    else if (!strcmp(a, "--device")) device = v;
-    else if (!strcmp(a, "--dtype")) dtype = v;
-    else if (!strcmp(a, "--compute")) compute = v;
-    else if (!strcmp(a, "--seq")) seqs = v;
-    else if (!strcmp(a, "--batch")) batch = strtoul(v, NULL, 10);
-    else if (!strcmp(a, "--seconds")) seconds = strtod(v, NULL);
-    else if (!strcmp(a, "--threads")) threads = atoi(v);
-    else if (!strcmp(a, "--dump")) prefix = v;
-    else return usage();
+    if (!strcmp(a, "--model"))
+      model = v;
+    else if (!strcmp(a, "--device"))
+      device = v;
+    else if (!strcmp(a, "--dtype"))
+      dtype = v;
+    else if (!strcmp(a, "--compute"))
+      compute = v;
+    else if (!strcmp(a, "--seq"))
+      seqs = v;
+    else if (!strcmp(a, "--batch"))
+      batch = strtoul(v, NULL, 10);
+    else if (!strcmp(a, "--seconds"))
+      seconds = strtod(v, NULL);
+    else if (!strcmp(a, "--threads"))
+      threads = atoi(v);
+    else if (!strcmp(a, "--dump"))
+      prefix = v;
+    else
+      return usage();
     i++;
   }
   if (!model || !batch) return usage();

@@ -39,7 +39,14 @@ static const char *k_help =
     "  --dry-run           print the plan; change nothing on disk\n"
     "  --no-skip           redo conversions and evaluations that are up to date\n"
     "  -j N, --jobs N      jobs in parallel (default 1); threads are divided among them\n"
-    "  --threads N         total compute threads (default: all cores)\n"
+    "  --threads N         total compute threads (default: all cores); an evaluation on a GPU\n"
+    "                      takes 2 host threads, not a share\n"
+    "  --gpu-memory-mb MB  GPU memory budget per CUDA device for the evaluations of models with\n"
+    "                      `device: cuda[:N]` (wins over the configs' gpu_memory_mb; default: the\n"
+    "                      device's memory x 0.9). A GPU evaluation starts only when its estimate\n"
+    "                      plus those of the GPU jobs running on its device fit; meanwhile CPU jobs\n"
+    "                      keep starting. With no budget and no GPU to ask, one GPU job at a time\n"
+    "                      per device. See docs/cuda.md (Pipeline)\n"
     "  --workdir DIR       work folder (default $MLX_TEMP_DIR/mlx_conversion, else $TMPDIR/mlx_conversion)\n"
     "  --data-dir DIR      where built-in datasets are found (see mlxport eval --help)\n"
     "  --max-samples N     evaluate at most N examples per dataset (overrides the configs)\n"
@@ -95,9 +102,30 @@ static void on_event(void *user, mp_pipeline_event ev, const mp_pipeline *p, con
 
 static void print_plan(mp_pipeline *p, FILE *f) {
   fprintf(f, "plan (%zu jobs, work folder %s):\n", mp_pipeline_job_count(p), mp_pipeline_workdir(p));
+  /* the GPU memory budget of each CUDA device the plan uses */
+  int max_dev = -1;
+  for (size_t i = 0; i < mp_pipeline_job_count(p); i++)
+    if (mp_pipeline_job(p, i)->gpu_device > max_dev) max_dev = mp_pipeline_job(p, i)->gpu_device;
+  for (int d = 0; d <= max_dev; d++) {
+    int used = 0, from_dev = 0;
+    for (size_t i = 0; i < mp_pipeline_job_count(p) && !used; i++)
+      used = mp_pipeline_job(p, i)->gpu_device == d;
+    if (!used) continue;
+    double b = mp_pipeline_gpu_budget_mb(p, d, &from_dev);
+    if (b > 0)
+      fprintf(f, "  GPU cuda:%d: memory budget %.0f MB (%s)\n", d, b,
+              from_dev ? "0.9 x the device's memory" : "gpu_memory_mb");
+    else
+      fprintf(f, "  GPU cuda:%d: no memory budget (gpu_memory_mb not set, no GPU to ask): one GPU job at a time\n", d);
+  }
   for (size_t i = 0; i < mp_pipeline_job_count(p); i++) {
     const mp_job *j = mp_pipeline_job(p, i);
     int skip = j->state == MP_JOB_SKIPPED;
+    char gpu[160] = "";
+    if (j->gpu_device >= 0 && j->est_gpu_mb > 0)
+      snprintf(gpu, sizeof gpu, ", on cuda:%d, GPU memory ~%.0f MB (estimate)", j->gpu_device, j->est_gpu_mb);
+    else if (j->gpu_device >= 0)
+      snprintf(gpu, sizeof gpu, ", on cuda:%d, GPU memory estimated once the model is there", j->gpu_device);
     if (j->kind == MP_JOB_DOWNLOAD)
       fprintf(f, "  %-50s %s from the Hugging Face Hub -> the hub cache", j->id, j->source);
     else if (j->kind == MP_JOB_EVAL && !j->data_path[0] && j->dep2 >= 0)
@@ -112,7 +140,7 @@ static void print_plan(mp_pipeline *p, FILE *f) {
               j->data_path[0] && mp_data_find_is_fallback(j->data_path)
                   ? " (embedded demo set: real benchmark not found)"
                   : "");
-    fprintf(f, "%s%s%s\n", skip ? "  [skip: " : "", skip ? j->reason : "", skip ? "]" : "");
+    fprintf(f, "%s%s%s%s\n", gpu, skip ? "  [skip: " : "", skip ? j->reason : "", skip ? "]" : "");
   }
 }
 
@@ -369,6 +397,9 @@ int mp_cmd_pipeline(int argc, char **argv) {
     } else if (mp_cli_opt(argc, argv, &i, "--threads", &v)) {
       if (!v || mp_cli_opt_int("pipeline", "--threads", v, 0, 1024, &x)) return MP_EXIT_USAGE;
       o.threads = (int)x;
+    } else if (mp_cli_opt(argc, argv, &i, "--gpu-memory-mb", &v)) {
+      if (!v || mp_cli_opt_int("pipeline", "--gpu-memory-mb", v, 1, 1000000000, &x)) return MP_EXIT_USAGE;
+      o.gpu_memory_mb = (double)x;
     } else if (mp_cli_opt(argc, argv, &i, "--max-samples", &v)) {
       if (!v || mp_cli_opt_int("pipeline", "--max-samples", v, 1, 1LL << 40, &x)) return MP_EXIT_USAGE;
       o.max_samples_override = (long)x;

@@ -22,7 +22,9 @@ static const char *k_help = "usage: mlxport status [--workdir DIR] [--json]\n"
                             "Lists every job recorded in the work folder (jobs/*.json) with its state, duration and\n"
                             "reason, and whether a pipeline currently holds the folder's lock. A job recorded as\n"
                             "running while no pipeline holds the lock was interrupted (its process died, e.g.\n"
-                            "kill -9): it shows as \"interrupted\"; the next pipeline run redoes it.\n";
+                            "kill -9): it shows as \"interrupted\"; the next pipeline run redoes it.\n"
+                            "An evaluation on a GPU also shows its device and estimated GPU memory\n"
+                            "(\"device\", \"est_gpu_mb\" in --json).\n";
 
 /* 1 when a pipeline holds the work folder's lock (pipeline.c take_lock): a shared lock cannot be
  * taken then. Taken and released at once. */
@@ -104,10 +106,27 @@ int mp_cmd_status(int argc, char **argv) {
         mp_sb_json_str(&sb, st, strlen(st));
         mp_sb_puts(&sb, ",\"reason\":");
         mp_sb_json_str(&sb, reason, strlen(reason));
+        const char *dev = mp_json_get_str(j, "device", NULL);
+        if (dev) { /* an evaluation on a GPU: its device and estimated GPU memory (null = unknown) */
+          mp_sb_puts(&sb, ",\"device\":");
+          mp_sb_json_str(&sb, dev, strlen(dev));
+          double g = mp_json_get_num(j, "est_gpu_mb", 0);
+          if (g > 0)
+            mp_sb_printf(&sb, ",\"est_gpu_mb\":%.0f", g);
+          else
+            mp_sb_puts(&sb, ",\"est_gpu_mb\":null");
+        }
         mp_sb_printf(&sb, ",\"seconds\":%.3f}", mp_json_get_num(j, "seconds", 0));
       } else {
-        mp_sb_printf(&sb, "  %-11s %-55s %7.1fs  %s\n", st, mp_json_get_str(j, "id", ""),
-                     mp_json_get_num(j, "seconds", 0), mp_json_get_str(j, "reason", ""));
+        const char *dev = mp_json_get_str(j, "device", NULL);
+        char gpu[96] = "";
+        double g = mp_json_get_num(j, "est_gpu_mb", 0);
+        if (dev && g > 0)
+          snprintf(gpu, sizeof gpu, "[%s, GPU ~%.0f MB] ", dev, g);
+        else if (dev)
+          snprintf(gpu, sizeof gpu, "[%s] ", dev);
+        mp_sb_printf(&sb, "  %-11s %-55s %7.1fs  %s%s\n", st, mp_json_get_str(j, "id", ""),
+                     mp_json_get_num(j, "seconds", 0), gpu, mp_json_get_str(j, "reason", ""));
       }
     } else {
       mp_err_clear();

@@ -519,6 +519,25 @@ extern "C" mp_status mp_cuda_open(int index, mp_dtype dt, void **out) {
   return MP_OK;
 }
 
+extern "C" mp_status mp_cuda_memory(int index, size_t *free_b, size_t *total_b) {
+  int n = 0;
+  cudaError_t e = cudaGetDeviceCount(&n);
+  if (e != cudaSuccess) {
+    mp_status s = cuda_fail(e, "no usable GPU");
+    cudaGetLastError();
+    return s;
+  }
+  if (index < 0 || index >= n)
+    return mp_err(MP_ERR_UNSUPPORTED, "CUDA: device cuda:%d does not exist (%d device%s visible)", index, n,
+                  n == 1 ? "" : "s");
+  size_t fr = 0, tot = 0;
+  CU(cudaSetDevice(index), "selecting the device");
+  CU(cudaMemGetInfo(&fr, &tot), "querying the device memory");
+  if (free_b) *free_b = fr;
+  if (total_b) *total_b = tot;
+  return MP_OK;
+}
+
 static mp_status cuda_begin(void *p) {
   cuda_ctx *c = (cuda_ctx *)p;
   CU(cudaSetDevice(c->dev), "selecting the device");
@@ -807,7 +826,8 @@ static mp_status lt_gemm_heads(cuda_ctx *c, const void *x, int64_t ldx, int64_t 
   return st;
 }
 
-template <typename T, int D> static mp_status launch_flash_d(cuda_ctx *c, const mp_dev_attention *a, const flash_rel &r) {
+template <typename T, int D>
+static mp_status launch_flash_d(cuda_ctx *c, const mp_dev_attention *a, const flash_rel &r) {
   static int configured = 0;
   const size_t sh = flash_shape<D>::bytes;
   if (!configured) {

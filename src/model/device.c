@@ -47,6 +47,17 @@ int mp_device_cuda_built(void) {
 #endif
 }
 
+mp_status mp_device_memory(int index, size_t *free_b, size_t *total_b) {
+  if (free_b) *free_b = 0;
+  if (total_b) *total_b = 0;
+#ifdef MP_HAVE_CUDA
+  return mp_cuda_memory(index, free_b, total_b);
+#else
+  (void)index;
+  return mp_err(MP_ERR_UNSUPPORTED, "GPU memory: this mlxport was built without CUDA (cmake -DMP_CUDA=ON)");
+#endif
+}
+
 /* ---------------------------------------------------------------- upload-once cache */
 
 struct mp_dev_cache {

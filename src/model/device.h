@@ -33,6 +33,12 @@ mp_status mp_device_parse(const char *s, mp_device_spec *out);
 mp_status mp_device_dtype_parse(const char *s, mp_dtype *out);
 /* 1 when this library was built with the CUDA backend (cmake -DMP_CUDA=ON). */
 int mp_device_cuda_built(void);
+/* Free and total memory of CUDA device `index` in bytes (cudaMemGetInfo; either pointer may be
+ * NULL). MP_ERR_UNSUPPORTED in a build without CUDA or when no such device / driver exists.
+ * Note: it initializes CUDA in the calling process, and a process that forked after that cannot
+ * use CUDA in the child: a program that forks GPU workers (the pipeline) asks from a short-lived
+ * child of its own. */
+mp_status mp_device_memory(int index, size_t *free_b, size_t *total_b);
 
 /* Attention on device buffers: mp_attention_args' meaning (kernels.h), with q/k/v/out device
  * pointers and key_mask a device copy ([batch, seq_k] bytes, NULL = all keys). */
@@ -129,6 +135,8 @@ typedef struct mp_device_ops {
  * (MP_F16, MP_BF16 or MP_F32). Errors name the CUDA error (no device, no driver, ...). */
 mp_status mp_cuda_open(int index, mp_dtype dt, void **ctx);
 const mp_device_ops *mp_cuda_ops(void);
+/* cudaMemGetInfo of device `index` (mp_device_memory). */
+mp_status mp_cuda_memory(int index, size_t *free_b, size_t *total_b);
 #endif
 
 #ifdef __cplusplus

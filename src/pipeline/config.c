@@ -498,6 +498,38 @@ static int same_source(const mp_pl_model *a, const mp_pl_model *b) {
          !strcmp(a->quant.variant, b->quant.variant);
 }
 
+/* `gpu_memory_mb:` at the top level or under `defaults:` (not both): a positive number of MB. */
+static void parse_gpu_memory(vctx *v, const mp_json *root) {
+  const mp_json *top = mp_json_get(root, "gpu_memory_mb");
+  const mp_json *defs = mp_json_get(root, "defaults");
+  const mp_json *dj = defs && defs->type == MP_JSON_OBJECT ? mp_json_get(defs, "gpu_memory_mb") : NULL;
+  if (top && dj) {
+    verr(v, dj, "gpu_memory_mb is set both at the top level and under defaults: keep one");
+    return;
+  }
+  const mp_json *j = top ? top : dj;
+  if (!j || j->type == MP_JSON_NULL) return;
+  const char *name = top ? "gpu_memory_mb" : "defaults.gpu_memory_mb";
+  if (j->type != MP_JSON_NUMBER || !isfinite(j->num)) {
+    verr(v, j, "%s must be a number of megabytes (the GPU memory budget per device, e.g. 70000), not %s%s%s", name,
+         j->type == MP_JSON_STRING ? "\"" : "a ", j->type == MP_JSON_STRING ? j->str : mp_json_type_name(j->type),
+         j->type == MP_JSON_STRING ? "\"" : "");
+    return;
+  }
+  if (!(j->num > 0) || j->num > 1e9) {
+    verr(v, j, "%s must be a positive number of megabytes (the GPU memory budget per device), not %g", name, j->num);
+    return;
+  }
+  mp_pl_config *c = v->c;
+  if (c->gpu_memory_mb > 0 && c->gpu_memory_mb != j->num) {
+    verr(v, j, "%s: %g differs from %g set in %s:%u; the files must agree", name, j->num, c->gpu_memory_mb,
+         c->gpu_memory_where.file, c->gpu_memory_where.line);
+    return;
+  }
+  c->gpu_memory_mb = j->num;
+  c->gpu_memory_where = (mp_pl_where){v->file, j->line, j->col};
+}
+
 /* ---------------------------------------------------------------- load */
 
 mp_status mp_pl_config_load(const char *const *patterns, size_t n, mp_pl_config **out) {
@@ -553,8 +585,9 @@ mp_status mp_pl_config_load(const char *const *patterns, size_t n, mp_pl_config 
       verr(&v, root, "the top level must be a mapping with \"models\" and/or \"datasets\"");
       continue;
     }
-    static const char *const top[] = {"models", "datasets", "defaults", "version", "upload", NULL};
+    static const char *const top[] = {"models", "datasets", "defaults", "version", "upload", "gpu_memory_mb", NULL};
     unknown_keys(&v, root, top, "the top level");
+    parse_gpu_memory(&v, root);
     const mp_json *ms = mp_json_get(root, "models");
     /* the file's default upload (top-level `upload:` or `defaults: {upload: ...}`) */
     const mp_json *dflt_up = mp_json_get(root, "upload");

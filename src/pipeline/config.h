@@ -82,6 +82,11 @@ typedef struct mp_pl_config {
   size_t n_files;
   char **warnings;
   size_t n_warnings;
+  /* `gpu_memory_mb:` (top level or under `defaults:`): the GPU memory budget per CUDA device, in
+   * MB, for the evaluations that run there (docs/cuda.md "Pipeline"); 0 = not set (the device's
+   * memory x 0.9). Files that set it must agree. */
+  double gpu_memory_mb;
+  mp_pl_where gpu_memory_where;
 } mp_pl_config;
 
 /* Loads every file matching the patterns (globs are expanded here, so quote them), merges

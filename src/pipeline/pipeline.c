@@ -33,6 +33,9 @@
 #include "eval/report.h"
 #include "format/hf.h"
 #include "hub/hub.h"
+#include "model/config.h"
+#include "model/device.h"
+#include "model/model.h"
 #include "quant/convert.h"
 #include "quant/mlx_affine.h"
 #include "quant/mlx_fp.h"
@@ -44,6 +47,10 @@ struct mp_pipeline {
   mp_job *jobs;
   size_t n;
   int lock_fd;
+  /* GPU memory budget per CUDA ordinal used by the plan's GPU jobs (resolve_gpu_budgets) */
+  double *gpu_budget;
+  size_t n_gpu_budget;
+  int gpu_from_device; /* the default: 0.9 x the device's memory */
 };
 
 const char *mp_job_kind_name(mp_job_kind k) {
@@ -127,6 +134,168 @@ static double dir_weights_mb(const char *dir) {
   }
   if (mb == 0) mb = (double)mp_tree_size(dir) / (1024.0 * 1024.0);
   return mb;
+}
+
+/* ---------------------------------------------------------------- GPU jobs */
+
+/* tokenizer_config.json's model_max_length (0 when absent or the "very large" placeholder). */
+static long tokenizer_max_length(const char *dir) {
+  char *path = mp_path_join(dir, "tokenizer_config.json");
+  long r = 0;
+  mp_arena a;
+  mp_arena_init(&a, 0);
+  mp_json *doc;
+  if (path && mp_is_file(path) && mp_json_parse_file(path, &a, &doc) == MP_OK) {
+    const mp_json *m = mp_json_get(doc, "model_max_length");
+    if (m && m->type == MP_JSON_NUMBER && m->num > 0 && m->num < 1e9) r = (long)m->num;
+  }
+  mp_err_clear();
+  mp_arena_free(&a);
+  free(path);
+  return r;
+}
+
+double mp_pipeline_gpu_estimate_mb(const char *dir, long batch, long max_length, int esize) {
+  int64_t params = 0;
+  int cls = 0;
+  mp_model_config c;
+  if (mp_model_config_param_count(dir, &params, &cls) != MP_OK || mp_model_config_load(dir, &c) != MP_OK) return -1;
+  /* the sequence length eval pads to at most: mp_model_default_max_length without opening the model */
+  int64_t pos = c.max_positions;
+  if (c.family == MP_FAMILY_ROBERTA) pos -= c.pad_token_id + 1;
+  if (c.family == MP_FAMILY_MPNET) pos -= 2;
+  if (pos <= 0) pos = 512;
+  int64_t seq = pos;
+  long tm = tokenizer_max_length(dir);
+  if (c.st_max_seq_length > 0 && c.st_max_seq_length < seq)
+    seq = c.st_max_seq_length;
+  else if (tm > 0 && tm < seq)
+    seq = tm;
+  if (max_length > 0) seq = max_length < pos ? max_length : pos;
+  if (batch <= 0) batch = 32; /* mp_eval_options' default batch size; the pipeline passes none */
+  if (esize <= 0) {
+    const char *dt = getenv("MP_CUDA_DTYPE");
+    esize = dt && (!strcmp(dt, "float32") || !strcmp(dt, "fp32")) ? 4 : 2;
+  }
+  int64_t layers = c.layers > 0 ? c.layers : 1;
+  if (c.family == MP_FAMILY_BART && c.hook_points > c.layers + 2) layers = c.hook_points - 2; /* + decoder_layers */
+  const double MB = 1024.0 * 1024.0;
+  double weights = (double)params * esize / MB;
+  double act =
+      (double)batch * (double)seq * (double)layers * (8.0 * (double)c.hidden + 2.0 * (double)c.intermediate) * 2.0 / MB;
+  double staging = (double)c.vocab_size * (double)c.hidden * 4.0 / MB;
+  double workspace = 32.0;
+  mp_model_config_free(&c);
+  double sub = weights + act + staging + workspace;
+  return sub + 512.0 + 0.10 * sub;
+}
+
+/* Total memory of CUDA device `index` in MB, asked from a short-lived child process (CUDA must
+ * not be initialized in the pipeline's process: its forked jobs could not use it); 0 when it
+ * cannot be known (a build without CUDA, no driver, no such device). */
+static double query_gpu_total_mb(int index) {
+  if (!mp_device_cuda_built()) return 0;
+  int fds[2];
+  if (pipe(fds) != 0) return 0;
+  fflush(NULL);
+  pid_t pid = fork();
+  if (pid < 0) {
+    close(fds[0]), close(fds[1]);
+    return 0;
+  }
+  if (pid == 0) {
+    close(fds[0]);
+    size_t tot = 0;
+    if (mp_device_memory(index, NULL, &tot) != MP_OK) tot = 0;
+    ssize_t w = write(fds[1], &tot, sizeof tot);
+    _exit(w == (ssize_t)sizeof tot ? 0 : 3);
+  }
+  close(fds[1]);
+  size_t tot = 0;
+  ssize_t r;
+  while ((r = read(fds[0], &tot, sizeof tot)) < 0 && errno == EINTR) {
+  }
+  if (r != (ssize_t)sizeof tot) tot = 0;
+  close(fds[0]);
+  int wst;
+  while (waitpid(pid, &wst, 0) < 0 && errno == EINTR) {
+  }
+  return (double)tot / (1024.0 * 1024.0);
+}
+
+/* The budget of every CUDA ordinal the plan's GPU jobs use: --gpu-memory-mb, else the
+ * configuration's gpu_memory_mb, else 0.9 x the device's memory, else unknown (0: one GPU job at a
+ * time on that device). */
+static mp_status resolve_gpu_budgets(mp_pipeline *p) {
+  int max_dev = -1;
+  for (size_t i = 0; i < p->n; i++)
+    if (p->jobs[i].gpu_device > max_dev) max_dev = p->jobs[i].gpu_device;
+  if (max_dev < 0) return MP_OK;
+  p->n_gpu_budget = (size_t)max_dev + 1;
+  p->gpu_budget = calloc(p->n_gpu_budget, sizeof *p->gpu_budget);
+  if (!p->gpu_budget) return mp_err(MP_ERR_NOMEM, "out of memory");
+  double set = p->o.gpu_memory_mb > 0 ? p->o.gpu_memory_mb : p->cfg->gpu_memory_mb;
+  p->gpu_from_device = !(set > 0);
+  for (int d = 0; d <= max_dev; d++) {
+    int used = 0;
+    for (size_t i = 0; i < p->n && !used; i++)
+      used = p->jobs[i].gpu_device == d && p->jobs[i].state == MP_JOB_PENDING;
+    if (!used) continue;
+    p->gpu_budget[d] = set > 0 ? set : 0.9 * query_gpu_total_mb(d);
+  }
+  return MP_OK;
+}
+
+mp_job_admit mp_pipeline_admit(const mp_job *jobs, size_t n_jobs, size_t i, int max_jobs, const mp_gpu_budget *b,
+                               char *why, size_t cap) {
+  if (why && cap) why[0] = 0;
+  const mp_job *j = &jobs[i];
+  int running = 0, on_dev = 0, unknown_on_dev = 0;
+  double used = 0;
+  for (size_t k = 0; k < n_jobs; k++) {
+    const mp_job *x = &jobs[k];
+    if (x->state != MP_JOB_RUNNING) continue;
+    running++;
+    if (j->gpu_device >= 0 && x->gpu_device == j->gpu_device) {
+      on_dev++;
+      if (x->est_gpu_mb > 0)
+        used += x->est_gpu_mb;
+      else
+        unknown_on_dev = 1;
+    }
+  }
+  if (j->gpu_device < 0) return running < max_jobs ? MP_ADMIT_START : MP_ADMIT_WAIT;
+  double budget = b && (size_t)j->gpu_device < b->n ? b->mb[j->gpu_device] : 0;
+  if (budget > 0 && j->est_gpu_mb > budget) {
+    if (why && cap)
+      snprintf(why, cap, "needs about %.0f MB of GPU memory on cuda:%d, the budget is %.0f MB (gpu_memory_mb%s)",
+               j->est_gpu_mb, j->gpu_device, budget,
+               b->from_device ? "; by default 0.9 x the device's memory: set gpu_memory_mb or --gpu-memory-mb" : "");
+    return MP_ADMIT_NEVER;
+  }
+  if (running >= max_jobs) return MP_ADMIT_WAIT;
+  /* no budget, or no estimate of its own or of a running one: alone on its device */
+  if (budget <= 0 || j->est_gpu_mb <= 0 || unknown_on_dev) return on_dev ? MP_ADMIT_WAIT : MP_ADMIT_START;
+  return used + j->est_gpu_mb <= budget ? MP_ADMIT_START : MP_ADMIT_WAIT;
+}
+
+/* The GPU estimate of an eval job from its source model's (or, failing that, its converted
+ * model's) config.json; 0 when neither can be read yet. */
+static void gpu_estimate(mp_job *j) {
+  if (j->gpu_device < 0 || j->est_gpu_mb > 0) return;
+  const char *dirs[2] = {NULL, j->out_dir};
+  char *src = NULL;
+  if (mp_is_dir(j->source))
+    dirs[0] = j->source;
+  else if (j->source[0] && mp_hf_resolve_cached(j->source, &src) == MP_OK)
+    dirs[0] = src;
+  for (int k = 0; k < 2 && j->est_gpu_mb <= 0; k++) {
+    if (!dirs[k] || !mp_is_dir(dirs[k])) continue;
+    double e = mp_pipeline_gpu_estimate_mb(dirs[k], 0, j->dataset ? j->dataset->max_length : 0, 0);
+    if (e > 0) j->est_gpu_mb = e;
+  }
+  mp_err_clear();
+  free(src);
 }
 
 mp_status mp_pipeline_plan(const mp_pl_config *cfg, const mp_pipeline_options *o, mp_pipeline **out) {
@@ -213,6 +382,7 @@ mp_status mp_pipeline_plan(const mp_pl_config *cfg, const mp_pipeline_options *o
           dj->kind = MP_JOB_DOWNLOAD;
           dj->model = m;
           dj->dep = dj->dep2 = -1;
+          dj->gpu_device = -1;
           dj->est_mb = 64;
           snprintf(dj->id, sizeof dj->id, "%s", id);
           snprintf(dj->source, sizeof dj->source, "%.1000s", ref);
@@ -228,6 +398,7 @@ mp_status mp_pipeline_plan(const mp_pl_config *cfg, const mp_pipeline_options *o
     cj->model = m;
     cj->dep = dl;
     cj->dep2 = -1;
+    cj->gpu_device = -1;
     snprintf(cj->id, sizeof cj->id, "convert-%s-%s", m->name, qs);
     snprintf(cj->out_dir, sizeof cj->out_dir, "%s/models/%s-%s", p->workdir, m->name, qs);
     if (src) {
@@ -258,6 +429,11 @@ mp_status mp_pipeline_plan(const mp_pl_config *cfg, const mp_pipeline_options *o
       ej->dataset = d;
       ej->dep = (int)ci;
       ej->dep2 = -1;
+      ej->gpu_device = -1;
+      mp_device_spec dspec;
+      if (m->device && mp_device_parse(m->device, &dspec) == MP_OK && dspec.kind == MP_DEVICE_CUDA)
+        ej->gpu_device = dspec.index;
+      mp_err_clear();
       snprintf(ej->id, sizeof ej->id, "eval-%s-%s-%s", m->name, qs, d->key);
       snprintf(ej->out_dir, sizeof ej->out_dir, "%s", cj->out_dir);
       snprintf(ej->source, sizeof ej->source, "%s", cj->source);
@@ -312,6 +488,7 @@ mp_status mp_pipeline_plan(const mp_pl_config *cfg, const mp_pipeline_options *o
             dj->model = m;
             dj->dataset = d;
             dj->dep = dj->dep2 = -1;
+            dj->gpu_device = -1;
             dj->est_mb = 64;
             snprintf(dj->id, sizeof dj->id, "%s", id);
             snprintf(dj->source, sizeof dj->source, "dataset:%s:%s", hrepo, hpat);
@@ -340,15 +517,27 @@ mp_status mp_pipeline_plan(const mp_pl_config *cfg, const mp_pipeline_options *o
         ej->state = MP_JOB_SKIPPED;
         snprintf(ej->reason, sizeof ej->reason, "model not available locally");
       }
+      if (ej->state != MP_JOB_SKIPPED) gpu_estimate(ej);
     }
+  }
+  mp_status bst = resolve_gpu_budgets(p);
+  if (bst) {
+    mp_pipeline_free(p);
+    return bst;
   }
   *out = p;
   return MP_OK;
 }
 
+double mp_pipeline_gpu_budget_mb(const mp_pipeline *p, int device, int *from_device) {
+  if (from_device) *from_device = p->gpu_from_device;
+  return device >= 0 && (size_t)device < p->n_gpu_budget ? p->gpu_budget[device] : 0;
+}
+
 void mp_pipeline_free(mp_pipeline *p) {
   if (!p) return;
   if (p->lock_fd >= 0) close(p->lock_fd);
+  free(p->gpu_budget);
   free(p->jobs);
   free(p->workdir);
   free(p);
@@ -414,6 +603,13 @@ static void job_state_write(mp_pipeline *p, const mp_job *j) {
     mp_sb_puts(&sb, "null");
   mp_sb_puts(&sb, ",\"reason\":");
   mp_sb_json_str(&sb, j->reason, strlen(j->reason));
+  if (j->gpu_device >= 0) { /* an evaluation on a GPU: its device and estimated GPU memory */
+    mp_sb_printf(&sb, ",\"device\":\"cuda:%d\",\"est_gpu_mb\":", j->gpu_device);
+    if (j->est_gpu_mb > 0)
+      mp_sb_printf(&sb, "%.0f", j->est_gpu_mb);
+    else
+      mp_sb_puts(&sb, "null");
+  }
   mp_sb_printf(&sb, ",\"seconds\":%.3f,\"exit_code\":%d,\"finished_at\":%lld}\n", j->seconds, j->exit_code,
                (long long)time(NULL));
   char rel[300];
@@ -920,6 +1116,24 @@ mp_status mp_pipeline_run(mp_pipeline *p, mp_pipeline_cb cb, void *user) {
   int J = p->o.jobs > 0 ? p->o.jobs : 1;
   int total_threads = p->o.threads > 0 ? p->o.threads : (int)sysconf(_SC_NPROCESSORS_ONLN);
   int per_job = total_threads / J > 0 ? total_threads / J : 1;
+  /* a GPU job's host threads only tokenize and feed the device: 2 of them, not a share of `threads`,
+   * so that the CPU jobs beside it keep the cores */
+  int gpu_threads = total_threads < 2 ? 1 : 2;
+  mp_gpu_budget budget = {p->gpu_budget, p->n_gpu_budget, p->gpu_from_device};
+  for (size_t d = 0; d < p->n_gpu_budget; d++) {
+    int used = 0;
+    for (size_t i = 0; i < p->n && !used; i++)
+      used = p->jobs[i].gpu_device == (int)d && p->jobs[i].state == MP_JOB_PENDING;
+    if (!used) continue;
+    if (p->gpu_budget[d] > 0)
+      mp_log(MP_LOG_INFO, "mlxport pipeline: GPU memory budget of cuda:%zu: %.0f MB (%s)", d, p->gpu_budget[d],
+             p->gpu_from_device ? "0.9 x the device's memory" : "gpu_memory_mb");
+    else
+      mp_log(MP_LOG_WARN,
+             "mlxport pipeline: no GPU memory budget for cuda:%zu (gpu_memory_mb not set and the GPU could not be "
+             "queried): its GPU jobs run one at a time",
+             d);
+  }
   for (size_t i = 0; i < p->n; i++)
     if (p->jobs[i].state == MP_JOB_SKIPPED) job_state_write(p, &p->jobs[i]);
   int running = 0;
@@ -963,6 +1177,18 @@ mp_status mp_pipeline_run(mp_pipeline *p, mp_pipeline_cb cb, void *user) {
           continue;
         }
       }
+      /* GPU memory: the device's budget against the GPU jobs running there */
+      gpu_estimate(j); /* a source downloaded by this run: estimated now */
+      char why[512];
+      mp_job_admit adm = mp_pipeline_admit(p->jobs, p->n, i, J, &budget, why, sizeof why);
+      if (adm == MP_ADMIT_NEVER) {
+        j->state = MP_JOB_FAILED;
+        snprintf(j->reason, sizeof j->reason, "%s", why);
+        job_state_write(p, j);
+        if (cb) cb(user, MP_EV_END, p, j);
+        continue;
+      }
+      if (adm == MP_ADMIT_WAIT) continue; /* CPU jobs keep starting */
       /* memory check against what is available now */
       double avail = mem_available_mb();
       if (j->est_mb > avail) {
@@ -976,7 +1202,7 @@ mp_status mp_pipeline_run(mp_pipeline *p, mp_pipeline_cb cb, void *user) {
       }
       j->state = MP_JOB_RUNNING;
       j->started = mp_now_s();
-      if (spawn(p, j, per_job) != 0) {
+      if (spawn(p, j, j->gpu_device >= 0 ? gpu_threads : per_job) != 0) {
         j->state = MP_JOB_FAILED;
         snprintf(j->reason, sizeof j->reason, "could not start: %s", strerror(errno));
         job_state_write(p, j);

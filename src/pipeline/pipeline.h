@@ -52,6 +52,9 @@ typedef struct mp_job {
   char data_path[1024]; /* eval: dataset file */
   char key[65];         /* eval: settings hash */
   double est_mb;        /* estimated peak memory */
+  int gpu_device;       /* eval on a CUDA device (the model's `device: cuda[:N]`): its ordinal; -1 = CPU job */
+  double est_gpu_mb;    /* eval on a GPU: estimated peak GPU memory (mp_pipeline_gpu_estimate_mb); 0 = not known
+                           yet (source not downloaded: estimated when the job is ready) */
   double started, seconds;
   int pid;
   int exit_code;
@@ -67,6 +70,9 @@ typedef struct mp_pipeline_options {
   unsigned long seed;
   long latency_requests; /* >= 0 passed to eval (-1 = eval's default) */
   int json;
+  double gpu_memory_mb; /* > 0: GPU memory budget per CUDA device (--gpu-memory-mb, wins over the
+                           configuration's gpu_memory_mb); 0 = the configuration's, else the
+                           device's total memory x 0.9 */
 } mp_pipeline_options;
 
 typedef struct mp_pipeline mp_pipeline;
@@ -91,6 +97,47 @@ mp_status mp_pipeline_run(mp_pipeline *p, mp_pipeline_cb cb, void *user);
 mp_status mp_pipeline_report(mp_pipeline *p, int *gates_failed, int *errors);
 const char *mp_pipeline_workdir(const mp_pipeline *p);
 void mp_pipeline_free(mp_pipeline *p);
+/* ---- GPU jobs (docs/cuda.md "Pipeline")
+ *
+ * Estimated peak GPU memory of one evaluation on a CUDA device, in MB. `mlxport eval` runs the
+ * baseline and then the converted model, each in a child process of its own that exits (and so
+ * frees its GPU memory) before the next starts, and on a device a model is opened once (no second
+ * faithful pass: the device has no integer kernels): one model is resident at a time, so the job
+ * needs max(baseline, converted) = the figure of one model (the converted one's quantized
+ * weights are dequantized to the compute dtype on upload: they cost what the float ones do):
+ *   weights      params x esize                 (esize 2 for float16/bfloat16, 4 for float32)
+ *   activations  batch x seq x layers x (8 hidden + 2 intermediate) x 2 bytes
+ *                (the backend keeps every activation of a forward pass in its arena)
+ *   staging      vocab x hidden x 4 bytes       (f32 copy of the largest table while uploading it)
+ *   workspace    32 MB                          (cuBLASLt)
+ *   margin       512 MB + 10% of the above      (CUDA context, kernels, arena growth)
+ * `dir` is a model folder with config.json; seq is max_length (0 = the model's default: the
+ * sentence-transformers max_seq_length, else min(tokenizer model_max_length, positions)); batch 0
+ * = eval's 32; esize 0 = from MP_CUDA_DTYPE (float32 -> 4), else 2. A clearly labelled ESTIMATE;
+ * returns -1 (error set) when config.json cannot be read or its family has no parameter count. */
+double mp_pipeline_gpu_estimate_mb(const char *dir, long batch, long max_length, int esize);
+
+/* The budget per CUDA device for admitting GPU jobs. */
+typedef struct mp_gpu_budget {
+  const double *mb; /* mb[ordinal]: the budget in MB; an ordinal >= n or a value <= 0: unknown */
+  size_t n;
+  int from_device; /* the budgets are the default (0.9 x the device's memory), not gpu_memory_mb */
+} mp_gpu_budget;
+typedef enum { MP_ADMIT_START, MP_ADMIT_WAIT, MP_ADMIT_NEVER } mp_job_admit;
+/* The scheduling decision for ready job jobs[i] (its dependencies done), a pure function of the
+ * job table: START when fewer than max_jobs jobs run and, for a GPU job (gpu_device >= 0), the
+ * est_gpu_mb of the jobs running on its device plus its own fit that device's budget (an unknown
+ * budget: only when no other job runs on the device); WAIT otherwise (CPU jobs keep starting);
+ * NEVER, with the reason in why, when the job cannot fit even on an idle device ("needs about N
+ * MB of GPU memory on cuda:0, the budget is M MB (gpu_memory_mb)"). The host-memory check is
+ * separate. */
+mp_job_admit mp_pipeline_admit(const mp_job *jobs, size_t n_jobs, size_t i, int max_jobs, const mp_gpu_budget *b,
+                               char *why, size_t cap);
+
+/* The budget the plan uses for CUDA device `device` in MB (0 = unknown: one GPU job at a time
+ * there); *from_device (may be NULL) = 1 when it is the default (0.9 x the device's memory). */
+double mp_pipeline_gpu_budget_mb(const mp_pipeline *p, int device, int *from_device);
+
 /* Removes temporary leftovers (".*.tmp-*" files and folders) under the work folder. */
 mp_status mp_pipeline_clean(const char *workdir, size_t *removed);
 #endif

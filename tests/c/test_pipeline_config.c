@@ -112,6 +112,54 @@ static void test_env_paths(void) {
   expect_error("models:\n  - name: a\n    hf_name: ${}/a\n", "bad reference");
 }
 
+/* gpu_memory_mb: the GPU memory budget per device (top level or under defaults:) */
+static void test_gpu_memory_mb(void) {
+  mp_pl_config *c = NULL;
+  char *p = write_cfg("gpu.yaml", "gpu_memory_mb: 70000\nmodels:\n  - name: a\n    hf_name: x/y\n    device: cuda:1\n");
+  CHECK_OK(load1(p, &c));
+  REQUIRE(c);
+  CHECK(c->gpu_memory_mb == 70000);
+  CHECK_STREQ(mp_pl_config_model(c, "a")->device, "cuda:1");
+  mp_pl_config_free(c);
+  remove(p);
+  free(p);
+  p = write_cfg("gpu2.yaml", "defaults:\n  gpu_memory_mb: 12288.5\nmodels:\n  - name: a\n    hf_name: x/y\n");
+  CHECK_OK(load1(p, &c));
+  REQUIRE(c);
+  CHECK(c->gpu_memory_mb == 12288.5);
+  mp_pl_config_free(c);
+  remove(p);
+  free(p);
+  /* not set: 0 (the device's memory x 0.9 at run time) */
+  p = write_cfg("gpu3.yaml", "models:\n  - name: a\n    hf_name: x/y\n");
+  CHECK_OK(load1(p, &c));
+  REQUIRE(c);
+  CHECK(c->gpu_memory_mb == 0);
+  mp_pl_config_free(c);
+  remove(p);
+  free(p);
+  expect_error("gpu_memory_mb: -100\nmodels: []\n",
+               "bad.yaml:1:16: gpu_memory_mb must be a positive number of megabytes (the GPU memory budget per "
+               "device), not -100");
+  expect_error("gpu_memory_mb: 0\n", "gpu_memory_mb must be a positive number of megabytes");
+  expect_error("gpu_memory_mb: lots\n", "bad.yaml:1:16: gpu_memory_mb must be a number of megabytes (the GPU memory "
+                                        "budget per device, e.g. 70000), not \"lots\"");
+  expect_error("gpu_memory_mb: [1, 2]\n", "gpu_memory_mb must be a number of megabytes");
+  expect_error("defaults:\n  gpu_memory_mb: 80GB\n", "bad.yaml:2:18: defaults.gpu_memory_mb must be a number");
+  expect_error("gpu_memory_mb: 1000\ndefaults:\n  gpu_memory_mb: 1000\n", "set both at the top level and under");
+  expect_error("gpu_memory_mb: 1000\ngpu_memory: 5\n", "unknown key \"gpu_memory\" in the top level (did you mean "
+                                                       "\"gpu_memory_mb\"?)");
+  /* two files must agree */
+  char *a = write_cfg("g1.yaml", "gpu_memory_mb: 1000\n");
+  char *b = write_cfg("g2.yaml", "gpu_memory_mb: 2000\n");
+  const char *pats[] = {a, b};
+  CHECK(mp_pl_config_load(pats, 2, &c) == MP_ERR_INVALID_ARG);
+  CHECKF(strstr(mp_last_error(), "g2.yaml:1:16: gpu_memory_mb: 2000 differs from 1000 set in") != NULL, "%s",
+         mp_last_error());
+  remove(a), remove(b);
+  free(a), free(b);
+}
+
 static void test_shipped_configs(void) {
   char m[1024], d[1024];
   snprintf(m, sizeof m, "%s/config/models.yaml", mp_test_source_dir());
@@ -134,6 +182,7 @@ int main(void) {
   RUN(test_errors);
   RUN(test_duplicates);
   RUN(test_env_paths);
+  RUN(test_gpu_memory_mb);
   RUN(test_shipped_configs);
   return mp_test_done();
 }
