@@ -212,12 +212,17 @@ def main():
         t0 = time.time()
         make_twin(torch, transformers, os.path.join(carry, "shared", "models", name), twin, kind, a.device)
         folders = {"fp16": (twin, "float16"), "bf16": (twin, "bfloat16")}
-        for bits in (8, 4):
+        convs = []
+        for bits in (8, 4):  # the two conversions side by side
             q = f"{twin}-q{bits}"
             if f"q{bits}" in variants and not os.path.exists(os.path.join(q, "config.json")):
-                subprocess.run([mlxport, "convert", "--hf-path", twin, "--mlx-path", q, "-q", "--q-bits", str(bits),
-                                "--q-group-size", "64", "--dtype", "float16"], check=True, capture_output=True)
+                convs.append(subprocess.Popen([mlxport, "convert", "--hf-path", twin, "--mlx-path", q, "-q", "--q-bits",
+                                               str(bits), "--q-group-size", "64", "--dtype", "float16"],
+                                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE))
             folders[f"q{bits}"] = (q, "float16")
+        for p in convs:
+            if p.wait():
+                log(f"{name}: conversion failed: {p.stderr.read().decode()[-400:]}")
         log(f"{name}: twin + conversions {time.time() - t0:.0f}s")
         r = res[name] = {}
         for v in variants:
