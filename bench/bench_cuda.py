@@ -171,6 +171,88 @@ def torch_bench(torch, transformers, folder, kind, seqs, batch, seconds, device,
     return out
 
 
+def sps(d, seq):
+    return d.get(seq, {}).get("seqs_per_s") if isinstance(d, dict) and "error" not in d else None
+
+
+def fmt(x):
+    return "—" if x is None else f"{x:,.0f}"
+
+
+def ratio(x, y):
+    return "—" if x is None or not y else f"{x / y:.2f}x"
+
+
+def report(res, names, seqs, variants, title):
+    """the throughput and correctness tables of res[name][variant][seq] (and res[name]["checks"])"""
+    print(f"\n## Sequences/s, {title}\n")
+    for seq in seqs:
+        print(f"\n### {seq} tokens\n")
+        print("| model | PyTorch fp16 (attn) | mlxport fp16 | bf16 | q8 | q4 | fp16 / PyTorch | q8 / own fp16 |")
+        print("|---|---:|---:|---:|---:|---:|---:|---:|")
+        for name in names:
+            r = res.get(name, {})
+            t = sps(r.get("torch", {}), seq)
+            attn = r.get("torch", {}).get(seq, {}).get("attn", "") if t else "failed"
+            f16 = sps(r.get("fp16", {}), seq)
+            cells = [fmt(sps(r.get(v, {}), seq)) for v in ("fp16", "bf16", "q8", "q4")]
+            tag = " (small)" if name in SMALL else ""
+            print(f"| {name}{tag} | {fmt(t)} ({attn}) | " + " | ".join(cells) +
+                  f" | {ratio(f16, t)} | {ratio(sps(r.get('q8', {}), seq), f16)} |")
+    print("\n## mlxport on CUDA against PyTorch float16 on the same ids (embedders: min cosine over the batch; "
+          "classifiers: max |logit diff|, argmax agreement)\n")
+    print("| model | tokens | " + " | ".join(variants) + " |")
+    print("|---|---:|" + "---|" * len(variants))
+    for name in names:
+        ch = res.get(name, {}).get("checks", {})
+        for seq in seqs:
+            cells = []
+            for v in variants:
+                c = ch.get((v, seq))
+                cells.append("—" if not c else f"{c['min_cos']:.6f}" if "min_cos" in c else
+                             f"{c['max_abs']:.2g}, {100 * c['argmax']:.0f}%")
+            print(f"| {name} | {seq} | " + " | ".join(cells) + " |")
+    errs = [(n, v, r[v]["error"]) for n, r in res.items() for v in r
+            if v != "checks" and isinstance(r[v], dict) and "error" in r[v]]
+    for n, v, e in errs:
+        print(f"- {n} {v}: {e}")
+
+
+def report_jsonl(path):
+    """the tables again from a run's bench_cuda.jsonl (also one cut short)"""
+    res, seqs, variants, batch = {}, [], [], None
+    mem = []
+    for line in open(path):
+        row = json.loads(line)
+        if "memory_target" in row:
+            mem.append(row)
+            continue
+        name = row["model"]
+        if "/" in name:  # the first runs wrote the folder here: .../NAME[-q8|-q4]
+            name = os.path.basename(name).removesuffix("-q8").removesuffix("-q4")
+        r = res.setdefault(name, {})
+        if "check" in row:
+            r.setdefault("checks", {})[(row["check"], row["seq"])] = row
+            continue
+        key = "torch" if row["runtime"] == "torch" else row["variant"]
+        r.setdefault(key, {})[row["seq"]] = row
+        batch = row.get("batch", batch)
+        if row["seq"] not in seqs:
+            seqs.append(row["seq"])
+        if row["runtime"] == "mlxport" and row["variant"] not in variants:
+            variants.append(row["variant"])
+    names = [n for n in MODELS if n in res]
+    report(res, names, sorted(seqs), variants, f"batch {batch}, every token real (from {path})")
+    if mem:
+        print("\n## Memory targets (peak GPU memory)\n")
+        print("| model | shape | mlxport fp16 seqs/s | mlxport peak MB | PyTorch fp16 seqs/s | PyTorch peak MB |")
+        print("|---|---|---:|---:|---:|---:|")
+        for m in mem:
+            a, t = m["mlxport"], m["torch"]
+            print(f"| {m['memory_target']} | {m['batch']} x {m['seq']} | {fmt(a.get('seqs_per_s'))} | "
+                  f"{fmt(a.get('peak_mb'))} | {fmt(t.get('seqs_per_s'))} | {fmt(t.get('peak_mb'))} |")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--carry", default="bench-carry")
@@ -184,7 +266,10 @@ def main():
     ap.add_argument("--device", default="cuda", help="cuda (the benchmark) or cpu (a smoke test of this script)")
     ap.add_argument("--no-torch", action="store_true")
     ap.add_argument("--no-memory", action="store_true")
+    ap.add_argument("--report", metavar="JSONL", help="print the tables of an earlier run's bench_cuda.jsonl")
     a = ap.parse_args()
+    if a.report:
+        return report_jsonl(a.report)
     import torch
     import transformers
 
@@ -230,7 +315,7 @@ def main():
                                       dump=os.path.join(a.work, f"dump-{name}-{v}"))
             r[v] = rows if not err else {"error": err}
             for seq, row in rows.items():
-                jl.write(json.dumps({"model": name, "runtime": "mlxport", "variant": v, **row}) + "\n")
+                jl.write(json.dumps({**row, "folder": row["model"], "model": name, "runtime": "mlxport", "variant": v}) + "\n")
             if err:
                 log(f"{name} {v}: {err}")
         if not a.no_torch:
@@ -250,47 +335,8 @@ def main():
         jl.flush()
         log(f"{name}: done ({time.time() - t0:.0f}s)")
 
-    def sps(d, seq):
-        return d.get(seq, {}).get("seqs_per_s") if isinstance(d, dict) and "error" not in d else None
-
-    def fmt(x):
-        return "—" if x is None else f"{x:,.0f}"
-
-    def ratio(x, y):
-        return "—" if x is None or not y else f"{x / y:.2f}x"
-
-    print(f"\n## Sequences/s, batch {a.batch}, every token real ({gpu}; torch {torch.__version__}, "
-          f"transformers {transformers.__version__})\n")
-    for seq in seqs:
-        print(f"\n### {seq} tokens\n")
-        print("| model | PyTorch fp16 (attn) | mlxport fp16 | bf16 | q8 | q4 | fp16 / PyTorch | q8 / own fp16 |")
-        print("|---|---:|---:|---:|---:|---:|---:|---:|")
-        for name in names:
-            r = res[name]
-            t = sps(r.get("torch", {}), seq)
-            attn = r.get("torch", {}).get(seq, {}).get("attn", "") if t else "failed"
-            f16 = sps(r.get("fp16", {}), seq)
-            cells = [fmt(sps(r.get(v, {}), seq)) for v in ("fp16", "bf16", "q8", "q4")]
-            tag = " (small)" if name in SMALL else ""
-            print(f"| {name}{tag} | {fmt(t)} ({attn}) | " + " | ".join(cells) +
-                  f" | {ratio(f16, t)} | {ratio(sps(r.get('q8', {}), seq), f16)} |")
-    print(f"\n## mlxport on CUDA against PyTorch float16 on the same ids (embedders: min cosine over the batch; "
-          f"classifiers: max |logit diff|, argmax agreement)\n")
-    print("| model | tokens | " + " | ".join(variants) + " |")
-    print("|---|---:|" + "---|" * len(variants))
-    for name in names:
-        ch = res[name].get("checks", {})
-        for seq in seqs:
-            cells = []
-            for v in variants:
-                c = ch.get((v, seq))
-                cells.append("—" if not c else f"{c['min_cos']:.6f}" if "min_cos" in c else
-                             f"{c['max_abs']:.2g}, {100 * c['argmax']:.0f}%")
-            print(f"| {name} | {seq} | " + " | ".join(cells) + " |")
-    errs = [(n, v, r[v]["error"]) for n, r in res.items() for v in r
-            if v != "checks" and isinstance(r[v], dict) and "error" in r[v]]
-    for n, v, e in errs:
-        print(f"- {n} {v}: {e}")
+    report(res, names, seqs, variants, f"batch {a.batch}, every token real ({gpu}; torch {torch.__version__}, "
+           f"transformers {transformers.__version__})")
 
     if not a.no_memory:
         print("\n## Memory targets (peak GPU memory)\n")
