@@ -700,6 +700,28 @@ static mp_status lt_algo_for(cuda_ctx *c, cublasLtMatmulDesc_t md, cublasLtMatri
   return MP_OK;
 }
 
+/* The common tail of a cuBLASLt product whose descriptors were built with status s: the cached
+ * algorithm for (m, n, k, key), D = A · B (alpha 1, beta 0) on the stream, then the descriptors
+ * destroyed whatever happened. */
+static mp_status lt_run(cuda_ctx *c, cublasStatus_t s, cublasLtMatmulDesc_t md, cublasLtMatrixLayout_t la,
+                        cublasLtMatrixLayout_t lb, cublasLtMatrixLayout_t lc, int64_t m, int64_t n, int64_t k, int key,
+                        const void *a, const void *b, void *d, const char *what) {
+  mp_status st = s ? lt_fail(s, what) : MP_OK;
+  const cublasLtMatmulAlgo_t *algo = NULL;
+  if (!st) st = lt_algo_for(c, md, la, lb, lc, m, n, k, key, &algo);
+  if (!st) {
+    float alpha = 1.0f, beta = 0.0f;
+    s = cublasLtMatmul(c->lt, md, &alpha, a, la, b, lb, &beta, d, lc, d, lc, algo, c->workspace, WORKSPACE_BYTES,
+                       c->stream);
+    if (s) st = lt_fail(s, what);
+  }
+  if (lc) cublasLtMatrixLayoutDestroy(lc);
+  if (lb) cublasLtMatrixLayoutDestroy(lb);
+  if (la) cublasLtMatrixLayoutDestroy(la);
+  if (md) cublasLtMatmulDescDestroy(md);
+  return st;
+}
+
 static mp_status cuda_dense(void *p, const void *x, int64_t rows, const void *w, int64_t out, int64_t in,
                             const void *bias, mp_act act, void *y) {
   cuda_ctx *c = (cuda_ctx *)p;
@@ -712,7 +734,6 @@ static mp_status cuda_dense(void *p, const void *x, int64_t rows, const void *w,
     epi = bias ? CUBLASLT_EPILOGUE_GELU_BIAS : CUBLASLT_EPILOGUE_GELU, post = MP_ACT_NONE;
   cublasLtMatmulDesc_t md = NULL;
   cublasLtMatrixLayout_t la = NULL, lb = NULL, lc = NULL;
-  mp_status st = MP_OK;
   cublasOperation_t ta = CUBLAS_OP_T, tb = CUBLAS_OP_N;
   /* column-major view: D[out, rows] = W[in, out]ᵀ · X[in, rows] */
   cublasStatus_t s = cublasLtMatmulDescCreate(&md, CUBLAS_COMPUTE_32F, CUDA_R_32F);
@@ -723,20 +744,7 @@ static mp_status cuda_dense(void *p, const void *x, int64_t rows, const void *w,
   if (!s) s = cublasLtMatrixLayoutCreate(&la, t, (uint64_t)in, (uint64_t)out, in);
   if (!s) s = cublasLtMatrixLayoutCreate(&lb, t, (uint64_t)in, (uint64_t)rows, in);
   if (!s) s = cublasLtMatrixLayoutCreate(&lc, t, (uint64_t)out, (uint64_t)rows, out);
-  if (s) st = lt_fail(s, "describing a GEMM");
-  const cublasLtMatmulAlgo_t *algo = NULL;
-  if (!st) st = lt_algo_for(c, md, la, lb, lc, out, rows, in, (int)epi, &algo);
-  if (!st) {
-    float alpha = 1.0f, beta = 0.0f;
-    s = cublasLtMatmul(c->lt, md, &alpha, w, la, x, lb, &beta, y, lc, y, lc, algo, c->workspace, WORKSPACE_BYTES,
-                       c->stream);
-    if (s) st = lt_fail(s, "matmul");
-  }
-  if (lc) cublasLtMatrixLayoutDestroy(lc);
-  if (lb) cublasLtMatrixLayoutDestroy(lb);
-  if (la) cublasLtMatrixLayoutDestroy(la);
-  if (md) cublasLtMatmulDescDestroy(md);
-  if (st) return st;
+  MP_TRY(lt_run(c, s, md, la, lb, lc, out, rows, in, (int)epi, w, x, y, "matmul"));
   if (post != MP_ACT_NONE) {
     DISPATCH(c, launch_act, (c, y, rows * out, post));
     LAUNCHED("activation");
@@ -796,7 +804,6 @@ static mp_status lt_gemm_heads(cuda_ctx *c, const void *x, int64_t ldx, int64_t 
   cublasOperation_t ta = CUBLAS_OP_T, tb = CUBLAS_OP_N;
   int32_t nb = (int32_t)batch;
   int64_t sa = k, sb = k, sc = rows * n;
-  mp_status st = MP_OK;
   cublasStatus_t s = cublasLtMatmulDescCreate(&md, CUBLAS_COMPUTE_32F, CUDA_R_32F);
   if (!s) s = cublasLtMatmulDescSetAttribute(md, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof ta);
   if (!s) s = cublasLtMatmulDescSetAttribute(md, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof tb);
@@ -809,21 +816,8 @@ static mp_status lt_gemm_heads(cuda_ctx *c, const void *x, int64_t ldx, int64_t 
   if (!s) s = cublasLtMatrixLayoutSetAttribute(la, CUBLASLT_MATRIX_LAYOUT_STRIDED_BATCH_OFFSET, &sa, sizeof sa);
   if (!s) s = cublasLtMatrixLayoutSetAttribute(lb, CUBLASLT_MATRIX_LAYOUT_STRIDED_BATCH_OFFSET, &sb, sizeof sb);
   if (!s) s = cublasLtMatrixLayoutSetAttribute(lc, CUBLASLT_MATRIX_LAYOUT_STRIDED_BATCH_OFFSET, &sc, sizeof sc);
-  if (s) st = lt_fail(s, "describing a batched GEMM");
-  const cublasLtMatmulAlgo_t *algo = NULL;
   /* the algorithm cache key: a batched f32-output product never shares an epilogue code with a dense */
-  if (!st) st = lt_algo_for(c, md, la, lb, lc, n, rows, k, 0x10000 + (int)batch, &algo);
-  if (!st) {
-    float alpha = 1.0f, beta = 0.0f;
-    s = cublasLtMatmul(c->lt, md, &alpha, pm, la, x, lb, &beta, out, lc, out, lc, algo, c->workspace, WORKSPACE_BYTES,
-                       c->stream);
-    if (s) st = lt_fail(s, "batched matmul");
-  }
-  if (lc) cublasLtMatrixLayoutDestroy(lc);
-  if (lb) cublasLtMatrixLayoutDestroy(lb);
-  if (la) cublasLtMatrixLayoutDestroy(la);
-  if (md) cublasLtMatmulDescDestroy(md);
-  return st;
+  return lt_run(c, s, md, la, lb, lc, n, rows, k, 0x10000 + (int)batch, pm, x, out, "batched matmul");
 }
 
 template <typename T, int D>
