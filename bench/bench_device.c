@@ -111,7 +111,7 @@ int main(int argc, char **argv) {
   size_t batch = 128;
   double seconds = 1.0;
   int threads = 0;
-  for (int i = 1; i < argc; i++) {
+  for (int i = 1; i < argc; i += 2) {
     const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
     if (!v) return usage();
     if (!strcmp(a, "--model"))
@@ -134,7 +134,6 @@ int main(int argc, char **argv) {
       prefix = v;
     else
       return usage();
-    i++;
   }
   if (!model || !batch) return usage();
   mp_model_options o = {.threads = threads, .device = device};
