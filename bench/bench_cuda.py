@@ -129,7 +129,7 @@ def torch_bench(torch, transformers, folder, kind, seqs, batch, seconds, device,
     for seq in seqs:
         g = torch.Generator(device=device).manual_seed(0)
         ids = torch.randint(min(1000, vocab - 1), vocab, (batch, seq), device=device, generator=g)
-        bos, eos = m.config.bos_token_id, m.config.eos_token_id
+        bos, eos = getattr(m.config, "bos_token_id", None), getattr(m.config, "eos_token_id", None)
         if isinstance(bos, int):  # special tokens at both ends, as bench_device puts them (BART's head
             ids[:, 0] = bos       # reads the state at the last eos)
         if isinstance(eos, int):
