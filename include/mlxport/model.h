@@ -35,6 +35,9 @@ typedef struct mlxport_model_options {
                               built with CUDA, docs/cuda.md; else mlxport_model_open fails with
                               MLXPORT_ERR_UNSUPPORTED saying so). Added in 0.1: callers built with an
                               older header keep the default through struct_size */
+  const char *device_dtype; /* compute dtype on a GPU: NULL or "float16" (default), "bfloat16",
+                               "float32" ("fp16", "bf16", "fp32" too); not used on the CPU; anything
+                               else fails with MLXPORT_ERR_INVALID_ARG. Added in 0.1 after device */
 } mlxport_model_options;
 
 /** mlxport_model_options_init: fills o with the defaults (all cores, fast compute, batch 32,

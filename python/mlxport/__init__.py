@@ -70,9 +70,10 @@ class Model:
 
     threads: compute threads (0 = all cores); compute: "fast" (integer kernels for MLX-quantized
     layers) or "faithful" (what MLX computes); max_length: tokens per text (0 = the model's);
-    device: "cpu" (default), "cuda" or "cuda:N" (a library built with CUDA, docs/cuda.md)."""
+    device: "cpu" (default), "cuda" or "cuda:N" (a library built with CUDA, docs/cuda.md);
+    device_dtype: the compute dtype on a GPU, "float16" (default), "bfloat16" or "float32"."""
 
-    def __init__(self, path_or_repo, *, threads=0, compute="fast", max_length=0, device=None):
+    def __init__(self, path_or_repo, *, threads=0, compute="fast", max_length=0, device=None, device_dtype=None):
         if compute not in ("fast", "faithful"):
             raise ValueError("compute must be 'fast' or 'faithful'")
         o = _lib.ModelOptions()
@@ -81,6 +82,8 @@ class Model:
         o.batch_size = 1 << 20  # batches are formed here, per call (embed's batch_size)
         self._device = _b(device)  # kept alive while the library reads it
         o.device = self._device
+        self._device_dtype = _b(device_dtype)
+        o.device_dtype = self._device_dtype
         h = ctypes.c_void_p()
         _check(lib.mlxport_model_open(_b(path_or_repo), ctypes.byref(o), ctypes.byref(h)))
         self._h = h

@@ -26,7 +26,8 @@ lib = ctypes.CDLL(LIBRARY_PATH)
 
 class ModelOptions(ctypes.Structure):
     _fields_ = [("struct_size", c_size_t), ("threads", c_int), ("compute", c_int), ("batch_size", c_size_t),
-                ("max_length", c_size_t), ("device", ctypes.c_char_p)]
+                ("max_length", c_size_t), ("device", ctypes.c_char_p),
+                ("device_dtype", ctypes.c_char_p)]
 
 
 class EncodeOptions(ctypes.Structure):

@@ -8,6 +8,7 @@
 #include "core/error.h"
 #include "core/strbuf.h"
 #include "mlxport.h"
+#include "model/device.h"
 #include "model/model.h"
 
 struct mlxport_model {
@@ -42,9 +43,11 @@ MLXPORT_API mlxport_status mlxport_model_open(const char *path_or_repo, const ml
   if (o.compute != MLXPORT_COMPUTE_FAST && o.compute != MLXPORT_COMPUTE_FAITHFUL)
     return mp_err(MP_ERR_INVALID_ARG, "mlxport_model_open: compute must be MLXPORT_COMPUTE_FAST or _FAITHFUL");
   if (o.threads < 0) return mp_err(MP_ERR_INVALID_ARG, "mlxport_model_open: threads must be >= 0");
+  mp_model_options mo = {.threads = o.threads, .compute = (mp_compute)o.compute, .device = o.device};
+  if (o.device_dtype && mp_device_dtype_parse(o.device_dtype, &mo.device_dtype) != MP_OK)
+    return mp_err_prefix(MP_ERR_INVALID_ARG, "mlxport_model_open: device_dtype");
   mlxport_model *h = calloc(1, sizeof *h);
   if (!h) return mp_err(MP_ERR_NOMEM, "out of memory");
-  mp_model_options mo = {.threads = o.threads, .compute = (mp_compute)o.compute, .device = o.device};
   mp_status s = mp_model_open(path_or_repo, &mo, &h->m);
   if (s) {
     free(h);

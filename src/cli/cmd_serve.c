@@ -23,6 +23,7 @@
 #include "core/arena.h"
 #include "core/clock.h"
 #include "core/strbuf.h"
+#include "model/device.h"
 #include "serve/serve_request.h"
 
 const char mp_cmd_serve_summary[] =
@@ -69,6 +70,7 @@ static const char *k_help =
     "  --threads N              compute threads per model (default: all cores)\n"
     "  --compute fast|faithful  MLX-quantized compute mode (default fast; docs/runtime.md)\n"
     "  --device D               cpu (default), cuda or cuda:N: every model on that GPU (docs/cuda.md)\n"
+    "  --device-dtype T         compute dtype on the GPU: float16 (default), bfloat16, float32\n"
     "  --access-log FILE        JSON-lines access log (default stderr; `-` for stderr, `off`)\n"
     "\n"
     "Start-up and access logs are JSON lines. SIGTERM stops accepting, answers the requests in\n"
@@ -86,7 +88,8 @@ typedef struct {
   double request_timeout_s, drain_timeout_s;
   int threads;
   mlxport_compute compute;
-  const char *device; /* --device (NULL = cpu) */
+  const char *device;       /* --device (NULL = cpu) */
+  const char *device_dtype; /* --device-dtype (NULL = float16) */
 } serve_cfg;
 
 enum { K_EMBED, K_CLASSIFY, K_ZERO_SHOT };
@@ -1303,6 +1306,14 @@ int mp_cmd_serve(int argc, char **argv) {
         goto out;
       }
       cfg->device = v;
+    } else if (mp_cli_opt(argc, argv, &i, "--device-dtype", &v)) {
+      mp_dtype dt;
+      if (!v) goto out;
+      if (mp_device_dtype_parse(v, &dt)) {
+        rc = mp_cli_usage_error("serve", "--device-dtype must be float16, bfloat16 or float32, not %s", v);
+        goto out;
+      }
+      cfg->device_dtype = v;
     } else if (mp_cli_opt(argc, argv, &i, "--access-log", &v)) {
       if (!v) goto out;
       access = v;
@@ -1365,6 +1376,7 @@ int mp_cmd_serve(int argc, char **argv) {
   mo.threads = cfg->threads;
   mo.compute = cfg->compute;
   mo.device = cfg->device;
+  mo.device_dtype = cfg->device_dtype;
   rc = MP_EXIT_ERROR;
   for (size_t i = 0; i < n_refs; i++) {
     served *s = &g_models[i];

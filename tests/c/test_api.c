@@ -53,6 +53,17 @@ static void test_model(void) {
   CHECK(mlxport_model_open("/no/such/model", NULL, &m) == MLXPORT_ERR_NOT_FOUND && !m);
   CHECK(strstr(mlxport_last_error(), "/no/such/model") != NULL);
   mlxport_model_options_init(&o);
+  CHECK(o.device_dtype == NULL);
+  o.device_dtype = "float8"; /* refused by name, whatever the device */
+  CHECK(mlxport_model_open(MINILM, &o, &m) == MLXPORT_ERR_INVALID_ARG && !m);
+  CHECKF(strstr(mlxport_last_error(), "device_dtype") && strstr(mlxport_last_error(), "float8"), "%s",
+         mlxport_last_error());
+  mlxport_model_options_init(&o);
+  o.device_dtype = "bfloat16"; /* a GPU setting: the CPU ignores it */
+  REQUIRE(mlxport_model_open(MINILM, &o, &m) == MLXPORT_OK);
+  mlxport_model_close(m);
+  m = NULL;
+  mlxport_model_options_init(&o);
   o.batch_size = 2;
   REQUIRE(mlxport_model_open(MINILM, &o, &m) == MLXPORT_OK);
   size_t d = mlxport_model_dim(m);

@@ -70,7 +70,11 @@ try:  # the device option reaches the library (this build has no CUDA, or this m
     mlxport.Model(minilm, device="cuda")
 except mlxport.MlxportError as e:
     out["error_cuda"] = str(e)
-out["cpu_device"] = mlxport.Model(minilm, device="cpu").dim
+out["cpu_device"] = mlxport.Model(minilm, device="cpu", device_dtype="bfloat16").dim
+try:
+    mlxport.Model(minilm, device_dtype="float8")
+except mlxport.MlxportError as e:
+    out["error_dtype"] = str(e)
 # the GIL: ctypes.CDLL (not PyDLL) releases it around every foreign call; two models used from
 # two threads at once give what one thread gives
 out["cdll"] = isinstance(mlxport._lib.lib, ctypes.CDLL) and not isinstance(mlxport._lib.lib, ctypes.PyDLL)
@@ -195,3 +199,4 @@ def test_errors_carry_the_c_message(result):
     assert "no sequence-classification head" in result["error2"]
     assert "CUDA" in result["error_cuda"], result.get("error_cuda")  # a clear error, never a silent CPU run
     assert result["cpu_device"] == 384
+    assert "device_dtype" in result["error_dtype"] and "float8" in result["error_dtype"], result.get("error_dtype")

@@ -582,3 +582,14 @@ def test_mlx_q8_model(tmp_path):
         assert info["model_dtype"] == "mlx-affine" and info["models"][0]["quantized"] is True
     finally:
         assert s.stop() == 0
+
+
+def test_device_options_are_checked_before_loading():
+    """--device / --device-dtype errors are usage errors (exit 2) naming the value; a GPU dtype with
+    the CPU device is accepted (it applies on a GPU only)."""
+    r = run_cli("serve", "--port", "0", "--device-dtype", "float8", MINILM, check=False)
+    assert r.returncode == 2 and "--device-dtype must be float16, bfloat16 or float32, not float8" in r.stderr, r.stderr
+    r = run_cli("serve", "--port", "0", "--device", "gpu0", MINILM, check=False)
+    assert r.returncode == 2 and "--device must be cpu, cuda or cuda:N, not gpu0" in r.stderr, r.stderr
+    r = run_cli("serve", "--help", check=False)
+    assert r.returncode == 0 and "--device-dtype" in r.stdout + r.stderr
