@@ -25,16 +25,16 @@ typedef struct mlxport_model mlxport_model;
 typedef enum mlxport_compute { MLXPORT_COMPUTE_FAST = 0, MLXPORT_COMPUTE_FAITHFUL = 1 } mlxport_compute;
 
 typedef struct mlxport_model_options {
-  size_t struct_size;      /* sizeof(mlxport_model_options); set by mlxport_model_options_init */
-  int threads;             /* compute threads; 0 = all cores */
-  mlxport_compute compute; /* default MLXPORT_COMPUTE_FAST */
-  size_t batch_size;       /* texts per forward pass; 0 = 32 */
-  size_t max_length;       /* tokens per text (longer ones are truncated); 0 = the model's default
-                              (sentence-transformers max_seq_length, else the tokenizer's) */
-  const char *device;      /* where the model runs: NULL or "cpu" (default), "cuda", "cuda:N" (a library
-                              built with CUDA, docs/cuda.md; else mlxport_model_open fails with
-                              MLXPORT_ERR_UNSUPPORTED saying so). Added in 0.1: callers built with an
-                              older header keep the default through struct_size */
+  size_t struct_size;       /* sizeof(mlxport_model_options); set by mlxport_model_options_init */
+  int threads;              /* compute threads; 0 = all cores */
+  mlxport_compute compute;  /* default MLXPORT_COMPUTE_FAST */
+  size_t batch_size;        /* texts per forward pass; 0 = 32 */
+  size_t max_length;        /* tokens per text (longer ones are truncated); 0 = the model's default
+                               (sentence-transformers max_seq_length, else the tokenizer's) */
+  const char *device;       /* where the model runs: NULL or "cpu" (default), "cuda", "cuda:N" (a library
+                               built with CUDA, docs/cuda.md; else mlxport_model_open fails with
+                               MLXPORT_ERR_UNSUPPORTED saying so). Added in 0.1: callers built with an
+                               older header keep the default through struct_size */
   const char *device_dtype; /* compute dtype on a GPU: NULL or "float16" (default), "bfloat16",
                                "float32" ("fp16", "bf16", "fp32" too); not used on the CPU; anything
                                else fails with MLXPORT_ERR_INVALID_ARG. Added in 0.1 after device */
