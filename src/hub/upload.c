@@ -337,7 +337,8 @@ static mp_status parse_action(const mp_json *o, const char *url, mp_up_action *a
   }
   if (chunk <= 0)
     return mp_err(MP_ERR_FORMAT, "%s: object %s: \"chunk_size\" is not a positive integer", url, act->oid);
-  int64_t want = (act->size + chunk - 1) / chunk;
+  /* size / chunk rounded up without forming size + chunk (chunk may be near INT64_MAX) */
+  int64_t want = act->size / chunk + (act->size % chunk != 0);
   if (want > 100000)
     return mp_err(MP_ERR_FORMAT, "%s: object %s: %lld parts are too many", url, act->oid, (long long)want);
   act->chunk_size = chunk;

@@ -157,6 +157,9 @@ static void test_batch_parser(void) {
       /* zero chunk size */
       "{\"objects\": [{\"oid\": \"" OID_A "\", \"size\": 10}, {\"oid\": \"" OID_B "\", \"size\": 250, \"actions\": "
       "{\"upload\": {\"href\": \"https://h/c\", \"header\": {\"chunk_size\": \"0\"}}}}]}",
+      /* a chunk size near INT64_MAX (one part, none given; found by fuzz_hub_answers: no overflow) */
+      "{\"objects\": [{\"oid\": \"" OID_A "\", \"size\": 10}, {\"oid\": \"" OID_B "\", \"size\": 250, \"actions\": "
+      "{\"upload\": {\"href\": \"https://h/c\", \"header\": {\"chunk_size\": 9223372036854775807}}}}]}",
   };
   for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
     for (int k = 0; k < 2; k++)
