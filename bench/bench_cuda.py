@@ -266,6 +266,8 @@ def main():
     ap.add_argument("--device", default="cuda", help="cuda (the benchmark) or cpu (a smoke test of this script)")
     ap.add_argument("--no-torch", action="store_true")
     ap.add_argument("--no-memory", action="store_true")
+    ap.add_argument("--profile", action="store_true",
+                    help="also write $OUT/profile-MODEL-SEQ.txt: mlxport fp16's time per operation (MP_CUDA_PROFILE=1)")
     ap.add_argument("--report", metavar="JSONL", help="print the tables of an earlier run's bench_cuda.jsonl")
     a = ap.parse_args()
     if a.report:
@@ -318,6 +320,13 @@ def main():
                 jl.write(json.dumps({**row, "folder": row["model"], "model": name, "runtime": "mlxport", "variant": v}) + "\n")
             if err:
                 log(f"{name} {v}: {err}")
+        if a.profile and a.device != "cpu":  # where the fp16 time goes, per operation (MP_CUDA_PROFILE)
+            for seq in seqs:
+                p = subprocess.run([bench, "--model", twin, "--device", a.device, "--dtype", "float16", "--seq",
+                                    str(seq), "--batch", str(a.batch), "--seconds", str(a.seconds)],
+                                   capture_output=True, text=True, env={**os.environ, "MP_CUDA_PROFILE": "1"})
+                with open(os.path.join(a.out, f"profile-{name}-{seq}.txt"), "w") as f:
+                    f.write(p.stdout + p.stderr)
         if not a.no_torch:
             try:
                 checks = [((v, seq), os.path.join(a.work, f"dump-{name}-{v}-{seq}.ids"),

@@ -73,6 +73,24 @@ typedef struct cuda_ctx {
   void *rel_buf;                /* DeBERTa's c2p / p2c score tables (flash attention), reused by every layer */
   size_t rel_cap;
   int attention_simple; /* MP_CUDA_ATTENTION=simple: the CUDA-core reference kernel for every attention */
+  int flash_configured; /* bit per flash-attention instance whose shared-memory limit is set on this device */
+  /* MP_CUDA_PROFILE=1: an event after every operation on the stream; the time between two events is
+   * charged to the later operation (idle gaps included), summed per (operation, shape) and printed to
+   * stderr when the context closes */
+  int prof;
+  cudaEvent_t *prof_ev;
+  struct prof_mark {
+    const char *what;
+    int64_t n, k;
+  } * prof_at;
+  int prof_n;
+  struct prof_sum {
+    const char *what;
+    int64_t n, k;
+    double ms;
+    long calls;
+  } * prof_sum;
+  int prof_nsum;
   /* Pinned host staging for the per-pass inputs (ids, masks, index tables): a copy from pageable
    * memory may wait for the stream, which would stall the GPU between layers. Bump-allocated, reset
    * at begin (after the stream is idle). */
@@ -109,8 +127,75 @@ static mp_status lt_fail(cublasStatus_t s, const char *what) {
     cublasStatus_t s_ = (expr);                                                                                        \
     if (s_ != CUBLAS_STATUS_SUCCESS) return lt_fail(s_, what);                                                         \
   } while (0)
-/* after a kernel launch */
-#define LAUNCHED(what) CU(cudaGetLastError(), what)
+/* ------------------------------------------------------------------ profile (MP_CUDA_PROFILE=1) */
+
+#define PROF_MARKS 4096
+#define PROF_SUMS 256
+/* the intervals between the recorded events, added to the sums; the last event starts the next run */
+static void prof_flush(struct cuda_ctx *c) {
+  if (c->prof_n < 2) return;
+  cudaEventSynchronize(c->prof_ev[c->prof_n - 1]);
+  for (int i = 1; i < c->prof_n; i++) {
+    float ms = 0.0f;
+    if (cudaEventElapsedTime(&ms, c->prof_ev[i - 1], c->prof_ev[i]) != cudaSuccess) {
+      cudaGetLastError();
+      continue;
+    }
+    const struct cuda_ctx::prof_mark *m = &c->prof_at[i];
+    int k = 0;
+    while (k < c->prof_nsum && !(c->prof_sum[k].what == m->what && c->prof_sum[k].n == m->n && c->prof_sum[k].k == m->k))
+      k++;
+    if (k == c->prof_nsum) {
+      if (k == PROF_SUMS) continue;
+      c->prof_nsum++;
+      c->prof_sum[k].what = m->what, c->prof_sum[k].n = m->n, c->prof_sum[k].k = m->k;
+      c->prof_sum[k].ms = 0, c->prof_sum[k].calls = 0;
+    }
+    c->prof_sum[k].ms += ms, c->prof_sum[k].calls++;
+  }
+  cudaEvent_t first = c->prof_ev[0];
+  c->prof_ev[0] = c->prof_ev[c->prof_n - 1], c->prof_ev[c->prof_n - 1] = first;
+  c->prof_at[0] = c->prof_at[c->prof_n - 1];
+  c->prof_n = 1;
+}
+/* an event after the operation just queued (what: a static label; n, k: its shape, 0 if none) */
+static void prof_mark(struct cuda_ctx *c, const char *what, int64_t n, int64_t k) {
+  if (!c->prof) return;
+  if (c->prof_n == PROF_MARKS) prof_flush(c);
+  if (cudaEventRecord(c->prof_ev[c->prof_n], c->stream) != cudaSuccess) {
+    cudaGetLastError();
+    return;
+  }
+  c->prof_at[c->prof_n].what = what, c->prof_at[c->prof_n].n = n, c->prof_at[c->prof_n].k = k;
+  c->prof_n++;
+}
+static int prof_cmp(const void *x, const void *y) {
+  double a = ((const struct cuda_ctx::prof_sum *)x)->ms, b = ((const struct cuda_ctx::prof_sum *)y)->ms;
+  return a < b ? 1 : a > b ? -1 : 0;
+}
+static void prof_report(struct cuda_ctx *c) {
+  prof_flush(c);
+  double total = 0;
+  for (int k = 0; k < c->prof_nsum; k++)
+    total += c->prof_sum[k].ms;
+  qsort(c->prof_sum, (size_t)c->prof_nsum, sizeof *c->prof_sum, prof_cmp);
+  fprintf(stderr, "mlxport CUDA profile (%s): %.3f ms in all\n  %-22s %12s %8s %10s %6s\n", c->desc, total, "operation",
+          "shape", "calls", "ms", "share");
+  for (int k = 0; k < c->prof_nsum; k++) {
+    char shape[48] = "";
+    if (c->prof_sum[k].n || c->prof_sum[k].k)
+      snprintf(shape, sizeof shape, "%lldx%lld", (long long)c->prof_sum[k].n, (long long)c->prof_sum[k].k);
+    fprintf(stderr, "  %-22s %12s %8ld %10.3f %5.1f%%\n", c->prof_sum[k].what, shape, c->prof_sum[k].calls,
+            c->prof_sum[k].ms, total > 0 ? 100.0 * c->prof_sum[k].ms / total : 0.0);
+  }
+}
+
+/* after a kernel launch (c: the context in scope) */
+#define LAUNCHED(what)                                                                                                 \
+  do {                                                                                                                 \
+    CU(cudaGetLastError(), what);                                                                                      \
+    prof_mark(c, what, 0, 0);                                                                                          \
+  } while (0)
 
 /* ------------------------------------------------------------------ kernels */
 
@@ -454,6 +539,12 @@ static void cuda_close(void *p) {
   if (!c) return;
   cudaSetDevice(c->dev);
   if (c->stream) cudaStreamSynchronize(c->stream);
+  if (c->prof) {
+    prof_report(c);
+    for (int i = 0; i < PROF_MARKS; i++)
+      cudaEventDestroy(c->prof_ev[i]);
+  }
+  free(c->prof_ev), free(c->prof_at), free(c->prof_sum);
   for (int i = 0; i < c->n_chunks; i++)
     cudaFree(c->chunks[i].base);
   free(c->chunks);
@@ -507,6 +598,16 @@ extern "C" mp_status mp_cuda_open(int index, mp_dtype dt, void **out) {
     cublasStatus_t ls = cublasLtCreate(&c->lt);
     if (ls != CUBLAS_STATUS_SUCCESS) st = lt_fail(ls, "creating the handle");
   }
+  const char *prof = getenv("MP_CUDA_PROFILE");
+  if (!st && prof && *prof && strcmp(prof, "0")) {
+    c->prof_ev = (cudaEvent_t *)calloc(PROF_MARKS, sizeof *c->prof_ev);
+    c->prof_at = (struct cuda_ctx::prof_mark *)calloc(PROF_MARKS, sizeof *c->prof_at);
+    c->prof_sum = (struct cuda_ctx::prof_sum *)calloc(PROF_SUMS, sizeof *c->prof_sum);
+    if (!c->prof_ev || !c->prof_at || !c->prof_sum) st = mp_err(MP_ERR_NOMEM, "out of memory");
+    for (int i = 0; !st && i < PROF_MARKS; i++)
+      if ((e = cudaEventCreate(&c->prof_ev[i])) != cudaSuccess) st = cuda_fail(e, "creating profile events");
+    c->prof = !st;
+  }
   if (st) {
     cuda_close(c);
     return st;
@@ -541,6 +642,7 @@ extern "C" mp_status mp_cuda_memory(int index, size_t *free_b, size_t *total_b) 
 static mp_status cuda_begin(void *p) {
   cuda_ctx *c = (cuda_ctx *)p;
   CU(cudaSetDevice(c->dev), "selecting the device");
+  prof_mark(c, "(idle between passes)", 0, 0);
   if (c->pin_used) { /* the staged copies of the previous pass are done before the buffer is reused */
     CU(cudaStreamSynchronize(c->stream), "waiting for the stream");
     c->pin_used = 0;
@@ -615,6 +717,7 @@ static void *cuda_upload_act(void *p, const void *host, size_t bytes) {
     cuda_fail(e, "copying inputs to the device");
     return NULL;
   }
+  prof_mark(c, "copy to device", 0, 0);
   return d;
 }
 
@@ -714,6 +817,7 @@ static mp_status lt_run(cuda_ctx *c, cublasStatus_t s, cublasLtMatmulDesc_t md, 
     s = cublasLtMatmul(c->lt, md, &alpha, a, la, b, lb, &beta, d, lc, d, lc, algo, c->workspace, WORKSPACE_BYTES,
                        c->stream);
     if (s) st = lt_fail(s, what);
+    prof_mark(c, what, m, k);
   }
   if (lc) cublasLtMatrixLayoutDestroy(lc);
   if (lb) cublasLtMatrixLayoutDestroy(lb);
@@ -822,16 +926,17 @@ static mp_status lt_gemm_heads(cuda_ctx *c, const void *x, int64_t ldx, int64_t 
 
 template <typename T, int D>
 static mp_status launch_flash_d(cuda_ctx *c, const mp_dev_attention *a, const flash_rel &r) {
-  static int configured = 0;
+  /* the shared-memory limit is a per-device attribute of the kernel: set once per context (device) */
+  const int bit = 1 << ((D == 32 ? 0 : D == 64 ? 1 : 2) + (c->dt == MP_BF16 ? 3 : 0));
   const size_t sh = flash_shape<D>::bytes;
-  if (!configured) {
+  if (!(c->flash_configured & bit)) {
     CU(cudaFuncSetAttribute(k_flash<T, D>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)sh),
        "configuring the attention kernel");
-    configured = 1;
+    c->flash_configured |= bit;
   }
   dim3 grid((unsigned)((a->seq_q + FA_Q - 1) / FA_Q), (unsigned)a->heads, (unsigned)a->batch);
   k_flash<T, D><<<grid, FA_THREADS, sh, c->stream>>>(*a, r);
-  LAUNCHED("attention");
+  LAUNCHED("flash attention");
   return MP_OK;
 }
 template <typename T> static mp_status launch_flash(cuda_ctx *c, const mp_dev_attention *a, const flash_rel &r) {
@@ -846,7 +951,8 @@ template <typename T> static mp_status launch_flash(cuda_ctx *c, const mp_dev_at
 static int flash_fits(const cuda_ctx *c, const mp_dev_attention *a) {
   const int64_t D = a->head_dim, HD = a->heads * D;
   if (c->attention_simple || c->dt == MP_F32 || (D != 32 && D != 64 && D != 128)) return 0;
-  if (((uintptr_t)a->q | (uintptr_t)a->k | (uintptr_t)a->v) % 16) return 0;
+  if (((uintptr_t)a->q | (uintptr_t)a->k | (uintptr_t)a->v | (uintptr_t)a->out) % 16) return 0;
+  if ((a->ldo ? a->ldo : HD) % 8) return 0;
   if ((a->ldq ? a->ldq : HD) % 8 || (a->ldk ? a->ldk : HD) % 8 || (a->ldv ? a->ldv : HD) % 8) return 0;
   if ((a->pos_k || a->pos_q) && (a->n_pos <= 0 || a->seq_q != a->seq_k)) return 0;
   return 1;
@@ -931,6 +1037,7 @@ static mp_status cuda_pool(void *p, const void *x, int64_t batch, int64_t seq, i
   DISPATCH(c, launch_pool, (c, x, batch, seq, dim, mask, pooling, normalize, d));
   LAUNCHED("pooling");
   CU(cudaMemcpyAsync(host, d, (size_t)(batch * dim) * 4, cudaMemcpyDeviceToHost, c->stream), "copying results");
+  prof_mark(c, "copy to host", 0, 0);
   CU(cudaStreamSynchronize(c->stream), "running the forward pass");
   return MP_OK;
 }
@@ -1012,6 +1119,7 @@ static mp_status cuda_download(void *p, const void *x, size_t n, float *host) {
     src = d;
   }
   CU(cudaMemcpyAsync(host, src, n * 4, cudaMemcpyDeviceToHost, c->stream), "copying results");
+  prof_mark(c, "copy to host", 0, 0);
   CU(cudaStreamSynchronize(c->stream), "running the forward pass");
   return MP_OK;
 }

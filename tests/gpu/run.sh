@@ -103,6 +103,11 @@ with open(f"{w}/long.txt", "w") as f:
     f.write(d["long_text"].replace("\n", " ") + "\n")
     for p, h in d["long_pairs"]:
         f.write((p + " " + h).replace("\n", " ") + "\n")
+# texts of many lengths (1 to ~500 tokens: one, several and partial key tiles of the flash kernel)
+words = " ".join(t for pair in ref["pairs"] for t in pair).split() or ["word"]
+with open(f"{w}/lengths.txt", "w") as f:
+    for n in (1, 2, 3, 7, 15, 16, 17, 31, 33, 47, 63, 64, 65, 95, 127, 128, 129, 191, 255, 300, 400, 500):
+        f.write(" ".join(words[i % len(words)] for i in range(n)) + "\n")
 PYEOF
 TEXTS="$W/texts.txt"
 # ModernBERT twins: transformers >= 4.48 (tools/modernbert_ref.py shims older torch); built apart so
@@ -177,6 +182,35 @@ if [ $MODERNBERT = 1 ]; then
   done
 fi
 embed_check deberta-long "$W/fx/deberta-wp-cls-st" "$W/long.txt"
+embed_check roberta-lengths "$W/fx/roberta-cls-st" "$W/lengths.txt"
+[ $MODERNBERT = 1 ] && embed_check modernbert-lengths "$W/fx/modernbert-cls-st" "$W/lengths.txt"
+
+# the tensor-core flash kernel against the CUDA-core reference kernel (MP_CUDA_ATTENTION=simple) on
+# inputs of many lengths, both 16-bit dtypes: masks, DeBERTa's relative terms, MPNet's bias, windows
+echo "== flash attention vs the reference attention kernel"
+flash_check() { # NAME MODEL
+  local name=$1 m=$2 o="$W/out/flash-$1" dt
+  mkdir -p "$o"
+  for dt in float16 bfloat16; do
+    MP_CUDA_DTYPE=$dt MP_CUDA_PROFILE=1 run "$name flash $dt" "$o/flash-$dt.emb" "$B" embed --model "$m" \
+      --device cuda <"$W/lengths.txt" || continue
+    # the profile (stderr) names the kernels that ran: the flash kernel must be among them
+    if grep -q "flash attention" "$o/flash-$dt.emb.err"; then
+      record 0 "PASS $name: the flash kernel ran ($dt)"
+    else
+      record 1 "FAIL $name: the flash kernel did not run ($dt): $(head -c 300 "$o/flash-$dt.emb.err")"
+    fi
+    MP_CUDA_DTYPE=$dt MP_CUDA_ATTENTION=simple run "$name simple $dt" "$o/simple-$dt.emb" "$B" embed --model "$m" \
+      --device cuda <"$W/lengths.txt" &&
+      cmp_out emb "$name embeddings flash vs reference attention $dt" "$o/simple-$dt.emb" "$o/flash-$dt.emb" \
+        "$([ $dt = float16 ] && echo 0.9999 || echo 0.999)"
+  done
+}
+for f in bert-embed roberta-cls distilbert-cls mpnet-embed deberta-wp-cls mobilebert-cls; do
+  flash_check "$f" "$W/fx/$f-st"
+done
+flash_check minilm "$MINILM"
+[ $MODERNBERT = 1 ] && flash_check modernbert-cls "$W/fx/modernbert-cls-st"
 
 echo "== MLX-quantized (q8/q4) on CUDA vs the CPU quantized path (faithful)"
 embed_check minilm-q8 "$W/q/minilm-q8"
