@@ -175,10 +175,10 @@ def planned_jobs(log_path):
     for line in open(log_path):
         if line.startswith("plan ("):
             in_plan = True
-        elif in_plan and line.startswith("  ") and line.split()[0].split("-")[0] in ("convert", "eval", "download"):
-            ids.append(line.split()[0])
-        elif in_plan:
+        elif in_plan and not line.startswith("  "):
             break
+        elif in_plan and line.split()[0].split("-")[0] in ("convert", "eval", "download"):
+            ids.append(line.split()[0])  # (other indented lines: the GPU budgets)
     return ids
 
 
@@ -186,13 +186,20 @@ def job_rows(workdir, names, weights, data_dir, planned):
     """one row per job of the run, from jobs/<job>.json and results/<job>.json; a planned job with no
     jobs/<job>.json (the run was interrupted before it) is "not run"."""
     rows = []
+    reported = {}  # eval job -> the dataset names its comparison is reported under (sts = semantic, ...)
+    cmp_dir = os.path.join(workdir, "comparisons")
+    for f in sorted(os.listdir(cmp_dir)) if os.path.isdir(cmp_dir) else []:
+        c = json.load(open(os.path.join(cmp_dir, f)))
+        reported.setdefault(c.get("result", {}).get("job"), []).append(c.get("dataset"))
     jobs_dir = os.path.join(workdir, "jobs")
     files = {f[:-5]: os.path.join(jobs_dir, f) for f in os.listdir(jobs_dir)} if os.path.isdir(jobs_dir) else {}
     for job_id in sorted(set(files) | set(planned)):
-        if job_id not in files:
-            rows.append({"model": next((n for n in names if f"-{n}-" in f"-{job_id}-"), "?"), "job": job_id,
-                         "kind": job_id.split("-")[0], "dataset": None, "state": "not run", "reason": "",
-                         "seconds": None, "weights": None})
+        if job_id not in files:  # <kind>-<model>-q<bits>g<group>-<dtype>[-<dataset>]
+            kind = job_id.split("-")[0]
+            model = max((n for n in names if job_id.startswith(f"{kind}-{n}-")), key=len, default="?")
+            rest = job_id[len(kind) + len(model) + 2:].split("-")[2:]
+            rows.append({"model": model, "weights": weights.get(model), "job": job_id, "kind": kind,
+                         "dataset": "-".join(rest) or None, "state": "not run", "reason": "", "seconds": None})
             continue
         j = json.load(open(files[job_id]))
         if j["model"] not in names:
@@ -211,7 +218,7 @@ def job_rows(workdir, names, weights, data_dir, planned):
             o, c = ev.get("original", {}), ev.get("converted", {})
             gates = ev.get("quality_gates", {})
             row.update({
-                "examples": o.get("n_examples"), "data_file": o.get("data_file"),
+                "reported_as": reported.get(j["id"], []), "examples": o.get("n_examples"), "data_file": o.get("data_file"),
                 "data_carried": bool(o.get("data_file", "").startswith(data_dir)) and not o.get("demo_data"),
                 "device": o.get("device", row["device"]), "converted_device": c.get("device"),
                 "original_run_s": o.get("run_time_s"), "original_load_s": o.get("load_time_s"),
@@ -243,10 +250,15 @@ def report(rows, summary):
     print("|---|---|---|---|---:|---:|---:|---:|---|---|")
     for r in rows:
         job = "convert q8" if r["kind"] == "convert" else f"eval {r['dataset']}"
+        also = [d for d in r.get("reported_as") or [] if d != r["dataset"]]
+        if also:
+            job += f" (= {', '.join(also)})"
         if r["kind"] == "eval" and r.get("gates_passed") is not None:
             note = "gates pass" if r["gates_passed"] else "gates fail: " + ", ".join(r["gates_failed"])
             if not r.get("data_carried", True):
                 note += f" (data NOT from the carry: {r.get('data_file')})"
+        elif r["state"] == "no data":
+            note = f"not measured: no {r['dataset']} dev set in the carry"
         else:
             note = r["reason"][:160].replace("|", "\\|")
         dev = r.get("device", "cpu")
