@@ -7,7 +7,7 @@
 # With WHAT=bench it stages instead what bench/bench_cuda.py needs (bin/bench_device and every
 # tokenizer file of the eleven models; no MiniLM weights); WHAT=pipeline what bench/bench_pipeline.py
 # needs (the same tokenizers, no bench_device, plus the full dev sets of the original configuration's
-# benchmarks under datasets/, xz-compressed); WHAT=all stages all three (about 53 MiB).
+# benchmarks under datasets/, xz-compressed); WHAT=all stages all three (about 51 MiB).
 #   tests/gpu/prepare.sh [BUILD_DIR=build-cuda] [OUT=gpu-carry] [WHAT=suite|bench|pipeline|all]
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
