@@ -5,14 +5,16 @@
 # configs + tokenizers + the few dataset rows tools/make_model_fixtures.py builds the random-weight
 # twins from (the twins themselves are made on the GPU machine with its torch/transformers).
 # With WHAT=bench it stages instead what bench/bench_cuda.py needs (bin/bench_device and every
-# tokenizer file of the eleven models; no MiniLM weights); WHAT=all stages both (about 52 MiB).
-#   tests/gpu/prepare.sh [BUILD_DIR=build-cuda] [OUT=gpu-carry] [WHAT=suite|bench|all]
+# tokenizer file of the eleven models; no MiniLM weights); WHAT=pipeline what bench/bench_pipeline.py
+# needs (the same tokenizers, no bench_device, plus the full dev sets of the original configuration's
+# benchmarks under datasets/, xz-compressed); WHAT=all stages all three (about 51 MiB).
+#   tests/gpu/prepare.sh [BUILD_DIR=build-cuda] [OUT=gpu-carry] [WHAT=suite|bench|pipeline|all]
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 BUILD="${1:-$ROOT/build-cuda}"
 OUT="${2:-$ROOT/gpu-carry}"
 WHAT="${3:-suite}"
-case "$WHAT" in suite | bench | all) ;; *) echo "prepare: WHAT must be suite, bench or all, not '$WHAT'"; exit 2 ;; esac
+case "$WHAT" in suite | bench | pipeline | all) ;; *) echo "prepare: WHAT must be suite, bench, pipeline or all, not '$WHAT'"; exit 2 ;; esac
 OUT="$(mkdir -p "$OUT" && cd "$OUT" && pwd)" # absolute: the steps below change directory
 MP_CACHE="${MP_CACHE:-$ROOT/.cache}"
 PY="${MP_PYTHON:-$MP_CACHE/venv/bin/python}"
@@ -23,7 +25,7 @@ rm -rf "$OUT"
 mkdir -p "$OUT/bin" "$OUT/shared/models" "$OUT/shared/datasets/mnli/validation_matched" "$OUT/shared/datasets/sst2"
 cp "$BUILD/mlxport" "$OUT/bin/mlxport"
 # bench/bench_device.c (bench/bench_cuda.py's measuring half), when the build has it
-if [ "$WHAT" != suite ]; then
+if [ "$WHAT" = bench ] || [ "$WHAT" = all ]; then
   [ -x "$BUILD/bench_device" ] || { echo "prepare: $BUILD/bench_device not found (cmake --build $BUILD)"; exit 2; }
   cp "$BUILD/bench_device" "$OUT/bin/"
 fi
@@ -69,9 +71,25 @@ find "$OUT/shared/models" \( -name tokenizer.json -o -name spm.model -o -name vo
   -exec xz -9 {} +
 head -n 30 "$SHARED/datasets/mnli/validation_matched/dev.jsonl" >"$OUT/shared/datasets/mnli/validation_matched/dev.jsonl"
 head -n 40 "$SHARED/datasets/sst2/dev.tsv" >"$OUT/shared/datasets/sst2/dev.tsv"
-if [ "$WHAT" = bench ]; then
+# bench/bench_pipeline.py: the full dev sets of config/datasets.yaml's benchmarks, at the paths the
+# built-in keys are looked up under (src/eval/data_dirs.c); those not in $SHARED (ANLI, FEVER-NLI) are
+# left out, and bench_pipeline.py reports them as not available
+if [ "$WHAT" = pipeline ] || [ "$WHAT" = all ]; then
+  for rel in mnli/validation_matched/dev.jsonl sst2/dev.tsv stsb/dev.tsv rte/val.jsonl anli/R1/dev.jsonl \
+    fever_nli/dev.jsonl; do
+    if [ -e "$SHARED/datasets/$rel" ]; then
+      mkdir -p "$OUT/datasets/$(dirname "$rel")"
+      xz -9 <"$SHARED/datasets/$rel" >"$OUT/datasets/$rel.xz"
+    fi
+  done
+fi
+if [ "$WHAT" = bench ] || [ "$WHAT" = pipeline ]; then
   du -sh "$OUT"
-  echo "prepare: staged $OUT; on the GPU machine run: python3 bench/bench_cuda.py --carry $(basename "$OUT")"
+  if [ "$WHAT" = bench ]; then
+    echo "prepare: staged $OUT; on the GPU machine run: python3 bench/bench_cuda.py --carry $(basename "$OUT")"
+  else
+    echo "prepare: staged $OUT; on the GPU machine run: python3 bench/bench_pipeline.py --carry $(basename "$OUT")"
+  fi
   exit 0
 fi
 # the real MiniLM, float16 weights, xz-compressed (run.sh unpacks them with Python's lzma)
