@@ -16,6 +16,10 @@ measurement as JSON lines.
     tests/gpu/prepare.sh build-cuda bench-carry bench   # here: bin/mlxport, bin/bench_device, tokenizers
     python3 bench/bench_cuda.py --carry bench-carry [--out DIR] [--batch 128] [--seq 48,128]
                                 [--seconds 1.0] [--only a,b] [--no-torch] [--no-memory]
+                                [--variants fp16,bf16,q8,q4[,fp16-mma]] [--profile]
+
+fp16-mma is fp16 with the mma.sync flash-attention kernel (MP_CUDA_ATTENTION=mma); --profile
+writes mlxport fp16's time per operation (MP_CUDA_PROFILE=1) to OUT/profile-MODEL-SEQ.txt.
 """
 import argparse
 import json
@@ -85,10 +89,15 @@ def make_twin(torch, transformers, src, dst, kind, device):
     os.rename(tmp, dst)
 
 
-def mlxport_bench(bench, folder, dtype, seqs, batch, seconds, device, dump=None):
+# variants that are fp16 with another attention kernel (docs/cuda.md)
+ATTENTION_ENV = {"fp16-mma": {"MP_CUDA_ATTENTION": "mma"}}
+
+
+def mlxport_bench(bench, folder, dtype, seqs, batch, seconds, device, dump=None, env=None):
     p = subprocess.run([bench, "--model", folder, "--device", device, "--dtype", dtype, "--seq",
                         ",".join(map(str, seqs)), "--batch", str(batch), "--seconds", str(seconds)] +
-                       (["--dump", dump] if dump else []), capture_output=True, text=True)
+                       (["--dump", dump] if dump else []), capture_output=True, text=True,
+                       env={**os.environ, **(env or {})})
     rows = [json.loads(x) for x in p.stdout.splitlines() if x.startswith("{")]
     err = None if p.returncode == 0 else (p.stderr.strip().splitlines() or ["exit %d" % p.returncode])[-1]
     return {r["seq"]: r for r in rows}, err
@@ -188,8 +197,10 @@ def report(res, names, seqs, variants, title):
     print(f"\n## Sequences/s, {title}\n")
     for seq in seqs:
         print(f"\n### {seq} tokens\n")
-        print("| model | PyTorch fp16 (attn) | mlxport fp16 | bf16 | q8 | q4 | fp16 / PyTorch | q8 / own fp16 |")
-        print("|---|---:|---:|---:|---:|---:|---:|---:|")
+        extra = [v for v in variants if v not in ("fp16", "bf16", "q8", "q4")]  # e.g. fp16-mma
+        print("| model | PyTorch fp16 (attn) | mlxport fp16 | bf16 | q8 | q4 | fp16 / PyTorch | q8 / own fp16 |" +
+              "".join(f" {v} | {v} / PyTorch |" for v in extra))
+        print("|---|---:|---:|---:|---:|---:|---:|---:|" + "---:|---:|" * len(extra))
         for name in names:
             r = res.get(name, {})
             t = sps(r.get("torch", {}), seq)
@@ -198,7 +209,8 @@ def report(res, names, seqs, variants, title):
             cells = [fmt(sps(r.get(v, {}), seq)) for v in ("fp16", "bf16", "q8", "q4")]
             tag = " (small)" if name in SMALL else ""
             print(f"| {name}{tag} | {fmt(t)} ({attn}) | " + " | ".join(cells) +
-                  f" | {ratio(f16, t)} | {ratio(sps(r.get('q8', {}), seq), f16)} |")
+                  f" | {ratio(f16, t)} | {ratio(sps(r.get('q8', {}), seq), f16)} |" +
+                  "".join(f" {fmt(sps(r.get(v, {}), seq))} | {ratio(sps(r.get(v, {}), seq), t)} |" for v in extra))
     print("\n## mlxport on CUDA against PyTorch float16 on the same ids (embedders: min cosine over the batch; "
           "classifiers: max |logit diff|, argmax agreement)\n")
     print("| model | tokens | " + " | ".join(variants) + " |")
@@ -262,7 +274,8 @@ def main():
     ap.add_argument("--seq", default="48,128")
     ap.add_argument("--seconds", type=float, default=1.0)
     ap.add_argument("--only", default=None)
-    ap.add_argument("--variants", default="fp16,bf16,q8,q4")
+    ap.add_argument("--variants", default="fp16,bf16,q8,q4",
+                    help="of fp16, bf16, q8, q4 and fp16-mma (fp16 with MP_CUDA_ATTENTION=mma)")
     ap.add_argument("--device", default="cuda", help="cuda (the benchmark) or cpu (a smoke test of this script)")
     ap.add_argument("--no-torch", action="store_true")
     ap.add_argument("--no-memory", action="store_true")
@@ -298,7 +311,7 @@ def main():
         twin = os.path.join(a.work, name)
         t0 = time.time()
         make_twin(torch, transformers, os.path.join(carry, "shared", "models", name), twin, kind, a.device)
-        folders = {"fp16": (twin, "float16"), "bf16": (twin, "bfloat16")}
+        folders = {"fp16": (twin, "float16"), "bf16": (twin, "bfloat16"), "fp16-mma": (twin, "float16")}
         convs = []
         for bits in (8, 4):  # the two conversions side by side
             q = f"{twin}-q{bits}"
@@ -314,7 +327,8 @@ def main():
         r = res[name] = {}
         for v in variants:
             rows, err = mlxport_bench(bench, folders[v][0], folders[v][1], seqs, a.batch, a.seconds, a.device,
-                                      dump=os.path.join(a.work, f"dump-{name}-{v}"))
+                                      dump=os.path.join(a.work, f"dump-{name}-{v}"),
+                                      env=ATTENTION_ENV.get(v))
             r[v] = rows if not err else {"error": err}
             for seq, row in rows.items():
                 jl.write(json.dumps({**row, "folder": row["model"], "model": name, "runtime": "mlxport", "variant": v}) + "\n")

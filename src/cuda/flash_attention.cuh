@@ -1,17 +1,16 @@
 /* Tensor-core encoder attention for the CUDA backend (included by cuda_backend.cu; docs/cuda.md):
- * a flash-attention kernel on fp16 / bf16 activations, written on the mma.sync m16n8k16 instruction
- * with float accumulation, the scores and the output kept in registers (the flash-attention-2
- * layout). One block = 4 warps = 64 queries of one (sequence, head); each warp owns 16 queries.
- * Keys go by in tiles of 64, double-buffered in shared memory by cp.async (the next tile loads while
- * this one is computed). Per tile each warp computes its 16 x 64 scores S = Q Kᵀ, adds the score
- * terms in float (scale, DeBERTa's c2p / p2c from precomputed tables, MPNet's relative bias),
- * applies the key padding mask, causal mask and local window exactly, keeps an online softmax per
- * row (running max and sum, base-2 exponentials), and accumulates O += P V with P taken straight
- * from the score registers. No [T, T] score buffer exists. Key tiles that the causal mask or the
- * window rule out entirely are skipped. A query with no reachable key gets zeros, as the reference
- * kernel gives. */
+ * a flash-attention kernel on fp16 / bf16 activations with WMMA 16x16x16 tiles and float
+ * accumulation. One block = 4 warps = 64 queries of one (sequence, head); keys go by in tiles of
+ * 64 staged in shared memory. Per tile each warp computes its 16 x 64 scores S = Q Kᵀ on tensor
+ * cores, adds the score terms in float (scale, DeBERTa's c2p / p2c from precomputed tables, MPNet's
+ * relative bias), applies the key padding mask, causal mask and local window exactly, keeps an
+ * online softmax per row (running max and sum), writes P = exp(S - max) in the compute dtype, and
+ * accumulates O += P V on tensor cores into a float tile in shared memory. No [T, T] score buffer
+ * exists. Key tiles that the causal mask or the window rule out entirely are skipped. A query
+ * with no reachable key gets zeros, as the reference kernel gives. */
 #ifndef MP_CUDA_FLASH_ATTENTION_CUH
 #define MP_CUDA_FLASH_ATTENTION_CUH
+#include <mma.h>
 
 #define FA_Q 64 /* queries per block: 4 warps x 16 rows */
 #define FA_K 64 /* keys per tile */
@@ -25,92 +24,49 @@ struct flash_rel {
   int64_t n_pos, lo;
 };
 
-/* shared memory: Q [64][DP], then two buffers of K [64][DP] and V [64][DP] (16-bit elements). Rows
- * are padded by 8 elements so that the 8 row addresses of an ldmatrix fall in distinct banks. */
+/* shared-memory strides (elements): 16-bit rows padded by 8, float rows by 4 (WMMA wants ld a multiple
+ * of 8 / 4 and 32-byte aligned fragment pointers; every offset below keeps that for D % 16 == 0) */
 template <int D> struct flash_shape {
-  static constexpr int DP = D + 8;
-  static constexpr size_t tile = (size_t)FA_K * DP, bytes = (size_t)5 * FA_K * DP * 2;
+  static constexpr int DP = D + 8, SP = FA_K + 4, PP = FA_K + 8, OP = D + 4;
+  static constexpr size_t q_off = 0, k_off = q_off + (size_t)FA_Q * DP * 2, v_off = k_off + (size_t)FA_K * DP * 2,
+                          s_off = v_off + (size_t)FA_K * DP * 2, p_off = s_off + (size_t)FA_Q * SP * 4,
+                          o_off = p_off + (size_t)FA_Q * PP * 2, m_off = o_off + (size_t)FA_Q * OP * 4,
+                          bytes = m_off + (size_t)3 * FA_Q * 4;
 };
 
-/* one m16n8k16 tensor-core product, c += a b (a: 4 registers of 2 x 16 bits, b: 2, c: 4 floats) */
-template <typename T> __device__ __forceinline__ void fa_mma(float *c, const uint32_t *a, uint32_t b0, uint32_t b1);
-template <> __device__ __forceinline__ void fa_mma<__half>(float *c, const uint32_t *a, uint32_t b0, uint32_t b1) {
-  asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
-               "{%0,%1,%2,%3};\n"
-               : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-               : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-}
-template <>
-__device__ __forceinline__ void fa_mma<__nv_bfloat16>(float *c, const uint32_t *a, uint32_t b0, uint32_t b1) {
-  asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
-               "{%0,%1,%2,%3};\n"
-               : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-               : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-}
-
-/* two floats as one register of two 16-bit values, the first in the low half */
-template <typename T> __device__ __forceinline__ uint32_t fa_pack(float x, float y);
-template <> __device__ __forceinline__ uint32_t fa_pack<__half>(float x, float y) {
-  __half2 v = __floats2half2_rn(x, y);
-  return *(uint32_t *)&v;
-}
-template <> __device__ __forceinline__ uint32_t fa_pack<__nv_bfloat16>(float x, float y) {
-  __nv_bfloat162 v = __floats2bfloat162_rn(x, y);
-  return *(uint32_t *)&v;
-}
-
-/* four 8x8 matrices of 16-bit values from shared memory; lane l gives the address of row l % 8 of
- * matrix l / 8. Plain: register k holds row lane / 4, columns 2 (lane % 4) + {0, 1} of matrix k.
- * Transposed: rows 2 (lane % 4) + {0, 1}, column lane / 4. */
-__device__ __forceinline__ void fa_ldsm(uint32_t *r, const void *p) {
-  const uint32_t a = (uint32_t)__cvta_generic_to_shared(p);
-  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
-               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-               : "r"(a));
-}
-__device__ __forceinline__ void fa_ldsm_t(uint32_t *r, const void *p) {
-  const uint32_t a = (uint32_t)__cvta_generic_to_shared(p);
-  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
-               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-               : "r"(a));
-}
-
 /* rows [r0, r0 + 64) of one head (D values at column h * D, row stride ld) into shared memory with
- * stride DP by asynchronous 16-byte copies, zeros past `rows` (the launcher checks the alignment) */
+ * stride DP, zeros past `rows`; 16-byte vector copies (the launcher checks the alignment) */
 template <typename T, int D>
-__device__ __forceinline__ void fa_load(T *dst, const T *src, int64_t ld, int64_t r0, int64_t rows) {
+__device__ __forceinline__ void flash_load(T *dst, const T *src, int64_t ld, int64_t r0, int64_t rows) {
   constexpr int V = 8, PER_ROW = D / V;
-#pragma unroll
   for (int e = threadIdx.x; e < FA_K * PER_ROW; e += FA_THREADS) {
     const int r = e / PER_ROW, c = (e % PER_ROW) * V;
-    const bool in = r0 + r < rows;
-    const T *s = src + (in ? r0 + r : 0) * ld + c; /* a valid address even when nothing is read */
-    const uint32_t d = (uint32_t)__cvta_generic_to_shared(dst + r * flash_shape<D>::DP + c);
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(d), "l"(s), "r"(in ? 16 : 0));
+    uint4 v = make_uint4(0, 0, 0, 0);
+    if (r0 + r < rows) v = *(const uint4 *)(src + (r0 + r) * ld + c);
+    *(uint4 *)(dst + r * flash_shape<D>::DP + c) = v;
   }
 }
-/* 2^x on the special-function unit (2^-inf = 0) */
-__device__ __forceinline__ float fa_exp2(float x) {
-  float y;
-  asm("ex2.approx.ftz.f32 %0, %1;\n" : "=f"(y) : "f"(x));
-  return y;
-}
-__device__ __forceinline__ void fa_commit() { asm volatile("cp.async.commit_group;\n" ::); }
-template <int N> __device__ __forceinline__ void fa_wait() { asm volatile("cp.async.wait_group %0;\n" ::"n"(N)); }
 
 template <typename T, int D> __global__ void __launch_bounds__(FA_THREADS) k_flash(mp_dev_attention a, flash_rel rel) {
+  using namespace nvcuda;
   typedef flash_shape<D> S;
-  constexpr int DP = S::DP, NT = FA_K / 8, ND = D / 8;
-  constexpr float LOG2E = 1.4426950408889634f;
   extern __shared__ __align__(128) unsigned char fsm[];
-  T *qs = (T *)fsm, *kvs = qs + S::tile; /* kvs: buffer k at kvs + 2k * tile (K), + (2k + 1) * tile (V) */
-  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, tq = lane & 3;
+  T *qs = (T *)(fsm + S::q_off), *ks = (T *)(fsm + S::k_off), *vs = (T *)(fsm + S::v_off);
+  float *ss = (float *)(fsm + S::s_off), *os = (float *)(fsm + S::o_off);
+  T *ps = (T *)(fsm + S::p_off);
+  float *ms = (float *)(fsm + S::m_off), *ls = ms + FA_Q, *cs = ls + FA_Q;
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
   const int64_t b = blockIdx.z, h = blockIdx.y, i0 = (int64_t)blockIdx.x * FA_Q;
   const int64_t H = a.heads, ldq = a.ldq ? a.ldq : H * D, ldk = a.ldk ? a.ldk : H * D;
   const int64_t ldv = a.ldv ? a.ldv : H * D, ldo = a.ldo ? a.ldo : H * D;
   const T *Q = (const T *)a.q + b * a.seq_q * ldq + h * D, *K = (const T *)a.k + b * a.seq_k * ldk + h * D;
   const T *V = (const T *)a.v + b * a.seq_k * ldv + h * D;
   const uint8_t *km = a.key_mask ? a.key_mask + b * a.seq_k : NULL;
+
+  flash_load<T, D>(qs, Q, ldq, i0, a.seq_q);
+  for (int e = threadIdx.x; e < FA_Q * S::OP; e += FA_THREADS)
+    os[e] = 0.0f;
+  if (threadIdx.x < FA_Q) ms[threadIdx.x] = -INFINITY, ls[threadIdx.x] = 0.0f;
 
   /* the key tiles any query of this block can reach */
   int64_t j_lo = 0, j_hi = a.seq_k;
@@ -122,149 +78,104 @@ template <typename T, int D> __global__ void __launch_bounds__(FA_THREADS) k_fla
   }
   j_lo = j_lo / FA_K * FA_K;
 
-  fa_load<T, D>(qs, Q, ldq, i0, a.seq_q);
-  if (j_lo < j_hi) {
-    fa_load<T, D>(kvs, K, ldk, j_lo, a.seq_k);
-    fa_load<T, D>(kvs + S::tile, V, ldv, j_lo, a.seq_k);
-  }
-  fa_commit();
-  fa_wait<0>();
-  __syncthreads();
-
-  /* this warp's 16 queries as A fragments, one per 16 columns of D */
-  uint32_t qf[D / 16][4];
-  {
-    const T *qw = qs + (warp * 16 + (lane & 7) + ((lane >> 3) & 1) * 8) * DP + (lane >> 4) * 8;
-#pragma unroll
-    for (int kk = 0; kk < D / 16; kk++)
-      fa_ldsm(qf[kk], qw + kk * 16);
-  }
-  /* this thread's two rows: g and g + 8 of the warp's 16 */
-  const int64_t row[2] = {i0 + warp * 16 + g, i0 + warp * 16 + g + 8};
-  const bool rok[2] = {row[0] < a.seq_q, row[1] < a.seq_q};
-  const int has_rel = rel.c2p || rel.p2c || a.bias_tab;
-  const float sl = a.scale * LOG2E;
-  float o[ND][4];
-#pragma unroll
-  for (int d = 0; d < ND; d++)
-    o[d][0] = o[d][1] = o[d][2] = o[d][3] = 0.0f;
-  float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.0f, 0.0f};
-
-  int buf = 0;
-  for (int64_t j0 = j_lo; j0 < j_hi; j0 += FA_K, buf ^= 1) {
-    /* the next tile loads into the other buffer while this one is computed */
-    if (j0 + FA_K < j_hi) {
-      fa_load<T, D>(kvs + 2 * (buf ^ 1) * S::tile, K, ldk, j0 + FA_K, a.seq_k);
-      fa_load<T, D>(kvs + (2 * (buf ^ 1) + 1) * S::tile, V, ldv, j0 + FA_K, a.seq_k);
-    }
-    fa_commit();
-    fa_wait<1>();
+  float *sw = ss + warp * 16 * S::SP, *ow = os + warp * 16 * S::OP;
+  T *pw = ps + warp * 16 * S::PP;
+  const T *qw = qs + warp * 16 * S::DP;
+  for (int64_t j0 = j_lo; j0 < j_hi; j0 += FA_K) {
+    __syncthreads(); /* the previous tile's K / V are no longer read */
+    flash_load<T, D>(ks, K, ldk, j0, a.seq_k);
+    flash_load<T, D>(vs, V, ldv, j0, a.seq_k);
     __syncthreads();
-    const T *ks = kvs + 2 * buf * S::tile, *vs = ks + S::tile;
-
-    /* S[16, 64] = Q Kᵀ: n-tile nt holds keys nt * 8 + 2 tq + {0, 1} of rows g (s[nt][0..1]) and
-     * g + 8 (s[nt][2..3]) */
-    float s[NT][4];
+    /* S_w[16, 64] = Q_w Kᵀ */
 #pragma unroll
-    for (int nt = 0; nt < NT; nt++) {
-      s[nt][0] = s[nt][1] = s[nt][2] = s[nt][3] = 0.0f;
-      const T *kr = ks + (nt * 8 + (lane & 7)) * DP + (lane >> 3) * 8;
+    for (int n = 0; n < FA_K / 16; n++) {
+      wmma::fragment<wmma::accumulator, 16, 16, 16, float> acc;
+      wmma::fill_fragment(acc, 0.0f);
 #pragma unroll
-      for (int k2 = 0; k2 < D / 32; k2++) {
-        uint32_t kb[4];
-        fa_ldsm(kb, kr + k2 * 32);
-        fa_mma<T>(s[nt], qf[2 * k2], kb[0], kb[1]);
-        fa_mma<T>(s[nt], qf[2 * k2 + 1], kb[2], kb[3]);
+      for (int kk = 0; kk < D / 16; kk++) {
+        wmma::fragment<wmma::matrix_a, 16, 16, 16, T, wmma::row_major> fa;
+        wmma::fragment<wmma::matrix_b, 16, 16, 16, T, wmma::col_major> fb;
+        wmma::load_matrix_sync(fa, qw + kk * 16, S::DP);
+        wmma::load_matrix_sync(fb, ks + n * 16 * S::DP + kk * 16, S::DP);
+        wmma::mma_sync(acc, fa, fb, acc);
       }
+      wmma::store_matrix_sync(sw + n * 16, acc, S::SP, wmma::mem_row_major);
     }
-    /* scores in base-2 units, masked to -inf */
-    float mx[2] = {-INFINITY, -INFINITY};
-#pragma unroll
-    for (int nt = 0; nt < NT; nt++) {
-#pragma unroll
-      for (int e = 0; e < 4; e++) {
-        const int rr = e >> 1;
-        const int64_t i = row[rr], j = j0 + nt * 8 + 2 * tq + (e & 1);
-        bool ok = j < a.seq_k && (!km || km[j]);
-        if (a.causal) ok = ok && j <= i;
-        if (a.window > 0) ok = ok && i - j <= a.window && j - i <= a.window;
-        float v = -INFINITY;
+    __syncwarp();
+    /* scores -> online softmax: lane pair (2r, 2r + 1) takes row r, the even / odd columns (fewer
+     * shared-memory bank conflicts than halves) */
+    {
+      const int r = lane >> 1, c0 = lane & 1;
+      const int64_t i = i0 + warp * 16 + r;
+      float *srow = sw + r * S::SP + c0;
+      T *prow = pw + r * S::PP + c0;
+      float tmax = -INFINITY;
+      const bool qok = i < a.seq_q;
+      const float *c2p_row = rel.c2p && qok ? rel.c2p + ((h * a.batch + b) * a.seq_q + i) * rel.n_pos - rel.lo : NULL;
+      for (int t = 0; t < 32; t++) {
+        const int64_t j = j0 + c0 + 2 * t;
+        const bool ok = qok && j < a.seq_k && (!km || km[j]) && (!a.causal || j <= i) &&
+                        !(a.window > 0 && (i - j > a.window || j - i > a.window));
+        float s = -INFINITY;
         if (ok) {
-          v = s[nt][e] * sl;
-          if (has_rel && rok[rr]) {
-            const int64_t dd = i - j + a.seq_k - 1;
-            float t = 0.0f;
-            if (rel.c2p) t += rel.c2p[((h * a.batch + b) * a.seq_q + i) * rel.n_pos + (a.cix[dd] - rel.lo)];
-            if (rel.p2c) t += rel.p2c[((h * a.batch + b) * a.seq_k + j) * rel.n_pos + (a.pix[dd] - rel.lo)];
-            v += t * sl;
-            if (a.bias_tab) v += a.bias_tab[(int64_t)a.bidx[dd] * H + h] * LOG2E;
-          }
+          s = srow[2 * t] * a.scale;
+          const int64_t dd = i - j + a.seq_k - 1;
+          if (c2p_row) s += c2p_row[a.cix[dd]] * a.scale;
+          if (rel.p2c) s += rel.p2c[((h * a.batch + b) * a.seq_k + j) * rel.n_pos + (a.pix[dd] - rel.lo)] * a.scale;
+          if (a.bias_tab) s += a.bias_tab[(int64_t)a.bidx[dd] * H + h];
         }
-        s[nt][e] = v;
-        mx[rr] = fmaxf(mx[rr], v);
+        srow[2 * t] = s;
+        tmax = fmaxf(tmax, s);
+      }
+      tmax = fmaxf(tmax, __shfl_xor_sync(0xffffffffu, tmax, 1));
+      const float m_old = ms[warp * 16 + r], m_new = fmaxf(m_old, tmax);
+      float psum = 0.0f;
+      for (int t = 0; t < 32; t++) {
+        const float pv = m_new == -INFINITY ? 0.0f : __expf(srow[2 * t] - m_new); /* masked: exp(-inf) = 0 */
+        psum += pv;
+        prow[2 * t] = elem<T>::store(pv);
+      }
+      psum += __shfl_xor_sync(0xffffffffu, psum, 1);
+      const float corr = m_new == -INFINITY ? 1.0f : __expf(m_old - m_new); /* m_old = -inf: 0 */
+      __syncwarp();
+      if (!(lane & 1)) {
+        ls[warp * 16 + r] = ls[warp * 16 + r] * corr + psum;
+        ms[warp * 16 + r] = m_new;
+        cs[warp * 16 + r] = corr;
       }
     }
-    /* the online softmax: the four lanes of a quad share a row */
-    float corr[2];
-#pragma unroll
-    for (int rr = 0; rr < 2; rr++) {
-      mx[rr] = fmaxf(mx[rr], __shfl_xor_sync(0xffffffffu, mx[rr], 1));
-      mx[rr] = fmaxf(mx[rr], __shfl_xor_sync(0xffffffffu, mx[rr], 2));
-      const float m_new = fmaxf(m[rr], mx[rr]);
-      corr[rr] = m_new == -INFINITY ? 1.0f : fa_exp2(m[rr] - m_new); /* m = -inf: 0 */
-      m[rr] = m_new;
-      l[rr] *= corr[rr];
+    __syncwarp();
+    /* O_w = O_w * corr + P_w V */
+    for (int e = lane; e < 16 * D; e += 32) {
+      const int r = e / D, d = e % D;
+      ow[r * S::OP + d] *= cs[warp * 16 + r];
     }
+    __syncwarp();
 #pragma unroll
-    for (int nt = 0; nt < NT; nt++) {
+    for (int n = 0; n < D / 16; n++) {
+      wmma::fragment<wmma::accumulator, 16, 16, 16, float> acc;
+      wmma::load_matrix_sync(acc, ow + n * 16, S::OP, wmma::mem_row_major);
 #pragma unroll
-      for (int e = 0; e < 4; e++) {
-        const int rr = e >> 1;
-        const float p = m[rr] == -INFINITY ? 0.0f : fa_exp2(s[nt][e] - m[rr]); /* masked: exp2(-inf) = 0 */
-        s[nt][e] = p;
-        l[rr] += p;
+      for (int kk = 0; kk < FA_K / 16; kk++) {
+        wmma::fragment<wmma::matrix_a, 16, 16, 16, T, wmma::row_major> fa;
+        wmma::fragment<wmma::matrix_b, 16, 16, 16, T, wmma::row_major> fb;
+        wmma::load_matrix_sync(fa, pw + kk * 16, S::PP);
+        wmma::load_matrix_sync(fb, vs + kk * 16 * S::DP + n * 16, S::DP);
+        wmma::mma_sync(acc, fa, fb, acc);
       }
+      wmma::store_matrix_sync(ow + n * 16, acc, S::OP, wmma::mem_row_major);
     }
-#pragma unroll
-    for (int d = 0; d < ND; d++) {
-      o[d][0] *= corr[0], o[d][1] *= corr[0];
-      o[d][2] *= corr[1], o[d][3] *= corr[1];
-    }
-    /* O += P V, 16 keys at a time: P's A fragment is two score n-tiles; V's B fragments come
-     * transposed out of shared memory, two d-tiles per ldmatrix */
-#pragma unroll
-    for (int kk = 0; kk < FA_K / 16; kk++) {
-      uint32_t pa[4];
-      pa[0] = fa_pack<T>(s[2 * kk][0], s[2 * kk][1]);
-      pa[1] = fa_pack<T>(s[2 * kk][2], s[2 * kk][3]);
-      pa[2] = fa_pack<T>(s[2 * kk + 1][0], s[2 * kk + 1][1]);
-      pa[3] = fa_pack<T>(s[2 * kk + 1][2], s[2 * kk + 1][3]);
-      const T *vr = vs + (kk * 16 + (lane & 7) + ((lane >> 3) & 1) * 8) * DP + (lane >> 4) * 8;
-#pragma unroll
-      for (int d2 = 0; d2 < D / 16; d2++) {
-        uint32_t vb[4];
-        fa_ldsm_t(vb, vr + d2 * 16);
-        fa_mma<T>(o[2 * d2], pa, vb[0], vb[1]);
-        fa_mma<T>(o[2 * d2 + 1], pa, vb[2], vb[3]);
-      }
-    }
-    __syncthreads(); /* this buffer is refilled by the next iteration's prefetch */
+    __syncwarp();
   }
-  fa_wait<0>(); /* no copy may still target shared memory when the block exits */
-
-  /* out = O / l; l is summed over the quad */
+  __syncthreads();
+  /* out = O / l */
   T *O = (T *)a.out + b * a.seq_q * ldo + h * D;
-#pragma unroll
-  for (int rr = 0; rr < 2; rr++) {
-    float lt = l[rr];
-    lt += __shfl_xor_sync(0xffffffffu, lt, 1);
-    lt += __shfl_xor_sync(0xffffffffu, lt, 2);
-    if (!rok[rr]) continue;
-    const float inv = lt > 0 ? 1.0f / lt : 0.0f;
-    T *orow = O + row[rr] * ldo + 2 * tq;
-#pragma unroll
-    for (int d = 0; d < ND; d++)
-      *(uint32_t *)(orow + d * 8) = fa_pack<T>(o[d][2 * rr] * inv, o[d][2 * rr + 1] * inv);
+  for (int e = threadIdx.x; e < FA_Q * D; e += FA_THREADS) {
+    const int r = e / D, d = e % D;
+    const int64_t i = i0 + r;
+    if (i >= a.seq_q) continue;
+    const float l = ls[r];
+    O[i * ldo + d] = elem<T>::store(l > 0 ? os[r * S::OP + d] / l : 0.0f);
   }
 }
 

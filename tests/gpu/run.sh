@@ -185,25 +185,30 @@ embed_check deberta-long "$W/fx/deberta-wp-cls-st" "$W/long.txt"
 embed_check roberta-lengths "$W/fx/roberta-cls-st" "$W/lengths.txt"
 [ $MODERNBERT = 1 ] && embed_check modernbert-lengths "$W/fx/modernbert-cls-st" "$W/lengths.txt"
 
-# the tensor-core flash kernel against the CUDA-core reference kernel (MP_CUDA_ATTENTION=simple) on
-# inputs of many lengths, both 16-bit dtypes: masks, DeBERTa's relative terms, MPNet's bias, windows
+# the tensor-core flash kernels (WMMA, the default; mma.sync, MP_CUDA_ATTENTION=mma) against the
+# CUDA-core reference kernel (MP_CUDA_ATTENTION=simple) on inputs of many lengths, both 16-bit
+# dtypes: masks, DeBERTa's relative terms, MPNet's bias, windows. The per-operation profile
+# (MP_CUDA_PROFILE=1, on stderr) shows which kernel ran.
 echo "== flash attention vs the reference attention kernel"
 flash_check() { # NAME MODEL
-  local name=$1 m=$2 o="$W/out/flash-$1" dt
+  local name=$1 m=$2 o="$W/out/flash-$1" dt k label
   mkdir -p "$o"
   for dt in float16 bfloat16; do
-    MP_CUDA_DTYPE=$dt MP_CUDA_PROFILE=1 run "$name flash $dt" "$o/flash-$dt.emb" "$B" embed --model "$m" \
-      --device cuda <"$W/lengths.txt" || continue
-    # the profile (stderr) names the kernels that ran: the flash kernel must be among them
-    if grep -q "flash attention" "$o/flash-$dt.emb.err"; then
-      record 0 "PASS $name: the flash kernel ran ($dt)"
-    else
-      record 1 "FAIL $name: the flash kernel did not run ($dt): $(head -c 300 "$o/flash-$dt.emb.err")"
-    fi
     MP_CUDA_DTYPE=$dt MP_CUDA_ATTENTION=simple run "$name simple $dt" "$o/simple-$dt.emb" "$B" embed --model "$m" \
-      --device cuda <"$W/lengths.txt" &&
-      cmp_out emb "$name embeddings flash vs reference attention $dt" "$o/simple-$dt.emb" "$o/flash-$dt.emb" \
+      --device cuda <"$W/lengths.txt" || continue
+    for k in wmma mma; do
+      label="flash attention"
+      [ $k = mma ] && label="flash attention (mma)"
+      MP_CUDA_DTYPE=$dt MP_CUDA_ATTENTION=$k MP_CUDA_PROFILE=1 run "$name $k $dt" "$o/$k-$dt.emb" "$B" embed \
+        --model "$m" --device cuda <"$W/lengths.txt" || continue
+      if grep -q "  $label  " "$o/$k-$dt.emb.err"; then
+        record 0 "PASS $name: the $k flash kernel ran ($dt)"
+      else
+        record 1 "FAIL $name: the $k flash kernel did not run ($dt): $(head -c 300 "$o/$k-$dt.emb.err")"
+      fi
+      cmp_out emb "$name embeddings $k flash vs reference attention $dt" "$o/simple-$dt.emb" "$o/$k-$dt.emb" \
         "$([ $dt = float16 ] && echo 0.9999 || echo 0.999)"
+    done
   done
 }
 for f in bert-embed roberta-cls distilbert-cls mpnet-embed deberta-wp-cls mobilebert-cls; do
