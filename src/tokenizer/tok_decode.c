@@ -321,14 +321,15 @@ static mp_status chain(const mp_tdecoder *d, toklist *t) {
       mp_tok_ctx c;
       mp_tok_ctx_init(&c);
       mp_spanv sp = {0};
-      mp_status st = mp_tregex_find(&d->re, &c, t->v[i].buf ? t->v[i].buf : "", t->v[i].len, &sp);
+      const char *text = t->v[i].buf ? t->v[i].buf : ""; /* an empty token may have no buffer */
+      mp_status st = mp_tregex_find(&d->re, &c, text, t->v[i].len, &sp);
       mp_sb r;
       mp_sb_init(&r);
       for (size_t k = 0; st == MP_OK && k < sp.n; k++) {
         if (sp.v[k].match)
           mp_sb_append(&r, d->s, d->s_len);
         else
-          mp_sb_append(&r, t->v[i].buf + sp.v[k].start, sp.v[k].end - sp.v[k].start);
+          mp_sb_append(&r, text + sp.v[k].start, sp.v[k].end - sp.v[k].start);
       }
       free(sp.v);
       mp_tok_ctx_free(&c);

@@ -540,7 +540,7 @@ mp_status mp_tpretok_apply(const mp_tpretok *p, mp_tok_ctx *c, const mp_piecev *
       for (size_t i = 0; i < in->n; i++) {
         mp_piece x = in->v[i];
         size_t off = out_pool->len;
-        mp_sb_append(out_pool, in_pool->buf + x.off, x.len);
+        mp_sb_append(out_pool, (in_pool->buf ? in_pool->buf : "") + x.off, x.len);
         x.off = (uint32_t)off;
         MP_TRY(mp_piecev_push(out, x));
       }
@@ -574,13 +574,13 @@ mp_status mp_tpretok_apply(const mp_tpretok *p, mp_tok_ctx *c, const mp_piecev *
     mp_piece x = in->v[i];
     if (x.added_id >= 0) {
       size_t off = out_pool->len;
-      mp_sb_append(out_pool, in_pool->buf + x.off, x.len);
+      mp_sb_append(out_pool, (in_pool->buf ? in_pool->buf : "") + x.off, x.len);
       if (out_pool->oom) return mp_err(MP_ERR_NOMEM, "out of memory (pre-tokenizer)");
       x.off = (uint32_t)off;
       MP_TRY(mp_piecev_push(out, x));
       continue;
     }
-    MP_TRY(pretok_one(p, c, in_pool->buf + x.off, x.len, x.first, out, out_pool));
+    MP_TRY(pretok_one(p, c, (in_pool->buf ? in_pool->buf : "") + x.off, x.len, x.first, out, out_pool));
   }
   return MP_OK;
 }
