@@ -144,7 +144,8 @@ static void prof_flush(struct cuda_ctx *c) {
     }
     const struct cuda_ctx::prof_mark *m = &c->prof_at[i];
     int k = 0;
-    while (k < c->prof_nsum && !(c->prof_sum[k].what == m->what && c->prof_sum[k].n == m->n && c->prof_sum[k].k == m->k))
+    while (k < c->prof_nsum &&
+           !(c->prof_sum[k].what == m->what && c->prof_sum[k].n == m->n && c->prof_sum[k].k == m->k))
       k++;
     if (k == c->prof_nsum) {
       if (k == PROF_SUMS) continue;

@@ -266,6 +266,9 @@ typedef struct runctx {
   char **hyp; /* zero-shot hypotheses */
 } runctx;
 
+/* on a device: a batch may hold up to this many times the batch size in rows (see run_examples) */
+#define DEVICE_ROWS 16
+
 /* Runs examples [i0, i0+cnt) (indices into ds->ex via idx[] when given), filling logits/sim. */
 static mp_status run_examples(runctx *r, const size_t *idx, size_t cnt, size_t batch, float *logits, double *sim,
                               uint64_t *tokens) {
@@ -276,6 +279,14 @@ static mp_status run_examples(runctx *r, const size_t *idx, size_t cnt, size_t b
   ro.batch_size = batch;
   ro.max_length = r->o->max_length;
   ro.truncation = r->o->truncation;
+  if (strcmp(mp_model_device_name(r->m), "cpu") != 0) {
+    /* On a GPU, batches of `batch` rows leave it mostly idle on short inputs: keep the token (and
+     * device memory) budget of `batch` inputs at the maximum length, and let shorter inputs (the
+     * dataset sorted longest first) fill up to DEVICE_ROWS x as many rows. */
+    size_t ml = ro.max_length ? ro.max_length : mp_model_default_max_length(r->m);
+    ro.max_batch_tokens = batch * (ml ? ml : 1);
+    ro.batch_size = batch * DEVICE_ROWS;
+  }
   mp_status st = MP_OK;
   if (tokens) *tokens = 0;
   if (r->p->task == MP_TASK_SIMILARITY) {

@@ -244,6 +244,7 @@ void mp_run_options_init(mp_run_options *o) {
   o->batch_size = 32;
   o->max_length = 0;
   o->truncation = MP_TRUNC_LONGEST_FIRST;
+  o->max_batch_tokens = 0;
 }
 
 typedef struct {
@@ -254,6 +255,13 @@ static int cmp_len(const void *a, const void *b) {
   const len_idx *x = a, *y = b;
   if (x->len != y->len) return x->len < y->len ? 1 : -1; /* longest first */
   return x->idx < y->idx ? -1 : x->idx > y->idx;
+}
+
+size_t mp_batch_rows(size_t remaining, size_t batch_size, size_t longest, size_t max_batch_tokens) {
+  size_t cnt = remaining < batch_size ? remaining : batch_size;
+  if (max_batch_tokens && longest && cnt * longest > max_batch_tokens)
+    cnt = max_batch_tokens / longest > 0 ? max_batch_tokens / longest : 1;
+  return cnt;
 }
 
 static mp_status run_texts(mp_model *m, size_t n, const char *const *a, const char *const *bb, const mp_run_options *o,
@@ -286,18 +294,22 @@ static mp_status run_texts(mp_model *m, size_t n, const char *const *a, const ch
   size_t H = (size_t)m->cfg.hidden, L = (size_t)m->cfg.num_labels;
   int32_t *ids = NULL, *mask = NULL, *types = NULL;
   float *e_tmp = NULL, *l_tmp = NULL, *h_tmp = NULL;
+  const size_t budget = o->max_batch_tokens;
   if (!st) {
     size_t maxlen = order[0].len ? order[0].len : 1;
-    ids = malloc(bs * maxlen * 4), mask = malloc(bs * maxlen * 4), types = malloc(bs * maxlen * 4);
+    /* the most tokens a batch can hold: rows x longest, and with a budget no more than it (or one row) */
+    size_t cap = bs * maxlen;
+    if (budget && cap > (budget > maxlen ? budget : maxlen)) cap = budget > maxlen ? budget : maxlen;
+    ids = malloc(cap * 4), mask = malloc(cap * 4), types = malloc(cap * 4);
     e_tmp = emb ? malloc(bs * H * 4) : NULL;
     l_tmp = logits ? malloc(bs * (L ? L : 1) * 4) : NULL;
-    h_tmp = tok_out ? malloc(bs * maxlen * H * 4) : NULL;
+    h_tmp = tok_out ? malloc(cap * H * 4) : NULL;
     if (!ids || !mask || !types || (emb && !e_tmp) || (logits && !l_tmp) || (tok_out && !h_tmp))
       st = mp_err(MP_ERR_NOMEM, "out of memory");
   }
-  for (size_t s = 0; !st && s < n; s += bs) {
-    size_t cnt = n - s < bs ? n - s : bs;
-    size_t T = order[s].len ? order[s].len : 1;
+  for (size_t s = 0, cnt = 0; !st && s < n; s += cnt) {
+    size_t T = order[s].len ? order[s].len : 1; /* the batch's longest input: sorted longest first */
+    cnt = mp_batch_rows(n - s, bs, T, budget);
     int32_t pad = mp_tokenizer_special_id(m->tok, MP_TOK_PAD);
     if (pad < 0) pad = (int32_t)m->cfg.pad_token_id;
     for (size_t r = 0; r < cnt; r++) {

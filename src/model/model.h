@@ -84,8 +84,16 @@ typedef struct mp_run_options {
   size_t batch_size;            /* default 32 */
   size_t max_length;            /* 0 = default */
   mp_trunc_strategy truncation; /* default longest_first */
+  /* 0 (default): batches of batch_size rows. Else a batch also ends before rows x its longest input
+   * would pass this many tokens (a batch holds at least one row): with the inputs sorted longest
+   * first, short inputs go by in batches of up to batch_size rows while long ones stay within the
+   * same token (and device memory) budget. */
+  size_t max_batch_tokens;
 } mp_run_options;
 void mp_run_options_init(mp_run_options *o);
+/* The rows of the next batch: min(remaining, batch_size), then fewer while rows x longest (the
+ * batch's longest input, in tokens) passes max_batch_tokens (0 = no budget); at least one row. */
+size_t mp_batch_rows(size_t remaining, size_t batch_size, size_t longest, size_t max_batch_tokens);
 
 /* emb: [n, hidden]. n_tokens (optional): real tokens processed in total. */
 mp_status mp_model_embed(mp_model *m, size_t n, const char *const *texts, const mp_run_options *o, float *emb,
