@@ -57,6 +57,13 @@ int mp_kernels_isas(mp_isa out[3]);
 const char *mp_isa_name(mp_isa isa); /* "scalar", "avx2", "avx512", "neon", "neon-dotprod" */
 /* Human-readable list of detected features, e.g. "avx2 fma f16c avx512f avx512bw ...". */
 const char *mp_kernels_features(void);
+/* AMX-INT8 (x86-64 Linux: CPU, OS tile state, arch_prctl permission): whether this machine can use
+ * it, and whether the integer kernels on the AVX-512 level may (default yes; MP_AMX=0 in the
+ * environment turns it off). mp_kernels_set_amx returns the previous setting (for tests and
+ * benchmarks; not thread-safe against running kernels). The AMX and VNNI kernels are
+ * bit-identical. */
+int mp_kernels_has_amx(void);
+int mp_kernels_set_amx(int on);
 
 /* ---------------------------------------------------------------------------------------
  * Thread pool: a parallel-for. */

@@ -62,6 +62,8 @@ extern const uint32_t mp_dec_shift[9][16];
 /* CPU has AVX-512 VNNI / AVX-512 BF16 (besides AVX-512 F/BW/VL/DQ); detected once. */
 int mp_cpu_avx512_vnni(void);
 int mp_cpu_avx512_bf16(void);
+/* AMX-INT8 usable (CPU, OS, permission) and not turned off (MP_AMX=0, mp_kernels_set_amx). */
+int mp_cpu_amx_int8(void);
 
 /* Scalar reference pieces shared by every ISA (exact semantics live here). */
 void mp_decode_row_scalar(const mp_linear_weight *w, int64_t o, int64_t k0, int64_t n, float *dst);
@@ -71,7 +73,7 @@ float mp_act_scalar(mp_act act, float x);
  * MP_QNR outputs of one packed panel: acc = bias[j] (or 0), then for each group in order
  * acc = fma(float(isum), s*d, acc), acc = fma(b, xs, acc), acc = fma(sq, z, acc); y[r*ldy + j] = acc
  * (kernels.h). */
-#define MP_QMR_MAX 8
+#define MP_QMR_MAX 16
 typedef struct mp_qukr_args {
   int64_t K;
   int gsize, bits, mr;

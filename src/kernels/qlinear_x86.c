@@ -224,7 +224,145 @@ T5V static void qukr_vnni(const mp_qukr_args *a) {
 
 static const mp_qimpl g_qvnni = {.name = "avx512-vnni", .mr = QMR, .quant_row = quant_row_avx512, .ukr = qukr_vnni};
 
-const mp_qimpl *mp_qimpl_avx512(void) { return mp_cpu_avx512_vnni() ? &g_qvnni : NULL; }
+/* ======================================================================================
+ * AMX-INT8: 16 rows x 32 outputs per call. Per block of g <= 64 inputs one TDPBSUD per 16 outputs
+ * (A: the rows' signed activation bytes, B: the panel's unsigned codes, whose [K/4][32][4] layout
+ * is AMX's B layout with a 128-byte row stride) gives the block's exact integer sums in a tile;
+ * they go through memory to the same float epilogue as the VNNI kernel, in the same order, so the
+ * results are bit-identical to it (and to scalar). Blocks wider than 64 bytes take the VNNI
+ * kernel. */
+#if defined(__linux__)
+#define AMR 16
+#define AMX_CHUNK 8 /* blocks whose integer sums are computed before their epilogue runs (16 KB) */
+#define AMX_RB 4    /* rows whose float accumulators the epilogue keeps in registers */
+#define T5A __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma,amx-tile,amx-int8")))
+
+typedef struct amx_cfg {
+  uint8_t palette, start_row, reserved[14];
+  uint16_t colsb[16];
+  uint8_t rows[16];
+} amx_cfg;
+static __thread int t_amx_key = -1; /* the tile shape this thread has loaded: rows * 256 + block bytes */
+
+/* two tile sets, so that one block's products run on the AMX unit while the previous block's
+ * epilogue runs on the vector units: C in tiles 0, 1 (set 0) and 5, 6 (set 1), rows x 16 int32; A in
+ * 2 (set 0) and 7 (set 1), rows x g bytes; B in 3, 4 (shared), g/4 rows x 64 bytes */
+T5A static void amx_config(int rows, int g) {
+  const int key = rows * 256 + g;
+  if (key == t_amx_key) return;
+  amx_cfg c;
+  memset(&c, 0, sizeof c);
+  c.palette = 1;
+  static const int ct[] = {0, 1, 5, 6}, at[] = {2, 7};
+  for (int i = 0; i < 4; i++)
+    c.rows[ct[i]] = (uint8_t)rows, c.colsb[ct[i]] = 64;
+  for (int i = 0; i < 2; i++)
+    c.rows[at[i]] = (uint8_t)rows, c.colsb[at[i]] = (uint16_t)g;
+  c.rows[3] = c.rows[4] = (uint8_t)(g / 4);
+  c.colsb[3] = c.colsb[4] = 64;
+  _tile_loadconfig(&c);
+  t_amx_key = key;
+}
+
+/* block g's integer sums into tile set (C0, C1, A): queued on the AMX unit */
+#define AMX_BLOCK(C0, C1, A, g)                                                                                        \
+  do {                                                                                                                 \
+    const uint8_t *wb_ = a->w + (size_t)(g)*gb * MP_QNR;                                                               \
+    _tile_zero(C0);                                                                                                    \
+    _tile_zero(C1);                                                                                                    \
+    _tile_loadd(A, a->xq + (g)*gb, a->ldx);                                                                            \
+    _tile_loadd(3, wb_, 4 * MP_QNR);                                                                                   \
+    _tile_loadd(4, wb_ + 64, 4 * MP_QNR);                                                                              \
+    _tile_dpbsud(C0, A, 3);                                                                                            \
+    _tile_dpbsud(C1, A, 4);                                                                                            \
+  } while (0)
+
+T5A static void qukr_amx(const mp_qukr_args *a) {
+  const int gb = a->gsize, mr = a->mr;
+  if (gb > 64 || gb % 4) { /* not a tile shape: the VNNI kernel, QMR rows at a time */
+    for (int r0 = 0; r0 < mr; r0 += QMR) {
+      mp_qukr_args b = *a;
+      b.mr = mr - r0 < QMR ? mr - r0 : QMR;
+      b.xq += r0 * a->ldx, b.d += r0 * a->ldg, b.xs += r0 * a->ldg, b.z += r0 * a->ldg, b.isx += r0 * a->ldg;
+      b.y += r0 * a->ldy;
+      qukr_vnni(&b);
+    }
+    return;
+  }
+  const int64_t G = a->K / gb, ldg = a->ldg;
+  amx_config(mr, gb);
+  float acc[AMR][MP_QNR] __attribute__((aligned(64)));
+  int32_t ib[AMX_CHUNK][AMR][MP_QNR] __attribute__((aligned(64)));
+  __m512 b0 = _mm512_setzero_ps(), b1 = b0;
+  if (a->bias) b0 = _mm512_loadu_ps(a->bias), b1 = _mm512_loadu_ps(a->bias + 16);
+  for (int r = 0; r < mr; r++)
+    _mm512_store_ps(acc[r], b0), _mm512_store_ps(acc[r] + 16, b1);
+  for (int64_t g0 = 0; g0 < G; g0 += AMX_CHUNK) {
+    const int nb = G - g0 < AMX_CHUNK ? (int)(G - g0) : AMX_CHUNK;
+    /* 1: the chunk's blocks on the AMX unit, block j + 1 queued on the other tile set before block
+     * j's sums are stored to ib[j] */
+    AMX_BLOCK(0, 1, 2, g0);
+    for (int j = 0; j < nb; j++) {
+      if (!(j & 1)) {
+        if (j + 1 < nb) AMX_BLOCK(5, 6, 7, g0 + j + 1);
+        _tile_stored(0, ib[j][0], 4 * MP_QNR);
+        _tile_stored(1, ib[j][0] + 16, 4 * MP_QNR);
+      } else {
+        if (j + 1 < nb) AMX_BLOCK(0, 1, 2, g0 + j + 1);
+        _tile_stored(5, ib[j][0], 4 * MP_QNR);
+        _tile_stored(6, ib[j][0] + 16, 4 * MP_QNR);
+      }
+    }
+    /* 2: the epilogue of the chunk, AMX_RB rows at a time with their accumulators in registers; per
+     * block the VNNI kernel's operations in its order (bit-identical) */
+    for (int r0 = 0; r0 < mr; r0 += AMX_RB) {
+      const int nr = mr - r0 < AMX_RB ? mr - r0 : AMX_RB;
+      __m512 f[AMX_RB][2];
+      for (int i = 0; i < AMX_RB; i++) {
+        const int r = i < nr ? r0 + i : r0; /* rows past mr: row r0 again, never stored */
+        f[i][0] = _mm512_load_ps(acc[r]), f[i][1] = _mm512_load_ps(acc[r] + 16);
+      }
+      for (int j = 0; j < nb; j++) {
+        const int64_t e = g0 + j;
+        const float *sb = a->sb + e * 3 * MP_QNR;
+        const __m512 s0 = _mm512_load_ps(sb), s1 = _mm512_load_ps(sb + 16);
+        const __m512 c0 = _mm512_load_ps(sb + MP_QNR), c1 = _mm512_load_ps(sb + MP_QNR + 16);
+        const __m512 q0 = _mm512_load_ps(sb + 2 * MP_QNR), q1 = _mm512_load_ps(sb + 2 * MP_QNR + 16);
+#pragma GCC unroll 4
+        for (int i = 0; i < AMX_RB; i++) {
+          const int r = i < nr ? r0 + i : r0;
+          const int64_t o_ = r * ldg + e;
+          const __m512 dr = _mm512_set1_ps(a->d[o_]), xr = _mm512_set1_ps(a->xs[o_]), zr = _mm512_set1_ps(a->z[o_]);
+          __m512 f0 = f[i][0], f1 = f[i][1];
+          f0 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_load_si512(ib[j][r])), _mm512_mul_ps(s0, dr), f0);
+          f0 = _mm512_fmadd_ps(c0, xr, f0);
+          f0 = _mm512_fmadd_ps(q0, zr, f0);
+          f1 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_load_si512(ib[j][r] + 16)), _mm512_mul_ps(s1, dr), f1);
+          f1 = _mm512_fmadd_ps(c1, xr, f1);
+          f1 = _mm512_fmadd_ps(q1, zr, f1);
+          f[i][0] = f0, f[i][1] = f1;
+        }
+      }
+      for (int i = 0; i < nr; i++)
+        _mm512_store_ps(acc[r0 + i], f[i][0]), _mm512_store_ps(acc[r0 + i] + 16, f[i][1]);
+    }
+  }
+  for (int r = 0; r < mr; r++) {
+    _mm512_storeu_ps(a->y + r * a->ldy, _mm512_load_ps(acc[r]));
+    _mm512_storeu_ps(a->y + r * a->ldy + 16, _mm512_load_ps(acc[r] + 16));
+  }
+}
+#undef AMX_BLOCK
+
+static const mp_qimpl g_qamx = {.name = "avx512-amx", .mr = AMR, .quant_row = quant_row_avx512, .ukr = qukr_amx};
+#endif
+
+const mp_qimpl *mp_qimpl_avx512(void) {
+#if defined(__linux__)
+  if (mp_cpu_amx_int8()) return &g_qamx;
+#endif
+  return mp_cpu_avx512_vnni() ? &g_qvnni : NULL;
+}
 
 #else
 const mp_qimpl *mp_qimpl_avx2(void) { return NULL; }

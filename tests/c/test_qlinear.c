@@ -79,6 +79,17 @@ static void check_case(int64_t M, int64_t N, int64_t K, int bits, int gs, mp_dty
     n++;
   }
   mp_kernels_set_isa(best);
+  /* with AMX-INT8 the best level's integer kernel is AMX: the VNNI kernel beside it, same bits */
+  if (mp_kernels_has_amx() && best == MP_ISA_AVX512) {
+    float *yv = malloc((size_t)(M * N) * 4);
+    int was = mp_kernels_set_amx(0);
+    CHECK_OK(mp_qlinear_act(NULL, x, M, q, with_bias ? bias : NULL, MP_F32, act, yv));
+    mp_kernels_set_amx(was);
+    CHECKF((act != MP_ACT_NONE || max_ulp_ok(y[0], yv, M * N)) && max_ulp_ok(y[n - 1], yv, M * N),
+           "VNNI and AMX / scalar differ: M=%lld N=%lld K=%lld bits=%d g=%d", (long long)M, (long long)N,
+           (long long)K, bits, gs);
+    free(yv);
+  }
   /* 2 threads */
   CHECK_OK(mp_qlinear_act(p2, x, M, q, with_bias ? bias : NULL, MP_F32, act, y2));
   CHECKF(max_ulp_ok(y[n - 1], y2, M * N), "2 threads differ: M=%lld N=%lld K=%lld bits=%d g=%d", (long long)M,
@@ -256,7 +267,8 @@ static void test_expected_path(void) {
 }
 
 int main(void) {
-  fprintf(stderr, "features: %s; integer kernel: %s\n", mp_kernels_features(), mp_qlinear_path());
+  fprintf(stderr, "features: %s; integer kernel: %s%s\n", mp_kernels_features(), mp_qlinear_path(),
+          mp_kernels_has_amx() ? " (also compared: the VNNI kernel)" : "");
   RUN(test_expected_path);
   RUN(test_qlinear_widths);
   RUN(test_qlinear_shapes);
