@@ -34,6 +34,38 @@ template <int D> struct flash_shape {
                           bytes = m_off + (size_t)3 * FA_Q * 4;
 };
 
+/* One (sequence b, head h) of an attention call: its Q, K, V and output columns and row strides
+ * (0 in the call = heads x D) and its key padding mask (NULL = none). */
+template <typename T, int D> struct flash_head {
+  int64_t ldq, ldk, ldv, ldo;
+  const T *q, *k, *v;
+  T *o;
+  const uint8_t *km;
+  __device__ flash_head(const mp_dev_attention &a, int64_t b, int64_t h) {
+    const int64_t HD = a.heads * D;
+    ldq = a.ldq ? a.ldq : HD, ldk = a.ldk ? a.ldk : HD, ldv = a.ldv ? a.ldv : HD, ldo = a.ldo ? a.ldo : HD;
+    q = (const T *)a.q + b * a.seq_q * ldq + h * D;
+    k = (const T *)a.k + b * a.seq_k * ldk + h * D;
+    v = (const T *)a.v + b * a.seq_k * ldv + h * D;
+    o = (T *)a.out + b * a.seq_q * ldo + h * D;
+    km = a.key_mask ? a.key_mask + b * a.seq_k : NULL;
+  }
+};
+
+/* The keys [*lo, *hi) that some query of the block starting at query i0 can reach (the causal mask
+ * and the local window rule out the rest), lo rounded down to a key tile. */
+__device__ __forceinline__ void flash_key_range(const mp_dev_attention &a, int64_t i0, int64_t *lo, int64_t *hi) {
+  int64_t j_lo = 0, j_hi = a.seq_k;
+  const int64_t i_last = (i0 + FA_Q < a.seq_q ? i0 + FA_Q : a.seq_q) - 1;
+  if (a.causal && i_last + 1 < j_hi) j_hi = i_last + 1;
+  if (a.window > 0) {
+    if (i0 - a.window > j_lo) j_lo = i0 - a.window;
+    if (i_last + a.window + 1 < j_hi) j_hi = i_last + a.window + 1;
+  }
+  *lo = j_lo / FA_K * FA_K;
+  *hi = j_hi;
+}
+
 /* rows [r0, r0 + 64) of one head (D values at column h * D, row stride ld) into shared memory with
  * stride DP, zeros past `rows`; 16-byte vector copies (the launcher checks the alignment) */
 template <typename T, int D>
@@ -57,34 +89,24 @@ template <typename T, int D> __global__ void __launch_bounds__(FA_THREADS) k_fla
   float *ms = (float *)(fsm + S::m_off), *ls = ms + FA_Q, *cs = ls + FA_Q;
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
   const int64_t b = blockIdx.z, h = blockIdx.y, i0 = (int64_t)blockIdx.x * FA_Q;
-  const int64_t H = a.heads, ldq = a.ldq ? a.ldq : H * D, ldk = a.ldk ? a.ldk : H * D;
-  const int64_t ldv = a.ldv ? a.ldv : H * D, ldo = a.ldo ? a.ldo : H * D;
-  const T *Q = (const T *)a.q + b * a.seq_q * ldq + h * D, *K = (const T *)a.k + b * a.seq_k * ldk + h * D;
-  const T *V = (const T *)a.v + b * a.seq_k * ldv + h * D;
-  const uint8_t *km = a.key_mask ? a.key_mask + b * a.seq_k : NULL;
+  const int64_t H = a.heads;
+  const flash_head<T, D> hd(a, b, h);
 
-  flash_load<T, D>(qs, Q, ldq, i0, a.seq_q);
+  flash_load<T, D>(qs, hd.q, hd.ldq, i0, a.seq_q);
   for (int e = threadIdx.x; e < FA_Q * S::OP; e += FA_THREADS)
     os[e] = 0.0f;
   if (threadIdx.x < FA_Q) ms[threadIdx.x] = -INFINITY, ls[threadIdx.x] = 0.0f;
 
-  /* the key tiles any query of this block can reach */
-  int64_t j_lo = 0, j_hi = a.seq_k;
-  const int64_t i_last = (i0 + FA_Q < a.seq_q ? i0 + FA_Q : a.seq_q) - 1;
-  if (a.causal && i_last + 1 < j_hi) j_hi = i_last + 1;
-  if (a.window > 0) {
-    if (i0 - a.window > j_lo) j_lo = i0 - a.window;
-    if (i_last + a.window + 1 < j_hi) j_hi = i_last + a.window + 1;
-  }
-  j_lo = j_lo / FA_K * FA_K;
+  int64_t j_lo, j_hi;
+  flash_key_range(a, i0, &j_lo, &j_hi);
 
   float *sw = ss + warp * 16 * S::SP, *ow = os + warp * 16 * S::OP;
   T *pw = ps + warp * 16 * S::PP;
   const T *qw = qs + warp * 16 * S::DP;
   for (int64_t j0 = j_lo; j0 < j_hi; j0 += FA_K) {
     __syncthreads(); /* the previous tile's K / V are no longer read */
-    flash_load<T, D>(ks, K, ldk, j0, a.seq_k);
-    flash_load<T, D>(vs, V, ldv, j0, a.seq_k);
+    flash_load<T, D>(ks, hd.k, hd.ldk, j0, a.seq_k);
+    flash_load<T, D>(vs, hd.v, hd.ldv, j0, a.seq_k);
     __syncthreads();
     /* S_w[16, 64] = Q_w Kᵀ */
 #pragma unroll
@@ -114,7 +136,7 @@ template <typename T, int D> __global__ void __launch_bounds__(FA_THREADS) k_fla
       const float *c2p_row = rel.c2p && qok ? rel.c2p + ((h * a.batch + b) * a.seq_q + i) * rel.n_pos - rel.lo : NULL;
       for (int t = 0; t < 32; t++) {
         const int64_t j = j0 + c0 + 2 * t;
-        const bool ok = qok && j < a.seq_k && (!km || km[j]) && (!a.causal || j <= i) &&
+        const bool ok = qok && j < a.seq_k && (!hd.km || hd.km[j]) && (!a.causal || j <= i) &&
                         !(a.window > 0 && (i - j > a.window || j - i > a.window));
         float s = -INFINITY;
         if (ok) {
@@ -169,13 +191,13 @@ template <typename T, int D> __global__ void __launch_bounds__(FA_THREADS) k_fla
   }
   __syncthreads();
   /* out = O / l */
-  T *O = (T *)a.out + b * a.seq_q * ldo + h * D;
+  T *O = hd.o;
   for (int e = threadIdx.x; e < FA_Q * D; e += FA_THREADS) {
     const int r = e / D, d = e % D;
     const int64_t i = i0 + r;
     if (i >= a.seq_q) continue;
     const float l = ls[r];
-    O[i * ldo + d] = elem<T>::store(l > 0 ? os[r * S::OP + d] / l : 0.0f);
+    O[i * hd.ldo + d] = elem<T>::store(l > 0 ? os[r * S::OP + d] / l : 0.0f);
   }
 }
 

@@ -97,26 +97,16 @@ __global__ void __launch_bounds__(FA_THREADS) k_flash_mma(mp_dev_attention a, fl
   T *qs = (T *)fsm, *kvs = qs + S::tile; /* kvs: buffer k at kvs + 2k * tile (K), + (2k + 1) * tile (V) */
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, tq = lane & 3;
   const int64_t b = blockIdx.z, h = blockIdx.y, i0 = (int64_t)blockIdx.x * FA_Q;
-  const int64_t H = a.heads, ldq = a.ldq ? a.ldq : H * D, ldk = a.ldk ? a.ldk : H * D;
-  const int64_t ldv = a.ldv ? a.ldv : H * D, ldo = a.ldo ? a.ldo : H * D;
-  const T *Q = (const T *)a.q + b * a.seq_q * ldq + h * D, *K = (const T *)a.k + b * a.seq_k * ldk + h * D;
-  const T *V = (const T *)a.v + b * a.seq_k * ldv + h * D;
-  const uint8_t *km = a.key_mask ? a.key_mask + b * a.seq_k : NULL;
+  const int64_t H = a.heads;
+  const flash_head<T, D> hd(a, b, h);
 
-  /* the key tiles any query of this block can reach */
-  int64_t j_lo = 0, j_hi = a.seq_k;
-  const int64_t i_last = (i0 + FA_Q < a.seq_q ? i0 + FA_Q : a.seq_q) - 1;
-  if (a.causal && i_last + 1 < j_hi) j_hi = i_last + 1;
-  if (a.window > 0) {
-    if (i0 - a.window > j_lo) j_lo = i0 - a.window;
-    if (i_last + a.window + 1 < j_hi) j_hi = i_last + a.window + 1;
-  }
-  j_lo = j_lo / FA_K * FA_K;
+  int64_t j_lo, j_hi;
+  flash_key_range(a, i0, &j_lo, &j_hi);
 
-  fa_load<T, D>(qs, Q, ldq, i0, a.seq_q);
+  fa_load<T, D>(qs, hd.q, hd.ldq, i0, a.seq_q);
   if (j_lo < j_hi) {
-    fa_load<T, D>(kvs, K, ldk, j_lo, a.seq_k);
-    fa_load<T, D>(kvs + S::tile, V, ldv, j_lo, a.seq_k);
+    fa_load<T, D>(kvs, hd.k, hd.ldk, j_lo, a.seq_k);
+    fa_load<T, D>(kvs + S::tile, hd.v, hd.ldv, j_lo, a.seq_k);
   }
   fa_commit();
   fa_wait<0>();
@@ -145,8 +135,8 @@ __global__ void __launch_bounds__(FA_THREADS) k_flash_mma(mp_dev_attention a, fl
   for (int64_t j0 = j_lo; j0 < j_hi; j0 += FA_K, buf ^= 1) {
     /* the next tile loads into the other buffer while this one is computed */
     if (j0 + FA_K < j_hi) {
-      fa_load<T, D>(kvs + 2 * (buf ^ 1) * S::tile, K, ldk, j0 + FA_K, a.seq_k);
-      fa_load<T, D>(kvs + (2 * (buf ^ 1) + 1) * S::tile, V, ldv, j0 + FA_K, a.seq_k);
+      fa_load<T, D>(kvs + 2 * (buf ^ 1) * S::tile, hd.k, hd.ldk, j0 + FA_K, a.seq_k);
+      fa_load<T, D>(kvs + (2 * (buf ^ 1) + 1) * S::tile, hd.v, hd.ldv, j0 + FA_K, a.seq_k);
     }
     fa_commit();
     fa_wait<1>();
@@ -176,7 +166,7 @@ __global__ void __launch_bounds__(FA_THREADS) k_flash_mma(mp_dev_attention a, fl
       for (int e = 0; e < 4; e++) {
         const int rr = e >> 1;
         const int64_t i = row[rr], j = j0 + nt * 8 + 2 * tq + (e & 1);
-        bool ok = j < a.seq_k && (!km || km[j]);
+        bool ok = j < a.seq_k && (!hd.km || hd.km[j]);
         if (a.causal) ok = ok && j <= i;
         if (a.window > 0) ok = ok && i - j <= a.window && j - i <= a.window;
         float v = -INFINITY;
@@ -244,7 +234,7 @@ __global__ void __launch_bounds__(FA_THREADS) k_flash_mma(mp_dev_attention a, fl
   fa_wait<0>(); /* no copy may still target shared memory when the block exits */
 
   /* out = O / l; l is summed over the quad */
-  T *O = (T *)a.out + b * a.seq_q * ldo + h * D;
+  T *O = hd.o;
 #pragma unroll
   for (int rr = 0; rr < 2; rr++) {
     float lt = l[rr];
@@ -252,7 +242,7 @@ __global__ void __launch_bounds__(FA_THREADS) k_flash_mma(mp_dev_attention a, fl
     lt += __shfl_xor_sync(0xffffffffu, lt, 2);
     if (!rok[rr]) continue;
     const float inv = lt > 0 ? 1.0f / lt : 0.0f;
-    T *orow = O + row[rr] * ldo + 2 * tq;
+    T *orow = O + row[rr] * hd.ldo + 2 * tq;
 #pragma unroll
     for (int d = 0; d < ND; d++)
       *(uint32_t *)(orow + d * 8) = fa_pack<T>(o[d][2 * rr] * inv, o[d][2 * rr + 1] * inv);

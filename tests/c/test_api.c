@@ -14,14 +14,8 @@
 static char g_nli[8192];
 
 static void setup_paths(void) {
-  const char *cache = getenv("MP_CACHE");
-  char def[4096];
-  if (!cache) snprintf(def, sizeof def, "%s/.cache", mp_test_source_dir()), cache = def;
-  static char hub[4200];
-  snprintf(hub, sizeof hub, "%s/huggingface/hub", cache);
-  if (!getenv("HF_HUB_CACHE")) setenv("HF_HUB_CACHE", hub, 1);
+  const char *cache = mp_test_use_cache();
   snprintf(g_nli, sizeof g_nli, "%s/models/nli-minilm-l6-snli", cache);
-  setenv("HF_HUB_OFFLINE", "1", 1);
   setenv("MLXPORT_TEST_DATA", mp_test_shared_dir(), 1);
 }
 

@@ -13,16 +13,6 @@
 
 #define MINILM "sentence-transformers/all-MiniLM-L6-v2"
 
-static void setup_paths(void) {
-  const char *cache = getenv("MP_CACHE");
-  char def[4096];
-  if (!cache) snprintf(def, sizeof def, "%s/.cache", mp_test_source_dir()), cache = def;
-  static char hub[4200];
-  snprintf(hub, sizeof hub, "%s/huggingface/hub", cache);
-  if (!getenv("HF_HUB_CACHE")) setenv("HF_HUB_CACHE", hub, 1);
-  setenv("HF_HUB_OFFLINE", "1", 1);
-}
-
 static void test_rule(void) {
   CHECK(mp_batch_rows(100, 32, 40, 0) == 32);       /* no budget: batch_size rows */
   CHECK(mp_batch_rows(5, 32, 40, 0) == 5);          /* the last, short batch */
@@ -101,7 +91,7 @@ static void test_embeddings_invariant(void) {
 }
 
 int main(void) {
-  setup_paths();
+  mp_test_use_cache();
   make_texts();
   RUN(test_rule);
   RUN(test_embeddings_invariant);

@@ -86,8 +86,8 @@ static void check_case(int64_t M, int64_t N, int64_t K, int bits, int gs, mp_dty
     CHECK_OK(mp_qlinear_act(NULL, x, M, q, with_bias ? bias : NULL, MP_F32, act, yv));
     mp_kernels_set_amx(was);
     CHECKF((act != MP_ACT_NONE || max_ulp_ok(y[0], yv, M * N)) && max_ulp_ok(y[n - 1], yv, M * N),
-           "VNNI and AMX / scalar differ: M=%lld N=%lld K=%lld bits=%d g=%d", (long long)M, (long long)N,
-           (long long)K, bits, gs);
+           "VNNI and AMX / scalar differ: M=%lld N=%lld K=%lld bits=%d g=%d", (long long)M, (long long)N, (long long)K,
+           bits, gs);
     free(yv);
   }
   /* 2 threads */

@@ -63,6 +63,19 @@ const char *mp_test_source_dir(void) {
   return s ? s : ".";
 }
 
+const char *mp_test_use_cache(void) {
+  static char cache[4096], hub[4200];
+  const char *c = getenv("MP_CACHE");
+  if (c && *c)
+    snprintf(cache, sizeof cache, "%s", c);
+  else
+    snprintf(cache, sizeof cache, "%s/.cache", mp_test_source_dir());
+  snprintf(hub, sizeof hub, "%s/huggingface/hub", cache);
+  if (!getenv("HF_HUB_CACHE")) setenv("HF_HUB_CACHE", hub, 1);
+  setenv("HF_HUB_OFFLINE", "1", 1);
+  return cache;
+}
+
 const char *mp_test_shared_dir(void) {
   static char buf[1024];
   if (buf[0]) return buf;

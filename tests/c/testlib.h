@@ -69,6 +69,10 @@ int mp_test_done(void);
  * the test fails at once, saying how to provide it. */
 const char *mp_test_source_dir(void);
 const char *mp_test_shared_dir(void);
+/* The project's model cache for tests that open real models: HF_HUB_CACHE (unless set) =
+ * $MP_CACHE/huggingface/hub, MP_CACHE defaulting to <source>/.cache, and HF_HUB_OFFLINE=1.
+ * Returns the cache folder. */
+const char *mp_test_use_cache(void);
 /* A fresh empty temporary folder for this test (removed by mp_test_done when all passed). */
 const char *mp_test_tmpdir(void);
 /* Writes root/rel (making its folders) with content; for building test folders. */
