@@ -32,6 +32,7 @@ static int g_dotprod;      /* aarch64 SDOT usable */
 static int g_amx;          /* AMX-INT8 usable: CPU, OS state and the kernel's permission (x86-64 Linux) */
 static int g_amx_on = 1;   /* the integer kernels may use it (MP_AMX=0 / mp_kernels_set_amx(0): not) */
 
+#if defined(__x86_64__) || defined(__i386__)
 /* AMX-TILE + AMX-INT8 on the CPU, the tile state enabled by the OS (XCR0 bits 17, 18), and the
  * process's permission to use it (Linux: arch_prctl(ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA)). */
 static int detect_amx(void) {
@@ -47,6 +48,7 @@ static int detect_amx(void) {
   return 0;
 #endif
 }
+#endif
 
 static int level_of(mp_isa isa) {
   switch (isa) {
