@@ -838,6 +838,18 @@ static mp_status parse_post(mp_tokenizer *tok, const mp_json *j, const char *wha
     MP_TRY(parse_template(mp_json_get(j, "single"), sp, what, &tok->post.single, &tok->post.n_single,
                           &tok->post.added_single));
     MP_TRY(parse_template(mp_json_get(j, "pair"), sp, what, &tok->post.pair, &tok->post.n_pair, &tok->post.added_pair));
+    /* each sequence once: the encoding's size and the truncation budget count one copy of each
+     * (HF copies a repeated $A, then exceeds max_length; a $B in the single template makes it panic) */
+    size_t sa = 0, sb = 0, pa = 0, pb = 0;
+    for (size_t i = 0; i < tok->post.n_single; i++)
+      sa += tok->post.single[i].kind == 0, sb += tok->post.single[i].kind == 1;
+    for (size_t i = 0; i < tok->post.n_pair; i++)
+      pa += tok->post.pair[i].kind == 0, pb += tok->post.pair[i].kind == 1;
+    if (sa != 1 || sb != 0 || pa != 1 || pb != 1)
+      return mp_err(MP_ERR_UNSUPPORTED,
+                    "%s: TemplateProcessing: the single template must hold $A once and no $B, and the pair template "
+                    "$A and $B once each (here: single %zu x $A, %zu x $B; pair %zu x $A, %zu x $B)",
+                    what, sa, sb, pa, pb);
     return MP_OK;
   }
   return mp_err(MP_ERR_UNSUPPORTED, "%s: post_processor type '%s' is not supported", what, t);

@@ -109,19 +109,36 @@ static void test_batch_layout(void) {
 
 static void test_bad_files(void) {
   mp_tokenizer *t = NULL;
-  static const char *bad[] = {"",
-                              "[]",
-                              "{\"version\":\"2.0\",\"model\":{}}",
-                              "{\"model\":{\"type\":\"Nope\"}}",
-                              "{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0},\"merges\":[\"a a\"]}}",
-                              "{\"model\":{\"type\":\"WordPiece\",\"vocab\":{\"a\":-1}}}",
-                              "{\"model\":{\"type\":\"BPE\",\"vocab\":{},\"merges\":[],\"dropout\":0.1}}",
-                              ("{\"pre_tokenizer\":{\"type\":\"Split\",\"pattern\":{\"Regex\":\"(\"},\"behavior\":"
-                               "\"Isolated\",\"invert\":false},\"model\":{\"type\":\"WordLevel\",\"vocab\":{}}}")};
+  static const char *bad[] = {
+      "", "[]", "{\"version\":\"2.0\",\"model\":{}}", "{\"model\":{\"type\":\"Nope\"}}",
+      "{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0},\"merges\":[\"a a\"]}}",
+      "{\"model\":{\"type\":\"WordPiece\",\"vocab\":{\"a\":-1}}}",
+      "{\"model\":{\"type\":\"BPE\",\"vocab\":{},\"merges\":[],\"dropout\":0.1}}",
+      ("{\"pre_tokenizer\":{\"type\":\"Split\",\"pattern\":{\"Regex\":\"(\"},\"behavior\":"
+       "\"Isolated\",\"invert\":false},\"model\":{\"type\":\"WordLevel\",\"vocab\":{}}}"),
+      /* $A twice in the single template (fuzz_tokenizer_load: it overflowed the encoding) */
+      ("{\"post_processor\":{\"type\":\"TemplateProcessing\",\"single\":[{\"Sequence\":{\"id\":"
+       "\"A\",\"type_id\":0}},{\"Sequence\":{\"id\":\"A\",\"type_id\":0}}],\"pair\":[{\"Sequence\":"
+       "{\"id\":\"A\",\"type_id\":0}},{\"Sequence\":{\"id\":\"B\",\"type_id\":1}}],"
+       "\"special_tokens\":{}},\"model\":{\"type\":\"WordLevel\",\"vocab\":{\"a\":0},"
+       "\"unk_token\":\"a\"}}"),
+      /* no $B in the pair template */
+      ("{\"post_processor\":{\"type\":\"TemplateProcessing\",\"single\":[{\"Sequence\":{\"id\":"
+       "\"A\",\"type_id\":0}}],\"pair\":[{\"Sequence\":{\"id\":\"A\",\"type_id\":0}}],"
+       "\"special_tokens\":{}},\"model\":{\"type\":\"WordLevel\",\"vocab\":{\"a\":0},"
+       "\"unk_token\":\"a\"}}")};
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
     CHECKF(mp_tokenizer_from_json(bad[i], strlen(bad[i]), "bad.json", &t) != MP_OK, "accepted: %s", bad[i]);
     CHECK(t == NULL && strlen(mp_last_error()) > 0);
   }
+  /* the same template with each sequence once loads */
+  static const char good_tpl[] =
+      "{\"post_processor\":{\"type\":\"TemplateProcessing\",\"single\":[{\"Sequence\":{\"id\":\"A\",\"type_id\":0}}],"
+      "\"pair\":[{\"Sequence\":{\"id\":\"A\",\"type_id\":0}},{\"Sequence\":{\"id\":\"B\",\"type_id\":1}}],"
+      "\"special_tokens\":{}},\"model\":{\"type\":\"WordLevel\",\"vocab\":{\"a\":0},\"unk_token\":\"a\"}}";
+  CHECKF(mp_tokenizer_from_json(good_tpl, sizeof good_tpl - 1, "good.json", &t) == MP_OK, "%s", mp_last_error());
+  mp_tokenizer_close(t);
+  t = NULL;
   CHECK(mp_tokenizer_open("/nonexistent/folder", &t) == MP_ERR_NOT_FOUND);
   mp_tokenizer_close(NULL);
   mp_tok_encoding_free(NULL);
