@@ -713,6 +713,7 @@ static mp_status parse_template(const mp_json *arr, const mp_json *specials, con
   *out = v;
   for (size_t i = 0; i < arr->len; i++) {
     const mp_json *p = arr->items[i];
+    *n_out = i + 1; /* counted before its ids are allocated: an error below still frees them */
     if (p->type != MP_JSON_OBJECT || p->len != 1 || p->items[0]->type != MP_JSON_OBJECT)
       return mp_err(MP_ERR_FORMAT, "%s:%u:%u: template piece must be {\"Sequence\": ...} or {\"SpecialToken\": ...}",
                     what, p->line, p->col);
@@ -751,7 +752,6 @@ static mp_status parse_template(const mp_json *arr, const mp_json *specials, con
     } else {
       return mp_err(MP_ERR_FORMAT, "%s:%u:%u: unknown template piece '%s'", what, p->line, p->col, p->keys[0]);
     }
-    (*n_out)++;
   }
   return MP_OK;
 }
