@@ -230,11 +230,13 @@ static const mp_qimpl g_qvnni = {.name = "avx512-vnni", .mr = QMR, .quant_row = 
  * is AMX's B layout with a 128-byte row stride) gives the block's exact integer sums in a tile;
  * they go through memory to the same float epilogue as the VNNI kernel, in the same order, so the
  * results are bit-identical to it (and to scalar). Blocks wider than 64 bytes take the VNNI
- * kernel. */
+ * kernel.
+ *
+ * Software pipeline over blocks: block j + 1's tile loads and products are queued on the AMX unit
+ * (the other tile set) before block j's sums are stored and its epilogue runs on the vector units,
+ * so the AMX latency hides behind the previous block's float work. */
 #if defined(__linux__)
 #define AMR 16
-#define AMX_CHUNK 8 /* blocks whose integer sums are computed before their epilogue runs (16 KB) */
-#define AMX_RB 4    /* rows whose float accumulators the epilogue keeps in registers */
 #define T5A __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma,amx-tile,amx-int8")))
 
 typedef struct amx_cfg {
@@ -244,9 +246,8 @@ typedef struct amx_cfg {
 } amx_cfg;
 static __thread int t_amx_key = -1; /* the tile shape this thread has loaded: rows * 256 + block bytes */
 
-/* two tile sets, so that one block's products run on the AMX unit while the previous block's
- * epilogue runs on the vector units: C in tiles 0, 1 (set 0) and 5, 6 (set 1), rows x 16 int32; A in
- * 2 (set 0) and 7 (set 1), rows x g bytes; B in 3, 4 (shared), g/4 rows x 64 bytes */
+/* two tile sets: C in tiles 0, 1 (set 0) and 5, 6 (set 1), rows x 16 int32; A in 2 (set 0) and 7
+ * (set 1), rows x g bytes; B in 3, 4 (shared), g/4 rows x 64 bytes */
 T5A static void amx_config(int rows, int g) {
   const int key = rows * 256 + g;
   if (key == t_amx_key) return;
@@ -292,59 +293,40 @@ T5A static void qukr_amx(const mp_qukr_args *a) {
   const int64_t G = a->K / gb, ldg = a->ldg;
   amx_config(mr, gb);
   float acc[AMR][MP_QNR] __attribute__((aligned(64)));
-  int32_t ib[AMX_CHUNK][AMR][MP_QNR] __attribute__((aligned(64)));
+  int32_t ib[AMR][MP_QNR] __attribute__((aligned(64)));
   __m512 b0 = _mm512_setzero_ps(), b1 = b0;
   if (a->bias) b0 = _mm512_loadu_ps(a->bias), b1 = _mm512_loadu_ps(a->bias + 16);
   for (int r = 0; r < mr; r++)
     _mm512_store_ps(acc[r], b0), _mm512_store_ps(acc[r] + 16, b1);
-  for (int64_t g0 = 0; g0 < G; g0 += AMX_CHUNK) {
-    const int nb = G - g0 < AMX_CHUNK ? (int)(G - g0) : AMX_CHUNK;
-    /* 1: the chunk's blocks on the AMX unit, block j + 1 queued on the other tile set before block
-     * j's sums are stored to ib[j] */
-    AMX_BLOCK(0, 1, 2, g0);
-    for (int j = 0; j < nb; j++) {
-      if (!(j & 1)) {
-        if (j + 1 < nb) AMX_BLOCK(5, 6, 7, g0 + j + 1);
-        _tile_stored(0, ib[j][0], 4 * MP_QNR);
-        _tile_stored(1, ib[j][0] + 16, 4 * MP_QNR);
-      } else {
-        if (j + 1 < nb) AMX_BLOCK(0, 1, 2, g0 + j + 1);
-        _tile_stored(5, ib[j][0], 4 * MP_QNR);
-        _tile_stored(6, ib[j][0] + 16, 4 * MP_QNR);
-      }
+  AMX_BLOCK(0, 1, 2, 0);
+  for (int64_t e = 0; e < G; e++) {
+    /* block e + 1 onto the AMX unit, then block e's sums out of its tiles */
+    if (!(e & 1)) {
+      if (e + 1 < G) AMX_BLOCK(5, 6, 7, e + 1);
+      _tile_stored(0, ib[0], 4 * MP_QNR);
+      _tile_stored(1, ib[0] + 16, 4 * MP_QNR);
+    } else {
+      if (e + 1 < G) AMX_BLOCK(0, 1, 2, e + 1);
+      _tile_stored(5, ib[0], 4 * MP_QNR);
+      _tile_stored(6, ib[0] + 16, 4 * MP_QNR);
     }
-    /* 2: the epilogue of the chunk, AMX_RB rows at a time with their accumulators in registers; per
-     * block the VNNI kernel's operations in its order (bit-identical) */
-    for (int r0 = 0; r0 < mr; r0 += AMX_RB) {
-      const int nr = mr - r0 < AMX_RB ? mr - r0 : AMX_RB;
-      __m512 f[AMX_RB][2];
-      for (int i = 0; i < AMX_RB; i++) {
-        const int r = i < nr ? r0 + i : r0; /* rows past mr: row r0 again, never stored */
-        f[i][0] = _mm512_load_ps(acc[r]), f[i][1] = _mm512_load_ps(acc[r] + 16);
-      }
-      for (int j = 0; j < nb; j++) {
-        const int64_t e = g0 + j;
-        const float *sb = a->sb + e * 3 * MP_QNR;
-        const __m512 s0 = _mm512_load_ps(sb), s1 = _mm512_load_ps(sb + 16);
-        const __m512 c0 = _mm512_load_ps(sb + MP_QNR), c1 = _mm512_load_ps(sb + MP_QNR + 16);
-        const __m512 q0 = _mm512_load_ps(sb + 2 * MP_QNR), q1 = _mm512_load_ps(sb + 2 * MP_QNR + 16);
+    /* block e's epilogue: the VNNI kernel's operations in its order (bit-identical) */
+    const float *sb = a->sb + e * 3 * MP_QNR;
+    const __m512 s0 = _mm512_load_ps(sb), s1 = _mm512_load_ps(sb + 16);
+    const __m512 c0 = _mm512_load_ps(sb + MP_QNR), c1 = _mm512_load_ps(sb + MP_QNR + 16);
+    const __m512 q0 = _mm512_load_ps(sb + 2 * MP_QNR), q1 = _mm512_load_ps(sb + 2 * MP_QNR + 16);
+    const float *dp = a->d + e, *xp = a->xs + e, *zp = a->z + e;
 #pragma GCC unroll 4
-        for (int i = 0; i < AMX_RB; i++) {
-          const int r = i < nr ? r0 + i : r0;
-          const int64_t o_ = r * ldg + e;
-          const __m512 dr = _mm512_set1_ps(a->d[o_]), xr = _mm512_set1_ps(a->xs[o_]), zr = _mm512_set1_ps(a->z[o_]);
-          __m512 f0 = f[i][0], f1 = f[i][1];
-          f0 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_load_si512(ib[j][r])), _mm512_mul_ps(s0, dr), f0);
-          f0 = _mm512_fmadd_ps(c0, xr, f0);
-          f0 = _mm512_fmadd_ps(q0, zr, f0);
-          f1 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_load_si512(ib[j][r] + 16)), _mm512_mul_ps(s1, dr), f1);
-          f1 = _mm512_fmadd_ps(c1, xr, f1);
-          f1 = _mm512_fmadd_ps(q1, zr, f1);
-          f[i][0] = f0, f[i][1] = f1;
-        }
-      }
-      for (int i = 0; i < nr; i++)
-        _mm512_store_ps(acc[r0 + i], f[i][0]), _mm512_store_ps(acc[r0 + i] + 16, f[i][1]);
+    for (int r = 0; r < mr; r++) {
+      const __m512 dr = _mm512_set1_ps(dp[r * ldg]), xr = _mm512_set1_ps(xp[r * ldg]), zr = _mm512_set1_ps(zp[r * ldg]);
+      __m512 f0 = _mm512_load_ps(acc[r]), f1 = _mm512_load_ps(acc[r] + 16);
+      f0 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_load_si512(ib[r])), _mm512_mul_ps(s0, dr), f0);
+      f0 = _mm512_fmadd_ps(c0, xr, f0);
+      f0 = _mm512_fmadd_ps(q0, zr, f0);
+      f1 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_load_si512(ib[r] + 16)), _mm512_mul_ps(s1, dr), f1);
+      f1 = _mm512_fmadd_ps(c1, xr, f1);
+      f1 = _mm512_fmadd_ps(q1, zr, f1);
+      _mm512_store_ps(acc[r], f0), _mm512_store_ps(acc[r] + 16, f1);
     }
   }
   for (int r = 0; r < mr; r++) {
