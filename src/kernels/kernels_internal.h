@@ -40,6 +40,10 @@ typedef struct mp_isa_impl {
   void (*scale)(float a, float *y, int64_t n);
   /* attention blocks (ops.c): s[j] = sum_d q[d] * kt[d*ldkt + j] for j < nk (d in order) */
   void (*att_scores)(const float *q, const float *kt, int64_t D, int64_t ldkt, int64_t nk, float *s);
+  /* s[j] = s[j] * scale, + bias[j] (bias may be NULL), then by the key mask madd[j] (0: + 0.0f,
+   * -inf: exactly -inf; madd may be NULL) for j < n, in that order; returns the largest s[j] (-inf when n == 0; NaN scores are
+   * not counted) */
+  float (*att_prep)(float *s, int64_t n, float scale, const float *bias, const float *madd);
   /* s[j] = exp(s[j] - m) (0 where s[j] is -inf) for j < n; returns the sum */
   float (*exp_sub)(float *s, int64_t n, float m);
   /* o[d] += sum_j p[j] * v[j*ldv + d] for d < D, j < nk in order, skipping p[j] == 0 */

@@ -144,6 +144,17 @@ static void att_scores(const float *q, const float *kt, int64_t D, int64_t ldkt,
   for (int64_t d = 0; d < D; d++)
     axpy(q[d], kt + d * ldkt, s, nk);
 }
+static float att_prep(float *s, int64_t n, float sc, const float *bias, const float *madd) {
+  float mx = -INFINITY;
+  for (int64_t j = 0; j < n; j++) {
+    float v = s[j] * sc;
+    if (bias) v += bias[j];
+    if (madd) v = madd[j] == 0.0f ? v + 0.0f : -INFINITY;
+    s[j] = v;
+    if (v > mx) mx = v;
+  }
+  return mx;
+}
 static float exp_sub(float *s, int64_t n, float m) {
   float l = 0.0f;
   for (int64_t j = 0; j < n; j++) {
@@ -171,6 +182,7 @@ static const mp_isa_impl impl = {
     .axpy = axpy,
     .scale = scale,
     .att_scores = att_scores,
+    .att_prep = att_prep,
     .exp_sub = exp_sub,
     .att_pv = att_pv,
 };

@@ -351,6 +351,31 @@ VT static void att_scores(const float *q, const float *kt, int64_t D, int64_t ld
   }
 }
 
+/* s[j] = s[j] * scale (+ bias[j]), then + 0 or exactly -inf by the key mask madd[j], the same
+ * operations as the scalar reference; the
+ * largest value (tail lanes read as -inf; a NaN lane keeps the running max) */
+VT static float att_prep(float *s, int64_t n, float sc, const float *bias, const float *madd) {
+  const V scv = V_SET1(sc), ninf = V_SET1(-INFINITY);
+  V mx = ninf;
+  for (int64_t i = 0; i < n; i += VN) {
+    int64_t r = n - i;
+    V v = V_MUL(r >= VN ? V_LOAD(s + i) : v_loadn(s + i, r), scv);
+    if (bias) v = V_ADD(v, r >= VN ? V_LOAD(bias + i) : v_loadn(bias + i, r));
+    if (madd) { /* kept lanes + 0, masked lanes exactly -inf */
+      V mk = r >= VN ? V_LOAD(madd + i) : v_loadn(madd + i, r);
+      v = V_ADD(V_MASKZ(V_CMP_NEQ(mk, ninf), v), mk);
+    }
+    if (r >= VN) {
+      V_STORE(s + i, v);
+    } else {
+      v_storen(s + i, v, r);
+      v = v_loadn_or(s + i, r, ninf);
+    }
+    mx = V_MAX(v, mx);
+  }
+  return v_hmax(mx);
+}
+
 /* s[j] = exp(s[j] - m), exactly 0 where s[j] is -inf; returns the sum */
 VT static float exp_sub(float *s, int64_t n, float mval) {
   const V mv = V_SET1(mval), ninf = V_SET1(-INFINITY);
@@ -424,6 +449,7 @@ static const mp_isa_impl simd_impl = {
     .axpy = axpy,
     .scale = scale,
     .att_scores = att_scores,
+    .att_prep = att_prep,
     .exp_sub = exp_sub,
     .att_pv = att_pv,
 };

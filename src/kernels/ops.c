@@ -93,6 +93,8 @@ void mp_activation(mp_pool *pool, mp_act act, float *x, int64_t n) {
  * with an online softmax (running max m, running sum l, unnormalized output o). */
 #define ATT_BQ 16
 #define ATT_BK 64
+#define ATT_ZERO 256 /* head sizes up to this use the panel packer (the padding rows read zeros) */
+static const float att_zero[ATT_ZERO];
 typedef struct att_ctx {
   const mp_isa_impl *im;
   const mp_attention_args *a;
@@ -106,17 +108,18 @@ static void att_task(void *v, int64_t t, int thread) {
   const mp_attention_args *a = c->a;
   const mp_isa_impl *im = c->im;
   const int64_t D = a->head_dim, Sk = a->seq_k;
+  const int64_t NR = im->nr > 0 ? im->nr : ATT_BK; /* keys per transposed panel (divides ATT_BK) */
   int64_t qb = t % c->nqb, bh = t / c->nqb;
   int64_t h = bh % a->heads, b = bh / a->heads;
   int64_t i0 = qb * ATT_BQ, i1 = i0 + ATT_BQ < a->seq_q ? i0 + ATT_BQ : a->seq_q;
-  /* scratch: kt [D][ATT_BK], s [ATT_BK], o [ATT_BQ][D], m/l [ATT_BQ] */
-  size_t need = (size_t)(D * ATT_BK + ATT_BK + ATT_BQ * D + 2 * ATT_BQ) * sizeof(float);
+  /* scratch: kt [D][ATT_BK], s [ATT_BK], o [ATT_BQ][D], m/l [ATT_BQ], the block's key mask [ATT_BK] */
+  size_t need = (size_t)(D * ATT_BK + ATT_BK + ATT_BQ * D + 2 * ATT_BQ + ATT_BK) * sizeof(float);
   float *kt = mp_pool_scratch(c->pool, thread, need);
   if (!kt) {
     c->oom = 1;
     return;
   }
-  float *s = kt + D * ATT_BK, *o = s + ATT_BK, *mrun = o + ATT_BQ * D, *lrun = mrun + ATT_BQ;
+  float *s = kt + D * ATT_BK, *o = s + ATT_BK, *mrun = o + ATT_BQ * D, *lrun = mrun + ATT_BQ, *madd = lrun + ATT_BQ;
   for (int64_t i = 0; i < i1 - i0; i++) {
     mrun[i] = -INFINITY;
     lrun[i] = 0.0f;
@@ -125,26 +128,38 @@ static void att_task(void *v, int64_t t, int thread) {
   const uint8_t *km = a->key_mask ? a->key_mask + b * Sk : NULL;
   for (int64_t j0 = 0; j0 < Sk; j0 += ATT_BK) {
     int64_t nk = Sk - j0 < ATT_BK ? Sk - j0 : ATT_BK;
-    /* K block transposed: kt[d][j] */
-    for (int64_t j = 0; j < nk; j++) {
-      const float *kr = a->k + (b * Sk + j0 + j) * a->ldk + h * D;
-      for (int64_t d = 0; d < D; d++)
-        kt[d * ATT_BK + j] = kr[d];
+    /* K block transposed in panels of NR keys: kt[p][d][jj] = K[j0 + p*NR + jj][d] (the linear
+     * kernels' panel packer where the ISA has one; rows past nk read as zeros) */
+    for (int64_t p = 0; p * NR < nk; p++) {
+      int64_t np = nk - p * NR < NR ? nk - p * NR : NR;
+      float *dst = kt + p * D * NR;
+      if (im->pack_panel && D <= ATT_ZERO) {
+        const float *src[64];
+        for (int64_t jj = 0; jj < NR; jj++)
+          src[jj] = jj < np ? a->k + (b * Sk + j0 + p * NR + jj) * a->ldk + h * D : att_zero;
+        im->pack_panel(src, D, dst);
+      } else {
+        for (int64_t jj = 0; jj < np; jj++) {
+          const float *kr = a->k + (b * Sk + j0 + p * NR + jj) * a->ldk + h * D;
+          for (int64_t d = 0; d < D; d++)
+            dst[d * NR + jj] = kr[d];
+        }
+      }
+    }
+    /* the key mask as an additive row: 0 to attend, -inf not to */
+    int masked = 0;
+    for (int64_t j = 0; km && j < nk; j++) {
+      madd[j] = km[j0 + j] ? 0.0f : -INFINITY;
+      masked |= !km[j0 + j];
     }
     const float *vb = a->v + (b * Sk + j0) * a->ldv + h * D;
     for (int64_t i = i0; i < i1; i++) {
       const float *qr = a->q + (b * a->seq_q + i) * a->ldq + h * D;
-      im->att_scores(qr, kt, D, ATT_BK, nk, s);
+      for (int64_t p = 0; p * NR < nk; p++)
+        im->att_scores(qr, kt + p * D * NR, D, NR, nk - p * NR < NR ? nk - p * NR : NR, s + p * NR);
       const float *br =
           a->bias ? a->bias + b * a->bias_stride_b + h * a->bias_stride_h + i * a->bias_stride_q + j0 : NULL;
-      float mx = -INFINITY;
-      for (int64_t j = 0; j < nk; j++) {
-        float sv = s[j] * a->scale;
-        if (br) sv += br[j];
-        if (km && !km[j0 + j]) sv = -INFINITY;
-        s[j] = sv;
-        if (sv > mx) mx = sv;
-      }
+      float mx = im->att_prep(s, nk, a->scale, br, masked ? madd : NULL);
       int64_t ii = i - i0;
       if (mx == -INFINITY) continue; /* nothing to attend to in this block */
       float mnew = mx > mrun[ii] ? mx : mrun[ii];
@@ -160,9 +175,8 @@ static void att_task(void *v, int64_t t, int thread) {
     int64_t ii = i - i0;
     float *dst = a->out + (b * a->seq_q + i) * a->ldo + h * D;
     if (lrun[ii] > 0.0f) {
-      float inv = 1.0f / lrun[ii];
-      for (int64_t d = 0; d < D; d++)
-        dst[d] = o[ii * D + d] * inv;
+      memcpy(dst, o + ii * D, (size_t)D * sizeof(float));
+      im->scale(1.0f / lrun[ii], dst, D);
     } else {
       memset(dst, 0, (size_t)D * sizeof(float));
     }
