@@ -109,21 +109,31 @@ const mp_qimpl *mp_qimpl_avx2(void) { return __builtin_cpu_supports("avx2") ? &g
  * AVX-512 VNNI: 6 rows x 32 outputs per call; VPDPBUSD takes the unsigned codes and the signed
  * activations directly (4 products per 32-bit lane, no saturation). */
 
+/* Per block (g is 32, 64 or 128: whole vectors): max and min in one pass (non-finite values found
+ * by VFPCLASSPS), both reduced together (the max of the maxima and of the negated minima), then the
+ * scalar reference's operations per value; 64 codes at a time are narrowed by two saturating packs
+ * and one dword permutation (the values are already within [-127, 127]). */
 T5V static void quant_row_avx512(const float *x, int64_t K, int g, int8_t *xq, float *d, float *xs, float *z,
                                  int32_t *isx) {
-  const __m512 absmask = _mm512_castsi512_ps(_mm512_set1_epi32(0x7fffffff)), big = _mm512_set1_ps(FLT_MAX);
   const __m512i lo = _mm512_set1_epi32(-127), hi = _mm512_set1_epi32(127);
+  const __m512i order = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
   for (int64_t k0 = 0, gi = 0; k0 < K; k0 += g, gi++) {
-    __m512 vmx = _mm512_set1_ps(-FLT_MAX), vmn = _mm512_set1_ps(FLT_MAX);
-    __mmask16 bad = 0;
-    for (int i = 0; i < g; i += 16) {
-      __mmask16 m = g - i >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (g - i)) - 1);
-      __m512 v = _mm512_maskz_loadu_ps(m, x + k0 + i);
-      bad |= _mm512_mask_cmp_ps_mask(m, _mm512_and_ps(v, absmask), big, _CMP_NLE_UQ);
-      vmx = _mm512_mask_max_ps(vmx, m, vmx, v);
-      vmn = _mm512_mask_min_ps(vmn, m, vmn, v);
+    const float *xg = x + k0;
+    __m512 vmx = _mm512_loadu_ps(xg), vmn = vmx;
+    __mmask16 bad = _mm512_fpclass_ps_mask(vmx, 0x99); /* QNaN, +inf, -inf, SNaN */
+    for (int i = 16; i < g; i += 16) {
+      __m512 v = _mm512_loadu_ps(xg + i);
+      bad |= _mm512_fpclass_ps_mask(v, 0x99);
+      vmx = _mm512_max_ps(vmx, v);
+      vmn = _mm512_min_ps(vmn, v);
     }
-    float mx = _mm512_reduce_max_ps(vmx), mn = _mm512_reduce_min_ps(vmn);
+    /* lanes 0..7: the maxima, 8..15: the negated minima; then pairwise down to lane 0 and 8 */
+    __m512 nm = _mm512_sub_ps(_mm512_setzero_ps(), vmn);
+    __m512 c = _mm512_max_ps(_mm512_shuffle_f32x4(vmx, nm, 0x44), _mm512_shuffle_f32x4(vmx, nm, 0xEE));
+    c = _mm512_max_ps(c, _mm512_shuffle_f32x4(c, c, 0xB1));
+    c = _mm512_max_ps(c, _mm512_permute_ps(c, 0x4E));
+    c = _mm512_max_ps(c, _mm512_permute_ps(c, 0xB1));
+    float mx = _mm512_cvtss_f32(c), mn = -_mm512_cvtss_f32(_mm512_shuffle_f32x4(c, c, 0x02));
     int32_t sum = 0;
     if (bad || mx == mn) {
       memset(xq + k0, 0, (size_t)g);
@@ -135,14 +145,23 @@ T5V static void quant_row_avx512(const float *x, int64_t K, int g, int8_t *xq, f
       d[gi] = (mx - mn) / 254.0f;
       z[gi] = zz;
       __m512i s = _mm512_setzero_si512();
-      for (int i = 0; i < g; i += 16) {
-        __mmask16 m = g - i >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (g - i)) - 1);
-        __m512 v = _mm512_sub_ps(_mm512_maskz_loadu_ps(m, x + k0 + i), zv);
-        __m512i q = _mm512_maskz_cvtps_epi32(m, _mm512_mul_ps(v, inv));
-        q = _mm512_min_epi32(_mm512_max_epi32(q, lo), hi);
-        s = _mm512_add_epi32(s, q);
-        _mm512_mask_cvtepi32_storeu_epi8(xq + k0 + i, m, q);
+#define QV(i)                                                                                                          \
+  _mm512_min_epi32(_mm512_max_epi32(_mm512_cvtps_epi32(_mm512_mul_ps(_mm512_sub_ps(_mm512_loadu_ps(xg + (i)), zv), inv)), \
+                                    lo),                                                                               \
+                   hi)
+      int i = 0;
+      for (; i + 64 <= g; i += 64) {
+        __m512i q0 = QV(i), q1 = QV(i + 16), q2 = QV(i + 32), q3 = QV(i + 48);
+        s = _mm512_add_epi32(_mm512_add_epi32(s, _mm512_add_epi32(q0, q1)), _mm512_add_epi32(q2, q3));
+        __m512i b = _mm512_packs_epi16(_mm512_packs_epi32(q0, q1), _mm512_packs_epi32(q2, q3));
+        _mm512_storeu_si512((void *)(xq + k0 + i), _mm512_permutexvar_epi32(order, b));
       }
+      for (; i < g; i += 16) {
+        __m512i q = QV(i);
+        s = _mm512_add_epi32(s, q);
+        _mm_storeu_si128((__m128i *)(xq + k0 + i), _mm512_cvtepi32_epi8(q));
+      }
+#undef QV
       sum = _mm512_reduce_add_epi32(s);
     }
     isx[gi] = sum;
