@@ -68,6 +68,7 @@ typedef struct lin_ctx {
   const mp_linear_weight *w;
   const void *bias;
   mp_dtype bias_dtype;
+  const float *fbias; /* the bias as f32 (the vector paths), or NULL */
   mp_act act;
   float *y;
   int64_t mb, nb;   /* tile sizes of a task */
@@ -75,11 +76,14 @@ typedef struct lin_ctx {
   int oom;          /* set when scratch could not be allocated */
 } lin_ctx;
 
-/* bias + activation on a tile of y */
+/* bias + activation on a tile of y: y += 1 * bias is one FMA with an exact product, i.e. the
+ * correctly rounded sum y + bias, as the scalar loop computes it */
 static void epilogue(const lin_ctx *c, int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
   for (int64_t m = m0; m < m1; m++) {
     float *yr = c->y + m * c->N;
-    if (c->bias)
+    if (c->fbias)
+      c->impl->axpy(1.0f, c->fbias + n0, yr + n0, n1 - n0);
+    else if (c->bias)
       for (int64_t n = n0; n < n1; n++)
         yr[n] += bias_at(c->bias, c->bias_dtype, n);
     c->impl->act_row(c->act, yr + n0, n1 - n0);
@@ -260,6 +264,16 @@ mp_status mp_linear_act(mp_pool *pool, const float *x, int64_t rows, const mp_li
                .act = act,
                .y = y};
   int threads = mp_pool_threads(pool);
+  float *fb = NULL;
+  if (bias && c.impl->ukr) { /* the bias widened once for the vector epilogue */
+    if (bias_dtype == MP_F32) {
+      c.fbias = bias;
+    } else if ((fb = malloc((size_t)c.N * sizeof(float)))) {
+      for (int64_t n = 0; n < c.N; n++)
+        fb[n] = bias_at(bias, bias_dtype, n);
+      c.fbias = fb;
+    }
+  }
   if (!c.impl->ukr) {
     c.nb = REF_NB;
     c.mb = rows < 64 ? rows : 64;
@@ -282,6 +296,7 @@ mp_status mp_linear_act(mp_pool *pool, const float *x, int64_t rows, const mp_li
     mp_pool_run(pool, c.n_mtiles * cdiv(c.N, nb), gemm_task, &c);
   }
   mp_pool_free(tmp);
+  free(fb);
   if (c.oom) return mp_err(MP_ERR_NOMEM, "%s: out of memory for kernel scratch", wname(w));
   return MP_OK;
 }
