@@ -285,8 +285,8 @@ mp_status mp_linear_act(mp_pool *pool, const float *x, int64_t rows, const mp_li
     const int MR = c.impl->mr, NR = c.impl->nr;
     /* Tiles: up to 32 row panels x 4 column panels; smaller column tiles when there would be
      * too few tasks to keep every thread busy. (Tiling never changes the results.) */
-    int64_t mb = (int64_t)MR * 32;
-    if (mb > rows) mb = cdiv(rows, MR) * MR;
+    /* row tiles of at most 32 row panels, equal in size (a short last tile leaves a thread idle) */
+    int64_t mb = cdiv(cdiv(rows, cdiv(rows, (int64_t)MR * 32)), MR) * MR;
     int64_t nb = (int64_t)NR * 4;
     while (nb > NR && cdiv(rows, mb) * cdiv(c.N, nb) < 4 * threads)
       nb -= NR;
