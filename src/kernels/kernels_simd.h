@@ -207,9 +207,16 @@ VT static void dotblk(int64_t K, const float *x, int64_t ldx, int mr, const floa
   }
 #undef DF
   float res[16];
+#ifdef V_HAVE_HSUM16
+#define DS(m, j) a##m##j,
+  const V all[16] = {DOT_ALL(DS)};
+#undef DS
+  v_hsum16(all, res);
+#else
 #define DS(m, j) res[m * 4 + j] = v_hsum(a##m##j);
   DOT_ALL(DS)
 #undef DS
+#endif
   for (int m = 0; m < mr; m++)
     for (int j = 0; j < nr; j++)
       y[m * ldy + j] = res[m * 4 + j];

@@ -163,6 +163,19 @@ VT static inline V v_copysign(V r, V x) {
 }
 VT static inline float v_hsum(V v) { return _mm512_reduce_add_ps(v); }
 VT static inline float v_hmax(V v) { return _mm512_reduce_max_ps(v); }
+/* out[i] = the sum of a[i]'s lanes for i < 16, as one transposing add tree (45 operations rather
+ * than 16 separate reductions): pairs of vectors, then pairs of 128-bit halves, then lanes */
+#define V_HAVE_HSUM16 1
+VT static inline void v_hsum16(const V *a, float *out) {
+  V c[8], e[4];
+  for (int i = 0; i < 8; i++)
+    c[i] = _mm512_add_ps(_mm512_unpacklo_ps(a[2 * i], a[2 * i + 1]), _mm512_unpackhi_ps(a[2 * i], a[2 * i + 1]));
+  for (int j = 0; j < 4; j++)
+    e[j] = _mm512_add_ps(_mm512_shuffle_ps(c[2 * j], c[2 * j + 1], 0x44), _mm512_shuffle_ps(c[2 * j], c[2 * j + 1], 0xEE));
+  V f0 = _mm512_add_ps(_mm512_shuffle_f32x4(e[0], e[1], 0x88), _mm512_shuffle_f32x4(e[0], e[1], 0xDD));
+  V f1 = _mm512_add_ps(_mm512_shuffle_f32x4(e[2], e[3], 0x88), _mm512_shuffle_f32x4(e[2], e[3], 0xDD));
+  _mm512_storeu_ps(out, _mm512_add_ps(_mm512_shuffle_f32x4(f0, f1, 0x88), _mm512_shuffle_f32x4(f0, f1, 0xDD)));
+}
 VT static inline V v_load_f16(const uint16_t *p) { return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)p)); }
 VT static inline V v_load_bf16(const uint16_t *p) {
   __m512i v = _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)p));
