@@ -41,8 +41,8 @@ typedef struct mp_isa_impl {
   /* attention blocks (ops.c): s[j] = sum_d q[d] * kt[d*ldkt + j] for j < nk (d in order) */
   void (*att_scores)(const float *q, const float *kt, int64_t D, int64_t ldkt, int64_t nk, float *s);
   /* s[j] = s[j] * scale, + bias[j] (bias may be NULL), then by the key mask madd[j] (0: + 0.0f,
-   * -inf: exactly -inf; madd may be NULL) for j < n, in that order; returns the largest s[j] (-inf when n == 0; NaN scores are
-   * not counted) */
+   * -inf: exactly -inf; madd may be NULL) for j < n, in that order; returns the largest s[j] (-inf when n == 0; NaN
+   * scores are not counted) */
   float (*att_prep)(float *s, int64_t n, float scale, const float *bias, const float *madd);
   /* s[j] = exp(s[j] - m) (0 where s[j] is -inf) for j < n; returns the sum */
   float (*exp_sub)(float *s, int64_t n, float m);
@@ -91,6 +91,10 @@ typedef struct mp_qukr_args {
   const float *bias; /* MP_QNR start values of the accumulators (the layer's bias), or NULL = 0 */
   float *y;
   int64_t ldy;
+  /* with act_row set (kernels with fuses_act), y rows = act(result): act_row(act, rows, n) is
+   * called on the finished rows before they are stored, as the driver would call it after */
+  void (*act_row)(mp_act act, float *x, int64_t n);
+  mp_act act;
 } mp_qukr_args;
 
 typedef struct mp_qimpl {
@@ -99,6 +103,7 @@ typedef struct mp_qimpl {
   /* per block of g inputs of one row: xq, d, xs, z, isx (bit-identical to scalar; qlinear.c) */
   void (*quant_row)(const float *x, int64_t K, int g, int8_t *xq, float *d, float *xs, float *z, int32_t *isx);
   void (*ukr)(const mp_qukr_args *a);
+  int fuses_act; /* ukr applies a->act_row itself */
 } mp_qimpl;
 
 void mp_qquant_row_scalar(const float *x, int64_t K, int g, int8_t *xq, float *d, float *xs, float *z, int32_t *isx);

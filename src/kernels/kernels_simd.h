@@ -48,8 +48,7 @@ VT static inline V v_exp(V x) {
 VT static inline V v_erf(V x) {
   static const float p[7] = {1.12837923e+00f, 1.84100643e-01f, 5.38657494e-02f, 3.76551342e-03f,
                              3.65372456e-04f, 4.32389925e-06f, -1.12147429e-08f};
-  static const float q[6] = {1.0f, 4.96488422e-01f, 1.13232762e-01f, 1.52434604e-02f, 1.27145683e-03f,
-                             5.97163926e-05f};
+  static const float q[6] = {1.0f, 4.96488422e-01f, 1.13232762e-01f, 1.52434604e-02f, 1.27145683e-03f, 5.97163926e-05f};
   V c = V_MIN(V_MAX(x, V_SET1(-4.0f)), V_SET1(4.0f));
   V u = V_MUL(c, c);
   V pv = V_SET1(p[6]);

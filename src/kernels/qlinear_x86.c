@@ -146,9 +146,8 @@ T5V static void quant_row_avx512(const float *x, int64_t K, int g, int8_t *xq, f
       z[gi] = zz;
       __m512i s = _mm512_setzero_si512();
 #define QV(i)                                                                                                          \
-  _mm512_min_epi32(_mm512_max_epi32(_mm512_cvtps_epi32(_mm512_mul_ps(_mm512_sub_ps(_mm512_loadu_ps(xg + (i)), zv), inv)), \
-                                    lo),                                                                               \
-                   hi)
+  _mm512_min_epi32(                                                                                                    \
+      _mm512_max_epi32(_mm512_cvtps_epi32(_mm512_mul_ps(_mm512_sub_ps(_mm512_loadu_ps(xg + (i)), zv), inv)), lo), hi)
       int i = 0;
       for (; i + 64 <= g; i += 64) {
         __m512i q0 = QV(i), q1 = QV(i + 16), q2 = QV(i + 32), q3 = QV(i + 48);
@@ -348,6 +347,7 @@ T5A static void qukr_amx(const mp_qukr_args *a) {
       _mm512_store_ps(acc[r], f0), _mm512_store_ps(acc[r] + 16, f1);
     }
   }
+  if (a->act_row) a->act_row(a->act, acc[0], (int64_t)mr * MP_QNR); /* one call for the whole tile */
   for (int r = 0; r < mr; r++) {
     _mm512_storeu_ps(a->y + r * a->ldy, _mm512_load_ps(acc[r]));
     _mm512_storeu_ps(a->y + r * a->ldy + 16, _mm512_load_ps(acc[r] + 16));
@@ -355,7 +355,8 @@ T5A static void qukr_amx(const mp_qukr_args *a) {
 }
 #undef AMX_BLOCK
 
-static const mp_qimpl g_qamx = {.name = "avx512-amx", .mr = AMR, .quant_row = quant_row_avx512, .ukr = qukr_amx};
+static const mp_qimpl g_qamx = {
+    .name = "avx512-amx", .mr = AMR, .quant_row = quant_row_avx512, .ukr = qukr_amx, .fuses_act = 1};
 #endif
 
 const mp_qimpl *mp_qimpl_avx512(void) {
