@@ -332,6 +332,25 @@ VT static void scale(float al, float *y, int64_t n) {
 
 /* s[j] = sum_d q[d] kt[d][j]: 4 vectors of keys in accumulators, one broadcast FMA per d */
 VT static void att_scores(const float *q, const float *kt, int64_t D, int64_t ldkt, int64_t nk, float *s) {
+  if (ldkt % VN == 0 && nk <= 2 * VN) {
+    /* a short block (the attention panels): whole vectors up to nk rounded up, which the panel's
+     * row of ldkt values holds; only s[0..nk) is stored. Same FMAs per lane as below. */
+    V a0 = V_ZERO(), a1 = a0;
+    if (nk > VN) {
+      for (int64_t d = 0; d < D; d++, kt += ldkt) {
+        V qd = V_SET1(q[d]);
+        a0 = V_FMA(qd, V_LOAD(kt), a0);
+        a1 = V_FMA(qd, V_LOAD(kt + VN), a1);
+      }
+      V_STORE(s, a0);
+      v_storen(s + VN, a1, nk - VN);
+    } else {
+      for (int64_t d = 0; d < D; d++, kt += ldkt)
+        a0 = V_FMA(V_SET1(q[d]), V_LOAD(kt), a0);
+      v_storen(s, a0, nk);
+    }
+    return;
+  }
   for (int64_t j0 = 0; j0 < nk; j0 += 4 * VN) {
     int64_t n = nk - j0 < 4 * VN ? nk - j0 : 4 * VN;
     V a0 = V_ZERO(), a1 = a0, a2 = a0, a3 = a0;
@@ -408,6 +427,19 @@ VT static float exp_sub(float *s, int64_t n, float mval) {
 
 /* o[d] += sum_j p[j] v[j][d] (j in order, p[j] == 0 skipped): 4 vectors of o in registers */
 VT static void att_pv(const float *p, int64_t nk, const float *v, int64_t ldv, float *o, int64_t D) {
+  if (D == 2 * VN) { /* a common head size: two whole vectors, the same FMAs per lane as below */
+    V a0 = V_LOAD(o), a1 = V_LOAD(o + VN);
+    for (int64_t j = 0; j < nk; j++) {
+      if (p[j] == 0.0f) continue;
+      const float *vr = v + j * ldv;
+      V pj = V_SET1(p[j]);
+      a0 = V_FMA(pj, V_LOAD(vr), a0);
+      a1 = V_FMA(pj, V_LOAD(vr + VN), a1);
+    }
+    V_STORE(o, a0);
+    V_STORE(o + VN, a1);
+    return;
+  }
   for (int64_t d0 = 0; d0 < D; d0 += 4 * VN) {
     int64_t n = D - d0 < 4 * VN ? D - d0 : 4 * VN;
     float *od = o + d0;

@@ -139,10 +139,10 @@ static void att_task(void *v, int64_t t, int thread) {
           src[jj] = jj < np ? a->k + (b * Sk + j0 + p * NR + jj) * a->ldk + h * D : att_zero;
         im->pack_panel(src, D, dst);
       } else {
-        for (int64_t jj = 0; jj < np; jj++) {
-          const float *kr = a->k + (b * Sk + j0 + p * NR + jj) * a->ldk + h * D;
+        for (int64_t jj = 0; jj < NR; jj++) { /* padding columns zeroed: att_scores may read them */
+          const float *kr = jj < np ? a->k + (b * Sk + j0 + p * NR + jj) * a->ldk + h * D : att_zero;
           for (int64_t d = 0; d < D; d++)
-            dst[d * NR + jj] = kr[d];
+            dst[d * NR + jj] = jj < np ? kr[d] : 0.0f;
         }
       }
     }
