@@ -2,7 +2,7 @@
  *
  * Scalar path: for each output element a plain dot product in input order (the reference).
  * Vector paths: a packed GEMM (GotoBLAS-style): tasks are (row block, column block) tiles of y;
- * inside a task, for each K block of MP_KC inputs, the weight tile is decoded/transposed into
+ * inside a task, for each K block (<= MP_KC inputs), the weight tile is decoded/transposed into
  * NR-wide panels and the activation rows into MR-tall panels (per-thread scratch), and an
  * MR x NR register-blocked micro-kernel accumulates into y. Every y element is produced by the
  * same sequence of FMAs in K order whatever the tiling or thread count, so results do not
@@ -117,6 +117,7 @@ static void ref_task(void *vctx, int64_t task, int thread) {
 
 /* ---- vector GEMM driver */
 static const float zero_row[MP_KC];
+static int64_t cdiv_i(int64_t a, int64_t b) { return (a + b - 1) / b; }
 static void gemm_task(void *vctx, int64_t task, int thread) {
   lin_ctx *c = vctx;
   const mp_isa_impl *im = c->impl;
@@ -135,8 +136,11 @@ static void gemm_task(void *vctx, int64_t task, int thread) {
   }
   float *bp = buf, *ap = buf + bsz, *rows = ap + asz, *tile = rows + MP_KC * NR;
   const mp_linear_weight *w = c->w;
-  for (int64_t k0 = 0; k0 < c->K; k0 += MP_KC) {
-    int64_t kc = c->K - k0 < MP_KC ? c->K - k0 : MP_KC;
+  /* K blocks of equal size, at most MP_KC (384 inputs: two of 192, not 256 + 128), starting at
+   * multiples of 32 (the quantized decoders step 8 or 16 inputs within a group of >= 32) */
+  const int64_t kb = cdiv_i(cdiv_i(c->K, cdiv_i(c->K, MP_KC)), 32) * 32;
+  for (int64_t k0 = 0; k0 < c->K; k0 += kb) {
+    int64_t kc = c->K - k0 < kb ? c->K - k0 : kb;
     /* pack weight rows n0..n1 (columns of y) into NR-wide panels bp[p][k][j]; rows are
      * decoded NR at a time into `rows` and then interleaved with contiguous writes */
     for (int64_t p = 0; p < npan; p++) {
@@ -162,23 +166,25 @@ static void gemm_task(void *vctx, int64_t task, int thread) {
       }
     }
     int acc = k0 > 0;
-    for (int64_t jp = 0; jp < npan; jp++) {
-      int64_t nn = nlen - jp * NR < NR ? nlen - jp * NR : NR;
-      for (int64_t ip = 0; ip < mpan; ip++) {
-        int64_t mm = mlen - ip * MR < MR ? mlen - ip * MR : MR;
-        float *cy = c->y + (m0 + ip * MR) * c->N + n0 + jp * NR;
-        const float *xa = c->x + (m0 + ip * MR) * c->K + k0;
-        int64_t lda = c->K;
-        if (mm < MR) { /* edge rows: copy into a zero-padded MR-row block */
-          for (int64_t r = 0; r < MR; r++) {
-            if (r < mm)
-              memcpy(ap + r * kc, xa + r * c->K, (size_t)kc * 4);
-            else
-              memset(ap + r * kc, 0, (size_t)kc * 4);
-          }
-          xa = ap;
-          lda = kc;
+    /* row panels outer: the MR activation rows stay in L1 while the packed weight panels (read
+     * in order, one stream) go by */
+    for (int64_t ip = 0; ip < mpan; ip++) {
+      int64_t mm = mlen - ip * MR < MR ? mlen - ip * MR : MR;
+      const float *xa = c->x + (m0 + ip * MR) * c->K + k0;
+      int64_t lda = c->K;
+      if (mm < MR) { /* edge rows: copy into a zero-padded MR-row block */
+        for (int64_t r = 0; r < MR; r++) {
+          if (r < mm)
+            memcpy(ap + r * kc, xa + r * c->K, (size_t)kc * 4);
+          else
+            memset(ap + r * kc, 0, (size_t)kc * 4);
         }
+        xa = ap;
+        lda = kc;
+      }
+      for (int64_t jp = 0; jp < npan; jp++) {
+        int64_t nn = nlen - jp * NR < NR ? nlen - jp * NR : NR;
+        float *cy = c->y + (m0 + ip * MR) * c->N + n0 + jp * NR;
         if (mm == MR && nn == NR) {
           im->ukr(kc, xa, lda, bp + jp * kc * NR, cy, c->N, acc);
         } else {
