@@ -73,7 +73,7 @@ typedef struct cuda_ctx {
   void *rel_buf;                /* DeBERTa's c2p / p2c score tables (flash attention), reused by every layer */
   size_t rel_cap;
   int attention_simple; /* MP_CUDA_ATTENTION=simple: the CUDA-core reference kernel for every attention */
-  int attention_mma;    /* MP_CUDA_ATTENTION=mma: the mma.sync flash kernel (flash_mma.cuh) instead of WMMA */
+  int attention_mma;    /* the mma.sync flash kernel (flash_mma.cuh), the default; MP_CUDA_ATTENTION=wmma: WMMA */
   int flash_configured; /* bit per flash-attention instance whose shared-memory limit is set on this device */
   /* MP_CUDA_PROFILE=1: an event after every operation on the stream; the time between two events is
    * charged to the later operation (idle gaps included), summed per (operation, shape) and printed to
@@ -585,7 +585,7 @@ extern "C" mp_status mp_cuda_open(int index, mp_dtype dt, void **out) {
   c->esize = dt == MP_F32 ? 4 : 2;
   const char *att = getenv("MP_CUDA_ATTENTION");
   c->attention_simple = att && !strcmp(att, "simple");
-  c->attention_mma = att && !strcmp(att, "mma");
+  c->attention_mma = !(att && !strcmp(att, "wmma"));
   mp_status st = MP_OK;
   cudaDeviceProp prop;
   e = cudaSetDevice(index);
@@ -928,10 +928,16 @@ static mp_status lt_gemm_heads(cuda_ctx *c, const void *x, int64_t ldx, int64_t 
   return lt_run(c, s, md, la, lb, lc, n, rows, k, 0x10000 + (int)batch, pm, x, out, "batched matmul");
 }
 
+/* the mma kernel stores two outputs per 32-bit write: 16-byte aligned output rows (else WMMA) */
+static int mma_fits(const cuda_ctx *c, const mp_dev_attention *a) {
+  const int64_t HD = a->heads * a->head_dim;
+  return c->attention_mma && (uintptr_t)a->out % 16 == 0 && (a->ldo ? a->ldo : HD) % 8 == 0;
+}
+
 template <typename T, int D>
 static mp_status launch_flash_d(cuda_ctx *c, const mp_dev_attention *a, const flash_rel &r) {
   /* the shared-memory limit is a per-device attribute of the kernel: set once per context (device) */
-  const int mma = c->attention_mma;
+  const int mma = mma_fits(c, a);
   const int bit = 1 << ((D == 32 ? 0 : D == 64 ? 1 : 2) + (c->dt == MP_BF16 ? 3 : 0) + (mma ? 6 : 0));
   const size_t sh = mma ? mma_shape<D>::bytes : flash_shape<D>::bytes;
   if (!(c->flash_configured & bit)) {
@@ -963,8 +969,6 @@ static int flash_fits(const cuda_ctx *c, const mp_dev_attention *a) {
   const int64_t D = a->head_dim, HD = a->heads * D;
   if (c->attention_simple || c->dt == MP_F32 || (D != 32 && D != 64 && D != 128)) return 0;
   if (((uintptr_t)a->q | (uintptr_t)a->k | (uintptr_t)a->v) % 16) return 0;
-  /* the mma kernel stores two outputs per 32-bit write */
-  if (c->attention_mma && ((uintptr_t)a->out % 16 || (a->ldo ? a->ldo : HD) % 8)) return 0;
   if ((a->ldq ? a->ldq : HD) % 8 || (a->ldk ? a->ldk : HD) % 8 || (a->ldv ? a->ldv : HD) % 8) return 0;
   if ((a->pos_k || a->pos_q) && (a->n_pos <= 0 || a->seq_q != a->seq_k)) return 0;
   return 1;

@@ -185,7 +185,7 @@ embed_check deberta-long "$W/fx/deberta-wp-cls-st" "$W/long.txt"
 embed_check roberta-lengths "$W/fx/roberta-cls-st" "$W/lengths.txt"
 [ $MODERNBERT = 1 ] && embed_check modernbert-lengths "$W/fx/modernbert-cls-st" "$W/lengths.txt"
 
-# the tensor-core flash kernels (WMMA, the default; mma.sync, MP_CUDA_ATTENTION=mma) against the
+# the tensor-core flash kernels (mma.sync, the default, MP_CUDA_ATTENTION=mma; WMMA, =wmma) against the
 # CUDA-core reference kernel (MP_CUDA_ATTENTION=simple) on inputs of many lengths, both 16-bit
 # dtypes: masks, DeBERTa's relative terms, MPNet's bias, windows. The per-operation profile
 # (MP_CUDA_PROFILE=1, on stderr) shows which kernel ran.
