@@ -91,10 +91,6 @@ typedef struct mp_qukr_args {
   const float *bias; /* MP_QNR start values of the accumulators (the layer's bias), or NULL = 0 */
   float *y;
   int64_t ldy;
-  /* with act_row set (kernels with fuses_act), y rows = act(result): act_row(act, rows, n) is
-   * called on the finished rows before they are stored, as the driver would call it after */
-  void (*act_row)(mp_act act, float *x, int64_t n);
-  mp_act act;
 } mp_qukr_args;
 
 typedef struct mp_qimpl {
@@ -103,7 +99,6 @@ typedef struct mp_qimpl {
   /* per block of g inputs of one row: xq, d, xs, z, isx (bit-identical to scalar; qlinear.c) */
   void (*quant_row)(const float *x, int64_t K, int g, int8_t *xq, float *d, float *xs, float *z, int32_t *isx);
   void (*ukr)(const mp_qukr_args *a);
-  int fuses_act; /* ukr applies a->act_row itself */
 } mp_qimpl;
 
 void mp_qquant_row_scalar(const float *x, int64_t K, int g, int8_t *xq, float *d, float *xs, float *z, int32_t *isx);

@@ -247,8 +247,6 @@ static void gemm_task(void *vc, int64_t task, int thread) {
                       .ldg = c->G,
                       .w = w->codes + (size_t)p * MP_QNR * c->K,
                       .sb = w->sb + (size_t)p * c->G * 3 * MP_QNR};
-    if (c->act != MP_ACT_NONE && c->im->fuses_act) /* the same act_row, on the kernel's finished tile */
-      a.act_row = c->fimpl->act_row, a.act = c->act;
     if (bias) {
       for (int64_t j = 0; j < MP_QNR; j++)
         bb[j] = j < nn ? bias_at(bias, c->bias_dtype[wi], n0 + j) : 0.0f;
@@ -274,7 +272,7 @@ static void gemm_task(void *vc, int64_t task, int thread) {
       for (int r = 0; r < mr; r++) {
         float *yr = yt + r * w->out;
         if (nn != MP_QNR) memcpy(yr, tile + r * MP_QNR, (size_t)nn * sizeof(float));
-        if (c->act != MP_ACT_NONE && !a.act_row) c->fimpl->act_row(c->act, yr, nn);
+        if (c->act != MP_ACT_NONE) c->fimpl->act_row(c->act, yr, nn);
       }
     }
   }

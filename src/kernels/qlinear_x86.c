@@ -347,7 +347,6 @@ T5A static void qukr_amx(const mp_qukr_args *a) {
       _mm512_store_ps(acc[r], f0), _mm512_store_ps(acc[r] + 16, f1);
     }
   }
-  if (a->act_row) a->act_row(a->act, acc[0], (int64_t)mr * MP_QNR); /* one call for the whole tile */
   for (int r = 0; r < mr; r++) {
     _mm512_storeu_ps(a->y + r * a->ldy, _mm512_load_ps(acc[r]));
     _mm512_storeu_ps(a->y + r * a->ldy + 16, _mm512_load_ps(acc[r] + 16));
@@ -355,8 +354,7 @@ T5A static void qukr_amx(const mp_qukr_args *a) {
 }
 #undef AMX_BLOCK
 
-static const mp_qimpl g_qamx = {
-    .name = "avx512-amx", .mr = AMR, .quant_row = quant_row_avx512, .ukr = qukr_amx, .fuses_act = 1};
+static const mp_qimpl g_qamx = {.name = "avx512-amx", .mr = AMR, .quant_row = quant_row_avx512, .ukr = qukr_amx};
 #endif
 
 const mp_qimpl *mp_qimpl_avx512(void) {
