@@ -117,7 +117,7 @@ static void ref_task(void *vctx, int64_t task, int thread) {
 
 /* ---- vector GEMM driver */
 static const float zero_row[MP_KC];
-static int64_t cdiv_i(int64_t a, int64_t b) { return (a + b - 1) / b; }
+static int64_t cdiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
 static void gemm_task(void *vctx, int64_t task, int thread) {
   lin_ctx *c = vctx;
   const mp_isa_impl *im = c->impl;
@@ -138,7 +138,7 @@ static void gemm_task(void *vctx, int64_t task, int thread) {
   const mp_linear_weight *w = c->w;
   /* K blocks of equal size, at most MP_KC (384 inputs: two of 192, not 256 + 128), starting at
    * multiples of 32 (the quantized decoders step 8 or 16 inputs within a group of >= 32) */
-  const int64_t kb = cdiv_i(cdiv_i(c->K, cdiv_i(c->K, MP_KC)), 32) * 32;
+  const int64_t kb = cdiv(cdiv(c->K, cdiv(c->K, MP_KC)), 32) * 32;
   for (int64_t k0 = 0; k0 < c->K; k0 += kb) {
     int64_t kc = c->K - k0 < kb ? c->K - k0 : kb;
     /* pack weight rows n0..n1 (columns of y) into NR-wide panels bp[p][k][j]; rows are
@@ -242,8 +242,6 @@ static int64_t small_m_limit(void) {
   }
   return lim;
 }
-
-static int64_t cdiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
 mp_status mp_linear_act(mp_pool *pool, const float *x, int64_t rows, const mp_linear_weight *w, const void *bias,
                         mp_dtype bias_dtype, mp_act act, float *y) {

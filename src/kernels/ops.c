@@ -140,9 +140,9 @@ static void att_task(void *v, int64_t t, int thread) {
         im->pack_panel(src, D, dst);
       } else {
         for (int64_t jj = 0; jj < NR; jj++) { /* padding columns zeroed: att_scores may read them */
-          const float *kr = jj < np ? a->k + (b * Sk + j0 + p * NR + jj) * a->ldk + h * D : att_zero;
+          const float *kr = jj < np ? a->k + (b * Sk + j0 + p * NR + jj) * a->ldk + h * D : NULL;
           for (int64_t d = 0; d < D; d++)
-            dst[d * NR + jj] = jj < np ? kr[d] : 0.0f;
+            dst[d * NR + jj] = kr ? kr[d] : 0.0f;
         }
       }
     }
