@@ -148,18 +148,19 @@ mp_status mp_linear(mp_pool *pool, const float *x, int64_t rows, const mp_linear
  * scales and biases as f32 per panel and group. Memory: 1 byte per weight + 8 bytes per group
  * of outputs; never an f32 copy of the matrix.
  *
- * At each call the activations are quantized per row and per block of the weight group's size,
- * at most 32 inputs (a weight group of 64 or 128 is split into blocks of 32, each with its own
- * activation scale and the group's weight scale and bias), to int8 with a symmetric scale (d = max|x| / 127, xq =
- * round-half-even(x * 127 / max|x|)), and y[r][o] = bias[o] + sum_g  s[o][g] * d[r][g] * (sum_{i in g} xq[r][i] *
- * q[o][i])
- *                           + b[o][g] * d[r][g] * (sum_{i in g} xq[r][i])        (g: blocks)
- * i.e. the exact dot product of the dequantized weights with the dequantized activations,
- * accumulated from acc = bias per block as fma(float(isum), s*d, acc) then
- * fma(b, d*float(sum xq), acc) in block order. Integer sums are exact, so every path (scalar reference, AVX2, AVX-512
- * VNNI) gives bit-identical results, whatever the thread count or the other rows of the batch. This is an approximation
- * of the MLX ("faithful") semantics of mp_linear_act: the error is that of the 8-bit activation rounding (at most 1/254
- * of each block's largest |x| per input). */
+ * At each call the activations are quantized per row and per block of at most 32 inputs (a
+ * weight group of 64 or 128 is split into blocks of 32, each with its own activation scale and
+ * the group's weight scale and bias) to int8 with a zero point at the block's centre:
+ * z = (max + min) / 2, d = (max - min) / 254, xq = round-half-even((x - z) * 254 / (max - min)) in
+ * [-127, 127], so x ~ d * xq + z. With q the weight codes, s and b the group's scale and bias,
+ *   y[r][o] = bias[o] + sum_g ( s[o][g] * d[r][g] * isum + b[o][g] * xs[r][g]
+ *                               + s[o][g] * (sum_{i in g} q[o][i]) * z[r][g] )        (g: blocks)
+ * with isum = sum_{i in g} xq[r][i] * q[o][i] exact and xs = d * sum(xq) + n z (n: the block size), accumulated from
+ * acc = bias per block in that order with fma. Integer sums are exact, so every path (scalar
+ * reference, AVX2, AVX-512 VNNI and AMX, NEON) gives bit-identical results, whatever the thread
+ * count or the other rows of the batch. This approximates the MLX ("faithful") semantics of
+ * mp_linear_act: the error is that of the 8-bit activation rounding (at most 1/254 of each block's
+ * range per input). */
 #define MP_QNR 32 /* outputs per packed panel */
 typedef struct mp_qweight mp_qweight;
 
@@ -181,6 +182,16 @@ mp_status mp_qlinear_act(mp_pool *pool, const float *x, int64_t rows, const mp_q
  * identical to n calls of mp_qlinear_act. */
 mp_status mp_qlinear_multi(mp_pool *pool, const float *x, int64_t rows, int n, const mp_qweight *const *w,
                            const void *const *bias, const mp_dtype *bias_dtype, mp_act act, float *const *y);
+
+/* y = act(x·W1ᵀ + b1)·W2ᵀ + b2 with both products on the integer kernels, the intermediate never
+ * stored in f32: each finished 32-output panel of the first product (bias, act) is at once one
+ * quantized input block of the second. Bit-identical to mp_qlinear_act(W1, act) followed by
+ * mp_qlinear_act(W2). Needs mp_qlinear_chain_ok(w1, w2) (else MP_ERR_UNSUPPORTED): W1's outputs
+ * are W2's inputs, a multiple of MP_QNR, and W2's activation block is MP_QNR inputs. */
+int mp_qlinear_chain_ok(const mp_qweight *w1, const mp_qweight *w2);
+mp_status mp_qlinear_chain(mp_pool *pool, const float *x, int64_t rows, const mp_qweight *w1, const void *b1,
+                           mp_dtype b1_dtype, mp_act act, const mp_qweight *w2, const void *b2, mp_dtype b2_dtype,
+                           float *y);
 
 /* Which integer kernel runs now: "scalar", "avx2" (VPMADDUBSW), "avx512-vnni" (VPDPBUSD),
  * "neon" (SMULL + SADALP) or "neon-dotprod" (SDOT); follows mp_kernels_isa (AVX-512 without

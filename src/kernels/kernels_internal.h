@@ -99,6 +99,10 @@ typedef struct mp_qimpl {
   /* per block of g inputs of one row: xq, d, xs, z, isx (bit-identical to scalar; qlinear.c) */
   void (*quant_row)(const float *x, int64_t K, int g, int8_t *xq, float *d, float *xs, float *z, int32_t *isx);
   void (*ukr)(const mp_qukr_args *a);
+  /* mr (<= 16) rows of one block of MP_QNR inputs, t[r * MP_QNR + i]: row r's xq to xq + r * ldq, its
+   * d, xs, z, isx to [r * ldg]; the same values as quant_row on each row. NULL: quant_row per row. */
+  void (*quant_tile)(const float *t, int mr, int8_t *xq, int64_t ldq, float *d, float *xs, float *z, int32_t *isx,
+                     int64_t ldg);
 } mp_qimpl;
 
 void mp_qquant_row_scalar(const float *x, int64_t K, int g, int8_t *xq, float *d, float *xs, float *z, int32_t *isx);

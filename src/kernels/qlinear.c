@@ -188,14 +188,38 @@ const char *mp_qlinear_path(void) { return qimpl_current()->name; }
 /* ---------------------------------------------------------------- driver */
 
 #define QMAXW 4 /* weights sharing one quantized input (mp_qlinear_multi) */
+/* A quantized activation matrix: xq [M][K], then per row and block of g inputs d, xs, z, isx [M][G]
+ * (mp_qimpl.quant_row's outputs). */
+typedef struct q_input {
+  int8_t *xq;
+  float *d, *xs, *z;
+  int32_t *isx;
+  int64_t K, G;
+} q_input;
+
+/* Lays out a q_input for M rows of K inputs in blocks of g over the buffer at p (64-byte aligned);
+ * returns the bytes it takes (p NULL: only the size). */
+static size_t q_input_layout(unsigned char *p, int64_t M, int64_t K, int g, q_input *in) {
+  const int64_t G = K / g;
+  const size_t xq_bytes = ((size_t)M * (size_t)K + 63) & ~(size_t)63,
+               g_bytes = ((size_t)M * (size_t)G * 4 + 63) & ~(size_t)63;
+  if (p) {
+    in->K = K, in->G = G;
+    in->xq = (int8_t *)p;
+    in->d = (float *)(p + xq_bytes);
+    in->xs = (float *)(p + xq_bytes + g_bytes);
+    in->z = (float *)(p + xq_bytes + 2 * g_bytes);
+    in->isx = (int32_t *)(p + xq_bytes + 3 * g_bytes);
+  }
+  return xq_bytes + 4 * g_bytes;
+}
+
 typedef struct q_ctx {
   const mp_qimpl *im;
   const mp_qweight *w0; /* the first weight: in, groups, block size shared by all */
   const float *x;
   int64_t M, K, G;
-  int8_t *xq;
-  float *d, *xs, *z;
-  int32_t *isx;
+  q_input in; /* the quantized x */
   int nw;
   const mp_qweight *w[QMAXW];
   const void *bias[QMAXW];
@@ -205,6 +229,7 @@ typedef struct q_ctx {
   mp_act act;
   int64_t mb, n_mtiles; /* task = mb rows x pb panels of one weight */
   const mp_isa_impl *fimpl;
+  q_input *next; /* mp_qlinear_chain's first product: its finished tiles are quantized into *next */
 } q_ctx;
 
 #define QROWS_PER_TASK 16
@@ -212,8 +237,8 @@ static void quant_task(void *vc, int64_t task, int thread) {
   q_ctx *c = vc;
   int64_t r0 = task * QROWS_PER_TASK, r1 = r0 + QROWS_PER_TASK < c->M ? r0 + QROWS_PER_TASK : c->M;
   for (int64_t r = r0; r < r1; r++)
-    c->im->quant_row(c->x + r * c->K, c->K, c->w0->gsize, c->xq + r * c->K, c->d + r * c->G, c->xs + r * c->G,
-                     c->z + r * c->G, c->isx + r * c->G);
+    c->im->quant_row(c->x + r * c->K, c->K, c->w0->gsize, c->in.xq + r * c->K, c->in.d + r * c->G, c->in.xs + r * c->G,
+                     c->in.z + r * c->G, c->in.isx + r * c->G);
 }
 
 static float bias_at(const void *bias, mp_dtype dt, int64_t i) {
@@ -255,11 +280,27 @@ static void gemm_task(void *vc, int64_t task, int thread) {
     for (int64_t m = m0; m < m1; m += MR) {
       int mr = m1 - m < MR ? (int)(m1 - m) : MR;
       a.mr = mr;
-      a.xq = c->xq + m * c->K;
-      a.d = c->d + m * c->G;
-      a.xs = c->xs + m * c->G;
-      a.z = c->z + m * c->G;
-      a.isx = c->isx + m * c->G;
+      a.xq = c->in.xq + m * c->K;
+      a.d = c->in.d + m * c->G;
+      a.xs = c->in.xs + m * c->G;
+      a.z = c->in.z + m * c->G;
+      a.isx = c->in.isx + m * c->G;
+      if (c->next) { /* a whole block of the next layer's input: bias, act, quantize; no f32 output */
+        q_input *q = c->next;
+        a.y = tile;
+        a.ldy = MP_QNR;
+        c->im->ukr(&a);
+        if (c->act != MP_ACT_NONE) c->fimpl->act_row(c->act, tile, (int64_t)mr * MP_QNR);
+        const int64_t gi = m * q->G + p;
+        if (c->im->quant_tile && mr <= 16) {
+          c->im->quant_tile(tile, mr, q->xq + m * q->K + n0, q->K, q->d + gi, q->xs + gi, q->z + gi, q->isx + gi, q->G);
+          continue;
+        }
+        for (int r = 0; r < mr; r++)
+          c->im->quant_row(tile + r * MP_QNR, MP_QNR, MP_QNR, q->xq + (m + r) * q->K + n0, q->d + gi + r * q->G,
+                           q->xs + gi + r * q->G, q->z + gi + r * q->G, q->isx + gi + r * q->G);
+        continue;
+      }
       float *yt = y + m * w->out + n0;
       if (nn == MP_QNR) {
         a.y = yt;
@@ -280,8 +321,9 @@ static void gemm_task(void *vc, int64_t task, int thread) {
 
 static int64_t cdiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
-mp_status mp_qlinear_multi(mp_pool *pool, const float *x, int64_t rows, int n, const mp_qweight *const *w,
-                           const void *const *bias, const mp_dtype *bias_dtype, mp_act act, float *const *y) {
+/* The checks shared by the entry points: n weights reading the same input of rows rows. */
+static mp_status q_check(const float *x, int64_t rows, int n, const mp_qweight *const *w, const void *const *bias,
+                         const mp_dtype *bias_dtype, float *const *y) {
   if (n < 1 || n > QMAXW || !w) return mp_err(MP_ERR_INVALID_ARG, "qlinear: 1 to %d weights per call", QMAXW);
   for (int i = 0; i < n; i++) {
     if (!w[i]) return mp_err(MP_ERR_INVALID_ARG, "qlinear: weight %d is NULL", i);
@@ -290,17 +332,17 @@ mp_status mp_qlinear_multi(mp_pool *pool, const float *x, int64_t rows, int n, c
     if (bias && bias[i] && bias_dtype[i] != MP_F32 && bias_dtype[i] != MP_F16 && bias_dtype[i] != MP_BF16)
       return mp_err(MP_ERR_UNSUPPORTED, "%s: bias dtype %s is not F32, F16 or BF16", qname(w[i]),
                     mp_dtype_name(bias_dtype[i]));
-    if (rows > 0 && (!y || !y[i])) return mp_err(MP_ERR_INVALID_ARG, "%s: NULL output", qname(w[i]));
+    if (rows > 0 && y && !y[i]) return mp_err(MP_ERR_INVALID_ARG, "%s: NULL output", qname(w[i]));
   }
   if (rows < 0) return mp_err(MP_ERR_INVALID_ARG, "%s: negative row count", qname(w[0]));
-  if (rows == 0) return MP_OK;
-  if (!x) return mp_err(MP_ERR_INVALID_ARG, "%s: NULL input", qname(w[0]));
+  if (rows > 0 && !x) return mp_err(MP_ERR_INVALID_ARG, "%s: NULL input", qname(w[0]));
   if (rows > ((int64_t)1 << 40) / w[0]->in) return mp_err(MP_ERR_INVALID_ARG, "%s: too many rows", qname(w[0]));
-  mp_pool *tmp = NULL;
-  if (!pool) {
-    MP_TRY(mp_pool_create(1, &tmp));
-    pool = tmp;
-  }
+  return MP_OK;
+}
+
+/* A context for n weights reading x (quantized into c->in by q_quantize). */
+static q_ctx q_ctx_make(const float *x, int64_t rows, int n, const mp_qweight *const *w, const void *const *bias,
+                        const mp_dtype *bias_dtype, mp_act act, float *const *y) {
   q_ctx c = {.im = qimpl_current(),
              .w0 = w[0],
              .x = x,
@@ -310,42 +352,92 @@ mp_status mp_qlinear_multi(mp_pool *pool, const float *x, int64_t rows, int n, c
              .nw = n,
              .act = act,
              .fimpl = mp_impl_current()};
-  /* quantized activations in the pool's shared buffer: xq [M][K], then d, xs, z, isx [M][G] */
-  size_t xq_bytes = ((size_t)rows * (size_t)c.K + 63) & ~(size_t)63;
-  size_t g_bytes = (size_t)rows * (size_t)c.G * 4;
-  unsigned char *buf = mp_pool_shared(pool, xq_bytes + 4 * g_bytes + 64);
-  if (!buf) {
-    mp_pool_free(tmp);
-    return mp_err(MP_ERR_NOMEM, "%s: out of memory for quantized activations", qname(w[0]));
-  }
-  c.xq = (int8_t *)buf;
-  c.d = (float *)(buf + xq_bytes);
-  c.xs = c.d + rows * c.G;
-  c.z = c.xs + rows * c.G;
-  c.isx = (int32_t *)(c.z + rows * c.G);
-  mp_pool_run(pool, cdiv(rows, QROWS_PER_TASK), quant_task, &c);
-  /* tiles: up to 64 rows x 4 panels of one weight; fewer panels per task when there would be
-   * too few tasks (the tiling never changes a result: each output is one micro-kernel's fixed
-   * sequence of operations) */
-  int threads = mp_pool_threads(pool);
-  c.mb = rows < 64 ? rows : 64;
-  c.n_mtiles = cdiv(rows, c.mb);
-  int64_t npan = 0;
-  for (int i = 0; i < n; i++)
-    npan += w[i]->npan;
-  c.task0[0] = 0;
   for (int i = 0; i < n; i++) {
     c.w[i] = w[i];
     c.bias[i] = bias ? bias[i] : NULL;
     c.bias_dtype[i] = bias ? bias_dtype[i] : MP_F32;
-    c.y[i] = y[i];
-    int64_t pb = 4;
-    while (pb > 1 && c.n_mtiles * cdiv(npan, pb) < 4 * threads)
-      pb--;
-    c.pb[i] = pb;
-    c.task0[i + 1] = c.task0[i] + c.n_mtiles * cdiv(w[i]->npan, pb);
+    c.y[i] = y ? y[i] : NULL;
   }
-  mp_pool_run(pool, c.task0[n], gemm_task, &c);
+  return c;
+}
+
+/* Runs the products of c (its input already quantized). Tiles: up to 64 rows x 4 panels of one
+ * weight; fewer panels per task when there would be too few tasks (the tiling never changes a
+ * result: each output is one micro-kernel's fixed sequence of operations). */
+static void q_run(mp_pool *pool, q_ctx *c) {
+  const int threads = mp_pool_threads(pool);
+  c->mb = c->M < 64 ? c->M : 64;
+  c->n_mtiles = cdiv(c->M, c->mb);
+  int64_t npan = 0;
+  for (int i = 0; i < c->nw; i++)
+    npan += c->w[i]->npan;
+  c->task0[0] = 0;
+  for (int i = 0; i < c->nw; i++) {
+    int64_t pb = 4;
+    while (pb > 1 && c->n_mtiles * cdiv(npan, pb) < 4 * threads)
+      pb--;
+    c->pb[i] = pb;
+    c->task0[i + 1] = c->task0[i] + c->n_mtiles * cdiv(c->w[i]->npan, pb);
+  }
+  mp_pool_run(pool, c->task0[c->nw], gemm_task, c);
+}
+
+mp_status mp_qlinear_multi(mp_pool *pool, const float *x, int64_t rows, int n, const mp_qweight *const *w,
+                           const void *const *bias, const mp_dtype *bias_dtype, mp_act act, float *const *y) {
+  MP_TRY(q_check(x, rows, n, w, bias, bias_dtype, y));
+  if (rows > 0 && !y) return mp_err(MP_ERR_INVALID_ARG, "%s: NULL output", qname(w[0]));
+  if (rows == 0) return MP_OK;
+  mp_pool *tmp = NULL;
+  if (!pool) {
+    MP_TRY(mp_pool_create(1, &tmp));
+    pool = tmp;
+  }
+  q_ctx c = q_ctx_make(x, rows, n, w, bias, bias_dtype, act, y);
+  /* quantized activations in the pool's shared buffer */
+  unsigned char *buf = mp_pool_shared(pool, q_input_layout(NULL, rows, c.K, w[0]->gsize, NULL));
+  if (!buf) {
+    mp_pool_free(tmp);
+    return mp_err(MP_ERR_NOMEM, "%s: out of memory for quantized activations", qname(w[0]));
+  }
+  q_input_layout(buf, rows, c.K, w[0]->gsize, &c.in);
+  mp_pool_run(pool, cdiv(rows, QROWS_PER_TASK), quant_task, &c);
+  q_run(pool, &c);
+  mp_pool_free(tmp);
+  return MP_OK;
+}
+
+int mp_qlinear_chain_ok(const mp_qweight *w1, const mp_qweight *w2) {
+  return w1 && w2 && w1->out == w2->in && w1->out % MP_QNR == 0 && w2->gsize == MP_QNR;
+}
+
+mp_status mp_qlinear_chain(mp_pool *pool, const float *x, int64_t rows, const mp_qweight *w1, const void *b1,
+                           mp_dtype b1_dtype, mp_act act, const mp_qweight *w2, const void *b2, mp_dtype b2_dtype,
+                           float *y) {
+  MP_TRY(q_check(x, rows, 1, &w1, &b1, &b1_dtype, NULL));
+  MP_TRY(q_check(x, rows, 1, &w2, &b2, &b2_dtype, &y));
+  if (!mp_qlinear_chain_ok(w1, w2))
+    return mp_err(MP_ERR_UNSUPPORTED, "%s -> %s: not a chain of %d-input blocks (%lld outputs, next input %lld)",
+                  qname(w1), qname(w2), MP_QNR, (long long)w1->out, (long long)w2->in);
+  if (rows == 0) return MP_OK;
+  mp_pool *tmp = NULL;
+  if (!pool) {
+    MP_TRY(mp_pool_create(1, &tmp));
+    pool = tmp;
+  }
+  q_ctx c1 = q_ctx_make(x, rows, 1, &w1, &b1, &b1_dtype, act, NULL);
+  q_ctx c2 = q_ctx_make(NULL, rows, 1, &w2, &b2, &b2_dtype, MP_ACT_NONE, &y);
+  const size_t n1 = q_input_layout(NULL, rows, w1->in, w1->gsize, NULL);
+  unsigned char *buf = mp_pool_shared(pool, n1 + q_input_layout(NULL, rows, w2->in, w2->gsize, NULL));
+  if (!buf) {
+    mp_pool_free(tmp);
+    return mp_err(MP_ERR_NOMEM, "%s: out of memory for quantized activations", qname(w1));
+  }
+  q_input_layout(buf, rows, w1->in, w1->gsize, &c1.in);
+  q_input_layout(buf + n1, rows, w2->in, w2->gsize, &c2.in);
+  c1.next = &c2.in;
+  mp_pool_run(pool, cdiv(rows, QROWS_PER_TASK), quant_task, &c1);
+  q_run(pool, &c1);
+  q_run(pool, &c2);
   mp_pool_free(tmp);
   return MP_OK;
 }

@@ -168,6 +168,74 @@ T5V static void quant_row_avx512(const float *x, int64_t K, int g, int8_t *xq, f
   }
 }
 
+/* quant_row_avx512 on mr rows of one 32-input block at once: each row's extremes reduced as there,
+ * the scale and zero point of all rows in one vector pass (same IEEE operations, so the same
+ * values), and the code sums of all rows by one transposing add tree. */
+T5V static void quant_tile_avx512(const float *t, int mr, int8_t *xq, int64_t ldq, float *d, float *xs, float *z,
+                                  int32_t *isx, int64_t ldg) {
+  float mxa[16] __attribute__((aligned(64))), mna[16] __attribute__((aligned(64)));
+  unsigned badm = 0;
+  for (int r = 0; r < 16; r++) {
+    if (r >= mr) {
+      mxa[r] = 1.0f, mna[r] = 0.0f;
+      continue;
+    }
+    const __m512 v0 = _mm512_loadu_ps(t + r * 32), v1 = _mm512_loadu_ps(t + r * 32 + 16);
+    if (_mm512_fpclass_ps_mask(v0, 0x99) | _mm512_fpclass_ps_mask(v1, 0x99)) badm |= 1u << r;
+    const __m512 vmx = _mm512_max_ps(v0, v1), vmn = _mm512_min_ps(v0, v1);
+    __m512 nm = _mm512_sub_ps(_mm512_setzero_ps(), vmn);
+    __m512 c = _mm512_max_ps(_mm512_shuffle_f32x4(vmx, nm, 0x44), _mm512_shuffle_f32x4(vmx, nm, 0xEE));
+    c = _mm512_max_ps(c, _mm512_shuffle_f32x4(c, c, 0xB1));
+    c = _mm512_max_ps(c, _mm512_permute_ps(c, 0x4E));
+    c = _mm512_max_ps(c, _mm512_permute_ps(c, 0xB1));
+    mxa[r] = _mm512_cvtss_f32(c), mna[r] = -_mm512_cvtss_f32(_mm512_shuffle_f32x4(c, c, 0x02));
+  }
+  const __m512 mx = _mm512_load_ps(mxa), mn = _mm512_load_ps(mna), rg = _mm512_sub_ps(mx, mn);
+  /* constant rows (max == min) and rows with a non-finite value get no codes */
+  const __mmask16 skip = _mm512_cmp_ps_mask(mx, mn, _CMP_EQ_OQ) | (__mmask16)badm;
+  const __m512 nan = _mm512_set1_ps(NAN), zero = _mm512_setzero_ps();
+  const __m512 inv = _mm512_div_ps(_mm512_set1_ps(254.0f), rg);
+  __m512 dv = _mm512_div_ps(rg, _mm512_set1_ps(254.0f));
+  __m512 zv = _mm512_mul_ps(_mm512_add_ps(mx, mn), _mm512_set1_ps(0.5f));
+  dv = _mm512_mask_mov_ps(dv, skip, zero), zv = _mm512_mask_mov_ps(zv, skip, mx);
+  dv = _mm512_mask_mov_ps(dv, (__mmask16)badm, nan), zv = _mm512_mask_mov_ps(zv, (__mmask16)badm, nan);
+  float inva[16] __attribute__((aligned(64))), za[16] __attribute__((aligned(64)));
+  _mm512_store_ps(inva, inv), _mm512_store_ps(za, zv);
+  const __m512i lo = _mm512_set1_epi32(-127), hi = _mm512_set1_epi32(127);
+  __m512i s[16];
+  for (int r = 0; r < 16; r++) {
+    if (r >= mr || ((skip >> r) & 1)) {
+      s[r] = _mm512_setzero_si512();
+      if (r < mr) memset(xq + r * ldq, 0, 32);
+      continue;
+    }
+    const __m512 iv = _mm512_set1_ps(inva[r]), zz = _mm512_set1_ps(za[r]);
+    __m512i q0 = _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_sub_ps(_mm512_loadu_ps(t + r * 32), zz), iv));
+    __m512i q1 = _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_sub_ps(_mm512_loadu_ps(t + r * 32 + 16), zz), iv));
+    q0 = _mm512_min_epi32(_mm512_max_epi32(q0, lo), hi), q1 = _mm512_min_epi32(_mm512_max_epi32(q1, lo), hi);
+    s[r] = _mm512_add_epi32(q0, q1);
+    _mm_storeu_si128((__m128i *)(xq + r * ldq), _mm512_cvtepi32_epi8(q0));
+    _mm_storeu_si128((__m128i *)(xq + r * ldq + 16), _mm512_cvtepi32_epi8(q1));
+  }
+  /* lane r of the result = the sum of s[r]'s lanes: pairs of vectors, 128-bit halves, lanes */
+  __m512i c[8], e[4];
+  for (int i = 0; i < 8; i++)
+    c[i] =
+        _mm512_add_epi32(_mm512_unpacklo_epi32(s[2 * i], s[2 * i + 1]), _mm512_unpackhi_epi32(s[2 * i], s[2 * i + 1]));
+  for (int j = 0; j < 4; j++)
+    e[j] =
+        _mm512_add_epi32(_mm512_unpacklo_epi64(c[2 * j], c[2 * j + 1]), _mm512_unpackhi_epi64(c[2 * j], c[2 * j + 1]));
+  const __m512i f0 = _mm512_add_epi32(_mm512_shuffle_i32x4(e[0], e[1], 0x88), _mm512_shuffle_i32x4(e[0], e[1], 0xDD));
+  const __m512i f1 = _mm512_add_epi32(_mm512_shuffle_i32x4(e[2], e[3], 0x88), _mm512_shuffle_i32x4(e[2], e[3], 0xDD));
+  const __m512i sum = _mm512_add_epi32(_mm512_shuffle_i32x4(f0, f1, 0x88), _mm512_shuffle_i32x4(f0, f1, 0xDD));
+  const __m512 xsv = _mm512_fmadd_ps(zv, _mm512_set1_ps(32.0f), _mm512_mul_ps(dv, _mm512_cvtepi32_ps(sum)));
+  int32_t sa[16] __attribute__((aligned(64)));
+  float da[16] __attribute__((aligned(64))), xa[16] __attribute__((aligned(64)));
+  _mm512_store_si512((void *)sa, sum), _mm512_store_ps(da, dv), _mm512_store_ps(xa, xsv), _mm512_store_ps(za, zv);
+  for (int r = 0; r < mr; r++)
+    d[r * ldg] = da[r], xs[r * ldg] = xa[r], z[r * ldg] = za[r], isx[r * ldg] = sa[r];
+}
+
 /* MR rows of activations are streamed against one weight panel. Per block the 2*MR integer
  * accumulators live in registers; the float accumulators live in a small tile in L1 (loaded and
  * stored once per block), which leaves the registers to the dot products. */
@@ -240,7 +308,8 @@ T5V static void qukr_vnni(const mp_qukr_args *a) {
   }
 }
 
-static const mp_qimpl g_qvnni = {.name = "avx512-vnni", .mr = QMR, .quant_row = quant_row_avx512, .ukr = qukr_vnni};
+static const mp_qimpl g_qvnni = {
+    .name = "avx512-vnni", .mr = QMR, .quant_row = quant_row_avx512, .ukr = qukr_vnni, .quant_tile = quant_tile_avx512};
 
 /* ======================================================================================
  * AMX-INT8: 16 rows x 32 outputs per call. Per block of g <= 64 inputs one TDPBSUD per 16 outputs
@@ -354,7 +423,8 @@ T5A static void qukr_amx(const mp_qukr_args *a) {
 }
 #undef AMX_BLOCK
 
-static const mp_qimpl g_qamx = {.name = "avx512-amx", .mr = AMR, .quant_row = quant_row_avx512, .ukr = qukr_amx};
+static const mp_qimpl g_qamx = {
+    .name = "avx512-amx", .mr = AMR, .quant_row = quant_row_avx512, .ukr = qukr_amx, .quant_tile = quant_tile_avx512};
 #endif
 
 const mp_qimpl *mp_qimpl_avx512(void) {

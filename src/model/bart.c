@@ -237,8 +237,7 @@ static mp_status residual_ln(mp_model *m, float **x, float **o, int64_t N, const
 }
 
 static mp_status ffn(mp_model *m, const blayer *L, float **x, float **o, int64_t N, bufs *s) {
-  MP_TRY(mp_dense_run(m, *x, N, &L->fc1, m->cfg.act, s->big));
-  MP_TRY(mp_dense_run(m, s->big, N, &L->fc2, MP_ACT_NONE, *o));
+  MP_TRY(mp_dense_run_chain(m, *x, N, &L->fc1, m->cfg.act, &L->fc2, s->big, *o));
   return residual_ln(m, x, o, N, &L->ln_ffn);
 }
 

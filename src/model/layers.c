@@ -281,6 +281,14 @@ mp_status mp_dense_run(mp_model *m, const float *x, int64_t rows, const mp_dense
   return mp_linear_act(m->pool, x, rows, &d->w, d->b, d->bdt, act, y);
 }
 
+mp_status mp_dense_run_chain(mp_model *m, const float *x, int64_t rows, const mp_dense *d1, mp_act act,
+                             const mp_dense *d2, float *big, float *y) {
+  if (!m->dev && d1->qw && d2->qw && mp_qlinear_chain_ok(d1->qw, d2->qw))
+    return mp_qlinear_chain(m->pool, x, rows, d1->qw, d1->b, d1->bdt, act, d2->qw, d2->b, d2->bdt, y);
+  MP_TRY(mp_dense_run(m, x, rows, d1, act, big));
+  return mp_dense_run(m, big, rows, d2, MP_ACT_NONE, y);
+}
+
 mp_status mp_dense_run_many(mp_model *m, const float *x, int64_t rows, int n, const mp_dense *const *d,
                             float *const *y) {
   const mp_qweight *qw[4];
@@ -349,8 +357,7 @@ mp_status mp_post_ln_ffn(mp_model *m, int64_t N, const float *ctx, const mp_post
   MP_TRY(mp_dense_run(m, ctx, N, L->o, MP_ACT_NONE, *q));
   MP_TRY(mp_ln_run(m, *q, *x, N, L->ln_attn, eps, *q));
   t = *x, *x = *q, *q = t;
-  MP_TRY(mp_dense_run(m, *x, N, L->inter, act, big));
-  MP_TRY(mp_dense_run(m, big, N, L->out, MP_ACT_NONE, *q));
+  MP_TRY(mp_dense_run_chain(m, *x, N, L->inter, act, L->out, big, *q));
   MP_TRY(mp_ln_run(m, *q, *x, N, L->ln_out, eps, *q));
   t = *x, *x = *q, *q = t;
   return MP_OK;

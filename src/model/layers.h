@@ -64,6 +64,11 @@ mp_status mp_layer_report(mp_model *m, const mp_forward_out *out, int layer, con
                           int64_t H);
 /* Runs a dense layer on rows of x. */
 mp_status mp_dense_run(mp_model *m, const float *x, int64_t rows, const mp_dense *d, mp_act act, float *y);
+/* y = d2(act(d1(x))) (a feed-forward block): on the integer kernels as one chain that never
+ * stores the intermediate in f32 when both layers allow it (mp_qlinear_chain_ok), else through
+ * big ([rows, d1 outputs]). */
+mp_status mp_dense_run_chain(mp_model *m, const float *x, int64_t rows, const mp_dense *d1, mp_act act,
+                             const mp_dense *d2, float *big, float *y);
 /* Runs n (1..4) dense layers over the same rows of x (no activation): one quantization of x and
  * one parallel job when all are on the integer kernels, else one after another. */
 mp_status mp_dense_run_many(mp_model *m, const float *x, int64_t rows, int n, const mp_dense *const *d,

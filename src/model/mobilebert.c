@@ -294,20 +294,18 @@ static mp_status mobilebert_encode(mp_model *m, const mp_model_batch *b, const m
     MP_TRY(norm_run(m, &L->attn_norm, a, res, N, TH));
     for (int64_t i = 0; i + 1 < f->nffn; i++) {
       const mffn *F = &L->ffn[i];
-      MP_TRY(mp_dense_run(m, a, N, &F->inter, f->act, big));
-      MP_TRY(mp_dense_run(m, big, N, &F->out, MP_ACT_NONE, q));
+      MP_TRY(mp_dense_run_chain(m, a, N, &F->inter, f->act, &F->out, big, q));
       MP_TRY(norm_run(m, &F->norm, q, a, N, TH));
       float *t = a;
       a = q, q = t;
     }
-    MP_TRY(mp_dense_run(m, a, N, &L->inter, f->act, big));
     if (f->use_bn) {
-      MP_TRY(mp_dense_run(m, big, N, &L->out, MP_ACT_NONE, q));
+      MP_TRY(mp_dense_run_chain(m, a, N, &L->inter, f->act, &L->out, big, q));
       MP_TRY(norm_run(m, &L->out_norm, q, a, N, TH));
       MP_TRY(mp_dense_run(m, q, N, &L->out_bn, MP_ACT_NONE, x2));
       MP_TRY(norm_run(m, &L->out_bn_norm, x2, x, N, H));
     } else { /* true hidden size == hidden size */
-      MP_TRY(mp_dense_run(m, big, N, &L->out, MP_ACT_NONE, x2));
+      MP_TRY(mp_dense_run_chain(m, a, N, &L->inter, f->act, &L->out, big, x2));
       MP_TRY(norm_run(m, &L->out_norm, x2, a, N, H));
     }
     float *t = x;

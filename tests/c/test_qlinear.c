@@ -3,7 +3,8 @@
  * reference of the stated semantics (activations quantized per row and group here, in the
  * test, in blocks of 32 inputs); within the activation-rounding bound of the float (MLX-faithful) result; the same
  * with 1 and 2 threads and whatever the other rows of the batch are; every bit width, group
- * sizes 32/64/128, odd shapes (M = 1, K not a multiple of 64, N = 1..7). */
+ * sizes 32/64/128, odd shapes (M = 1, K not a multiple of 64, N = 1..7); mp_qlinear_chain against
+ * the two products it fuses. */
 #include <float.h>
 #include <math.h>
 #include <stdint.h>
@@ -232,6 +233,75 @@ static void test_qlinear_multi(void) {
   mp_pool_free(p2);
 }
 
+/* mp_qlinear_chain: bit-identical to the two products one after the other (the intermediate
+ * quantized tile by tile), on every ISA, with AMX on and off, 1 and 2 threads; rows that are all
+ * zero (constant blocks) and rows with a NaN included; a chain it cannot run is refused. */
+static void chain_case(int64_t M, int64_t H, int64_t I, int bits, int gs, mp_act act, int with_bias, mp_pool *p2) {
+  tw t1, t2;
+  tw_make(&t1, I, H, MP_F16, bits, gs);
+  tw_make(&t2, 24, I, MP_F16, bits, gs);
+  mp_qweight *q1 = NULL, *q2 = NULL;
+  REQUIRE(mp_qweight_pack(&t1.w, &q1) == MP_OK && mp_qweight_pack(&t2.w, &q2) == MP_OK);
+  CHECK(mp_qlinear_chain_ok(q1, q2));
+  float *x = malloc((size_t)(M * H) * 4), *mid = malloc((size_t)(M * I) * 4), *b1 = malloc((size_t)I * 4);
+  float *want = malloc((size_t)(M * 24) * 4), *got = malloc((size_t)(M * 24) * 4), b2[24];
+  for (int64_t i = 0; i < M * H; i++)
+    x[i] = frand() * (1 + (i % 5 == 0) * 6);
+  if (M > 2) memset(x + H, 0, (size_t)H * 4); /* with no bias: a constant (zero) intermediate row */
+  if (M > 3) x[3 * H + 5] = NAN;              /* a row of NaN outputs */
+  for (int64_t i = 0; i < I; i++)
+    b1[i] = frand();
+  for (int i = 0; i < 24; i++)
+    b2[i] = frand();
+  const void *bb1 = with_bias ? b1 : NULL, *bb2 = with_bias ? b2 : NULL;
+  mp_isa best = mp_kernels_set_isa(MP_ISA_BEST), isas[3];
+  int n_isas = mp_kernels_isas(isas);
+  for (int ii = 0; ii < n_isas; ii++) {
+    for (int amx = 0; amx < 2; amx++) {
+      if (amx && !(mp_kernels_has_amx() && isas[ii] == MP_ISA_AVX512)) continue;
+      mp_kernels_set_isa(isas[ii]);
+      int was = mp_kernels_set_amx(amx);
+      for (int th = 0; th < 2; th++) {
+        mp_pool *p = th ? p2 : NULL;
+        CHECK_OK(mp_qlinear_act(p, x, M, q1, bb1, MP_F32, act, mid));
+        CHECK_OK(mp_qlinear_act(p, mid, M, q2, bb2, MP_F32, MP_ACT_NONE, want));
+        CHECK_OK(mp_qlinear_chain(p, x, M, q1, bb1, MP_F32, act, q2, bb2, MP_F32, got));
+        CHECKF(!memcmp(want, got, (size_t)(M * 24) * 4),
+               "chain differs from two products: ISA %s (%s) threads %d M=%lld H=%lld I=%lld bits=%d g=%d act=%d",
+               mp_isa_name(isas[ii]), mp_qlinear_path(), th + 1, (long long)M, (long long)H, (long long)I, bits, gs,
+               (int)act);
+      }
+      mp_kernels_set_amx(was);
+    }
+  }
+  mp_kernels_set_isa(best);
+  free(x), free(mid), free(b1), free(want), free(got);
+  mp_qweight_free(q1), mp_qweight_free(q2);
+  tw_free(&t1), tw_free(&t2);
+}
+
+static void test_qlinear_chain(void) {
+  mp_pool *p2 = NULL;
+  REQUIRE(mp_pool_create(2, &p2) == MP_OK);
+  chain_case(1, 64, 64, 8, 64, MP_ACT_GELU_ERF, 1, p2);
+  chain_case(5, 96, 128, 4, 32, MP_ACT_GELU_ERF, 0, p2);
+  chain_case(17, 128, 256, 8, 128, MP_ACT_RELU, 1, p2);
+  chain_case(40, 128, 192, 3, 64, MP_ACT_NONE, 0, p2);
+  chain_case(70, 128, 128, 6, 64, MP_ACT_GELU_TANH, 1, p2);
+  /* a chain the kernel cannot run: the first product's outputs are not the second's inputs */
+  tw a, b;
+  tw_make(&a, 64, 64, MP_F16, 8, 64);
+  tw_make(&b, 8, 96, MP_F16, 8, 32);
+  mp_qweight *qa = NULL, *qb = NULL;
+  REQUIRE(mp_qweight_pack(&a.w, &qa) == MP_OK && mp_qweight_pack(&b.w, &qb) == MP_OK);
+  float x[64] = {0}, y[8];
+  CHECK(!mp_qlinear_chain_ok(qa, qb) && !mp_qlinear_chain_ok(NULL, qb));
+  CHECK(mp_qlinear_chain(p2, x, 1, qa, NULL, MP_F32, MP_ACT_NONE, qb, NULL, MP_F32, y) == MP_ERR_UNSUPPORTED);
+  mp_qweight_free(qa), mp_qweight_free(qb);
+  tw_free(&a), tw_free(&b);
+  mp_pool_free(p2);
+}
+
 static void test_qlinear_errors(void) {
   tw t;
   tw_make(&t, 8, 64, MP_F32, 0, 0);
@@ -274,6 +344,7 @@ int main(void) {
   RUN(test_qlinear_shapes);
   RUN(test_qlinear_nonfinite);
   RUN(test_qlinear_multi);
+  RUN(test_qlinear_chain);
   RUN(test_qlinear_errors);
   return mp_test_done();
 }
