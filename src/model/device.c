@@ -128,9 +128,15 @@ mp_status mp_model_device_open(mp_model *m, const mp_device_spec *spec, mp_dtype
   if (!dt && env && *env && mp_device_dtype_parse(env, &dt))
     return mp_err(MP_ERR_INVALID_ARG, "MP_CUDA_DTYPE=%s: use float16, bfloat16 or float32", env);
   if (!dt) dt = MP_F16;
-  mp_status st = mp_cuda_open(spec->index, dt, &m->dev_ctx);
+  void *ctx = NULL;
+  mp_status st = mp_cuda_open(spec->index, dt, &ctx);
   if (st) return mp_err_prefix(st, "--device cuda:%d", spec->index);
-  m->dev = mp_cuda_ops();
+  return mp_model_device_attach(m, mp_cuda_ops(), ctx, dt);
+#endif
+}
+
+mp_status mp_model_device_attach(mp_model *m, const mp_device_ops *ops, void *ctx, mp_dtype dt) {
+  m->dev = ops, m->dev_ctx = ctx;
   m->dev_esize = dt == MP_F32 ? 4 : 2;
   /* MP_CUDA_FUSED_QKV=0: the q, k, v projections as three GEMMs (for comparisons) */
   const char *fuse = getenv("MP_CUDA_FUSED_QKV");
@@ -138,7 +144,6 @@ mp_status mp_model_device_open(mp_model *m, const mp_device_spec *spec, mp_dtype
   m->dev_cache = calloc(1, sizeof *m->dev_cache);
   if (!m->dev_cache) return mp_err(MP_ERR_NOMEM, "out of memory");
   return MP_OK;
-#endif
 }
 
 void mp_model_device_close(mp_model *m) {

@@ -93,6 +93,10 @@ extern const mp_family_ops mp_family_bert;       /* bert, roberta/xlm-roberta/ca
  * CUDA build, or for a family not yet on the device: MP_ERR_UNSUPPORTED saying so. */
 mp_status mp_model_device_open(mp_model *m, const mp_device_spec *spec, mp_dtype dt);
 void mp_model_device_close(mp_model *m);
+/* Makes m run on backend ops with context ctx (compute dtype dt), which mp_model_device_close
+ * closes: what mp_model_device_open does once the CUDA backend is open (and what a test does with
+ * a backend of its own). */
+mp_status mp_model_device_attach(mp_model *m, const mp_device_ops *ops, void *ctx, mp_dtype dt);
 /* The device copy of a matrix (MLX-quantized: dequantized as mx.dequantize, then the compute
  * dtype) or of a vector (f32 or the compute dtype), uploaded on first use. NULL = error set. */
 const void *mp_dev_weight(mp_model *m, const mp_linear_weight *w);
