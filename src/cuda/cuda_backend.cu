@@ -49,6 +49,8 @@ typedef struct lt_algo {
   int64_t m, n, k;
   int epi;
   int ok;
+  int64_t lda, ldb;          /* the operands' leading dimensions (a strided view, e.g. q of fused q|k|v rows) */
+  uint32_t al_a, al_b, al_c; /* the operands' pointer alignments (bytes, up to 256) the algorithm was chosen for */
   cublasLtMatmulAlgo_t algo;
 } lt_algo;
 
@@ -75,6 +77,7 @@ typedef struct cuda_ctx {
   int attention_simple; /* MP_CUDA_ATTENTION=simple: the CUDA-core reference kernel for every attention */
   int attention_mma;    /* the mma.sync flash kernel (flash_mma.cuh), the default; MP_CUDA_ATTENTION=wmma: WMMA */
   int flash_configured; /* bit per flash-attention instance whose shared-memory limit is set on this device */
+  int vec; /* the 16-byte vector forms of LayerNorm, embeddings and activations (MP_CUDA_VEC_KERNELS=0: off) */
   /* MP_CUDA_PROFILE=1: an event after every operation on the stream; the time between two events is
    * charged to the later operation (idle gaps included), summed per (operation, shape) and printed to
    * stderr when the context closes */
@@ -282,6 +285,137 @@ __global__ void k_embed_ln(embed_args a, int64_t dim, float scale0, const float 
   }
 }
 
+/* ---- 16-byte vector forms (MP_CUDA_VEC_KERNELS=0 turns them off): the same arithmetic per value
+ * as the kernels above, with each thread moving 16 bytes (8 fp16/bf16 or 4 f32 values) at a time.
+ * The callers check that rows are whole vectors and every pointer is 16-byte aligned. */
+template <typename T> struct vec16 { static constexpr int n = 16 / (int)sizeof(T); };
+template <typename T> __device__ __forceinline__ void load16(const T *p, float *f) {
+  const uint4 u = *(const uint4 *)p;
+  const T *e = (const T *)&u;
+#pragma unroll
+  for (int i = 0; i < vec16<T>::n; i++)
+    f[i] = elem<T>::load(e[i]);
+}
+template <typename T> __device__ __forceinline__ void store16(T *p, const float *f) {
+  uint4 u;
+  T *e = (T *)&u;
+#pragma unroll
+  for (int i = 0; i < vec16<T>::n; i++)
+    e[i] = elem<T>::store(f[i]);
+  *(uint4 *)p = u;
+}
+__device__ __forceinline__ float warp_sum(float v) {
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1)
+    v += __shfl_xor_sync(0xffffffffu, v, o);
+  return v;
+}
+
+/* LayerNorm of one row per warp, the row in registers: lane l holds the vectors l, l + 32, ... (CH
+ * of them, dim <= 32 * CH * vector width). v: the row's values (vector c of this lane at v[c]);
+ * ok[c]: that vector is inside the row. The same two passes as ln_row (the mean, then the centred
+ * variance, fp32), reduced by warp shuffles instead of shared memory. */
+template <typename T, int CH>
+__device__ __forceinline__ void ln_warp_row(float (&v)[CH][vec16<T>::n], int64_t dim, const float *g, const float *b,
+                                            float eps, T *out) {
+  constexpr int V = vec16<T>::n;
+  const int lane = threadIdx.x & 31;
+  float s = 0;
+#pragma unroll
+  for (int c = 0; c < CH; c++)
+    if ((int64_t)(c * 32 + lane) * V < dim)
+#pragma unroll
+      for (int j = 0; j < V; j++)
+        s += v[c][j];
+  const float mean = warp_sum(s) / (float)dim;
+  float q = 0;
+#pragma unroll
+  for (int c = 0; c < CH; c++)
+    if ((int64_t)(c * 32 + lane) * V < dim)
+#pragma unroll
+      for (int j = 0; j < V; j++) {
+        const float d = v[c][j] - mean;
+        q += d * d;
+      }
+  const float var = warp_sum(q) / (float)dim;
+  const float r = rsqrtf(var + eps);
+#pragma unroll
+  for (int c = 0; c < CH; c++) {
+    const int64_t d0 = (int64_t)(c * 32 + lane) * V;
+    if (d0 >= dim) continue;
+    float y[V];
+#pragma unroll
+    for (int j = 0; j < V; j++) {
+      y[j] = (v[c][j] - mean) * r;
+      if (g) y[j] = y[j] * g[d0 + j] + (b ? b[d0 + j] : 0.0f);
+    }
+    store16(out + d0, y);
+  }
+}
+
+#define LN_WARPS 4 /* rows (warps) per block of the vector kernels */
+#define LN_MAXCH 4 /* vectors per lane: rows up to 1024 fp16/bf16 or 512 f32 values */
+template <typename T, int CH>
+__global__ void k_layernorm_vec(const T *x, const T *res, int64_t rows, int64_t dim, const float *g, const float *b,
+                                float eps, T *out) {
+  constexpr int V = vec16<T>::n;
+  const int lane = threadIdx.x & 31;
+  const int64_t r = (int64_t)blockIdx.x * LN_WARPS + (threadIdx.x >> 5);
+  if (r >= rows) return; /* the whole warp */
+  float v[CH][V];
+#pragma unroll
+  for (int c = 0; c < CH; c++) {
+    const int64_t d0 = (int64_t)(c * 32 + lane) * V;
+    if (d0 >= dim) continue;
+    load16(x + r * dim + d0, v[c]);
+    if (res) {
+      float t[V];
+      load16(res + r * dim + d0, t);
+#pragma unroll
+      for (int j = 0; j < V; j++)
+        v[c][j] += t[j];
+    }
+  }
+  ln_warp_row<T, CH>(v, dim, g, b, eps, out + r * dim);
+}
+
+template <typename T, int CH>
+__global__ void k_embed_ln_vec(embed_args a, int64_t rows, int64_t dim, float scale0, const float *g, const float *b,
+                               float eps, T *out) {
+  constexpr int V = vec16<T>::n;
+  const int lane = threadIdx.x & 31;
+  const int64_t r = (int64_t)blockIdx.x * LN_WARPS + (threadIdx.x >> 5);
+  if (r >= rows) return;
+  float v[CH][V];
+#pragma unroll
+  for (int c = 0; c < CH; c++) {
+    const int64_t d0 = (int64_t)(c * 32 + lane) * V;
+    if (d0 >= dim) continue;
+    load16((const T *)a.tables[0] + (int64_t)a.ids[0][r] * dim + d0, v[c]);
+#pragma unroll
+    for (int j = 0; j < V; j++)
+      v[c][j] = v[c][j] * scale0;
+#pragma unroll
+    for (int t = 1; t < MAX_TABLES; t++) { /* a constant bound: the tables stay in parameter space */
+      if (t >= a.n) break;
+      float u[V];
+      load16((const T *)a.tables[t] + (int64_t)a.ids[t][r] * dim + d0, u);
+#pragma unroll
+      for (int j = 0; j < V; j++)
+        v[c][j] += u[j];
+    }
+  }
+  if (g) {
+    ln_warp_row<T, CH>(v, dim, g, b, eps, out + r * dim);
+  } else {
+#pragma unroll
+    for (int c = 0; c < CH; c++) {
+      const int64_t d0 = (int64_t)(c * 32 + lane) * V;
+      if (d0 < dim) store16(out + r * dim + d0, v[c]);
+    }
+  }
+}
+
 __device__ __forceinline__ float act_f(float x, int act) {
   switch (act) {
   case MP_ACT_RELU: return x > 0 ? x : 0;
@@ -296,6 +430,18 @@ __device__ __forceinline__ float act_f(float x, int act) {
 template <typename T> __global__ void k_act(T *x, int64_t n, int act) {
   int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
   if (i < n) st(x, i, act_f(ld(x, i), act));
+}
+/* k_act over nv vectors of 16 bytes */
+template <typename T> __global__ void k_act_vec(T *x, int64_t nv, int act) {
+  constexpr int V = vec16<T>::n;
+  int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+  if (i >= nv) return;
+  float f[V];
+  load16(x + i * V, f);
+#pragma unroll
+  for (int j = 0; j < V; j++)
+    f[j] = act_f(f[j], act);
+  store16(x + i * V, f);
 }
 
 template <typename T> __global__ void k_gather_rows(const T *x, int64_t stride, int64_t dim, T *out) {
@@ -586,6 +732,8 @@ extern "C" mp_status mp_cuda_open(int index, mp_dtype dt, void **out) {
   const char *att = getenv("MP_CUDA_ATTENTION");
   c->attention_simple = att && !strcmp(att, "simple");
   c->attention_mma = !(att && !strcmp(att, "wmma"));
+  const char *vec = getenv("MP_CUDA_VEC_KERNELS");
+  c->vec = !(vec && !strcmp(vec, "0"));
   mp_status st = MP_OK;
   cudaDeviceProp prop;
   e = cudaSetDevice(index);
@@ -774,17 +922,36 @@ static cudaDataType_t cu_type(mp_dtype dt) {
   return dt == MP_F16 ? CUDA_R_16F : dt == MP_BF16 ? CUDA_R_16BF : CUDA_R_32F;
 }
 
+static int aligned16(const void *p) { return (uintptr_t)p % 16 == 0; }
+
 template <typename T> static void launch_act(cuda_ctx *c, void *y, int64_t n, int act) {
-  k_act<T><<<blocks(n, 256), 256, 0, c->stream>>>((T *)y, n, act);
+  constexpr int V = vec16<T>::n;
+  if (c->vec && n % V == 0 && aligned16(y))
+    k_act_vec<T><<<blocks(n / V, 256), 256, 0, c->stream>>>((T *)y, n / V, act);
+  else
+    k_act<T><<<blocks(n, 256), 256, 0, c->stream>>>((T *)y, n, act);
 }
 
-/* The algorithm cuBLASLt's heuristic picks for one GEMM shape and epilogue, asked once. */
+/* The largest power of two (up to 256) that divides a device address: cuBLASLt's heuristic assumes
+ * 256-byte aligned operands unless told otherwise. */
+static uint32_t ptr_align(const void *p) {
+  uint32_t a = 256;
+  while (a > 1 && (uintptr_t)p % a)
+    a >>= 1;
+  return a;
+}
+
+/* The algorithm cuBLASLt's heuristic picks for one GEMM shape, epilogue, operand strides and
+ * alignments, asked once. */
 static mp_status lt_algo_for(cuda_ctx *c, cublasLtMatmulDesc_t md, cublasLtMatrixLayout_t la, cublasLtMatrixLayout_t lb,
-                             cublasLtMatrixLayout_t lc, int64_t m, int64_t n, int64_t k, int epi,
+                             cublasLtMatrixLayout_t lc, int64_t m, int64_t n, int64_t k, int epi, int64_t lda,
+                             int64_t ldb, const void *pa, const void *pb, const void *pc,
                              const cublasLtMatmulAlgo_t **algo) {
+  const uint32_t al_a = ptr_align(pa), al_b = ptr_align(pb), al_c = ptr_align(pc);
   for (int i = 0; i < c->n_algos; i++) {
     lt_algo *a = &c->algos[i];
-    if (a->m == m && a->n == n && a->k == k && a->epi == epi) {
+    if (a->m == m && a->n == n && a->k == k && a->epi == epi && a->lda == lda && a->ldb == ldb && a->al_a == al_a &&
+        a->al_b == al_b && a->al_c == al_c) {
       *algo = &a->algo;
       return MP_OK;
     }
@@ -793,6 +960,10 @@ static mp_status lt_algo_for(cuda_ctx *c, cublasLtMatmulDesc_t md, cublasLtMatri
   LT(cublasLtMatmulPreferenceCreate(&pref), "preference");
   size_t ws = WORKSPACE_BYTES;
   cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof ws);
+  cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, &al_a, sizeof al_a);
+  cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, &al_b, sizeof al_b);
+  cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, &al_c, sizeof al_c);
+  cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, &al_c, sizeof al_c);
   cublasLtMatmulHeuristicResult_t res;
   int got = 0;
   cublasStatus_t s = cublasLtMatmulAlgoGetHeuristic(c->lt, md, la, lb, lc, lc, pref, 1, &res, &got);
@@ -803,19 +974,21 @@ static mp_status lt_algo_for(cuda_ctx *c, cublasLtMatmulDesc_t md, cublasLtMatri
   int slot = c->n_algos < N_ALGO ? c->n_algos++ : (int)((m + n + k) % N_ALGO);
   lt_algo *a = &c->algos[slot];
   a->m = m, a->n = n, a->k = k, a->epi = epi, a->ok = 1, a->algo = res.algo;
+  a->lda = lda, a->ldb = ldb, a->al_a = al_a, a->al_b = al_b, a->al_c = al_c;
   *algo = &a->algo;
   return MP_OK;
 }
 
 /* The common tail of a cuBLASLt product whose descriptors were built with status s: the cached
- * algorithm for (m, n, k, key), D = A · B (alpha 1, beta 0) on the stream, then the descriptors
- * destroyed whatever happened. */
+ * algorithm for (m, n, k, key, the leading dimensions lda / ldb of A and B, the pointers'
+ * alignments), D = A · B (alpha 1, beta 0) on the stream, then the descriptors destroyed whatever
+ * happened. */
 static mp_status lt_run(cuda_ctx *c, cublasStatus_t s, cublasLtMatmulDesc_t md, cublasLtMatrixLayout_t la,
                         cublasLtMatrixLayout_t lb, cublasLtMatrixLayout_t lc, int64_t m, int64_t n, int64_t k, int key,
-                        const void *a, const void *b, void *d, const char *what) {
+                        int64_t lda, int64_t ldb, const void *a, const void *b, void *d, const char *what) {
   mp_status st = s ? lt_fail(s, what) : MP_OK;
   const cublasLtMatmulAlgo_t *algo = NULL;
-  if (!st) st = lt_algo_for(c, md, la, lb, lc, m, n, k, key, &algo);
+  if (!st) st = lt_algo_for(c, md, la, lb, lc, m, n, k, key, lda, ldb, a, b, d, &algo);
   if (!st) {
     float alpha = 1.0f, beta = 0.0f;
     s = cublasLtMatmul(c->lt, md, &alpha, a, la, b, lb, &beta, d, lc, d, lc, algo, c->workspace, WORKSPACE_BYTES,
@@ -852,7 +1025,7 @@ static mp_status cuda_dense(void *p, const void *x, int64_t rows, const void *w,
   if (!s) s = cublasLtMatrixLayoutCreate(&la, t, (uint64_t)in, (uint64_t)out, in);
   if (!s) s = cublasLtMatrixLayoutCreate(&lb, t, (uint64_t)in, (uint64_t)rows, in);
   if (!s) s = cublasLtMatrixLayoutCreate(&lc, t, (uint64_t)out, (uint64_t)rows, out);
-  MP_TRY(lt_run(c, s, md, la, lb, lc, out, rows, in, (int)epi, w, x, y, "matmul"));
+  MP_TRY(lt_run(c, s, md, la, lb, lc, out, rows, in, (int)epi, in, in, w, x, y, "matmul"));
   if (post != MP_ACT_NONE) {
     DISPATCH(c, launch_act, (c, y, rows * out, post));
     LAUNCHED("activation");
@@ -860,11 +1033,30 @@ static mp_status cuda_dense(void *p, const void *x, int64_t rows, const void *w,
   return MP_OK;
 }
 
+/* The vectors per lane of a warp-per-row kernel for rows of dim values (0: the block-per-row
+ * kernel instead: vectors off, dim not whole vectors or too wide, or a pointer not 16-byte aligned). */
+template <typename T> static int vec_chunks(const cuda_ctx *c, int64_t dim, uintptr_t ptrs) {
+  constexpr int V = vec16<T>::n;
+  if (!c->vec || dim <= 0 || dim % V || ptrs % 16) return 0;
+  const int64_t ch = (dim + 32 * V - 1) / (32 * V);
+  return ch <= LN_MAXCH ? (int)ch : 0;
+}
 template <typename T>
 static void launch_ln(cuda_ctx *c, const void *x, const void *res, int64_t rows, int64_t dim, const void *g,
                       const void *b, float eps, void *out) {
-  k_layernorm<T><<<(unsigned)rows, row_threads(dim), (size_t)(32 + dim) * 4, c->stream>>>(
-      (const T *)x, (const T *)res, dim, (const float *)g, (const float *)b, eps, (T *)out);
+  const int ch = vec_chunks<T>(c, dim, (uintptr_t)x | (uintptr_t)res | (uintptr_t)out | (uintptr_t)g | (uintptr_t)b);
+  const unsigned grid = blocks(rows, LN_WARPS), th = 32 * LN_WARPS;
+  const T *xt = (const T *)x, *rt = (const T *)res;
+  const float *gf = (const float *)g, *bf = (const float *)b;
+  switch (ch) {
+  case 1: k_layernorm_vec<T, 1><<<grid, th, 0, c->stream>>>(xt, rt, rows, dim, gf, bf, eps, (T *)out); break;
+  case 2: k_layernorm_vec<T, 2><<<grid, th, 0, c->stream>>>(xt, rt, rows, dim, gf, bf, eps, (T *)out); break;
+  case 3: k_layernorm_vec<T, 3><<<grid, th, 0, c->stream>>>(xt, rt, rows, dim, gf, bf, eps, (T *)out); break;
+  case 4: k_layernorm_vec<T, 4><<<grid, th, 0, c->stream>>>(xt, rt, rows, dim, gf, bf, eps, (T *)out); break;
+  default:
+    k_layernorm<T>
+        <<<(unsigned)rows, row_threads(dim), (size_t)(32 + dim) * 4, c->stream>>>(xt, rt, dim, gf, bf, eps, (T *)out);
+  }
 }
 static mp_status cuda_layernorm(void *p, const void *x, const void *res, int64_t rows, int64_t dim, const void *g,
                                 const void *b, float eps, void *out) {
@@ -878,8 +1070,21 @@ static mp_status cuda_layernorm(void *p, const void *x, const void *res, int64_t
 template <typename T>
 static void launch_embed(cuda_ctx *c, const embed_args &a, int64_t rows, int64_t dim, float scale0, const void *g,
                          const void *b, float eps, void *out) {
-  k_embed_ln<T><<<(unsigned)rows, row_threads(dim), (size_t)(32 + dim) * 4, c->stream>>>(
-      a, dim, scale0, (const float *)g, (const float *)b, eps, (T *)out);
+  uintptr_t ptrs = (uintptr_t)out | (uintptr_t)g | (uintptr_t)b;
+  for (int t = 0; t < a.n; t++)
+    ptrs |= (uintptr_t)a.tables[t];
+  const int ch = vec_chunks<T>(c, dim, ptrs);
+  const unsigned grid = blocks(rows, LN_WARPS), th = 32 * LN_WARPS;
+  const float *gf = (const float *)g, *bf = (const float *)b;
+  switch (ch) {
+  case 1: k_embed_ln_vec<T, 1><<<grid, th, 0, c->stream>>>(a, rows, dim, scale0, gf, bf, eps, (T *)out); break;
+  case 2: k_embed_ln_vec<T, 2><<<grid, th, 0, c->stream>>>(a, rows, dim, scale0, gf, bf, eps, (T *)out); break;
+  case 3: k_embed_ln_vec<T, 3><<<grid, th, 0, c->stream>>>(a, rows, dim, scale0, gf, bf, eps, (T *)out); break;
+  case 4: k_embed_ln_vec<T, 4><<<grid, th, 0, c->stream>>>(a, rows, dim, scale0, gf, bf, eps, (T *)out); break;
+  default:
+    k_embed_ln<T><<<(unsigned)rows, row_threads(dim), (size_t)(32 + dim) * 4, c->stream>>>(a, dim, scale0, gf, bf, eps,
+                                                                                           (T *)out);
+  }
 }
 static mp_status cuda_embed_sum_ln(void *p, int n, const void *const *tables, const int32_t *const *ids, int64_t rows,
                                    int64_t dim, float scale0, const void *g, const void *b, float eps, void *out) {
@@ -925,7 +1130,7 @@ static mp_status lt_gemm_heads(cuda_ctx *c, const void *x, int64_t ldx, int64_t 
   if (!s) s = cublasLtMatrixLayoutSetAttribute(lb, CUBLASLT_MATRIX_LAYOUT_STRIDED_BATCH_OFFSET, &sb, sizeof sb);
   if (!s) s = cublasLtMatrixLayoutSetAttribute(lc, CUBLASLT_MATRIX_LAYOUT_STRIDED_BATCH_OFFSET, &sc, sizeof sc);
   /* the algorithm cache key: a batched f32-output product never shares an epilogue code with a dense */
-  return lt_run(c, s, md, la, lb, lc, n, rows, k, 0x10000 + (int)batch, pm, x, out, "batched matmul");
+  return lt_run(c, s, md, la, lb, lc, n, rows, k, 0x10000 + (int)batch, ldp, ldx, pm, x, out, "batched matmul");
 }
 
 /* the mma kernel stores two outputs per 32-bit write: 16-byte aligned output rows (else WMMA) */

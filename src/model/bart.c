@@ -167,13 +167,27 @@ static mp_status bart_bind(mp_model *m) {
 /* Scratch of one forward pass (activation arena). */
 typedef struct bufs {
   float *q, *k, *v, *ctx, *big;
+  float *qkv; /* a device with fused projections: [N, 3H] compute values (q|k|v, or k|v of cross-attention) */
 } bufs;
 
 /* out = attention block of xq over xkv (B rows of T tokens each), before the residual. */
 static mp_status attn_run(mp_model *m, const battn *A, const float *xq, const float *xkv, int64_t B, int64_t T,
                           int64_t heads, const uint8_t *kmask, const float *causal, bufs *s, float *out) {
   const int64_t H = m->cfg.hidden, N = B * T, d = H / heads;
-  if (xq == xkv) { /* self-attention: one quantized input for the three projections */
+  const float *pq = s->q, *pk = s->k, *pv = s->v;
+  int64_t ld = 0;
+  if (s->qkv && xq == xkv) { /* a device: one GEMM of the stacked q, k, v weights */
+    const mp_dense *qkv[3] = {&A->q, &A->k, &A->v};
+    float *p[3];
+    MP_TRY(mp_dense_fused_run(m, xq, N, 3, qkv, s->qkv, p));
+    pq = p[0], pk = p[1], pv = p[2], ld = 3 * H;
+  } else if (s->qkv) { /* cross-attention on a device: q, then k and v of the encoder output as one GEMM */
+    MP_TRY(mp_dense_run(m, xq, N, &A->q, MP_ACT_NONE, s->q));
+    const mp_dense *kv[2] = {&A->k, &A->v};
+    float *p[2];
+    MP_TRY(mp_dense_fused_run(m, xkv, N, 2, kv, s->qkv, p));
+    pk = p[0], pv = p[1], ld = 2 * H;
+  } else if (xq == xkv) { /* self-attention: one quantized input for the three projections */
     const mp_dense *qkv[3] = {&A->q, &A->k, &A->v};
     float *const ys[3] = {s->q, s->k, s->v};
     MP_TRY(mp_dense_run_many(m, xq, N, 3, qkv, ys));
@@ -192,9 +206,12 @@ static mp_status attn_run(mp_model *m, const battn *A, const float *xq, const fl
                           .seq_k = T,
                           .heads = heads,
                           .head_dim = d,
-                          .q = s->q,
-                          .k = s->k,
-                          .v = s->v,
+                          .q = pq,
+                          .k = pk,
+                          .v = pv,
+                          .ldq = s->qkv && xq == xkv ? ld : 0,
+                          .ldk = ld,
+                          .ldv = ld,
                           .out = s->ctx,
                           .scale = m->dev ? scaling : 1.0f,
                           .key_mask = kmask};
@@ -247,16 +264,23 @@ static mp_status bart_encode(mp_model *m, const mp_model_batch *b, const mp_forw
   const int64_t B = (int64_t)b->n, T = (int64_t)b->seq, H = c->hidden, N = B * T;
   const int64_t F = c->intermediate > f->dec_ffn ? c->intermediate : f->dec_ffn;
   const int Le = (int)c->layers;
+  /* on a device: the q, k, v projections as one fused GEMM (k and v of cross-attention as one) */
+  const int fused = Le > 0 && f->dec_layers > 0 &&
+                    mp_qkv_fusable(m, &f->enc[0].self.q, &f->enc[0].self.k, &f->enc[0].self.v) &&
+                    mp_qkv_fusable(m, &f->dec[0].self.q, &f->dec[0].self.k, &f->dec[0].self.v) &&
+                    mp_qkv_fusable(m, &f->dec[0].cross.q, &f->dec[0].cross.k, &f->dec[0].cross.v);
   bufs s = {.q = mp_act_alloc(m, (size_t)(N * H)),
-            .k = mp_act_alloc(m, (size_t)(N * H)),
-            .v = mp_act_alloc(m, (size_t)(N * H)),
+            .k = fused ? NULL : mp_act_alloc(m, (size_t)(N * H)),
+            .v = fused ? NULL : mp_act_alloc(m, (size_t)(N * H)),
             .ctx = mp_act_alloc(m, (size_t)(N * H)),
-            .big = mp_act_alloc(m, (size_t)(N * F))};
+            .big = mp_act_alloc(m, (size_t)(N * F)),
+            .qkv = fused ? mp_act_alloc_compute(m, (size_t)(N * 3 * H)) : NULL};
   float *x = mp_act_alloc(m, (size_t)(N * H)), *o = mp_act_alloc(m, (size_t)(N * H));
   float *y = mp_act_alloc(m, (size_t)(N * H));
   float *causal = m->dev ? NULL : mp_act_alloc(m, (size_t)(T * T)); /* a device masks in the attention */
   int32_t *dids = mp_arena_alloc(&m->act, (size_t)N * 4);
-  if (!s.q || !s.k || !s.v || !s.ctx || !s.big || !x || !o || !y || (!m->dev && !causal) || !dids)
+  if (!s.q || (!fused && (!s.k || !s.v)) || (fused && !s.qkv) || !s.ctx || !s.big || !x || !o || !y ||
+      (!m->dev && !causal) || !dids)
     return mp_batch_nomem(b);
   mp_enc_inputs in; /* positions t + 2: BartLearnedPositionalEmbedding's offset */
   MP_TRY(mp_encode_inputs(m, b, MP_POS_INDEX, 2, 0, &in));

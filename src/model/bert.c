@@ -106,13 +106,16 @@ static mp_status bert_encode(mp_model *m, const mp_model_batch *b, const mp_forw
   bert *f = m->fam;
   const mp_model_config *c = &m->cfg;
   const int64_t B = (int64_t)b->n, T = (int64_t)b->seq, H = c->hidden, I = c->intermediate, N = B * T;
+  /* on a device: one fused GEMM for q, k, v into qkv [N, 3H] (then no separate k, v) */
+  const int fused = c->layers > 0 && mp_qkv_fusable(m, &f->layers[0].q, &f->layers[0].k, &f->layers[0].v);
   float *x = mp_act_alloc(m, (size_t)(N * H));
   float *q = mp_act_alloc(m, (size_t)(N * H));
-  float *k = mp_act_alloc(m, (size_t)(N * H));
-  float *v = mp_act_alloc(m, (size_t)(N * H));
+  float *k = fused ? NULL : mp_act_alloc(m, (size_t)(N * H));
+  float *v = fused ? NULL : mp_act_alloc(m, (size_t)(N * H));
+  float *qkv = fused ? mp_act_alloc_compute(m, (size_t)(N * 3 * H)) : NULL;
   float *ctx = mp_act_alloc(m, (size_t)(N * H));
   float *big = mp_act_alloc(m, (size_t)(N * (I > H ? I : H)));
-  if (!x || !q || !k || !v || !ctx || !big) return mp_batch_nomem(b);
+  if (!x || !q || (!fused && (!k || !v)) || (fused && !qkv) || !ctx || !big) return mp_batch_nomem(b);
   /* RoBERTa: create_position_ids_from_input_ids (padding_idx = pad_token_id); else 0..T-1 */
   mp_enc_inputs in;
   MP_TRY(mp_encode_inputs(m, b, c->family == MP_FAMILY_ROBERTA ? MP_POS_FROM_IDS : MP_POS_INDEX,
@@ -137,10 +140,7 @@ static mp_status bert_encode(mp_model *m, const mp_model_batch *b, const mp_forw
                           .key_mask = in.kmask};
   for (int64_t l = 0; l < c->layers; l++) {
     const layer *L = &f->layers[l];
-    aa.q = q;
-    const mp_dense *qkv[3] = {&L->q, &L->k, &L->v};
-    float *const ys[3] = {q, k, v};
-    MP_TRY(mp_dense_run_many(m, x, N, 3, qkv, ys));
+    MP_TRY(mp_qkv_run(m, x, N, &L->q, &L->k, &L->v, qkv, q, k, v, &aa));
     MP_TRY(mp_attention_run(m, &aa));
     mp_post_ln_layer pl = {&L->o, &L->ln_attn, &L->inter, &L->out, &L->ln_out};
     MP_TRY(mp_post_ln_ffn(m, N, ctx, &pl, c->act, c->layer_norm_eps, &x, &q, big));

@@ -241,14 +241,17 @@ static mp_status deberta_encode(mp_model *m, const mp_model_batch *b, const mp_f
   const mp_model_config *c = &m->cfg;
   const int64_t B = (int64_t)b->n, T = (int64_t)b->seq, H = c->hidden, I = c->intermediate, N = B * T;
   const int64_t NH = c->heads, d = H / NH, E = f->emb_size;
+  /* on a device: one fused GEMM for q, k, v into qkv [N, 3H] (then no separate k, v) */
+  const int fused = c->layers > 0 && mp_qkv_fusable(m, &f->layers[0].q, &f->layers[0].k, &f->layers[0].v);
   float *x = mp_act_alloc(m, (size_t)(N * H));
   float *q = mp_act_alloc(m, (size_t)(N * H));
-  float *k = mp_act_alloc(m, (size_t)(N * H));
-  float *v = mp_act_alloc(m, (size_t)(N * H));
+  float *k = fused ? NULL : mp_act_alloc(m, (size_t)(N * H));
+  float *v = fused ? NULL : mp_act_alloc(m, (size_t)(N * H));
+  float *qkv = fused ? mp_act_alloc_compute(m, (size_t)(N * 3 * H)) : NULL;
   float *ctx = mp_act_alloc(m, (size_t)(N * H));
   float *big = mp_act_alloc(m, (size_t)(N * (I > H ? I : H)));
   float *e = mp_act_alloc(m, (size_t)(N * E));
-  if (!x || !q || !k || !v || !ctx || !big || !e) return mp_batch_nomem(b);
+  if (!x || !q || (!fused && (!k || !v)) || (fused && !qkv) || !ctx || !big || !e) return mp_batch_nomem(b);
   mp_enc_inputs in;
   MP_TRY(mp_encode_inputs(m, b, MP_POS_INDEX, 0, MP_ENC_TYPES | (f->has_type ? MP_ENC_CHECK_TYPES : 0), &in));
   uint8_t *kmask = in.kmask;
@@ -317,20 +320,15 @@ static mp_status deberta_encode(mp_model *m, const mp_model_batch *b, const mp_f
 
   for (int64_t l = 0; l < c->layers; l++) {
     const dlayer *L = &f->layers[l];
-    const mp_dense *qkv[3] = {&L->q, &L->k, &L->v};
-    float *const ys[3] = {q, k, v};
-    MP_TRY(mp_dense_run_many(m, x, N, 3, qkv, ys));
     mp_attention_args aa = {.batch = B,
                             .seq_q = T,
                             .seq_k = T,
                             .heads = NH,
                             .head_dim = d,
-                            .q = q,
-                            .k = k,
-                            .v = v,
                             .out = ctx,
                             .scale = f->score_scale,
                             .key_mask = kmask};
+    MP_TRY(mp_qkv_run(m, x, N, &L->q, &L->k, &L->v, qkv, q, k, v, &aa));
     if (!use_rel) {
       MP_TRY(mp_attention_run(m, &aa));
     } else if (m->dev) { /* the c2p / p2c terms inside the fused attention */

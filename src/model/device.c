@@ -128,13 +128,22 @@ mp_status mp_model_device_open(mp_model *m, const mp_device_spec *spec, mp_dtype
   if (!dt && env && *env && mp_device_dtype_parse(env, &dt))
     return mp_err(MP_ERR_INVALID_ARG, "MP_CUDA_DTYPE=%s: use float16, bfloat16 or float32", env);
   if (!dt) dt = MP_F16;
-  mp_status st = mp_cuda_open(spec->index, dt, &m->dev_ctx);
+  void *ctx = NULL;
+  mp_status st = mp_cuda_open(spec->index, dt, &ctx);
   if (st) return mp_err_prefix(st, "--device cuda:%d", spec->index);
-  m->dev = mp_cuda_ops();
+  return mp_model_device_attach(m, mp_cuda_ops(), ctx, dt);
+#endif
+}
+
+mp_status mp_model_device_attach(mp_model *m, const mp_device_ops *ops, void *ctx, mp_dtype dt) {
+  m->dev = ops, m->dev_ctx = ctx;
+  m->dev_esize = dt == MP_F32 ? 4 : 2;
+  /* MP_CUDA_FUSED_QKV=0: the q, k, v projections as three GEMMs (for comparisons) */
+  const char *fuse = getenv("MP_CUDA_FUSED_QKV");
+  m->dev_fuse = !(fuse && !strcmp(fuse, "0"));
   m->dev_cache = calloc(1, sizeof *m->dev_cache);
   if (!m->dev_cache) return mp_err(MP_ERR_NOMEM, "out of memory");
   return MP_OK;
-#endif
 }
 
 void mp_model_device_close(mp_model *m) {
@@ -158,7 +167,7 @@ const char *mp_model_device_name(const mp_model *m) {
 
 /* ---------------------------------------------------------------- weights */
 
-enum { KIND_MATRIX = 1, KIND_VEC_COMPUTE = 2, KIND_VEC_F32 = 3 };
+enum { KIND_MATRIX = 1, KIND_VEC_COMPUTE = 2, KIND_VEC_F32 = 3, KIND_CAT_MATRIX = 4, KIND_CAT_BIAS = 5 };
 
 const void *mp_dev_weight(mp_model *m, const mp_linear_weight *w) {
   const void *d = cache_get(m->dev_cache, w->data, w->out * w->in, KIND_MATRIX);
@@ -193,4 +202,54 @@ const void *mp_dev_vector(mp_model *m, const void *host, mp_dtype dt, int64_t n,
   if (!d) return NULL;
   if (cache_put(m->dev_cache, host, n, kind, d)) return NULL;
   return d;
+}
+
+/* Stacked weights of dense layers that share their input (the fused Q/K/V projection). The key is
+ * d[0]'s weight with the stacked size: a layer is stacked with the same partners every time. */
+const void *mp_dev_weight_cat(mp_model *m, int n, const mp_dense *const *d) {
+  const int64_t out = d[0]->w.out, in = d[0]->w.in, total = (int64_t)n * out * in;
+  const void *r = cache_get(m->dev_cache, d[0]->w.data, total, KIND_CAT_MATRIX);
+  if (r) return r;
+  for (int i = 1; i < n; i++)
+    if (d[i]->w.out != out || d[i]->w.in != in) {
+      mp_err(MP_ERR_INTERNAL, "stacking %s [%lld, %lld] with %s [%lld, %lld]: the shapes differ",
+             d[0]->w.name ? d[0]->w.name : "a weight", (long long)out, (long long)in,
+             d[i]->w.name ? d[i]->w.name : "a weight", (long long)d[i]->w.out, (long long)d[i]->w.in);
+      return NULL;
+    }
+  float *buf = malloc((size_t)total * sizeof *buf);
+  if (!buf) {
+    mp_err(MP_ERR_NOMEM, "out of memory stacking %s for the device", d[0]->w.name ? d[0]->w.name : "a weight");
+    return NULL;
+  }
+  mp_status st = MP_OK;
+  for (int i = 0; !st && i < n; i++) /* each part exactly as mp_dev_weight converts it */
+    st = mp_weight_rows_f32(&d[i]->w, 0, out, buf + (size_t)i * (size_t)(out * in));
+  if (!st) r = m->dev->upload_param(m->dev_ctx, buf, total, 1);
+  free(buf);
+  if (!r) return NULL;
+  if (cache_put(m->dev_cache, d[0]->w.data, total, KIND_CAT_MATRIX, r)) return NULL;
+  return r;
+}
+
+mp_status mp_dev_bias_cat(mp_model *m, int n, const mp_dense *const *d, const void **out) {
+  const int64_t o = d[0]->w.out, total = (int64_t)n * o;
+  int any = 0;
+  for (int i = 0; i < n; i++)
+    any |= d[i]->b != NULL;
+  *out = NULL;
+  if (!any) return MP_OK;
+  if ((*out = cache_get(m->dev_cache, d[0]->w.data, total, KIND_CAT_BIAS))) return MP_OK;
+  float *buf = calloc((size_t)total, sizeof *buf);
+  if (!buf) return mp_err(MP_ERR_NOMEM, "out of memory");
+  mp_status st = MP_OK;
+  for (int i = 0; !st && i < n; i++) /* as mp_dev_vector: f32 on the host, the compute dtype on the device */
+    if (d[i]->b) st = mp_to_f32(d[i]->bdt, d[i]->b, o, buf + (size_t)i * (size_t)o);
+  const void *r = NULL;
+  if (!st && !(r = m->dev->upload_param(m->dev_ctx, buf, total, 1))) st = MP_ERR_NOMEM;
+  free(buf);
+  if (st) return st;
+  MP_TRY(cache_put(m->dev_cache, d[0]->w.data, total, KIND_CAT_BIAS, r));
+  *out = r;
+  return MP_OK;
 }

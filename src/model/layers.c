@@ -14,6 +14,11 @@ float *mp_act_alloc(mp_model *m, size_t n) {
   return mp_arena_alloc_aligned(&m->act, n * sizeof(float), 64);
 }
 
+float *mp_act_alloc_compute(mp_model *m, size_t n) {
+  if (m->dev) return m->dev->alloc(m->dev_ctx, (n * m->dev_esize + sizeof(float) - 1) / sizeof(float));
+  return mp_act_alloc(m, n);
+}
+
 /* ---------------------------------------------------------------- device dispatch */
 
 static mp_status dev_dense(mp_model *m, const float *x, int64_t rows, const mp_dense *d, mp_act act, float *y) {
@@ -205,6 +210,18 @@ mp_status mp_logits_to_host(mp_model *m, const float *x, int64_t n, float *host)
   return m->dev->download(m->dev_ctx, x, (size_t)n, host);
 }
 
+/* The device copy of one of relative attention's index tables (slot 0 cix, 1 pix, 2 bidx): the
+ * families fill them once before the layer loop, so one upload per forward pass serves every
+ * layer (reset with the key mask at the start of the pass). */
+static const int32_t *dev_idx(mp_model *m, int slot, const int32_t *host, size_t bytes) {
+  if (m->dev_idx_h[slot] != host || m->dev_idx_n[slot] != bytes) {
+    const void *d = m->dev->upload_act(m->dev_ctx, host, bytes);
+    if (!d) return NULL;
+    m->dev_idx_h[slot] = host, m->dev_idx_n[slot] = bytes, m->dev_idx_d[slot] = d;
+  }
+  return m->dev_idx_d[slot];
+}
+
 mp_status mp_attention_rel_run(mp_model *m, const mp_attention_args *a, const mp_attn_rel *r) {
   if (!m->dev) return mp_err(MP_ERR_INTERNAL, "relative attention terms are device-only");
   if (a->seq_q != a->seq_k) return mp_err(MP_ERR_INTERNAL, "relative attention needs seq_q == seq_k");
@@ -221,9 +238,9 @@ mp_status mp_attention_rel_run(mp_model *m, const mp_attention_args *a, const mp
     }
     da.pos_lo = lo, da.n_pos = hi - lo + 1;
   }
-  if (r->cix && !(da.cix = m->dev->upload_act(m->dev_ctx, r->cix, nd))) return MP_ERR_NOMEM;
-  if (r->pix && !(da.pix = m->dev->upload_act(m->dev_ctx, r->pix, nd))) return MP_ERR_NOMEM;
-  if (r->bidx && !(da.bidx = m->dev->upload_act(m->dev_ctx, r->bidx, nd))) return MP_ERR_NOMEM;
+  if (r->cix && !(da.cix = dev_idx(m, 0, r->cix, nd))) return MP_ERR_NOMEM;
+  if (r->pix && !(da.pix = dev_idx(m, 1, r->pix, nd))) return MP_ERR_NOMEM;
+  if (r->bidx && !(da.bidx = dev_idx(m, 2, r->bidx, nd))) return MP_ERR_NOMEM;
   return m->dev->attention(m->dev_ctx, &da);
 }
 
@@ -305,6 +322,51 @@ mp_status mp_dense_run_many(mp_model *m, const float *x, int64_t rows, int n, co
   if (all_int) return mp_qlinear_multi(m->pool, x, rows, n, qw, b, bdt, MP_ACT_NONE, y);
   for (int i = 0; i < n; i++)
     MP_TRY(mp_dense_run(m, x, rows, d[i], MP_ACT_NONE, y[i]));
+  return MP_OK;
+}
+
+int mp_dense_fusable(mp_model *m, int n, const mp_dense *const *d) {
+  if (!m->dev || !m->dev_fuse || n < 2 || n > 4) return 0;
+  for (int i = 1; i < n; i++)
+    if (d[i]->w.in != d[0]->w.in || d[i]->w.out != d[0]->w.out) return 0;
+  /* each part starts 16-byte aligned in the fused rows (the tensor-core attention loads 16 bytes) */
+  return d[0]->w.out > 0 && d[0]->w.out % 8 == 0;
+}
+
+mp_status mp_dense_fused_run(mp_model *m, const float *x, int64_t rows, int n, const mp_dense *const *d, float *y,
+                             float **parts) {
+  if (!mp_dense_fusable(m, n, d))
+    return mp_err(MP_ERR_INTERNAL, "%s: %d dense layers cannot run fused here", d[0]->w.name ? d[0]->w.name : "dense",
+                  n);
+  const int64_t out = d[0]->w.out;
+  const void *w = mp_dev_weight_cat(m, n, d), *bias = NULL;
+  if (!w) return MP_ERR_NOMEM;
+  MP_TRY(mp_dev_bias_cat(m, n, d, &bias));
+  MP_TRY(m->dev->dense(m->dev_ctx, x, rows, w, n * out, d[0]->w.in, bias, MP_ACT_NONE, y));
+  for (int i = 0; i < n; i++)
+    parts[i] = (float *)(void *)((char *)y + (size_t)(i * out) * m->dev_esize);
+  return MP_OK;
+}
+
+int mp_qkv_fusable(mp_model *m, const mp_dense *q, const mp_dense *k, const mp_dense *v) {
+  const mp_dense *d[3] = {q, k, v};
+  return mp_dense_fusable(m, v ? 3 : 2, d);
+}
+
+mp_status mp_qkv_run(mp_model *m, const float *x, int64_t rows, const mp_dense *q, const mp_dense *k, const mp_dense *v,
+                     float *qkv, float *yq, float *yk, float *yv, mp_attention_args *a) {
+  const mp_dense *d[3] = {q, k, v};
+  if (qkv) {
+    float *p[3];
+    MP_TRY(mp_dense_fused_run(m, x, rows, 3, d, qkv, p));
+    a->q = p[0], a->k = p[1], a->v = p[2];
+    a->ldq = a->ldk = a->ldv = 3 * q->w.out;
+    return MP_OK;
+  }
+  float *const ys[3] = {yq, yk, yv};
+  MP_TRY(mp_dense_run_many(m, x, rows, 3, d, ys));
+  a->q = yq, a->k = yk, a->v = yv;
+  a->ldq = a->ldk = a->ldv = 0;
   return MP_OK;
 }
 

@@ -11,6 +11,10 @@
 /* Allocates n floats (64-byte aligned) from the activation arena. On a device (model/device.h)
  * this is device memory the family code passes to the helpers below but never reads. */
 float *mp_act_alloc(mp_model *m, size_t n);
+/* Room for n values of the compute dtype: n floats on the CPU; on a device n values of its
+ * compute dtype (half the bytes of mp_act_alloc in fp16/bf16). For buffers that only the device
+ * helpers below read and write (the fused Q/K/V rows). */
+float *mp_act_alloc_compute(mp_model *m, size_t n);
 /* out = LayerNorm(x + residual) (residual may be NULL); out may alias x. */
 void mp_ln_run_cpu(mp_model *m, const float *x, const float *residual, int64_t rows, const mp_lnorm *ln, float eps,
                    float *out);
@@ -73,6 +77,26 @@ mp_status mp_dense_run_chain(mp_model *m, const float *x, int64_t rows, const mp
  * one parallel job when all are on the integer kernels, else one after another. */
 mp_status mp_dense_run_many(mp_model *m, const float *x, int64_t rows, int n, const mp_dense *const *d,
                             float *const *y);
+
+/* Fused projections on a device (docs/cuda.md): n (2..4) dense layers over the same input run as
+ * one GEMM of their stacked weights [n * out, in] (uploaded once) into y [rows, n * out] (room for
+ * rows * n * out compute values: mp_act_alloc_compute). mp_dense_fusable: 1 on a device when
+ * MP_CUDA_FUSED_QKV is not 0 and the layers share in and out, with out a multiple of 8 (every part
+ * 16-byte aligned); 0 on the CPU, which always runs the layers separately. mp_dense_fused_run sets
+ * parts[i] to the first column of layer i in y (row stride n * out values); MP_ERR_INTERNAL when
+ * the layers are not fusable. */
+int mp_dense_fusable(mp_model *m, int n, const mp_dense *const *d);
+mp_status mp_dense_fused_run(mp_model *m, const float *x, int64_t rows, int n, const mp_dense *const *d, float *y,
+                             float **parts);
+/* mp_dense_fusable for the q, k (and v, when not NULL) projections of one attention block. */
+int mp_qkv_fusable(mp_model *m, const mp_dense *q, const mp_dense *k, const mp_dense *v);
+/* The q, k, v projections of x [rows, in] for self-attention, with a->q/k/v and their row strides
+ * set to where they are: with qkv (a device, mp_qkv_fusable; room for rows * 3 out compute
+ * values) one fused GEMM, a->q/k/v at its columns 0, out, 2 out and a->ldq/ldk/ldv = 3 out;
+ * without (qkv NULL: the CPU, or fusion off) the three layers into yq, yk, yv
+ * (mp_dense_run_many) with strides 0. */
+mp_status mp_qkv_run(mp_model *m, const float *x, int64_t rows, const mp_dense *q, const mp_dense *k, const mp_dense *v,
+                     float *qkv, float *yq, float *yk, float *yv, mp_attention_args *a);
 
 /* How an encoder numbers its positions. */
 typedef enum mp_pos_ids {

@@ -227,7 +227,11 @@ static mp_status mobilebert_encode(mp_model *m, const mp_model_batch *b, const m
   float *big = mp_act_alloc(m, (size_t)(N * I));
   float *e = mp_act_alloc(m, (size_t)(N * E));
   float *e3 = mp_act_alloc(m, (size_t)(N * EW));
-  if (!x || !x2 || !li || !sa || !q || !k || !v || !ctx || !a || !big || !e || !e3) return mp_batch_nomem(b);
+  /* on a device: q and k (and v, when it has the same input) as one fused GEMM into qkv */
+  const int fused = c->layers > 0 && mp_qkv_fusable(m, &f->layers[0].q, &f->layers[0].k, NULL);
+  float *qkv = fused ? mp_act_alloc_compute(m, (size_t)(N * 3 * TH)) : NULL;
+  if (!x || !x2 || !li || !sa || !q || !k || !v || !ctx || !a || !big || !e || !e3 || (fused && !qkv))
+    return mp_batch_nomem(b);
   mp_enc_inputs in;
   MP_TRY(mp_encode_inputs(m, b, MP_POS_INDEX, 0, MP_ENC_TYPES, &in));
   uint8_t *kmask = in.kmask;
@@ -275,9 +279,6 @@ static mp_status mobilebert_encode(mp_model *m, const mp_model_batch *b, const m
         qin = sa;
       }
     }
-    MP_TRY(mp_dense_run(m, qin, N, &L->q, MP_ACT_NONE, q));
-    MP_TRY(mp_dense_run(m, qin, N, &L->k, MP_ACT_NONE, k));
-    MP_TRY(mp_dense_run(m, vin, N, &L->v, MP_ACT_NONE, v));
     mp_attention_args aa = {.batch = B,
                             .seq_q = T,
                             .seq_k = T,
@@ -289,6 +290,19 @@ static mp_status mobilebert_encode(mp_model *m, const mp_model_batch *b, const m
                             .out = ctx,
                             .scale = 1.0f / sqrtf((float)d),
                             .key_mask = kmask};
+    if (qkv && qin == vin && mp_qkv_fusable(m, &L->q, &L->k, &L->v)) {
+      MP_TRY(mp_qkv_run(m, qin, N, &L->q, &L->k, &L->v, qkv, q, k, v, &aa));
+    } else if (qkv) { /* the shared key/query bottleneck: q and k as one GEMM, v of the layer input */
+      const mp_dense *qk[2] = {&L->q, &L->k};
+      float *p[2];
+      MP_TRY(mp_dense_fused_run(m, qin, N, 2, qk, qkv, p));
+      MP_TRY(mp_dense_run(m, vin, N, &L->v, MP_ACT_NONE, v));
+      aa.q = p[0], aa.k = p[1], aa.ldq = aa.ldk = 2 * TH;
+    } else {
+      MP_TRY(mp_dense_run(m, qin, N, &L->q, MP_ACT_NONE, q));
+      MP_TRY(mp_dense_run(m, qin, N, &L->k, MP_ACT_NONE, k));
+      MP_TRY(mp_dense_run(m, vin, N, &L->v, MP_ACT_NONE, v));
+    }
     MP_TRY(mp_attention_run(m, &aa));
     MP_TRY(mp_dense_run(m, ctx, N, &L->o, MP_ACT_NONE, a));
     MP_TRY(norm_run(m, &L->attn_norm, a, res, N, TH));

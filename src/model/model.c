@@ -174,6 +174,8 @@ mp_status mp_model_forward(mp_model *m, const mp_model_batch *b, const mp_forwar
   if (m->dev) {
     MP_TRY(m->dev->begin(m->dev_ctx));
     m->dev_kmask_h = m->dev_kmask_d = NULL;
+    for (int i = 0; i < 3; i++)
+      m->dev_idx_h[i] = m->dev_idx_d[i] = NULL, m->dev_idx_n[i] = 0;
   }
   float *x = NULL;
   MP_TRY(m->ops->encode(m, b, out, &x));

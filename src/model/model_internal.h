@@ -72,6 +72,13 @@ struct mp_model {
   mp_dev_cache *dev_cache;    /* host weight -> its device copy (uploaded once, on first use) */
   const uint8_t *dev_kmask_h; /* the key mask uploaded in this forward pass (host, device) */
   const uint8_t *dev_kmask_d;
+  /* the index tables of relative attention (cix, pix, bidx) uploaded in this forward pass: the
+   * same host arrays serve every layer, so they go to the device once (host, bytes, device) */
+  const void *dev_idx_h[3];
+  size_t dev_idx_n[3];
+  const void *dev_idx_d[3];
+  size_t dev_esize; /* bytes per activation value on the device (2: fp16/bf16, 4: f32) */
+  int dev_fuse;     /* fused Q/K/V projections on the device (MP_CUDA_FUSED_QKV=0 turns them off) */
 };
 
 extern const mp_family_ops mp_family_deberta;    /* deberta-v2 (DeBERTa-v2/v3) */
@@ -86,10 +93,21 @@ extern const mp_family_ops mp_family_bert;       /* bert, roberta/xlm-roberta/ca
  * CUDA build, or for a family not yet on the device: MP_ERR_UNSUPPORTED saying so. */
 mp_status mp_model_device_open(mp_model *m, const mp_device_spec *spec, mp_dtype dt);
 void mp_model_device_close(mp_model *m);
+/* Makes m run on backend ops with context ctx (compute dtype dt), which mp_model_device_close
+ * closes: what mp_model_device_open does once the CUDA backend is open (and what a test does with
+ * a backend of its own). */
+mp_status mp_model_device_attach(mp_model *m, const mp_device_ops *ops, void *ctx, mp_dtype dt);
 /* The device copy of a matrix (MLX-quantized: dequantized as mx.dequantize, then the compute
  * dtype) or of a vector (f32 or the compute dtype), uploaded on first use. NULL = error set. */
 const void *mp_dev_weight(mp_model *m, const mp_linear_weight *w);
 const void *mp_dev_vector(mp_model *m, const void *host, mp_dtype dt, int64_t n, int as_compute);
+/* The device copy of n dense layers' weights stacked into one [n * out, in] matrix (the rows of
+ * d[0], then d[1], ...; each as mp_dev_weight converts it), uploaded on first use and cached under
+ * d[0]'s weight and n. The layers must share in and out. NULL = error set. */
+const void *mp_dev_weight_cat(mp_model *m, int n, const mp_dense *const *d);
+/* Their biases stacked into one [n * out] vector in the compute dtype (a layer without a bias
+ * contributes zeros); *out = NULL when none of them has a bias. */
+mp_status mp_dev_bias_cat(mp_model *m, int n, const mp_dense *const *d, const void **out);
 
 /* ---- binding helpers (errors name the tensor and the model folder) */
 const mp_tensor *mp_model_tensor(const mp_model *m, const char *name);

@@ -135,16 +135,20 @@ static mp_status mpnet_encode(mp_model *m, const mp_model_batch *b, const mp_for
   const mp_model_config *c = &m->cfg;
   const int64_t B = (int64_t)b->n, T = (int64_t)b->seq, H = c->hidden, I = c->intermediate, N = B * T;
   const int64_t NH = c->heads, d = H / NH;
+  /* on a device: one fused GEMM for q, k, v into qkv [N, 3H] (then no separate k, v) */
+  const int fused = c->layers > 0 && mp_qkv_fusable(m, &f->layers[0].q, &f->layers[0].k, &f->layers[0].v);
   float *x = mp_act_alloc(m, (size_t)(N * H));
   float *q = mp_act_alloc(m, (size_t)(N * H));
-  float *k = mp_act_alloc(m, (size_t)(N * H));
-  float *v = mp_act_alloc(m, (size_t)(N * H));
+  float *k = fused ? NULL : mp_act_alloc(m, (size_t)(N * H));
+  float *v = fused ? NULL : mp_act_alloc(m, (size_t)(N * H));
+  float *qkv = fused ? mp_act_alloc_compute(m, (size_t)(N * 3 * H)) : NULL;
   float *ctx = mp_act_alloc(m, (size_t)(N * H));
   float *big = mp_act_alloc(m, (size_t)(N * (I > H ? I : H)));
   float *bias = m->dev ? NULL : mp_act_alloc(m, (size_t)(NH * T * T)); /* CPU: the bias as a tensor */
   int32_t *bucket = mp_arena_alloc(&m->act, (size_t)(2 * T - 1) * 4);
   int32_t *bidx = m->dev ? mp_arena_alloc(&m->act, (size_t)(2 * T - 1) * 4) : NULL;
-  if (!x || !q || !k || !v || !ctx || !big || (!m->dev && !bias) || !bucket || (m->dev && !bidx))
+  if (!x || !q || (!fused && (!k || !v)) || (fused && !qkv) || !ctx || !big || (!m->dev && !bias) || !bucket ||
+      (m->dev && !bidx))
     return mp_batch_nomem(b);
   /* create_position_ids_from_input_ids with padding_idx 1 */
   mp_enc_inputs in;
@@ -186,10 +190,7 @@ static mp_status mpnet_encode(mp_model *m, const mp_model_batch *b, const mp_for
                           .bias_stride_q = T};
   for (int64_t l = 0; l < c->layers; l++) {
     const mlayer *L = &f->layers[l];
-    aa.q = q;
-    const mp_dense *qkv[3] = {&L->q, &L->k, &L->v};
-    float *const ys[3] = {q, k, v};
-    MP_TRY(mp_dense_run_many(m, x, N, 3, qkv, ys));
+    MP_TRY(mp_qkv_run(m, x, N, &L->q, &L->k, &L->v, qkv, q, k, v, &aa));
     if (m->dev) {
       mp_attention_args ad = aa;
       ad.bias = NULL;

@@ -1,0 +1,399 @@
+/* The device path of the model families without a GPU: a device backend of this file keeps its
+ * "device" buffers in host memory in f32 and runs every operation of mp_device_ops with plain
+ * loops (or the CPU kernels), and is attached to models opened on the CPU
+ * (mp_model_device_attach). The device-side logic of the families then runs as on CUDA: the fused
+ * Q/K/V projection (stacked weights, column offsets, row strides 3H in the attention), the
+ * separate projections of MP_CUDA_FUSED_QKV=0, the per-pass index uploads. Embeddings and logits
+ * must match the CPU path to float rounding, and the fused GEMM must really have run. (The CUDA
+ * kernels themselves are checked on a GPU by tests/gpu/run.sh.) */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/error.h"
+#include "model/model.h"
+#include "model/model_internal.h"
+#include "testlib.h"
+
+#define MINILM "sentence-transformers/all-MiniLM-L6-v2"
+
+/* ---------------------------------------------------------------- the host backend */
+
+typedef struct host_dev {
+  void **acts, **params;
+  size_t n_acts, n_params;
+  int64_t hidden;
+  long dense_calls, fused3, fused2; /* GEMMs, of which [3H, H] / [2H, H] stacked */
+} host_dev;
+
+static void *keep(void ***list, size_t *n, void *p) {
+  if (!p) return NULL;
+  void **l = realloc(*list, (*n + 1) * sizeof *l);
+  if (!l) {
+    free(p);
+    return NULL;
+  }
+  *list = l, l[(*n)++] = p;
+  return p;
+}
+
+static void hd_close(void *p) {
+  host_dev *c = p;
+  for (size_t i = 0; i < c->n_acts; i++)
+    free(c->acts[i]);
+  for (size_t i = 0; i < c->n_params; i++)
+    free(c->params[i]);
+  free(c->acts), free(c->params), free(c);
+}
+static const char *hd_describe(void *p) {
+  (void)p;
+  return "host test device, float32";
+}
+static mp_status hd_begin(void *p) {
+  host_dev *c = p;
+  for (size_t i = 0; i < c->n_acts; i++)
+    free(c->acts[i]);
+  c->n_acts = 0;
+  return MP_OK;
+}
+static void *hd_alloc(void *p, size_t n) {
+  host_dev *c = p;
+  return keep(&c->acts, &c->n_acts, calloc(n ? n : 1, sizeof(float)));
+}
+static void *hd_upload_act(void *p, const void *host, size_t bytes) {
+  host_dev *c = p;
+  void *d = keep(&c->acts, &c->n_acts, malloc(bytes ? bytes : 1));
+  if (d) memcpy(d, host, bytes);
+  return d;
+}
+static void *hd_upload_param(void *p, const float *host, int64_t n, int as_compute) {
+  (void)as_compute; /* f32 either way */
+  host_dev *c = p;
+  void *d = keep(&c->params, &c->n_params, malloc((size_t)n * sizeof(float)));
+  if (d) memcpy(d, host, (size_t)n * sizeof(float));
+  return d;
+}
+static mp_status hd_dense(void *p, const void *x, int64_t rows, const void *w, int64_t out, int64_t in,
+                          const void *bias, mp_act act, void *y) {
+  host_dev *c = p;
+  c->dense_calls++;
+  if (out == 3 * c->hidden && in == c->hidden) c->fused3++;
+  if (out == 2 * c->hidden && in == c->hidden) c->fused2++;
+  mp_linear_weight lw = {.name = "host device weight", .out = out, .in = in, .dtype = MP_F32, .data = w};
+  return mp_linear_act(NULL, x, rows, &lw, bias, MP_F32, act, y);
+}
+static mp_status hd_layernorm(void *p, const void *x, const void *res, int64_t rows, int64_t dim, const void *g,
+                              const void *b, float eps, void *out) {
+  (void)p;
+  mp_layernorm(NULL, x, res, rows, dim, g, b, eps, out);
+  return MP_OK;
+}
+static mp_status hd_embed(void *p, int n, const void *const *tables, const int32_t *const *ids, int64_t rows,
+                          int64_t dim, float scale0, const void *g, const void *b, float eps, void *out) {
+  (void)p;
+  float *o = out;
+  for (int64_t r = 0; r < rows; r++)
+    for (int64_t d = 0; d < dim; d++) {
+      float s = ((const float *)tables[0])[(int64_t)ids[0][r] * dim + d] * scale0;
+      for (int t = 1; t < n; t++)
+        s += ((const float *)tables[t])[(int64_t)ids[t][r] * dim + d];
+      o[r * dim + d] = s;
+    }
+  if (g) mp_layernorm(NULL, o, NULL, rows, dim, g, b, eps, o);
+  return MP_OK;
+}
+/* every term of mp_dev_attention, one score at a time */
+static mp_status hd_attention(void *p, const mp_dev_attention *a) {
+  (void)p;
+  const int64_t D = a->head_dim, HD = a->heads * D;
+  const int64_t ldq = a->ldq ? a->ldq : HD, ldk = a->ldk ? a->ldk : HD, ldv = a->ldv ? a->ldv : HD;
+  const int64_t ldo = a->ldo ? a->ldo : HD, ldp = a->ldp ? a->ldp : HD;
+  const float *Q = a->q, *K = a->k, *V = a->v, *PK = a->pos_k, *PQ = a->pos_q;
+  float *s = malloc((size_t)a->seq_k * sizeof *s);
+  if (!s) return mp_err(MP_ERR_NOMEM, "out of memory");
+  for (int64_t b = 0; b < a->batch; b++)
+    for (int64_t h = 0; h < a->heads; h++)
+      for (int64_t i = 0; i < a->seq_q; i++) {
+        const float *q = Q + (b * a->seq_q + i) * ldq + h * D;
+        float mx = -INFINITY;
+        for (int64_t j = 0; j < a->seq_k; j++) {
+          const float *k = K + (b * a->seq_k + j) * ldk + h * D;
+          const int64_t dd = i - j + a->seq_k - 1;
+          int ok = (!a->key_mask || a->key_mask[b * a->seq_k + j]) && (!a->causal || j <= i) &&
+                   (a->window <= 0 || (i - j <= a->window && j - i <= a->window));
+          float v = 0;
+          for (int64_t d = 0; d < D; d++)
+            v += q[d] * k[d];
+          v *= a->scale;
+          if (PK && a->cix)
+            for (int64_t d = 0; d < D; d++)
+              v += a->scale * q[d] * PK[(int64_t)a->cix[dd] * ldp + h * D + d];
+          if (PQ && a->pix)
+            for (int64_t d = 0; d < D; d++)
+              v += a->scale * k[d] * PQ[(int64_t)a->pix[dd] * ldp + h * D + d];
+          if (a->bias_tab) v += a->bias_tab[(int64_t)a->bidx[dd] * a->heads + h];
+          s[j] = ok ? v : -INFINITY;
+          mx = s[j] > mx ? s[j] : mx;
+        }
+        float sum = 0;
+        for (int64_t j = 0; j < a->seq_k; j++) {
+          s[j] = mx == -INFINITY ? 0.0f : expf(s[j] - mx);
+          sum += s[j];
+        }
+        float *o = (float *)a->out + (b * a->seq_q + i) * ldo + h * D;
+        for (int64_t d = 0; d < D; d++) {
+          float acc = 0;
+          for (int64_t j = 0; j < a->seq_k; j++)
+            acc += s[j] * V[(b * a->seq_k + j) * ldv + h * D + d];
+          o[d] = sum > 0 ? acc / sum : 0.0f;
+        }
+      }
+  free(s);
+  return MP_OK;
+}
+static mp_status hd_gather_rows(void *p, const void *x, int64_t n, int64_t stride, int64_t dim, void *out) {
+  (void)p;
+  for (int64_t r = 0; r < n; r++)
+    memcpy((float *)out + r * dim, (const float *)x + r * stride * dim, (size_t)dim * sizeof(float));
+  return MP_OK;
+}
+static mp_status hd_pool(void *p, const void *x, int64_t batch, int64_t seq, int64_t dim, const int32_t *mask,
+                         int pooling, int normalize, float *out) {
+  (void)p;
+  for (int64_t r = 0; r < batch; r++) {
+    const float *xr = (const float *)x + r * seq * dim;
+    float *e = out + r * dim, cnt = 0;
+    for (int64_t t = 0; t < seq; t++)
+      cnt += !mask || mask[r * seq + t];
+    for (int64_t d = 0; d < dim; d++) {
+      float v = pooling == 3 ? -INFINITY : 0.0f;
+      for (int64_t t = 0; t < seq && pooling != 1; t++)
+        if (!mask || mask[r * seq + t]) v = pooling == 3 ? fmaxf(v, xr[t * dim + d]) : v + xr[t * dim + d];
+      if (pooling == 1) v = xr[d];
+      if (pooling == 2 || pooling == 4) v /= pooling == 4 ? sqrtf(fmaxf(cnt, 1e-9f)) : fmaxf(cnt, 1e-9f);
+      e[d] = v;
+    }
+    if (normalize) {
+      float n2 = 0;
+      for (int64_t d = 0; d < dim; d++)
+        n2 += e[d] * e[d];
+      float nrm = fmaxf(sqrtf(n2), 1e-12f);
+      for (int64_t d = 0; d < dim; d++)
+        e[d] /= nrm;
+    }
+  }
+  return MP_OK;
+}
+static mp_status hd_gather_idx(void *p, const void *x, int64_t n, const int32_t *idx, int64_t dim, void *out) {
+  (void)p;
+  for (int64_t r = 0; r < n; r++) {
+    if (idx[r] < 0)
+      memset((float *)out + r * dim, 0, (size_t)dim * sizeof(float));
+    else
+      memcpy((float *)out + r * dim, (const float *)x + (int64_t)idx[r] * dim, (size_t)dim * sizeof(float));
+  }
+  return MP_OK;
+}
+static mp_status hd_zero_rows(void *p, void *x, int64_t rows, int64_t dim, const uint8_t *keep_row) {
+  (void)p;
+  for (int64_t r = 0; r < rows; r++)
+    if (!keep_row[r]) memset((float *)x + r * dim, 0, (size_t)dim * sizeof(float));
+  return MP_OK;
+}
+static mp_status hd_download(void *p, const void *x, size_t n, float *host) {
+  (void)p;
+  memcpy(host, x, n * sizeof(float));
+  return MP_OK;
+}
+static mp_status hd_rope_split(void *p, const void *qkv, int64_t rows, int64_t seq, int64_t hidden, int64_t d,
+                               const float *cs, void *q, void *k, void *v) {
+  (void)p, (void)qkv, (void)rows, (void)seq, (void)hidden, (void)d, (void)cs, (void)q, (void)k, (void)v;
+  return mp_err(MP_ERR_UNSUPPORTED, "host test device: no rotary embeddings");
+}
+static mp_status hd_binary(void *p, void *x, const void *y, int64_t n, int op) {
+  (void)p;
+  float *a = x;
+  const float *b = y;
+  for (int64_t i = 0; i < n; i++)
+    a[i] = op ? a[i] * b[i] : a[i] + b[i];
+  return MP_OK;
+}
+static mp_status hd_mean_rows(void *p, const void *x, int64_t batch, int64_t seq, int64_t dim, const int32_t *mask,
+                              void *out) {
+  (void)p, (void)x, (void)batch, (void)seq, (void)dim, (void)mask, (void)out;
+  return mp_err(MP_ERR_UNSUPPORTED, "host test device: no mean rows");
+}
+static size_t hd_peak(void *p) {
+  (void)p;
+  return 0;
+}
+static mp_status hd_affine(void *p, const void *x, const void *res, int64_t rows, int64_t dim, const void *g,
+                           const void *b, void *out) {
+  (void)p;
+  const float *xf = x, *rf = res, *gf = g, *bf = b;
+  float *o = out;
+  for (int64_t i = 0; i < rows * dim; i++) {
+    float v = rf ? xf[i] + rf[i] : xf[i];
+    float pr = v * gf[i % dim];
+    o[i] = pr + (bf ? bf[i % dim] : 0.0f);
+  }
+  return MP_OK;
+}
+
+static const mp_device_ops host_ops = {.name = "host",
+                                       .close = hd_close,
+                                       .describe = hd_describe,
+                                       .begin = hd_begin,
+                                       .alloc = hd_alloc,
+                                       .upload_act = hd_upload_act,
+                                       .upload_param = hd_upload_param,
+                                       .dense = hd_dense,
+                                       .layernorm = hd_layernorm,
+                                       .embed_sum_ln = hd_embed,
+                                       .attention = hd_attention,
+                                       .gather_rows = hd_gather_rows,
+                                       .pool = hd_pool,
+                                       .gather_idx = hd_gather_idx,
+                                       .zero_rows = hd_zero_rows,
+                                       .download = hd_download,
+                                       .rope_split = hd_rope_split,
+                                       .binary = hd_binary,
+                                       .mean_rows = hd_mean_rows,
+                                       .peak_bytes = hd_peak,
+                                       .affine = hd_affine};
+
+/* ---------------------------------------------------------------- the checks */
+
+static const char *g_a[] = {"A man is playing a guitar on the street.", "The weather is lovely today", "Three dogs run",
+                            "an unusually long sentence about nothing much at all, with commas"};
+static const char *g_b[] = {"Someone plays music.", "It is raining heavily", "Animals are moving", "a short one"};
+#define N_IN 4
+
+static double max_diff(const float *x, const float *y, size_t n) {
+  double w = 0;
+  for (size_t i = 0; i < n; i++)
+    w = fmax(w, fabs((double)x[i] - y[i]));
+  return w;
+}
+
+/* out = embeddings ([N_IN, hidden]) or logits ([N_IN, num_labels]) of the model as it runs now */
+static mp_status run(mp_model *m, int logits, float *out) {
+  mp_run_options ro;
+  mp_run_options_init(&ro);
+  if (logits) return mp_model_classify(m, N_IN, g_a, g_b, &ro, out, NULL);
+  return mp_model_embed(m, N_IN, g_a, &ro, out, NULL);
+}
+
+/* CPU, then the host device with fused Q/K/V, then with MP_CUDA_FUSED_QKV=0. tol is relative to
+ * the largest |value| of the CPU output (at least 1). stacked: the [3H, H] GEMMs a pass must run
+ * fused (-1: only fewer GEMMs than unfused, for families with other shapes). */
+static void check_model(const char *ref, int logits, double tol, long stacked) {
+  mp_model *m = NULL;
+  mp_model_options mo;
+  memset(&mo, 0, sizeof mo);
+  mo.threads = 1;
+  mp_status s = mp_model_open(ref, &mo, &m);
+  CHECKF(s == MP_OK, "%s: %s", ref, mp_last_error());
+  if (s) return;
+  const int64_t H = m->cfg.hidden, L = m->cfg.layers;
+  const size_t n = (size_t)N_IN * (size_t)(logits ? m->cfg.num_labels : H);
+  float *cpu = calloc(n, 4), *dev = calloc(n, 4);
+  REQUIRE(cpu && dev);
+  CHECK_OK(run(m, logits, cpu));
+  double scale = 1;
+  for (size_t i = 0; i < n; i++)
+    scale = fmax(scale, fabs((double)cpu[i]));
+  tol *= scale;
+  host_dev *c = calloc(1, sizeof *c);
+  REQUIRE(c);
+  c->hidden = H;
+  CHECK_OK(mp_model_device_attach(m, &host_ops, c, MP_F32));
+  long calls_fused = 0;
+  for (int fuse = 1; fuse >= 0; fuse--) {
+    m->dev_fuse = fuse;
+    c->dense_calls = c->fused3 = c->fused2 = 0;
+    memset(dev, 0, n * 4);
+    s = run(m, logits, dev);
+    CHECKF(s == MP_OK, "%s on the host device (fused %d): %s", ref, fuse, mp_last_error());
+    double d = max_diff(cpu, dev, n);
+    CHECKF(d <= tol, "%s: the device path (fused %d) differs from the CPU by %g (> %g)", ref, fuse, d, tol);
+    /* one stacked [3H, H] GEMM per layer and forward pass (the texts go in one batch), none unfused */
+    if (stacked >= 0)
+      CHECKF(fuse ? c->fused3 == stacked : c->fused3 == 0, "%s (fused %d): %ld stacked q/k/v GEMMs for %lld layers",
+             ref, fuse, c->fused3, (long long)L);
+    if (fuse)
+      calls_fused = c->dense_calls;
+    else
+      CHECKF(calls_fused < c->dense_calls, "%s: %ld GEMMs fused, %ld unfused", ref, calls_fused, c->dense_calls);
+    fprintf(stderr, "%s, fused %d: max |device - cpu| %g, %ld GEMMs (%ld stacked q/k/v)\n", ref, fuse, d,
+            c->dense_calls, c->fused3);
+  }
+  free(cpu), free(dev);
+  mp_model_close(m);
+}
+
+static char g_nli[4200], g_mpnet[4200];
+
+static void test_bert_embed(void) { check_model(MINILM, 0, 1e-5, 6); }
+static void test_bert_classify(void) { check_model(g_nli, 1, 1e-4, 6); }
+static void test_mpnet_embed(void) { check_model(g_mpnet, 0, 1e-5, 12); }
+
+/* MP_TEST_DEVICE_FIXTURES=DIR: the random-weight twins of tools/make_model_fixtures.py in DIR
+ * (DIR/<name>-st) as well, every family with separate q/k/v (run by hand; the twins need torch) */
+static void test_fixtures(void) {
+  const char *dir = getenv("MP_TEST_DEVICE_FIXTURES");
+  if (!dir || !*dir) {
+    fprintf(stderr, "MP_TEST_DEVICE_FIXTURES not set: the random-weight twins are not checked\n");
+    return;
+  }
+  static const char *const names[] = {"roberta-cls",    "distilbert-cls",     "mpnet-cls",
+                                      "deberta-wp-cls", "deberta-bin-wp-cls", "bart-cls",
+                                      "mobilebert-cls", "mobilebert-var-cls", "mobilebert-nobn-cls"};
+  for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
+    char p[4200];
+    snprintf(p, sizeof p, "%s/%s-st", dir, names[i]);
+    check_model(p, 1, 1e-4, -1);
+  }
+}
+
+/* the stacked weight is keyed by the first part and cached: a second pass uploads nothing */
+static void test_upload_once(void) {
+  mp_model *m = NULL;
+  mp_model_options mo;
+  memset(&mo, 0, sizeof mo);
+  mo.threads = 1;
+  mp_status s = mp_model_open(MINILM, &mo, &m);
+  CHECKF(s == MP_OK, "%s", mp_last_error());
+  if (s) return;
+  host_dev *c = calloc(1, sizeof *c);
+  REQUIRE(c);
+  c->hidden = m->cfg.hidden;
+  CHECK_OK(mp_model_device_attach(m, &host_ops, c, MP_F32));
+  m->dev_fuse = 1;
+  float *e = calloc((size_t)N_IN * (size_t)m->cfg.hidden, 4);
+  REQUIRE(e);
+  CHECK_OK(run(m, 0, e));
+  size_t params = c->n_params;
+  CHECK_OK(run(m, 0, e));
+  CHECKF(c->n_params == params, "the second pass uploaded %zu more parameters", c->n_params - params);
+  /* the separate q, k, v weights were never uploaded: per layer the stacked weight and bias, o,
+   * intermediate, output (weight + bias each) and two LayerNorms (g + b) = 12; embeddings: 3
+   * tables + LayerNorm g, b = 5 */
+  CHECKF(params == (size_t)(12 * m->cfg.layers + 5), "%zu parameters uploaded for %lld layers", params,
+         (long long)m->cfg.layers);
+  free(e);
+  mp_model_close(m);
+}
+
+int main(void) {
+  const char *cache = mp_test_use_cache();
+  snprintf(g_nli, sizeof g_nli, "%s/models/nli-minilm-l6-snli", cache);
+  snprintf(g_mpnet, sizeof g_mpnet, "%s/models/all-mpnet-base-v2", cache);
+  RUN(test_bert_embed);
+  RUN(test_bert_classify);
+  RUN(test_mpnet_embed);
+  RUN(test_upload_once);
+  RUN(test_fixtures);
+  return mp_test_done();
+}
