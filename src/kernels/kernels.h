@@ -156,11 +156,12 @@ mp_status mp_linear(mp_pool *pool, const float *x, int64_t rows, const mp_linear
  *   y[r][o] = bias[o] + sum_g ( s[o][g] * d[r][g] * isum + b[o][g] * xs[r][g]
  *                               + s[o][g] * (sum_{i in g} q[o][i]) * z[r][g] )        (g: blocks)
  * with isum = sum_{i in g} xq[r][i] * q[o][i] exact and xs = d * sum(xq) + n z (n: the block size), accumulated from
- * acc = bias per block in that order with fma. Integer sums are exact, so every path (scalar
- * reference, AVX2, AVX-512 VNNI and AMX, NEON) gives bit-identical results, whatever the thread
- * count or the other rows of the batch. This approximates the MLX ("faithful") semantics of
- * mp_linear_act: the error is that of the 8-bit activation rounding (at most 1/254 of each block's
- * range per input). */
+ * acc = bias with fma, per block in that order, or, where a weight group spans two or more blocks,
+ * per pair of blocks a, b of one group: t = isum_a * d_a, t = fma(isum_b, d_b, t), then
+ * acc += s * t, b * (xs_a + xs_b), sq_a * z_a, sq_b * z_b (kernels_internal.h). Integer sums are exact, so every path
+ * (scalar reference, AVX2, AVX-512 VNNI and AMX, NEON) gives bit-identical results, whatever the thread count or the
+ * other rows of the batch. This approximates the MLX ("faithful") semantics of mp_linear_act: the error is that of the
+ * 8-bit activation rounding (at most 1/254 of each block's range per input). */
 #define MP_QNR 32 /* outputs per packed panel */
 typedef struct mp_qweight mp_qweight;
 

@@ -74,13 +74,19 @@ void mp_decode_row_scalar(const mp_linear_weight *w, int64_t o, int64_t k0, int6
 float mp_act_scalar(mp_act act, float x);
 
 /* ---- integer kernels (qlinear.c): one micro-kernel call computes mr <= MP_QMR_MAX rows x
- * MP_QNR outputs of one packed panel: acc = bias[j] (or 0), then for each group in order
- * acc = fma(float(isum), s*d, acc), acc = fma(b, xs, acc), acc = fma(sq, z, acc); y[r*ldy + j] = acc
- * (kernels.h). */
+ * MP_QNR outputs of one packed panel: acc = bias[j] (or 0), then in block order (s, b the
+ * block's weight scale and bias, sq = s * the block's code sum; d, xs, z the row's block values)
+ *   pair == 0 (each block its own weight group), per block:
+ *     acc = fma(float(isum), s*d, acc), acc = fma(b, xs, acc), acc = fma(sq, z, acc)
+ *   pair == 1 (blocks 2j and 2j+1 share one weight group: s, b equal), per pair a, b:
+ *     t = float(isum_a) * d_a, t = fma(float(isum_b), d_b, t), acc = fma(s, t, acc),
+ *     acc = fma(b, xs_a + xs_b, acc), acc = fma(sq_a, z_a, acc), acc = fma(sq_b, z_b, acc)
+ * then y[r*ldy + j] = acc (kernels.h). */
 #define MP_QMR_MAX 16
 typedef struct mp_qukr_args {
   int64_t K;
   int gsize, bits, mr;
+  int pair;         /* blocks come in pairs of one weight group (an even number of blocks; above) */
   const int8_t *xq; /* [mr][ldx] quantized activations */
   int64_t ldx;
   const float *d, *xs, *z; /* [mr][ldg] per-block activation scale, d*sum(xq) + z*block, zero point */

@@ -21,6 +21,7 @@ struct mp_qweight {
   char name[128];
   int64_t out, in, groups, npan;
   int bits, gsize;
+  int pair;       /* weight groups of 2 or more blocks: the per-pair epilogue (kernels_internal.h) */
   uint8_t *codes; /* [npan][in/4][MP_QNR][4] */
   float *sb;      /* [npan][groups][3][MP_QNR]: scales, biases, scale * sum of the block's codes */
   size_t bytes;
@@ -54,6 +55,7 @@ mp_status mp_qweight_pack(const mp_linear_weight *w, mp_qweight **out) {
   q->gsize = w->group_size > MP_QBLOCK && w->group_size % MP_QBLOCK == 0 ? MP_QBLOCK : w->group_size;
   q->groups = w->in / q->gsize;
   const int64_t wgroups = w->in / w->group_size, split = w->group_size / q->gsize;
+  q->pair = split >= 2 && split % 2 == 0;
   q->npan = (w->out + MP_QNR - 1) / MP_QNR;
   size_t ncodes = (size_t)q->npan * MP_QNR * (size_t)w->in;
   size_t nsb = (size_t)q->npan * (size_t)q->groups * 3 * MP_QNR;
@@ -157,14 +159,26 @@ void mp_qukr_scalar(const mp_qukr_args *a) {
     const int8_t *x = a->xq + r * a->ldx;
     for (int j = 0; j < MP_QNR; j++) {
       float acc = a->bias ? a->bias[j] : 0.0f;
+      float t = 0.0f;
       for (int64_t g = 0; g < G; g++) {
         int32_t is = 0;
         for (int64_t k = g * a->gsize; k < (g + 1) * a->gsize; k++)
           is += (int32_t)x[k] * (int32_t)a->w[(k / 4) * (MP_QNR * 4) + j * 4 + (k % 4)];
         const float *sb = a->sb + g * 3 * MP_QNR;
-        acc = fmaf((float)is, sb[j] * a->d[r * a->ldg + g], acc);
-        acc = fmaf(sb[MP_QNR + j], a->xs[r * a->ldg + g], acc);
-        acc = fmaf(sb[2 * MP_QNR + j], a->z[r * a->ldg + g], acc);
+        const int64_t o = r * a->ldg + g;
+        if (!a->pair) {
+          acc = fmaf((float)is, sb[j] * a->d[o], acc);
+          acc = fmaf(sb[MP_QNR + j], a->xs[o], acc);
+          acc = fmaf(sb[2 * MP_QNR + j], a->z[o], acc);
+        } else if (!(g & 1)) {
+          t = (float)is * a->d[o];
+        } else {
+          t = fmaf((float)is, a->d[o], t);
+          acc = fmaf(sb[j], t, acc);
+          acc = fmaf(sb[MP_QNR + j], a->xs[o - 1] + a->xs[o], acc);
+          acc = fmaf(sb[-MP_QNR + j], a->z[o - 1], acc); /* the first block's s * code sum */
+          acc = fmaf(sb[2 * MP_QNR + j], a->z[o], acc);
+        }
       }
       a->y[r * a->ldy + j] = acc;
     }
@@ -268,6 +282,7 @@ static void gemm_task(void *vc, int64_t task, int thread) {
     mp_qukr_args a = {.K = c->K,
                       .gsize = w->gsize,
                       .bits = w->bits,
+                      .pair = w->pair,
                       .ldx = c->K,
                       .ldg = c->G,
                       .w = w->codes + (size_t)p * MP_QNR * c->K,

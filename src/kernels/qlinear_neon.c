@@ -4,8 +4,8 @@
  * unsigned (0..2^bits-1): codes below 128 (2..6 bits) are used as they are; 8-bit codes are
  * recentred to q-128 (an XOR with 0x80) and 128*sum(xq) is added back to the block's integer
  * sum. Integer sums are exact, and the float epilogue is the scalar reference's operations in
- * its order (fma(float(isum), s*d, acc), fma(b, xs, acc), fma(s*sum q, z, acc)), so both are
- * bit-identical to the scalar kernel. Activation quantization uses the scalar reference. */
+ * its order (per block or per pair of blocks, kernels_internal.h), so both are bit-identical to
+ * the scalar kernel. Activation quantization uses the scalar reference. */
 #include "kernels/kernels_internal.h"
 
 #if defined(__aarch64__) && (defined(__GNUC__) || defined(__clang__))
@@ -35,11 +35,32 @@ static inline int8x16_t bcast4(const int8_t *p) { /* 4 activation bytes in every
   return vreinterpretq_s8_s32(vdupq_n_s32(v));
 }
 
-/* Float epilogue of one block for one row: f[v] (4 outputs each) from the 8 integer sums. */
-static inline void epilogue(const mp_qukr_args *a, int r, int64_t g, const int32x4_t *is, float *f) {
+/* Float epilogue of one block for one row: f[v] (4 outputs each) from the 8 integer sums; with
+ * pairs of blocks (a->pair) the first block leaves float(isum) * d in t and the second runs the
+ * pair's epilogue (kernels_internal.h). */
+static inline void epilogue(const mp_qukr_args *a, int r, int64_t g, const int32x4_t *is, float *f, float *t) {
   const float *sb = a->sb + g * 3 * MP_QNR;
   const int64_t o = r * a->ldg + g;
-  const float32x4_t dr = vdupq_n_f32(a->d[o]), xr = vdupq_n_f32(a->xs[o]), zr = vdupq_n_f32(a->z[o]);
+  const float32x4_t dr = vdupq_n_f32(a->d[o]);
+  if (a->pair && !(g & 1)) {
+    for (int v = 0; v < MP_QNR / 4; v++)
+      vst1q_f32(t + 4 * v, vmulq_f32(vcvtq_f32_s32(is[v]), dr));
+    return;
+  }
+  if (a->pair) {
+    const float32x4_t xr = vdupq_n_f32(a->xs[o - 1] + a->xs[o]), za = vdupq_n_f32(a->z[o - 1]);
+    const float32x4_t zb = vdupq_n_f32(a->z[o]);
+    for (int v = 0; v < MP_QNR / 4; v++) {
+      const float32x4_t tv = vfmaq_f32(vld1q_f32(t + 4 * v), vcvtq_f32_s32(is[v]), dr);
+      float32x4_t acc = vfmaq_f32(vld1q_f32(f + 4 * v), vld1q_f32(sb + 4 * v), tv);
+      acc = vfmaq_f32(acc, vld1q_f32(sb + MP_QNR + 4 * v), xr);
+      acc = vfmaq_f32(acc, vld1q_f32(sb - MP_QNR + 4 * v), za);
+      acc = vfmaq_f32(acc, vld1q_f32(sb + 2 * MP_QNR + 4 * v), zb);
+      vst1q_f32(f + 4 * v, acc);
+    }
+    return;
+  }
+  const float32x4_t xr = vdupq_n_f32(a->xs[o]), zr = vdupq_n_f32(a->z[o]);
   for (int v = 0; v < MP_QNR / 4; v++) {
     float32x4_t acc = vld1q_f32(f + 4 * v);
     acc = vfmaq_f32(acc, vcvtq_f32_s32(is[v]), vmulq_f32(vld1q_f32(sb + 4 * v), dr));
@@ -54,7 +75,7 @@ static inline void epilogue(const mp_qukr_args *a, int r, int64_t g, const int32
 #define QKERNEL_FRAME(...)                                                                                             \
   const int64_t G = a->K / a->gsize;                                                                                   \
   const int qs = a->gsize / 4, b8 = a->bits == 8, mr = a->mr;                                                          \
-  float acc[QMR][MP_QNR] __attribute__((aligned(16)));                                                                 \
+  float acc[QMR][MP_QNR] __attribute__((aligned(16))), tt[QMR][MP_QNR] __attribute__((aligned(16)));                   \
   for (int r = 0; r < mr; r++)                                                                                         \
     for (int j = 0; j < MP_QNR; j++)                                                                                   \
       acc[r][j] = a->bias ? a->bias[j] : 0.0f;                                                                         \
@@ -69,7 +90,7 @@ static inline void epilogue(const mp_qukr_args *a, int r, int64_t g, const int32
         for (int v = 0; v < MP_QNR / 4; v++)                                                                           \
           is[v] = vaddq_s32(is[v], c);                                                                                 \
       }                                                                                                                \
-      epilogue(a, r, g, is, acc[r]);                                                                                   \
+      epilogue(a, r, g, is, acc[r], tt[r]);                                                                            \
     }                                                                                                                  \
   }                                                                                                                    \
   for (int r = 0; r < mr; r++)                                                                                         \

@@ -39,7 +39,7 @@ T2 static void qukr_avx2(const mp_qukr_args *a) {
   const __m256i ones = _mm256_set1_epi16(1), flip = _mm256_set1_epi8((char)0x80);
   for (int r = 0; r < a->mr; r++) {
     const int8_t *x = a->xq + r * a->ldx;
-    __m256 f0 = _mm256_setzero_ps(), f1 = f0, f2 = f0, f3 = f0;
+    __m256 f0 = _mm256_setzero_ps(), f1 = f0, f2 = f0, f3 = f0, t0 = f0, t1 = f0, t2 = f0, t3 = f0;
     if (a->bias) {
       f0 = _mm256_loadu_ps(a->bias);
       f1 = _mm256_loadu_ps(a->bias + 8);
@@ -81,17 +81,39 @@ T2 static void qukr_avx2(const mp_qukr_args *a) {
         i3 = _mm256_add_epi32(i3, c);
       }
       const float *sb = a->sb + g * 3 * MP_QNR;
-      __m256 dr = _mm256_set1_ps(a->d[r * a->ldg + g]), xr = _mm256_set1_ps(a->xs[r * a->ldg + g]);
-      __m256 zr = _mm256_set1_ps(a->z[r * a->ldg + g]);
+      const int64_t o = r * a->ldg + g;
+      __m256 dr = _mm256_set1_ps(a->d[o]);
+      if (!a->pair) {
+        __m256 xr = _mm256_set1_ps(a->xs[o]), zr = _mm256_set1_ps(a->z[o]);
 #define EPI(fv, iv, j)                                                                                                 \
   fv = _mm256_fmadd_ps(_mm256_cvtepi32_ps(iv), _mm256_mul_ps(_mm256_loadu_ps(sb + (j)), dr), fv);                      \
   fv = _mm256_fmadd_ps(_mm256_loadu_ps(sb + MP_QNR + (j)), xr, fv);                                                    \
   fv = _mm256_fmadd_ps(_mm256_loadu_ps(sb + 2 * MP_QNR + (j)), zr, fv)
-      EPI(f0, i0, 0);
-      EPI(f1, i1, 8);
-      EPI(f2, i2, 16);
-      EPI(f3, i3, 24);
+        EPI(f0, i0, 0);
+        EPI(f1, i1, 8);
+        EPI(f2, i2, 16);
+        EPI(f3, i3, 24);
 #undef EPI
+      } else if (!(g & 1)) { /* the pair's first block: t = float(isum) * d */
+        t0 = _mm256_mul_ps(_mm256_cvtepi32_ps(i0), dr);
+        t1 = _mm256_mul_ps(_mm256_cvtepi32_ps(i1), dr);
+        t2 = _mm256_mul_ps(_mm256_cvtepi32_ps(i2), dr);
+        t3 = _mm256_mul_ps(_mm256_cvtepi32_ps(i3), dr);
+      } else {
+        __m256 xr = _mm256_set1_ps(a->xs[o - 1] + a->xs[o]), za = _mm256_set1_ps(a->z[o - 1]);
+        __m256 zb = _mm256_set1_ps(a->z[o]);
+#define EPI(fv, tv, iv, j)                                                                                             \
+  tv = _mm256_fmadd_ps(_mm256_cvtepi32_ps(iv), dr, tv);                                                                \
+  fv = _mm256_fmadd_ps(_mm256_loadu_ps(sb + (j)), tv, fv);                                                             \
+  fv = _mm256_fmadd_ps(_mm256_loadu_ps(sb + MP_QNR + (j)), xr, fv);                                                    \
+  fv = _mm256_fmadd_ps(_mm256_loadu_ps(sb - MP_QNR + (j)), za, fv);                                                    \
+  fv = _mm256_fmadd_ps(_mm256_loadu_ps(sb + 2 * MP_QNR + (j)), zb, fv)
+        EPI(f0, t0, i0, 0);
+        EPI(f1, t1, i1, 8);
+        EPI(f2, t2, i2, 16);
+        EPI(f3, t3, i3, 24);
+#undef EPI
+      }
     }
     float *y = a->y + r * a->ldy;
     _mm256_storeu_ps(y, f0);
@@ -248,11 +270,13 @@ T5V static void qukr_vnni(const mp_qukr_args *a) {
   int64_t ro[QMR]; /* row offsets; rows past mr repeat row 0 (computed, never stored) */
   for (int r = 0; r < QMR; r++)
     ro[r] = r < mr ? r : 0;
-  float acc[QMR][MP_QNR] __attribute__((aligned(64)));
+  float acc[QMR][MP_QNR] __attribute__((aligned(64))), tt[QMR][MP_QNR] __attribute__((aligned(64)));
   __m512 b0 = _mm512_setzero_ps(), b1 = b0;
   if (a->bias) b0 = _mm512_loadu_ps(a->bias), b1 = _mm512_loadu_ps(a->bias + 16);
-  for (int r = 0; r < QMR; r++)
+  for (int r = 0; r < QMR; r++) {
     _mm512_store_ps(acc[r], b0), _mm512_store_ps(acc[r] + 16, b1);
+    _mm512_store_ps(tt[r], _mm512_setzero_ps()), _mm512_store_ps(tt[r] + 16, _mm512_setzero_ps());
+  }
 #define XP(R) const int8_t *x##R = a->xq + ro[R] * ldx;
   QROWS(XP)
 #undef XP
@@ -285,6 +309,41 @@ T5V static void qukr_vnni(const mp_qukr_args *a) {
     const __m512 s0 = _mm512_load_ps(sb), s1 = _mm512_load_ps(sb + 16);
     const __m512 c0 = _mm512_load_ps(sb + MP_QNR), c1 = _mm512_load_ps(sb + MP_QNR + 16);
     const __m512 q0 = _mm512_load_ps(sb + 2 * MP_QNR), q1 = _mm512_load_ps(sb + 2 * MP_QNR + 16);
+    if (a->pair && !(g & 1)) { /* the pair's first block: t = float(isum) * d */
+#define EPA(R)                                                                                                         \
+  {                                                                                                                    \
+    const __m512 dr = _mm512_set1_ps(a->d[ro[R] * ldg + g]);                                                           \
+    _mm512_store_ps(tt[R], _mm512_mul_ps(_mm512_cvtepi32_ps(i##R##0), dr));                                            \
+    _mm512_store_ps(tt[R] + 16, _mm512_mul_ps(_mm512_cvtepi32_ps(i##R##1), dr));                                       \
+  }
+      QROWS(EPA)
+#undef EPA
+      continue;
+    }
+    if (a->pair) { /* the second: the pair's whole epilogue (p: the first block's s * code sum) */
+      const __m512 p0 = _mm512_load_ps(sb - MP_QNR), p1 = _mm512_load_ps(sb - MP_QNR + 16);
+#define EPB(R)                                                                                                         \
+  {                                                                                                                    \
+    const int64_t o_ = ro[R] * ldg + g;                                                                                \
+    const __m512 dr = _mm512_set1_ps(a->d[o_]), xr = _mm512_set1_ps(a->xs[o_ - 1] + a->xs[o_]);                        \
+    const __m512 za = _mm512_set1_ps(a->z[o_ - 1]), zb = _mm512_set1_ps(a->z[o_]);                                     \
+    __m512 t0 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(i##R##0), dr, _mm512_load_ps(tt[R]));                               \
+    __m512 t1 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(i##R##1), dr, _mm512_load_ps(tt[R] + 16));                          \
+    __m512 f0 = _mm512_fmadd_ps(s0, t0, _mm512_load_ps(acc[R])),                                                       \
+           f1 = _mm512_fmadd_ps(s1, t1, _mm512_load_ps(acc[R] + 16));                                                  \
+    f0 = _mm512_fmadd_ps(c0, xr, f0);                                                                                  \
+    f1 = _mm512_fmadd_ps(c1, xr, f1);                                                                                  \
+    f0 = _mm512_fmadd_ps(p0, za, f0);                                                                                  \
+    f1 = _mm512_fmadd_ps(p1, za, f1);                                                                                  \
+    f0 = _mm512_fmadd_ps(q0, zb, f0);                                                                                  \
+    f1 = _mm512_fmadd_ps(q1, zb, f1);                                                                                  \
+    _mm512_store_ps(acc[R], f0);                                                                                       \
+    _mm512_store_ps(acc[R] + 16, f1);                                                                                  \
+  }
+      QROWS(EPB)
+#undef EPB
+      continue;
+    }
 #define EPI(R)                                                                                                         \
   {                                                                                                                    \
     const int64_t o_ = ro[R] * ldg + g;                                                                                \
@@ -385,6 +444,49 @@ T5A static void qukr_amx(const mp_qukr_args *a) {
   if (a->bias) b0 = _mm512_loadu_ps(a->bias), b1 = _mm512_loadu_ps(a->bias + 16);
   for (int r = 0; r < mr; r++)
     _mm512_store_ps(acc[r], b0), _mm512_store_ps(acc[r] + 16, b1);
+  if (a->pair) { /* pairs of blocks: both sets hold one pair, its epilogue runs once */
+    int32_t ib2[AMR][MP_QNR] __attribute__((aligned(64)));
+    AMX_BLOCK(0, 1, 2, 0);
+    AMX_BLOCK(5, 6, 7, 1);
+    for (int64_t e = 0; e < G; e += 2) {
+      _tile_stored(0, ib[0], 4 * MP_QNR);
+      _tile_stored(1, ib[0] + 16, 4 * MP_QNR);
+      if (e + 2 < G) AMX_BLOCK(0, 1, 2, e + 2);
+      _tile_stored(5, ib2[0], 4 * MP_QNR);
+      _tile_stored(6, ib2[0] + 16, 4 * MP_QNR);
+      if (e + 3 < G) AMX_BLOCK(5, 6, 7, e + 3);
+      const float *sb = a->sb + e * 3 * MP_QNR, *sb2 = sb + 3 * MP_QNR;
+      const __m512 s0 = _mm512_load_ps(sb), s1 = _mm512_load_ps(sb + 16);
+      const __m512 c0 = _mm512_load_ps(sb + MP_QNR), c1 = _mm512_load_ps(sb + MP_QNR + 16);
+      const __m512 p0 = _mm512_load_ps(sb + 2 * MP_QNR), p1 = _mm512_load_ps(sb + 2 * MP_QNR + 16);
+      const __m512 q0 = _mm512_load_ps(sb2 + 2 * MP_QNR), q1 = _mm512_load_ps(sb2 + 2 * MP_QNR + 16);
+      const float *dp = a->d + e, *xp = a->xs + e, *zp = a->z + e;
+#pragma GCC unroll 4
+      for (int r = 0; r < mr; r++) {
+        const __m512 da = _mm512_set1_ps(dp[r * ldg]), db = _mm512_set1_ps(dp[r * ldg + 1]);
+        const __m512 xr = _mm512_set1_ps(xp[r * ldg] + xp[r * ldg + 1]);
+        const __m512 za = _mm512_set1_ps(zp[r * ldg]), zb = _mm512_set1_ps(zp[r * ldg + 1]);
+        __m512 t0 = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_load_si512(ib[r])), da);
+        __m512 t1 = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_load_si512(ib[r] + 16)), da);
+        t0 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_load_si512(ib2[r])), db, t0);
+        t1 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_load_si512(ib2[r] + 16)), db, t1);
+        __m512 f0 = _mm512_fmadd_ps(s0, t0, _mm512_load_ps(acc[r]));
+        __m512 f1 = _mm512_fmadd_ps(s1, t1, _mm512_load_ps(acc[r] + 16));
+        f0 = _mm512_fmadd_ps(c0, xr, f0);
+        f1 = _mm512_fmadd_ps(c1, xr, f1);
+        f0 = _mm512_fmadd_ps(p0, za, f0);
+        f1 = _mm512_fmadd_ps(p1, za, f1);
+        f0 = _mm512_fmadd_ps(q0, zb, f0);
+        f1 = _mm512_fmadd_ps(q1, zb, f1);
+        _mm512_store_ps(acc[r], f0), _mm512_store_ps(acc[r] + 16, f1);
+      }
+    }
+    for (int r = 0; r < mr; r++) {
+      _mm512_storeu_ps(a->y + r * a->ldy, _mm512_load_ps(acc[r]));
+      _mm512_storeu_ps(a->y + r * a->ldy + 16, _mm512_load_ps(acc[r] + 16));
+    }
+    return;
+  }
   AMX_BLOCK(0, 1, 2, 0);
   for (int64_t e = 0; e < G; e++) {
     /* block e + 1 onto the AMX unit, then block e's sums out of its tiles */
