@@ -35,7 +35,11 @@ SHARED = os.environ.get("MP_SHARED_DIR", os.path.join(ROOT, "..", "shared"))
 def minilm():
     hub = os.environ.get("HF_HUB_CACHE") or os.path.join(os.environ.get("MP_CACHE", os.path.join(ROOT, ".cache")),
                                                          "huggingface", "hub")
-    return glob.glob(os.path.join(hub, "models--sentence-transformers--all-MiniLM-L6-v2", "snapshots", "*"))[0]
+    found = glob.glob(os.path.join(hub, "models--sentence-transformers--all-MiniLM-L6-v2", "snapshots", "*"))
+    if not found:
+        sys.exit(f"bench_runtime: all-MiniLM-L6-v2 is not in the hub cache {hub}: run scripts/setup.sh models "
+                 "(or set HF_HUB_CACHE / MP_CACHE)")
+    return found[0]
 
 
 def sentences(n):

@@ -17,16 +17,18 @@ void mp_arena_init(mp_arena *a, size_t block_size) {
   a->used = 0;
 }
 
-void *mp_arena_alloc_aligned(mp_arena *a, size_t n, size_t align) {
+static void *arena_alloc(mp_arena *a, size_t n, size_t align, int zero) {
   if (align < 16) align = 16;
   if (n > SIZE_MAX / 2) return NULL;
   mp_arena_block *b = a->head;
   if (b) {
-    size_t off = (b->off + align - 1) & ~(align - 1);
+    /* aligned as an address: malloc gives a block only 16-byte alignment */
+    const uintptr_t base = (uintptr_t)b->data;
+    size_t off = (size_t)(((base + b->off + align - 1) & ~(uintptr_t)(align - 1)) - base);
     if (off <= b->cap && n <= b->cap - off) {
       b->off = off + n;
       a->used += n;
-      memset(b->data + off, 0, n);
+      if (zero) memset(b->data + off, 0, n);
       return b->data + off;
     }
   }
@@ -47,9 +49,12 @@ void *mp_arena_alloc_aligned(mp_arena *a, size_t n, size_t align) {
   size_t off = ((uintptr_t)nb->data % align) ? align - ((uintptr_t)nb->data % align) : 0;
   nb->off = off + n;
   a->used += n;
-  memset(nb->data + off, 0, n);
+  if (zero) memset(nb->data + off, 0, n);
   return nb->data + off;
 }
+
+void *mp_arena_alloc_aligned(mp_arena *a, size_t n, size_t align) { return arena_alloc(a, n, align, 1); }
+void *mp_arena_alloc_uninit(mp_arena *a, size_t n, size_t align) { return arena_alloc(a, n, align, 0); }
 
 void *mp_arena_alloc(mp_arena *a, size_t n) { return mp_arena_alloc_aligned(a, n, 16); }
 
@@ -66,14 +71,22 @@ char *mp_arena_strdup(mp_arena *a, const char *s) { return mp_arena_strndup(a, s
 void mp_arena_reset(mp_arena *a) {
   mp_arena_block *b = a->head;
   if (!b) return;
-  /* keep the largest block */
-  mp_arena_block *keep = b;
+  size_t total = 0;
+  int n = 0;
   for (mp_arena_block *x = b; x; x = x->next)
-    if (x->cap > keep->cap) keep = x;
+    total += x->cap, n++;
+  /* several blocks: one of their total size instead (if that allocation fails, the largest) */
+  mp_arena_block *keep = NULL;
+  if (n > 1 && total <= SIZE_MAX - sizeof *keep && (keep = malloc(sizeof *keep + total))) keep->cap = total;
+  if (!keep) {
+    keep = b;
+    for (mp_arena_block *x = b; x; x = x->next)
+      if (x->cap > keep->cap) keep = x;
+  }
   while (b) {
-    mp_arena_block *n = b->next;
+    mp_arena_block *nx = b->next;
     if (b != keep) free(b);
-    b = n;
+    b = nx;
   }
   keep->next = NULL;
   keep->off = 0;

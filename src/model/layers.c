@@ -11,7 +11,13 @@
 
 float *mp_act_alloc(mp_model *m, size_t n) {
   if (m->dev) return m->dev->alloc(m->dev_ctx, n);
-  return mp_arena_alloc_aligned(&m->act, n * sizeof(float), 64);
+  /* not zeroed: every activation buffer is written before it is read (sanitizer builds fill it
+   * with NaN so that a read of an unwritten value shows in the results) */
+  float *p = mp_arena_alloc_uninit(&m->act, n * sizeof(float), 64);
+#ifdef MP_POISON_ACT
+  if (p) memset(p, 0xff, n * sizeof(float));
+#endif
+  return p;
 }
 
 float *mp_act_alloc_compute(mp_model *m, size_t n) {

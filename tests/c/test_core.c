@@ -2,6 +2,7 @@
 #include <stdlib.h>
 
 #include "core/arena.h"
+
 #include "core/error.h"
 #include "core/fs.h"
 #include "core/json.h"
@@ -9,6 +10,7 @@
 #include "core/strbuf.h"
 #include "core/tensor.h"
 #include "testlib.h"
+#include <stdint.h>
 
 static void sha256_vectors(void);
 /* Known answers with both implementations (SHA extensions where the CPU has them, and the
@@ -115,6 +117,29 @@ static void test_json_errors(void) {
   mp_arena_free(&a);
 }
 
+/* mp_arena_reset keeps one block as large as all of a pass's blocks: the next pass of the same
+ * sizes gets its buffers from it (the same addresses every pass after the first reset); zeroed
+ * and uninitialized allocations are aligned and usable. */
+static void test_arena_reuse(void) {
+  mp_arena a;
+  mp_arena_init(&a, 4096);
+  unsigned char *p[3][3];
+  for (int pass = 0; pass < 3; pass++) {
+    for (int i = 0; i < 3; i++) {
+      p[pass][i] = i == 1 ? mp_arena_alloc_uninit(&a, 100000, 64) : mp_arena_alloc_aligned(&a, 50000, 64);
+      REQUIRE(p[pass][i] != NULL);
+      CHECK(((uintptr_t)p[pass][i] & 63) == 0);
+      if (i != 1) CHECK(p[pass][i][0] == 0 && p[pass][i][49999] == 0);
+      memset(p[pass][i], 0x5a, i == 1 ? 100000 : 50000);
+    }
+    mp_arena_reset(&a);
+  }
+  for (int i = 0; i < 3; i++)
+    CHECK(p[1][i] == p[2][i]);
+  CHECK(p[1][1] == p[1][0] + 50048 || p[1][1] > p[1][0]); /* one block: increasing addresses */
+  mp_arena_free(&a);
+}
+
 static void test_half(void) {
   /* exhaustive f16 round trip: every finite half converts to f32 and back unchanged */
   int bad = 0;
@@ -182,6 +207,7 @@ int main(void) {
   RUN(test_json_errors);
   RUN(test_half);
   RUN(test_arena_and_sb);
+  RUN(test_arena_reuse);
   RUN(test_atomic);
   return mp_test_done();
 }
