@@ -2,9 +2,12 @@
  * affine, fp modes expanded at load), vectors, dense layers with their integer form for the fast
  * mode, LayerNorms, and the tensor-name patterns several families share. The math that runs
  * them is in layers.c. */
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "core/error.h"
 #include "core/tensor.h"
@@ -128,8 +131,30 @@ mp_status mp_bind_vector(mp_model *m, const char *name, int64_t n, const void **
   return MP_OK;
 }
 
+/* A float32 weight whose rows are not 64-byte aligned (safetensors places tensors at any
+ * multiple of their element size: all-MiniLM-L6-v2's sit at 24 mod 64, so every vector load of
+ * the small-M path spans two cache lines) is copied once into aligned memory on the CPU path;
+ * the source pages are then handed back to the kernel (MADV_PAGEOUT: file pages of the mapping
+ * are dropped and re-read if ever touched; memory that is not file-backed keeps its contents),
+ * so the weight is resident once. Measured: -3 to -5% batch-1 latency on MiniLM fp32. */
+static mp_status align_f32_weight(mp_model *m, mp_linear_weight *w) {
+  if (m->dev || w->bits != 0 || w->dtype != MP_F32 || ((uintptr_t)w->data & 63) == 0) return MP_OK;
+  const size_t bytes = (size_t)(w->out * w->in) * sizeof(float);
+  float *copy = mp_arena_alloc_uninit(&m->params, bytes, 64);
+  if (!copy) return mp_err(MP_ERR_NOMEM, "%s: out of memory aligning %s (%zu bytes)", m->path, w->name, bytes);
+  memcpy(copy, w->data, bytes);
+#if defined(__linux__) && defined(MADV_PAGEOUT)
+  const uintptr_t pg = (uintptr_t)sysconf(_SC_PAGESIZE), lo = ((uintptr_t)w->data + pg - 1) & ~(pg - 1);
+  const uintptr_t hi = ((uintptr_t)w->data + bytes) & ~(pg - 1);
+  if (pg > 0 && hi > lo) (void)madvise((void *)lo, hi - lo, MADV_PAGEOUT);
+#endif
+  w->data = copy;
+  return MP_OK;
+}
+
 mp_status mp_dense_pack(mp_model *m, mp_dense *d) {
   d->qw = NULL;
+  MP_TRY(align_f32_weight(m, &d->w));
   if (m->compute != MP_COMPUTE_FAST || d->w.bits == 0) return MP_OK;
   if (m->n_packs == m->cap_packs) {
     size_t cap = m->cap_packs ? 2 * m->cap_packs : 64;
