@@ -4,7 +4,9 @@
 #include "kernels/kernels.h"
 
 /* GEMM blocking shared by every vector path (see linear.c). */
-#define MP_KC 256
+#ifndef MP_KC
+#define MP_KC 384
+#endif
 
 /* Micro-kernel: c[r*ldc + j] (+)= sum_k a[r*lda + k] * b[k*nr + j] for the ISA's full MR x NR
  * tile; a is MR rows of activations, b a packed weight panel of kc steps. accumulate = 0

@@ -136,7 +136,7 @@ static void gemm_task(void *vctx, int64_t task, int thread) {
   }
   float *bp = buf, *ap = buf + bsz, *rows = ap + asz, *tile = rows + MP_KC * NR;
   const mp_linear_weight *w = c->w;
-  /* K blocks of equal size, at most MP_KC (384 inputs: two of 192, not 256 + 128), starting at
+  /* K blocks of equal size, at most MP_KC (640 inputs: two of 320, not 384 + 256), starting at
    * multiples of 32 (the quantized decoders step 8 or 16 inputs within a group of >= 32) */
   const int64_t kb = cdiv(cdiv(c->K, cdiv(c->K, MP_KC)), 32) * 32;
   for (int64_t k0 = 0; k0 < c->K; k0 += kb) {
