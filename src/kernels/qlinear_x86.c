@@ -258,6 +258,36 @@ T5V static void quant_tile_avx512(const float *t, int mr, int8_t *xq, int64_t ld
     d[r * ldg] = da[r], xs[r * ldg] = xa[r], z[r * ldg] = za[r], isx[r * ldg] = sa[r];
 }
 
+/* The end of one row's pair epilogue (kernels_internal.h), shared by the VNNI and AMX kernels:
+ * acc[0..31] += s * t, b * (xs_a + xs_b), sq_a * z_a, sq_b * z_b, in that order. w holds the
+ * panel's vectors s, b, sq_a, sq_b as pairs (outputs 0-15, 16-31). */
+typedef struct pair_w {
+  __m512 s0, s1, c0, c1, p0, p1, q0, q1;
+} pair_w;
+T5V static inline void pair_acc(float *acc, __m512 t0, __m512 t1, const pair_w *w, __m512 xr, __m512 za, __m512 zb) {
+  __m512 f0 = _mm512_fmadd_ps(w->s0, t0, _mm512_load_ps(acc)),
+         f1 = _mm512_fmadd_ps(w->s1, t1, _mm512_load_ps(acc + 16));
+  f0 = _mm512_fmadd_ps(w->c0, xr, f0);
+  f1 = _mm512_fmadd_ps(w->c1, xr, f1);
+  f0 = _mm512_fmadd_ps(w->p0, za, f0);
+  f1 = _mm512_fmadd_ps(w->p1, za, f1);
+  f0 = _mm512_fmadd_ps(w->q0, zb, f0);
+  f1 = _mm512_fmadd_ps(w->q1, zb, f1);
+  _mm512_store_ps(acc, f0), _mm512_store_ps(acc + 16, f1);
+}
+/* the pair's weight vectors: block sb (the first) and the next block's code-sum term */
+T5V static inline pair_w pair_load(const float *sb) {
+  pair_w w = {_mm512_load_ps(sb),
+              _mm512_load_ps(sb + 16),
+              _mm512_load_ps(sb + MP_QNR),
+              _mm512_load_ps(sb + MP_QNR + 16),
+              _mm512_load_ps(sb + 2 * MP_QNR),
+              _mm512_load_ps(sb + 2 * MP_QNR + 16),
+              _mm512_load_ps(sb + 5 * MP_QNR),
+              _mm512_load_ps(sb + 5 * MP_QNR + 16)};
+  return w;
+}
+
 /* MR rows of activations are streamed against one weight panel. Per block the 2*MR integer
  * accumulators live in registers; the float accumulators live in a small tile in L1 (loaded and
  * stored once per block), which leaves the registers to the dot products. */
@@ -320,25 +350,15 @@ T5V static void qukr_vnni(const mp_qukr_args *a) {
 #undef EPA
       continue;
     }
-    if (a->pair) { /* the second: the pair's whole epilogue (p: the first block's s * code sum) */
-      const __m512 p0 = _mm512_load_ps(sb - MP_QNR), p1 = _mm512_load_ps(sb - MP_QNR + 16);
+    if (a->pair) { /* the second: the pair's whole epilogue */
+      const pair_w pw = pair_load(sb - 3 * MP_QNR);
 #define EPB(R)                                                                                                         \
   {                                                                                                                    \
     const int64_t o_ = ro[R] * ldg + g;                                                                                \
     const __m512 dr = _mm512_set1_ps(a->d[o_]), xr = _mm512_set1_ps(a->xs[o_ - 1] + a->xs[o_]);                        \
-    const __m512 za = _mm512_set1_ps(a->z[o_ - 1]), zb = _mm512_set1_ps(a->z[o_]);                                     \
-    __m512 t0 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(i##R##0), dr, _mm512_load_ps(tt[R]));                               \
-    __m512 t1 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(i##R##1), dr, _mm512_load_ps(tt[R] + 16));                          \
-    __m512 f0 = _mm512_fmadd_ps(s0, t0, _mm512_load_ps(acc[R])),                                                       \
-           f1 = _mm512_fmadd_ps(s1, t1, _mm512_load_ps(acc[R] + 16));                                                  \
-    f0 = _mm512_fmadd_ps(c0, xr, f0);                                                                                  \
-    f1 = _mm512_fmadd_ps(c1, xr, f1);                                                                                  \
-    f0 = _mm512_fmadd_ps(p0, za, f0);                                                                                  \
-    f1 = _mm512_fmadd_ps(p1, za, f1);                                                                                  \
-    f0 = _mm512_fmadd_ps(q0, zb, f0);                                                                                  \
-    f1 = _mm512_fmadd_ps(q1, zb, f1);                                                                                  \
-    _mm512_store_ps(acc[R], f0);                                                                                       \
-    _mm512_store_ps(acc[R] + 16, f1);                                                                                  \
+    pair_acc(acc[R], _mm512_fmadd_ps(_mm512_cvtepi32_ps(i##R##0), dr, _mm512_load_ps(tt[R])),                          \
+             _mm512_fmadd_ps(_mm512_cvtepi32_ps(i##R##1), dr, _mm512_load_ps(tt[R] + 16)), &pw, xr,                    \
+             _mm512_set1_ps(a->z[o_ - 1]), _mm512_set1_ps(a->z[o_]));                                                  \
   }
       QROWS(EPB)
 #undef EPB
@@ -455,40 +475,23 @@ T5A static void qukr_amx(const mp_qukr_args *a) {
       _tile_stored(5, ib2[0], 4 * MP_QNR);
       _tile_stored(6, ib2[0] + 16, 4 * MP_QNR);
       if (e + 3 < G) AMX_BLOCK(5, 6, 7, e + 3);
-      const float *sb = a->sb + e * 3 * MP_QNR, *sb2 = sb + 3 * MP_QNR;
-      const __m512 s0 = _mm512_load_ps(sb), s1 = _mm512_load_ps(sb + 16);
-      const __m512 c0 = _mm512_load_ps(sb + MP_QNR), c1 = _mm512_load_ps(sb + MP_QNR + 16);
-      const __m512 p0 = _mm512_load_ps(sb + 2 * MP_QNR), p1 = _mm512_load_ps(sb + 2 * MP_QNR + 16);
-      const __m512 q0 = _mm512_load_ps(sb2 + 2 * MP_QNR), q1 = _mm512_load_ps(sb2 + 2 * MP_QNR + 16);
+      const pair_w pw = pair_load(a->sb + e * 3 * MP_QNR);
       const float *dp = a->d + e, *xp = a->xs + e, *zp = a->z + e;
 #pragma GCC unroll 4
       for (int r = 0; r < mr; r++) {
         const __m512 da = _mm512_set1_ps(dp[r * ldg]), db = _mm512_set1_ps(dp[r * ldg + 1]);
-        const __m512 xr = _mm512_set1_ps(xp[r * ldg] + xp[r * ldg + 1]);
-        const __m512 za = _mm512_set1_ps(zp[r * ldg]), zb = _mm512_set1_ps(zp[r * ldg + 1]);
         __m512 t0 = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_load_si512(ib[r])), da);
         __m512 t1 = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_load_si512(ib[r] + 16)), da);
         t0 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_load_si512(ib2[r])), db, t0);
         t1 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_load_si512(ib2[r] + 16)), db, t1);
-        __m512 f0 = _mm512_fmadd_ps(s0, t0, _mm512_load_ps(acc[r]));
-        __m512 f1 = _mm512_fmadd_ps(s1, t1, _mm512_load_ps(acc[r] + 16));
-        f0 = _mm512_fmadd_ps(c0, xr, f0);
-        f1 = _mm512_fmadd_ps(c1, xr, f1);
-        f0 = _mm512_fmadd_ps(p0, za, f0);
-        f1 = _mm512_fmadd_ps(p1, za, f1);
-        f0 = _mm512_fmadd_ps(q0, zb, f0);
-        f1 = _mm512_fmadd_ps(q1, zb, f1);
-        _mm512_store_ps(acc[r], f0), _mm512_store_ps(acc[r] + 16, f1);
+        pair_acc(acc[r], t0, t1, &pw, _mm512_set1_ps(xp[r * ldg] + xp[r * ldg + 1]), _mm512_set1_ps(zp[r * ldg]),
+                 _mm512_set1_ps(zp[r * ldg + 1]));
       }
     }
-    for (int r = 0; r < mr; r++) {
-      _mm512_storeu_ps(a->y + r * a->ldy, _mm512_load_ps(acc[r]));
-      _mm512_storeu_ps(a->y + r * a->ldy + 16, _mm512_load_ps(acc[r] + 16));
-    }
-    return;
+  } else {
+    AMX_BLOCK(0, 1, 2, 0);
   }
-  AMX_BLOCK(0, 1, 2, 0);
-  for (int64_t e = 0; e < G; e++) {
+  for (int64_t e = 0; !a->pair && e < G; e++) {
     /* block e + 1 onto the AMX unit, then block e's sums out of its tiles */
     if (!(e & 1)) {
       if (e + 1 < G) AMX_BLOCK(5, 6, 7, e + 1);
