@@ -136,6 +136,11 @@ typedef enum mp_act {
  * scratch); the arithmetic is float (no activation quantization). */
 mp_status mp_linear_act(mp_pool *pool, const float *x, int64_t rows, const mp_linear_weight *w, const void *bias,
                         mp_dtype bias_dtype, mp_act act, float *y);
+/* y[i] = x·W[i]ᵀ + bias[i] for n (1..4) weights that read the same input (the query, key and value
+ * projections): at batch-1 sizes one parallel job for all of them, else one after another.
+ * bias may be NULL or hold NULLs. Results are identical to n calls of mp_linear. */
+mp_status mp_linear_multi(mp_pool *pool, const float *x, int64_t rows, int n, const mp_linear_weight *const *w,
+                          const void *const *bias, const mp_dtype *bias_dtype, float *const *y);
 /* Same with MP_ACT_NONE. */
 mp_status mp_linear(mp_pool *pool, const float *x, int64_t rows, const mp_linear_weight *w, const void *bias,
                     mp_dtype bias_dtype, float *y);

@@ -243,19 +243,20 @@ static int64_t small_m_limit(void) {
   return lim;
 }
 
-mp_status mp_linear_act(mp_pool *pool, const float *x, int64_t rows, const mp_linear_weight *w, const void *bias,
-                        mp_dtype bias_dtype, mp_act act, float *y) {
+/* The argument checks of mp_linear_act. */
+static mp_status lin_check(const float *x, int64_t rows, const mp_linear_weight *w, const void *bias,
+                           mp_dtype bias_dtype, const float *y) {
   MP_TRY(mp_linear_weight_check(w));
   if (rows < 0) return mp_err(MP_ERR_INVALID_ARG, "%s: negative row count", wname(w));
-  if (rows == 0) return MP_OK;
-  if (!x || !y) return mp_err(MP_ERR_INVALID_ARG, "%s: NULL input or output", wname(w));
+  if (rows > 0 && (!x || !y)) return mp_err(MP_ERR_INVALID_ARG, "%s: NULL input or output", wname(w));
   if (bias && bias_dtype != MP_F32 && bias_dtype != MP_F16 && bias_dtype != MP_BF16)
     return mp_err(MP_ERR_UNSUPPORTED, "%s: bias dtype %s is not F32, F16 or BF16", wname(w), mp_dtype_name(bias_dtype));
-  mp_pool *tmp = NULL;
-  if (!pool) {
-    MP_TRY(mp_pool_create(1, &tmp));
-    pool = tmp;
-  }
+  return MP_OK;
+}
+
+/* A context for one product; *fb receives the widened bias to free afterwards (NULL if none). */
+static lin_ctx lin_make(mp_pool *pool, const float *x, int64_t rows, const mp_linear_weight *w, const void *bias,
+                        mp_dtype bias_dtype, mp_act act, float *y, float **fb) {
   lin_ctx c = {.impl = mp_impl_current(),
                .pool = pool,
                .x = x,
@@ -267,41 +268,115 @@ mp_status mp_linear_act(mp_pool *pool, const float *x, int64_t rows, const mp_li
                .bias_dtype = bias_dtype,
                .act = act,
                .y = y};
-  int threads = mp_pool_threads(pool);
-  float *fb = NULL;
+  *fb = NULL;
   if (bias && c.impl->ukr) { /* the bias widened once for the vector epilogue */
     if (bias_dtype == MP_F32) {
       c.fbias = bias;
-    } else if ((fb = malloc((size_t)c.N * sizeof(float)))) {
+    } else if ((*fb = malloc((size_t)c.N * sizeof(float)))) {
       for (int64_t n = 0; n < c.N; n++)
-        fb[n] = bias_at(bias, bias_dtype, n);
-      c.fbias = fb;
+        (*fb)[n] = bias_at(bias, bias_dtype, n);
+      c.fbias = *fb;
     }
   }
-  if (!c.impl->ukr) {
-    c.nb = REF_NB;
-    c.mb = rows < 64 ? rows : 64;
-    c.n_mtiles = cdiv(rows, c.mb);
-    mp_pool_run(pool, c.n_mtiles * cdiv(c.N, c.nb), ref_task, &c);
-  } else if (rows <= small_m_limit() && c.impl->dotblk) {
-    mp_pool_run(pool, cdiv(c.N, DOT_NB), dot_task, &c);
+  return c;
+}
+
+static int lin_small(const lin_ctx *c) { return c->impl->ukr && c->M <= small_m_limit() && c->impl->dotblk; }
+
+/* Runs one product (its own parallel job). */
+static void lin_run(mp_pool *pool, lin_ctx *c) {
+  int threads = mp_pool_threads(pool);
+  const int64_t rows = c->M;
+  if (!c->impl->ukr) {
+    c->nb = REF_NB;
+    c->mb = rows < 64 ? rows : 64;
+    c->n_mtiles = cdiv(rows, c->mb);
+    mp_pool_run(pool, c->n_mtiles * cdiv(c->N, c->nb), ref_task, c);
+  } else if (lin_small(c)) {
+    mp_pool_run(pool, cdiv(c->N, DOT_NB), dot_task, c);
   } else {
-    const int MR = c.impl->mr, NR = c.impl->nr;
+    const int MR = c->impl->mr, NR = c->impl->nr;
     /* Tiles: up to 32 row panels x 4 column panels; smaller column tiles when there would be
      * too few tasks to keep every thread busy. (Tiling never changes the results.) */
     /* row tiles of at most 32 row panels, equal in size (a short last tile leaves a thread idle) */
     int64_t mb = cdiv(cdiv(rows, cdiv(rows, (int64_t)MR * 32)), MR) * MR;
     int64_t nb = (int64_t)NR * 4;
-    while (nb > NR && cdiv(rows, mb) * cdiv(c.N, nb) < 4 * threads)
+    while (nb > NR && cdiv(rows, mb) * cdiv(c->N, nb) < 4 * threads)
       nb -= NR;
-    c.mb = mb;
-    c.nb = nb;
-    c.n_mtiles = cdiv(rows, mb);
-    mp_pool_run(pool, c.n_mtiles * cdiv(c.N, nb), gemm_task, &c);
+    c->mb = mb;
+    c->nb = nb;
+    c->n_mtiles = cdiv(rows, mb);
+    mp_pool_run(pool, c->n_mtiles * cdiv(c->N, nb), gemm_task, c);
   }
+}
+
+mp_status mp_linear_act(mp_pool *pool, const float *x, int64_t rows, const mp_linear_weight *w, const void *bias,
+                        mp_dtype bias_dtype, mp_act act, float *y) {
+  MP_TRY(lin_check(x, rows, w, bias, bias_dtype, y));
+  if (rows == 0) return MP_OK;
+  mp_pool *tmp = NULL;
+  if (!pool) {
+    MP_TRY(mp_pool_create(1, &tmp));
+    pool = tmp;
+  }
+  float *fb;
+  lin_ctx c = lin_make(pool, x, rows, w, bias, bias_dtype, act, y, &fb);
+  lin_run(pool, &c);
   mp_pool_free(tmp);
   free(fb);
   if (c.oom) return mp_err(MP_ERR_NOMEM, "%s: out of memory for kernel scratch", wname(w));
+  return MP_OK;
+}
+
+/* small-M products of several weights as one job: task t belongs to the weight whose range holds it */
+typedef struct lin_multi {
+  lin_ctx c[4];
+  int64_t t0[5];
+} lin_multi;
+static void multi_dot_task(void *v, int64_t task, int thread) {
+  lin_multi *mc = v;
+  int i = 0;
+  while (task >= mc->t0[i + 1])
+    i++;
+  dot_task(&mc->c[i], task - mc->t0[i], thread);
+}
+
+mp_status mp_linear_multi(mp_pool *pool, const float *x, int64_t rows, int n, const mp_linear_weight *const *w,
+                          const void *const *bias, const mp_dtype *bias_dtype, float *const *y) {
+  if (n < 1 || n > 4 || !w || !y) return mp_err(MP_ERR_INVALID_ARG, "linear: 1 to 4 weights per call");
+  for (int i = 0; i < n; i++) {
+    if (!w[i]) return mp_err(MP_ERR_INVALID_ARG, "linear: weight %d is NULL", i);
+    MP_TRY(lin_check(x, rows, w[i], bias ? bias[i] : NULL, bias ? bias_dtype[i] : MP_F32, y[i]));
+    if (w[i]->in != w[0]->in)
+      return mp_err(MP_ERR_INVALID_ARG, "%s: input size %lld differs from %s's", wname(w[i]), (long long)w[i]->in,
+                    wname(w[0]));
+  }
+  if (rows == 0) return MP_OK;
+  mp_pool *tmp = NULL;
+  if (!pool) {
+    MP_TRY(mp_pool_create(1, &tmp));
+    pool = tmp;
+  }
+  lin_multi mc;
+  float *fb[4] = {NULL, NULL, NULL, NULL};
+  int small = 1;
+  mc.t0[0] = 0;
+  for (int i = 0; i < n; i++) {
+    mc.c[i] =
+        lin_make(pool, x, rows, w[i], bias ? bias[i] : NULL, bias ? bias_dtype[i] : MP_F32, MP_ACT_NONE, y[i], &fb[i]);
+    small = small && lin_small(&mc.c[i]);
+    mc.t0[i + 1] = mc.t0[i] + cdiv(mc.c[i].N, DOT_NB);
+  }
+  if (small)
+    mp_pool_run(pool, mc.t0[n], multi_dot_task, &mc);
+  else
+    for (int i = 0; i < n; i++)
+      lin_run(pool, &mc.c[i]);
+  int oom = 0;
+  for (int i = 0; i < n; i++)
+    oom |= mc.c[i].oom, free(fb[i]);
+  mp_pool_free(tmp);
+  if (oom) return mp_err(MP_ERR_NOMEM, "%s: out of memory for kernel scratch", wname(w[0]));
   return MP_OK;
 }
 

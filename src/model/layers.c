@@ -326,6 +326,13 @@ mp_status mp_dense_run_many(mp_model *m, const float *x, int64_t rows, int n, co
     qw[i] = d[i]->qw, b[i] = d[i]->b, bdt[i] = d[i]->bdt;
   }
   if (all_int) return mp_qlinear_multi(m->pool, x, rows, n, qw, b, bdt, MP_ACT_NONE, y);
+  int all_float = n >= 1 && n <= 4 && !m->dev;
+  const mp_linear_weight *fw[4];
+  for (int i = 0; all_float && i < n; i++) {
+    all_float = !d[i]->qw && d[i]->w.in == d[0]->w.in;
+    fw[i] = &d[i]->w, b[i] = d[i]->b, bdt[i] = d[i]->bdt;
+  }
+  if (all_float) return mp_linear_multi(m->pool, x, rows, n, fw, b, bdt, y);
   for (int i = 0; i < n; i++)
     MP_TRY(mp_dense_run(m, x, rows, d[i], MP_ACT_NONE, y[i]));
   return MP_OK;

@@ -116,6 +116,52 @@ static void test_linear_quant(void) {
     }
 }
 
+/* mp_linear_multi: the same values as one mp_linear per weight (batch-1 sizes run as one job,
+ * larger ones one after another), float and quantized weights, with and without biases, 1 and 2
+ * threads, on every ISA; mismatched inputs are refused. */
+static void test_linear_multi(void) {
+  tw t[3];
+  tw_make(&t[0], 40, 96, MP_F32, 0, 0);
+  tw_make(&t[1], 24, 96, MP_F16, 0, 0);
+  tw_make(&t[2], 64, 96, MP_BF16, 4, 32);
+  const mp_linear_weight *w[3] = {&t[0].w, &t[1].w, &t[2].w};
+  float x[40 * 96], bias[64], want[3][40 * 64], got[3][40 * 64];
+  for (int i = 0; i < 40 * 96; i++)
+    x[i] = frand();
+  for (int i = 0; i < 64; i++)
+    bias[i] = frand();
+  const void *b[3] = {bias, NULL, bias};
+  const mp_dtype bd[3] = {MP_F32, MP_F32, MP_F32};
+  float *ys[3] = {got[0], got[1], got[2]};
+  mp_pool *p2 = NULL;
+  REQUIRE(mp_pool_create(2, &p2) == MP_OK);
+  mp_isa best = mp_kernels_set_isa(MP_ISA_BEST); /* isas: found by main */
+  const int64_t rows[3] = {1, 7, 40};
+  for (int ii = 0; ii < n_isas; ii++) {
+    mp_kernels_set_isa(isas[ii]);
+    for (int ri = 0; ri < 3; ri++)
+      for (int th = 0; th < 2; th++) {
+        mp_pool *p = th ? p2 : NULL;
+        for (int i = 0; i < 3; i++)
+          CHECK_OK(mp_linear(p, x, rows[ri], w[i], b[i], MP_F32, want[i]));
+        CHECK_OK(mp_linear_multi(p, x, rows[ri], 3, w, b, bd, ys));
+        for (int i = 0; i < 3; i++)
+          CHECKF(!memcmp(want[i], got[i], (size_t)(rows[ri] * w[i]->out) * 4), "ISA %s rows %lld weight %d differs",
+                 mp_isa_name(isas[ii]), (long long)rows[ri], i);
+      }
+  }
+  mp_kernels_set_isa(best);
+  tw other;
+  tw_make(&other, 8, 64, MP_F32, 0, 0);
+  const mp_linear_weight *bad[2] = {&t[0].w, &other.w};
+  CHECK(mp_linear_multi(p2, x, 1, 2, bad, NULL, NULL, ys) == MP_ERR_INVALID_ARG);
+  CHECK(mp_linear_multi(p2, x, 1, 5, w, NULL, NULL, ys) == MP_ERR_INVALID_ARG);
+  tw_free(&other);
+  for (int i = 0; i < 3; i++)
+    tw_free(&t[i]);
+  mp_pool_free(p2);
+}
+
 static void test_embedding(void) {
   tw t;
   tw_make(&t, 50, 64, MP_BF16, 4, 32);
@@ -385,6 +431,7 @@ int main(void) {
   RUN(test_conversions);
   RUN(test_linear_float);
   RUN(test_linear_quant);
+  RUN(test_linear_multi);
   RUN(test_embedding);
   RUN(test_rowops);
   RUN(test_attention);
