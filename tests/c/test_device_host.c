@@ -340,13 +340,9 @@ static void test_bert_classify(void) { check_model(g_nli, 1, 1e-4, 6); }
 static void test_mpnet_embed(void) { check_model(g_mpnet, 0, 1e-5, 12); }
 
 /* MP_TEST_DEVICE_FIXTURES=DIR: the random-weight twins of tools/make_model_fixtures.py in DIR
- * (DIR/<name>-st) as well, every family with separate q/k/v (run by hand; the twins need torch) */
+ * (DIR/<name>-st) as well, every family with separate q/k/v (tests/py/test_device_host_twins.py) */
 static void test_fixtures(void) {
   const char *dir = getenv("MP_TEST_DEVICE_FIXTURES");
-  if (!dir || !*dir) {
-    fprintf(stderr, "MP_TEST_DEVICE_FIXTURES not set: the random-weight twins are not checked\n");
-    return;
-  }
   static const char *const names[] = {"roberta-cls",    "distilbert-cls",     "mpnet-cls",
                                       "deberta-wp-cls", "deberta-bin-wp-cls", "bart-cls",
                                       "mobilebert-cls", "mobilebert-var-cls", "mobilebert-nobn-cls"};
@@ -394,6 +390,8 @@ int main(void) {
   RUN(test_bert_classify);
   RUN(test_mpnet_embed);
   RUN(test_upload_once);
-  RUN(test_fixtures);
+  /* the twins are made by Python (tools/make_model_fixtures.py): tests/py/test_device_host_twins.py
+   * makes them and runs this program again with MP_TEST_DEVICE_FIXTURES set */
+  if (getenv("MP_TEST_DEVICE_FIXTURES") && *getenv("MP_TEST_DEVICE_FIXTURES")) RUN(test_fixtures);
   return mp_test_done();
 }
