@@ -355,7 +355,7 @@ static mp_status q_check(const float *x, int64_t rows, int n, const mp_qweight *
   return MP_OK;
 }
 
-/* A context for n weights reading x (quantized into c->in by q_quantize). */
+/* A context for n weights reading x (quantized into c->in by quant_task). */
 static q_ctx q_ctx_make(const float *x, int64_t rows, int n, const mp_qweight *const *w, const void *const *bias,
                         const mp_dtype *bias_dtype, mp_act act, float *const *y) {
   q_ctx c = {.im = qimpl_current(),
