@@ -1,5 +1,6 @@
-/* Kernel benchmark: GFLOP/s of mp_linear for f32 / bf16 / q8 / q4 weights (the faithful float
- * path) and of mp_qlinear_act for q8 / q4 (the fast integer path, "q8-int" / "q4-int") at
+/* Kernel benchmark: GFLOP/s of mp_linear for f32 / bf16 / f16 / q8 / q4 weights (the faithful float
+ * path), of mp_qlinear_act for q8 / q4 (the fast integer path, "q8-int" / "q4-int") and of
+ * mp_bflinear_act for bf16 / f16 (the fast AMX-BF16 path, "bf16-amx" / "f16-amx", where usable) at
  * BERT-like shapes on 1 and 2 threads, and the machine's measured peaks per core: fp32 FMA and
  * int8 VPDPBUSD (2 ops per multiply-add, as GFLOP/s counts them).
  * Usage: bench_kernels [--threads 1,2] [--isa scalar|avx2|avx512|neon|neon-dotprod] [--quick]
@@ -116,6 +117,7 @@ typedef struct enc {
   const char *name;
   int bits; /* 0 float */
   mp_dtype dtype;
+  int tiles; /* the fast path for F16 / BF16 weights (mp_bflinear_act, AMX-BF16) */
 } enc;
 
 int main(int argc, char **argv) {
@@ -152,8 +154,9 @@ int main(int argc, char **argv) {
   /* BERT-like: 32 sentences x 128 tokens; MiniLM (384) attention out / FFN up / FFN down */
   const int64_t shapes[][3] = {{4096, 384, 1536}, {4096, 1536, 384}, {4096, 384, 384}, {128, 384, 1536}};
   int nshapes = quick ? 1 : 4;
-  const enc encs[] = {{"f32", 0, MP_F32}, {"bf16", 0, MP_BF16}, {"q8", 8, MP_F32},
-                      {"q4", 4, MP_F32},  {"q8-int", 8, MP_U8}, {"q4-int", 4, MP_U8}};
+  const enc encs[] = {{"f32", 0, MP_F32, 0},   {"bf16", 0, MP_BF16, 0},     {"f16", 0, MP_F16, 0},
+                      {"q8", 8, MP_F32, 0},    {"q4", 4, MP_F32, 0},        {"q8-int", 8, MP_U8, 0},
+                      {"q4-int", 4, MP_U8, 0}, {"bf16-amx", 0, MP_BF16, 1}, {"f16-amx", 0, MP_F16, 1}};
   srand(1);
   for (int si = 0; si < nshapes; si++) {
     int64_t M = shapes[si][0], K = shapes[si][1], N = shapes[si][2];
@@ -162,6 +165,7 @@ int main(int argc, char **argv) {
       x[i] = (float)((double)rand() / (double)RAND_MAX) - 0.5f;
     for (size_t ei = 0; ei < sizeof encs / sizeof encs[0]; ei++) {
       const enc *e = &encs[ei];
+      if (e->tiles && !mp_bflinear_available()) continue; /* no AMX-BF16 here: no row */
       mp_linear_weight w = {.name = e->name, .out = N, .in = K, .bits = e->bits};
       void *data, *sc = NULL, *bi = NULL;
       if (e->bits == 0) {
@@ -173,7 +177,7 @@ int main(int argc, char **argv) {
           if (es == 4)
             ((float *)data)[i] = v;
           else
-            ((uint16_t *)data)[i] = mp_f32_to_bf16(v);
+            ((uint16_t *)data)[i] = e->dtype == MP_F16 ? mp_f32_to_f16(v) : mp_f32_to_bf16(v);
         }
       } else {
         w.dtype = MP_U32;
@@ -198,8 +202,15 @@ int main(int argc, char **argv) {
         fprintf(stderr, "%s\n", mp_last_error());
         return 3;
       }
+      mp_bfweight *bw = NULL;
+      if (e->tiles && mp_bfweight_pack(&w, &bw) != MP_OK) {
+        fprintf(stderr, "%s\n", mp_last_error());
+        return 3;
+      }
 #define RUN_ONCE()                                                                                                     \
-  (qw ? mp_qlinear_act(pool, x, M, qw, NULL, MP_F32, MP_ACT_NONE, y) : mp_linear(pool, x, M, &w, NULL, MP_F32, y))
+  (qw   ? mp_qlinear_act(pool, x, M, qw, NULL, MP_F32, MP_ACT_NONE, y)                                                 \
+   : bw ? mp_bflinear_act(pool, x, M, bw, NULL, MP_F32, MP_ACT_NONE, y)                                                \
+        : mp_linear(pool, x, M, &w, NULL, MP_F32, y))
       for (int ti = 0; ti < nthr; ti++) {
         mp_pool *pool;
         if (mp_pool_create(threads[ti], &pool) != MP_OK) return 3;
@@ -225,6 +236,7 @@ int main(int argc, char **argv) {
         mp_pool_free(pool);
       }
       mp_qweight_free(qw);
+      mp_bfweight_free(bw);
       free(data);
       free(sc);
       free(bi);

@@ -89,7 +89,7 @@ int main(int argc, char **argv) {
     print_help(stdout);
     return MP_EXIT_OK;
   }
-  if (!strcmp(c, "--version") || !strcmp(c, "version")) {
+  if (!strcmp(c, "--version")) {
     printf("mlxport %s\n", MP_VERSION_STRING);
     return MP_EXIT_OK;
   }

@@ -30,8 +30,10 @@ typedef struct mp_cli_run_opts {
   "  --truncation S        longest_first (default), only_first, only_second, none\n"                                   \
   "  --threads N           compute threads (default: all cores)\n"                                                     \
   "  --compute MODE        fast (default): MLX-quantized layers on integer kernels (int8\n"                            \
-  "                        activations); faithful: exactly as MLX computes (dequantized\n"                             \
-  "                        weights, float accumulation). Float models: the same either way\n"                          \
+  "                        activations), float16/bfloat16 layers on AMX-BF16 tiles where the\n"                        \
+  "                        CPU has them (activations split in two bf16 terms); faithful:\n"                            \
+  "                        exactly as MLX computes (dequantized weights, float accumulation).\n"                       \
+  "                        float32 models: the same either way\n"                                                      \
   "  --device D            cpu (default), cuda or cuda:N: run on an NVIDIA GPU (a build with\n"                        \
   "                        cmake -DMP_CUDA=ON; float16 compute, MLX-quantized weights\n"                               \
   "                        dequantized on upload; docs/cuda.md)\n"                                                     \

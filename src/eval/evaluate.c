@@ -357,6 +357,8 @@ static mp_status eval_here(const char *ref, const mp_dataset *ds, const mp_eval_
   size_t n_int = 0;
   mp_model_compute(m, &n_int);
   res->int_layers = (int)n_int;
+  res->bf16_layers = (int)mp_model_bf16_layers(m);
+  n_int += (size_t)res->bf16_layers; /* layers whose fast computation differs from the faithful one */
   int two_pass = n_int > 0 && o->compute < 0;
   int quantized = n_int > 0 || mp_model_has_quantized(m);
   snprintf(res->perf_compute, sizeof res->perf_compute, "%s", quantized ? mp_compute_name(perf_mode) : "float");

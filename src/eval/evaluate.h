@@ -90,6 +90,7 @@ typedef struct mp_eval_result {
    * latency, memory. */
   char metric_compute[16], perf_compute[16];
   int int_layers;           /* layers on the integer kernels in the fast pass (0: none) */
+  int bf16_layers;          /* F16/BF16 layers on the bf16 tiles in the fast pass (0: none) */
   int fast_pass;            /* 1: a fast pass ran beside the faithful one (the three below) */
   double fast_metric;       /* main metric in fast mode */
   double fast_agreement;    /* classification: predictions equal to the faithful ones (fraction) */

@@ -92,6 +92,7 @@ void mp_report_result_json(mp_sb *sb, const char *name, const mp_eval_result *r,
   kv_str(sb, "metric_compute", r->metric_compute, &f);
   kv_str(sb, "perf_compute", r->perf_compute, &f);
   kv_num(sb, "integer_layers", r->int_layers, &f);
+  kv_num(sb, "bf16_tile_layers", r->bf16_layers, &f);
   if (r->fast_pass) {
     mp_sb_puts(sb, ",\"fast_mode\":{");
     int g = 1;
@@ -211,7 +212,8 @@ void mp_report_markdown(mp_sb *sb, const char *title, const mp_report_row *rows,
       "size = weight files in MiB.\n"
       "Compute modes: a converted model's task metric, drop and agreement come from the MLX-faithful mode "
       "(dequantized weights, float accumulation: what MLX computes); its speed, latency and memory from the "
-      "fast mode (integer kernels, int8 activations), whose own metric and agreement with the faithful "
+      "fast mode (integer kernels with int8 activations for quantized layers; AMX-BF16 tiles with activations "
+      "split in two bf16 terms for float16/bfloat16 layers), whose own metric and agreement with the faithful "
       "predictions are in the \"fast mode\" column.\n");
   if (n_demo)
     mp_sb_printf(sb,

@@ -30,20 +30,25 @@ static char g_features[256];
 static int g_vnni, g_bf16; /* AVX-512 VNNI / BF16 usable (with AVX-512 F/BW/VL/DQ) */
 static int g_dotprod;      /* aarch64 SDOT usable */
 static int g_amx;          /* AMX-INT8 usable: CPU, OS state and the kernel's permission (x86-64 Linux) */
-static int g_amx_on = 1;   /* the integer kernels may use it (MP_AMX=0 / mp_kernels_set_amx(0): not) */
+static int g_amx_bf16;     /* AMX-BF16 usable, the same way */
+static int g_amx_on = 1;   /* the kernels may use AMX (MP_AMX=0 / mp_kernels_set_amx(0): not) */
+__thread int mp_amx_cfg_key = -1;
 
 #if defined(__x86_64__) || defined(__i386__)
 /* AMX-TILE + AMX-INT8 on the CPU, the tile state enabled by the OS (XCR0 bits 17, 18), and the
  * process's permission to use it (Linux: arch_prctl(ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA)). */
+/* Returns a bit set: 1 AMX-INT8, 2 AMX-BF16 (each with AMX-TILE). */
 static int detect_amx(void) {
 #if defined(__x86_64__) && defined(__linux__)
   unsigned a, b, c, d;
   if (!__get_cpuid(1, &a, &b, &c, &d) || !((c >> 27) & 1)) return 0; /* OSXSAVE: xgetbv usable */
-  if (!__get_cpuid_count(7, 0, &a, &b, &c, &d) || !((d >> 24) & 1) || !((d >> 25) & 1)) return 0;
+  if (!__get_cpuid_count(7, 0, &a, &b, &c, &d) || !((d >> 24) & 1)) return 0;
+  const int kinds = ((d >> 25) & 1) | (((d >> 22) & 1) << 1);
+  if (!kinds) return 0;
   unsigned lo, hi;
   __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
   if ((lo & (3u << 17)) != (3u << 17)) return 0;
-  return syscall(SYS_arch_prctl, 0x1023 /* ARCH_REQ_XCOMP_PERM */, 18 /* XFEATURE_XTILEDATA */) == 0;
+  return syscall(SYS_arch_prctl, 0x1023 /* ARCH_REQ_XCOMP_PERM */, 18 /* XFEATURE_XTILEDATA */) == 0 ? kinds : 0;
 #else
   return 0;
 #endif
@@ -75,16 +80,19 @@ static void detect_once(void) {
              __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq");
   g_vnni = a512 && vnni;
   g_bf16 = a512 && bf16;
-  g_amx = g_vnni && detect_amx();
+  const int amx = detect_amx();
+  g_amx = g_vnni && (amx & 1);
+  g_amx_bf16 = g_bf16 && (amx & 2);
   const char *amx_env = getenv("MP_AMX");
   if (amx_env && !strcmp(amx_env, "0")) g_amx_on = 0;
   if (avx2 && f16c && mp_impl_avx2()) {
     g_ladder[g_n++] = MP_ISA_AVX2;
     if (a512 && mp_impl_avx512()) g_ladder[g_n++] = MP_ISA_AVX512;
   }
-  snprintf(g_features, sizeof g_features, "%s%s%s%s%s%s%s", avx2 ? "avx2 fma " : "", f16c ? "f16c " : "",
+  snprintf(g_features, sizeof g_features, "%s%s%s%s%s%s%s%s", avx2 ? "avx2 fma " : "", f16c ? "f16c " : "",
            a512 ? "avx512f avx512bw avx512vl avx512dq " : "", (a512 && vnni) ? "avx512vnni " : "",
-           (a512 && bf16) ? "avx512bf16 " : "", g_amx ? "amx-int8 " : "", g_n == 1 ? "(no usable SIMD)" : "");
+           (a512 && bf16) ? "avx512bf16 " : "", g_amx ? "amx-int8 " : "", g_amx_bf16 ? "amx-bf16 " : "",
+           g_n == 1 ? "(no usable SIMD)" : "");
 #elif defined(__aarch64__)
 #if defined(__linux__)
   unsigned long hw = getauxval(AT_HWCAP);
@@ -131,6 +139,11 @@ int mp_cpu_avx512_bf16(void) {
 int mp_cpu_amx_int8(void) {
   detect();
   return g_amx && g_amx_on;
+}
+
+int mp_cpu_amx_bf16(void) {
+  detect();
+  return g_amx_bf16 && g_amx_on;
 }
 
 int mp_kernels_set_amx(int on) {

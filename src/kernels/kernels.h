@@ -199,6 +199,25 @@ mp_status mp_qlinear_chain(mp_pool *pool, const float *x, int64_t rows, const mp
                            mp_dtype b1_dtype, mp_act act, const mp_qweight *w2, const void *b2, mp_dtype b2_dtype,
                            float *y);
 
+/* ---------------------------------------------------------------------------------------
+ * Fast compute for 16-bit float weights (bflinear.c): F16 / BF16 matrices repacked once into
+ * AMX-BF16 tiles; activations split per element into two bf16 terms (x = xh + xl, 16
+ * significant bits), F16 weights into two exact ones, so the products keep close to f32
+ * precision (relative error ~2^-16 against 2^-24) at the tile units' speed. Results do not
+ * depend on the thread count or the other rows of the batch. Available on x86-64 Linux CPUs
+ * with AMX-BF16 at the AVX-512 level (MP_AMX=0 or MP_ISA=avx2 turn it off); elsewhere the pack
+ * call answers MP_ERR_UNSUPPORTED and callers keep the f32 path (mp_linear_act). */
+typedef struct mp_bfweight mp_bfweight;
+int mp_bflinear_available(void);
+mp_status mp_bfweight_pack(const mp_linear_weight *w, mp_bfweight **out);
+void mp_bfweight_free(mp_bfweight *b);          /* accepts NULL */
+size_t mp_bfweight_bytes(const mp_bfweight *b); /* memory held by the packed form */
+void mp_bfweight_shape(const mp_bfweight *b, int64_t *out, int64_t *in);
+/* y = act(x·Wᵀ + bias), same arguments as mp_linear_act. MP_ERR_UNSUPPORTED when the tiles are
+ * not usable now. */
+mp_status mp_bflinear_act(mp_pool *pool, const float *x, int64_t rows, const mp_bfweight *w, const void *bias,
+                          mp_dtype bias_dtype, mp_act act, float *y);
+
 /* Which integer kernel runs now: "scalar", "avx2" (VPMADDUBSW), "avx512-vnni" (VPDPBUSD),
  * "neon" (SMULL + SADALP) or "neon-dotprod" (SDOT); follows mp_kernels_isa (AVX-512 without
  * VNNI uses the AVX2 kernel). */

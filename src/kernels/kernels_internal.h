@@ -70,6 +70,12 @@ int mp_cpu_avx512_vnni(void);
 int mp_cpu_avx512_bf16(void);
 /* AMX-INT8 usable (CPU, OS, permission) and not turned off (MP_AMX=0, mp_kernels_set_amx). */
 int mp_cpu_amx_int8(void);
+/* AMX-BF16 usable (CPU, OS, permission) and not turned off (MP_AMX=0, mp_kernels_set_amx). */
+int mp_cpu_amx_bf16(void);
+/* The AMX tile configuration this thread has loaded (-1: none): the integer kernels (qlinear_x86.c)
+ * and the bf16 kernels (bflinear.c) each load their own, so both check and set this one key. */
+extern __thread int mp_amx_cfg_key;
+#define MP_AMX_KEY_BF16 (1 << 30)
 
 /* Scalar reference pieces shared by every ISA (exact semantics live here). */
 void mp_decode_row_scalar(const mp_linear_weight *w, int64_t o, int64_t k0, int64_t n, float *dst);

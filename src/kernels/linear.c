@@ -122,7 +122,11 @@ static void gemm_task(void *vctx, int64_t task, int thread) {
   lin_ctx *c = vctx;
   const mp_isa_impl *im = c->impl;
   const int MR = im->mr, NR = im->nr;
-  int64_t mt = task % c->n_mtiles, nt = task / c->n_mtiles;
+  /* column tiles inner: consecutive tasks share their activation rows, which stay in L2 while
+   * the weight tiles go by (the rows are usually the larger operand); 150 -> 160 GFLOP/s at
+   * 4096 x 384 -> 1536 on one core of the AVX-512 VM */
+  int64_t n_ntiles = cdiv(c->N, c->nb);
+  int64_t nt = task % n_ntiles, mt = task / n_ntiles;
   int64_t m0 = mt * c->mb, m1 = m0 + c->mb < c->M ? m0 + c->mb : c->M;
   int64_t n0 = nt * c->nb, n1 = n0 + c->nb < c->N ? n0 + c->nb : c->N;
   int64_t mlen = m1 - m0, nlen = n1 - n0;

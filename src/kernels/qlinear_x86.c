@@ -410,13 +410,12 @@ typedef struct amx_cfg {
   uint16_t colsb[16];
   uint8_t rows[16];
 } amx_cfg;
-static __thread int t_amx_key = -1; /* the tile shape this thread has loaded: rows * 256 + block bytes */
 
 /* two tile sets: C in tiles 0, 1 (set 0) and 5, 6 (set 1), rows x 16 int32; A in 2 (set 0) and 7
  * (set 1), rows x g bytes; B in 3, 4 (shared), g/4 rows x 64 bytes */
 T5A static void amx_config(int rows, int g) {
   const int key = rows * 256 + g;
-  if (key == t_amx_key) return;
+  if (key == mp_amx_cfg_key) return;
   amx_cfg c;
   memset(&c, 0, sizeof c);
   c.palette = 1;
@@ -428,7 +427,7 @@ T5A static void amx_config(int rows, int g) {
   c.rows[3] = c.rows[4] = (uint8_t)(g / 4);
   c.colsb[3] = c.colsb[4] = 64;
   _tile_loadconfig(&c);
-  t_amx_key = key;
+  mp_amx_cfg_key = key;
 }
 
 /* block g's integer sums into tile set (C0, C1, A): queued on the AMX unit */

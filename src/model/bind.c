@@ -152,10 +152,32 @@ static mp_status align_f32_weight(mp_model *m, mp_linear_weight *w) {
   return MP_OK;
 }
 
+/* F16/BF16 weights into bf16 tiles where the CPU has them (fast mode, not on a device) */
+static mp_status pack_bf16(mp_model *m, mp_dense *d) {
+  if (m->dev || m->compute != MP_COMPUTE_FAST || d->w.bits != 0 || (d->w.dtype != MP_F16 && d->w.dtype != MP_BF16) ||
+      !mp_bflinear_available())
+    return MP_OK;
+  if (m->n_bpacks == m->cap_bpacks) {
+    size_t cap = m->cap_bpacks ? 2 * m->cap_bpacks : 64;
+    mp_bfweight **np = realloc(m->bpacks, cap * sizeof *np);
+    if (!np) return mp_err(MP_ERR_NOMEM, "out of memory");
+    m->bpacks = np;
+    m->cap_bpacks = cap;
+  }
+  mp_bfweight *b;
+  mp_status st = mp_bfweight_pack(&d->w, &b);
+  if (st) return mp_err_prefix(st, "%s", m->path);
+  m->bpacks[m->n_bpacks++] = b;
+  d->bw = b;
+  return MP_OK;
+}
+
 mp_status mp_dense_pack(mp_model *m, mp_dense *d) {
   d->qw = NULL;
+  d->bw = NULL;
   MP_TRY(align_f32_weight(m, &d->w));
-  if (m->compute != MP_COMPUTE_FAST || d->w.bits == 0) return MP_OK;
+  if (d->w.bits == 0) return pack_bf16(m, d);
+  if (m->compute != MP_COMPUTE_FAST) return MP_OK;
   if (m->n_packs == m->cap_packs) {
     size_t cap = m->cap_packs ? 2 * m->cap_packs : 64;
     mp_qweight **np = realloc(m->packs, cap * sizeof *np);
@@ -178,7 +200,14 @@ void mp_dense_drop_pack(mp_model *m, mp_dense *d) {
       m->packs[i] = m->packs[--m->n_packs];
       break;
     }
+  for (size_t i = 0; d->bw && i < m->n_bpacks; i++)
+    if (m->bpacks[i] == d->bw) {
+      mp_bfweight_free(m->bpacks[i]);
+      m->bpacks[i] = m->bpacks[--m->n_bpacks];
+      break;
+    }
   d->qw = NULL;
+  d->bw = NULL;
 }
 
 mp_status mp_bind_dense(mp_model *m, const char *name, int64_t out, int64_t in, int bias_optional, mp_dense *d) {

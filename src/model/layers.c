@@ -301,6 +301,15 @@ mp_status mp_dense_run(mp_model *m, const float *x, int64_t rows, const mp_dense
                     (long long)d->w.in);
     return mp_qlinear_act(m->pool, x, rows, d->qw, d->b, d->bdt, act, y);
   }
+  if (d->bw) {
+    int64_t bo, bi;
+    mp_bfweight_shape(d->bw, &bo, &bi);
+    if (bo != d->w.out || bi != d->w.in)
+      return mp_err(MP_ERR_INTERNAL, "%s: bf16-tile form [%lld, %lld] does not match the layer [%lld, %lld]",
+                    d->w.name ? d->w.name : "dense", (long long)bo, (long long)bi, (long long)d->w.out,
+                    (long long)d->w.in);
+    return mp_bflinear_act(m->pool, x, rows, d->bw, d->b, d->bdt, act, y);
+  }
   return mp_linear_act(m->pool, x, rows, &d->w, d->b, d->bdt, act, y);
 }
 
@@ -329,7 +338,7 @@ mp_status mp_dense_run_many(mp_model *m, const float *x, int64_t rows, int n, co
   int all_float = n >= 1 && n <= 4 && !m->dev;
   const mp_linear_weight *fw[4];
   for (int i = 0; all_float && i < n; i++) {
-    all_float = !d[i]->qw && d[i]->w.in == d[0]->w.in;
+    all_float = !d[i]->qw && !d[i]->bw && d[i]->w.in == d[0]->w.in;
     fw[i] = &d[i]->w, b[i] = d[i]->b, bdt[i] = d[i]->bdt;
   }
   if (all_float) return mp_linear_multi(m->pool, x, rows, n, fw, b, bdt, y);

@@ -106,6 +106,9 @@ void mp_model_close(mp_model *m) {
   for (size_t i = 0; i < m->n_packs; i++)
     mp_qweight_free(m->packs[i]);
   free(m->packs);
+  for (size_t i = 0; i < m->n_bpacks; i++)
+    mp_bfweight_free(m->bpacks[i]);
+  free(m->bpacks);
   mp_model_config_free(&m->cfg);
   mp_arena_free(&m->cfg_arena);
   mp_arena_free(&m->params);
@@ -131,6 +134,8 @@ mp_compute mp_model_compute(const mp_model *m, size_t *n_int_layers) {
   if (n_int_layers) *n_int_layers = m->n_packs;
   return m->compute;
 }
+
+size_t mp_model_bf16_layers(const mp_model *m) { return m->n_bpacks; }
 
 int mp_model_has_quantized(const mp_model *m) { return m->n_quant > 0; }
 int mp_model_fp_quantized(const mp_model *m) { return m->n_fp; }

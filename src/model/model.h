@@ -109,6 +109,8 @@ mp_status mp_model_token_embeddings(mp_model *m, size_t n, const char *const *te
  * MLX-quantized linear layers that run on the integer kernels; 0 in faithful mode or for a
  * float model). */
 mp_compute mp_model_compute(const mp_model *m, size_t *n_int_layers);
+/* How many F16/BF16 linear layers run on the bf16 tiles (fast mode, AMX-BF16 CPUs; else 0). */
+size_t mp_model_bf16_layers(const mp_model *m);
 /* 1 when the model has MLX-quantized weights (whatever the compute mode). */
 int mp_model_has_quantized(const mp_model *m);
 /* Matrices in MLX's floating-point modes (mxfp4, nvfp4, mxfp8). They are expanded once at load

@@ -14,8 +14,9 @@
 /* y = act(x W^T + b): a linear layer with its optional bias. */
 typedef struct mp_dense {
   mp_linear_weight w;
-  const mp_qweight *qw; /* integer form (fast mode, quantized w), owned by the model; else NULL */
-  const void *b;        /* NULL = no bias */
+  const mp_qweight *qw;  /* integer form (fast mode, quantized w), owned by the model; else NULL */
+  const mp_bfweight *bw; /* bf16-tile form (fast mode, F16/BF16 w, AMX-BF16), owned by the model; else NULL */
+  const void *b;         /* NULL = no bias */
   mp_dtype bdt;
 } mp_dense;
 
@@ -65,6 +66,8 @@ struct mp_model {
   void *weight_hook_ctx;
   mp_qweight **packs; /* integer forms of the quantized dense layers (fast mode) */
   size_t n_packs, cap_packs;
+  mp_bfweight **bpacks; /* bf16-tile forms of the F16/BF16 dense layers (fast mode, AMX-BF16) */
+  size_t n_bpacks, cap_bpacks;
   /* the compute device (model/device.h): dev NULL = the CPU kernels */
   mp_device_spec device;
   const mp_device_ops *dev;
@@ -127,7 +130,8 @@ mp_status mp_bind_bert_ffn(mp_model *m, const char *base, int64_t H, int64_t I, 
 mp_status mp_bind_qkvo(mp_model *m, const char *base, const char *const names[4], int64_t H, mp_dense *q, mp_dense *k,
                        mp_dense *v, mp_dense *o);
 /* Fast mode: packs d->w for the integer kernels (d->qw, owned by the model) when it is
- * MLX-quantized; otherwise sets d->qw = NULL. mp_bind_dense calls it; call it again after
+ * MLX-quantized, or into bf16 tiles (d->bw) when it is F16/BF16 and the CPU has AMX-BF16;
+ * otherwise sets both to NULL. mp_bind_dense calls it; call it again after
  * changing d->w (e.g. taking a slice of its rows). */
 mp_status mp_dense_pack(mp_model *m, mp_dense *d);
 /* Frees d's integer form (a layer only used through slices packed on their own). */

@@ -1322,6 +1322,7 @@ static void result_from_json(const mp_json *j, mp_eval_result *r) {
   snprintf(r->metric_compute, sizeof r->metric_compute, "%s", mp_json_get_str(j, "metric_compute", ""));
   snprintf(r->perf_compute, sizeof r->perf_compute, "%s", mp_json_get_str(j, "perf_compute", ""));
   r->int_layers = (int)mp_json_get_num(j, "integer_layers", 0);
+  r->bf16_layers = (int)mp_json_get_num(j, "bf16_tile_layers", 0);
   const mp_json *fm = mp_json_get(j, "fast_mode");
   if (fm) {
     r->fast_pass = 1;
