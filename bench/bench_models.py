@@ -2,9 +2,11 @@
 """The speedup gate on the original configuration's eleven models: full-size random-weight twins
 (each model's real config.json and tokenizer from ../shared/models, weights drawn by transformers'
 own initialisation: speed does not depend on the weight values), saved as the fp32 original,
-converted by mlxport to MLX q8 (group 64), then
+converted by mlxport to MLX q8 (group 64) and, with --formats q8,float16, to float16 (the default
+`mlxport convert` dtype, no quantization: the fast mode runs it on AMX-BF16 tiles where the CPU has
+them), then
 
-    mlxport eval --model Q8 --baseline FP32 --dataset <the model's benchmark> --max-samples N
+    mlxport eval --model CONVERTED --baseline FP32 --dataset <the model's benchmark> --max-samples N
 
 with the default min_speedup 1.2 gate: throughput and batch-1 latency of the q8 model in the fast
 mode against the fp32 original, on real dev-set inputs (MNLI-matched pairs for the NLI / zero-shot
@@ -12,8 +14,8 @@ models, STS-B pairs for the embedders), plus the fast mode's agreement with the 
 (random weights: logits are noise, so agreement here only shows the modes compute the same thing,
 not model quality). Prints a Markdown table.
 
-    python bench/bench_models.py prepare   # twins + q8 conversions into $MP_CACHE/bench-twins
-    python bench/bench_models.py run [--samples 96] [--latency 20] [--threads 2] [--only a,b]
+    python bench/bench_models.py prepare [--formats q8,float16]   # twins + conversions into $MP_CACHE/bench-twins
+    python bench/bench_models.py run [--formats q8,float16] [--samples 96] [--latency 20] [--threads 2] [--only a,b]
 
 ModernBERT's twin needs transformers >= 4.48 ($MP_CACHE/venv-modernbert, scripts/setup.sh test).
 """
@@ -74,10 +76,14 @@ def modernbert_python():
     return None
 
 
-def prepare(names):
+# converted formats: the convert arguments of each
+FORMATS = {"q8": ["-q", "--q-bits", "8", "--q-group-size", "64", "--dtype", "float32"], "float16": ["--dtype", "float16"]}
+
+
+def prepare(names, formats):
     os.makedirs(OUT, exist_ok=True)
     for name in names:
-        src, fp32, q8 = os.path.join(SHARED, "models", name), os.path.join(OUT, name), os.path.join(OUT, name + "-q8")
+        src, fp32 = os.path.join(SHARED, "models", name), os.path.join(OUT, name)
         if not os.path.exists(os.path.join(fp32, "model.safetensors")) and not os.path.exists(
                 os.path.join(fp32, "model.safetensors.index.json")):
             py = modernbert_python() if "modernbert" in name else sys.executable
@@ -93,16 +99,18 @@ def prepare(names):
             print(f"{name}: {p.stdout.strip()}", flush=True)
             shutil.rmtree(fp32, ignore_errors=True)
             os.rename(tmp, fp32)
-        if not os.path.exists(os.path.join(q8, "config.json")):
-            subprocess.run([BIN, "convert", "--hf-path", fp32, "--mlx-path", q8, "-q", "--q-bits", "8",
-                            "--q-group-size", "64", "--dtype", "float32"], check=True, capture_output=True)
-            print(f"{name}: converted to q8", flush=True)
+        for fmt in formats:
+            dst = os.path.join(OUT, f"{name}-{fmt}")
+            if not os.path.exists(os.path.join(dst, "config.json")):
+                subprocess.run([BIN, "convert", "--hf-path", fp32, "--mlx-path", dst, *FORMATS[fmt]], check=True,
+                               capture_output=True)
+                print(f"{name}: converted to {fmt}", flush=True)
 
 
-def run(names, samples, latency, threads):
+def run(names, samples, latency, threads, fmt):
     rows = []
     for name in names:
-        fp32, q8 = os.path.join(OUT, name), os.path.join(OUT, name + "-q8")
+        fp32, q8 = os.path.join(OUT, name), os.path.join(OUT, f"{name}-{fmt}")
         ds = MODELS[name]
         data = ["--dataset", "stsb", "--data-dir", os.path.join(SHARED, "datasets")] if ds == "stsb" else \
             ["--dataset", "mnli", "--data-dir", os.path.join(SHARED, "datasets")]
@@ -115,9 +123,9 @@ def run(names, samples, latency, threads):
             continue
         rows.append((name, json.loads(p.stdout)))
         print(f"{name}: done", file=sys.stderr, flush=True)
-    print(f"\nq8 (fast mode) vs fp32 original, {samples} examples per model, batch 32, {threads} threads; "
+    print(f"\n{fmt} (fast mode) vs fp32 original, {samples} examples per model, batch 32, {threads} threads; "
           f"latency at batch 1 over {latency} requests\n")
-    print("| model | dataset | tokens/example | fp32 ex/s | q8 ex/s | speedup | p50 ms fp32 / q8 | p50 ratio "
+    print(f"| model | dataset | tokens/example | fp32 ex/s | {fmt} ex/s | speedup | p50 ms fp32 / {fmt} | p50 ratio "
           "| speedup gate (>= 1.2) | fast vs faithful: agreement, max abs diff |")
     print("|---|---|---:|---:|---:|---:|---:|---:|---|---|")
     for name, r in rows:
@@ -143,12 +151,18 @@ def main():
     ap.add_argument("--latency", type=int, default=20)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--only", default=None)
+    ap.add_argument("--formats", default="q8", help="converted formats, comma-separated: q8, float16")
     a = ap.parse_args()
     names = [n for n in MODELS if not a.only or n in a.only.split(",")]
+    formats = [f for f in a.formats.split(",") if f]
+    bad = [f for f in formats if f not in FORMATS]
+    if bad:
+        ap.error(f"unknown format(s) {', '.join(bad)}: use {', '.join(FORMATS)}")
     if a.what in ("prepare", "all"):
-        prepare(names)
+        prepare(names, formats)
     if a.what in ("run", "all"):
-        run(names, a.samples, a.latency, a.threads)
+        for fmt in formats:
+            run(names, a.samples, a.latency, a.threads, fmt)
 
 
 if __name__ == "__main__":
