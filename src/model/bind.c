@@ -131,6 +131,18 @@ mp_status mp_bind_vector(mp_model *m, const char *name, int64_t n, const void **
   return MP_OK;
 }
 
+/* The whole pages of [p, p + bytes) (a tensor in the mapped weights file that the model now reads
+ * from a copy) are given back to the OS; a later read, if any, maps them in again. */
+static void release_pages(const void *p, size_t bytes) {
+#if defined(__linux__) && defined(MADV_PAGEOUT)
+  const uintptr_t pg = (uintptr_t)sysconf(_SC_PAGESIZE), lo = ((uintptr_t)p + pg - 1) & ~(pg - 1);
+  const uintptr_t hi = ((uintptr_t)p + bytes) & ~(pg - 1);
+  if (pg > 0 && hi > lo) (void)madvise((void *)lo, hi - lo, MADV_PAGEOUT);
+#else
+  (void)p, (void)bytes;
+#endif
+}
+
 /* A float32 weight whose rows are not 64-byte aligned (safetensors places tensors at any
  * multiple of their element size: all-MiniLM-L6-v2's sit at 24 mod 64, so every vector load of
  * the small-M path spans two cache lines) is copied once into aligned memory on the CPU path;
@@ -143,11 +155,7 @@ static mp_status align_f32_weight(mp_model *m, mp_linear_weight *w) {
   float *copy = mp_arena_alloc_uninit(&m->params, bytes, 64);
   if (!copy) return mp_err(MP_ERR_NOMEM, "%s: out of memory aligning %s (%zu bytes)", m->path, w->name, bytes);
   memcpy(copy, w->data, bytes);
-#if defined(__linux__) && defined(MADV_PAGEOUT)
-  const uintptr_t pg = (uintptr_t)sysconf(_SC_PAGESIZE), lo = ((uintptr_t)w->data + pg - 1) & ~(pg - 1);
-  const uintptr_t hi = ((uintptr_t)w->data + bytes) & ~(pg - 1);
-  if (pg > 0 && hi > lo) (void)madvise((void *)lo, hi - lo, MADV_PAGEOUT);
-#endif
+  release_pages(w->data, bytes);
   w->data = copy;
   return MP_OK;
 }
@@ -169,6 +177,7 @@ static mp_status pack_bf16(mp_model *m, mp_dense *d) {
   if (st) return mp_err_prefix(st, "%s", m->path);
   m->bpacks[m->n_bpacks++] = b;
   d->bw = b;
+  release_pages(d->w.data, (size_t)(d->w.out * d->w.in) * 2); /* the tiles are read from now on */
   return MP_OK;
 }
 
