@@ -77,7 +77,9 @@ typedef struct cuda_ctx {
   int attention_simple; /* MP_CUDA_ATTENTION=simple: the CUDA-core reference kernel for every attention */
   int attention_mma;    /* the mma.sync flash kernel (flash_mma.cuh), the default; MP_CUDA_ATTENTION=wmma: WMMA */
   int flash_configured; /* bit per flash-attention instance whose shared-memory limit is set on this device */
-  int vec; /* the 16-byte vector forms of LayerNorm, embeddings and activations (MP_CUDA_VEC_KERNELS=0: off) */
+  int vec;       /* the 16-byte vector forms of LayerNorm, embeddings and activations (MP_CUDA_VEC_KERNELS=0: off) */
+  int autotune;  /* cuBLASLt algorithms timed among the heuristic's candidates (MP_CUDA_AUTOTUNE=0: off; 2: logged) */
+  int capturing; /* a CUDA graph is being captured on the stream: nothing may synchronize it */
   /* MP_CUDA_PROFILE=1: an event after every operation on the stream; the time between two events is
    * charged to the later operation (idle gaps included), summed per (operation, shape) and printed to
    * stderr when the context closes */
@@ -734,6 +736,8 @@ extern "C" mp_status mp_cuda_open(int index, mp_dtype dt, void **out) {
   c->attention_mma = !(att && !strcmp(att, "wmma"));
   const char *vec = getenv("MP_CUDA_VEC_KERNELS");
   c->vec = !(vec && !strcmp(vec, "0"));
+  const char *tune = getenv("MP_CUDA_AUTOTUNE");
+  c->autotune = !tune || !*tune ? 1 : !strcmp(tune, "0") ? 0 : !strcmp(tune, "2") ? 2 : 1;
   mp_status st = MP_OK;
   cudaDeviceProp prop;
   e = cudaSetDevice(index);
@@ -941,12 +945,56 @@ static uint32_t ptr_align(const void *p) {
   return a;
 }
 
-/* The algorithm cuBLASLt's heuristic picks for one GEMM shape, epilogue, operand strides and
- * alignments, asked once. */
+/* Autotuning (MP_CUDA_AUTOTUNE, on by default): the heuristic's first AUTOTUNE_CANDIDATES algorithms
+ * that fit the workspace are each run AUTOTUNE_WARMUP + AUTOTUNE_REPS times on the real operands
+ * (D is written, never read: beta is 0, so the product after the choice overwrites it), timed
+ * with events, and the fastest is kept. The heuristic's own first choice stays unless another is
+ * more than AUTOTUNE_MARGIN faster (timing noise). MP_CUDA_AUTOTUNE=0: the heuristic's first
+ * choice (the earlier behaviour); =2: also print each choice to stderr. */
+#define AUTOTUNE_CANDIDATES 8
+#define AUTOTUNE_WARMUP 1
+#define AUTOTUNE_REPS 5
+#define AUTOTUNE_MARGIN 0.03f
+static int lt_autotune(cuda_ctx *c, cublasLtMatmulDesc_t md, cublasLtMatrixLayout_t la, cublasLtMatrixLayout_t lb,
+                       cublasLtMatrixLayout_t lc, const cublasLtMatmulHeuristicResult_t *res, int got, const void *pa,
+                       const void *pb, void *pd, float *best_ms, float *first_ms) {
+  cudaEvent_t e0 = NULL, e1 = NULL;
+  int best = 0;
+  *best_ms = *first_ms = -1.0f;
+  if (cudaEventCreate(&e0) != cudaSuccess || cudaEventCreate(&e1) != cudaSuccess) {
+    cudaGetLastError();
+    if (e0) cudaEventDestroy(e0);
+    return 0;
+  }
+  const float alpha = 1.0f, beta = 0.0f;
+  for (int i = 0; i < got; i++) {
+    if (res[i].state != CUBLAS_STATUS_SUCCESS || res[i].workspaceSize > WORKSPACE_BYTES) continue;
+    cublasStatus_t s = CUBLAS_STATUS_SUCCESS;
+    for (int r = 0; !s && r < AUTOTUNE_WARMUP; r++)
+      s = cublasLtMatmul(c->lt, md, &alpha, pa, la, pb, lb, &beta, pd, lc, pd, lc, &res[i].algo, c->workspace,
+                         WORKSPACE_BYTES, c->stream);
+    if (!s && cudaEventRecord(e0, c->stream) != cudaSuccess) s = CUBLAS_STATUS_EXECUTION_FAILED;
+    for (int r = 0; !s && r < AUTOTUNE_REPS; r++)
+      s = cublasLtMatmul(c->lt, md, &alpha, pa, la, pb, lb, &beta, pd, lc, pd, lc, &res[i].algo, c->workspace,
+                         WORKSPACE_BYTES, c->stream);
+    float ms = -1.0f;
+    if (!s && cudaEventRecord(e1, c->stream) == cudaSuccess && cudaEventSynchronize(e1) == cudaSuccess)
+      cudaEventElapsedTime(&ms, e0, e1);
+    cudaGetLastError();
+    if (s || ms < 0) continue; /* this candidate cannot run here: skipped */
+    if (*first_ms < 0 && i == 0) *first_ms = ms;
+    if (*best_ms < 0 || ms < *best_ms) *best_ms = ms, best = i;
+  }
+  cudaEventDestroy(e0), cudaEventDestroy(e1);
+  if (*first_ms >= 0 && *best_ms >= *first_ms * (1.0f - AUTOTUNE_MARGIN)) best = 0, *best_ms = *first_ms;
+  return *best_ms < 0 ? 0 : best;
+}
+
+/* The algorithm for one GEMM shape, epilogue, operand strides and alignments, chosen once (by the
+ * heuristic, or autotuned among its candidates) and cached. */
 static mp_status lt_algo_for(cuda_ctx *c, cublasLtMatmulDesc_t md, cublasLtMatrixLayout_t la, cublasLtMatrixLayout_t lb,
                              cublasLtMatrixLayout_t lc, int64_t m, int64_t n, int64_t k, int epi, int64_t lda,
-                             int64_t ldb, const void *pa, const void *pb, const void *pc,
-                             const cublasLtMatmulAlgo_t **algo) {
+                             int64_t ldb, const void *pa, const void *pb, void *pc, const cublasLtMatmulAlgo_t **algo) {
   const uint32_t al_a = ptr_align(pa), al_b = ptr_align(pb), al_c = ptr_align(pc);
   for (int i = 0; i < c->n_algos; i++) {
     lt_algo *a = &c->algos[i];
@@ -964,16 +1012,30 @@ static mp_status lt_algo_for(cuda_ctx *c, cublasLtMatmulDesc_t md, cublasLtMatri
   cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, &al_b, sizeof al_b);
   cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, &al_c, sizeof al_c);
   cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, &al_c, sizeof al_c);
-  cublasLtMatmulHeuristicResult_t res;
+  /* no timing while a graph is being captured (it would synchronize the stream) */
+  const int tune = c->autotune && !c->capturing;
+  cublasLtMatmulHeuristicResult_t res[AUTOTUNE_CANDIDATES];
   int got = 0;
-  cublasStatus_t s = cublasLtMatmulAlgoGetHeuristic(c->lt, md, la, lb, lc, lc, pref, 1, &res, &got);
+  cublasStatus_t s =
+      cublasLtMatmulAlgoGetHeuristic(c->lt, md, la, lb, lc, lc, pref, tune ? AUTOTUNE_CANDIDATES : 1, res, &got);
   cublasLtMatmulPreferenceDestroy(pref);
   if (s != CUBLAS_STATUS_SUCCESS || got == 0)
     return mp_err(MP_ERR_UNSUPPORTED, "cuBLASLt: no algorithm for a [%lld x %lld] x [%lld] GEMM (status %d)",
                   (long long)n, (long long)k, (long long)m, (int)s);
+  int pick = 0;
+  if (tune && got > 1) {
+    float best_ms, first_ms;
+    pick = lt_autotune(c, md, la, lb, lc, res, got, pa, pb, pc, &best_ms, &first_ms);
+    if (c->autotune > 1)
+      fprintf(stderr,
+              "mlxport CUDA autotune: %lldx%lld x %lld rows (epilogue %d): %d candidates, heuristic #1 %.1f us, "
+              "picked #%d %.1f us\n",
+              (long long)m, (long long)k, (long long)n, epi, got, first_ms * 1000.0f / AUTOTUNE_REPS, pick + 1,
+              best_ms * 1000.0f / AUTOTUNE_REPS);
+  }
   int slot = c->n_algos < N_ALGO ? c->n_algos++ : (int)((m + n + k) % N_ALGO);
   lt_algo *a = &c->algos[slot];
-  a->m = m, a->n = n, a->k = k, a->epi = epi, a->ok = 1, a->algo = res.algo;
+  a->m = m, a->n = n, a->k = k, a->epi = epi, a->ok = 1, a->algo = res[pick].algo;
   a->lda = lda, a->ldb = ldb, a->al_a = al_a, a->al_b = al_b, a->al_c = al_c;
   *algo = &a->algo;
   return MP_OK;
