@@ -3,7 +3,9 @@
  * (and ReLU / tanh-GELU) in its epilogue, and everything else in this file's kernels: fused
  * embeddings gather + LayerNorm, LayerNorm(+residual), encoder attention with a padding mask
  * (online softmax, no [T, T] scores in memory), pooling, row gather. Activations live in an
- * arena of device memory that is recycled at each forward pass. cudart is linked statically and
+ * arena of device memory that is recycled at each forward pass. cuBLASLt algorithms are autotuned
+ * at the first use of a shape, and a forward pass whose op sequence was seen before replays as one
+ * CUDA graph (the ops are recorded per pass and compared). cudart is linked statically and
  * finds the driver at run time, so a machine without a GPU or driver gets a clear error here,
  * and the library loads and runs on the CPU as before. */
 #include <cublasLt.h>
