@@ -348,11 +348,14 @@ def main():
                 jl.write(json.dumps({**row, "folder": row["model"], "model": name, "runtime": "mlxport", "variant": v}) + "\n")
             if err:
                 log(f"{name} {v}: {err}")
-        if a.profile and a.device != "cpu":  # where the fp16 time goes, per operation (MP_CUDA_PROFILE)
+        # where the fp16 time goes, per operation (MP_CUDA_PROFILE), without bench_device's 3 warm-up
+        # passes (weight uploads, cuBLASLt start-up, autotuning)
+        if a.profile and a.device != "cpu":
             for seq in seqs:
                 p = subprocess.run([bench, "--model", twin, "--device", a.device, "--dtype", "float16", "--seq",
                                     str(seq), "--batch", str(a.batch), "--seconds", str(a.seconds)],
-                                   capture_output=True, text=True, env={**os.environ, "MP_CUDA_PROFILE": "1"})
+                                   capture_output=True, text=True,
+                                   env={**os.environ, "MP_CUDA_PROFILE": "1", "MP_CUDA_PROFILE_SKIP": "3"})
                 with open(os.path.join(a.out, f"profile-{name}-{seq}.txt"), "w") as f:
                     f.write(p.stdout + p.stderr)
         if not a.no_torch:

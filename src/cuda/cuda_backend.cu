@@ -112,6 +112,9 @@ typedef struct cuda_ctx {
    * charged to the later operation (idle gaps included), summed per (operation, shape) and printed to
    * stderr when the context closes */
   int prof;
+  int prof_skip;    /* MP_CUDA_PROFILE_SKIP=N: the first N passes (warm-up: uploads, cuBLASLt start-up, autotuning)
+                     * are left out of the sums */
+  long prof_passes; /* passes begun */
   cudaEvent_t *prof_ev;
   struct prof_mark {
     const char *what;
@@ -214,8 +217,10 @@ static void prof_report(struct cuda_ctx *c) {
   for (int k = 0; k < c->prof_nsum; k++)
     total += c->prof_sum[k].ms;
   qsort(c->prof_sum, (size_t)c->prof_nsum, sizeof *c->prof_sum, prof_cmp);
-  fprintf(stderr, "mlxport CUDA profile (%s): %.3f ms in all\n  %-22s %12s %8s %10s %6s\n", c->desc, total, "operation",
-          "shape", "calls", "ms", "share");
+  fprintf(stderr,
+          "mlxport CUDA profile (%s): %.3f ms in all (%ld passes, the first %d left out)\n  %-22s %12s %8s %10s %6s\n",
+          c->desc, total, c->prof_passes, c->prof_skip < c->prof_passes ? c->prof_skip : (int)c->prof_passes,
+          "operation", "shape", "calls", "ms", "share");
   for (int k = 0; k < c->prof_nsum; k++) {
     char shape[48] = "";
     if (c->prof_sum[k].n || c->prof_sum[k].k)
@@ -900,6 +905,9 @@ extern "C" mp_status mp_cuda_open(int index, mp_dtype dt, void **out) {
     for (int i = 0; !st && i < PROF_MARKS; i++)
       if ((e = cudaEventCreate(&c->prof_ev[i])) != cudaSuccess) st = cuda_fail(e, "creating profile events");
     c->prof = !st;
+    const char *skip = getenv("MP_CUDA_PROFILE_SKIP");
+    c->prof_skip = skip ? atoi(skip) : 0;
+    if (c->prof_skip < 0) c->prof_skip = 0;
     c->graphs = 0; /* the profile times every launch: no graphs */
   }
   if (st) {
@@ -936,6 +944,10 @@ extern "C" mp_status mp_cuda_memory(int index, size_t *free_b, size_t *total_b) 
 static mp_status cuda_begin(void *p) {
   cuda_ctx *c = (cuda_ctx *)p;
   CU(cudaSetDevice(c->dev), "selecting the device");
+  if (c->prof && ++c->prof_passes == (long)c->prof_skip + 1 && c->prof_skip > 0) {
+    prof_flush(c); /* the warm-up passes' intervals are summed, then dropped */
+    c->prof_nsum = 0;
+  }
   prof_mark(c, "(idle between passes)", 0, 0);
   if (c->pin_used) { /* the staged copies of the previous pass are done before the buffer is reused */
     CU(cudaStreamSynchronize(c->stream), "waiting for the stream");
