@@ -16,12 +16,15 @@ measurement as JSON lines.
     tests/gpu/prepare.sh build-cuda bench-carry bench   # here: bin/mlxport, bin/bench_device, tokenizers
     python3 bench/bench_cuda.py --carry bench-carry [--out DIR] [--batch 128] [--seq 48,128]
                                 [--seconds 1.0] [--only a,b] [--no-torch] [--no-memory]
-                                [--variants fp16,bf16,q8,q4[,fp16-mma,fp16-wmma,fp16-unfused]] [--profile]
+                                [--variants fp16,bf16,q8,q4[,fp16-mma,fp16-wmma,fp16-unfused,fp16-nograph,fp16-prev]]
+                                [--profile]
 
 fp16-mma is fp16 with the mma.sync flash-attention kernel (MP_CUDA_ATTENTION=mma, the default since
 2026-12-05), fp16-wmma fp16 with the earlier WMMA kernel (MP_CUDA_ATTENTION=wmma), fp16-unfused fp16
-without the fused Q/K/V GEMM and the vector kernels (MP_CUDA_FUSED_QKV=0 MP_CUDA_VEC_KERNELS=0); --profile
-writes mlxport fp16's time per operation (MP_CUDA_PROFILE=1) to OUT/profile-MODEL-SEQ.txt.
+without the fused Q/K/V GEMM and the vector kernels (MP_CUDA_FUSED_QKV=0 MP_CUDA_VEC_KERNELS=0),
+fp16-nograph fp16 without CUDA graphs (MP_CUDA_GRAPHS=0), fp16-prev fp16 without graphs and without
+cuBLASLt autotuning (MP_CUDA_GRAPHS=0 MP_CUDA_AUTOTUNE=0: the code path before 2026-12-06's second run);
+--profile writes mlxport fp16's time per operation (MP_CUDA_PROFILE=1) to OUT/profile-MODEL-SEQ.txt.
 """
 import argparse
 import json
@@ -91,10 +94,13 @@ def make_twin(torch, transformers, src, dst, kind, device):
     os.rename(tmp, dst)
 
 
-# variants that are fp16 with another attention kernel, or without the fused Q/K/V GEMM and the
-# vector LayerNorm / activation kernels (docs/cuda.md)
+# variants that are fp16 with another attention kernel, without the fused Q/K/V GEMM and the
+# vector LayerNorm / activation kernels, without CUDA graphs, or without graphs and cuBLASLt
+# autotuning (docs/cuda.md)
 VARIANT_ENV = {"fp16-mma": {"MP_CUDA_ATTENTION": "mma"}, "fp16-wmma": {"MP_CUDA_ATTENTION": "wmma"},
-               "fp16-unfused": {"MP_CUDA_FUSED_QKV": "0", "MP_CUDA_VEC_KERNELS": "0"}}
+               "fp16-unfused": {"MP_CUDA_FUSED_QKV": "0", "MP_CUDA_VEC_KERNELS": "0"},
+               "fp16-nograph": {"MP_CUDA_GRAPHS": "0"},
+               "fp16-prev": {"MP_CUDA_GRAPHS": "0", "MP_CUDA_AUTOTUNE": "0"}}
 
 
 def mlxport_bench(bench, folder, dtype, seqs, batch, seconds, device, dump=None, env=None):
@@ -280,7 +286,8 @@ def main():
     ap.add_argument("--only", default=None)
     ap.add_argument("--variants", default="fp16,bf16,q8,q4",
                     help="of fp16, bf16, q8, q4, fp16-mma and fp16-wmma (fp16 with MP_CUDA_ATTENTION=mma / wmma), "
-                         "fp16-unfused (MP_CUDA_FUSED_QKV=0 MP_CUDA_VEC_KERNELS=0)")
+                         "fp16-unfused (MP_CUDA_FUSED_QKV=0 MP_CUDA_VEC_KERNELS=0), fp16-nograph (MP_CUDA_GRAPHS=0), "
+                         "fp16-prev (MP_CUDA_GRAPHS=0 MP_CUDA_AUTOTUNE=0)")
     ap.add_argument("--device", default="cuda", help="cuda (the benchmark) or cpu (a smoke test of this script)")
     ap.add_argument("--no-torch", action="store_true")
     ap.add_argument("--no-memory", action="store_true")
@@ -317,7 +324,8 @@ def main():
         t0 = time.time()
         make_twin(torch, transformers, os.path.join(carry, "shared", "models", name), twin, kind, a.device)
         folders = {"fp16": (twin, "float16"), "bf16": (twin, "bfloat16"), "fp16-mma": (twin, "float16"),
-                   "fp16-wmma": (twin, "float16"), "fp16-unfused": (twin, "float16")}
+                   "fp16-wmma": (twin, "float16"), "fp16-unfused": (twin, "float16"),
+                   "fp16-nograph": (twin, "float16"), "fp16-prev": (twin, "float16")}
         convs = []
         for bits in (8, 4):  # the two conversions side by side
             q = f"{twin}-q{bits}"
@@ -340,11 +348,14 @@ def main():
                 jl.write(json.dumps({**row, "folder": row["model"], "model": name, "runtime": "mlxport", "variant": v}) + "\n")
             if err:
                 log(f"{name} {v}: {err}")
-        if a.profile and a.device != "cpu":  # where the fp16 time goes, per operation (MP_CUDA_PROFILE)
+        # where the fp16 time goes, per operation (MP_CUDA_PROFILE), without bench_device's 3 warm-up
+        # passes (weight uploads, cuBLASLt start-up, autotuning)
+        if a.profile and a.device != "cpu":
             for seq in seqs:
                 p = subprocess.run([bench, "--model", twin, "--device", a.device, "--dtype", "float16", "--seq",
                                     str(seq), "--batch", str(a.batch), "--seconds", str(a.seconds)],
-                                   capture_output=True, text=True, env={**os.environ, "MP_CUDA_PROFILE": "1"})
+                                   capture_output=True, text=True,
+                                   env={**os.environ, "MP_CUDA_PROFILE": "1", "MP_CUDA_PROFILE_SKIP": "3"})
                 with open(os.path.join(a.out, f"profile-{name}-{seq}.txt"), "w") as f:
                     f.write(p.stdout + p.stderr)
         if not a.no_torch:

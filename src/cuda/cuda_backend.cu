@@ -3,7 +3,9 @@
  * (and ReLU / tanh-GELU) in its epilogue, and everything else in this file's kernels: fused
  * embeddings gather + LayerNorm, LayerNorm(+residual), encoder attention with a padding mask
  * (online softmax, no [T, T] scores in memory), pooling, row gather. Activations live in an
- * arena of device memory that is recycled at each forward pass. cudart is linked statically and
+ * arena of device memory that is recycled at each forward pass. cuBLASLt algorithms are autotuned
+ * at the first use of a shape, and a forward pass whose op sequence was seen before replays as one
+ * CUDA graph (the ops are recorded per pass and compared). cudart is linked statically and
  * finds the driver at run time, so a machine without a GPU or driver gets a clear error here,
  * and the library loads and runs on the CPU as before. */
 #include <cublasLt.h>
@@ -55,6 +57,18 @@ typedef struct lt_algo {
 } lt_algo;
 
 #define N_ALGO 128
+#define N_GRAPHS 8 /* forward passes (op sequences) kept as CUDA graphs, least recently used replaced */
+
+struct op_rec;
+/* a recorded op sequence of one forward pass (begin to its first download) and its graph */
+typedef struct graph_slot {
+  struct op_rec *ops;
+  int n, cap;           /* n 0: an empty slot */
+  cudaGraphExec_t exec; /* NULL until the sequence is seen a second time (then captured) */
+  int failed;           /* capture or instantiation failed: the sequence runs as plain launches */
+  unsigned long used;   /* for least-recently-used replacement */
+} graph_slot;
+enum { GR_OFF = 0, GR_LOG = 1, GR_DEFER = 2 };
 #define WORKSPACE_BYTES ((size_t)32 << 20)
 
 typedef struct cuda_ctx {
@@ -77,11 +91,30 @@ typedef struct cuda_ctx {
   int attention_simple; /* MP_CUDA_ATTENTION=simple: the CUDA-core reference kernel for every attention */
   int attention_mma;    /* the mma.sync flash kernel (flash_mma.cuh), the default; MP_CUDA_ATTENTION=wmma: WMMA */
   int flash_configured; /* bit per flash-attention instance whose shared-memory limit is set on this device */
-  int vec; /* the 16-byte vector forms of LayerNorm, embeddings and activations (MP_CUDA_VEC_KERNELS=0: off) */
+  int vec;       /* the 16-byte vector forms of LayerNorm, embeddings and activations (MP_CUDA_VEC_KERNELS=0: off) */
+  int autotune;  /* cuBLASLt algorithms timed among the heuristic's candidates (MP_CUDA_AUTOTUNE=0: off; 2: logged) */
+  int capturing; /* a CUDA graph is being captured on the stream: nothing may synchronize it */
+  /* CUDA graphs (MP_CUDA_GRAPHS, on by default; off while profiling). From begin to the pass's first
+   * download every op is recorded (kind + arguments) in log. GR_LOG: ops run as they come, and a
+   * clean pass's log is kept in a slot at the download. GR_DEFER: the pass so far matches the
+   * recorded sequence of at least one slot (live): ops are only recorded; at the download a slot
+   * whose whole sequence matched runs as one graph (captured from the log the first time), and at
+   * the first mismatch the deferred ops run as plain launches and the pass goes on in GR_LOG. */
+  int graphs, gmode, gclean, direct;
+  struct op_rec *log;
+  int log_n, log_cap;
+  unsigned live;
+  unsigned long gtick;
+  graph_slot gslots[N_GRAPHS];
+  long g_replayed, g_captured, g_plain; /* passes run as a graph (captured ones included), captures, and
+                                         * passes whose prefix ran as plain launches (MP_CUDA_GRAPHS=2 prints them) */
   /* MP_CUDA_PROFILE=1: an event after every operation on the stream; the time between two events is
    * charged to the later operation (idle gaps included), summed per (operation, shape) and printed to
    * stderr when the context closes */
   int prof;
+  int prof_skip;    /* MP_CUDA_PROFILE_SKIP=N: the first N passes (warm-up: uploads, cuBLASLt start-up, autotuning)
+                     * are left out of the sums */
+  long prof_passes; /* passes begun */
   cudaEvent_t *prof_ev;
   struct prof_mark {
     const char *what;
@@ -184,8 +217,10 @@ static void prof_report(struct cuda_ctx *c) {
   for (int k = 0; k < c->prof_nsum; k++)
     total += c->prof_sum[k].ms;
   qsort(c->prof_sum, (size_t)c->prof_nsum, sizeof *c->prof_sum, prof_cmp);
-  fprintf(stderr, "mlxport CUDA profile (%s): %.3f ms in all\n  %-22s %12s %8s %10s %6s\n", c->desc, total, "operation",
-          "shape", "calls", "ms", "share");
+  fprintf(stderr,
+          "mlxport CUDA profile (%s): %.3f ms in all (%ld passes, the first %d left out)\n  %-22s %12s %8s %10s %6s\n",
+          c->desc, total, c->prof_passes, c->prof_skip < c->prof_passes ? c->prof_skip : (int)c->prof_passes,
+          "operation", "shape", "calls", "ms", "share");
   for (int k = 0; k < c->prof_nsum; k++) {
     char shape[48] = "";
     if (c->prof_sum[k].n || c->prof_sum[k].k)
@@ -681,6 +716,106 @@ static int row_threads(int64_t dim) { return dim >= 512 ? 256 : dim >= 128 ? 128
 
 template <typename T> static void launch_f32_to(cuda_ctx *c, const float *in, void *out, int64_t n);
 
+/* ------------------------------------------------------------------ CUDA graphs: recorded ops */
+
+/* One op of a forward pass with all its arguments (memset to 0 first, so that two records compare
+ * with memcmp). Every pointer in it is device memory (weights, the arena, the pinned staging buffer
+ * for OP_H2D's source): the ops' results depend on nothing else, except DeBERTa's table buffer
+ * (rel_buf), whose reallocation drops every graph. */
+enum {
+  OP_H2D = 1,
+  OP_DENSE,
+  OP_LN,
+  OP_EMBED,
+  OP_ATT,
+  OP_GATHER,
+  OP_POOL,
+  OP_GIDX,
+  OP_ZERO,
+  OP_TOF32,
+  OP_ROPE,
+  OP_BINARY,
+  OP_MEAN,
+  OP_AFFINE
+};
+struct op_rec {
+  int kind;
+  union {
+    struct {
+      void *d;
+      const void *src;
+      size_t bytes;
+    } h2d;
+    struct {
+      const void *x, *w, *bias;
+      int64_t rows, out, in;
+      int act;
+      void *y;
+    } dense;
+    struct { /* layernorm and affine (NoNorm) */
+      const void *x, *res, *g, *b;
+      int64_t rows, dim;
+      float eps;
+      void *out;
+    } ln;
+    struct {
+      embed_args a;
+      int64_t rows, dim;
+      float scale0, eps;
+      const void *g, *b;
+      void *out;
+    } embed;
+    mp_dev_attention att;
+    struct { /* gather_rows, gather_idx */
+      const void *x;
+      int64_t n, stride, dim;
+      const int32_t *idx;
+      void *out;
+    } gather;
+    struct { /* pool, mean_rows */
+      const void *x;
+      int64_t batch, seq, dim;
+      const int32_t *mask;
+      int pooling, normalize;
+      void *out;
+    } pool;
+    struct {
+      void *x;
+      int64_t rows, dim;
+      const uint8_t *keep;
+    } zero;
+    struct {
+      const void *x;
+      float *out;
+      int64_t n;
+    } tof32;
+    struct {
+      const void *qkv;
+      int64_t rows, seq, hidden, d;
+      const float *cs;
+      void *q, *k, *v;
+    } rope;
+    struct {
+      void *x;
+      const void *y;
+      int64_t n;
+      int op;
+    } binary;
+  } u;
+};
+static mp_status gr_submit(cuda_ctx *c, const op_rec *r);
+static mp_status gr_flush(cuda_ctx *c);
+static mp_status gr_undefer(cuda_ctx *c);
+/* the op is to be recorded (a pass is being logged or deferred, and this is not a replay of a record) */
+static int gr_recording(const cuda_ctx *c) { return c->gmode != GR_OFF && !c->direct; }
+static void gr_drop_all(cuda_ctx *c) {
+  for (int i = 0; i < N_GRAPHS; i++) {
+    if (c->gslots[i].exec) cudaGraphExecDestroy(c->gslots[i].exec);
+    c->gslots[i].exec = NULL, c->gslots[i].n = 0, c->gslots[i].failed = 0;
+  }
+  c->live = 0;
+}
+
 /* ------------------------------------------------------------------ context */
 
 static void cuda_close(void *p) {
@@ -694,6 +829,13 @@ static void cuda_close(void *p) {
       cudaEventDestroy(c->prof_ev[i]);
   }
   free(c->prof_ev), free(c->prof_at), free(c->prof_sum);
+  if (c->graphs > 1)
+    fprintf(stderr, "mlxport CUDA graphs (%s): %ld passes replayed as graphs (%ld captures), %ld as plain launches\n",
+            c->desc, c->g_replayed, c->g_captured, c->g_plain);
+  gr_drop_all(c);
+  for (int i = 0; i < N_GRAPHS; i++)
+    free(c->gslots[i].ops);
+  free(c->log);
   for (int i = 0; i < c->n_chunks; i++)
     cudaFree(c->chunks[i].base);
   free(c->chunks);
@@ -734,6 +876,10 @@ extern "C" mp_status mp_cuda_open(int index, mp_dtype dt, void **out) {
   c->attention_mma = !(att && !strcmp(att, "wmma"));
   const char *vec = getenv("MP_CUDA_VEC_KERNELS");
   c->vec = !(vec && !strcmp(vec, "0"));
+  const char *tune = getenv("MP_CUDA_AUTOTUNE");
+  c->autotune = !tune || !*tune ? 1 : !strcmp(tune, "0") ? 0 : !strcmp(tune, "2") ? 2 : 1;
+  const char *gr = getenv("MP_CUDA_GRAPHS");
+  c->graphs = !gr || !*gr ? 1 : !strcmp(gr, "0") ? 0 : !strcmp(gr, "2") ? 2 : 1;
   mp_status st = MP_OK;
   cudaDeviceProp prop;
   e = cudaSetDevice(index);
@@ -759,6 +905,10 @@ extern "C" mp_status mp_cuda_open(int index, mp_dtype dt, void **out) {
     for (int i = 0; !st && i < PROF_MARKS; i++)
       if ((e = cudaEventCreate(&c->prof_ev[i])) != cudaSuccess) st = cuda_fail(e, "creating profile events");
     c->prof = !st;
+    const char *skip = getenv("MP_CUDA_PROFILE_SKIP");
+    c->prof_skip = skip ? atoi(skip) : 0;
+    if (c->prof_skip < 0) c->prof_skip = 0;
+    c->graphs = 0; /* the profile times every launch: no graphs */
   }
   if (st) {
     cuda_close(c);
@@ -794,6 +944,10 @@ extern "C" mp_status mp_cuda_memory(int index, size_t *free_b, size_t *total_b) 
 static mp_status cuda_begin(void *p) {
   cuda_ctx *c = (cuda_ctx *)p;
   CU(cudaSetDevice(c->dev), "selecting the device");
+  if (c->prof && ++c->prof_passes == (long)c->prof_skip + 1 && c->prof_skip > 0) {
+    prof_flush(c); /* the warm-up passes' intervals are summed, then dropped */
+    c->prof_nsum = 0;
+  }
   prof_mark(c, "(idle between passes)", 0, 0);
   if (c->pin_used) { /* the staged copies of the previous pass are done before the buffer is reused */
     CU(cudaStreamSynchronize(c->stream), "waiting for the stream");
@@ -813,6 +967,11 @@ static mp_status cuda_begin(void *p) {
     c->n_chunks = 1;
   }
   if (c->n_chunks) c->chunks[0].used = 0;
+  /* ops deferred by a pass that never reached a download are dropped: nothing read their results */
+  c->log_n = 0, c->gclean = 1, c->live = 0;
+  for (int i = 0; i < N_GRAPHS; i++)
+    if (c->gslots[i].n > 0) c->live |= 1u << i;
+  c->gmode = !c->graphs ? GR_OFF : c->live ? GR_DEFER : GR_LOG;
   return MP_OK;
 }
 
@@ -845,6 +1004,7 @@ static void *cuda_alloc_bytes(cuda_ctx *c, size_t bytes) {
   }
   chunk *k = &c->chunks[c->n_chunks++];
   k->base = (char *)b, k->size = sz, k->used = bytes;
+  c->gclean = 0; /* the next begin merges the chunks: this pass's addresses do not come again */
   return b;
 }
 
@@ -859,10 +1019,22 @@ static void *cuda_upload_act(void *p, const void *host, size_t bytes) {
   else if (!c->pin)
     cudaGetLastError(); /* no pinned memory: the pageable copy below */
   const size_t padded = (bytes + 63) & ~(size_t)63;
+  int pinned = 0;
   if (c->pin && padded <= c->pin_cap - c->pin_used) {
     memcpy(c->pin + c->pin_used, host, bytes);
     host = c->pin + c->pin_used;
     c->pin_used += padded;
+    pinned = 1;
+  }
+  if (gr_recording(c)) {
+    if (!pinned) { /* a pageable source may change after this call: copied now, never in a graph */
+      c->gclean = 0;
+      if (c->gmode == GR_DEFER && gr_undefer(c)) return NULL;
+    }
+    op_rec r;
+    memset(&r, 0, sizeof r);
+    r.kind = OP_H2D, r.u.h2d.d = d, r.u.h2d.src = host, r.u.h2d.bytes = bytes;
+    return gr_submit(c, &r) ? NULL : d;
   }
   cudaError_t e = cudaMemcpyAsync(d, host, bytes, cudaMemcpyHostToDevice, c->stream);
   if (e) {
@@ -941,12 +1113,56 @@ static uint32_t ptr_align(const void *p) {
   return a;
 }
 
-/* The algorithm cuBLASLt's heuristic picks for one GEMM shape, epilogue, operand strides and
- * alignments, asked once. */
+/* Autotuning (MP_CUDA_AUTOTUNE, on by default): the heuristic's first AUTOTUNE_CANDIDATES algorithms
+ * that fit the workspace are each run AUTOTUNE_WARMUP + AUTOTUNE_REPS times on the real operands
+ * (D is written, never read: beta is 0, so the product after the choice overwrites it), timed
+ * with events, and the fastest is kept. The heuristic's own first choice stays unless another is
+ * more than AUTOTUNE_MARGIN faster (timing noise). MP_CUDA_AUTOTUNE=0: the heuristic's first
+ * choice (the earlier behaviour); =2: also print each choice to stderr. */
+#define AUTOTUNE_CANDIDATES 8
+#define AUTOTUNE_WARMUP 1
+#define AUTOTUNE_REPS 5
+#define AUTOTUNE_MARGIN 0.03f
+static int lt_autotune(cuda_ctx *c, cublasLtMatmulDesc_t md, cublasLtMatrixLayout_t la, cublasLtMatrixLayout_t lb,
+                       cublasLtMatrixLayout_t lc, const cublasLtMatmulHeuristicResult_t *res, int got, const void *pa,
+                       const void *pb, void *pd, float *best_ms, float *first_ms) {
+  cudaEvent_t e0 = NULL, e1 = NULL;
+  int best = 0;
+  *best_ms = *first_ms = -1.0f;
+  if (cudaEventCreate(&e0) != cudaSuccess || cudaEventCreate(&e1) != cudaSuccess) {
+    cudaGetLastError();
+    if (e0) cudaEventDestroy(e0);
+    return 0;
+  }
+  const float alpha = 1.0f, beta = 0.0f;
+  for (int i = 0; i < got; i++) {
+    if (res[i].state != CUBLAS_STATUS_SUCCESS || res[i].workspaceSize > WORKSPACE_BYTES) continue;
+    cublasStatus_t s = CUBLAS_STATUS_SUCCESS;
+    for (int r = 0; !s && r < AUTOTUNE_WARMUP; r++)
+      s = cublasLtMatmul(c->lt, md, &alpha, pa, la, pb, lb, &beta, pd, lc, pd, lc, &res[i].algo, c->workspace,
+                         WORKSPACE_BYTES, c->stream);
+    if (!s && cudaEventRecord(e0, c->stream) != cudaSuccess) s = CUBLAS_STATUS_EXECUTION_FAILED;
+    for (int r = 0; !s && r < AUTOTUNE_REPS; r++)
+      s = cublasLtMatmul(c->lt, md, &alpha, pa, la, pb, lb, &beta, pd, lc, pd, lc, &res[i].algo, c->workspace,
+                         WORKSPACE_BYTES, c->stream);
+    float ms = -1.0f;
+    if (!s && cudaEventRecord(e1, c->stream) == cudaSuccess && cudaEventSynchronize(e1) == cudaSuccess)
+      cudaEventElapsedTime(&ms, e0, e1);
+    cudaGetLastError();
+    if (s || ms < 0) continue; /* this candidate cannot run here: skipped */
+    if (*first_ms < 0 && i == 0) *first_ms = ms;
+    if (*best_ms < 0 || ms < *best_ms) *best_ms = ms, best = i;
+  }
+  cudaEventDestroy(e0), cudaEventDestroy(e1);
+  if (*first_ms >= 0 && *best_ms >= *first_ms * (1.0f - AUTOTUNE_MARGIN)) best = 0, *best_ms = *first_ms;
+  return *best_ms < 0 ? 0 : best;
+}
+
+/* The algorithm for one GEMM shape, epilogue, operand strides and alignments, chosen once (by the
+ * heuristic, or autotuned among its candidates) and cached. */
 static mp_status lt_algo_for(cuda_ctx *c, cublasLtMatmulDesc_t md, cublasLtMatrixLayout_t la, cublasLtMatrixLayout_t lb,
                              cublasLtMatrixLayout_t lc, int64_t m, int64_t n, int64_t k, int epi, int64_t lda,
-                             int64_t ldb, const void *pa, const void *pb, const void *pc,
-                             const cublasLtMatmulAlgo_t **algo) {
+                             int64_t ldb, const void *pa, const void *pb, void *pc, const cublasLtMatmulAlgo_t **algo) {
   const uint32_t al_a = ptr_align(pa), al_b = ptr_align(pb), al_c = ptr_align(pc);
   for (int i = 0; i < c->n_algos; i++) {
     lt_algo *a = &c->algos[i];
@@ -964,16 +1180,30 @@ static mp_status lt_algo_for(cuda_ctx *c, cublasLtMatmulDesc_t md, cublasLtMatri
   cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, &al_b, sizeof al_b);
   cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, &al_c, sizeof al_c);
   cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, &al_c, sizeof al_c);
-  cublasLtMatmulHeuristicResult_t res;
+  /* no timing while a graph is being captured (it would synchronize the stream) */
+  const int tune = c->autotune && !c->capturing;
+  cublasLtMatmulHeuristicResult_t res[AUTOTUNE_CANDIDATES];
   int got = 0;
-  cublasStatus_t s = cublasLtMatmulAlgoGetHeuristic(c->lt, md, la, lb, lc, lc, pref, 1, &res, &got);
+  cublasStatus_t s =
+      cublasLtMatmulAlgoGetHeuristic(c->lt, md, la, lb, lc, lc, pref, tune ? AUTOTUNE_CANDIDATES : 1, res, &got);
   cublasLtMatmulPreferenceDestroy(pref);
   if (s != CUBLAS_STATUS_SUCCESS || got == 0)
     return mp_err(MP_ERR_UNSUPPORTED, "cuBLASLt: no algorithm for a [%lld x %lld] x [%lld] GEMM (status %d)",
                   (long long)n, (long long)k, (long long)m, (int)s);
+  int pick = 0;
+  if (tune && got > 1) {
+    float best_ms, first_ms;
+    pick = lt_autotune(c, md, la, lb, lc, res, got, pa, pb, pc, &best_ms, &first_ms);
+    if (c->autotune > 1)
+      fprintf(stderr,
+              "mlxport CUDA autotune: %lldx%lld x %lld rows (epilogue %d): %d candidates, heuristic #1 %.1f us, "
+              "picked #%d %.1f us\n",
+              (long long)m, (long long)k, (long long)n, epi, got, first_ms * 1000.0f / AUTOTUNE_REPS, pick + 1,
+              best_ms * 1000.0f / AUTOTUNE_REPS);
+  }
   int slot = c->n_algos < N_ALGO ? c->n_algos++ : (int)((m + n + k) % N_ALGO);
   lt_algo *a = &c->algos[slot];
-  a->m = m, a->n = n, a->k = k, a->epi = epi, a->ok = 1, a->algo = res.algo;
+  a->m = m, a->n = n, a->k = k, a->epi = epi, a->ok = 1, a->algo = res[pick].algo;
   a->lda = lda, a->ldb = ldb, a->al_a = al_a, a->al_b = al_b, a->al_c = al_c;
   *algo = &a->algo;
   return MP_OK;
@@ -1006,6 +1236,13 @@ static mp_status lt_run(cuda_ctx *c, cublasStatus_t s, cublasLtMatmulDesc_t md, 
 static mp_status cuda_dense(void *p, const void *x, int64_t rows, const void *w, int64_t out, int64_t in,
                             const void *bias, mp_act act, void *y) {
   cuda_ctx *c = (cuda_ctx *)p;
+  if (gr_recording(c)) {
+    op_rec r;
+    memset(&r, 0, sizeof r);
+    r.kind = OP_DENSE, r.u.dense.x = x, r.u.dense.w = w, r.u.dense.bias = bias, r.u.dense.rows = rows;
+    r.u.dense.out = out, r.u.dense.in = in, r.u.dense.act = (int)act, r.u.dense.y = y;
+    return gr_submit(c, &r);
+  }
   cudaDataType_t t = cu_type(c->dt);
   cublasLtEpilogue_t epi = bias ? CUBLASLT_EPILOGUE_BIAS : CUBLASLT_EPILOGUE_DEFAULT;
   int post = act;
@@ -1062,6 +1299,13 @@ static mp_status cuda_layernorm(void *p, const void *x, const void *res, int64_t
                                 const void *b, float eps, void *out) {
   cuda_ctx *c = (cuda_ctx *)p;
   if (rows <= 0) return MP_OK;
+  if (gr_recording(c)) {
+    op_rec r;
+    memset(&r, 0, sizeof r);
+    r.kind = OP_LN, r.u.ln.x = x, r.u.ln.res = res, r.u.ln.g = g, r.u.ln.b = b, r.u.ln.rows = rows;
+    r.u.ln.dim = dim, r.u.ln.eps = eps, r.u.ln.out = out;
+    return gr_submit(c, &r);
+  }
   DISPATCH(c, launch_ln, (c, x, res, rows, dim, g, b, eps, out));
   LAUNCHED("layernorm");
   return MP_OK;
@@ -1096,6 +1340,13 @@ static mp_status cuda_embed_sum_ln(void *p, int n, const void *const *tables, co
   for (int i = 0; i < n; i++)
     a.tables[i] = tables[i], a.ids[i] = ids[i];
   if (rows <= 0) return MP_OK;
+  if (gr_recording(c)) {
+    op_rec r;
+    memset(&r, 0, sizeof r);
+    r.kind = OP_EMBED, r.u.embed.a = a, r.u.embed.rows = rows, r.u.embed.dim = dim, r.u.embed.scale0 = scale0;
+    r.u.embed.eps = eps, r.u.embed.g = g, r.u.embed.b = b, r.u.embed.out = out;
+    return gr_submit(c, &r);
+  }
   DISPATCH(c, launch_embed, (c, a, rows, dim, scale0, g, b, eps, out));
   LAUNCHED("embeddings");
   return MP_OK;
@@ -1192,6 +1443,7 @@ static mp_status flash_tables(cuda_ctx *c, const mp_dev_attention *a, flash_rel 
       track(c, 0, c->rel_cap);
       c->rel_buf = NULL, c->rel_cap = 0;
     }
+    gr_drop_all(c); /* the graphs read the tables at the old address */
     CU(cudaMalloc(&c->rel_buf, need), "allocating the relative-attention tables");
     track(c, need, 0);
     c->rel_cap = need;
@@ -1214,6 +1466,18 @@ static mp_status flash_tables(cuda_ctx *c, const mp_dev_attention *a, flash_rel 
 
 static mp_status cuda_attention(void *p, const mp_dev_attention *a) {
   cuda_ctx *c = (cuda_ctx *)p;
+  if (gr_recording(c)) {
+    op_rec r;
+    memset(&r, 0, sizeof r);
+    r.kind = OP_ATT;
+    mp_dev_attention *t = &r.u.att; /* field by field: the caller's padding bytes stay out of the compare */
+    t->batch = a->batch, t->seq_q = a->seq_q, t->seq_k = a->seq_k, t->heads = a->heads, t->head_dim = a->head_dim;
+    t->q = a->q, t->k = a->k, t->v = a->v, t->ldq = a->ldq, t->ldk = a->ldk, t->ldv = a->ldv, t->ldo = a->ldo;
+    t->out = a->out, t->scale = a->scale, t->key_mask = a->key_mask, t->pos_k = a->pos_k, t->pos_q = a->pos_q;
+    t->cix = a->cix, t->pix = a->pix, t->ldp = a->ldp, t->bias_tab = a->bias_tab, t->bidx = a->bidx;
+    t->causal = a->causal, t->window = a->window, t->pos_lo = a->pos_lo, t->n_pos = a->n_pos;
+    return gr_submit(c, &r);
+  }
   if (a->batch > 0 && a->seq_q > 0 && a->heads > 0 && a->heads <= 65535 && a->batch <= 65535 && flash_fits(c, a)) {
     flash_rel r = {NULL, NULL, 0, 0};
     if (a->pos_k || a->pos_q) MP_TRY(flash_tables(c, a, &r));
@@ -1238,6 +1502,13 @@ static void launch_gather(cuda_ctx *c, const void *x, int64_t n, int64_t stride,
 static mp_status cuda_gather_rows(void *p, const void *x, int64_t n, int64_t stride, int64_t dim, void *out) {
   cuda_ctx *c = (cuda_ctx *)p;
   if (n <= 0) return MP_OK;
+  if (gr_recording(c)) {
+    op_rec r;
+    memset(&r, 0, sizeof r);
+    r.kind = OP_GATHER, r.u.gather.x = x, r.u.gather.n = n, r.u.gather.stride = stride, r.u.gather.dim = dim;
+    r.u.gather.out = out;
+    return gr_submit(c, &r);
+  }
   DISPATCH(c, launch_gather, (c, x, n, stride, dim, out));
   LAUNCHED("gather");
   return MP_OK;
@@ -1255,8 +1526,17 @@ static mp_status cuda_pool(void *p, const void *x, int64_t batch, int64_t seq, i
   if (batch <= 0) return MP_OK;
   float *d = (float *)cuda_alloc_bytes(c, (size_t)(batch * dim) * 4);
   if (!d) return MP_ERR_NOMEM;
-  DISPATCH(c, launch_pool, (c, x, batch, seq, dim, mask, pooling, normalize, d));
-  LAUNCHED("pooling");
+  if (gr_recording(c)) {
+    op_rec r;
+    memset(&r, 0, sizeof r);
+    r.kind = OP_POOL, r.u.pool.x = x, r.u.pool.batch = batch, r.u.pool.seq = seq, r.u.pool.dim = dim;
+    r.u.pool.mask = mask, r.u.pool.pooling = pooling, r.u.pool.normalize = normalize, r.u.pool.out = d;
+    MP_TRY(gr_submit(c, &r));
+    MP_TRY(gr_flush(c));
+  } else {
+    DISPATCH(c, launch_pool, (c, x, batch, seq, dim, mask, pooling, normalize, d));
+    LAUNCHED("pooling");
+  }
   CU(cudaMemcpyAsync(host, d, (size_t)(batch * dim) * 4, cudaMemcpyDeviceToHost, c->stream), "copying results");
   prof_mark(c, "copy to host", 0, 0);
   CU(cudaStreamSynchronize(c->stream), "running the forward pass");
@@ -1270,6 +1550,13 @@ static void launch_gidx(cuda_ctx *c, const void *x, int64_t n, const int32_t *id
 static mp_status cuda_gather_idx(void *p, const void *x, int64_t n, const int32_t *idx, int64_t dim, void *out) {
   cuda_ctx *c = (cuda_ctx *)p;
   if (n <= 0) return MP_OK;
+  if (gr_recording(c)) {
+    op_rec r;
+    memset(&r, 0, sizeof r);
+    r.kind = OP_GIDX, r.u.gather.x = x, r.u.gather.n = n, r.u.gather.idx = idx, r.u.gather.dim = dim;
+    r.u.gather.out = out;
+    return gr_submit(c, &r);
+  }
   DISPATCH(c, launch_gidx, (c, x, n, idx, dim, out));
   LAUNCHED("gather");
   return MP_OK;
@@ -1286,6 +1573,13 @@ static mp_status cuda_rope_split(void *p, const void *qkv, int64_t rows, int64_t
   cuda_ctx *c = (cuda_ctx *)p;
   if (rows <= 0) return MP_OK;
   if (d % 2 || H % d) return mp_err(MP_ERR_UNSUPPORTED, "CUDA rotary embeddings: head_dim %lld", (long long)d);
+  if (gr_recording(c)) {
+    op_rec r;
+    memset(&r, 0, sizeof r);
+    r.kind = OP_ROPE, r.u.rope.qkv = qkv, r.u.rope.rows = rows, r.u.rope.seq = seq, r.u.rope.hidden = H;
+    r.u.rope.d = d, r.u.rope.cs = cs, r.u.rope.q = q, r.u.rope.k = k, r.u.rope.v = v;
+    return gr_submit(c, &r);
+  }
   DISPATCH(c, launch_rope, (c, qkv, rows, seq, H, d, cs, q, k, v));
   LAUNCHED("rotary embeddings");
   return MP_OK;
@@ -1296,6 +1590,12 @@ template <typename T> static void launch_binary(cuda_ctx *c, void *x, const void
 static mp_status cuda_binary(void *p, void *x, const void *y, int64_t n, int op) {
   cuda_ctx *c = (cuda_ctx *)p;
   if (n <= 0) return MP_OK;
+  if (gr_recording(c)) {
+    op_rec r;
+    memset(&r, 0, sizeof r);
+    r.kind = OP_BINARY, r.u.binary.x = x, r.u.binary.y = y, r.u.binary.n = n, r.u.binary.op = op;
+    return gr_submit(c, &r);
+  }
   DISPATCH(c, launch_binary, (c, x, y, n, op));
   LAUNCHED("elementwise");
   return MP_OK;
@@ -1309,6 +1609,13 @@ static mp_status cuda_mean_rows(void *p, const void *x, int64_t batch, int64_t s
                                 void *out) {
   cuda_ctx *c = (cuda_ctx *)p;
   if (batch <= 0) return MP_OK;
+  if (gr_recording(c)) {
+    op_rec r;
+    memset(&r, 0, sizeof r);
+    r.kind = OP_MEAN, r.u.pool.x = x, r.u.pool.batch = batch, r.u.pool.seq = seq, r.u.pool.dim = dim;
+    r.u.pool.mask = mask, r.u.pool.out = out;
+    return gr_submit(c, &r);
+  }
   DISPATCH(c, launch_mean, (c, x, batch, seq, dim, mask, out));
   LAUNCHED("mean pooling");
   return MP_OK;
@@ -1320,6 +1627,12 @@ template <typename T> static void launch_zero(cuda_ctx *c, void *x, int64_t rows
 static mp_status cuda_zero_rows(void *p, void *x, int64_t rows, int64_t dim, const uint8_t *keep) {
   cuda_ctx *c = (cuda_ctx *)p;
   if (rows <= 0) return MP_OK;
+  if (gr_recording(c)) {
+    op_rec r;
+    memset(&r, 0, sizeof r);
+    r.kind = OP_ZERO, r.u.zero.x = x, r.u.zero.rows = rows, r.u.zero.dim = dim, r.u.zero.keep = keep;
+    return gr_submit(c, &r);
+  }
   DISPATCH(c, launch_zero, (c, x, rows, dim, keep));
   LAUNCHED("zero rows");
   return MP_OK;
@@ -1335,10 +1648,18 @@ static mp_status cuda_download(void *p, const void *x, size_t n, float *host) {
   if (c->dt != MP_F32) {
     float *d = (float *)cuda_alloc_bytes(c, n * 4);
     if (!d) return MP_ERR_NOMEM;
-    DISPATCH(c, launch_to_f32, (c, x, d, (int64_t)n));
-    LAUNCHED("conversion");
+    if (gr_recording(c)) {
+      op_rec r;
+      memset(&r, 0, sizeof r);
+      r.kind = OP_TOF32, r.u.tof32.x = x, r.u.tof32.out = d, r.u.tof32.n = (int64_t)n;
+      MP_TRY(gr_submit(c, &r));
+    } else {
+      DISPATCH(c, launch_to_f32, (c, x, d, (int64_t)n));
+      LAUNCHED("conversion");
+    }
     src = d;
   }
+  if (c->gmode != GR_OFF) MP_TRY(gr_flush(c)); /* the pass so far runs (as a graph where it can) */
   CU(cudaMemcpyAsync(host, src, n * 4, cudaMemcpyDeviceToHost, c->stream), "copying results");
   prof_mark(c, "copy to host", 0, 0);
   CU(cudaStreamSynchronize(c->stream), "running the forward pass");
@@ -1357,9 +1678,206 @@ static mp_status cuda_affine(void *p, const void *x, const void *res, int64_t ro
                              const void *b, void *out) {
   cuda_ctx *c = (cuda_ctx *)p;
   if (rows <= 0 || dim <= 0) return MP_OK;
+  if (gr_recording(c)) {
+    op_rec r;
+    memset(&r, 0, sizeof r);
+    r.kind = OP_AFFINE, r.u.ln.x = x, r.u.ln.res = res, r.u.ln.g = g, r.u.ln.b = b, r.u.ln.rows = rows;
+    r.u.ln.dim = dim, r.u.ln.out = out;
+    return gr_submit(c, &r);
+  }
   DISPATCH(c, launch_affine, (c, x, res, rows * dim, dim, g, b, out));
   LAUNCHED("NoNorm");
   return MP_OK;
+}
+
+/* ------------------------------------------------------------------ CUDA graphs: replay */
+
+/* one recorded op, launched now (on the stream, or into the graph being captured) */
+static mp_status gr_exec(cuda_ctx *c, const op_rec *r) {
+  const int was = c->direct;
+  mp_status st = MP_OK;
+  c->direct = 1;
+  switch (r->kind) {
+  case OP_H2D: {
+    cudaError_t e = cudaMemcpyAsync(r->u.h2d.d, r->u.h2d.src, r->u.h2d.bytes, cudaMemcpyHostToDevice, c->stream);
+    if (e) st = cuda_fail(e, "copying inputs to the device");
+    break;
+  }
+  case OP_DENSE: {
+    const auto &a = r->u.dense;
+    st = cuda_dense(c, a.x, a.rows, a.w, a.out, a.in, a.bias, (mp_act)a.act, a.y);
+    break;
+  }
+  case OP_LN:
+    st = cuda_layernorm(c, r->u.ln.x, r->u.ln.res, r->u.ln.rows, r->u.ln.dim, r->u.ln.g, r->u.ln.b, r->u.ln.eps,
+                        r->u.ln.out);
+    break;
+  case OP_AFFINE:
+    st = cuda_affine(c, r->u.ln.x, r->u.ln.res, r->u.ln.rows, r->u.ln.dim, r->u.ln.g, r->u.ln.b, r->u.ln.out);
+    break;
+  case OP_EMBED: {
+    const auto &a = r->u.embed;
+    st = cuda_embed_sum_ln(c, a.a.n, a.a.tables, a.a.ids, a.rows, a.dim, a.scale0, a.g, a.b, a.eps, a.out);
+    break;
+  }
+  case OP_ATT: st = cuda_attention(c, &r->u.att); break;
+  case OP_GATHER: {
+    const auto &a = r->u.gather;
+    st = cuda_gather_rows(c, a.x, a.n, a.stride, a.dim, a.out);
+    break;
+  }
+  case OP_GIDX: {
+    const auto &a = r->u.gather;
+    st = cuda_gather_idx(c, a.x, a.n, a.idx, a.dim, a.out);
+    break;
+  }
+  case OP_POOL: {
+    const auto &a = r->u.pool;
+    DISPATCH(c, launch_pool, (c, a.x, a.batch, a.seq, a.dim, a.mask, a.pooling, a.normalize, (float *)a.out));
+    cudaError_t e = cudaGetLastError();
+    if (e) st = cuda_fail(e, "pooling");
+    break;
+  }
+  case OP_MEAN: {
+    const auto &a = r->u.pool;
+    st = cuda_mean_rows(c, a.x, a.batch, a.seq, a.dim, a.mask, a.out);
+    break;
+  }
+  case OP_ZERO: st = cuda_zero_rows(c, r->u.zero.x, r->u.zero.rows, r->u.zero.dim, r->u.zero.keep); break;
+  case OP_TOF32: {
+    DISPATCH(c, launch_to_f32, (c, r->u.tof32.x, r->u.tof32.out, r->u.tof32.n));
+    cudaError_t e = cudaGetLastError();
+    if (e) st = cuda_fail(e, "conversion");
+    break;
+  }
+  case OP_ROPE: {
+    const auto &a = r->u.rope;
+    st = cuda_rope_split(c, a.qkv, a.rows, a.seq, a.hidden, a.d, a.cs, a.q, a.k, a.v);
+    break;
+  }
+  case OP_BINARY: st = cuda_binary(c, r->u.binary.x, r->u.binary.y, r->u.binary.n, r->u.binary.op); break;
+  default: st = mp_err(MP_ERR_INTERNAL, "CUDA graphs: unknown op %d", r->kind);
+  }
+  c->direct = was;
+  return st;
+}
+
+/* the deferred ops of this pass run as plain launches; the pass goes on recording (GR_LOG) */
+static mp_status gr_undefer(cuda_ctx *c) {
+  c->gmode = GR_LOG, c->live = 0;
+  for (int i = 0; i < c->log_n; i++) {
+    mp_status st = gr_exec(c, &c->log[i]);
+    if (st) {
+      c->gmode = GR_OFF;
+      return st;
+    }
+  }
+  return MP_OK;
+}
+
+static mp_status gr_submit(cuda_ctx *c, const op_rec *r) {
+  if (c->log_n == c->log_cap) {
+    int cap = c->log_cap ? 2 * c->log_cap : 256;
+    op_rec *nl = (op_rec *)realloc(c->log, (size_t)cap * sizeof *nl);
+    if (!nl) { /* no room to record: plain launches for the rest of the pass */
+      mp_status st = c->gmode == GR_DEFER ? gr_undefer(c) : MP_OK;
+      c->gmode = GR_OFF;
+      return st ? st : gr_exec(c, r);
+    }
+    c->log = nl, c->log_cap = cap;
+  }
+  const int i = c->log_n++;
+  c->log[i] = *r;
+  if (c->gmode == GR_DEFER) {
+    for (int s = 0; s < N_GRAPHS; s++)
+      if ((c->live >> s & 1) && (c->gslots[s].n <= i || memcmp(&c->gslots[s].ops[i], r, sizeof *r)))
+        c->live &= ~(1u << s);
+    return c->live ? MP_OK : gr_undefer(c);
+  }
+  const mp_status st = gr_exec(c, r);
+  if (st) c->gclean = 0;
+  return st;
+}
+
+/* this pass's log into a free or the least recently used slot (its graph comes at the next match) */
+static void gr_store(cuda_ctx *c) {
+  int s = 0;
+  for (int i = 0; i < N_GRAPHS; i++) {
+    if (!c->gslots[i].n) {
+      s = i;
+      break;
+    }
+    if (c->gslots[i].used < c->gslots[s].used) s = i;
+  }
+  graph_slot *g = &c->gslots[s];
+  if (g->cap < c->log_n) {
+    op_rec *no = (op_rec *)realloc(g->ops, (size_t)c->log_n * sizeof *no);
+    if (!no) return;
+    g->ops = no, g->cap = c->log_n;
+  }
+  if (g->exec) cudaGraphExecDestroy(g->exec);
+  memcpy(g->ops, c->log, (size_t)c->log_n * sizeof *c->log);
+  g->n = c->log_n, g->exec = NULL, g->failed = 0, g->used = ++c->gtick;
+}
+
+/* slot s's sequence (= this pass's log) on the stream: its graph, captured from the log the first
+ * time; plain launches if capture or launch fails */
+static mp_status gr_run(cuda_ctx *c, int s) {
+  graph_slot *g = &c->gslots[s];
+  g->used = ++c->gtick;
+  if (!g->exec && !g->failed) {
+    cudaGraph_t graph = NULL;
+    mp_status st = MP_OK;
+    cudaError_t e = cudaStreamBeginCapture(c->stream, cudaStreamCaptureModeThreadLocal);
+    if (!e) {
+      c->capturing = 1;
+      for (int i = 0; i < c->log_n && !st; i++)
+        st = gr_exec(c, &c->log[i]);
+      c->capturing = 0;
+      e = cudaStreamEndCapture(c->stream, &graph);
+    }
+    if (!e && !st && graph) e = cudaGraphInstantiate(&g->exec, graph, 0);
+    if (!e && !st && g->exec) c->g_captured++;
+    if (graph) cudaGraphDestroy(graph);
+    if (e || st || !g->exec) {
+      cudaGetLastError();
+      mp_err_clear();
+      if (g->exec) cudaGraphExecDestroy(g->exec);
+      g->exec = NULL, g->failed = 1;
+    }
+  }
+  if (g->exec) {
+    cudaError_t e = cudaGraphLaunch(g->exec, c->stream);
+    if (!e) {
+      c->g_replayed++;
+      return MP_OK;
+    }
+    cudaGetLastError();
+    cudaGraphExecDestroy(g->exec);
+    g->exec = NULL, g->failed = 1;
+  }
+  c->g_plain++;
+  for (int i = 0; i < c->log_n; i++)
+    MP_TRY(gr_exec(c, &c->log[i]));
+  return MP_OK;
+}
+
+/* at the pass's first download: the deferred ops run (one graph where a slot matched all of them),
+ * or a clean logged pass is kept; the rest of the pass runs as plain launches */
+static mp_status gr_flush(cuda_ctx *c) {
+  mp_status st = MP_OK;
+  if (c->gmode == GR_DEFER) {
+    for (int s = 0; s < N_GRAPHS; s++)
+      if ((c->live >> s & 1) && c->gslots[s].n == c->log_n) {
+        c->gmode = GR_OFF;
+        return gr_run(c, s);
+      }
+    st = gr_undefer(c);
+  }
+  if (c->gmode == GR_LOG && !st && c->gclean && c->log_n > 0) gr_store(c);
+  c->g_plain++;
+  c->gmode = GR_OFF;
+  return st;
 }
 
 static const mp_device_ops cuda_ops = {

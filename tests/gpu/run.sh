@@ -248,6 +248,57 @@ for f in $TORCH_CLS; do
   fi
 done
 
+# CUDA graphs (docs/cuda.md): batches of one shape, replayed as graphs, against plain launches. Every
+# line holds the same words in another order (the first fixed), so every batch of 8 has the same
+# token count in any tokenizer and different ids; cuBLASLt autotuning is off in both runs (the same
+# algorithms). MP_CUDA_GRAPHS=2 prints how many passes ran as graphs: at least one must have.
+echo "== CUDA graphs vs plain launches"
+"$PY" - "$W/same.txt" "$W/same-pairs.tsv" <<'PYEOF'
+import random, sys
+rest = "cat sat on a mat while the dog ran to the park and then home".split()
+rng = random.Random(0)
+lines = []
+for _ in range(64):
+    rng.shuffle(rest)
+    lines.append("the " + " ".join(rest))
+open(sys.argv[1], "w").write("\n".join(lines) + "\n")
+open(sys.argv[2], "w").write("".join(f"{a}\t{b}\n" for a, b in zip(lines, lines[1:] + lines[:1])))
+PYEOF
+graph_ran() { # NAME ERRFILE: the graphs' count line of MP_CUDA_GRAPHS=2
+  local n
+  n="$(sed -n 's/.*: \([0-9]*\) passes replayed as graphs.*/\1/p' "$2" | head -1)"
+  if [ "${n:-0}" -gt 0 ]; then
+    record 0 "PASS $1: $n passes ran as CUDA graphs"
+  else
+    record 1 "FAIL $1: no pass ran as a CUDA graph: $(grep -m1 'CUDA graphs' "$2" || head -c 300 "$2")"
+  fi
+}
+graph_check() { # NAME MODEL CLS(0|1)
+  local name=$1 m=$2 o="$W/out/graphs-$1"
+  mkdir -p "$o"
+  if MP_CUDA_AUTOTUNE=0 MP_CUDA_GRAPHS=0 run "$name embed plain" "$o/plain.emb" "$B" embed --model "$m" \
+    --device cuda --batch-size 8 <"$W/same.txt" &&
+    MP_CUDA_AUTOTUNE=0 MP_CUDA_GRAPHS=2 run "$name embed graphs" "$o/graphs.emb" "$B" embed --model "$m" \
+      --device cuda --batch-size 8 <"$W/same.txt"; then
+    graph_ran "$name embed" "$o/graphs.emb.err"
+    cmp_out emb "$name embeddings cuda graphs vs plain launches" "$o/plain.emb" "$o/graphs.emb" 0.999999
+  fi
+  [ "$3" = 1 ] || return 0
+  if MP_CUDA_AUTOTUNE=0 MP_CUDA_GRAPHS=0 run "$name classify plain" "$o/plain.cls" "$B" classify --model "$m" \
+    --pair --json --device cuda --batch-size 8 <"$W/same-pairs.tsv" &&
+    MP_CUDA_AUTOTUNE=0 MP_CUDA_GRAPHS=2 run "$name classify graphs" "$o/graphs.cls" "$B" classify --model "$m" \
+      --pair --json --device cuda --batch-size 8 <"$W/same-pairs.tsv"; then
+    graph_ran "$name classify" "$o/graphs.cls.err"
+    cmp_out cls "$name logits cuda graphs vs plain launches" "$o/plain.cls" "$o/graphs.cls" 1e-4
+  fi
+}
+graph_check minilm "$MINILM" 0
+graph_check mpnet-embed "$W/fx/mpnet-embed-st" 0
+for f in bert-cls roberta-cls distilbert-cls deberta-wp-cls bart-cls mobilebert-cls; do
+  graph_check "$f" "$W/fx/$f-st" 1
+done
+[ $MODERNBERT = 1 ] && graph_check modernbert-cls "$W/fx/modernbert-cls-st" 1
+
 echo "== clear errors"
 msg="$(echo hello | "$B" embed --model "$MINILM" --device cuda:99 2>&1 >/dev/null)"
 rc=$?
