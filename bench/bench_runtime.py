@@ -2,7 +2,8 @@
 """Runtime benchmark: all-MiniLM-L6-v2 sentence embeddings on STS-B dev sentences.
 
 mlxport (fp32 HF checkpoint; MLX q8 and q4 conversions in the fast integer mode and in the
-MLX-faithful mode) beside PyTorch (fp32), ONNX Runtime (fp32 and its dynamic int8 quantization) and
+MLX-faithful mode; the float16 conversion in the fast mode, AMX-BF16 tiles where the CPU has them,
+and in the faithful f32 mode) beside PyTorch (fp32), ONNX Runtime (fp32 and its dynamic int8 quantization) and
 MLX itself (mlx[cpu] running the same q8/q4 folders through tools/mlx_bert.py, the project's MLX
 BertModel with nn.quantize as mlx-lm's loader applies it), same inputs, in one run:
   - throughput: sentences/s at batch 32 over all sentences (tokenization included for everyone,
@@ -195,6 +196,9 @@ def main():
             subprocess.run([BIN, "convert", "--hf-path", model, "--mlx-path", os.path.join(tmp, f"q{bits}"), "-q",
                             "--q-bits", str(bits), "--q-group-size", "64", "--dtype", "float32"], check=True,
                            capture_output=True)
+        # the default conversion: float16, no quantization (fast mode: AMX-BF16 tiles where the CPU has them)
+        subprocess.run([BIN, "convert", "--hf-path", model, "--mlx-path", os.path.join(tmp, "f16"), "--dtype",
+                        "float16"], check=True, capture_output=True)
         sps, p50, p95, tokens, secs = bench_mlxport(model, sents, a.threads, a.latency)
         rows.append(("mlxport fp32", sps, p50, p95))
         # FLOPs of the timed pass: per real token ~ 2 * params_per_token_matmuls; attention extra ignored
@@ -205,6 +209,9 @@ def main():
             for compute in ("fast", "faithful"):
                 r = bench_mlxport(os.path.join(tmp, f"q{bits}"), sents, a.threads, a.latency, compute)
                 rows.append((f"mlxport MLX q{bits} {compute}", r[0], r[1], r[2]))
+        for compute in ("fast", "faithful"):
+            r = bench_mlxport(os.path.join(tmp, "f16"), sents, a.threads, a.latency, compute)
+            rows.append((f"mlxport MLX float16 {compute}", r[0], r[1], r[2]))
         rows.append(("PyTorch fp32", *bench_torch(model, sents, a.threads, a.latency)))
         try:
             rows.append(("ONNX Runtime fp32", *bench_onnx(model, sents, a.threads, a.latency, tmp, False)))
@@ -236,6 +243,8 @@ def main():
     ratio("mlxport fp32", "ONNX Runtime fp32")
     ratio("mlxport fp32", "PyTorch fp32")
     ratio("mlxport MLX q8 fast", "mlxport fp32")
+    ratio("mlxport MLX float16 fast", "mlxport fp32")
+    ratio("mlxport MLX float16 fast", "mlxport MLX float16 faithful")
     ratio("mlxport MLX q8 fast", "MLX (mlx[cpu]) q8")
     ratio("mlxport MLX q4 fast", "MLX (mlx[cpu]) q4")
     peak = fp32_peak_gflops(a.threads)
