@@ -160,18 +160,25 @@ static mp_status align_f32_weight(mp_model *m, mp_linear_weight *w) {
   return MP_OK;
 }
 
+/* Room for one more entry in a model-owned array of pointers to packed forms: arrp is the address
+ * of the array pointer (any object-pointer element type), n its used count, *cap its capacity. */
+static mp_status grow_packs(void *arrp, size_t n, size_t *cap) {
+  if (n < *cap) return MP_OK;
+  void *a, *na;
+  memcpy(&a, arrp, sizeof a);
+  size_t nc = *cap ? 2 * *cap : 64;
+  if (!(na = realloc(a, nc * sizeof(void *)))) return mp_err(MP_ERR_NOMEM, "out of memory");
+  memcpy(arrp, &na, sizeof na);
+  *cap = nc;
+  return MP_OK;
+}
+
 /* F16/BF16 weights into bf16 tiles where the CPU has them (fast mode, not on a device) */
 static mp_status pack_bf16(mp_model *m, mp_dense *d) {
   if (m->dev || m->compute != MP_COMPUTE_FAST || d->w.bits != 0 || (d->w.dtype != MP_F16 && d->w.dtype != MP_BF16) ||
       !mp_bflinear_available())
     return MP_OK;
-  if (m->n_bpacks == m->cap_bpacks) {
-    size_t cap = m->cap_bpacks ? 2 * m->cap_bpacks : 64;
-    mp_bfweight **np = realloc(m->bpacks, cap * sizeof *np);
-    if (!np) return mp_err(MP_ERR_NOMEM, "out of memory");
-    m->bpacks = np;
-    m->cap_bpacks = cap;
-  }
+  MP_TRY(grow_packs(&m->bpacks, m->n_bpacks, &m->cap_bpacks));
   mp_bfweight *b;
   mp_status st = mp_bfweight_pack(&d->w, &b);
   if (st) return mp_err_prefix(st, "%s", m->path);
@@ -187,13 +194,7 @@ mp_status mp_dense_pack(mp_model *m, mp_dense *d) {
   MP_TRY(align_f32_weight(m, &d->w));
   if (d->w.bits == 0) return pack_bf16(m, d);
   if (m->compute != MP_COMPUTE_FAST) return MP_OK;
-  if (m->n_packs == m->cap_packs) {
-    size_t cap = m->cap_packs ? 2 * m->cap_packs : 64;
-    mp_qweight **np = realloc(m->packs, cap * sizeof *np);
-    if (!np) return mp_err(MP_ERR_NOMEM, "out of memory");
-    m->packs = np;
-    m->cap_packs = cap;
-  }
+  MP_TRY(grow_packs(&m->packs, m->n_packs, &m->cap_packs));
   mp_qweight *q;
   mp_status st = mp_qweight_pack(&d->w, &q);
   if (st) return mp_err_prefix(st, "%s", m->path);
