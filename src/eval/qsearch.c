@@ -111,7 +111,16 @@ static mp_status fake_quant(const qctx *c, const mp_tensor *t, const mp_qspec *s
   } else if (!st) {
     st = mp_mlx_affine_quantize(t->data, t->dtype, numel, c->dt, s->bits, s->group_size, MP_QCOMPAT_CPU, t->name, wq,
                                 sc, bi);
-    mp_linear_weight lw = {t->name, t->shape[0], t->shape[1], MP_U32, wq, s->bits, s->group_size, c->dt, sc, bi};
+    mp_linear_weight lw = {.name = t->name,
+                           .out = t->shape[0],
+                           .in = t->shape[1],
+                           .dtype = MP_U32,
+                           .data = wq,
+                           .bits = s->bits,
+                           .group_size = s->group_size,
+                           .scale_dtype = c->dt,
+                           .scales = sc,
+                           .biases = bi};
     if (!st) st = mp_weight_rows_f32(&lw, 0, t->shape[0], f);
   }
   free(wq), free(sc), free(bi);

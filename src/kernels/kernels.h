@@ -112,7 +112,20 @@ typedef struct mp_linear_weight {
   mp_dtype scale_dtype;
   const void *scales;
   const void *biases;
+  /* Optional, F32 weights only: the matrix packed once (mp_linear_prepack) into the GEMM's
+   * panels of panel_nr outputs, [ceil(out / panel_nr)][in][panel_nr] zero-padded, read instead of
+   * packing data per call when panel_nr is the current vector path's width. data stays the
+   * row-major reference (the scalar path reads it). NULL / 0: none. */
+  const float *panels;
+  int panel_nr;
 } mp_linear_weight;
+
+/* Bytes the pre-packed panels of an F32 weight take for the current vector path (0: not F32, or
+ * the scalar path, which has no panels). */
+size_t mp_linear_panels_bytes(const mp_linear_weight *w);
+/* Packs w's panels into out (64-byte aligned, mp_linear_panels_bytes(w) bytes) and points
+ * w->panels / w->panel_nr at them. Results are bit-identical with and without panels. */
+mp_status mp_linear_prepack(mp_linear_weight *w, float *out);
 
 /* Checks a descriptor (shapes, dtypes, bits, group size, in % group_size, non-NULL data).
  * Model code should call it once when binding weights; mp_linear calls it too. */

@@ -15,8 +15,11 @@
 #include "core/tensor.h"
 #include "kernels/kernels_internal.h"
 
+/* Rows up to which the dot-product path (dot_task) runs instead of the GEMM: 0, so every row
+ * count takes the GEMM and its one summation order (an output's value does not depend on the
+ * other rows of the batch); MP_SMALL_M > 0 brings the dot-product path back (benchmarks). */
 #ifndef MP_SMALL_M_DEFAULT
-#define MP_SMALL_M_DEFAULT 16
+#define MP_SMALL_M_DEFAULT 0
 #endif
 
 static const char *wname(const mp_linear_weight *w) { return w && w->name ? w->name : "(weight)"; }
@@ -147,7 +150,8 @@ static void gemm_task(void *vctx, int64_t task, int thread) {
     int64_t kc = c->K - k0 < kb ? c->K - k0 : kb;
     /* pack weight rows n0..n1 (columns of y) into NR-wide panels bp[p][k][j]; rows are
      * decoded NR at a time into `rows` and then interleaved with contiguous writes */
-    for (int64_t p = 0; p < npan; p++) {
+    const int pre = w->panels && w->panel_nr == NR && w->bits == 0 && w->dtype == MP_F32;
+    for (int64_t p = 0; p < npan && !pre; p++) {
       const float *src[64];
       int64_t nn = nlen - p * NR < NR ? nlen - p * NR : NR;
       for (int64_t j = 0; j < nn; j++) {
@@ -189,13 +193,14 @@ static void gemm_task(void *vctx, int64_t task, int thread) {
       for (int64_t jp = 0; jp < npan; jp++) {
         int64_t nn = nlen - jp * NR < NR ? nlen - jp * NR : NR;
         float *cy = c->y + (m0 + ip * MR) * c->N + n0 + jp * NR;
+        const float *bj = pre ? w->panels + ((n0 / NR + jp) * c->K + k0) * NR : bp + jp * kc * NR;
         if (mm == MR && nn == NR) {
-          im->ukr(kc, xa, lda, bp + jp * kc * NR, cy, c->N, acc);
+          im->ukr(kc, xa, lda, bj, cy, c->N, acc);
         } else {
           if (acc)
             for (int64_t r = 0; r < mm; r++)
               memcpy(tile + r * NR, cy + r * c->N, (size_t)nn * 4);
-          im->ukr(kc, xa, lda, bp + jp * kc * NR, tile, NR, acc);
+          im->ukr(kc, xa, lda, bj, tile, NR, acc);
           for (int64_t r = 0; r < mm; r++)
             memcpy(cy + r * c->N, tile + r * NR, (size_t)nn * 4);
         }
@@ -381,6 +386,49 @@ mp_status mp_linear_multi(mp_pool *pool, const float *x, int64_t rows, int n, co
     oom |= mc.c[i].oom, free(fb[i]);
   mp_pool_free(tmp);
   if (oom) return mp_err(MP_ERR_NOMEM, "%s: out of memory for kernel scratch", wname(w[0]));
+  return MP_OK;
+}
+
+size_t mp_linear_panels_bytes(const mp_linear_weight *w) {
+  const mp_isa_impl *im = mp_impl_current();
+  if (!w || w->bits != 0 || w->dtype != MP_F32 || !im->ukr || w->out <= 0 || w->in <= 0) return 0;
+  return (size_t)(cdiv(w->out, im->nr) * im->nr) * (size_t)w->in * sizeof(float);
+}
+
+mp_status mp_linear_prepack(mp_linear_weight *w, float *out) {
+  MP_TRY(mp_linear_weight_check(w));
+  const mp_isa_impl *im = mp_impl_current();
+  if (!mp_linear_panels_bytes(w))
+    return mp_err(MP_ERR_UNSUPPORTED, "%s: no panels for %s weights on the %s path", wname(w), mp_dtype_name(w->dtype),
+                  mp_isa_name(mp_kernels_isa()));
+  if (!out || ((uintptr_t)out & 63))
+    return mp_err(MP_ERR_INVALID_ARG, "%s: panel buffer not 64-byte aligned", wname(w));
+  const int NR = im->nr;
+  const int64_t K = w->in, npan = cdiv(w->out, NR);
+  for (int64_t p = 0; p < npan; p++) {
+    const float *src[64];
+    for (int j = 0; j < NR; j++) {
+      const int64_t n = p * NR + j;
+      src[j] = n < w->out ? (const float *)w->data + n * K : NULL;
+    }
+    float *dst = out + p * K * NR;
+    /* in blocks of MP_KC inputs (pack_panel's limit), the zero row standing in for padding */
+    for (int64_t k0 = 0; k0 < K; k0 += MP_KC) {
+      const int64_t kc = K - k0 < MP_KC ? K - k0 : MP_KC;
+      const float *s[64];
+      for (int j = 0; j < NR; j++)
+        s[j] = src[j] ? src[j] + k0 : zero_row;
+      if (im->pack_panel) {
+        im->pack_panel(s, kc, dst + k0 * NR);
+      } else {
+        for (int64_t k = 0; k < kc; k++)
+          for (int j = 0; j < NR; j++)
+            dst[(k0 + k) * NR + j] = s[j][k];
+      }
+    }
+  }
+  w->panels = out;
+  w->panel_nr = NR;
   return MP_OK;
 }
 

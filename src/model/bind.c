@@ -143,20 +143,22 @@ static void release_pages(const void *p, size_t bytes) {
 #endif
 }
 
-/* A float32 weight whose rows are not 64-byte aligned (safetensors places tensors at any
- * multiple of their element size: all-MiniLM-L6-v2's sit at 24 mod 64, so every vector load of
- * the small-M path spans two cache lines) is copied once into aligned memory on the CPU path;
- * the source pages are then handed back to the kernel (MADV_PAGEOUT: file pages of the mapping
- * are dropped and re-read if ever touched; memory that is not file-backed keeps its contents),
- * so the weight is resident once. Measured: -3 to -5% batch-1 latency on MiniLM fp32. */
-static mp_status align_f32_weight(mp_model *m, mp_linear_weight *w) {
-  if (m->dev || w->bits != 0 || w->dtype != MP_F32 || ((uintptr_t)w->data & 63) == 0) return MP_OK;
-  const size_t bytes = (size_t)(w->out * w->in) * sizeof(float);
-  float *copy = mp_arena_alloc_uninit(&m->params, bytes, 64);
-  if (!copy) return mp_err(MP_ERR_NOMEM, "%s: out of memory aligning %s (%zu bytes)", m->path, w->name, bytes);
-  memcpy(copy, w->data, bytes);
-  release_pages(w->data, bytes);
-  w->data = copy;
+/* A float32 weight is packed once into the GEMM's panels (mp_linear_prepack) on the CPU path:
+ * every product then reads them instead of packing the matrix per call, whatever the row count
+ * (batch-1 passes included, which used a dot-product path with another summation order), so an
+ * output does not depend on the other rows of its batch. The source pages are then handed back
+ * to the kernel (MADV_PAGEOUT: file pages of the mapping are dropped and re-read if ever touched,
+ * e.g. by the scalar path; memory that is not file-backed keeps its contents), so the weight is
+ * resident once. */
+static mp_status prepack_f32_weight(mp_model *m, mp_linear_weight *w) {
+  w->panels = NULL;
+  w->panel_nr = 0;
+  const size_t bytes = m->dev ? 0 : mp_linear_panels_bytes(w);
+  if (!bytes) return MP_OK;
+  float *panels = mp_arena_alloc_uninit(&m->params, bytes, 64);
+  if (!panels) return mp_err(MP_ERR_NOMEM, "%s: out of memory packing %s (%zu bytes)", m->path, w->name, bytes);
+  MP_TRY(mp_linear_prepack(w, panels));
+  release_pages(w->data, (size_t)(w->out * w->in) * sizeof(float));
   return MP_OK;
 }
 
@@ -191,7 +193,7 @@ static mp_status pack_bf16(mp_model *m, mp_dense *d) {
 mp_status mp_dense_pack(mp_model *m, mp_dense *d) {
   d->qw = NULL;
   d->bw = NULL;
-  MP_TRY(align_f32_weight(m, &d->w));
+  MP_TRY(prepack_f32_weight(m, &d->w));
   if (d->w.bits == 0) return pack_bf16(m, d);
   if (m->compute != MP_COMPUTE_FAST) return MP_OK;
   MP_TRY(grow_packs(&m->packs, m->n_packs, &m->cap_packs));

@@ -162,6 +162,63 @@ static void test_linear_multi(void) {
   mp_pool_free(p2);
 }
 
+/* The float path's batch-composition invariance: every row count takes the GEMM, so a row's
+ * outputs are the same bits alone, in a batch of 1..16 rows (the old dot-product range) and in a
+ * large batch; pre-packed F32 panels (mp_linear_prepack) give the same bits as packing per call;
+ * 1 and 2 threads; every vector ISA; F32, F16 and q8 weights, odd output counts. */
+static void test_linear_batch_invariance(void) {
+  tw t[3];
+  tw_make(&t[0], 70, 200, MP_F32, 0, 0);
+  tw_make(&t[1], 33, 200, MP_F16, 0, 0);
+  tw_make(&t[2], 45, 192, MP_F32, 8, 64);
+  enum { R = 40 };
+  float x[R * 200], bias[70], full[R * 70], part[R * 70], one[70];
+  for (int i = 0; i < R * 200; i++)
+    x[i] = frand();
+  for (int i = 0; i < 70; i++)
+    bias[i] = frand();
+  mp_pool *p2 = NULL;
+  REQUIRE(mp_pool_create(2, &p2) == MP_OK);
+  mp_isa best = mp_kernels_set_isa(MP_ISA_BEST);
+  for (int ii = 0; ii < n_isas; ii++) {
+    mp_kernels_set_isa(isas[ii]);
+    for (int i = 0; i < 3; i++) {
+      mp_linear_weight w = t[i].w;
+      const int64_t N = w.out;
+      CHECK_OK(mp_linear_act(p2, x, R, &w, bias, MP_F32, MP_ACT_GELU_ERF, full));
+      const int64_t counts[] = {1, 2, 5, 11, 16, 17};
+      for (size_t c = 0; c < sizeof counts / sizeof counts[0]; c++) {
+        memset(part, 0xFF, sizeof part);
+        CHECK_OK(mp_linear_act(c % 2 ? p2 : NULL, x + 3 * w.in, counts[c], &w, bias, MP_F32, MP_ACT_GELU_ERF, part));
+        CHECKF(!memcmp(part, full + 3 * N, (size_t)(counts[c] * N) * 4),
+               "ISA %s weight %d: %lld rows differ from the batch", mp_isa_name(isas[ii]), i, (long long)counts[c]);
+      }
+      size_t pb = mp_linear_panels_bytes(&w);
+      CHECK((pb > 0) == (i == 0 && isas[ii] != MP_ISA_SCALAR));
+      if (!pb) continue;
+      float *pan = aligned_alloc(64, (pb + 63) / 64 * 64);
+      REQUIRE(pan);
+      CHECK_OK(mp_linear_prepack(&w, pan));
+      CHECK(w.panels == pan && w.panel_nr > 0);
+      memset(part, 0xFF, sizeof part);
+      CHECK_OK(mp_linear_act(p2, x, R, &w, bias, MP_F32, MP_ACT_GELU_ERF, part));
+      CHECKF(!memcmp(part, full, (size_t)(R * N) * 4), "ISA %s: pre-packed panels differ", mp_isa_name(isas[ii]));
+      memset(one, 0xFF, sizeof one);
+      CHECK_OK(mp_linear_act(NULL, x + 7 * w.in, 1, &w, bias, MP_F32, MP_ACT_GELU_ERF, one));
+      CHECKF(!memcmp(one, full + 7 * N, (size_t)N * 4), "ISA %s: one row on the panels differs", mp_isa_name(isas[ii]));
+      free(pan);
+    }
+  }
+  /* a weight that is not F32 has no panels */
+  CHECK(mp_linear_panels_bytes(&t[1].w) == 0);
+  float dummy[64] __attribute__((aligned(64)));
+  CHECK(mp_linear_prepack(&t[1].w, dummy) == MP_ERR_UNSUPPORTED);
+  mp_kernels_set_isa(best);
+  mp_pool_free(p2);
+  for (int i = 0; i < 3; i++)
+    tw_free(&t[i]);
+}
+
 static void test_embedding(void) {
   tw t;
   tw_make(&t, 50, 64, MP_BF16, 4, 32);
@@ -432,6 +489,7 @@ int main(void) {
   RUN(test_linear_float);
   RUN(test_linear_quant);
   RUN(test_linear_multi);
+  RUN(test_linear_batch_invariance);
   RUN(test_embedding);
   RUN(test_rowops);
   RUN(test_attention);

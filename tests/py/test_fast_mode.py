@@ -9,7 +9,8 @@ computes):
   mode for q8 and 0.005 for q4 (through `mlxport eval`, which reports both);
 * the project's NLI classifier on MNLI-matched: fast predictions agree with the faithful ones on at
   least 99% of the pairs for q8;
-* fast mode is bit-identical with 1 or 2 threads and whatever else is in the batch;
+* fast mode is bit-identical with 1 or 2 threads and whatever else is in the batch, and so is the
+  faithful mode;
 * float16 / bfloat16 conversions (the default `convert` dtype) in the fast mode run on AMX-BF16 tiles
   where the CPU has them (`mlxport version --json`: "bf16_tiles"), within 1e-4 relative of the
   faithful logits on every family's twin and of the faithful STS-B Spearman (0.0005) on the real
@@ -160,6 +161,21 @@ def test_family_float16_tiles(family_models, name, dtype):
         return
     record_parity(name, f"{dtype} tiles", "logits", rel)
     assert 0 < rel <= 1e-4, f"{name} {dtype}: bf16-tile vs faithful relative difference {rel}"
+
+
+@pytest.mark.parametrize("fmt", [8, "float16"])
+def test_faithful_mode_thread_and_batch_invariance(family_models, fmt):
+    """The faithful mode too: every row count takes the same GEMM (no separate small-batch path),
+    so a pair gives the same bits alone and in a padded batch, with 1 and 2 threads."""
+    m = family_models[("bert-cls", fmt)]
+    lines = "".join(f"{p}\t{h}\n" for p, h in PAIRS)
+    batch = run_cli("classify", "--model", m, "--pair", "--json", "--compute", "faithful", "--batch-size", "8",
+                    input=lines).stdout.splitlines()
+    for threads in ("1", "2"):
+        for i in range(len(PAIRS)):
+            alone = run_cli("classify", "--model", m, "--pair", "--json", "--compute", "faithful", "--threads", threads,
+                            input=f"{PAIRS[i][0]}\t{PAIRS[i][1]}\n").stdout.strip()
+            assert json.loads(alone)["logits"] == json.loads(batch[i])["logits"], (fmt, threads, i)
 
 
 def test_float16_tiles_thread_and_batch_invariance(family_models):
