@@ -91,17 +91,21 @@ def test_family_fast_vs_faithful(family_models, name, bits):
     assert rel <= (0.03 if bits == 8 else 0.04), f"{name} q{bits}: fast vs faithful relative difference {rel}"
 
 
-def test_fast_mode_thread_and_batch_invariance(family_models):
-    """Bit-identical outputs alone and in a padded batch, with 1 and 2 threads (fast mode)."""
-    m = family_models[("bert-cls", 8)]
+def check_invariance(model, mode, which=range(len(PAIRS))):
+    """Bit-identical logits for each pair alone (1 and 2 threads) and in one padded batch."""
     lines = "".join(f"{p}\t{h}\n" for p, h in PAIRS)
-    batch = run_cli("classify", "--model", m, "--pair", "--json", "--compute", "fast", "--batch-size", "8",
+    batch = run_cli("classify", "--model", model, "--pair", "--json", "--compute", mode, "--batch-size", "8",
                     input=lines).stdout.splitlines()
     for threads in ("1", "2"):
-        for i in range(len(PAIRS)):
-            alone = run_cli("classify", "--model", m, "--pair", "--json", "--compute", "fast", "--threads", threads,
+        for i in which:
+            alone = run_cli("classify", "--model", model, "--pair", "--json", "--compute", mode, "--threads", threads,
                             input=f"{PAIRS[i][0]}\t{PAIRS[i][1]}\n").stdout.strip()
-            assert json.loads(alone)["logits"] == json.loads(batch[i])["logits"]
+            assert json.loads(alone)["logits"] == json.loads(batch[i])["logits"], (model, mode, threads, i)
+
+
+def test_fast_mode_thread_and_batch_invariance(family_models):
+    """Bit-identical outputs alone and in a padded batch, with 1 and 2 threads (fast mode)."""
+    check_invariance(family_models[("bert-cls", 8)], "fast")
 
 
 @pytest.fixture(scope="module")
@@ -167,27 +171,11 @@ def test_family_float16_tiles(family_models, name, dtype):
 def test_faithful_mode_thread_and_batch_invariance(family_models, fmt):
     """The faithful mode too: every row count takes the same GEMM (no separate small-batch path),
     so a pair gives the same bits alone and in a padded batch, with 1 and 2 threads."""
-    m = family_models[("bert-cls", fmt)]
-    lines = "".join(f"{p}\t{h}\n" for p, h in PAIRS)
-    batch = run_cli("classify", "--model", m, "--pair", "--json", "--compute", "faithful", "--batch-size", "8",
-                    input=lines).stdout.splitlines()
-    for threads in ("1", "2"):
-        for i in range(len(PAIRS)):
-            alone = run_cli("classify", "--model", m, "--pair", "--json", "--compute", "faithful", "--threads", threads,
-                            input=f"{PAIRS[i][0]}\t{PAIRS[i][1]}\n").stdout.strip()
-            assert json.loads(alone)["logits"] == json.loads(batch[i])["logits"], (fmt, threads, i)
+    check_invariance(family_models[("bert-cls", fmt)], "faithful")
 
 
 def test_float16_tiles_thread_and_batch_invariance(family_models):
-    m = family_models[("roberta-cls", "float16")]
-    lines = "".join(f"{p}\t{h}\n" for p, h in PAIRS)
-    batch = run_cli("classify", "--model", m, "--pair", "--json", "--compute", "fast", "--batch-size", "8",
-                    input=lines).stdout.splitlines()
-    for threads in ("1", "2"):
-        for i in (0, 3):
-            alone = run_cli("classify", "--model", m, "--pair", "--json", "--compute", "fast", "--threads", threads,
-                            input=f"{PAIRS[i][0]}\t{PAIRS[i][1]}\n").stdout.strip()
-            assert json.loads(alone)["logits"] == json.loads(batch[i])["logits"]
+    check_invariance(family_models[("roberta-cls", "float16")], "fast", (0, 3))
 
 
 def test_minilm_float16_stsb(tmp_path):
