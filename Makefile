@@ -83,7 +83,7 @@ demo: setup-build
 	@HF_HUB_CACHE=$(HUB) bash scripts/demo.sh
 
 format:
-	@clang-format -i $$(git ls-files '*.c' '*.h')
+	@clang-format -i $$(git ls-files '*.c' '*.h' '*.cu' '*.cuh')
 
 # CI: the tree is formatted (.clang-format); `make format` fixes it.
 format-check:

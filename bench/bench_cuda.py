@@ -16,7 +16,7 @@ measurement as JSON lines.
     tests/gpu/prepare.sh build-cuda bench-carry bench   # here: bin/mlxport, bin/bench_device, tokenizers
     python3 bench/bench_cuda.py --carry bench-carry [--out DIR] [--batch 128] [--seq 48,128]
                                 [--seconds 1.0] [--only a,b] [--no-torch] [--no-memory]
-                                [--variants fp16,bf16,q8,q4[,fp16-mma,fp16-wmma,fp16-unfused,fp16-nograph,fp16-prev]]
+                                [--variants fp16,bf16,q8,q4[,fp16-mma,fp16-wmma,fp16-unfused,fp16-nograph,fp16-prev,q8-prev,q4-prev]]
                                 [--profile]
 
 fp16-mma is fp16 with the mma.sync flash-attention kernel (MP_CUDA_ATTENTION=mma, the default since
@@ -24,6 +24,8 @@ fp16-mma is fp16 with the mma.sync flash-attention kernel (MP_CUDA_ATTENTION=mma
 without the fused Q/K/V GEMM and the vector kernels (MP_CUDA_FUSED_QKV=0 MP_CUDA_VEC_KERNELS=0),
 fp16-nograph fp16 without CUDA graphs (MP_CUDA_GRAPHS=0), fp16-prev fp16 without graphs and without
 cuBLASLt autotuning (MP_CUDA_GRAPHS=0 MP_CUDA_AUTOTUNE=0: the code path before 2026-12-06's second run);
+q8-prev / q4-prev the MLX folders with their weights dequantized to fp16 at upload (MP_CUDA_QGEMM=0: the
+code path before the quantized-weight kernels of src/cuda/qgemm.cuh);
 --profile writes mlxport fp16's time per operation (MP_CUDA_PROFILE=1) to OUT/profile-MODEL-SEQ.txt.
 """
 import argparse
@@ -100,7 +102,8 @@ def make_twin(torch, transformers, src, dst, kind, device):
 VARIANT_ENV = {"fp16-mma": {"MP_CUDA_ATTENTION": "mma"}, "fp16-wmma": {"MP_CUDA_ATTENTION": "wmma"},
                "fp16-unfused": {"MP_CUDA_FUSED_QKV": "0", "MP_CUDA_VEC_KERNELS": "0"},
                "fp16-nograph": {"MP_CUDA_GRAPHS": "0"},
-               "fp16-prev": {"MP_CUDA_GRAPHS": "0", "MP_CUDA_AUTOTUNE": "0"}}
+               "fp16-prev": {"MP_CUDA_GRAPHS": "0", "MP_CUDA_AUTOTUNE": "0"},
+               "q8-prev": {"MP_CUDA_QGEMM": "0"}, "q4-prev": {"MP_CUDA_QGEMM": "0"}}
 
 
 def mlxport_bench(bench, folder, dtype, seqs, batch, seconds, device, dump=None, env=None):
@@ -287,7 +290,8 @@ def main():
     ap.add_argument("--variants", default="fp16,bf16,q8,q4",
                     help="of fp16, bf16, q8, q4, fp16-mma and fp16-wmma (fp16 with MP_CUDA_ATTENTION=mma / wmma), "
                          "fp16-unfused (MP_CUDA_FUSED_QKV=0 MP_CUDA_VEC_KERNELS=0), fp16-nograph (MP_CUDA_GRAPHS=0), "
-                         "fp16-prev (MP_CUDA_GRAPHS=0 MP_CUDA_AUTOTUNE=0)")
+                         "fp16-prev (MP_CUDA_GRAPHS=0 MP_CUDA_AUTOTUNE=0), q8-prev / q4-prev (MP_CUDA_QGEMM=0: the MLX "
+                         "weights dequantized to fp16 at upload, the code path before the quantized kernels)")
     ap.add_argument("--device", default="cuda", help="cuda (the benchmark) or cpu (a smoke test of this script)")
     ap.add_argument("--no-torch", action="store_true")
     ap.add_argument("--no-memory", action="store_true")
@@ -329,11 +333,11 @@ def main():
         convs = []
         for bits in (8, 4):  # the two conversions side by side
             q = f"{twin}-q{bits}"
-            if f"q{bits}" in variants and not os.path.exists(os.path.join(q, "config.json")):
+            if any(v.split("-")[0] == f"q{bits}" for v in variants) and not os.path.exists(os.path.join(q, "config.json")):
                 convs.append(subprocess.Popen([mlxport, "convert", "--hf-path", twin, "--mlx-path", q, "-q", "--q-bits",
                                                str(bits), "--q-group-size", "64", "--dtype", "float16"],
                                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE))
-            folders[f"q{bits}"] = (q, "float16")
+            folders[f"q{bits}"] = folders[f"q{bits}-prev"] = (q, "float16")
         for p in convs:
             if p.wait():
                 log(f"{name}: conversion failed: {p.stderr.read().decode()[-400:]}")

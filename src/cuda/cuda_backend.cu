@@ -47,6 +47,15 @@ typedef struct chunk {
   size_t size, used;
 } chunk;
 
+/* an MLX affine matrix kept quantized (qgemm.cuh): packed codes [npad / 8][in / 64][32][16 bytes],
+ * (scale, bias) pairs [npad][G] as __half2 (sb_half) or float2 */
+typedef struct qweight {
+  const void *codes, *sb;
+  int sb_half, group;
+  int64_t out, in, npad, G;
+} qweight;
+#define QG_ROWS_DEFAULT 256
+
 typedef struct lt_algo {
   int64_t m, n, k;
   int epi;
@@ -133,6 +142,16 @@ typedef struct cuda_ctx {
    * at begin (after the stream is idle). */
   char *pin;
   size_t pin_cap, pin_used;
+  /* MLX affine weights kept quantized (qgemm.cuh; MP_CUDA_QGEMM=0: dequantized at upload as before):
+   * the matrices by their codes' device address, the split-K partial sums and the many-rows path's
+   * scratch matrix (both grown on first use, outside graph capture), rows up to which the
+   * dequantize-in-GEMM kernel runs (MP_CUDA_QGEMM_ROWS) */
+  struct qweight *qw;
+  int n_qw, cap_qw;
+  int qgemm, qgemm_rows, sms;
+  unsigned qg_configured;
+  void *qws, *qscr;
+  size_t qws_cap, qscr_cap;
 } cuda_ctx;
 #define PIN_BYTES ((size_t)8 << 20)
 
@@ -698,6 +717,7 @@ template <typename T> __global__ void k_attention(mp_dev_attention a) {
 
 #include "cuda/flash_attention.cuh"
 #include "cuda/flash_mma.cuh"
+#include "cuda/qgemm.cuh"
 
 /* ------------------------------------------------------------------ dispatch on the compute dtype */
 
@@ -844,6 +864,11 @@ static void cuda_close(void *p) {
   free(c->params);
   if (c->workspace) cudaFree(c->workspace);
   if (c->rel_buf) cudaFree(c->rel_buf);
+  if (c->qws) cudaFree(c->qws);
+  if (c->qscr) cudaFree(c->qscr);
+  for (int i = 0; i < c->n_qw; i++)
+    cudaFree((void *)c->qw[i].codes), cudaFree((void *)c->qw[i].sb);
+  free(c->qw);
   if (c->pin) cudaFreeHost(c->pin);
   if (c->lt) cublasLtDestroy(c->lt);
   if (c->stream) cudaStreamDestroy(c->stream);
@@ -880,10 +905,14 @@ extern "C" mp_status mp_cuda_open(int index, mp_dtype dt, void **out) {
   c->autotune = !tune || !*tune ? 1 : !strcmp(tune, "0") ? 0 : !strcmp(tune, "2") ? 2 : 1;
   const char *gr = getenv("MP_CUDA_GRAPHS");
   c->graphs = !gr || !*gr ? 1 : !strcmp(gr, "0") ? 0 : !strcmp(gr, "2") ? 2 : 1;
+  const char *qg = getenv("MP_CUDA_QGEMM"), *qr = getenv("MP_CUDA_QGEMM_ROWS");
+  c->qgemm = !(qg && !strcmp(qg, "0")) && dt != MP_F32;
+  c->qgemm_rows = qr && *qr ? atoi(qr) : QG_ROWS_DEFAULT;
   mp_status st = MP_OK;
   cudaDeviceProp prop;
   e = cudaSetDevice(index);
   if (!e) e = cudaGetDeviceProperties(&prop, index);
+  if (!e) c->sms = prop.multiProcessorCount;
   if (!e) e = cudaStreamCreateWithFlags(&c->stream, cudaStreamNonBlocking);
   if (!e) e = cudaMalloc(&c->workspace, WORKSPACE_BYTES);
   if (!e) track(c, WORKSPACE_BYTES, 0);
@@ -1233,16 +1262,9 @@ static mp_status lt_run(cuda_ctx *c, cublasStatus_t s, cublasLtMatmulDesc_t md, 
   return st;
 }
 
-static mp_status cuda_dense(void *p, const void *x, int64_t rows, const void *w, int64_t out, int64_t in,
-                            const void *bias, mp_act act, void *y) {
-  cuda_ctx *c = (cuda_ctx *)p;
-  if (gr_recording(c)) {
-    op_rec r;
-    memset(&r, 0, sizeof r);
-    r.kind = OP_DENSE, r.u.dense.x = x, r.u.dense.w = w, r.u.dense.bias = bias, r.u.dense.rows = rows;
-    r.u.dense.out = out, r.u.dense.in = in, r.u.dense.act = (int)act, r.u.dense.y = y;
-    return gr_submit(c, &r);
-  }
+/* y = act(x · Wᵀ + bias) on cuBLASLt, W [out, in] in the compute dtype */
+static mp_status lt_dense(cuda_ctx *c, const void *x, int64_t rows, const void *w, int64_t out, int64_t in,
+                          const void *bias, mp_act act, void *y) {
   cudaDataType_t t = cu_type(c->dt);
   cublasLtEpilogue_t epi = bias ? CUBLASLT_EPILOGUE_BIAS : CUBLASLT_EPILOGUE_DEFAULT;
   int post = act;
@@ -1268,6 +1290,199 @@ static mp_status cuda_dense(void *p, const void *x, int64_t rows, const void *w,
     LAUNCHED("activation");
   }
   return MP_OK;
+}
+
+/* ------------------------------------------------------------------ quantized weights (qgemm.cuh) */
+
+static const qweight *qw_find(const cuda_ctx *c, const void *w) {
+  int lo = 0, hi = c->n_qw - 1;
+  while (lo <= hi) {
+    const int mid = (lo + hi) / 2;
+    const uintptr_t a = (uintptr_t)c->qw[mid].codes, b = (uintptr_t)w;
+    if (a == b) return &c->qw[mid];
+    if (a < b)
+      lo = mid + 1;
+    else
+      hi = mid - 1;
+  }
+  return NULL;
+}
+
+static int cuda_qweight_ok(void *p, int64_t out, int64_t in, int group) {
+  const cuda_ctx *c = (const cuda_ctx *)p;
+  return c->qgemm && out > 0 && out % 8 == 0 && in > 0 && in % QG_KC == 0 &&
+         (group == 32 || group == 64 || group == 128);
+}
+
+static void *cuda_upload_qweight(void *p, const uint8_t *codes, const float *scales, const float *biases, int64_t out,
+                                 int64_t in, int group) {
+  cuda_ctx *c = (cuda_ctx *)p;
+  if (!cuda_qweight_ok(p, out, in, group)) {
+    mp_err(MP_ERR_INTERNAL, "CUDA: a quantized [%lld, %lld] matrix of group %d cannot stay quantized", (long long)out,
+           (long long)in, group);
+    return NULL;
+  }
+  const int64_t npad = (out + QG_BN - 1) / QG_BN * QG_BN, G = in / group, kchunks = in / QG_KC;
+  int half = 1; /* (scale, bias) as __half2 when every value is exactly a float16 */
+  for (int64_t i = 0; half && i < out * G; i++)
+    half = (float)__float2half_rn(scales[i]) == scales[i] && (float)__float2half_rn(biases[i]) == biases[i];
+  const size_t cbytes = (size_t)(npad * in), sbytes = (size_t)(npad * G) * (half ? 4 : 8);
+  uint8_t *hc = (uint8_t *)calloc(cbytes, 1);
+  unsigned char *hs = (unsigned char *)calloc(sbytes, 1);
+  void *dc = NULL, *ds = NULL;
+  if (c->n_qw == c->cap_qw) {
+    const int cap = c->cap_qw ? 2 * c->cap_qw : 64;
+    qweight *nq = (qweight *)realloc(c->qw, (size_t)cap * sizeof *nq);
+    if (nq) c->qw = nq, c->cap_qw = cap;
+  }
+  if (!hc || !hs || c->n_qw == c->cap_qw) {
+    free(hc), free(hs);
+    mp_err(MP_ERR_NOMEM, "out of memory packing a quantized matrix for the device");
+    return NULL;
+  }
+  for (int64_t n = 0; n < out; n++)
+    for (int64_t k = 0; k < in; k++)
+      hc[qg_code_index(n, k, kchunks)] = codes[n * in + k];
+  for (int64_t i = 0; i < out * G; i++) {
+    if (half) {
+      __half2 v = __halves2half2(__float2half_rn(scales[i]), __float2half_rn(biases[i]));
+      memcpy(hs + (size_t)i * 4, &v, 4);
+    } else {
+      float2 v = make_float2(scales[i], biases[i]);
+      memcpy(hs + (size_t)i * 8, &v, 8);
+    }
+  }
+  cudaError_t e = cudaMalloc(&dc, cbytes);
+  if (!e) track(c, cbytes, 0), e = cudaMalloc(&ds, sbytes);
+  if (!e) track(c, sbytes, 0), e = cudaMemcpy(dc, hc, cbytes, cudaMemcpyHostToDevice);
+  if (!e) e = cudaMemcpy(ds, hs, sbytes, cudaMemcpyHostToDevice);
+  free(hc), free(hs);
+  if (e) {
+    if (dc) cudaFree(dc), track(c, 0, cbytes);
+    if (ds) cudaFree(ds), track(c, 0, sbytes);
+    cudaGetLastError();
+    cuda_fail(e, "uploading a quantized matrix");
+    return NULL;
+  }
+  int at = c->n_qw; /* sorted by the codes' address */
+  while (at > 0 && (uintptr_t)c->qw[at - 1].codes > (uintptr_t)dc) {
+    c->qw[at] = c->qw[at - 1];
+    at--;
+  }
+  qweight *q = &c->qw[at];
+  q->codes = dc, q->sb = ds, q->sb_half = half, q->group = group;
+  q->out = out, q->in = in, q->npad = npad, q->G = G;
+  c->n_qw++;
+  return dc;
+}
+
+/* a device buffer of the context of at least `need` bytes (grown outside graph capture only) */
+static mp_status grow(cuda_ctx *c, void **buf, size_t *cap, size_t need, const char *what) {
+  if (need <= *cap) return MP_OK;
+  if (c->capturing) return mp_err(MP_ERR_INTERNAL, "CUDA: %s would grow during graph capture", what);
+  if (*buf) {
+    CU(cudaStreamSynchronize(c->stream), what);
+    cudaFree(*buf), track(c, 0, *cap);
+    *buf = NULL, *cap = 0;
+  }
+  gr_drop_all(c); /* the graphs use the old address */
+  CU(cudaMalloc(buf, need), what);
+  track(c, need, 0);
+  *cap = need;
+  return MP_OK;
+}
+
+template <typename T, typename SB, int MT>
+static void launch_qgemm_mt(cuda_ctx *c, const qweight *q, const void *x, int64_t rows, const void *bias, int act,
+                            void *y, dim3 grid, int cps) {
+  k_qgemm<T, SB, MT><<<grid, QG_WARPS * 32, 0, c->stream>>>((const T *)x, rows, q->in, (const uint4 *)q->codes,
+                                                            (const SB *)q->sb, q->G, q->group, q->out, cps,
+                                                            (const T *)bias, act, (T *)y, (float *)c->qws);
+}
+template <typename T, typename SB>
+static void launch_qgemm_sb(cuda_ctx *c, const qweight *q, const void *x, int64_t rows, const void *bias, int act,
+                            void *y, int mt, dim3 grid, int cps) {
+  switch (mt) {
+  case 1: launch_qgemm_mt<T, SB, 1>(c, q, x, rows, bias, act, y, grid, cps); break;
+  case 2: launch_qgemm_mt<T, SB, 2>(c, q, x, rows, bias, act, y, grid, cps); break;
+  case 3: launch_qgemm_mt<T, SB, 3>(c, q, x, rows, bias, act, y, grid, cps); break;
+  default: launch_qgemm_mt<T, SB, 4>(c, q, x, rows, bias, act, y, grid, cps); break;
+  }
+}
+template <typename T>
+static void launch_qgemm(cuda_ctx *c, const qweight *q, const void *x, int64_t rows, const void *bias, int act, void *y,
+                         int mt, dim3 grid, int cps) {
+  if (q->sb_half)
+    launch_qgemm_sb<T, __half2>(c, q, x, rows, bias, act, y, mt, grid, cps);
+  else
+    launch_qgemm_sb<T, float2>(c, q, x, rows, bias, act, y, mt, grid, cps);
+  if (grid.y > 1) {
+    const int64_t pairs = rows * q->out / 2;
+    k_qreduce<T><<<blocks(pairs, 256), 256, 0, c->stream>>>((const float *)c->qws, (int)grid.y, rows, q->out,
+                                                            (const T *)bias, act, (T *)y);
+  }
+}
+template <typename T> static void launch_qdequant(cuda_ctx *c, const qweight *q) {
+  const int64_t lanes = q->npad / 8 * (q->in / QG_KC) * 32;
+  if (q->sb_half)
+    k_qdequant<T, __half2><<<blocks(lanes, 256), 256, 0, c->stream>>>((const uint4 *)q->codes, (const __half2 *)q->sb,
+                                                                      q->G, q->group, q->in, lanes, (T *)c->qscr);
+  else
+    k_qdequant<T, float2><<<blocks(lanes, 256), 256, 0, c->stream>>>((const uint4 *)q->codes, (const float2 *)q->sb,
+                                                                     q->G, q->group, q->in, lanes, (T *)c->qscr);
+}
+
+/* y = act(x · Wᵀ + bias) for a quantized W: the dequantize-in-GEMM kernel up to qgemm_rows rows,
+ * else the matrix dequantized into the scratch buffer and cuBLASLt */
+static mp_status q_dense(cuda_ctx *c, const qweight *q, const void *x, int64_t rows, const void *bias, mp_act act,
+                         void *y) {
+  if (rows > c->qgemm_rows || !aligned16(x)) {
+    MP_TRY(grow(c, &c->qscr, &c->qscr_cap, (size_t)(q->npad * q->in) * c->esize, "allocating the dequantize scratch"));
+    if (c->dt == MP_F16)
+      launch_qdequant<__half>(c, q);
+    else
+      launch_qdequant<__nv_bfloat16>(c, q);
+    LAUNCHED("dequantize");
+    return lt_dense(c, x, rows, c->qscr, q->out, q->in, bias, act, y);
+  }
+  const int mt = rows <= 16 ? 1 : rows <= 32 ? 2 : rows <= 48 ? 3 : 4;
+  const int64_t bm = 16 * mt, X = q->npad / QG_BN, Z = (rows + bm - 1) / bm, kchunks = q->in / QG_KC;
+  /* split K until the grid holds about 4 blocks per SM, keeping 2 or more chunks per block */
+  int64_t S = (4 * (int64_t)c->sms + X * Z - 1) / (X * Z);
+  if (S > kchunks / 2) S = kchunks / 2;
+  if (S < 1) S = 1;
+  const int64_t cps = (kchunks + S - 1) / S;
+  S = (kchunks + cps - 1) / cps;
+  if (S > 1)
+    MP_TRY(grow(c, &c->qws, &c->qws_cap, (size_t)(S * rows * q->out) * 4, "allocating the split-K partial sums"));
+  dim3 grid((unsigned)X, (unsigned)S, (unsigned)Z);
+  if (c->dt == MP_F16)
+    launch_qgemm<__half>(c, q, x, rows, bias, (int)act, y, mt, grid, (int)cps);
+  else
+    launch_qgemm<__nv_bfloat16>(c, q, x, rows, bias, (int)act, y, mt, grid, (int)cps);
+  CU(cudaGetLastError(), "quantized matmul");
+  prof_mark(c, "qmatmul", q->out, q->in);
+  return MP_OK;
+}
+
+static mp_status cuda_dense(void *p, const void *x, int64_t rows, const void *w, int64_t out, int64_t in,
+                            const void *bias, mp_act act, void *y) {
+  cuda_ctx *c = (cuda_ctx *)p;
+  if (gr_recording(c)) {
+    op_rec r;
+    memset(&r, 0, sizeof r);
+    r.kind = OP_DENSE, r.u.dense.x = x, r.u.dense.w = w, r.u.dense.bias = bias, r.u.dense.rows = rows;
+    r.u.dense.out = out, r.u.dense.in = in, r.u.dense.act = (int)act, r.u.dense.y = y;
+    return gr_submit(c, &r);
+  }
+  const qweight *q = c->n_qw ? qw_find(c, w) : NULL;
+  if (q) {
+    if (q->out != out || q->in != in)
+      return mp_err(MP_ERR_INTERNAL, "CUDA: a quantized [%lld, %lld] matrix used as [%lld, %lld]", (long long)q->out,
+                    (long long)q->in, (long long)out, (long long)in);
+    return q_dense(c, q, x, rows, bias, act, y);
+  }
+  return lt_dense(c, x, rows, w, out, in, bias, act, y);
 }
 
 /* The vectors per lane of a warp-per-row kernel for rows of dim values (0: the block-per-row
@@ -1881,11 +2096,11 @@ static mp_status gr_flush(cuda_ctx *c) {
 }
 
 static const mp_device_ops cuda_ops = {
-    "cuda",          cuda_close,        cuda_describe, cuda_begin,      cuda_alloc,
-    cuda_upload_act, cuda_upload_param, cuda_dense,    cuda_layernorm,  cuda_embed_sum_ln,
-    cuda_attention,  cuda_gather_rows,  cuda_pool,     cuda_gather_idx, cuda_zero_rows,
-    cuda_download,   cuda_rope_split,   cuda_binary,   cuda_mean_rows,  cuda_peak_bytes,
-    cuda_affine,
+    "cuda",          cuda_close,        cuda_describe,       cuda_begin,      cuda_alloc,
+    cuda_upload_act, cuda_upload_param, cuda_dense,          cuda_layernorm,  cuda_embed_sum_ln,
+    cuda_attention,  cuda_gather_rows,  cuda_pool,           cuda_gather_idx, cuda_zero_rows,
+    cuda_download,   cuda_rope_split,   cuda_binary,         cuda_mean_rows,  cuda_peak_bytes,
+    cuda_affine,     cuda_qweight_ok,   cuda_upload_qweight,
 };
 
 extern "C" const mp_device_ops *mp_cuda_ops(void) { return &cuda_ops; }

@@ -167,7 +167,68 @@ const char *mp_model_device_name(const mp_model *m) {
 
 /* ---------------------------------------------------------------- weights */
 
-enum { KIND_MATRIX = 1, KIND_VEC_COMPUTE = 2, KIND_VEC_F32 = 3, KIND_CAT_MATRIX = 4, KIND_CAT_BIAS = 5 };
+enum {
+  KIND_MATRIX = 1,
+  KIND_VEC_COMPUTE = 2,
+  KIND_VEC_F32 = 3,
+  KIND_CAT_MATRIX = 4,
+  KIND_CAT_BIAS = 5,
+  KIND_QMATRIX = 6,
+  KIND_CAT_QMATRIX = 7
+};
+
+/* n dense layers' MLX affine weights that can stay quantized on the device as one stacked matrix */
+static int dev_quantized(const mp_model *m, int n, const mp_dense *const *d) {
+  if (!m->dev->qweight_ok || !m->dev->upload_qweight) return 0;
+  for (int i = 0; i < n; i++)
+    if (d[i]->w.bits < 2 || d[i]->w.bits > 8 || d[i]->w.group_size != d[0]->w.group_size ||
+        d[i]->w.out != d[0]->w.out || d[i]->w.in != d[0]->w.in)
+      return 0;
+  return m->dev->qweight_ok(m->dev_ctx, n * d[0]->w.out, d[0]->w.in, d[0]->w.group_size);
+}
+
+/* rows of w's codes widened to bytes (codes [out, in]), scales and biases in f32 ([out, in / group]) */
+static mp_status unpack_codes(const mp_linear_weight *w, uint8_t *codes, float *scales, float *biases) {
+  const int64_t G = w->in / w->group_size;
+  const size_t row_bytes = (size_t)(w->in * w->bits / 8);
+  const unsigned mask = (1u << w->bits) - 1;
+  for (int64_t o = 0; o < w->out; o++) {
+    const uint8_t *row = (const uint8_t *)w->data + (size_t)o * row_bytes;
+    for (int64_t j = 0; j < w->in; j++) { /* code j at bit j * bits of the row, little-endian */
+      const size_t bit = (size_t)(j * w->bits), at = bit >> 3;
+      unsigned v = row[at];
+      if (at + 1 < row_bytes) v |= (unsigned)row[at + 1] << 8;
+      codes[o * w->in + j] = (uint8_t)((v >> (bit & 7)) & mask);
+    }
+  }
+  MP_TRY(mp_to_f32(w->scale_dtype, w->scales, w->out * G, scales));
+  return mp_to_f32(w->scale_dtype, w->biases, w->out * G, biases);
+}
+
+/* n stacked quantized weights (dev_quantized) uploaded as one matrix kept quantized */
+static const void *dev_upload_quantized(mp_model *m, int n, const mp_dense *const *d) {
+  const int64_t out = d[0]->w.out, in = d[0]->w.in, G = in / d[0]->w.group_size;
+  uint8_t *codes = malloc((size_t)(n * out * in));
+  float *sc = malloc((size_t)(n * out * G) * sizeof *sc), *bi = malloc((size_t)(n * out * G) * sizeof *bi);
+  const void *r = NULL;
+  mp_status st = codes && sc && bi ? MP_OK
+                                   : mp_err(MP_ERR_NOMEM, "out of memory converting %s for the device",
+                                            d[0]->w.name ? d[0]->w.name : "a weight");
+  for (int i = 0; !st && i < n; i++)
+    st = unpack_codes(&d[i]->w, codes + (size_t)(i * out * in), sc + (size_t)(i * out * G), bi + (size_t)(i * out * G));
+  if (!st) r = m->dev->upload_qweight(m->dev_ctx, codes, sc, bi, n * out, in, d[0]->w.group_size);
+  free(codes), free(sc), free(bi);
+  return r;
+}
+
+const void *mp_dev_dense_weight(mp_model *m, const mp_dense *d) {
+  if (!dev_quantized(m, 1, &d)) return mp_dev_weight(m, &d->w);
+  const void *r = cache_get(m->dev_cache, d->w.data, d->w.out * d->w.in, KIND_QMATRIX);
+  if (r) return r;
+  if (!(r = dev_upload_quantized(m, 1, &d))) return NULL;
+  if (cache_put(m->dev_cache, d->w.data, d->w.out * d->w.in, KIND_QMATRIX, r)) return NULL;
+  return r;
+}
 
 const void *mp_dev_weight(mp_model *m, const mp_linear_weight *w) {
   const void *d = cache_get(m->dev_cache, w->data, w->out * w->in, KIND_MATRIX);
@@ -208,6 +269,13 @@ const void *mp_dev_vector(mp_model *m, const void *host, mp_dtype dt, int64_t n,
  * d[0]'s weight with the stacked size: a layer is stacked with the same partners every time. */
 const void *mp_dev_weight_cat(mp_model *m, int n, const mp_dense *const *d) {
   const int64_t out = d[0]->w.out, in = d[0]->w.in, total = (int64_t)n * out * in;
+  if (dev_quantized(m, n, d)) {
+    const void *q = cache_get(m->dev_cache, d[0]->w.data, total, KIND_CAT_QMATRIX);
+    if (q) return q;
+    if (!(q = dev_upload_quantized(m, n, d))) return NULL;
+    if (cache_put(m->dev_cache, d[0]->w.data, total, KIND_CAT_QMATRIX, q)) return NULL;
+    return q;
+  }
   const void *r = cache_get(m->dev_cache, d[0]->w.data, total, KIND_CAT_MATRIX);
   if (r) return r;
   for (int i = 1; i < n; i++)

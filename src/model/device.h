@@ -128,6 +128,14 @@ typedef struct mp_device_ops {
    * may be NULL; g, b f32 params; out may alias x). */
   mp_status (*affine)(void *ctx, const void *x, const void *residual, int64_t rows, int64_t dim, const void *g,
                       const void *b, void *out);
+  /* Whether an MLX affine matrix [out, in] of this group size can stay quantized on the device (0:
+   * it is uploaded dequantized, upload_param). May be NULL. */
+  int (*qweight_ok)(void *ctx, int64_t out, int64_t in, int group);
+  /* An MLX affine matrix kept quantized: codes one byte each [out, in], scales and biases f32 [out,
+   * in / group]; element w[o][i] = scale * code + bias as mx.dequantize computes it. The returned
+   * handle is accepted by dense as its w. NULL = error set. */
+  void *(*upload_qweight)(void *ctx, const uint8_t *codes, const float *scales, const float *biases, int64_t out,
+                          int64_t in, int group);
 } mp_device_ops;
 
 #ifdef MP_HAVE_CUDA

@@ -28,7 +28,7 @@ float *mp_act_alloc_compute(mp_model *m, size_t n) {
 /* ---------------------------------------------------------------- device dispatch */
 
 static mp_status dev_dense(mp_model *m, const float *x, int64_t rows, const mp_dense *d, mp_act act, float *y) {
-  const void *w = mp_dev_weight(m, &d->w), *bias = NULL;
+  const void *w = mp_dev_dense_weight(m, d), *bias = NULL;
   if (!w) return MP_ERR_NOMEM;
   if (d->b && !(bias = mp_dev_vector(m, d->b, d->bdt, d->w.out, 1))) return MP_ERR_NOMEM;
   return m->dev->dense(m->dev_ctx, x, rows, w, d->w.out, d->w.in, bias, act, y);

@@ -103,9 +103,12 @@ mp_status mp_model_device_attach(mp_model *m, const mp_device_ops *ops, void *ct
 /* The device copy of a matrix (MLX-quantized: dequantized as mx.dequantize, then the compute
  * dtype) or of a vector (f32 or the compute dtype), uploaded on first use. NULL = error set. */
 const void *mp_dev_weight(mp_model *m, const mp_linear_weight *w);
+/* The device weight of a dense layer: an MLX affine matrix the backend can keep quantized
+ * (mp_device_ops.upload_qweight) stays quantized; anything else is mp_dev_weight. */
+const void *mp_dev_dense_weight(mp_model *m, const mp_dense *d);
 const void *mp_dev_vector(mp_model *m, const void *host, mp_dtype dt, int64_t n, int as_compute);
 /* The device copy of n dense layers' weights stacked into one [n * out, in] matrix (the rows of
- * d[0], then d[1], ...; each as mp_dev_weight converts it), uploaded on first use and cached under
+ * d[0], then d[1], ...; each as mp_dev_dense_weight converts it), uploaded on first use and cached under
  * d[0]'s weight and n. The layers must share in and out. NULL = error set. */
 const void *mp_dev_weight_cat(mp_model *m, int n, const mp_dense *const *d);
 /* Their biases stacked into one [n * out] vector in the compute dtype (a layer without a bias

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "core/error.h"
+#include "mlxport/convert.h"
 #include "model/model.h"
 #include "model/model_internal.h"
 #include "testlib.h"
@@ -25,6 +26,9 @@ typedef struct host_dev {
   size_t n_acts, n_params;
   int64_t hidden;
   long dense_calls, fused3, fused2; /* GEMMs, of which [3H, H] / [2H, H] stacked */
+  int quant;                        /* 1: MLX affine matrices stay "quantized" (qweight_ok says yes) */
+  long q_uploads, q_dense;          /* matrices uploaded through upload_qweight, GEMMs that used one */
+  const void *qmats[512];           /* those matrices (the dense op's w) */
 } host_dev;
 
 static void *keep(void ***list, size_t *n, void *p) {
@@ -74,10 +78,36 @@ static void *hd_upload_param(void *p, const float *host, int64_t n, int as_compu
   if (d) memcpy(d, host, (size_t)n * sizeof(float));
   return d;
 }
+/* upload_qweight as the CUDA backend's contract says: codes [out, in] bytes, scales / biases f32
+ * [out, in / group]; kept here as the f32 matrix mx.dequantize gives (product rounded, then sum) */
+static int hd_qweight_ok(void *p, int64_t out, int64_t in, int group) {
+  host_dev *c = p;
+  return c->quant && out > 0 && in % group == 0;
+}
+static void *hd_upload_qweight(void *p, const uint8_t *codes, const float *scales, const float *biases, int64_t out,
+                               int64_t in, int group) {
+  host_dev *c = p;
+  float *w = malloc((size_t)(out * in) * sizeof *w);
+  if (!w || c->q_uploads >= (long)(sizeof c->qmats / sizeof *c->qmats)) {
+    free(w);
+    mp_err(MP_ERR_NOMEM, "host device: out of memory");
+    return NULL;
+  }
+  const int64_t G = in / group;
+  for (int64_t o = 0; o < out; o++)
+    for (int64_t i = 0; i < in; i++) {
+      const float prod = scales[o * G + i / group] * (float)codes[o * in + i];
+      w[o * in + i] = prod + biases[o * G + i / group];
+    }
+  c->qmats[c->q_uploads++] = w;
+  return keep(&c->params, &c->n_params, w);
+}
 static mp_status hd_dense(void *p, const void *x, int64_t rows, const void *w, int64_t out, int64_t in,
                           const void *bias, mp_act act, void *y) {
   host_dev *c = p;
   c->dense_calls++;
+  for (long i = 0; i < c->q_uploads; i++)
+    if (c->qmats[i] == w) c->q_dense++;
   if (out == 3 * c->hidden && in == c->hidden) c->fused3++;
   if (out == 2 * c->hidden && in == c->hidden) c->fused2++;
   mp_linear_weight lw = {.name = "host device weight", .out = out, .in = in, .dtype = MP_F32, .data = w};
@@ -261,7 +291,9 @@ static const mp_device_ops host_ops = {.name = "host",
                                        .binary = hd_binary,
                                        .mean_rows = hd_mean_rows,
                                        .peak_bytes = hd_peak,
-                                       .affine = hd_affine};
+                                       .affine = hd_affine,
+                                       .qweight_ok = hd_qweight_ok,
+                                       .upload_qweight = hd_upload_qweight};
 
 /* ---------------------------------------------------------------- the checks */
 
@@ -382,6 +414,54 @@ static void test_upload_once(void) {
   mp_model_close(m);
 }
 
+/* MLX-quantized models through the device path with the matrices kept quantized
+ * (mp_dev_dense_weight / mp_dev_weight_cat -> upload_qweight): the codes unpacked from MLX's bit
+ * streams (2, 3, 4, 5, 6 and 8 bits), the scales and biases, the stacked Q/K/V matrix. The host
+ * device dequantizes them as mx.dequantize does, so the result must match the CPU faithful path to
+ * float rounding; every quantized dense layer must have gone through upload_qweight. */
+static void test_quantized(void) {
+  static const int bits[] = {2, 3, 4, 5, 6, 8};
+  for (size_t b = 0; b < sizeof bits / sizeof *bits; b++) {
+    char out[4200];
+    snprintf(out, sizeof out, "%s/minilm-q%d", mp_test_tmpdir(), bits[b]);
+    mlxport_convert_options o;
+    mlxport_convert_options_init(&o);
+    o.source = MINILM, o.output = out, o.quantize = 1, o.bits = bits[b], o.group_size = b % 2 ? 32 : 64;
+    if (mlxport_convert(&o, NULL) != MLXPORT_OK) {
+      CHECKF(0, "converting %s to %d bits: %s", MINILM, bits[b], mlxport_last_error());
+      continue;
+    }
+    mp_model *m = NULL;
+    mp_model_options mo;
+    memset(&mo, 0, sizeof mo);
+    mo.threads = 1;
+    mo.compute = MP_COMPUTE_FAITHFUL;
+    mp_status s = mp_model_open(out, &mo, &m);
+    CHECKF(s == MP_OK, "%s: %s", out, mp_last_error());
+    if (s) continue;
+    const size_t n = (size_t)N_IN * (size_t)m->cfg.hidden;
+    float *cpu = calloc(n, 4), *dev = calloc(n, 4);
+    REQUIRE(cpu && dev);
+    CHECK_OK(run(m, 0, cpu));
+    host_dev *c = calloc(1, sizeof *c);
+    REQUIRE(c);
+    c->hidden = m->cfg.hidden, c->quant = 1;
+    CHECK_OK(mp_model_device_attach(m, &host_ops, c, MP_F32));
+    m->dev_fuse = 1;
+    CHECK_OK(run(m, 0, dev));
+    const double d = max_diff(cpu, dev, n);
+    CHECKF(d <= 1e-5, "%s: the device path with quantized matrices differs from the CPU by %g", out, d);
+    /* per layer: stacked q/k/v, o, intermediate, output = 4 matrices, 4 GEMMs per pass */
+    CHECKF(c->q_uploads == 4 * m->cfg.layers && c->q_dense == 4 * m->cfg.layers,
+           "%s: %ld matrices kept quantized, %ld GEMMs on them, for %lld layers", out, c->q_uploads, c->q_dense,
+           (long long)m->cfg.layers);
+    CHECKF(c->fused3 == m->cfg.layers, "%s: %ld stacked q/k/v GEMMs", out, c->fused3);
+    fprintf(stderr, "%s: max |device - cpu| %g, %ld quantized matrices\n", out, d, c->q_uploads);
+    free(cpu), free(dev);
+    mp_model_close(m);
+  }
+}
+
 int main(void) {
   const char *cache = mp_test_use_cache();
   snprintf(g_nli, sizeof g_nli, "%s/models/nli-minilm-l6-snli", cache);
@@ -390,6 +470,7 @@ int main(void) {
   RUN(test_bert_classify);
   RUN(test_mpnet_embed);
   RUN(test_upload_once);
+  RUN(test_quantized);
   /* the twins are made by Python (tools/make_model_fixtures.py): tests/py/test_device_host_twins.py
    * makes them and runs this program again with MP_TEST_DEVICE_FIXTURES set */
   if (getenv("MP_TEST_DEVICE_FIXTURES") && *getenv("MP_TEST_DEVICE_FIXTURES")) RUN(test_fixtures);

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Stages, on the build machine, what tests/gpu/run.sh needs on the GPU machine into one gitignored
 # folder (default gpu-carry/, well under the 64 MiB a GPU run can carry): the CUDA build's CLI,
-# the real all-MiniLM-L6-v2 with its weights cast to float16 (the f32 original is 90 MB), and the
+# the test_qgemm program, the real all-MiniLM-L6-v2 with its weights cast to float16 (the f32 original is 90 MB), and the
 # configs + tokenizers + the few dataset rows tools/make_model_fixtures.py builds the random-weight
 # twins from (the twins themselves are made on the GPU machine with its torch/transformers).
 # With WHAT=bench it stages instead what bench/bench_cuda.py needs (bin/bench_device and every
@@ -24,6 +24,11 @@ HUB="${HF_HUB_CACHE:-$MP_CACHE/huggingface/hub}"
 rm -rf "$OUT"
 mkdir -p "$OUT/bin" "$OUT/shared/models" "$OUT/shared/datasets/mnli/validation_matched" "$OUT/shared/datasets/sst2"
 cp "$BUILD/mlxport" "$OUT/bin/mlxport"
+# tests/gpu/test_qgemm.c (the quantized-matmul test run.sh runs)
+if [ "$WHAT" = suite ] || [ "$WHAT" = all ]; then
+  [ -x "$BUILD/test_qgemm" ] || { echo "prepare: $BUILD/test_qgemm not found (cmake --build $BUILD)"; exit 2; }
+  cp "$BUILD/test_qgemm" "$OUT/bin/"
+fi
 # bench/bench_device.c (bench/bench_cuda.py's measuring half), when the build has it
 if [ "$WHAT" = bench ] || [ "$WHAT" = all ]; then
   [ -x "$BUILD/bench_device" ] || { echo "prepare: $BUILD/bench_device not found (cmake --build $BUILD)"; exit 2; }
