@@ -16,7 +16,8 @@ measurement as JSON lines.
     tests/gpu/prepare.sh build-cuda bench-carry bench   # here: bin/mlxport, bin/bench_device, tokenizers
     python3 bench/bench_cuda.py --carry bench-carry [--out DIR] [--batch 128] [--seq 48,128]
                                 [--seconds 1.0] [--only a,b] [--no-torch] [--no-memory]
-                                [--variants fp16,bf16,q8,q4[,fp16-mma,fp16-wmma,fp16-unfused,fp16-nograph,fp16-prev,q8-prev,q4-prev]]
+                                [--variants fp16,bf16,q8,q4[,fp16-mma,fp16-wmma,fp16-unfused,fp16-nograph,fp16-prev,q8-qgemm,q4-qgemm,mlx-fp16,mlx-q8,mlx-q4]]
+                                [--mlx-site DIR]
                                 [--profile]
 
 fp16-mma is fp16 with the mma.sync flash-attention kernel (MP_CUDA_ATTENTION=mma, the default since
@@ -24,8 +25,10 @@ fp16-mma is fp16 with the mma.sync flash-attention kernel (MP_CUDA_ATTENTION=mma
 without the fused Q/K/V GEMM and the vector kernels (MP_CUDA_FUSED_QKV=0 MP_CUDA_VEC_KERNELS=0),
 fp16-nograph fp16 without CUDA graphs (MP_CUDA_GRAPHS=0), fp16-prev fp16 without graphs and without
 cuBLASLt autotuning (MP_CUDA_GRAPHS=0 MP_CUDA_AUTOTUNE=0: the code path before 2026-12-06's second run);
-q8-prev / q4-prev the MLX folders with their weights dequantized to fp16 at upload (MP_CUDA_QGEMM=0: the
-code path before the quantized-weight kernels of src/cuda/qgemm.cuh);
+q8-qgemm / q4-qgemm the MLX folders with their weights kept quantized on the device (MP_CUDA_QGEMM=1:
+the kernels of src/cuda/qgemm.cuh; q8 / q4 dequantize them to fp16 at upload); mlx-fp16, mlx-q8 and
+mlx-q4 are MLX itself (mlx-cuda, installed with --mlx-site) running the float16 / q8 / q4 MLX folders
+through bench/bench_mlx_peer.py (BERT-family models only: tools/mlx_bert.py);
 --profile writes mlxport fp16's time per operation (MP_CUDA_PROFILE=1) to OUT/profile-MODEL-SEQ.txt.
 """
 import argparse
@@ -36,6 +39,8 @@ import shutil
 import subprocess
 import sys
 import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 # name -> kind: "cls" (a sequence-classification head; zero-shot/NLI models) or "embed" (sentence
 # embedders, the bare encoder)
@@ -103,7 +108,7 @@ VARIANT_ENV = {"fp16-mma": {"MP_CUDA_ATTENTION": "mma"}, "fp16-wmma": {"MP_CUDA_
                "fp16-unfused": {"MP_CUDA_FUSED_QKV": "0", "MP_CUDA_VEC_KERNELS": "0"},
                "fp16-nograph": {"MP_CUDA_GRAPHS": "0"},
                "fp16-prev": {"MP_CUDA_GRAPHS": "0", "MP_CUDA_AUTOTUNE": "0"},
-               "q8-prev": {"MP_CUDA_QGEMM": "0"}, "q4-prev": {"MP_CUDA_QGEMM": "0"}}
+               "q8-qgemm": {"MP_CUDA_QGEMM": "1"}, "q4-qgemm": {"MP_CUDA_QGEMM": "1"}}
 
 
 def mlxport_bench(bench, folder, dtype, seqs, batch, seconds, device, dump=None, env=None):
@@ -113,6 +118,27 @@ def mlxport_bench(bench, folder, dtype, seqs, batch, seconds, device, dump=None,
                        env={**os.environ, **(env or {})})
     rows = [json.loads(x) for x in p.stdout.splitlines() if x.startswith("{")]
     err = None if p.returncode == 0 else (p.stderr.strip().splitlines() or ["exit %d" % p.returncode])[-1]
+    return {r["seq"]: r for r in rows}, err
+
+
+def mlx_bench(folder, seqs, batch, seconds, site, device, dump=None):
+    """MLX itself on an MLX folder (bench/bench_mlx_peer.py, in its own process: mlx-cuda installed with
+    `pip install --target SITE`, the CUDA libraries it links taken from this machine's nvidia-* packages,
+    the ones torch uses); the same JSON rows as bench_device"""
+    env = dict(os.environ)
+    if site:
+        env["PYTHONPATH"] = site + (":" + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+        import glob
+        import site as pysite
+        libs = sorted({os.path.dirname(p) for d in pysite.getsitepackages()
+                       for p in glob.glob(os.path.join(d, "nvidia", "*", "lib", "*.so*"))})
+        env["LD_LIBRARY_PATH"] = ":".join(libs + [env.get("LD_LIBRARY_PATH", "")])
+    p = subprocess.run([sys.executable, os.path.join(ROOT, "bench", "bench_mlx_peer.py"), "--model", folder, "--seq",
+                        ",".join(map(str, seqs)), "--batch", str(batch), "--seconds", str(seconds)] +
+                       (["--dump", dump] if dump else []) + (["--cpu"] if device == "cpu" else []),
+                       capture_output=True, text=True, env=env)
+    rows = [json.loads(x) for x in p.stdout.splitlines() if x.startswith("{")]
+    err = None if p.returncode == 0 else (p.stderr.strip().splitlines() or ["exit %d" % p.returncode])[-1][:300]
     return {r["seq"]: r for r in rows}, err
 
 
@@ -290,9 +316,13 @@ def main():
     ap.add_argument("--variants", default="fp16,bf16,q8,q4",
                     help="of fp16, bf16, q8, q4, fp16-mma and fp16-wmma (fp16 with MP_CUDA_ATTENTION=mma / wmma), "
                          "fp16-unfused (MP_CUDA_FUSED_QKV=0 MP_CUDA_VEC_KERNELS=0), fp16-nograph (MP_CUDA_GRAPHS=0), "
-                         "fp16-prev (MP_CUDA_GRAPHS=0 MP_CUDA_AUTOTUNE=0), q8-prev / q4-prev (MP_CUDA_QGEMM=0: the MLX "
-                         "weights dequantized to fp16 at upload, the code path before the quantized kernels)")
+                         "fp16-prev (MP_CUDA_GRAPHS=0 MP_CUDA_AUTOTUNE=0), q8-qgemm / q4-qgemm (MP_CUDA_QGEMM=1: the MLX "
+                         "weights kept quantized on the device, src/cuda/qgemm.cuh)")
     ap.add_argument("--device", default="cuda", help="cuda (the benchmark) or cpu (a smoke test of this script)")
+    ap.add_argument("--mlx-site", default=None,
+                    help="folder where mlx and mlx-cuda are installed (pip install --no-deps --target DIR ...), for "
+                         "the mlx-fp16 / mlx-q8 / mlx-q4 variants: MLX itself on the same MLX folders "
+                         "(bench/bench_mlx_peer.py; BERT-family models only)")
     ap.add_argument("--no-torch", action="store_true")
     ap.add_argument("--no-memory", action="store_true")
     ap.add_argument("--profile", action="store_true",
@@ -333,20 +363,30 @@ def main():
         convs = []
         for bits in (8, 4):  # the two conversions side by side
             q = f"{twin}-q{bits}"
-            if any(v.split("-")[0] == f"q{bits}" for v in variants) and not os.path.exists(os.path.join(q, "config.json")):
+            if any(f"q{bits}" in v.split("-") for v in variants) and not os.path.exists(os.path.join(q, "config.json")):
                 convs.append(subprocess.Popen([mlxport, "convert", "--hf-path", twin, "--mlx-path", q, "-q", "--q-bits",
                                                str(bits), "--q-group-size", "64", "--dtype", "float16"],
                                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE))
-            folders[f"q{bits}"] = folders[f"q{bits}-prev"] = (q, "float16")
+            folders[f"q{bits}"] = folders[f"q{bits}-qgemm"] = (q, "float16")
+        f16 = f"{twin}-mlx16"  # the unquantized MLX folder MLX itself runs (mlx-fp16)
+        if "mlx-fp16" in variants and not os.path.exists(os.path.join(f16, "config.json")):
+            convs.append(subprocess.Popen([mlxport, "convert", "--hf-path", twin, "--mlx-path", f16, "--dtype",
+                                           "float16"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE))
+        folders["mlx-fp16"] = (f16, "float16")
+        folders["mlx-q8"], folders["mlx-q4"] = folders["q8"], folders["q4"]
         for p in convs:
             if p.wait():
                 log(f"{name}: conversion failed: {p.stderr.read().decode()[-400:]}")
         log(f"{name}: twin + conversions {time.time() - t0:.0f}s")
         r = res[name] = {}
         for v in variants:
-            rows, err = mlxport_bench(bench, folders[v][0], folders[v][1], seqs, a.batch, a.seconds, a.device,
-                                      dump=os.path.join(a.work, f"dump-{name}-{v}"),
-                                      env=VARIANT_ENV.get(v))
+            if v.startswith("mlx-"):
+                rows, err = mlx_bench(folders[v][0], seqs, a.batch, a.seconds, a.mlx_site, a.device,
+                                      dump=os.path.join(a.work, f"dump-{name}-{v}"))
+            else:
+                rows, err = mlxport_bench(bench, folders[v][0], folders[v][1], seqs, a.batch, a.seconds, a.device,
+                                          dump=os.path.join(a.work, f"dump-{name}-{v}"),
+                                          env=VARIANT_ENV.get(v))
             r[v] = rows if not err else {"error": err}
             for seq, row in rows.items():
                 jl.write(json.dumps({**row, "folder": row["model"], "model": name, "runtime": "mlxport", "variant": v}) + "\n")

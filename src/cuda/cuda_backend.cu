@@ -142,13 +142,13 @@ typedef struct cuda_ctx {
    * at begin (after the stream is idle). */
   char *pin;
   size_t pin_cap, pin_used;
-  /* MLX affine weights kept quantized (qgemm.cuh; MP_CUDA_QGEMM=0: dequantized at upload as before):
+  /* MLX affine weights kept quantized (qgemm.cuh; MP_CUDA_QGEMM=1, else dequantized at upload):
    * the matrices by their codes' device address, the split-K partial sums and the many-rows path's
    * scratch matrix (both grown on first use, outside graph capture), rows up to which the
    * dequantize-in-GEMM kernel runs (MP_CUDA_QGEMM_ROWS) */
   struct qweight *qw;
   int n_qw, cap_qw;
-  int qgemm, qgemm_rows, sms;
+  int qgemm, qgemm_rows, sms, qgemm_blocks;
   unsigned qg_configured;
   void *qws, *qscr;
   size_t qws_cap, qscr_cap;
@@ -906,8 +906,10 @@ extern "C" mp_status mp_cuda_open(int index, mp_dtype dt, void **out) {
   const char *gr = getenv("MP_CUDA_GRAPHS");
   c->graphs = !gr || !*gr ? 1 : !strcmp(gr, "0") ? 0 : !strcmp(gr, "2") ? 2 : 1;
   const char *qg = getenv("MP_CUDA_QGEMM"), *qr = getenv("MP_CUDA_QGEMM_ROWS");
-  c->qgemm = !(qg && !strcmp(qg, "0")) && dt != MP_F32;
+  c->qgemm = qg && *qg && strcmp(qg, "0") && dt != MP_F32; /* opt-in: slower than fp16 weights on an H100 */
   c->qgemm_rows = qr && *qr ? atoi(qr) : QG_ROWS_DEFAULT;
+  const char *qb = getenv("MP_CUDA_QGEMM_BLOCKS"); /* blocks per SM the split of K aims at (0: no split) */
+  c->qgemm_blocks = qb && *qb ? atoi(qb) : 2;
   mp_status st = MP_OK;
   cudaDeviceProp prop;
   e = cudaSetDevice(index);
@@ -1448,7 +1450,7 @@ static mp_status q_dense(cuda_ctx *c, const qweight *q, const void *x, int64_t r
   const int mt = rows <= 16 ? 1 : rows <= 32 ? 2 : rows <= 48 ? 3 : 4;
   const int64_t bm = 16 * mt, X = q->npad / QG_BN, Z = (rows + bm - 1) / bm, kchunks = q->in / QG_KC;
   /* split K until the grid holds about 4 blocks per SM, keeping 2 or more chunks per block */
-  int64_t S = (4 * (int64_t)c->sms + X * Z - 1) / (X * Z);
+  int64_t S = ((int64_t)c->qgemm_blocks * c->sms + X * Z - 1) / (X * Z);
   if (S > kchunks / 2) S = kchunks / 2;
   if (S < 1) S = 1;
   const int64_t cps = (kchunks + S - 1) / S;

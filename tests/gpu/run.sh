@@ -229,12 +229,13 @@ cls_check mobilebert-cls-q8 "$W/q/mobilebert-cls-q8" 0.01
 embed_check mpnet-embed-q8 "$W/q/mpnet-embed-q8"
 [ $MODERNBERT = 1 ] && cls_check modernbert-cls-q8 "$W/q/modernbert-cls-q8" 0.01
 
-# MLX affine weights stay quantized on the device (src/cuda/qgemm.cuh): test_qgemm checks the
-# quantized matmul on random matrices against a double reference (both kernel paths, fp16 and
-# bf16); then the real MiniLM q8 / q4 through each path against the CPU: the dequantize-in-GEMM
-# kernel (the default at these row counts; the profile shows it ran), dequantize + cuBLASLt
-# (MP_CUDA_QGEMM_ROWS=0) and the weights dequantized at upload (MP_CUDA_QGEMM=0)
-echo "== quantized-weight kernels (qgemm.cuh)"
+# MLX affine weights kept quantized on the device (MP_CUDA_QGEMM=1, src/cuda/qgemm.cuh; the
+# default dequantizes them at upload, checked above): test_qgemm checks the quantized matmul on
+# random matrices against a double reference (both kernel paths, fp16 and bf16); then the real
+# MiniLM q8 / q4 through each path against the CPU: the dequantize-in-GEMM kernel at every row
+# count (MP_CUDA_QGEMM_ROWS=100000; the profile shows it ran) and dequantize + cuBLASLt
+# (MP_CUDA_QGEMM_ROWS=0)
+echo "== quantized-weight kernels (qgemm.cuh, MP_CUDA_QGEMM=1)"
 if [ -x "$CARRY/bin/test_qgemm" ]; then
   qline="$("$CARRY/bin/test_qgemm" 2>&1)"
   qrc=$?
@@ -245,17 +246,17 @@ else
 fi
 for qm in minilm-q8 minilm-q4; do
   o="$W/out/$qm"
-  if MP_CUDA_PROFILE=1 run "$qm profile" "$o/prof.emb" "$B" embed --model "$W/q/$qm" --device cuda <"$TEXTS"; then
+  if MP_CUDA_QGEMM=1 MP_CUDA_QGEMM_ROWS=100000 MP_CUDA_PROFILE=1 run "$qm profile" "$o/prof.emb" "$B" embed --model "$W/q/$qm" --device cuda \
+    <"$TEXTS"; then
     if grep -q "  qmatmul " "$o/prof.emb.err"; then
       record 0 "PASS $qm: the dequantize-in-GEMM kernel ran"
     else
       record 1 "FAIL $qm: the dequantize-in-GEMM kernel did not run: $(head -c 300 "$o/prof.emb.err")"
     fi
+    cmp_out emb "$qm embeddings cuda dequantize-in-GEMM vs cpu" "$o/cpu.emb" "$o/prof.emb" 0.9999
   fi
-  MP_CUDA_QGEMM_ROWS=0 run "$qm dequantize path" "$o/deq.emb" "$B" embed --model "$W/q/$qm" --device cuda <"$TEXTS" &&
-    cmp_out emb "$qm embeddings cuda dequantize+cuBLASLt vs cpu" "$o/cpu.emb" "$o/deq.emb" 0.9999
-  MP_CUDA_QGEMM=0 run "$qm upload path" "$o/up.emb" "$B" embed --model "$W/q/$qm" --device cuda <"$TEXTS" &&
-    cmp_out emb "$qm embeddings cuda dequantized at upload vs cpu" "$o/cpu.emb" "$o/up.emb" 0.9999
+  MP_CUDA_QGEMM=1 MP_CUDA_QGEMM_ROWS=0 run "$qm dequantize path" "$o/deq.emb" "$B" embed --model "$W/q/$qm" \
+    --device cuda <"$TEXTS" && cmp_out emb "$qm embeddings cuda dequantize+cuBLASLt vs cpu" "$o/cpu.emb" "$o/deq.emb" 0.9999
 done
 
 echo "== CUDA vs PyTorch (transformers, float16, same GPU)"

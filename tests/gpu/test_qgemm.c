@@ -5,7 +5,8 @@
  * op with the matrix kept quantized is checked against a double-precision reference on the same
  * rounded values (W = fl(fl(s·q) + b) rounded to the compute dtype, as the upload always stored it),
  * for row counts on both sides of every kernel choice: the dequantize-in-GEMM kernel with and
- * without split K (default context) and the dequantize-then-cuBLASLt path (MP_CUDA_QGEMM_ROWS=0).
+ * without split K (MP_CUDA_QGEMM=1, the opt-in that keeps matrices quantized) and the
+ * dequantize-then-cuBLASLt path (MP_CUDA_QGEMM_ROWS=0).
  * Error bound per output: 2e-4 · (Σ|x·w| + |bias|) + one rounding of the output (the inputs are the
  * same rounded values on both sides: what is left is float accumulation order). Prints one line
  * per failing case (at most 20) and a summary; exits 1 on any failure. */
@@ -126,6 +127,7 @@ int main(void) {
     int64_t n, k;
   } shapes[] = {{8, 64}, {24, 128}, {64, 64}, {72, 192}, {200, 1024}, {1024, 4096}, {3072, 1024}};
   int cases = 0;
+  setenv("MP_CUDA_QGEMM", "1", 1); /* matrices kept quantized: opt-in */
   for (int d = 0; d < 2; d++) {
     const mp_dtype dt = d ? MP_BF16 : MP_F16;
     for (int p = 0; p < 2; p++) { /* p 1: every row count through dequantize + cuBLASLt */
@@ -140,7 +142,7 @@ int main(void) {
       }
       const mp_device_ops *ops = mp_cuda_ops();
       if (!ops->qweight_ok || !ops->qweight_ok(ctx, 64, 64, 64)) {
-        printf("FAIL the CUDA backend does not keep quantized weights (MP_CUDA_QGEMM=0 set?)\n");
+        printf("FAIL the CUDA backend does not keep quantized weights (MP_CUDA_QGEMM=1 is set)\n");
         return 1;
       }
       const char *path = p ? "dequantize+cublaslt" : "qgemm";
