@@ -49,8 +49,13 @@ def main():
     mx.set_default_device(mx.cpu if a.cpu else mx.gpu)
     model, c, _ = mlx_bert.load(a.model)
     classify = isinstance(model, mlx_bert.BertForSequenceClassification)
-    tok = Tokenizer.from_file(os.path.join(a.model, "tokenizer.json"))
-    cls_id, sep_id = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
+    if os.path.exists(os.path.join(a.model, "tokenizer.json")):
+        tok = Tokenizer.from_file(os.path.join(a.model, "tokenizer.json"))
+        cls_id, sep_id = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
+    else:  # a WordPiece model with vocab.txt only: the line numbers are the ids
+        with open(os.path.join(a.model, "vocab.txt"), encoding="utf-8") as f:
+            vocab_ids = {line.rstrip("\n"): i for i, line in enumerate(f)}
+        cls_id, sep_id = vocab_ids.get("[CLS]"), vocab_ids.get("[SEP]")
     vocab = c["vocab_size"]
     device = f"mlx {mx.__version__} {mx.default_device()}"
     rng = np.random.default_rng(1234)

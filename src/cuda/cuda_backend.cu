@@ -55,6 +55,7 @@ typedef struct qweight {
   int64_t out, in, npad, G;
 } qweight;
 #define QG_ROWS_DEFAULT 256
+#define ARENA_STEP ((size_t)256 << 20) /* the largest activation chunk allocated beyond a request's own size */
 
 typedef struct lt_algo {
   int64_t m, n, k;
@@ -984,12 +985,14 @@ static mp_status cuda_begin(void *p) {
     CU(cudaStreamSynchronize(c->stream), "waiting for the stream");
     c->pin_used = 0;
   }
-  if (c->n_chunks > 1) { /* one chunk big enough for the whole previous pass */
-    size_t total = 0;
+  if (c->n_chunks > 1) { /* one chunk that holds exactly what the previous pass allocated (the same
+                          * allocations in the same order pack into the sum of the chunks' used bytes;
+                          * the tails a chunk could not fit are not needed) */
+    size_t total = 0, held = 0;
     CU(cudaStreamSynchronize(c->stream), "waiting for the stream");
     for (int i = 0; i < c->n_chunks; i++)
-      total += c->chunks[i].size, cudaFree(c->chunks[i].base);
-    track(c, 0, total);
+      total += c->chunks[i].used, held += c->chunks[i].size, cudaFree(c->chunks[i].base);
+    track(c, 0, held);
     c->n_chunks = 0;
     void *b = NULL;
     CU(cudaMalloc(&b, total), "allocating activation memory");
@@ -1017,7 +1020,10 @@ static void *cuda_alloc_bytes(cuda_ctx *c, size_t bytes) {
       return r;
     }
   }
+  /* a new chunk: twice the last one, at most ARENA_STEP beyond the request (the first pass's peak
+   * stays near what it uses; the next begin merges the chunks into one of the bytes used) */
   size_t sz = c->n_chunks ? 2 * c->chunks[c->n_chunks - 1].size : ((size_t)64 << 20);
+  if (sz > ARENA_STEP) sz = ARENA_STEP;
   if (sz < bytes) sz = bytes;
   chunk *nc = (chunk *)realloc(c->chunks, (size_t)(c->n_chunks + 1) * sizeof *nc);
   if (!nc) {
