@@ -1,5 +1,6 @@
 /* The CUDA backend (docs/cuda.md): mp_device_ops (model/device.h) on one NVIDIA GPU. Weights are
- * uploaded once in the compute dtype (fp16, bf16 or fp32); GEMMs run on cuBLASLt with the bias
+ * uploaded once in the compute dtype (fp16, bf16 or fp32; with MP_CUDA_QGEMM=1 MLX affine matrices
+ * stay quantized instead, qgemm.cuh); GEMMs run on cuBLASLt with the bias
  * (and ReLU / tanh-GELU) in its epilogue, and everything else in this file's kernels: fused
  * embeddings gather + LayerNorm, LayerNorm(+residual), encoder attention with a padding mask
  * (online softmax, no [T, T] scores in memory), pooling, row gather. Activations live in an

@@ -1,14 +1,15 @@
-/* MLX affine-quantized weights on the CUDA backend (included by cuda_backend.cu; docs/cuda.md,
- * "Quantized weights"). A quantized matrix stays quantized on the device: its codes widened to one
+/* MLX affine-quantized weights kept quantized on the CUDA device (included by cuda_backend.cu;
+ * docs/cuda.md, "Quantized weights on the device"). An opt-in (MP_CUDA_QGEMM=1) for memory: by
+ * default the backend dequantizes them to the compute dtype at upload, which is faster on an H100
+ * at every batch measured. Kept quantized, a matrix is stored as its codes widened to one
  * byte each (2- to 8-bit codes alike) in the order the mma.sync m16n8k16 instruction reads its B
  * operand, and one (scale, bias) pair per output and group, as __half2 when every value is exactly
  * a float16 (the usual case: MLX stores them in the model's float dtype), else as float2.
  *
  * y = act(x · Wᵀ + bias) then runs in one of two ways:
- *  - few rows (the GEMM reads more weight bytes than it does arithmetic: batch 1 to a few hundred
- *    tokens): k_qgemm, the dequantize-in-GEMM kernel. Each lane loads 16 codes of one output per
+ *  - few rows (up to MP_CUDA_QGEMM_ROWS, default 256): k_qgemm, the dequantize-in-GEMM kernel. Each lane loads 16 codes of one output per
  *    16-byte load, turns them into w = fl(fl(s·q) + b) in float (mx.dequantize's exact rounding),
- *    rounds to the compute dtype (what the upload used to store) and feeds them to the tensor cores
+ *    rounds to the compute dtype (what the default upload stores) and feeds them to the tensor cores
  *    beside activations read from shared memory by ldmatrix; float accumulation. The weights are
  *    therefore the same values the dense path multiplies, read at half (8-bit) the bytes.
  *  - many rows (compute-bound): k_qdequant writes the matrix in the compute dtype into a scratch
