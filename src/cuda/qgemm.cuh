@@ -7,11 +7,12 @@
  * a float16 (the usual case: MLX stores them in the model's float dtype), else as float2.
  *
  * y = act(x · Wᵀ + bias) then runs in one of two ways:
- *  - few rows (up to MP_CUDA_QGEMM_ROWS, default 256): k_qgemm, the dequantize-in-GEMM kernel. Each lane loads 16 codes of one output per
- *    16-byte load, turns them into w = fl(fl(s·q) + b) in float (mx.dequantize's exact rounding),
- *    rounds to the compute dtype (what the default upload stores) and feeds them to the tensor cores
- *    beside activations read from shared memory by ldmatrix; float accumulation. The weights are
- *    therefore the same values the dense path multiplies, read at half (8-bit) the bytes.
+ *  - few rows (up to MP_CUDA_QGEMM_ROWS, default 256): k_qgemm, the dequantize-in-GEMM kernel.
+ *    Each lane loads 16 codes of one output per 16-byte load, turns them into w = fl(fl(s·q) + b)
+ *    in float (mx.dequantize's exact rounding), rounds to the compute dtype (what the default
+ *    upload stores) and feeds them to the tensor cores beside activations read from shared memory
+ *    by ldmatrix; float accumulation. The weights are therefore the same values the dense path
+ *    multiplies, read at half (8-bit) the bytes.
  *  - many rows (compute-bound): k_qdequant writes the matrix in the compute dtype into a scratch
  *    buffer of the context and the float GEMM (cuBLASLt) runs on it; the dequantization reads 1
  *    byte and writes 2 per weight, small beside the product at those sizes.
