@@ -955,6 +955,23 @@ extern "C" mp_status mp_cuda_open(int index, mp_dtype dt, void **out) {
   return MP_OK;
 }
 
+extern "C" mp_status mp_cuda_device_info(int index, int *count, char *name, size_t n, size_t *total_b) {
+  int k = 0;
+  cudaError_t e = cudaGetDeviceCount(&k);
+  if (e != cudaSuccess) {
+    mp_status s = cuda_fail(e, "no usable GPU");
+    cudaGetLastError();
+    return s;
+  }
+  *count = k;
+  if (index < 0 || index >= k) return MP_OK;
+  cudaDeviceProp prop;
+  CU(cudaGetDeviceProperties(&prop, index), "querying the device");
+  if (name && n) snprintf(name, n, "%s (compute capability %d.%d)", prop.name, prop.major, prop.minor);
+  if (total_b) *total_b = prop.totalGlobalMem;
+  return MP_OK;
+}
+
 extern "C" mp_status mp_cuda_memory(int index, size_t *free_b, size_t *total_b) {
   int n = 0;
   cudaError_t e = cudaGetDeviceCount(&n);

@@ -47,6 +47,18 @@ int mp_device_cuda_built(void) {
 #endif
 }
 
+mp_status mp_device_info(int index, int *count, char *name, size_t n, size_t *total_b) {
+  *count = 0;
+  if (name && n) name[0] = 0;
+  if (total_b) *total_b = 0;
+#ifdef MP_HAVE_CUDA
+  return mp_cuda_device_info(index, count, name, n, total_b);
+#else
+  (void)index;
+  return mp_err(MP_ERR_UNSUPPORTED, "this mlxport was built without CUDA (cmake -DMP_CUDA=ON)");
+#endif
+}
+
 mp_status mp_device_memory(int index, size_t *free_b, size_t *total_b) {
   if (free_b) *free_b = 0;
   if (total_b) *total_b = 0;

@@ -39,6 +39,10 @@ int mp_device_cuda_built(void);
  * use CUDA in the child: a program that forks GPU workers (the pipeline) asks from a short-lived
  * child of its own. */
 mp_status mp_device_memory(int index, size_t *free_b, size_t *total_b);
+/* The GPUs this build can use: *count of them (0 with an error when there is no usable GPU or
+ * driver, MP_ERR_UNSUPPORTED without the CUDA build) and, for index < *count, the name of device
+ * `index` (into name, n bytes) and its memory in bytes. For `mlxport version`. */
+mp_status mp_device_info(int index, int *count, char *name, size_t n, size_t *total_b);
 
 /* Attention on device buffers: mp_attention_args' meaning (kernels.h), with q/k/v/out device
  * pointers and key_mask a device copy ([batch, seq_k] bytes, NULL = all keys). */
@@ -143,6 +147,8 @@ typedef struct mp_device_ops {
  * (MP_F16, MP_BF16 or MP_F32). Errors name the CUDA error (no device, no driver, ...). */
 mp_status mp_cuda_open(int index, mp_dtype dt, void **ctx);
 const mp_device_ops *mp_cuda_ops(void);
+/* cudaGetDeviceCount, and the name and memory of device `index` when it exists (mp_device_info). */
+mp_status mp_cuda_device_info(int index, int *count, char *name, size_t n, size_t *total_b);
 /* cudaMemGetInfo of device `index` (mp_device_memory). */
 mp_status mp_cuda_memory(int index, size_t *free_b, size_t *total_b);
 #endif

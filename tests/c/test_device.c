@@ -72,6 +72,27 @@ static void test_open_cuda_without_gpu(void) {
   mp_model_close(m);
 }
 
+/* The GPUs a build sees (mlxport version): none without the CUDA build (named), none with the
+ * CUDA error named on a machine without a usable GPU (CI), else at least one with a name and its
+ * memory; an index past the count leaves the name empty. */
+static void test_device_info(void) {
+  int count = -1;
+  char name[256] = "x";
+  size_t total = 1;
+  mp_status st = mp_device_info(0, &count, name, sizeof name, &total);
+  if (!mp_device_cuda_built()) {
+    CHECK(st == MP_ERR_UNSUPPORTED && count == 0 && !name[0] && total == 0);
+    CHECKF(strstr(mp_last_error(), "built without CUDA (cmake -DMP_CUDA=ON)") != NULL, "%s", mp_last_error());
+  } else if (st) {
+    CHECK(count == 0 && !name[0]);
+    CHECKF(strstr(mp_last_error(), "CUDA: no usable GPU") != NULL, "%s", mp_last_error());
+  } else {
+    CHECK(count >= 1 && name[0] && total > 0);
+    CHECK_OK(mp_device_info(count, &count, name, sizeof name, &total));
+    CHECK(!name[0] && total == 0);
+  }
+}
+
 /* MobileBERT is no longer refused on CUDA: the open reaches the device (or its missing weights). */
 static void test_mobilebert_on_cuda(void) {
   mp_model *m = NULL;
@@ -93,5 +114,6 @@ int main(void) {
   RUN(test_dtype_parse);
   RUN(test_open_cuda_without_gpu);
   RUN(test_mobilebert_on_cuda);
+  RUN(test_device_info);
   return mp_test_done();
 }

@@ -2,8 +2,9 @@
 shows each GPU evaluation's device and GPU memory estimate and each device's budget
 (gpu_memory_mb, --gpu-memory-mb, or none); a GPU evaluation larger than the budget fails with the
 reason while the CPU model beside it is evaluated; `mlxport status` (text and --json) shows the
-device and the estimate; gpu_memory_mb errors name the field. The admission decision itself is
-unit-tested in tests/c/test_pipeline_gpu.c."""
+device and the estimate; gpu_memory_mb errors name the field; `mlxport version --kernels` / --json
+say whether this build has the CUDA backend and which GPUs it sees, or why none. The admission
+decision itself is unit-tested in tests/c/test_pipeline_gpu.c."""
 import json
 import os
 import re
@@ -110,3 +111,20 @@ def test_gpu_memory_mb_errors(tmp_path):
         p = run_cli("pipeline", "--config", str(bad), "--dry-run", check=False)
         assert p.returncode == 2, text
         assert f"{bad}{needle}" in p.stderr, p.stderr
+
+
+def test_version_reports_cuda():
+    """version --json: "cuda" says built or not and lists the GPUs, or the reason there are none; the
+    text form has a "cuda:" line saying the same (this machine has no usable GPU)."""
+    v = json.loads(run_cli("version", "--json").stdout)["cuda"]
+    assert isinstance(v["built"], bool) and isinstance(v["devices"], list)
+    text = run_cli("version", "--kernels").stdout
+    if not v["built"]:
+        assert v["devices"] == [] and "built without CUDA (cmake -DMP_CUDA=ON)" in v["error"]
+        assert "cuda: not built (cmake -DMP_CUDA=ON)" in text
+    elif not v["devices"]:
+        assert "CUDA: no usable GPU" in v["error"]
+        assert "cuda: built; no GPU usable: CUDA: no usable GPU" in text
+    else:
+        assert all(d["name"] and d["memory_bytes"] > 0 for d in v["devices"]) and "error" not in v
+        assert re.search(r"cuda: built; \d+ GPUs?\n  cuda:0 ", text)
