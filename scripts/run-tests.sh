@@ -38,11 +38,12 @@ run_suite build-aarch64 "aarch64 cross build under qemu-aarch64: kernels (NEON, 
 echo "== aarch64 stage: $(( $(date +%s) - t1 ))s"
 make --no-print-directory fuzz || rc=1
 # The CUDA build (when make built it): the CPU path is unchanged in it (API, kernels, the BERT-family
-# parity against transformers through its CLI) and --device cuda fails with the clear no-GPU error
-# on this GPU-less machine (c/test_device). The GPU results themselves: tests/gpu/run.sh.
+# parity against transformers through its CLI), --device cuda fails with the clear no-GPU error on
+# this GPU-less machine (c/test_device), and `mlxport version` reports that error
+# (py/test_pipeline_gpu). The GPU results themselves: tests/gpu/run.sh.
 if [ -x build-cuda/mlxport ]; then
   echo "== CUDA build (-DMP_CUDA=ON): CPU tests and the no-GPU error"
-  (cd build-cuda && ctest --output-on-failure -j "$JOBS" -R '^(c/test_device|c/test_api|c/test_kernels|py/test_model_parity)$') || rc=1
+  (cd build-cuda && ctest --output-on-failure -j "$JOBS" -R '^(c/test_device|c/test_api|c/test_kernels|py/test_model_parity|py/test_pipeline_gpu)$') || rc=1
   msg="$(echo hello | HF_HUB_OFFLINE=1 build-cuda/mlxport embed --model sentence-transformers/all-MiniLM-L6-v2 --device cuda 2>&1 >/dev/null)"
   echo "   --device cuda here: $msg"
   case "$msg" in *CUDA*) ;; *) echo "FAIL: --device cuda did not give the CUDA error"; rc=1 ;; esac

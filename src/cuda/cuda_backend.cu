@@ -879,17 +879,23 @@ static void cuda_close(void *p) {
 
 static const char *cuda_describe(void *p) { return ((cuda_ctx *)p)->desc; }
 
+/* cudaGetDeviceCount, its error named ("no usable GPU") and cleared (so later calls start clean) */
+static mp_status device_count(int *n) {
+  *n = 0;
+  cudaError_t e = cudaGetDeviceCount(n);
+  if (e == cudaSuccess) return MP_OK;
+  mp_status s = cuda_fail(e, "no usable GPU");
+  cudaGetLastError();
+  return s;
+}
+
 extern "C" mp_status mp_cuda_open(int index, mp_dtype dt, void **out) {
   *out = NULL;
   if (dt != MP_F16 && dt != MP_BF16 && dt != MP_F32)
     return mp_err(MP_ERR_INVALID_ARG, "CUDA compute dtype must be float16, bfloat16 or float32");
   int n = 0;
-  cudaError_t e = cudaGetDeviceCount(&n);
-  if (e != cudaSuccess) {
-    mp_status s = cuda_fail(e, "no usable GPU");
-    cudaGetLastError(); /* clear the sticky-free error so later calls start clean */
-    return s;
-  }
+  MP_TRY(device_count(&n));
+  cudaError_t e = cudaSuccess;
   if (index < 0 || index >= n)
     return mp_err(MP_ERR_UNSUPPORTED, "CUDA: device cuda:%d does not exist (%d device%s visible)", index, n,
                   n == 1 ? "" : "s");
@@ -957,12 +963,7 @@ extern "C" mp_status mp_cuda_open(int index, mp_dtype dt, void **out) {
 
 extern "C" mp_status mp_cuda_device_info(int index, int *count, char *name, size_t n, size_t *total_b) {
   int k = 0;
-  cudaError_t e = cudaGetDeviceCount(&k);
-  if (e != cudaSuccess) {
-    mp_status s = cuda_fail(e, "no usable GPU");
-    cudaGetLastError();
-    return s;
-  }
+  MP_TRY(device_count(&k));
   *count = k;
   if (index < 0 || index >= k) return MP_OK;
   cudaDeviceProp prop;
@@ -974,12 +975,7 @@ extern "C" mp_status mp_cuda_device_info(int index, int *count, char *name, size
 
 extern "C" mp_status mp_cuda_memory(int index, size_t *free_b, size_t *total_b) {
   int n = 0;
-  cudaError_t e = cudaGetDeviceCount(&n);
-  if (e != cudaSuccess) {
-    mp_status s = cuda_fail(e, "no usable GPU");
-    cudaGetLastError();
-    return s;
-  }
+  MP_TRY(device_count(&n));
   if (index < 0 || index >= n)
     return mp_err(MP_ERR_UNSUPPORTED, "CUDA: device cuda:%d does not exist (%d device%s visible)", index, n,
                   n == 1 ? "" : "s");
