@@ -236,6 +236,8 @@ mp_status mp_bflinear_act(mp_pool *pool, const float *x, int64_t rows, const mp_
  * VNNI uses the AVX2 kernel). */
 const char *mp_qlinear_path(void);
 
+/* The codes of row o of an MLX affine-quantized W (bits 2..8), one byte each, into out [in]. */
+void mp_weight_row_codes(const mp_linear_weight *w, int64_t o, uint8_t *out);
 /* Decodes rows [row0, row0+n) of W into out ([n, in] f32). For quantized weights the values
  * are bit-identical to mx.dequantize. Also used for embedding tables. */
 mp_status mp_weight_rows_f32(const mp_linear_weight *w, int64_t row0, int64_t n, float *out);

@@ -37,6 +37,19 @@ static float scale_at(mp_dtype dt, const void *p, int64_t i) {
   }
 }
 
+void mp_weight_row_codes(const mp_linear_weight *w, int64_t o, uint8_t *out) {
+  const int bits = w->bits;
+  const uint32_t maskv = (1u << bits) - 1;
+  const uint8_t *row = (const uint8_t *)w->data + o * (w->in * bits / 8);
+  for (int64_t i = 0; i < w->in; i++) { /* code i at bit i * bits, little-endian */
+    const int64_t bit = i * bits, byte = bit >> 3;
+    const int sh = (int)(bit & 7);
+    uint32_t v = row[byte];
+    if (sh + bits > 8) v |= (uint32_t)row[byte + 1] << 8;
+    out[i] = (uint8_t)((v >> sh) & maskv);
+  }
+}
+
 mp_status mp_qweight_pack(const mp_linear_weight *w, mp_qweight **out) {
   *out = NULL;
   MP_TRY(mp_linear_weight_check(w));
@@ -70,20 +83,18 @@ mp_status mp_qweight_pack(const mp_linear_weight *w, mp_qweight **out) {
   q->bytes = ncodes + nsb * sizeof(float) + sizeof *q;
   memset(q->codes, 0, ncodes);
   memset(q->sb, 0, nsb * sizeof(float));
-  const int bits = w->bits;
-  const uint32_t maskv = (1u << bits) - 1;
-  const int64_t row_bytes = w->in * bits / 8, K = w->in;
+  const int64_t K = w->in;
+  uint8_t *row = malloc((size_t)K);
+  if (!row) {
+    mp_qweight_free(q);
+    return mp_err(MP_ERR_NOMEM, "%s: out of memory packing the weight", nm);
+  }
   for (int64_t o = 0; o < w->out; o++) {
-    const uint8_t *row = (const uint8_t *)w->data + o * row_bytes;
     int64_t p = o / MP_QNR, j = o % MP_QNR;
     uint8_t *dst = q->codes + (size_t)p * MP_QNR * K + (size_t)j * 4;
-    for (int64_t i = 0; i < K; i++) {
-      int64_t bit = i * bits, byte = bit >> 3;
-      int sh = (int)(bit & 7);
-      uint32_t v = row[byte];
-      if (sh + bits > 8) v |= (uint32_t)row[byte + 1] << 8;
-      dst[(i / 4) * (MP_QNR * 4) + (i % 4)] = (uint8_t)((v >> sh) & maskv);
-    }
+    mp_weight_row_codes(w, o, row);
+    for (int64_t i = 0; i < K; i++)
+      dst[(i / 4) * (MP_QNR * 4) + (i % 4)] = row[i];
     for (int64_t g = 0; g < q->groups; g++) {
       float *sb = q->sb + ((size_t)p * q->groups + g) * 3 * MP_QNR;
       float sc = scale_at(w->scale_dtype, w->scales, o * wgroups + g / split);
@@ -95,6 +106,7 @@ mp_status mp_qweight_pack(const mp_linear_weight *w, mp_qweight **out) {
       sb[2 * MP_QNR + j] = sc * (float)qs;
     }
   }
+  free(row);
   *out = q;
   return MP_OK;
 }

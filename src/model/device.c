@@ -199,20 +199,11 @@ static int dev_quantized(const mp_model *m, int n, const mp_dense *const *d) {
   return m->dev->qweight_ok(m->dev_ctx, n * d[0]->w.out, d[0]->w.in, d[0]->w.group_size);
 }
 
-/* rows of w's codes widened to bytes (codes [out, in]), scales and biases in f32 ([out, in / group]) */
+/* w's codes widened to bytes (codes [out, in]), scales and biases in f32 ([out, in / group]) */
 static mp_status unpack_codes(const mp_linear_weight *w, uint8_t *codes, float *scales, float *biases) {
   const int64_t G = w->in / w->group_size;
-  const size_t row_bytes = (size_t)(w->in * w->bits / 8);
-  const unsigned mask = (1u << w->bits) - 1;
-  for (int64_t o = 0; o < w->out; o++) {
-    const uint8_t *row = (const uint8_t *)w->data + (size_t)o * row_bytes;
-    for (int64_t j = 0; j < w->in; j++) { /* code j at bit j * bits of the row, little-endian */
-      const size_t bit = (size_t)(j * w->bits), at = bit >> 3;
-      unsigned v = row[at];
-      if (at + 1 < row_bytes) v |= (unsigned)row[at + 1] << 8;
-      codes[o * w->in + j] = (uint8_t)((v >> (bit & 7)) & mask);
-    }
-  }
+  for (int64_t o = 0; o < w->out; o++)
+    mp_weight_row_codes(w, o, codes + o * w->in);
   MP_TRY(mp_to_f32(w->scale_dtype, w->scales, w->out * G, scales));
   return mp_to_f32(w->scale_dtype, w->biases, w->out * G, biases);
 }
