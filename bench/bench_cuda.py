@@ -16,7 +16,7 @@ measurement as JSON lines.
     tests/gpu/prepare.sh build-cuda bench-carry bench   # here: bin/mlxport, bin/bench_device, tokenizers
     python3 bench/bench_cuda.py --carry bench-carry [--out DIR] [--batch 128] [--seq 48,128]
                                 [--seconds 1.0] [--only a,b] [--no-torch] [--no-memory]
-                                [--variants fp16,bf16,q8,q4[,fp16-mma,fp16-wmma,fp16-unfused,fp16-nograph,fp16-prev,q8-qgemm,q4-qgemm,mlx-fp16,mlx-q8,mlx-q4]]
+                                [--variants fp16,bf16,q8,q4[,fp16-mma,fp16-wmma,fp16-unfused,fp16-nograph,fp16-prev,q8-faithful,q4-faithful,q8-qgemm,q4-qgemm,mlx-fp16,mlx-q8,mlx-q4]]
                                 [--mlx-site DIR]
                                 [--profile]
 
@@ -108,7 +108,9 @@ VARIANT_ENV = {"fp16-mma": {"MP_CUDA_ATTENTION": "mma"}, "fp16-wmma": {"MP_CUDA_
                "fp16-unfused": {"MP_CUDA_FUSED_QKV": "0", "MP_CUDA_VEC_KERNELS": "0"},
                "fp16-nograph": {"MP_CUDA_GRAPHS": "0"},
                "fp16-prev": {"MP_CUDA_GRAPHS": "0", "MP_CUDA_AUTOTUNE": "0"},
-               "q8-qgemm": {"MP_CUDA_QGEMM": "1"}, "q4-qgemm": {"MP_CUDA_QGEMM": "1"}}
+               "q8-qgemm": {"MP_CUDA_QGEMM": "1", "MP_CUDA_FAST8": "0"},
+               "q4-qgemm": {"MP_CUDA_QGEMM": "1", "MP_CUDA_FAST8": "0"},
+               "q8-faithful": {"MP_CUDA_FAST8": "0"}, "q4-faithful": {"MP_CUDA_FAST8": "0"}}
 
 
 def mlxport_bench(bench, folder, dtype, seqs, batch, seconds, device, dump=None, env=None):
@@ -367,7 +369,7 @@ def main():
                 convs.append(subprocess.Popen([mlxport, "convert", "--hf-path", twin, "--mlx-path", q, "-q", "--q-bits",
                                                str(bits), "--q-group-size", "64", "--dtype", "float16"],
                                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE))
-            folders[f"q{bits}"] = folders[f"q{bits}-qgemm"] = (q, "float16")
+            folders[f"q{bits}"] = folders[f"q{bits}-qgemm"] = folders[f"q{bits}-faithful"] = (q, "float16")
         f16 = f"{twin}-mlx16"  # the unquantized MLX folder MLX itself runs (mlx-fp16)
         if "mlx-fp16" in variants and not os.path.exists(os.path.join(f16, "config.json")):
             convs.append(subprocess.Popen([mlxport, "convert", "--hf-path", twin, "--mlx-path", f16, "--dtype",

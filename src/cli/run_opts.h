@@ -31,12 +31,13 @@ typedef struct mp_cli_run_opts {
   "  --threads N           compute threads (default: all cores)\n"                                                     \
   "  --compute MODE        fast (default): MLX-quantized layers on integer kernels (int8\n"                            \
   "                        activations), float16/bfloat16 layers on AMX-BF16 tiles where the\n"                        \
-  "                        CPU has them (activations split in two bf16 terms); faithful:\n"                            \
-  "                        exactly as MLX computes (dequantized weights, float accumulation).\n"                       \
-  "                        float32 models: the same either way\n"                                                      \
+  "                        CPU has them (activations split in two bf16 terms); on a GPU,\n"                            \
+  "                        MLX-quantized layers on FP8 tensor cores (weights and activations\n"                        \
+  "                        rounded to E4M3 per channel / row); faithful: exactly as MLX\n"                             \
+  "                        computes (dequantized weights, float accumulation). float32\n"                              \
+  "                        models: the same either way\n"                                                              \
   "  --device D            cpu (default), cuda or cuda:N: run on an NVIDIA GPU (a build with\n"                        \
-  "                        cmake -DMP_CUDA=ON; float16 compute, MLX-quantized weights\n"                               \
-  "                        dequantized on upload; docs/cuda.md)\n"                                                     \
+  "                        cmake -DMP_CUDA=ON; float16 compute; docs/cuda.md)\n"                                       \
   "  --device-dtype T      compute dtype on the GPU: float16 (default), bfloat16, float32\n"
 
 /* Parses argv. Returns -1 to continue, or an exit code (help printed, usage error).

@@ -56,6 +56,12 @@ typedef struct qweight {
   int64_t out, in, npad, G;
 } qweight;
 #define QG_ROWS_DEFAULT 256
+/* an MLX affine matrix in the fast mode (fp8gemm.cuh): E4M3 codes [out, in], f32 scales [out] */
+typedef struct f8weight {
+  const void *q;
+  const float *s;
+  int64_t out, in;
+} f8weight;
 #define ARENA_STEP ((size_t)256 << 20) /* the largest activation chunk allocated beyond a request's own size */
 
 typedef struct lt_algo {
@@ -154,6 +160,22 @@ typedef struct cuda_ctx {
   unsigned qg_configured;
   void *qws, *qscr;
   size_t qws_cap, qscr_cap;
+  /* the fast mode's matrices (fp8gemm.cuh) by their codes' device address, and the per-call E4M3
+   * activations + row scales (grown on first use, outside graph capture); fast8 0: MP_CUDA_FAST8=0 */
+  struct f8weight *f8w;
+  int n_f8w, cap_f8w, fast8;
+  void *x8;
+  size_t x8_cap;
+  /* The E4M3 copy (+ row scales) of an fp8 GEMM's output written by the same kernel as its erf GELU
+   * (k_act_quant_rows_f8): the next fp8 GEMM reading exactly that output [sh_rows, sh_cols] takes it
+   * instead of quantizing again, if no other operation was queued in between (marks: prof_mark's
+   * count of queued operations). MP_CUDA_FAST8_FUSE=0: off. */
+  void *x8b;
+  size_t x8b_cap;
+  const void *sh_ptr;
+  int64_t sh_rows, sh_cols;
+  unsigned long marks, sh_mark;
+  int f8_fuse;
 } cuda_ctx;
 #define PIN_BYTES ((size_t)8 << 20)
 
@@ -219,6 +241,7 @@ static void prof_flush(struct cuda_ctx *c) {
 }
 /* an event after the operation just queued (what: a static label; n, k: its shape, 0 if none) */
 static void prof_mark(struct cuda_ctx *c, const char *what, int64_t n, int64_t k) {
+  c->marks++; /* every queued operation passes here (the fast mode's shadow checks nothing ran since) */
   if (!c->prof) return;
   if (c->prof_n == PROF_MARKS) prof_flush(c);
   if (cudaEventRecord(c->prof_ev[c->prof_n], c->stream) != cudaSuccess) {
@@ -719,6 +742,7 @@ template <typename T> __global__ void k_attention(mp_dev_attention a) {
 
 #include "cuda/flash_attention.cuh"
 #include "cuda/flash_mma.cuh"
+#include "cuda/fp8gemm.cuh"
 #include "cuda/qgemm.cuh"
 
 /* ------------------------------------------------------------------ dispatch on the compute dtype */
@@ -871,6 +895,11 @@ static void cuda_close(void *p) {
   for (int i = 0; i < c->n_qw; i++)
     cudaFree((void *)c->qw[i].codes), cudaFree((void *)c->qw[i].sb);
   free(c->qw);
+  for (int i = 0; i < c->n_f8w; i++)
+    cudaFree((void *)c->f8w[i].q), cudaFree((void *)c->f8w[i].s);
+  free(c->f8w);
+  if (c->x8) cudaFree(c->x8);
+  if (c->x8b) cudaFree(c->x8b);
   if (c->pin) cudaFreeHost(c->pin);
   if (c->lt) cublasLtDestroy(c->lt);
   if (c->stream) cudaStreamDestroy(c->stream);
@@ -918,6 +947,10 @@ extern "C" mp_status mp_cuda_open(int index, mp_dtype dt, void **out) {
   c->qgemm_rows = qr && *qr ? atoi(qr) : QG_ROWS_DEFAULT;
   const char *qb = getenv("MP_CUDA_QGEMM_BLOCKS"); /* blocks per SM the split of K aims at (0: no split) */
   c->qgemm_blocks = qb && *qb ? atoi(qb) : 2;
+  const char *f8 = getenv("MP_CUDA_FAST8"); /* MP_CUDA_FAST8=0: no fast mode (the model computes faithfully) */
+  c->fast8 = !(f8 && !strcmp(f8, "0")) && dt != MP_F32;
+  const char *f8f = getenv("MP_CUDA_FAST8_FUSE");
+  c->f8_fuse = !(f8f && !strcmp(f8f, "0"));
   mp_status st = MP_OK;
   cudaDeviceProp prop;
   e = cudaSetDevice(index);
@@ -1487,6 +1520,151 @@ static mp_status q_dense(cuda_ctx *c, const qweight *q, const void *x, int64_t r
   return MP_OK;
 }
 
+/* ------------------------------------------------------------------ the fast mode (fp8gemm.cuh) */
+
+static const f8weight *f8_find(const cuda_ctx *c, const void *w) {
+  int lo = 0, hi = c->n_f8w - 1;
+  while (lo <= hi) {
+    const int mid = (lo + hi) / 2;
+    const uintptr_t a = (uintptr_t)c->f8w[mid].q, b = (uintptr_t)w;
+    if (a == b) return &c->f8w[mid];
+    if (a < b)
+      lo = mid + 1;
+    else
+      hi = mid - 1;
+  }
+  return NULL;
+}
+
+static int cuda_fast8_ok(void *p, int64_t out, int64_t in) {
+  const cuda_ctx *c = (const cuda_ctx *)p;
+  return c->fast8 && out > 0 && in > 0 && out % F8_ALIGN == 0 && in % F8_ALIGN == 0;
+}
+
+static void *cuda_upload_fast8(void *p, const float *w, int64_t out, int64_t in) {
+  cuda_ctx *c = (cuda_ctx *)p;
+  if (!cuda_fast8_ok(p, out, in)) {
+    mp_err(MP_ERR_INTERNAL, "CUDA: a [%lld, %lld] matrix cannot take the fast (FP8) mode", (long long)out,
+           (long long)in);
+    return NULL;
+  }
+  unsigned char *hq = (unsigned char *)malloc((size_t)(out * in));
+  float *hs = (float *)malloc((size_t)out * sizeof *hs);
+  if (c->n_f8w == c->cap_f8w) {
+    const int cap = c->cap_f8w ? 2 * c->cap_f8w : 64;
+    f8weight *nf = (f8weight *)realloc(c->f8w, (size_t)cap * sizeof *nf);
+    if (nf) c->f8w = nf, c->cap_f8w = cap;
+  }
+  if (!hq || !hs || c->n_f8w == c->cap_f8w) {
+    free(hq), free(hs);
+    mp_err(MP_ERR_NOMEM, "out of memory converting a matrix to FP8 for the device");
+    return NULL;
+  }
+  for (int64_t o = 0; o < out; o++) { /* per output channel: s = max|w| / 448, codes E4M3(w / s) */
+    const float *r = w + o * in;
+    float amax = 0.0f;
+    for (int64_t k = 0; k < in; k++)
+      amax = fmaxf(amax, fabsf(r[k]));
+    const float sc = amax > 0.0f && amax < INFINITY ? amax / F8_MAX : 1.0f, inv = 1.0f / sc;
+    hs[o] = sc;
+    for (int64_t k = 0; k < in; k++)
+      hq[o * in + k] = f8_encode(r[k] * inv);
+  }
+  void *dq = NULL, *ds = NULL;
+  cudaError_t e = cudaMalloc(&dq, (size_t)(out * in));
+  if (!e) track(c, (size_t)(out * in), 0), e = cudaMalloc(&ds, (size_t)out * 4);
+  if (!e) track(c, (size_t)out * 4, 0), e = cudaMemcpy(dq, hq, (size_t)(out * in), cudaMemcpyHostToDevice);
+  if (!e) e = cudaMemcpy(ds, hs, (size_t)out * 4, cudaMemcpyHostToDevice);
+  free(hq), free(hs);
+  if (e) {
+    if (dq) cudaFree(dq), track(c, 0, (size_t)(out * in));
+    if (ds) cudaFree(ds), track(c, 0, (size_t)out * 4);
+    cudaGetLastError();
+    cuda_fail(e, "uploading an FP8 matrix");
+    return NULL;
+  }
+  int at = c->n_f8w; /* sorted by the codes' address */
+  while (at > 0 && (uintptr_t)c->f8w[at - 1].q > (uintptr_t)dq) {
+    c->f8w[at] = c->f8w[at - 1];
+    at--;
+  }
+  f8weight *f = &c->f8w[at];
+  f->q = dq, f->s = (const float *)ds, f->out = out, f->in = in;
+  c->n_f8w++;
+  return dq;
+}
+
+/* y = act(x · Wᵀ + bias) in the fast mode: x quantized per row to E4M3 (k_quant_rows_f8), then
+ * cuBLASLt's FP8 GEMM with the row and channel scales, bias and ReLU / tanh-GELU in its epilogue */
+static mp_status f8_dense(cuda_ctx *c, const f8weight *f, const void *x, int64_t rows, const void *bias, mp_act act,
+                          void *y) {
+  if (!aligned16(x)) return mp_err(MP_ERR_INTERNAL, "CUDA: the fast mode's input is not 16-byte aligned");
+  const size_t qbytes = ((size_t)(rows * f->in) + 255) / 256 * 256;
+  unsigned char *xq;
+  float *xs;
+  if (c->sh_ptr == x && c->sh_rows == rows && c->sh_cols == f->in && c->sh_mark == c->marks) {
+    xq = (unsigned char *)c->x8b, xs = (float *)(xq + qbytes); /* quantized with the previous GEMM's GELU */
+  } else {
+    MP_TRY(grow(c, &c->x8, &c->x8_cap, qbytes + (size_t)rows * 4, "allocating the FP8 activations"));
+    xq = (unsigned char *)c->x8, xs = (float *)(xq + qbytes);
+    if (c->dt == MP_F16)
+      k_quant_rows_f8<__half><<<(unsigned)rows, F8_THREADS, 0, c->stream>>>((const __half *)x, f->in, xq, xs);
+    else
+      k_quant_rows_f8<__nv_bfloat16>
+          <<<(unsigned)rows, F8_THREADS, 0, c->stream>>>((const __nv_bfloat16 *)x, f->in, xq, xs);
+    LAUNCHED("quantize (fp8)");
+  }
+  c->sh_ptr = NULL;
+  cudaDataType_t t = cu_type(c->dt), t8 = CUDA_R_8F_E4M3;
+  cublasLtEpilogue_t epi = bias ? CUBLASLT_EPILOGUE_BIAS : CUBLASLT_EPILOGUE_DEFAULT;
+  int post = act;
+  if (act == MP_ACT_RELU)
+    epi = bias ? CUBLASLT_EPILOGUE_RELU_BIAS : CUBLASLT_EPILOGUE_RELU, post = MP_ACT_NONE;
+  else if (act == MP_ACT_GELU_TANH)
+    epi = bias ? CUBLASLT_EPILOGUE_GELU_BIAS : CUBLASLT_EPILOGUE_GELU, post = MP_ACT_NONE;
+  cublasLtMatmulDesc_t md = NULL;
+  cublasLtMatrixLayout_t la = NULL, lb = NULL, lc = NULL;
+  cublasOperation_t ta = CUBLAS_OP_T, tb = CUBLAS_OP_N;
+  int32_t outer = CUBLASLT_MATMUL_MATRIX_SCALE_OUTER_VEC_32F;
+  const void *sa = f->s, *sb = xs;
+  /* column-major view: D[out, rows] = s_w[out] s_x[rows] (W[in, out]ᵀ · X[in, rows]) */
+  cublasStatus_t s = cublasLtMatmulDescCreate(&md, CUBLAS_COMPUTE_32F, CUDA_R_32F);
+  if (!s) s = cublasLtMatmulDescSetAttribute(md, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof ta);
+  if (!s) s = cublasLtMatmulDescSetAttribute(md, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof tb);
+  if (!s) s = cublasLtMatmulDescSetAttribute(md, CUBLASLT_MATMUL_DESC_EPILOGUE, &epi, sizeof epi);
+  if (!s && bias) s = cublasLtMatmulDescSetAttribute(md, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof bias);
+  if (!s && bias) s = cublasLtMatmulDescSetAttribute(md, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, &t, sizeof t);
+  if (!s) s = cublasLtMatmulDescSetAttribute(md, CUBLASLT_MATMUL_DESC_A_SCALE_POINTER, &sa, sizeof sa);
+  if (!s) s = cublasLtMatmulDescSetAttribute(md, CUBLASLT_MATMUL_DESC_B_SCALE_POINTER, &sb, sizeof sb);
+  if (!s) s = cublasLtMatmulDescSetAttribute(md, CUBLASLT_MATMUL_DESC_A_SCALE_MODE, &outer, sizeof outer);
+  if (!s) s = cublasLtMatmulDescSetAttribute(md, CUBLASLT_MATMUL_DESC_B_SCALE_MODE, &outer, sizeof outer);
+  if (!s) s = cublasLtMatrixLayoutCreate(&la, t8, (uint64_t)f->in, (uint64_t)f->out, f->in);
+  if (!s) s = cublasLtMatrixLayoutCreate(&lb, t8, (uint64_t)f->in, (uint64_t)rows, f->in);
+  if (!s) s = cublasLtMatrixLayoutCreate(&lc, t, (uint64_t)f->out, (uint64_t)rows, f->out);
+  MP_TRY(lt_run(c, s, md, la, lb, lc, f->out, rows, f->in, (int)epi | F8_ALGO_KEY, f->in, f->in, f->q, xq, y,
+                "matmul (fp8)"));
+  if (post != MP_ACT_NONE && c->f8_fuse && f->out % 8 == 0 && aligned16(y)) {
+    /* the activation and the E4M3 copy for the next fp8 GEMM in one pass */
+    const size_t ybytes = ((size_t)(rows * f->out) + 255) / 256 * 256;
+    MP_TRY(grow(c, &c->x8b, &c->x8b_cap, ybytes + (size_t)rows * 4, "allocating the FP8 activations"));
+    unsigned char *yq = (unsigned char *)c->x8b;
+    float *ys = (float *)(yq + ybytes);
+    if (c->dt == MP_F16)
+      k_act_quant_rows_f8<__half><<<(unsigned)rows, F8_THREADS, 0, c->stream>>>((__half *)y, f->out, post, yq, ys);
+    else
+      k_act_quant_rows_f8<__nv_bfloat16>
+          <<<(unsigned)rows, F8_THREADS, 0, c->stream>>>((__nv_bfloat16 *)y, f->out, post, yq, ys);
+    LAUNCHED("activation + quantize (fp8)");
+    c->sh_ptr = y, c->sh_rows = rows, c->sh_cols = f->out, c->sh_mark = c->marks;
+    return MP_OK;
+  }
+  if (post != MP_ACT_NONE) {
+    DISPATCH(c, launch_act, (c, y, rows * f->out, post));
+    LAUNCHED("activation");
+  }
+  return MP_OK;
+}
+
 static mp_status cuda_dense(void *p, const void *x, int64_t rows, const void *w, int64_t out, int64_t in,
                             const void *bias, mp_act act, void *y) {
   cuda_ctx *c = (cuda_ctx *)p;
@@ -1496,6 +1674,13 @@ static mp_status cuda_dense(void *p, const void *x, int64_t rows, const void *w,
     r.kind = OP_DENSE, r.u.dense.x = x, r.u.dense.w = w, r.u.dense.bias = bias, r.u.dense.rows = rows;
     r.u.dense.out = out, r.u.dense.in = in, r.u.dense.act = (int)act, r.u.dense.y = y;
     return gr_submit(c, &r);
+  }
+  const f8weight *f = c->n_f8w ? f8_find(c, w) : NULL;
+  if (f) {
+    if (f->out != out || f->in != in)
+      return mp_err(MP_ERR_INTERNAL, "CUDA: an FP8 [%lld, %lld] matrix used as [%lld, %lld]", (long long)f->out,
+                    (long long)f->in, (long long)out, (long long)in);
+    return f8_dense(c, f, x, rows, bias, act, y);
   }
   const qweight *q = c->n_qw ? qw_find(c, w) : NULL;
   if (q) {
@@ -2122,7 +2307,7 @@ static const mp_device_ops cuda_ops = {
     cuda_upload_act, cuda_upload_param, cuda_dense,          cuda_layernorm,  cuda_embed_sum_ln,
     cuda_attention,  cuda_gather_rows,  cuda_pool,           cuda_gather_idx, cuda_zero_rows,
     cuda_download,   cuda_rope_split,   cuda_binary,         cuda_mean_rows,  cuda_peak_bytes,
-    cuda_affine,     cuda_qweight_ok,   cuda_upload_qweight,
+    cuda_affine,     cuda_qweight_ok,   cuda_upload_qweight, cuda_fast8_ok,   cuda_upload_fast8,
 };
 
 extern "C" const mp_device_ops *mp_cuda_ops(void) { return &cuda_ops; }

@@ -196,6 +196,10 @@ mp_status mp_dense_pack(mp_model *m, mp_dense *d) {
   MP_TRY(prepack_f32_weight(m, &d->w));
   if (d->w.bits == 0) return pack_bf16(m, d);
   if (m->compute != MP_COMPUTE_FAST) return MP_OK;
+  if (m->dev) { /* the device's fast mode (8-bit tensor cores) where the backend takes the shape */
+    if (mp_dev_fast8(m, d)) m->n_dev8++;
+    return MP_OK;
+  }
   MP_TRY(grow_packs(&m->packs, m->n_packs, &m->cap_packs));
   mp_qweight *q;
   mp_status st = mp_qweight_pack(&d->w, &q);
@@ -218,6 +222,7 @@ void mp_dense_drop_pack(mp_model *m, mp_dense *d) {
       m->bpacks[i] = m->bpacks[--m->n_bpacks];
       break;
     }
+  if (m->dev && m->n_dev8 && mp_dev_fast8(m, d)) m->n_dev8--;
   d->qw = NULL;
   d->bw = NULL;
 }

@@ -186,8 +186,45 @@ enum {
   KIND_CAT_MATRIX = 4,
   KIND_CAT_BIAS = 5,
   KIND_QMATRIX = 6,
-  KIND_CAT_QMATRIX = 7
+  KIND_CAT_QMATRIX = 7,
+  KIND_F8MATRIX = 8,
+  KIND_CAT_F8MATRIX = 9
 };
+
+int mp_dev_fast8(const mp_model *m, const mp_dense *d) {
+  return m->dev && m->compute == MP_COMPUTE_FAST && d->w.bits >= 2 && d->w.bits <= 8 && m->dev->fast8_ok &&
+         m->dev->upload_fast8 && m->dev->fast8_ok(m->dev_ctx, d->w.out, d->w.in);
+}
+
+/* n dense layers in the device's fast mode, uploaded as one stacked matrix: the values
+ * mx.dequantize gives, which the backend rounds to its 8-bit form */
+static int dev_fast8(const mp_model *m, int n, const mp_dense *const *d) {
+  for (int i = 0; i < n; i++)
+    if (!mp_dev_fast8(m, d[i]) || d[i]->w.in != d[0]->w.in) return 0;
+  return 1;
+}
+static const void *dev_upload_fast8(mp_model *m, int n, const mp_dense *const *d, int kind) {
+  int64_t rows = 0;
+  for (int i = 0; i < n; i++)
+    rows += d[i]->w.out;
+  const int64_t in = d[0]->w.in;
+  const void *r = cache_get(m->dev_cache, d[0]->w.data, rows * in, kind);
+  if (r) return r;
+  float *buf = malloc((size_t)(rows * in) * sizeof *buf);
+  if (!buf) {
+    mp_err(MP_ERR_NOMEM, "out of memory converting %s for the device", d[0]->w.name ? d[0]->w.name : "a weight");
+    return NULL;
+  }
+  mp_status st = MP_OK;
+  int64_t at = 0;
+  for (int i = 0; !st && i < n; i++)
+    st = mp_weight_rows_f32(&d[i]->w, 0, d[i]->w.out, buf + (size_t)(at * in)), at += d[i]->w.out;
+  if (!st) r = m->dev->upload_fast8(m->dev_ctx, buf, rows, in);
+  free(buf);
+  if (!r) return NULL;
+  if (cache_put(m->dev_cache, d[0]->w.data, rows * in, kind, r)) return NULL;
+  return r;
+}
 
 /* n dense layers' MLX affine weights that can stay quantized on the device as one stacked matrix */
 static int dev_quantized(const mp_model *m, int n, const mp_dense *const *d) {
@@ -225,6 +262,7 @@ static const void *dev_upload_quantized(mp_model *m, int n, const mp_dense *cons
 }
 
 const void *mp_dev_dense_weight(mp_model *m, const mp_dense *d) {
+  if (dev_fast8(m, 1, &d)) return dev_upload_fast8(m, 1, &d, KIND_F8MATRIX);
   if (!dev_quantized(m, 1, &d)) return mp_dev_weight(m, &d->w);
   const void *r = cache_get(m->dev_cache, d->w.data, d->w.out * d->w.in, KIND_QMATRIX);
   if (r) return r;
@@ -272,6 +310,7 @@ const void *mp_dev_vector(mp_model *m, const void *host, mp_dtype dt, int64_t n,
  * d[0]'s weight with the stacked size: a layer is stacked with the same partners every time. */
 const void *mp_dev_weight_cat(mp_model *m, int n, const mp_dense *const *d) {
   const int64_t out = d[0]->w.out, in = d[0]->w.in, total = (int64_t)n * out * in;
+  if (dev_fast8(m, n, d)) return dev_upload_fast8(m, n, d, KIND_CAT_F8MATRIX);
   if (dev_quantized(m, n, d)) {
     const void *q = cache_get(m->dev_cache, d[0]->w.data, total, KIND_CAT_QMATRIX);
     if (q) return q;

@@ -140,6 +140,13 @@ typedef struct mp_device_ops {
    * handle is accepted by dense as its w. NULL = error set. */
   void *(*upload_qweight)(void *ctx, const uint8_t *codes, const float *scales, const float *biases, int64_t out,
                           int64_t in, int group);
+  /* The fast compute mode (--compute fast) for MLX affine matrices (docs/cuda.md, "The fast mode"):
+   * whether the backend has it for a matrix [out, in] (0: the model computes faithfully on this
+   * device), and the upload of such a matrix given as the f32 values mx.dequantize gives (the
+   * backend rounds them a second time, to its 8-bit format). The handle is accepted by dense as its
+   * w. Both may be NULL. */
+  int (*fast8_ok)(void *ctx, int64_t out, int64_t in);
+  void *(*upload_fast8)(void *ctx, const float *w, int64_t out, int64_t in);
 } mp_device_ops;
 
 #ifdef MP_HAVE_CUDA

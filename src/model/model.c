@@ -54,7 +54,9 @@ mp_status mp_model_open(const char *ref, const mp_model_options *opt, mp_model *
   mp_device_spec dspec;
   if (!st) st = mp_device_parse(opt ? opt->device : NULL, &dspec);
   if (!st) st = mp_model_device_open(m, &dspec, opt ? opt->device_dtype : 0);
-  if (!st && m->dev && m->compute == MP_COMPUTE_FAST) /* no integer kernels on the device (yet) */
+  /* a device without a fast mode (no 8-bit GEMM, MP_CUDA_FAST8=0, fp32) computes faithfully */
+  if (!st && m->dev && m->compute == MP_COMPUTE_FAST &&
+      !(m->dev->fast8_ok && m->dev->upload_fast8 && m->dev->fast8_ok(m->dev_ctx, 16, 16)))
     m->compute = MP_COMPUTE_FAITHFUL;
   if (!st) st = mp_weights_open(m->path, &m->w);
   if (!st) st = mp_tokenizer_open(m->path, &m->tok);
@@ -131,7 +133,7 @@ mp_status mp_compute_parse(const char *s, mp_compute *out) {
 }
 
 mp_compute mp_model_compute(const mp_model *m, size_t *n_int_layers) {
-  if (n_int_layers) *n_int_layers = m->n_packs;
+  if (n_int_layers) *n_int_layers = m->n_packs + m->n_dev8;
   return m->compute;
 }
 

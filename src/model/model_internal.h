@@ -66,6 +66,7 @@ struct mp_model {
   void *weight_hook_ctx;
   mp_qweight **packs; /* integer forms of the quantized dense layers (fast mode) */
   size_t n_packs, cap_packs;
+  size_t n_dev8;        /* quantized dense layers in the device's fast mode (mp_dev_fast8, counted at bind) */
   mp_bfweight **bpacks; /* bf16-tile forms of the F16/BF16 dense layers (fast mode, AMX-BF16) */
   size_t n_bpacks, cap_bpacks;
   /* the compute device (model/device.h): dev NULL = the CPU kernels */
@@ -103,9 +104,13 @@ mp_status mp_model_device_attach(mp_model *m, const mp_device_ops *ops, void *ct
 /* The device copy of a matrix (MLX-quantized: dequantized as mx.dequantize, then the compute
  * dtype) or of a vector (f32 or the compute dtype), uploaded on first use. NULL = error set. */
 const void *mp_dev_weight(mp_model *m, const mp_linear_weight *w);
-/* The device weight of a dense layer: an MLX affine matrix the backend can keep quantized
- * (mp_device_ops.upload_qweight) stays quantized; anything else is mp_dev_weight. */
+/* The device weight of a dense layer: in the fast mode an MLX affine matrix goes up through the
+ * backend's 8-bit form (mp_dev_fast8, mp_device_ops.upload_fast8); in the faithful mode one the
+ * backend can keep quantized (upload_qweight) stays quantized; anything else is mp_dev_weight. */
 const void *mp_dev_dense_weight(mp_model *m, const mp_dense *d);
+/* 1 when dense layer d runs in the device's fast mode: a device model in MP_COMPUTE_FAST, an MLX
+ * affine matrix (2-8 bits), a backend whose fast8_ok takes its shape. */
+int mp_dev_fast8(const mp_model *m, const mp_dense *d);
 const void *mp_dev_vector(mp_model *m, const void *host, mp_dtype dt, int64_t n, int as_compute);
 /* The device copy of n dense layers' weights stacked into one [n * out, in] matrix (the rows of
  * d[0], then d[1], ...; each as mp_dev_dense_weight converts it), uploaded on first use and cached under

@@ -15,6 +15,7 @@
 #include "mlxport/convert.h"
 #include "model/model.h"
 #include "model/model_internal.h"
+#include "quant/mlx_fp.h"
 #include "testlib.h"
 
 #define MINILM "sentence-transformers/all-MiniLM-L6-v2"
@@ -29,6 +30,9 @@ typedef struct host_dev {
   int quant;                        /* 1: MLX affine matrices stay "quantized" (qweight_ok says yes) */
   long q_uploads, q_dense;          /* matrices uploaded through upload_qweight, GEMMs that used one */
   const void *qmats[512];           /* those matrices (the dense op's w) */
+  int fast8;                        /* 1: the fast mode (fast8_ok says yes for multiples of 16) */
+  long f8_uploads, f8_dense;        /* matrices uploaded through upload_fast8, GEMMs that used one */
+  const void *f8mats[512];
 } host_dev;
 
 static void *keep(void ***list, size_t *n, void *p) {
@@ -102,6 +106,34 @@ static void *hd_upload_qweight(void *p, const uint8_t *codes, const float *scale
   c->qmats[c->q_uploads++] = w;
   return keep(&c->params, &c->n_params, w);
 }
+/* the fast mode as the CUDA backend's contract says (fp8gemm.cuh): each row of n values rounded to
+ * E4M3 with the scale max|row| / 448, kept here dequantized (code × scale) in f32 */
+static void f8_rows(const float *x, int64_t rows, int64_t n, float *out) {
+  for (int64_t r = 0; r < rows; r++) {
+    float amax = 0;
+    for (int64_t k = 0; k < n; k++)
+      amax = fmaxf(amax, fabsf(x[r * n + k]));
+    const float sc = amax > 0 && amax < INFINITY ? amax / 448.0f : 1.0f, inv = 1.0f / sc;
+    for (int64_t k = 0; k < n; k++)
+      out[r * n + k] = mp_fp8_e4m3_to_f32(mp_fp8_e4m3_from_f32(x[r * n + k] * inv)) * sc;
+  }
+}
+static int hd_fast8_ok(void *p, int64_t out, int64_t in) {
+  host_dev *c = p;
+  return c->fast8 && out > 0 && in > 0 && out % 16 == 0 && in % 16 == 0;
+}
+static void *hd_upload_fast8(void *p, const float *w, int64_t out, int64_t in) {
+  host_dev *c = p;
+  float *q = malloc((size_t)(out * in) * sizeof *q);
+  if (!q || c->f8_uploads >= (long)(sizeof c->f8mats / sizeof *c->f8mats)) {
+    free(q);
+    mp_err(MP_ERR_NOMEM, "host device: out of memory");
+    return NULL;
+  }
+  f8_rows(w, out, in, q);
+  c->f8mats[c->f8_uploads++] = q;
+  return keep(&c->params, &c->n_params, q);
+}
 static mp_status hd_dense(void *p, const void *x, int64_t rows, const void *w, int64_t out, int64_t in,
                           const void *bias, mp_act act, void *y) {
   host_dev *c = p;
@@ -110,6 +142,17 @@ static mp_status hd_dense(void *p, const void *x, int64_t rows, const void *w, i
     if (c->qmats[i] == w) c->q_dense++;
   if (out == 3 * c->hidden && in == c->hidden) c->fused3++;
   if (out == 2 * c->hidden && in == c->hidden) c->fused2++;
+  for (long i = 0; i < c->f8_uploads; i++)
+    if (c->f8mats[i] == w) {
+      c->f8_dense++;
+      float *xq = malloc((size_t)(rows * in) * sizeof *xq);
+      if (!xq) return mp_err(MP_ERR_NOMEM, "host device: out of memory");
+      f8_rows(x, rows, in, xq);
+      mp_linear_weight lw = {.name = "host device fp8 weight", .out = out, .in = in, .dtype = MP_F32, .data = w};
+      mp_status st = mp_linear_act(NULL, xq, rows, &lw, bias, MP_F32, act, y);
+      free(xq);
+      return st;
+    }
   mp_linear_weight lw = {.name = "host device weight", .out = out, .in = in, .dtype = MP_F32, .data = w};
   return mp_linear_act(NULL, x, rows, &lw, bias, MP_F32, act, y);
 }
@@ -293,7 +336,9 @@ static const mp_device_ops host_ops = {.name = "host",
                                        .peak_bytes = hd_peak,
                                        .affine = hd_affine,
                                        .qweight_ok = hd_qweight_ok,
-                                       .upload_qweight = hd_upload_qweight};
+                                       .upload_qweight = hd_upload_qweight,
+                                       .fast8_ok = hd_fast8_ok,
+                                       .upload_fast8 = hd_upload_fast8};
 
 /* ---------------------------------------------------------------- the checks */
 
@@ -462,6 +507,77 @@ static void test_quantized(void) {
   }
 }
 
+/* The device's fast mode (--compute fast on a device, mp_dev_fast8 -> upload_fast8): an MLX q8 / q4
+ * MiniLM whose every quantized dense layer (the stacked Q/K/V included) goes up through
+ * upload_fast8 as the f32 values mx.dequantize gives, and whose GEMMs take E4M3-rounded rows of
+ * weights and activations (the host device rounds as the CUDA backend's contract says). The
+ * embeddings must stay close to the CPU faithful path (cosine >= 0.995) yet differ from it by more
+ * than float rounding (the second rounding really happened; E4M3 keeps 3 mantissa bits: measured
+ * 0.9973 for q8); with the fast mode off (fast8_ok
+ * says no) the same model goes the faithful way. */
+static double min_cosine(const float *a, const float *b, size_t rows, size_t dim) {
+  double w = 1;
+  for (size_t r = 0; r < rows; r++) {
+    double ab = 0, aa = 0, bb = 0;
+    for (size_t k = 0; k < dim; k++)
+      ab += (double)a[r * dim + k] * b[r * dim + k], aa += (double)a[r * dim + k] * a[r * dim + k],
+          bb += (double)b[r * dim + k] * b[r * dim + k];
+    w = fmin(w, ab / sqrt(aa * bb));
+  }
+  return w;
+}
+static void test_fast8(void) {
+  static const int bits[] = {8, 4};
+  for (size_t b = 0; b < sizeof bits / sizeof *bits; b++) {
+    char out[4200];
+    snprintf(out, sizeof out, "%s/minilm-f8-q%d", mp_test_tmpdir(), bits[b]);
+    mlxport_convert_options o;
+    mlxport_convert_options_init(&o);
+    o.source = MINILM, o.output = out, o.quantize = 1, o.bits = bits[b], o.group_size = 64;
+    if (mlxport_convert(&o, NULL) != MLXPORT_OK) {
+      CHECKF(0, "converting %s to %d bits: %s", MINILM, bits[b], mlxport_last_error());
+      continue;
+    }
+    for (int on = 1; on >= 0; on--) {
+      mp_model *m = NULL;
+      mp_model_options mo;
+      memset(&mo, 0, sizeof mo);
+      mo.threads = 1;
+      mo.compute = MP_COMPUTE_FAITHFUL; /* no CPU integer packs; the device's mode is set below */
+      mp_status s = mp_model_open(out, &mo, &m);
+      CHECKF(s == MP_OK, "%s: %s", out, mp_last_error());
+      if (s) continue;
+      const size_t H = (size_t)m->cfg.hidden, n = (size_t)N_IN * H;
+      float *cpu = calloc(n, 4), *dev = calloc(n, 4);
+      REQUIRE(cpu && dev);
+      CHECK_OK(run(m, 0, cpu));
+      host_dev *c = calloc(1, sizeof *c);
+      REQUIRE(c);
+      c->hidden = m->cfg.hidden, c->fast8 = on;
+      CHECK_OK(mp_model_device_attach(m, &host_ops, c, MP_F32));
+      m->dev_fuse = 1;
+      m->compute = MP_COMPUTE_FAST;
+      CHECK_OK(run(m, 0, dev));
+      const double cs = min_cosine(cpu, dev, N_IN, H), d = max_diff(cpu, dev, n);
+      if (on) {
+        CHECKF(cs >= 0.995, "%s: fast mode: min cosine %.6f with the CPU faithful path", out, cs);
+        CHECKF(d > 1e-4, "%s: fast mode: max |diff| %g: no second rounding happened", out, d);
+        CHECKF(c->f8_uploads == 4 * m->cfg.layers && c->f8_dense == 4 * m->cfg.layers,
+               "%s: %ld matrices uploaded in the fast mode, %ld GEMMs on them, for %lld layers", out, c->f8_uploads,
+               c->f8_dense, (long long)m->cfg.layers);
+        CHECKF(c->fused3 == m->cfg.layers, "%s: %ld stacked q/k/v GEMMs", out, c->fused3);
+        fprintf(stderr, "%s: fast mode (E4M3): min cosine %.6f, max |diff| %g, %ld matrices\n", out, cs, d,
+                c->f8_uploads);
+      } else {
+        CHECKF(c->f8_uploads == 0 && d <= 1e-5, "%s: fast mode off: %ld fast uploads, max |diff| %g", out,
+               c->f8_uploads, d);
+      }
+      free(cpu), free(dev);
+      mp_model_close(m);
+    }
+  }
+}
+
 int main(void) {
   const char *cache = mp_test_use_cache();
   snprintf(g_nli, sizeof g_nli, "%s/models/nli-minilm-l6-snli", cache);
@@ -471,6 +587,7 @@ int main(void) {
   RUN(test_mpnet_embed);
   RUN(test_upload_once);
   RUN(test_quantized);
+  RUN(test_fast8);
   /* the twins are made by Python (tools/make_model_fixtures.py): tests/py/test_device_host_twins.py
    * makes them and runs this program again with MP_TEST_DEVICE_FIXTURES set */
   if (getenv("MP_TEST_DEVICE_FIXTURES") && *getenv("MP_TEST_DEVICE_FIXTURES")) RUN(test_fixtures);

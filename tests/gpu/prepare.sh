@@ -33,6 +33,8 @@ fi
 if [ "$WHAT" = bench ] || [ "$WHAT" = all ]; then
   [ -x "$BUILD/bench_device" ] || { echo "prepare: $BUILD/bench_device not found (cmake --build $BUILD)"; exit 2; }
   cp "$BUILD/bench_device" "$OUT/bin/"
+  # bench/*.cu research probes (gemm8_probe: cuBLASLt's 8-bit GEMMs)
+  for p in "$BUILD"/gemm8_probe; do [ -x "$p" ] && cp "$p" "$OUT/bin/"; done
 fi
 strip "$OUT/bin/"* 2>/dev/null || true
 # the shared libraries it links that another distribution may lack (libyaml, utf8proc, pcre2, curl,

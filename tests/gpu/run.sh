@@ -8,7 +8,8 @@
 #     all-MiniLM-L6-v2 (float16 weights): embeddings cosine >= 0.9999 in float16 (>= 0.999999 in
 #     float32, >= 0.999 in bfloat16), classification argmax agreement 100%;
 #   - CUDA against PyTorch (transformers, float16) on the same GPU;
-#   - MLX q8 / q4 conversions on CUDA against the CPU quantized (faithful) path;
+#   - MLX q8 / q4 conversions on CUDA against the CPU quantized (faithful) path, in the faithful
+#     mode and in the fast mode (FP8 tensor cores; looser bounds: a second rounding);
 #   - a CUDA device that does not exist fails with a clear error.
 # Prints one PASS/FAIL line per check and a summary; exits 1 on any failure.
 #   bash tests/gpu/run.sh [CARRY_DIR=gpu-carry]        (PYTHON= the interpreter with torch)
@@ -148,11 +149,13 @@ embed_check() {
   local name=$1 m=$2 o="$W/out/$1" tx="${3:-$TEXTS}"
   mkdir -p "$o"
   run "$name embed cpu" "$o/cpu.emb" "$B" embed --model "$m" --compute faithful <"$tx" || return
-  run "$name embed cuda" "$o/cuda.emb" "$B" embed --model "$m" --device cuda <"$tx" &&
+  run "$name embed cuda" "$o/cuda.emb" "$B" embed --model "$m" --device cuda --compute faithful <"$tx" &&
     cmp_out emb "$name embeddings cuda fp16 vs cpu" "$o/cpu.emb" "$o/cuda.emb" 0.9999
-  MP_CUDA_DTYPE=float32 run "$name embed cuda fp32" "$o/cuda32.emb" "$B" embed --model "$m" --device cuda <"$tx" &&
+  MP_CUDA_DTYPE=float32 run "$name embed cuda fp32" "$o/cuda32.emb" "$B" embed --model "$m" --device cuda \
+    --compute faithful <"$tx" &&
     cmp_out emb "$name embeddings cuda fp32 vs cpu" "$o/cpu.emb" "$o/cuda32.emb" 0.999999
-  MP_CUDA_DTYPE=bfloat16 run "$name embed cuda bf16" "$o/cudabf.emb" "$B" embed --model "$m" --device cuda <"$tx" &&
+  MP_CUDA_DTYPE=bfloat16 run "$name embed cuda bf16" "$o/cudabf.emb" "$B" embed --model "$m" --device cuda \
+    --compute faithful <"$tx" &&
     cmp_out emb "$name embeddings cuda bf16 vs cpu" "$o/cpu.emb" "$o/cudabf.emb" 0.999
 }
 # cls_check NAME MODEL TOL: CPU faithful vs CUDA logits (argmax 100%, max |d| <= TOL)
@@ -160,10 +163,11 @@ cls_check() {
   local name=$1 m=$2 tol=$3 o="$W/out/$1"
   mkdir -p "$o"
   run "$name classify cpu" "$o/cpu.cls" "$B" classify --model "$m" --pair --json --compute faithful <"$PAIRS" || return
-  run "$name classify cuda" "$o/cuda.cls" "$B" classify --model "$m" --pair --json --device cuda <"$PAIRS" &&
+  run "$name classify cuda" "$o/cuda.cls" "$B" classify --model "$m" --pair --json --device cuda --compute faithful \
+    <"$PAIRS" &&
     cmp_out cls "$name logits cuda fp16 vs cpu" "$o/cpu.cls" "$o/cuda.cls" "$tol"
   MP_CUDA_DTYPE=float32 run "$name classify cuda fp32" "$o/cuda32.cls" "$B" classify --model "$m" --pair --json \
-    --device cuda <"$PAIRS" && cmp_out cls "$name logits cuda fp32 vs cpu" "$o/cpu.cls" "$o/cuda32.cls" 1e-3
+    --device cuda --compute faithful <"$PAIRS" && cmp_out cls "$name logits cuda fp32 vs cpu" "$o/cpu.cls" "$o/cuda32.cls" 1e-3
 }
 
 echo "== CUDA vs the CPU faithful path"
@@ -247,7 +251,7 @@ fi
 for qm in minilm-q8 minilm-q4; do
   o="$W/out/$qm"
   if MP_CUDA_QGEMM=1 MP_CUDA_QGEMM_ROWS=100000 MP_CUDA_PROFILE=1 run "$qm profile" "$o/prof.emb" "$B" embed --model "$W/q/$qm" --device cuda \
-    <"$TEXTS"; then
+    --compute faithful <"$TEXTS"; then
     if grep -q "  qmatmul " "$o/prof.emb.err"; then
       record 0 "PASS $qm: the dequantize-in-GEMM kernel ran"
     else
@@ -256,8 +260,48 @@ for qm in minilm-q8 minilm-q4; do
     cmp_out emb "$qm embeddings cuda dequantize-in-GEMM vs cpu" "$o/cpu.emb" "$o/prof.emb" 0.9999
   fi
   MP_CUDA_QGEMM=1 MP_CUDA_QGEMM_ROWS=0 run "$qm dequantize path" "$o/deq.emb" "$B" embed --model "$W/q/$qm" \
-    --device cuda <"$TEXTS" && cmp_out emb "$qm embeddings cuda dequantize+cuBLASLt vs cpu" "$o/cpu.emb" "$o/deq.emb" 0.9999
+    --device cuda --compute faithful <"$TEXTS" && cmp_out emb "$qm embeddings cuda dequantize+cuBLASLt vs cpu" "$o/cpu.emb" "$o/deq.emb" 0.9999
 done
+
+# The fast mode (--compute fast, the default; src/cuda/fp8gemm.cuh): MLX affine weights requantized
+# per output channel to FP8 E4M3, activations per row, cuBLASLt's FP8 GEMM. A second rounding, so
+# the bounds are looser than the faithful ones above: embeddings against the CPU faithful path
+# (min cosine >= 0.99, fp16 and bf16 compute) on the real MiniLM and the twins of every family,
+# classification argmax agreement >= 90% on the twins (random weights: near-ties flip); the
+# profile must show the FP8 GEMM ran, and MP_CUDA_FAST8=0 must give the faithful results.
+echo "== the fast mode (FP8 E4M3 tensor cores, --compute fast)"
+fast_check() { # NAME MODEL [cls]
+  local name=$1 m=$2 o="$W/out/$1" dt
+  mkdir -p "$o"
+  [ -s "$o/cpu.emb" ] || run "$name embed cpu" "$o/cpu.emb" "$B" embed --model "$m" --compute faithful <"$TEXTS" || return
+  for dt in float16 bfloat16; do
+    MP_CUDA_DTYPE=$dt MP_CUDA_PROFILE=1 run "$name fast $dt" "$o/fast-$dt.emb" "$B" embed --model "$m" --device cuda \
+      --compute fast <"$TEXTS" || continue
+    if grep -q "  matmul (fp8) " "$o/fast-$dt.emb.err"; then
+      record 0 "PASS $name: the FP8 GEMM ran ($dt)"
+    else
+      record 1 "FAIL $name: the FP8 GEMM did not run ($dt): $(head -c 300 "$o/fast-$dt.emb.err")"
+    fi
+    cmp_out emb "$name embeddings cuda fast (fp8, $dt) vs cpu faithful" "$o/cpu.emb" "$o/fast-$dt.emb" 0.99
+  done
+  MP_CUDA_FAST8=0 run "$name fast8 off" "$o/nofast.emb" "$B" embed --model "$m" --device cuda --compute fast \
+    <"$TEXTS" && cmp_out emb "$name embeddings cuda MP_CUDA_FAST8=0 vs cpu faithful" "$o/cpu.emb" "$o/nofast.emb" 0.9999
+  if [ "${3:-}" = cls ]; then
+    [ -s "$o/cpu.cls" ] || run "$name classify cpu" "$o/cpu.cls" "$B" classify --model "$m" --pair --json \
+      --compute faithful <"$PAIRS" || return
+    run "$name classify fast" "$o/fast.cls" "$B" classify --model "$m" --pair --json --device cuda --compute fast \
+      <"$PAIRS" && cmp_out agree "$name logits cuda fast (fp8) vs cpu faithful" "$o/cpu.cls" "$o/fast.cls" 0.9
+  fi
+}
+fast_check minilm-q8 "$W/q/minilm-q8"
+fast_check minilm-q4 "$W/q/minilm-q4"
+fast_check bert-cls-q8 "$W/q/bert-cls-q8" cls
+fast_check roberta-cls-q4 "$W/q/roberta-cls-q4" cls
+fast_check deberta-wp-cls-q8 "$W/q/deberta-wp-cls-q8" cls
+fast_check bart-cls-q4 "$W/q/bart-cls-q4" cls
+fast_check mobilebert-cls-q8 "$W/q/mobilebert-cls-q8" cls
+fast_check mpnet-embed-q8 "$W/q/mpnet-embed-q8"
+[ $MODERNBERT = 1 ] && fast_check modernbert-cls-q8 "$W/q/modernbert-cls-q8" cls
 
 echo "== CUDA vs PyTorch (transformers, float16, same GPU)"
 o="$W/out/torch"
