@@ -110,7 +110,8 @@ VARIANT_ENV = {"fp16-mma": {"MP_CUDA_ATTENTION": "mma"}, "fp16-wmma": {"MP_CUDA_
                "fp16-prev": {"MP_CUDA_GRAPHS": "0", "MP_CUDA_AUTOTUNE": "0"},
                "q8-qgemm": {"MP_CUDA_QGEMM": "1", "MP_CUDA_FAST8": "0"},
                "q4-qgemm": {"MP_CUDA_QGEMM": "1", "MP_CUDA_FAST8": "0"},
-               "q8-faithful": {"MP_CUDA_FAST8": "0"}, "q4-faithful": {"MP_CUDA_FAST8": "0"}}
+               "q8-faithful": {"MP_CUDA_FAST8": "0"}, "q4-faithful": {"MP_CUDA_FAST8": "0"},
+               "q8-nofuse": {"MP_CUDA_FAST8_FUSE": "0"}}
 
 
 def mlxport_bench(bench, folder, dtype, seqs, batch, seconds, device, dump=None, env=None):
@@ -370,6 +371,7 @@ def main():
                                                str(bits), "--q-group-size", "64", "--dtype", "float16"],
                                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE))
             folders[f"q{bits}"] = folders[f"q{bits}-qgemm"] = folders[f"q{bits}-faithful"] = (q, "float16")
+            folders[f"q{bits}-nofuse"] = (q, "float16")
         f16 = f"{twin}-mlx16"  # the unquantized MLX folder MLX itself runs (mlx-fp16)
         if "mlx-fp16" in variants and not os.path.exists(os.path.join(f16, "config.json")):
             convs.append(subprocess.Popen([mlxport, "convert", "--hf-path", twin, "--mlx-path", f16, "--dtype",

@@ -27,13 +27,13 @@
 #define CANDIDATES 8
 #define WS_BYTES (32u << 20)
 
-#define CK(x)                                                                                                   \
-  do {                                                                                                          \
-    cudaError_t e_ = (x);                                                                                       \
-    if (e_ != cudaSuccess) {                                                                                    \
-      fprintf(stderr, "gemm8_probe: %s: %s (line %d)\n", #x, cudaGetErrorString(e_), __LINE__);                 \
-      exit(1);                                                                                                  \
-    }                                                                                                           \
+#define CK(x)                                                                                                          \
+  do {                                                                                                                 \
+    cudaError_t e_ = (x);                                                                                              \
+    if (e_ != cudaSuccess) {                                                                                           \
+      fprintf(stderr, "gemm8_probe: %s: %s (line %d)\n", #x, cudaGetErrorString(e_), __LINE__);                        \
+      exit(1);                                                                                                         \
+    }                                                                                                                  \
   } while (0)
 
 static uint64_t rng = 0x9E3779B97F4A7C15ull;
@@ -53,7 +53,7 @@ typedef struct {
   int outer;     /* OUTER_VEC_32F scales on A and B */
   int tensor;    /* scalar scale pointers on A and B */
   int alpha_vec; /* ALPHA_DEVICE_VECTOR_BETA_ZERO */
-  int bias; /* 1: BIAS epilogue, 2: GELU_BIAS (tanh GELU) */
+  int bias;      /* 1: BIAS epilogue, 2: GELU_BIAS (tanh GELU) */
 } variant;
 
 static const variant VARIANTS[] = {
@@ -74,9 +74,9 @@ static size_t tsize(cudaDataType_t t) {
 /* the host data of one shape, quantized per variant */
 typedef struct {
   int64_t rows, out, in;
-  float *x, *w, *bias;    /* float originals */
-  double *ref;            /* sampled double reference: NS entries */
-  int64_t *si;            /* sample (row, col) pairs, flattened row*out+col */
+  float *x, *w, *bias; /* float originals */
+  double *ref;         /* sampled double reference: NS entries */
+  int64_t *si;         /* sample (row, col) pairs, flattened row*out+col */
 } shape;
 
 #define NS 512
@@ -85,11 +85,13 @@ static void quant_rows(const float *a, int64_t n, int64_t k, int mode, int per_r
   /* mode 0: int8 symmetric; mode 1: e4m3. per_row: one scale per row, else one for all */
   const float qmax = mode ? 448.0f : 127.0f;
   float gmax = 0;
-  for (int64_t i = 0; i < n * k; i++) gmax = fmaxf(gmax, fabsf(a[i]));
+  for (int64_t i = 0; i < n * k; i++)
+    gmax = fmaxf(gmax, fabsf(a[i]));
   for (int64_t r = 0; r < n; r++) {
     float m = 0;
     if (per_row)
-      for (int64_t j = 0; j < k; j++) m = fmaxf(m, fabsf(a[r * k + j]));
+      for (int64_t j = 0; j < k; j++)
+        m = fmaxf(m, fabsf(a[r * k + j]));
     else
       m = gmax;
     const float s = m > 0 ? m / qmax : 1.0f;
@@ -110,8 +112,10 @@ static void run_variant(cublasLtHandle_t lt, void *ws, const shape *sh, const va
   void *hw = malloc((size_t)(M * K * tsize(v->ab_t))), *hx = malloc((size_t)(N * K * tsize(v->ab_t)));
   float *sw = (float *)malloc(sizeof(float) * M), *sx = (float *)malloc(sizeof(float) * N);
   if (v->ab_t == CUDA_R_16F) {
-    for (int64_t i = 0; i < M * K; i++) ((__half *)hw)[i] = __float2half(sh->w[i]);
-    for (int64_t i = 0; i < N * K; i++) ((__half *)hx)[i] = __float2half(sh->x[i]);
+    for (int64_t i = 0; i < M * K; i++)
+      ((__half *)hw)[i] = __float2half(sh->w[i]);
+    for (int64_t i = 0; i < N * K; i++)
+      ((__half *)hx)[i] = __float2half(sh->x[i]);
     sw[0] = sx[0] = 1;
   } else {
     /* weights per output channel unless the variant takes one scale; activations per row for
@@ -120,9 +124,11 @@ static void run_variant(cublasLtHandle_t lt, void *ws, const shape *sh, const va
     quant_rows(sh->w, M, K, mode, wrow, hw, sw);
     quant_rows(sh->x, N, K, mode, xrow, hx, sx);
     if (!wrow)
-      for (int64_t i = 1; i < M; i++) sw[i] = sw[0];
+      for (int64_t i = 1; i < M; i++)
+        sw[i] = sw[0];
     if (!xrow)
-      for (int64_t i = 1; i < N; i++) sx[i] = sx[0];
+      for (int64_t i = 1; i < N; i++)
+        sx[i] = sx[0];
   }
   void *dw, *dx, *dd, *dbias = NULL, *dsw, *dsx, *dalpha = NULL;
   CK(cudaMalloc(&dw, (size_t)(M * K * tsize(v->ab_t))));
@@ -148,7 +154,8 @@ static void run_variant(cublasLtHandle_t lt, void *ws, const shape *sh, const va
   }
   if (v->alpha_vec) { /* alpha per output channel: sw · sx[0] (int8 out: only the speed is probed) */
     float *al = (float *)malloc(sizeof(float) * M);
-    for (int64_t i = 0; i < M; i++) al[i] = sw[i] * sx[0] * 8.0f;
+    for (int64_t i = 0; i < M; i++)
+      al[i] = sw[i] * sx[0] * 8.0f;
     CK(cudaMalloc(&dalpha, sizeof(float) * M));
     CK(cudaMemcpy(dalpha, al, sizeof(float) * M, cudaMemcpyHostToDevice));
     free(al);
@@ -189,8 +196,8 @@ static void run_variant(cublasLtHandle_t lt, void *ws, const shape *sh, const va
   cublasLtMatmulHeuristicResult_t res[CANDIDATES];
   int got = 0;
   if (!s) s = cublasLtMatmulAlgoGetHeuristic(lt, md, la, lb, lc, lc, pref, CANDIDATES, res, &got);
-  printf("{\"rows\": %lld, \"out\": %lld, \"in\": %lld, \"variant\": \"%s\"", (long long)N, (long long)M,
-         (long long)K, v->name);
+  printf("{\"rows\": %lld, \"out\": %lld, \"in\": %lld, \"variant\": \"%s\"", (long long)N, (long long)M, (long long)K,
+         v->name);
   if (s || got == 0) {
     printf(", \"offered\": false, \"status\": %d}\n", (int)s);
   } else {
@@ -219,7 +226,9 @@ static void run_variant(cublasLtHandle_t lt, void *ws, const shape *sh, const va
       if (best < 0 || ms < best) best = ms, best_i = c;
     }
     double err = -1;
-    if (best_i >= 0 && !v->alpha_vec && !(v->compute == CUBLAS_COMPUTE_32I && v->d_t != CUDA_R_32I)) { /* accuracy of the fastest candidate against the double reference */
+    if (best_i >= 0 && !v->alpha_vec &&
+        !(v->compute == CUBLAS_COMPUTE_32I &&
+          v->d_t != CUDA_R_32I)) { /* accuracy of the fastest candidate against the double reference */
       cublasLtMatmul(lt, md, alpha, dw, la, dx, lb, beta, dd, lc, dd, lc, &res[best_i].algo, ws, WS_BYTES, 0);
       void *hd = malloc((size_t)(M * N * tsize(v->d_t)));
       CK(cudaMemcpy(hd, dd, (size_t)(M * N * tsize(v->d_t)), cudaMemcpyDeviceToHost));
@@ -265,7 +274,8 @@ int main(int argc, char **argv) {
   int n_rows = 5;
   if (argc > 1) {
     n_rows = 0;
-    for (int i = 1; i < argc && n_rows < 16; i++) rows_list[n_rows++] = atoll(argv[i]);
+    for (int i = 1; i < argc && n_rows < 16; i++)
+      rows_list[n_rows++] = atoll(argv[i]);
   }
   /* roberta-large / bart-large layer shapes: Q/K/V stacked, out-projection, FFN up, FFN down */
   const int64_t shapes[4][2] = {{3072, 1024}, {1024, 1024}, {4096, 1024}, {1024, 4096}};
@@ -289,18 +299,22 @@ int main(int argc, char **argv) {
         const int64_t j = i % sh.in;
         sh.x[i] = gauss() * ((j == 7 || j == 300) ? 12.0f : 1.0f);
       }
-      for (int64_t i = 0; i < sh.out * sh.in; i++) sh.w[i] = 0.02f * gauss();
-      for (int64_t i = 0; i < sh.out; i++) sh.bias[i] = 0.1f * gauss();
+      for (int64_t i = 0; i < sh.out * sh.in; i++)
+        sh.w[i] = 0.02f * gauss();
+      for (int64_t i = 0; i < sh.out; i++)
+        sh.bias[i] = 0.1f * gauss();
       sh.ref = (double *)malloc(sizeof(double) * NS);
       sh.si = (int64_t *)malloc(sizeof(int64_t) * NS);
       for (int i = 0; i < NS; i++) {
         rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
         const int64_t row = (int64_t)(rng % (uint64_t)sh.rows), col = (int64_t)((rng >> 32) % (uint64_t)sh.out);
         double acc = sh.bias[col];
-        for (int64_t k = 0; k < sh.in; k++) acc += (double)sh.x[row * sh.in + k] * sh.w[col * sh.in + k];
+        for (int64_t k = 0; k < sh.in; k++)
+          acc += (double)sh.x[row * sh.in + k] * sh.w[col * sh.in + k];
         sh.si[i] = row * sh.out + col, sh.ref[i] = acc;
       }
-      for (size_t v = 0; v < sizeof VARIANTS / sizeof VARIANTS[0]; v++) run_variant(lt, ws, &sh, &VARIANTS[v]);
+      for (size_t v = 0; v < sizeof VARIANTS / sizeof VARIANTS[0]; v++)
+        run_variant(lt, ws, &sh, &VARIANTS[v]);
       free(sh.x), free(sh.w), free(sh.bias), free(sh.ref), free(sh.si);
     }
   cudaFree(ws);

@@ -40,6 +40,8 @@ template <> struct elem<__nv_bfloat16> {
 };
 template <typename T> __device__ __forceinline__ float ld(const T *p, int64_t i) { return elem<T>::load(p[i]); }
 template <typename T> __device__ __forceinline__ void st(T *p, int64_t i, float v) { p[i] = elem<T>::store(v); }
+__device__ __forceinline__ float act_f(float x, int act); /* the activations (below) */
+#include "cuda/fp8gemm.cuh"
 
 /* ------------------------------------------------------------------ state */
 
@@ -166,8 +168,9 @@ typedef struct cuda_ctx {
   int n_f8w, cap_f8w, fast8;
   void *x8;
   size_t x8_cap;
-  /* The E4M3 copy (+ row scales) of an fp8 GEMM's output written by the same kernel as its erf GELU
-   * (k_act_quant_rows_f8): the next fp8 GEMM reading exactly that output [sh_rows, sh_cols] takes it
+  /* The E4M3 copy (+ row scales) of an output written by the kernel that made it (an fp8 GEMM's erf
+   * GELU, k_quant_rows_f8; a LayerNorm in a model with fp8 GEMMs, ln_warp_row), in x8b: the next fp8
+   * GEMM reading exactly that output [sh_rows, sh_cols] takes it
    * instead of quantizing again, if no other operation was queued in between (marks: prof_mark's
    * count of queued operations). MP_CUDA_FAST8_FUSE=0: off. */
   void *x8b;
@@ -396,7 +399,7 @@ __device__ __forceinline__ float warp_sum(float v) {
  * variance, fp32), reduced by warp shuffles instead of shared memory. */
 template <typename T, int CH>
 __device__ __forceinline__ void ln_warp_row(float (&v)[CH][vec16<T>::n], int64_t dim, const float *g, const float *b,
-                                            float eps, T *out) {
+                                            float eps, T *out, unsigned char *q8 = nullptr, float *qs = nullptr) {
   constexpr int V = vec16<T>::n;
   const int lane = threadIdx.x & 31;
   float s = 0;
@@ -427,8 +430,36 @@ __device__ __forceinline__ void ln_warp_row(float (&v)[CH][vec16<T>::n], int64_t
     for (int j = 0; j < V; j++) {
       y[j] = (v[c][j] - mean) * r;
       if (g) y[j] = y[j] * g[d0 + j] + (b ? b[d0 + j] : 0.0f);
+      if (q8) v[c][j] = elem<T>::load(elem<T>::store(y[j])); /* the stored value, for the E4M3 copy */
     }
     store16(out + d0, y);
+  }
+  if (!q8) return;
+  /* the E4M3 copy of the stored row, exactly as k_quant_rows_f8 makes it from `out` (fp8gemm.cuh) */
+  float amax = 0;
+#pragma unroll
+  for (int c = 0; c < CH; c++)
+    if ((int64_t)(c * 32 + lane) * V < dim)
+#pragma unroll
+      for (int j = 0; j < V; j++)
+        amax = fmaxf(amax, fabsf(v[c][j]));
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1)
+    amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, o));
+  const float sc = amax > 0.0f && amax < INFINITY ? amax / F8_MAX : 1.0f, inv = 1.0f / sc;
+  if (lane == 0) *qs = sc;
+#pragma unroll
+  for (int c = 0; c < CH; c++) {
+    const int64_t d0 = (int64_t)(c * 32 + lane) * V;
+    if (d0 >= dim) continue;
+    unsigned int w[2] = {0, 0};
+#pragma unroll
+    for (int j = 0; j < V; j++)
+      w[j / 4] |= (unsigned int)f8_encode(v[c][j] * inv) << (8 * (j % 4));
+    if (V == 8)
+      *(uint2 *)(q8 + d0) = make_uint2(w[0], w[1]);
+    else
+      *(unsigned int *)(q8 + d0) = w[0];
   }
 }
 
@@ -436,7 +467,7 @@ __device__ __forceinline__ void ln_warp_row(float (&v)[CH][vec16<T>::n], int64_t
 #define LN_MAXCH 4 /* vectors per lane: rows up to 1024 fp16/bf16 or 512 f32 values */
 template <typename T, int CH>
 __global__ void k_layernorm_vec(const T *x, const T *res, int64_t rows, int64_t dim, const float *g, const float *b,
-                                float eps, T *out) {
+                                float eps, T *out, unsigned char *q, float *qs) {
   constexpr int V = vec16<T>::n;
   const int lane = threadIdx.x & 31;
   const int64_t r = (int64_t)blockIdx.x * LN_WARPS + (threadIdx.x >> 5);
@@ -455,7 +486,7 @@ __global__ void k_layernorm_vec(const T *x, const T *res, int64_t rows, int64_t 
         v[c][j] += t[j];
     }
   }
-  ln_warp_row<T, CH>(v, dim, g, b, eps, out + r * dim);
+  ln_warp_row<T, CH>(v, dim, g, b, eps, out + r * dim, q ? q + r * dim : nullptr, q ? qs + r : nullptr);
 }
 
 template <typename T, int CH>
@@ -1349,18 +1380,31 @@ static mp_status lt_dense(cuda_ctx *c, const void *x, int64_t rows, const void *
 
 /* ------------------------------------------------------------------ quantized weights (qgemm.cuh) */
 
-static const qweight *qw_find(const cuda_ctx *c, const void *w) {
-  int lo = 0, hi = c->n_qw - 1;
+/* the entry of a[0..n) (sorted by the device address in member key) whose address is w, or NULL */
+template <typename S> static const S *find_by_addr(const S *a, int n, const void *w, const void *S::*key) {
+  int lo = 0, hi = n - 1;
   while (lo <= hi) {
     const int mid = (lo + hi) / 2;
-    const uintptr_t a = (uintptr_t)c->qw[mid].codes, b = (uintptr_t)w;
-    if (a == b) return &c->qw[mid];
-    if (a < b)
+    const uintptr_t x = (uintptr_t)(a[mid].*key), y = (uintptr_t)w;
+    if (x == y) return &a[mid];
+    if (x < y)
       lo = mid + 1;
     else
       hi = mid - 1;
   }
   return NULL;
+}
+/* a[n] = e, keeping a sorted by member key (room for one more entry is there) */
+template <typename S> static void insert_by_addr(S *a, int n, const S &e, const void *S::*key) {
+  int at = n;
+  while (at > 0 && (uintptr_t)(a[at - 1].*key) > (uintptr_t)(e.*key)) {
+    a[at] = a[at - 1];
+    at--;
+  }
+  a[at] = e;
+}
+static const qweight *qw_find(const cuda_ctx *c, const void *w) {
+  return find_by_addr(c->qw, c->n_qw, w, &qweight::codes);
 }
 
 static int cuda_qweight_ok(void *p, int64_t out, int64_t in, int group) {
@@ -1419,15 +1463,10 @@ static void *cuda_upload_qweight(void *p, const uint8_t *codes, const float *sca
     cuda_fail(e, "uploading a quantized matrix");
     return NULL;
   }
-  int at = c->n_qw; /* sorted by the codes' address */
-  while (at > 0 && (uintptr_t)c->qw[at - 1].codes > (uintptr_t)dc) {
-    c->qw[at] = c->qw[at - 1];
-    at--;
-  }
-  qweight *q = &c->qw[at];
-  q->codes = dc, q->sb = ds, q->sb_half = half, q->group = group;
-  q->out = out, q->in = in, q->npad = npad, q->G = G;
-  c->n_qw++;
+  qweight q;
+  q.codes = dc, q.sb = ds, q.sb_half = half, q.group = group;
+  q.out = out, q.in = in, q.npad = npad, q.G = G;
+  insert_by_addr(c->qw, c->n_qw++, q, &qweight::codes);
   return dc;
 }
 
@@ -1523,17 +1562,7 @@ static mp_status q_dense(cuda_ctx *c, const qweight *q, const void *x, int64_t r
 /* ------------------------------------------------------------------ the fast mode (fp8gemm.cuh) */
 
 static const f8weight *f8_find(const cuda_ctx *c, const void *w) {
-  int lo = 0, hi = c->n_f8w - 1;
-  while (lo <= hi) {
-    const int mid = (lo + hi) / 2;
-    const uintptr_t a = (uintptr_t)c->f8w[mid].q, b = (uintptr_t)w;
-    if (a == b) return &c->f8w[mid];
-    if (a < b)
-      lo = mid + 1;
-    else
-      hi = mid - 1;
-  }
-  return NULL;
+  return find_by_addr(c->f8w, c->n_f8w, w, &f8weight::q);
 }
 
 static int cuda_fast8_ok(void *p, int64_t out, int64_t in) {
@@ -1583,14 +1612,9 @@ static void *cuda_upload_fast8(void *p, const float *w, int64_t out, int64_t in)
     cuda_fail(e, "uploading an FP8 matrix");
     return NULL;
   }
-  int at = c->n_f8w; /* sorted by the codes' address */
-  while (at > 0 && (uintptr_t)c->f8w[at - 1].q > (uintptr_t)dq) {
-    c->f8w[at] = c->f8w[at - 1];
-    at--;
-  }
-  f8weight *f = &c->f8w[at];
-  f->q = dq, f->s = (const float *)ds, f->out = out, f->in = in;
-  c->n_f8w++;
+  f8weight f;
+  f.q = dq, f.s = (const float *)ds, f.out = out, f.in = in;
+  insert_by_addr(c->f8w, c->n_f8w++, f, &f8weight::q);
   return dq;
 }
 
@@ -1608,10 +1632,10 @@ static mp_status f8_dense(cuda_ctx *c, const f8weight *f, const void *x, int64_t
     MP_TRY(grow(c, &c->x8, &c->x8_cap, qbytes + (size_t)rows * 4, "allocating the FP8 activations"));
     xq = (unsigned char *)c->x8, xs = (float *)(xq + qbytes);
     if (c->dt == MP_F16)
-      k_quant_rows_f8<__half><<<(unsigned)rows, F8_THREADS, 0, c->stream>>>((const __half *)x, f->in, xq, xs);
+      k_quant_rows_f8<__half><<<(unsigned)rows, F8_THREADS, 0, c->stream>>>((__half *)x, f->in, -1, xq, xs);
     else
       k_quant_rows_f8<__nv_bfloat16>
-          <<<(unsigned)rows, F8_THREADS, 0, c->stream>>>((const __nv_bfloat16 *)x, f->in, xq, xs);
+          <<<(unsigned)rows, F8_THREADS, 0, c->stream>>>((__nv_bfloat16 *)x, f->in, -1, xq, xs);
     LAUNCHED("quantize (fp8)");
   }
   c->sh_ptr = NULL;
@@ -1650,9 +1674,9 @@ static mp_status f8_dense(cuda_ctx *c, const f8weight *f, const void *x, int64_t
     unsigned char *yq = (unsigned char *)c->x8b;
     float *ys = (float *)(yq + ybytes);
     if (c->dt == MP_F16)
-      k_act_quant_rows_f8<__half><<<(unsigned)rows, F8_THREADS, 0, c->stream>>>((__half *)y, f->out, post, yq, ys);
+      k_quant_rows_f8<__half><<<(unsigned)rows, F8_THREADS, 0, c->stream>>>((__half *)y, f->out, post, yq, ys);
     else
-      k_act_quant_rows_f8<__nv_bfloat16>
+      k_quant_rows_f8<__nv_bfloat16>
           <<<(unsigned)rows, F8_THREADS, 0, c->stream>>>((__nv_bfloat16 *)y, f->out, post, yq, ys);
     LAUNCHED("activation + quantize (fp8)");
     c->sh_ptr = y, c->sh_rows = rows, c->sh_cols = f->out, c->sh_mark = c->marks;
@@ -1702,16 +1726,17 @@ template <typename T> static int vec_chunks(const cuda_ctx *c, int64_t dim, uint
 }
 template <typename T>
 static void launch_ln(cuda_ctx *c, const void *x, const void *res, int64_t rows, int64_t dim, const void *g,
-                      const void *b, float eps, void *out) {
+                      const void *b, float eps, void *out, unsigned char *q, float *qs, int *wrote_q) {
   const int ch = vec_chunks<T>(c, dim, (uintptr_t)x | (uintptr_t)res | (uintptr_t)out | (uintptr_t)g | (uintptr_t)b);
   const unsigned grid = blocks(rows, LN_WARPS), th = 32 * LN_WARPS;
   const T *xt = (const T *)x, *rt = (const T *)res;
   const float *gf = (const float *)g, *bf = (const float *)b;
+  *wrote_q = ch > 0 && q;
   switch (ch) {
-  case 1: k_layernorm_vec<T, 1><<<grid, th, 0, c->stream>>>(xt, rt, rows, dim, gf, bf, eps, (T *)out); break;
-  case 2: k_layernorm_vec<T, 2><<<grid, th, 0, c->stream>>>(xt, rt, rows, dim, gf, bf, eps, (T *)out); break;
-  case 3: k_layernorm_vec<T, 3><<<grid, th, 0, c->stream>>>(xt, rt, rows, dim, gf, bf, eps, (T *)out); break;
-  case 4: k_layernorm_vec<T, 4><<<grid, th, 0, c->stream>>>(xt, rt, rows, dim, gf, bf, eps, (T *)out); break;
+  case 1: k_layernorm_vec<T, 1><<<grid, th, 0, c->stream>>>(xt, rt, rows, dim, gf, bf, eps, (T *)out, q, qs); break;
+  case 2: k_layernorm_vec<T, 2><<<grid, th, 0, c->stream>>>(xt, rt, rows, dim, gf, bf, eps, (T *)out, q, qs); break;
+  case 3: k_layernorm_vec<T, 3><<<grid, th, 0, c->stream>>>(xt, rt, rows, dim, gf, bf, eps, (T *)out, q, qs); break;
+  case 4: k_layernorm_vec<T, 4><<<grid, th, 0, c->stream>>>(xt, rt, rows, dim, gf, bf, eps, (T *)out, q, qs); break;
   default:
     k_layernorm<T>
         <<<(unsigned)rows, row_threads(dim), (size_t)(32 + dim) * 4, c->stream>>>(xt, rt, dim, gf, bf, eps, (T *)out);
@@ -1728,8 +1753,18 @@ static mp_status cuda_layernorm(void *p, const void *x, const void *res, int64_t
     r.u.ln.dim = dim, r.u.ln.eps = eps, r.u.ln.out = out;
     return gr_submit(c, &r);
   }
-  DISPATCH(c, launch_ln, (c, x, res, rows, dim, g, b, eps, out));
-  LAUNCHED("layernorm");
+  /* a model with fp8 GEMMs: the E4M3 copy of the output for the next one, from the same kernel */
+  unsigned char *q = NULL;
+  float *qs = NULL;
+  int wrote = 0;
+  if (c->n_f8w && c->f8_fuse && c->dt != MP_F32 && dim % 8 == 0) {
+    const size_t qbytes = ((size_t)(rows * dim) + 255) / 256 * 256;
+    MP_TRY(grow(c, &c->x8b, &c->x8b_cap, qbytes + (size_t)rows * 4, "allocating the FP8 activations"));
+    q = (unsigned char *)c->x8b, qs = (float *)(q + qbytes);
+  }
+  DISPATCH(c, launch_ln, (c, x, res, rows, dim, g, b, eps, out, q, qs, &wrote));
+  LAUNCHED(wrote ? "layernorm + quantize (fp8)" : "layernorm");
+  if (wrote) c->sh_ptr = out, c->sh_rows = rows, c->sh_cols = dim, c->sh_mark = c->marks;
   return MP_OK;
 }
 

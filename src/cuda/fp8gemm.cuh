@@ -8,10 +8,11 @@
  *    value), rounded to nearest even with saturation. One byte per weight on the device.
  *  - Activations, per call: each row of x is quantized the same way with its own scale (k_quant_rows_f8:
  *    one block per row, the row's largest magnitude found, then the row converted, as x · (1 / s)).
- *    After an fp8 GEMM whose erf GELU runs as a separate pass, k_act_quant_rows_f8 applies the GELU
- *    and writes the E4M3 copy of the result in the same pass, which the next fp8 GEMM takes when
- *    it reads exactly that output (the feed-forward block's second layer): the same codes, one
- *    pass over the [rows, intermediate] matrix fewer.
+ *    Two producers write that copy themselves, beside their own output, when the model has fp8
+ *    GEMMs: the erf GELU after an fp8 GEMM (k_quant_rows_f8 given the activation) and the
+ *    LayerNorm (cuda_backend.cu, ln_warp_row). The next fp8 GEMM takes it when it reads exactly
+ *    that output with nothing queued in between (the feed-forward block's second layer, the layer
+ *    after a LayerNorm): the same codes, one pass over the activations fewer.
  *  - The product runs on cuBLASLt's FP8 GEMM (Hopper's FP8 tensor cores, fp32 accumulation) with
  *    the two scale vectors applied in its epilogue (CUBLASLT_MATMUL_MATRIX_SCALE_OUTER_VEC_32F: output
  *    (r, o) times s_x[r] · s_w[o]), then the bias and ReLU / tanh-GELU there too, output in the
@@ -24,9 +25,9 @@
 #define MP_CUDA_FP8GEMM_CUH
 #include <cuda_fp8.h>
 
-#define F8_MAX 448.0f    /* E4M3's largest finite value */
-#define F8_THREADS 128   /* threads per row of k_quant_rows_f8 */
-#define F8_ALIGN 16      /* rows and outputs: multiples of this many values (cuBLASLt's FP8 operand alignment) */
+#define F8_MAX 448.0f       /* E4M3's largest finite value */
+#define F8_THREADS 128      /* threads per row of k_quant_rows_f8 */
+#define F8_ALIGN 16         /* rows and outputs: multiples of this many values (cuBLASLt's FP8 operand alignment) */
 #define F8_ALGO_KEY 0x10000 /* marks an FP8 GEMM in the cuBLASLt algorithm cache's key */
 
 /* host and device: one float to E4M3, round to nearest even, saturating to ±448 (NaN stays NaN) */
@@ -34,21 +35,9 @@ static __host__ __device__ __forceinline__ unsigned char f8_encode(float v) {
   return (unsigned char)__nv_cvt_float_to_fp8(v, __NV_SATFINITE, __NV_E4M3);
 }
 
-/* q[r] = E4M3(x[r] / s[r]) with s[r] = max|x[r]| / 448 (1 for a row of zeros), one block per row;
- * in a multiple of 8, x 16-byte aligned (8 values of T per load: T is __half or __nv_bfloat16) */
-template <typename T>
-__global__ void __launch_bounds__(F8_THREADS) k_quant_rows_f8(const T *x, int64_t in, unsigned char *q, float *s) {
-  __shared__ float red[F8_THREADS / 32];
-  const int64_t r = blockIdx.x;
-  const T *xr = x + r * in;
-  float amax = 0.0f;
-  for (int64_t i = (int64_t)threadIdx.x * 8; i < in; i += F8_THREADS * 8) {
-    const uint4 u = *(const uint4 *)(xr + i);
-    const T *v = (const T *)&u;
-#pragma unroll
-    for (int j = 0; j < 8; j++)
-      amax = fmaxf(amax, fabsf(elem<T>::load(v[j])));
-  }
+/* the E4M3 scale of a row from each thread's largest magnitude (block of F8_THREADS threads, red:
+ * shared scratch): s = max / 448, 1 for a row of zeros or a non-finite maximum */
+__device__ __forceinline__ float f8_block_scale(float amax, float *red) {
 #pragma unroll
   for (int o = 16; o > 0; o >>= 1)
     amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, o));
@@ -58,64 +47,48 @@ __global__ void __launch_bounds__(F8_THREADS) k_quant_rows_f8(const T *x, int64_
 #pragma unroll
   for (int w = 1; w < F8_THREADS / 32; w++)
     amax = fmaxf(amax, red[w]);
-  const float sc = amax > 0.0f && amax < INFINITY ? amax / F8_MAX : 1.0f, inv = 1.0f / sc;
-  if (threadIdx.x == 0) s[r] = sc;
-  unsigned char *qr = q + r * in;
-  for (int64_t i = (int64_t)threadIdx.x * 8; i < in; i += F8_THREADS * 8) {
-    const uint4 u = *(const uint4 *)(xr + i);
-    const T *v = (const T *)&u;
-    unsigned int lo = 0, hi = 0;
-#pragma unroll
-    for (int j = 0; j < 4; j++) {
-      lo |= (unsigned int)f8_encode(elem<T>::load(v[j]) * inv) << (8 * j);
-      hi |= (unsigned int)f8_encode(elem<T>::load(v[j + 4]) * inv) << (8 * j);
-    }
-    *(uint2 *)(qr + i) = make_uint2(lo, hi);
-  }
+  return amax > 0.0f && amax < INFINITY ? amax / F8_MAX : 1.0f;
 }
 
-/* y[r] = act(y[r]) in place, then q[r], s[r] from the rounded y[r] exactly as k_quant_rows_f8 would
- * quantize it: the erf GELU of an fp8 GEMM's output and the next fp8 GEMM's input in one kernel */
+/* 8 values (one 16-byte vector of T) times inv, as 8 E4M3 codes */
+template <typename T> __device__ __forceinline__ uint2 f8_pack8(const T *v, float inv) {
+  unsigned int lo = 0, hi = 0;
+#pragma unroll
+  for (int j = 0; j < 4; j++) {
+    lo |= (unsigned int)f8_encode(elem<T>::load(v[j]) * inv) << (8 * j);
+    hi |= (unsigned int)f8_encode(elem<T>::load(v[j + 4]) * inv) << (8 * j);
+  }
+  return make_uint2(lo, hi);
+}
+
+/* One row per block (F8_THREADS threads), rows of n values, n a multiple of 8 and rows 16-byte
+ * aligned (T: __half or __nv_bfloat16). With act < 0: q[r] = E4M3(x[r] · (1 / s[r])), s[r] = max|x[r]| /
+ * 448, x read only. With act >= 0: x[r] = act(x[r]) first, in place, and the codes are those of the
+ * stored (rounded) values, exactly what the act < 0 form would make of them afterwards: an fp8
+ * GEMM's erf GELU and the next fp8 GEMM's input in one pass. */
 template <typename T>
-__global__ void __launch_bounds__(F8_THREADS)
-    k_act_quant_rows_f8(T *y, int64_t n, int act, unsigned char *q, float *s) {
+__global__ void __launch_bounds__(F8_THREADS) k_quant_rows_f8(T *x, int64_t n, int act, unsigned char *q, float *s) {
   __shared__ float red[F8_THREADS / 32];
   const int64_t r = blockIdx.x;
-  T *yr = y + r * n;
+  T *xr = x + r * n;
   float amax = 0.0f;
   for (int64_t i = (int64_t)threadIdx.x * 8; i < n; i += F8_THREADS * 8) {
-    uint4 u = *(const uint4 *)(yr + i);
+    uint4 u = *(const uint4 *)(xr + i);
     T *v = (T *)&u;
 #pragma unroll
     for (int j = 0; j < 8; j++) {
-      v[j] = elem<T>::store(act_f(elem<T>::load(v[j]), act));
+      if (act >= 0) v[j] = elem<T>::store(act_f(elem<T>::load(v[j]), act));
       amax = fmaxf(amax, fabsf(elem<T>::load(v[j])));
     }
-    *(uint4 *)(yr + i) = u;
+    if (act >= 0) *(uint4 *)(xr + i) = u;
   }
-#pragma unroll
-  for (int o = 16; o > 0; o >>= 1)
-    amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, o));
-  if ((threadIdx.x & 31) == 0) red[threadIdx.x / 32] = amax;
-  __syncthreads();
-  amax = red[0];
-#pragma unroll
-  for (int w = 1; w < F8_THREADS / 32; w++)
-    amax = fmaxf(amax, red[w]);
-  const float sc = amax > 0.0f && amax < INFINITY ? amax / F8_MAX : 1.0f, inv = 1.0f / sc;
+  const float sc = f8_block_scale(amax, red), inv = 1.0f / sc;
   if (threadIdx.x == 0) s[r] = sc;
   unsigned char *qr = q + r * n;
-  /* each thread reads back the vectors it wrote itself (no other thread's writes are needed) */
+  /* each thread reads back only the vectors it wrote itself */
   for (int64_t i = (int64_t)threadIdx.x * 8; i < n; i += F8_THREADS * 8) {
-    const uint4 u = *(const uint4 *)(yr + i);
-    const T *v = (const T *)&u;
-    unsigned int lo = 0, hi = 0;
-#pragma unroll
-    for (int j = 0; j < 4; j++) {
-      lo |= (unsigned int)f8_encode(elem<T>::load(v[j]) * inv) << (8 * j);
-      hi |= (unsigned int)f8_encode(elem<T>::load(v[j + 4]) * inv) << (8 * j);
-    }
-    *(uint2 *)(qr + i) = make_uint2(lo, hi);
+    const uint4 u = *(const uint4 *)(xr + i);
+    *(uint2 *)(qr + i) = f8_pack8((const T *)&u, inv);
   }
 }
 

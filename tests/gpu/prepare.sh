@@ -99,6 +99,11 @@ if [ "$WHAT" = bench ] || [ "$WHAT" = pipeline ]; then
   fi
   exit 0
 fi
+# real data for run.sh's eval check of the fast mode: the STS-B dev set (../shared, 0.3 MB)
+if [ -e "$SHARED/datasets/stsb/dev.tsv" ]; then
+  mkdir -p "$OUT/data/stsb"
+  cp "$SHARED/datasets/stsb/dev.tsv" "$OUT/data/stsb/dev.tsv"
+fi
 # the real MiniLM, float16 weights, xz-compressed (run.sh unpacks them with Python's lzma)
 SNAP="$(ls -d "$HUB"/models--sentence-transformers--all-MiniLM-L6-v2/snapshots/*/ | head -1)"
 mkdir -p "$OUT/minilm"

@@ -302,6 +302,31 @@ fast_check bart-cls-q4 "$W/q/bart-cls-q4" cls
 fast_check mobilebert-cls-q8 "$W/q/mobilebert-cls-q8" cls
 fast_check mpnet-embed-q8 "$W/q/mpnet-embed-q8"
 [ $MODERNBERT = 1 ] && fast_check modernbert-cls-q8 "$W/q/modernbert-cls-q8" cls
+# on real data: the real MiniLM q8 over the STS-B dev set (1,500 pairs) with eval's two passes on
+# the GPU (faithful for the metric, fast for speed); the fast mode's Spearman within 0.01 of the
+# faithful one, the device and both modes recorded, all 36 quantized layers in the fast mode
+o="$W/out/eval"
+mkdir -p "$o"
+if [ ! -e "$CARRY/data/stsb/dev.tsv" ]; then
+  record 1 "FAIL eval minilm-q8 stsb: $CARRY/data/stsb/dev.tsv not staged (tests/gpu/prepare.sh, ../shared)"
+elif run "eval minilm-q8 stsb" "$o/stsb.json" "$B" eval --model "$W/q/minilm-q8" --dataset "$CARRY/data/stsb/dev.tsv" \
+  --task semantic-similarity --latency-requests 0 --device cuda --json; then
+  line="$("$PY" - "$o/stsb.json" <<'PYEOF'
+import json, sys
+c = json.load(open(sys.argv[1]))["converted"]
+fm = c.get("fast_mode") or {}
+d = abs(fm.get("spearman", -9) - c["spearman"])
+ok = (c["device"].startswith("cuda") and c["metric_compute"] == "faithful" and c["perf_compute"] == "fast"
+      and c["integer_layers"] == 36 and d <= 0.01)
+print(f"{'PASS' if ok else 'FAIL'} eval minilm-q8 stsb on {c['device']}: Spearman faithful {c['spearman']:.4f}, "
+      f"fast (fp8) {fm.get('spearman', float('nan')):.4f} (|diff| {d:.4f} <= 0.01), max |dcos| "
+      f"{fm.get('max_abs_cosine_diff', float('nan')):.4f}, {c['integer_layers']} fast layers, "
+      f"metric {c['metric_compute']}, perf {c['perf_compute']}, {c['n_examples']} pairs")
+sys.exit(0 if ok else 1)
+PYEOF
+)"
+  record $? "$line"
+fi
 
 echo "== CUDA vs PyTorch (transformers, float16, same GPU)"
 o="$W/out/torch"
