@@ -458,6 +458,10 @@ static mp_status eval_here(const char *ref, const mp_dataset *ds, const mp_eval_
     res->sim = p.task == MP_TASK_SIMILARITY ? malloc(n * sizeof(double)) : NULL;
     if ((kc && !res->logits) || (p.task == MP_TASK_SIMILARITY && !res->sim)) st = mp_err(MP_ERR_NOMEM, "out of memory");
     mp_model *mf = NULL;
+    /* on a device: the fast model's memory freed first (its timed passes are done) */
+    if ((double)mp_model_device_peak_bytes(m) / 1048576.0 > res->device_peak_mb)
+      res->device_peak_mb = (double)mp_model_device_peak_bytes(m) / 1048576.0;
+    mp_model_release_device(m);
     mp_model_options fo = {.threads = o->threads,
                            .compute = MP_COMPUTE_FAITHFUL,
                            .device = o->device,

@@ -168,6 +168,10 @@ void mp_model_device_close(mp_model *m) {
   }
 }
 
+void mp_model_release_device(mp_model *m) {
+  if (m && m->dev) mp_model_device_close(m);
+}
+
 size_t mp_model_device_peak_bytes(const mp_model *m) {
   return m && m->dev && m->dev->peak_bytes ? m->dev->peak_bytes(m->dev_ctx) : 0;
 }

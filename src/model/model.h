@@ -121,6 +121,10 @@ int mp_model_fp_quantized(const mp_model *m);
 const char *mp_model_device_name(const mp_model *m);
 /* The model's peak device memory so far (weights + activations + workspace) in bytes; 0 on the CPU. */
 size_t mp_model_device_peak_bytes(const mp_model *m);
+/* Frees m's device memory (weights, activations: the backend is closed) while the host side stays
+ * (config, tokenizer). m must not run a forward pass again. For eval, which opens the faithful
+ * model once the fast one has done its timed passes: one model resident on the GPU at a time. */
+void mp_model_release_device(mp_model *m);
 /* Hidden size (embedding dimension). */
 size_t mp_model_hidden(const mp_model *m);
 #endif
