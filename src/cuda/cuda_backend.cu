@@ -773,7 +773,6 @@ template <typename T> __global__ void k_attention(mp_dev_attention a) {
 
 #include "cuda/flash_attention.cuh"
 #include "cuda/flash_mma.cuh"
-#include "cuda/fp8gemm.cuh"
 #include "cuda/qgemm.cuh"
 
 /* ------------------------------------------------------------------ dispatch on the compute dtype */
@@ -949,6 +948,8 @@ static mp_status device_count(int *n) {
   return s;
 }
 
+static int f8_available(cuda_ctx *c); /* the fast mode's GEMM exists here (below) */
+
 extern "C" mp_status mp_cuda_open(int index, mp_dtype dt, void **out) {
   *out = NULL;
   if (dt != MP_F16 && dt != MP_BF16 && dt != MP_F32)
@@ -998,6 +999,13 @@ extern "C" mp_status mp_cuda_open(int index, mp_dtype dt, void **out) {
   if (!st) {
     cublasStatus_t ls = cublasLtCreate(&c->lt);
     if (ls != CUBLAS_STATUS_SUCCESS) st = lt_fail(ls, "creating the handle");
+  }
+  if (!st && c->fast8 && !f8_available(c)) {
+    c->fast8 = 0;
+    mp_log(MP_LOG_INFO,
+           "CUDA: cuda:%d (%s): cuBLASLt offers no FP8 GEMM with per-row scales here; MLX-quantized "
+           "layers compute faithfully (dequantized weights)",
+           index, prop.name);
   }
   const char *prof = getenv("MP_CUDA_PROFILE");
   if (!st && prof && *prof && strcmp(prof, "0")) {
@@ -1618,6 +1626,53 @@ static void *cuda_upload_fast8(void *p, const float *w, int64_t out, int64_t in)
   return dq;
 }
 
+/* The cuBLASLt descriptors of an fp8 GEMM D[out, rows] = s_w[out] s_x[rows] (W[in, out]ᵀ · X[in,
+ * rows]) + bias, epilogue epi, D in the compute dtype: E4M3 operands, per-row / per-channel scales
+ * (OUTER_VEC_32F). The first failing status, or 0. */
+static cublasStatus_t f8_desc(const cuda_ctx *c, int64_t out, int64_t rows, int64_t in, cublasLtEpilogue_t epi,
+                              const void *bias, const void *sw, const void *sx, cublasLtMatmulDesc_t *md,
+                              cublasLtMatrixLayout_t *la, cublasLtMatrixLayout_t *lb, cublasLtMatrixLayout_t *lc) {
+  cudaDataType_t t = cu_type(c->dt), t8 = CUDA_R_8F_E4M3;
+  cublasOperation_t ta = CUBLAS_OP_T, tb = CUBLAS_OP_N;
+  int32_t outer = CUBLASLT_MATMUL_MATRIX_SCALE_OUTER_VEC_32F;
+  cublasStatus_t s = cublasLtMatmulDescCreate(md, CUBLAS_COMPUTE_32F, CUDA_R_32F);
+  if (!s) s = cublasLtMatmulDescSetAttribute(*md, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof ta);
+  if (!s) s = cublasLtMatmulDescSetAttribute(*md, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof tb);
+  if (!s) s = cublasLtMatmulDescSetAttribute(*md, CUBLASLT_MATMUL_DESC_EPILOGUE, &epi, sizeof epi);
+  if (!s && bias) s = cublasLtMatmulDescSetAttribute(*md, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof bias);
+  if (!s && bias) s = cublasLtMatmulDescSetAttribute(*md, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, &t, sizeof t);
+  if (!s) s = cublasLtMatmulDescSetAttribute(*md, CUBLASLT_MATMUL_DESC_A_SCALE_POINTER, &sw, sizeof sw);
+  if (!s) s = cublasLtMatmulDescSetAttribute(*md, CUBLASLT_MATMUL_DESC_B_SCALE_POINTER, &sx, sizeof sx);
+  if (!s) s = cublasLtMatmulDescSetAttribute(*md, CUBLASLT_MATMUL_DESC_A_SCALE_MODE, &outer, sizeof outer);
+  if (!s) s = cublasLtMatmulDescSetAttribute(*md, CUBLASLT_MATMUL_DESC_B_SCALE_MODE, &outer, sizeof outer);
+  if (!s) s = cublasLtMatrixLayoutCreate(la, t8, (uint64_t)in, (uint64_t)out, in);
+  if (!s) s = cublasLtMatrixLayoutCreate(lb, t8, (uint64_t)in, (uint64_t)rows, in);
+  if (!s) s = cublasLtMatrixLayoutCreate(lc, t, (uint64_t)out, (uint64_t)rows, out);
+  return s;
+}
+
+/* Whether this GPU and cuBLASLt run the fast mode's GEMM: the heuristic asked for a small one with
+ * a bias (the scale and bias pointers are the workspace's address: nothing runs) */
+static int f8_available(cuda_ctx *c) {
+  cublasLtMatmulDesc_t md = NULL;
+  cublasLtMatrixLayout_t la = NULL, lb = NULL, lc = NULL;
+  cublasLtMatmulPreference_t pref = NULL;
+  cublasLtMatmulHeuristicResult_t res;
+  int got = 0;
+  size_t ws = WORKSPACE_BYTES;
+  cublasStatus_t s =
+      f8_desc(c, 64, 64, 64, CUBLASLT_EPILOGUE_BIAS, c->workspace, c->workspace, c->workspace, &md, &la, &lb, &lc);
+  if (!s) s = cublasLtMatmulPreferenceCreate(&pref);
+  if (!s) s = cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof ws);
+  if (!s) s = cublasLtMatmulAlgoGetHeuristic(c->lt, md, la, lb, lc, lc, pref, 1, &res, &got);
+  if (pref) cublasLtMatmulPreferenceDestroy(pref);
+  if (lc) cublasLtMatrixLayoutDestroy(lc);
+  if (lb) cublasLtMatrixLayoutDestroy(lb);
+  if (la) cublasLtMatrixLayoutDestroy(la);
+  if (md) cublasLtMatmulDescDestroy(md);
+  return !s && got > 0;
+}
+
 /* y = act(x · Wᵀ + bias) in the fast mode: x quantized per row to E4M3 (k_quant_rows_f8), then
  * cuBLASLt's FP8 GEMM with the row and channel scales, bias and ReLU / tanh-GELU in its epilogue */
 static mp_status f8_dense(cuda_ctx *c, const f8weight *f, const void *x, int64_t rows, const void *bias, mp_act act,
@@ -1639,7 +1694,6 @@ static mp_status f8_dense(cuda_ctx *c, const f8weight *f, const void *x, int64_t
     LAUNCHED("quantize (fp8)");
   }
   c->sh_ptr = NULL;
-  cudaDataType_t t = cu_type(c->dt), t8 = CUDA_R_8F_E4M3;
   cublasLtEpilogue_t epi = bias ? CUBLASLT_EPILOGUE_BIAS : CUBLASLT_EPILOGUE_DEFAULT;
   int post = act;
   if (act == MP_ACT_RELU)
@@ -1648,23 +1702,7 @@ static mp_status f8_dense(cuda_ctx *c, const f8weight *f, const void *x, int64_t
     epi = bias ? CUBLASLT_EPILOGUE_GELU_BIAS : CUBLASLT_EPILOGUE_GELU, post = MP_ACT_NONE;
   cublasLtMatmulDesc_t md = NULL;
   cublasLtMatrixLayout_t la = NULL, lb = NULL, lc = NULL;
-  cublasOperation_t ta = CUBLAS_OP_T, tb = CUBLAS_OP_N;
-  int32_t outer = CUBLASLT_MATMUL_MATRIX_SCALE_OUTER_VEC_32F;
-  const void *sa = f->s, *sb = xs;
-  /* column-major view: D[out, rows] = s_w[out] s_x[rows] (W[in, out]ᵀ · X[in, rows]) */
-  cublasStatus_t s = cublasLtMatmulDescCreate(&md, CUBLAS_COMPUTE_32F, CUDA_R_32F);
-  if (!s) s = cublasLtMatmulDescSetAttribute(md, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof ta);
-  if (!s) s = cublasLtMatmulDescSetAttribute(md, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof tb);
-  if (!s) s = cublasLtMatmulDescSetAttribute(md, CUBLASLT_MATMUL_DESC_EPILOGUE, &epi, sizeof epi);
-  if (!s && bias) s = cublasLtMatmulDescSetAttribute(md, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof bias);
-  if (!s && bias) s = cublasLtMatmulDescSetAttribute(md, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, &t, sizeof t);
-  if (!s) s = cublasLtMatmulDescSetAttribute(md, CUBLASLT_MATMUL_DESC_A_SCALE_POINTER, &sa, sizeof sa);
-  if (!s) s = cublasLtMatmulDescSetAttribute(md, CUBLASLT_MATMUL_DESC_B_SCALE_POINTER, &sb, sizeof sb);
-  if (!s) s = cublasLtMatmulDescSetAttribute(md, CUBLASLT_MATMUL_DESC_A_SCALE_MODE, &outer, sizeof outer);
-  if (!s) s = cublasLtMatmulDescSetAttribute(md, CUBLASLT_MATMUL_DESC_B_SCALE_MODE, &outer, sizeof outer);
-  if (!s) s = cublasLtMatrixLayoutCreate(&la, t8, (uint64_t)f->in, (uint64_t)f->out, f->in);
-  if (!s) s = cublasLtMatrixLayoutCreate(&lb, t8, (uint64_t)f->in, (uint64_t)rows, f->in);
-  if (!s) s = cublasLtMatrixLayoutCreate(&lc, t, (uint64_t)f->out, (uint64_t)rows, f->out);
+  cublasStatus_t s = f8_desc(c, f->out, rows, f->in, epi, bias, f->s, xs, &md, &la, &lb, &lc);
   MP_TRY(lt_run(c, s, md, la, lb, lc, f->out, rows, f->in, (int)epi | F8_ALGO_KEY, f->in, f->in, f->q, xq, y,
                 "matmul (fp8)"));
   if (post != MP_ACT_NONE && c->f8_fuse && f->out % 8 == 0 && aligned16(y)) {
