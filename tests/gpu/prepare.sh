@@ -37,6 +37,8 @@ if [ "$WHAT" = bench ] || [ "$WHAT" = all ]; then
   for p in "$BUILD"/gemm8_probe; do [ -x "$p" ] && cp "$p" "$OUT/bin/"; done
 fi
 strip "$OUT/bin/"* 2>/dev/null || true
+# the suite's programs xz-compressed too (run.sh unpacks them): the carry, with the tree, stays under 64 MiB
+[ "$WHAT" = suite ] && xz -9 "$OUT/bin/"*
 # the shared libraries it links that another distribution may lack (libyaml, utf8proc, pcre2, curl,
 # ...), beside it in lib/ (run.sh puts lib/ on LD_LIBRARY_PATH and checks that nothing is missing).
 # Not copied: glibc, the C++ runtime, the CUDA libraries (cuBLASLt: the GPU machine's own toolkit)

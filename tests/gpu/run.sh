@@ -20,11 +20,11 @@ CARRY="$(cd "${1:-gpu-carry}" && pwd)"
 B="$CARRY/bin/mlxport"
 export LD_LIBRARY_PATH="$CARRY/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 PY="${PYTHON:-python3}"
-# the carried shared libraries are xz-compressed (prepare.sh): unpacked in place once
-for f in "$CARRY"/lib/*.xz; do
+# the carried shared libraries and programs are xz-compressed (prepare.sh): unpacked in place once
+for f in "$CARRY"/lib/*.xz "$CARRY"/bin/*.xz; do
   [ -e "$f" ] || continue
   "$PY" -c "import lzma,shutil,sys; shutil.copyfileobj(lzma.open(sys.argv[1]), open(sys.argv[2], 'wb'))" "$f" "${f%.xz}" &&
-    rm -f "$f"
+    rm -f "$f" && chmod +x "${f%.xz}"
 done
 W="${MP_GPU_WORK:-$(mktemp -d /tmp/mlxport-gpu.XXXXXX)}"
 mkdir -p "$W"
