@@ -59,7 +59,10 @@ run() {
   return 0
 }
 
-echo "== mlxport GPU suite: $(date -u +%FT%TZ)"
+# MP_GPU_SECTIONS="fast quant ...": only those sections after the set-up (default: all of faithful
+# flash quant qgemm fast torch graphs errors; torch compares against faithful's CUDA outputs)
+want() { [ -z "${MP_GPU_SECTIONS:-}" ] || [[ " $MP_GPU_SECTIONS " == *" $1 "* ]]; }
+echo "== mlxport GPU suite: $(date -u +%FT%TZ)${MP_GPU_SECTIONS:+ (sections: $MP_GPU_SECTIONS)}"
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>/dev/null | sed 's/^/== GPU: /'
 [ -x "$B" ] || { echo "FAIL setup: $B missing (run tests/gpu/prepare.sh on the build machine and carry gpu-carry)"; exit 1; }
 echo "== work folder: $W"
@@ -170,6 +173,7 @@ cls_check() {
     --device cuda --compute faithful <"$PAIRS" && cmp_out cls "$name logits cuda fp32 vs cpu" "$o/cpu.cls" "$o/cuda32.cls" 1e-3
 }
 
+if want faithful; then
 echo "== CUDA vs the CPU faithful path"
 embed_check minilm "$MINILM"
 embed_check bert-embed "$W/fx/bert-embed-st"
@@ -189,10 +193,12 @@ embed_check deberta-long "$W/fx/deberta-wp-cls-st" "$W/long.txt"
 embed_check roberta-lengths "$W/fx/roberta-cls-st" "$W/lengths.txt"
 [ $MODERNBERT = 1 ] && embed_check modernbert-lengths "$W/fx/modernbert-cls-st" "$W/lengths.txt"
 
+fi
 # the tensor-core flash kernels (mma.sync, the default, MP_CUDA_ATTENTION=mma; WMMA, =wmma) against the
 # CUDA-core reference kernel (MP_CUDA_ATTENTION=simple) on inputs of many lengths, both 16-bit
 # dtypes: masks, DeBERTa's relative terms, MPNet's bias, windows. The per-operation profile
 # (MP_CUDA_PROFILE=1, on stderr) shows which kernel ran.
+if want flash; then
 echo "== flash attention vs the reference attention kernel"
 flash_check() { # NAME MODEL
   local name=$1 m=$2 o="$W/out/flash-$1" dt k label
@@ -220,7 +226,9 @@ for f in bert-embed roberta-cls distilbert-cls mpnet-embed deberta-wp-cls mobile
 done
 flash_check minilm "$MINILM"
 [ $MODERNBERT = 1 ] && flash_check modernbert-cls "$W/fx/modernbert-cls-st"
+fi
 
+if want quant; then
 echo "== MLX-quantized (q8/q4) on CUDA vs the CPU quantized path (faithful)"
 embed_check minilm-q8 "$W/q/minilm-q8"
 embed_check minilm-q4 "$W/q/minilm-q4"
@@ -233,12 +241,14 @@ cls_check mobilebert-cls-q8 "$W/q/mobilebert-cls-q8" 0.01
 embed_check mpnet-embed-q8 "$W/q/mpnet-embed-q8"
 [ $MODERNBERT = 1 ] && cls_check modernbert-cls-q8 "$W/q/modernbert-cls-q8" 0.01
 
+fi
 # MLX affine weights kept quantized on the device (MP_CUDA_QGEMM=1, src/cuda/qgemm.cuh; the
 # default dequantizes them at upload, checked above): test_qgemm checks the quantized matmul on
 # random matrices against a double reference (both kernel paths, fp16 and bf16); then the real
 # MiniLM q8 / q4 through each path against the CPU: the dequantize-in-GEMM kernel at every row
 # count (MP_CUDA_QGEMM_ROWS=100000; the profile shows it ran) and dequantize + cuBLASLt
 # (MP_CUDA_QGEMM_ROWS=0)
+if want qgemm; then
 echo "== quantized-weight kernels (qgemm.cuh, MP_CUDA_QGEMM=1)"
 if [ -x "$CARRY/bin/test_qgemm" ]; then
   qline="$("$CARRY/bin/test_qgemm" 2>&1)"
@@ -263,12 +273,14 @@ for qm in minilm-q8 minilm-q4; do
     --device cuda --compute faithful <"$TEXTS" && cmp_out emb "$qm embeddings cuda dequantize+cuBLASLt vs cpu" "$o/cpu.emb" "$o/deq.emb" 0.9999
 done
 
+fi
 # The fast mode (--compute fast, the default; src/cuda/fp8gemm.cuh): MLX affine weights requantized
 # per output channel to FP8 E4M3, activations per row, cuBLASLt's FP8 GEMM. A second rounding, so
 # the bounds are looser than the faithful ones above: embeddings against the CPU faithful path
 # (min cosine >= 0.99, fp16 and bf16 compute) on the real MiniLM and the twins of every family,
 # classification argmax agreement >= 90% on the twins (random weights: near-ties flip); the
 # profile must show the FP8 GEMM ran, and MP_CUDA_FAST8=0 must give the faithful results.
+if want fast; then
 echo "== the fast mode (FP8 E4M3 tensor cores, --compute fast)"
 fast_check() { # NAME MODEL [cls]
   local name=$1 m=$2 o="$W/out/$1" dt
@@ -328,6 +340,8 @@ PYEOF
   record $? "$line"
 fi
 
+fi
+if want torch; then
 echo "== CUDA vs PyTorch (transformers, float16, same GPU)"
 o="$W/out/torch"
 mkdir -p "$o"
@@ -347,10 +361,12 @@ for f in $TORCH_CLS; do
   fi
 done
 
+fi
 # CUDA graphs (docs/cuda.md): batches of one shape, replayed as graphs, against plain launches. Every
 # line holds the same words in another order (the first fixed), so every batch of 8 has the same
 # token count in any tokenizer and different ids; cuBLASLt autotuning is off in both runs (the same
 # algorithms). MP_CUDA_GRAPHS=2 prints how many passes ran as graphs: at least one must have.
+if want graphs; then
 echo "== CUDA graphs vs plain launches"
 "$PY" - "$W/same.txt" "$W/same-pairs.tsv" <<'PYEOF'
 import random, sys
@@ -398,6 +414,8 @@ for f in bert-cls roberta-cls distilbert-cls deberta-wp-cls bart-cls mobilebert-
 done
 [ $MODERNBERT = 1 ] && graph_check modernbert-cls "$W/fx/modernbert-cls-st" 1
 
+fi
+if want errors; then
 echo "== clear errors"
 msg="$(echo hello | "$B" embed --model "$MINILM" --device cuda:99 2>&1 >/dev/null)"
 rc=$?
@@ -407,6 +425,7 @@ else
   record 1 "FAIL cuda:99 (no such device): exit $rc, \"$msg\""
 fi
 
+fi
 echo "== summary: $npass passed, $nfail failed ($(($(date +%s) - t0))s)"
 for f in "${FAILED[@]}"; do echo "   $f"; done
 [ "$nfail" -eq 0 ]
