@@ -100,4 +100,60 @@ __global__ void __launch_bounds__(F8_THREADS)
   }
 }
 
+/* k_quant_rows_f8 for rows of at most F8_THREADS * 8 * VN values: each thread's vectors are loaded
+ * at once and kept in registers, so the row is read once and the activation computed once (the
+ * same values and codes as k_quant_rows_f8) */
+template <typename T, int VN>
+__global__ void __launch_bounds__(F8_THREADS)
+    k_quant_rows_f8_reg(T *x, int64_t n, int act, int store, unsigned char *q, float *s) {
+  __shared__ float red[F8_THREADS / 32];
+  const int64_t r = blockIdx.x;
+  T *xr = x + r * n;
+  uint4 u[VN];
+  float amax = 0.0f;
+#pragma unroll
+  for (int k = 0; k < VN; k++) {
+    const int64_t i = ((int64_t)k * F8_THREADS + threadIdx.x) * 8;
+    if (i < n) u[k] = *(const uint4 *)(xr + i);
+  }
+#pragma unroll
+  for (int k = 0; k < VN; k++) {
+    const int64_t i = ((int64_t)k * F8_THREADS + threadIdx.x) * 8;
+    if (i >= n) continue;
+    T *v = (T *)&u[k];
+#pragma unroll
+    for (int j = 0; j < 8; j++) {
+      if (act >= 0) v[j] = elem<T>::store(act_f(elem<T>::load(v[j]), act));
+      amax = fmaxf(amax, fabsf(elem<T>::load(v[j])));
+    }
+    if (act >= 0 && store) *(uint4 *)(xr + i) = u[k];
+  }
+  const float sc = f8_block_scale(amax, red), inv = 1.0f / sc;
+  if (threadIdx.x == 0) s[r] = sc;
+  unsigned char *qr = q + r * n;
+#pragma unroll
+  for (int k = 0; k < VN; k++) {
+    const int64_t i = ((int64_t)k * F8_THREADS + threadIdx.x) * 8;
+    if (i < n) *(uint2 *)(qr + i) = f8_pack8((const T *)&u[k], inv);
+  }
+}
+
+/* the kernel for rows of n values: registers up to 8192 values, else the two-pass form */
+template <typename T>
+static void launch_quant_rows_f8(cudaStream_t st, T *x, int64_t rows, int64_t n, int act, int store, unsigned char *q,
+                                 float *s) {
+  const int64_t v = (n / 8 + F8_THREADS - 1) / F8_THREADS;
+  const dim3 g((unsigned)rows), b(F8_THREADS);
+  if (v <= 1)
+    k_quant_rows_f8_reg<T, 1><<<g, b, 0, st>>>(x, n, act, store, q, s);
+  else if (v <= 2)
+    k_quant_rows_f8_reg<T, 2><<<g, b, 0, st>>>(x, n, act, store, q, s);
+  else if (v <= 4)
+    k_quant_rows_f8_reg<T, 4><<<g, b, 0, st>>>(x, n, act, store, q, s);
+  else if (v <= 8)
+    k_quant_rows_f8_reg<T, 8><<<g, b, 0, st>>>(x, n, act, store, q, s);
+  else
+    k_quant_rows_f8<T><<<g, b, 0, st>>>(x, n, act, store, q, s);
+}
+
 #endif
