@@ -1690,9 +1690,10 @@ static mp_status f8_dense(cuda_ctx *c, const f8weight *f, const void *x, int64_t
     MP_TRY(grow(c, &c->x8, &c->x8_cap, qbytes + (size_t)rows * 4, "allocating the FP8 activations"));
     xq = (unsigned char *)c->x8, xs = (float *)(xq + qbytes);
     if (c->dt == MP_F16)
-      launch_quant_rows_f8<__half>(c->stream, (__half *)x, rows, f->in, -1, 0, xq, xs);
+      k_quant_rows_f8<__half><<<(unsigned)rows, F8_THREADS, 0, c->stream>>>((__half *)x, f->in, -1, 0, xq, xs);
     else
-      launch_quant_rows_f8<__nv_bfloat16>(c->stream, (__nv_bfloat16 *)x, rows, f->in, -1, 0, xq, xs);
+      k_quant_rows_f8<__nv_bfloat16>
+          <<<(unsigned)rows, F8_THREADS, 0, c->stream>>>((__nv_bfloat16 *)x, f->in, -1, 0, xq, xs);
     LAUNCHED("quantize (fp8)");
   }
   c->sh_ptr = NULL, c->sh_priv = 0;
@@ -1715,9 +1716,10 @@ static mp_status f8_dense(cuda_ctx *c, const f8weight *f, const void *x, int64_t
     float *ys = (float *)(yq + ybytes);
     /* a private output (MP_DEV_ACT_PRIVATE): only the E4M3 copy is written */
     if (c->dt == MP_F16)
-      launch_quant_rows_f8<__half>(c->stream, (__half *)y, rows, f->out, post, !priv, yq, ys);
+      k_quant_rows_f8<__half><<<(unsigned)rows, F8_THREADS, 0, c->stream>>>((__half *)y, f->out, post, !priv, yq, ys);
     else
-      launch_quant_rows_f8<__nv_bfloat16>(c->stream, (__nv_bfloat16 *)y, rows, f->out, post, !priv, yq, ys);
+      k_quant_rows_f8<__nv_bfloat16>
+          <<<(unsigned)rows, F8_THREADS, 0, c->stream>>>((__nv_bfloat16 *)y, f->out, post, !priv, yq, ys);
     LAUNCHED(priv ? "activation -> fp8" : "activation + quantize (fp8)");
     c->sh_ptr = y, c->sh_rows = rows, c->sh_cols = f->out, c->sh_mark = c->marks, c->sh_priv = priv;
     return MP_OK;
