@@ -178,7 +178,6 @@ typedef struct cuda_ctx {
   const void *sh_ptr;
   int64_t sh_rows, sh_cols;
   unsigned long marks, sh_mark;
-  int sh_priv; /* the copy is the only form of that output (MP_DEV_ACT_PRIVATE): the next dense must take it */
   int f8_fuse;
 } cuda_ctx;
 #define PIN_BYTES ((size_t)8 << 20)
@@ -1677,26 +1676,24 @@ static int f8_available(cuda_ctx *c) {
 /* y = act(x · Wᵀ + bias) in the fast mode: x quantized per row to E4M3 (k_quant_rows_f8), then
  * cuBLASLt's FP8 GEMM with the row and channel scales, bias and ReLU / tanh-GELU in its epilogue */
 static mp_status f8_dense(cuda_ctx *c, const f8weight *f, const void *x, int64_t rows, const void *bias, mp_act act,
-                          int priv, void *y) {
+                          void *y) {
   if (!aligned16(x)) return mp_err(MP_ERR_INTERNAL, "CUDA: the fast mode's input is not 16-byte aligned");
   const size_t qbytes = ((size_t)(rows * f->in) + 255) / 256 * 256;
   unsigned char *xq;
   float *xs;
   if (c->sh_ptr == x && c->sh_rows == rows && c->sh_cols == f->in && c->sh_mark == c->marks) {
     xq = (unsigned char *)c->x8b, xs = (float *)(xq + qbytes); /* quantized with the previous GEMM's GELU */
-  } else if (c->sh_priv && c->sh_ptr == x) {
-    return mp_err(MP_ERR_INTERNAL, "CUDA: a private dense output (MP_DEV_ACT_PRIVATE) was not taken by the next dense");
   } else {
     MP_TRY(grow(c, &c->x8, &c->x8_cap, qbytes + (size_t)rows * 4, "allocating the FP8 activations"));
     xq = (unsigned char *)c->x8, xs = (float *)(xq + qbytes);
     if (c->dt == MP_F16)
-      k_quant_rows_f8<__half><<<(unsigned)rows, F8_THREADS, 0, c->stream>>>((__half *)x, f->in, -1, 0, xq, xs);
+      k_quant_rows_f8<__half><<<(unsigned)rows, F8_THREADS, 0, c->stream>>>((__half *)x, f->in, -1, xq, xs);
     else
       k_quant_rows_f8<__nv_bfloat16>
-          <<<(unsigned)rows, F8_THREADS, 0, c->stream>>>((__nv_bfloat16 *)x, f->in, -1, 0, xq, xs);
+          <<<(unsigned)rows, F8_THREADS, 0, c->stream>>>((__nv_bfloat16 *)x, f->in, -1, xq, xs);
     LAUNCHED("quantize (fp8)");
   }
-  c->sh_ptr = NULL, c->sh_priv = 0;
+  c->sh_ptr = NULL;
   cublasLtEpilogue_t epi = bias ? CUBLASLT_EPILOGUE_BIAS : CUBLASLT_EPILOGUE_DEFAULT;
   int post = act;
   if (act == MP_ACT_RELU)
@@ -1714,14 +1711,13 @@ static mp_status f8_dense(cuda_ctx *c, const f8weight *f, const void *x, int64_t
     MP_TRY(grow(c, &c->x8b, &c->x8b_cap, ybytes + (size_t)rows * 4, "allocating the FP8 activations"));
     unsigned char *yq = (unsigned char *)c->x8b;
     float *ys = (float *)(yq + ybytes);
-    /* a private output (MP_DEV_ACT_PRIVATE): only the E4M3 copy is written */
     if (c->dt == MP_F16)
-      k_quant_rows_f8<__half><<<(unsigned)rows, F8_THREADS, 0, c->stream>>>((__half *)y, f->out, post, !priv, yq, ys);
+      k_quant_rows_f8<__half><<<(unsigned)rows, F8_THREADS, 0, c->stream>>>((__half *)y, f->out, post, yq, ys);
     else
       k_quant_rows_f8<__nv_bfloat16>
-          <<<(unsigned)rows, F8_THREADS, 0, c->stream>>>((__nv_bfloat16 *)y, f->out, post, !priv, yq, ys);
-    LAUNCHED(priv ? "activation -> fp8" : "activation + quantize (fp8)");
-    c->sh_ptr = y, c->sh_rows = rows, c->sh_cols = f->out, c->sh_mark = c->marks, c->sh_priv = priv;
+          <<<(unsigned)rows, F8_THREADS, 0, c->stream>>>((__nv_bfloat16 *)y, f->out, post, yq, ys);
+    LAUNCHED("activation + quantize (fp8)");
+    c->sh_ptr = y, c->sh_rows = rows, c->sh_cols = f->out, c->sh_mark = c->marks;
     return MP_OK;
   }
   if (post != MP_ACT_NONE) {
@@ -1741,14 +1737,12 @@ static mp_status cuda_dense(void *p, const void *x, int64_t rows, const void *w,
     r.u.dense.out = out, r.u.dense.in = in, r.u.dense.act = (int)act, r.u.dense.y = y;
     return gr_submit(c, &r);
   }
-  const int priv = (int)act & MP_DEV_ACT_PRIVATE;
-  act = (mp_act)((int)act & ~MP_DEV_ACT_PRIVATE);
   const f8weight *f = c->n_f8w ? f8_find(c, w) : NULL;
   if (f) {
     if (f->out != out || f->in != in)
       return mp_err(MP_ERR_INTERNAL, "CUDA: an FP8 [%lld, %lld] matrix used as [%lld, %lld]", (long long)f->out,
                     (long long)f->in, (long long)out, (long long)in);
-    return f8_dense(c, f, x, rows, bias, act, priv, y);
+    return f8_dense(c, f, x, rows, bias, act, y);
   }
   const qweight *q = c->n_qw ? qw_find(c, w) : NULL;
   if (q) {
@@ -1808,7 +1802,7 @@ static mp_status cuda_layernorm(void *p, const void *x, const void *res, int64_t
   }
   DISPATCH(c, launch_ln, (c, x, res, rows, dim, g, b, eps, out, q, qs, &wrote));
   LAUNCHED(wrote ? "layernorm + quantize (fp8)" : "layernorm");
-  if (wrote) c->sh_ptr = out, c->sh_rows = rows, c->sh_cols = dim, c->sh_mark = c->marks, c->sh_priv = 0;
+  if (wrote) c->sh_ptr = out, c->sh_rows = rows, c->sh_cols = dim, c->sh_mark = c->marks;
   return MP_OK;
 }
 

@@ -63,13 +63,11 @@ template <typename T> __device__ __forceinline__ uint2 f8_pack8(const T *v, floa
 
 /* One row per block (F8_THREADS threads), rows of n values, n a multiple of 8 and rows 16-byte
  * aligned (T: __half or __nv_bfloat16). With act < 0: q[r] = E4M3(x[r] · (1 / s[r])), s[r] = max|x[r]| /
- * 448, x read only. With act >= 0: the codes are those of act(x[r]) rounded to T, exactly what the
- * act < 0 form would make of x[r] = act(x[r]) (an fp8 GEMM's erf GELU and the next fp8 GEMM's
- * input in one pass); store: x[r] = act(x[r]) is also written back in place (else x is left as it
- * was: a private output, MP_DEV_ACT_PRIVATE, read by nothing else). */
+ * 448, x read only. With act >= 0: x[r] = act(x[r]) first, in place, and the codes are those of the
+ * stored (rounded) values, exactly what the act < 0 form would make of them afterwards: an fp8
+ * GEMM's erf GELU and the next fp8 GEMM's input in one pass. */
 template <typename T>
-__global__ void __launch_bounds__(F8_THREADS)
-    k_quant_rows_f8(T *x, int64_t n, int act, int store, unsigned char *q, float *s) {
+__global__ void __launch_bounds__(F8_THREADS) k_quant_rows_f8(T *x, int64_t n, int act, unsigned char *q, float *s) {
   __shared__ float red[F8_THREADS / 32];
   const int64_t r = blockIdx.x;
   T *xr = x + r * n;
@@ -82,21 +80,15 @@ __global__ void __launch_bounds__(F8_THREADS)
       if (act >= 0) v[j] = elem<T>::store(act_f(elem<T>::load(v[j]), act));
       amax = fmaxf(amax, fabsf(elem<T>::load(v[j])));
     }
-    if (act >= 0 && store) *(uint4 *)(xr + i) = u;
+    if (act >= 0) *(uint4 *)(xr + i) = u;
   }
   const float sc = f8_block_scale(amax, red), inv = 1.0f / sc;
   if (threadIdx.x == 0) s[r] = sc;
   unsigned char *qr = q + r * n;
-  /* each thread reads back only the vectors it wrote itself (unstored: the activation once more,
-   * the same operations, so the same values) */
+  /* each thread reads back only the vectors it wrote itself */
   for (int64_t i = (int64_t)threadIdx.x * 8; i < n; i += F8_THREADS * 8) {
-    uint4 u = *(const uint4 *)(xr + i);
-    T *v = (T *)&u;
-    if (act >= 0 && !store)
-#pragma unroll
-      for (int j = 0; j < 8; j++)
-        v[j] = elem<T>::store(act_f(elem<T>::load(v[j]), act));
-    *(uint2 *)(qr + i) = f8_pack8((const T *)v, inv);
+    const uint4 u = *(const uint4 *)(xr + i);
+    *(uint2 *)(qr + i) = f8_pack8((const T *)&u, inv);
   }
 }
 

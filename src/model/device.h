@@ -72,8 +72,6 @@ typedef struct mp_dev_attention {
   int64_t pos_lo, n_pos;
 } mp_dev_attention;
 
-#define MP_DEV_ACT_PRIVATE 0x100 /* or-ed into dense's act: see dense */
-
 /* The operations a device backend provides. ctx is the backend's state (one per model). All
  * activation buffers hold values of the backend's compute dtype; weights are handles returned by
  * the upload functions. Every operation is enqueued in order; download waits for it. */
@@ -92,10 +90,7 @@ typedef struct mp_device_ops {
   /* A weight or vector given as f32 on the host, stored in the compute dtype (as_compute) or in
    * f32, kept until close. NULL = error set. */
   void *(*upload_param)(void *ctx, const float *host, int64_t n, int as_compute);
-  /* y[rows, out] = act(x[rows, in] · W[out, in]ᵀ + bias[out]) (bias may be NULL). act may carry
-   * MP_DEV_ACT_PRIVATE: y is read by the next dense alone, queued right after this one (a
-   * feed-forward block's intermediate); the backend may then hand it over in another form and leave
-   * y itself unwritten. */
+  /* y[rows, out] = act(x[rows, in] · W[out, in]ᵀ + bias[out]) (bias may be NULL). */
   mp_status (*dense)(void *ctx, const void *x, int64_t rows, const void *w, int64_t out, int64_t in, const void *bias,
                      mp_act act, void *y);
   /* out = LayerNorm(x + residual) * g + b per row (residual, b may be NULL; g f32 params). */

@@ -317,11 +317,6 @@ mp_status mp_dense_run_chain(mp_model *m, const float *x, int64_t rows, const mp
                              const mp_dense *d2, float *big, float *y) {
   if (!m->dev && d1->qw && d2->qw && mp_qlinear_chain_ok(d1->qw, d2->qw))
     return mp_qlinear_chain(m->pool, x, rows, d1->qw, d1->b, d1->bdt, act, d2->qw, d2->b, d2->bdt, y);
-  if (m->dev && mp_dev_fast8(m, d1) && mp_dev_fast8(m, d2) && d2->w.in == d1->w.out) {
-    /* both in the device's fast mode: the intermediate goes over as d2's FP8 input (device.h) */
-    MP_TRY(dev_dense(m, x, rows, d1, (mp_act)((int)act | MP_DEV_ACT_PRIVATE), big));
-    return dev_dense(m, big, rows, d2, MP_ACT_NONE, y);
-  }
   MP_TRY(mp_dense_run(m, x, rows, d1, act, big));
   return mp_dense_run(m, big, rows, d2, MP_ACT_NONE, y);
 }
