@@ -18,9 +18,9 @@
  *    (r, o) times s_x[r] · s_w[o]), then the bias and ReLU / tanh-GELU there too, output in the
  *    compute dtype. The erf GELU runs after, as on the float path.
  *
- * E4M3 keeps 3 mantissa bits: each value is within 2^-4 of itself relative (half a unit in the last
- * place), whatever its magnitude within the row's range; values below 2^-9 of the row's largest
- * become 0. */
+ * E4M3 keeps 3 mantissa bits: each value down to 2^-6 · s (the smallest normal) is within 2^-4 of
+ * itself relative (half a unit in the last place), smaller ones within 2^-10 · s absolute
+ * (subnormals), and values below 2^-10 · s (about 2^-19 of the row's largest) become 0. */
 #ifndef MP_CUDA_FP8GEMM_CUH
 #define MP_CUDA_FP8GEMM_CUH
 #include <cuda_fp8.h>
