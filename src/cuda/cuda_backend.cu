@@ -1402,6 +1402,16 @@ template <typename S> static const S *find_by_addr(const S *a, int n, const void
   }
   return NULL;
 }
+/* room for one more entry in a registry of n entries and capacity *cap (doubled when full); 0 when
+ * out of memory */
+template <typename S> static int reserve_one(S **a, int n, int *cap) {
+  if (n < *cap) return 1;
+  const int nc = *cap ? 2 * *cap : 64;
+  S *na = (S *)realloc(*a, (size_t)nc * sizeof *na);
+  if (!na) return 0;
+  *a = na, *cap = nc;
+  return 1;
+}
 /* a[n] = e, keeping a sorted by member key (room for one more entry is there) */
 template <typename S> static void insert_by_addr(S *a, int n, const S &e, const void *S::*key) {
   int at = n;
@@ -1437,12 +1447,7 @@ static void *cuda_upload_qweight(void *p, const uint8_t *codes, const float *sca
   uint8_t *hc = (uint8_t *)calloc(cbytes, 1);
   unsigned char *hs = (unsigned char *)calloc(sbytes, 1);
   void *dc = NULL, *ds = NULL;
-  if (c->n_qw == c->cap_qw) {
-    const int cap = c->cap_qw ? 2 * c->cap_qw : 64;
-    qweight *nq = (qweight *)realloc(c->qw, (size_t)cap * sizeof *nq);
-    if (nq) c->qw = nq, c->cap_qw = cap;
-  }
-  if (!hc || !hs || c->n_qw == c->cap_qw) {
+  if (!hc || !hs || !reserve_one(&c->qw, c->n_qw, &c->cap_qw)) {
     free(hc), free(hs);
     mp_err(MP_ERR_NOMEM, "out of memory packing a quantized matrix for the device");
     return NULL;
@@ -1587,12 +1592,7 @@ static void *cuda_upload_fast8(void *p, const float *w, int64_t out, int64_t in)
   }
   unsigned char *hq = (unsigned char *)malloc((size_t)(out * in));
   float *hs = (float *)malloc((size_t)out * sizeof *hs);
-  if (c->n_f8w == c->cap_f8w) {
-    const int cap = c->cap_f8w ? 2 * c->cap_f8w : 64;
-    f8weight *nf = (f8weight *)realloc(c->f8w, (size_t)cap * sizeof *nf);
-    if (nf) c->f8w = nf, c->cap_f8w = cap;
-  }
-  if (!hq || !hs || c->n_f8w == c->cap_f8w) {
+  if (!hq || !hs || !reserve_one(&c->f8w, c->n_f8w, &c->cap_f8w)) {
     free(hq), free(hs);
     mp_err(MP_ERR_NOMEM, "out of memory converting a matrix to FP8 for the device");
     return NULL;
