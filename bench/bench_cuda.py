@@ -16,7 +16,7 @@ measurement as JSON lines.
     tests/gpu/prepare.sh build-cuda bench-carry bench   # here: bin/mlxport, bin/bench_device, tokenizers
     python3 bench/bench_cuda.py --carry bench-carry [--out DIR] [--batch 128] [--seq 48,128]
                                 [--seconds 1.0] [--only a,b] [--no-torch] [--no-memory]
-                                [--variants fp16,bf16,q8,q4[,fp16-mma,fp16-wmma,fp16-unfused,fp16-nograph,fp16-prev,q8-faithful,q4-faithful,q8-qgemm,q4-qgemm,mlx-fp16,mlx-q8,mlx-q4]]
+                                [--variants fp16,bf16,q8,q4[,fp16-mma,fp16-wmma,fp16-unfused,fp16-nograph,fp16-prev,q8-faithful,q4-faithful,q8-nofuse,q8-allfp8,q8-erf,q8-qgemm,q4-qgemm,mlx-fp16,mlx-q8,mlx-q4]]
                                 [--mlx-site DIR]
                                 [--profile]
 
@@ -29,7 +29,8 @@ q8-qgemm / q4-qgemm the MLX folders with their weights kept quantized on the dev
 the kernels of src/cuda/qgemm.cuh; q8 / q4 dequantize them to fp16 at upload); mlx-fp16, mlx-q8 and
 mlx-q4 are MLX itself (mlx-cuda, installed with --mlx-site) running the float16 / q8 / q4 MLX folders
 through bench/bench_mlx_peer.py (BERT-family models only: tools/mlx_bert.py);
---profile writes mlxport fp16's time per operation (MP_CUDA_PROFILE=1) to OUT/profile-MODEL-SEQ.txt.
+--profile writes mlxport fp16's time per operation (MP_CUDA_PROFILE=1) to OUT/profile-MODEL-SEQ.txt,
+and each q8 variant's to OUT/profile-MODEL-VARIANT-SEQ.txt.
 """
 import argparse
 import json
@@ -111,7 +112,10 @@ VARIANT_ENV = {"fp16-mma": {"MP_CUDA_ATTENTION": "mma"}, "fp16-wmma": {"MP_CUDA_
                "q8-qgemm": {"MP_CUDA_QGEMM": "1", "MP_CUDA_FAST8": "0"},
                "q4-qgemm": {"MP_CUDA_QGEMM": "1", "MP_CUDA_FAST8": "0"},
                "q8-faithful": {"MP_CUDA_FAST8": "0"}, "q4-faithful": {"MP_CUDA_FAST8": "0"},
-               "q8-nofuse": {"MP_CUDA_FAST8_FUSE": "0"}}
+               "q8-nofuse": {"MP_CUDA_FAST8_FUSE": "0"},
+               # the fast mode of the fourth session: every quantized layer on FP8, the erf GELU exact
+               "q8-allfp8": {"MP_CUDA_FAST8_RAW": "1", "MP_CUDA_FAST8_GELU": "erf"},
+               "q8-erf": {"MP_CUDA_FAST8_GELU": "erf"}}
 
 
 def mlxport_bench(bench, folder, dtype, seqs, batch, seconds, device, dump=None, env=None):
@@ -370,8 +374,8 @@ def main():
                 convs.append(subprocess.Popen([mlxport, "convert", "--hf-path", twin, "--mlx-path", q, "-q", "--q-bits",
                                                str(bits), "--q-group-size", "64", "--dtype", "float16"],
                                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE))
-            folders[f"q{bits}"] = folders[f"q{bits}-qgemm"] = folders[f"q{bits}-faithful"] = (q, "float16")
-            folders[f"q{bits}-nofuse"] = (q, "float16")
+            for v in [f"q{bits}"] + [v for v in variants if v.startswith(f"q{bits}-")]:
+                folders[v] = (q, "float16")  # q8, q8-qgemm, q8-faithful, q8-nofuse, ...
         f16 = f"{twin}-mlx16"  # the unquantized MLX folder MLX itself runs (mlx-fp16)
         if "mlx-fp16" in variants and not os.path.exists(os.path.join(f16, "config.json")):
             convs.append(subprocess.Popen([mlxport, "convert", "--hf-path", twin, "--mlx-path", f16, "--dtype",
@@ -396,16 +400,19 @@ def main():
                 jl.write(json.dumps({**row, "folder": row["model"], "model": name, "runtime": "mlxport", "variant": v}) + "\n")
             if err:
                 log(f"{name} {v}: {err}")
-        # where the fp16 time goes, per operation (MP_CUDA_PROFILE), without bench_device's 3 warm-up
-        # passes (weight uploads, cuBLASLt start-up, autotuning)
+        # where the time goes, per operation (MP_CUDA_PROFILE), without bench_device's 3 warm-up
+        # passes (weight uploads, cuBLASLt start-up, autotuning): fp16, and each q8 variant measured
         if a.profile and a.device != "cpu":
-            for seq in seqs:
-                p = subprocess.run([bench, "--model", twin, "--device", a.device, "--dtype", "float16", "--seq",
-                                    str(seq), "--batch", str(a.batch), "--seconds", str(a.seconds)],
-                                   capture_output=True, text=True,
-                                   env={**os.environ, "MP_CUDA_PROFILE": "1", "MP_CUDA_PROFILE_SKIP": "3"})
-                with open(os.path.join(a.out, f"profile-{name}-{seq}.txt"), "w") as f:
-                    f.write(p.stdout + p.stderr)
+            for v in ["fp16"] + [v for v in variants if v == "q8" or v.startswith("q8-")]:
+                for seq in seqs:
+                    p = subprocess.run([bench, "--model", folders[v][0], "--device", a.device, "--dtype", "float16",
+                                        "--seq", str(seq), "--batch", str(a.batch), "--seconds", str(a.seconds)],
+                                       capture_output=True, text=True,
+                                       env={**os.environ, **VARIANT_ENV.get(v, {}), "MP_CUDA_PROFILE": "1",
+                                            "MP_CUDA_PROFILE_SKIP": "3"})
+                    tag = "" if v == "fp16" else f"-{v}"
+                    with open(os.path.join(a.out, f"profile-{name}{tag}-{seq}.txt"), "w") as f:
+                        f.write(p.stdout + p.stderr)
         if not a.no_torch:
             try:
                 checks = [((v, seq), os.path.join(a.work, f"dump-{name}-{v}-{seq}.ids"),

@@ -168,17 +168,24 @@ typedef struct cuda_ctx {
   int n_f8w, cap_f8w, fast8;
   void *x8;
   size_t x8_cap;
-  /* The E4M3 copy (+ row scales) of an output written by the kernel that made it (an fp8 GEMM's erf
-   * GELU, k_quant_rows_f8; a LayerNorm in a model with fp8 GEMMs, ln_warp_row), in x8b: the next fp8
-   * GEMM reading exactly that output [sh_rows, sh_cols] takes it
-   * instead of quantizing again, if no other operation was queued in between (marks: prof_mark's
-   * count of queued operations). MP_CUDA_FAST8_FUSE=0: off. */
+  /* The E4M3 copy (+ row scales) of an output written by the kernel that made it (a LayerNorm or the
+   * embeddings' LayerNorm in a model with fp8 GEMMs, ln_warp_row; with MP_CUDA_FAST8_RAW=1 an fp8
+   * GEMM's erf GELU, k_quant_rows_f8), in x8b: the next fp8 GEMM reading exactly that output
+   * [sh_rows, sh_cols] takes it instead of quantizing again, if no other operation was queued in
+   * between (marks: prof_mark's count of queued operations; an fp8 GEMM that took it and wrote
+   * elsewhere hands it on to the next one, as ModernBERT's two halves of mlp.Wi read one input).
+   * MP_CUDA_FAST8_FUSE=0: off. */
   void *x8b;
   size_t x8b_cap;
   const void *sh_ptr;
   int64_t sh_rows, sh_cols;
   unsigned long marks, sh_mark;
   int f8_fuse;
+  /* f8_raw (MP_CUDA_FAST8_RAW=1): layers whose input has no E4M3 copy (mp_dense.raw_input) go on
+   * fp8 too, with a quantizing pass of their own; by default they stay faithful (fp16 / bf16
+   * weights), which is faster. f8_gelu_erf (MP_CUDA_FAST8_GELU=erf): an fp8 GEMM's erf GELU runs
+   * exactly, as its own pass, instead of as cuBLASLt's tanh-form epilogue. */
+  int f8_raw, f8_gelu_erf;
 } cuda_ctx;
 #define PIN_BYTES ((size_t)8 << 20)
 
@@ -491,7 +498,7 @@ __global__ void k_layernorm_vec(const T *x, const T *res, int64_t rows, int64_t 
 
 template <typename T, int CH>
 __global__ void k_embed_ln_vec(embed_args a, int64_t rows, int64_t dim, float scale0, const float *g, const float *b,
-                               float eps, T *out) {
+                               float eps, T *out, unsigned char *q, float *qs) {
   constexpr int V = vec16<T>::n;
   const int lane = threadIdx.x & 31;
   const int64_t r = (int64_t)blockIdx.x * LN_WARPS + (threadIdx.x >> 5);
@@ -516,7 +523,7 @@ __global__ void k_embed_ln_vec(embed_args a, int64_t rows, int64_t dim, float sc
     }
   }
   if (g) {
-    ln_warp_row<T, CH>(v, dim, g, b, eps, out + r * dim);
+    ln_warp_row<T, CH>(v, dim, g, b, eps, out + r * dim, q ? q + r * dim : nullptr, q ? qs + r : nullptr);
   } else {
 #pragma unroll
     for (int c = 0; c < CH; c++) {
@@ -981,8 +988,11 @@ extern "C" mp_status mp_cuda_open(int index, mp_dtype dt, void **out) {
   c->qgemm_blocks = qb && *qb ? atoi(qb) : 2;
   const char *f8 = getenv("MP_CUDA_FAST8"); /* MP_CUDA_FAST8=0: no fast mode (the model computes faithfully) */
   c->fast8 = !(f8 && !strcmp(f8, "0")) && dt != MP_F32;
-  const char *f8f = getenv("MP_CUDA_FAST8_FUSE");
+  const char *f8f = getenv("MP_CUDA_FAST8_FUSE"), *f8r = getenv("MP_CUDA_FAST8_RAW"),
+             *f8g = getenv("MP_CUDA_FAST8_GELU");
   c->f8_fuse = !(f8f && !strcmp(f8f, "0"));
+  c->f8_raw = f8r && !strcmp(f8r, "1");
+  c->f8_gelu_erf = f8g && !strcmp(f8g, "erf");
   mp_status st = MP_OK;
   cudaDeviceProp prop;
   e = cudaSetDevice(index);
@@ -1578,14 +1588,14 @@ static const f8weight *f8_find(const cuda_ctx *c, const void *w) {
   return find_by_addr(c->f8w, c->n_f8w, w, &f8weight::q);
 }
 
-static int cuda_fast8_ok(void *p, int64_t out, int64_t in) {
+static int cuda_fast8_ok(void *p, int64_t out, int64_t in, int raw_input) {
   const cuda_ctx *c = (const cuda_ctx *)p;
-  return c->fast8 && out > 0 && in > 0 && out % F8_ALIGN == 0 && in % F8_ALIGN == 0;
+  return c->fast8 && (!raw_input || c->f8_raw) && out > 0 && in > 0 && out % F8_ALIGN == 0 && in % F8_ALIGN == 0;
 }
 
 static void *cuda_upload_fast8(void *p, const float *w, int64_t out, int64_t in) {
   cuda_ctx *c = (cuda_ctx *)p;
-  if (!cuda_fast8_ok(p, out, in)) {
+  if (!cuda_fast8_ok(p, out, in, 0)) {
     mp_err(MP_ERR_INTERNAL, "CUDA: a [%lld, %lld] matrix cannot take the fast (FP8) mode", (long long)out,
            (long long)in);
     return NULL;
@@ -1673,16 +1683,20 @@ static int f8_available(cuda_ctx *c) {
   return !s && got > 0;
 }
 
-/* y = act(x · Wᵀ + bias) in the fast mode: x quantized per row to E4M3 (k_quant_rows_f8), then
- * cuBLASLt's FP8 GEMM with the row and channel scales, bias and ReLU / tanh-GELU in its epilogue */
+/* y = act(x · Wᵀ + bias) in the fast mode: x quantized per row to E4M3 (k_quant_rows_f8) or its
+ * copy taken from the kernel that wrote x, then cuBLASLt's FP8 GEMM with the row and channel
+ * scales, bias and ReLU / GELU in its epilogue. The erf GELU is computed there in cuBLASLt's tanh
+ * form (|difference| below 5e-4, against E4M3's relative rounding of 2^-4) unless
+ * MP_CUDA_FAST8_GELU=erf. */
 static mp_status f8_dense(cuda_ctx *c, const f8weight *f, const void *x, int64_t rows, const void *bias, mp_act act,
                           void *y) {
   if (!aligned16(x)) return mp_err(MP_ERR_INTERNAL, "CUDA: the fast mode's input is not 16-byte aligned");
   const size_t qbytes = ((size_t)(rows * f->in) + 255) / 256 * 256;
   unsigned char *xq;
   float *xs;
-  if (c->sh_ptr == x && c->sh_rows == rows && c->sh_cols == f->in && c->sh_mark == c->marks) {
-    xq = (unsigned char *)c->x8b, xs = (float *)(xq + qbytes); /* quantized with the previous GEMM's GELU */
+  const int shadow = c->sh_ptr == x && c->sh_rows == rows && c->sh_cols == f->in && c->sh_mark == c->marks;
+  if (shadow) {
+    xq = (unsigned char *)c->x8b, xs = (float *)(xq + qbytes); /* written by x's producer */
   } else {
     MP_TRY(grow(c, &c->x8, &c->x8_cap, qbytes + (size_t)rows * 4, "allocating the FP8 activations"));
     xq = (unsigned char *)c->x8, xs = (float *)(xq + qbytes);
@@ -1698,15 +1712,20 @@ static mp_status f8_dense(cuda_ctx *c, const f8weight *f, const void *x, int64_t
   int post = act;
   if (act == MP_ACT_RELU)
     epi = bias ? CUBLASLT_EPILOGUE_RELU_BIAS : CUBLASLT_EPILOGUE_RELU, post = MP_ACT_NONE;
-  else if (act == MP_ACT_GELU_TANH)
+  else if (act == MP_ACT_GELU_TANH || (act == MP_ACT_GELU_ERF && !c->f8_gelu_erf))
     epi = bias ? CUBLASLT_EPILOGUE_GELU_BIAS : CUBLASLT_EPILOGUE_GELU, post = MP_ACT_NONE;
   cublasLtMatmulDesc_t md = NULL;
   cublasLtMatrixLayout_t la = NULL, lb = NULL, lc = NULL;
   cublasStatus_t s = f8_desc(c, f->out, rows, f->in, epi, bias, f->s, xs, &md, &la, &lb, &lc);
   MP_TRY(lt_run(c, s, md, la, lb, lc, f->out, rows, f->in, (int)epi | F8_ALGO_KEY, f->in, f->in, f->q, xq, y,
                 "matmul (fp8)"));
-  if (post != MP_ACT_NONE && c->f8_fuse && f->out % 8 == 0 && aligned16(y)) {
-    /* the activation and the E4M3 copy for the next fp8 GEMM in one pass */
+  const uintptr_t x0 = (uintptr_t)x, x1 = x0 + (uintptr_t)(rows * f->in) * c->esize, y0 = (uintptr_t)y,
+                  y1 = y0 + (uintptr_t)(rows * f->out) * c->esize;
+  if (shadow && (y1 <= x0 || x1 <= y0)) /* x is unchanged: its copy serves the next GEMM on it too */
+    c->sh_ptr = x, c->sh_mark = c->marks;
+  if (post != MP_ACT_NONE && c->f8_fuse && c->f8_raw && f->out % 8 == 0 && aligned16(y)) {
+    /* the activation and the E4M3 copy for the next fp8 GEMM in one pass (that GEMM's input is raw:
+     * it runs on fp8 only with MP_CUDA_FAST8_RAW=1) */
     const size_t ybytes = ((size_t)(rows * f->out) + 255) / 256 * 256;
     MP_TRY(grow(c, &c->x8b, &c->x8b_cap, ybytes + (size_t)rows * 4, "allocating the FP8 activations"));
     unsigned char *yq = (unsigned char *)c->x8b;
@@ -1762,6 +1781,17 @@ template <typename T> static int vec_chunks(const cuda_ctx *c, int64_t dim, uint
   const int64_t ch = (dim + 32 * V - 1) / (32 * V);
   return ch <= LN_MAXCH ? (int)ch : 0;
 }
+/* A LayerNorm's output buffer for its E4M3 copy + row scales (x8b) in a model with fp8 GEMMs, for
+ * the next one to take (NULL: none wanted) */
+static mp_status f8_copy_buffer(cuda_ctx *c, int64_t rows, int64_t dim, unsigned char **q, float **qs) {
+  *q = NULL, *qs = NULL;
+  if (!c->n_f8w || !c->f8_fuse || c->dt == MP_F32 || dim % 8) return MP_OK;
+  const size_t qbytes = ((size_t)(rows * dim) + 255) / 256 * 256;
+  MP_TRY(grow(c, &c->x8b, &c->x8b_cap, qbytes + (size_t)rows * 4, "allocating the FP8 activations"));
+  *q = (unsigned char *)c->x8b, *qs = (float *)(*q + qbytes);
+  return MP_OK;
+}
+
 template <typename T>
 static void launch_ln(cuda_ctx *c, const void *x, const void *res, int64_t rows, int64_t dim, const void *g,
                       const void *b, float eps, void *out, unsigned char *q, float *qs, int *wrote_q) {
@@ -1791,15 +1821,10 @@ static mp_status cuda_layernorm(void *p, const void *x, const void *res, int64_t
     r.u.ln.dim = dim, r.u.ln.eps = eps, r.u.ln.out = out;
     return gr_submit(c, &r);
   }
-  /* a model with fp8 GEMMs: the E4M3 copy of the output for the next one, from the same kernel */
   unsigned char *q = NULL;
   float *qs = NULL;
   int wrote = 0;
-  if (c->n_f8w && c->f8_fuse && c->dt != MP_F32 && dim % 8 == 0) {
-    const size_t qbytes = ((size_t)(rows * dim) + 255) / 256 * 256;
-    MP_TRY(grow(c, &c->x8b, &c->x8b_cap, qbytes + (size_t)rows * 4, "allocating the FP8 activations"));
-    q = (unsigned char *)c->x8b, qs = (float *)(q + qbytes);
-  }
+  MP_TRY(f8_copy_buffer(c, rows, dim, &q, &qs));
   DISPATCH(c, launch_ln, (c, x, res, rows, dim, g, b, eps, out, q, qs, &wrote));
   LAUNCHED(wrote ? "layernorm + quantize (fp8)" : "layernorm");
   if (wrote) c->sh_ptr = out, c->sh_rows = rows, c->sh_cols = dim, c->sh_mark = c->marks;
@@ -1808,18 +1833,20 @@ static mp_status cuda_layernorm(void *p, const void *x, const void *res, int64_t
 
 template <typename T>
 static void launch_embed(cuda_ctx *c, const embed_args &a, int64_t rows, int64_t dim, float scale0, const void *g,
-                         const void *b, float eps, void *out) {
+                         const void *b, float eps, void *out, unsigned char *q, float *qs, int *wrote_q) {
   uintptr_t ptrs = (uintptr_t)out | (uintptr_t)g | (uintptr_t)b;
   for (int t = 0; t < a.n; t++)
     ptrs |= (uintptr_t)a.tables[t];
   const int ch = vec_chunks<T>(c, dim, ptrs);
   const unsigned grid = blocks(rows, LN_WARPS), th = 32 * LN_WARPS;
   const float *gf = (const float *)g, *bf = (const float *)b;
+  T *o = (T *)out;
+  *wrote_q = ch > 0 && q && g;
   switch (ch) {
-  case 1: k_embed_ln_vec<T, 1><<<grid, th, 0, c->stream>>>(a, rows, dim, scale0, gf, bf, eps, (T *)out); break;
-  case 2: k_embed_ln_vec<T, 2><<<grid, th, 0, c->stream>>>(a, rows, dim, scale0, gf, bf, eps, (T *)out); break;
-  case 3: k_embed_ln_vec<T, 3><<<grid, th, 0, c->stream>>>(a, rows, dim, scale0, gf, bf, eps, (T *)out); break;
-  case 4: k_embed_ln_vec<T, 4><<<grid, th, 0, c->stream>>>(a, rows, dim, scale0, gf, bf, eps, (T *)out); break;
+  case 1: k_embed_ln_vec<T, 1><<<grid, th, 0, c->stream>>>(a, rows, dim, scale0, gf, bf, eps, o, q, qs); break;
+  case 2: k_embed_ln_vec<T, 2><<<grid, th, 0, c->stream>>>(a, rows, dim, scale0, gf, bf, eps, o, q, qs); break;
+  case 3: k_embed_ln_vec<T, 3><<<grid, th, 0, c->stream>>>(a, rows, dim, scale0, gf, bf, eps, o, q, qs); break;
+  case 4: k_embed_ln_vec<T, 4><<<grid, th, 0, c->stream>>>(a, rows, dim, scale0, gf, bf, eps, o, q, qs); break;
   default:
     k_embed_ln<T><<<(unsigned)rows, row_threads(dim), (size_t)(32 + dim) * 4, c->stream>>>(a, dim, scale0, gf, bf, eps,
                                                                                            (T *)out);
@@ -1842,8 +1869,13 @@ static mp_status cuda_embed_sum_ln(void *p, int n, const void *const *tables, co
     r.u.embed.eps = eps, r.u.embed.g = g, r.u.embed.b = b, r.u.embed.out = out;
     return gr_submit(c, &r);
   }
-  DISPATCH(c, launch_embed, (c, a, rows, dim, scale0, g, b, eps, out));
-  LAUNCHED("embeddings");
+  unsigned char *q = NULL;
+  float *qs = NULL;
+  int wrote = 0;
+  MP_TRY(f8_copy_buffer(c, rows, dim, &q, &qs));
+  DISPATCH(c, launch_embed, (c, a, rows, dim, scale0, g, b, eps, out, q, qs, &wrote));
+  LAUNCHED(wrote ? "embeddings + quantize (fp8)" : "embeddings");
+  if (wrote) c->sh_ptr = out, c->sh_rows = rows, c->sh_cols = dim, c->sh_mark = c->marks;
   return MP_OK;
 }
 

@@ -144,8 +144,10 @@ typedef struct mp_device_ops {
    * whether the backend has it for a matrix [out, in] (0: the model computes faithfully on this
    * device), and the upload of such a matrix given as the f32 values mx.dequantize gives (the
    * backend rounds them a second time, to its 8-bit format). The handle is accepted by dense as its
-   * w. Both may be NULL. */
-  int (*fast8_ok)(void *ctx, int64_t out, int64_t in);
+   * w. Both may be NULL. raw_input: the layer's input comes from no producer that writes its 8-bit
+   * copy (mp_dense.raw_input); the backend may keep such a layer faithful, where quantizing its input
+   * in a pass of its own would cost more than the 8-bit GEMM saves. */
+  int (*fast8_ok)(void *ctx, int64_t out, int64_t in, int raw_input);
   void *(*upload_fast8)(void *ctx, const float *w, int64_t out, int64_t in);
 } mp_device_ops;
 

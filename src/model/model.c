@@ -56,7 +56,7 @@ mp_status mp_model_open(const char *ref, const mp_model_options *opt, mp_model *
   if (!st) st = mp_model_device_open(m, &dspec, opt ? opt->device_dtype : 0);
   /* a device without a fast mode (no 8-bit GEMM, MP_CUDA_FAST8=0, fp32) computes faithfully */
   if (!st && m->dev && m->compute == MP_COMPUTE_FAST &&
-      !(m->dev->fast8_ok && m->dev->upload_fast8 && m->dev->fast8_ok(m->dev_ctx, 16, 16)))
+      !(m->dev->fast8_ok && m->dev->upload_fast8 && m->dev->fast8_ok(m->dev_ctx, 16, 16, 0)))
     m->compute = MP_COMPUTE_FAITHFUL;
   if (!st) st = mp_weights_open(m->path, &m->w);
   if (!st) st = mp_tokenizer_open(m->path, &m->tok);

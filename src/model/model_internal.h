@@ -18,6 +18,11 @@ typedef struct mp_dense {
   const mp_bfweight *bw; /* bf16-tile form (fast mode, F16/BF16 w, AMX-BF16), owned by the model; else NULL */
   const void *b;         /* NULL = no bias */
   mp_dtype bdt;
+  /* 1: on a device, the input comes from no kernel that writes the fast mode's 8-bit copy beside its
+   * output (the LayerNorm does; attention and the feed-forward activation do not): an attention
+   * output projection, a feed-forward output layer, BART's cross-attention keys / values. Set
+   * before mp_bind_dense; the backend decides (mp_device_ops.fast8_ok). */
+  unsigned char raw_input;
 } mp_dense;
 
 /* LayerNorm parameters converted to f32 (b may be NULL: no bias). */

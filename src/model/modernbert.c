@@ -276,16 +276,19 @@ static mp_status modernbert_bind(mp_model *m) {
     snprintf(n, sizeof n, "%sattn.Wqkv", base);
     MP_TRY(bind_lin(m, n, 3 * H, H, attn_bias, &L->wqkv));
     snprintf(n, sizeof n, "%sattn.Wo", base);
+    L->wo.raw_input = 1; /* the attention's output */
     MP_TRY(bind_lin(m, n, H, H, attn_bias, &L->wo));
     snprintf(n, sizeof n, "%smlp_norm", base);
     MP_TRY(bind_norm(m, n, H, norm_bias, &L->mlp_norm));
     mp_dense wi;
+    memset(&wi, 0, sizeof wi);
     snprintf(n, sizeof n, "%smlp.Wi", base);
     MP_TRY(bind_lin(m, n, 2 * I, H, mlp_bias, &wi));
     MP_TRY(split_rows(m, &wi, 0, I, &L->wi_in));
     MP_TRY(split_rows(m, &wi, I, I, &L->wi_gate));
     mp_dense_drop_pack(m, &wi); /* only the halves run */
     snprintf(n, sizeof n, "%smlp.Wo", base);
+    L->mlp_wo.raw_input = 1; /* the gated activation's output */
     MP_TRY(bind_lin(m, n, H, I, mlp_bias, &L->mlp_wo));
   }
   snprintf(n, sizeof n, "%sfinal_norm", P);
