@@ -1,7 +1,6 @@
-/* The second tensor-core attention kernel of the CUDA backend (included by cuda_backend.cu after
- * flash_attention.cuh, whose flash_rel it shares; docs/cuda.md), selected by
- * MP_CUDA_ATTENTION=mma while it waits for its first run on a GPU (the GPU suite compares it with
- * the reference kernel; then it is meant to replace the WMMA kernel as the default): flash
+/* The tensor-core attention kernel of the CUDA backend, the default (included by cuda_backend.cu
+ * after flash_attention.cuh, whose flash_rel it shares; docs/cuda.md; MP_CUDA_ATTENTION=wmma
+ * selects the older WMMA kernel, and the GPU suite compares both with the reference kernel): flash
  * attention on fp16 / bf16 activations written on the mma.sync m16n8k16 instruction with float
  * accumulation, the scores and the output kept in registers (the flash-attention-2 layout). One
  * block = 4 warps = 64 queries of one (sequence, head); each warp owns 16 queries. Keys go by in

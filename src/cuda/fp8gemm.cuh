@@ -8,15 +8,17 @@
  *    value), rounded to nearest even with saturation. One byte per weight on the device.
  *  - Activations, per call: each row of x is quantized the same way with its own scale (k_quant_rows_f8:
  *    one block per row, the row's largest magnitude found, then the row converted, as x · (1 / s)).
- *    Two producers write that copy themselves, beside their own output, when the model has fp8
- *    GEMMs: the erf GELU after an fp8 GEMM (k_quant_rows_f8 given the activation) and the
- *    LayerNorm (cuda_backend.cu, ln_warp_row). The next fp8 GEMM takes it when it reads exactly
- *    that output with nothing queued in between (the feed-forward block's second layer, the layer
- *    after a LayerNorm): the same codes, one pass over the activations fewer.
+ *    The LayerNorm kernels write that copy themselves, beside their own output, when the model has
+ *    fp8 GEMMs (cuda_backend.cu, ln_warp_row); so does the erf GELU after an fp8 GEMM
+ *    (k_quant_rows_f8 given the activation) with MP_CUDA_FAST8_RAW=1 MP_CUDA_FAST8_GELU=erf. The
+ *    next fp8 GEMM takes it when it reads exactly that output with nothing queued in between: the
+ *    same codes, one pass over the activations fewer. Layers whose input no such kernel wrote
+ *    (mp_dense.raw_input) stay on fp16 / bf16 weights unless MP_CUDA_FAST8_RAW=1.
  *  - The product runs on cuBLASLt's FP8 GEMM (Hopper's FP8 tensor cores, fp32 accumulation) with
  *    the two scale vectors applied in its epilogue (CUBLASLT_MATMUL_MATRIX_SCALE_OUTER_VEC_32F: output
- *    (r, o) times s_x[r] · s_w[o]), then the bias and ReLU / tanh-GELU there too, output in the
- *    compute dtype. The erf GELU runs after, as on the float path.
+ *    (r, o) times s_x[r] · s_w[o]), then the bias and ReLU / GELU there too, output in the compute
+ *    dtype. cuBLASLt's GELU is the tanh form; the erf GELU is computed as that (|difference| <
+ *    5e-4) unless MP_CUDA_FAST8_GELU=erf, which runs it exactly after the GEMM.
  *
  * E4M3 keeps 3 mantissa bits: each value down to 2^-6 · s (the smallest normal) is within 2^-4 of
  * itself relative (half a unit in the last place), smaller ones within 2^-10 · s absolute
