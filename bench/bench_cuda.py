@@ -16,7 +16,7 @@ measurement as JSON lines.
     tests/gpu/prepare.sh build-cuda bench-carry bench   # here: bin/mlxport, bin/bench_device, tokenizers
     python3 bench/bench_cuda.py --carry bench-carry [--out DIR] [--batch 128] [--seq 48,128]
                                 [--seconds 1.0] [--only a,b] [--no-torch] [--no-memory]
-                                [--variants fp16,bf16,q8,q4[,fp16-mma,fp16-wmma,fp16-unfused,fp16-nograph,fp16-prev,q8-faithful,q4-faithful,q8-nofuse,q8-allfp8,q8-erf,q8-qgemm,q4-qgemm,mlx-fp16,mlx-q8,mlx-q4]]
+                                [--variants fp16,bf16,q8,q4[,fp16-mma,fp16-wmma,fp16-unfused,fp16-nograph,fp16-prev,q8-faithful,q4-faithful,q8-nofuse,q8-allfp8,q8-erf,fp16-fa4,q8-fa4,q8-qgemm,q4-qgemm,mlx-fp16,mlx-q8,mlx-q4]]
                                 [--mlx-site DIR]
                                 [--profile]
 
@@ -107,7 +107,8 @@ def make_twin(torch, transformers, src, dst, kind, device):
 # autotuning (docs/cuda.md)
 VARIANT_ENV = {"fp16-mma": {"MP_CUDA_ATTENTION": "mma"}, "fp16-wmma": {"MP_CUDA_ATTENTION": "wmma"},
                "fp16-unfused": {"MP_CUDA_FUSED_QKV": "0", "MP_CUDA_VEC_KERNELS": "0"},
-               "fp16-nograph": {"MP_CUDA_GRAPHS": "0"},
+               "fp16-nograph": {"MP_CUDA_GRAPHS": "0"}, "fp16-fa4": {"MP_CUDA_FLASH_BLOCKS": "4"},
+               "q8-fa4": {"MP_CUDA_FLASH_BLOCKS": "4"},
                "fp16-prev": {"MP_CUDA_GRAPHS": "0", "MP_CUDA_AUTOTUNE": "0"},
                "q8-qgemm": {"MP_CUDA_QGEMM": "1", "MP_CUDA_FAST8": "0"},
                "q4-qgemm": {"MP_CUDA_QGEMM": "1", "MP_CUDA_FAST8": "0"},
@@ -364,9 +365,9 @@ def main():
         twin = os.path.join(a.work, name)
         t0 = time.time()
         make_twin(torch, transformers, os.path.join(carry, "shared", "models", name), twin, kind, a.device)
-        folders = {"fp16": (twin, "float16"), "bf16": (twin, "bfloat16"), "fp16-mma": (twin, "float16"),
-                   "fp16-wmma": (twin, "float16"), "fp16-unfused": (twin, "float16"),
-                   "fp16-nograph": (twin, "float16"), "fp16-prev": (twin, "float16")}
+        folders = {"bf16": (twin, "bfloat16")}
+        for v in ["fp16"] + [v for v in variants if v.startswith("fp16-")]:
+            folders[v] = (twin, "float16")  # fp16, fp16-mma, fp16-nograph, ...
         convs = []
         for bits in (8, 4):  # the two conversions side by side
             q = f"{twin}-q{bits}"

@@ -109,6 +109,7 @@ typedef struct cuda_ctx {
   size_t rel_cap;
   int attention_simple; /* MP_CUDA_ATTENTION=simple: the CUDA-core reference kernel for every attention */
   int attention_mma;    /* the mma.sync flash kernel (flash_mma.cuh), the default; MP_CUDA_ATTENTION=wmma: WMMA */
+  int flash_blocks;     /* MP_CUDA_FLASH_BLOCKS=4: the mma kernel built for 4 blocks per SM (head_dim <= 64) */
   int flash_configured; /* bit per flash-attention instance whose shared-memory limit is set on this device */
   int vec;       /* the 16-byte vector forms of LayerNorm, embeddings and activations (MP_CUDA_VEC_KERNELS=0: off) */
   int autotune;  /* cuBLASLt algorithms timed among the heuristic's candidates (MP_CUDA_AUTOTUNE=0: off; 2: logged) */
@@ -975,6 +976,8 @@ extern "C" mp_status mp_cuda_open(int index, mp_dtype dt, void **out) {
   const char *att = getenv("MP_CUDA_ATTENTION");
   c->attention_simple = att && !strcmp(att, "simple");
   c->attention_mma = !(att && !strcmp(att, "wmma"));
+  const char *fb = getenv("MP_CUDA_FLASH_BLOCKS");
+  c->flash_blocks = fb && !strcmp(fb, "4") ? 4 : 1;
   const char *vec = getenv("MP_CUDA_VEC_KERNELS");
   c->vec = !(vec && !strcmp(vec, "0"));
   const char *tune = getenv("MP_CUDA_AUTOTUNE");
@@ -1920,17 +1923,22 @@ static int mma_fits(const cuda_ctx *c, const mp_dev_attention *a) {
 template <typename T, int D>
 static mp_status launch_flash_d(cuda_ctx *c, const mp_dev_attention *a, const flash_rel &r) {
   /* the shared-memory limit is a per-device attribute of the kernel: set once per context (device) */
-  const int mma = mma_fits(c, a);
-  const int bit = 1 << ((D == 32 ? 0 : D == 64 ? 1 : 2) + (c->dt == MP_BF16 ? 3 : 0) + (mma ? 6 : 0));
+  const int mma = mma_fits(c, a), b4 = mma && D <= 64 && c->flash_blocks == 4;
+  const int bit = 1 << ((D == 32 ? 0 : D == 64 ? 1 : 2) + (c->dt == MP_BF16 ? 3 : 0) + (mma ? 6 : 0) + (b4 ? 12 : 0));
   const size_t sh = mma ? mma_shape<D>::bytes : flash_shape<D>::bytes;
+  const void *kern = b4    ? (const void *)k_flash_mma<T, D, 4>
+                     : mma ? (const void *)k_flash_mma<T, D>
+                           : (const void *)k_flash<T, D>;
   if (!(c->flash_configured & bit)) {
-    CU(cudaFuncSetAttribute(mma ? (const void *)k_flash_mma<T, D> : (const void *)k_flash<T, D>,
-                            cudaFuncAttributeMaxDynamicSharedMemorySize, (int)sh),
+    CU(cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)sh),
        "configuring the attention kernel");
     c->flash_configured |= bit;
   }
   dim3 grid((unsigned)((a->seq_q + FA_Q - 1) / FA_Q), (unsigned)a->heads, (unsigned)a->batch);
-  if (mma) {
+  if (b4) {
+    k_flash_mma<T, D, 4><<<grid, FA_THREADS, sh, c->stream>>>(*a, r);
+    LAUNCHED("flash attention (mma)");
+  } else if (mma) {
     k_flash_mma<T, D><<<grid, FA_THREADS, sh, c->stream>>>(*a, r);
     LAUNCHED("flash attention (mma)");
   } else {

@@ -87,8 +87,10 @@ __device__ __forceinline__ float fa_exp2(float x) {
 __device__ __forceinline__ void fa_commit() { asm volatile("cp.async.commit_group;\n" ::); }
 template <int N> __device__ __forceinline__ void fa_wait() { asm volatile("cp.async.wait_group %0;\n" ::"n"(N)); }
 
-template <typename T, int D>
-__global__ void __launch_bounds__(FA_THREADS) k_flash_mma(mp_dev_attention a, flash_rel rel) {
+/* MINB: the blocks per SM the register allocation must allow (__launch_bounds__): 1 lets the
+ * compiler take 132 registers for D = 64 (3 blocks per SM), 4 caps it at 128 (MP_CUDA_FLASH_BLOCKS=4) */
+template <typename T, int D, int MINB = 1>
+__global__ void __launch_bounds__(FA_THREADS, MINB) k_flash_mma(mp_dev_attention a, flash_rel rel) {
   typedef mma_shape<D> S;
   constexpr int DP = S::DP, NT = FA_K / 8, ND = D / 8;
   constexpr float LOG2E = 1.4426950408889634f;
