@@ -16,7 +16,7 @@ measurement as JSON lines.
     tests/gpu/prepare.sh build-cuda bench-carry bench   # here: bin/mlxport, bin/bench_device, tokenizers
     python3 bench/bench_cuda.py --carry bench-carry [--out DIR] [--batch 128] [--seq 48,128]
                                 [--seconds 1.0] [--only a,b] [--no-torch] [--no-memory]
-                                [--variants fp16,bf16,q8,q4[,fp16-mma,fp16-wmma,fp16-unfused,fp16-nograph,fp16-prev,q8-faithful,q4-faithful,q8-nofuse,q8-allfp8,q8-erf,fp16-fa4,q8-fa4,q8-qgemm,q4-qgemm,mlx-fp16,mlx-q8,mlx-q4]]
+                                [--variants fp16,bf16,q8,q4[,fp16-mma,fp16-wmma,fp16-unfused,fp16-nograph,fp16-prev,q8-faithful,q4-faithful,q8-nofuse,q8-allfp8,q8-erf,fp16-fa1,q8-fa1,q8-qgemm,q4-qgemm,mlx-fp16,mlx-q8,mlx-q4]]
                                 [--mlx-site DIR]
                                 [--profile]
 
@@ -107,8 +107,8 @@ def make_twin(torch, transformers, src, dst, kind, device):
 # autotuning (docs/cuda.md)
 VARIANT_ENV = {"fp16-mma": {"MP_CUDA_ATTENTION": "mma"}, "fp16-wmma": {"MP_CUDA_ATTENTION": "wmma"},
                "fp16-unfused": {"MP_CUDA_FUSED_QKV": "0", "MP_CUDA_VEC_KERNELS": "0"},
-               "fp16-nograph": {"MP_CUDA_GRAPHS": "0"}, "fp16-fa4": {"MP_CUDA_FLASH_BLOCKS": "4"},
-               "q8-fa4": {"MP_CUDA_FLASH_BLOCKS": "4"},
+               "fp16-nograph": {"MP_CUDA_GRAPHS": "0"}, "fp16-fa1": {"MP_CUDA_FLASH_BLOCKS": "1"},
+               "q8-fa1": {"MP_CUDA_FLASH_BLOCKS": "1"}, "fp16-vec0": {"MP_CUDA_VEC_KERNELS": "0"},
                "fp16-prev": {"MP_CUDA_GRAPHS": "0", "MP_CUDA_AUTOTUNE": "0"},
                "q8-qgemm": {"MP_CUDA_QGEMM": "1", "MP_CUDA_FAST8": "0"},
                "q4-qgemm": {"MP_CUDA_QGEMM": "1", "MP_CUDA_FAST8": "0"},

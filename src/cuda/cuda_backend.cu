@@ -109,7 +109,7 @@ typedef struct cuda_ctx {
   size_t rel_cap;
   int attention_simple; /* MP_CUDA_ATTENTION=simple: the CUDA-core reference kernel for every attention */
   int attention_mma;    /* the mma.sync flash kernel (flash_mma.cuh), the default; MP_CUDA_ATTENTION=wmma: WMMA */
-  int flash_blocks;     /* MP_CUDA_FLASH_BLOCKS=4: the mma kernel built for 4 blocks per SM (head_dim <= 64) */
+  int flash_blocks;     /* 4: the mma kernel built for 4 blocks per SM (head_dim 64); MP_CUDA_FLASH_BLOCKS=1: not */
   int flash_configured; /* bit per flash-attention instance whose shared-memory limit is set on this device */
   int vec;       /* the 16-byte vector forms of LayerNorm, embeddings and activations (MP_CUDA_VEC_KERNELS=0: off) */
   int autotune;  /* cuBLASLt algorithms timed among the heuristic's candidates (MP_CUDA_AUTOTUNE=0: off; 2: logged) */
@@ -433,11 +433,21 @@ __device__ __forceinline__ void ln_warp_row(float (&v)[CH][vec16<T>::n], int64_t
   for (int c = 0; c < CH; c++) {
     const int64_t d0 = (int64_t)(c * 32 + lane) * V;
     if (d0 >= dim) continue;
+    /* the lane's V weights and biases as 16-byte loads (the scalar form made the L1 the bottleneck:
+     * a warp's scalar load of g spans 32 vectors' worth of lines) */
+    float gv[V], bv[V];
+#pragma unroll
+    for (int j = 0; j < V; j += 4) {
+      const float4 g4 = g ? *(const float4 *)(g + d0 + j) : make_float4(1.0f, 1.0f, 1.0f, 1.0f);
+      const float4 b4 = g && b ? *(const float4 *)(b + d0 + j) : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+      gv[j] = g4.x, gv[j + 1] = g4.y, gv[j + 2] = g4.z, gv[j + 3] = g4.w;
+      bv[j] = b4.x, bv[j + 1] = b4.y, bv[j + 2] = b4.z, bv[j + 3] = b4.w;
+    }
     float y[V];
 #pragma unroll
     for (int j = 0; j < V; j++) {
       y[j] = (v[c][j] - mean) * r;
-      if (g) y[j] = y[j] * g[d0 + j] + (b ? b[d0 + j] : 0.0f);
+      if (g) y[j] = y[j] * gv[j] + bv[j];
       if (q8) v[c][j] = elem<T>::load(elem<T>::store(y[j])); /* the stored value, for the E4M3 copy */
     }
     store16(out + d0, y);
@@ -550,6 +560,19 @@ template <typename T> __global__ void k_act(T *x, int64_t n, int act) {
   if (i < n) st(x, i, act_f(ld(x, i), act));
 }
 /* k_act over nv vectors of 16 bytes */
+/* k_binary over nv vectors of 16 bytes */
+template <typename T> __global__ void k_binary_vec(T *x, const T *y, int64_t nv, int op) {
+  constexpr int V = vec16<T>::n;
+  int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+  if (i >= nv) return;
+  float a[V], b[V];
+  load16(x + i * V, a);
+  load16(y + i * V, b);
+#pragma unroll
+  for (int j = 0; j < V; j++)
+    a[j] = op ? a[j] * b[j] : a[j] + b[j];
+  store16(x + i * V, a);
+}
 template <typename T> __global__ void k_act_vec(T *x, int64_t nv, int act) {
   constexpr int V = vec16<T>::n;
   int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
@@ -977,7 +1000,7 @@ extern "C" mp_status mp_cuda_open(int index, mp_dtype dt, void **out) {
   c->attention_simple = att && !strcmp(att, "simple");
   c->attention_mma = !(att && !strcmp(att, "wmma"));
   const char *fb = getenv("MP_CUDA_FLASH_BLOCKS");
-  c->flash_blocks = fb && !strcmp(fb, "4") ? 4 : 1;
+  c->flash_blocks = fb && !strcmp(fb, "1") ? 1 : 4;
   const char *vec = getenv("MP_CUDA_VEC_KERNELS");
   c->vec = !(vec && !strcmp(vec, "0"));
   const char *tune = getenv("MP_CUDA_AUTOTUNE");
@@ -1923,22 +1946,25 @@ static int mma_fits(const cuda_ctx *c, const mp_dev_attention *a) {
 template <typename T, int D>
 static mp_status launch_flash_d(cuda_ctx *c, const mp_dev_attention *a, const flash_rel &r) {
   /* the shared-memory limit is a per-device attribute of the kernel: set once per context (device) */
-  const int mma = mma_fits(c, a), b4 = mma && D <= 64 && c->flash_blocks == 4;
+  const int mma = mma_fits(c, a), b4 = mma && D == 64 && c->flash_blocks == 4;
   const int bit = 1 << ((D == 32 ? 0 : D == 64 ? 1 : 2) + (c->dt == MP_BF16 ? 3 : 0) + (mma ? 6 : 0) + (b4 ? 12 : 0));
   const size_t sh = mma ? mma_shape<D>::bytes : flash_shape<D>::bytes;
-  const void *kern = b4    ? (const void *)k_flash_mma<T, D, 4>
-                     : mma ? (const void *)k_flash_mma<T, D>
-                           : (const void *)k_flash<T, D>;
+  const void *kern = mma ? (const void *)k_flash_mma<T, D> : (const void *)k_flash<T, D>;
+  if constexpr (D == 64) /* the 4-blocks build exists for head_dim 64 only */
+    if (b4) kern = (const void *)k_flash_mma4<T, D>;
   if (!(c->flash_configured & bit)) {
     CU(cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)sh),
        "configuring the attention kernel");
     c->flash_configured |= bit;
   }
   dim3 grid((unsigned)((a->seq_q + FA_Q - 1) / FA_Q), (unsigned)a->heads, (unsigned)a->batch);
-  if (b4) {
-    k_flash_mma<T, D, 4><<<grid, FA_THREADS, sh, c->stream>>>(*a, r);
-    LAUNCHED("flash attention (mma)");
-  } else if (mma) {
+  if constexpr (D == 64)
+    if (b4) {
+      k_flash_mma4<T, D><<<grid, FA_THREADS, sh, c->stream>>>(*a, r);
+      LAUNCHED("flash attention (mma)");
+      return MP_OK;
+    }
+  if (mma) {
     k_flash_mma<T, D><<<grid, FA_THREADS, sh, c->stream>>>(*a, r);
     LAUNCHED("flash attention (mma)");
   } else {
@@ -2120,7 +2146,11 @@ static mp_status cuda_rope_split(void *p, const void *qkv, int64_t rows, int64_t
   return MP_OK;
 }
 template <typename T> static void launch_binary(cuda_ctx *c, void *x, const void *y, int64_t n, int op) {
-  k_binary<T><<<blocks(n, 256), 256, 0, c->stream>>>((T *)x, (const T *)y, n, op);
+  constexpr int V = vec16<T>::n;
+  if (c->vec && n % V == 0 && ((uintptr_t)x | (uintptr_t)y) % 16 == 0)
+    k_binary_vec<T><<<blocks(n / V, 256), 256, 0, c->stream>>>((T *)x, (const T *)y, n / V, op);
+  else
+    k_binary<T><<<blocks(n, 256), 256, 0, c->stream>>>((T *)x, (const T *)y, n, op);
 }
 static mp_status cuda_binary(void *p, void *x, const void *y, int64_t n, int op) {
   cuda_ctx *c = (cuda_ctx *)p;

@@ -87,10 +87,9 @@ __device__ __forceinline__ float fa_exp2(float x) {
 __device__ __forceinline__ void fa_commit() { asm volatile("cp.async.commit_group;\n" ::); }
 template <int N> __device__ __forceinline__ void fa_wait() { asm volatile("cp.async.wait_group %0;\n" ::"n"(N)); }
 
-/* MINB: the blocks per SM the register allocation must allow (__launch_bounds__): 1 lets the
- * compiler take 132 registers for D = 64 (3 blocks per SM), 4 caps it at 128 (MP_CUDA_FLASH_BLOCKS=4) */
-template <typename T, int D, int MINB = 1>
-__global__ void __launch_bounds__(FA_THREADS, MINB) k_flash_mma(mp_dev_attention a, flash_rel rel) {
+/* the kernel's body; two kernels below differ only in their register budget */
+template <typename T, int D>
+__device__ __forceinline__ void flash_mma_body(const mp_dev_attention &a, const flash_rel &rel) {
   typedef mma_shape<D> S;
   constexpr int DP = S::DP, NT = FA_K / 8, ND = D / 8;
   constexpr float LOG2E = 1.4426950408889634f;
@@ -248,6 +247,18 @@ __global__ void __launch_bounds__(FA_THREADS, MINB) k_flash_mma(mp_dev_attention
     for (int d = 0; d < ND; d++)
       *(uint32_t *)(orow + d * 8) = fa_pack<T>(o[d][2 * rr] * inv, o[d][2 * rr + 1] * inv);
   }
+}
+
+/* The compiler's own register choice (132 for D = 64: 3 blocks of 4 warps per SM;
+ * MP_CUDA_FLASH_BLOCKS=1), and the default for head_dim <= 64: at most 128 registers, 4 blocks per
+ * SM (a few bytes spill to the stack), used for head_dim 64 (for 32 the first already fits 4) */
+template <typename T, int D>
+__global__ void __launch_bounds__(FA_THREADS) k_flash_mma(mp_dev_attention a, flash_rel rel) {
+  flash_mma_body<T, D>(a, rel);
+}
+template <typename T, int D>
+__global__ void __launch_bounds__(FA_THREADS, 4) k_flash_mma4(mp_dev_attention a, flash_rel rel) {
+  flash_mma_body<T, D>(a, rel);
 }
 
 #endif
