@@ -433,8 +433,8 @@ __device__ __forceinline__ void ln_warp_row(float (&v)[CH][vec16<T>::n], int64_t
   for (int c = 0; c < CH; c++) {
     const int64_t d0 = (int64_t)(c * 32 + lane) * V;
     if (d0 >= dim) continue;
-    /* the lane's V weights and biases as 16-byte loads (the scalar form made the L1 the bottleneck:
-     * a warp's scalar load of g spans 32 vectors' worth of lines) */
+    /* the lane's V weights and biases as 16-byte loads (a warp's scalar load of g spans 32
+     * vectors' worth of cache lines, 2V such loads per vector) */
     float gv[V], bv[V];
 #pragma unroll
     for (int j = 0; j < V; j += 4) {
