@@ -1807,15 +1807,24 @@ template <typename T> static int vec_chunks(const cuda_ctx *c, int64_t dim, uint
   const int64_t ch = (dim + 32 * V - 1) / (32 * V);
   return ch <= LN_MAXCH ? (int)ch : 0;
 }
-/* A LayerNorm's output buffer for its E4M3 copy + row scales (x8b) in a model with fp8 GEMMs, for
- * the next one to take (NULL: none wanted) */
-static mp_status f8_copy_buffer(cuda_ctx *c, int64_t rows, int64_t dim, unsigned char **q, float **qs) {
-  *q = NULL, *qs = NULL;
+/* A LayerNorm's E4M3 copy of its output [rows, dim] in a model with fp8 GEMMs, for the next one to
+ * take: the buffer (codes q + row scales qs in x8b; NULL: none wanted), whether the kernel wrote
+ * it (wrote), and f8_copy_done to offer it (the shadow of cuda_ctx) */
+struct f8_copy {
+  unsigned char *q;
+  float *qs;
+  int wrote;
+};
+static mp_status f8_copy_buffer(cuda_ctx *c, int64_t rows, int64_t dim, f8_copy *cp) {
+  cp->q = NULL, cp->qs = NULL, cp->wrote = 0;
   if (!c->n_f8w || !c->f8_fuse || c->dt == MP_F32 || dim % 8) return MP_OK;
   const size_t qbytes = ((size_t)(rows * dim) + 255) / 256 * 256;
   MP_TRY(grow(c, &c->x8b, &c->x8b_cap, qbytes + (size_t)rows * 4, "allocating the FP8 activations"));
-  *q = (unsigned char *)c->x8b, *qs = (float *)(*q + qbytes);
+  cp->q = (unsigned char *)c->x8b, cp->qs = (float *)(cp->q + qbytes);
   return MP_OK;
+}
+static void f8_copy_done(cuda_ctx *c, const f8_copy &cp, const void *out, int64_t rows, int64_t dim) {
+  if (cp.wrote) c->sh_ptr = out, c->sh_rows = rows, c->sh_cols = dim, c->sh_mark = c->marks;
 }
 
 template <typename T>
@@ -1847,13 +1856,11 @@ static mp_status cuda_layernorm(void *p, const void *x, const void *res, int64_t
     r.u.ln.dim = dim, r.u.ln.eps = eps, r.u.ln.out = out;
     return gr_submit(c, &r);
   }
-  unsigned char *q = NULL;
-  float *qs = NULL;
-  int wrote = 0;
-  MP_TRY(f8_copy_buffer(c, rows, dim, &q, &qs));
-  DISPATCH(c, launch_ln, (c, x, res, rows, dim, g, b, eps, out, q, qs, &wrote));
-  LAUNCHED(wrote ? "layernorm + quantize (fp8)" : "layernorm");
-  if (wrote) c->sh_ptr = out, c->sh_rows = rows, c->sh_cols = dim, c->sh_mark = c->marks;
+  f8_copy cp;
+  MP_TRY(f8_copy_buffer(c, rows, dim, &cp));
+  DISPATCH(c, launch_ln, (c, x, res, rows, dim, g, b, eps, out, cp.q, cp.qs, &cp.wrote));
+  LAUNCHED(cp.wrote ? "layernorm + quantize (fp8)" : "layernorm");
+  f8_copy_done(c, cp, out, rows, dim);
   return MP_OK;
 }
 
@@ -1895,13 +1902,11 @@ static mp_status cuda_embed_sum_ln(void *p, int n, const void *const *tables, co
     r.u.embed.eps = eps, r.u.embed.g = g, r.u.embed.b = b, r.u.embed.out = out;
     return gr_submit(c, &r);
   }
-  unsigned char *q = NULL;
-  float *qs = NULL;
-  int wrote = 0;
-  MP_TRY(f8_copy_buffer(c, rows, dim, &q, &qs));
-  DISPATCH(c, launch_embed, (c, a, rows, dim, scale0, g, b, eps, out, q, qs, &wrote));
-  LAUNCHED(wrote ? "embeddings + quantize (fp8)" : "embeddings");
-  if (wrote) c->sh_ptr = out, c->sh_rows = rows, c->sh_cols = dim, c->sh_mark = c->marks;
+  f8_copy cp;
+  MP_TRY(f8_copy_buffer(c, rows, dim, &cp));
+  DISPATCH(c, launch_embed, (c, a, rows, dim, scale0, g, b, eps, out, cp.q, cp.qs, &cp.wrote));
+  LAUNCHED(cp.wrote ? "embeddings + quantize (fp8)" : "embeddings");
+  f8_copy_done(c, cp, out, rows, dim);
   return MP_OK;
 }
 
