@@ -842,6 +842,7 @@ enum {
   OP_TOF32,
   OP_ROPE,
   OP_BINARY,
+  OP_MUL_ROWS,
   OP_MEAN,
   OP_AFFINE
 };
@@ -907,6 +908,7 @@ struct op_rec {
       const void *y;
       int64_t n;
       int op;
+      int64_t dim; /* OP_MUL_ROWS: n = rows x dim */
     } binary;
   } u;
 };
@@ -1727,10 +1729,10 @@ static mp_status f8_dense(cuda_ctx *c, const f8weight *f, const void *x, int64_t
     MP_TRY(grow(c, &c->x8, &c->x8_cap, qbytes + (size_t)rows * 4, "allocating the FP8 activations"));
     xq = (unsigned char *)c->x8, xs = (float *)(xq + qbytes);
     if (c->dt == MP_F16)
-      k_quant_rows_f8<__half><<<(unsigned)rows, F8_THREADS, 0, c->stream>>>((__half *)x, f->in, -1, xq, xs);
+      k_quant_rows_f8<__half><<<(unsigned)rows, F8_THREADS, 0, c->stream>>>((__half *)x, nullptr, f->in, -1, xq, xs);
     else
       k_quant_rows_f8<__nv_bfloat16>
-          <<<(unsigned)rows, F8_THREADS, 0, c->stream>>>((__nv_bfloat16 *)x, f->in, -1, xq, xs);
+          <<<(unsigned)rows, F8_THREADS, 0, c->stream>>>((__nv_bfloat16 *)x, nullptr, f->in, -1, xq, xs);
     LAUNCHED("quantize (fp8)");
   }
   c->sh_ptr = NULL;
@@ -1757,10 +1759,10 @@ static mp_status f8_dense(cuda_ctx *c, const f8weight *f, const void *x, int64_t
     unsigned char *yq = (unsigned char *)c->x8b;
     float *ys = (float *)(yq + ybytes);
     if (c->dt == MP_F16)
-      k_quant_rows_f8<__half><<<(unsigned)rows, F8_THREADS, 0, c->stream>>>((__half *)y, f->out, post, yq, ys);
+      k_quant_rows_f8<__half><<<(unsigned)rows, F8_THREADS, 0, c->stream>>>((__half *)y, nullptr, f->out, post, yq, ys);
     else
       k_quant_rows_f8<__nv_bfloat16>
-          <<<(unsigned)rows, F8_THREADS, 0, c->stream>>>((__nv_bfloat16 *)y, f->out, post, yq, ys);
+          <<<(unsigned)rows, F8_THREADS, 0, c->stream>>>((__nv_bfloat16 *)y, nullptr, f->out, post, yq, ys);
     LAUNCHED("activation + quantize (fp8)");
     c->sh_ptr = y, c->sh_rows = rows, c->sh_cols = f->out, c->sh_mark = c->marks;
     return MP_OK;
@@ -2170,6 +2172,32 @@ static mp_status cuda_binary(void *p, void *x, const void *y, int64_t n, int op)
   LAUNCHED("elementwise");
   return MP_OK;
 }
+/* x *= y over [rows, dim]; in a model with fp8 GEMMs also the product's E4M3 copy for the next one
+ * (k_quant_rows_f8 given y), as the LayerNorm writes it */
+static mp_status cuda_mul_rows(void *p, void *x, const void *y, int64_t rows, int64_t dim) {
+  cuda_ctx *c = (cuda_ctx *)p;
+  if (rows <= 0 || dim <= 0) return MP_OK;
+  if (gr_recording(c)) {
+    op_rec r;
+    memset(&r, 0, sizeof r);
+    r.kind = OP_MUL_ROWS, r.u.binary.x = x, r.u.binary.y = y, r.u.binary.n = rows * dim, r.u.binary.op = 1;
+    r.u.binary.dim = dim;
+    return gr_submit(c, &r);
+  }
+  f8_copy cp;
+  MP_TRY(f8_copy_buffer(c, rows, dim, &cp));
+  if (!cp.q || !aligned16(x) || !aligned16(y)) return cuda_binary(p, x, y, rows * dim, 1);
+  if (c->dt == MP_F16)
+    k_quant_rows_f8<__half>
+        <<<(unsigned)rows, F8_THREADS, 0, c->stream>>>((__half *)x, (const __half *)y, dim, -1, cp.q, cp.qs);
+  else
+    k_quant_rows_f8<__nv_bfloat16><<<(unsigned)rows, F8_THREADS, 0, c->stream>>>(
+        (__nv_bfloat16 *)x, (const __nv_bfloat16 *)y, dim, -1, cp.q, cp.qs);
+  LAUNCHED("elementwise + quantize (fp8)");
+  cp.wrote = 1;
+  f8_copy_done(c, cp, x, rows, dim);
+  return MP_OK;
+}
 template <typename T>
 static void launch_mean(cuda_ctx *c, const void *x, int64_t batch, int64_t seq, int64_t dim, const int32_t *mask,
                         void *out) {
@@ -2326,6 +2354,9 @@ static mp_status gr_exec(cuda_ctx *c, const op_rec *r) {
     break;
   }
   case OP_BINARY: st = cuda_binary(c, r->u.binary.x, r->u.binary.y, r->u.binary.n, r->u.binary.op); break;
+  case OP_MUL_ROWS:
+    st = cuda_mul_rows(c, r->u.binary.x, r->u.binary.y, r->u.binary.n / r->u.binary.dim, r->u.binary.dim);
+    break;
   default: st = mp_err(MP_ERR_INTERNAL, "CUDA graphs: unknown op %d", r->kind);
   }
   c->direct = was;
@@ -2456,6 +2487,7 @@ static const mp_device_ops cuda_ops = {
     cuda_attention,  cuda_gather_rows,  cuda_pool,           cuda_gather_idx, cuda_zero_rows,
     cuda_download,   cuda_rope_split,   cuda_binary,         cuda_mean_rows,  cuda_peak_bytes,
     cuda_affine,     cuda_qweight_ok,   cuda_upload_qweight, cuda_fast8_ok,   cuda_upload_fast8,
+    cuda_mul_rows,
 };
 
 extern "C" const mp_device_ops *mp_cuda_ops(void) { return &cuda_ops; }

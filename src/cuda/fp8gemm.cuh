@@ -9,7 +9,8 @@
  *  - Activations, per call: each row of x is quantized the same way with its own scale (k_quant_rows_f8:
  *    one block per row, the row's largest magnitude found, then the row converted, as x · (1 / s)).
  *    The LayerNorm kernels write that copy themselves, beside their own output, when the model has
- *    fp8 GEMMs (cuda_backend.cu, ln_warp_row); so does the erf GELU after an fp8 GEMM
+ *    fp8 GEMMs (cuda_backend.cu, ln_warp_row), and so does ModernBERT's GeGLU product
+ *    (cuda_mul_rows: k_quant_rows_f8 given y); so does the erf GELU after an fp8 GEMM
  *    (k_quant_rows_f8 given the activation) with MP_CUDA_FAST8_RAW=1 MP_CUDA_FAST8_GELU=erf. The
  *    next fp8 GEMM takes it when it reads exactly that output with nothing queued in between: the
  *    same codes, one pass over the activations fewer. Layers whose input no such kernel wrote
@@ -64,25 +65,31 @@ template <typename T> __device__ __forceinline__ uint2 f8_pack8(const T *v, floa
 }
 
 /* One row per block (F8_THREADS threads), rows of n values, n a multiple of 8 and rows 16-byte
- * aligned (T: __half or __nv_bfloat16). With act < 0: q[r] = E4M3(x[r] · (1 / s[r])), s[r] = max|x[r]| /
- * 448, x read only. With act >= 0: x[r] = act(x[r]) first, in place, and the codes are those of the
- * stored (rounded) values, exactly what the act < 0 form would make of them afterwards: an fp8
- * GEMM's erf GELU and the next fp8 GEMM's input in one pass. */
+ * aligned (T: __half or __nv_bfloat16). With act < 0 and no y: q[r] = E4M3(x[r] · (1 / s[r])),
+ * s[r] = max|x[r]| / 448, x read only. With act >= 0: x[r] = act(x[r]) first, in place; with y:
+ * x[r] = x[r] · y[r] (after the activation, if any), in place; and the codes are those of the
+ * stored (rounded) values, exactly what the plain form would make of them afterwards: an fp8
+ * GEMM's erf GELU, or ModernBERT's GeGLU product, and the next fp8 GEMM's input in one pass. */
 template <typename T>
-__global__ void __launch_bounds__(F8_THREADS) k_quant_rows_f8(T *x, int64_t n, int act, unsigned char *q, float *s) {
+__global__ void __launch_bounds__(F8_THREADS)
+    k_quant_rows_f8(T *x, const T *y, int64_t n, int act, unsigned char *q, float *s) {
   __shared__ float red[F8_THREADS / 32];
   const int64_t r = blockIdx.x;
   T *xr = x + r * n;
+  const T *yr = y ? y + r * n : nullptr;
   float amax = 0.0f;
   for (int64_t i = (int64_t)threadIdx.x * 8; i < n; i += F8_THREADS * 8) {
     uint4 u = *(const uint4 *)(xr + i);
     T *v = (T *)&u;
+    uint4 w = yr ? *(const uint4 *)(yr + i) : make_uint4(0, 0, 0, 0);
+    const T *m = (const T *)&w;
 #pragma unroll
     for (int j = 0; j < 8; j++) {
       if (act >= 0) v[j] = elem<T>::store(act_f(elem<T>::load(v[j]), act));
+      if (yr) v[j] = elem<T>::store(elem<T>::load(v[j]) * elem<T>::load(m[j]));
       amax = fmaxf(amax, fabsf(elem<T>::load(v[j])));
     }
-    if (act >= 0) *(uint4 *)(xr + i) = u;
+    if (act >= 0 || yr) *(uint4 *)(xr + i) = u;
   }
   const float sc = f8_block_scale(amax, red), inv = 1.0f / sc;
   if (threadIdx.x == 0) s[r] = sc;

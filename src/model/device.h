@@ -149,6 +149,11 @@ typedef struct mp_device_ops {
    * in a pass of its own would cost more than the 8-bit GEMM saves. */
   int (*fast8_ok)(void *ctx, int64_t out, int64_t in, int raw_input);
   void *(*upload_fast8)(void *ctx, const float *w, int64_t out, int64_t in);
+  /* x *= y over [rows, dim]: binary's product with its rows known, so that a backend in its fast
+   * mode can write the 8-bit copy of the product for the next dense layer, as its LayerNorm does
+   * (ModernBERT's GeGLU before mlp.Wo). May be NULL: binary is used, and that layer counts as
+   * raw_input. */
+  mp_status (*mul_rows)(void *ctx, void *x, const void *y, int64_t rows, int64_t dim);
 } mp_device_ops;
 
 #ifdef MP_HAVE_CUDA

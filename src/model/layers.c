@@ -250,6 +250,11 @@ mp_status mp_attention_rel_run(mp_model *m, const mp_attention_args *a, const mp
   return m->dev->attention(m->dev_ctx, &da);
 }
 
+mp_status mp_mul_rows_run(mp_model *m, float *x, const float *y, int64_t rows, int64_t dim) {
+  if (m->dev && m->dev->mul_rows) return m->dev->mul_rows(m->dev_ctx, x, y, rows, dim);
+  return mp_binary_run(m, x, y, rows * dim, 1);
+}
+
 mp_status mp_binary_run(mp_model *m, float *x, const float *y, int64_t n, int op) {
   if (m->dev) return m->dev->binary(m->dev_ctx, x, y, n, op);
   if (op == 0) {

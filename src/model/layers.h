@@ -57,6 +57,8 @@ typedef struct mp_attn_rel {
 } mp_attn_rel;
 /* x += y (op 0) or x *= y (op 1) over n values (the CPU loops the families always ran). */
 mp_status mp_binary_run(mp_model *m, float *x, const float *y, int64_t n, int op);
+/* x *= y over [rows, dim] (mp_device_ops.mul_rows where the device has it, else binary's product) */
+mp_status mp_mul_rows_run(mp_model *m, float *x, const float *y, int64_t rows, int64_t dim);
 /* mp_attention_run with relative terms; device only (the CPU builds a score bias instead). */
 mp_status mp_attention_rel_run(mp_model *m, const mp_attention_args *a, const mp_attn_rel *r);
 /* Multi-head attention (kernels.h mp_attention_args) on the model's device. Score biases are

@@ -288,7 +288,8 @@ static mp_status modernbert_bind(mp_model *m) {
     MP_TRY(split_rows(m, &wi, I, I, &L->wi_gate));
     mp_dense_drop_pack(m, &wi); /* only the halves run */
     snprintf(n, sizeof n, "%smlp.Wo", base);
-    L->mlp_wo.raw_input = 1; /* the gated activation's output */
+    /* the GeGLU product: its 8-bit copy comes from the device's mul_rows where it has one */
+    L->mlp_wo.raw_input = !(m->dev && m->dev->mul_rows);
     MP_TRY(bind_lin(m, n, H, I, mlp_bias, &L->mlp_wo));
   }
   snprintf(n, sizeof n, "%sfinal_norm", P);
@@ -513,7 +514,7 @@ static mp_status modernbert_encode(mp_model *m, const mp_model_batch *b, const m
       const int64_t rn = N - r0 < CR ? N - r0 : CR;
       MP_TRY(mp_dense_run(m, h + r0 * H, rn, &L->wi_in, f->act, ga));
       MP_TRY(mp_dense_run(m, h + r0 * H, rn, &L->wi_gate, MP_ACT_NONE, gb));
-      MP_TRY(mp_binary_run(m, ga, gb, rn * I, 1));
+      MP_TRY(mp_mul_rows_run(m, ga, gb, rn, I));
       MP_TRY(mp_dense_run(m, ga, rn, &L->mlp_wo, MP_ACT_NONE, ctx + r0 * H)); /* r0 = 0 on a device */
     }
     MP_TRY(mp_binary_run(m, x, ctx, N * H, 0));

@@ -337,7 +337,16 @@ fast_check deberta-wp-cls-q8 "$W/q/deberta-wp-cls-q8" cls
 fast_check bart-cls-q4 "$W/q/bart-cls-q4" cls
 fast_check mobilebert-cls-q8 "$W/q/mobilebert-cls-q8" cls
 fast_check mpnet-embed-q8 "$W/q/mpnet-embed-q8"
-[ $MODERNBERT = 1 ] && fast_check modernbert-cls-q8 "$W/q/modernbert-cls-q8" cls
+if [ $MODERNBERT = 1 ]; then
+  fast_check modernbert-cls-q8 "$W/q/modernbert-cls-q8" cls
+  # the GeGLU product writes mlp.Wo's E4M3 copy (mul_rows), so mlp.Wo runs on FP8 too
+  e="$W/out/modernbert-cls-q8/fast-float16.emb.err"
+  if [ -s "$e" ] && grep -q "  elementwise + quantize (fp8) " "$e"; then
+    record 0 "PASS modernbert-cls-q8 fast profile: the GeGLU product wrote the E4M3 copy"
+  else
+    record 1 "FAIL modernbert-cls-q8 fast profile: no 'elementwise + quantize (fp8)': $(grep -E '  (matmul|elementwise)' "$e" 2>/dev/null | head -c 400)"
+  fi
+fi
 # on real data: the real MiniLM q8 over the STS-B dev set (1,500 pairs) with eval's two passes on
 # the GPU (faithful for the metric, fast for speed); the fast mode's Spearman within 0.01 of the
 # faithful one, the device and both modes recorded, the 24 LayerNorm-fed quantized layers (q, k, v,
