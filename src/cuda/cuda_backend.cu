@@ -559,7 +559,6 @@ template <typename T> __global__ void k_act(T *x, int64_t n, int act) {
   int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
   if (i < n) st(x, i, act_f(ld(x, i), act));
 }
-/* k_act over nv vectors of 16 bytes */
 /* k_binary over nv vectors of 16 bytes */
 template <typename T> __global__ void k_binary_vec(T *x, const T *y, int64_t nv, int op) {
   constexpr int V = vec16<T>::n;
@@ -573,6 +572,7 @@ template <typename T> __global__ void k_binary_vec(T *x, const T *y, int64_t nv,
     a[j] = op ? a[j] * b[j] : a[j] + b[j];
   store16(x + i * V, a);
 }
+/* k_act over nv vectors of 16 bytes */
 template <typename T> __global__ void k_act_vec(T *x, int64_t nv, int act) {
   constexpr int V = vec16<T>::n;
   int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
