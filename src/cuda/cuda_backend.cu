@@ -187,6 +187,13 @@ typedef struct cuda_ctx {
    * weights), which is faster. f8_gelu_erf (MP_CUDA_FAST8_GELU=erf): an fp8 GEMM's erf GELU runs
    * exactly, as its own pass, instead of as cuBLASLt's tanh-form epilogue. */
   int f8_raw, f8_gelu_erf;
+  /* The E4M3 copy of an output several fp8 GEMMs read before it changes (mp_device_ops.keep_copy:
+   * BART's encoder output, the input of every decoder layer's cross-attention keys and values), in
+   * x8k, for [kp_rows, kp_cols] at kp_ptr: valid until the next keep_copy or begin. */
+  void *x8k;
+  size_t x8k_cap;
+  const void *kp_ptr;
+  int64_t kp_rows, kp_cols;
 } cuda_ctx;
 #define PIN_BYTES ((size_t)8 << 20)
 
@@ -843,6 +850,7 @@ enum {
   OP_ROPE,
   OP_BINARY,
   OP_MUL_ROWS,
+  OP_KEEP,
   OP_MEAN,
   OP_AFFINE
 };
@@ -908,7 +916,7 @@ struct op_rec {
       const void *y;
       int64_t n;
       int op;
-      int64_t dim; /* OP_MUL_ROWS: n = rows x dim */
+      int64_t dim; /* OP_MUL_ROWS, OP_KEEP (x in y): n = rows x dim */
     } binary;
   } u;
 };
@@ -963,6 +971,7 @@ static void cuda_close(void *p) {
   free(c->f8w);
   if (c->x8) cudaFree(c->x8);
   if (c->x8b) cudaFree(c->x8b);
+  if (c->x8k) cudaFree(c->x8k);
   if (c->pin) cudaFreeHost(c->pin);
   if (c->lt) cublasLtDestroy(c->lt);
   if (c->stream) cudaStreamDestroy(c->stream);
@@ -1105,6 +1114,7 @@ static mp_status cuda_begin(void *p) {
     c->prof_nsum = 0;
   }
   prof_mark(c, "(idle between passes)", 0, 0);
+  c->kp_ptr = NULL;  /* a kept E4M3 copy lives one pass */
   if (c->pin_used) { /* the staged copies of the previous pass are done before the buffer is reused */
     CU(cudaStreamSynchronize(c->stream), "waiting for the stream");
     c->pin_used = 0;
@@ -1711,6 +1721,18 @@ static int f8_available(cuda_ctx *c) {
   return !s && got > 0;
 }
 
+/* k_quant_rows_f8 over rows of dim values of the compute dtype (fp16 / bf16): x (act(x) where act
+ * >= 0, then x * y where y is given, in place) and its E4M3 codes q with row scales qs */
+static void quant_rows(cuda_ctx *c, void *x, const void *y, int64_t rows, int64_t dim, int act, unsigned char *q,
+                       float *qs) {
+  if (c->dt == MP_F16)
+    k_quant_rows_f8<__half>
+        <<<(unsigned)rows, F8_THREADS, 0, c->stream>>>((__half *)x, (const __half *)y, dim, act, q, qs);
+  else
+    k_quant_rows_f8<__nv_bfloat16>
+        <<<(unsigned)rows, F8_THREADS, 0, c->stream>>>((__nv_bfloat16 *)x, (const __nv_bfloat16 *)y, dim, act, q, qs);
+}
+
 /* y = act(x · Wᵀ + bias) in the fast mode: x quantized per row to E4M3 (k_quant_rows_f8) or its
  * copy taken from the kernel that wrote x, then cuBLASLt's FP8 GEMM with the row and channel
  * scales, bias and ReLU / GELU in its epilogue. The erf GELU is computed there in cuBLASLt's tanh
@@ -1725,14 +1747,12 @@ static mp_status f8_dense(cuda_ctx *c, const f8weight *f, const void *x, int64_t
   const int shadow = c->sh_ptr == x && c->sh_rows == rows && c->sh_cols == f->in && c->sh_mark == c->marks;
   if (shadow) {
     xq = (unsigned char *)c->x8b, xs = (float *)(xq + qbytes); /* written by x's producer */
+  } else if (c->kp_ptr == x && c->kp_rows == rows && c->kp_cols == f->in) {
+    xq = (unsigned char *)c->x8k, xs = (float *)(xq + qbytes); /* kept by keep_copy */
   } else {
     MP_TRY(grow(c, &c->x8, &c->x8_cap, qbytes + (size_t)rows * 4, "allocating the FP8 activations"));
     xq = (unsigned char *)c->x8, xs = (float *)(xq + qbytes);
-    if (c->dt == MP_F16)
-      k_quant_rows_f8<__half><<<(unsigned)rows, F8_THREADS, 0, c->stream>>>((__half *)x, nullptr, f->in, -1, xq, xs);
-    else
-      k_quant_rows_f8<__nv_bfloat16>
-          <<<(unsigned)rows, F8_THREADS, 0, c->stream>>>((__nv_bfloat16 *)x, nullptr, f->in, -1, xq, xs);
+    quant_rows(c, (void *)x, NULL, rows, f->in, -1, xq, xs);
     LAUNCHED("quantize (fp8)");
   }
   c->sh_ptr = NULL;
@@ -1757,12 +1777,7 @@ static mp_status f8_dense(cuda_ctx *c, const f8weight *f, const void *x, int64_t
     const size_t ybytes = ((size_t)(rows * f->out) + 255) / 256 * 256;
     MP_TRY(grow(c, &c->x8b, &c->x8b_cap, ybytes + (size_t)rows * 4, "allocating the FP8 activations"));
     unsigned char *yq = (unsigned char *)c->x8b;
-    float *ys = (float *)(yq + ybytes);
-    if (c->dt == MP_F16)
-      k_quant_rows_f8<__half><<<(unsigned)rows, F8_THREADS, 0, c->stream>>>((__half *)y, nullptr, f->out, post, yq, ys);
-    else
-      k_quant_rows_f8<__nv_bfloat16>
-          <<<(unsigned)rows, F8_THREADS, 0, c->stream>>>((__nv_bfloat16 *)y, nullptr, f->out, post, yq, ys);
+    quant_rows(c, y, NULL, rows, f->out, post, yq, (float *)(yq + ybytes));
     LAUNCHED("activation + quantize (fp8)");
     c->sh_ptr = y, c->sh_rows = rows, c->sh_cols = f->out, c->sh_mark = c->marks;
     return MP_OK;
@@ -2187,15 +2202,33 @@ static mp_status cuda_mul_rows(void *p, void *x, const void *y, int64_t rows, in
   f8_copy cp;
   MP_TRY(f8_copy_buffer(c, rows, dim, &cp));
   if (!cp.q || !aligned16(x) || !aligned16(y)) return cuda_binary(p, x, y, rows * dim, 1);
-  if (c->dt == MP_F16)
-    k_quant_rows_f8<__half>
-        <<<(unsigned)rows, F8_THREADS, 0, c->stream>>>((__half *)x, (const __half *)y, dim, -1, cp.q, cp.qs);
-  else
-    k_quant_rows_f8<__nv_bfloat16><<<(unsigned)rows, F8_THREADS, 0, c->stream>>>(
-        (__nv_bfloat16 *)x, (const __nv_bfloat16 *)y, dim, -1, cp.q, cp.qs);
+  quant_rows(c, x, y, rows, dim, -1, cp.q, cp.qs);
   LAUNCHED("elementwise + quantize (fp8)");
   cp.wrote = 1;
   f8_copy_done(c, cp, x, rows, dim);
+  return MP_OK;
+}
+
+/* keep_copy: x [rows, dim] is read by several dense layers before it changes; in a model with fp8
+ * GEMMs its E4M3 copy is made once, into x8k, and serves every fp8 GEMM on exactly that input until
+ * the next keep_copy or begin (x NULL: none kept) */
+static mp_status cuda_keep_copy(void *p, const void *x, int64_t rows, int64_t dim) {
+  cuda_ctx *c = (cuda_ctx *)p;
+  if (gr_recording(c)) {
+    op_rec r;
+    memset(&r, 0, sizeof r);
+    r.kind = OP_KEEP, r.u.binary.y = x, r.u.binary.n = rows * dim, r.u.binary.dim = dim;
+    return gr_submit(c, &r);
+  }
+  c->kp_ptr = NULL;
+  if (!x || rows <= 0 || dim <= 0 || !c->n_f8w || !c->f8_fuse || c->dt == MP_F32 || dim % 8 || !aligned16(x))
+    return MP_OK;
+  const size_t qbytes = ((size_t)(rows * dim) + 255) / 256 * 256;
+  MP_TRY(grow(c, &c->x8k, &c->x8k_cap, qbytes + (size_t)rows * 4, "allocating the FP8 activations"));
+  unsigned char *q = (unsigned char *)c->x8k;
+  quant_rows(c, (void *)x, NULL, rows, dim, -1, q, (float *)(q + qbytes));
+  LAUNCHED("quantize (fp8), kept");
+  c->kp_ptr = x, c->kp_rows = rows, c->kp_cols = dim;
   return MP_OK;
 }
 template <typename T>
@@ -2357,6 +2390,9 @@ static mp_status gr_exec(cuda_ctx *c, const op_rec *r) {
   case OP_MUL_ROWS:
     st = cuda_mul_rows(c, r->u.binary.x, r->u.binary.y, r->u.binary.n / r->u.binary.dim, r->u.binary.dim);
     break;
+  case OP_KEEP:
+    st = cuda_keep_copy(c, r->u.binary.y, r->u.binary.dim ? r->u.binary.n / r->u.binary.dim : 0, r->u.binary.dim);
+    break;
   default: st = mp_err(MP_ERR_INTERNAL, "CUDA graphs: unknown op %d", r->kind);
   }
   c->direct = was;
@@ -2487,7 +2523,7 @@ static const mp_device_ops cuda_ops = {
     cuda_attention,  cuda_gather_rows,  cuda_pool,           cuda_gather_idx, cuda_zero_rows,
     cuda_download,   cuda_rope_split,   cuda_binary,         cuda_mean_rows,  cuda_peak_bytes,
     cuda_affine,     cuda_qweight_ok,   cuda_upload_qweight, cuda_fast8_ok,   cuda_upload_fast8,
-    cuda_mul_rows,
+    cuda_mul_rows,   cuda_keep_copy,
 };
 
 extern "C" const mp_device_ops *mp_cuda_ops(void) { return &cuda_ops; }

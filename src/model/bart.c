@@ -54,8 +54,9 @@ typedef struct bart {
 static mp_status bind_attn(mp_model *m, const char *base, const char *attn, const char *ln, int64_t H, battn *a) {
   char n[256];
   const int cross = !strcmp(attn, "encoder_attn");
-  a->k.raw_input = a->v.raw_input = cross; /* the encoder's output */
-  a->o.raw_input = 1;                      /* the attention's output */
+  /* the encoder's output: its 8-bit copy is kept for all decoder layers where the device can */
+  a->k.raw_input = a->v.raw_input = cross && !(m->dev && m->dev->keep_copy);
+  a->o.raw_input = 1; /* the attention's output */
   snprintf(n, sizeof n, "%s%s.q_proj", base, attn);
   MP_TRY(mp_bind_dense(m, n, H, H, 0, &a->q));
   snprintf(n, sizeof n, "%s%s.k_proj", base, attn);
@@ -309,6 +310,7 @@ static mp_status bart_encode(mp_model *m, const mp_model_batch *b, const mp_forw
   }
   /* decoder: y, with the encoder output in x (o is the spare buffer) */
   float *enc_out = x;
+  MP_TRY(mp_keep_copy_run(m, enc_out, N, H));
   MP_TRY(embed(m, dids, pos, N, &f->dec_pos, &f->dec_ln_emb, o, y));
   MP_TRY(mp_layer_report(m, out, Le + 1, y, b, H));
   for (int64_t l = 0; l < f->dec_layers; l++) {

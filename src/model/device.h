@@ -154,6 +154,12 @@ typedef struct mp_device_ops {
    * (ModernBERT's GeGLU before mlp.Wo). May be NULL: binary is used, and that layer counts as
    * raw_input. */
   mp_status (*mul_rows)(void *ctx, void *x, const void *y, int64_t rows, int64_t dim);
+  /* x [rows, dim] is the input of several dense layers and does not change until the pass ends
+   * (BART's encoder output, read by every decoder layer's cross-attention keys and values): a
+   * backend in its fast mode may make its 8-bit copy once and hand it to each of them, as it does a
+   * LayerNorm's. Valid until the next keep_copy or begin; x NULL: nothing kept. May be NULL: such
+   * layers count as raw_input. */
+  mp_status (*keep_copy)(void *ctx, const void *x, int64_t rows, int64_t dim);
 } mp_device_ops;
 
 #ifdef MP_HAVE_CUDA

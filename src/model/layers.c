@@ -255,6 +255,11 @@ mp_status mp_mul_rows_run(mp_model *m, float *x, const float *y, int64_t rows, i
   return mp_binary_run(m, x, y, rows * dim, 1);
 }
 
+mp_status mp_keep_copy_run(mp_model *m, const float *x, int64_t rows, int64_t dim) {
+  if (m->dev && m->dev->keep_copy) return m->dev->keep_copy(m->dev_ctx, x, rows, dim);
+  return MP_OK;
+}
+
 mp_status mp_binary_run(mp_model *m, float *x, const float *y, int64_t n, int op) {
   if (m->dev) return m->dev->binary(m->dev_ctx, x, y, n, op);
   if (op == 0) {

@@ -59,6 +59,9 @@ typedef struct mp_attn_rel {
 mp_status mp_binary_run(mp_model *m, float *x, const float *y, int64_t n, int op);
 /* x *= y over [rows, dim] (mp_device_ops.mul_rows where the device has it, else binary's product) */
 mp_status mp_mul_rows_run(mp_model *m, float *x, const float *y, int64_t rows, int64_t dim);
+/* x [rows, dim] stays unchanged for the rest of the pass and feeds several dense layers
+ * (mp_device_ops.keep_copy where the device has it; else nothing to do) */
+mp_status mp_keep_copy_run(mp_model *m, const float *x, int64_t rows, int64_t dim);
 /* mp_attention_run with relative terms; device only (the CPU builds a score bias instead). */
 mp_status mp_attention_rel_run(mp_model *m, const mp_attention_args *a, const mp_attn_rel *r);
 /* Multi-head attention (kernels.h mp_attention_args) on the model's device. Score biases are

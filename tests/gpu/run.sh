@@ -335,6 +335,14 @@ fast_check bert-cls-q8 "$W/q/bert-cls-q8" cls
 fast_check roberta-cls-q4 "$W/q/roberta-cls-q4" cls
 fast_check deberta-wp-cls-q8 "$W/q/deberta-wp-cls-q8" cls
 fast_check bart-cls-q4 "$W/q/bart-cls-q4" cls
+# the encoder output's E4M3 copy is made once (keep_copy) for every decoder layer's cross-attention
+# keys and values, which then run on FP8
+e="$W/out/bart-cls-q4/fast-float16.emb.err"
+if [ -s "$e" ] && grep -q "  quantize (fp8), kept " "$e"; then
+  record 0 "PASS bart-cls-q4 fast profile: the encoder output's E4M3 copy kept for the cross-attention"
+else
+  record 1 "FAIL bart-cls-q4 fast profile: no 'quantize (fp8), kept': $(grep -E '  (matmul|quantize)' "$e" 2>/dev/null | head -c 400)"
+fi
 fast_check mobilebert-cls-q8 "$W/q/mobilebert-cls-q8" cls
 fast_check mpnet-embed-q8 "$W/q/mpnet-embed-q8"
 if [ $MODERNBERT = 1 ]; then
