@@ -10,7 +10,8 @@
  *    one block per row, the row's largest magnitude found, then the row converted, as x · (1 / s)).
  *    The LayerNorm kernels write that copy themselves, beside their own output, when the model has
  *    fp8 GEMMs (cuda_backend.cu, ln_warp_row), and so does ModernBERT's GeGLU product
- *    (cuda_mul_rows: k_quant_rows_f8 given y); so does the erf GELU after an fp8 GEMM
+ *    (cuda_mul_rows: k_quant_rows_f8 given y), and cuda_keep_copy makes BART's encoder output's
+ *    copy once for all decoder layers' cross-attention keys / values; so does the erf GELU after an fp8 GEMM
  *    (k_quant_rows_f8 given the activation) with MP_CUDA_FAST8_RAW=1 MP_CUDA_FAST8_GELU=erf. The
  *    next fp8 GEMM takes it when it reads exactly that output with nothing queued in between: the
  *    same codes, one pass over the activations fewer. Layers whose input no such kernel wrote
