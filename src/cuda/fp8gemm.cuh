@@ -9,12 +9,13 @@
  *  - Activations, per call: each row of x is quantized the same way with its own scale (k_quant_rows_f8:
  *    one block per row, the row's largest magnitude found, then the row converted, as x · (1 / s)).
  *    The LayerNorm kernels write that copy themselves, beside their own output, when the model has
- *    fp8 GEMMs (cuda_backend.cu, ln_warp_row), and so does ModernBERT's GeGLU product
- *    (cuda_mul_rows: k_quant_rows_f8 given y), and cuda_keep_copy makes BART's encoder output's
- *    copy once for all decoder layers' cross-attention keys / values; so does the erf GELU after an fp8 GEMM
- *    (k_quant_rows_f8 given the activation) with MP_CUDA_FAST8_RAW=1 MP_CUDA_FAST8_GELU=erf. The
- *    next fp8 GEMM takes it when it reads exactly that output with nothing queued in between: the
- *    same codes, one pass over the activations fewer. Layers whose input no such kernel wrote
+ *    fp8 GEMMs (cuda_backend.cu, ln_warp_row); so do ModernBERT's GeGLU product (cuda_mul_rows:
+ *    k_quant_rows_f8 given y) and, with MP_CUDA_FAST8_RAW=1 MP_CUDA_FAST8_GELU=erf, the erf GELU
+ *    after an fp8 GEMM (k_quant_rows_f8 given the activation). The next fp8 GEMM takes it when it
+ *    reads exactly that output with nothing queued in between: the same codes, one pass over the
+ *    activations fewer. BART's encoder output is quantized once (cuda_keep_copy) into a copy that
+ *    serves every decoder layer's cross-attention keys / values until the pass ends. Layers whose
+ *    input no such kernel wrote
  *    (mp_dense.raw_input) stay on fp16 / bf16 weights unless MP_CUDA_FAST8_RAW=1.
  *  - The product runs on cuBLASLt's FP8 GEMM (Hopper's FP8 tensor cores, fp32 accumulation) with
  *    the two scale vectors applied in its epilogue (CUBLASLT_MATMUL_MATRIX_SCALE_OUTER_VEC_32F: output
