@@ -197,7 +197,7 @@ enum {
 
 int mp_dev_fast8(const mp_model *m, const mp_dense *d) {
   return m->dev && m->compute == MP_COMPUTE_FAST && d->w.bits >= 2 && d->w.bits <= 8 && m->dev->fast8_ok &&
-         m->dev->upload_fast8 && m->dev->fast8_ok(m->dev_ctx, d->w.out, d->w.in, d->raw_input);
+         m->dev->upload_fast8 && m->dev->fast8_ok(m->dev_ctx, d->w.out, d->w.in, d->raw_input || m->dense_all_raw);
 }
 
 /* n dense layers in the device's fast mode, uploaded as one stacked matrix: the values

@@ -92,6 +92,10 @@ static mp_status mobilebert_bind(mp_model *m) {
   mobilebert *f = calloc(1, sizeof *f);
   if (!f) return mp_err(MP_ERR_NOMEM, "out of memory");
   m->fam = f;
+  /* NoNorm writes no 8-bit copy of its output, and MobileBERT's GEMMs (128 to 512 wide) are too
+   * small for a device's 8-bit GEMM to repay a quantizing pass of its own (CUDA's fast mode ran
+   * MobileBERT at 0.54-0.58x of its fp16 speed, bench/README.md): every dense layer is raw_input */
+  m->dense_all_raw = 1;
   const char *P = mp_model_tensor(m, "mobilebert.embeddings.word_embeddings.weight") ? "mobilebert." : "";
   char n[256];
   const int64_t H = c->hidden, I = c->intermediate, NH = c->heads;

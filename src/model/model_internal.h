@@ -88,6 +88,9 @@ struct mp_model {
   const void *dev_idx_d[3];
   size_t dev_esize; /* bytes per activation value on the device (2: fp16/bf16, 4: f32) */
   int dev_fuse;     /* fused Q/K/V projections on the device (MP_CUDA_FUSED_QKV=0 turns them off) */
+  /* every dense layer counts as mp_dense.raw_input: a family none of whose normalizations writes
+   * the 8-bit copy (MobileBERT's NoNorm) */
+  int dense_all_raw;
 };
 
 extern const mp_family_ops mp_family_deberta;    /* deberta-v2 (DeBERTa-v2/v3) */

@@ -343,7 +343,19 @@ if [ -s "$e" ] && grep -q "  quantize (fp8), kept " "$e"; then
 else
   record 1 "FAIL bart-cls-q4 fast profile: no 'quantize (fp8), kept': $(grep -E '  (matmul|quantize)' "$e" 2>/dev/null | head -c 400)"
 fi
-fast_check mobilebert-cls-q8 "$W/q/mobilebert-cls-q8" cls
+# MobileBERT: NoNorm writes no E4M3 copy and its GEMMs are small, so every layer is raw_input and
+# the default fast mode runs no FP8 GEMM there; MP_CUDA_FAST8_RAW=1 puts them all on FP8 (checked)
+MP_CUDA_FAST8_RAW=1 fast_check mobilebert-cls-q8 "$W/q/mobilebert-cls-q8" cls
+o="$W/out/mobilebert-cls-q8"
+if MP_CUDA_PROFILE=1 run "mobilebert-cls-q8 fast default" "$o/default.emb" "$B" embed --model "$W/q/mobilebert-cls-q8" \
+  --device cuda --compute fast <"$TEXTS"; then
+  if grep -q "  matmul  " "$o/default.emb.err" && ! grep -q "  matmul (fp8) " "$o/default.emb.err"; then
+    record 0 "PASS mobilebert-cls-q8 fast default: every layer raw_input, no FP8 GEMM"
+  else
+    record 1 "FAIL mobilebert-cls-q8 fast default: $(grep -E '  matmul' "$o/default.emb.err" | head -c 400)"
+  fi
+  cmp_out emb "mobilebert-cls-q8 embeddings cuda fast default vs cpu faithful" "$o/cpu.emb" "$o/default.emb" 0.9999
+fi
 fast_check mpnet-embed-q8 "$W/q/mpnet-embed-q8"
 if [ $MODERNBERT = 1 ]; then
   fast_check modernbert-cls-q8 "$W/q/modernbert-cls-q8" cls
