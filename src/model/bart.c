@@ -55,8 +55,8 @@ static mp_status bind_attn(mp_model *m, const char *base, const char *attn, cons
   char n[256];
   const int cross = !strcmp(attn, "encoder_attn");
   /* the encoder's output: its 8-bit copy is kept for all decoder layers where the device can */
-  a->k.raw_input = a->v.raw_input = cross && !(m->dev && m->dev->keep_copy);
-  a->o.raw_input = 1; /* the attention's output */
+  a->k.raw_input = a->v.raw_input = cross ? MP_INPUT_KEPT : MP_INPUT_COPIED;
+  a->o.raw_input = MP_INPUT_RAW; /* the attention's output */
   snprintf(n, sizeof n, "%s%s.q_proj", base, attn);
   MP_TRY(mp_bind_dense(m, n, H, H, 0, &a->q));
   snprintf(n, sizeof n, "%s%s.k_proj", base, attn);
@@ -76,7 +76,7 @@ static mp_status bind_layer(mp_model *m, const char *base, int64_t H, int64_t F,
   snprintf(n, sizeof n, "%sfc1", base);
   MP_TRY(mp_bind_dense(m, n, F, H, 0, &L->fc1));
   snprintf(n, sizeof n, "%sfc2", base);
-  L->fc2.raw_input = 1; /* the activation's output */
+  L->fc2.raw_input = MP_INPUT_RAW; /* the activation's output */
   MP_TRY(mp_bind_dense(m, n, H, F, 0, &L->fc2));
   snprintf(n, sizeof n, "%sfinal_layer_norm", base);
   return mp_bind_ln(m, n, H, 0, &L->ln_ffn);

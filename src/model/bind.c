@@ -275,7 +275,7 @@ mp_status mp_bind_bert_ffn(mp_model *m, const char *base, int64_t H, int64_t I, 
   snprintf(n, sizeof n, "%sintermediate.dense", base);
   MP_TRY(mp_bind_dense(m, n, I, H, 0, inter));
   snprintf(n, sizeof n, "%soutput.dense", base);
-  out->raw_input = 1; /* the activation's output */
+  out->raw_input = MP_INPUT_RAW; /* the activation's output */
   MP_TRY(mp_bind_dense(m, n, H, I, 0, out));
   snprintf(n, sizeof n, "%soutput.LayerNorm", base);
   return mp_bind_ln(m, n, H, 0, ln_out);
@@ -287,7 +287,7 @@ mp_status mp_bind_qkvo(mp_model *m, const char *base, const char *const names[4]
                        mp_dense *v, mp_dense *o) {
   mp_dense *d[4] = {q, k, v, o};
   char n[320];
-  o->raw_input = 1; /* the attention's output */
+  o->raw_input = MP_INPUT_RAW; /* the attention's output */
   for (int i = 0; i < 4; i++) {
     snprintf(n, sizeof n, "%s%s", base, names[i]);
     MP_TRY(mp_bind_dense(m, n, H, H, 0, d[i]));

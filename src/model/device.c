@@ -195,9 +195,20 @@ enum {
   KIND_CAT_F8MATRIX = 9
 };
 
+/* whether d's input comes without its 8-bit copy on this device (mp_input_copy) */
+static int input_raw(const mp_model *m, const mp_dense *d) {
+  if (m->dense_all_raw) return 1;
+  switch (d->raw_input) {
+  case MP_INPUT_COPIED: return 0;
+  case MP_INPUT_KEPT: return !m->dev->keep_copy;
+  case MP_INPUT_MUL_ROWS: return !m->dev->mul_rows;
+  default: return 1;
+  }
+}
+
 int mp_dev_fast8(const mp_model *m, const mp_dense *d) {
   return m->dev && m->compute == MP_COMPUTE_FAST && d->w.bits >= 2 && d->w.bits <= 8 && m->dev->fast8_ok &&
-         m->dev->upload_fast8 && m->dev->fast8_ok(m->dev_ctx, d->w.out, d->w.in, d->raw_input || m->dense_all_raw);
+         m->dev->upload_fast8 && m->dev->fast8_ok(m->dev_ctx, d->w.out, d->w.in, input_raw(m, d));
 }
 
 /* n dense layers in the device's fast mode, uploaded as one stacked matrix: the values

@@ -18,12 +18,20 @@ typedef struct mp_dense {
   const mp_bfweight *bw; /* bf16-tile form (fast mode, F16/BF16 w, AMX-BF16), owned by the model; else NULL */
   const void *b;         /* NULL = no bias */
   mp_dtype bdt;
-  /* 1: on a device, the input comes from no kernel that writes the fast mode's 8-bit copy beside its
-   * output (the LayerNorm does; attention and the feed-forward activation do not): an attention
-   * output projection, a feed-forward output layer, BART's cross-attention keys / values. Set
-   * before mp_bind_dense; the backend decides (mp_device_ops.fast8_ok). */
+  /* On a device, whether the input comes with the fast mode's 8-bit copy (mp_input_copy; the
+   * LayerNorm writes it beside its output, attention and the feed-forward activation do not). Set
+   * before mp_bind_dense; read when the layer's weight is uploaded, where the device is known
+   * (mp_dev_fast8); the backend decides (mp_device_ops.fast8_ok). */
   unsigned char raw_input;
 } mp_dense;
+
+/* mp_dense.raw_input */
+enum mp_input_copy {
+  MP_INPUT_COPIED = 0,   /* its producer writes the copy (a LayerNorm) */
+  MP_INPUT_RAW = 1,      /* none does: an attention output projection, a feed-forward output layer */
+  MP_INPUT_KEPT = 2,     /* the device's keep_copy makes it, where it has one (BART's cross-attention k / v) */
+  MP_INPUT_MUL_ROWS = 3, /* the device's mul_rows writes it, where it has one (ModernBERT's mlp.Wo) */
+};
 
 /* LayerNorm parameters converted to f32 (b may be NULL: no bias). */
 typedef struct mp_lnorm {

@@ -276,7 +276,7 @@ static mp_status modernbert_bind(mp_model *m) {
     snprintf(n, sizeof n, "%sattn.Wqkv", base);
     MP_TRY(bind_lin(m, n, 3 * H, H, attn_bias, &L->wqkv));
     snprintf(n, sizeof n, "%sattn.Wo", base);
-    L->wo.raw_input = 1; /* the attention's output */
+    L->wo.raw_input = MP_INPUT_RAW; /* the attention's output */
     MP_TRY(bind_lin(m, n, H, H, attn_bias, &L->wo));
     snprintf(n, sizeof n, "%smlp_norm", base);
     MP_TRY(bind_norm(m, n, H, norm_bias, &L->mlp_norm));
@@ -289,7 +289,7 @@ static mp_status modernbert_bind(mp_model *m) {
     mp_dense_drop_pack(m, &wi); /* only the halves run */
     snprintf(n, sizeof n, "%smlp.Wo", base);
     /* the GeGLU product: its 8-bit copy comes from the device's mul_rows where it has one */
-    L->mlp_wo.raw_input = !(m->dev && m->dev->mul_rows);
+    L->mlp_wo.raw_input = MP_INPUT_MUL_ROWS;
     MP_TRY(bind_lin(m, n, H, I, mlp_bias, &L->mlp_wo));
   }
   snprintf(n, sizeof n, "%sfinal_norm", P);
