@@ -442,6 +442,28 @@ static void test_fixtures(void) {
   }
 }
 
+/* src converted to MLX affine `bits` / `group` at out (1), or a failed check (0) */
+static int convert_q(const char *src, const char *out, int bits, int group) {
+  mlxport_convert_options o;
+  mlxport_convert_options_init(&o);
+  o.source = src, o.output = out, o.quantize = 1, o.bits = bits, o.group_size = group;
+  if (mlxport_convert(&o, NULL) == MLXPORT_OK) return 1;
+  CHECKF(0, "converting %s to %d bits: %s", src, bits, mlxport_last_error());
+  return 0;
+}
+/* path opened on the CPU, one thread, in the faithful mode (no CPU integer packs: a device's mode
+ * is set after attaching it); NULL after a failed check */
+static mp_model *open_faithful(const char *path) {
+  mp_model *m = NULL;
+  mp_model_options mo;
+  memset(&mo, 0, sizeof mo);
+  mo.threads = 1;
+  mo.compute = MP_COMPUTE_FAITHFUL;
+  mp_status s = mp_model_open(path, &mo, &m);
+  CHECKF(s == MP_OK, "%s: %s", path, mp_last_error());
+  return s ? NULL : m;
+}
+
 /* The fast mode's per-family policy on the twins, converted to MLX q8 (classification logits):
  * BART's decoder layers take the encoder output's kept copy (keep_copy, once per pass), so its
  * cross-attention keys / values go on the 8-bit path only on a device that has keep_copy (one
@@ -451,14 +473,8 @@ static void test_fixtures(void) {
  * 0.14). */
 static long fast8_uploads(const char *q8, const mp_device_ops *ops, int fast8, long *keeps, const float *cpu,
                           size_t n) {
-  mp_model *m = NULL;
-  mp_model_options mo;
-  memset(&mo, 0, sizeof mo);
-  mo.threads = 1;
-  mo.compute = MP_COMPUTE_FAITHFUL;
-  mp_status s = mp_model_open(q8, &mo, &m);
-  CHECKF(s == MP_OK, "%s: %s", q8, mp_last_error());
-  if (s) return -1;
+  mp_model *m = open_faithful(q8);
+  if (!m) return -1;
   host_dev *c = calloc(1, sizeof *c);
   float *dev = calloc(n, 4);
   if (!c || !dev) {
@@ -495,21 +511,8 @@ static void test_fast8_policy(const char *dir) {
     char src[4200], q8[4200];
     snprintf(src, sizeof src, "%s/%s-st", dir, names[i]);
     snprintf(q8, sizeof q8, "%s/%s-f8-q8", mp_test_tmpdir(), names[i]);
-    mlxport_convert_options o;
-    mlxport_convert_options_init(&o);
-    o.source = src, o.output = q8, o.quantize = 1, o.bits = 8, o.group_size = 32;
-    if (mlxport_convert(&o, NULL) != MLXPORT_OK) {
-      CHECKF(0, "converting %s to 8 bits: %s", src, mlxport_last_error());
-      continue;
-    }
-    mp_model *m = NULL;
-    mp_model_options mo;
-    memset(&mo, 0, sizeof mo);
-    mo.threads = 1;
-    mo.compute = MP_COMPUTE_FAITHFUL;
-    mp_status s = mp_model_open(q8, &mo, &m);
-    CHECKF(s == MP_OK, "%s: %s", q8, mp_last_error());
-    if (s) continue;
+    mp_model *m = convert_q(src, q8, 8, 32) ? open_faithful(q8) : NULL;
+    if (!m) continue;
     const size_t n = (size_t)N_IN * (size_t)m->cfg.num_labels;
     float *cpu = calloc(n, 4);
     REQUIRE(cpu);
@@ -574,21 +577,8 @@ static void test_quantized(void) {
   for (size_t b = 0; b < sizeof bits / sizeof *bits; b++) {
     char out[4200];
     snprintf(out, sizeof out, "%s/minilm-q%d", mp_test_tmpdir(), bits[b]);
-    mlxport_convert_options o;
-    mlxport_convert_options_init(&o);
-    o.source = MINILM, o.output = out, o.quantize = 1, o.bits = bits[b], o.group_size = b % 2 ? 32 : 64;
-    if (mlxport_convert(&o, NULL) != MLXPORT_OK) {
-      CHECKF(0, "converting %s to %d bits: %s", MINILM, bits[b], mlxport_last_error());
-      continue;
-    }
-    mp_model *m = NULL;
-    mp_model_options mo;
-    memset(&mo, 0, sizeof mo);
-    mo.threads = 1;
-    mo.compute = MP_COMPUTE_FAITHFUL;
-    mp_status s = mp_model_open(out, &mo, &m);
-    CHECKF(s == MP_OK, "%s: %s", out, mp_last_error());
-    if (s) continue;
+    mp_model *m = convert_q(MINILM, out, bits[b], b % 2 ? 32 : 64) ? open_faithful(out) : NULL;
+    if (!m) continue;
     const size_t n = (size_t)N_IN * (size_t)m->cfg.hidden;
     float *cpu = calloc(n, 4), *dev = calloc(n, 4);
     REQUIRE(cpu && dev);
@@ -638,22 +628,10 @@ static void test_fast8(void) {
   for (size_t b = 0; b < sizeof bits / sizeof *bits; b++) {
     char out[4200];
     snprintf(out, sizeof out, "%s/minilm-f8-q%d", mp_test_tmpdir(), bits[b]);
-    mlxport_convert_options o;
-    mlxport_convert_options_init(&o);
-    o.source = MINILM, o.output = out, o.quantize = 1, o.bits = bits[b], o.group_size = 64;
-    if (mlxport_convert(&o, NULL) != MLXPORT_OK) {
-      CHECKF(0, "converting %s to %d bits: %s", MINILM, bits[b], mlxport_last_error());
-      continue;
-    }
+    if (!convert_q(MINILM, out, bits[b], 64)) continue;
     for (int on = 2; on >= 0; on--) {
-      mp_model *m = NULL;
-      mp_model_options mo;
-      memset(&mo, 0, sizeof mo);
-      mo.threads = 1;
-      mo.compute = MP_COMPUTE_FAITHFUL; /* no CPU integer packs; the device's mode is set below */
-      mp_status s = mp_model_open(out, &mo, &m);
-      CHECKF(s == MP_OK, "%s: %s", out, mp_last_error());
-      if (s) continue;
+      mp_model *m = open_faithful(out);
+      if (!m) continue;
       const size_t H = (size_t)m->cfg.hidden, n = (size_t)N_IN * H;
       float *cpu = calloc(n, 4), *dev = calloc(n, 4);
       REQUIRE(cpu && dev);
