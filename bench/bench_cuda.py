@@ -28,7 +28,7 @@ cuBLASLt autotuning (MP_CUDA_GRAPHS=0 MP_CUDA_AUTOTUNE=0: the code path before 2
 q8-qgemm / q4-qgemm the MLX folders with their weights kept quantized on the device (MP_CUDA_QGEMM=1:
 the kernels of src/cuda/qgemm.cuh; q8 / q4 dequantize them to fp16 at upload); mlx-fp16, mlx-q8 and
 mlx-q4 are MLX itself (mlx-cuda, installed with --mlx-site) running the float16 / q8 / q4 MLX folders
-through bench/bench_mlx_peer.py (BERT-family models only: tools/mlx_bert.py);
+through bench/bench_mlx_peer.py (BERT, RoBERTa and DistilBERT models only: tools/mlx_bert.py);
 --profile writes mlxport fp16's time per operation (MP_CUDA_PROFILE=1) to OUT/profile-MODEL-SEQ.txt,
 and each q8 variant's to OUT/profile-MODEL-VARIANT-SEQ.txt.
 """
@@ -330,7 +330,7 @@ def main():
     ap.add_argument("--mlx-site", default=None,
                     help="folder where mlx and mlx-cuda are installed (pip install --no-deps --target DIR ...), for "
                          "the mlx-fp16 / mlx-q8 / mlx-q4 variants: MLX itself on the same MLX folders "
-                         "(bench/bench_mlx_peer.py; BERT-family models only)")
+                         "(bench/bench_mlx_peer.py; BERT, RoBERTa and DistilBERT models only)")
     ap.add_argument("--no-torch", action="store_true")
     ap.add_argument("--no-memory", action="store_true")
     ap.add_argument("--profile", action="store_true",

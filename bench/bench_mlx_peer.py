@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """MLX itself as the peer column of bench/bench_cuda.py: one MLX folder written by `mlxport convert`
 (float16, q8 or q4) run by MLX (mlx-cuda on the GPU machine, mlx[cpu] elsewhere) through
-tools/mlx_bert.py's BERT model, which loads the folder strictly as mlx-lm's loader would (the
+tools/mlx_bert.py's models, which load the folder strictly as mlx-lm's loader would (the
 quantized layers through nn.quantize and mx.quantized_matmul). Timed like bench/bench_device.c:
 random ids between [CLS] and [SEP] (fixed seed), every token real, [batch, seq], three warm-up
 passes, then passes until --seconds (at least 3), each ending in mx.eval of the logits or the
@@ -12,8 +12,8 @@ bench_device does, for bench_cuda.py's check against PyTorch on the same ids.
     python3 bench/bench_mlx_peer.py --model FOLDER [--seq 48,128] [--batch 128] [--seconds 1]
                                     [--dump PREFIX] [--cpu]
 
-BERT-family folders only (tools/mlx_bert.py implements BERT): any other model_type exits 2 with
-the reason. Test/benchmark tool: mlxport itself never runs Python.
+BERT, RoBERTa / XLM-RoBERTa and DistilBERT folders only (what tools/mlx_bert.py implements): any
+other model_type exits 2 with the reason. Test/benchmark tool: mlxport itself never runs Python.
 """
 import argparse
 import json
@@ -37,25 +37,26 @@ def main():
     a = ap.parse_args()
     with open(os.path.join(a.model, "config.json")) as f:
         cfg = json.load(f)
-    if cfg.get("model_type") != "bert":
-        print(f"bench_mlx_peer: {a.model}: model_type {cfg.get('model_type')!r}: tools/mlx_bert.py runs BERT only",
-              file=sys.stderr)
-        return 2
     import mlx.core as mx
     sys.path.insert(0, os.path.join(ROOT, "tools"))
     import mlx_bert
     from tokenizers import Tokenizer
 
+    if cfg.get("model_type") not in mlx_bert.MODEL_TYPES:
+        print(f"bench_mlx_peer: {a.model}: model_type {cfg.get('model_type')!r}: tools/mlx_bert.py runs "
+              f"{', '.join(mlx_bert.MODEL_TYPES)} only", file=sys.stderr)
+        return 2
     mx.set_default_device(mx.cpu if a.cpu else mx.gpu)
     model, c, _ = mlx_bert.load(a.model)
-    classify = isinstance(model, mlx_bert.BertForSequenceClassification)
+    classify = mlx_bert.is_classifier(model)
+    first, last = ("<s>", "</s>") if cfg.get("model_type") in mlx_bert.ROBERTA_TYPES else ("[CLS]", "[SEP]")
     if os.path.exists(os.path.join(a.model, "tokenizer.json")):
         tok = Tokenizer.from_file(os.path.join(a.model, "tokenizer.json"))
-        cls_id, sep_id = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
+        cls_id, sep_id = tok.token_to_id(first), tok.token_to_id(last)
     else:  # a WordPiece model with vocab.txt only: the line numbers are the ids
         with open(os.path.join(a.model, "vocab.txt"), encoding="utf-8") as f:
             vocab_ids = {line.rstrip("\n"): i for i, line in enumerate(f)}
-        cls_id, sep_id = vocab_ids.get("[CLS]"), vocab_ids.get("[SEP]")
+        cls_id, sep_id = vocab_ids.get(first), vocab_ids.get(last)
     vocab = c["vocab_size"]
     device = f"mlx {mx.__version__} {mx.default_device()}"
     rng = np.random.default_rng(1234)

@@ -1,6 +1,9 @@
 #!/usr/bin/env python3
-"""Minimal MLX BERT (BertModel / BertForSequenceClassification) with Hugging Face parameter
-names, used to check that an `mlxport convert` output folder loads in MLX as it is:
+"""Minimal MLX BERT-architecture encoders with Hugging Face parameter names: BERT (BertModel /
+BertForSequenceClassification), RoBERTa and XLM-RoBERTa (the same layers, positions counted from
+pad_token_id + 1, RobertaClassificationHead) and DistilBERT (DistilBertModel /
+DistilBertForSequenceClassification), used to check that an `mlxport convert` output folder loads
+in MLX as it is:
 
     python tools/mlx_bert.py OUT_DIR [--hf SOURCE_DIR] [--text "..."]
 
@@ -22,6 +25,9 @@ import mlx.core as mx
 import mlx.nn as nn
 
 
+ROBERTA_TYPES = ("roberta", "xlm-roberta")
+
+
 class Embeddings(nn.Module):
     def __init__(self, c):
         super().__init__()
@@ -29,11 +35,30 @@ class Embeddings(nn.Module):
         self.position_embeddings = nn.Embedding(c["max_position_embeddings"], c["hidden_size"])
         self.token_type_embeddings = nn.Embedding(c.get("type_vocab_size", 2), c["hidden_size"])
         self.LayerNorm = nn.LayerNorm(c["hidden_size"], eps=c.get("layer_norm_eps", 1e-12))
+        # RoBERTa: position = pad + (number of non-pad tokens up to and including this one), pad
+        # tokens themselves at pad (create_position_ids_from_input_ids)
+        self._pad = c.get("pad_token_id", 1) if c.get("model_type") in ROBERTA_TYPES else None
 
     def __call__(self, ids, types):
-        pos = mx.arange(ids.shape[1])[None]
+        if self._pad is None:
+            pos = mx.arange(ids.shape[1])[None]
+        else:
+            real = (ids != self._pad).astype(mx.int32)
+            pos = mx.cumsum(real, axis=1) * real + self._pad
         x = self.word_embeddings(ids) + self.position_embeddings(pos) + self.token_type_embeddings(types)
         return self.LayerNorm(x)
+
+
+def attention(q, k, v, heads, mask):
+    """softmax(q kᵀ / sqrt(d) + mask) v per head over [B, L, H] projections; [B, L, H] out"""
+    B, L, H = q.shape
+    d = H // heads
+
+    def split(t):
+        return t.reshape(B, L, heads, d).transpose(0, 2, 1, 3)
+
+    s = (split(q) @ split(k).transpose(0, 1, 3, 2)) / math.sqrt(d) + mask
+    return (mx.softmax(s, axis=-1) @ split(v)).transpose(0, 2, 1, 3).reshape(B, L, H)
 
 
 class SelfAttention(nn.Module):
@@ -44,15 +69,7 @@ class SelfAttention(nn.Module):
         self.query, self.key, self.value = nn.Linear(h, h), nn.Linear(h, h), nn.Linear(h, h)
 
     def __call__(self, x, mask):
-        B, L, H = x.shape
-        d = H // self.heads
-
-        def split(t):
-            return t.reshape(B, L, self.heads, d).transpose(0, 2, 1, 3)
-
-        q, k, v = split(self.query(x)), split(self.key(x)), split(self.value(x))
-        s = (q @ k.transpose(0, 1, 3, 2)) / math.sqrt(d) + mask
-        return (mx.softmax(s, axis=-1) @ v).transpose(0, 2, 1, 3).reshape(B, L, H)
+        return attention(self.query(x), self.key(x), self.value(x), self.heads, mask)
 
 
 class DenseNorm(nn.Module):
@@ -125,15 +142,136 @@ class Bert(nn.Module):
         return x, pooled
 
 
+def num_labels(c):
+    return len(c.get("id2label", {0: 0, 1: 1}))
+
+
 class BertForSequenceClassification(nn.Module):
     def __init__(self, c):
         super().__init__()
         self.bert = Bert(c)
-        self.classifier = nn.Linear(c["hidden_size"], len(c.get("id2label", {0: 0, 1: 1})))
+        self.classifier = nn.Linear(c["hidden_size"], num_labels(c))
 
     def __call__(self, ids, types, attn):
         _, pooled = self.bert(ids, types, attn)
         return self.classifier(pooled)
+
+
+class RobertaClassificationHead(nn.Module):
+    def __init__(self, c):
+        super().__init__()
+        self.dense = nn.Linear(c["hidden_size"], c["hidden_size"])
+        self.out_proj = nn.Linear(c["hidden_size"], num_labels(c))
+
+    def __call__(self, x):
+        return self.out_proj(mx.tanh(self.dense(x[:, 0])))
+
+
+class RobertaForSequenceClassification(nn.Module):
+    """RobertaForSequenceClassification / XLMRobertaForSequenceClassification: no pooler, the head
+    over the first token"""
+
+    def __init__(self, c):
+        super().__init__()
+        self.roberta = Bert(c, pooler=False)
+        self.classifier = RobertaClassificationHead(c)
+
+    def __call__(self, ids, types, attn):
+        h, _ = self.roberta(ids, types, attn)
+        return self.classifier(h)
+
+
+# ---------------------------------------------------------------- DistilBERT
+
+
+class DistilEmbeddings(nn.Module):
+    def __init__(self, c):
+        super().__init__()
+        self.word_embeddings = nn.Embedding(c["vocab_size"], c["dim"])
+        self.position_embeddings = nn.Embedding(c["max_position_embeddings"], c["dim"])
+        self.LayerNorm = nn.LayerNorm(c["dim"], eps=1e-12)
+
+    def __call__(self, ids):
+        pos = mx.arange(ids.shape[1])[None]
+        return self.LayerNorm(self.word_embeddings(ids) + self.position_embeddings(pos))
+
+
+class DistilAttention(nn.Module):
+    def __init__(self, c):
+        super().__init__()
+        h = c["dim"]
+        self.heads = c["n_heads"]
+        self.q_lin, self.k_lin, self.v_lin, self.out_lin = (nn.Linear(h, h) for _ in range(4))
+
+    def __call__(self, x, mask):
+        return self.out_lin(attention(self.q_lin(x), self.k_lin(x), self.v_lin(x), self.heads, mask))
+
+
+class DistilFFN(nn.Module):
+    def __init__(self, c):
+        super().__init__()
+        self.lin1 = nn.Linear(c["dim"], c["hidden_dim"])
+        self.lin2 = nn.Linear(c["hidden_dim"], c["dim"])
+        self.act = nn.relu if c.get("activation", "gelu") == "relu" else nn.gelu
+
+    def __call__(self, x):
+        return self.lin2(self.act(self.lin1(x)))
+
+
+class DistilBlock(nn.Module):
+    def __init__(self, c):
+        super().__init__()
+        self.attention = DistilAttention(c)
+        self.sa_layer_norm = nn.LayerNorm(c["dim"], eps=1e-12)
+        self.ffn = DistilFFN(c)
+        self.output_layer_norm = nn.LayerNorm(c["dim"], eps=1e-12)
+
+    def __call__(self, x, mask):
+        a = self.sa_layer_norm(self.attention(x, mask) + x)
+        return self.output_layer_norm(self.ffn(a) + a)
+
+
+class DistilTransformer(nn.Module):
+    def __init__(self, c):
+        super().__init__()
+        self.layer = [DistilBlock(c) for _ in range(c["n_layers"])]
+
+
+class DistilBert(nn.Module):
+    """DistilBertModel: called as the BERT models are (types ignored); returns (hidden, None)"""
+
+    def __init__(self, c):
+        super().__init__()
+        self.embeddings = DistilEmbeddings(c)
+        self.transformer = DistilTransformer(c)
+
+    def __call__(self, ids, types, attn):
+        mask = (1.0 - attn[:, None, None, :].astype(mx.float32)) * -1e9
+        x = self.embeddings(ids)
+        for layer in self.transformer.layer:
+            x = layer(x, mask)
+        return x, None
+
+
+class DistilBertForSequenceClassification(nn.Module):
+    def __init__(self, c):
+        super().__init__()
+        self.distilbert = DistilBert(c)
+        self.pre_classifier = nn.Linear(c["dim"], c["dim"])
+        self.classifier = nn.Linear(c["dim"], num_labels(c))
+
+    def __call__(self, ids, types, attn):
+        h, _ = self.distilbert(ids, types, attn)
+        return self.classifier(nn.relu(self.pre_classifier(h[:, 0])))
+
+
+CLASSIFIERS = (BertForSequenceClassification, RobertaForSequenceClassification, DistilBertForSequenceClassification)
+MODEL_TYPES = ("bert",) + ROBERTA_TYPES + ("distilbert",)
+
+
+def is_classifier(model):
+    """whether model returns logits (else (hidden, pooled))"""
+    return isinstance(model, CLASSIFIERS)
 
 
 def weight_files(d):
@@ -151,9 +289,15 @@ def load(d):
     weights = {}
     for p in weight_files(d):
         weights.update(mx.load(p))
+    mt = c.get("model_type", "bert")
+    if mt not in MODEL_TYPES:
+        raise ValueError(f"{d}: model_type {mt!r}: mlx_bert runs {', '.join(MODEL_TYPES)} only")
     arch = (c.get("architectures") or ["BertModel"])[0]
     if arch.endswith("ForSequenceClassification"):
-        model = BertForSequenceClassification(c)
+        model = (DistilBertForSequenceClassification if mt == "distilbert" else
+                 RobertaForSequenceClassification if mt in ROBERTA_TYPES else BertForSequenceClassification)(c)
+    elif mt == "distilbert":
+        model = DistilBert(c)
     else:
         model = Bert(c, pooler=any(k.startswith("pooler.") for k in weights))
     q = c.get("quantization")
@@ -188,7 +332,7 @@ def main():
     ids = mx.array([e.ids for e in enc])
     types = mx.array([e.type_ids for e in enc])
     attn = mx.array([e.attention_mask for e in enc])
-    if isinstance(model, BertForSequenceClassification):
+    if is_classifier(model):
         out = model(ids, types, attn)
     else:
         h, _ = model(ids, types, attn)
@@ -199,13 +343,15 @@ def main():
         import numpy as np
         import torch
         from transformers import AutoModel, AutoModelForSequenceClassification
-        cls = AutoModelForSequenceClassification if isinstance(model, BertForSequenceClassification) else AutoModel
+        cls = AutoModelForSequenceClassification if is_classifier(model) else AutoModel
         ref_model = cls.from_pretrained(a.hf).eval()
         with torch.no_grad():
             t = {k: torch.tensor(np.array(v)) for k, v in (("input_ids", ids), ("token_type_ids", types),
                                                             ("attention_mask", attn))}
+            if c.get("model_type") == "distilbert":  # DistilBERT has no token types
+                del t["token_type_ids"]
             r = ref_model(**t)
-            if isinstance(model, BertForSequenceClassification):
+            if is_classifier(model):
                 ref = r.logits.numpy()
             else:
                 m = t["attention_mask"][..., None].float()

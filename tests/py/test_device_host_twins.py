@@ -25,4 +25,5 @@ def test_device_host_twins(tmp_path):
     out = p.stdout + p.stderr
     assert p.returncode == 0, out[-4000:]
     assert "ok   test_fixtures" in out, out[-4000:]
+    assert "ok   test_fast8_fixtures" in out, out[-4000:]
     print(out.strip().splitlines()[-1])

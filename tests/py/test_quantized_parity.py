@@ -1,6 +1,6 @@
 """MLX-converted models run natively by mlxport agree with real MLX computing the same forward
-(tools/mlx_bert.py: the BERT modules rebuilt with mlx.nn, nn.quantize from our config, our
-weights loaded strictly), and q8 embeddings of the real MiniLM stay close to float."""
+(tools/mlx_bert.py: the BERT, RoBERTa and DistilBERT modules rebuilt with mlx.nn, nn.quantize from
+our config, our weights loaded strictly), and q8 embeddings of the real MiniLM stay close to float."""
 import json
 import os
 import subprocess
@@ -43,7 +43,7 @@ def mlx_forward(folder, sents, pairs=None):
     ids = mx.array([e.ids for e in enc])
     types = mx.array([e.type_ids for e in enc])
     attn = mx.array([e.attention_mask for e in enc])
-    if isinstance(model, mlx_bert.BertForSequenceClassification):
+    if mlx_bert.is_classifier(model):
         return np.array(model(ids, types, attn).astype(mx.float32))
     h, _ = model(ids, types, attn)
     m = attn[..., None].astype(h.dtype)
@@ -79,14 +79,17 @@ def test_minilm_q8_close_to_float(minilm, shared_dir, tmp_path):
     assert cos.min() >= 0.999, cos.min()
 
 
+@pytest.mark.parametrize("family", ["bert-cls", "roberta-cls", "distilbert-cls"])
 @pytest.mark.parametrize("bits", [8, 4])
-def test_classifier_vs_mlx(shared_dir, tmp_path, bits):
+def test_classifier_vs_mlx(shared_dir, tmp_path, bits, family):
+    """the three BERT-architecture classifier families (RoBERTa: positions from pad + 1 and its own
+    head; DistilBERT: its own module names, no token types) as MLX runs their converted folders"""
     fx = tmp_path / "fx"
     subprocess.run([sys.executable, os.path.join(SOURCE_DIR, "tools", "make_model_fixtures.py"), str(fx),
-                    "--shared", SHARED, "--only", "bert-cls"], check=True, capture_output=True)
+                    "--shared", SHARED, "--only", family], check=True, capture_output=True)
     out = tmp_path / f"cls-q{bits}"
-    convert(fx / "bert-cls-st", out, bits)
-    ref_in = json.load(open(fx / "bert-cls" / "reference.json"))
+    convert(fx / f"{family}-st", out, bits)
+    ref_in = json.load(open(fx / family / "reference.json"))
     prem = [p for p, _ in ref_in["pairs"]]
     hyp = [h for _, h in ref_in["pairs"]]
     ref = mlx_forward(out, prem, hyp)
