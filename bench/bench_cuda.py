@@ -66,10 +66,23 @@ def log(*a):
     print(*a, file=sys.stderr, flush=True)
 
 
+def twin_files(src):
+    """the files a twin of src holds besides its weights and config: src's, the .xz ones unpacked"""
+    return {f[:-3] if f.endswith(".xz") else f for f in os.listdir(src)} - {"config.json"}
+
+
 def make_twin(torch, transformers, src, dst, kind, device):
-    """Full-size random-weight twin of the model whose config and tokenizer are in src."""
+    """Full-size random-weight twin of the model whose config and tokenizer are in src. A twin made
+    earlier in dst is kept when it holds every file of src; one made from a carry without some of
+    them (a suite carry has no tokenizer for the models without tokenizer.json) is made again, and
+    the folders converted from it are dropped."""
     if os.path.exists(os.path.join(dst, "config.json")):
-        return
+        missing = sorted(f for f in twin_files(src) if not os.path.exists(os.path.join(dst, f)))
+        if not missing:
+            return
+        log(f"{os.path.basename(dst)}: the twin made earlier lacks {', '.join(missing)}: making it again")
+        for d in (dst, dst + "-q8", dst + "-q4", dst + "-mlx16"):
+            shutil.rmtree(d, ignore_errors=True)
     tmp = dst + ".tmp"
     shutil.rmtree(tmp, ignore_errors=True)
     os.makedirs(tmp)
