@@ -10,7 +10,7 @@
  *    one block per row, the row's largest magnitude found, then the row converted, as x · (1 / s)).
  *    The LayerNorm kernels write that copy themselves, beside their own output, when the model has
  *    fp8 GEMMs (cuda_backend.cu, ln_warp_row); so do ModernBERT's GeGLU product (cuda_mul_rows:
- *    k_quant_rows_f8 given y) and, with MP_CUDA_FAST8_RAW=1 MP_CUDA_FAST8_GELU=erf, the erf GELU
+ *    k_quant_rows_f8 given y) and, with MP_CUDA_FAST8_RAW=1 MP_CUDA_FAST_GELU=erf, the erf GELU
  *    after an fp8 GEMM (k_quant_rows_f8 given the activation). The next fp8 GEMM takes it when it
  *    reads exactly that output with nothing queued in between: the same codes, one pass over the
  *    activations fewer. BART's encoder output is quantized once (cuda_keep_copy) into a copy that
@@ -20,8 +20,9 @@
  *  - The product runs on cuBLASLt's FP8 GEMM (Hopper's FP8 tensor cores, fp32 accumulation) with
  *    the two scale vectors applied in its epilogue (CUBLASLT_MATMUL_MATRIX_SCALE_OUTER_VEC_32F: output
  *    (r, o) times s_x[r] · s_w[o]), then the bias and ReLU / GELU there too, output in the compute
- *    dtype. cuBLASLt's GELU is the tanh form; the erf GELU is computed as that (|difference| <
- *    5e-4) unless MP_CUDA_FAST8_GELU=erf, which runs it exactly after the GEMM.
+ *    dtype. cuBLASLt's GELU is the tanh form; in the fast mode the model asks for the erf GELU in
+ *    that form (cuda_fast_act, |difference| < 4.8e-4) unless MP_CUDA_FAST_GELU=erf, which runs it
+ *    exactly after the GEMM.
  *
  * E4M3 keeps 3 mantissa bits: each value down to 2^-6 · s (the smallest normal) is within 2^-4 of
  * itself relative (half a unit in the last place), smaller ones within 2^-10 · s absolute

@@ -31,6 +31,7 @@ static mp_status dev_dense(mp_model *m, const float *x, int64_t rows, const mp_d
   const void *w = mp_dev_dense_weight(m, d), *bias = NULL;
   if (!w) return MP_ERR_NOMEM;
   if (d->b && !(bias = mp_dev_vector(m, d->b, d->bdt, d->w.out, 1))) return MP_ERR_NOMEM;
+  if (m->compute == MP_COMPUTE_FAST && m->dev->fast_act) act = m->dev->fast_act(m->dev_ctx, act);
   return m->dev->dense(m->dev_ctx, x, rows, w, d->w.out, d->w.in, bias, act, y);
 }
 

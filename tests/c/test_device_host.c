@@ -34,6 +34,8 @@ typedef struct host_dev {
   int fast8;                        /* 1: the fast mode (fast8_ok says yes for multiples of 16), 2: raw inputs too */
   long f8_uploads, f8_dense;        /* matrices uploaded through upload_fast8, GEMMs that used one */
   long keeps;                       /* keep_copy calls with an input */
+  int fast_gelu;                    /* fast_act turns the erf GELU into its tanh form (the CUDA backend's default) */
+  long gelu_erf, gelu_tanh;         /* GEMMs that asked for each GELU */
   const void *f8mats[512];
 } host_dev;
 
@@ -142,6 +144,7 @@ static mp_status hd_dense(void *p, const void *x, int64_t rows, const void *w, i
                           const void *bias, mp_act act, void *y) {
   host_dev *c = p;
   c->dense_calls++;
+  c->gelu_erf += act == MP_ACT_GELU_ERF, c->gelu_tanh += act == MP_ACT_GELU_TANH;
   for (long i = 0; i < c->q_uploads; i++)
     if (c->qmats[i] == w) c->q_dense++;
   if (out == 3 * c->hidden && in == c->hidden) c->fused3++;
@@ -153,9 +156,7 @@ static mp_status hd_dense(void *p, const void *x, int64_t rows, const void *w, i
       if (!xq) return mp_err(MP_ERR_NOMEM, "host device: out of memory");
       f8_rows(x, rows, in, xq);
       mp_linear_weight lw = {.name = "host device fp8 weight", .out = out, .in = in, .dtype = MP_F32, .data = w};
-      /* the contract: an fp8 GEMM's erf GELU is cuBLASLt's tanh form */
-      mp_status st =
-          mp_linear_act(NULL, xq, rows, &lw, bias, MP_F32, act == MP_ACT_GELU_ERF ? MP_ACT_GELU_TANH : act, y);
+      mp_status st = mp_linear_act(NULL, xq, rows, &lw, bias, MP_F32, act, y);
       free(xq);
       return st;
     }
@@ -326,6 +327,12 @@ static mp_status hd_affine(void *p, const void *x, const void *res, int64_t rows
   return MP_OK;
 }
 
+/* the CUDA backend's: in the fast mode the erf GELU is asked for in its tanh form */
+static mp_act hd_fast_act(void *p, mp_act act) {
+  const host_dev *c = p;
+  return c->fast_gelu && act == MP_ACT_GELU_ERF ? MP_ACT_GELU_TANH : act;
+}
+
 static const mp_device_ops host_ops = {.name = "host",
                                        .close = hd_close,
                                        .describe = hd_describe,
@@ -351,7 +358,8 @@ static const mp_device_ops host_ops = {.name = "host",
                                        .upload_qweight = hd_upload_qweight,
                                        .fast8_ok = hd_fast8_ok,
                                        .upload_fast8 = hd_upload_fast8,
-                                       .keep_copy = hd_keep_copy};
+                                       .keep_copy = hd_keep_copy,
+                                       .fast_act = hd_fast_act};
 
 /* ---------------------------------------------------------------- the checks */
 
@@ -484,7 +492,7 @@ static long fast8_uploads(const char *q8, const mp_device_ops *ops, int fast8, l
     mp_model_close(m);
     return -1;
   }
-  c->hidden = m->cfg.hidden, c->fast8 = fast8;
+  c->hidden = m->cfg.hidden, c->fast8 = fast8, c->fast_gelu = 1;
   CHECK_OK(mp_model_device_attach(m, ops, c, MP_F32));
   m->dev_fuse = 1;
   m->compute = MP_COMPUTE_FAST;
@@ -642,7 +650,7 @@ static void test_fast8(void) {
       CHECK_OK(run(m, 0, cpu));
       host_dev *c = calloc(1, sizeof *c);
       REQUIRE(c);
-      c->hidden = m->cfg.hidden, c->fast8 = on;
+      c->hidden = m->cfg.hidden, c->fast8 = on, c->fast_gelu = on != 0; /* off: the model computes faithfully */
       CHECK_OK(mp_model_device_attach(m, &host_ops, c, MP_F32));
       m->dev_fuse = 1;
       m->compute = MP_COMPUTE_FAST;
@@ -668,6 +676,42 @@ static void test_fast8(void) {
   }
 }
 
+/* mp_device_ops.fast_act on float weights: in the fast mode every feed-forward GEMM of the real
+ * MiniLM asks for the tanh-form GELU (which the CUDA backend fuses into its GEMM), in the faithful
+ * mode, or from a backend that keeps the erf form, the erf GELU. The tanh form moves the
+ * embeddings (by more than float rounding, so it really ran) but keeps them within cosine 0.99999
+ * of the exact ones (|erf - tanh GELU| < 4.8e-4). */
+static void test_fast_act(void) {
+  for (int mode = 0; mode < 3; mode++) { /* faithful; fast, erf kept; fast, tanh form */
+    mp_model *m = open_faithful(MINILM);
+    if (!m) return;
+    const size_t H = (size_t)m->cfg.hidden, n = (size_t)N_IN * H;
+    float *cpu = calloc(n, 4), *dev = calloc(n, 4);
+    host_dev *c = calloc(1, sizeof *c);
+    REQUIRE(cpu && dev && c);
+    CHECK_OK(run(m, 0, cpu));
+    c->hidden = m->cfg.hidden, c->fast8 = 1, c->fast_gelu = mode == 2;
+    CHECK_OK(mp_model_device_attach(m, &host_ops, c, MP_F32));
+    m->dev_fuse = 1;
+    m->compute = mode ? MP_COMPUTE_FAST : MP_COMPUTE_FAITHFUL;
+    CHECK_OK(run(m, 0, dev));
+    const double cs = min_cosine(cpu, dev, N_IN, H), d = max_diff(cpu, dev, n);
+    const long L = (long)m->cfg.layers;
+    if (mode == 2) {
+      CHECKF(c->gelu_tanh == L && c->gelu_erf == 0, "fast mode: %ld tanh-form, %ld erf GELU GEMMs for %ld layers",
+             c->gelu_tanh, c->gelu_erf, L);
+      CHECKF(cs >= 0.99999 && d > 1e-6, "fast mode, tanh-form GELU: min cosine %.8f, max |diff| %g", cs, d);
+    } else {
+      CHECKF(c->gelu_erf == L && c->gelu_tanh == 0, "mode %d: %ld erf, %ld tanh-form GELU GEMMs for %ld layers", mode,
+             c->gelu_erf, c->gelu_tanh, L);
+      CHECKF(d <= 1e-5, "mode %d, erf GELU: max |device - cpu| %g", mode, d);
+    }
+    fprintf(stderr, "fast_act mode %d: min cosine %.8f, max |diff| %g\n", mode, cs, d);
+    free(cpu), free(dev);
+    mp_model_close(m);
+  }
+}
+
 int main(void) {
   const char *cache = mp_test_use_cache();
   snprintf(g_nli, sizeof g_nli, "%s/models/nli-minilm-l6-snli", cache);
@@ -678,6 +722,7 @@ int main(void) {
   RUN(test_upload_once);
   RUN(test_quantized);
   RUN(test_fast8);
+  RUN(test_fast_act);
   /* the twins are made by Python (tools/make_model_fixtures.py): tests/py/test_device_host_twins.py
    * makes them and runs this program again with MP_TEST_DEVICE_FIXTURES set */
   if (getenv("MP_TEST_DEVICE_FIXTURES") && *getenv("MP_TEST_DEVICE_FIXTURES")) {

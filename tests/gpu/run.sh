@@ -282,7 +282,7 @@ fi
 # profile must show the FP8 GEMM ran, and MP_CUDA_FAST8=0 must give the faithful results. By
 # default only layers fed by a LayerNorm run on FP8 (the attention output and feed-forward output
 # layers stay on fp16 / bf16 weights) and the erf GELU after an FP8 GEMM is cuBLASLt's tanh-form
-# epilogue; the real MiniLM is also checked with MP_CUDA_FAST8_RAW=1 MP_CUDA_FAST8_GELU=erf (every
+# epilogue; the real MiniLM is also checked with MP_CUDA_FAST8_RAW=1 MP_CUDA_FAST_GELU=erf (every
 # layer on FP8, the exact GELU writing the next layer's E4M3 copy), the bounds the same.
 if want fast; then
 echo "== the fast mode (FP8 E4M3 tensor cores, --compute fast)"
@@ -320,7 +320,7 @@ if [ -s "$o/fast-float16.emb.err" ]; then
     record 1 "FAIL minilm-q8 fast profile: $(grep -E '  (matmul|activation)' "$o/fast-float16.emb.err" | head -c 400)"
   fi
 fi
-MP_CUDA_FAST8_RAW=1 MP_CUDA_FAST8_GELU=erf MP_CUDA_PROFILE=1 run "minilm-q8 fast raw+erf" "$o/raw.emb" "$B" embed \
+MP_CUDA_FAST8_RAW=1 MP_CUDA_FAST_GELU=erf MP_CUDA_PROFILE=1 run "minilm-q8 fast raw+erf" "$o/raw.emb" "$B" embed \
   --model "$W/q/minilm-q8" --device cuda --compute fast <"$TEXTS" &&
   cmp_out emb "minilm-q8 embeddings cuda fast, MP_CUDA_FAST8_RAW=1 GELU=erf, vs cpu faithful" "$o/cpu.emb" "$o/raw.emb" 0.99
 if [ -s "$o/raw.emb.err" ]; then
