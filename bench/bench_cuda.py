@@ -16,7 +16,7 @@ measurement as JSON lines.
     tests/gpu/prepare.sh build-cuda bench-carry bench   # here: bin/mlxport, bin/bench_device, tokenizers
     python3 bench/bench_cuda.py --carry bench-carry [--out DIR] [--batch 128] [--seq 48,128]
                                 [--seconds 1.0] [--only a,b] [--no-torch] [--no-memory]
-                                [--variants fp16,bf16,q8,q4[,fp16-mma,fp16-wmma,fp16-unfused,fp16-nograph,fp16-prev,q8-faithful,q4-faithful,q8-nofuse,q8-allfp8,q8-erf,fp16-erf,fp16-fa1,q8-fa1,q8-qgemm,q4-qgemm,mlx-fp16,mlx-q8,mlx-q4]]
+                                [--variants fp16,bf16,q8,q4[,fp16-mma,fp16-wmma,fp16-unfused,fp16-nograph,fp16-prev,q8-faithful,q4-faithful,q8-nofuse,q8-allfp8,q8-erf,fp16-erf,fp16-noplain,fp16-fa1,q8-fa1,q8-qgemm,q4-qgemm,mlx-fp16,mlx-q8,mlx-q4]]
                                 [--mlx-site DIR]
                                 [--profile]
 
@@ -131,7 +131,9 @@ VARIANT_ENV = {"fp16-mma": {"MP_CUDA_ATTENTION": "mma"}, "fp16-wmma": {"MP_CUDA_
                "q8-allfp8": {"MP_CUDA_FAST8_RAW": "1", "MP_CUDA_FAST_GELU": "erf"},
                "q8-erf": {"MP_CUDA_FAST_GELU": "erf"},
                # fp16 weights in the fast mode with the erf GELU exact (its own pass after the GEMM)
-               "fp16-erf": {"MP_CUDA_FAST_GELU": "erf"}}
+               "fp16-erf": {"MP_CUDA_FAST_GELU": "erf"},
+               # the attention kernel's general form where its plain form applies (no mask rules but padding)
+               "fp16-noplain": {"MP_CUDA_FLASH_PLAIN": "0"}}
 
 
 def mlxport_bench(bench, folder, dtype, seqs, batch, seconds, device, dump=None, env=None):

@@ -110,7 +110,9 @@ typedef struct cuda_ctx {
   int attention_simple; /* MP_CUDA_ATTENTION=simple: the CUDA-core reference kernel for every attention */
   int attention_mma;    /* the mma.sync flash kernel (flash_mma.cuh), the default; MP_CUDA_ATTENTION=wmma: WMMA */
   int flash_blocks;     /* 4: the mma kernel built for 4 blocks per SM (head_dim 64); MP_CUDA_FLASH_BLOCKS=1: not */
-  int flash_configured; /* bit per flash-attention instance whose shared-memory limit is set on this device */
+  int flash_plain;      /* 1: the mma kernel's plain form where no causal mask, window or relative term applies
+                         * (MP_CUDA_FLASH_PLAIN=0: the general form everywhere) */
+  uint64_t flash_configured; /* bit per flash-attention instance whose shared-memory limit is set on this device */
   int vec;       /* the 16-byte vector forms of LayerNorm, embeddings and activations (MP_CUDA_VEC_KERNELS=0: off) */
   int autotune;  /* cuBLASLt algorithms timed among the heuristic's candidates (MP_CUDA_AUTOTUNE=0: off; 2: logged) */
   int capturing; /* a CUDA graph is being captured on the stream: nothing may synchronize it */
@@ -709,6 +711,71 @@ __global__ void k_pool(const T *x, int64_t seq, int64_t dim, const int32_t *mask
     out[r * dim + d] = v[d] / nrm;
 }
 
+/* The same pooling (2 mean, 3 max, 4 mean_sqrt_len) with 16-byte loads, for rows of whole vectors:
+ * thread t takes vector t % nv (nv = dim / vector width) of the tokens g, g + G, ... (g = t / nv,
+ * G groups; threads past G nv only help reduce), so a block reads its sequence with many independent loads in flight;
+ * the groups' partial sums / maxima and token counts meet in shared memory ([G][dim] floats, then
+ * the pooled row, then G counts), then the L2 norm as k_pool. */
+template <typename T>
+__global__ void k_pool_vec(const T *x, int64_t seq, int64_t dim, const int32_t *mask, int pooling, int normalize, int G,
+                           float *out) {
+  constexpr int V = vec16<T>::n;
+  extern __shared__ float sh[];
+  const int nv = (int)(dim / V), tid = threadIdx.x, c = tid % nv, g = tid / nv;
+  float *part = sh, *v = sh + (int64_t)G * dim, *cnts = v + dim, *red = cnts + G;
+  const int64_t r = blockIdx.x;
+  const T *xr = x + r * seq * dim;
+  const int32_t *mk = mask ? mask + r * seq : NULL;
+  const bool mx = pooling == 3;
+  float acc[V];
+#pragma unroll
+  for (int i = 0; i < V; i++)
+    acc[i] = mx ? -INFINITY : 0.0f;
+  float cnt = 0;
+  if (g < G) {
+    for (int64_t t = g; t < seq; t += G) {
+      if (mk && !mk[t]) continue;
+      float f[V];
+      load16(xr + t * dim + (int64_t)c * V, f);
+#pragma unroll
+      for (int i = 0; i < V; i++)
+        acc[i] = mx ? fmaxf(acc[i], f[i]) : acc[i] + f[i];
+      cnt += 1.0f;
+    }
+#pragma unroll
+    for (int i = 0; i < V; i++)
+      part[(int64_t)g * dim + (int64_t)c * V + i] = acc[i];
+    if (c == 0) cnts[g] = cnt;
+  }
+  __syncthreads();
+  float total = 0;
+  for (int k = 0; k < G; k++)
+    total += cnts[k];
+  for (int64_t d = tid; d < dim; d += blockDim.x) {
+    float e = mx ? -INFINITY : 0.0f;
+    for (int k = 0; k < G; k++)
+      e = mx ? fmaxf(e, part[(int64_t)k * dim + d]) : e + part[(int64_t)k * dim + d];
+    if (mx) {
+      if (total == 0) e = 0;
+    } else {
+      const float cc = total < 1e-9f ? 1e-9f : total;
+      e /= pooling == 4 ? sqrtf(cc) : cc;
+    }
+    v[d] = e;
+  }
+  __syncthreads();
+  float nrm = 1;
+  if (normalize) {
+    float s2 = 0;
+    for (int64_t d = tid; d < dim; d += blockDim.x)
+      s2 += v[d] * v[d];
+    nrm = sqrtf(block_sum(s2, red));
+    if (nrm < 1e-12f) nrm = 1e-12f;
+  }
+  for (int64_t d = tid; d < dim; d += blockDim.x)
+    out[r * dim + d] = v[d] / nrm;
+}
+
 /* Encoder attention with a key padding mask. One warp per query row, ATT_WARPS queries per block,
  * keys in tiles of 32 staged in shared memory as f32: lane j scores key j of the tile, the warp
  * keeps an online softmax (running max and sum), and each lane accumulates the output dims
@@ -1012,6 +1079,8 @@ extern "C" mp_status mp_cuda_open(int index, mp_dtype dt, void **out) {
   c->attention_mma = !(att && !strcmp(att, "wmma"));
   const char *fb = getenv("MP_CUDA_FLASH_BLOCKS");
   c->flash_blocks = fb && !strcmp(fb, "1") ? 1 : 4;
+  const char *fpl = getenv("MP_CUDA_FLASH_PLAIN");
+  c->flash_plain = !(fpl && !strcmp(fpl, "0"));
   const char *vec = getenv("MP_CUDA_VEC_KERNELS");
   c->vec = !(vec && !strcmp(vec, "0"));
   const char *tune = getenv("MP_CUDA_AUTOTUNE");
@@ -1973,15 +2042,19 @@ static int mma_fits(const cuda_ctx *c, const mp_dev_attention *a) {
   return c->attention_mma && (uintptr_t)a->out % 16 == 0 && (a->ldo ? a->ldo : HD) % 8 == 0;
 }
 
-template <typename T, int D>
-static mp_status launch_flash_d(cuda_ctx *c, const mp_dev_attention *a, const flash_rel &r) {
+template <typename T, int D, bool PLAIN>
+static mp_status launch_flash_dp(cuda_ctx *c, const mp_dev_attention *a, const flash_rel &r, int mma) {
   /* the shared-memory limit is a per-device attribute of the kernel: set once per context (device) */
-  const int mma = mma_fits(c, a), b4 = mma && D == 64 && c->flash_blocks == 4;
-  const int bit = 1 << ((D == 32 ? 0 : D == 64 ? 1 : 2) + (c->dt == MP_BF16 ? 3 : 0) + (mma ? 6 : 0) + (b4 ? 12 : 0));
+  const int b4 = mma && D == 64 && c->flash_blocks == 4;
+  const int idx = (D == 32   ? 0
+                   : D == 64 ? 1
+                             : 2) +
+                  (c->dt == MP_BF16 ? 3 : 0) + (mma ? 6 : 0) + (b4 ? 12 : 0) + (PLAIN ? 24 : 0);
+  const uint64_t bit = (uint64_t)1 << idx;
   const size_t sh = mma ? mma_shape<D>::bytes : flash_shape<D>::bytes;
-  const void *kern = mma ? (const void *)k_flash_mma<T, D> : (const void *)k_flash<T, D>;
+  const void *kern = mma ? (const void *)k_flash_mma<T, D, PLAIN> : (const void *)k_flash<T, D>;
   if constexpr (D == 64) /* the 4-blocks build exists for head_dim 64 only */
-    if (b4) kern = (const void *)k_flash_mma4<T, D>;
+    if (b4) kern = (const void *)k_flash_mma4<T, D, PLAIN>;
   if (!(c->flash_configured & bit)) {
     CU(cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)sh),
        "configuring the attention kernel");
@@ -1990,18 +2063,26 @@ static mp_status launch_flash_d(cuda_ctx *c, const mp_dev_attention *a, const fl
   dim3 grid((unsigned)((a->seq_q + FA_Q - 1) / FA_Q), (unsigned)a->heads, (unsigned)a->batch);
   if constexpr (D == 64)
     if (b4) {
-      k_flash_mma4<T, D><<<grid, FA_THREADS, sh, c->stream>>>(*a, r);
-      LAUNCHED("flash attention (mma)");
+      k_flash_mma4<T, D, PLAIN><<<grid, FA_THREADS, sh, c->stream>>>(*a, r);
+      LAUNCHED(PLAIN ? "flash attention (mma, plain)" : "flash attention (mma)");
       return MP_OK;
     }
   if (mma) {
-    k_flash_mma<T, D><<<grid, FA_THREADS, sh, c->stream>>>(*a, r);
-    LAUNCHED("flash attention (mma)");
+    k_flash_mma<T, D, PLAIN><<<grid, FA_THREADS, sh, c->stream>>>(*a, r);
+    LAUNCHED(PLAIN ? "flash attention (mma, plain)" : "flash attention (mma)");
   } else {
     k_flash<T, D><<<grid, FA_THREADS, sh, c->stream>>>(*a, r);
     LAUNCHED("flash attention");
   }
   return MP_OK;
+}
+/* the mma kernel's plain form (flash_mma.cuh) when nothing but the key padding mask applies */
+template <typename T, int D>
+static mp_status launch_flash_d(cuda_ctx *c, const mp_dev_attention *a, const flash_rel &r) {
+  const int mma = mma_fits(c, a);
+  if (mma && c->flash_plain && !a->causal && a->window <= 0 && !r.c2p && !r.p2c && !a->bias_tab)
+    return launch_flash_dp<T, D, true>(c, a, r, mma);
+  return launch_flash_dp<T, D, false>(c, a, r, mma);
 }
 template <typename T> static mp_status launch_flash(cuda_ctx *c, const mp_dev_attention *a, const flash_rel &r) {
   switch (a->head_dim) {
@@ -2108,6 +2189,15 @@ static mp_status cuda_gather_rows(void *p, const void *x, int64_t n, int64_t str
 template <typename T>
 static void launch_pool(cuda_ctx *c, const void *x, int64_t batch, int64_t seq, int64_t dim, const int32_t *mask,
                         int pooling, int normalize, float *out) {
+  constexpr int V = vec16<T>::n;
+  const int64_t nv = dim / V;
+  if (c->vec && pooling != 1 && dim % V == 0 && aligned16(x) && nv >= 1 && nv <= 512) {
+    const int64_t G = 512 / nv < 16 ? 512 / nv : 16; /* token groups: at most 512 threads */
+    const size_t smem = (size_t)((G + 1) * dim + G + 32) * 4;
+    k_pool_vec<T><<<(unsigned)batch, (unsigned)(((G * nv) + 31) / 32 * 32), smem, c->stream>>>(
+        (const T *)x, seq, dim, mask, pooling, normalize, (int)G, out);
+    return;
+  }
   k_pool<T><<<(unsigned)batch, row_threads(dim), (size_t)(32 + dim) * 4, c->stream>>>((const T *)x, seq, dim, mask,
                                                                                       pooling, normalize, out);
 }

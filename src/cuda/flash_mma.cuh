@@ -14,11 +14,13 @@
 #ifndef MP_CUDA_FLASH_MMA_CUH
 #define MP_CUDA_FLASH_MMA_CUH
 
-/* shared memory: Q [64][DP], then two buffers of K [64][DP] and V [64][DP] (16-bit elements). Rows
- * are padded by 8 elements so that the 8 row addresses of an ldmatrix fall in distinct banks. */
+/* shared memory: Q [64][DP], then two buffers of K [64][DP] and V [64][DP] (16-bit elements), then
+ * two buffers of the plain kernel's key terms [64] (f32). Rows are padded by 8 elements so that the
+ * 8 row addresses of an ldmatrix fall in distinct banks. */
 template <int D> struct mma_shape {
   static constexpr int DP = D + 8;
-  static constexpr size_t tile = (size_t)FA_K * DP, bytes = (size_t)5 * FA_K * DP * 2;
+  static constexpr size_t tile = (size_t)FA_K * DP, kb_off = (size_t)5 * FA_K * DP * 2,
+                          bytes = kb_off + (size_t)2 * FA_K * 4;
 };
 
 /* one m16n8k16 tensor-core product, c += a b (a: 4 registers of 2 x 16 bits, b: 2, c: 4 floats) */
@@ -87,14 +89,26 @@ __device__ __forceinline__ float fa_exp2(float x) {
 __device__ __forceinline__ void fa_commit() { asm volatile("cp.async.commit_group;\n" ::); }
 template <int N> __device__ __forceinline__ void fa_wait() { asm volatile("cp.async.wait_group %0;\n" ::"n"(N)); }
 
-/* the kernel's body; two kernels below differ only in their register budget */
-template <typename T, int D>
+/* The plain kernel's key terms of the tile at key j0 (0 for a real key, -inf for padding or past
+ * seq_k), one per thread of the first FA_K; read after the barrier that follows the tile's copies. */
+__device__ __forceinline__ void fa_key_terms(float *kb, const uint8_t *km, int64_t j0, int64_t seq_k) {
+  if (threadIdx.x < FA_K) {
+    const int64_t j = j0 + threadIdx.x;
+    kb[threadIdx.x] = j < seq_k && (!km || km[j]) ? 0.0f : -INFINITY;
+  }
+}
+
+/* The kernel's body; the kernels below differ only in their register budget. PLAIN: no causal
+ * mask, window or relative terms (the launcher checks), so a score is one multiply-add with its
+ * key's term (fa_key_terms) instead of the general per-score rules. */
+template <typename T, int D, bool PLAIN>
 __device__ __forceinline__ void flash_mma_body(const mp_dev_attention &a, const flash_rel &rel) {
   typedef mma_shape<D> S;
   constexpr int DP = S::DP, NT = FA_K / 8, ND = D / 8;
   constexpr float LOG2E = 1.4426950408889634f;
   extern __shared__ __align__(128) unsigned char fsm[];
-  T *qs = (T *)fsm, *kvs = qs + S::tile; /* kvs: buffer k at kvs + 2k * tile (K), + (2k + 1) * tile (V) */
+  T *qs = (T *)fsm, *kvs = qs + S::tile;   /* kvs: buffer k at kvs + 2k * tile (K), + (2k + 1) * tile (V) */
+  float *kbs = (float *)(fsm + S::kb_off); /* PLAIN: buffer k's key terms at kbs + k * FA_K */
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, tq = lane & 3;
   const int64_t b = blockIdx.z, h = blockIdx.y, i0 = (int64_t)blockIdx.x * FA_Q;
   const int64_t H = a.heads;
@@ -107,6 +121,7 @@ __device__ __forceinline__ void flash_mma_body(const mp_dev_attention &a, const 
   if (j_lo < j_hi) {
     fa_load<T, D>(kvs, hd.k, hd.ldk, j_lo, a.seq_k);
     fa_load<T, D>(kvs + S::tile, hd.v, hd.ldv, j_lo, a.seq_k);
+    if constexpr (PLAIN) fa_key_terms(kbs, hd.km, j_lo, a.seq_k);
   }
   fa_commit();
   fa_wait<0>();
@@ -137,6 +152,7 @@ __device__ __forceinline__ void flash_mma_body(const mp_dev_attention &a, const 
     if (j0 + FA_K < j_hi) {
       fa_load<T, D>(kvs + 2 * (buf ^ 1) * S::tile, hd.k, hd.ldk, j0 + FA_K, a.seq_k);
       fa_load<T, D>(kvs + (2 * (buf ^ 1) + 1) * S::tile, hd.v, hd.ldv, j0 + FA_K, a.seq_k);
+      if constexpr (PLAIN) fa_key_terms(kbs + (buf ^ 1) * FA_K, hd.km, j0 + FA_K, a.seq_k);
     }
     fa_commit();
     fa_wait<1>();
@@ -160,33 +176,45 @@ __device__ __forceinline__ void flash_mma_body(const mp_dev_attention &a, const 
     }
     /* scores in base-2 units, masked to -inf */
     float mx[2] = {-INFINITY, -INFINITY};
+    if constexpr (PLAIN) {
+      const float *kb = kbs + buf * FA_K + 2 * tq;
 #pragma unroll
-    for (int nt = 0; nt < NT; nt++) {
+      for (int nt = 0; nt < NT; nt++) {
+        const float2 t = *(const float2 *)(kb + nt * 8);
+        s[nt][0] = fmaf(s[nt][0], sl, t.x), s[nt][1] = fmaf(s[nt][1], sl, t.y);
+        s[nt][2] = fmaf(s[nt][2], sl, t.x), s[nt][3] = fmaf(s[nt][3], sl, t.y);
+        mx[0] = fmaxf(mx[0], fmaxf(s[nt][0], s[nt][1]));
+        mx[1] = fmaxf(mx[1], fmaxf(s[nt][2], s[nt][3]));
+      }
+    } else {
 #pragma unroll
-      for (int e = 0; e < 4; e++) {
-        const int rr = e >> 1;
-        const int64_t i = row[rr], j = j0 + nt * 8 + 2 * tq + (e & 1);
-        bool ok = j < a.seq_k && (!hd.km || hd.km[j]);
-        if (a.causal) ok = ok && j <= i;
-        if (a.window > 0) ok = ok && i - j <= a.window && j - i <= a.window;
-        float v = -INFINITY;
-        if (ok) {
-          v = s[nt][e] * sl;
-          if (has_rel && rok[rr]) {
-            const int64_t dd = i - j + a.seq_k - 1;
-            float t = 0.0f;
-            if (rel.c2p) t += rel.c2p[((h * a.batch + b) * a.seq_q + i) * rel.n_pos + (a.cix[dd] - rel.lo)];
-            if (rel.p2c) t += rel.p2c[((h * a.batch + b) * a.seq_k + j) * rel.n_pos + (a.pix[dd] - rel.lo)];
-            v += t * sl;
-            if (a.bias_tab) v += a.bias_tab[(int64_t)a.bidx[dd] * H + h] * LOG2E;
+      for (int nt = 0; nt < NT; nt++) {
+#pragma unroll
+        for (int e = 0; e < 4; e++) {
+          const int rr = e >> 1;
+          const int64_t i = row[rr], j = j0 + nt * 8 + 2 * tq + (e & 1);
+          bool ok = j < a.seq_k && (!hd.km || hd.km[j]);
+          if (a.causal) ok = ok && j <= i;
+          if (a.window > 0) ok = ok && i - j <= a.window && j - i <= a.window;
+          float v = -INFINITY;
+          if (ok) {
+            v = s[nt][e] * sl;
+            if (has_rel && rok[rr]) {
+              const int64_t dd = i - j + a.seq_k - 1;
+              float t = 0.0f;
+              if (rel.c2p) t += rel.c2p[((h * a.batch + b) * a.seq_q + i) * rel.n_pos + (a.cix[dd] - rel.lo)];
+              if (rel.p2c) t += rel.p2c[((h * a.batch + b) * a.seq_k + j) * rel.n_pos + (a.pix[dd] - rel.lo)];
+              v += t * sl;
+              if (a.bias_tab) v += a.bias_tab[(int64_t)a.bidx[dd] * H + h] * LOG2E;
+            }
           }
+          s[nt][e] = v;
+          mx[rr] = fmaxf(mx[rr], v);
         }
-        s[nt][e] = v;
-        mx[rr] = fmaxf(mx[rr], v);
       }
     }
     /* the online softmax: the four lanes of a quad share a row */
-    float corr[2];
+    float corr[2], mb[2];
 #pragma unroll
     for (int rr = 0; rr < 2; rr++) {
       mx[rr] = fmaxf(mx[rr], __shfl_xor_sync(0xffffffffu, mx[rr], 1));
@@ -194,6 +222,7 @@ __device__ __forceinline__ void flash_mma_body(const mp_dev_attention &a, const 
       const float m_new = fmaxf(m[rr], mx[rr]);
       corr[rr] = m_new == -INFINITY ? 1.0f : fa_exp2(m[rr] - m_new); /* m = -inf: 0 */
       m[rr] = m_new;
+      mb[rr] = m_new == -INFINITY ? 0.0f : m_new; /* no key yet: every score is -inf, and exp2(-inf) = 0 */
       l[rr] *= corr[rr];
     }
 #pragma unroll
@@ -201,7 +230,7 @@ __device__ __forceinline__ void flash_mma_body(const mp_dev_attention &a, const 
 #pragma unroll
       for (int e = 0; e < 4; e++) {
         const int rr = e >> 1;
-        const float p = m[rr] == -INFINITY ? 0.0f : fa_exp2(s[nt][e] - m[rr]); /* masked: exp2(-inf) = 0 */
+        const float p = fa_exp2(s[nt][e] - mb[rr]); /* masked: exp2(-inf) = 0 */
         s[nt][e] = p;
         l[rr] += p;
       }
@@ -252,13 +281,13 @@ __device__ __forceinline__ void flash_mma_body(const mp_dev_attention &a, const 
 /* The compiler's own register choice (132 for D = 64: 3 blocks of 4 warps per SM;
  * MP_CUDA_FLASH_BLOCKS=1), and the default for head_dim <= 64: at most 128 registers, 4 blocks per
  * SM (a few bytes spill to the stack), used for head_dim 64 (for 32 the first already fits 4) */
-template <typename T, int D>
+template <typename T, int D, bool PLAIN>
 __global__ void __launch_bounds__(FA_THREADS) k_flash_mma(mp_dev_attention a, flash_rel rel) {
-  flash_mma_body<T, D>(a, rel);
+  flash_mma_body<T, D, PLAIN>(a, rel);
 }
-template <typename T, int D>
+template <typename T, int D, bool PLAIN>
 __global__ void __launch_bounds__(FA_THREADS, 4) k_flash_mma4(mp_dev_attention a, flash_rel rel) {
-  flash_mma_body<T, D>(a, rel);
+  flash_mma_body<T, D, PLAIN>(a, rel);
 }
 
 #endif

@@ -194,38 +194,48 @@ embed_check roberta-lengths "$W/fx/roberta-cls-st" "$W/lengths.txt"
 [ $MODERNBERT = 1 ] && embed_check modernbert-lengths "$W/fx/modernbert-cls-st" "$W/lengths.txt"
 
 fi
-# the tensor-core flash kernels (mma.sync, the default, MP_CUDA_ATTENTION=mma; WMMA, =wmma) against the
-# CUDA-core reference kernel (MP_CUDA_ATTENTION=simple) on inputs of many lengths, both 16-bit
-# dtypes: masks, DeBERTa's relative terms, MPNet's bias, windows. The per-operation profile
+# the tensor-core flash kernels (mma.sync, the default, MP_CUDA_ATTENTION=mma, in its plain form
+# where only the key padding mask applies and its general form, MP_CUDA_FLASH_PLAIN=0; WMMA, =wmma)
+# against the CUDA-core reference kernel (MP_CUDA_ATTENTION=simple) on inputs of many lengths, both
+# 16-bit dtypes: masks, DeBERTa's relative terms, MPNet's bias, windows. The per-operation profile
 # (MP_CUDA_PROFILE=1, on stderr) shows which kernel ran.
 if want flash; then
 echo "== flash attention vs the reference attention kernel"
-flash_check() { # NAME MODEL
-  local name=$1 m=$2 o="$W/out/flash-$1" dt k label
+flash_check() { # NAME MODEL PLAIN (1: every attention call has only the padding mask, so the default
+  # runs the plain form only; 0: none or some do, the general form runs)
+  local name=$1 m=$2 plain=$3 o="$W/out/flash-$1" dt k label att gen
   mkdir -p "$o"
   for dt in float16 bfloat16; do
     MP_CUDA_DTYPE=$dt MP_CUDA_ATTENTION=simple run "$name simple $dt" "$o/simple-$dt.emb" "$B" embed --model "$m" \
       --device cuda <"$W/lengths.txt" || continue
-    for k in wmma mma; do
-      label="flash attention"
-      [ $k = mma ] && label="flash attention (mma)"
-      MP_CUDA_DTYPE=$dt MP_CUDA_ATTENTION=$k MP_CUDA_PROFILE=1 run "$name $k $dt" "$o/$k-$dt.emb" "$B" embed \
-        --model "$m" --device cuda <"$W/lengths.txt" || continue
-      if grep -q "  $label  " "$o/$k-$dt.emb.err"; then
-        record 0 "PASS $name: the $k flash kernel ran ($dt)"
-      else
+    for k in wmma mma mma-general; do
+      att=$k gen=1 label="flash attention"
+      [ $k = mma ] && gen=0 && label="flash attention (mma$([ "$plain" = 1 ] && echo ", plain" || echo ")")"
+      [ $k = mma-general ] && att=mma label="flash attention (mma)"
+      MP_CUDA_DTYPE=$dt MP_CUDA_ATTENTION=$att MP_CUDA_FLASH_PLAIN=$gen MP_CUDA_PROFILE=1 run "$name $k $dt" \
+        "$o/$k-$dt.emb" "$B" embed --model "$m" --device cuda <"$W/lengths.txt" || continue
+      if ! grep -q "  $label  " "$o/$k-$dt.emb.err"; then
         record 1 "FAIL $name: the $k flash kernel did not run ($dt): $(head -c 300 "$o/$k-$dt.emb.err")"
+      elif [ $k != mma ] && grep -q "(mma, plain)" "$o/$k-$dt.emb.err"; then
+        record 1 "FAIL $name: the plain form ran under $k ($dt)"
+      elif [ $k = mma ] && [ "$plain" = 1 ] && grep -q "  flash attention (mma)  " "$o/$k-$dt.emb.err"; then
+        record 1 "FAIL $name: the general form ran where only the padding mask applies ($dt)"
+      else
+        record 0 "PASS $name: the $k flash kernel ran ($dt)"
       fi
       cmp_out emb "$name embeddings $k flash vs reference attention $dt" "$o/simple-$dt.emb" "$o/$k-$dt.emb" \
         "$([ $dt = float16 ] && echo 0.9999 || echo 0.999)"
     done
   done
 }
-for f in bert-embed roberta-cls distilbert-cls mpnet-embed deberta-wp-cls mobilebert-cls; do
-  flash_check "$f" "$W/fx/$f-st"
+for f in bert-embed roberta-cls distilbert-cls mobilebert-cls; do
+  flash_check "$f" "$W/fx/$f-st" 1
 done
-flash_check minilm "$MINILM"
-[ $MODERNBERT = 1 ] && flash_check modernbert-cls "$W/fx/modernbert-cls-st"
+for f in mpnet-embed deberta-wp-cls; do
+  flash_check "$f" "$W/fx/$f-st" 0
+done
+flash_check minilm "$MINILM" 1
+[ $MODERNBERT = 1 ] && flash_check modernbert-cls "$W/fx/modernbert-cls-st" 0
 fi
 
 if want quant; then
