@@ -16,7 +16,7 @@ measurement as JSON lines.
     tests/gpu/prepare.sh build-cuda bench-carry bench   # here: bin/mlxport, bin/bench_device, tokenizers
     python3 bench/bench_cuda.py --carry bench-carry [--out DIR] [--batch 128] [--seq 48,128]
                                 [--seconds 1.0] [--only a,b] [--no-torch] [--no-memory]
-                                [--variants fp16,bf16,q8,q4[,fp16-mma,fp16-wmma,fp16-unfused,fp16-nograph,fp16-prev,q8-faithful,q4-faithful,q8-nofuse,q8-allfp8,q8-erf,fp16-erf,fp16-noplain,fp16-fa1,q8-fa1,q8-qgemm,q4-qgemm,mlx-fp16,mlx-q8,mlx-q4]]
+                                [--variants fp16,bf16,q8,q4[,fp16-mma,fp16-wmma,fp16-unfused,fp16-nograph,fp16-prev,q8-faithful,q4-faithful,q8-nofuse,q8-allfp8,q8-erf,q8-raw,fp16-erf,fp16-noplain,fp16-fa1,q8-fa1,q8-qgemm,q4-qgemm,mlx-fp16,mlx-q8,mlx-q4]]
                                 [--mlx-site DIR]
                                 [--profile]
 
@@ -130,6 +130,9 @@ VARIANT_ENV = {"fp16-mma": {"MP_CUDA_ATTENTION": "mma"}, "fp16-wmma": {"MP_CUDA_
                # the fast mode of the fourth session: every quantized layer on FP8, the erf GELU exact
                "q8-allfp8": {"MP_CUDA_FAST8_RAW": "1", "MP_CUDA_FAST_GELU": "erf"},
                "q8-erf": {"MP_CUDA_FAST_GELU": "erf"},
+               # every quantized layer on FP8 (a quantizing pass of its own where no kernel wrote the
+               # copy), the GELU in the GEMM's epilogue
+               "q8-raw": {"MP_CUDA_FAST8_RAW": "1"},
                # fp16 weights in the fast mode with the erf GELU exact (its own pass after the GEMM)
                "fp16-erf": {"MP_CUDA_FAST_GELU": "erf"},
                # the attention kernel's general form where its plain form applies (no mask rules but padding)

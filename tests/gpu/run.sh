@@ -203,16 +203,16 @@ if want flash; then
 echo "== flash attention vs the reference attention kernel"
 flash_check() { # NAME MODEL PLAIN (1: every attention call has only the padding mask, so the default
   # runs the plain form only; 0: none or some do, the general form runs)
-  local name=$1 m=$2 plain=$3 o="$W/out/flash-$1" dt k label att gen
+  local name=$1 m=$2 plain=$3 o="$W/out/flash-$1" dt k label att pl
   mkdir -p "$o"
   for dt in float16 bfloat16; do
     MP_CUDA_DTYPE=$dt MP_CUDA_ATTENTION=simple run "$name simple $dt" "$o/simple-$dt.emb" "$B" embed --model "$m" \
       --device cuda <"$W/lengths.txt" || continue
     for k in wmma mma mma-general; do
-      att=$k gen=1 label="flash attention"
-      [ $k = mma ] && gen=0 && label="flash attention (mma$([ "$plain" = 1 ] && echo ", plain" || echo ")")"
-      [ $k = mma-general ] && att=mma label="flash attention (mma)"
-      MP_CUDA_DTYPE=$dt MP_CUDA_ATTENTION=$att MP_CUDA_FLASH_PLAIN=$gen MP_CUDA_PROFILE=1 run "$name $k $dt" \
+      att=$k pl=1 label="flash attention" # pl: MP_CUDA_FLASH_PLAIN (0: the general form only)
+      [ $k = mma ] && label="flash attention (mma$([ "$plain" = 1 ] && echo ", plain"))"
+      [ $k = mma-general ] && att=mma pl=0 label="flash attention (mma)"
+      MP_CUDA_DTYPE=$dt MP_CUDA_ATTENTION=$att MP_CUDA_FLASH_PLAIN=$pl MP_CUDA_PROFILE=1 run "$name $k $dt" \
         "$o/$k-$dt.emb" "$B" embed --model "$m" --device cuda <"$W/lengths.txt" || continue
       if ! grep -q "  $label  " "$o/$k-$dt.emb.err"; then
         record 1 "FAIL $name: the $k flash kernel did not run ($dt): $(head -c 300 "$o/$k-$dt.emb.err")"
