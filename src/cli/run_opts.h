@@ -33,7 +33,8 @@ typedef struct mp_cli_run_opts {
   "                        activations), float16/bfloat16 layers on AMX-BF16 tiles where the\n"                        \
   "                        CPU has them (activations split in two bf16 terms); on a GPU,\n"                            \
   "                        MLX-quantized layers on FP8 tensor cores (weights and activations\n"                        \
-  "                        rounded to E4M3 per channel / row); faithful: exactly as MLX\n"                             \
+  "                        rounded to E4M3 per channel / row) and the erf GELU in its tanh\n"                          \
+  "                        form, fused into the GEMM; faithful: exactly as MLX\n"                                      \
   "                        computes (dequantized weights, float accumulation). float32\n"                              \
   "                        models: the same either way\n"                                                              \
   "  --device D            cpu (default), cuda or cuda:N: run on an NVIDIA GPU (a build with\n"                        \
