@@ -668,6 +668,27 @@ template <typename T> __global__ void k_zero_rows(T *x, int64_t dim, const uint8
     st(x, r * dim + d, 0.0f);
 }
 
+/* mean pooling's divisor for cnt real tokens (clamped as sentence-transformers does), or its square
+ * root (mean_sqrt_len, pooling 4) */
+__device__ __forceinline__ float pool_div(float cnt, int pooling) {
+  const float c = cnt < 1e-9f ? 1e-9f : cnt;
+  return pooling == 4 ? sqrtf(c) : c;
+}
+/* the pooled row v [dim] (shared memory, complete: after a barrier) into out, L2-normalized when
+ * asked (the norm clamped at 1e-12); every thread of the block calls it */
+__device__ void pool_store(const float *v, int64_t dim, int normalize, float *red, float *out) {
+  float nrm = 1;
+  if (normalize) {
+    float s = 0;
+    for (int64_t d = threadIdx.x; d < dim; d += blockDim.x)
+      s += v[d] * v[d];
+    nrm = sqrtf(block_sum(s, red));
+    if (nrm < 1e-12f) nrm = 1e-12f;
+  }
+  for (int64_t d = threadIdx.x; d < dim; d += blockDim.x)
+    out[d] = v[d] / nrm;
+}
+
 /* pooling: 1 cls, 2 mean, 3 max, 4 mean_sqrt_len; one block per sequence */
 template <typename T>
 __global__ void k_pool(const T *x, int64_t seq, int64_t dim, const int32_t *mask, int pooling, int normalize,
@@ -693,29 +714,19 @@ __global__ void k_pool(const T *x, int64_t seq, int64_t dim, const int32_t *mask
       e = 0;
       for (int64_t t = 0; t < seq; t++)
         if (!mk || mk[t]) e += ld(xr, t * dim + d);
-      float c = cnt < 1e-9f ? 1e-9f : cnt;
-      e /= pooling == 4 ? sqrtf(c) : c;
+      e /= pool_div(cnt, pooling);
     }
     v[d] = e;
   }
   __syncthreads();
-  float nrm = 1;
-  if (normalize) {
-    float s = 0;
-    for (int64_t d = threadIdx.x; d < dim; d += blockDim.x)
-      s += v[d] * v[d];
-    nrm = sqrtf(block_sum(s, red));
-    if (nrm < 1e-12f) nrm = 1e-12f;
-  }
-  for (int64_t d = threadIdx.x; d < dim; d += blockDim.x)
-    out[r * dim + d] = v[d] / nrm;
+  pool_store(v, dim, normalize, red, out + r * dim);
 }
 
 /* The same pooling (2 mean, 3 max, 4 mean_sqrt_len) with 16-byte loads, for rows of whole vectors:
  * thread t takes vector t % nv (nv = dim / vector width) of the tokens g, g + G, ... (g = t / nv,
  * G groups; threads past G nv only help reduce), so a block reads its sequence with many independent loads in flight;
  * the groups' partial sums / maxima and token counts meet in shared memory ([G][dim] floats, then
- * the pooled row, then G counts), then the L2 norm as k_pool. */
+ * the pooled row, then G counts), then pool_store. */
 template <typename T>
 __global__ void k_pool_vec(const T *x, int64_t seq, int64_t dim, const int32_t *mask, int pooling, int normalize, int G,
                            float *out) {
@@ -755,25 +766,14 @@ __global__ void k_pool_vec(const T *x, int64_t seq, int64_t dim, const int32_t *
     float e = mx ? -INFINITY : 0.0f;
     for (int k = 0; k < G; k++)
       e = mx ? fmaxf(e, part[(int64_t)k * dim + d]) : e + part[(int64_t)k * dim + d];
-    if (mx) {
-      if (total == 0) e = 0;
-    } else {
-      const float cc = total < 1e-9f ? 1e-9f : total;
-      e /= pooling == 4 ? sqrtf(cc) : cc;
-    }
+    if (mx)
+      e = total == 0 ? 0.0f : e;
+    else
+      e /= pool_div(total, pooling);
     v[d] = e;
   }
   __syncthreads();
-  float nrm = 1;
-  if (normalize) {
-    float s2 = 0;
-    for (int64_t d = tid; d < dim; d += blockDim.x)
-      s2 += v[d] * v[d];
-    nrm = sqrtf(block_sum(s2, red));
-    if (nrm < 1e-12f) nrm = 1e-12f;
-  }
-  for (int64_t d = tid; d < dim; d += blockDim.x)
-    out[r * dim + d] = v[d] / nrm;
+  pool_store(v, dim, normalize, red, out + r * dim);
 }
 
 /* Encoder attention with a key padding mask. One warp per query row, ATT_WARPS queries per block,
